@@ -1,0 +1,303 @@
+#include "proc/procfs.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <filesystem>
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include "common/safe_file.h"
+
+namespace memlens::proc {
+
+namespace {
+
+std::string_view next_token(std::string_view& s) {
+  size_t i = 0;
+  while (i < s.size() && s[i] == ' ') ++i;
+  size_t j = i;
+  while (j < s.size() && s[j] != ' ') ++j;
+  std::string_view tok = s.substr(i, j - i);
+  s.remove_prefix(j);
+  return tok;
+}
+
+template <typename T>
+bool parse_num(std::string_view s, T& out, int base = 10) {
+  if (s.empty()) return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), out, base);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool parse_map_line(std::string_view line, MapEntry& e) {
+  std::string_view rest = line;
+  std::string_view range = next_token(rest);
+  std::string_view perms = next_token(rest);
+  std::string_view offset = next_token(rest);
+  std::string_view dev = next_token(rest);
+  std::string_view inode = next_token(rest);
+  size_t dash = range.find('-');
+  size_t colon = dev.find(':');
+  if (dash == std::string_view::npos || colon == std::string_view::npos || perms.size() < 4) return false;
+  if (!parse_num(range.substr(0, dash), e.start, 16) || !parse_num(range.substr(dash + 1), e.end, 16)) return false;
+  if (e.end < e.start) return false;
+  if (!parse_num(offset, e.offset, 16)) return false;
+  if (!parse_num(dev.substr(0, colon), e.dev_major, 16) || !parse_num(dev.substr(colon + 1), e.dev_minor, 16))
+    return false;
+  if (!parse_num(inode, e.inode)) return false;
+  e.read = perms[0] == 'r';
+  e.write = perms[1] == 'w';
+  e.exec = perms[2] == 'x';
+  e.shared = perms[3] == 's';
+  size_t i = 0;
+  while (i < rest.size() && rest[i] == ' ') ++i;
+  e.path = std::string(rest.substr(i));
+  return true;
+}
+
+// "Rss:                 123 kB" -> bytes
+bool parse_kb_field(std::string_view line, std::string_view& key, uint64_t& bytes) {
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return false;
+  key = line.substr(0, colon);
+  std::string_view rest = line.substr(colon + 1);
+  std::string_view num = next_token(rest);
+  uint64_t v = 0;
+  if (!parse_num(num, v)) return false;
+  std::string_view unit = next_token(rest);
+  bytes = unit == "kB" ? v * 1024 : v;
+  return true;
+}
+
+bool is_smaps_header(std::string_view line) {
+  // Header lines start with a hex range "start-end "; field lines start with a capitalised key.
+  size_t dash = line.find('-');
+  if (dash == 0 || dash == std::string_view::npos || dash > 16) return false;
+  for (size_t i = 0; i < dash; ++i)
+    if (!isxdigit(static_cast<unsigned char>(line[i]))) return false;
+  return true;
+}
+
+template <typename F>
+void for_each_line(std::string_view text, F&& f) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    f(line);
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+}
+
+Error proc_error(pid_t pid, const char* what, const Error& e) {
+  int err = e.errno_value == ENOENT ? ESRCH : e.errno_value;
+  return make_error(fmt::format("cannot read /proc/{}/{}", pid, what), err);
+}
+
+}  // namespace
+
+bool MapEntry::deleted() const {
+  constexpr std::string_view suffix = " (deleted)";
+  return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::vector<MapEntry> parse_maps(std::string_view text, ParseStats* stats) {
+  std::vector<MapEntry> out;
+  for_each_line(text, [&](std::string_view line) {
+    if (line.empty()) return;
+    if (stats) ++stats->lines;
+    MapEntry e;
+    if (parse_map_line(line, e))
+      out.push_back(std::move(e));
+    else if (stats)
+      ++stats->malformed;
+  });
+  return out;
+}
+
+std::vector<SmapsEntry> parse_smaps(std::string_view text, ParseStats* stats) {
+  std::vector<SmapsEntry> out;
+  SmapsEntry* cur = nullptr;
+  for_each_line(text, [&](std::string_view line) {
+    if (line.empty()) return;
+    if (stats) ++stats->lines;
+    if (is_smaps_header(line)) {
+      SmapsEntry e;
+      if (parse_map_line(line, e.map)) {
+        out.push_back(std::move(e));
+        cur = &out.back();
+      } else {
+        cur = nullptr;
+        if (stats) ++stats->malformed;
+      }
+      return;
+    }
+    if (!cur) return;
+    std::string_view key;
+    uint64_t bytes = 0;
+    if (line.substr(0, 8) == "VmFlags:") return;
+    if (line.substr(0, 13) == "THPeligible:") {
+      cur->thp_eligible = line.find('1') != std::string_view::npos;
+      return;
+    }
+    if (!parse_kb_field(line, key, bytes)) return;
+    if (key == "Rss") cur->rss = bytes;
+    else if (key == "Pss") cur->pss = bytes;
+    else if (key == "Anonymous") cur->anonymous = bytes;
+    else if (key == "Swap") cur->swap = bytes;
+    else if (key == "Shared_Clean") cur->shared_clean = bytes;
+    else if (key == "Shared_Dirty") cur->shared_dirty = bytes;
+    else if (key == "Private_Clean") cur->private_clean = bytes;
+    else if (key == "Private_Dirty") cur->private_dirty = bytes;
+  });
+  return out;
+}
+
+std::optional<Status> parse_status(std::string_view text) {
+  Status s;
+  bool any = false;
+  for_each_line(text, [&](std::string_view line) {
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return;
+    std::string_view key = line.substr(0, colon);
+    std::string_view rest = line.substr(colon + 1);
+    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+    if (key == "Name") {
+      s.name = std::string(rest);
+      any = true;
+      return;
+    }
+    std::string_view num = rest.substr(0, rest.find_first_of(" \t"));
+    uint64_t v = 0;
+    if (!parse_num(num, v)) return;
+    uint64_t kb = v * 1024;
+    if (key == "Tgid") s.tgid = static_cast<pid_t>(v);
+    else if (key == "PPid") s.ppid = static_cast<pid_t>(v);
+    else if (key == "Uid") s.uid = static_cast<uid_t>(v);
+    else if (key == "VmRSS") s.vm_rss = kb;
+    else if (key == "VmHWM") s.vm_hwm = kb;
+    else if (key == "RssAnon") s.rss_anon = kb;
+    else if (key == "RssFile") s.rss_file = kb;
+    else if (key == "RssShmem") s.rss_shmem = kb;
+    else if (key == "VmSwap") s.vm_swap = kb;
+    else if (key == "VmSize") s.vm_size = kb;
+    else if (key == "Threads") s.threads = static_cast<uint32_t>(v);
+  });
+  if (!any) return std::nullopt;
+  return s;
+}
+
+std::optional<Stat> parse_stat(std::string_view text) {
+  // "pid (comm) state ppid ..." where comm may hold spaces and parentheses: the last ')' ends it.
+  size_t open = text.find('(');
+  size_t close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
+  Stat st;
+  std::string_view pid_text = text.substr(0, open);
+  while (!pid_text.empty() && pid_text.back() == ' ') pid_text.remove_suffix(1);
+  if (!parse_num(pid_text, st.pid)) return std::nullopt;
+  st.comm = std::string(text.substr(open + 1, close - open - 1));
+  std::string_view rest = text.substr(close + 1);
+  std::vector<std::string_view> f;  // f[0] is field 3 (state)
+  while (true) {
+    std::string_view tok = next_token(rest);
+    if (tok.empty()) break;
+    if (tok.back() == '\n') tok.remove_suffix(1);
+    f.push_back(tok);
+  }
+  if (f.size() < 22) return std::nullopt;
+  st.state = f[0].empty() ? '?' : f[0][0];
+  bool ok = parse_num(f[1], st.ppid) && parse_num(f[7], st.minflt) && parse_num(f[9], st.majflt) &&
+            parse_num(f[11], st.utime_ticks) && parse_num(f[12], st.stime_ticks) &&
+            parse_num(f[19], st.start_time_ticks) && parse_num(f[21], st.rss_pages);
+  if (!ok) return std::nullopt;
+  return st;
+}
+
+Result<std::vector<MapEntry>> read_maps(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/maps", pid), 64 << 20);
+  if (!text) return proc_error(pid, "maps", text.error());
+  return parse_maps(*text);
+}
+
+Result<std::vector<SmapsEntry>> read_smaps(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/smaps", pid), 256 << 20);
+  if (!text) return proc_error(pid, "smaps", text.error());
+  return parse_smaps(*text);
+}
+
+Result<Status> read_status(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/status", pid));
+  if (!text) return proc_error(pid, "status", text.error());
+  auto s = parse_status(*text);
+  if (!s) return make_error(fmt::format("cannot parse /proc/{}/status", pid), EINVAL);
+  return *s;
+}
+
+Result<Stat> read_stat(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/stat", pid));
+  if (!text) return proc_error(pid, "stat", text.error());
+  auto s = parse_stat(*text);
+  if (!s) return make_error(fmt::format("cannot parse /proc/{}/stat", pid), EINVAL);
+  return *s;
+}
+
+Result<std::vector<std::string>> read_cmdline(pid_t pid) {
+  auto text = read_text_file(fmt::format("/proc/{}/cmdline", pid), 1 << 20);
+  if (!text) return proc_error(pid, "cmdline", text.error());
+  std::vector<std::string> args;
+  std::string_view t = *text;
+  while (!t.empty()) {
+    size_t z = t.find('\0');
+    args.emplace_back(t.substr(0, z));
+    if (z == std::string_view::npos) break;
+    t.remove_prefix(z + 1);
+  }
+  return args;
+}
+
+Result<std::string> read_exe(pid_t pid) {
+  std::string link = fmt::format("/proc/{}/exe", pid);
+  char buf[4096];
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf) - 1);
+  if (n < 0) return errno_error("cannot read " + link);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+Result<uint64_t> read_start_time_ns(pid_t pid) {
+  auto st = read_stat(pid);
+  if (!st) return st.error();
+  long hz = sysconf(_SC_CLK_TCK);
+  if (hz <= 0) hz = 100;
+  return st->start_time_ticks * (1000000000ull / static_cast<uint64_t>(hz));
+}
+
+std::vector<pid_t> list_children(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    auto text = read_text_file(task.path().string() + "/children", 1 << 20);
+    if (!text) continue;
+    std::string_view t = *text;
+    while (true) {
+      std::string_view tok = next_token(t);
+      if (tok.empty()) break;
+      pid_t c = 0;
+      if (parse_num(tok, c)) out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool process_exists(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+std::string kernel_release() {
+  struct utsname u {};
+  if (uname(&u) != 0) return "unknown";
+  return u.release;
+}
+
+}  // namespace memlens::proc

@@ -1,0 +1,84 @@
+// Parsers for the /proc files memlens reads: maps, smaps, status, stat. The text comes from the kernel
+// but names in it (mapping paths, comm) are chosen by the traced process: parsers never trust lengths and
+// skip what they cannot parse, counting it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace memlens::proc {
+
+struct MapEntry {
+  uint64_t start = 0;
+  uint64_t end = 0;  // exclusive
+  bool read = false, write = false, exec = false, shared = false;
+  uint64_t offset = 0;  // file offset of start
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t inode = 0;
+  std::string path;  // "" for anonymous; "[heap]", "[stack]", "[vdso]", ... pseudo names as the kernel writes them
+
+  uint64_t size() const { return end - start; }
+  bool is_file() const { return inode != 0 && !path.empty() && path.front() == '/'; }
+  bool deleted() const;  // path ends in " (deleted)"
+};
+
+// Per-mapping resident figures from /proc/PID/smaps (bytes).
+struct SmapsEntry {
+  MapEntry map;
+  uint64_t rss = 0, pss = 0, anonymous = 0, swap = 0;
+  uint64_t shared_clean = 0, shared_dirty = 0, private_clean = 0, private_dirty = 0;
+  bool thp_eligible = false;
+};
+
+struct ParseStats {
+  uint64_t lines = 0;
+  uint64_t malformed = 0;  // lines skipped
+};
+
+std::vector<MapEntry> parse_maps(std::string_view text, ParseStats* stats = nullptr);
+std::vector<SmapsEntry> parse_smaps(std::string_view text, ParseStats* stats = nullptr);
+
+// /proc/PID/status fields memlens uses (bytes, converted from kB).
+struct Status {
+  std::string name;
+  pid_t tgid = 0, ppid = 0;
+  uid_t uid = 0;
+  uint64_t vm_rss = 0, vm_hwm = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0, vm_swap = 0, vm_size = 0;
+  uint32_t threads = 0;
+};
+std::optional<Status> parse_status(std::string_view text);
+
+// /proc/PID/stat fields memlens uses.
+struct Stat {
+  pid_t pid = 0, ppid = 0;
+  std::string comm;
+  char state = '?';
+  uint64_t minflt = 0, majflt = 0;
+  uint64_t utime_ticks = 0, stime_ticks = 0;
+  uint64_t start_time_ticks = 0;  // since boot, in clock ticks (USER_HZ)
+  uint64_t rss_pages = 0;
+};
+std::optional<Stat> parse_stat(std::string_view text);
+
+// Reading a live process. Errors say whether the process is gone (ESRCH/ENOENT).
+Result<std::vector<MapEntry>> read_maps(pid_t pid);
+Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);
+Result<Status> read_status(pid_t pid);
+Result<Stat> read_stat(pid_t pid);
+Result<std::vector<std::string>> read_cmdline(pid_t pid);
+Result<std::string> read_exe(pid_t pid);  // readlink /proc/PID/exe
+// Start time in ns since boot (CLOCK_BOOTTIME, as the kernel's task->start_boottime); with pid the
+// process identity: a pid reused by a later process has another start time.
+Result<uint64_t> read_start_time_ns(pid_t pid);
+std::vector<pid_t> list_children(pid_t pid);  // direct children (from /proc/PID/task/*/children)
+bool process_exists(pid_t pid);
+std::string kernel_release();
+
+}  // namespace memlens::proc
