@@ -1,3 +1,439 @@
+// memlens's kernel side. One object, loaded once per memlens run:
+//  - process lifecycle (sched fork/exec/exit, BTF tracepoints): the tracked-pid map follows fork and
+//    forgets exited processes, so every other program filters on it;
+//  - kmem:rss_stat: the kernel's own RSS counters of a tracked mm, kept in ml_proc_stats at every change;
+//  - page faults (exceptions tracepoints): counted per process and per 2 MiB region in maps, never one
+//    ring-buffer event per fault;
+//  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise/mprotect, attached per
+//    tracked process by userspace): one event per call, on return, with the result.
+// None of it uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
 #include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "memlens/abi.h"
+
 char LICENSE[] SEC("license") = "GPL";
+
+#define PF_EXITING 0x00000004
+#define ML_PAGE_SHIFT 12
+// Addresses at or above this are kernel addresses on x86-64 (4- and 5-level paging alike).
+#define ML_USER_ADDR_LIMIT 0x0100000000000000ULL
+
+// Set by userspace before load.
+const volatile bool capture_stacks = false;
+// Ring-buffer bytes pending before the consumer is woken; below it, userspace's periodic consume picks
+// events up, which saves a wake-up per event on bursts.
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);  // resized by userspace (--max-processes)
+  __type(key, __u32);         // tgid
+  __type(value, struct ml_tracked);
+} ml_tracked SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tgid
+  __type(value, struct ml_proc_stats);
+} ml_proc_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct ml_fault_key);
+  __type(value, __u64);
+} ml_fault_regions SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 8 * 1024 * 1024);
+} ml_events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ML_LOSS_REASONS);
+  __type(key, __u32);
+  __type(value, __u64);
+} ml_loss SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, 16384);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, ML_MAX_STACK_DEPTH * sizeof(__u64));
+} ml_stacks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);  // tid
+  __type(value, struct ml_thread_base);
+} ml_thread_base SEC(".maps");
+
+// Arguments of an address-space call, kept from entry to return (per thread).
+struct ml_pending {
+  __u64 args[6];
+  __s32 stack_id;
+  __u32 type;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);  // tid
+  __type(value, struct ml_pending);
+} ml_pending SEC(".maps");
+
+static __always_inline void count_loss(__u32 reason) {
+  __u64* v = bpf_map_lookup_elem(&ml_loss, &reason);
+  if (v) *v += 1;  // per-CPU slot: no other writer
+}
+
+static __always_inline bool is_tracked(__u32 tgid) { return bpf_map_lookup_elem(&ml_tracked, &tgid) != NULL; }
+
+static __always_inline void* reserve_event(__u64 size) {
+  void* e = bpf_ringbuf_reserve(&ml_events, size, 0);
+  if (!e) count_loss(ML_LOSS_RINGBUF_FULL);
+  return e;
+}
+
+static __always_inline void submit_event(void* e) {
+  __u64 pending = bpf_ringbuf_query(&ml_events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(e, pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
+  __u64 id = bpf_get_current_pid_tgid();
+  h->type = type;
+  h->pid = id >> 32;
+  h->tid = (__u32)id;
+  h->cpu = bpf_get_smp_processor_id();
+  h->ts_ns = bpf_ktime_get_boot_ns();
+}
+
+static __always_inline __s32 user_stack_id(void* ctx) {
+  if (!capture_stacks) return -1;
+  long id = bpf_get_stackid(ctx, &ml_stacks, BPF_F_USER_STACK);
+  if (id < 0) {
+    count_loss(ML_LOSS_STACK);
+    return -1;
+  }
+  return (__s32)id;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Process lifecycle
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ml_fork, struct task_struct* parent, struct task_struct* child) {
+  __u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+  __u32 child_pid = BPF_CORE_READ(child, pid);
+  __u32 child_tgid = BPF_CORE_READ(child, tgid);
+  if (child_pid != child_tgid) return 0;  // a new thread of an existing process
+  if (!is_tracked(parent_tgid)) return 0;
+
+  struct ml_tracked t = {.start_time_ns = BPF_CORE_READ(child, start_boottime),
+                         .tracked_since_ns = bpf_ktime_get_boot_ns()};
+  if (bpf_map_update_elem(&ml_tracked, &child_tgid, &t, BPF_NOEXIST) != 0) {
+    count_loss(ML_LOSS_TRACKED_FULL);
+    return 0;
+  }
+  struct ml_proc_stats s = {.start_time_ns = t.start_time_ns};
+  bpf_map_update_elem(&ml_proc_stats, &child_tgid, &s, BPF_ANY);
+
+  struct ml_proc_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  __builtin_memset(e, 0, sizeof(*e));
+  fill_header(&e->h, ML_EV_FORK);
+  e->h.pid = child_tgid;
+  e->h.tid = child_pid;
+  e->ppid = parent_tgid;
+  e->start_time_ns = t.start_time_ns;
+  BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
+  submit_event(e);
+  return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ml_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
+  __u32 tgid = BPF_CORE_READ(p, tgid);
+  if (!is_tracked(tgid)) return 0;
+  struct ml_proc_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  __builtin_memset(e, 0, sizeof(*e));
+  fill_header(&e->h, ML_EV_EXEC);
+  e->start_time_ns = BPF_CORE_READ(p, start_boottime);
+  BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+  submit_event(e);
+  return 0;
+}
+
+// Adds an exiting thread's faults since memlens first saw it to its process.
+static __always_inline void fold_thread_faults(struct task_struct* p, __u32 tid, struct ml_tracked* t,
+                                               struct ml_proc_stats* s) {
+  __u64 min = BPF_CORE_READ(p, min_flt), maj = BPF_CORE_READ(p, maj_flt);
+  struct ml_thread_base* base = bpf_map_lookup_elem(&ml_thread_base, &tid);
+  if (base) {
+    s->exited_threads_minflt += min - base->minflt;
+    s->exited_threads_majflt += maj - base->majflt;
+    bpf_map_delete_elem(&ml_thread_base, &tid);
+  } else if (BPF_CORE_READ(p, start_boottime) >= t->tracked_since_ns) {
+    s->exited_threads_minflt += min;  // born while tracked: every fault it took counts
+    s->exited_threads_majflt += maj;
+  }
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ml_exit, struct task_struct* p) {
+  __u32 tgid = BPF_CORE_READ(p, tgid);
+  __u32 tid = BPF_CORE_READ(p, pid);
+  bpf_map_delete_elem(&ml_pending, &tid);
+  struct ml_tracked* t = bpf_map_lookup_elem(&ml_tracked, &tgid);
+  if (!t) return 0;
+  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
+  if (s) fold_thread_faults(p, tid, t, s);
+  // Only the last thread's exit ends the process: signal->live has dropped to zero by then.
+  if (BPF_CORE_READ(p, signal, live.counter) != 0) return 0;
+
+  struct ml_proc_event* e = reserve_event(sizeof(*e));
+  if (e) {
+    __builtin_memset(e, 0, sizeof(*e));
+    fill_header(&e->h, ML_EV_EXIT);
+    e->h.pid = tgid;
+    e->exit_code = BPF_CORE_READ(p, exit_code);
+    e->start_time_ns = BPF_CORE_READ(p, start_boottime);
+    if (s) {
+      e->minflt = s->exited_threads_minflt;
+      e->majflt = s->exited_threads_majflt;
+    }
+    BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+    submit_event(e);
+  }
+  bpf_map_delete_elem(&ml_tracked, &tgid);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RSS: kmem:rss_stat fires whenever one of an mm's counters changes. The BTF tracepoint passes the mm; the
+// counters are read from it directly (percpu_counter since 6.2, atomic_long_t before).
+
+struct mm_rss_stat___old {
+  atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+struct mm_struct___old {
+  struct mm_rss_stat___old rss_stat;
+} __attribute__((preserve_access_index));
+
+enum { ML_MM_FILEPAGES = 0, ML_MM_ANONPAGES = 1, ML_MM_SWAPENTS = 2, ML_MM_SHMEMPAGES = 3 };
+
+static __always_inline __u64 mm_counter_pages(struct mm_struct* mm, int member) {
+  long v = 0;
+  if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+    struct mm_struct___old* old = (void*)mm;
+    v = BPF_CORE_READ(old, rss_stat.count[member].counter);
+  } else {
+    // percpu_counter.count excludes the per-CPU deltas not folded in yet (at most batch pages per CPU):
+    // the same approximation the kernel's own rss_stat tracepoint records.
+    v = BPF_CORE_READ(mm, rss_stat[member].count);
+  }
+  return v > 0 ? (__u64)v : 0;
+}
+
+static __always_inline __u32 mm_owner_tgid(struct mm_struct* mm) {
+  struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
+  if (BPF_CORE_READ(cur, mm) == mm) return BPF_CORE_READ(cur, tgid);
+  // Another task changed this mm (reclaim, khugepaged, a remote madvise): find the mm's owner.
+  if (bpf_core_field_exists(mm->owner)) return BPF_CORE_READ(mm, owner, tgid);
+  return 0;
+}
+
+SEC("tp_btf/rss_stat")
+int BPF_PROG(ml_rss_stat, struct mm_struct* mm, int member) {
+  __u32 tgid = mm_owner_tgid(mm);
+  if (!tgid) return 0;
+  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
+  if (!s) return 0;
+  // The teardown of an exiting process's address space is not a change the user cares about: the last
+  // RSS reported is the one the process had while it ran.
+  struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
+  if ((BPF_CORE_READ(cur, flags) & PF_EXITING) && BPF_CORE_READ(cur, tgid) == tgid) return 0;
+
+  __u64 file = mm_counter_pages(mm, ML_MM_FILEPAGES) << ML_PAGE_SHIFT;
+  __u64 anon = mm_counter_pages(mm, ML_MM_ANONPAGES) << ML_PAGE_SHIFT;
+  __u64 shmem = mm_counter_pages(mm, ML_MM_SHMEMPAGES) << ML_PAGE_SHIFT;
+  __u64 swap = mm_counter_pages(mm, ML_MM_SWAPENTS) << ML_PAGE_SHIFT;
+  s->rss_file_bytes = file;
+  s->rss_anon_bytes = anon;
+  s->rss_shmem_bytes = shmem;
+  s->rss_swap_bytes = swap;
+  __u64 total = file + anon + shmem;
+  if (total > s->rss_peak_bytes) s->rss_peak_bytes = total;
+  s->rss_updates += 1;
+  s->last_change_ns = bpf_ktime_get_boot_ns();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Page faults: counted, never streamed.
+
+static __always_inline void count_fault(unsigned long address, bool user_mode) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
+  if (!s) return;
+  __u32 tid = (__u32)id;
+  if (!bpf_map_lookup_elem(&ml_thread_base, &tid)) {
+    // First fault of this thread since tracking began: its counters so far are the baseline. A thread
+    // born while tracked has zero here.
+    struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
+    struct ml_thread_base b = {.minflt = BPF_CORE_READ(cur, min_flt), .majflt = BPF_CORE_READ(cur, maj_flt)};
+    bpf_map_update_elem(&ml_thread_base, &tid, &b, BPF_NOEXIST);
+  }
+  if (user_mode)
+    __sync_fetch_and_add(&s->faults_user, 1);
+  else
+    __sync_fetch_and_add(&s->faults_kernel, 1);
+
+  struct ml_fault_key key = {.pid = tgid, .region = address >> ML_FAULT_REGION_SHIFT};
+  __u64* n = bpf_map_lookup_elem(&ml_fault_regions, &key);
+  if (n) {
+    __sync_fetch_and_add(n, 1);
+    return;
+  }
+  __u64 one = 1;
+  if (bpf_map_update_elem(&ml_fault_regions, &key, &one, BPF_NOEXIST) != 0) {
+    n = bpf_map_lookup_elem(&ml_fault_regions, &key);  // another CPU inserted it meanwhile
+    if (n)
+      __sync_fetch_and_add(n, 1);
+    else
+      count_loss(ML_LOSS_FAULT_REGIONS);
+  }
+}
+
+SEC("tp_btf/page_fault_user")
+int BPF_PROG(ml_fault_user, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
+  count_fault(address, true);
+  return 0;
+}
+
+SEC("tp_btf/page_fault_kernel")
+int BPF_PROG(ml_fault_kernel, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
+  if (address >= ML_USER_ADDR_LIMIT) return 0;  // a fault on kernel memory (vmalloc), not the process's
+  count_fault(address, false);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Address-space calls: uprobes on the C library's wrappers, attached by userspace to each tracked process
+// only (a per-process uprobe costs nothing to other processes). Entry saves the arguments; return emits.
+
+static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 a3, __u64 a4,
+                                         __u64 a5) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  __u32 tid = (__u32)id;
+  struct ml_pending p = {.args = {a0, a1, a2, a3, a4, a5}, .type = type, .stack_id = user_stack_id(ctx)};
+  if (bpf_map_update_elem(&ml_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
+  return 0;
+}
+
+static __always_inline int emit_call(__u32 type, long ret) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_pending* p = bpf_map_lookup_elem(&ml_pending, &tid);
+  if (!p) return 0;  // entry was before attach, or not tracked
+  if (p->type != type) {
+    bpf_map_delete_elem(&ml_pending, &tid);
+    return 0;
+  }
+  struct ml_mm_event* e = reserve_event(sizeof(*e));
+  if (e) {
+    __builtin_memset(e, 0, sizeof(*e));
+    fill_header(&e->h, type);
+    e->result = ret;
+    e->stack_id = p->stack_id;
+    e->fd = -1;
+    switch (type) {
+      case ML_EV_MMAP:
+        e->addr = p->args[0];
+        e->len_bytes = p->args[1];
+        e->prot = (__u32)p->args[2];
+        e->flags = (__u32)p->args[3];
+        e->fd = (__s32)p->args[4];
+        e->offset = p->args[5];
+        break;
+      case ML_EV_MREMAP:
+        e->addr = p->args[0];
+        e->len_bytes = p->args[1];
+        e->new_len_bytes = p->args[2];
+        e->flags = (__u32)p->args[3];
+        break;
+      case ML_EV_MADVISE:
+        e->addr = p->args[0];
+        e->len_bytes = p->args[1];
+        e->advice = (__u32)p->args[2];
+        break;
+      case ML_EV_MPROTECT:
+        e->addr = p->args[0];
+        e->len_bytes = p->args[1];
+        e->prot = (__u32)p->args[2];
+        break;
+      default:  // munmap(addr, len), brk(addr)
+        e->addr = p->args[0];
+        e->len_bytes = p->args[1];
+        break;
+    }
+    submit_event(e);
+  }
+  bpf_map_delete_elem(&ml_pending, &tid);
+  return 0;
+}
+
+// mmap has six arguments, one more than BPF_KPROBE unpacks: the sixth (offset) is in r9 on x86-64.
+SEC("uprobe")
+int ml_mmap_enter(struct pt_regs* ctx) {
+  return remember_call(ctx, ML_EV_MMAP, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx),
+                       PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), BPF_CORE_READ(ctx, r9));
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_mmap_exit, long ret) { return emit_call(ML_EV_MMAP, ret); }
+
+SEC("uprobe")
+int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) {
+  return remember_call(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0, 0, 0, 0);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_munmap_exit, long ret) { return emit_call(ML_EV_MUNMAP, ret); }
+
+SEC("uprobe")
+int BPF_KPROBE(ml_mremap_enter, void* old_addr, __u64 old_len, __u64 new_len, int flags, void* new_addr) {
+  return remember_call(ctx, ML_EV_MREMAP, (__u64)old_addr, old_len, new_len, flags, (__u64)new_addr, 0);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_mremap_exit, long ret) { return emit_call(ML_EV_MREMAP, ret); }
+
+SEC("uprobe")
+int BPF_KPROBE(ml_brk_enter, void* addr) {
+  if (!addr) return 0;  // brk(0) only asks for the current break
+  return remember_call(ctx, ML_EV_BRK, (__u64)addr, 0, 0, 0, 0, 0);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_brk_exit, long ret) { return emit_call(ML_EV_BRK, ret); }
+
+SEC("uprobe")
+int BPF_KPROBE(ml_madvise_enter, void* addr, __u64 len, int advice) {
+  return remember_call(ctx, ML_EV_MADVISE, (__u64)addr, len, advice, 0, 0, 0);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_madvise_exit, long ret) { return emit_call(ML_EV_MADVISE, ret); }
+
+SEC("uprobe")
+int BPF_KPROBE(ml_mprotect_enter, void* addr, __u64 len, int prot) {
+  return remember_call(ctx, ML_EV_MPROTECT, (__u64)addr, len, prot, 0, 0, 0);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_mprotect_exit, long ret) { return emit_call(ML_EV_MPROTECT, ret); }

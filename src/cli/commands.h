@@ -1,0 +1,38 @@
+// The subcommands. cli/ only parses arguments and wires the layers together.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace memlens::cli {
+
+// Distinct exit codes, documented in the README: scripts can tell why memlens failed.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,         // an unexpected failure
+  kExitUsage = 2,           // bad arguments
+  kExitPrivileges = 3,      // not root and lacking CAP_BPF + CAP_PERFMON
+  kExitKernel = 4,          // the kernel lacks BTF or a BPF feature
+  kExitNoProcess = 5,       // no such pid, or it exited while memlens attached
+  kExitProbe = 6,           // a required probe failed to attach
+  kExitOutput = 7,          // the report could not be written (full disk, permissions)
+  kExitCannotExecute = 126,  // run: the command exists but cannot be executed
+  kExitCommandNotFound = 127,
+};
+
+struct TraceOptions {
+  std::string out_dir;  // empty: no files, summary only
+  double interval_s = 1.0;
+  std::optional<double> duration_s;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);
+int attach_command(pid_t pid, const TraceOptions& opts);
+int doctor_command(std::optional<pid_t> pid, const std::string& binary);
+
+}  // namespace memlens::cli

@@ -1,0 +1,118 @@
+// memlens doctor: one pass/fail line per requirement, each failure with its remedy. With --pid or
+// --binary, also what that process or binary offers.
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/environment.h"
+#include "collect/bpf_session.h"
+#include "collect/process_probes.h"
+#include "memlens.skel.h"
+#include "proc/procfs.h"
+
+namespace memlens::cli {
+
+namespace {
+
+struct Printer {
+  int failures = 0;
+  void line(const Check& c) {
+    fmt::print("[{}] {}: {}\n", c.ok ? " ok " : "FAIL", c.name, c.detail);
+    if (!c.ok) {
+      ++failures;
+      if (!c.remedy.empty()) fmt::print("       remedy: {}\n", c.remedy);
+    }
+  }
+};
+
+}  // namespace
+
+int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
+  install_libbpf_logging(false);
+  Printer out;
+  fmt::print("memlens {} on Linux {}\n", MEMLENS_VERSION, proc::kernel_release());
+  Check priv = check_privileges();
+  out.line(priv);
+  out.line(check_btf());
+  out.line(check_ring_buffer());
+  out.line(check_uprobes());
+
+  std::unique_ptr<collect::BpfSession> session;
+  if (priv.ok) {
+    auto s = collect::BpfSession::open_and_load({});
+    Check load{"BPF programs load (verifier, CO-RE)"};
+    load.ok = s.ok();
+    load.detail = s ? "all programs verified" : s.error().describe();
+    load.remedy = "a kernel >= 5.8 with BTF is needed; run with -v for libbpf's log";
+    out.line(load);
+    if (s) {
+      session = std::move(*s);
+      auto st = session->attach_kernel_probes();
+      if (!st) {
+        out.line({"tracepoints", false, st.error().describe(), "the kernel lacks a required tracepoint"});
+      } else {
+        for (const auto& p : *st)
+          out.line({"tracepoint " + p.name, p.attached, p.attached ? "attached" : p.reason,
+                    "page-fault counting needs the x86 exceptions tracepoints; figures will lack faults"});
+      }
+      // A uprobe on our own C library proves the uprobe path end to end.
+      auto libc = collect::find_libc(getpid());
+      Check up{"uprobe attach (libc mmap, own process)"};
+      if (libc) {
+        auto probes = collect::attach_process_probes(*session, getpid(), *libc);
+        up.ok = probes.ok();
+        up.detail = probes ? fmt::format("{} probes attached on {}", probes->attached_count(), libc->path_in_process)
+                           : probes.error().describe();
+      } else {
+        up.detail = libc.error().describe();
+      }
+      up.remedy = "uprobes need CONFIG_UPROBE_EVENTS and a readable C library";
+      out.line(up);
+    }
+  }
+
+  if (pid) {
+    Check exists{fmt::format("process {}", *pid)};
+    exists.ok = proc::process_exists(*pid);
+    if (exists.ok) {
+      auto st = proc::read_stat(*pid);
+      auto exe = proc::read_exe(*pid);
+      exists.detail = fmt::format("{} ({})", st ? st->comm : "?", exe ? *exe : "exe unreadable");
+    } else {
+      exists.detail = "no such process";
+      exists.remedy = "check the pid";
+    }
+    out.line(exists);
+    if (exists.ok) {
+      auto libc = collect::find_libc(*pid);
+      Check c{"C library of the process"};
+      c.ok = libc.ok();
+      c.detail = libc ? libc->path_in_process : libc.error().describe();
+      c.remedy = "address-space calls are traced through the C library; a static binary is not supported";
+      out.line(c);
+      if (libc && session) {
+        auto probes = collect::attach_process_probes(*session, *pid, *libc);
+        out.line({"address-space uprobes on the process", probes.ok(),
+                  probes ? fmt::format("{} attached", probes->attached_count()) : probes.error().describe(),
+                  "check that the process's C library is readable"});
+      }
+    }
+  }
+  if (!binary.empty()) {
+    Check c{"binary " + binary};
+    c.ok = access(binary.c_str(), R_OK) == 0;
+    c.detail = c.ok ? "readable" : "cannot be read";
+    c.remedy = "check the path";
+    out.line(c);
+  }
+
+  if (out.failures == 0) {
+    fmt::print("all checks passed\n");
+    return kExitOk;
+  }
+  fmt::print("{} check(s) failed\n", out.failures);
+  return kExitFailure;
+}
+
+}  // namespace memlens::cli

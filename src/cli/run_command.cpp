@@ -1,0 +1,123 @@
+// memlens run -- CMD ARGS: start CMD held at a gate, attach every probe to it, then let it exec, so its
+// first instruction is already traced.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/signals.h"
+#include "cli/trace_session.h"
+
+namespace memlens::cli {
+
+namespace {
+
+struct GatedChild {
+  pid_t pid = -1;
+  int gate_fd = -1;      // write a byte to let the child exec
+  int exec_err_fd = -1;  // receives errno if exec fails; EOF when exec succeeded
+};
+
+GatedChild spawn_gated(const std::vector<std::string>& argv) {
+  int gate[2], err[2];
+  if (pipe2(gate, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return {};
+  pid_t pid = fork();
+  if (pid < 0) return {};
+  if (pid == 0) {
+    restore_default_handlers();
+    close(gate[1]);
+    close(err[0]);
+    char go = 0;
+    ssize_t n;
+    do n = read(gate[0], &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125);  // memlens went away before attaching: do not run untraced
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    int e = errno;
+    (void)!write(err[1], &e, sizeof(e));
+    _exit(e == ENOENT ? kExitCommandNotFound : kExitCannotExecute);
+  }
+  close(gate[0]);
+  close(err[1]);
+  return {pid, gate[1], err[0]};
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) {
+  if (argv.empty()) {
+    fmt::print(stderr, "memlens run: no command given\n  usage: memlens run [options] -- CMD [ARGS...]\n");
+    return kExitUsage;
+  }
+  install_stop_handlers();
+  TraceSession session(opts);
+  if (int rc = session.start(); rc != kExitOk) return rc;
+  session.trace().info.command = argv;
+
+  GatedChild child = spawn_gated(argv);
+  if (child.pid < 0) {
+    fmt::print(stderr, "memlens run: cannot start {}: {}\n", argv[0], strerror(errno));
+    return kExitFailure;
+  }
+  auto abandon = [&](int rc) {
+    close(child.gate_fd);  // the child sees EOF and exits without running the command
+    close(child.exec_err_fd);
+    waitpid(child.pid, nullptr, 0);
+    return rc;
+  };
+  if (int rc = session.track_root(child.pid, false); rc != kExitOk) return abandon(rc);
+
+  char go = 1;
+  if (write(child.gate_fd, &go, 1) != 1) return abandon(kExitFailure);
+  close(child.gate_fd);
+  int exec_errno = 0;
+  ssize_t n;
+  do n = read(child.exec_err_fd, &exec_errno, sizeof(exec_errno));
+  while (n < 0 && errno == EINTR);
+  close(child.exec_err_fd);
+  if (n == static_cast<ssize_t>(sizeof(exec_errno))) {
+    int status = 0;
+    waitpid(child.pid, &status, 0);
+    if (exec_errno == ENOENT) {
+      fmt::print(stderr, "memlens run: command not found: {}\n  remedy: check the name and PATH\n", argv[0]);
+      return kExitCommandNotFound;
+    }
+    fmt::print(stderr, "memlens run: cannot execute {}: {}\n", argv[0], strerror(exec_errno));
+    return kExitCannotExecute;
+  }
+
+  int child_status = 0;
+  bool reaped = false;
+  auto poll_child = [&]() {
+    if (reaped) return true;
+    pid_t r = waitpid(child.pid, &child_status, WNOHANG);
+    if (r == child.pid) {
+      reaped = true;
+      session.tracer().set_root_wait_status(child_status);
+    }
+    return reaped;
+  };
+  auto forward = [&](int sig) { kill(child.pid, sig); };
+  session.loop(poll_child, forward);
+
+  int rc = session.finish_and_report();
+  if (!reaped) {
+    // Stopped before the command ended (grace period over): it keeps running, untraced.
+    fmt::print(stderr, "memlens run: stopped tracing; pid {} is still running\n", child.pid);
+    return rc == kExitOk ? kExitFailure : rc;
+  }
+  if (rc != kExitOk) return rc;
+  if (WIFSIGNALED(child_status)) return 128 + WTERMSIG(child_status);
+  return WEXITSTATUS(child_status);
+}
+
+}  // namespace memlens::cli

@@ -1,0 +1,135 @@
+#include "cli/trace_session.h"
+
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "cli/environment.h"
+#include "cli/signals.h"
+#include "common/safe_file.h"
+#include "proc/procfs.h"
+#include "report/json_report.h"
+#include "report/terminal.h"
+
+namespace memlens::cli {
+
+namespace {
+
+std::string rfc3339_now() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms);
+}
+
+double monotonic_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case 2: return "SIGINT";
+    case 15: return "SIGTERM";
+    case 1: return "SIGHUP";
+    default: return "signal";
+  }
+}
+
+}  // namespace
+
+TraceSession::TraceSession(const TraceOptions& opts) : opts_(opts) {}
+
+int TraceSession::start() {
+  if (int rc = preflight(opts_.quiet); rc != 0) return rc;
+  if (!opts_.out_dir.empty()) {
+    // Fail before tracing, not after a long trace, when the report cannot be written.
+    if (auto s = ensure_directory(opts_.out_dir); !s) {
+      fmt::print(stderr, "memlens: {}\n  remedy: choose another --out directory\n", s.error().describe());
+      return kExitOutput;
+    }
+  }
+  trace_.info.started_at = rfc3339_now();
+  trace_.info.kernel = proc::kernel_release();
+  collect::TracerOptions to;
+  to.interval_s = opts_.interval_s;
+  auto tracer = collect::Tracer::create(to, trace_);
+  if (!tracer) {
+    fmt::print(stderr, "memlens: {}\n", tracer.error().describe());
+    return kExitKernel;
+  }
+  tracer_ = std::move(*tracer);
+  return kExitOk;
+}
+
+int TraceSession::track_root(pid_t pid, bool attached_late) {
+  auto s = tracer_->track_root(pid, attached_late);
+  if (!s) {
+    fmt::print(stderr, "memlens: {}\n", s.error().describe());
+    return s.error().errno_value == ESRCH ? kExitNoProcess : kExitProbe;
+  }
+  return kExitOk;
+}
+
+void TraceSession::loop(const std::function<bool()>& poll_child, const std::function<void(int)>& on_signal) {
+  report::LiveView live(stderr);
+  if (!opts_.quiet) tracer_->on_sample([&](const model::Trace& t) { live.update(t); });
+  double started = monotonic_s();
+  std::optional<double> grace_until;
+  bool forwarded = false;
+  while (true) {
+    int sig = stop_signal();
+    if (sig && !forwarded) {
+      forwarded = true;
+      trace_.info.stop_reason = fmt::format("{} received", signal_name(sig));
+      if (!on_signal) break;
+      // run: pass the signal on and give the command a moment to exit, so its end is traced too.
+      on_signal(sig);
+      grace_until = monotonic_s() + 5.0;
+    }
+    tracer_->poll(100);
+    if (poll_child && poll_child()) {
+      if (trace_.info.stop_reason.empty()) trace_.info.stop_reason = "command exited";
+      break;
+    }
+    if (!poll_child && tracer_->root_exited()) {
+      trace_.info.stop_reason = "target exited";
+      break;
+    }
+    if (opts_.duration_s && monotonic_s() - started >= *opts_.duration_s) {
+      trace_.info.stop_reason = "duration reached";
+      break;
+    }
+    if (grace_until && monotonic_s() > *grace_until) break;
+  }
+  tracer_->on_sample(nullptr);
+  live.clear();
+}
+
+int TraceSession::finish_and_report() {
+  tracer_->finish();
+  nlohmann::json report = report::build_report(trace_);
+  std::vector<std::string> written;
+  int rc = kExitOk;
+  if (!opts_.out_dir.empty()) {
+    auto s = report::write_report_json(opts_.out_dir, report);
+    if (s)
+      written.push_back(opts_.out_dir + "/report.json");
+    else {
+      fmt::print(stderr, "memlens: cannot write the report: {}\n  remedy: free space or choose another --out\n",
+                 s.error().describe());
+      rc = kExitOutput;
+    }
+  }
+  if (!opts_.quiet) fmt::print(stderr, "{}", report::render_summary(report, written));
+  // Detach everything before returning, whatever the caller does next.
+  tracer_.reset();
+  return rc;
+}
+
+}  // namespace memlens::cli

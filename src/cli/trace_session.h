@@ -1,0 +1,39 @@
+// What `run` and `attach` share: create the tracer, loop until a stop condition, finish, then write the
+// report files and print the summary.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+
+#include "cli/commands.h"
+#include "collect/tracer.h"
+#include "model/trace.h"
+
+namespace memlens::cli {
+
+class TraceSession {
+ public:
+  explicit TraceSession(const TraceOptions& opts);
+  // Loads BPF and attaches the kernel probes; prints the error and returns an exit code on failure.
+  int start();
+  int track_root(pid_t pid, bool attached_late);
+
+  // Loops until the root exits, the duration passes, or a signal. `poll_child` (run mode) reaps the
+  // child and returns true once it has exited; `on_signal` (run mode) forwards the signal.
+  void loop(const std::function<bool()>& poll_child, const std::function<void(int)>& on_signal);
+
+  // Finishes the trace, writes the report files, prints the summary. Returns kExitOk or kExitOutput.
+  int finish_and_report();
+
+  model::Trace& trace() { return trace_; }
+  collect::Tracer& tracer() { return *tracer_; }
+
+ private:
+  TraceOptions opts_;
+  model::Trace trace_;
+  std::unique_ptr<collect::Tracer> tracer_;
+};
+
+}  // namespace memlens::cli

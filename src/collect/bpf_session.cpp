@@ -1,0 +1,194 @@
+#include "collect/bpf_session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <time.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "memlens.skel.h"
+
+namespace memlens::collect {
+
+namespace {
+
+Error libbpf_error(const std::string& what, long err) {
+  int e = err < 0 ? static_cast<int>(-err) : errno;
+  return make_error(what, e);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptions& opts) {
+  std::unique_ptr<BpfSession> s(new BpfSession());
+  s->skel_ = memlens_bpf__open();
+  if (!s->skel_) return libbpf_error("cannot open the BPF object", -errno);
+
+  auto* skel = s->skel_;
+  skel->rodata->capture_stacks = opts.capture_stacks;
+  bpf_map__set_max_entries(skel->maps.ml_tracked, opts.max_processes);
+  bpf_map__set_max_entries(skel->maps.ml_proc_stats, opts.max_processes);
+  bpf_map__set_max_entries(skel->maps.ml_events, opts.ringbuf_bytes);
+  // A stack table is memory the kernel pins for the whole run: keep it minimal when stacks are off.
+  bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
+
+  int err = memlens_bpf__load(skel);
+  if (err) {
+    return libbpf_error(
+        "cannot load the BPF programs (the kernel verifier refused them, or BTF/CO-RE relocation failed; run "
+        "`memlens doctor` for what this kernel lacks)",
+        err);
+  }
+  return s;
+}
+
+BpfSession::~BpfSession() {
+  for (auto* l : links_) bpf_link__destroy(l);
+  if (skel_) memlens_bpf__destroy(skel_);
+}
+
+Result<std::vector<ProbeStatus>> BpfSession::attach_kernel_probes() {
+  struct Want {
+    bpf_program* prog;
+    const char* name;
+    bool required;
+  };
+  auto* p = &skel_->progs;
+  const Want wants[] = {
+      {p->ml_fork, "sched:sched_process_fork", true},
+      {p->ml_exec, "sched:sched_process_exec", true},
+      {p->ml_exit, "sched:sched_process_exit", true},
+      {p->ml_rss_stat, "kmem:rss_stat", true},
+      {p->ml_fault_user, "exceptions:page_fault_user", false},
+      {p->ml_fault_kernel, "exceptions:page_fault_kernel", false},
+  };
+  std::vector<ProbeStatus> out;
+  for (const auto& w : wants) {
+    bpf_link* link = bpf_program__attach(w.prog);
+    if (!link) {
+      int e = errno;
+      if (w.required)
+        return make_error(fmt::format("cannot attach the BPF program for tracepoint {}", w.name), e);
+      out.push_back({w.name, false, fmt::format("attach failed: {}", strerror(e))});
+      continue;
+    }
+    links_.push_back(link);
+    out.push_back({w.name, true, ""});
+  }
+  return out;
+}
+
+Status BpfSession::track(pid_t pid, uint64_t start_time_ns) {
+  __u32 key = static_cast<__u32>(pid);
+  ml_tracked t{};
+  t.start_time_ns = start_time_ns;
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  t.tracked_since_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  if (bpf_map__update_elem(skel_->maps.ml_tracked, &key, sizeof(key), &t, sizeof(t), BPF_ANY) != 0)
+    return errno_error(fmt::format("cannot track pid {} (tracked-process map full?)", pid));
+  ml_proc_stats stats{};
+  stats.start_time_ns = start_time_ns;
+  // Keep figures the kernel may already have written for this pid (a fork seen before this call).
+  if (bpf_map__update_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), &stats, sizeof(stats), BPF_NOEXIST) != 0 &&
+      errno != EEXIST)
+    return errno_error(fmt::format("cannot create the statistics entry of pid {}", pid));
+  return {};
+}
+
+void BpfSession::untrack(pid_t pid) {
+  __u32 key = static_cast<__u32>(pid);
+  bpf_map__delete_elem(skel_->maps.ml_tracked, &key, sizeof(key), 0);
+}
+
+std::optional<ml_proc_stats> BpfSession::read_stats(pid_t pid) const {
+  __u32 key = static_cast<__u32>(pid);
+  ml_proc_stats s{};
+  if (bpf_map__lookup_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), &s, sizeof(s), 0) != 0) return std::nullopt;
+  return s;
+}
+
+void BpfSession::forget_stats(pid_t pid) {
+  __u32 key = static_cast<__u32>(pid);
+  bpf_map__delete_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), 0);
+}
+
+LossCounts BpfSession::read_losses() const {
+  LossCounts total{};
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return total;
+  std::vector<__u64> per_cpu(static_cast<size_t>(ncpu));
+  for (__u32 i = 0; i < ML_LOSS_REASONS; ++i) {
+    if (bpf_map__lookup_elem(skel_->maps.ml_loss, &i, sizeof(i), per_cpu.data(), per_cpu.size() * sizeof(__u64),
+                             0) != 0)
+      continue;
+    for (auto v : per_cpu) total[i] += v;
+  }
+  return total;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> BpfSession::fault_regions(pid_t pid) const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  int fd = bpf_map__fd(skel_->maps.ml_fault_regions);
+  ml_fault_key key{}, next{};
+  ml_fault_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (key.pid != static_cast<__u32>(pid)) continue;
+    __u64 count = 0;
+    if (bpf_map_lookup_elem(fd, &key, &count) == 0) out.emplace_back(key.region, count);
+  }
+  return out;
+}
+
+std::vector<uint64_t> BpfSession::stack(int32_t stack_id) const {
+  std::vector<uint64_t> ips(ML_MAX_STACK_DEPTH, 0);
+  if (stack_id < 0) return {};
+  __u32 key = static_cast<__u32>(stack_id);
+  if (bpf_map__lookup_elem(skel_->maps.ml_stacks, &key, sizeof(key), ips.data(), ips.size() * sizeof(uint64_t), 0) !=
+      0)
+    return {};
+  size_t n = 0;
+  while (n < ips.size() && ips[n] != 0) ++n;
+  ips.resize(n);
+  return ips;
+}
+
+int BpfSession::ringbuf_fd() const { return bpf_map__fd(skel_->maps.ml_events); }
+
+UprobeLink& UprobeLink::operator=(UprobeLink&& o) noexcept {
+  if (this != &o) {
+    if (link_) bpf_link__destroy(link_);
+    link_ = o.link_;
+    o.link_ = nullptr;
+  }
+  return *this;
+}
+
+UprobeLink::~UprobeLink() {
+  if (link_) bpf_link__destroy(link_);
+}
+
+Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string& binary_path,
+                                 const std::string& func_name, uint64_t file_offset, bool retprobe) {
+  LIBBPF_OPTS(bpf_uprobe_opts, opts);
+  opts.retprobe = retprobe;
+  if (!func_name.empty()) opts.func_name = func_name.c_str();
+  bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, binary_path.c_str(), func_name.empty() ? file_offset : 0,
+                                                   &opts);
+  if (!link) {
+    int e = errno;
+    return make_error(fmt::format("cannot attach {} to {}{} in {} for pid {}", retprobe ? "uretprobe" : "uprobe",
+                                  func_name.empty() ? fmt::format("offset 0x{:x}", file_offset) : func_name, "",
+                                  binary_path, pid),
+                      e);
+  }
+  return UprobeLink(link);
+}
+
+}  // namespace memlens::collect

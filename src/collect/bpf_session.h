@@ -1,0 +1,92 @@
+// The loaded BPF object, following libbpf-tools: open, configure (rodata, map sizes), load, attach, each
+// step checked. The skeleton owns every link: destroying the session detaches everything. Nothing is
+// pinned, so a memlens killed with SIGKILL leaves nothing behind (the kernel drops links with their fds).
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "memlens/abi.h"
+
+struct memlens_bpf;
+struct ring_buffer;
+struct bpf_link;
+struct bpf_program;
+
+namespace memlens::collect {
+
+struct SessionOptions {
+  bool capture_stacks = false;
+  uint32_t max_processes = 4096;
+  uint32_t ringbuf_bytes = 8u << 20;  // power of two
+  uint32_t stack_entries = 16384;
+};
+
+struct ProbeStatus {
+  std::string name;
+  bool attached = false;
+  std::string reason;  // why not, when not attached
+};
+
+using LossCounts = std::array<uint64_t, ML_LOSS_REASONS>;
+
+class BpfSession {
+ public:
+  static Result<std::unique_ptr<BpfSession>> open_and_load(const SessionOptions& opts);
+  ~BpfSession();
+  BpfSession(const BpfSession&) = delete;
+  BpfSession& operator=(const BpfSession&) = delete;
+
+  // Attaches the kernel-side programs (lifecycle, rss_stat, faults). A lifecycle failure is fatal; a
+  // fault-counting failure is reported in the statuses and tracing goes on without it.
+  Result<std::vector<ProbeStatus>> attach_kernel_probes();
+
+  // Tracked-pid map: the kernel follows fork from these.
+  Status track(pid_t pid, uint64_t start_time_ns);
+  void untrack(pid_t pid);
+
+  std::optional<ml_proc_stats> read_stats(pid_t pid) const;
+  void forget_stats(pid_t pid);
+  LossCounts read_losses() const;
+  // Faults per 2 MiB region of one process (region index -> count).
+  std::vector<std::pair<uint64_t, uint64_t>> fault_regions(pid_t pid) const;
+  // User stack of a stack id (innermost first), empty if unknown.
+  std::vector<uint64_t> stack(int32_t stack_id) const;
+
+  memlens_bpf* skeleton() { return skel_; }
+  int ringbuf_fd() const;
+
+ private:
+  BpfSession() = default;
+  memlens_bpf* skel_ = nullptr;
+  std::vector<bpf_link*> links_;
+};
+
+// A uprobe or uretprobe link, detached by the destructor.
+class UprobeLink {
+ public:
+  UprobeLink() = default;
+  explicit UprobeLink(bpf_link* l) : link_(l) {}
+  UprobeLink(UprobeLink&& o) noexcept : link_(o.link_) { o.link_ = nullptr; }
+  UprobeLink& operator=(UprobeLink&& o) noexcept;
+  UprobeLink(const UprobeLink&) = delete;
+  UprobeLink& operator=(const UprobeLink&) = delete;
+  ~UprobeLink();
+
+ private:
+  bpf_link* link_ = nullptr;
+};
+
+// Attaches prog as a uprobe (or uretprobe) on func_name in binary_path, for process pid only; or at
+// file_offset when func_name is empty.
+Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string& binary_path,
+                                 const std::string& func_name, uint64_t file_offset, bool retprobe);
+
+}  // namespace memlens::collect

@@ -1,0 +1,388 @@
+#include "collect/tracer.h"
+
+#include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "memlens.skel.h"
+#include "proc/procfs.h"
+
+namespace memlens::collect {
+
+namespace {
+
+int ring_callback(void* ctx, void* data, size_t size) { return static_cast<Tracer*>(ctx)->handle_event(data, size); }
+
+uint64_t page_align_up(uint64_t len) { return (len + 4095) & ~uint64_t{4095}; }
+
+bool is_error_address(int64_t result) { return result < 0 && result > -4096; }
+
+// A wait status as the shell reports it: the exit code, or 128 + the signal that killed the process.
+int decode_wait_status(int status) {
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model::Trace& trace) {
+  std::unique_ptr<Tracer> t(new Tracer(opts, trace));
+  SessionOptions so;
+  so.capture_stacks = opts.capture_stacks;
+  so.max_processes = opts.max_processes;
+  auto session = BpfSession::open_and_load(so);
+  if (!session) return session.error();
+  t->session_ = std::move(*session);
+  auto statuses = t->session_->attach_kernel_probes();
+  if (!statuses) return statuses.error();
+  for (auto& s : *statuses) {
+    if (s.attached)
+      trace.info.probes_attached.push_back(s.name);
+    else
+      trace.info.probes_skipped.push_back({s.name, s.reason});
+  }
+  t->ring_ = ring_buffer__new(t->session_->ringbuf_fd(), ring_callback, t.get(), nullptr);
+  if (!t->ring_) return errno_error("cannot set up the ring buffer consumer");
+  trace.info.started_boot_ns = t->now_boot_ns();
+  trace.info.interval_s = opts.interval_s;
+  t->next_sample_ns_ = trace.info.started_boot_ns + static_cast<uint64_t>(opts.interval_s * 1e9);
+  return t;
+}
+
+Tracer::~Tracer() {
+  probes_.clear();
+  if (ring_) ring_buffer__free(ring_);
+}
+
+uint64_t Tracer::now_boot_ns() const {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+model::Process* Tracer::begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late) {
+  model::ProcessKey key{pid, model::start_time_ns_to_ticks(start_time_ns)};
+  if (auto* existing = trace_.processes.find(key)) return existing;
+  auto& p = trace_.processes.add(key, ppid);
+  p.start_time_ns = start_time_ns;
+  p.first_seen_s = trace_.seconds_since_start(now_boot_ns());
+  p.attached_late = attached_late;
+  if (auto st = proc::read_stat(pid)) {
+    p.minflt_at_start = st->minflt;
+    p.majflt_at_start = st->majflt;
+  }
+  refresh_identity(p);
+  return &p;
+}
+
+void Tracer::refresh_identity(model::Process& p) {
+  if (auto st = proc::read_stat(p.pid())) p.comm = st->comm;
+  if (auto exe = proc::read_exe(p.pid())) p.exe = *exe;
+  if (auto args = proc::read_cmdline(p.pid())) p.cmdline = std::move(*args);
+}
+
+void Tracer::reseed(model::Process& p) {
+  if (auto maps = proc::read_maps(p.pid())) p.address_space.seed(*maps, now_boot_ns());
+}
+
+void Tracer::attach_probes(model::Process& p) {
+  probes_.erase(p.pid());
+  auto libc = find_libc(p.pid());
+  if (!libc) {
+    ++probe_attach_failures_;
+    p.notes.push_back("address-space calls not traced: " + libc.error().describe());
+    return;
+  }
+  auto probes = attach_process_probes(*session_, p.pid(), *libc);
+  if (!probes) {
+    ++probe_attach_failures_;
+    p.notes.push_back(probes.error().describe());
+    return;
+  }
+  for (const auto& s : probes->statuses()) {
+    if (s.attached) {
+      if (std::find(trace_.info.probes_attached.begin(), trace_.info.probes_attached.end(), s.name) ==
+          trace_.info.probes_attached.end())
+        trace_.info.probes_attached.push_back(s.name);
+    } else {
+      trace_.info.probes_skipped.push_back({s.name, fmt::format("pid {}: {}", p.pid(), s.reason)});
+    }
+  }
+  probes_.emplace(p.pid(), std::move(*probes));
+}
+
+Status Tracer::track_root(pid_t pid, bool attached_late) {
+  auto start = proc::read_start_time_ns(pid);
+  if (!start) return make_error(fmt::format("no process with pid {}", pid), ESRCH);
+  auto st = proc::read_stat(pid);
+  pid_t ppid = st ? st->ppid : 0;
+  // The kernel needs the real start_boottime in ns; /proc gives ticks. The key uses ticks either way.
+  if (auto s = session_->track(pid, *start); !s) return s;
+  root_pid_ = pid;
+  auto* p = begin_tracking(pid, ppid, *start, attached_late);
+  attach_probes(*p);
+  reseed(*p);
+  if (!proc::process_exists(pid)) return make_error(fmt::format("process {} exited while memlens attached", pid), ESRCH);
+  if (attached_late) {
+    // Descendants that already exist are followed too (cluster workers, child processes).
+    std::vector<pid_t> queue = proc::list_children(pid);
+    while (!queue.empty()) {
+      pid_t c = queue.back();
+      queue.pop_back();
+      auto cs = proc::read_start_time_ns(c);
+      if (!cs || !session_->track(c, *cs)) continue;
+      auto* cp = begin_tracking(c, pid, *cs, true);
+      attach_probes(*cp);
+      reseed(*cp);
+      for (pid_t g : proc::list_children(c)) queue.push_back(g);
+    }
+  }
+  update_from_kernel(*p);
+  return {};
+}
+
+int Tracer::handle_event(const void* data, size_t size) {
+  ++trace_.info.events_received;
+  if (size < sizeof(ml_event_header)) {
+    ++malformed_events_;
+    return 0;
+  }
+  ml_event_header h;
+  std::memcpy(&h, data, sizeof(h));
+  double t_s = trace_.seconds_since_start(h.ts_ns);
+
+  if (h.type == ML_EV_FORK || h.type == ML_EV_EXEC || h.type == ML_EV_EXIT) {
+    if (size < sizeof(ml_proc_event)) {
+      ++malformed_events_;
+      return 0;
+    }
+    ml_proc_event e;
+    std::memcpy(&e, data, sizeof(e));
+    pid_t pid = static_cast<pid_t>(e.h.pid);
+    if (h.type == ML_EV_FORK) {
+      auto* p = begin_tracking(pid, static_cast<pid_t>(e.ppid), e.start_time_ns, false);
+      p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+      attach_probes(*p);
+      reseed(*p);
+      return 0;
+    }
+    // A live pid names one process at a time. (Its start time as the kernel reports it can differ from
+    // what /proc gave before an exec, so it is not used to find the process.)
+    model::Process* p = trace_.processes.find_live(pid);
+    if (!p) {
+      ++unknown_process_events_;
+      return 0;
+    }
+    if (h.type == ML_EV_EXEC) {
+      refresh_identity(*p);
+      p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+      reseed(*p);
+      libc_check_pending_[pid] = true;
+      return 0;
+    }
+    p->minflt = e.minflt;
+    p->majflt = e.majflt;
+    p->has_kernel_fault_counts = true;
+    mark_exited(*p, e.exit_code, t_s, true);
+    return 0;
+  }
+
+  if (h.type >= ML_EV_MMAP && h.type <= ML_EV_MPROTECT) {
+    if (size < sizeof(ml_mm_event)) {
+      ++malformed_events_;
+      return 0;
+    }
+    ml_mm_event e;
+    std::memcpy(&e, data, sizeof(e));
+    model::Process* p = trace_.processes.find_live(static_cast<pid_t>(h.pid));
+    if (!p) {
+      ++unknown_process_events_;
+      return 0;
+    }
+    auto& as = p->address_space;
+    switch (h.type) {
+      case ML_EV_MMAP: {
+        ++p->events.mmap;
+        if (is_error_address(e.result)) break;
+        model::Mapping m;
+        m.start = static_cast<uint64_t>(e.result);
+        m.end = m.start + page_align_up(e.len_bytes);
+        m.prot = e.prot;
+        m.flags = e.flags;
+        m.anonymous = (e.flags & MAP_ANONYMOUS) != 0 || e.fd < 0;
+        m.file_offset = e.offset;
+        m.origin = model::Origin::kMmap;
+        m.stack_id = e.stack_id;
+        m.created_ns = h.ts_ns;
+        if (!m.anonymous) {
+          // The event has the fd, not the path: keep the path of whatever file this range maps now.
+          m.path = fmt::format("[fd {}]", e.fd);
+        }
+        as.map(std::move(m));
+        break;
+      }
+      case ML_EV_MUNMAP:
+        ++p->events.munmap;
+        if (e.result == 0) as.unmap(e.addr, page_align_up(e.len_bytes));
+        break;
+      case ML_EV_MREMAP:
+        ++p->events.mremap;
+        if (!is_error_address(e.result))
+          as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result), page_align_up(e.new_len_bytes));
+        break;
+      case ML_EV_BRK:
+        ++p->events.brk;
+        if (e.result == 0) as.set_brk(e.addr, h.ts_ns);
+        break;
+      case ML_EV_MADVISE:
+        ++p->events.madvise;
+        break;
+      case ML_EV_MPROTECT:
+        ++p->events.mprotect;
+        if (e.result == 0) as.protect(e.addr, page_align_up(e.len_bytes), e.prot);
+        break;
+    }
+    return 0;
+  }
+  ++malformed_events_;
+  return 0;
+}
+
+void Tracer::update_from_kernel(model::Process& p) {
+  auto s = session_->read_stats(p.pid());
+  if (!s) return;
+  if (s->rss_updates == 0) {
+    // No rss_stat event yet (a quiet process): take the figures from /proc once.
+    if (auto st = proc::read_status(p.pid())) {
+      p.rss.anon_bytes = st->rss_anon;
+      p.rss.file_bytes = st->rss_file;
+      p.rss.shmem_bytes = st->rss_shmem;
+      p.rss.swap_bytes = st->vm_swap;
+    }
+  } else {
+    p.rss.anon_bytes = s->rss_anon_bytes;
+    p.rss.file_bytes = s->rss_file_bytes;
+    p.rss.shmem_bytes = s->rss_shmem_bytes;
+    p.rss.swap_bytes = s->rss_swap_bytes;
+  }
+  p.rss_peak_bytes = std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
+  p.faults_user = s->faults_user;
+  p.faults_kernel = s->faults_kernel;
+}
+
+void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event) {
+  if (!p.alive()) return;
+  update_from_kernel(p);
+  model::Sample last;
+  last.t_s = t_s;
+  last.rss = p.rss;
+  last.faults = p.faults_user + p.faults_kernel;
+  last.events = p.events.total();
+  p.timeline.push_back(last);
+  p.exit_status = decode_wait_status(wait_status);
+  p.exited_at_s = t_s;
+  if (!from_kernel_event) p.notes.push_back("exit seen without its kernel event; exit status may be unknown");
+  probes_.erase(p.pid());
+  libc_check_pending_.erase(p.pid());
+  session_->forget_stats(p.pid());
+  session_->untrack(p.pid());
+  if (p.pid() == root_pid_) root_exited_ = true;
+}
+
+void Tracer::set_root_wait_status(int status) {
+  auto* p = trace_.processes.find_live(root_pid_);
+  if (p) {
+    // The exit event may still be in the ring buffer: drain it first, it carries the fault counts.
+    ring_buffer__consume(ring_);
+    p = trace_.processes.find_live(root_pid_);
+  }
+  if (p) mark_exited(*p, status, trace_.seconds_since_start(now_boot_ns()), false);
+  for (auto& proc : trace_.processes.all())
+    if (proc->pid() == root_pid_ && proc->exit_status) proc->exit_status = decode_wait_status(status);
+  root_exited_ = true;
+}
+
+void Tracer::check_vanished() {
+  for (auto* p : trace_.processes.live()) {
+    auto start = proc::read_start_time_ns(p->pid());
+    bool same = start && model::start_time_ns_to_ticks(*start) == p->key().start_time_ticks;
+    if (same) {
+      // A zombie has released its memory already; its exit event tells the rest.
+      continue;
+    }
+    ++unknown_process_events_;  // its exit event was lost
+    mark_exited(*p, 0, trace_.seconds_since_start(now_boot_ns()), false);
+  }
+}
+
+void Tracer::sample() {
+  double t_s = trace_.seconds_since_start(now_boot_ns());
+  for (auto* p : trace_.processes.live()) {
+    if (libc_check_pending_.count(p->pid())) {
+      // After exec the new image maps its own C library; if it is another file than the one probed,
+      // move the probes.
+      auto libc = find_libc(p->pid());
+      auto it = probes_.find(p->pid());
+      if (libc && (it == probes_.end() || !(it->second.libc() == *libc))) attach_probes(*p);
+      if (libc) libc_check_pending_.erase(p->pid());
+    }
+    update_from_kernel(*p);
+    model::Sample s;
+    s.t_s = t_s;
+    s.rss = p->rss;
+    s.faults = p->faults_user + p->faults_kernel;
+    s.events = p->events.total();
+    p->timeline.push_back(std::move(s));
+  }
+  check_vanished();
+  collect_losses();
+  if (on_sample_) on_sample_(trace_);
+}
+
+void Tracer::poll(int timeout_ms) {
+  ring_buffer__poll(ring_, timeout_ms);
+  // Events are submitted without a wake-up until enough are pending: consume what is there anyway.
+  ring_buffer__consume(ring_);
+  uint64_t now = now_boot_ns();
+  if (now >= next_sample_ns_) {
+    sample();
+    uint64_t step = static_cast<uint64_t>(opts_.interval_s * 1e9);
+    while (next_sample_ns_ <= now) next_sample_ns_ += step;
+  }
+}
+
+void Tracer::collect_losses() {
+  auto k = session_->read_losses();
+  auto& loss = trace_.info.loss;
+  loss["kernel_ringbuf_full"] = k[ML_LOSS_RINGBUF_FULL];
+  loss["kernel_call_args_full"] = k[ML_LOSS_PENDING_FULL];
+  loss["kernel_stack_capture"] = k[ML_LOSS_STACK];
+  loss["kernel_tracked_map_full"] = k[ML_LOSS_TRACKED_FULL];
+  loss["kernel_fault_regions_full"] = k[ML_LOSS_FAULT_REGIONS];
+  loss["userspace_unknown_process"] = unknown_process_events_;
+  loss["userspace_malformed"] = malformed_events_;
+  loss["probe_attach_failures"] = probe_attach_failures_;
+}
+
+void Tracer::finish() {
+  ring_buffer__consume(ring_);
+  for (auto* p : trace_.processes.live()) {
+    update_from_kernel(*p);
+    if (auto st = proc::read_stat(p->pid())) {
+      p->minflt = st->minflt - std::min(st->minflt, p->minflt_at_start);
+      p->majflt = st->majflt - std::min(st->majflt, p->majflt_at_start);
+      p->has_kernel_fault_counts = true;
+    }
+  }
+  collect_losses();
+  trace_.info.duration_s = trace_.seconds_since_start(now_boot_ns());
+  probes_.clear();
+}
+
+}  // namespace memlens::collect

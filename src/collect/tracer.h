@@ -1,0 +1,81 @@
+// The tracing loop: drains the ring buffer into the model, follows processes as they fork, exec and exit
+// (attaching and detaching their uprobes), samples the kernel's per-process figures every interval, and
+// counts every lost event by stage.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "collect/bpf_session.h"
+#include "collect/process_probes.h"
+#include "model/trace.h"
+
+struct ring_buffer;
+
+namespace memlens::collect {
+
+struct TracerOptions {
+  double interval_s = 1.0;
+  bool capture_stacks = false;
+  uint32_t max_processes = 4096;
+};
+
+class Tracer {
+ public:
+  // Loads the BPF programs and attaches the kernel-side probes.
+  static Result<std::unique_ptr<Tracer>> create(const TracerOptions& opts, model::Trace& trace);
+  ~Tracer();
+
+  // Starts tracking pid and every process it forks from now on. With attached_late, the process already
+  // ran before memlens (attach mode): its existing children are tracked too and its history is unknown.
+  Status track_root(pid_t pid, bool attached_late);
+
+  // Drains events for at most timeout_ms and takes a sample when an interval has passed.
+  void poll(int timeout_ms);
+  // Final drain and final figures of the processes still alive; fills the trace's loss counts.
+  void finish();
+
+  bool root_exited() const { return root_exited_; }
+  pid_t root_pid() const { return root_pid_; }
+  // Called after each interval's sample (the live line).
+  void on_sample(std::function<void(const model::Trace&)> f) { on_sample_ = std::move(f); }
+  // The wait status of the root, when the caller reaped it (run mode) before its exit event arrived.
+  void set_root_wait_status(int status);
+
+  BpfSession& session() { return *session_; }
+
+  // Ring-buffer callback entry (public for the C callback trampoline).
+  int handle_event(const void* data, size_t size);
+
+ private:
+  Tracer(const TracerOptions& opts, model::Trace& trace) : opts_(opts), trace_(trace) {}
+  model::Process* begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
+  void attach_probes(model::Process& p);
+  void reseed(model::Process& p);
+  void refresh_identity(model::Process& p);
+  void sample();
+  void update_from_kernel(model::Process& p);
+  void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
+  void check_vanished();
+  void collect_losses();
+  uint64_t now_boot_ns() const;
+
+  TracerOptions opts_;
+  model::Trace& trace_;
+  std::unique_ptr<BpfSession> session_;
+  ring_buffer* ring_ = nullptr;
+  std::map<pid_t, ProcessProbes> probes_;  // by live pid
+  std::map<pid_t, bool> libc_check_pending_;  // after exec: confirm the probes sit on the new image's libc
+  pid_t root_pid_ = 0;
+  bool root_exited_ = false;
+  uint64_t next_sample_ns_ = 0;
+  uint64_t unknown_process_events_ = 0;
+  uint64_t malformed_events_ = 0;
+  uint64_t probe_attach_failures_ = 0;
+  std::function<void(const model::Trace&)> on_sample_;
+};
+
+}  // namespace memlens::collect

@@ -1,0 +1,119 @@
+#include "model/address_space.h"
+
+#include <sys/mman.h>
+
+namespace memlens::model {
+
+void AddressSpace::seed(const std::vector<proc::MapEntry>& maps, uint64_t now_ns) {
+  by_start_.clear();
+  for (const auto& e : maps) {
+    Mapping m;
+    m.start = e.start;
+    m.end = e.end;
+    m.prot = (e.read ? PROT_READ : 0) | (e.write ? PROT_WRITE : 0) | (e.exec ? PROT_EXEC : 0);
+    m.flags = e.shared ? MAP_SHARED : MAP_PRIVATE;
+    m.anonymous = !e.is_file();
+    m.path = e.path;
+    m.file_offset = e.offset;
+    m.origin = e.path == "[heap]" ? Origin::kBrk : Origin::kSeeded;
+    m.created_ns = now_ns;
+    by_start_[m.start] = std::move(m);
+  }
+}
+
+void AddressSpace::split_at(uint64_t at) {
+  auto it = by_start_.upper_bound(at);
+  if (it == by_start_.begin()) return;
+  --it;
+  Mapping& m = it->second;
+  if (m.start >= at || m.end <= at) return;
+  Mapping tail = m;
+  tail.start = at;
+  if (!tail.anonymous) tail.file_offset += at - m.start;
+  m.end = at;
+  by_start_[at] = std::move(tail);
+}
+
+void AddressSpace::unmap(uint64_t start, uint64_t len) {
+  if (len == 0) return;
+  uint64_t end = start + len;
+  if (end < start) end = UINT64_MAX;
+  split_at(start);
+  split_at(end);
+  auto it = by_start_.lower_bound(start);
+  while (it != by_start_.end() && it->first < end) it = by_start_.erase(it);
+}
+
+void AddressSpace::map(Mapping m) {
+  if (m.end <= m.start) return;
+  unmap(m.start, m.end - m.start);
+  by_start_[m.start] = std::move(m);
+}
+
+void AddressSpace::protect(uint64_t start, uint64_t len, uint32_t prot) {
+  if (len == 0) return;
+  uint64_t end = start + len;
+  split_at(start);
+  split_at(end);
+  for (auto it = by_start_.lower_bound(start); it != by_start_.end() && it->first < end; ++it) it->second.prot = prot;
+}
+
+void AddressSpace::remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len) {
+  const Mapping* src = find(old_addr);
+  Mapping m;
+  if (src) m = *src;
+  m.origin = Origin::kMremap;
+  unmap(old_addr, old_len);
+  m.start = new_addr;
+  m.end = new_addr + new_len;
+  map(std::move(m));
+}
+
+void AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
+  for (auto& [start, m] : by_start_) {
+    if (m.path != "[heap]") continue;
+    if (new_end <= m.start) {
+      by_start_.erase(start);
+      return;
+    }
+    uint64_t old_end = m.end;
+    if (new_end < old_end) {
+      m.end = new_end;
+    } else if (new_end > old_end) {
+      uint64_t s = m.start;
+      Mapping grown = m;
+      grown.end = new_end;
+      unmap(old_end, new_end - old_end);
+      by_start_[s] = std::move(grown);
+    }
+    return;
+  }
+  // No heap yet: the first brk creates it. Its start is not known from the event; the next reconcile with
+  // /proc/PID/maps gives the exact range, so record only the growth from here on.
+  (void)now_ns;
+}
+
+MappingTotals AddressSpace::totals() const {
+  MappingTotals t;
+  for (const auto& [start, m] : by_start_) {
+    (m.anonymous ? t.anon_bytes : t.file_bytes) += m.size();
+    ++t.count;
+  }
+  return t;
+}
+
+const Mapping* AddressSpace::find(uint64_t addr) const {
+  auto it = by_start_.upper_bound(addr);
+  if (it == by_start_.begin()) return nullptr;
+  --it;
+  return addr < it->second.end ? &it->second : nullptr;
+}
+
+std::vector<Mapping> AddressSpace::mappings() const {
+  std::vector<Mapping> out;
+  out.reserve(by_start_.size());
+  for (const auto& [start, m] : by_start_) out.push_back(m);
+  return out;
+}
+
+}  // namespace memlens::model

@@ -1,0 +1,70 @@
+// A process's mappings as an interval map, kept current from mmap/munmap/mremap/brk/mprotect events and
+// re-seeded from /proc/PID/maps (at attach, after exec, and whenever the model is reconciled). A partial
+// munmap or mprotect splits a mapping, as the kernel does.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "proc/procfs.h"
+
+namespace memlens::model {
+
+// What created a mapping, as far as memlens could tell; attribution refines it with the process's
+// resident figures.
+enum class Origin : uint8_t {
+  kUnknown,
+  kSeeded,     // present when memlens first read /proc/PID/maps
+  kMmap,       // an mmap call seen while tracing
+  kBrk,        // the brk heap
+  kMremap,
+};
+
+struct Mapping {
+  uint64_t start = 0;
+  uint64_t end = 0;  // exclusive
+  uint32_t prot = 0;  // PROT_* bits
+  uint32_t flags = 0;  // MAP_* bits when known
+  bool anonymous = true;
+  std::string path;  // file path or pseudo name ("[heap]", "[stack]")
+  uint64_t file_offset = 0;
+  Origin origin = Origin::kUnknown;
+  int32_t stack_id = -1;  // user stack of the call that created it, -1 when unknown
+  uint64_t created_ns = 0;
+
+  uint64_t size() const { return end - start; }
+};
+
+struct MappingTotals {
+  uint64_t anon_bytes = 0;  // virtual size of anonymous mappings
+  uint64_t file_bytes = 0;  // virtual size of file-backed mappings
+  uint64_t count = 0;
+};
+
+class AddressSpace {
+ public:
+  // Replaces everything with the mappings the kernel reports.
+  void seed(const std::vector<proc::MapEntry>& maps, uint64_t now_ns);
+  // A new mapping [start, start+len) replaces whatever overlapped it (MAP_FIXED semantics).
+  void map(Mapping m);
+  void unmap(uint64_t start, uint64_t len);
+  void protect(uint64_t start, uint64_t len, uint32_t prot);
+  // mremap: the pages of [old, old+old_len) now live at [new_addr, new_addr+new_len).
+  void remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len);
+  // brk moved the end of the heap to new_end.
+  void set_brk(uint64_t new_end, uint64_t now_ns);
+
+  MappingTotals totals() const;
+  const Mapping* find(uint64_t addr) const;
+  std::vector<Mapping> mappings() const;
+  size_t size() const { return by_start_.size(); }
+
+ private:
+  // Cuts the mappings that straddle `at` in two, so [.., at) and [at, ..) are separate entries.
+  void split_at(uint64_t at);
+  std::map<uint64_t, Mapping> by_start_;
+};
+
+}  // namespace memlens::model

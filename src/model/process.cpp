@@ -1,0 +1,40 @@
+#include "model/process.h"
+
+#include <unistd.h>
+
+namespace memlens::model {
+
+uint64_t start_time_ns_to_ticks(uint64_t ns) {
+  static const uint64_t ns_per_tick = [] {
+    long hz = sysconf(_SC_CLK_TCK);
+    return 1000000000ull / static_cast<uint64_t>(hz > 0 ? hz : 100);
+  }();
+  return ns / ns_per_tick;
+}
+
+Process& Registry::add(ProcessKey key, pid_t ppid) {
+  if (auto* p = find(key)) return *p;
+  order_.push_back(std::make_unique<Process>(key, ppid));
+  by_key_[key] = order_.back().get();
+  return *order_.back();
+}
+
+Process* Registry::find(const ProcessKey& key) {
+  auto it = by_key_.find(key);
+  return it == by_key_.end() ? nullptr : it->second;
+}
+
+Process* Registry::find_live(pid_t pid) {
+  for (auto it = order_.rbegin(); it != order_.rend(); ++it)
+    if ((*it)->pid() == pid && (*it)->alive()) return it->get();
+  return nullptr;
+}
+
+std::vector<Process*> Registry::live() {
+  std::vector<Process*> out;
+  for (auto& p : order_)
+    if (p->alive()) out.push_back(p.get());
+  return out;
+}
+
+}  // namespace memlens::model

@@ -1,0 +1,107 @@
+// The per-process memory model: identity, what the kernel says about its memory at every interval, and
+// its address space. Processes are keyed by (pid, start time), never by pid alone: a pid can be reused.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/address_space.h"
+
+namespace memlens::model {
+
+struct ProcessKey {
+  pid_t pid = 0;
+  uint64_t start_time_ticks = 0;  // task start since boot in clock ticks, as /proc/PID/stat gives it
+  auto operator<=>(const ProcessKey&) const = default;
+};
+
+// Converts the kernel's start_boottime (ns) to /proc's clock ticks, so both sources give the same key.
+uint64_t start_time_ns_to_ticks(uint64_t ns);
+
+struct RssFigures {
+  uint64_t anon_bytes = 0;
+  uint64_t file_bytes = 0;
+  uint64_t shmem_bytes = 0;
+  uint64_t swap_bytes = 0;
+  uint64_t total() const { return anon_bytes + file_bytes + shmem_bytes; }
+};
+
+// One timeline sample per interval. Later layers fill the optional figures they know.
+struct Sample {
+  double t_s = 0;  // since the trace started
+  RssFigures rss;
+  uint64_t faults = 0;  // cumulative, traced
+  uint64_t events = 0;  // cumulative address-space events
+  std::optional<uint64_t> js_heap_used_bytes;
+  std::optional<uint64_t> array_buffers_bytes;
+  std::optional<uint64_t> fds_open;
+  std::map<std::string, uint64_t> categories;  // attribution: category -> resident bytes
+};
+
+struct EventCounts {
+  uint64_t mmap = 0, munmap = 0, mremap = 0, brk = 0, madvise = 0, mprotect = 0;
+  uint64_t total() const { return mmap + munmap + mremap + brk + madvise + mprotect; }
+};
+
+class Process {
+ public:
+  Process(ProcessKey key, pid_t ppid) : key_(key), ppid_(ppid) {}
+
+  const ProcessKey& key() const { return key_; }
+  pid_t pid() const { return key_.pid; }
+  pid_t ppid() const { return ppid_; }
+
+  // Identity details, filled from /proc while the process lives.
+  std::string comm;
+  std::string exe;
+  std::vector<std::string> cmdline;
+  uint64_t start_time_ns = 0;  // CLOCK_BOOTTIME
+  double first_seen_s = 0;     // trace time when memlens started tracking it
+  bool attached_late = false;  // existed before memlens (attach mode): its history before is unknown
+
+  // Latest kernel figures.
+  RssFigures rss;
+  uint64_t rss_peak_bytes = 0;
+  uint64_t faults_user = 0, faults_kernel = 0;
+  // The kernel's own fault counters: at the start of tracking (from /proc), and those taken while
+  // tracked (at exit from the BPF side, which folds in every thread; at the end from /proc).
+  uint64_t minflt_at_start = 0, majflt_at_start = 0;
+  uint64_t minflt = 0, majflt = 0;
+  bool has_kernel_fault_counts = false;
+
+  std::optional<int> exit_status;  // wait status decoded: exit code, or 128+signal
+  std::optional<double> exited_at_s;
+  bool alive() const { return !exit_status.has_value() && !exited_at_s.has_value(); }
+
+  AddressSpace address_space;
+  EventCounts events;
+  std::vector<Sample> timeline;
+  std::vector<std::string> notes;  // things the user should know about this process's figures
+
+ private:
+  ProcessKey key_;
+  pid_t ppid_;
+};
+
+// All processes seen during a trace, in order of discovery.
+class Registry {
+ public:
+  Process& add(ProcessKey key, pid_t ppid);
+  Process* find(const ProcessKey& key);
+  // The live process currently holding pid (the newest with that pid that has not exited).
+  Process* find_live(pid_t pid);
+  const std::vector<std::unique_ptr<Process>>& all() const { return order_; }
+  std::vector<Process*> live();
+
+ private:
+  std::map<ProcessKey, Process*> by_key_;
+  std::vector<std::unique_ptr<Process>> order_;
+};
+
+}  // namespace memlens::model

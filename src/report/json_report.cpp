@@ -1,0 +1,88 @@
+#include "report/json_report.h"
+
+#include "common/safe_file.h"
+
+namespace memlens::report {
+
+using nlohmann::json;
+
+json process_json(const model::Process& p) {
+  json j;
+  j["pid"] = p.pid();
+  j["ppid"] = p.ppid();
+  j["start_time_ns"] = p.start_time_ns;
+  j["comm"] = p.comm;
+  j["exe"] = p.exe;
+  j["cmdline"] = p.cmdline;
+  if (p.exit_status) j["exit_status"] = *p.exit_status;
+  if (p.exited_at_s) j["exited_at_s"] = *p.exited_at_s;
+  j["first_seen_s"] = p.first_seen_s;
+  j["attached_late"] = p.attached_late;
+  j["rss_bytes"] = p.rss.total();
+  j["rss_peak_bytes"] = p.rss_peak_bytes;
+  j["rss"] = {{"anon_bytes", p.rss.anon_bytes},
+              {"file_bytes", p.rss.file_bytes},
+              {"shmem_bytes", p.rss.shmem_bytes},
+              {"swap_bytes", p.rss.swap_bytes}};
+  auto totals = p.address_space.totals();
+  j["mappings"] = {{"anon_bytes", totals.anon_bytes}, {"file_bytes", totals.file_bytes}, {"count", totals.count}};
+  json faults = {{"traced_user", p.faults_user}, {"traced_kernel", p.faults_kernel}};
+  if (p.has_kernel_fault_counts) {
+    faults["minor"] = p.minflt;
+    faults["major"] = p.majflt;
+  }
+  faults["minor_before_tracking"] = p.minflt_at_start;
+  faults["major_before_tracking"] = p.majflt_at_start;
+  j["page_faults"] = faults;
+  j["events"] = {{"mmap", p.events.mmap},       {"munmap", p.events.munmap},   {"mremap", p.events.mremap},
+                 {"brk", p.events.brk},         {"madvise", p.events.madvise}, {"mprotect", p.events.mprotect}};
+  json timeline = json::array();
+  for (const auto& s : p.timeline) {
+    json t = {{"t_s", s.t_s},
+              {"rss_bytes", s.rss.total()},
+              {"anon_bytes", s.rss.anon_bytes},
+              {"file_bytes", s.rss.file_bytes},
+              {"shmem_bytes", s.rss.shmem_bytes}};
+    if (s.js_heap_used_bytes) t["js_heap_used_bytes"] = *s.js_heap_used_bytes;
+    if (s.array_buffers_bytes) t["array_buffers_bytes"] = *s.array_buffers_bytes;
+    if (s.fds_open) t["fds_open"] = *s.fds_open;
+    for (const auto& [cat, bytes] : s.categories) t[cat + "_bytes"] = bytes;
+    timeline.push_back(std::move(t));
+  }
+  j["timeline"] = std::move(timeline);
+  if (!p.notes.empty()) j["notes"] = p.notes;
+  return j;
+}
+
+json build_report(const model::Trace& trace) {
+  const auto& info = trace.info;
+  json j;
+  j["schema_version"] = kSchemaVersion;
+  j["memlens_version"] = MEMLENS_VERSION;
+  if (info.attached_pid)
+    j["attached_pid"] = *info.attached_pid;
+  else
+    j["command"] = info.command;
+  j["started_at"] = info.started_at;
+  j["duration_s"] = info.duration_s;
+  j["interval_s"] = info.interval_s;
+  j["kernel"] = info.kernel;
+  j["stop_reason"] = info.stop_reason;
+  json skipped = json::array();
+  for (const auto& s : info.probes_skipped) skipped.push_back({{"name", s.name}, {"reason", s.reason}});
+  j["probes"] = {{"attached", info.probes_attached}, {"skipped", skipped}};
+  json loss = json::object();
+  for (const auto& [stage, n] : info.loss) loss[stage] = n;
+  j["loss"] = loss;
+  j["events_received"] = info.events_received;
+  json procs = json::array();
+  for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p));
+  j["processes"] = std::move(procs);
+  return j;
+}
+
+Status write_report_json(const std::string& dir, const json& report) {
+  return write_file_atomic(dir + "/report.json", report.dump(2) + "\n");
+}
+
+}  // namespace memlens::report

@@ -1,0 +1,19 @@
+// report.json: the stable, versioned schema documented in docs/report-schema.md. Built from the model;
+// later stages (attribution, V8, fds, verdicts) add their sections to the same object.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "model/trace.h"
+
+namespace memlens::report {
+
+inline constexpr int kSchemaVersion = 1;
+
+nlohmann::json build_report(const model::Trace& trace);
+nlohmann::json process_json(const model::Process& p);
+
+// Writes dir/report.json atomically.
+Status write_report_json(const std::string& dir, const nlohmann::json& report);
+
+}  // namespace memlens::report

@@ -1,0 +1,34 @@
+// What memlens prints on the terminal: one compact live line per tracked process each interval while
+// tracing, and the summary at the end. Both go to stderr, so the traced command's stdout stays its own.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/trace.h"
+
+namespace memlens::report {
+
+std::string format_bytes(uint64_t bytes);          // "123.4 MiB"
+std::string format_signed_bytes(int64_t bytes);    // "+1.2 MiB"
+
+class LiveView {
+ public:
+  explicit LiveView(FILE* out);
+  void update(const model::Trace& trace);
+  void clear();  // erase the live lines before the summary
+
+ private:
+  FILE* out_;
+  bool tty_;
+  size_t lines_drawn_ = 0;
+  double last_plain_t_ = -1e9;
+};
+
+// The end-of-trace summary, from the finished report JSON (so it shows what the report says).
+std::string render_summary(const nlohmann::json& report, const std::vector<std::string>& files_written);
+
+}  // namespace memlens::report
