@@ -78,6 +78,7 @@ struct {
 // Arguments of an address-space call, kept from entry to return (per thread).
 struct ml_pending {
   __u64 args[6];
+  __u64 caller_ip;
   __s32 stack_id;
   __u32 type;
 };
@@ -338,6 +339,8 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
   if (!is_tracked(id >> 32)) return 0;
   __u32 tid = (__u32)id;
   struct ml_pending p = {.args = {a0, a1, a2, a3, a4, a5}, .type = type, .stack_id = user_stack_id(ctx)};
+  // At a function's first instruction the return address is at the top of the stack.
+  bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
   if (bpf_map_update_elem(&ml_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
   return 0;
 }
@@ -356,6 +359,7 @@ static __always_inline int emit_call(__u32 type, long ret) {
     fill_header(&e->h, type);
     e->result = ret;
     e->stack_id = p->stack_id;
+    e->caller_ip = p->caller_ip;
     e->fd = -1;
     switch (type) {
       case ML_EV_MMAP:
@@ -437,3 +441,8 @@ int BPF_KPROBE(ml_mprotect_enter, void* addr, __u64 len, int prot) {
 }
 SEC("uretprobe")
 int BPF_KRETPROBE(ml_mprotect_exit, long ret) { return emit_call(ML_EV_MPROTECT, ret); }
+
+// ---------------------------------------------------------------------------------------------------------
+// Capabilities in their own files; they use the maps and helpers above.
+#include "fd.bpf.h"
+#include "v8.bpf.h"

@@ -76,8 +76,9 @@ struct ml_mm_event {
   __u64 offset;     // mmap: file offset
   __s32 stack_id;   // user stack at the call (ml_stacks), -1 when not captured
   __u32 _pad;
+  __u64 caller_ip;  // return address of the call: tells V8's page allocator from malloc from a thread stack
 };
-ML_STATIC_ASSERT(sizeof(struct ml_mm_event) == 88, "ml_mm_event size");
+ML_STATIC_ASSERT(sizeof(struct ml_mm_event) == 96, "ml_mm_event size");
 
 // fork/exec/exit of a tracked process.
 struct ml_proc_event {

@@ -10,6 +10,7 @@
 
 #include "cli/environment.h"
 #include "cli/signals.h"
+#include "collect/extensions.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
 #include "report/json_report.h"
@@ -64,6 +65,7 @@ int TraceSession::start() {
     return kExitKernel;
   }
   tracer_ = std::move(*tracer);
+  for (auto& ext : collect::default_extensions(tracer_->session(), {})) tracer_->add_extension(std::move(ext));
   return kExitOk;
 }
 

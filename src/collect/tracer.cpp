@@ -56,6 +56,7 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
 }
 
 Tracer::~Tracer() {
+  extensions_.clear();
   probes_.clear();
   if (ring_) ring_buffer__free(ring_);
 }
@@ -91,7 +92,12 @@ void Tracer::reseed(model::Process& p) {
   if (auto maps = proc::read_maps(p.pid())) p.address_space.seed(*maps, now_boot_ns());
 }
 
-void Tracer::attach_probes(model::Process& p) {
+void Tracer::attach_probes(model::Process& p, bool after_exec) {
+  attach_libc_probes(p);
+  for (auto& ext : extensions_) ext->on_track(trace_, p, after_exec);
+}
+
+void Tracer::attach_libc_probes(model::Process& p) {
   probes_.erase(p.pid());
   auto libc = find_libc(p.pid());
   if (!libc) {
@@ -126,7 +132,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   if (auto s = session_->track(pid, *start); !s) return s;
   root_pid_ = pid;
   auto* p = begin_tracking(pid, ppid, *start, attached_late);
-  attach_probes(*p);
+  attach_probes(*p, false);
   reseed(*p);
   if (!proc::process_exists(pid)) return make_error(fmt::format("process {} exited while memlens attached", pid), ESRCH);
   if (attached_late) {
@@ -138,7 +144,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
       auto cs = proc::read_start_time_ns(c);
       if (!cs || !session_->track(c, *cs)) continue;
       auto* cp = begin_tracking(c, pid, *cs, true);
-      attach_probes(*cp);
+      attach_probes(*cp, false);
       reseed(*cp);
       for (pid_t g : proc::list_children(c)) queue.push_back(g);
     }
@@ -168,7 +174,7 @@ int Tracer::handle_event(const void* data, size_t size) {
     if (h.type == ML_EV_FORK) {
       auto* p = begin_tracking(pid, static_cast<pid_t>(e.ppid), e.start_time_ns, false);
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
-      attach_probes(*p);
+      attach_probes(*p, false);
       reseed(*p);
       return 0;
     }
@@ -184,6 +190,7 @@ int Tracer::handle_event(const void* data, size_t size) {
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
       reseed(*p);
       libc_check_pending_[pid] = true;
+      for (auto& ext : extensions_) ext->on_track(trace_, *p, true);
       return 0;
     }
     p->minflt = e.minflt;
@@ -219,6 +226,7 @@ int Tracer::handle_event(const void* data, size_t size) {
         m.file_offset = e.offset;
         m.origin = model::Origin::kMmap;
         m.stack_id = e.stack_id;
+        m.caller_ip = e.caller_ip;
         m.created_ns = h.ts_ns;
         if (!m.anonymous) {
           // The event has the fd, not the path: keep the path of whatever file this range maps now.
@@ -248,6 +256,16 @@ int Tracer::handle_event(const void* data, size_t size) {
         if (e.result == 0) as.protect(e.addr, page_align_up(e.len_bytes), e.prot);
         break;
     }
+    return 0;
+  }
+  for (auto& ext : extensions_) {
+    if (!ext->handles(h.type)) continue;
+    model::Process* p = trace_.processes.find_live(static_cast<pid_t>(h.pid));
+    if (!p) {
+      ++unknown_process_events_;
+      return 0;
+    }
+    ext->on_event(trace_, *p, data, size);
     return 0;
   }
   ++malformed_events_;
@@ -284,10 +302,12 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   last.rss = p.rss;
   last.faults = p.faults_user + p.faults_kernel;
   last.events = p.events.total();
+  for (auto& ext : extensions_) ext->on_sample(p, last);
   p.timeline.push_back(last);
   p.exit_status = decode_wait_status(wait_status);
   p.exited_at_s = t_s;
   if (!from_kernel_event) p.notes.push_back("exit seen without its kernel event; exit status may be unknown");
+  for (auto& ext : extensions_) ext->on_untrack(p);
   probes_.erase(p.pid());
   libc_check_pending_.erase(p.pid());
   session_->forget_stats(p.pid());
@@ -329,7 +349,7 @@ void Tracer::sample() {
       // move the probes.
       auto libc = find_libc(p->pid());
       auto it = probes_.find(p->pid());
-      if (libc && (it == probes_.end() || !(it->second.libc() == *libc))) attach_probes(*p);
+      if (libc && (it == probes_.end() || !(it->second.libc() == *libc))) attach_libc_probes(*p);
       if (libc) libc_check_pending_.erase(p->pid());
     }
     update_from_kernel(*p);
@@ -338,6 +358,7 @@ void Tracer::sample() {
     s.rss = p->rss;
     s.faults = p->faults_user + p->faults_kernel;
     s.events = p->events.total();
+    for (auto& ext : extensions_) ext->on_sample(*p, s);
     p->timeline.push_back(std::move(s));
   }
   check_vanished();
@@ -380,8 +401,11 @@ void Tracer::finish() {
       p->has_kernel_fault_counts = true;
     }
   }
+  for (auto& ext : extensions_) ext->on_finish(trace_);
   collect_losses();
   trace_.info.duration_s = trace_.seconds_since_start(now_boot_ns());
+  for (auto* p : trace_.processes.live())
+    for (auto& ext : extensions_) ext->on_untrack(*p);
   probes_.clear();
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "collect/bpf_session.h"
+#include "collect/extension.h"
 #include "collect/process_probes.h"
 #include "model/trace.h"
 
@@ -46,6 +47,8 @@ class Tracer {
   void set_root_wait_status(int status);
 
   BpfSession& session() { return *session_; }
+  // Adds a capability (before track_root). The tracer owns it.
+  void add_extension(std::unique_ptr<TraceExtension> ext) { extensions_.push_back(std::move(ext)); }
 
   // Ring-buffer callback entry (public for the C callback trampoline).
   int handle_event(const void* data, size_t size);
@@ -53,7 +56,8 @@ class Tracer {
  private:
   Tracer(const TracerOptions& opts, model::Trace& trace) : opts_(opts), trace_(trace) {}
   model::Process* begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
-  void attach_probes(model::Process& p);
+  void attach_probes(model::Process& p, bool after_exec);
+  void attach_libc_probes(model::Process& p);
   void reseed(model::Process& p);
   void refresh_identity(model::Process& p);
   void sample();
@@ -76,6 +80,7 @@ class Tracer {
   uint64_t malformed_events_ = 0;
   uint64_t probe_attach_failures_ = 0;
   std::function<void(const model::Trace&)> on_sample_;
+  std::vector<std::unique_ptr<TraceExtension>> extensions_;
 };
 
 }  // namespace memlens::collect

@@ -32,6 +32,7 @@ struct Mapping {
   uint64_t file_offset = 0;
   Origin origin = Origin::kUnknown;
   int32_t stack_id = -1;  // user stack of the call that created it, -1 when unknown
+  uint64_t caller_ip = 0;  // return address of the mmap call that created it, 0 when unknown
   uint64_t created_ns = 0;
 
   uint64_t size() const { return end - start; }

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "model/address_space.h"
+#include "model/fd_table.h"
+#include "model/v8_state.h"
 
 namespace memlens::model {
 
@@ -80,6 +82,8 @@ class Process {
   bool alive() const { return !exit_status.has_value() && !exited_at_s.has_value(); }
 
   AddressSpace address_space;
+  FdTable fds;
+  V8State v8;
   EventCounts events;
   std::vector<Sample> timeline;
   std::vector<std::string> notes;  // things the user should know about this process's figures

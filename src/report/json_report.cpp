@@ -1,6 +1,7 @@
 #include "report/json_report.h"
 
 #include "common/safe_file.h"
+#include "report/sections.h"
 
 namespace memlens::report {
 
@@ -50,6 +51,9 @@ json process_json(const model::Process& p) {
     timeline.push_back(std::move(t));
   }
   j["timeline"] = std::move(timeline);
+  if (auto gc = v8_gc_section(p); !gc.is_null()) j["gc"] = std::move(gc);
+  if (auto ab = v8_array_buffers_section(p); !ab.is_null()) j["array_buffers"] = std::move(ab);
+  if (auto fds = fd_section(p); !fds.is_null()) j["fds"] = std::move(fds);
   if (!p.notes.empty()) j["notes"] = p.notes;
   return j;
 }

@@ -17,11 +17,11 @@ enum class FrameKind : uint8_t {
 
 struct Frame {
   FrameKind kind = FrameKind::kUnknown;
-  std::string function;     // demangled name; for kUnknown, "module+0xoffset" or "0xaddress"
-  std::string module;       // path of the mapped file ("[anon]", "[perf-map]" for JIT code)
-  std::string build_id;     // hex GNU build-id of module, empty when it has none
-  uint64_t address = 0;     // absolute virtual address in the process
-  uint64_t file_offset = 0;  // normalized: offset of address inside module's file
+  std::string function;        // demangled name; for kUnknown, "module+0xoffset" or "0xaddress"
+  std::string module;          // path of the mapped file ("[anon]", "[perf-map]" for JIT code)
+  std::string build_id;        // hex GNU build-id of module, empty when it has none
+  uint64_t address = 0;        // absolute virtual address in the process
+  uint64_t file_offset = 0;    // normalized: offset of address inside module's file
   uint64_t symbol_offset = 0;  // address - start of the named symbol (0 when unnamed)
 
   // The label used in folded stacks and flame graphs: function, with " [js]" for JS frames.

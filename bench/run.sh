@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# End-to-end overhead benchmark of memlens (make bench): bench/run.sh PATH-TO-MEMLENS
+#
+# From one run with alternating traced and untraced rounds (in each round every workload runs untraced and
+# traced back to back: untraced first in odd rounds, traced first in even rounds, so that slow drift of
+# the machine cancels out), it measures:
+#   - HTTP: requests/s of bench/http_server.js under wrk on 127.0.0.1 (traced/untraced, target >= 0.97);
+#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90);
+#   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
+#   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
+#   - events lost: the sum of the numeric values of report.json's "loss" object (target 0).
+# Each figure is the median over the rounds. Run times are the workload's own (measured inside node from
+# its first to its last allocation), so memlens's start-up and report writing do not count against the
+# workload; memlens's wall time per run is printed separately.
+#
+# Exit status: 0 when every measurement ran, even if a target is missed (this is a measurement, not a
+# test); 1 with a message on stderr when something failed to run.
+#
+# Settings (environment): BENCH_ROUNDS (3), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
+# BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
+# with taskset when it exists and the machine has at least 2 CPUs; BENCH_KEEP=1 keeps the work directory.
+set -uo pipefail
+
+die() {
+  echo "bench: error: $*" >&2
+  exit 1
+}
+
+[ $# -eq 1 ] || die "usage: bench/run.sh PATH-TO-MEMLENS"
+MEMLENS=$1
+[ -x "$MEMLENS" ] || die "memlens binary not found or not executable: $MEMLENS (run make first)"
+MEMLENS=$(cd "$(dirname "$MEMLENS")" && pwd)/$(basename "$MEMLENS")
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+command -v node >/dev/null || die "node not found in PATH"
+command -v wrk >/dev/null || die "wrk not found (Debian package wrk; scripts/install-deps.sh installs it)"
+command -v perl >/dev/null || die "perl not found"
+
+ROUNDS=${BENCH_ROUNDS:-3}
+WRK_DURATION=${BENCH_WRK_DURATION:-5}
+WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-32}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+WRK_CPU=${BENCH_WRK_CPU:-1}
+
+PIN_SERVER=()
+PIN_WRK=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  PIN_SERVER=(taskset -c "$SERVER_CPU")
+  PIN_WRK=(taskset -c "$WRK_CPU")
+fi
+
+WORK=$(mktemp -d /tmp/memlens-bench.XXXXXX) || die "mktemp failed"
+cleanup() {
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Runs a command as a child of perl, samples the child's VmHWM every 20 ms while it runs, and reads its
+# CPU time (utime + stime) once it has exited but before it is reaped (a zombie still has its times).
+# Only the child's own figures: GNU time would report the traced node too, because memlens waits for it.
+# Writes "cpu_s=.. peak_rss_kb=.. wall_s=.. rc=.." to the file given as first argument; exits with the
+# child's status.
+MEASURE_PL='
+use strict; use warnings; use POSIX ();
+use Time::HiRes qw(time sleep);
+my $out = shift @ARGV;
+my $t0 = time;
+my $pid = fork();
+die "fork: $!" unless defined $pid;
+if ($pid == 0) {
+  { no warnings "exec"; exec { $ARGV[0] } @ARGV; }
+  print STDERR "bench: cannot run $ARGV[0]: $!\n";
+  POSIX::_exit(127);
+}
+$SIG{TERM} = $SIG{INT} = sub { kill "TERM", $pid; };
+my $tck = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+my ($hwm, $cpu) = (0, 0);
+while (1) {
+  my $state = "?";
+  if (open my $f, "<", "/proc/$pid/stat") {
+    my $s = <$f>; close $f;
+    if (defined $s) {
+      $s =~ s/^.*\)\s+//s;
+      my @x = split " ", $s;
+      $state = $x[0];
+      $cpu = ($x[11] + $x[12]) / $tck;   # fields 14 and 15: utime, stime
+    }
+  }
+  last if $state eq "Z" || $state eq "X" || $state eq "?";
+  if (open my $f, "<", "/proc/$pid/status") {
+    while (<$f>) { $hwm = $1 if /^VmHWM:\s+(\d+)/ && $1 > $hwm; }
+    close $f;
+  }
+  sleep 0.02;
+}
+waitpid($pid, 0);
+my $st = $?;
+my $rc = ($st & 127) ? 128 + ($st & 127) : ($st >> 8);
+open my $o, ">", $out or die "$out: $!";
+printf $o "cpu_s=%.3f peak_rss_kb=%d wall_s=%.3f rc=%d\n", $cpu, $hwm, time - $t0, $rc;
+close $o;
+exit $rc;
+'
+
+measured() { # measured STATSFILE CMD... : runs CMD under the sampler above
+  perl -e "$MEASURE_PL" "$@"
+}
+
+stat_field() { # stat_field FILE NAME
+  sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" "$1"
+}
+
+json_field() { # json_field FILE FIELD
+  node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(d[process.argv[2]]);' "$1" "$2"
+}
+
+# Sum of the numeric values of report.json's "loss" object (nested objects are summed too; counts named
+# like totals are skipped so that nothing is counted twice).
+loss_sum() {
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    if (!r.loss || typeof r.loss !== "object") { console.log("missing"); process.exit(0); }
+    const sum = (o) => Object.entries(o).reduce((a, [k, v]) =>
+      a + (typeof v === "number" ? (/total/.test(k) && Object.keys(o).length > 1 ? 0 : v)
+           : v && typeof v === "object" ? sum(v) : 0), 0);
+    console.log(sum(r.loss));' "$1"
+}
+
+median() { # median NUMBERS...
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
+
+verdict() { # verdict VALUE OP TARGET
+  awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    if (v == "nan" || v == "") { print "n/a"; exit }
+    ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
+    print ok ? "ok" : "MISSED" }'
+}
+
+# Checks what a traced run left behind; its figures are collected from the files at the end.
+check_traced() { # check_traced NAME OUTDIR STATSFILE
+  local rc
+  rc=$(stat_field "$3" rc)
+  [ -f "$2/report.json" ] || die "$1: memlens wrote no $2/report.json (exit status $rc; see $2.log)"
+}
+
+wait_for_file() { # wait_for_file FILE PID SECONDS: until FILE exists, PID dies, or time runs out
+  local i
+  for ((i = 0; i < $3 * 20; i++)); do
+    [ -s "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# --- HTTP throughput -------------------------------------------------------------------------------
+http_round() { # http_round MODE ROUND -> prints requests/s
+  local mode=$1 r=$2 ready="$WORK/http-$1-$2.ready" out="$WORK/http-$1-$2" stats="$WORK/http-$1-$2.stats"
+  local launcher node_pid port rps
+  rm -f "$ready"
+  if [ "$mode" = traced ]; then
+    measured "$stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q -o "$out" -- \
+      node "$BENCH_DIR/http_server.js" --ready-file "$ready" >"$out.log" 2>&1 &
+  else
+    "${PIN_SERVER[@]}" node "$BENCH_DIR/http_server.js" --ready-file "$ready" >"$out.log" 2>&1 &
+  fi
+  launcher=$!
+  wait_for_file "$ready" "$launcher" 60 || {
+    kill "$launcher" 2>/dev/null
+    cat "$out.log" >&2
+    die "HTTP $mode round $r: the server did not start (log above)"
+  }
+  node_pid=$(json_field "$ready" pid)
+  port=$(json_field "$ready" port)
+  # Warm-up (JIT, connection set-up), then the measured run.
+  "${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1
+  rps=$("${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" "http://127.0.0.1:$port/" 2>&1 |
+    awk '/^Requests\/sec:/ {print $2}')
+  kill -TERM "$node_pid" 2>/dev/null
+  wait "$launcher"
+  local rc=$?
+  [ -n "$rps" ] || die "HTTP $mode round $r: wrk printed no Requests/sec"
+  if [ "$mode" = traced ]; then
+    [ "$rc" -eq 0 ] || die "HTTP traced round $r: memlens exited with status $rc (see $out.log)"
+    check_traced http "$out" "$stats"
+  else
+    [ "$rc" -eq 0 ] || die "HTTP untraced round $r: the server exited with status $rc"
+  fi
+  echo "$rps"
+}
+
+# --- run-time workloads ----------------------------------------------------------------------------
+script_round() { # script_round NAME MODE ROUND -> prints the workload's elapsed seconds
+  local name=$1 mode=$2 r=$3 out="$WORK/$1-$2-$3" stats="$WORK/$1-$2-$3.stats" result="$WORK/$1-$2-$3.result"
+  local rc
+  rm -f "$result"
+  if [ "$mode" = traced ]; then
+    measured "$stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q -o "$out" -- \
+      node "$BENCH_DIR/$name.js" --result-file "$result" >"$out.log" 2>&1
+    rc=$?
+    [ "$rc" -eq 0 ] || die "$name traced round $r: memlens exited with status $rc (see $out.log)"
+    check_traced "$name" "$out" "$stats"
+  else
+    "${PIN_SERVER[@]}" node "$BENCH_DIR/$name.js" --result-file "$result" >"$out.log" 2>&1 ||
+      die "$name untraced round $r failed: $(cat "$out.log")"
+  fi
+  [ -s "$result" ] || die "$name $mode round $r: no result (see $out.log)"
+  json_field "$result" elapsed_s
+}
+
+declare -A SAMPLES
+add_sample() { SAMPLES[$1]="${SAMPLES[$1]:-} $2"; }
+
+echo "memlens benchmark: $ROUNDS rounds, traced and untraced alternating; $(nproc) CPUs" \
+  "${PIN_SERVER:+(server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU)}"
+echo "memlens: $MEMLENS"
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "warning: load average $load: other work on this machine makes the ratios noisy"
+fi
+echo "node: $(node --version), wrk -t1 -c$WRK_CONNECTIONS -d${WRK_DURATION}s on 127.0.0.1"
+echo
+
+# Each workload's traced and untraced runs follow each other directly, so that they see the same machine.
+for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then modes=(untraced traced); else modes=(traced untraced); fi
+  line="round $r:"
+  for mode in "${modes[@]}"; do
+    v=$(http_round "$mode" "$r") || exit 1
+    add_sample "http-$mode" "$v"
+    line+=$(printf '  http %s %.0f req/s' "$mode" "$v")
+  done
+  for mode in "${modes[@]}"; do
+    v=$(script_round alloc_heavy "$mode" "$r") || exit 1
+    add_sample "alloc-$mode" "$v"
+    line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
+  done
+  for mode in "${modes[@]}"; do
+    v=$(script_round buffer_heavy "$mode" "$r") || exit 1
+    add_sample "buffer-$mode" "$v"
+    line+=$(printf '  buffer %s %.3f s' "$mode" "$v")
+  done
+  echo "$line"
+done
+
+# The rounds ran in subshells ($(...)); memlens's figures are collected from the files they left.
+TRACED_CPU=()
+TRACED_RSS_KB=()
+LOSS_SUMS=()
+for stats in "$WORK"/*-traced-*.stats; do
+  out=${stats%.stats}
+  name=$(basename "$out")
+  name=${name%%-traced-*}
+  TRACED_CPU+=("$name $(stat_field "$stats" cpu_s) $(stat_field "$stats" wall_s)")
+  TRACED_RSS_KB+=("$(stat_field "$stats" peak_rss_kb)")
+  LOSS_SUMS+=("$(loss_sum "$out/report.json")")
+done
+
+m() { median ${SAMPLES[$1]}; }
+spread() { # spread KEY: "min-max" of the samples
+  printf '%s\n' ${SAMPLES[$1]} | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%g-%g", lo, hi}'
+}
+http_ratio=$(ratio "$(m http-traced)" "$(m http-untraced)")
+alloc_ratio=$(ratio "$(m alloc-untraced)" "$(m alloc-traced)")
+buffer_ratio=$(ratio "$(m buffer-untraced)" "$(m buffer-traced)")
+peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
+peak_mb=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k / 1024 }')
+lost="nan"
+if printf '%s\n' "${LOSS_SUMS[@]}" | grep -qv '^[0-9.]*$'; then
+  lost_note=" (a report has no loss object)"
+  lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep '^[0-9.]*$' | awk '{s += $1} END {print s + 0}')
+else
+  lost_note=""
+  lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | awk '{s += $1} END {print s + 0}')
+fi
+
+echo
+echo "Results (median of $ROUNDS rounds)                     measured      target   "
+printf '  HTTP throughput traced/untraced      %10s   %9s   %-6s (%.0f vs %.0f req/s; ranges %s vs %s)\n' \
+  "$http_ratio" ">= 0.97" "$(verdict "$http_ratio" '>=' 0.97)" "$(m http-traced)" "$(m http-untraced)" \
+  "$(spread http-traced)" "$(spread http-untraced)"
+printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (%.3f vs %.3f s; ranges %s vs %s)\n' \
+  "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(m alloc-untraced)" "$(m alloc-traced)" \
+  "$(spread alloc-untraced)" "$(spread alloc-traced)"
+printf '  Buffer-heavy run time untraced/traced%10s   %9s   %-6s (%.3f vs %.3f s; ranges %s vs %s)\n' \
+  "$buffer_ratio" ">= 0.90" "$(verdict "$buffer_ratio" '>=' 0.90)" "$(m buffer-untraced)" "$(m buffer-traced)" \
+  "$(spread buffer-untraced)" "$(spread buffer-traced)"
+printf '  events lost (all traced runs)        %10s   %9s   %s%s\n' \
+  "$lost" "0" "$(verdict "$lost" '<=' 0)" "$lost_note"
+printf '  memlens peak RSS (max of runs)       %7s MB   %9s   %s\n' \
+  "$peak_mb" "<= 64 MB" "$(verdict "$peak_mb" '<=' 64)"
+echo
+echo "memlens's own cost per traced run (CPU seconds user+system, wall seconds of the whole run):"
+for name in http alloc_heavy buffer_heavy; do
+  printf '  %-13s' "$name"
+  printf '%s\n' "${TRACED_CPU[@]}" | awk -v n="$name" '$1 == n { printf "  cpu %6.2f s / wall %6.2f s", $2, $3 } END { print "" }'
+done

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the test-only tools that the report checks use, only when they are missing:
+#   - chromium (Debian) to load report.html headless;
+#   - the npm packages of tests/html (pprof-format, an independent pprof decoder, and playwright-core,
+#     which drives Chromium), into tests/html/node_modules.
+# Idempotent and quick when everything is present: two cheap existence checks, no network.
+# Without root (apt-get) or npm, it says what is missing and leaves the tests to skip (or fail under CI).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+html="$root/tests/html"
+status=0
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "test-prepare: installing chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    # The package lists may be absent or stale on a fresh machine; refresh them once on failure.
+    if ! apt-get install -y -q --no-install-recommends chromium >/tmp/memlens-apt-chromium.log 2>&1; then
+      apt-get update -q >/dev/null
+      apt-get install -y -q --no-install-recommends chromium >/tmp/memlens-apt-chromium.log 2>&1 || {
+        echo "test-prepare: installing chromium failed, see /tmp/memlens-apt-chromium.log" >&2
+        status=1
+      }
+    fi
+  else
+    echo "test-prepare: chromium is missing; run as root or: sudo apt-get install chromium" >&2
+    status=1
+  fi
+fi
+
+# node_modules is complete when npm's own record of the install is newer than the lock file.
+if [ ! -f "$html/node_modules/.package-lock.json" ] ||
+   [ "$html/package-lock.json" -nt "$html/node_modules/.package-lock.json" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "test-prepare: installing npm packages in tests/html"
+    (cd "$html" && npm ci --no-audit --no-fund --loglevel=error) || {
+      echo "test-prepare: npm ci in tests/html failed" >&2
+      status=1
+    }
+  else
+    echo "test-prepare: npm is missing (scripts/install-deps.sh installs it)" >&2
+    status=1
+  fi
+fi
+
+exit $status

@@ -1,0 +1,680 @@
+#include "analyze/verdicts.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace memlens::analyze {
+namespace {
+
+constexpr std::array<std::string_view, kCategoryCount> kCategoryNames = {
+    "js_heap",     "array_buffers", "native_heap", "code", "stacks",
+    "file_mapped", "other_anon",    "rss",         "fds",  "sockets"};
+
+// Headline labels: the words a Node developer uses for each figure.
+std::string_view label(Category c) {
+  switch (c) {
+    case Category::js_heap:
+      return "JS heap";
+    case Category::array_buffers:
+      return "Buffers (ArrayBuffer memory)";
+    case Category::native_heap:
+      return "Native heap (malloc)";
+    case Category::code:
+      return "Code (JIT and executables)";
+    case Category::stacks:
+      return "Thread stacks";
+    case Category::file_mapped:
+      return "File-backed memory";
+    case Category::other_anon:
+      return "Other anonymous memory";
+    case Category::rss:
+      return "RSS";
+    case Category::fds:
+      return "File descriptors";
+    case Category::sockets:
+      return "Sockets";
+  }
+  return "?";
+}
+
+enum class Basis { after_gc, live_buffers, resident };
+
+std::string_view basis_name(Category c, Basis b) {
+  if (b == Basis::after_gc) return "heap_used_after_gc";
+  if (b == Basis::live_buffers) return "live_backing_store_bytes";
+  return is_count_category(c) ? "open_count" : "resident_bytes";
+}
+
+// The judged figure, as the evidence sentence names it.
+std::string_view figure(Category c, Basis b) {
+  if (b == Basis::after_gc) return "heap used after GC";
+  if (b == Basis::live_buffers) return "live ArrayBuffer/Buffer memory";
+  switch (c) {
+    case Category::js_heap:
+      return "V8 heap resident pages";
+    case Category::array_buffers:
+      return "ArrayBuffer resident memory";
+    case Category::native_heap:
+      return "native heap resident memory";
+    case Category::code:
+      return "code resident memory";
+    case Category::stacks:
+      return "thread stack resident memory";
+    case Category::file_mapped:
+      return "file-backed resident memory";
+    case Category::other_anon:
+      return "other anonymous resident memory";
+    case Category::rss:
+      return "RSS";
+    case Category::fds:
+      return "open file descriptors";
+    case Category::sockets:
+      return "open sockets";
+  }
+  return "?";
+}
+
+// The same figure in the fewest words, for headlines.
+std::string_view short_figure(Category c, Basis b) {
+  if (b == Basis::after_gc) return "heap used after GC";
+  if (b == Basis::live_buffers) return "live buffers";
+  switch (c) {
+    case Category::rss:
+      return "RSS";
+    case Category::fds:
+      return "open fds";
+    case Category::sockets:
+      return "open sockets";
+    default:
+      return "resident";
+  }
+}
+
+std::string format_value(Category c, double v) {
+  if (is_count_category(c)) return fmt::format("{:.0f}", v);
+  return format_bytes(v);
+}
+
+std::string limit_phrase(Category c, double limit) {
+  switch (c) {
+    case Category::js_heap:
+      return fmt::format("the {} heap limit", format_bytes(limit));
+    case Category::rss:
+      return fmt::format("the {} cgroup memory limit", format_bytes(limit));
+    case Category::fds:
+    case Category::sockets:
+      return fmt::format("the {:.0f} open-file limit (RLIMIT_NOFILE)", limit);
+    default:
+      return fmt::format("the {} limit", format_value(c, limit));
+  }
+}
+
+// Coarse duration for headlines ("3 min").
+std::string coarse_duration(double s) {
+  return format_eta(s);
+}
+
+double clamp01(double x) {
+  return std::clamp(std::isfinite(x) ? x : 0.0, 0.0, 1.0);
+}
+
+// Everything analyze() learns about one series.
+struct Growth {
+  bool enough = false;
+  size_t n = 0;
+  double t0 = 0, t1 = 0, span = 0;
+  Line line;
+  MannKendall mk;
+  double start = 0, end = 0, growth = 0;
+  double threshold = 0;  // smallest fitted growth that counts, in series units
+  bool grows = false;    // significant rise of at least `threshold`
+  bool falls = false;    // significant fall of at least `threshold`
+  double rise_confidence = 0;
+  // Plateau test: the series split into an earlier part and a recent window.
+  bool levelled = false;
+  double split_t = 0;
+  double early_slope = 0, recent_slope = 0;
+  double early_start = 0;   // fitted level at t0 on the earlier part's line
+  double recent_level = 0;  // median of the recent window
+  double early_peak = 0;    // highest point before the recent window
+};
+
+Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th) {
+  Growth g;
+  std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+  pts = reduce_to_bucket_medians(pts, th.max_points);
+  g.n = pts.size();
+  if (pts.empty()) return g;
+  g.t0 = pts.front().t_s;
+  g.t1 = pts.back().t_s;
+  g.span = g.t1 - g.t0;
+  g.line = theil_sen(pts);
+  g.start = g.line.at(g.t0);
+  g.end = g.line.at(g.t1);
+  g.growth = g.end - g.start;
+  g.recent_level = median_value(pts);
+  g.enough = g.n >= th.min_points && g.span >= th.min_duration_s;
+  if (!g.enough) return g;
+
+  g.mk = mann_kendall(pts);
+  g.rise_confidence = 1 - g.mk.p_increasing;
+  double abs_min = count ? th.min_growth_count : th.min_growth_bytes;
+  g.threshold = std::max(abs_min, th.min_relative_growth * std::max(g.start, 0.0));
+  g.grows = g.rise_confidence >= th.significance && g.growth >= g.threshold;
+  g.falls = (1 - g.mk.p_decreasing) >= th.significance && -g.growth >= g.threshold;
+
+  double recent_span = std::min(std::max(g.span * th.recent_fraction, th.min_recent_s), g.span / 2);
+  g.split_t = g.t1 - recent_span;
+  std::vector<SeriesPoint> early, recent;
+  for (const auto& p : pts) (p.t_s < g.split_t ? early : recent).push_back(p);
+  g.recent_level = median_value(recent);
+  g.early_peak =
+      early.empty() ? 0 : std::max_element(early.begin(), early.end(), [](const auto& a, const auto& b) {
+                            return a.value < b.value;
+                          })->value;
+  if (early.size() >= 3 && recent.size() >= 3) {
+    Line el = theil_sen(early), rl = theil_sen(recent);
+    g.early_slope = el.slope;
+    g.recent_slope = rl.slope;
+    g.early_start = el.at(g.t0);
+    double early_growth = el.slope * (g.split_t - g.t0);
+    g.levelled = el.slope > 0 && early_growth >= g.threshold && rl.slope <= th.plateau_slope_ratio * el.slope;
+  }
+  return g;
+}
+
+Verdict base_verdict(Category c, Basis b, const Growth& g, const CategoryInput& in) {
+  Verdict v;
+  v.category = c;
+  v.rate_per_s = g.line.slope;
+  v.top_stacks = in.top_stacks;
+  v.window_s = g.span;
+  v.start_value = g.start;
+  v.end_value = g.end;
+  v.basis = std::string(basis_name(c, b));
+  return v;
+}
+
+// Weight for short windows: a verdict over twice the minimum duration is worth its full confidence.
+double duration_weight(const Growth& g, const Thresholds& th) {
+  return clamp01(g.span / (2 * th.min_duration_s));
+}
+
+Verdict not_enough(Category c, Basis b, const Growth& g, const CategoryInput& in, const Thresholds& th) {
+  Verdict v = base_verdict(c, b, g, in);
+  v.kind = VerdictKind::stable;
+  v.confidence = 0;
+  v.evidence = fmt::format("only {} of {} so far ({} points); a verdict needs {} and {} points",
+                           format_duration(g.span), figure(c, b), g.n, format_duration(th.min_duration_s),
+                           th.min_points);
+  v.headline = fmt::format("{}: not enough data yet ({})", label(c), format_duration(g.span));
+  return v;
+}
+
+Verdict leak(Category c, Basis b, const Growth& g, const CategoryInput& in, std::string_view extra) {
+  Verdict v = base_verdict(c, b, g, in);
+  v.kind = VerdictKind::leak_suspected;
+  v.confidence = clamp01(g.rise_confidence);
+  bool count = is_count_category(c);
+  std::string limit_text, limit_head;
+  if (in.limit && *in.limit > 0 && g.line.slope > 0) {
+    double left = *in.limit - g.end;
+    v.seconds_to_limit = std::max(0.0, left / g.line.slope);
+    if (left <= 0) {
+      limit_text = fmt::format("; it is already at {}", limit_phrase(c, *in.limit));
+      limit_head = "; at its limit";
+    } else {
+      limit_text = fmt::format("; at this rate it reaches {} in {}", limit_phrase(c, *in.limit),
+                               format_eta(*v.seconds_to_limit));
+      limit_head = fmt::format("; limit in {}", format_eta(*v.seconds_to_limit));
+    }
+  }
+  v.evidence = fmt::format("{} grew from {} to {} ({}) over {}{}{}", figure(c, b), format_value(c, g.start),
+                           format_value(c, g.end), format_rate(g.line.slope, count), format_duration(g.span),
+                           extra, limit_text);
+  v.headline = fmt::format("{} leak suspected: {} {} over {}{}", label(c), short_figure(c, b),
+                           format_rate(g.line.slope, count), coarse_duration(g.span), limit_head);
+  return v;
+}
+
+Verdict plateau(Category c, Basis b, const Growth& g, const CategoryInput& in, const Thresholds& th) {
+  Verdict v = base_verdict(c, b, g, in);
+  v.kind = VerdictKind::growth_then_plateau;
+  double ratio = g.early_slope > 0 ? std::max(g.recent_slope, 0.0) / g.early_slope : 1;
+  v.confidence = clamp01(g.rise_confidence) * clamp01(1 - ratio) * duration_weight(g, th);
+  // The rate that matters now is the recent one.
+  v.rate_per_s = g.recent_slope;
+  bool count = is_count_category(c);
+  v.evidence = fmt::format("{} grew from {} to {} in the first {}, then levelled off ({} over the last {})",
+                           figure(c, b), format_value(c, g.early_start), format_value(c, g.recent_level),
+                           format_duration(g.split_t - g.t0), format_rate(g.recent_slope, count),
+                           format_duration(g.t1 - g.split_t));
+  v.headline = fmt::format("{} grew, then levelled off at {}: not a leak so far", label(c),
+                           format_value(c, g.recent_level));
+  return v;
+}
+
+Verdict stable(Category c, Basis b, const Growth& g, const CategoryInput& in, const Thresholds& th,
+               std::string_view extra = {}) {
+  Verdict v = base_verdict(c, b, g, in);
+  v.kind = VerdictKind::stable;
+  bool count = is_count_category(c);
+  // Half for "no significant trend", the other half for how far the fitted growth stays below the
+  // threshold.
+  double below = g.threshold > 0 ? 1 - std::max(g.growth, 0.0) / g.threshold : 0;
+  v.confidence = (0.5 + 0.5 * clamp01(below)) * duration_weight(g, th);
+  if (g.falls) {
+    v.evidence =
+        fmt::format("{} fell from {} to {} ({}) over {}{}", figure(c, b), format_value(c, g.start),
+                    format_value(c, g.end), format_rate(g.line.slope, count), format_duration(g.span), extra);
+    v.headline =
+        fmt::format("{} falling: {} {}", label(c), short_figure(c, b), format_rate(g.line.slope, count));
+  } else {
+    v.evidence = fmt::format("{} stayed at about {} ({}, below the {} that would count as growth) over {}{}",
+                             figure(c, b), format_value(c, g.recent_level), format_rate(g.line.slope, count),
+                             format_value(c, g.threshold), format_duration(g.span), extra);
+    v.headline = fmt::format("{} stable at about {}", label(c), format_value(c, g.recent_level));
+  }
+  return v;
+}
+
+// The live figure of a category (heap used after GC, live backing stores) against its resident bytes:
+// resident memory that rose while the live figure did not, or that stayed while the live figure fell, is
+// freed memory kept by V8 or the allocator.
+struct Retention {
+  bool retained = false;
+  bool live_fell = false;  // which of the two patterns
+  double confidence = 0;
+  double resident_before = 0, resident_now = 0, live_before = 0, live_now = 0;
+};
+
+Retention check_retention(const Growth& live, const Growth& resident, bool count, const Thresholds& th) {
+  Retention r;
+  if (!live.enough || !resident.enough) return r;
+  r.resident_now = resident.recent_level;
+  r.live_now = live.recent_level;
+  double abs_min = count ? th.min_growth_count : th.min_growth_bytes;
+  if (r.resident_now - r.live_now < abs_min) return r;  // nothing held beyond the live figure
+
+  // The live figure fell from a peak while resident memory did not follow it down. Resident memory that
+  // merely rose while the live figure stayed flat is V8 or malloc sizing themselves to the allocation
+  // rate (a young generation grows to its maximum under load): that is not retention.
+  double live_min = std::max(abs_min, th.min_relative_growth * live.early_peak);
+  double live_drop = live.early_peak - r.live_now;
+  double resident_drop = resident.early_peak - r.resident_now;
+  if (live_drop >= live_min && resident_drop < 0.5 * live_drop) {
+    r.retained = true;
+    r.live_fell = true;
+    r.resident_before = resident.early_peak;
+    r.live_before = live.early_peak;
+    r.confidence = clamp01(1 - std::max(resident_drop, 0.0) / live_drop);
+  }
+  r.confidence *= duration_weight(std::min(live.span, resident.span) == live.span ? live : resident, th);
+  return r;
+}
+
+Verdict retained(Category c, Basis live_basis, const Growth& live, const Retention& r,
+                 const CategoryInput& in) {
+  Verdict v = base_verdict(c, live_basis, live, in);
+  v.kind = VerdictKind::retained_not_leak;
+  v.confidence = r.confidence;
+  std::string_view who =
+      c == Category::js_heap ? "V8 is keeping freed heap pages" : "the allocator is keeping freed memory";
+  std::string_view resident_fig = figure(c, Basis::resident);
+  if (r.live_fell) {
+    v.evidence = fmt::format("{} fell from {} to {} while {} stayed at {}: {}, not a leak",
+                             figure(c, live_basis), format_bytes(r.live_before), format_bytes(r.live_now),
+                             resident_fig, format_bytes(r.resident_now), who);
+  } else {
+    v.evidence = fmt::format("{} rose from {} to {} while {} stayed at about {}: {}, not a leak",
+                             resident_fig, format_bytes(r.resident_before), format_bytes(r.resident_now),
+                             figure(c, live_basis), format_bytes(r.live_now), who);
+  }
+  if (c == Category::js_heap) {
+    v.headline = fmt::format("JS heap keeps freed pages: heap used after GC is {}, V8 holds {}; not a leak",
+                             format_bytes(r.live_now), format_bytes(r.resident_now));
+  } else {
+    v.headline = fmt::format("{} retained, not a leak: live buffers {}, resident {}", label(c),
+                             format_bytes(r.live_now), format_bytes(r.resident_now));
+  }
+  return v;
+}
+
+// Judges a category that has only its resident (or count) series.
+Verdict judge_resident(Category c, const CategoryInput& in, const Thresholds& th, Growth* out = nullptr) {
+  Growth g = judge(in.resident, is_count_category(c), th);
+  if (out) *out = g;
+  if (!g.enough) return not_enough(c, Basis::resident, g, in, th);
+  if (g.grows && g.levelled) return plateau(c, Basis::resident, g, in, th);
+  if (g.grows) return leak(c, Basis::resident, g, in, "");
+  return stable(c, Basis::resident, g, in, th);
+}
+
+// A category with a live figure: js_heap (heap used after GC) or array_buffers (live backing stores).
+Verdict judge_live(Category c, Basis b, const std::vector<SeriesPoint>& live_pts, std::string_view extra,
+                   bool confirmed, std::string_view unconfirmed_note, const CategoryInput& in,
+                   const Thresholds& th, Growth* live_out) {
+  Growth live = judge(live_pts, false, th);
+  *live_out = live;
+  if (!live.enough) return not_enough(c, b, live, in, th);
+  if (live.grows && !live.levelled && confirmed) return leak(c, b, live, in, extra);
+  if (!in.resident.empty()) {
+    Growth resident = judge(in.resident, false, th);
+    Retention r = check_retention(live, resident, false, th);
+    if (r.retained && !live.grows) return retained(c, b, live, r, in);
+  }
+  if (live.grows && live.levelled && confirmed) return plateau(c, b, live, in, th);
+  if (live.grows && !confirmed) {
+    Verdict v = stable(c, b, live, in, th, unconfirmed_note);
+    v.confidence = 0.3 * duration_weight(live, th);
+    v.evidence = fmt::format("{} rose from {} to {} over {}{}", figure(c, b), format_value(c, live.start),
+                             format_value(c, live.end), format_duration(live.span), unconfirmed_note);
+    v.headline = fmt::format("{} rising, not confirmed yet: {} {}", label(c), short_figure(c, b),
+                             format_rate(live.line.slope, false));
+    return v;
+  }
+  return stable(c, b, live, in, th, extra);
+}
+
+int kind_rank(VerdictKind k) {
+  switch (k) {
+    case VerdictKind::leak_suspected:
+      return 0;
+    case VerdictKind::retained_not_leak:
+      return 1;
+    case VerdictKind::growth_then_plateau:
+      return 2;
+    case VerdictKind::stable:
+      return 3;
+  }
+  return 4;
+}
+
+// Within suspected leaks: specific memory categories say the most, then handles, then the total.
+int leak_group(Category c) {
+  if (c == Category::rss) return 2;
+  if (is_count_category(c)) return 1;
+  return 0;
+}
+
+}  // namespace
+
+std::string_view category_name(Category c) {
+  return kCategoryNames[static_cast<size_t>(c)];
+}
+
+std::optional<Category> parse_category(std::string_view name) {
+  for (size_t i = 0; i < kCategoryCount; ++i)
+    if (kCategoryNames[i] == name) return static_cast<Category>(i);
+  return std::nullopt;
+}
+
+bool is_count_category(Category c) {
+  return c == Category::fds || c == Category::sockets;
+}
+
+std::string_view rate_unit(Category c) {
+  return is_count_category(c) ? "count/s" : "bytes/s";
+}
+
+std::string_view kind_name(VerdictKind k) {
+  switch (k) {
+    case VerdictKind::leak_suspected:
+      return "leak_suspected";
+    case VerdictKind::growth_then_plateau:
+      return "growth_then_plateau";
+    case VerdictKind::retained_not_leak:
+      return "retained_not_leak";
+    case VerdictKind::stable:
+      return "stable";
+  }
+  return "?";
+}
+
+std::vector<SeriesPoint> lower_envelope(std::span<const SeriesPoint> points, double width_s) {
+  std::vector<SeriesPoint> out;
+  if (points.empty() || !(width_s > 0)) return {points.begin(), points.end()};
+  double t0 = points.front().t_s;
+  long current = -1;
+  for (const auto& p : points) {
+    long bucket = static_cast<long>(std::floor((p.t_s - t0) / width_s));
+    if (bucket != current) {
+      out.push_back(p);
+      current = bucket;
+    } else if (p.value < out.back().value) {
+      out.back() = p;
+    }
+  }
+  return out;
+}
+
+AfterGcSeries comparable_after_gc_series(std::vector<GcPoint> gcs) {
+  AfterGcSeries out;
+  std::stable_sort(gcs.begin(), gcs.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+  std::vector<size_t> full;
+  for (size_t i = 0; i < gcs.size(); ++i)
+    if (gcs[i].full) full.push_back(i);
+  if (full.empty()) {
+    out.unchecked_s = gcs.empty() ? 0 : gcs.back().t_s - gcs.front().t_s;
+    return out;
+  }
+  // Bound each figure by the full GCs around it: before the first one by its figure, between two by the
+  // straight line joining theirs. A leak grows between full GCs, so the line follows it rather than
+  // jumping in steps at each full GC; garbage, which a full GC removes, never lifts the line.
+  size_t k = 0;  // index into `full` of the next full GC at or after i
+  for (size_t i = 0; i <= full.back(); ++i) {
+    while (full[k] < i) ++k;
+    const GcPoint& next = gcs[full[k]];
+    double bound = next.heap_used_after_bytes;
+    if (k > 0 && next.t_s > gcs[full[k - 1]].t_s) {
+      const GcPoint& prev = gcs[full[k - 1]];
+      double f = (gcs[i].t_s - prev.t_s) / (next.t_s - prev.t_s);
+      bound = prev.heap_used_after_bytes + f * (next.heap_used_after_bytes - prev.heap_used_after_bytes);
+    }
+    out.points.push_back({gcs[i].t_s, std::min(gcs[i].heap_used_after_bytes, bound)});
+    ++out.gc_count;
+    if (gcs[i].full) ++out.full_gc_count;
+  }
+  out.unchecked_s = gcs.back().t_s - gcs[full.back()].t_s;
+  return out;
+}
+
+std::string format_bytes(double bytes) {
+  double a = std::fabs(bytes);
+  const char* sign = bytes < 0 ? "-" : "";
+  if (a < 1024) return fmt::format("{}{:.0f} B", sign, a);
+  if (a < 1024.0 * 1024) return fmt::format("{}{:.1f} KB", sign, a / 1024);
+  if (a < 1024.0 * 1024 * 1024) return fmt::format("{}{:.1f} MB", sign, a / (1024.0 * 1024));
+  return fmt::format("{}{:.1f} GB", sign, a / (1024.0 * 1024 * 1024));
+}
+
+std::string format_duration(double seconds) {
+  long s = std::lround(std::max(seconds, 0.0));
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
+std::string format_eta(double seconds) {
+  double s = std::max(seconds, 0.0);
+  if (!std::isfinite(s)) return "never";
+  if (s < 120) return fmt::format("{:.0f} s", s);
+  if (s < 2 * 3600) return fmt::format("{:.0f} min", s / 60);
+  if (s < 48 * 3600) return fmt::format("{:.0f} h", s / 3600);
+  return fmt::format("{:.0f} days", s / 86400);
+}
+
+std::string format_rate(double per_s, bool count) {
+  const char* sign = per_s < 0 ? "-" : "+";
+  double a = std::fabs(per_s);
+  if (count) {
+    if (a >= 1) return fmt::format("{}{:.1f}/s", sign, a);
+    return fmt::format("{}{:.1f}/min", sign, a * 60);
+  }
+  // Per minute reads naturally for leaks (MB/min); past 10 MB/s per second is clearer.
+  if (a >= 10.0 * 1024 * 1024) return fmt::format("{}{}/s", sign, format_bytes(a));
+  return fmt::format("{}{}/min", sign, format_bytes(a * 60));
+}
+
+std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
+  std::vector<Verdict> out;
+  std::optional<Growth> js_live, ab_live;
+  std::optional<Verdict> js_verdict, ab_verdict;
+
+  // js_heap: heap used after GC, comparable figures only.
+  const CategoryInput& js = input[Category::js_heap];
+  if (!input.js_heap_after_gc.empty()) {
+    AfterGcSeries s = comparable_after_gc_series(input.js_heap_after_gc);
+    // Capped by the full GCs around them, the figures need no envelope; long series are still reduced.
+    std::vector<SeriesPoint> env = s.points;
+    std::string extra = fmt::format(" across {} GCs ({} full)", s.gc_count, s.full_gc_count);
+    bool confirmed = s.full_gc_count >= th.min_full_gcs && judge(env, false, th).enough;
+    std::string note;
+    Growth g;
+    if (!confirmed) {
+      // Too few full GCs, or too short a stretch between them, to tell live objects from garbage: the raw
+      // figures can only say that something rises, and the verdict says so instead of claiming a leak.
+      std::vector<SeriesPoint> raw;
+      for (const auto& p : input.js_heap_after_gc) raw.push_back({p.t_s, p.heap_used_after_bytes});
+      std::sort(raw.begin(), raw.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+      double span = raw.back().t_s - raw.front().t_s;
+      double checked = s.points.size() >= 2 ? s.points.back().t_s - s.points.front().t_s : 0;
+      env = lower_envelope(raw, span / static_cast<double>(th.envelope_windows));
+      note = fmt::format(
+          " across {} GCs, but full GCs, the only figures free of garbage, cover just {} of it ({} full "
+          "GC{})",
+          raw.size(), format_duration(checked), s.full_gc_count, s.full_gc_count == 1 ? "" : "s");
+      extra = fmt::format(" across {} GCs", raw.size());
+    }
+    js_verdict = judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, js, th, &g);
+    js_live = g;
+  } else if (!js.resident.empty()) {
+    // No GC figures at all (no V8 probes): the heap's resident pages are all there is, and they follow
+    // V8's sizing decisions as much as live objects, so the verdict says so and counts for less.
+    js_verdict = judge_resident(Category::js_heap, js, th);
+    js_verdict->confidence *= 0.6;
+    js_verdict->evidence += " (no GC figures: judged on resident heap pages)";
+  }
+  if (js_verdict) out.push_back(*js_verdict);
+
+  // array_buffers: live backing-store bytes, lower envelope (dropped buffers stay counted until a GC).
+  const CategoryInput& ab = input[Category::array_buffers];
+  if (!input.array_buffers_live.empty()) {
+    std::vector<SeriesPoint> live = input.array_buffers_live;
+    std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+    double width = (live.back().t_s - live.front().t_s) / static_cast<double>(th.envelope_windows);
+    Growth g;
+    ab_verdict = judge_live(Category::array_buffers, Basis::live_buffers, lower_envelope(live, width), "",
+                            true, "", ab, th, &g);
+    ab_live = g;
+  } else if (!ab.resident.empty()) {
+    ab_verdict = judge_resident(Category::array_buffers, ab, th);
+  }
+  if (ab_verdict) out.push_back(*ab_verdict);
+
+  for (Category c : {Category::native_heap, Category::code, Category::stacks, Category::file_mapped,
+                     Category::other_anon, Category::fds, Category::sockets}) {
+    if (!input[c].resident.empty()) out.push_back(judge_resident(c, input[c], th));
+  }
+
+  // rss: the total, judged on its own series; but RSS that does not grow while a live figure fell from its
+  // peak and a category kept the pages is freed memory kept, not a leak.
+  const CategoryInput& rss = input[Category::rss];
+  if (!rss.resident.empty()) {
+    Growth g;
+    Verdict v = judge_resident(Category::rss, rss, th, &g);
+    double retained_confidence = -1;
+    std::string live_text;
+    for (const auto& o : out) {
+      if (o.kind != VerdictKind::retained_not_leak) continue;
+      retained_confidence = std::max(retained_confidence, o.confidence);
+      const Growth* l =
+          o.category == Category::js_heap ? (js_live ? &*js_live : nullptr) : (ab_live ? &*ab_live : nullptr);
+      if (!l) continue;
+      live_text +=
+          fmt::format("{}{} fell from {} to {}", live_text.empty() ? "" : " and ",
+                      o.category == Category::js_heap ? "heap used after GC" : "live ArrayBuffer memory",
+                      format_bytes(l->early_peak), format_bytes(l->recent_level));
+    }
+    if (g.enough && retained_confidence >= 0 && v.kind != VerdictKind::leak_suspected && !g.falls) {
+      Verdict r = base_verdict(Category::rss, Basis::resident, g, rss);
+      r.kind = VerdictKind::retained_not_leak;
+      r.confidence = retained_confidence;
+      r.evidence = fmt::format("RSS stays at {} while {}: V8 or malloc is keeping freed pages, not a leak",
+                               format_bytes(g.recent_level), live_text);
+      r.headline = "RSS stays high but nothing live grows: V8 or malloc keeping freed pages, not a leak";
+      v = r;
+    } else if (v.kind == VerdictKind::leak_suspected) {
+      // RSS growth that categories judged not leaking account for (V8 heap pages filling with garbage
+      // that no full GC has collected yet, say) is not a leak of its own. Growth nothing accounts for
+      // stays a suspected leak: it may sit in a category the caller did not fill.
+      double explained = 0;
+      bool any_leak = false, live_explains = false;
+      std::string who;
+      for (const auto& o : out) {
+        if (is_count_category(o.category)) continue;
+        if (o.kind == VerdictKind::leak_suspected) any_leak = true;
+        const CategoryInput& ci = input[o.category];
+        if (ci.resident.empty()) continue;
+        Growth cg = judge(ci.resident, false, th);
+        if (!cg.enough || cg.growth <= 0) continue;
+        explained += cg.growth;
+        live_explains |= o.basis == "heap_used_after_gc" || o.basis == "live_backing_store_bytes";
+        who += fmt::format("{}{} ({})", who.empty() ? "" : ", ", category_name(o.category),
+                           format_rate(cg.line.slope, false));
+      }
+      if (!any_leak && explained >= 0.5 * g.growth) {
+        Verdict r = base_verdict(Category::rss, Basis::resident, g, rss);
+        r.kind = live_explains ? VerdictKind::retained_not_leak : VerdictKind::stable;
+        r.confidence = 0.5 * duration_weight(g, th);
+        r.evidence = fmt::format(
+            "RSS grew from {} to {} ({}) over {}, in {}, whose live figures do not grow: memory not yet "
+            "reclaimed, not a leak",
+            format_bytes(g.start), format_bytes(g.end), format_rate(g.line.slope, false),
+            format_duration(g.span), who);
+        r.headline =
+            live_explains
+                ? "RSS grows but nothing live grows: V8 or malloc keeping unreclaimed pages, not a leak"
+                : fmt::format("RSS growing {}, in categories that are not leaking",
+                              format_rate(g.line.slope, false));
+        v = r;
+      }
+    }
+    out.push_back(v);
+  }
+  order_by_importance(out);
+  return out;
+}
+
+void order_by_importance(std::vector<Verdict>& verdicts) {
+  static constexpr double kNoLimit = std::numeric_limits<double>::infinity();
+  std::stable_sort(verdicts.begin(), verdicts.end(), [](const Verdict& a, const Verdict& b) {
+    int ka = kind_rank(a.kind), kb = kind_rank(b.kind);
+    if (ka != kb) return ka < kb;
+    if (a.kind == VerdictKind::leak_suspected) {
+      // The total only repeats what a category says, so it goes last whatever its limit.
+      bool ra = a.category == Category::rss, rb = b.category == Category::rss;
+      if (ra != rb) return rb;
+      double la = a.seconds_to_limit.value_or(kNoLimit), lb = b.seconds_to_limit.value_or(kNoLimit);
+      if (la != lb) return la < lb;
+      int ga = leak_group(a.category), gb = leak_group(b.category);
+      if (ga != gb) return ga < gb;
+      return a.rate_per_s > b.rate_per_s;
+    }
+    if (a.kind == VerdictKind::retained_not_leak) {
+      // The total first: it is the figure the user came with.
+      bool ra = a.category == Category::rss, rb = b.category == Category::rss;
+      if (ra != rb) return ra;
+      return false;
+    }
+    if (a.kind == VerdictKind::growth_then_plateau) {
+      return (a.end_value - a.start_value) > (b.end_value - b.start_value);
+    }
+    return static_cast<int>(a.category) < static_cast<int>(b.category);
+  });
+}
+
+}  // namespace memlens::analyze

@@ -1,0 +1,135 @@
+// Growth verdicts: turns per-category time series of one process into plain-words judgements
+// (leak_suspected, growth_then_plateau, retained_not_leak, stable) with the numbers behind them.
+// The rules and thresholds, and why they are what they are, are in docs/verdicts.md.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "analyze/trend.h"
+
+namespace memlens::analyze {
+
+// The breakdown categories, plus the total (rss) and the handle counts (fds, sockets).
+enum class Category {
+  js_heap,
+  array_buffers,
+  native_heap,
+  code,
+  stacks,
+  file_mapped,
+  other_anon,
+  rss,
+  fds,
+  sockets,
+};
+inline constexpr size_t kCategoryCount = 10;
+
+std::string_view category_name(Category c);  // "js_heap", ..., "rss", "fds", "sockets" (report.json names)
+std::optional<Category> parse_category(std::string_view name);
+bool is_count_category(Category c);      // fds and sockets are counts; every other category is bytes
+std::string_view rate_unit(Category c);  // "bytes/s" or "count/s"
+
+// One heap-used-after-GC figure (what --trace-gc prints after the arrow).
+struct GcPoint {
+  double t_s = 0;
+  double heap_used_after_bytes = 0;
+  // True for a full (mark-compact / mark-sweep) GC. A scavenge's after-figure still counts old-space
+  // garbage that only a full GC frees, so the two kinds are not comparable: see docs/verdicts.md.
+  bool full = false;
+};
+
+struct CategoryInput {
+  // Resident bytes of the category (the kernel's RSS for rss; the open count for fds and sockets), one
+  // point per sample, in time order. Empty: the category is not judged.
+  std::vector<SeriesPoint> resident;
+  // Known limit in the series' units: cgroup memory.max for rss, V8's heap size limit for js_heap
+  // (compared with heap used after GC), RLIMIT_NOFILE for fds (and sockets, which count against it).
+  std::optional<double> limit;
+  // The category's top growing stacks, most important first, already rendered; copied to the verdict.
+  std::vector<std::string> top_stacks;
+};
+
+struct AnalysisInput {
+  std::array<CategoryInput, kCategoryCount> categories;
+  // js_heap is judged on these, never on resident pages (those only decide retained_not_leak).
+  std::vector<GcPoint> js_heap_after_gc;
+  // Live ArrayBuffer/Buffer backing-store bytes; array_buffers is judged on this when present.
+  std::vector<SeriesPoint> array_buffers_live;
+
+  CategoryInput& operator[](Category c) { return categories[static_cast<size_t>(c)]; }
+  const CategoryInput& operator[](Category c) const { return categories[static_cast<size_t>(c)]; }
+};
+
+// Every default is explained in docs/verdicts.md.
+struct Thresholds {
+  double min_duration_s = 20;  // a series shorter than this gets no growth verdict yet
+  size_t min_points = 6;       // points of the judged series (after-GC envelope buckets included)
+  double min_growth_bytes = 2 * 1024.0 * 1024.0;  // fitted growth over the window, byte categories
+  double min_growth_count = 10;                   // fitted growth over the window, fds and sockets
+  double min_relative_growth = 0.05;              // fitted growth as a fraction of the fitted start level
+  double significance = 0.95;                     // Mann-Kendall one-sided confidence that the series rises
+  double recent_fraction = 1.0 / 3;  // the "recent" window for plateau detection, share of the span
+  double min_recent_s = 10;          // ... but never shorter than this
+  double plateau_slope_ratio = 0.3;  // recent slope below this share of the earlier slope: levelled off
+  size_t max_points = 600;           // longer series are reduced to this many bucket medians first
+  size_t min_full_gcs = 3;           // full GCs in the window needed for any js_heap growth verdict
+  size_t envelope_windows = 15;      // windows of the lower envelope of live figures
+};
+
+enum class VerdictKind { leak_suspected, growth_then_plateau, retained_not_leak, stable };
+std::string_view kind_name(VerdictKind k);  // "leak_suspected", ... (report.json names)
+
+struct Verdict {
+  VerdictKind kind = VerdictKind::stable;
+  Category category = Category::rss;
+  double rate_per_s = 0;  // fitted slope of the judged series: bytes/s, or count/s for fds and sockets
+  double confidence = 0;  // 0..1
+  std::string evidence;   // one plain sentence with the numbers
+  std::string headline;   // short plain words for the terminal summary
+  std::vector<std::string> top_stacks;
+  std::optional<double> seconds_to_limit;  // leak_suspected with a known limit only
+  // The figures the sentence quotes, for reports that chart them.
+  double window_s = 0;     // time span of the judged series
+  double start_value = 0;  // fitted level at the start of the window
+  double end_value = 0;    // fitted level at the end of the window
+  std::string basis;       // "heap_used_after_gc", "live_backing_store_bytes", "resident_bytes", "open_count"
+};
+
+// Judges every category that has data, and returns the verdicts ordered by importance.
+std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& thresholds = {});
+
+// Most important first: suspected leaks (categories before the rss total; among categories the nearest
+// projected limit first, then memory before fds and sockets, then by rate), then retained_not_leak, then
+// growth_then_plateau, then stable. Stable within each group.
+void order_by_importance(std::vector<Verdict>& verdicts);
+
+// The series js_heap is judged on, as analyze() builds it (exposed for reports and tests). Every
+// after-GC figure is an upper bound on live bytes; a full GC's is the tightest. Each figure is capped by
+// the full GCs around it (the first full GC's figure before it, the straight line between two full GCs'
+// figures in between), and figures after the last full GC are left out (no full GC has
+// checked them yet).
+struct AfterGcSeries {
+  std::vector<SeriesPoint> points;
+  size_t gc_count = 0;       // GCs that fed it
+  size_t full_gc_count = 0;  // of which full GCs
+  double unchecked_s = 0;    // time after the last full GC that was left out
+};
+AfterGcSeries comparable_after_gc_series(std::vector<GcPoint> gcs);
+
+// Lower envelope: the minimum point of each time window of `width_s` seconds (garbage only ever adds to
+// a live figure, so the minimum is the best bound). Series with fewer points come back unchanged.
+std::vector<SeriesPoint> lower_envelope(std::span<const SeriesPoint> points, double width_s);
+
+// Formatting used in evidence and headlines (exposed for the terminal summary and tests).
+std::string format_bytes(double bytes);             // "48.9 MB" (binary units: 1 MB = 2^20 bytes)
+std::string format_duration(double seconds);        // "3m10s", "45s", "1h05m"
+std::string format_eta(double seconds);             // coarse: "40 s", "12 min", "16 h", "3 days"
+std::string format_rate(double per_s, bool count);  // "+4.1 MB/min", "+5.0/s"
+
+}  // namespace memlens::analyze

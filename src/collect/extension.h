@@ -1,0 +1,38 @@
+// A tracing capability beyond the core (V8 probes, fd tracking): it attaches its own per-process probes,
+// consumes its own event types, and adds its figures to samples and to the model. The tracer calls these
+// hooks; an extension never drives the loop itself.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "collect/bpf_session.h"
+#include "model/process.h"
+#include "model/trace.h"
+
+namespace memlens::collect {
+
+class TraceExtension {
+ public:
+  virtual ~TraceExtension() = default;
+  virtual std::string name() const = 0;
+
+  // memlens started tracking p (root, forked child), or p exec'd a new image (after_exec): attach what
+  // this extension needs for it. Failures are recorded in the trace's skipped probes, never fatal.
+  virtual void on_track(model::Trace& trace, model::Process& p, bool after_exec) = 0;
+  // p exited, or tracking stopped: detach its probes.
+  virtual void on_untrack(model::Process& p) = 0;
+
+  // Whether this extension consumes ring-buffer events of this type (enum ml_event_type).
+  virtual bool handles(uint32_t event_type) const = 0;
+  virtual void on_event(model::Trace& trace, model::Process& p, const void* data, size_t size) = 0;
+
+  // Fills this extension's figures of sample s (taken now for p).
+  virtual void on_sample(model::Process& p, model::Sample& s) = 0;
+  // End of trace: final figures while the processes that live are still readable.
+  virtual void on_finish(model::Trace& trace) = 0;
+};
+
+}  // namespace memlens::collect

@@ -1,0 +1,21 @@
+// The capabilities every trace runs with, in the order their hooks are called.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "collect/extension.h"
+
+namespace memlens::collect {
+
+struct ExtensionOptions {
+  bool fds = true;
+  bool v8 = true;
+};
+
+std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session);
+std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session);
+
+std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& session, const ExtensionOptions& opts);
+
+}  // namespace memlens::collect

@@ -1,0 +1,47 @@
+// What memlens knows of V8 inside a node process: GCs, heap used at GC boundaries, live ArrayBuffer
+// backing stores, external memory adjustments. Filled by the V8 extension from its probes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace memlens::model {
+
+// V8's GarbageCollector enum as PerformGarbageCollection receives it.
+enum class GcKind : uint32_t { kScavenge = 0, kMarkCompact = 1, kMinorMarkCompact = 2, kUnknown = 255 };
+const char* gc_kind_name(GcKind k);  // "scavenge", "mark_compact", "minor_mark_compact", "unknown"
+
+struct GcEvent {
+  double t_s = 0;  // start, trace time
+  GcKind kind = GcKind::kUnknown;
+  double pause_ms = 0;
+  std::optional<uint64_t> heap_used_before_bytes;
+  std::optional<uint64_t> heap_used_after_bytes;
+  bool full() const { return kind == GcKind::kMarkCompact; }
+};
+
+struct V8State {
+  bool probed = false;        // V8 probes are attached to this process
+  std::string probe_source;   // "uprobes" or "usdt"
+  std::vector<GcEvent> gcs;
+  std::optional<uint64_t> heap_used_bytes;  // after the last GC
+  std::optional<uint64_t> heap_size_limit_bytes;
+
+  // ArrayBuffer/Buffer backing stores, from Node's ArrayBuffer allocator.
+  bool array_buffers_probed = false;
+  uint64_t array_buffer_live_bytes = 0;
+  uint64_t array_buffer_peak_bytes = 0;
+  uint64_t array_buffer_allocated_total = 0;
+  uint64_t array_buffer_freed_total = 0;
+  uint64_t array_buffer_allocations = 0;
+  uint64_t array_buffer_frees = 0;
+  // Live bytes when memlens attached late: allocations before attach are unknown, so live bytes are
+  // reported relative to this offset (see the report's notes).
+  bool array_buffers_baseline_unknown = false;
+
+  int64_t external_adjustments_bytes = 0;  // sum of signed adjustments seen
+};
+
+}  // namespace memlens::model

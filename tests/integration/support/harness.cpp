@@ -1,0 +1,205 @@
+#include "support/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace memlens::testing {
+
+namespace fs = std::filesystem;
+
+bool in_ci() {
+  const char* ci = getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+std::string node_bin() {
+  if (const char* n = getenv("MEMLENS_TEST_NODE")) return n;
+  return "node";
+}
+
+std::string missing_tracing_capability() {
+  if (geteuid() != 0) return "integration tests need root (BPF and uprobes)";
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "the kernel has no BTF (/sys/kernel/btf/vmlinux)";
+  if (system((node_bin() + " --version >/dev/null 2>&1").c_str()) != 0) return "node is not on PATH";
+  return "";
+}
+
+std::string memlens_bin() {
+  const char* b = getenv("MEMLENS_BIN");
+  return b ? b : "memlens";
+}
+
+std::string source_dir() {
+  const char* s = getenv("MEMLENS_SOURCE_DIR");
+  return s ? s : ".";
+}
+
+std::string scenario(const std::string& name) { return source_dir() + "/tests/scenarios/" + name + ".js"; }
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "memlens-test-XXXXXX").string();
+  char* p = mkdtemp(tmpl.data());
+  path_ = p ? p : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty() && !getenv("MEMLENS_KEEP_TEST_DIRS")) fs::remove_all(path_, ec);
+}
+
+Child Child::spawn(const std::vector<std::string>& argv, const std::string& capture_dir, const std::string& tag) {
+  Child c;
+  c.out_path_ = capture_dir + "/" + tag + ".stdout";
+  c.err_path_ = capture_dir + "/" + tag + ".stderr";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int out = open(c.out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(c.err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(err, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    setpgid(0, 0);  // its own group: a test can signal memlens without hitting the test runner
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  c.pid_ = pid;
+  return c;
+}
+
+Child::Child(Child&& o) noexcept { *this = std::move(o); }
+
+Child& Child::operator=(Child&& o) noexcept {
+  pid_ = o.pid_;
+  out_path_ = std::move(o.out_path_);
+  err_path_ = std::move(o.err_path_);
+  status_ = o.status_;
+  o.pid_ = -1;
+  return *this;
+}
+
+Child::~Child() {
+  if (pid_ > 0 && !status_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::optional<int> Child::wait(std::chrono::milliseconds timeout) {
+  if (status_) return status_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int st = 0;
+    pid_t r = waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      status_ = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+      return status_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void Child::signal(int sig) {
+  if (pid_ > 0 && !status_) kill(pid_, sig);
+}
+
+static std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Child::stdout_text() const { return slurp(out_path_); }
+std::string Child::stderr_text() const { return slurp(err_path_); }
+
+std::optional<nlohmann::json> Child::wait_for_event(const std::string& event, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto e = last_event(json_lines(stdout_text()), event)) return e;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return std::nullopt;
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::optional<nlohmann::json> last_event(const std::vector<nlohmann::json>& lines, const std::string& event,
+                                         std::optional<int> pid) {
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (it->value("event", "") != event) continue;
+    if (pid && it->value("pid", -1) != *pid) continue;
+    return *it;
+  }
+  return std::nullopt;
+}
+
+int pid_of(const std::vector<nlohmann::json>& lines, const nlohmann::json& line) {
+  if (line.contains("pid")) return line["pid"].get<int>();
+  std::string tag = line.value("tag", "");
+  for (const auto& l : lines)
+    if (l.value("event", "") == "ready" && l.value("tag", "") == tag && l.contains("pid")) return l["pid"].get<int>();
+  return 0;
+}
+
+nlohmann::json load_report(const std::string& dir) {
+  std::ifstream in(dir + "/report.json");
+  if (!in) return nlohmann::json();
+  return nlohmann::json::parse(in, nullptr, false);
+}
+
+std::optional<nlohmann::json> report_process(const nlohmann::json& report, int pid) {
+  if (!report.is_object() || !report.contains("processes")) return std::nullopt;
+  for (const auto& p : report["processes"])
+    if (p.value("pid", -1) == pid) return p;
+  return std::nullopt;
+}
+
+::testing::AssertionResult within(const char* what, double actual, double expected, double tolerance) {
+  double diff = std::abs(actual - expected);
+  if (expected != 0 && diff <= tolerance * std::abs(expected)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": memlens says " << actual << ", ground truth " << expected
+                                       << " (off by " << (expected ? 100.0 * diff / std::abs(expected) : 0)
+                                       << "%, allowed " << 100 * tolerance << "%)";
+}
+
+std::vector<std::string> loaded_bpf_program_names() {
+  std::vector<std::string> names;
+  FILE* f = popen("bpftool -j prog list 2>/dev/null", "r");
+  if (!f) return names;
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  pclose(f);
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array()) return names;
+  for (const auto& p : j)
+    if (p.contains("name")) names.push_back(p["name"].get<std::string>());
+  return names;
+}
+
+}  // namespace memlens::testing

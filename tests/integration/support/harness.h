@@ -1,0 +1,91 @@
+// Support for the integration tests: they run the real memlens binary against real node processes and
+// compare its report with what the kernel and Node say about themselves in the same run.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace memlens::testing {
+
+// Skips the test when root, BTF or node are missing, unless CI=true, where a missing capability fails.
+#define MEMLENS_REQUIRE_TRACING()                                                    \
+  do {                                                                               \
+    std::string why_ = ::memlens::testing::missing_tracing_capability();             \
+    if (!why_.empty()) {                                                             \
+      if (::memlens::testing::in_ci()) FAIL() << "CI=true and " << why_;            \
+      GTEST_SKIP() << why_;                                                          \
+    }                                                                                \
+  } while (0)
+
+bool in_ci();
+std::string missing_tracing_capability();  // "" when root, BTF and node are present
+
+std::string memlens_bin();
+std::string source_dir();
+std::string scenario(const std::string& name);  // tests/scenarios/<name>.js
+std::string node_bin();                          // node from PATH (or MEMLENS_TEST_NODE)
+
+// A fresh temporary directory, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A child process with stdout and stderr captured to files.
+class Child {
+ public:
+  static Child spawn(const std::vector<std::string>& argv, const std::string& capture_dir,
+                     const std::string& tag);
+  Child() = default;
+  Child(Child&&) noexcept;
+  Child& operator=(Child&&) noexcept;
+  ~Child();  // kills and reaps a child still running
+
+  pid_t pid() const { return pid_; }
+  // Waits for exit up to timeout; returns the decoded exit status (code, or 128+signal), nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  void signal(int sig);
+  std::string stdout_text() const;
+  std::string stderr_text() const;
+  // Waits until stdout has a JSON line with "event": event; returns it.
+  std::optional<nlohmann::json> wait_for_event(const std::string& event, std::chrono::milliseconds timeout);
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+  std::optional<int> status_;
+};
+
+// All JSON lines of a scenario's stdout (non-JSON lines are ignored).
+std::vector<nlohmann::json> json_lines(const std::string& text);
+std::optional<nlohmann::json> last_event(const std::vector<nlohmann::json>& lines, const std::string& event,
+                                         std::optional<int> pid = std::nullopt);
+
+// The pid of the scenario process that printed `line`: its own "pid", or that of the "ready" line with
+// the same "tag" (child processes tag their lines).
+int pid_of(const std::vector<nlohmann::json>& lines, const nlohmann::json& line);
+
+nlohmann::json load_report(const std::string& dir);
+// The process entry of the report with this pid.
+std::optional<nlohmann::json> report_process(const nlohmann::json& report, int pid);
+
+// |actual - expected| <= tolerance * expected, with a message naming both.
+::testing::AssertionResult within(const char* what, double actual, double expected, double tolerance);
+
+// Names of loaded BPF programs (from bpftool), for the detach checks.
+std::vector<std::string> loaded_bpf_program_names();
+
+}  // namespace memlens::testing

@@ -1,0 +1,502 @@
+// Verdicts against series whose truth is known: synthetic ones built from a stated live figure plus
+// seeded noise and GC garbage, and figures recorded from real Node runs (tests/data/analyze).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "analyze/verdicts.h"
+
+namespace memlens::analyze {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr double MB = 1024.0 * 1024.0;
+constexpr unsigned kSeeds = 20;  // every scenario must hold for each of these noise draws
+
+const Verdict* find(const std::vector<Verdict>& vs, Category c) {
+  for (const auto& v : vs)
+    if (v.category == c) return &v;
+  return nullptr;
+}
+
+std::string dump(const std::vector<Verdict>& vs) {
+  std::string s;
+  for (const auto& v : vs)
+    s += std::string(category_name(v.category)) + " " + std::string(kind_name(v.kind)) + " (" +
+         std::to_string(v.confidence) + "): " + v.evidence + "\n";
+  return s;
+}
+
+// A V8 heap under load: `live(t)` bytes are live; garbage is promoted to old space at `garbage_per_s`
+// and shows in every scavenge's after-figure until a full GC every `full_every_s` clears it.
+template <typename Live>
+std::vector<GcPoint> gc_sawtooth(Live live, double duration_s, double scavenge_every_s, double full_every_s,
+                                 double garbage_per_s, double noise_bytes, std::mt19937& rng) {
+  std::normal_distribution<double> noise(0, noise_bytes);
+  std::vector<GcPoint> gcs;
+  double last_full = 0;
+  for (double t = 0.5; t <= duration_s; t += scavenge_every_s) {
+    bool full = t - last_full >= full_every_s;
+    if (full) last_full = t;
+    double garbage = full ? 0 : garbage_per_s * (t - last_full);
+    // A full GC leaves little doubt (real --trace-gc runs repeat the same figure to 0.1 MB); scavenges
+    // carry young survivors on top of the garbage.
+    gcs.push_back({t, live(t) + garbage + std::abs(noise(rng)) * (full ? 0.25 : 1), full});
+  }
+  return gcs;
+}
+
+template <typename F>
+std::vector<SeriesPoint> sampled(F f, double duration_s, double noise, std::mt19937& rng, double dt = 1.0) {
+  std::normal_distribution<double> n(0, noise);
+  std::vector<SeriesPoint> pts;
+  for (double t = 0; t <= duration_s + 1e-9; t += dt) pts.push_back({t, f(t) + n(rng)});
+  return pts;
+}
+
+TEST(Verdicts, SteadyJsLeakOnAfterGcFigures) {
+  const double rate = 4 * MB / 60;  // 4 MB/min of live objects
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    auto live = [&](double t) { return 30 * MB + rate * t; };
+    AnalysisInput in;
+    // Scavenges every second that carry up to 12 MB of old-space garbage, full GCs every 8 s.
+    in.js_heap_after_gc = gc_sawtooth(live, 60, 1.0, 8, 1.5 * MB, 0.2 * MB, rng);
+    in[Category::js_heap].resident =
+        sampled([&](double t) { return 1.6 * live(t) + 10 * MB; }, 60, 0.5 * MB, rng);
+    in[Category::js_heap].top_stacks = {"handler (app.js:12)", "cache.set (app.js:40)"};
+    auto vs = analyze(in);
+    const Verdict* v = find(vs, Category::js_heap);
+    ASSERT_NE(v, nullptr);
+    ASSERT_EQ(v->kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    EXPECT_NEAR(v->rate_per_s, rate, 0.1 * rate) << "seed " << seed << " " << v->evidence;
+    EXPECT_GE(v->confidence, 0.9);
+    EXPECT_EQ(v->basis, "heap_used_after_gc");
+    EXPECT_EQ(v->top_stacks, in[Category::js_heap].top_stacks);
+    EXPECT_THAT(v->evidence, HasSubstr("heap used after GC grew from"));
+    EXPECT_THAT(v->evidence, HasSubstr("MB/min"));
+    EXPECT_THAT(v->headline, HasSubstr("JS heap leak suspected: heap used after GC +"));
+    EXPECT_EQ(vs.front().category, Category::js_heap) << dump(vs);  // the most important verdict
+  }
+}
+
+TEST(Verdicts, SteadyNativeLeakOnResidentBytesWithRateWithinTenPercent) {
+  const double rate = 150 * 1024;  // bytes/s
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    in[Category::native_heap].resident =
+        sampled([&](double t) { return 40 * MB + rate * t; }, 60, 0.8 * MB, rng);
+    auto vs = analyze(in);
+    const Verdict* v = find(vs, Category::native_heap);
+    ASSERT_NE(v, nullptr);
+    ASSERT_EQ(v->kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    EXPECT_NEAR(v->rate_per_s, rate, 0.1 * rate) << "seed " << seed;
+    EXPECT_THAT(v->headline, HasSubstr("Native heap (malloc) leak suspected"));
+  }
+}
+
+TEST(Verdicts, GcSawtoothWithFlatFloorIsNotALeak) {
+  // The same garbage sawtooth as above but nothing live grows: the scavenge figures rise for seconds at a
+  // time, and only full GCs show the truth.
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    in.js_heap_after_gc = gc_sawtooth([](double) { return 30 * MB; }, 60, 1.0, 12, 1.0 * MB, 0.3 * MB, rng);
+    auto vs = analyze(in);
+    const Verdict* v = find(vs, Category::js_heap);
+    ASSERT_NE(v, nullptr);
+    EXPECT_EQ(v->kind, VerdictKind::stable) << "seed " << seed << "\n" << dump(vs);
+  }
+}
+
+TEST(Verdicts, GcSawtoothWithRisingFloorIsALeak) {
+  // Heap used swings between the floor and floor + 20 MB; the floor (what full GCs leave) rises 3 MB/min.
+  const double rate = 3 * MB / 60;
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    in.js_heap_after_gc =
+        gc_sawtooth([&](double t) { return 50 * MB + rate * t; }, 60, 0.5, 6, 3 * MB, 0.3 * MB, rng);
+    auto vs = analyze(in);
+    const Verdict* v = find(vs, Category::js_heap);
+    ASSERT_NE(v, nullptr);
+    ASSERT_EQ(v->kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    EXPECT_NEAR(v->rate_per_s, rate, 0.15 * rate) << "seed " << seed;
+  }
+}
+
+TEST(Verdicts, ScavengeFiguresAloneNeverMakeALeak) {
+  // Rising after-GC figures but no full GC yet: garbage cannot be told from live objects.
+  std::mt19937 rng(7);
+  AnalysisInput in;
+  in.js_heap_after_gc = gc_sawtooth([](double) { return 30 * MB; }, 45, 1.0, 1000, 0.5 * MB, 0.1 * MB, rng);
+  auto vs = analyze(in);
+  const Verdict* v = find(vs, Category::js_heap);
+  ASSERT_NE(v, nullptr);
+  EXPECT_NE(v->kind, VerdictKind::leak_suspected) << dump(vs);
+  EXPECT_THAT(v->evidence, HasSubstr("full GC"));
+  EXPECT_LT(v->confidence, 0.5);
+}
+
+TEST(Verdicts, BurstThenQuietIsRetainedNeverALeak) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    // Live objects: 20 MB, a burst to 200 MB between 8 s and 16 s, then dropped and collected.
+    auto live = [](double t) {
+      if (t < 8) return 20 * MB;
+      if (t < 16) return 20 * MB + 180 * MB * (t - 8) / 8;
+      return 20 * MB;
+    };
+    AnalysisInput in;
+    in.js_heap_after_gc = gc_sawtooth(live, 60, 1.0, 5, 0.5 * MB, 0.2 * MB, rng);
+    // V8 keeps the pages it grew to; RSS follows.
+    auto pages = [&](double t) {
+      return t < 8 ? 30 * MB : std::max(30 * MB, std::min(250 * MB, 30 * MB + 28 * MB * (t - 8)));
+    };
+    in[Category::js_heap].resident = sampled(pages, 60, 0.5 * MB, rng);
+    in[Category::rss].resident = sampled([&](double t) { return pages(t) + 60 * MB; }, 60, 1 * MB, rng);
+    in[Category::native_heap].resident = sampled([](double) { return 20 * MB; }, 60, 0.3 * MB, rng);
+    auto vs = analyze(in);
+    for (const auto& v : vs)
+      EXPECT_NE(v.kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    const Verdict* js = find(vs, Category::js_heap);
+    ASSERT_NE(js, nullptr);
+    EXPECT_THAT(js->kind, ::testing::AnyOf(VerdictKind::retained_not_leak, VerdictKind::stable)) << dump(vs);
+    const Verdict* rss = find(vs, Category::rss);
+    ASSERT_NE(rss, nullptr);
+    EXPECT_THAT(rss->kind, ::testing::AnyOf(VerdictKind::retained_not_leak, VerdictKind::stable)) << dump(vs);
+    if (seed == 1) {
+      // The shape of this trace is the textbook case: both say so in plain words.
+      EXPECT_EQ(js->kind, VerdictKind::retained_not_leak) << dump(vs);
+      EXPECT_EQ(rss->kind, VerdictKind::retained_not_leak) << dump(vs);
+      EXPECT_EQ(rss->headline,
+                "RSS stays high but nothing live grows: V8 or malloc keeping freed pages, not a leak");
+    }
+  }
+}
+
+TEST(Verdicts, AttachedAfterABurstLiveFallsWhileRssStaysHigh) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    auto live = [](double t) { return t < 10 ? 200 * MB - 18 * MB * t : 20 * MB; };
+    AnalysisInput in;
+    in.js_heap_after_gc = gc_sawtooth(live, 60, 1.0, 4, 0.5 * MB, 0.2 * MB, rng);
+    in[Category::js_heap].resident = sampled([](double) { return 250 * MB; }, 60, 0.5 * MB, rng);
+    in[Category::rss].resident = sampled([](double) { return 320 * MB; }, 60, 1 * MB, rng);
+    auto vs = analyze(in);
+    for (const auto& v : vs)
+      EXPECT_NE(v.kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    const Verdict* js = find(vs, Category::js_heap);
+    ASSERT_NE(js, nullptr);
+    EXPECT_EQ(js->kind, VerdictKind::retained_not_leak) << "seed " << seed << "\n" << dump(vs);
+    EXPECT_THAT(js->evidence, HasSubstr("heap used after GC fell from"));
+  }
+}
+
+TEST(Verdicts, LruBoundedCacheLevelsOff) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    // Filling at 2 MB/s until the bound (60 MB live) at 25 s.
+    auto live = [](double t) { return 20 * MB + 2 * MB * std::min(t, 25.0) - (t > 25 ? 0 : 0); };
+    AnalysisInput in;
+    in.js_heap_after_gc = gc_sawtooth(live, 60, 1.0, 6, 1 * MB, 0.3 * MB, rng);
+    in[Category::js_heap].resident = sampled([&](double t) { return 1.5 * live(t); }, 60, 0.5 * MB, rng);
+    in[Category::rss].resident = sampled([&](double t) { return 1.5 * live(t) + 50 * MB; }, 60, 1 * MB, rng);
+    auto vs = analyze(in);
+    for (const auto& v : vs)
+      EXPECT_NE(v.kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    const Verdict* js = find(vs, Category::js_heap);
+    ASSERT_NE(js, nullptr);
+    EXPECT_THAT(js->kind, ::testing::AnyOf(VerdictKind::growth_then_plateau, VerdictKind::stable))
+        << dump(vs);
+  }
+}
+
+TEST(Verdicts, SingleSpikeIsNotALeak) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    auto flat = sampled([](double) { return 80 * MB; }, 60, 0.5 * MB, rng);
+    std::uniform_int_distribution<size_t> where(5, flat.size() - 1);
+    flat[where(rng)].value += 300 * MB;
+    in[Category::native_heap].resident = flat;
+    in[Category::rss].resident = flat;
+    // One full GC caught mid-burst in the after-GC figures too.
+    auto gcs = gc_sawtooth([](double) { return 30 * MB; }, 60, 1.0, 5, 0.3 * MB, 0.1 * MB, rng);
+    gcs[gcs.size() - 3].heap_used_after_bytes += 100 * MB;
+    gcs[gcs.size() - 3].full = true;
+    in.js_heap_after_gc = gcs;
+    auto vs = analyze(in);
+    for (const auto& v : vs) EXPECT_EQ(v.kind, VerdictKind::stable) << "seed " << seed << "\n" << dump(vs);
+  }
+}
+
+TEST(Verdicts, SlowWarmUpThenFlatIsNotALeak) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    // Caches and JIT code filling up: 40 MB rising to 70 MB with a 10 s time constant.
+    auto warm = [](double t) { return 40 * MB + 30 * MB * (1 - std::exp(-t / 10)); };
+    in[Category::native_heap].resident = sampled(warm, 60, 0.4 * MB, rng);
+    in[Category::code].resident =
+        sampled([](double t) { return 5 * MB + 6 * MB * std::min(t, 20.0) / 20; }, 60, 0.1 * MB, rng);
+    auto vs = analyze(in);
+    for (const auto& v : vs)
+      EXPECT_NE(v.kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+    EXPECT_THAT(find(vs, Category::native_heap)->kind,
+                ::testing::AnyOf(VerdictKind::growth_then_plateau, VerdictKind::stable));
+  }
+}
+
+TEST(Verdicts, FlatWithNoiseIsStable) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    in.js_heap_after_gc = gc_sawtooth([](double) { return 25 * MB; }, 60, 2.0, 6, 0.5 * MB, 0.5 * MB, rng);
+    in.array_buffers_live = sampled([](double) { return 4 * MB; }, 60, 0.3 * MB, rng);
+    for (Category c : {Category::js_heap, Category::array_buffers, Category::native_heap, Category::code,
+                       Category::stacks, Category::file_mapped, Category::other_anon, Category::rss})
+      in[c].resident = sampled([](double) { return 40 * MB; }, 60, 1 * MB, rng);
+    in[Category::fds].resident = sampled([](double) { return 40; }, 60, 0, rng);
+    in[Category::sockets].resident = sampled([](double) { return 12; }, 60, 0, rng);
+    auto vs = analyze(in);
+    EXPECT_EQ(vs.size(), kCategoryCount);
+    for (const auto& v : vs) {
+      EXPECT_EQ(v.kind, VerdictKind::stable) << "seed " << seed << "\n" << dump(vs);
+      EXPECT_GE(v.confidence, 0.5) << category_name(v.category) << " seed " << seed;
+    }
+  }
+}
+
+TEST(Verdicts, FdsGrowingFivePerSecond) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> jitter(-2, 2);
+    AnalysisInput in;
+    std::vector<SeriesPoint> fds;
+    for (int t = 0; t <= 60; ++t) fds.push_back({double(t), 20.0 + 5 * t + jitter(rng)});
+    in[Category::fds].resident = fds;
+    in[Category::fds].limit = 1024;
+    in[Category::fds].top_stacks = {"fs.openSync (app.js:7)"};
+    auto vs = analyze(in);
+    const Verdict* v = find(vs, Category::fds);
+    ASSERT_NE(v, nullptr);
+    ASSERT_EQ(v->kind, VerdictKind::leak_suspected) << dump(vs);
+    EXPECT_NEAR(v->rate_per_s, 5, 0.5);
+    EXPECT_EQ(rate_unit(v->category), "count/s");
+    EXPECT_EQ(v->basis, "open_count");
+    EXPECT_THAT(v->evidence, HasSubstr("open file descriptors grew from"));
+    EXPECT_THAT(v->evidence, HasSubstr("/s)"));
+    EXPECT_THAT(v->evidence, Not(HasSubstr("MB")));
+    EXPECT_THAT(v->evidence, HasSubstr("1024 open-file limit (RLIMIT_NOFILE)"));
+    // Truth: 320 open at 60 s, 704 to go at 5/s.
+    ASSERT_TRUE(v->seconds_to_limit.has_value());
+    EXPECT_NEAR(*v->seconds_to_limit, 704.0 / 5, 0.1 * 704.0 / 5);
+    EXPECT_THAT(v->headline, HasSubstr("File descriptors leak suspected: open fds +5."));
+  }
+}
+
+TEST(Verdicts, LimitProjectionText) {
+  const double rate = 4 * MB / 60;
+  std::mt19937 rng(3);
+  AnalysisInput in;
+  in.js_heap_after_gc =
+      gc_sawtooth([&](double t) { return 40 * MB + rate * t; }, 60, 1.0, 6, 1 * MB, 0.1 * MB, rng);
+  in[Category::js_heap].limit = 4096 * MB;
+  auto vs = analyze(in);
+  const Verdict* v = find(vs, Category::js_heap);
+  ASSERT_NE(v, nullptr);
+  ASSERT_EQ(v->kind, VerdictKind::leak_suspected) << dump(vs);
+  double truth = (4096 * MB - (40 * MB + rate * 60)) / rate;  // ~17 h
+  ASSERT_TRUE(v->seconds_to_limit.has_value());
+  EXPECT_NEAR(*v->seconds_to_limit, truth, 0.1 * truth);
+  EXPECT_THAT(v->evidence, HasSubstr("; at this rate it reaches the 4.0 GB heap limit in "));
+  EXPECT_THAT(v->evidence, HasSubstr(format_eta(*v->seconds_to_limit)));
+  EXPECT_THAT(format_eta(*v->seconds_to_limit), ::testing::EndsWith(" h"));
+
+  // Already past the limit: said so, zero seconds left.
+  in[Category::js_heap].limit = 30 * MB;
+  vs = analyze(in);
+  v = find(vs, Category::js_heap);
+  ASSERT_TRUE(v->seconds_to_limit.has_value());
+  EXPECT_EQ(*v->seconds_to_limit, 0);
+  EXPECT_THAT(v->evidence, HasSubstr("it is already at the 30.0 MB heap limit"));
+}
+
+TEST(Verdicts, TinyCategoriesDoNotLeak) {
+  // Thread stacks growing by 1 MB over a minute, perfectly steadily: below the absolute floor.
+  AnalysisInput in;
+  std::mt19937 rng(1);
+  in[Category::stacks].resident = sampled([](double t) { return 1 * MB + t * MB / 60; }, 60, 0, rng);
+  auto vs = analyze(in);
+  ASSERT_EQ(vs.size(), 1u);
+  EXPECT_EQ(vs[0].kind, VerdictKind::stable) << dump(vs);
+}
+
+TEST(Verdicts, TooShortSaysSo) {
+  AnalysisInput in;
+  std::mt19937 rng(1);
+  in[Category::native_heap].resident = sampled([](double t) { return 10 * MB + t * MB; }, 10, 0, rng);
+  auto vs = analyze(in);
+  ASSERT_EQ(vs.size(), 1u);
+  EXPECT_EQ(vs[0].kind, VerdictKind::stable);
+  EXPECT_EQ(vs[0].confidence, 0);
+  EXPECT_THAT(vs[0].evidence, HasSubstr("a verdict needs 20s"));
+}
+
+TEST(Verdicts, OrderedByImportance) {
+  std::vector<Verdict> vs(5);
+  vs[0].kind = VerdictKind::stable;
+  vs[0].category = Category::code;
+  vs[1].kind = VerdictKind::leak_suspected;
+  vs[1].category = Category::rss;
+  vs[1].rate_per_s = 1e6;
+  vs[2].kind = VerdictKind::leak_suspected;
+  vs[2].category = Category::native_heap;
+  vs[2].rate_per_s = 1e5;
+  vs[3].kind = VerdictKind::leak_suspected;
+  vs[3].category = Category::fds;
+  vs[3].rate_per_s = 5;
+  vs[3].seconds_to_limit = 100;
+  vs[4].kind = VerdictKind::retained_not_leak;
+  vs[4].category = Category::js_heap;
+  order_by_importance(vs);
+  EXPECT_EQ(vs[0].category, Category::fds);  // nearest limit
+  EXPECT_EQ(vs[1].category, Category::native_heap);
+  EXPECT_EQ(vs[2].category, Category::rss);
+  EXPECT_EQ(vs[3].kind, VerdictKind::retained_not_leak);
+  EXPECT_EQ(vs[4].kind, VerdictKind::stable);
+}
+
+TEST(Verdicts, Formatting) {
+  EXPECT_EQ(format_bytes(48.9 * MB), "48.9 MB");
+  EXPECT_EQ(format_bytes(4096 * MB), "4.0 GB");
+  EXPECT_EQ(format_bytes(512), "512 B");
+  EXPECT_EQ(format_duration(190), "3m10s");
+  EXPECT_EQ(format_duration(45), "45s");
+  EXPECT_EQ(format_duration(3900), "1h05m");
+  EXPECT_EQ(format_rate(4.1 * MB / 60, false), "+4.1 MB/min");
+  EXPECT_EQ(format_rate(-5, true), "-5.0/s");
+  EXPECT_EQ(format_eta(16 * 3600), "16 h");
+  EXPECT_EQ(parse_category("sockets"), Category::sockets);
+  EXPECT_EQ(parse_category("nope"), std::nullopt);
+  for (size_t i = 0; i < kCategoryCount; ++i)
+    EXPECT_EQ(parse_category(category_name(static_cast<Category>(i))), static_cast<Category>(i));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Real Node 20 runs (tests/data/analyze/record_node_series.js): process.memoryUsage() every second and
+// every GC from --trace-gc.
+struct Recording {
+  std::vector<SeriesPoint> rss, heap_total, array_buffers;
+  std::vector<GcPoint> gcs;
+};
+
+Recording load(const std::string& name) {
+  Recording r;
+  std::ifstream f(std::string(MEMLENS_TEST_DATA) + "/analyze/" + name);
+  EXPECT_TRUE(f.good()) << name;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream is(line);
+    std::string kind;
+    is >> kind;
+    if (kind == "sample") {
+      double t, rss, total, used, external, ab;
+      is >> t >> rss >> total >> used >> external >> ab;
+      r.rss.push_back({t, rss});
+      r.heap_total.push_back({t, total});
+      r.array_buffers.push_back({t, ab});
+    } else if (kind == "gc") {
+      double t, after;
+      int full;
+      is >> t >> after >> full;
+      r.gcs.push_back({t, after, full != 0});
+    }
+  }
+  return r;
+}
+
+AnalysisInput input_until(const Recording& r, double until_s) {
+  AnalysisInput in;
+  auto cut = [&](const std::vector<SeriesPoint>& s) {
+    std::vector<SeriesPoint> out;
+    for (const auto& p : s)
+      if (p.t_s <= until_s) out.push_back(p);
+    return out;
+  };
+  in[Category::rss].resident = cut(r.rss);
+  in[Category::js_heap].resident = cut(r.heap_total);
+  in.array_buffers_live = cut(r.array_buffers);
+  for (const auto& g : r.gcs)
+    if (g.t_s <= until_s) in.js_heap_after_gc.push_back(g);
+  return in;
+}
+
+TEST(NodeRecordings, UnboundedCacheIsAJsHeapLeakWithin60s) {
+  Recording r = load("node20_leak.series");
+  auto vs = analyze(input_until(r, 60));
+  const Verdict* v = find(vs, Category::js_heap);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << dump(vs);
+  // Truth: the figures full GCs left behind, first to last.
+  std::vector<GcPoint> full;
+  for (const auto& g : r.gcs)
+    if (g.full && g.t_s <= 60) full.push_back(g);
+  ASSERT_GE(full.size(), 2u);
+  double truth = (full.back().heap_used_after_bytes - full.front().heap_used_after_bytes) /
+                 (full.back().t_s - full.front().t_s);
+  EXPECT_NEAR(v->rate_per_s, truth, 0.25 * truth) << v->evidence;
+}
+
+TEST(NodeRecordings, SteadyGarbageIsStable) {
+  Recording r = load("node20_steady.series");
+  for (double until : {30.0, 45.0, 60.0, 70.0}) {
+    auto vs = analyze(input_until(r, until));
+    for (const auto& v : vs) EXPECT_NE(v.kind, VerdictKind::leak_suspected) << until << "\n" << dump(vs);
+    EXPECT_EQ(find(vs, Category::js_heap)->kind, VerdictKind::stable) << until << "\n" << dump(vs);
+  }
+}
+
+TEST(NodeRecordings, BurstIsNeverALeak) {
+  Recording r = load("node20_burst.series");
+  for (double until : {20.0, 30.0, 40.0, 50.0, 60.0, 70.0}) {
+    auto vs = analyze(input_until(r, until));
+    for (const auto& v : vs) EXPECT_NE(v.kind, VerdictKind::leak_suspected) << until << "\n" << dump(vs);
+  }
+}
+
+TEST(NodeRecordings, LruCacheIsNotALeakOnceFull) {
+  Recording r = load("node20_lru.series");
+  for (double until : {70.0}) {
+    auto vs = analyze(input_until(r, until));
+    const Verdict* v = find(vs, Category::js_heap);
+    EXPECT_THAT(v->kind, ::testing::AnyOf(VerdictKind::growth_then_plateau, VerdictKind::stable))
+        << until << "\n"
+        << dump(vs);
+  }
+}
+
+TEST(NodeRecordings, RetainedBuffersAreAnArrayBufferLeak) {
+  Recording r = load("node20_buffers.series");
+  auto vs = analyze(input_until(r, 60));
+  const Verdict* v = find(vs, Category::array_buffers);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << dump(vs);
+  const double truth = 64 * 1024 / 0.1;  // the script keeps a 64 KB Buffer every 100 ms
+  EXPECT_NEAR(v->rate_per_s, truth, 0.1 * truth) << v->evidence;
+  EXPECT_THAT(v->headline, HasSubstr("Buffers (ArrayBuffer memory) leak suspected"));
+  EXPECT_NE(find(vs, Category::js_heap)->kind, VerdictKind::leak_suspected) << dump(vs);
+}
+
+}  // namespace
+}  // namespace memlens::analyze

@@ -1,0 +1,310 @@
+// Probe planning against the real Node binaries of scripts/fetch-node.sh (skipped with a reason when the
+// cache is missing, failing under CI=true), stripped copies of them, and the USDT test program.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "elf/elf_file.h"
+#include "node/probe_plan.h"
+
+namespace fs = std::filesystem;
+using namespace memlens::node;
+
+namespace {
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+#define SKIP_OR_FAIL(why)       \
+  do {                          \
+    if (in_ci()) FAIL() << why; \
+    GTEST_SKIP() << why;        \
+  } while (0)
+
+fs::path node_cache() {
+  if (const char* c = std::getenv("MEMLENS_NODE_CACHE")) return c;
+  if (const char* s = std::getenv("MEMLENS_SOURCE_DIR")) return fs::path(s) / ".cache/node";
+  return fs::path(MEMLENS_TEST_DATA).parent_path().parent_path() / ".cache/node";
+}
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  pclose(p);
+  return out;
+}
+
+std::string read_bytes(const std::string& path, uint64_t offset, size_t n) {
+  std::ifstream f(path, std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  std::string s(n, '\0');
+  f.read(s.data(), static_cast<std::streamsize>(n));
+  s.resize(static_cast<size_t>(f.gcount()));
+  return s;
+}
+
+// Symbol address as nm (binutils, an independent reader) reports it, from either table.
+uint64_t nm_address(const std::string& binary, const std::string& symbol) {
+  static std::map<std::string, std::map<std::string, uint64_t>> cache;
+  auto [it, fresh] = cache.try_emplace(binary);
+  if (fresh) {
+    std::istringstream in(
+        run("{ nm " + binary + "; nm -D " + binary + "; } 2>/dev/null | grep -E ' [TtWw] _Z'"));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto sp = line.rfind(' ');
+      if (sp != std::string::npos)
+        it->second.emplace(line.substr(sp + 1), std::stoull(line.substr(0, 16), nullptr, 16));
+    }
+  }
+  auto found = it->second.find(symbol);
+  return found == it->second.end() ? 0 : found->second;
+}
+
+const ProbePurpose kRequired[] = {ProbePurpose::gc_start,           ProbePurpose::gc_end,
+                                  ProbePurpose::heap_used_before,   ProbePurpose::heap_used_after,
+                                  ProbePurpose::array_buffer_alloc, ProbePurpose::array_buffer_alloc_uninit,
+                                  ProbePurpose::array_buffer_free};
+
+// Checks every attach point of a plan against the file itself, with tools other than ours.
+void check_points_against_file(const ProbePlan& plan, const std::string& binary) {
+  auto elf = memlens::elf::ElfFile::open_path(binary);
+  ASSERT_TRUE(elf.ok());
+  for (const auto& site : plan.probes) {
+    for (const auto& p : site.points) {
+      uint64_t sym = nm_address(binary, p.symbol);
+      ASSERT_NE(sym, 0u) << p.symbol << " not listed by nm";
+      auto sym_off = (*elf)->vaddr_to_file_offset(sym);
+      ASSERT_TRUE(sym_off.has_value());
+      EXPECT_EQ(p.file_offset, *sym_off + p.offset_in_symbol) << to_string(site.purpose);
+      if (site.purpose == ProbePurpose::heap_used_before || site.purpose == ProbePurpose::heap_used_after) {
+        // The point follows a `call rel32` to Heap::SizeOfObjects.
+        std::string call = read_bytes(binary, p.file_offset - 5, 5);
+        ASSERT_EQ(call.size(), 5u);
+        EXPECT_EQ(static_cast<uint8_t>(call[0]), 0xE8);
+        int32_t rel;
+        std::memcpy(&rel, call.data() + 1, 4);
+        EXPECT_EQ(sym + p.offset_in_symbol + rel,
+                  nm_address(binary, "_ZN2v88internal4Heap13SizeOfObjectsEv"));
+      }
+      if (p.offset_in_symbol != 0 && site.purpose == ProbePurpose::array_buffer_free) {
+        EXPECT_EQ(static_cast<uint8_t>(read_bytes(binary, *sym_off, 1)[0]), 0xF0)
+            << "skipped a non-lock insn";
+      }
+    }
+  }
+}
+
+class RealNode : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RealNode, AllRequiredProbesFoundAndConsistentWithTheFile) {
+  fs::path bin = node_cache() / GetParam() / "bin/node";
+  if (!fs::exists(bin))
+    SKIP_OR_FAIL("no Node " << GetParam() << " at " << bin << ": run scripts/fetch-node.sh");
+  auto plan = plan_for_binary(bin.string());
+  ASSERT_TRUE(plan.ok()) << plan.error().describe();
+  std::cout << plan->describe();
+  EXPECT_FALSE(plan->stripped);
+  EXPECT_TRUE(plan->gc_usable());
+  for (ProbePurpose p : kRequired)
+    EXPECT_TRUE(plan->find(p)->found()) << to_string(p) << ": " << plan->find(p)->skip_reason;
+  check_points_against_file(*plan, bin.string());
+
+  // Which table: readelf --dyn-syms is the ground truth for what .dynsym exports.
+  std::string dyn = run("readelf --dyn-syms -W " + bin.string() + " | grep -c 'PerformGarbageCollection'");
+  bool v8_in_dynsym = std::atoi(dyn.c_str()) > 0;
+  const auto& gc = plan->find(ProbePurpose::gc_start)->points;
+  for (const auto& p : gc) {
+    bool clone = p.symbol.find(".constprop.") != std::string::npos;
+    EXPECT_EQ(p.table == SymbolTable::dynsym, v8_in_dynsym && !clone) << p.symbol;
+  }
+  // Node's allocator stays exported in every major (it is part of node's public API).
+  EXPECT_EQ(plan->find(ProbePurpose::array_buffer_alloc)->points[0].table, SymbolTable::dynsym);
+  // The kernel refuses uprobes on lock-prefixed instructions: never plan one at such an instruction.
+  for (const auto& site : plan->probes)
+    for (const auto& p : site.points)
+      EXPECT_NE(static_cast<uint8_t>(read_bytes(bin.string(), p.file_offset, 1)[0]), 0xF0);
+}
+
+TEST_P(RealNode, StrippedCopyReportsWhy) {
+  fs::path bin = node_cache() / GetParam() / "bin/node";
+  if (!fs::exists(bin))
+    SKIP_OR_FAIL("no Node " << GetParam() << " at " << bin << ": run scripts/fetch-node.sh");
+  fs::path dir = fs::temp_directory_path() / ("memlens-strip-" + std::to_string(getpid()) + "-" + GetParam());
+  fs::create_directories(dir);
+  fs::path copy = dir / "node";
+  ASSERT_EQ(std::system(("objcopy --strip-all " + bin.string() + " " + copy.string()).c_str()), 0);
+  auto plan = plan_for_binary(copy.string());
+  ASSERT_TRUE(plan.ok()) << plan.error().describe();
+  std::cout << plan->describe();
+  EXPECT_FALSE(plan->has_symtab);
+  std::string dyn = run("readelf --dyn-syms -W " + copy.string() + " | grep -c '_ZN2v88internal4Heap'");
+  bool v8_in_dynsym = std::atoi(dyn.c_str()) > 0;
+  EXPECT_EQ(plan->stripped, !v8_in_dynsym);
+  if (!v8_in_dynsym) {
+    for (ProbePurpose p : {ProbePurpose::gc_start, ProbePurpose::gc_end, ProbePurpose::heap_used_before,
+                           ProbePurpose::heap_used_after}) {
+      EXPECT_FALSE(plan->find(p)->found());
+      EXPECT_TRUE(plan->find(p)->skip_reason.starts_with("binary is stripped")) << plan->find(p)->skip_reason;
+    }
+  } else {
+    // Where V8 calls a .constprop clone named only in .symtab (Node 18), the exported original is never
+    // called: the stripped copy must say so rather than attach to it.
+    std::string clones =
+        run("readelf -s -W " + bin.string() + " | grep -c 'PerformGarbageCollection.*constprop'");
+    bool clone_in_symtab = std::atoi(clones.c_str()) > 0;
+    EXPECT_EQ(plan->find(ProbePurpose::gc_start)->found(), !clone_in_symtab);
+    if (clone_in_symtab) {
+      EXPECT_NE(plan->find(ProbePurpose::gc_start)->skip_reason.find(".constprop"), std::string::npos);
+    }
+    EXPECT_TRUE(plan->find(ProbePurpose::heap_used_before)->found());
+  }
+  // Node's own exported allocator survives --strip-all.
+  EXPECT_TRUE(plan->find(ProbePurpose::array_buffer_alloc)->found());
+  EXPECT_TRUE(plan->find(ProbePurpose::array_buffer_free)->found());
+  check_points_against_file(*plan, copy.string());
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Majors, RealNode, ::testing::Values("18", "20", "22", "24"));
+
+TEST(NodeProbePlan, MissingSymbolsNameWhatWasTried) {
+  // /bin/true holds no V8 at all: every probe is skipped and says which names it looked for.
+  auto plan = plan_for_binary("/bin/true");
+  ASSERT_TRUE(plan.ok()) << plan.error().describe();
+  EXPECT_FALSE(plan->gc_usable());
+  for (const auto& site : plan->probes) {
+    EXPECT_FALSE(site.found());
+    EXPECT_NE(site.skip_reason.find(symbol_variants(site.purpose).front()), std::string::npos)
+        << site.skip_reason;
+  }
+}
+
+TEST(NodeProbePlan, UsdtNotesOfTheTestProviderMatchReadelf) {
+  const char* build = std::getenv("MEMLENS_BUILD_DIR");
+  fs::path prog = fs::path(build ? build : "") / "test-programs/usdt_provider";
+  if (!build || !fs::exists(prog)) SKIP_OR_FAIL("usdt_provider not built at " << prog);
+  auto plan = plan_for_binary(prog.string());
+  ASSERT_TRUE(plan.ok()) << plan.error().describe();
+  std::cout << plan->describe();
+  EXPECT_TRUE(plan->gc_usable());
+  std::string notes = run("readelf -n " + prog.string());
+  std::regex re(R"(Name: (\S+)\s+Location: 0x([0-9a-f]+), Base: 0x[0-9a-f]+, Semaphore: 0x([0-9a-f]+))");
+  int seen = 0;
+  for (std::sregex_iterator it(notes.begin(), notes.end(), re), end; it != end; ++it, ++seen) {
+    const UsdtProbe* u = plan->find_usdt("node", (*it)[1].str());
+    ASSERT_NE(u, nullptr) << (*it)[1].str();
+    EXPECT_EQ(u->pc, std::stoull((*it)[2].str(), nullptr, 16));
+    EXPECT_EQ(u->semaphore, std::stoull((*it)[3].str(), nullptr, 16));
+    EXPECT_TRUE(u->has_semaphore());
+    EXPECT_TRUE(u->semaphore_file_offset.has_value());
+  }
+  EXPECT_EQ(seen, 2);
+  EXPECT_EQ(plan->usdt.size(), 2u);
+}
+
+TEST(NodeProbePlan, PidPlanMatchesBinaryPlan) {
+  fs::path bin = node_cache() / "20/bin/node";
+  if (!fs::exists(bin)) bin = "/usr/bin/node";
+  if (!fs::exists(bin)) SKIP_OR_FAIL("no node binary to run");
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    execl(bin.c_str(), bin.c_str(), "-e", "setTimeout(() => {}, 20000)", nullptr);
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the dynamic loader map everything
+  auto by_pid = plan_for_pid(child);
+  auto by_path = plan_for_binary(fs::canonical(bin).string());
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  ASSERT_TRUE(by_pid.ok()) << by_pid.error().describe();
+  ASSERT_TRUE(by_path.ok());
+  EXPECT_EQ(by_pid->host_path, "/proc/" + std::to_string(child) + "/root" + fs::canonical(bin).string());
+  ASSERT_EQ(by_pid->probes.size(), by_path->probes.size());
+  for (size_t i = 0; i < by_pid->probes.size(); ++i) {
+    ASSERT_EQ(by_pid->probes[i].points.size(), by_path->probes[i].points.size());
+    for (size_t j = 0; j < by_pid->probes[i].points.size(); ++j)
+      EXPECT_EQ(by_pid->probes[i].points[j].file_offset, by_path->probes[i].points[j].file_offset);
+  }
+}
+
+TEST(NodeProbePlan, LibnodeLayoutPicksTheSharedLibrary) {
+  fs::path runner = node_cache() / "libnode/run-node";
+  if (!fs::exists(runner))
+    SKIP_OR_FAIL("no libnode layout at " << runner << ": run scripts/fetch-node.sh libnode");
+  if (geteuid() != 0) SKIP_OR_FAIL("run-node needs root (private mount namespace)");
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    execl(runner.c_str(), runner.c_str(), "-e", "setTimeout(() => {}, 20000)", nullptr);
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  auto plan = plan_for_pid(child);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  ASSERT_TRUE(plan.ok()) << plan.error().describe();
+  std::cout << plan->describe();
+  EXPECT_TRUE(plan->is_shared_library);
+  EXPECT_NE(plan->path_in_process.find("libnode.so"), std::string::npos);
+  EXPECT_FALSE(plan->has_symtab);
+  for (ProbePurpose p : kRequired)
+    EXPECT_TRUE(plan->find(p)->found()) << to_string(p) << ": " << plan->find(p)->skip_reason;
+}
+
+// Encodings from the Intel SDM; the first is NodeArrayBufferAllocator::Free's first instruction.
+TEST(X86, LockInstructionLength) {
+  const uint8_t sub[] = {0xF0, 0x48, 0x29, 0x57, 0x10};                  // lock sub %rdx,0x10(%rdi)
+  const uint8_t xadd[] = {0xF0, 0x48, 0x0F, 0xC1, 0x07};                 // lock xadd %rax,(%rdi)
+  const uint8_t add_rip[] = {0xF0, 0x83, 0x05, 1, 2, 3, 4, 0x01};        // lock addl $1,0x4030201(%rip)
+  const uint8_t sib_d32[] = {0xF0, 0x48, 0x01, 0x84, 0x24, 1, 2, 3, 4};  // lock add %rax,0x4030201(%rsp)
+  const uint8_t not_lock[] = {0x55, 0x48, 0x89, 0xE5};                   // push %rbp; mov %rsp,%rbp
+  const uint8_t reg_form[] = {0xF0, 0x48, 0x29, 0xD0};                   // invalid: register operand
+  EXPECT_EQ(lock_instruction_length(sub, sizeof sub), 5u);
+  EXPECT_EQ(lock_instruction_length(xadd, sizeof xadd), 5u);
+  EXPECT_EQ(lock_instruction_length(add_rip, sizeof add_rip), 8u);
+  EXPECT_EQ(lock_instruction_length(sib_d32, sizeof sib_d32), 9u);
+  EXPECT_EQ(lock_instruction_length(not_lock, sizeof not_lock), 0u);
+  EXPECT_EQ(lock_instruction_length(reg_form, sizeof reg_form), 0u);
+  EXPECT_EQ(lock_instruction_length(sub, 3), 0u);  // truncated
+}
+
+TEST(X86, CallSitesByTarget) {
+  // At 0x1000: nop; call 0x2000; nop; call 0x1000 (itself); call 0x2000
+  uint8_t code[16] = {0x90, 0xE8};
+  int32_t rel = 0x2000 - (0x1000 + 6);
+  std::memcpy(code + 2, &rel, 4);
+  code[6] = 0x90;
+  code[7] = 0xE8;
+  rel = 0x1000 - (0x1000 + 12);
+  std::memcpy(code + 8, &rel, 4);
+  code[12] = 0xE8;
+  rel = 0x2000 - (0x1000 + 17);
+  std::memcpy(code + 13, &rel, 3);  // truncated: the last call does not fit in 16 bytes
+  auto at = offsets_after_calls_to(code, sizeof code, 0x1000, 0x2000);
+  ASSERT_EQ(at.size(), 1u);
+  EXPECT_EQ(at[0], 6u);
+}
+
+}  // namespace
