@@ -2,10 +2,10 @@
 // merged flame-graph tree, the whole HTML page, folded text and the pprof encoding.
 #include <benchmark/benchmark.h>
 
+#include "../tests/unit/report_fixtures.h"
 #include "report/folded.h"
 #include "report/html.h"
 #include "report/pprof.h"
-#include "../tests/unit/report_fixtures.h"
 
 namespace {
 

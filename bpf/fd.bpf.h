@@ -1,1 +1,164 @@
-// File-descriptor tracing: uprobes on the C library's fd-creating and fd-closing wrappers.
+// File-descriptor tracing: uprobes on the C library's fd-creating and fd-closing wrappers, attached by
+// userspace to each tracked process only. One entry and one return program serve every wrapper that
+// returns an fd: the attach cookie says which wrapper fired (enum ml_fd_kind). close and close_range are
+// reported at entry, without a return probe: the fd is released whatever close returns, and a close is
+// hot in a server, so it costs one uprobe hit instead of two.
+
+// Opening stacks are captured for every fd (a few distinct stacks open most fds); its own table, so fd
+// stacks do not depend on the address-space stack option.
+const volatile bool capture_fd_stacks = true;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, 4096);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, ML_MAX_STACK_DEPTH * sizeof(__u64));
+} ml_fd_stacks SEC(".maps");
+
+// Arguments of an fd call from entry to return, per thread. LRU: a thread that dies inside a call (or an
+// entry whose return never fires) cannot fill the table.
+struct ml_fd_pending {
+  __u64 args[4];
+  __u64 caller_ip;
+  __s32 stack_id;
+  __u32 kind;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);  // tid
+  __type(value, struct ml_fd_pending);
+} ml_fd_pending SEC(".maps");
+
+#define ML_F_DUPFD 0
+#define ML_F_SETFD 2
+#define ML_F_DUPFD_CLOEXEC 1030
+
+static __always_inline __s32 fd_stack_id(void* ctx) {
+  if (!capture_fd_stacks) return -1;
+  long id = bpf_get_stackid(ctx, &ml_fd_stacks, BPF_F_USER_STACK);
+  if (id < 0) {
+    count_loss(ML_LOSS_STACK);
+    return -1;
+  }
+  return (__s32)id;
+}
+
+SEC("uprobe")
+int ml_fd_enter(struct pt_regs* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  __u32 kind = (__u32)bpf_get_attach_cookie(ctx);
+  struct ml_fd_pending p = {.args = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx)},
+                            .kind = kind,
+                            .stack_id = -1};
+  if (kind == ML_FDK_FCNTL) {
+    int cmd = (int)p.args[1];
+    if (cmd != ML_F_DUPFD && cmd != ML_F_DUPFD_CLOEXEC && cmd != ML_F_SETFD) return 0;  // most fcntl calls
+  } else if (kind == ML_FDK_SIGNALFD) {
+    if ((int)p.args[0] != -1) return 0;  // changes the mask of an existing signalfd
+  } else if (kind == ML_FDK_ACCEPT4) {
+    p.args[2] = p.args[3];  // flags in args[2], as the event documents
+  }
+  // F_SETFD creates nothing: no stack for it.
+  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = fd_stack_id(ctx);
+  // At a function's first instruction the return address is at the top of the stack.
+  bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP(ctx));
+  __u32 tid = (__u32)id;
+  if (bpf_map_update_elem(&ml_fd_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
+  return 0;
+}
+
+static __always_inline void fill_fd_event(struct ml_fd_event* e, __u32 type, struct ml_fd_pending* p, long ret) {
+  fill_header(&e->h, type);
+  e->result = ret;
+  e->args[0] = p->args[0];
+  e->args[1] = p->args[1];
+  e->args[2] = p->args[2];
+  e->fds[0] = -1;
+  e->fds[1] = -1;
+  e->stack_id = p->stack_id;
+  e->kind = p->kind;
+  e->caller_ip = p->caller_ip;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ml_fd_exit, long ret) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_fd_pending* found = bpf_map_lookup_elem(&ml_fd_pending, &tid);
+  if (!found) return 0;  // not tracked, entry before attach, or a filtered fcntl
+  struct ml_fd_pending p = *found;
+  bpf_map_delete_elem(&ml_fd_pending, &tid);
+  if (p.kind != (__u32)bpf_get_attach_cookie(ctx)) return 0;  // an inner call's return took the arguments
+  if (ret < 0) return 0;                                       // failed: no fd was created
+
+  const void* str = NULL;
+  switch (p.kind) {
+    case ML_FDK_OPEN:
+    case ML_FDK_CREAT:
+    case ML_FDK_MEMFD:
+      str = (const void*)p.args[0];
+      break;
+    case ML_FDK_OPENAT:
+      str = (const void*)p.args[1];
+      break;
+  }
+  if (str) {
+    struct ml_fd_path_event* e = reserve_event(sizeof(*e));
+    if (!e) return 0;
+    fill_fd_event(&e->e, ML_EV_FD_OPEN, &p, ret);
+    if (bpf_probe_read_user_str(e->path, sizeof(e->path), str) < 0) e->path[0] = 0;
+    submit_event(e);
+    return 0;
+  }
+  struct ml_fd_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  fill_fd_event(e, ML_EV_FD_OPEN, &p, ret);
+  const void* pair = NULL;
+  if (p.kind == ML_FDK_PIPE || p.kind == ML_FDK_PIPE2)
+    pair = (const void*)p.args[0];
+  else if (p.kind == ML_FDK_SOCKETPAIR)
+    pair = (const void*)p.args[3];
+  if (pair && bpf_probe_read_user(e->fds, sizeof(e->fds), pair) != 0) {
+    e->fds[0] = -1;
+    e->fds[1] = -1;
+  }
+  submit_event(e);
+  return 0;
+}
+
+SEC("uprobe")
+int ml_fd_close(struct pt_regs* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  struct ml_fd_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  struct ml_fd_pending p = {.args = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), 0},
+                            .kind = (__u32)bpf_get_attach_cookie(ctx),
+                            .stack_id = -1};
+  fill_fd_event(e, ML_EV_FD_CLOSE, &p, 0);
+  submit_event(e);
+  return 0;
+}
+
+#define ML_NR_CLOSE 3
+#define ML_NR_CLOSE_RANGE 436
+
+// syscall(2), the C library's generic wrapper: libuv closes its fds with syscall(SYS_close, fd), past
+// close(). Only close and close_range are reported; every other number returns at the first test.
+SEC("uprobe")
+int ml_fd_syscall(struct pt_regs* ctx) {
+  long nr = (long)PT_REGS_PARM1(ctx);
+  if (nr != ML_NR_CLOSE && nr != ML_NR_CLOSE_RANGE) return 0;
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  struct ml_fd_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  struct ml_fd_pending p = {.args = {PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), 0},
+                            .kind = nr == ML_NR_CLOSE ? ML_FDK_CLOSE : ML_FDK_CLOSE_RANGE,
+                            .stack_id = -1};
+  fill_fd_event(e, ML_EV_FD_CLOSE, &p, 0);
+  submit_event(e);
+  return 0;
+}

@@ -24,6 +24,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 // Set by userspace before load.
 const volatile bool capture_stacks = false;
+// One page fault in this many (per process) has its user stack recorded; 0 disables fault stacks.
+const volatile __u32 fault_sample_period = 0;
 // Ring-buffer bytes pending before the consumer is woken; below it, userspace's periodic consume picks
 // events up, which saves a wake-up per event on bursts.
 const volatile __u64 wakeup_bytes = 256 * 1024;
@@ -48,6 +50,13 @@ struct {
   __type(key, struct ml_fault_key);
   __type(value, __u64);
 } ml_fault_regions SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct ml_fault_stack_key);
+  __type(value, __u64);
+} ml_fault_stacks SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -282,7 +291,31 @@ int BPF_PROG(ml_rss_stat, struct mm_struct* mm, int member) {
 // ---------------------------------------------------------------------------------------------------------
 // Page faults: counted, never streamed.
 
-static __always_inline void count_fault(unsigned long address, bool user_mode) {
+// Counts a sampled fault against the user stack that took it.
+static __always_inline void sample_fault_stack(void* ctx, __u32 tgid, __u64 nth) {
+  if (fault_sample_period == 0 || nth % fault_sample_period != 0) return;
+  long id = bpf_get_stackid(ctx, &ml_stacks, BPF_F_USER_STACK);
+  if (id < 0) {
+    count_loss(ML_LOSS_STACK);
+    return;
+  }
+  struct ml_fault_stack_key key = {.pid = tgid, .stack_id = (__s32)id};
+  __u64* n = bpf_map_lookup_elem(&ml_fault_stacks, &key);
+  if (n) {
+    __sync_fetch_and_add(n, 1);
+    return;
+  }
+  __u64 one = 1;
+  if (bpf_map_update_elem(&ml_fault_stacks, &key, &one, BPF_NOEXIST) != 0) {
+    n = bpf_map_lookup_elem(&ml_fault_stacks, &key);
+    if (n)
+      __sync_fetch_and_add(n, 1);
+    else
+      count_loss(ML_LOSS_STACK);
+  }
+}
+
+static __always_inline void count_fault(void* ctx, unsigned long address, bool user_mode) {
   __u64 id = bpf_get_current_pid_tgid();
   __u32 tgid = id >> 32;
   struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
@@ -299,6 +332,9 @@ static __always_inline void count_fault(unsigned long address, bool user_mode) {
     __sync_fetch_and_add(&s->faults_user, 1);
   else
     __sync_fetch_and_add(&s->faults_kernel, 1);
+  // Plain reads after the atomic add: concurrent faults may make a sample land one fault early or late,
+  // which sampling tolerates (a fetching atomic would need a newer BPF instruction set).
+  sample_fault_stack(ctx, tgid, s->faults_user + s->faults_kernel);
 
   struct ml_fault_key key = {.pid = tgid, .region = address >> ML_FAULT_REGION_SHIFT};
   __u64* n = bpf_map_lookup_elem(&ml_fault_regions, &key);
@@ -318,14 +354,14 @@ static __always_inline void count_fault(unsigned long address, bool user_mode) {
 
 SEC("tp_btf/page_fault_user")
 int BPF_PROG(ml_fault_user, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
-  count_fault(address, true);
+  count_fault(ctx, address, true);
   return 0;
 }
 
 SEC("tp_btf/page_fault_kernel")
 int BPF_PROG(ml_fault_kernel, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
   if (address >= ML_USER_ADDR_LIMIT) return 0;  // a fault on kernel memory (vmalloc), not the process's
-  count_fault(address, false);
+  count_fault(ctx, address, false);
   return 0;
 }
 
@@ -342,6 +378,26 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
   // At a function's first instruction the return address is at the top of the stack.
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
   if (bpf_map_update_elem(&ml_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
+  return 0;
+}
+
+// For calls whose result is almost always 0 (munmap, madvise, brk): one probe at entry instead of two.
+// A failed call is then reported as done; the model is re-seeded from /proc at exec and reconciled by
+// attribution, and the kernel's RSS figures never depend on these events.
+static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  struct ml_mm_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  __builtin_memset(e, 0, sizeof(*e));
+  fill_header(&e->h, type);
+  e->addr = a0;
+  e->len_bytes = a1;
+  e->advice = (__u32)a2;
+  e->fd = -1;
+  e->stack_id = user_stack_id(ctx);
+  bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
+  submit_event(e);
   return 0;
 }
 
@@ -376,19 +432,7 @@ static __always_inline int emit_call(__u32 type, long ret) {
         e->new_len_bytes = p->args[2];
         e->flags = (__u32)p->args[3];
         break;
-      case ML_EV_MADVISE:
-        e->addr = p->args[0];
-        e->len_bytes = p->args[1];
-        e->advice = (__u32)p->args[2];
-        break;
-      case ML_EV_MPROTECT:
-        e->addr = p->args[0];
-        e->len_bytes = p->args[1];
-        e->prot = (__u32)p->args[2];
-        break;
-      default:  // munmap(addr, len), brk(addr)
-        e->addr = p->args[0];
-        e->len_bytes = p->args[1];
+      default:
         break;
     }
     submit_event(e);
@@ -407,11 +451,7 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ml_mmap_exit, long ret) { return emit_call(ML_EV_MMAP, ret); }
 
 SEC("uprobe")
-int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) {
-  return remember_call(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0, 0, 0, 0);
-}
-SEC("uretprobe")
-int BPF_KRETPROBE(ml_munmap_exit, long ret) { return emit_call(ML_EV_MUNMAP, ret); }
+int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) { return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0); }
 
 SEC("uprobe")
 int BPF_KPROBE(ml_mremap_enter, void* old_addr, __u64 old_len, __u64 new_len, int flags, void* new_addr) {
@@ -423,24 +463,21 @@ int BPF_KRETPROBE(ml_mremap_exit, long ret) { return emit_call(ML_EV_MREMAP, ret
 SEC("uprobe")
 int BPF_KPROBE(ml_brk_enter, void* addr) {
   if (!addr) return 0;  // brk(0) only asks for the current break
-  return remember_call(ctx, ML_EV_BRK, (__u64)addr, 0, 0, 0, 0, 0);
+  return emit_at_entry(ctx, ML_EV_BRK, (__u64)addr, 0, 0);
 }
-SEC("uretprobe")
-int BPF_KRETPROBE(ml_brk_exit, long ret) { return emit_call(ML_EV_BRK, ret); }
 
+// Only the advice that gives pages back matters to memory accounting.
+#define ML_MADV_DONTNEED 4
+#define ML_MADV_FREE 8
+#define ML_MADV_REMOVE 9
+#define ML_MADV_PAGEOUT 21
 SEC("uprobe")
 int BPF_KPROBE(ml_madvise_enter, void* addr, __u64 len, int advice) {
-  return remember_call(ctx, ML_EV_MADVISE, (__u64)addr, len, advice, 0, 0, 0);
+  if (advice != ML_MADV_DONTNEED && advice != ML_MADV_FREE && advice != ML_MADV_REMOVE && advice != ML_MADV_PAGEOUT)
+    return 0;
+  return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice);
 }
-SEC("uretprobe")
-int BPF_KRETPROBE(ml_madvise_exit, long ret) { return emit_call(ML_EV_MADVISE, ret); }
 
-SEC("uprobe")
-int BPF_KPROBE(ml_mprotect_enter, void* addr, __u64 len, int prot) {
-  return remember_call(ctx, ML_EV_MPROTECT, (__u64)addr, len, prot, 0, 0, 0);
-}
-SEC("uretprobe")
-int BPF_KRETPROBE(ml_mprotect_exit, long ret) { return emit_call(ML_EV_MPROTECT, ret); }
 
 // ---------------------------------------------------------------------------------------------------------
 // Capabilities in their own files; they use the maps and helpers above.

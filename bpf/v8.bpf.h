@@ -1,1 +1,183 @@
 // V8 inside node: GC, heap used, ArrayBuffer backing stores (uprobes on V8 symbols, or USDT).
+// Userspace attaches each program per tracked process at the points src/node/probe_plan finds; what each
+// point's registers hold is fixed there and in docs/v8-probes.md. One program per purpose (rather than one
+// program dispatching on an attach cookie): each reads a different register and does different work, so
+// every program stays short, and nothing depends on cookies (kernel >= 5.15).
+//
+// Cost: GC probes fire a few times per GC; the ArrayBuffer allocator probes fire once per backing store,
+// which in Buffer-heavy code is hundreds of thousands per second. Those only add to per-process counters
+// (one hash lookup and a few atomic adds); no ring-buffer event, no stack.
+#include <bpf/usdt.bpf.h>
+
+// Filled by userspace when it attaches the V8 probes to a process, removed when it stops tracking it: the
+// entry doubles as the tracked-process filter of the allocator probes.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tgid
+  __type(value, struct ml_v8_counters);
+} ml_v8_counters SEC(".maps");
+
+// A GC in progress on a thread, from its start to its end. LRU: a thread that dies in the middle of a GC
+// (the process is exiting) leaves an entry nobody deletes.
+struct ml_v8_gc_pending {
+  __u64 start_ns;
+  __u64 heap_before;
+  __u64 heap_after;
+  __u32 kind;
+  __u32 flags;
+  __u32 depth;  // PerformGarbageCollection re-entered on the same thread (a clone calling the original)
+  __u32 _pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tid
+  __type(value, struct ml_v8_gc_pending);
+} ml_v8_gc_pending SEC(".maps");
+
+static __always_inline struct ml_v8_counters* v8_counters(void) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  return bpf_map_lookup_elem(&ml_v8_counters, &tgid);
+}
+
+static __always_inline int v8_gc_begin(__u32 kind, __u32 flags) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_v8_gc_pending* p = bpf_map_lookup_elem(&ml_v8_gc_pending, &tid);
+  if (p) {
+    p->depth += 1;
+    return 0;
+  }
+  struct ml_v8_gc_pending n = {.start_ns = bpf_ktime_get_boot_ns(), .kind = kind, .flags = flags};
+  if (bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) != 0) __sync_fetch_and_add(&c->gc_pending_full, 1);
+  return 0;
+}
+
+static __always_inline int v8_gc_finish(void) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_v8_gc_pending* p = bpf_map_lookup_elem(&ml_v8_gc_pending, &tid);
+  if (!p) {
+    __sync_fetch_and_add(&c->gc_end_unmatched, 1);
+    return 0;
+  }
+  if (p->depth > 0) {
+    p->depth -= 1;
+    return 0;
+  }
+  struct ml_v8_event* e = reserve_event(sizeof(*e));
+  if (e) {
+    fill_header(&e->h, ML_EV_V8_GC);
+    e->start_ns = p->start_ns;
+    e->heap_used_before_bytes = p->heap_before;
+    e->heap_used_after_bytes = p->heap_after;
+    e->kind = p->kind;
+    e->flags = p->flags;
+    submit_event(e);
+  }
+  bpf_map_delete_elem(&ml_v8_gc_pending, &tid);
+  return 0;
+}
+
+static __always_inline int v8_heap_figure(__u64 bytes, bool after) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_v8_gc_pending* p = bpf_map_lookup_elem(&ml_v8_gc_pending, &tid);
+  if (!p) return 0;  // not inside a GC we saw start (or not a tracked process)
+  if (after) {
+    p->heap_after = bytes;
+    p->flags |= ML_V8_GC_HEAP_AFTER;
+  } else {
+    p->heap_before = bytes;
+    p->flags |= ML_V8_GC_HEAP_BEFORE;
+  }
+  return 0;
+}
+
+// Heap::PerformGarbageCollection entry: esi = GarbageCollector.
+SEC("uprobe")
+int ml_v8_gc_start(struct pt_regs* ctx) { return v8_gc_begin((__u32)PT_REGS_PARM2(ctx), 0); }
+
+SEC("uretprobe")
+int ml_v8_gc_end(struct pt_regs* ctx) { return v8_gc_finish(); }
+
+// The instruction after GCTracer::Start/StopInSafepoint's call to Heap::SizeOfObjects: rax = its result.
+SEC("uprobe")
+int ml_v8_heap_before(struct pt_regs* ctx) { return v8_heap_figure(PT_REGS_RC(ctx), false); }
+
+SEC("uprobe")
+int ml_v8_heap_after(struct pt_regs* ctx) { return v8_heap_figure(PT_REGS_RC(ctx), true); }
+
+static __always_inline void v8_ab_allocated(struct ml_v8_counters* c, __u64 bytes) {
+  __u64 total = __sync_fetch_and_add(&c->ab_allocated_bytes, bytes) + bytes;
+  __sync_fetch_and_add(&c->ab_allocations, 1);
+  // Peak: allocations and frees race on other CPUs, so this is the peak as seen by the allocating CPU;
+  // a concurrent update can at worst keep a slightly lower peak.
+  __s64 live = (__s64)(total - c->ab_freed_bytes);
+  if (live > 0 && (__u64)live > c->ab_peak_live_bytes) c->ab_peak_live_bytes = (__u64)live;
+}
+
+// NodeArrayBufferAllocator::Allocate / AllocateUninitialized entry: rsi = bytes.
+SEC("uprobe")
+int ml_v8_ab_alloc(struct pt_regs* ctx) {
+  struct ml_v8_counters* c = v8_counters();
+  if (c) v8_ab_allocated(c, PT_REGS_PARM2(ctx));
+  return 0;
+}
+
+// NodeArrayBufferAllocator::Free, after its first (lock-prefixed) instruction: rdx = bytes.
+SEC("uprobe")
+int ml_v8_ab_free(struct pt_regs* ctx) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __sync_fetch_and_add(&c->ab_freed_bytes, PT_REGS_PARM3(ctx));
+  __sync_fetch_and_add(&c->ab_frees, 1);
+  return 0;
+}
+
+// NodeArrayBufferAllocator::Reallocate (Node 18) entry: rdx = old bytes, rcx = new bytes. Node counts the
+// difference; so does memlens, as an allocation or a free of it.
+SEC("uprobe")
+int ml_v8_ab_realloc(struct pt_regs* ctx) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __u64 old_len = PT_REGS_PARM3(ctx), new_len = PT_REGS_PARM4(ctx);
+  if (new_len > old_len)
+    v8_ab_allocated(c, new_len - old_len);
+  else if (old_len > new_len)
+    __sync_fetch_and_add(&c->ab_freed_bytes, old_len - new_len);
+  return 0;
+}
+
+static __always_inline int v8_external(__s64 delta) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __sync_fetch_and_add(&c->external_delta_bytes, delta);
+  __sync_fetch_and_add(&c->external_adjustments, 1);
+  return 0;
+}
+
+// Isolate::AdjustAmountOfExternalAllocatedMemory(int64_t): rsi = signed change.
+SEC("uprobe")
+int ml_v8_ext_adjust(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PARM2(ctx)); }
+
+// ExternalMemoryAccounter::Increase/Decrease(Isolate*, size_t), Update(Isolate*, int64_t): rdx.
+SEC("uprobe")
+int ml_v8_ext_increase(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PARM3(ctx)); }
+
+SEC("uprobe")
+int ml_v8_ext_decrease(struct pt_regs* ctx) { return v8_external(-(__s64)PT_REGS_PARM3(ctx)); }
+
+SEC("uprobe")
+int ml_v8_ext_update(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PARM3(ctx)); }
+
+// USDT node:gc__start(int type, int flags, void* isolate) / gc__done(...) (Node <= 18 built --with-dtrace):
+// type is v8::GCType bits, mapped to a kind by userspace. No heap figures on this path.
+SEC("usdt")
+int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) { return v8_gc_begin((__u32)type, ML_V8_GC_USDT); }
+
+SEC("usdt")
+int BPF_USDT(ml_v8_usdt_gc_done, int type, int flags) { return v8_gc_finish(); }

@@ -33,12 +33,7 @@ enum ml_event_type {
   ML_EV_FORK = 16,
   ML_EV_EXEC = 17,
   ML_EV_EXIT = 18,
-  ML_EV_GC_START = 32,
-  ML_EV_GC_END = 33,
-  ML_EV_HEAP_SIZE = 34,
-  ML_EV_BACKING_STORE_ALLOC = 35,
-  ML_EV_BACKING_STORE_FREE = 36,
-  ML_EV_EXTERNAL_MEMORY = 37,
+  ML_EV_V8_GC = 32,  // one completed GC (struct ml_v8_event); backing stores are counted in ml_v8_counters
   ML_EV_FD_OPEN = 48,
   ML_EV_FD_CLOSE = 49,
 };
@@ -92,22 +87,89 @@ struct ml_proc_event {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 72, "ml_proc_event size");
 
-// V8 events (uprobes on the node binary or USDT). value meanings per type:
-//   GC_START:  arg0 = collector/GC kind as V8 passes it, value = heap used before (0 if unknown)
-//   GC_END:    arg0 = kind, value = heap used after (0 if unknown)
-//   HEAP_SIZE: value = heap used (bytes) read at a GC boundary
-//   BACKING_STORE_ALLOC: arg1 = backing store address, value = byte length
-//   BACKING_STORE_FREE:  arg1 = backing store address
-//   EXTERNAL_MEMORY:     value = signed change (bytes)
+// One completed V8 garbage collection, emitted when it ends. The kernel pairs its start and end on the
+// thread that ran it (uprobes on Heap::PerformGarbageCollection, or USDT node:gc__start/gc__done) and fills
+// in the heap figures V8 computed at its boundaries when those probes fired in between.
+#define ML_V8_GC_HEAP_BEFORE 0x1  // heap_used_before_bytes is set
+#define ML_V8_GC_HEAP_AFTER 0x2   // heap_used_after_bytes is set
+#define ML_V8_GC_USDT 0x4         // from USDT: kind is v8::GCType bits (1 scavenge, 2 minor MC, 4 MC)
 struct ml_v8_event {
-  struct ml_event_header h;
-  __u64 arg0;
-  __u64 arg1;
-  __s64 value;
-  __s32 stack_id;
-  __u32 probe;  // index of the probe that fired (userspace table)
+  struct ml_event_header h;       // ts_ns: end of the GC
+  __u64 start_ns;                 // CLOCK_BOOTTIME at its start: pause = h.ts_ns - start_ns
+  __u64 heap_used_before_bytes;   // Heap::SizeOfObjects() at GCTracer::StartInSafepoint
+  __u64 heap_used_after_bytes;    // Heap::SizeOfObjects() at GCTracer::StopInSafepoint
+  __u32 kind;                     // uprobes: V8's GarbageCollector (0 scavenge, 1 mark-compact, 2 minor MC)
+  __u32 flags;                    // ML_V8_GC_*
 };
 ML_STATIC_ASSERT(sizeof(struct ml_v8_event) == 56, "ml_v8_event size");
+
+// Per tracked node process (ml_v8_counters map, keyed by tgid, created by userspace when it attaches the
+// V8 probes): ArrayBuffer backing stores and external-memory adjustments are counted in the kernel and
+// read at every sample, never streamed one event per allocation.
+struct ml_v8_counters {
+  __u64 ab_allocated_bytes;  // NodeArrayBufferAllocator::Allocate + AllocateUninitialized (+ realloc growth)
+  __u64 ab_allocations;
+  __u64 ab_freed_bytes;      // NodeArrayBufferAllocator::Free (+ realloc shrink)
+  __u64 ab_frees;
+  __u64 ab_peak_live_bytes;  // max of allocated - freed seen after an allocation
+  __s64 external_delta_bytes;  // sum of external-memory adjustments (V8 bypasses them for its own frees)
+  __u64 external_adjustments;
+  __u64 gc_end_unmatched;    // a GC end with no start remembered for its thread (counted as lost)
+  __u64 gc_pending_full;     // a GC start that could not be remembered (counted as lost)
+};
+ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 72, "ml_v8_counters size");
+
+// fd events (ML_EV_FD_OPEN, ML_EV_FD_CLOSE): uprobes on the C library's fd wrappers. The kind says which
+// wrapper fired; userspace interprets the raw arguments (flags, cmd) per kind. The attach cookie of each
+// uprobe is the kind.
+enum ml_fd_kind {
+  ML_FDK_OPEN = 1,        // open/open64(path, flags, mode): args[0] = path pointer, args[1] = flags
+  ML_FDK_OPENAT = 2,      // openat/openat64(dirfd, path, flags, mode): args[2] = flags
+  ML_FDK_CREAT = 3,       // creat(path, mode)
+  ML_FDK_SOCKET = 4,      // socket(domain, type, protocol)
+  ML_FDK_SOCKETPAIR = 5,  // socketpair(domain, type, protocol, sv[2]): fds[] read from sv
+  ML_FDK_ACCEPT = 6,      // accept(fd, addr, len)
+  ML_FDK_ACCEPT4 = 7,     // accept4(fd, addr, len, flags): args[2] = flags (not addr len)
+  ML_FDK_PIPE = 8,        // pipe(fds[2])
+  ML_FDK_PIPE2 = 9,       // pipe2(fds[2], flags)
+  ML_FDK_DUP = 10,        // dup(old)
+  ML_FDK_DUP2 = 11,       // dup2(old, new): new, if open, is closed first
+  ML_FDK_DUP3 = 12,       // dup3(old, new, flags)
+  ML_FDK_FCNTL = 13,      // fcntl(fd, cmd, arg): only F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD are reported
+  ML_FDK_EVENTFD = 14,    // eventfd(initval, flags)
+  ML_FDK_EPOLL_CREATE = 15,   // epoll_create(size)
+  ML_FDK_EPOLL_CREATE1 = 16,  // epoll_create1(flags)
+  ML_FDK_TIMERFD = 17,    // timerfd_create(clock, flags)
+  ML_FDK_SIGNALFD = 18,   // signalfd(fd, mask, flags): fd -1 creates one; otherwise modifies fd
+  ML_FDK_MEMFD = 19,      // memfd_create(name, flags): args[0] = name pointer
+  ML_FDK_INOTIFY_INIT = 20,   // inotify_init()
+  ML_FDK_INOTIFY_INIT1 = 21,  // inotify_init1(flags)
+  ML_FDK_PIDFD_OPEN = 22, // pidfd_open(pid, flags): always close-on-exec
+  ML_FDK_CLOSE = 32,      // close(fd), reported at entry: the fd is gone whatever close returns
+  ML_FDK_CLOSE_RANGE = 33,  // close_range(first, last, flags), at entry
+  ML_FDK_SYSCALL = 34,    // syscall(nr, ...): close and close_range made through it (libuv closes every fd
+                          // with syscall(SYS_close)), reported as ML_FDK_CLOSE / ML_FDK_CLOSE_RANGE
+};
+
+// One fd-creating call that succeeded (ML_EV_FD_OPEN, at return), or one close (ML_EV_FD_CLOSE, at entry).
+struct ml_fd_event {
+  struct ml_event_header h;
+  __s64 result;    // the call's return value (the new fd for most kinds); 0 for close events
+  __u64 args[3];   // the call's first three arguments, raw
+  __s32 fds[2];    // pipe/pipe2/socketpair: the two fds written by the call; else -1
+  __s32 stack_id;  // opening user stack (ml_fd_stacks), -1 when not captured
+  __u32 kind;      // enum ml_fd_kind
+  __u64 caller_ip; // return address of the call: the frame a frame-pointer walk from the entry misses
+};
+ML_STATIC_ASSERT(sizeof(struct ml_fd_event) == 80, "ml_fd_event size");
+
+// An ML_EV_FD_OPEN of a kind with a path or a name (open, openat, creat, memfd_create): the event then
+// carries the string, as the process passed it (relative paths are relative to its cwd or dirfd).
+struct ml_fd_path_event {
+  struct ml_fd_event e;
+  char path[ML_PATH_LEN];
+};
+ML_STATIC_ASSERT(sizeof(struct ml_fd_path_event) == 336, "ml_fd_path_event size");
 
 // Per tracked process: kept in the kernel at every change, read by userspace each interval. The rss
 // figures are the kernel's own mm counters, read on every kmem:rss_stat event of the process's mm.
@@ -137,6 +199,13 @@ struct ml_fault_key {
   __u64 region;  // address >> ML_FAULT_REGION_SHIFT
 };
 ML_STATIC_ASSERT(sizeof(struct ml_fault_key) == 16, "ml_fault_key size");
+
+// Key of the sampled page-fault stacks: one fault in fault_sample_period per process is attributed to the
+// user stack that took it, counted in the kernel.
+struct ml_fault_stack_key {
+  __u32 pid;
+  __s32 stack_id;
+};
 
 // Value of the tracked-process map.
 struct ml_tracked {

@@ -29,6 +29,11 @@ struct TraceOptions {
   std::optional<double> duration_s;
   bool quiet = false;
   bool verbose = false;
+  bool stacks = true;               // capture and symbolize user stacks
+  uint32_t fault_sample_period = 32;  // one page fault in this many gets its stack
+  bool perf_map = true;             // run: start node with V8's perf map so JS frames get names
+  bool v8 = true;                   // V8 probes (GC, heap, ArrayBuffers)
+  bool fds = true;                  // file-descriptor tracking
 };
 
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);

@@ -8,6 +8,7 @@
 #include "cli/environment.h"
 #include "collect/bpf_session.h"
 #include "collect/process_probes.h"
+#include "collect/v8_doctor.h"
 #include "memlens.skel.h"
 #include "proc/procfs.h"
 
@@ -97,6 +98,8 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
                   probes ? fmt::format("{} attached", probes->attached_count()) : probes.error().describe(),
                   "check that the process's C library is readable"});
       }
+      auto v8 = collect::describe_v8_probes_for_pid(*pid);
+      fmt::print("V8 probes of process {}:\n{}", *pid, v8 ? *v8 : "  " + v8.error().describe() + "\n");
     }
   }
   if (!binary.empty()) {
@@ -105,6 +108,8 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
     c.detail = c.ok ? "readable" : "cannot be read";
     c.remedy = "check the path";
     out.line(c);
+    auto v8 = collect::describe_v8_probes_for_binary(binary);
+    fmt::print("V8 probes of {}:\n{}", binary, v8 ? *v8 : "  " + v8.error().describe() + "\n");
   }
 
   if (out.failures == 0) {

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/environment.h"
+#include "cli/fds_command.h"
 
 using namespace memlens::cli;
 
@@ -16,6 +17,13 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
       ->capture_default_str();
   cmd->add_flag("-q,--quiet", o.quiet, "No live line and no summary");
   cmd->add_flag("-v,--verbose", o.verbose, "Show libbpf's messages");
+  cmd->add_flag("!--no-v8", o.v8, "Do not attach the V8 probes (GC, heap used, ArrayBuffers)");
+  cmd->add_flag("!--no-fds", o.fds, "Do not track file descriptors");
+  cmd->add_flag("!--no-stacks", o.stacks, "Do not capture user stacks (no flame graphs or profiles)");
+  cmd->add_option("--fault-sample-period", o.fault_sample_period,
+                  "Record the stack of one page fault in this many (per process)")
+      ->check(CLI::Range(1u, 1u << 20))
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -32,6 +40,8 @@ int main(int argc, char** argv) {
   add_trace_options(run, run_opts);
   double run_duration = 0;
   run->add_option("--duration", run_duration, "Stop tracing after this many seconds (the command keeps running)");
+  run->add_flag("!--no-perf-map", run_opts.perf_map,
+                "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
   run->add_option("command", command, "The command and its arguments, after --")->required();
   run->footer("Example: memlens run -o out -- node server.js");
 
@@ -49,6 +59,15 @@ int main(int argc, char** argv) {
   auto* doctor = app.add_subcommand("doctor", "Check that this host can run memlens, and what a process offers");
   doctor->add_option("--pid", doctor_pid, "Also check what this process offers");
   doctor->add_option("--binary", doctor_binary, "Also check what this binary offers");
+
+  pid_t fds_pid = 0;
+  FdsOptions fds_opts;
+  auto* fds = app.add_subcommand("fds", "List a running process's open fds by type and opening stack (like lsof -p)");
+  fds->add_option("pid", fds_pid, "Process id")->required();
+  fds->add_option("--watch", fds_opts.watch_s, "Trace opens and closes for this many seconds: new fds get stacks")
+      ->check(CLI::Range(0.0, 86400.0));
+  fds->add_flag("--json", fds_opts.json, "One JSON object: open, by_type, fds");
+  fds->add_flag("-v,--verbose", fds_opts.verbose, "Show libbpf's messages");
 
   try {
     app.parse(argc, argv);
@@ -72,5 +91,6 @@ int main(int argc, char** argv) {
     if (doctor_pid > 0) pid = doctor_pid;
     return doctor_command(pid, doctor_binary);
   }
+  if (*fds) return fds_command(fds_pid, fds_opts);
   return kExitUsage;
 }

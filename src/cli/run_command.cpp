@@ -51,6 +51,30 @@ GatedChild spawn_gated(const std::vector<std::string>& argv) {
   return {pid, gate[1], err[0]};
 }
 
+bool is_node_command(const std::string& arg0) {
+  auto slash = arg0.rfind('/');
+  std::string base = slash == std::string::npos ? arg0 : arg0.substr(slash + 1);
+  return base == "node" || base == "nodejs" || base.rfind("node-", 0) == 0 || base.rfind("node2", 0) == 0 ||
+         base.rfind("node1", 0) == 0;
+}
+
+// V8 writes /tmp/perf-PID.map with the name of every JIT-compiled JS function when started with these
+// flags; without the perf map JS frames cannot be named. --logfile=/dev/null: some Node versions otherwise
+// write an isolate-*.log into the working directory, which the user did not ask for.
+std::vector<std::string> with_perf_map_flags(const std::vector<std::string>& argv, bool quiet) {
+  for (const auto& a : argv)
+    if (a.rfind("--perf-basic-prof", 0) == 0 || a.rfind("--perf-prof", 0) == 0 || a.rfind("--logfile", 0) == 0)
+      return argv;  // the user chose their own
+  std::vector<std::string> out = {argv[0], "--perf-basic-prof-only-functions", "--interpreted-frames-native-stack",
+                                  "--logfile=/dev/null"};
+  out.insert(out.end(), argv.begin() + 1, argv.end());
+  if (!quiet)
+    fmt::print(stderr,
+               "memlens: starting node with --perf-basic-prof-only-functions --interpreted-frames-native-stack "
+               "(JS function names in stacks; it writes /tmp/perf-<pid>.map); --no-perf-map turns this off\n");
+  return out;
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) {
@@ -63,7 +87,9 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
   if (int rc = session.start(); rc != kExitOk) return rc;
   session.trace().info.command = argv;
 
-  GatedChild child = spawn_gated(argv);
+  std::vector<std::string> command = argv;
+  if (opts.perf_map && opts.stacks && is_node_command(argv[0])) command = with_perf_map_flags(argv, opts.quiet);
+  GatedChild child = spawn_gated(command);
   if (child.pid < 0) {
     fmt::print(stderr, "memlens run: cannot start {}: {}\n", argv[0], strerror(errno));
     return kExitFailure;

@@ -13,7 +13,10 @@
 #include "collect/extensions.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
+#include "report/folded.h"
+#include "report/html.h"
 #include "report/json_report.h"
+#include "report/pprof.h"
 #include "report/terminal.h"
 
 namespace memlens::cli {
@@ -56,16 +59,30 @@ int TraceSession::start() {
     }
   }
   trace_.info.started_at = rfc3339_now();
+  trace_.info.started_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
   trace_.info.kernel = proc::kernel_release();
   collect::TracerOptions to;
   to.interval_s = opts_.interval_s;
+  to.capture_stacks = opts_.stacks;
+  to.fault_sample_period = opts_.fault_sample_period;
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) {
     fmt::print(stderr, "memlens: {}\n", tracer.error().describe());
     return kExitKernel;
   }
   tracer_ = std::move(*tracer);
-  for (auto& ext : collect::default_extensions(tracer_->session(), {})) tracer_->add_extension(std::move(ext));
+  collect::ExtensionOptions eo;
+  eo.v8 = opts_.v8;
+  eo.fds = opts_.fds;
+  for (auto& ext : collect::default_extensions(tracer_->session(), eo)) tracer_->add_extension(std::move(ext));
+  if (opts_.stacks) {
+    // Last: it symbolizes the stacks the other capabilities recorded for a process.
+    auto stacks = std::make_unique<collect::StacksExtension>(tracer_->session());
+    stacks_ = stacks.get();
+    tracer_->add_extension(std::move(stacks));
+  }
   return kExitOk;
 }
 
@@ -115,18 +132,28 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
 
 int TraceSession::finish_and_report() {
   tracer_->finish();
+  std::vector<report::StackProfile> profiles;
+  if (stacks_) profiles = stacks_->profiles(trace_);
   nlohmann::json report = report::build_report(trace_);
+  report["profiles"] = report::profiles_summary(profiles);
   std::vector<std::string> written;
   int rc = kExitOk;
   if (!opts_.out_dir.empty()) {
-    auto s = report::write_report_json(opts_.out_dir, report);
-    if (s)
-      written.push_back(opts_.out_dir + "/report.json");
-    else {
-      fmt::print(stderr, "memlens: cannot write the report: {}\n  remedy: free space or choose another --out\n",
+    auto note = [&](const Status& s, const std::string& file) {
+      if (s) {
+        written.push_back(opts_.out_dir + "/" + file);
+        return;
+      }
+      fmt::print(stderr, "memlens: cannot write {}: {}\n  remedy: free space or choose another --out\n", file,
                  s.error().describe());
       rc = kExitOutput;
+    };
+    for (const auto& prof : profiles) {
+      note(report::write_folded(opts_.out_dir, prof), prof.kind + ".folded");
+      note(report::write_pprof(opts_.out_dir, prof), prof.kind + ".pb.gz");
     }
+    note(report::write_report_json(opts_.out_dir, report), "report.json");
+    note(report::write_html(opts_.out_dir, report, profiles), "report.html");
   }
   if (!opts_.quiet) fmt::print(stderr, "{}", report::render_summary(report, written));
   // Detach everything before returning, whatever the caller does next.

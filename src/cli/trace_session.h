@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "collect/stacks_extension.h"
 #include "collect/tracer.h"
 #include "model/trace.h"
 
@@ -34,6 +35,7 @@ class TraceSession {
   TraceOptions opts_;
   model::Trace trace_;
   std::unique_ptr<collect::Tracer> tracer_;
+  collect::StacksExtension* stacks_ = nullptr;  // owned by the tracer
 };
 
 }  // namespace memlens::cli

@@ -30,6 +30,8 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
 
   auto* skel = s->skel_;
   skel->rodata->capture_stacks = opts.capture_stacks;
+  skel->rodata->fault_sample_period = opts.capture_stacks ? opts.fault_sample_period : 0;
+  s->fault_sample_period_ = skel->rodata->fault_sample_period;
   bpf_map__set_max_entries(skel->maps.ml_tracked, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_proc_stats, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_events, opts.ringbuf_bytes);
@@ -142,6 +144,25 @@ std::vector<std::pair<uint64_t, uint64_t>> BpfSession::fault_regions(pid_t pid) 
     if (key.pid != static_cast<__u32>(pid)) continue;
     __u64 count = 0;
     if (bpf_map_lookup_elem(fd, &key, &count) == 0) out.emplace_back(key.region, count);
+  }
+  return out;
+}
+
+std::vector<std::pair<int32_t, uint64_t>> BpfSession::take_fault_stacks(pid_t pid) {
+  std::vector<std::pair<int32_t, uint64_t>> out;
+  int fd = bpf_map__fd(skel_->maps.ml_fault_stacks);
+  std::vector<ml_fault_stack_key> mine;
+  ml_fault_stack_key key{}, next{};
+  ml_fault_stack_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (key.pid == static_cast<__u32>(pid)) mine.push_back(key);
+  }
+  for (const auto& k : mine) {
+    __u64 n = 0;
+    if (bpf_map_lookup_elem(fd, &k, &n) == 0) out.emplace_back(k.stack_id, n);
+    bpf_map_delete_elem(fd, &k);
   }
   return out;
 }

@@ -26,7 +26,8 @@ struct SessionOptions {
   bool capture_stacks = false;
   uint32_t max_processes = 4096;
   uint32_t ringbuf_bytes = 8u << 20;  // power of two
-  uint32_t stack_entries = 16384;
+  uint32_t stack_entries = 32768;  // kernel memory: entries x 512 bytes; collisions are counted as losses
+  uint32_t fault_sample_period = 32;  // one fault in this many gets its stack; 0: none
 };
 
 struct ProbeStatus {
@@ -57,6 +58,9 @@ class BpfSession {
   LossCounts read_losses() const;
   // Faults per 2 MiB region of one process (region index -> count).
   std::vector<std::pair<uint64_t, uint64_t>> fault_regions(pid_t pid) const;
+  // Sampled page-fault stacks of one process (stack id -> sampled faults), removed from the kernel map.
+  std::vector<std::pair<int32_t, uint64_t>> take_fault_stacks(pid_t pid);
+  uint32_t fault_sample_period() const { return fault_sample_period_; }
   // User stack of a stack id (innermost first), empty if unknown.
   std::vector<uint64_t> stack(int32_t stack_id) const;
 
@@ -67,6 +71,7 @@ class BpfSession {
   BpfSession() = default;
   memlens_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
+  uint32_t fault_sample_period_ = 0;
 };
 
 // A uprobe or uretprobe link, detached by the destructor.

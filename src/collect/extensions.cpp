@@ -1,5 +1,7 @@
 #include "collect/extensions.h"
 
+#include "collect/attribution_extension.h"
+
 namespace memlens::collect {
 
 std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& session, const ExtensionOptions& opts) {
@@ -8,6 +10,8 @@ std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& sess
     if (auto e = make_v8_extension(session)) out.push_back(std::move(e));
   if (opts.fds)
     if (auto e = make_fd_extension(session)) out.push_back(std::move(e));
+  // Last: its on_sample reads the figures the others put on the same sample (live backing stores).
+  if (opts.attribution) out.push_back(make_attribution_extension({}));
   return out;
 }
 

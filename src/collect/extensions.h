@@ -11,10 +11,13 @@ namespace memlens::collect {
 struct ExtensionOptions {
   bool fds = true;
   bool v8 = true;
+  bool attribution = true;
 };
 
 std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session);
 std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session);
+struct AttributionOptions;  // collect/attribution_extension.h
+std::unique_ptr<TraceExtension> make_attribution_extension(const AttributionOptions& opts);
 
 std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& session, const ExtensionOptions& opts);
 

@@ -1,7 +1,526 @@
+#include "collect/fd_extension.h"
+
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/close_range.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <map>
+
 #include "collect/extensions.h"
+#include "collect/process_probes.h"
+#include "elf/elf_file.h"
+#include "memlens.skel.h"
+#include "proc/fd_scan.h"
 
 namespace memlens::collect {
 
-std::unique_ptr<TraceExtension> make_fd_extension(BpfSession&) { return nullptr; }
+namespace {
+
+// Lazily resolved fds per process and interval: bounds the /proc work of a process that opens many files.
+constexpr size_t kResolvePerSample = 256;
+// At the end (and for a fresh table) every fd is resolved, up to this many.
+constexpr size_t kResolveAtEnd = 1u << 20;
+
+std::string family_name(int domain) {
+  switch (domain) {
+    case AF_UNIX:
+      return "unix";
+    case AF_INET:
+      return "inet";
+    case AF_INET6:
+      return "inet6";
+    case AF_NETLINK:
+      return "netlink";
+    case AF_PACKET:
+      return "packet";
+    default:
+      return fmt::format("af_{}", domain);
+  }
+}
+
+std::string protocol_name(int domain, int type) {
+  int base = type & 0xf;  // SOCK_NONBLOCK and SOCK_CLOEXEC are or'ed into type
+  bool inet = domain == AF_INET || domain == AF_INET6;
+  switch (base) {
+    case SOCK_STREAM:
+      return inet ? "tcp" : "stream";
+    case SOCK_DGRAM:
+      return inet ? "udp" : "dgram";
+    case SOCK_SEQPACKET:
+      return "seqpacket";
+    case SOCK_RAW:
+      return "raw";
+    default:
+      return fmt::format("type_{}", base);
+  }
+}
+
+std::string join_path(const std::string& dir, const std::string& rel) {
+  if (dir.empty() || rel.empty() || rel.front() == '/') return rel;
+  return dir.back() == '/' ? dir + rel : dir + "/" + rel;
+}
+
+}  // namespace
+
+const std::vector<FdProbeSpec>& fd_probe_specs() {
+  static const std::vector<FdProbeSpec> specs = {
+      {"open", ML_FDK_OPEN, true},
+      {"open64", ML_FDK_OPEN, true},
+      {"openat", ML_FDK_OPENAT, true},
+      {"openat64", ML_FDK_OPENAT, true},
+      {"creat", ML_FDK_CREAT, true},
+      {"creat64", ML_FDK_CREAT, true},
+      {"socket", ML_FDK_SOCKET, true},
+      {"socketpair", ML_FDK_SOCKETPAIR, true},
+      {"accept", ML_FDK_ACCEPT, true},
+      {"accept4", ML_FDK_ACCEPT4, true},
+      {"pipe", ML_FDK_PIPE, true},
+      {"pipe2", ML_FDK_PIPE2, true},
+      {"dup", ML_FDK_DUP, true},
+      {"dup2", ML_FDK_DUP2, true},
+      {"dup3", ML_FDK_DUP3, true},
+      {"fcntl", ML_FDK_FCNTL, true},
+      {"fcntl64", ML_FDK_FCNTL, true},
+      {"eventfd", ML_FDK_EVENTFD, true},
+      {"epoll_create", ML_FDK_EPOLL_CREATE, true},
+      {"epoll_create1", ML_FDK_EPOLL_CREATE1, true},
+      {"timerfd_create", ML_FDK_TIMERFD, true},
+      {"signalfd", ML_FDK_SIGNALFD, true},
+      {"memfd_create", ML_FDK_MEMFD, true},
+      {"inotify_init", ML_FDK_INOTIFY_INIT, true},
+      {"inotify_init1", ML_FDK_INOTIFY_INIT1, true},
+      {"pidfd_open", ML_FDK_PIDFD_OPEN, true},
+      {"close", ML_FDK_CLOSE, false},
+      {"close_range", ML_FDK_CLOSE_RANGE, false},
+      {"syscall", ML_FDK_SYSCALL, false},
+      // glibc's own uncancellable variants, exported for its other libraries: fopen opens through
+      // open but fclose closes through __close_nocancel; opendir and others open through
+      // __open_nocancel.
+      {"__close_nocancel", ML_FDK_CLOSE, false},
+      {"__open_nocancel", ML_FDK_OPEN, true},
+      {"__open64_nocancel", ML_FDK_OPEN, true},
+  };
+  return specs;
+}
+
+std::string fd_kind_name(uint32_t kind) {
+  switch (kind) {
+    case ML_FDK_OPEN:
+      return "open";
+    case ML_FDK_OPENAT:
+      return "openat";
+    case ML_FDK_CREAT:
+      return "creat";
+    case ML_FDK_SOCKET:
+      return "socket";
+    case ML_FDK_SOCKETPAIR:
+      return "socketpair";
+    case ML_FDK_ACCEPT:
+      return "accept";
+    case ML_FDK_ACCEPT4:
+      return "accept4";
+    case ML_FDK_PIPE:
+      return "pipe";
+    case ML_FDK_PIPE2:
+      return "pipe2";
+    case ML_FDK_DUP:
+      return "dup";
+    case ML_FDK_DUP2:
+      return "dup2";
+    case ML_FDK_DUP3:
+      return "dup3";
+    case ML_FDK_FCNTL:
+      return "fcntl";
+    case ML_FDK_EVENTFD:
+      return "eventfd";
+    case ML_FDK_EPOLL_CREATE:
+      return "epoll_create";
+    case ML_FDK_EPOLL_CREATE1:
+      return "epoll_create1";
+    case ML_FDK_TIMERFD:
+      return "timerfd_create";
+    case ML_FDK_SIGNALFD:
+      return "signalfd";
+    case ML_FDK_MEMFD:
+      return "memfd_create";
+    case ML_FDK_INOTIFY_INIT:
+      return "inotify_init";
+    case ML_FDK_INOTIFY_INIT1:
+      return "inotify_init1";
+    case ML_FDK_PIDFD_OPEN:
+      return "pidfd_open";
+    case ML_FDK_CLOSE:
+      return "close";
+    case ML_FDK_CLOSE_RANGE:
+      return "close_range";
+    case ML_FDK_SYSCALL:
+      return "syscall";
+    default:
+      return fmt::format("kind_{}", kind);
+  }
+}
+
+bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double t_s) {
+  if (size < sizeof(ml_fd_event)) return false;
+  ml_fd_event e;
+  std::memcpy(&e, data, sizeof(e));
+  auto arg_int = [&](int i) { return static_cast<int>(static_cast<uint32_t>(e.args[i])); };
+  auto arg_u32 = [&](int i) { return static_cast<uint32_t>(e.args[i]); };
+
+  if (e.h.type == ML_EV_FD_CLOSE) {
+    if (e.kind == ML_FDK_CLOSE) {
+      table.close(arg_int(0));
+    } else if (e.kind == ML_FDK_CLOSE_RANGE) {
+      if (arg_u32(2) & CLOSE_RANGE_CLOEXEC)
+        table.set_cloexec_range(arg_u32(0), arg_u32(1), true);
+      else
+        table.close_range(arg_u32(0), arg_u32(1));
+    } else {
+      return false;
+    }
+    return true;
+  }
+  if (e.h.type != ML_EV_FD_OPEN) return false;
+
+  std::string path;
+  if (size >= sizeof(ml_fd_path_event)) {
+    const char* p = static_cast<const char*>(data) + offsetof(ml_fd_path_event, path);
+    path.assign(p, strnlen(p, ML_PATH_LEN));
+  }
+  int fd = static_cast<int>(e.result);
+  std::string call = fd_kind_name(e.kind);
+  model::FdEntry n;
+  n.fd = fd;
+  n.opened_at_s = t_s;
+  n.stack_id = e.stack_id;
+  n.caller_ip = e.caller_ip;
+  n.opened_by = call;
+  n.resolved = true;  // the call says what it created; paths are confirmed from /proc later
+  auto typed = [&](model::FdType type, bool cloexec) {
+    n.type = type;
+    n.cloexec = cloexec;
+    if (cloexec) n.flags |= O_CLOEXEC;
+    table.open(n);
+  };
+  switch (e.kind) {
+    case ML_FDK_OPEN:
+    case ML_FDK_OPENAT:
+    case ML_FDK_CREAT: {
+      uint32_t flags = e.kind == ML_FDK_OPEN     ? arg_u32(1)
+                       : e.kind == ML_FDK_OPENAT ? arg_u32(2)
+                                                 : static_cast<uint32_t>(O_CREAT | O_WRONLY | O_TRUNC);
+      if (e.kind == ML_FDK_OPENAT && arg_int(0) != AT_FDCWD && !path.empty() && path.front() != '/') {
+        if (const auto* dir = table.find(arg_int(0))) path = join_path(dir->path, path);
+      }
+      n.path = path;
+      n.flags = flags;
+      n.cloexec = (flags & O_CLOEXEC) != 0;
+      n.type = model::FdType::kUnknown;
+      n.resolved = false;
+      table.open(n);
+      break;
+    }
+    case ML_FDK_SOCKET:
+      n.socket =
+          model::SocketAddress{family_name(arg_int(0)), protocol_name(arg_int(0), arg_int(1)), "", "", ""};
+      typed(model::FdType::kSocket, (arg_u32(1) & SOCK_CLOEXEC) != 0);
+      break;
+    case ML_FDK_SOCKETPAIR:
+      n.socket =
+          model::SocketAddress{family_name(arg_int(0)), protocol_name(arg_int(0), arg_int(1)), "", "", ""};
+      for (int s : e.fds) {
+        n.fd = s;
+        if (s >= 0) typed(model::FdType::kSocket, (arg_u32(1) & SOCK_CLOEXEC) != 0);
+      }
+      break;
+    case ML_FDK_ACCEPT:
+    case ML_FDK_ACCEPT4: {
+      // The connection has the listener's family and protocol.
+      if (const auto* l = table.find(arg_int(0)); l && l->socket)
+        n.socket = model::SocketAddress{l->socket->family, l->socket->protocol, "", "", ""};
+      else
+        n.socket = model::SocketAddress{};
+      typed(model::FdType::kSocket, e.kind == ML_FDK_ACCEPT4 && (arg_u32(2) & SOCK_CLOEXEC) != 0);
+      break;
+    }
+    case ML_FDK_PIPE:
+    case ML_FDK_PIPE2:
+      for (int s : e.fds) {
+        n.fd = s;
+        if (s >= 0) typed(model::FdType::kPipe, e.kind == ML_FDK_PIPE2 && (arg_u32(1) & O_CLOEXEC) != 0);
+      }
+      break;
+    case ML_FDK_DUP:
+      table.duplicate(arg_int(0), fd, false, t_s, e.stack_id, call, e.caller_ip);
+      break;
+    case ML_FDK_DUP2:
+      table.duplicate(arg_int(0), fd, false, t_s, e.stack_id, call, e.caller_ip);
+      break;
+    case ML_FDK_DUP3:
+      table.duplicate(arg_int(0), fd, (arg_u32(2) & O_CLOEXEC) != 0, t_s, e.stack_id, call, e.caller_ip);
+      break;
+    case ML_FDK_FCNTL: {
+      int cmd = arg_int(1);
+      if (cmd == F_SETFD)
+        table.set_cloexec_range(arg_u32(0), arg_u32(0), (e.args[2] & FD_CLOEXEC) != 0);
+      else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+        table.duplicate(arg_int(0), fd, cmd == F_DUPFD_CLOEXEC, t_s, e.stack_id, call, e.caller_ip);
+      break;
+    }
+    case ML_FDK_EVENTFD:
+      typed(model::FdType::kEventfd, (arg_u32(1) & O_CLOEXEC) != 0);
+      break;
+    case ML_FDK_EPOLL_CREATE:
+      typed(model::FdType::kEpoll, false);
+      break;
+    case ML_FDK_EPOLL_CREATE1:
+      typed(model::FdType::kEpoll, (arg_u32(0) & O_CLOEXEC) != 0);
+      break;
+    case ML_FDK_TIMERFD:
+      typed(model::FdType::kTimerfd, (arg_u32(1) & O_CLOEXEC) != 0);
+      break;
+    case ML_FDK_SIGNALFD:
+      typed(model::FdType::kSignalfd, (arg_u32(2) & O_CLOEXEC) != 0);
+      break;
+    case ML_FDK_MEMFD:
+      n.path = "/memfd:" + path;
+      typed(model::FdType::kMemfd, (arg_u32(1) & 1u /* MFD_CLOEXEC */) != 0);
+      break;
+    case ML_FDK_INOTIFY_INIT:
+      typed(model::FdType::kInotify, false);
+      break;
+    case ML_FDK_INOTIFY_INIT1:
+      typed(model::FdType::kInotify, (arg_u32(0) & O_CLOEXEC) != 0);
+      break;
+    case ML_FDK_PIDFD_OPEN:
+      typed(model::FdType::kPidfd, true);
+      break;  // pidfds are always close-on-exec
+    default:
+      return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Resolves fds of pid the table has not confirmed from /proc yet (at most max).
+void resolve_some(model::FdTable& table, pid_t pid, size_t max) {
+  for (int fd : table.unresolved(max)) {
+    auto f = proc::read_fd(pid, fd, false);
+    if (f) table.resolve(*f);
+  }
+}
+
+// Fills socket addresses of the open sockets from the process's network namespace.
+void resolve_sockets(model::FdTable& table, pid_t pid) {
+  if (table.sockets_open() == 0) return;
+  for (const auto& [fd, e] : table.entries()) {
+    if (model::effective_type(e) != model::FdType::kSocket || e.inode != 0) continue;
+    if (auto f = proc::read_fd(pid, fd, false)) table.resolve(*f);
+  }
+  table.set_socket_addresses(proc::read_sockets(pid));
+}
+
+class FdExtension : public TraceExtension {
+ public:
+  explicit FdExtension(BpfSession& session) : session_(session) {}
+
+  std::string name() const override { return "fds"; }
+
+  void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
+    double now = trace.seconds_since_start(now_boot_ns());
+    if (after_exec) {
+      // Close-on-exec fds died with the old image; the others carry on. The new image maps its C library
+      // later (the dynamic loader): the probes are checked at the next sample.
+      p.fds.exec();
+      libc_check_pending_[p.pid()] = true;
+      // The close-on-exec flags the table holds may be stale (ioctl FIOCLEX is not traced): /proc says
+      // which fds survived. Fds the new image opened since are added as seeded and take their origin
+      // from their open events, still in the ring buffer.
+      if (auto listing = proc::scan_fds(p.pid())) p.fds.reconcile(*listing, now);
+      return;
+    }
+    attach(trace, p);
+    auto listing = proc::scan_fds(p.pid());
+    if (listing)
+      p.fds.reconcile(*listing, now);
+    else
+      p.notes.push_back("fds: cannot read /proc: " + listing.error().describe());
+  }
+
+  void on_untrack(model::Process& p) override {
+    links_.erase(p.pid());
+    libc_check_pending_.erase(p.pid());
+  }
+
+  bool handles(uint32_t event_type) const override {
+    return event_type == ML_EV_FD_OPEN || event_type == ML_EV_FD_CLOSE;
+  }
+
+  void on_event(model::Trace& trace, model::Process& p, const void* data, size_t size) override {
+    ml_event_header h;
+    std::memcpy(&h, data, sizeof(h));
+    if (!apply_fd_event(p.fds, data, size, trace.seconds_since_start(h.ts_ns))) ++malformed_;
+  }
+
+  void on_sample(model::Process& p, model::Sample& s) override {
+    if (libc_check_pending_.count(p.pid())) {
+      auto libc = find_libc(p.pid());
+      if (libc) {
+        auto it = links_.find(p.pid());
+        if (it == links_.end() || !(it->second.libc == *libc)) attach_to(p, *libc, nullptr);
+        libc_check_pending_.erase(p.pid());
+      }
+    }
+    if (p.alive()) resolve_some(p.fds, p.pid(), kResolvePerSample);
+    p.fds.record_sample(s.t_s);
+    s.fds_open = p.fds.open_count();
+  }
+
+  void on_finish(model::Trace& trace) override {
+    for (auto* p : trace.processes.live()) {
+      resolve_some(p->fds, p->pid(), kResolveAtEnd);
+      resolve_sockets(p->fds, p->pid());
+    }
+    for (const auto& p : trace.processes.all()) copy_stacks(p->fds);
+    trace.info.loss["userspace_fd_malformed"] = malformed_;
+    trace.info.loss["userspace_fd_probe_attach_failures"] = attach_failures_;
+  }
+
+ private:
+  struct Links {
+    MappedObject libc;
+    std::vector<UprobeLink> links;
+  };
+  struct Target {
+    uint64_t file_offset;
+    uint32_t kind;
+    bool needs_return;
+    const char* symbol;
+  };
+
+  static uint64_t now_boot_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  }
+
+  // The functions of this C library to probe, one per address: aliases (open and open64, fcntl and
+  // fcntl64) share their code, and two probes at one address would report each call twice.
+  Result<std::vector<Target>> targets_of(const MappedObject& libc) {
+    std::string key = fmt::format("{}:{}", libc.device, libc.inode);
+    if (auto it = targets_.find(key); it != targets_.end()) return it->second;
+    auto elf = elf::ElfFile::open_path(libc.host_path);
+    if (!elf) return elf.error();
+    std::vector<Target> out;
+    std::map<uint64_t, bool> seen;
+    for (const auto& spec : fd_probe_specs()) {
+      auto sym = (*elf)->find_symbol(spec.symbol);
+      if (!sym || !sym->is_function || sym->address == 0) continue;
+      auto off = (*elf)->vaddr_to_file_offset(sym->address);
+      if (!off || seen.count(*off)) continue;
+      seen[*off] = true;
+      out.push_back({*off, spec.kind, spec.needs_return, spec.symbol});
+    }
+    targets_[key] = out;
+    return out;
+  }
+
+  void attach(model::Trace& trace, model::Process& p) {
+    auto libc = find_libc(p.pid());
+    if (!libc) {
+      ++attach_failures_;
+      p.notes.push_back("fds not traced: " + libc.error().describe());
+      return;
+    }
+    attach_to(p, *libc, &trace);
+  }
+
+  void attach_to(model::Process& p, const MappedObject& libc, model::Trace* trace) {
+    links_.erase(p.pid());
+    auto targets = targets_of(libc);
+    if (!targets) {
+      ++attach_failures_;
+      p.notes.push_back("fds not traced: " + targets.error().describe());
+      return;
+    }
+    Links l;
+    l.libc = libc;
+    auto* progs = &session_.skeleton()->progs;
+    std::vector<std::string> failed;
+    for (const auto& t : *targets) {
+      // The return probe first: an entry without its return would leave arguments waiting.
+      if (t.needs_return) {
+        auto ret = attach_one(progs->ml_fd_exit, p.pid(), libc.host_path, t, true);
+        if (!ret) {
+          failed.push_back(fmt::format("{} ({})", t.symbol, ret.error().describe()));
+          continue;
+        }
+        l.links.push_back(std::move(*ret));
+      }
+      bpf_program* entry = t.needs_return             ? progs->ml_fd_enter
+                           : t.kind == ML_FDK_SYSCALL ? progs->ml_fd_syscall
+                                                      : progs->ml_fd_close;
+      auto ent = attach_one(entry, p.pid(), libc.host_path, t, false);
+      if (!ent) {
+        failed.push_back(fmt::format("{} ({})", t.symbol, ent.error().describe()));
+        continue;
+      }
+      l.links.push_back(std::move(*ent));
+    }
+    if (!failed.empty()) {
+      ++attach_failures_;
+      p.notes.push_back(fmt::format("fds: {} probe(s) not attached: {}", failed.size(), failed.front()));
+    }
+    if (trace && !l.links.empty()) {
+      const std::string name = "libc:fd calls";
+      auto& attached = trace->info.probes_attached;
+      if (std::find(attached.begin(), attached.end(), name) == attached.end()) attached.push_back(name);
+    }
+    links_[p.pid()] = std::move(l);
+  }
+
+  static Result<UprobeLink> attach_one(bpf_program* prog, pid_t pid, const std::string& path, const Target& t,
+                                       bool retprobe) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts);
+    opts.retprobe = retprobe;
+    opts.bpf_cookie = t.kind;
+    bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), t.file_offset, &opts);
+    if (!link)
+      return errno_error(fmt::format("cannot attach {} to {}", retprobe ? "uretprobe" : "uprobe", t.symbol));
+    return UprobeLink(link);
+  }
+
+  void copy_stacks(model::FdTable& table) {
+    for (const auto& [fd, e] : table.entries()) {
+      if (e.stack_id < 0 || table.stacks.count(e.stack_id)) continue;
+      std::vector<uint64_t> ips(ML_MAX_STACK_DEPTH, 0);
+      uint32_t key = static_cast<uint32_t>(e.stack_id);
+      if (bpf_map__lookup_elem(session_.skeleton()->maps.ml_fd_stacks, &key, sizeof(key), ips.data(),
+                               ips.size() * sizeof(uint64_t), 0) != 0)
+        continue;
+      size_t n = 0;
+      while (n < ips.size() && ips[n] != 0) ++n;
+      ips.resize(n);
+      table.stacks[e.stack_id] = std::move(ips);
+    }
+  }
+
+  BpfSession& session_;
+  std::map<pid_t, Links> links_;
+  std::map<pid_t, bool> libc_check_pending_;
+  std::map<std::string, std::vector<Target>> targets_;
+  uint64_t malformed_ = 0;
+  uint64_t attach_failures_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session) {
+  return std::make_unique<FdExtension>(session);
+}
 
 }  // namespace memlens::collect

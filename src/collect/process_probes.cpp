@@ -40,27 +40,35 @@ Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, cons
     bpf_program* enter;
     bpf_program* exit;
   };
+  // Each probe hit is a breakpoint trap in the traced process: return probes only where the result is
+  // needed (the address mmap and mremap chose). mprotect is not probed: V8 calls it for every page it
+  // commits, and what it changes shows in the kernel's RSS counters anyway.
   const Want wants[] = {
-      {"mmap", p->ml_mmap_enter, p->ml_mmap_exit},         {"munmap", p->ml_munmap_enter, p->ml_munmap_exit},
-      {"mremap", p->ml_mremap_enter, p->ml_mremap_exit},   {"brk", p->ml_brk_enter, p->ml_brk_exit},
-      {"madvise", p->ml_madvise_enter, p->ml_madvise_exit}, {"mprotect", p->ml_mprotect_enter, p->ml_mprotect_exit},
+      {"mmap", p->ml_mmap_enter, p->ml_mmap_exit},
+      {"mremap", p->ml_mremap_enter, p->ml_mremap_exit},
+      {"munmap", p->ml_munmap_enter, nullptr},
+      {"brk", p->ml_brk_enter, nullptr},
+      {"madvise", p->ml_madvise_enter, nullptr},
   };
   ProcessProbes probes;
   probes.libc_ = libc;
   for (const auto& w : wants) {
     std::string name = fmt::format("libc:{}", w.func);
     // The return probe first: an entry without its return would leave arguments waiting forever.
-    auto ret = attach_uprobe(w.exit, pid, libc.host_path, w.func, 0, true);
-    if (!ret) {
-      probes.statuses_.push_back({name, false, ret.error().describe()});
-      continue;
+    if (w.exit) {
+      auto ret = attach_uprobe(w.exit, pid, libc.host_path, w.func, 0, true);
+      if (!ret) {
+        probes.statuses_.push_back({name, false, ret.error().describe()});
+        continue;
+      }
+      probes.links_.push_back(std::move(*ret));
     }
     auto ent = attach_uprobe(w.enter, pid, libc.host_path, w.func, 0, false);
     if (!ent) {
+      if (w.exit) probes.links_.pop_back();
       probes.statuses_.push_back({name, false, ent.error().describe()});
       continue;
     }
-    probes.links_.push_back(std::move(*ret));
     probes.links_.push_back(std::move(*ent));
     probes.statuses_.push_back({name, true, ""});
   }

@@ -35,6 +35,7 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
   std::unique_ptr<Tracer> t(new Tracer(opts, trace));
   SessionOptions so;
   so.capture_stacks = opts.capture_stacks;
+  so.fault_sample_period = opts.fault_sample_period;
   so.max_processes = opts.max_processes;
   auto session = BpfSession::open_and_load(so);
   if (!session) return session.error();
@@ -228,6 +229,11 @@ int Tracer::handle_event(const void* data, size_t size) {
         m.stack_id = e.stack_id;
         m.caller_ip = e.caller_ip;
         m.created_ns = h.ts_ns;
+        if (e.stack_id >= 0) {
+          auto& w = p->stacks["mmap_growth"][e.stack_id];
+          w.bytes += static_cast<int64_t>(m.size());
+          w.count += 1;
+        }
         if (!m.anonymous) {
           // The event has the fd, not the path: keep the path of whatever file this range maps now.
           m.path = fmt::format("[fd {}]", e.fd);
@@ -241,12 +247,25 @@ int Tracer::handle_event(const void* data, size_t size) {
         break;
       case ML_EV_MREMAP:
         ++p->events.mremap;
+        if (!is_error_address(e.result) && e.stack_id >= 0 && e.new_len_bytes > e.len_bytes) {
+          auto& w = p->stacks["mmap_growth"][e.stack_id];
+          w.bytes += static_cast<int64_t>(page_align_up(e.new_len_bytes) - page_align_up(e.len_bytes));
+          w.count += 1;
+        }
         if (!is_error_address(e.result))
           as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result), page_align_up(e.new_len_bytes));
         break;
       case ML_EV_BRK:
         ++p->events.brk;
-        if (e.result == 0) as.set_brk(e.addr, h.ts_ns);
+        if (e.result == 0) {
+          const model::Mapping* heap = as.brk_heap();
+          if (heap && e.stack_id >= 0 && e.addr > heap->end) {
+            auto& w = p->stacks["mmap_growth"][e.stack_id];
+            w.bytes += static_cast<int64_t>(e.addr - heap->end);
+            w.count += 1;
+          }
+          as.set_brk(e.addr, h.ts_ns);
+        }
         break;
       case ML_EV_MADVISE:
         ++p->events.madvise;

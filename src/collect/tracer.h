@@ -21,6 +21,7 @@ namespace memlens::collect {
 struct TracerOptions {
   double interval_s = 1.0;
   bool capture_stacks = false;
+  uint32_t fault_sample_period = 32;
   uint32_t max_processes = 4096;
 };
 

@@ -109,6 +109,12 @@ const Mapping* AddressSpace::find(uint64_t addr) const {
   return addr < it->second.end ? &it->second : nullptr;
 }
 
+const Mapping* AddressSpace::brk_heap() const {
+  for (const auto& [start, m] : by_start_)
+    if (m.path == "[heap]") return &m;
+  return nullptr;
+}
+
 std::vector<Mapping> AddressSpace::mappings() const {
   std::vector<Mapping> out;
   out.reserve(by_start_.size());

@@ -59,6 +59,7 @@ class AddressSpace {
 
   MappingTotals totals() const;
   const Mapping* find(uint64_t addr) const;
+  const Mapping* brk_heap() const;  // the "[heap]" mapping, if there is one
   std::vector<Mapping> mappings() const;
   size_t size() const { return by_start_.size(); }
 

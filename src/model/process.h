@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/address_space.h"
+#include "model/attribution.h"
 #include "model/fd_table.h"
 #include "model/v8_state.h"
 
@@ -45,6 +46,16 @@ struct Sample {
   std::optional<uint64_t> fds_open;
   std::map<std::string, uint64_t> categories;  // attribution: category -> resident bytes
 };
+
+// What one user stack (a stack id of the kernel's stack table) accounts for, in one stack kind.
+struct StackWeights {
+  int64_t bytes = 0;       // bytes allocated (mapped, faulted in, backing-store bytes) by this stack
+  int64_t count = 0;       // events
+  int64_t live_bytes = 0;  // of bytes, still live at the end (where frees are known)
+};
+
+// Stack kinds: "mmap_growth", "page_faults", "array_buffers", "gc_triggers", ...
+using StackTable = std::map<std::string, std::map<int32_t, StackWeights>>;
 
 struct EventCounts {
   uint64_t mmap = 0, munmap = 0, mremap = 0, brk = 0, madvise = 0, mprotect = 0;
@@ -84,6 +95,8 @@ class Process {
   AddressSpace address_space;
   FdTable fds;
   V8State v8;
+  StackTable stacks;  // kind -> stack id -> weights; symbolized when the process ends or the trace does
+  AttributionState attribution;  // resident bytes per category, limits (attribution extension)
   EventCounts events;
   std::vector<Sample> timeline;
   std::vector<std::string> notes;  // things the user should know about this process's figures

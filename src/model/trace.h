@@ -24,6 +24,7 @@ struct TraceInfo {
   std::optional<pid_t> attached_pid;  // `memlens attach`
   std::string started_at;             // RFC 3339, UTC
   uint64_t started_boot_ns = 0;       // CLOCK_BOOTTIME at start: t_s = (event ns - this) / 1e9
+  int64_t started_unix_ns = 0;        // wall clock at start
   double duration_s = 0;
   double interval_s = 1;
   std::string kernel;

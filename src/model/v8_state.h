@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,8 +24,9 @@ struct GcEvent {
 };
 
 struct V8State {
-  bool probed = false;        // V8 probes are attached to this process
-  std::string probe_source;   // "uprobes" or "usdt"
+  bool probed = false;       // V8 GC probes are attached to this process
+  std::string probe_source;  // "uprobes" or "usdt"
+  std::string holder_path;   // the ELF object holding V8 (node or libnode.so), as the process sees it
   std::vector<GcEvent> gcs;
   std::optional<uint64_t> heap_used_bytes;  // after the last GC
   std::optional<uint64_t> heap_size_limit_bytes;
@@ -42,6 +44,21 @@ struct V8State {
   bool array_buffers_baseline_unknown = false;
 
   int64_t external_adjustments_bytes = 0;  // sum of signed adjustments seen
+  uint64_t external_adjustments = 0;       // how many adjustments were seen
+  bool external_probed = false;
 };
+
+// V8's GarbageCollector from the uprobe path, or v8::GCType bits from USDT node:gc__start.
+GcKind gc_kind_from_collector(uint32_t collector);
+GcKind gc_kind_from_gc_type(uint32_t gc_type_bits);
+
+// The figures the report and the live line show for a process's GCs.
+struct GcSummary {
+  uint64_t count = 0;
+  std::map<std::string, uint64_t> by_kind;  // gc_kind_name -> count
+  double pause_total_ms = 0, pause_max_ms = 0, pause_p50_ms = 0, pause_p99_ms = 0;
+  std::optional<uint64_t> heap_used_after_last_gc_bytes;
+};
+GcSummary summarize_gcs(const std::vector<GcEvent>& gcs);
 
 }  // namespace memlens::model

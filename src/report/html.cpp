@@ -230,7 +230,8 @@ std::string render_html(const nlohmann::json& report, const std::vector<StackPro
   return page;
 }
 
-Status write_html(const std::string& dir, const nlohmann::json& report, const std::vector<StackProfile>& profiles) {
+Status write_html(const std::string& dir, const nlohmann::json& report,
+                  const std::vector<StackProfile>& profiles) {
   return write_file_atomic(dir + "/report.html", render_html(report, profiles));
 }
 

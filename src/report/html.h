@@ -28,7 +28,8 @@ std::string flame_graph_json(const StackProfile& profile);
 std::string render_html(const nlohmann::json& report, const std::vector<StackProfile>& profiles);
 
 // Writes <dir>/report.html atomically.
-Status write_html(const std::string& dir, const nlohmann::json& report, const std::vector<StackProfile>& profiles);
+Status write_html(const std::string& dir, const nlohmann::json& report,
+                  const std::vector<StackProfile>& profiles);
 
 // JSON text made safe inside a <script> element: '<', '>', '&' and U+2028/U+2029 as \u escapes (valid
 // JSON, since these characters can occur only inside JSON strings).

@@ -1,7 +1,9 @@
 #include "report/json_report.h"
 
 #include "common/safe_file.h"
+#include "report/breakdown_section.h"
 #include "report/sections.h"
+#include "report/verdict_section.h"
 
 namespace memlens::report {
 
@@ -54,6 +56,8 @@ json process_json(const model::Process& p) {
   if (auto gc = v8_gc_section(p); !gc.is_null()) j["gc"] = std::move(gc);
   if (auto ab = v8_array_buffers_section(p); !ab.is_null()) j["array_buffers"] = std::move(ab);
   if (auto fds = fd_section(p); !fds.is_null()) j["fds"] = std::move(fds);
+  if (auto b = breakdown_section(p); !b.is_null()) j["breakdown"] = std::move(b);
+  if (auto v = verdict_section(p); !v.is_null()) j["verdicts"] = std::move(v);
   if (!p.notes.empty()) j["notes"] = p.notes;
   return j;
 }
@@ -83,6 +87,25 @@ json build_report(const model::Trace& trace) {
   for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p));
   j["processes"] = std::move(procs);
   return j;
+}
+
+json profiles_summary(const std::vector<StackProfile>& profiles) {
+  json out = json::array();
+  for (const auto& prof : profiles) {
+    json totals = json::object();
+    for (size_t i = 0; i < prof.sample_types.size(); ++i) {
+      int64_t sum = 0;
+      for (const auto& s : prof.samples)
+        if (i < s.values.size()) sum += s.values[i];
+      totals[prof.sample_types[i].type] = sum;
+    }
+    out.push_back({{"kind", prof.kind},
+                   {"folded", prof.kind + ".folded"},
+                   {"pprof", prof.kind + ".pb.gz"},
+                   {"stacks", prof.samples.size()},
+                   {"totals", totals}});
+  }
+  return out;
 }
 
 Status write_report_json(const std::string& dir, const json& report) {

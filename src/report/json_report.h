@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/trace.h"
+#include "report/stack_profile.h"
 
 namespace memlens::report {
 
@@ -12,6 +13,10 @@ inline constexpr int kSchemaVersion = 1;
 
 nlohmann::json build_report(const model::Trace& trace);
 nlohmann::json process_json(const model::Process& p);
+
+// The report's "profiles" list: per stack kind, its files and sample totals (the totals a reader of the
+// folded and pprof files finds there).
+nlohmann::json profiles_summary(const std::vector<StackProfile>& profiles);
 
 // Writes dir/report.json atomically.
 Status write_report_json(const std::string& dir, const nlohmann::json& report);

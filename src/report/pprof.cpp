@@ -52,8 +52,8 @@ struct FunctionKey {
 };
 
 bool same_symbol(const symbolize::Frame& a, const symbolize::Frame& b) {
-  return a.address == b.address && a.kind == b.kind && a.file_offset == b.file_offset && a.function == b.function &&
-         a.module == b.module && a.build_id == b.build_id;
+  return a.address == b.address && a.kind == b.kind && a.file_offset == b.file_offset &&
+         a.function == b.function && a.module == b.module && a.build_id == b.build_id;
 }
 
 }  // namespace
@@ -76,7 +76,9 @@ std::string encode_pprof_proto(const StackProfile& profile) {
   std::map<FunctionKey, uint64_t> functions;
   std::map<LocationKey, uint64_t> locations;
   // Samples with the same pid and locations are merged; the key is the location list, leaf first.
-  std::map<std::pair<int, std::vector<uint64_t>>, size_t> sample_index;
+  // Keyed by the raw bytes of pid and location ids: hashing them is cheaper than ordering vectors.
+  std::unordered_map<std::string, size_t> sample_index;
+  std::string sample_key;
   const int64_t pid_key = strings.intern("pid");
   const size_t nvalues = profile.sample_types.size();
 
@@ -95,7 +97,8 @@ std::string encode_pprof_proto(const StackProfile& profile) {
       // Fast path: the same address in the same process was seen before with the same symbolization.
       const uint64_t seen_key = frame.address ^ (uint64_t(uint32_t(sample.pid)) << 47) ^ uint64_t(sample.pid);
       auto seen = seen_frames.find(seen_key);
-      if (seen != seen_frames.end() && seen->second.pid == sample.pid && same_symbol(*seen->second.frame, frame)) {
+      if (seen != seen_frames.end() && seen->second.pid == sample.pid &&
+          same_symbol(*seen->second.frame, frame)) {
         location_ids.push_back(seen->second.location_id);
         continue;
       }
@@ -140,7 +143,10 @@ std::string encode_pprof_proto(const StackProfile& profile) {
       seen_frames.insert_or_assign(seen_key, SeenFrame{sample.pid, &frame, lit->second});
     }
 
-    auto [sit, snew] = sample_index.try_emplace({sample.pid, location_ids}, out.sample_size());
+    sample_key.assign(reinterpret_cast<const char*>(&sample.pid), sizeof sample.pid);
+    sample_key.append(reinterpret_cast<const char*>(location_ids.data()),
+                      location_ids.size() * sizeof(uint64_t));
+    auto [sit, snew] = sample_index.try_emplace(sample_key, out.sample_size());
     pprof::Sample* s;
     if (snew) {
       s = out.add_sample();

@@ -1,8 +1,53 @@
+// The "gc" and "array_buffers" sections of a process (docs/v8-probes.md says where each figure comes from).
 #include "report/sections.h"
 
 namespace memlens::report {
 
-nlohmann::json v8_gc_section(const model::Process&) { return nullptr; }
-nlohmann::json v8_array_buffers_section(const model::Process&) { return nullptr; }
+using nlohmann::json;
+
+json v8_gc_section(const model::Process& p) {
+  const auto& v8 = p.v8;
+  if (!v8.probed) return nullptr;
+  auto s = model::summarize_gcs(v8.gcs);
+  json by_kind = json::object();
+  for (const auto& [kind, n] : s.by_kind) by_kind[kind] = n;
+  json events = json::array();
+  for (const auto& g : v8.gcs) {
+    json e = {{"t_s", g.t_s}, {"kind", model::gc_kind_name(g.kind)}, {"pause_ms", g.pause_ms}};
+    e["heap_used_before_bytes"] = g.heap_used_before_bytes ? json(*g.heap_used_before_bytes) : json(nullptr);
+    e["heap_used_after_bytes"] = g.heap_used_after_bytes ? json(*g.heap_used_after_bytes) : json(nullptr);
+    events.push_back(std::move(e));
+  }
+  json j = {{"source", v8.probe_source},
+            {"count", s.count},
+            {"by_kind", std::move(by_kind)},
+            {"pause_ms",
+             {{"total", s.pause_total_ms},
+              {"max", s.pause_max_ms},
+              {"p50", s.pause_p50_ms},
+              {"p99", s.pause_p99_ms}}}};
+  j["heap_used_after_gc_bytes"] =
+      s.heap_used_after_last_gc_bytes ? json(*s.heap_used_after_last_gc_bytes) : json(nullptr);
+  if (!v8.holder_path.empty()) j["v8_object"] = v8.holder_path;
+  j["events"] = std::move(events);
+  return j;
+}
+
+json v8_array_buffers_section(const model::Process& p) {
+  const auto& v8 = p.v8;
+  if (!v8.array_buffers_probed) return nullptr;
+  json j = {{"live_bytes", v8.array_buffer_live_bytes},
+            {"peak_bytes", v8.array_buffer_peak_bytes},
+            {"allocated_bytes_total", v8.array_buffer_allocated_total},
+            {"freed_bytes_total", v8.array_buffer_freed_total},
+            {"allocations", v8.array_buffer_allocations},
+            {"frees", v8.array_buffer_frees},
+            // Attach mode: backing stores allocated before memlens attached are not in these figures.
+            {"counted_since_attach", v8.array_buffers_baseline_unknown}};
+  if (v8.external_probed)
+    j["external_adjustments"] = {{"count", v8.external_adjustments},
+                                 {"sum_bytes", v8.external_adjustments_bytes}};
+  return j;
+}
 
 }  // namespace memlens::report

@@ -56,7 +56,8 @@ inline Frame make_frame(FrameKind kind, const std::string& name, int m, int pid)
 // A profile of Buffer allocations by a small server: stacks share a native prefix, then a JS entry point
 // (unique position in the tree), a few JS and native frames, and an allocator leaf. Includes hostile
 // names (markup, ';', a newline, invalid UTF-8) and duplicate stacks.
-inline const std::vector<std::string> kEntryPoints = {"handleUpload", "handleDownload", "renderPage", "onTimer"};
+inline const std::vector<std::string> kEntryPoints = {"handleUpload", "handleDownload", "renderPage",
+                                                      "onTimer"};
 inline const char* kHostileName = "</script><img src=x onerror=alert(1)>;\nevil\xff\xfe";
 
 inline StackProfile sample_profile(const std::string& kind, unsigned seed, int nsamples = 400) {
@@ -66,8 +67,8 @@ inline StackProfile sample_profile(const std::string& kind, unsigned seed, int n
   p.time_ns = 1767225600123456789;
   p.duration_ns = 61'500'000'000;
   std::mt19937 rng(seed);
-  const std::vector<std::string> middle_js = {"parseBody", "Buffer.concat", "JSON.stringify", "compress",
-                                              "readChunk", "cacheResult"};
+  const std::vector<std::string> middle_js = {"parseBody", "Buffer.concat", "JSON.stringify",
+                                              "compress",  "readChunk",     "cacheResult"};
   const std::vector<std::string> middle_native = {"node::Buffer::New", "v8::ArrayBuffer::New",
                                                   "node::fs::Read", "uv__io_poll"};
   const std::vector<std::string> leaves = {"v8::internal::Heap::AllocateRaw", "malloc", "mmap",
@@ -86,7 +87,8 @@ inline StackProfile sample_profile(const std::string& kind, unsigned seed, int n
       if (rng() % 3) {
         s.stack.push_back(make_frame(FrameKind::kJs, middle_js[rng() % middle_js.size()], 2, pid));
       } else {
-        s.stack.push_back(make_frame(FrameKind::kNative, middle_native[rng() % middle_native.size()], 0, pid));
+        s.stack.push_back(
+            make_frame(FrameKind::kNative, middle_native[rng() % middle_native.size()], 0, pid));
       }
     }
     if (rng() % 10 == 0) s.stack.push_back(make_frame(FrameKind::kUnknown, "", 3, pid));
@@ -108,7 +110,8 @@ inline StackProfile large_profile(const std::string& kind, int distinct = 100000
   p.sample_types = {{"bytes", "bytes"}};
   std::vector<std::string> pool;
   for (int i = 0; i < 3000; ++i) {
-    pool.push_back(i % 3 ? "ns" + std::to_string(i % 17) + "::Class" + std::to_string(i) + "::method" : "jsFunction" + std::to_string(i));
+    pool.push_back(i % 3 ? "ns" + std::to_string(i % 17) + "::Class" + std::to_string(i) + "::method"
+                         : "jsFunction" + std::to_string(i));
   }
   std::mt19937 rng(42);
   std::set<std::vector<int>> seen;
@@ -124,7 +127,8 @@ inline StackProfile large_profile(const std::string& kind, int distinct = 100000
     StackSample s;
     s.pid = 1000;
     for (int id : path) {
-      s.stack.push_back(make_frame(id % 3 ? FrameKind::kNative : FrameKind::kJs, pool[id], id % 3 ? 0 : 2, 1000));
+      s.stack.push_back(
+          make_frame(id % 3 ? FrameKind::kNative : FrameKind::kJs, pool[id], id % 3 ? 0 : 2, 1000));
     }
     s.values = {int64_t(1 + rng() % 100000)};
     p.samples.push_back(std::move(s));
@@ -158,7 +162,9 @@ inline nlohmann::json sample_report() {
     s["anon_bytes"] = rss - 57 * mib;
     s["file_bytes"] = 57 * mib;
     timeline.push_back(s);
-    timeline2.push_back({{"t_s", i}, {"rss_bytes", (50 + i % 7) * mib}, {"anon_bytes", (30 + i % 7) * mib},
+    timeline2.push_back({{"t_s", i},
+                         {"rss_bytes", (50 + i % 7) * mib},
+                         {"anon_bytes", (30 + i % 7) * mib},
                          {"file_bytes", 20 * mib}});
     if (i % 2 == 0) {
       events.push_back({{"t_s", i + 0.3},
@@ -178,11 +184,13 @@ inline nlohmann::json sample_report() {
   p1["cmdline"] = {"node", "server.js"};
   p1["rss_bytes"] = timeline.back()["rss_bytes"];
   p1["rss_peak_bytes"] = timeline.back()["rss_bytes"];
-  p1["rss"] = {{"anon_bytes", timeline.back()["anon_bytes"]}, {"file_bytes", 57 << 20}, {"shmem_bytes", 0},
+  p1["rss"] = {{"anon_bytes", timeline.back()["anon_bytes"]},
+               {"file_bytes", 57 << 20},
+               {"shmem_bytes", 0},
                {"swap_bytes", 0}};
-  p1["breakdown"] = {{"js_heap", 100 << 20},    {"array_buffers", 10 << 20}, {"native_heap", 45 << 20},
-                     {"code", 12 << 20},        {"stacks", 2 << 20},         {"file_mapped", 45 << 20},
-                     {"other_anon", 3 << 20},   {"unexplained_bytes", 1 << 20}};
+  p1["breakdown"] = {{"js_heap", 100 << 20},  {"array_buffers", 10 << 20},   {"native_heap", 45 << 20},
+                     {"code", 12 << 20},      {"stacks", 2 << 20},           {"file_mapped", 45 << 20},
+                     {"other_anon", 3 << 20}, {"unexplained_bytes", 1 << 20}};
   p1["timeline"] = timeline;
   p1["gc"] = {{"count", events.size()},
               {"by_kind", {{"scavenge", 24}, {"mark-compact", 7}}},
@@ -191,9 +199,15 @@ inline nlohmann::json sample_report() {
               {"events", events}};
   p1["array_buffers"] = {{"live_bytes", 10 << 20}, {"peak_bytes", 29 << 20}};
   p1["fds"] = {{"open", 40}, {"peak", 40}, {"by_type", {{"socket", 25}, {"regular", 10}, {"pipe", 5}}}};
-  json v1 = {{"kind", "stable"}, {"category", "native_heap"}, {"rate_bytes_per_s", 0}, {"confidence", 0.8},
+  json v1 = {{"kind", "stable"},
+             {"category", "native_heap"},
+             {"rate_bytes_per_s", 0},
+             {"confidence", 0.8},
              {"evidence", "Native heap stayed within 2 MiB over 61 s."}};
-  json v2 = {{"kind", "leak_suspected"}, {"category", "js_heap"}, {"rate_bytes_per_s", 12583}, {"confidence", 0.93},
+  json v2 = {{"kind", "leak_suspected"},
+             {"category", "js_heap"},
+             {"rate_bytes_per_s", 12583},
+             {"confidence", 0.93},
              {"evidence", "Heap used after GC rose from 24 MiB to 69 MiB over 60 s (+0.72 MiB/min)."},
              {"top_stacks", verdict_stacks}};
   p1["verdicts"] = json::array({v1, v2});
@@ -214,7 +228,8 @@ inline nlohmann::json sample_report() {
   r["duration_s"] = 61.5;
   r["kernel"] = "6.18.0";
   r["probes"]["attached"] = {"mmap", "munmap", "brk", "rss_stat", "gc_start", "gc_done"};
-  r["probes"]["skipped"] = json::array({{{"name", "usdt:node:gc__start"}, {"reason", "the binary has no USDT notes"}}});
+  r["probes"]["skipped"] =
+      json::array({{{"name", "usdt:node:gc__start"}, {"reason", "the binary has no USDT notes"}}});
   r["loss"] = {{"ringbuf_reserve_failed", 0}, {"userspace_dropped", 3}};
   r["processes"] = json::array({p1, p2});
   return r;
@@ -258,7 +273,8 @@ inline std::string node_check_missing(bool need_chromium) {
       !std::filesystem::exists(source_dir() + "/tests/html/node_modules/playwright-core")) {
     return "tests/html/node_modules is missing (run scripts/test-prepare.sh)";
   }
-  if (need_chromium && !std::filesystem::exists(std::getenv("CHROMIUM") ? std::getenv("CHROMIUM") : "/usr/bin/chromium")) {
+  if (need_chromium &&
+      !std::filesystem::exists(std::getenv("CHROMIUM") ? std::getenv("CHROMIUM") : "/usr/bin/chromium")) {
     return "chromium is not installed (run scripts/test-prepare.sh)";
   }
   return "";
@@ -270,13 +286,13 @@ inline bool in_ci() {
 }
 
 // Skips the test with the reason when a tool is missing, except under CI=true where it fails.
-#define MEMLENS_REQUIRE_NODE_CHECKS(need_chromium)                                            \
-  do {                                                                                       \
-    const std::string missing_ = ::memlens::report::fixtures::node_check_missing(need_chromium); \
-    if (!missing_.empty()) {                                                                 \
+#define MEMLENS_REQUIRE_NODE_CHECKS(need_chromium)                                                \
+  do {                                                                                            \
+    const std::string missing_ = ::memlens::report::fixtures::node_check_missing(need_chromium);  \
+    if (!missing_.empty()) {                                                                      \
       if (::memlens::report::fixtures::in_ci()) FAIL() << missing_ << " (CI=true: not skipping)"; \
-      GTEST_SKIP() << missing_;                                                              \
-    }                                                                                        \
+      GTEST_SKIP() << missing_;                                                                   \
+    }                                                                                             \
   } while (0)
 
 struct CommandResult {

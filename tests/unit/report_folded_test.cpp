@@ -1,27 +1,30 @@
-#include "report/folded.h"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <map>
 
 #include "common/safe_file.h"
+#include "report/folded.h"
 #include "report_fixtures.h"
 
 namespace memlens::report {
 namespace {
 
+using fixtures::sample_profile;
 using symbolize::Frame;
 using symbolize::FrameKind;
-using fixtures::sample_profile;
 
 TEST(Utf8, KeepsValidAndReplacesInvalid) {
   EXPECT_EQ(valid_utf8("plain ascii"), "plain ascii");
-  EXPECT_EQ(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
-  EXPECT_EQ(valid_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
-  EXPECT_EQ(valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");         // overlong '/'
+  EXPECT_EQ(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(valid_utf8("a\xFF"
+                       "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong '/'
   EXPECT_EQ(valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
-  EXPECT_EQ(valid_utf8("x\xE2\x82"), "x\xEF\xBF\xBD\xEF\xBF\xBD");      // truncated at the end
+  EXPECT_EQ(valid_utf8("x\xE2\x82"), "x\xEF\xBF\xBD\xEF\xBF\xBD");                // truncated at the end
 }
 
 TEST(FoldedLabel, SeparatorsAndControlCharactersCannotBreakTheFormat) {

@@ -1,5 +1,3 @@
-#include "report/html.h"
-
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,16 +6,17 @@
 
 #include "common/safe_file.h"
 #include "report/folded.h"
+#include "report/html.h"
 #include "report_fixtures.h"
 
 namespace memlens::report {
 namespace {
 
-using nlohmann::json;
-using symbolize::Frame;
 using fixtures::kHostileName;
 using fixtures::sample_profile;
 using fixtures::sample_report;
+using nlohmann::json;
+using symbolize::Frame;
 
 size_t count_of(const std::string& hay, const std::string& needle) {
   size_t n = 0;
@@ -138,8 +137,12 @@ json flame_expectation(const StackProfile& p, const std::string& click, const st
     if (clicked) click_value += s.values[0];
     if (matched) search_value += s.values[0];
   }
-  return {{"kind", p.kind},         {"total", fixtures::total_of(p)}, {"click", click},
-          {"click_value", click_value}, {"search", search},         {"search_value", search_value},
+  return {{"kind", p.kind},
+          {"total", fixtures::total_of(p)},
+          {"click", click},
+          {"click_value", click_value},
+          {"search", search},
+          {"search_value", search_value},
           {"search_frame", search_frame}};
 }
 
@@ -157,15 +160,17 @@ TEST(HtmlInChromium, LoadsDrawsZoomsAndSearches) {
   // handleUpload sits at one place in the tree (depth 5), so its zoomed value is the input's sum over the
   // stacks that contain it; "allocateraw" matches the V8 allocator leaf wherever it is.
   for (const StackProfile& p : profiles) {
-    flames.push_back(flame_expectation(p, "handleUpload [js]", "allocateraw", "v8::internal::Heap::AllocateRaw"));
+    flames.push_back(
+        flame_expectation(p, "handleUpload [js]", "allocateraw", "v8::internal::Heap::AllocateRaw"));
   }
   const json expect = {
       // Process 1000: RSS by category, GC pauses, heap after GC, fds; process 1001: RSS (anon/file).
       {"charts_min", 5},
       {"flames", flames},
-      {"texts", {"JS heap leak suspected", "+0.72 MiB/min", "Heap used after GC rose from 24 MiB to 69 MiB",
-                 "Native heap stable", "node server.js --port 8080", "</script><img src=x onerror=alert(1)>",
-                 "RSS by category", "userspace_dropped 3", "the binary has no USDT notes"}},
+      {"texts",
+       {"JS heap leak suspected", "+0.72 MiB/min", "Heap used after GC rose from 24 MiB to 69 MiB",
+        "Native heap stable", "node server.js --port 8080", "</script><img src=x onerror=alert(1)>",
+        "RSS by category", "userspace_dropped 3", "the binary has no USDT notes"}},
       {"absent_selectors", {"img", "script[src]", "iframe"}},
       {"load_limit_ms", 30000},
   };
@@ -184,9 +189,10 @@ TEST(HtmlInChromium, EmptyReportDegradesGracefully) {
   // A report from a trace that produced almost nothing: no processes' details, no stacks.
   const json report = {{"schema_version", 1}, {"attached_pid", 77}, {"processes", {{{"pid", 77}}}}};
   ASSERT_TRUE(write_html(dir.string(), report, {}).ok());
-  const json expect = {{"charts_min", 0},
-                       {"flames", json::array()},
-                       {"texts", {"attached to pid 77", "No verdicts", "No stacks were recorded", "No timeline"}}};
+  const json expect = {
+      {"charts_min", 0},
+      {"flames", json::array()},
+      {"texts", {"attached to pid 77", "No verdicts", "No stacks were recorded", "No timeline"}}};
   const std::string expect_file = (dir / "expect.json").string();
   ASSERT_TRUE(write_file_atomic(expect_file, expect.dump()).ok());
   fixtures::CommandResult r = fixtures::run_node_check(
@@ -210,7 +216,10 @@ TEST(HtmlInChromium, HundredThousandDistinctStacks) {
   for (const StackSample& s : big.samples) first_frame[folded_label(s.stack[0])] += s.values[0];
   const auto top = std::max_element(first_frame.begin(), first_frame.end(),
                                     [](const auto& a, const auto& b) { return a.second < b.second; });
-  json f = {{"kind", big.kind}, {"total", fixtures::total_of(big)}, {"click", top->first}, {"click_value", top->second}};
+  json f = {{"kind", big.kind},
+            {"total", fixtures::total_of(big)},
+            {"click", top->first},
+            {"click_value", top->second}};
   const json expect = {{"charts_min", 1}, {"flames", {f}}, {"load_limit_ms", 60000}};
   const std::string expect_file = (dir / "expect.json").string();
   ASSERT_TRUE(write_file_atomic(expect_file, expect.dump()).ok());

@@ -1,5 +1,3 @@
-#include "report/pprof.h"
-
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -8,14 +6,15 @@
 
 #include "common/safe_file.h"
 #include "report/folded.h"
+#include "report/pprof.h"
 #include "report/proto/profile.pb.h"
 #include "report_fixtures.h"
 
 namespace memlens::report {
 namespace {
 
-using symbolize::Frame;
 using fixtures::sample_profile;
+using symbolize::Frame;
 
 // What any correct encoding of `profile` must contain, computed from the input alone.
 struct Expected {
@@ -131,7 +130,8 @@ TEST(Pprof, WritesKindFile) {
 TEST(Pprof, DecodedByPprofFormat) {
   MEMLENS_REQUIRE_NODE_CHECKS(false);
   const std::string dir = fixtures::artifact_dir("pprof").string();
-  for (const auto& [kind, seed] : std::vector<std::pair<std::string, unsigned>>{{"array_buffers", 1}, {"page_faults", 2}}) {
+  for (const auto& [kind, seed] :
+       std::vector<std::pair<std::string, unsigned>>{{"array_buffers", 1}, {"page_faults", 2}}) {
     const StackProfile profile = sample_profile(kind, seed);
     ASSERT_TRUE(write_pprof(dir, profile).ok());
     const Expected want = expected_of(profile);
@@ -147,8 +147,11 @@ TEST(Pprof, DecodedByPprofFormat) {
         {"duration_nanos", std::to_string(profile.duration_ns)},
     };
     const std::string expect_file = dir + "/" + kind + ".expect.json";
-    ASSERT_TRUE(write_file_atomic(expect_file, expect.dump(2, ' ', false, nlohmann::json::error_handler_t::replace)).ok());
-    fixtures::CommandResult r = fixtures::run_node_check("check-pprof.js", {dir + "/" + kind + ".pb.gz", expect_file});
+    ASSERT_TRUE(
+        write_file_atomic(expect_file, expect.dump(2, ' ', false, nlohmann::json::error_handler_t::replace))
+            .ok());
+    fixtures::CommandResult r =
+        fixtures::run_node_check("check-pprof.js", {dir + "/" + kind + ".pb.gz", expect_file});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("check-pprof: OK"), std::string::npos);
   }
@@ -170,7 +173,8 @@ TEST(Pprof, PprofFormatCheckerRejectsWrongTotals) {
   };
   const std::string expect_file = dir + "/gc_triggers.wrong.json";
   ASSERT_TRUE(write_file_atomic(expect_file, expect.dump()).ok());
-  fixtures::CommandResult r = fixtures::run_node_check("check-pprof.js", {dir + "/gc_triggers.pb.gz", expect_file});
+  fixtures::CommandResult r =
+      fixtures::run_node_check("check-pprof.js", {dir + "/gc_triggers.pb.gz", expect_file});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("FAIL: total of bytes"), std::string::npos) << r.output;
 }

@@ -1,0 +1,148 @@
+#include "collect/attribution_extension.h"
+
+#include <fmt/format.h>
+#include <time.h>
+
+#include <algorithm>
+#include <map>
+
+#include "common/safe_file.h"
+#include "model/attribution.h"
+#include "proc/procfs.h"
+
+namespace memlens::collect {
+
+namespace {
+
+uint64_t boot_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+double monotonic_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// The tightest memory.max of the process's cgroup (v2) and its ancestors: any of them can OOM it.
+model::ProcessLimits read_limits(pid_t pid) {
+  model::ProcessLimits l;
+  if (auto text = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10)) {
+    if (auto path = model::parse_cgroup_v2_path(*text)) {
+      l.cgroup_path = *path;
+      std::string dir = *path;
+      while (true) {
+        if (dir.find("..") != std::string::npos) break;  // the path comes from the kernel; be strict anyway
+        if (auto max =
+                read_text_file("/sys/fs/cgroup" + (dir == "/" ? std::string() : dir) + "/memory.max", 4096))
+          if (auto v = model::parse_memory_max(*max))
+            l.cgroup_memory_max_bytes = std::min(l.cgroup_memory_max_bytes.value_or(UINT64_MAX), *v);
+        if (dir == "/" || dir.empty()) break;
+        auto slash = dir.rfind('/');
+        dir = slash == 0 ? "/" : dir.substr(0, slash);
+      }
+    }
+  }
+  if (auto text = read_text_file(fmt::format("/proc/{}/limits", pid), 64 << 10))
+    l.nofile_soft = model::parse_nofile_soft_limit(*text);
+  return l;
+}
+
+class AttributionExtension final : public TraceExtension {
+ public:
+  explicit AttributionExtension(const AttributionOptions& opts) : opts_(opts) {}
+
+  std::string name() const override { return "attribution"; }
+
+  void on_track(model::Trace&, model::Process& p, bool) override {
+    p.attribution.limits = read_limits(p.pid());
+    p.attribution.interval_s = opts_.min_interval_s;
+    next_read_s_[p.key()] = 0;  // the first sample measures
+  }
+
+  void on_untrack(model::Process& p) override { next_read_s_.erase(p.key()); }
+
+  bool handles(uint32_t) const override { return false; }
+  void on_event(model::Trace&, model::Process&, const void*, size_t) override {}
+
+  void on_sample(model::Process& p, model::Sample& s) override {
+    auto it = next_read_s_.find(p.key());
+    if (it != next_read_s_.end() && s.t_s >= it->second) {
+      std::optional<uint64_t> ab = live_array_buffers(p, &s);
+      if (measure(p, s.t_s, ab)) it->second = s.t_s + p.attribution.interval_s;
+    }
+    fill_sample(p, s);
+  }
+
+  void on_finish(model::Trace& trace) override {
+    // The last figures are taken at the very end, so the breakdown matches the RSS the report prints.
+    double t = trace.seconds_since_start(boot_ns());
+    for (auto* p : trace.processes.live()) {
+      std::optional<uint64_t> ab =
+          live_array_buffers(*p, p->timeline.empty() ? nullptr : &p->timeline.back());
+      if (measure(*p, t, ab)) p->attribution.final_read = true;
+    }
+  }
+
+ private:
+  static std::optional<uint64_t> live_array_buffers(const model::Process& p, const model::Sample* s) {
+    if (p.v8.array_buffers_probed) return p.v8.array_buffer_live_bytes;
+    if (s && s->array_buffers_bytes) return s->array_buffers_bytes;
+    return std::nullopt;
+  }
+
+  bool measure(model::Process& p, double t_s, std::optional<uint64_t> array_buffers) {
+    auto& st = p.attribution;
+    double t0 = monotonic_ms();
+    auto smaps = proc::read_smaps(p.pid());
+    double ms = monotonic_ms() - t0;
+    // A process that has exited (or a zombie, whose smaps is empty) keeps its last measurement.
+    if (!smaps || smaps->empty()) {
+      ++st.read_failures;
+      return false;
+    }
+    ++st.reads;
+    st.read_ms_total += ms;
+    st.read_ms_max = std::max(st.read_ms_max, ms);
+    st.interval_s = std::clamp(ms / 1000.0 / opts_.cpu_budget, opts_.min_interval_s, opts_.max_interval_s);
+
+    std::vector<proc::MapEntry> maps;
+    maps.reserve(smaps->size());
+    for (const auto& e : *smaps) maps.push_back(e.map);
+    bool node_exe = p.v8.probed || model::looks_like_node(p.exe);
+    model::AttributionInput in;
+    in.smaps = &*smaps;
+    in.model = &p.address_space;
+    in.code = model::CodeRanges::from_maps(maps, p.exe, node_exe);
+    in.v8_host = node_exe || !in.code.v8_host.empty();
+    in.array_buffer_live_bytes = array_buffers;
+    st.last = model::reconcile(model::attribute(in), p.rss.total());
+    st.last_at_s = t_s;
+    uint64_t now = boot_ns();
+    st.last_process_age_s = p.start_time_ns && now > p.start_time_ns ? (now - p.start_time_ns) / 1e9 : 0;
+    return true;
+  }
+
+  // Every sample carries the categories of the latest measurement, set against the sample's own RSS: what
+  // changed since the measurement shows as unexplained until the next one.
+  static void fill_sample(const model::Process& p, model::Sample& s) {
+    if (!p.attribution.last) return;
+    auto r = model::reconcile(p.attribution.last->breakdown, s.rss.total());
+    for (auto c : model::kAttributionCategories)
+      s.categories[std::string(model::category_name(c))] = r.breakdown[c];
+    s.categories["unexplained"] = r.unexplained_bytes;
+  }
+
+  AttributionOptions opts_;
+  std::map<model::ProcessKey, double> next_read_s_;
+};
+
+}  // namespace
+
+std::unique_ptr<TraceExtension> make_attribution_extension(const AttributionOptions& opts) {
+  return std::make_unique<AttributionExtension>(opts);
+}
+
+}  // namespace memlens::collect

@@ -1,0 +1,22 @@
+// Attribution as a tracing capability: reads each tracked process's /proc/PID/smaps every few seconds
+// (less often when reading it is expensive), splits the resident bytes into categories with
+// model/attribution.h, and puts the categories on every timeline sample. Registered last among the
+// extensions so that the V8 figures (live backing stores) of the same sample are already filled.
+#pragma once
+
+#include <memory>
+
+#include "collect/extension.h"
+
+namespace memlens::collect {
+
+struct AttributionOptions {
+  double min_interval_s = 2.0;   // smaps is read at most this often per process
+  double max_interval_s = 30.0;  // ... and at least this often
+  // The share of one CPU the reads may take: the interval grows to read_ms / budget when a read is slow.
+  double cpu_budget = 0.01;
+};
+
+std::unique_ptr<TraceExtension> make_attribution_extension(const AttributionOptions& opts = {});
+
+}  // namespace memlens::collect

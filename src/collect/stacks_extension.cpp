@@ -1,0 +1,135 @@
+#include "collect/stacks_extension.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "collect/extensions.h"
+
+namespace memlens::collect {
+
+namespace {
+
+constexpr uint64_t kPageBytes = 4096;
+
+}  // namespace
+
+void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec) {
+  // After exec the old image's symbols are of no use for the stacks to come, but stacks recorded before
+  // exec belong to the old image: symbolize those first.
+  if (after_exec && tracked_.count(p.pid())) finalize(p);
+  auto sym = symbolize::ProcessSymbolizer::create(p.pid());
+  if (!sym) {
+    p.notes.push_back("stacks of this process cannot be symbolized: " + sym.error().describe());
+    return;
+  }
+  tracked_[p.pid()] = Tracked{std::move(*sym), p.events.total()};
+}
+
+void StacksExtension::on_sample(model::Process& p, model::Sample&) {
+  auto it = tracked_.find(p.pid());
+  if (it == tracked_.end()) return;
+  // Keep the maps current while the process lives: after it exits they cannot be read any more.
+  if (p.events.total() != it->second.events_at_refresh) {
+    (void)it->second.symbolizer->refresh_maps();
+    it->second.events_at_refresh = p.events.total();
+  }
+  // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
+  // still be attributed to this live process.
+  (void)it->second.symbolizer->refresh_perf_map();
+}
+
+void StacksExtension::on_untrack(model::Process& p) { finalize(p); }
+
+void StacksExtension::on_finish(model::Trace&) {}
+
+symbolize::Stack StacksExtension::symbolize_stack(symbolize::ProcessSymbolizer* sym, int32_t stack_id) {
+  std::vector<uint64_t> ips = session_.stack(stack_id);
+  if (ips.empty()) return {};
+  // Every frame but the innermost is a return address: look up the call instruction before it.
+  std::vector<uint64_t> lookup(ips.size());
+  for (size_t i = 0; i < ips.size(); ++i) lookup[i] = i == 0 ? ips[i] : ips[i] - 1;
+  symbolize::Stack frames;
+  if (sym) {
+    frames = sym->symbolize(lookup);
+  } else {
+    for (uint64_t ip : lookup) {
+      symbolize::Frame f;
+      f.address = ip;
+      f.function = fmt::format("0x{:x}", ip);
+      frames.push_back(std::move(f));
+    }
+  }
+  std::reverse(frames.begin(), frames.end());  // root first
+  return frames;
+}
+
+void StacksExtension::finalize(model::Process& p) {
+  auto it = tracked_.find(p.pid());
+  symbolize::ProcessSymbolizer* sym = it == tracked_.end() ? nullptr : it->second.symbolizer.get();
+  if (sym) (void)sym->refresh_perf_map();
+
+  // Page faults: sampled in the kernel, one in fault_sample_period.
+  uint32_t period = session_.fault_sample_period();
+  if (period > 0) {
+    auto& faults = p.stacks["page_faults"];
+    for (auto [stack_id, n] : session_.take_fault_stacks(p.pid())) {
+      auto& w = faults[stack_id];
+      w.count += static_cast<int64_t>(n * period);
+      w.bytes += static_cast<int64_t>(n * period * kPageBytes);
+    }
+  }
+  // mmap growth still mapped at the end: the mappings that carry their creating stack.
+  if (auto growth = p.stacks.find("mmap_growth"); growth != p.stacks.end()) {
+    for (auto& [id, w] : growth->second) w.live_bytes = 0;
+    for (const auto& m : p.address_space.mappings())
+      if (m.stack_id >= 0)
+        if (auto w = growth->second.find(m.stack_id); w != growth->second.end())
+          w->second.live_bytes += static_cast<int64_t>(m.size());
+  }
+
+  std::map<int32_t, symbolize::Stack> cache;
+  for (const auto& [kind, by_stack] : p.stacks) {
+    auto& out = samples_[kind];
+    for (const auto& [stack_id, w] : by_stack) {
+      if (w.bytes == 0 && w.count == 0) continue;
+      auto c = cache.find(stack_id);
+      if (c == cache.end()) c = cache.emplace(stack_id, symbolize_stack(sym, stack_id)).first;
+      report::StackSample s;
+      s.stack = c->second;
+      s.values = {w.bytes, w.count, w.live_bytes};
+      s.pid = p.pid();
+      out.push_back(std::move(s));
+    }
+  }
+  p.stacks.clear();
+  bool no_js_names = !sym || !sym->perf_map() || sym->perf_map()->size() == 0;
+  if (sym && no_js_names && !sym->perf_map_problem().empty() && p.comm.find("node") != std::string::npos)
+    p.notes.push_back("JS frames are unnamed: " + sym->perf_map_problem());
+  tracked_.erase(p.pid());
+}
+
+std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& trace) const {
+  std::vector<report::StackProfile> out;
+  for (const auto& [kind, samples] : samples_) {
+    report::StackProfile prof;
+    prof.kind = kind;
+    bool faults = kind == "page_faults";
+    prof.sample_types = {{"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
+    if (kind != "mmap_growth" && kind != "array_buffers") {
+      prof.sample_types.pop_back();  // live bytes only mean something where frees are known
+    }
+    for (const auto& s : samples) {
+      report::StackSample copy = s;
+      copy.values.resize(prof.sample_types.size());
+      prof.samples.push_back(std::move(copy));
+    }
+    prof.duration_ns = static_cast<int64_t>(trace.info.duration_s * 1e9);
+    prof.time_ns = trace.info.started_unix_ns;
+    out.push_back(std::move(prof));
+  }
+  return out;
+}
+
+}  // namespace memlens::collect

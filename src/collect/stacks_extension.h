@@ -1,0 +1,47 @@
+// Turns the stack ids that processes accumulated (model::Process::stacks, filled by the core and by other
+// capabilities) into symbolized stack profiles. Symbols are read while a process lives: its maps are kept
+// current each interval, and its stacks are symbolized the moment it exits or the trace ends.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collect/extension.h"
+#include "report/stack_profile.h"
+#include "symbolize/symbolizer.h"
+
+namespace memlens::collect {
+
+class StacksExtension : public TraceExtension {
+ public:
+  explicit StacksExtension(BpfSession& session) : session_(session) {}
+  std::string name() const override { return "stacks"; }
+  void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
+  void on_untrack(model::Process& p) override;
+  bool handles(uint32_t) const override { return false; }
+  void on_event(model::Trace&, model::Process&, const void*, size_t) override {}
+  void on_sample(model::Process& p, model::Sample& s) override;
+  void on_finish(model::Trace& trace) override;
+
+  // One profile per stack kind, every process's stacks in it (samples carry their pid). Valid after the
+  // trace finished.
+  std::vector<report::StackProfile> profiles(const model::Trace& trace) const;
+
+ private:
+  struct Tracked {
+    std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer;
+    uint64_t events_at_refresh = 0;
+  };
+  void finalize(model::Process& p);
+  symbolize::Stack symbolize_stack(symbolize::ProcessSymbolizer* sym, int32_t stack_id);
+
+  BpfSession& session_;
+  std::map<pid_t, Tracked> tracked_;
+  // kind -> samples, accumulated as processes finish.
+  std::map<std::string, std::vector<report::StackSample>> samples_;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace memlens::collect

@@ -1,0 +1,125 @@
+// Attribution: which category every resident byte of a process belongs to. The kernel's per-mapping
+// resident figures (/proc/PID/smaps) say how much of each mapping is in memory; the model's mappings say
+// who created each one (the return address of the mmap call, its flags); what neither tells is guessed
+// from the mapping's shape (size, alignment, guard pages). The rules and their limits are in
+// docs/attribution.md.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/address_space.h"
+#include "proc/procfs.h"
+
+namespace memlens::model {
+
+enum class Category : uint8_t { js_heap, array_buffers, native_heap, code, stacks, file_mapped, other_anon };
+inline constexpr size_t kAttributionCategoryCount = 7;
+inline constexpr std::array<Category, kAttributionCategoryCount> kAttributionCategories = {
+    Category::js_heap, Category::array_buffers, Category::native_heap, Category::code,
+    Category::stacks,  Category::file_mapped,   Category::other_anon};
+std::string_view category_name(Category c);  // "js_heap", ... (report.json names)
+
+// How a mapping's category was decided, from the strongest evidence to the weakest.
+enum class Basis : uint8_t {
+  kKernel,     // the kernel's own facts: file-backed, executable, [heap], [stack]
+  kCaller,     // who called mmap (return address in libc, in the V8 binary, elsewhere) or MAP_STACK
+  kHeuristic,  // shape of a mapping memlens did not see created (attach, before tracing): alignment, guards
+  kFallback,   // nothing known: other_anon
+};
+inline constexpr size_t kBasisCount = 4;
+std::string_view basis_name(Basis b);  // "kernel", "caller", "heuristic", "fallback"
+
+struct AddressRange {
+  uint64_t start = 0, end = 0;
+  bool contains(uint64_t a) const { return a >= start && a < end; }
+};
+
+// Where the code that calls mmap lives: the C library (malloc's arenas and direct mmaps, pthread stacks)
+// and the binary or libnode.so that holds V8 (its page allocator).
+struct CodeRanges {
+  std::vector<AddressRange> libc;
+  std::vector<AddressRange> v8_host;
+  bool in_libc(uint64_t ip) const;
+  bool in_v8_host(uint64_t ip) const;
+  // From the process's mappings. exe: /proc/PID/exe as the process sees it. The executable counts as a
+  // V8 host when v8_host_exe is true (a node binary); libnode.so always does.
+  static CodeRanges from_maps(const std::vector<proc::MapEntry>& maps, const std::string& exe,
+                              bool v8_host_exe);
+};
+
+// True when exe (or its basename) looks like a node binary: "node", "nodejs", "node20", ...
+bool looks_like_node(const std::string& exe);
+
+struct Breakdown {
+  std::array<uint64_t, kAttributionCategoryCount> bytes{};
+  std::array<uint64_t, kBasisCount> bytes_by_basis{};
+  uint64_t smaps_rss_bytes = 0;             // sum of Rss over all mappings (what the categories add up to)
+  uint64_t native_heap_resident_bytes = 0;  // malloc memory before array buffers were taken out of it
+  uint64_t mappings = 0;                    // smaps entries read
+
+  uint64_t& operator[](Category c) { return bytes[static_cast<size_t>(c)]; }
+  uint64_t operator[](Category c) const { return bytes[static_cast<size_t>(c)]; }
+  uint64_t total() const;
+};
+
+struct AttributionInput {
+  const std::vector<proc::SmapsEntry>* smaps = nullptr;  // sorted by address, as the kernel lists them
+  const AddressSpace* model = nullptr;                   // may be null: heuristics only
+  CodeRanges code;
+  bool v8_host = false;  // the process runs V8: anonymous pages of unknown origin may be V8 heap pages
+  // Live ArrayBuffer backing-store bytes (V8 probes); array_buffers stays 0 without them.
+  std::optional<uint64_t> array_buffer_live_bytes;
+};
+
+// The category of one anonymous, non-executable piece of memory whose creator is known from the model.
+// nullopt when the model mapping carries no evidence (seeded, or caller unknown).
+std::optional<Category> classify_by_caller(const Mapping& m, const CodeRanges& code, bool v8_host);
+
+// The category of an anonymous, non-executable smaps entry (index i of smaps) from its shape alone.
+Category classify_by_shape(const std::vector<proc::SmapsEntry>& smaps, size_t i, bool v8_host);
+
+Breakdown attribute(const AttributionInput& in);
+
+// The breakdown set against the kernel's RSS at (about) the same moment: unexplained = rss - categories.
+struct Reconciled {
+  Breakdown breakdown;
+  uint64_t rss_bytes = 0;
+  uint64_t unexplained_bytes = 0;
+  // When the categories exceed the RSS (smaps and the RSS counters read at different moments), the
+  // excess: unexplained is then 0 and this says by how much the categories overshoot.
+  uint64_t overshoot_bytes = 0;
+};
+Reconciled reconcile(const Breakdown& b, uint64_t rss_bytes);
+
+// Limits a verdict can project against, read while the process lives.
+struct ProcessLimits {
+  std::optional<uint64_t>
+      cgroup_memory_max_bytes;  // tightest memory.max of the process's cgroup and its ancestors
+  std::string cgroup_path;
+  std::optional<uint64_t> nofile_soft;  // RLIMIT_NOFILE
+};
+// Parsers for the limit sources (text as the kernel writes it).
+std::optional<std::string> parse_cgroup_v2_path(std::string_view proc_pid_cgroup);  // "0::/a/b" -> "/a/b"
+std::optional<uint64_t> parse_memory_max(std::string_view text);                    // "max" -> nullopt
+std::optional<uint64_t> parse_nofile_soft_limit(std::string_view proc_pid_limits);  // "Max open files"
+
+// What attribution keeps per process (in model::Process::attribution).
+struct AttributionState {
+  std::optional<Reconciled> last;  // the latest measurement
+  double last_at_s = 0;            // trace time of that measurement
+  double last_process_age_s = 0;   // seconds since the process started, at that measurement
+  bool final_read = false;         // `last` was taken at the end of the trace (or just before exit)
+  uint64_t reads = 0;
+  uint64_t read_failures = 0;
+  double read_ms_total = 0;
+  double read_ms_max = 0;
+  double interval_s = 0;  // current interval between smaps reads (adapts to their cost)
+  ProcessLimits limits;
+};
+
+}  // namespace memlens::model

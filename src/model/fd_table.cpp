@@ -1,0 +1,223 @@
+#include "model/fd_table.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+
+namespace memlens::model {
+
+FdType effective_type(const FdEntry& e) {
+  if (e.type != FdType::kUnknown) return e.type;
+  if (e.flags & O_DIRECTORY) return FdType::kDirectory;
+  if (e.path.starts_with("/dev/")) return FdType::kCharDevice;
+  return FdType::kFile;
+}
+
+void FdTable::insert(FdEntry e) {
+  int fd = e.fd;
+  fds_[fd] = std::move(e);
+  peak_ = std::max<uint64_t>(peak_, fds_.size());
+}
+
+void FdTable::erase(std::map<int, FdEntry>::iterator it) {
+  fds_.erase(it);
+  ++closed_total_;
+}
+
+void FdTable::open(FdEntry e) {
+  if (e.fd < 0) return;
+  if (auto it = fds_.find(e.fd); it != fds_.end()) {
+    if (it->second.seeded && it->second.opened_at_s >= e.opened_at_s) {
+      // /proc was read after this call returned: the seeded entry is this very fd, now with its origin.
+      fds_.erase(it);
+      --seeded_total_;
+    } else {
+      erase(it);
+      ++missed_closes_;
+    }
+  }
+  ++opened_total_;
+  insert(std::move(e));
+}
+
+void FdTable::duplicate(int oldfd, int newfd, bool cloexec, double t_s, int32_t stack_id,
+                        const std::string& call, uint64_t caller_ip) {
+  if (newfd < 0) return;
+  FdEntry copy;
+  if (auto it = fds_.find(oldfd); it != fds_.end()) {
+    copy = it->second;
+  } else {
+    copy.type = FdType::kUnknown;  // resolved later from /proc
+  }
+  copy.fd = newfd;
+  copy.cloexec = cloexec;
+  copy.opened_at_s = t_s;
+  copy.seeded = false;
+  copy.stack_id = stack_id;
+  copy.opened_by = call;
+  copy.caller_ip = caller_ip;
+  if (oldfd == newfd) return;                                   // dup2(fd, fd) does nothing
+  if (auto it = fds_.find(newfd); it != fds_.end()) erase(it);  // dup2/dup3 close the target first
+  ++opened_total_;
+  insert(std::move(copy));
+}
+
+bool FdTable::close(int fd) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) {
+    ++unknown_closes_;
+    return false;
+  }
+  erase(it);
+  return true;
+}
+
+size_t FdTable::close_range(uint32_t first, uint32_t last) {
+  if (first > last) return 0;
+  size_t n = 0;
+  auto it = fds_.lower_bound(static_cast<int>(std::min<uint32_t>(first, INT32_MAX)));
+  while (it != fds_.end() && static_cast<uint32_t>(it->first) <= last) {
+    auto next = std::next(it);
+    erase(it);
+    ++n;
+    it = next;
+  }
+  return n;
+}
+
+void FdTable::set_cloexec_range(uint32_t first, uint32_t last, bool cloexec) {
+  if (first > last) return;
+  for (auto it = fds_.lower_bound(static_cast<int>(std::min<uint32_t>(first, INT32_MAX)));
+       it != fds_.end() && static_cast<uint32_t>(it->first) <= last; ++it) {
+    it->second.cloexec = cloexec;
+    if (cloexec)
+      it->second.flags |= O_CLOEXEC;
+    else
+      it->second.flags &= ~static_cast<uint32_t>(O_CLOEXEC);
+  }
+}
+
+size_t FdTable::exec() {
+  size_t n = 0;
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    auto next = std::next(it);
+    if (it->second.cloexec) {
+      erase(it);
+      ++n;
+    }
+    it = next;
+  }
+  return n;
+}
+
+namespace {
+
+// Whether /proc's view of an fd contradicts the entry: the number now refers to something else.
+bool contradicts(const FdEntry& e, const proc::ProcFd& f) {
+  if (e.inode != 0 && f.inode != 0) return e.inode != f.inode;
+  if (e.type == FdType::kUnknown) {
+    // Opened by path: /proc must show a path too.
+    return !f.target.starts_with("/") && f.type != FdType::kMemfd;
+  }
+  return e.type != f.type;
+}
+
+void apply_proc(FdEntry& e, const proc::ProcFd& f) {
+  e.type = f.type;
+  e.inode = f.inode;
+  // Keep the path as opened for files (it says what the program asked for) unless /proc has a better
+  // one: /proc's is absolute and follows renames.
+  if (!f.target.empty()) e.path = f.target;
+  if (f.flags) {
+    e.flags = *f.flags;
+    e.cloexec = f.cloexec();
+  }
+  e.resolved = true;
+  if (e.type == FdType::kSocket && !e.socket) e.socket = SocketAddress{};
+}
+
+}  // namespace
+
+void FdTable::resolve(const proc::ProcFd& f) {
+  auto it = fds_.find(f.fd);
+  if (it == fds_.end()) return;
+  if (contradicts(it->second, f)) return;  // the number was reused since; its events will tell
+  apply_proc(it->second, f);
+}
+
+void FdTable::reconcile(const std::vector<proc::ProcFd>& listing, double t_s) {
+  std::map<int, const proc::ProcFd*> live;
+  for (const auto& f : listing) live[f.fd] = &f;
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    auto next = std::next(it);
+    if (!live.count(it->first)) {
+      erase(it);
+      ++missed_closes_;
+    }
+    it = next;
+  }
+  for (const auto& [fd, f] : live) {
+    auto it = fds_.find(fd);
+    if (it != fds_.end() && contradicts(it->second, *f)) {
+      erase(it);
+      ++missed_closes_;
+      it = fds_.end();
+    }
+    if (it != fds_.end()) {
+      apply_proc(it->second, *f);
+      continue;
+    }
+    FdEntry e;
+    e.fd = fd;
+    e.opened_at_s = t_s;
+    e.seeded = true;
+    e.opened_by = "/proc";
+    apply_proc(e, *f);
+    ++seeded_total_;
+    insert(std::move(e));
+  }
+}
+
+void FdTable::set_socket_addresses(const std::unordered_map<uint64_t, proc::SocketEntry>& sockets) {
+  for (auto& [fd, e] : fds_) {
+    if (e.type != FdType::kSocket || e.inode == 0) continue;
+    auto it = sockets.find(e.inode);
+    if (it == sockets.end()) continue;
+    const auto& s = it->second;
+    e.socket = SocketAddress{s.family, s.protocol, s.local, s.remote, s.state};
+  }
+}
+
+const FdEntry* FdTable::find(int fd) const {
+  auto it = fds_.find(fd);
+  return it == fds_.end() ? nullptr : &it->second;
+}
+
+uint64_t FdTable::sockets_open() const {
+  uint64_t n = 0;
+  for (const auto& [fd, e] : fds_)
+    if (effective_type(e) == FdType::kSocket) ++n;
+  return n;
+}
+
+std::map<std::string, uint64_t> FdTable::by_type() const {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [fd, e] : fds_) ++out[std::string(proc::fd_type_name(effective_type(e)))];
+  return out;
+}
+
+std::vector<int> FdTable::unresolved(size_t max) const {
+  std::vector<int> out;
+  for (const auto& [fd, e] : fds_) {
+    if (out.size() >= max) break;
+    if (!e.resolved) out.push_back(fd);
+  }
+  return out;
+}
+
+void FdTable::record_sample(double t_s) {
+  fds_series.emplace_back(t_s, fds_.size());
+  sockets_series.emplace_back(t_s, sockets_open());
+}
+
+}  // namespace memlens::model

@@ -1,0 +1,95 @@
+// A process's open file descriptors as /proc shows them: /proc/PID/fd (readlink, stat through the magic
+// link), /proc/PID/fdinfo (flags), and the socket tables of the process's network namespace
+// (/proc/PID/net/{tcp,tcp6,udp,udp6,unix}) to name a socket's family, protocol and addresses by inode.
+// Everything here is text the kernel writes, but link targets and unix socket paths are chosen by the
+// traced process: parsers never trust them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+
+namespace memlens::proc {
+
+// What an fd refers to, with the names report.json and the scenarios use.
+enum class FdType : uint8_t {
+  kUnknown,  // not resolved yet (opened by path, /proc not read since)
+  kFile,
+  kDirectory,
+  kCharDevice,
+  kSocket,
+  kPipe,
+  kEventfd,
+  kEpoll,
+  kTimerfd,
+  kSignalfd,
+  kInotify,
+  kMemfd,
+  kPidfd,
+  kIoUring,
+  kOther,
+};
+
+std::string_view fd_type_name(FdType t);  // "file", "directory", "char_device", "socket", ..., "unknown"
+
+// The type of an fd from its link target ("socket:[123]", "anon_inode:[eventfd]", "/path") and, for a
+// path, the st_mode of the file it refers to (0 when stat failed).
+FdType classify_fd_target(std::string_view target, mode_t mode);
+
+// The inode in "socket:[123]" or "pipe:[456]", 0 when the target is not of that form.
+uint64_t bracket_inode(std::string_view target);
+
+// /proc/PID/fdinfo/N fields.
+struct FdInfoFields {
+  uint64_t pos = 0;
+  uint32_t flags = 0;  // O_* as open(2) flags, octal in the file; includes O_CLOEXEC
+};
+std::optional<FdInfoFields> parse_fdinfo(std::string_view text);
+
+struct ProcFd {
+  int fd = -1;
+  std::string target;  // readlink of /proc/PID/fd/N
+  FdType type = FdType::kOther;
+  uint64_t inode = 0;  // st_ino of what the fd refers to
+  uint64_t device = 0;
+  std::optional<uint32_t> flags;  // from fdinfo, when readable
+  bool cloexec() const;
+};
+
+struct FdScanOptions {
+  bool read_fdinfo = true;
+  size_t max_fds = 1u << 20;  // bound on the work for one process
+};
+
+// Every open fd of pid, sorted by number. An fd closed while the directory is read is left out.
+Result<std::vector<ProcFd>> scan_fds(pid_t pid, const FdScanOptions& opts = {});
+// One fd of pid; an error when it is not open.
+Result<ProcFd> read_fd(pid_t pid, int fd, bool read_fdinfo = false);
+
+// A socket as the process's network namespace lists it.
+struct SocketEntry {
+  uint64_t inode = 0;
+  std::string family;    // "inet", "inet6", "unix"
+  std::string protocol;  // "tcp", "udp" (inet); "stream", "dgram", "seqpacket" (unix)
+  std::string local;     // "127.0.0.1:8080", "[::1]:443", unix path ("@name" for abstract), "" unknown
+  std::string remote;    // "" when unconnected
+  std::string state;     // tcp: "LISTEN", "ESTABLISHED", ...; unix: "unconnected", "connected", ...
+};
+
+// /proc/net/tcp, tcp6, udp, udp6 text (protocol names what the file holds); malformed lines are skipped.
+std::vector<SocketEntry> parse_net_inet(std::string_view text, bool v6, std::string_view protocol);
+// /proc/net/unix text.
+std::vector<SocketEntry> parse_net_unix(std::string_view text);
+
+// Every socket of pid's network namespace, by inode (read through /proc/PID/net, so the namespace is the
+// process's own). A table that cannot be read is skipped.
+std::unordered_map<uint64_t, SocketEntry> read_sockets(pid_t pid);
+
+}  // namespace memlens::proc

@@ -1,0 +1,69 @@
+#include "report/verdict_section.h"
+
+namespace memlens::report {
+
+using analyze::Category;
+
+analyze::AnalysisInput analysis_input(const model::Process& p, const TopStacksFn& top_stacks) {
+  analyze::AnalysisInput in;
+  for (const auto& s : p.timeline) {
+    in[Category::rss].resident.push_back({s.t_s, static_cast<double>(s.rss.total())});
+    for (const auto& [name, bytes] : s.categories)
+      if (auto c = analyze::parse_category(name))  // "unexplained" is not judged
+        in[*c].resident.push_back({s.t_s, static_cast<double>(bytes)});
+    if (s.fds_open) in[Category::fds].resident.push_back({s.t_s, static_cast<double>(*s.fds_open)});
+    if (s.array_buffers_bytes)
+      in.array_buffers_live.push_back({s.t_s, static_cast<double>(*s.array_buffers_bytes)});
+  }
+  // Open sockets per sample, from the fd table (empty, so not judged, when fds are not traced).
+  for (const auto& [t_s, n] : p.fds.sockets_series)
+    in[Category::sockets].resident.push_back({t_s, static_cast<double>(n)});
+  for (const auto& g : p.v8.gcs)
+    if (g.heap_used_after_bytes)
+      in.js_heap_after_gc.push_back({g.t_s, static_cast<double>(*g.heap_used_after_bytes), g.full()});
+
+  const auto& limits = p.attribution.limits;
+  if (limits.cgroup_memory_max_bytes)
+    in[Category::rss].limit = static_cast<double>(*limits.cgroup_memory_max_bytes);
+  if (p.v8.heap_size_limit_bytes)
+    in[Category::js_heap].limit = static_cast<double>(*p.v8.heap_size_limit_bytes);
+  if (limits.nofile_soft) {
+    in[Category::fds].limit = static_cast<double>(*limits.nofile_soft);
+    in[Category::sockets].limit = static_cast<double>(*limits.nofile_soft);
+  }
+  if (top_stacks)
+    for (size_t i = 0; i < analyze::kCategoryCount; ++i) {
+      auto c = static_cast<Category>(i);
+      if (!in[c].resident.empty()) in[c].top_stacks = top_stacks(c);
+    }
+  return in;
+}
+
+nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_stacks) {
+  if (p.timeline.empty()) return nullptr;
+  auto verdicts = analyze::analyze(analysis_input(p, top_stacks));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& v : verdicts) {
+    bool count = analyze::is_count_category(v.category);
+    nlohmann::json j = {
+        {"kind", analyze::kind_name(v.kind)},
+        {"category", analyze::category_name(v.category)},
+        {"rate_per_s", v.rate_per_s},
+        {"rate_unit", analyze::rate_unit(v.category)},
+        {"confidence", v.confidence},
+        {"evidence", v.evidence},
+        {"headline", v.headline},
+        {"top_stacks", v.top_stacks},
+        {"basis", v.basis},
+        {"window_s", v.window_s},
+        {"start_value", v.start_value},
+        {"end_value", v.end_value},
+    };
+    if (!count) j["rate_bytes_per_s"] = v.rate_per_s;
+    if (v.seconds_to_limit) j["seconds_to_limit"] = *v.seconds_to_limit;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace memlens::report

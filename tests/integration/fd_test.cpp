@@ -1,0 +1,260 @@
+// fd tracking against ground truth: each fd scenario lists its own fds (readlink of /proc/self/fd) at a
+// quiet point, and memlens's table of the same moment must agree, type by type.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "support/harness.h"
+
+namespace memlens::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string test_program(const std::string& name) {
+  const char* b = getenv("MEMLENS_BUILD_DIR");
+  return std::string(b ? b : ".") + "/test-programs/" + name;
+}
+
+// `memlens fds PID [--watch S] --json`, its one JSON object.
+json memlens_fds(const TempDir& dir, pid_t pid, double watch_s) {
+  std::vector<std::string> argv = {memlens_bin(), "fds", std::to_string(pid), "--json"};
+  if (watch_s > 0) {
+    argv.push_back("--watch");
+    argv.push_back(std::to_string(watch_s));
+  }
+  Child c = Child::spawn(argv, dir.path(), "fds");
+  auto rc = c.wait(60s);
+  EXPECT_EQ(rc, 0) << c.stderr_text();
+  auto lines = json_lines(c.stdout_text());
+  if (lines.empty()) {
+    ADD_FAILURE() << "memlens fds printed no JSON: " << c.stdout_text() << c.stderr_text();
+    return json::object();
+  }
+  return lines.back();
+}
+
+// Asks the scenario for its fd table now (SIGUSR2) and returns it.
+json scenario_fds_now(Child& scenario) {
+  size_t before = 0;
+  for (const auto& l : json_lines(scenario.stdout_text()))
+    if (l.value("event", "") == "fds") ++before;
+  scenario.signal(SIGUSR2);
+  for (int i = 0; i < 100; ++i) {
+    std::vector<json> fds;
+    for (const auto& l : json_lines(scenario.stdout_text()))
+      if (l.value("event", "") == "fds") fds.push_back(l);
+    if (fds.size() > before) return fds.back();
+    std::this_thread::sleep_for(50ms);
+  }
+  ADD_FAILURE() << "the scenario printed no fds line after SIGUSR2";
+  return json::object();
+}
+
+// Compares memlens's table with the scenario's own listing, fd by fd and by type.
+void expect_same_table(const json& memlens, const json& truth) {
+  EXPECT_EQ(memlens["open"], truth["count"])
+      << "memlens " << memlens["by_type"].dump() << " vs /proc " << truth["by_type"].dump();
+  EXPECT_EQ(memlens["by_type"], truth["by_type"]);
+  std::map<int, std::string> want, got;
+  for (const auto& f : truth["fds"]) want[f["fd"].get<int>()] = f["type"].get<std::string>();
+  for (const auto& f : memlens["fds"]) got[f["fd"].get<int>()] = f["type"].get<std::string>();
+  EXPECT_EQ(got, want);
+}
+
+const json* entry_of(const json& memlens, int fd) {
+  for (const auto& f : memlens["fds"])
+    if (f["fd"] == fd) return &f;
+  return nullptr;
+}
+
+bool stack_has(const json& entry, const std::string& needle) {
+  if (!entry["stack"].is_array()) return false;
+  for (const auto& f : entry["stack"])
+    if (f.get<std::string>().find(needle) != std::string::npos) return true;
+  return false;
+}
+
+TEST(Fds, LeakedFilesMatchProcWithTheirStacks) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child s = Child::spawn({node_bin(), scenario("fd_leak_files"), "--duration", "3", "--rate", "20", "--hold",
+                          "30", "--report-interval", "0"},
+                         dir.path(), "scenario");
+  auto ready = s.wait_for_event("ready", 20s);
+  ASSERT_TRUE(ready) << s.stderr_text();
+  std::string leak_dir = (*ready)["dir"];
+  // Watches the whole leaking phase (3 s), then the quiet point.
+  json m = memlens_fds(dir, s.pid(), 4.5);
+  json truth = scenario_fds_now(s);
+  expect_same_table(m, truth);
+  // Every leaked file fd opened while watched names its opener: libuv's uv_fs_open.
+  size_t leaked_with_stack = 0, leaked = 0;
+  for (const auto& f : m["fds"]) {
+    if (f.value("path", "").rfind(leak_dir, 0) != 0) continue;
+    ++leaked;
+    if (!f["opened_at"].is_null() && stack_has(f, "uv_fs_open")) ++leaked_with_stack;
+  }
+  EXPECT_GE(leaked, 40u);
+  // The first few opens may precede the attach: the others all have their stack.
+  EXPECT_GE(leaked_with_stack, leaked * 3 / 4) << m.dump();
+  EXPECT_EQ(m["open"].get<uint64_t>(), m["seeded"].get<uint64_t>() + m["opened_total"].get<uint64_t>() -
+                                           m["closed_total"].get<uint64_t>());
+  s.signal(SIGTERM);
+  EXPECT_EQ(s.wait(10s), 0);
+}
+
+TEST(Fds, LeakedSocketsMatchProcWithAddresses) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child s = Child::spawn({node_bin(), scenario("fd_leak_sockets"), "--duration", "3", "--rate", "10",
+                          "--hold", "30", "--report-interval", "0"},
+                         dir.path(), "scenario");
+  ASSERT_TRUE(s.wait_for_event("ready", 20s)) << s.stderr_text();
+  json m = memlens_fds(dir, s.pid(), 4.5);
+  json truth = scenario_fds_now(s);
+  expect_same_table(m, truth);
+  size_t tcp = 0, connected = 0, listening = 0;
+  for (const auto& f : m["fds"]) {
+    if (f["type"] != "socket" || f.value("protocol", "") != "tcp") continue;
+    ++tcp;
+    if (f.value("local", "").rfind("127.0.0.1:", 0) == 0 && f.value("remote", "").rfind("127.0.0.1:", 0) == 0)
+      ++connected;
+    if (f.value("state", "") == "LISTEN") ++listening;
+  }
+  EXPECT_EQ(listening, 1u);
+  EXPECT_GE(connected, 40u);  // ~30 clients x 2 ends, minus any opened before the attach
+  EXPECT_EQ(tcp, connected + listening);
+  s.signal(SIGTERM);
+  EXPECT_EQ(s.wait(10s), 0);
+}
+
+TEST(Fds, AttachReportsEveryFdAlreadyOpen) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child s = Child::spawn({node_bin(), scenario("fd_many"), "--count", "1000", "--report-interval", "0"},
+                         dir.path(), "scenario");
+  ASSERT_TRUE(s.wait_for_event("ready", 30s)) << s.stderr_text();
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", std::to_string(s.pid()), "-q", "--duration", "2", "-o", dir.file("out")},
+      dir.path(), "memlens");
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  json truth = scenario_fds_now(s);
+  ASSERT_GE(truth["count"].get<int>(), 1000);
+  auto proc = report_process(load_report(dir.file("out")), s.pid());
+  ASSERT_TRUE(proc);
+  ASSERT_TRUE(proc->contains("fds"));
+  const json& fds = (*proc)["fds"];
+  EXPECT_EQ(fds["open"], truth["count"]);
+  EXPECT_EQ(fds["by_type"], truth["by_type"]);
+  EXPECT_GE(fds["seeded"].get<int>(), 1000);
+  // Longest open first: all of them were open before memlens, with no stack.
+  ASSERT_EQ(fds["longest_open"].size(), 20u);
+  EXPECT_TRUE(fds["longest_open"][0]["stack"].is_null());
+  EXPECT_TRUE(fds["longest_open"][0]["opened_at"].is_null());
+  s.signal(SIGTERM);
+  EXPECT_EQ(s.wait(10s), 0);
+}
+
+TEST(Fds, Dup2OverAnOpenFd) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string prog = test_program("fd_dup2");
+  ASSERT_TRUE(std::filesystem::exists(prog)) << prog << " not built";
+  // fd_dup2 opens a and b, waits 2 s (memlens attaches meanwhile), dup2(a, b), holds.
+  Child s = Child::spawn({prog, "30", "2000", dir.path()}, dir.path(), "dup2");
+  std::this_thread::sleep_for(200ms);
+  json m = memlens_fds(dir, s.pid(), 3.5);
+  auto ev = s.wait_for_event("dup2", 10s);
+  ASSERT_TRUE(ev) << s.stderr_text();
+  ASSERT_EQ((*ev)["inode_b_after"], (*ev)["inode_a"]);
+  int fd_b = (*ev)["fd_b"];
+  const json* b = entry_of(m, fd_b);
+  ASSERT_TRUE(b) << m.dump();
+  EXPECT_EQ((*b)["path"], (*ev)["path_a"]);  // fd_b now refers to a's file
+  EXPECT_EQ((*b)["opened_by"], "dup2");
+  EXPECT_TRUE(stack_has(*b, "main")) << b->dump();
+  // Opened while watched: the dup2 copy and opendir's fd (the listing); closed: b's file (by dup2) and
+  // closedir's fd.
+  EXPECT_EQ(m["opened_total"], 2);
+  EXPECT_EQ(m["closed_total"], 2);
+  // The whole table equals the program's own listing.
+  auto lines = json_lines(s.stdout_text());
+  auto listing = last_event(lines, "fds");
+  ASSERT_TRUE(listing);
+  std::set<int> want, got;
+  for (const auto& f : (*listing)["fds"]) want.insert(f["fd"].get<int>());
+  for (const auto& f : m["fds"]) got.insert(f["fd"].get<int>());
+  EXPECT_EQ(got, want);
+  s.signal(SIGTERM);
+  EXPECT_EQ(s.wait(10s), 0);
+}
+
+TEST(Fds, ReusedNumberHoldsTheLastFile) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child s = Child::spawn({node_bin(), scenario("fd_reuse"), "--cycles", "8", "--period-ms", "300", "--hold",
+                          "30", "--report-interval", "0"},
+                         dir.path(), "scenario");
+  ASSERT_TRUE(s.wait_for_event("opened", 20s)) << s.stderr_text();
+  json m = memlens_fds(dir, s.pid(), 4.0);
+  auto lines = json_lines(s.stdout_text());
+  std::optional<json> last_reuse;
+  size_t same = 0;
+  for (const auto& l : lines)
+    if (l.value("event", "") == "reuse") {
+      last_reuse = l;
+      if (l["same"] == true) ++same;
+    }
+  ASSERT_TRUE(last_reuse);
+  ASSERT_GT(same, 0u);
+  int fd = (*last_reuse)["opened_fd"];
+  const json* e = entry_of(m, fd);
+  ASSERT_TRUE(e);
+  EXPECT_EQ((*e)["path"], (*last_reuse)["opened_path"]);
+  EXPECT_FALSE((*e)["opened_at"].is_null());
+  EXPECT_TRUE(stack_has(*e, "uv_fs_open")) << e->dump();
+  EXPECT_EQ(m["open"].get<uint64_t>(), m["seeded"].get<uint64_t>() + m["opened_total"].get<uint64_t>() -
+                                           m["closed_total"].get<uint64_t>());
+  expect_same_table(m, scenario_fds_now(s));
+  s.signal(SIGTERM);
+  EXPECT_EQ(s.wait(10s), 0);
+}
+
+TEST(Fds, HealthyServerRunReport) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", node_bin(),
+                          scenario("fd_healthy_server"), "--duration", "4", "--report-interval", "0"},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
+  auto lines = json_lines(m.stdout_text());
+  auto quiet = last_event(lines, "fds");
+  auto final_line = last_event(lines, "final");
+  ASSERT_TRUE(quiet && final_line);
+  int pid = pid_of(lines, *quiet);
+  auto proc = report_process(load_report(dir.file("out")), pid);
+  ASSERT_TRUE(proc && proc->contains("fds"));
+  const json& fds = (*proc)["fds"];
+  // Hundreds of connections came and went: each accepted and closed, each client socket opened and closed.
+  uint64_t completed = (*final_line).value("completed", 0);
+  EXPECT_GT(completed, 100u);
+  EXPECT_GE(fds["opened_total"].get<uint64_t>(), completed);
+  EXPECT_GE(fds["closed_total"].get<uint64_t>(), completed);
+  EXPECT_EQ(fds["missed_closes"], 0);
+  // At the end only the baseline remains: no more sockets than the quiet point had (the listener is
+  // closed by the scenario's cleanup before exit).
+  EXPECT_LE(fds["sockets_open"].get<uint64_t>(), (*quiet)["by_type"].value("socket", 0));
+  EXPECT_LE(fds["open"].get<uint64_t>(), (*quiet)["count"].get<uint64_t>());
+  // Timeline samples carry the open count.
+  ASSERT_FALSE((*proc)["timeline"].empty());
+  EXPECT_TRUE((*proc)["timeline"][0].contains("fds_open"));
+}
+
+}  // namespace
+}  // namespace memlens::testing

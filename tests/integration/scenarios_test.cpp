@@ -1,0 +1,132 @@
+// The issue-4 scenario suite: each scenario app traced by `memlens run` (and most also by `memlens attach`)
+// for at most about 60 s must get the verdict it is written to produce, and memlens's breakdown must match
+// what the scenario says about itself at the same moment: js_heap vs heapTotal and array_buffers vs
+// arrayBuffers within 10%, the categories' total vs rss within 5%.
+//
+// Two traces run at once (one test = one pair) to keep the suite near 10 minutes on 2 cores; pairs put a
+// CPU-heavy scenario next to a light one.
+#include <fmt/format.h>
+
+#include "support/scenario_support.h"
+
+namespace memlens::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+struct Expect {
+  // The verdict that must appear; empty kind: none required.
+  std::string kind, category;
+  // Kinds also accepted for `category` (growth_then_plateau or stable for a bounded cache).
+  std::vector<std::string> or_kinds;
+  bool no_leak_at_all = false;  // no leak_suspected verdict in any category
+};
+
+Expect expectation(const std::string& name) {
+  if (name == "js_cache_leak" || name == "js_listener_leak" || name == "js_closure_leak")
+    return {"leak_suspected", "js_heap", {}, false};
+  if (name == "buffer_leak") return {"leak_suspected", "array_buffers", {}, false};
+  if (name == "zlib_leak" || name == "intl_segmenter_leak")
+    return {"leak_suspected", "native_heap", {}, false};
+  if (name == "burst_then_quiet") return {"", "", {}, true};
+  if (name == "http_steady") return {"stable", "js_heap", {}, true};
+  if (name == "lru_cache") return {"growth_then_plateau", "js_heap", {"stable"}, true};
+  return {};
+}
+
+// |actual - truth| within the relative tolerance, or within 1 MiB for small figures (a category of a few
+// MB, e.g. arrayBuffers of 0, cannot be judged by percentage).
+::testing::AssertionResult close_to(const char* what, double actual, double truth, double tolerance) {
+  double allowed = std::max(tolerance * truth, 1.0 * kMiB);
+  if (std::abs(actual - truth) <= allowed) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << fmt::format("{}: {:.2f} MiB vs {:.2f} MiB (allowed ±{:.2f} MiB)",
+                                                      what, actual / kMiB, truth / kMiB, allowed / kMiB);
+}
+
+void check_run(const ScenarioRun& r) {
+  std::string label = fmt::format("{} ({})", r.spec.name, r.spec.attach ? "attach" : "run");
+  SCOPED_TRACE(label);
+  ASSERT_GT(r.pid, 0) << "the scenario never printed ready\n" << r.memlens_stderr;
+  ASSERT_EQ(r.memlens_exit, 0) << r.memlens_stderr;
+  ASSERT_FALSE(r.proc.is_null()) << "no process " << r.pid << " in the report";
+
+  // Verdicts.
+  Expect e = expectation(r.spec.name);
+  std::string all = verdicts_text(r);
+  if (!e.kind.empty()) {
+    bool ok = has_verdict(r, e.kind, e.category);
+    for (const auto& k : e.or_kinds) ok = ok || has_verdict(r, k, e.category);
+    EXPECT_TRUE(ok) << "expected " << e.kind << " " << e.category << "; got:" << all;
+  }
+  if (e.no_leak_at_all) {
+    for (const auto& [kind, category] : verdicts_of(r))
+      EXPECT_NE(kind, "leak_suspected") << category << " called a leak in a no-leak scenario:" << all;
+  } else if (e.category != "js_heap") {
+    // RSS grows while the JS heap does not: the point of the breakdown is not to blame the JS heap.
+    EXPECT_FALSE(has_verdict(r, "leak_suspected", "js_heap")) << all;
+  }
+
+  // Breakdown against the scenario's own figures.
+  auto c = breakdown_check(r);
+  ASSERT_TRUE(c) << "no breakdown, or no scenario memory line at its moment";
+  fmt::print(stderr, "[ breakdown ] {}: {}\n", label, c->describe());
+  // heapTotal counts the pages V8 has committed, some never touched (new space is committed ahead of
+  // use, and after a scavenge the idle semispace keeps its size): those are not resident. V8's own count
+  // of its committed pages that are in memory is total_physical_size, the figure resident js_heap bytes
+  // must match. heapTotal bounds it from above.
+  EXPECT_TRUE(close_to("js_heap vs heap total_physical_size", c->js_heap, c->heap_physical, 0.10))
+      << c->describe();
+  EXPECT_LE(c->js_heap, 1.10 * c->heap_total + kMiB) << c->describe();
+  EXPECT_TRUE(close_to("array_buffers vs arrayBuffers", c->array_buffers, c->array_buffers_truth, 0.10))
+      << c->describe();
+  EXPECT_TRUE(close_to("categories vs rss", c->categories_total, c->rss_truth, 0.05)) << c->describe();
+  // The categories and unexplained_bytes add up to the RSS the report prints, and little is unexplained.
+  EXPECT_NEAR(c->categories_total + c->unexplained, c->rss_bytes, 0.02 * c->rss_bytes) << c->describe();
+  EXPECT_LE(c->unexplained, 0.05 * c->rss_bytes) << c->describe();
+
+  // Every timeline sample after the first measurement carries the categories.
+  size_t with = 0;
+  for (const auto& s : r.proc["timeline"])
+    if (s.contains("js_heap_bytes")) ++with;
+  EXPECT_GE(with + 3, r.proc["timeline"].size()) << "samples without categories";
+}
+
+void run_pair(const ScenarioSpec& a, const ScenarioSpec& b) {
+  MEMLENS_REQUIRE_TRACING();
+  auto ra = start_scenario(a);
+  auto rb = start_scenario(b);
+  finish_scenario(*ra);
+  finish_scenario(*rb);
+  check_run(*ra);
+  check_run(*rb);
+}
+
+TEST(Scenarios, JsCacheLeakRun_BufferLeakAttach) {
+  run_pair({"js_cache_leak", false}, {"buffer_leak", true});
+}
+TEST(Scenarios, JsListenerLeakRun_ZlibLeakAttach) {
+  run_pair({"js_listener_leak", false}, {"zlib_leak", true});
+}
+TEST(Scenarios, JsClosureLeakRun_IntlSegmenterLeakAttach) {
+  run_pair({"js_closure_leak", false}, {"intl_segmenter_leak", true});
+}
+TEST(Scenarios, BufferLeakRun_JsListenerLeakAttach) {
+  run_pair({"buffer_leak", false}, {"js_listener_leak", true});
+}
+TEST(Scenarios, ZlibLeakRun_HttpSteadyAttach) {
+  run_pair({"zlib_leak", false}, {"http_steady", true});
+}
+TEST(Scenarios, IntlSegmenterLeakRun_JsCacheLeakAttach) {
+  run_pair({"intl_segmenter_leak", false}, {"js_cache_leak", true});
+}
+TEST(Scenarios, BurstThenQuietRun_LruCacheRun) {
+  run_pair({"burst_then_quiet", false}, {"lru_cache", false});
+}
+TEST(Scenarios, HttpSteadyRun_BurstThenQuietAttach) {
+  run_pair({"http_steady", false}, {"burst_then_quiet", true});
+}
+
+}  // namespace
+}  // namespace memlens::testing

@@ -1,0 +1,155 @@
+#include "support/scenario_support.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <time.h>
+
+#include <thread>
+
+namespace memlens::testing {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+uint64_t boot_time_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+std::optional<json> wait_ready(Child& c, std::chrono::milliseconds timeout, uint64_t& seen_ns) {
+  auto e = c.wait_for_event("ready", timeout);
+  seen_ns = boot_time_ns();
+  return e;
+}
+
+}  // namespace
+
+std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
+  auto r = std::make_unique<ScenarioRun>();
+  r->spec = spec;
+  std::string out = r->dir.file("out");
+  if (!spec.attach) {
+    r->memlens = Child::spawn({memlens_bin(), "run", "-q", "-o", out, "--", node_bin(), scenario(spec.name),
+                               "--duration", fmt::format("{}", spec.trace_s)},
+                              r->dir.path(), "memlens");
+    if (auto e = wait_ready(r->memlens, 30s, r->ready_seen_boot_ns)) r->pid = e->value("pid", 0);
+    return r;
+  }
+  // The scenario outlives the trace; memlens attaches once it is up and stops after trace_s.
+  r->node =
+      Child::spawn({node_bin(), scenario(spec.name), "--duration", fmt::format("{}", spec.trace_s + 30)},
+                   r->dir.path(), "node");
+  auto e = wait_ready(r->node, 30s, r->ready_seen_boot_ns);
+  if (!e) return r;
+  r->pid = e->value("pid", 0);
+  std::this_thread::sleep_for(1s);
+  r->memlens = Child::spawn({memlens_bin(), "attach", std::to_string(r->pid), "--duration",
+                             fmt::format("{}", spec.trace_s), "-q", "-o", out},
+                            r->dir.path(), "memlens");
+  return r;
+}
+
+void finish_scenario(ScenarioRun& r) {
+  if (r.memlens.pid() > 0) {
+    r.memlens_exit =
+        r.memlens.wait(std::chrono::milliseconds(static_cast<int64_t>((r.spec.trace_s + 90) * 1000)));
+    r.memlens_stderr = r.memlens.stderr_text();
+  }
+  if (r.spec.attach) {
+    if (r.node.pid() > 0) {
+      r.node.signal(SIGTERM);
+      r.node.wait(10s);
+    }
+    r.lines = json_lines(r.node.stdout_text());
+  } else {
+    r.lines = json_lines(r.memlens.stdout_text());
+  }
+  r.report = load_report(r.dir.file("out"));
+  if (auto p = report_process(r.report, r.pid)) r.proc = *p;
+}
+
+std::optional<double> scenario_figure_at(const std::vector<json>& lines, const std::string& group,
+                                         const std::string& key, double t_s) {
+  const json* prev = nullptr;
+  for (const auto& l : lines) {
+    if (l.value("event", "") != "memory" && l.value("event", "") != "final") continue;
+    if (!l.contains(group) || !l[group].contains(key)) continue;
+    double t = l.value("t_s", 0.0);
+    if (t >= t_s) {
+      double v = l[group][key].get<double>();
+      if (!prev) return v;
+      double t0 = (*prev)["t_s"].get<double>(), v0 = (*prev)[group][key].get<double>();
+      return t == t0 ? v : v0 + (v - v0) * (t_s - t0) / (t - t0);
+    }
+    prev = &l;
+  }
+  // After the last line: only if it is close (the scenario may have exited just before the reading).
+  if (prev && t_s - (*prev)["t_s"].get<double>() < 1.5) return (*prev)[group][key].get<double>();
+  return std::nullopt;
+}
+
+std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
+  if (r.proc.is_null() || !r.proc.contains("breakdown")) return std::nullopt;
+  const auto& b = r.proc["breakdown"];
+  const auto& m = b["method"];
+  // The breakdown's moment as the scenario's clock reads it. The scenario's clock starts when its script
+  // is loaded, after node's bootstrap (seconds under tracing): the ready line is printed at that clock's
+  // zero, and the test saw it at ready_seen_boot_ns (up to 50 ms late).
+  double bootstrap_s =
+      (static_cast<double>(r.ready_seen_boot_ns) - r.proc["start_time_ns"].get<double>()) / 1e9 - 0.025;
+  BreakdownCheck c;
+  c.scenario_t_s = m["process_age_s"].get<double>() - bootstrap_s;
+  auto heap_total = scenario_figure_at(r.lines, "memoryUsage", "heapTotal", c.scenario_t_s);
+  auto physical = scenario_figure_at(r.lines, "heap", "total_physical_size", c.scenario_t_s);
+  auto ab = scenario_figure_at(r.lines, "memoryUsage", "arrayBuffers", c.scenario_t_s);
+  auto rss = scenario_figure_at(r.lines, "memoryUsage", "rss", c.scenario_t_s);
+  if (!heap_total || !physical || !ab || !rss) return std::nullopt;
+  c.heap_physical = *physical;
+  c.heap_total = *heap_total;
+  c.array_buffers_truth = *ab;
+  c.rss_truth = *rss;
+  c.js_heap = b["js_heap_bytes"].get<double>();
+  c.array_buffers = b["array_buffers_bytes"].get<double>();
+  for (const char* k : {"js_heap_bytes", "array_buffers_bytes", "native_heap_bytes", "code_bytes",
+                        "stacks_bytes", "file_mapped_bytes", "other_anon_bytes"})
+    c.categories_total += b[k].get<double>();
+  c.unexplained = b["unexplained_bytes"].get<double>();
+  c.rss_bytes = r.proc["rss_bytes"].get<double>();
+  return c;
+}
+
+std::string BreakdownCheck::describe() const {
+  auto mb = [](double v) { return v / (1024.0 * 1024.0); };
+  return fmt::format(
+      "at scenario t={:.1f}s: js_heap {:.1f} MiB vs heapTotal {:.1f} (in memory {:.1f}); array_buffers "
+      "{:.1f} vs arrayBuffers {:.1f}; "
+      "categories {:.1f} vs rss {:.1f}; unexplained {:.1f} of rss_bytes {:.1f}",
+      scenario_t_s, mb(js_heap), mb(heap_total), mb(heap_physical), mb(array_buffers),
+      mb(array_buffers_truth), mb(categories_total), mb(rss_truth), mb(unexplained), mb(rss_bytes));
+}
+
+std::vector<std::pair<std::string, std::string>> verdicts_of(const ScenarioRun& r) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (r.proc.is_null() || !r.proc.contains("verdicts")) return out;
+  for (const auto& v : r.proc["verdicts"]) out.emplace_back(v.value("kind", ""), v.value("category", ""));
+  return out;
+}
+
+bool has_verdict(const ScenarioRun& r, const std::string& kind, const std::string& category) {
+  for (const auto& [k, c] : verdicts_of(r))
+    if (k == kind && c == category) return true;
+  return false;
+}
+
+std::string verdicts_text(const ScenarioRun& r) {
+  std::string s;
+  if (r.proc.is_null() || !r.proc.contains("verdicts")) return "(no verdicts)";
+  for (const auto& v : r.proc["verdicts"])
+    s += fmt::format("\n  {} {}: {}", v.value("kind", ""), v.value("category", ""), v.value("evidence", ""));
+  return s;
+}
+
+}  // namespace memlens::testing

@@ -1,0 +1,64 @@
+// Running the issue-4 scenario apps under memlens (run or attach) and comparing memlens's breakdown and
+// verdicts with what each scenario printed about itself (process.memoryUsage() every second).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/harness.h"
+
+namespace memlens::testing {
+
+struct ScenarioSpec {
+  std::string name;     // tests/scenarios/<name>.js
+  bool attach = false;  // memlens attach to a running scenario, else memlens run
+  double trace_s = 60;  // seconds of tracing (run: the scenario's --duration)
+};
+
+// One traced scenario, started by start_scenario and completed by finish_scenario.
+struct ScenarioRun {
+  ScenarioSpec spec;
+  TempDir dir;
+  Child memlens;
+  Child node;  // attach mode only: the scenario, started by the test
+  int pid = 0;
+  // CLOCK_BOOTTIME when the test first saw the scenario's ready line (50 ms polling).
+  uint64_t ready_seen_boot_ns = 0;
+  std::optional<int> memlens_exit;
+  nlohmann::json report;
+  nlohmann::json proc;                // the scenario's entry in the report (null when missing)
+  std::vector<nlohmann::json> lines;  // the scenario's stdout lines
+  std::string memlens_stderr;
+};
+
+std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec);
+// Waits for memlens to finish, stops the scenario (attach), loads the report and the scenario's lines.
+void finish_scenario(ScenarioRun& run);
+
+uint64_t boot_time_ns();
+
+// A figure of the scenario's own memory lines interpolated at scenario time t_s: group is "memoryUsage"
+// (process.memoryUsage()) or "heap" (v8.getHeapStatistics()).
+std::optional<double> scenario_figure_at(const std::vector<nlohmann::json>& lines, const std::string& group,
+                                         const std::string& key, double t_s);
+
+// memlens's last breakdown next to the scenario's figures at the same moment.
+struct BreakdownCheck {
+  double scenario_t_s = 0;  // the breakdown's moment on the scenario's clock
+  double js_heap = 0, heap_total = 0;
+  double heap_physical = 0;  // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
+  double array_buffers = 0, array_buffers_truth = 0;
+  double categories_total = 0, rss_truth = 0;
+  double unexplained = 0, rss_bytes = 0;  // report's unexplained_bytes and rss_bytes
+  std::string describe() const;
+};
+std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& run);
+
+// Verdicts of the scenario process: (kind, category) pairs.
+std::vector<std::pair<std::string, std::string>> verdicts_of(const ScenarioRun& run);
+bool has_verdict(const ScenarioRun& run, const std::string& kind, const std::string& category);
+std::string verdicts_text(const ScenarioRun& run);  // headlines, for failure messages
+
+}  // namespace memlens::testing

@@ -1,0 +1,137 @@
+// /proc fd parsing: fixtures for the socket tables and fdinfo, and the live process checked against
+// fds it opens itself.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "proc/fd_scan.h"
+
+namespace memlens::proc {
+namespace {
+
+std::string fixture(const std::string& name) {
+  std::ifstream in(std::string(MEMLENS_TEST_DATA) + "/fd/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(FdScan, ParsesTcpTable) {
+  auto s = parse_net_inet(fixture("tcp.txt"), false, "tcp");
+  ASSERT_EQ(s.size(), 2u);  // the garbage line is skipped
+  EXPECT_EQ(s[0].inode, 41234u);
+  EXPECT_EQ(s[0].local, "127.0.0.1:8080");
+  EXPECT_EQ(s[0].remote, "");
+  EXPECT_EQ(s[0].state, "LISTEN");
+  EXPECT_EQ(s[0].family, "inet");
+  EXPECT_EQ(s[1].local, "127.0.0.1:50000");
+  EXPECT_EQ(s[1].remote, "127.0.0.1:8080");
+  EXPECT_EQ(s[1].state, "ESTABLISHED");
+}
+
+TEST(FdScan, ParsesTcp6Table) {
+  auto s = parse_net_inet(fixture("tcp6.txt"), true, "tcp");
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].local, "[::1]:443");
+  EXPECT_EQ(s[0].family, "inet6");
+  EXPECT_EQ(s[0].inode, 51000u);
+}
+
+TEST(FdScan, ParsesUnixTable) {
+  auto s = parse_net_unix(fixture("unix.txt"));
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].local, "/run/my app.sock");  // a path with a space
+  EXPECT_EQ(s[0].protocol, "stream");
+  EXPECT_EQ(s[0].state, "unconnected");
+  EXPECT_EQ(s[1].local, "");
+  EXPECT_EQ(s[1].state, "connected");
+  EXPECT_EQ(s[2].protocol, "dgram");
+  EXPECT_EQ(s[2].local, "@abstract");
+}
+
+TEST(FdScan, ParsesFdinfo) {
+  auto f = parse_fdinfo(fixture("fdinfo.txt"));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->pos, 42u);
+  EXPECT_EQ(f->flags, 02100002u);
+  EXPECT_TRUE(f->flags & O_CLOEXEC);
+  EXPECT_FALSE(parse_fdinfo("pos: 1\n"));
+}
+
+TEST(FdScan, ClassifiesTargets) {
+  EXPECT_EQ(classify_fd_target("socket:[12]", 0), FdType::kSocket);
+  EXPECT_EQ(classify_fd_target("pipe:[12]", 0), FdType::kPipe);
+  EXPECT_EQ(classify_fd_target("anon_inode:[eventpoll]", 0), FdType::kEpoll);
+  EXPECT_EQ(classify_fd_target("anon_inode:[eventfd]", 0), FdType::kEventfd);
+  EXPECT_EQ(classify_fd_target("anon_inode:[pidfd]", 0), FdType::kPidfd);
+  EXPECT_EQ(classify_fd_target("anon_inode:inotify", 0), FdType::kInotify);
+  EXPECT_EQ(classify_fd_target("anon_inode:bpf-map", 0), FdType::kOther);
+  EXPECT_EQ(classify_fd_target("/memfd:x (deleted)", S_IFREG), FdType::kMemfd);
+  EXPECT_EQ(classify_fd_target("/etc/passwd", S_IFREG), FdType::kFile);
+  EXPECT_EQ(classify_fd_target("/tmp", S_IFDIR), FdType::kDirectory);
+  EXPECT_EQ(classify_fd_target("/dev/null", S_IFCHR), FdType::kCharDevice);
+  EXPECT_EQ(bracket_inode("socket:[4321]"), 4321u);
+  EXPECT_EQ(bracket_inode("/x"), 0u);
+}
+
+// The live process: fds opened here are listed with the right type and flags, and a listening TCP socket
+// is found in the namespace's table with its address.
+TEST(FdScan, LiveSelf) {
+  int file = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  int dir = open("/", O_RDONLY | O_DIRECTORY);
+  int ev = eventfd(0, EFD_CLOEXEC);
+  int pfd[2];
+  ASSERT_EQ(pipe(pfd), 0);
+  int lsock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lsock, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lsock, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(lsock, 1), 0);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(getsockname(lsock, reinterpret_cast<sockaddr*>(&a), &len), 0);
+
+  auto fds = scan_fds(getpid());
+  ASSERT_TRUE(fds) << fds.error().describe();
+  auto find = [&](int fd) -> const ProcFd* {
+    for (const auto& f : *fds)
+      if (f.fd == fd) return &f;
+    return nullptr;
+  };
+  ASSERT_TRUE(find(file));
+  EXPECT_EQ(find(file)->type, FdType::kFile);
+  EXPECT_TRUE(find(file)->cloexec());
+  ASSERT_TRUE(find(dir));
+  EXPECT_EQ(find(dir)->type, FdType::kDirectory);
+  EXPECT_FALSE(find(dir)->cloexec());
+  EXPECT_EQ(find(ev)->type, FdType::kEventfd);
+  EXPECT_EQ(find(pfd[0])->type, FdType::kPipe);
+  EXPECT_EQ(find(lsock)->type, FdType::kSocket);
+  // The listing equals the directory: every fd of this process, and no other.
+  size_t n = 0;
+  for (int fd = 0; fd < 4096; ++fd)
+    if (fcntl(fd, F_GETFD) >= 0) ++n;
+  EXPECT_EQ(fds->size(), n);
+
+  auto sockets = read_sockets(getpid());
+  auto it = sockets.find(find(lsock)->inode);
+  ASSERT_NE(it, sockets.end());
+  EXPECT_EQ(it->second.local, "127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  EXPECT_EQ(it->second.state, "LISTEN");
+  EXPECT_EQ(it->second.protocol, "tcp");
+
+  for (int fd : {file, dir, ev, pfd[0], pfd[1], lsock}) close(fd);
+  EXPECT_FALSE(read_fd(getpid(), file));
+}
+
+}  // namespace
+}  // namespace memlens::proc
