@@ -4,9 +4,12 @@
 // program dispatching on an attach cookie): each reads a different register and does different work, so
 // every program stays short, and nothing depends on cookies (kernel >= 5.15).
 //
-// Cost: GC probes fire a few times per GC; the ArrayBuffer allocator probes fire once per backing store,
-// which in Buffer-heavy code is hundreds of thousands per second. Those only add to per-process counters
-// (one hash lookup and a few atomic adds); no ring-buffer event, no stack.
+// Cost: a uprobe hit is a breakpoint trap (about 18 us on the test VM). GC probes fire a few times per GC.
+// ArrayBuffer allocations can be hundreds of thousands per second, so by default no probe stays on them:
+// ml_v8_ab_window is attached only during short sampling windows (it learns where the allocator objects
+// are, whose byte counter userspace then reads from the process's memory, and samples allocation stacks).
+// The per-allocation programs (ml_v8_ab_alloc/free/realloc, ml_v8_ext_*) are attached only with
+// --v8-alloc-probes.
 #include <bpf/usdt.bpf.h>
 
 // Filled by userspace when it attaches the V8 probes to a process, removed when it stops tracking it: the
@@ -27,7 +30,7 @@ struct ml_v8_gc_pending {
   __u32 kind;
   __u32 flags;
   __u32 depth;  // PerformGarbageCollection re-entered on the same thread (a clone calling the original)
-  __u32 _pad;
+  __s32 stack_id;  // user stack at the start (what was running when the GC was triggered), -1 if none
 };
 
 struct {
@@ -42,7 +45,7 @@ static __always_inline struct ml_v8_counters* v8_counters(void) {
   return bpf_map_lookup_elem(&ml_v8_counters, &tgid);
 }
 
-static __always_inline int v8_gc_begin(__u32 kind, __u32 flags) {
+static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags) {
   struct ml_v8_counters* c = v8_counters();
   if (!c) return 0;
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -51,7 +54,8 @@ static __always_inline int v8_gc_begin(__u32 kind, __u32 flags) {
     p->depth += 1;
     return 0;
   }
-  struct ml_v8_gc_pending n = {.start_ns = bpf_ktime_get_boot_ns(), .kind = kind, .flags = flags};
+  struct ml_v8_gc_pending n = {
+      .start_ns = bpf_ktime_get_boot_ns(), .kind = kind, .flags = flags, .stack_id = user_stack_id(ctx)};
   if (bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) != 0) __sync_fetch_and_add(&c->gc_pending_full, 1);
   return 0;
 }
@@ -77,6 +81,8 @@ static __always_inline int v8_gc_finish(void) {
     e->heap_used_after_bytes = p->heap_after;
     e->kind = p->kind;
     e->flags = p->flags;
+    e->stack_id = p->stack_id;
+    e->_pad = 0;
     submit_event(e);
   }
   bpf_map_delete_elem(&ml_v8_gc_pending, &tid);
@@ -99,7 +105,7 @@ static __always_inline int v8_heap_figure(__u64 bytes, bool after) {
 
 // Heap::PerformGarbageCollection entry: esi = GarbageCollector.
 SEC("uprobe")
-int ml_v8_gc_start(struct pt_regs* ctx) { return v8_gc_begin((__u32)PT_REGS_PARM2(ctx), 0); }
+int ml_v8_gc_start(struct pt_regs* ctx) { return v8_gc_begin(ctx, (__u32)PT_REGS_PARM2(ctx), 0); }
 
 SEC("uretprobe")
 int ml_v8_gc_end(struct pt_regs* ctx) { return v8_gc_finish(); }
@@ -120,11 +126,96 @@ static __always_inline void v8_ab_allocated(struct ml_v8_counters* c, __u64 byte
   if (live > 0 && (__u64)live > c->ab_peak_live_bytes) c->ab_peak_live_bytes = (__u64)live;
 }
 
-// NodeArrayBufferAllocator::Allocate / AllocateUninitialized entry: rsi = bytes.
+// Backing-store bytes per (process, user stack), for the array_buffers profile. Userspace takes (reads and
+// deletes) a process's entries when a window closes and when it stops tracking the process.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct ml_v8_stack_key);
+  __type(value, struct ml_v8_stack_weights);
+} ml_v8_ab_stacks SEC(".maps");
+
+// The open sampling window of a process (entry present = window open).
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tgid
+  __type(value, struct ml_v8_ab_window);
+} ml_v8_ab_windows SEC(".maps");
+
+// Allocator objects seen during the open windows (value: CLOCK_BOOTTIME when first seen). Userspace deletes
+// a process's entries when its window closes, so each window reports each allocator once.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, struct ml_v8_allocator_key);
+  __type(value, __u64);
+} ml_v8_allocators SEC(".maps");
+
+static __always_inline void v8_ab_stack_add(void* ctx, __u32 tgid, __u64 bytes) {
+  __s32 id = user_stack_id(ctx);
+  if (id < 0) return;
+  struct ml_v8_stack_key key = {.pid = tgid, .stack_id = id};
+  struct ml_v8_stack_weights* w = bpf_map_lookup_elem(&ml_v8_ab_stacks, &key);
+  if (!w) {
+    struct ml_v8_stack_weights zero = {};
+    bpf_map_update_elem(&ml_v8_ab_stacks, &key, &zero, BPF_NOEXIST);  // another CPU may have added it
+    w = bpf_map_lookup_elem(&ml_v8_ab_stacks, &key);
+    if (!w) {
+      count_loss(ML_LOSS_STACK);
+      return;
+    }
+  }
+  __sync_fetch_and_add(&w->bytes, bytes);
+  __sync_fetch_and_add(&w->count, 1);
+}
+
+static __always_inline void v8_ab_notice(__u32 kind, __u64 addr) {
+  struct ml_v8_ab_notice* e = reserve_event(sizeof(*e));
+  if (!e) return;
+  fill_header(&e->h, ML_EV_V8_AB_NOTICE);
+  e->addr = addr;
+  e->kind = kind;
+  e->_pad = 0;
+  // Woken at once: userspace detaches the window's probes when it reads this, and every allocation until
+  // then still traps.
+  bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+}
+
+// NodeArrayBufferAllocator::Allocate / AllocateUninitialized entry, during a sampling window only:
+// rdi = the allocator, rsi = bytes.
+SEC("uprobe")
+int ml_v8_ab_window(struct pt_regs* ctx) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct ml_v8_ab_window* w = bpf_map_lookup_elem(&ml_v8_ab_windows, &tgid);
+  if (!w) return 0;
+  struct ml_v8_allocator_key key = {.pid = tgid, .addr = PT_REGS_PARM1(ctx)};
+  if (!bpf_map_lookup_elem(&ml_v8_allocators, &key)) {
+    __u64 now = bpf_ktime_get_boot_ns();
+    if (bpf_map_update_elem(&ml_v8_allocators, &key, &now, BPF_NOEXIST) == 0)
+      v8_ab_notice(ML_V8_AB_NOTICE_ALLOCATOR, key.addr);
+  }
+  if (bpf_ktime_get_boot_ns() - w->start_ns > w->length_ns) {
+    // Racy on purpose: two CPUs may both report the end; userspace closes a window once.
+    if (!w->ended) {
+      w->ended = 1;
+      v8_ab_notice(ML_V8_AB_NOTICE_WINDOW_OVER, 0);
+    }
+    return 0;
+  }
+  if (w->flags & ML_V8_AB_STACKS) v8_ab_stack_add(ctx, tgid, PT_REGS_PARM2(ctx));
+  return 0;
+}
+
+// --v8-alloc-probes: NodeArrayBufferAllocator::Allocate / AllocateUninitialized entry: rsi = bytes. With
+// stacks, every allocation's stack is counted (exact rather than sampled).
 SEC("uprobe")
 int ml_v8_ab_alloc(struct pt_regs* ctx) {
   struct ml_v8_counters* c = v8_counters();
-  if (c) v8_ab_allocated(c, PT_REGS_PARM2(ctx));
+  if (!c) return 0;
+  __u64 bytes = PT_REGS_PARM2(ctx);
+  v8_ab_allocated(c, bytes);
+  if (capture_stacks) v8_ab_stack_add(ctx, bpf_get_current_pid_tgid() >> 32, bytes);
   return 0;
 }
 
@@ -177,7 +268,7 @@ int ml_v8_ext_update(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PA
 // USDT node:gc__start(int type, int flags, void* isolate) / gc__done(...) (Node <= 18 built --with-dtrace):
 // type is v8::GCType bits, mapped to a kind by userspace. No heap figures on this path.
 SEC("usdt")
-int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) { return v8_gc_begin((__u32)type, ML_V8_GC_USDT); }
+int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) { return v8_gc_begin(ctx, (__u32)type, ML_V8_GC_USDT); }
 
 SEC("usdt")
 int BPF_USDT(ml_v8_usdt_gc_done, int type, int flags) { return v8_gc_finish(); }

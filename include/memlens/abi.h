@@ -34,6 +34,7 @@ enum ml_event_type {
   ML_EV_EXEC = 17,
   ML_EV_EXIT = 18,
   ML_EV_V8_GC = 32,  // one completed GC (struct ml_v8_event); backing stores are counted in ml_v8_counters
+  ML_EV_V8_AB_NOTICE = 33,  // an ArrayBuffer sampling window saw a new allocator or ran out (ml_v8_ab_notice)
   ML_EV_FD_OPEN = 48,
   ML_EV_FD_CLOSE = 49,
 };
@@ -100,12 +101,60 @@ struct ml_v8_event {
   __u64 heap_used_after_bytes;    // Heap::SizeOfObjects() at GCTracer::StopInSafepoint
   __u32 kind;                     // uprobes: V8's GarbageCollector (0 scavenge, 1 mark-compact, 2 minor MC)
   __u32 flags;                    // ML_V8_GC_*
+  __s32 stack_id;                 // user stack of the thread at the GC's start (ml_stacks), -1 when none
+  __u32 _pad;
 };
-ML_STATIC_ASSERT(sizeof(struct ml_v8_event) == 56, "ml_v8_event size");
+ML_STATIC_ASSERT(sizeof(struct ml_v8_event) == 64, "ml_v8_event size");
+
+// ArrayBuffer sampling windows. The default path puts no probe on every backing store: memlens reads the
+// allocator's own byte counter (NodeArrayBufferAllocator::total_mem_usage_, what memoryUsage().arrayBuffers
+// returns) from the process's memory each sample. To know where that counter is, and to sample allocation
+// stacks, userspace opens short windows: it attaches probes on the allocator's Allocate functions for a
+// moment, then detaches them. ml_v8_ab_window (map ml_v8_ab_windows, keyed by tgid) is the window's state.
+#define ML_V8_AB_STACKS 0x1  // record the user stack and bytes of each allocation in the window
+struct ml_v8_ab_window {
+  __u64 start_ns;   // CLOCK_BOOTTIME when userspace opened it
+  __u64 length_ns;  // the window is over at the first allocation after start + length
+  __u32 flags;      // ML_V8_AB_*
+  __u32 ended;      // set once by the kernel when it reports the window over
+};
+ML_STATIC_ASSERT(sizeof(struct ml_v8_ab_window) == 24, "ml_v8_ab_window size");
+
+// A NodeArrayBufferAllocator instance seen in a window (ml_v8_allocators key): the main thread and every
+// worker thread have their own.
+struct ml_v8_allocator_key {
+  __u32 pid;
+  __u32 _pad;
+  __u64 addr;  // the allocator object (`this`) in the process
+};
+ML_STATIC_ASSERT(sizeof(struct ml_v8_allocator_key) == 16, "ml_v8_allocator_key size");
+
+#define ML_V8_AB_NOTICE_ALLOCATOR 1  // addr is an allocator not seen before in this window
+#define ML_V8_AB_NOTICE_WINDOW_OVER 2  // the window's time has run out: userspace detaches its probes
+struct ml_v8_ab_notice {
+  struct ml_event_header h;
+  __u64 addr;
+  __u32 kind;  // ML_V8_AB_NOTICE_*
+  __u32 _pad;
+};
+ML_STATIC_ASSERT(sizeof(struct ml_v8_ab_notice) == 40, "ml_v8_ab_notice size");
+
+// Backing-store allocations per (process, user stack), summed in the kernel (ml_v8_ab_stacks).
+struct ml_v8_stack_key {
+  __u32 pid;
+  __s32 stack_id;
+};
+ML_STATIC_ASSERT(sizeof(struct ml_v8_stack_key) == 8, "ml_v8_stack_key size");
+struct ml_v8_stack_weights {
+  __u64 bytes;
+  __u64 count;
+};
+ML_STATIC_ASSERT(sizeof(struct ml_v8_stack_weights) == 16, "ml_v8_stack_weights size");
 
 // Per tracked node process (ml_v8_counters map, keyed by tgid, created by userspace when it attaches the
-// V8 probes): ArrayBuffer backing stores and external-memory adjustments are counted in the kernel and
-// read at every sample, never streamed one event per allocation.
+// V8 probes): external-memory adjustments, GC pairing losses and, with --v8-alloc-probes only, every
+// ArrayBuffer backing-store allocation and free are counted in the kernel and read at every sample, never
+// streamed one event per allocation.
 struct ml_v8_counters {
   __u64 ab_allocated_bytes;  // NodeArrayBufferAllocator::Allocate + AllocateUninitialized (+ realloc growth)
   __u64 ab_allocations;

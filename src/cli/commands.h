@@ -33,6 +33,7 @@ struct TraceOptions {
   uint32_t fault_sample_period = 32;  // one page fault in this many gets its stack
   bool perf_map = true;             // run: start node with V8's perf map so JS frames get names
   bool v8 = true;                   // V8 probes (GC, heap, ArrayBuffers)
+  bool v8_alloc_probes = false;     // probe every ArrayBuffer allocation/free (exact totals, slower)
   bool fds = true;                  // file-descriptor tracking
 };
 

@@ -18,6 +18,9 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
   cmd->add_flag("-q,--quiet", o.quiet, "No live line and no summary");
   cmd->add_flag("-v,--verbose", o.verbose, "Show libbpf's messages");
   cmd->add_flag("!--no-v8", o.v8, "Do not attach the V8 probes (GC, heap used, ArrayBuffers)");
+  cmd->add_flag("--v8-alloc-probes", o.v8_alloc_probes,
+                "Probe every ArrayBuffer allocation and free: exact allocated/freed totals and an exact "
+                "array_buffers profile, at one breakpoint trap per allocation (slow for Buffer-heavy code)");
   cmd->add_flag("!--no-fds", o.fds, "Do not track file descriptors");
   cmd->add_flag("!--no-stacks", o.stacks, "Do not capture user stacks (no flame graphs or profiles)");
   cmd->add_option("--fault-sample-period", o.fault_sample_period,

@@ -13,6 +13,7 @@
 #include "collect/extensions.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
+#include "report/fd_section.h"
 #include "report/folded.h"
 #include "report/html.h"
 #include "report/json_report.h"
@@ -75,6 +76,7 @@ int TraceSession::start() {
   tracer_ = std::move(*tracer);
   collect::ExtensionOptions eo;
   eo.v8 = opts_.v8;
+  eo.v8_alloc_probes = opts_.v8_alloc_probes;
   eo.fds = opts_.fds;
   for (auto& ext : collect::default_extensions(tracer_->session(), eo)) tracer_->add_extension(std::move(ext));
   if (opts_.stacks) {
@@ -134,6 +136,8 @@ int TraceSession::finish_and_report() {
   tracer_->finish();
   std::vector<report::StackProfile> profiles;
   if (stacks_) profiles = stacks_->profiles(trace_);
+  if (opts_.fds)
+    if (auto fd_profile = report::fd_open_profile(trace_)) profiles.push_back(std::move(*fd_profile));
   nlohmann::json report = report::build_report(trace_);
   report["profiles"] = report::profiles_summary(profiles);
   std::vector<std::string> written;

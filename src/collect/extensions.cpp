@@ -7,7 +7,7 @@ namespace memlens::collect {
 std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& session, const ExtensionOptions& opts) {
   std::vector<std::unique_ptr<TraceExtension>> out;
   if (opts.v8)
-    if (auto e = make_v8_extension(session)) out.push_back(std::move(e));
+    if (auto e = make_v8_extension(session, opts.v8_alloc_probes)) out.push_back(std::move(e));
   if (opts.fds)
     if (auto e = make_fd_extension(session)) out.push_back(std::move(e));
   // Last: its on_sample reads the figures the others put on the same sample (live backing stores).

@@ -11,11 +11,14 @@ namespace memlens::collect {
 struct ExtensionOptions {
   bool fds = true;
   bool v8 = true;
+  // V8: probe every ArrayBuffer allocation and free (exact totals and stacks, at a trap per allocation)
+  // rather than reading the allocator's counter and sampling stacks in short windows.
+  bool v8_alloc_probes = false;
   bool attribution = true;
 };
 
 std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session);
-std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session);
+std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session, bool alloc_probes = false);
 struct AttributionOptions;  // collect/attribution_extension.h
 std::unique_ptr<TraceExtension> make_attribution_extension(const AttributionOptions& opts);
 

@@ -31,16 +31,22 @@ struct V8State {
   std::optional<uint64_t> heap_used_bytes;  // after the last GC
   std::optional<uint64_t> heap_size_limit_bytes;
 
-  // ArrayBuffer/Buffer backing stores, from Node's ArrayBuffer allocator.
-  bool array_buffers_probed = false;
-  uint64_t array_buffer_live_bytes = 0;
-  uint64_t array_buffer_peak_bytes = 0;
+  // ArrayBuffer/Buffer backing stores, from Node's ArrayBuffer allocator. Live bytes are the allocators'
+  // own counter (what memoryUsage().arrayBuffers returns, summed over the main thread's and the workers'
+  // allocators), read from the process each sample; with --v8-alloc-probes, every allocation and free is
+  // also counted.
+  bool array_buffers_probed = false;      // live bytes are known
+  std::string array_buffers_source;       // "allocator_counter" or "allocation_probes"
+  uint64_t array_buffer_live_bytes = 0;   // now (at exit for a process that exited)
+  uint64_t array_buffer_peak_bytes = 0;   // highest live figure seen (samples, and the kernel's when counting)
+  uint32_t array_buffer_allocators = 0;   // allocator objects read (main thread + worker threads)
+  bool array_buffers_counting = false;    // the totals below are counted (--v8-alloc-probes)
   uint64_t array_buffer_allocated_total = 0;
   uint64_t array_buffer_freed_total = 0;
   uint64_t array_buffer_allocations = 0;
   uint64_t array_buffer_frees = 0;
-  // Live bytes when memlens attached late: allocations before attach are unknown, so live bytes are
-  // reported relative to this offset (see the report's notes).
+  // Attach mode with counting: allocations and frees before attach are unknown, so the totals count from
+  // attach (see the report's notes).
   bool array_buffers_baseline_unknown = false;
 
   int64_t external_adjustments_bytes = 0;  // sum of signed adjustments seen

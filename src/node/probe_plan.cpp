@@ -384,6 +384,26 @@ size_t lock_instruction_length(const uint8_t* p, size_t n) {
   return i <= n ? i : 0;
 }
 
+std::optional<uint32_t> decode_lock_sub_rdx_from_rdi(const uint8_t* p, size_t n) {
+  // lock, REX.W (no R/X/B: rdx and rdi are legacy registers), sub r/m64 r64, ModRM reg=rdx rm=rdi.
+  if (n < 5 || p[0] != 0xF0 || p[1] != 0x48 || p[2] != 0x29) return std::nullopt;
+  uint8_t modrm = p[3], mod = modrm >> 6, reg = (modrm >> 3) & 7, rm = modrm & 7;
+  if (reg != 2 || rm != 7) return std::nullopt;
+  if (mod == 1) {
+    auto disp = static_cast<int8_t>(p[4]);
+    if (disp < 0) return std::nullopt;
+    return static_cast<uint32_t>(disp);
+  }
+  if (mod == 2 && n >= 8) {
+    int32_t disp;
+    std::memcpy(&disp, p + 4, sizeof disp);
+    if (disp < 0) return std::nullopt;
+    return static_cast<uint32_t>(disp);
+  }
+  if (mod == 0) return 0u;  // (%rdi): the counter first in the object (no vtable); not seen in any build
+  return std::nullopt;
+}
+
 std::vector<uint64_t> offsets_after_calls_to(const uint8_t* code, size_t n, uint64_t code_vaddr,
                                              uint64_t target_vaddr) {
   std::vector<uint64_t> out;
@@ -470,6 +490,11 @@ std::string ProbePlan::describe() const {
                          a.table == SymbolTable::dynsym ? ".dynsym" : ".symtab", a.symbol, a.offset_in_symbol,
                          a.file_offset, a.retprobe ? "return" : (a.offset_in_symbol ? "inside" : "entry"));
   }
+  if (ab_counter_offset)
+    out += fmt::format("  array_buffer_counter: allocator + {:#x} (from NodeArrayBufferAllocator::Free)\n",
+                       *ab_counter_offset);
+  else
+    out += fmt::format("  array_buffer_counter: not found: {}\n", ab_counter_skip_reason);
   if (usdt.empty()) out += "  usdt: no stapsdt notes\n";
   for (const auto& u : usdt)
     out += fmt::format("  usdt {}:{}: pc {:#x} (file offset {:#x}), semaphore {}, args \"{}\"\n", u.provider,
@@ -488,6 +513,24 @@ Result<ProbePlan> plan_for_elf(const elf::ElfFile& elf, int fd, const std::strin
   plan.node_version = guess_version(elf);
   plan.stripped = !elf.has_symtab() && elf.find_symbols_with_prefix("_ZN2v88internal4Heap").empty();
   plan.usdt = read_usdt_probes(elf);
+
+  // The allocator's byte counter, from Free's first instruction (docs/v8-probes.md).
+  if (auto frees = resolve(elf, kAbFree); frees.empty()) {
+    plan.ab_counter_skip_reason = "symbol not found: " + kAbFree.front();
+  } else if (auto code = read_code(fd, elf, frees.front().address, 16); !code.ok()) {
+    plan.ab_counter_skip_reason = code.error().message;
+  } else {
+    const auto* b = reinterpret_cast<const uint8_t*>(code->data());
+    plan.ab_counter_offset = decode_lock_sub_rdx_from_rdi(b, code->size());
+    if (!plan.ab_counter_offset) {
+      std::string bytes;
+      for (size_t i = 0; i < std::min<size_t>(code->size(), 8); ++i) bytes += fmt::format("{:02x} ", b[i]);
+      plan.ab_counter_skip_reason = fmt::format(
+          "{} does not start with `lock sub %rdx, DISP(%rdi)` (bytes: {}): the allocator's counter "
+          "offset is unknown in this build",
+          frees.front().name, bytes);
+    }
+  }
 
   for (ProbePurpose purpose : kAllProbePurposes) {
     ProbeSite site;

@@ -99,6 +99,11 @@ struct ProbePlan {
   std::string node_version;       // "v20.20.2" when found cheaply in .rodata, else ""
   std::vector<ProbeSite> probes;  // one per ProbePurpose, in kAllProbePurposes order
   std::vector<UsdtProbe> usdt;    // node:gc__start / node:gc__done (and any other stapsdt notes)
+  // Where NodeArrayBufferAllocator keeps its byte counter (total_mem_usage_, what
+  // process.memoryUsage().arrayBuffers returns), as an offset into the allocator object: decoded from Free's
+  // first instruction, `lock sub %rdx, DISP(%rdi)`. Empty, with the reason, when Free does not start so.
+  std::optional<uint32_t> ab_counter_offset;
+  std::string ab_counter_skip_reason;
 
   const ProbeSite* find(ProbePurpose purpose) const;
   const UsdtProbe* find_usdt(std::string_view provider, std::string_view name) const;
@@ -123,6 +128,9 @@ std::vector<UsdtProbe> read_usdt_probes(const elf::ElfFile& elf);
 // x86-64 helpers (exposed for tests). Length of a lock-prefixed read-modify-write instruction at p, 0 when
 // p does not start with one this decoder knows. The kernel refuses uprobes on lock-prefixed instructions.
 size_t lock_instruction_length(const uint8_t* p, size_t n);
+// DISP of `lock sub %rdx, DISP(%rdi)` (f0 48 29 57 d8 / f0 48 29 97 d32) at p, nullopt for any other
+// instruction (another register, a negative or missing displacement).
+std::optional<uint32_t> decode_lock_sub_rdx_from_rdi(const uint8_t* p, size_t n);
 // Offsets, within code that starts at vaddr code_vaddr, of the instructions following each `call rel32`
 // whose target is target_vaddr.
 std::vector<uint64_t> offsets_after_calls_to(const uint8_t* code, size_t n, uint64_t code_vaddr,

@@ -49,7 +49,13 @@ json process_json(const model::Process& p) {
     if (s.js_heap_used_bytes) t["js_heap_used_bytes"] = *s.js_heap_used_bytes;
     if (s.array_buffers_bytes) t["array_buffers_bytes"] = *s.array_buffers_bytes;
     if (s.fds_open) t["fds_open"] = *s.fds_open;
-    for (const auto& [cat, bytes] : s.categories) t[cat + "_bytes"] = bytes;
+    // Categories sit in their own object: "array_buffers_bytes" above is V8's live figure, which the
+    // array_buffers category (resident bytes) must not overwrite.
+    if (!s.categories.empty()) {
+      json cats = json::object();
+      for (const auto& [cat, bytes] : s.categories) cats[cat + "_bytes"] = bytes;
+      t["categories"] = std::move(cats);
+    }
     timeline.push_back(std::move(t));
   }
   j["timeline"] = std::move(timeline);

@@ -50,6 +50,10 @@ void LiveView::update(const model::Trace& trace) {
                                    format_signed_bytes(drss), ev_rate, lost);
     if (cur.js_heap_used_bytes) line += fmt::format("  heap {}", format_bytes(*cur.js_heap_used_bytes));
     if (cur.array_buffers_bytes) line += fmt::format("  ab {}", format_bytes(*cur.array_buffers_bytes));
+    if (p->v8.probed) {
+      auto gc = model::summarize_gcs(p->v8.gcs);
+      line += fmt::format("  gc {} ({:.0f} ms)", gc.count, gc.pause_total_ms);
+    }
     if (cur.fds_open) line += fmt::format("  fds {}", *cur.fds_open);
     lines.push_back(std::move(line));
   }
@@ -93,7 +97,10 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
     if (p.contains("breakdown")) {
       std::string parts;
       for (const auto& [k, v] : p["breakdown"].items())
-        if (v.is_number() && v.get<uint64_t>() > 0) parts += fmt::format(" {} {}", k, format_bytes(v.get<uint64_t>()));
+        if (v.is_number() && v.get<int64_t>() > 0) {
+          std::string name = k.size() > 6 && k.compare(k.size() - 6, 6, "_bytes") == 0 ? k.substr(0, k.size() - 6) : k;
+          parts += fmt::format(" {} {}", name, format_bytes(v.get<uint64_t>()));
+        }
       out += "           breakdown:" + parts + "\n";
     }
     if (p.contains("gc")) {

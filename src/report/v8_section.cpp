@@ -38,12 +38,18 @@ json v8_array_buffers_section(const model::Process& p) {
   if (!v8.array_buffers_probed) return nullptr;
   json j = {{"live_bytes", v8.array_buffer_live_bytes},
             {"peak_bytes", v8.array_buffer_peak_bytes},
-            {"allocated_bytes_total", v8.array_buffer_allocated_total},
-            {"freed_bytes_total", v8.array_buffer_freed_total},
-            {"allocations", v8.array_buffer_allocations},
-            {"frees", v8.array_buffer_frees},
-            // Attach mode: backing stores allocated before memlens attached are not in these figures.
-            {"counted_since_attach", v8.array_buffers_baseline_unknown}};
+            {"source", v8.array_buffers_source},
+            {"allocators", v8.array_buffer_allocators},
+            {"counting", v8.array_buffers_counting}};
+  // Totals exist only when every allocation and free was probed (--v8-alloc-probes); absent otherwise.
+  if (v8.array_buffers_counting) {
+    j["allocated_bytes_total"] = v8.array_buffer_allocated_total;
+    j["freed_bytes_total"] = v8.array_buffer_freed_total;
+    j["allocations"] = v8.array_buffer_allocations;
+    j["frees"] = v8.array_buffer_frees;
+    // Attach mode: backing stores allocated or freed before memlens attached are not in the totals.
+    j["counted_since_attach"] = v8.array_buffers_baseline_unknown;
+  }
   if (v8.external_probed)
     j["external_adjustments"] = {{"count", v8.external_adjustments},
                                  {"sum_bytes", v8.external_adjustments_bytes}};
