@@ -3,17 +3,14 @@
 // returns an fd: the attach cookie says which wrapper fired (enum ml_fd_kind). close and close_range are
 // reported at entry, without a return probe: the fd is released whatever close returns, and a close is
 // hot in a server, so it costs one uprobe hit instead of two.
-
-// Opening stacks are captured for every fd (a few distinct stacks open most fds); its own table, so fd
-// stacks do not depend on the address-space stack option.
-const volatile bool capture_fd_stacks = true;
-
-struct {
-  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-  __uint(max_entries, 4096);
-  __uint(key_size, sizeof(__u32));
-  __uint(value_size, ML_MAX_STACK_DEPTH * sizeof(__u64));
-} ml_fd_stacks SEC(".maps");
+//
+// The generic syscall() wrapper is not probed, although libuv closes every fd with syscall(SYS_close):
+// a uprobe there traps on every syscall() call of the process, whatever its number (node makes many),
+// and doubled the run time of allocation-heavy scripts. Userspace finds those closes instead: a traced
+// open that returns a number the table still holds, and the /proc/PID/fd listing at every sample.
+//
+// Opening stacks go to the shared stack table (ml_stacks), so the stacks extension symbolizes them with
+// the process's other stacks while its maps can still be read; they follow the --no-stacks option.
 
 // Arguments of an fd call from entry to return, per thread. LRU: a thread that dies inside a call (or an
 // entry whose return never fires) cannot fill the table.
@@ -35,16 +32,6 @@ struct {
 #define ML_F_SETFD 2
 #define ML_F_DUPFD_CLOEXEC 1030
 
-static __always_inline __s32 fd_stack_id(void* ctx) {
-  if (!capture_fd_stacks) return -1;
-  long id = bpf_get_stackid(ctx, &ml_fd_stacks, BPF_F_USER_STACK);
-  if (id < 0) {
-    count_loss(ML_LOSS_STACK);
-    return -1;
-  }
-  return (__s32)id;
-}
-
 SEC("uprobe")
 int ml_fd_enter(struct pt_regs* ctx) {
   __u64 id = bpf_get_current_pid_tgid();
@@ -62,7 +49,7 @@ int ml_fd_enter(struct pt_regs* ctx) {
     p.args[2] = p.args[3];  // flags in args[2], as the event documents
   }
   // F_SETFD creates nothing: no stack for it.
-  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = fd_stack_id(ctx);
+  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = user_stack_id(ctx);
   // At a function's first instruction the return address is at the top of the stack.
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP(ctx));
   __u32 tid = (__u32)id;
@@ -142,23 +129,52 @@ int ml_fd_close(struct pt_regs* ctx) {
   return 0;
 }
 
-#define ML_NR_CLOSE 3
-#define ML_NR_CLOSE_RANGE 436
+// Processes whose fd table is snapshot at exit: userspace adds each tracked process (ml_tracked cannot
+// serve: the lifecycle program on the same tracepoint removes the process from it first).
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);  // tgid
+  __type(value, __u8);
+} ml_fd_watch SEC(".maps");
 
-// syscall(2), the C library's generic wrapper: libuv closes its fds with syscall(SYS_close, fd), past
-// close(). Only close and close_range are reported; every other number returns at the first test.
-SEC("uprobe")
-int ml_fd_syscall(struct pt_regs* ctx) {
-  long nr = (long)PT_REGS_PARM1(ctx);
-  if (nr != ML_NR_CLOSE && nr != ML_NR_CLOSE_RANGE) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  if (!is_tracked(id >> 32)) return 0;
-  struct ml_fd_event* e = reserve_event(sizeof(*e));
-  if (!e) return 0;
-  struct ml_fd_pending p = {.args = {PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), 0},
-                            .kind = nr == ML_NR_CLOSE ? ML_FDK_CLOSE : ML_FDK_CLOSE_RANGE,
-                            .stack_id = -1};
-  fill_fd_event(e, ML_EV_FD_CLOSE, &p, 0);
-  submit_event(e);
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ml_fd_exit_fds);
+} ml_fd_exit_scratch SEC(".maps");
+
+// Read and deleted by userspace when it handles the exit; entries exist only between the two.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, __u32);  // tgid
+  __type(value, struct ml_fd_exit_fds);
+} ml_fd_exit_fds SEC(".maps");
+
+// sched_process_exit fires before exit_files(): the last thread's fd table still holds every fd the
+// process had open. One copy of its open_fds bitmap per process exit.
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ml_fd_at_exit, struct task_struct* p) {
+  __u32 tgid = BPF_CORE_READ(p, tgid);
+  if (!bpf_map_lookup_elem(&ml_fd_watch, &tgid)) return 0;
+  if (BPF_CORE_READ(p, signal, live.counter) != 0) return 0;  // not the last thread
+  __u32 zero = 0;
+  struct ml_fd_exit_fds* s = bpf_map_lookup_elem(&ml_fd_exit_scratch, &zero);
+  if (!s) return 0;
+  struct fdtable* fdt = BPF_CORE_READ(p, files, fdt);
+  if (!fdt) return 0;
+  __u32 max = BPF_CORE_READ(fdt, max_fds);
+  const void* bits = BPF_CORE_READ(fdt, open_fds);
+  __u32 words = max / 64;
+  if (words > ML_FD_EXIT_MAX_FDS / 64) words = ML_FD_EXIT_MAX_FDS / 64;
+  __u32 size = words * 8;
+  if (size > sizeof(s->open_bits)) size = sizeof(s->open_bits);
+  if (!bits || bpf_probe_read_kernel(s->open_bits, size, bits) != 0) return 0;
+  s->max_fds = max;
+  s->words = size / 8;
+  bpf_map_update_elem(&ml_fd_exit_fds, &tgid, s, BPF_ANY);
   return 0;
 }

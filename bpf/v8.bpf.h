@@ -195,7 +195,8 @@ int ml_v8_ab_window(struct pt_regs* ctx) {
     if (bpf_map_update_elem(&ml_v8_allocators, &key, &now, BPF_NOEXIST) == 0)
       v8_ab_notice(ML_V8_AB_NOTICE_ALLOCATOR, key.addr);
   }
-  if (bpf_ktime_get_boot_ns() - w->start_ns > w->length_ns) {
+  __sync_fetch_and_add(&w->allocations, 1);
+  if (w->allocations > w->max_allocations || bpf_ktime_get_boot_ns() - w->start_ns > w->length_ns) {
     // Racy on purpose: two CPUs may both report the end; userspace closes a window once.
     if (!w->ended) {
       w->ended = 1;

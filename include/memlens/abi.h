@@ -113,12 +113,14 @@ ML_STATIC_ASSERT(sizeof(struct ml_v8_event) == 64, "ml_v8_event size");
 // moment, then detaches them. ml_v8_ab_window (map ml_v8_ab_windows, keyed by tgid) is the window's state.
 #define ML_V8_AB_STACKS 0x1  // record the user stack and bytes of each allocation in the window
 struct ml_v8_ab_window {
-  __u64 start_ns;   // CLOCK_BOOTTIME when userspace opened it
-  __u64 length_ns;  // the window is over at the first allocation after start + length
-  __u32 flags;      // ML_V8_AB_*
-  __u32 ended;      // set once by the kernel when it reports the window over
+  __u64 start_ns;         // CLOCK_BOOTTIME when userspace opened it
+  __u64 length_ns;        // the window is over at the first allocation after start + length,
+  __u32 max_allocations;  // or after this many allocations (each one a trap: this bounds its cost)
+  __u32 allocations;      // allocations seen in the window (updated by the kernel)
+  __u32 flags;            // ML_V8_AB_*
+  __u32 ended;            // set by the kernel when it reports the window over
 };
-ML_STATIC_ASSERT(sizeof(struct ml_v8_ab_window) == 24, "ml_v8_ab_window size");
+ML_STATIC_ASSERT(sizeof(struct ml_v8_ab_window) == 32, "ml_v8_ab_window size");
 
 // A NodeArrayBufferAllocator instance seen in a window (ml_v8_allocators key): the main thread and every
 // worker thread have their own.
@@ -196,8 +198,8 @@ enum ml_fd_kind {
   ML_FDK_PIDFD_OPEN = 22, // pidfd_open(pid, flags): always close-on-exec
   ML_FDK_CLOSE = 32,      // close(fd), reported at entry: the fd is gone whatever close returns
   ML_FDK_CLOSE_RANGE = 33,  // close_range(first, last, flags), at entry
-  ML_FDK_SYSCALL = 34,    // syscall(nr, ...): close and close_range made through it (libuv closes every fd
-                          // with syscall(SYS_close)), reported as ML_FDK_CLOSE / ML_FDK_CLOSE_RANGE
+  // 34 was syscall(SYS_close): no longer probed (a breakpoint on every syscall() call of the process);
+  // closes made past the C library's close() are found by reuse of the number and by /proc.
 };
 
 // One fd-creating call that succeeded (ML_EV_FD_OPEN, at return), or one close (ML_EV_FD_CLOSE, at entry).
@@ -206,7 +208,7 @@ struct ml_fd_event {
   __s64 result;    // the call's return value (the new fd for most kinds); 0 for close events
   __u64 args[3];   // the call's first three arguments, raw
   __s32 fds[2];    // pipe/pipe2/socketpair: the two fds written by the call; else -1
-  __s32 stack_id;  // opening user stack (ml_fd_stacks), -1 when not captured
+  __s32 stack_id;  // opening user stack (ml_stacks), -1 when not captured
   __u32 kind;      // enum ml_fd_kind
   __u64 caller_ip; // return address of the call: the frame a frame-pointer walk from the entry misses
 };
@@ -219,6 +221,17 @@ struct ml_fd_path_event {
   char path[ML_PATH_LEN];
 };
 ML_STATIC_ASSERT(sizeof(struct ml_fd_path_event) == 336, "ml_fd_path_event size");
+
+// The open fds of a tracked process as its last thread exits (ml_fd_exit_fds, keyed by tgid, written at
+// sched_process_exit, which fires before the kernel releases the fd table): closes made past close()
+// since the last /proc listing are known at exit too. A copy of the kernel's open_fds bitmap.
+#define ML_FD_EXIT_MAX_FDS 16384
+struct ml_fd_exit_fds {
+  __u32 max_fds;  // size of the process's fd table; fds at or above words * 64 were not copied
+  __u32 words;    // 64-bit words of open_bits copied (fds 0 .. words * 64 - 1)
+  __u64 open_bits[ML_FD_EXIT_MAX_FDS / 64];
+};
+ML_STATIC_ASSERT(sizeof(struct ml_fd_exit_fds) == 8 + ML_FD_EXIT_MAX_FDS / 8, "ml_fd_exit_fds size");
 
 // Per tracked process: kept in the kernel at every change, read by userspace each interval. The rss
 // figures are the kernel's own mm counters, read on every kmem:rss_stat event of the process's mm.

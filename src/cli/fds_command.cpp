@@ -81,7 +81,9 @@ void print_table(const model::Process& p, symbolize::ProcessSymbolizer* sym, dou
   std::map<std::tuple<std::string, int32_t, std::string>, Group> groups;
   for (const auto& [fd, e] : t.entries()) {
     std::string type(proc::fd_type_name(model::effective_type(e)));
-    auto& g = groups[{type, e.seeded ? -2 : e.stack_id, e.seeded ? "" : e.opened_by}];
+    // Fds whose opening was not seen: open before memlens came (-2), or found in /proc later (-3).
+    int32_t origin = e.before_tracing ? -2 : e.seeded ? -3 : e.stack_id;
+    auto& g = groups[{type, origin, e.seeded ? "" : e.opened_by}];
     g.fds.push_back(fd);
     if (!g.first) g.first = &e;
     std::string w = what(e);
@@ -95,10 +97,10 @@ void print_table(const model::Process& p, symbolize::ProcessSymbolizer* sym, dou
   fmt::print("\n{:>6}  {:<12} {:<24} {}\n", "COUNT", "TYPE", "OPENED BY", "FDS / WHAT");
   for (const auto& [k, g] : order) {
     const auto& [type, stack_id, call] = *k;
-    std::string origin = stack_id == -2 ? "(before memlens)" : call;
+    std::string origin = stack_id == -2 ? "(before memlens)" : stack_id == -3 ? "(found in /proc)" : call;
     fmt::print("{:>6}  {:<12} {:<24} fds {}\n", g->fds.size(), type, origin, fd_ranges(g->fds, 6));
     for (const auto& w : g->whats) fmt::print("{:>6}  {:<12} {:<24}   {}\n", "", "", "", w);
-    if (stack_id != -2) {
+    if (stack_id >= -1) {
       auto stack = report::fd_opening_stack(t, *g->first, sym);
       if (stack.empty()) {
         fmt::print("{:>6}  {:<12} {:<24}   stack: not captured\n", "", "", "");
@@ -135,6 +137,9 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     install_stop_handlers();
     collect::TracerOptions to;
     to.interval_s = 1.0;
+    // Opening stacks go to the shared stack table; page-fault sampling is of no use here.
+    to.capture_stacks = true;
+    to.fault_sample_period = 0;
     auto t = collect::Tracer::create(to, trace);
     if (!t) {
       fmt::print(stderr, "memlens fds: {}\n", t.error().describe());
@@ -170,7 +175,7 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     }
     p = &trace.processes.add({pid, model::start_time_ns_to_ticks(*start)}, 0);
     if (auto st = proc::read_stat(pid)) p->comm = st->comm;
-    p->fds.reconcile(*listing, 0);
+    p->fds.reconcile(*listing, 0, true);
     p->fds.set_socket_addresses(proc::read_sockets(pid));
   }
 
@@ -187,6 +192,8 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     j["opened_total"] = p->fds.opened_total();
     j["closed_total"] = p->fds.closed_total();
     j["seeded"] = p->fds.seeded_total();
+    j["opened_unseen"] = p->fds.opened_unseen();
+    j["closed_unseen"] = p->fds.closed_unseen();
     nlohmann::json fds = nlohmann::json::array();
     for (const auto& [fd, e] : p->fds.entries()) fds.push_back(report::fd_entry_json(p->fds, e, sym.get()));
     j["fds"] = std::move(fds);

@@ -5,15 +5,20 @@
 #include <fmt/format.h>
 #include <linux/close_range.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <map>
+#include <set>
 
 #include "collect/extensions.h"
 #include "collect/process_probes.h"
 #include "elf/elf_file.h"
 #include "memlens.skel.h"
 #include "proc/fd_scan.h"
+#include "proc/procfs.h"
 
 namespace memlens::collect {
 
@@ -23,6 +28,9 @@ namespace {
 constexpr size_t kResolvePerSample = 256;
 // At the end (and for a fresh table) every fd is resolved, up to this many.
 constexpr size_t kResolveAtEnd = 1u << 20;
+// Above this many open fds the per-sample /proc reconciliation is skipped (its readdir grows with the
+// table): closes made past close() are then found only when a traced call reuses their number.
+constexpr size_t kReconcileMaxFds = 20000;
 
 std::string family_name(int domain) {
   switch (domain) {
@@ -95,7 +103,6 @@ const std::vector<FdProbeSpec>& fd_probe_specs() {
       {"pidfd_open", ML_FDK_PIDFD_OPEN, true},
       {"close", ML_FDK_CLOSE, false},
       {"close_range", ML_FDK_CLOSE_RANGE, false},
-      {"syscall", ML_FDK_SYSCALL, false},
       // glibc's own uncancellable variants, exported for its other libraries: fopen opens through
       // open but fclose closes through __close_nocancel; opendir and others open through
       // __open_nocancel.
@@ -156,8 +163,6 @@ std::string fd_kind_name(uint32_t kind) {
       return "close";
     case ML_FDK_CLOSE_RANGE:
       return "close_range";
-    case ML_FDK_SYSCALL:
-      return "syscall";
     default:
       return fmt::format("kind_{}", kind);
   }
@@ -172,12 +177,12 @@ bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double
 
   if (e.h.type == ML_EV_FD_CLOSE) {
     if (e.kind == ML_FDK_CLOSE) {
-      table.close(arg_int(0));
+      table.close(arg_int(0), t_s);
     } else if (e.kind == ML_FDK_CLOSE_RANGE) {
       if (arg_u32(2) & CLOSE_RANGE_CLOEXEC)
         table.set_cloexec_range(arg_u32(0), arg_u32(1), true);
       else
-        table.close_range(arg_u32(0), arg_u32(1));
+        table.close_range(arg_u32(0), arg_u32(1), t_s);
     } else {
       return false;
     }
@@ -254,20 +259,21 @@ bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double
       }
       break;
     case ML_FDK_DUP:
-      table.duplicate(arg_int(0), fd, false, t_s, e.stack_id, call, e.caller_ip);
+      table.duplicate(arg_int(0), fd, false, false, t_s, e.stack_id, call, e.caller_ip);
       break;
     case ML_FDK_DUP2:
-      table.duplicate(arg_int(0), fd, false, t_s, e.stack_id, call, e.caller_ip);
+      table.duplicate(arg_int(0), fd, false, true, t_s, e.stack_id, call, e.caller_ip);
       break;
     case ML_FDK_DUP3:
-      table.duplicate(arg_int(0), fd, (arg_u32(2) & O_CLOEXEC) != 0, t_s, e.stack_id, call, e.caller_ip);
+      table.duplicate(arg_int(0), fd, (arg_u32(2) & O_CLOEXEC) != 0, true, t_s, e.stack_id, call,
+                      e.caller_ip);
       break;
     case ML_FDK_FCNTL: {
       int cmd = arg_int(1);
       if (cmd == F_SETFD)
         table.set_cloexec_range(arg_u32(0), arg_u32(0), (e.args[2] & FD_CLOEXEC) != 0);
       else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-        table.duplicate(arg_int(0), fd, cmd == F_DUPFD_CLOEXEC, t_s, e.stack_id, call, e.caller_ip);
+        table.duplicate(arg_int(0), fd, cmd == F_DUPFD_CLOEXEC, false, t_s, e.stack_id, call, e.caller_ip);
       break;
     }
     case ML_FDK_EVENTFD:
@@ -306,12 +312,39 @@ bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double
 
 namespace {
 
+uint64_t now_boot_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 // Resolves fds of pid the table has not confirmed from /proc yet (at most max).
 void resolve_some(model::FdTable& table, pid_t pid, size_t max) {
   for (int fd : table.unresolved(max)) {
     auto f = proc::read_fd(pid, fd, false);
     if (f) table.resolve(*f);
   }
+}
+
+// Brings the table of a live process in line with /proc/PID/fd (readdir; readlink only for numbers the
+// table does not hold). Returns false when it was skipped: the process is gone or exiting (its fds are
+// released before its exit is reported, and the table keeps what was open at exit), or it holds more than
+// kReconcileMaxFds fds.
+bool reconcile_with_proc(model::Trace& trace, model::Process& p) {
+  if (p.fds.open_count() > kReconcileMaxFds) return false;
+  auto listed = proc::list_fds(p.pid(), kReconcileMaxFds);
+  if (!listed) return false;
+  // The listing must be this process's, alive: not a later process that got the pid, not one past
+  // releasing its files.
+  auto st = proc::read_stat(p.pid());
+  if (!st || st->start_time_ticks != p.key().start_time_ticks || st->state == 'Z' || st->state == 'X')
+    return false;
+  if (listed->empty() && p.fds.open_count() > 0) return false;  // files released by an exit in progress
+  // Taken after the listing: a traced call that returned before it has an earlier time.
+  double now = trace.seconds_since_start(now_boot_ns());
+  for (int fd : p.fds.reconcile_numbers(*listed, now))
+    if (auto f = proc::read_fd(p.pid(), fd, true)) p.fds.add_unseen(*f, now);
+  return true;
 }
 
 // Fills socket addresses of the open sockets from the process's network namespace.
@@ -326,11 +359,18 @@ void resolve_sockets(model::FdTable& table, pid_t pid) {
 
 class FdExtension : public TraceExtension {
  public:
-  explicit FdExtension(BpfSession& session) : session_(session) {}
+  explicit FdExtension(BpfSession& session) : session_(session) {
+    // The fd table at each tracked process's exit (bpf/fd.bpf.h): one program for the whole trace.
+    if (bpf_link* l = bpf_program__attach(session_.skeleton()->progs.ml_fd_at_exit))
+      exit_link_ = UprobeLink(l);
+    else
+      exit_attach_error_ = errno_error("cannot attach the fd exit snapshot (sched_process_exit)").describe();
+  }
 
   std::string name() const override { return "fds"; }
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
+    trace_ = &trace;
     double now = trace.seconds_since_start(now_boot_ns());
     if (after_exec) {
       // Close-on-exec fds died with the old image; the others carry on. The new image maps its C library
@@ -338,21 +378,34 @@ class FdExtension : public TraceExtension {
       p.fds.exec();
       libc_check_pending_[p.pid()] = true;
       // The close-on-exec flags the table holds may be stale (ioctl FIOCLEX is not traced): /proc says
-      // which fds survived. Fds the new image opened since are added as seeded and take their origin
-      // from their open events, still in the ring buffer.
-      if (auto listing = proc::scan_fds(p.pid())) p.fds.reconcile(*listing, now);
+      // which fds survived. Fds the new image opened since are added as found in /proc and take their
+      // origin from their open events, still in the ring buffer.
+      if (auto listing = proc::scan_fds(p.pid())) p.fds.reconcile(*listing, now, false);
       return;
     }
     attach(trace, p);
+    watch_exit(p);
     auto listing = proc::scan_fds(p.pid());
+    now = trace.seconds_since_start(now_boot_ns());
     if (listing)
-      p.fds.reconcile(*listing, now);
+      p.fds.reconcile(*listing, now, true);
     else
       p.notes.push_back("fds: cannot read /proc: " + listing.error().describe());
   }
 
   void on_untrack(model::Process& p) override {
+    // The fds open at the end (or at exit) by opening stack, in the shared stack table: the stacks
+    // extension, after this one, names them with the process's symbols and writes fd_opens.folded and
+    // .pb.gz. Fds whose opening was not seen have no stack and are left out (report.json counts them).
+    if (!p.alive() && !exit_applied_.count(p.pid()))
+      apply_exit_snapshot(p, true,
+                          p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(now_boot_ns()) : 0));
+    for (const auto& [fd, e] : p.fds.entries())
+      if (e.stack_id >= 0) ++p.stacks["fd_opens"][e.stack_id].count;
+    unwatch_exit(p.pid());
+    exit_applied_.erase(p.pid());
     links_.erase(p.pid());
+    over_limit_noted_.erase(p.pid());
     libc_check_pending_.erase(p.pid());
   }
 
@@ -375,19 +428,30 @@ class FdExtension : public TraceExtension {
         libc_check_pending_.erase(p.pid());
       }
     }
-    if (p.alive()) resolve_some(p.fds, p.pid(), kResolvePerSample);
+    if (p.alive() && trace_) {
+      bool reconciled = reconcile_with_proc(*trace_, p);
+      // Skipped because the process is exiting: the kernel's copy of its fd table at exit says the rest.
+      if (!reconciled && !exit_applied_.count(p.pid())) apply_exit_snapshot(p, false, s.t_s);
+      if (!reconciled && p.fds.open_count() > kReconcileMaxFds && over_limit_noted_.insert(p.pid()).second)
+        p.notes.push_back(fmt::format(
+            "fds: more than {} open: /proc is not read at every sample, so closes made past close() "
+            "(libuv's syscall(SYS_close)) are found only when their number is reused",
+            kReconcileMaxFds));
+      resolve_some(p.fds, p.pid(), kResolvePerSample);
+    }
     p.fds.record_sample(s.t_s);
     s.fds_open = p.fds.open_count();
   }
 
   void on_finish(model::Trace& trace) override {
     for (auto* p : trace.processes.live()) {
+      (void)reconcile_with_proc(trace, *p);  // closes since the last sample
       resolve_some(p->fds, p->pid(), kResolveAtEnd);
       resolve_sockets(p->fds, p->pid());
     }
     for (const auto& p : trace.processes.all()) copy_stacks(p->fds);
     trace.info.loss["userspace_fd_malformed"] = malformed_;
-    trace.info.loss["userspace_fd_probe_attach_failures"] = attach_failures_;
+    trace.info.loss["userspace_fd_probe_attach_failures"] = attach_failures_ + (exit_link_attached() ? 0 : 1);
   }
 
  private:
@@ -401,12 +465,6 @@ class FdExtension : public TraceExtension {
     bool needs_return;
     const char* symbol;
   };
-
-  static uint64_t now_boot_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-  }
 
   // The functions of this C library to probe, one per address: aliases (open and open64, fcntl and
   // fcntl64) share their code, and two probes at one address would report each call twice.
@@ -461,9 +519,7 @@ class FdExtension : public TraceExtension {
         }
         l.links.push_back(std::move(*ret));
       }
-      bpf_program* entry = t.needs_return             ? progs->ml_fd_enter
-                           : t.kind == ML_FDK_SYSCALL ? progs->ml_fd_syscall
-                                                      : progs->ml_fd_close;
+      bpf_program* entry = t.needs_return ? progs->ml_fd_enter : progs->ml_fd_close;
       auto ent = attach_one(entry, p.pid(), libc.host_path, t, false);
       if (!ent) {
         failed.push_back(fmt::format("{} ({})", t.symbol, ent.error().describe()));
@@ -483,6 +539,63 @@ class FdExtension : public TraceExtension {
     links_[p.pid()] = std::move(l);
   }
 
+  bool exit_link_attached() const { return exit_attach_error_.empty(); }
+
+  void watch_exit(model::Process& p) {
+    if (!exit_link_attached()) {
+      p.notes.push_back("fds: " + exit_attach_error_ +
+                        ": closes made past close() in the last interval before exit are not seen");
+      return;
+    }
+    uint32_t key = static_cast<uint32_t>(p.pid());
+    uint8_t one = 1;
+    if (bpf_map__update_elem(session_.skeleton()->maps.ml_fd_watch, &key, sizeof(key), &one, sizeof(one),
+                             BPF_ANY) != 0)
+      p.notes.push_back("fds: cannot watch this process's exit (fd watch map full)");
+  }
+
+  void unwatch_exit(pid_t pid) {
+    uint32_t key = static_cast<uint32_t>(pid);
+    auto* maps = &session_.skeleton()->maps;
+    bpf_map__delete_elem(maps->ml_fd_watch, &key, sizeof(key), 0);
+    bpf_map__delete_elem(maps->ml_fd_exit_fds, &key, sizeof(key), 0);
+  }
+
+  // Applies the kernel's copy of p's fd table at exit, if there is one: fds the table holds that were not
+  // open at exit were closed past close() since the last sample. With wait, gives the snapshot a moment:
+  // it is written right after the exit event, by the next program on the same tracepoint. t: the exit's
+  // trace time.
+  bool apply_exit_snapshot(model::Process& p, bool wait, double t) {
+    if (!exit_link_attached()) return false;
+    uint32_t key = static_cast<uint32_t>(p.pid());
+    auto snap = std::make_unique<ml_fd_exit_fds>();
+    bool found = false;
+    for (int attempt = 0; attempt < (wait ? 20 : 1) && !found; ++attempt) {
+      if (attempt > 0) usleep(500);
+      found = bpf_map__lookup_elem(session_.skeleton()->maps.ml_fd_exit_fds, &key, sizeof(key), snap.get(),
+                                   sizeof(*snap), 0) == 0;
+    }
+    if (!found) return false;
+    exit_applied_.insert(p.pid());
+    uint32_t words = std::min<uint32_t>(snap->words, ML_FD_EXIT_MAX_FDS / 64);
+    int copied_limit = static_cast<int>(words * 64);
+    std::vector<int> open;
+    for (uint32_t w = 0; w < words; ++w)
+      for (uint64_t bits = snap->open_bits[w]; bits != 0; bits &= bits - 1)
+        open.push_back(static_cast<int>(w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits))));
+    // Fds above what was copied keep their state.
+    for (auto it = p.fds.entries().lower_bound(copied_limit); it != p.fds.entries().end(); ++it)
+      open.push_back(it->first);
+    for (int fd : p.fds.reconcile_numbers(open, t)) {
+      // Open at exit, created by no traced call; /proc can no longer say what it was.
+      proc::ProcFd f;
+      f.fd = fd;
+      f.type = model::FdType::kOther;
+      p.fds.add_unseen(f, t);
+    }
+    return true;
+  }
+
   static Result<UprobeLink> attach_one(bpf_program* prog, pid_t pid, const std::string& path, const Target& t,
                                        bool retprobe) {
     LIBBPF_OPTS(bpf_uprobe_opts, opts);
@@ -497,21 +610,19 @@ class FdExtension : public TraceExtension {
   void copy_stacks(model::FdTable& table) {
     for (const auto& [fd, e] : table.entries()) {
       if (e.stack_id < 0 || table.stacks.count(e.stack_id)) continue;
-      std::vector<uint64_t> ips(ML_MAX_STACK_DEPTH, 0);
-      uint32_t key = static_cast<uint32_t>(e.stack_id);
-      if (bpf_map__lookup_elem(session_.skeleton()->maps.ml_fd_stacks, &key, sizeof(key), ips.data(),
-                               ips.size() * sizeof(uint64_t), 0) != 0)
-        continue;
-      size_t n = 0;
-      while (n < ips.size() && ips[n] != 0) ++n;
-      ips.resize(n);
-      table.stacks[e.stack_id] = std::move(ips);
+      auto ips = session_.stack(e.stack_id);
+      if (!ips.empty()) table.stacks[e.stack_id] = std::move(ips);
     }
   }
 
   BpfSession& session_;
   std::map<pid_t, Links> links_;
   std::map<pid_t, bool> libc_check_pending_;
+  std::set<pid_t> over_limit_noted_;
+  std::set<pid_t> exit_applied_;
+  UprobeLink exit_link_;
+  std::string exit_attach_error_;
+  model::Trace* trace_ = nullptr;  // on_sample has no trace argument; the trace outlives the extension
   std::map<std::string, std::vector<Target>> targets_;
   uint64_t malformed_ = 0;
   uint64_t attach_failures_ = 0;

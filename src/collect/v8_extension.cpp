@@ -1,8 +1,12 @@
 // The V8 capability: per tracked node process, uprobes (or USDT) at the points src/node/probe_plan finds,
-// GC events from the ring buffer, ArrayBuffer and external-memory counters read from a map at each sample.
+// GC events from the ring buffer (with the stack that triggered each GC), live ArrayBuffer bytes read from
+// Node's allocator objects in the process's memory at each sample, ArrayBuffer allocation stacks sampled in
+// short windows. With --v8-alloc-probes, every allocation and free is probed and counted instead.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstring>
@@ -24,6 +28,32 @@ using node::ProbePurpose;
 // After exec, a libnode.so may not be mapped yet when the exec event is handled: look again at the next
 // few samples.
 constexpr int kLibnodeRechecks = 3;
+
+constexpr uint64_t kMsNs = 1000000;
+// ArrayBuffer sampling windows (docs/v8-probes.md). While a window is open every allocation is a breakpoint
+// trap (about 18 us here, 25 us with its stack), so a window ends after kWindowAllocations allocations or
+// its time, whichever comes first: at most ~25 ms of traps per window in Buffer-heavy code, where a 200 ms
+// window alone would cost almost 200 ms. Windows that sample stacks: every 5 s. Windows that only look for
+// the allocators of new worker threads: every 10 s, closed at the first allocation seen.
+constexpr uint32_t kWindowAllocations = 1000;
+constexpr uint64_t kStackWindowNs = 200 * kMsNs, kStackWindowPeriodNs = 5000 * kMsNs;
+constexpr uint64_t kFindWindowNs = 100 * kMsNs, kFindWindowPeriodNs = 10000 * kMsNs;
+
+uint64_t now_boot_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Reads len bytes at addr in pid's memory; false (errno set) unless all of them could be read.
+bool read_remote(pid_t pid, uint64_t addr, void* out, size_t len) {
+  iovec local{out, len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  if (n == static_cast<ssize_t>(len)) return true;
+  if (n >= 0) errno = EFAULT;
+  return false;
+}
 
 bool maps_libnode(pid_t pid) {
   auto maps = proc::read_maps(pid);
@@ -53,9 +83,17 @@ std::string image_identity(pid_t pid) {
 
 class V8Extension : public TraceExtension {
  public:
-  explicit V8Extension(BpfSession& session) : session_(session) {}
+  V8Extension(BpfSession& session, bool alloc_probes)
+      : session_(session),
+        alloc_probes_(alloc_probes),
+        // The BPF programs capture stacks only when the session was loaded with them (rodata).
+        stacks_(session.skeleton()->rodata->capture_stacks) {}
   ~V8Extension() override {
-    for (auto& [pid, st] : procs_) forget_counters(pid);
+    for (auto& [pid, st] : procs_) {
+      st.window_links.clear();
+      forget_counters(pid);
+      forget_window_maps(pid);
+    }
   }
 
   std::string name() const override { return "v8"; }
@@ -69,6 +107,8 @@ class V8Extension : public TraceExtension {
     if (after_exec && (identity.empty() || (st.found_v8 && identity == st.identity))) return;
     st.identity = identity;
     st.links.clear();  // after exec: the old image's probes are gone with it
+    // Stacks recorded before exec belong to the old image: hand them over before it is re-planned.
+    reset_array_buffers(p, st);
     forget_counters(p.pid());
     st.counters = false;
     st.found_v8 = false;  // the new image is planned afresh (and re-planned while its libnode.so loads)
@@ -76,6 +116,7 @@ class V8Extension : public TraceExtension {
     if (after_exec) {
       // The new image has its own allocator: what the old one held is gone.
       p.v8.array_buffer_live_bytes = 0;
+      p.v8.array_buffer_allocators = 0;
       p.v8.array_buffer_allocated_total = p.v8.array_buffer_freed_total = 0;
       p.v8.array_buffer_allocations = p.v8.array_buffer_frees = 0;
       p.v8.external_adjustments_bytes = 0;
@@ -87,7 +128,10 @@ class V8Extension : public TraceExtension {
   void on_untrack(model::Process& p) override {
     auto it = procs_.find(p.pid());
     if (it == procs_.end()) return;
-    if (it->second.counters) read_counters(p, it->second);
+    if (it->second.counters) read_array_buffers(p, it->second);
+    // The stacks extension symbolizes Process::stacks when this hook returns: the last window's stacks
+    // must be in by then.
+    reset_array_buffers(p, it->second);
     if (!it->second.ever_found_v8 && noted_.insert(p.key()).second)
       p.notes.push_back(
           "no V8 found in this process (not node, or its binary has no usable V8 symbols): "
@@ -99,9 +143,17 @@ class V8Extension : public TraceExtension {
     update_losses();
   }
 
-  bool handles(uint32_t event_type) const override { return event_type == ML_EV_V8_GC; }
+  bool handles(uint32_t event_type) const override {
+    return event_type == ML_EV_V8_GC || event_type == ML_EV_V8_AB_NOTICE;
+  }
 
   void on_event(model::Trace& trace, model::Process& p, const void* data, size_t size) override {
+    ml_event_header h;
+    if (size >= sizeof(h)) std::memcpy(&h, data, sizeof(h));
+    if (size >= sizeof(h) && h.type == ML_EV_V8_AB_NOTICE) {
+      on_notice(p, data, size);
+      return;
+    }
     if (size < sizeof(ml_v8_event)) {
       ++malformed_;
       return;
@@ -119,6 +171,14 @@ class V8Extension : public TraceExtension {
       p.v8.heap_used_bytes = e.heap_used_after_bytes;
     }
     p.v8.gcs.push_back(g);
+    // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known.
+    if (e.stack_id >= 0) {
+      auto& w = p.stacks["gc_triggers"][e.stack_id];
+      w.count += 1;
+      if (g.heap_used_before_bytes && g.heap_used_after_bytes &&
+          *g.heap_used_before_bytes > *g.heap_used_after_bytes)
+        w.bytes += static_cast<int64_t>(*g.heap_used_before_bytes - *g.heap_used_after_bytes);
+    }
   }
 
   void on_sample(model::Process& p, model::Sample& s) override {
@@ -132,7 +192,8 @@ class V8Extension : public TraceExtension {
           attach(*trace_, p, st);
         }
       }
-      if (st.counters) read_counters(p, st);
+      drive_window(p, st, now_boot_ns());
+      read_array_buffers(p, st);
     }
     if (p.v8.heap_used_bytes) s.js_heap_used_bytes = p.v8.heap_used_bytes;
     if (p.v8.array_buffers_probed) s.array_buffers_bytes = p.v8.array_buffer_live_bytes;
@@ -143,7 +204,7 @@ class V8Extension : public TraceExtension {
     trace_ = &trace;
     for (auto* p : trace.processes.live()) {
       auto it = procs_.find(p->pid());
-      if (it != procs_.end() && it->second.counters) read_counters(*p, it->second);
+      if (it != procs_.end()) read_array_buffers(*p, it->second);
     }
     update_losses();
   }
@@ -157,9 +218,207 @@ class V8Extension : public TraceExtension {
     std::string identity;        // image_identity() when planned
     int rechecks_left = 0;
     ml_v8_counters last{};
+
+    // ArrayBuffers.
+    bool counting = false;                         // --v8-alloc-probes attached for this image
+    std::optional<uint32_t> counter_offset;        // of total_mem_usage_ in the allocator object
+    std::vector<node::AttachPoint> window_points;  // Allocate, AllocateUninitialized entries
+    struct Allocator {
+      uint64_t addr = 0;
+      uint64_t vptr = 0;  // its first word when found: a destroyed (freed) allocator no longer has it
+    };
+    std::vector<Allocator> allocators;
+    std::vector<UprobeLink> window_links;
+    bool window_open = false, window_stacks = false;
+    uint64_t window_opened_ns = 0, window_length_ns = 0, next_window_ns = 0;
   };
 
   int counters_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_counters); }
+  int windows_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_ab_windows); }
+  int allocators_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_allocators); }
+  int ab_stacks_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_ab_stacks); }
+
+  // Keys of a per-process map (the pid is the key's first member) that belong to pid.
+  template <typename Key>
+  std::vector<Key> keys_of(int fd, pid_t pid) {
+    std::vector<Key> out;
+    Key key{}, next{};
+    const Key* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      if (next.pid == static_cast<uint32_t>(pid)) out.push_back(next);
+      key = next;
+      prev = &key;
+    }
+    return out;
+  }
+
+  void forget_window_maps(pid_t pid) {
+    uint32_t key = static_cast<uint32_t>(pid);
+    bpf_map_delete_elem(windows_fd(), &key);
+    for (const auto& k : keys_of<ml_v8_allocator_key>(allocators_fd(), pid))
+      bpf_map_delete_elem(allocators_fd(), &k);
+  }
+
+  // Moves the kernel's per-stack allocation sums of p into its array_buffers stacks.
+  void take_stacks(model::Process& p) {
+    for (const auto& k : keys_of<ml_v8_stack_key>(ab_stacks_fd(), p.pid())) {
+      ml_v8_stack_weights w{};
+      if (bpf_map_lookup_elem(ab_stacks_fd(), &k, &w) == 0 && w.count > 0) {
+        auto& out = p.stacks["array_buffers"][k.stack_id];
+        out.bytes += static_cast<int64_t>(w.bytes);
+        out.count += static_cast<int64_t>(w.count);
+      }
+      bpf_map_delete_elem(ab_stacks_fd(), &k);
+    }
+  }
+
+  // Adds an allocator object found at addr, unless known. Its first word (the vtable pointer) is kept to
+  // tell, later, that the object still exists.
+  void add_allocator(pid_t pid, PerProcess& st, uint64_t addr) {
+    for (const auto& a : st.allocators)
+      if (a.addr == addr) return;
+    uint64_t vptr = 0;
+    if (!read_remote(pid, addr, &vptr, sizeof vptr)) return;
+    st.allocators.push_back({addr, vptr});
+  }
+
+  void collect_allocators(pid_t pid, PerProcess& st) {
+    for (const auto& k : keys_of<ml_v8_allocator_key>(allocators_fd(), pid)) {
+      add_allocator(pid, st, k.addr);
+      bpf_map_delete_elem(allocators_fd(), &k);
+    }
+  }
+
+  void open_window(model::Trace& trace, model::Process& p, PerProcess& st, uint64_t now) {
+    if (st.window_open || st.window_points.empty()) return;
+    // Stacks come from the windows unless every allocation is probed (then the probe records them all).
+    st.window_stacks = stacks_ && !st.counting;
+    st.window_length_ns = st.window_stacks ? kStackWindowNs : kFindWindowNs;
+    uint32_t key = static_cast<uint32_t>(p.pid());
+    ml_v8_ab_window w{
+        now, st.window_length_ns, kWindowAllocations, 0, st.window_stacks ? ML_V8_AB_STACKS : 0u, 0};
+    if (bpf_map_update_elem(windows_fd(), &key, &w, BPF_ANY) != 0) {
+      note_skipped(
+          trace, "v8:array_buffer_window",
+          fmt::format("pid {}: {}", p.pid(), make_error("cannot add to ml_v8_ab_windows", errno).describe()));
+      st.next_window_ns = now + kFindWindowPeriodNs;
+      return;
+    }
+    for (const auto& a : st.window_points) {
+      auto link = attach_uprobe(session_.skeleton()->progs.ml_v8_ab_window, p.pid(), a.host_path, "",
+                                a.file_offset, false);
+      if (!link) {
+        note_skipped(trace, "v8:array_buffer_window",
+                     fmt::format("pid {}: {}", p.pid(), link.error().describe()));
+        st.window_links.clear();
+        bpf_map_delete_elem(windows_fd(), &key);
+        st.next_window_ns = now + kFindWindowPeriodNs;
+        return;
+      }
+      st.window_links.push_back(std::move(*link));
+    }
+    note_attached(trace, "v8:array_buffer_window");
+    st.window_open = true;
+    st.window_opened_ns = now;
+  }
+
+  void close_window(model::Process& p, PerProcess& st, uint64_t now) {
+    if (!st.window_open) return;
+    st.window_links.clear();  // detached first: nothing traps from here on
+    uint32_t key = static_cast<uint32_t>(p.pid());
+    bpf_map_delete_elem(windows_fd(), &key);
+    st.window_open = false;
+    st.next_window_ns = now + (st.window_stacks ? kStackWindowPeriodNs : kFindWindowPeriodNs);
+    collect_allocators(p.pid(), st);
+    take_stacks(p);
+  }
+
+  // Windows find the allocators whose counter is read, or sample stacks (unless every allocation is probed).
+  bool windows_useful(const PerProcess& st) const {
+    return !st.window_points.empty() && (st.counter_offset || (stacks_ && !st.counting));
+  }
+
+  // At each sample: closes a window whose time is over (the kernel reports it only at the next allocation),
+  // or opens the next one when it is due.
+  void drive_window(model::Process& p, PerProcess& st, uint64_t now) {
+    if (st.window_open) {
+      // Until the first allocator is found the window stays open: without allocations it costs nothing.
+      if (now - st.window_opened_ns >= st.window_length_ns && !st.allocators.empty())
+        close_window(p, st, now);
+    } else if (trace_ && windows_useful(st) && now >= st.next_window_ns) {
+      open_window(*trace_, p, st, now);
+    }
+  }
+
+  void on_notice(model::Process& p, const void* data, size_t size) {
+    if (size < sizeof(ml_v8_ab_notice)) {
+      ++malformed_;
+      return;
+    }
+    ml_v8_ab_notice n;
+    std::memcpy(&n, data, sizeof(n));
+    auto it = procs_.find(p.pid());
+    if (it == procs_.end()) return;
+    auto& st = it->second;
+    if (n.kind == ML_V8_AB_NOTICE_ALLOCATOR) {
+      add_allocator(p.pid(), st, n.addr);
+      // A window that only looks for allocators has done its job.
+      if (st.window_open && !st.window_stacks) close_window(p, st, now_boot_ns());
+    } else if (n.kind == ML_V8_AB_NOTICE_WINDOW_OVER) {
+      close_window(p, st, now_boot_ns());
+    }
+  }
+
+  // Detaches the window, hands the recorded stacks to the model, forgets the allocators (exit, exec).
+  void reset_array_buffers(model::Process& p, PerProcess& st) {
+    st.window_links.clear();
+    st.window_open = false;
+    take_stacks(p);
+    forget_window_maps(p.pid());
+    st.allocators.clear();
+  }
+
+  // Sum of the byte counters of the allocators that still exist; nullopt when none can be read (none
+  // known yet, or the process is gone: the last figure then stays).
+  std::optional<uint64_t> read_allocator_counters(pid_t pid, PerProcess& st) {
+    if (!st.counter_offset || st.allocators.empty()) return std::nullopt;
+    size_t len = *st.counter_offset + sizeof(uint64_t);
+    std::vector<uint8_t> buf(len);
+    uint64_t sum = 0;
+    size_t read = 0;
+    for (auto it = st.allocators.begin(); it != st.allocators.end();) {
+      if (!read_remote(pid, it->addr, buf.data(), len)) {
+        if (errno == ESRCH) return std::nullopt;
+        it = st.allocators.erase(it);  // unmapped: a worker's allocator freed with its heap
+        continue;
+      }
+      uint64_t vptr, counter;
+      std::memcpy(&vptr, buf.data(), sizeof vptr);
+      std::memcpy(&counter, buf.data() + *st.counter_offset, sizeof counter);
+      if (vptr != it->vptr) {
+        it = st.allocators.erase(it);  // destroyed (a worker thread ended): its memory is something else now
+        continue;
+      }
+      sum += counter;
+      ++read;
+      ++it;
+    }
+    if (read == 0) return std::nullopt;
+    return sum;
+  }
+
+  void read_array_buffers(model::Process& p, PerProcess& st) {
+    if (st.counters) read_counters(p, st);
+    auto& v8 = p.v8;
+    if (auto live = read_allocator_counters(p.pid(), st)) {
+      v8.array_buffers_probed = true;
+      v8.array_buffers_source = "allocator_counter";
+      v8.array_buffer_live_bytes = *live;
+      v8.array_buffer_allocators = static_cast<uint32_t>(st.allocators.size());
+    }
+    if (v8.array_buffers_probed)
+      v8.array_buffer_peak_bytes = std::max(v8.array_buffer_peak_bytes, v8.array_buffer_live_bytes);
+  }
 
   void forget_counters(pid_t pid) {
     uint32_t key = static_cast<uint32_t>(pid);
@@ -172,16 +431,20 @@ class V8Extension : public TraceExtension {
     if (bpf_map_lookup_elem(counters_fd(), &key, &c) != 0) return;
     st.last = c;
     auto& v8 = p.v8;
-    v8.array_buffer_allocated_total = c.ab_allocated_bytes;
-    v8.array_buffer_freed_total = c.ab_freed_bytes;
-    v8.array_buffer_allocations = c.ab_allocations;
-    v8.array_buffer_frees = c.ab_frees;
-    // Attach mode: frees of backing stores allocated before attach can exceed what was seen allocated.
-    v8.array_buffer_live_bytes =
-        c.ab_allocated_bytes > c.ab_freed_bytes ? c.ab_allocated_bytes - c.ab_freed_bytes : 0;
-    v8.array_buffer_peak_bytes =
-        std::max({v8.array_buffer_peak_bytes, static_cast<uint64_t>(c.ab_peak_live_bytes),
-                  v8.array_buffer_live_bytes});
+    if (st.counting) {
+      v8.array_buffer_allocated_total = c.ab_allocated_bytes;
+      v8.array_buffer_freed_total = c.ab_freed_bytes;
+      v8.array_buffer_allocations = c.ab_allocations;
+      v8.array_buffer_frees = c.ab_frees;
+      // Until an allocator's own counter can be read, live bytes are allocated - freed. Attach mode: frees
+      // of backing stores allocated before attach can exceed what was seen allocated.
+      if (v8.array_buffers_source != "allocator_counter")
+        v8.array_buffer_live_bytes =
+            c.ab_allocated_bytes > c.ab_freed_bytes ? c.ab_allocated_bytes - c.ab_freed_bytes : 0;
+      if (!v8.array_buffers_baseline_unknown)
+        v8.array_buffer_peak_bytes =
+            std::max(v8.array_buffer_peak_bytes, static_cast<uint64_t>(c.ab_peak_live_bytes));
+    }
     v8.external_adjustments_bytes = c.external_delta_bytes;
     v8.external_adjustments = c.external_adjustments;
   }
@@ -335,36 +598,82 @@ class V8Extension : public TraceExtension {
     }
     p.v8.probed = p.v8.probed || gc;
 
-    bool ab = true;
-    for (auto purpose : {ProbePurpose::array_buffer_alloc, ProbePurpose::array_buffer_alloc_uninit,
-                         ProbePurpose::array_buffer_free, ProbePurpose::array_buffer_realloc}) {
-      const auto* s = site(purpose);
-      if (!s) continue;
-      bool ok = attach_site(trace, p.pid(), *s, st);
-      if (!ok && !s->optional) ab = false;
-    }
-    // Live bytes need every allocation and every free: without one of them they would drift.
-    if (ab) {
-      p.v8.array_buffers_probed = true;
-      if (p.attached_late && !p.v8.array_buffers_baseline_unknown) {
-        p.v8.array_buffers_baseline_unknown = true;
-        p.notes.push_back(
-            "attached to a running process: ArrayBuffer backing stores allocated before attach are "
-            "unknown; array_buffers figures count from attach (live bytes may read low)");
-      }
-    } else {
-      p.notes.push_back(
-          "ArrayBuffer figures not collected: an allocator probe is missing (see probes.skipped)");
-    }
-    for (auto purpose : {ProbePurpose::external_memory_adjust, ProbePurpose::external_memory_increase,
-                         ProbePurpose::external_memory_decrease, ProbePurpose::external_memory_update})
-      if (const auto* s = site(purpose); s && attach_site(trace, p.pid(), *s, st))
-        p.v8.external_probed = true;
+    attach_array_buffers(trace, p, *plan, st);
     if (p.attached_late && gc)
       p.notes.push_back("attached to a running process: GCs before attach are not in the GC history");
   }
 
+  void attach_array_buffers(model::Trace& trace, model::Process& p, const node::ProbePlan& plan,
+                            PerProcess& st) {
+    auto site = [&](ProbePurpose purpose) { return plan.find(purpose); };
+    st.counter_offset = plan.ab_counter_offset;
+    st.window_points.clear();
+    st.counting = false;
+    bool allocs_found = true;
+    for (auto purpose : {ProbePurpose::array_buffer_alloc, ProbePurpose::array_buffer_alloc_uninit}) {
+      const auto* s = site(purpose);
+      if (!s || !s->found()) {
+        allocs_found = false;
+        if (s) note_skipped(trace, fmt::format("v8:{}", node::to_string(purpose)), s->skip_reason);
+        continue;
+      }
+      st.window_points.insert(st.window_points.end(), s->points.begin(), s->points.end());
+    }
+    if (!allocs_found) st.window_points.clear();
+
+    if (alloc_probes_) {
+      bool ab = true;
+      for (auto purpose : {ProbePurpose::array_buffer_alloc, ProbePurpose::array_buffer_alloc_uninit,
+                           ProbePurpose::array_buffer_free, ProbePurpose::array_buffer_realloc}) {
+        const auto* s = site(purpose);
+        if (!s) continue;
+        bool ok = attach_site(trace, p.pid(), *s, st);
+        if (!ok && !s->optional) ab = false;
+      }
+      // Totals need every allocation and every free: without one of them they would drift.
+      if (ab) {
+        st.counting = true;
+        p.v8.array_buffers_counting = true;
+        if (!p.v8.array_buffers_probed) {
+          p.v8.array_buffers_probed = true;
+          p.v8.array_buffers_source = "allocation_probes";
+        }
+        if (p.attached_late && !p.v8.array_buffers_baseline_unknown) {
+          p.v8.array_buffers_baseline_unknown = true;
+          p.notes.push_back(
+              "attached to a running process: ArrayBuffer allocations and frees before attach are not in "
+              "the allocated/freed totals (live bytes are the allocator's own figure)");
+        }
+      } else {
+        p.notes.push_back(
+            "ArrayBuffer allocations not counted: an allocator probe is missing (see probes.skipped)");
+      }
+      // External-memory adjustments fire once per backing store too: only with the allocation probes.
+      for (auto purpose : {ProbePurpose::external_memory_adjust, ProbePurpose::external_memory_increase,
+                           ProbePurpose::external_memory_decrease, ProbePurpose::external_memory_update})
+        if (const auto* s = site(purpose); s && attach_site(trace, p.pid(), *s, st))
+          p.v8.external_probed = true;
+    }
+
+    if (!st.counter_offset) {
+      note_skipped(trace, "v8:array_buffer_counter", plan.ab_counter_skip_reason);
+      if (!st.counting)
+        p.notes.push_back("ArrayBuffer live bytes not collected: " + plan.ab_counter_skip_reason +
+                          " (--v8-alloc-probes counts every allocation instead)");
+    }
+    // The first window finds the allocator objects (and samples start-up stacks); it stays open until an
+    // allocation shows where they are.
+    if (st.window_points.empty()) {
+      if (!st.counting)
+        p.notes.push_back("ArrayBuffer figures not collected: NodeArrayBufferAllocator::Allocate not found");
+      return;
+    }
+    if (windows_useful(st)) open_window(trace, p, st, now_boot_ns());
+  }
+
   BpfSession& session_;
+  bool alloc_probes_ = false;
+  bool stacks_ = false;
   model::Trace* trace_ = nullptr;
   std::map<pid_t, PerProcess> procs_;
   std::set<model::ProcessKey> noted_;
@@ -374,8 +683,8 @@ class V8Extension : public TraceExtension {
 
 }  // namespace
 
-std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session) {
-  return std::make_unique<V8Extension>(session);
+std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session, bool alloc_probes) {
+  return std::make_unique<V8Extension>(session, alloc_probes);
 }
 
 Result<std::string> describe_v8_probes_for_pid(pid_t pid) {

@@ -19,69 +19,98 @@ void FdTable::insert(FdEntry e) {
   peak_ = std::max<uint64_t>(peak_, fds_.size());
 }
 
-void FdTable::erase(std::map<int, FdEntry>::iterator it) {
+void FdTable::erase(std::map<int, FdEntry>::iterator it, bool unseen) {
   fds_.erase(it);
-  ++closed_total_;
+  if (unseen)
+    ++closed_unseen_;
+  else
+    ++closed_seen_;
+}
+
+void FdTable::forget_found(std::map<int, FdEntry>::iterator it) {
+  if (it->second.before_tracing)
+    --seeded_total_;
+  else
+    --opened_unseen_;
+  fds_.erase(it);
 }
 
 void FdTable::open(FdEntry e) {
   if (e.fd < 0) return;
   if (auto it = fds_.find(e.fd); it != fds_.end()) {
-    if (it->second.seeded && it->second.opened_at_s >= e.opened_at_s) {
-      // /proc was read after this call returned: the seeded entry is this very fd, now with its origin.
-      fds_.erase(it);
-      --seeded_total_;
-    } else {
-      erase(it);
-      ++missed_closes_;
-    }
+    if (it->second.seeded && it->second.opened_at_s >= e.opened_at_s)
+      forget_found(it);  // /proc was read after this call returned: the found entry is this very fd
+    else
+      erase(it, true);
   }
-  ++opened_total_;
+  recent_unseen_closes_.erase(e.fd);
+  ++opened_seen_;
   insert(std::move(e));
 }
 
-void FdTable::duplicate(int oldfd, int newfd, bool cloexec, double t_s, int32_t stack_id,
+void FdTable::duplicate(int oldfd, int newfd, bool cloexec, bool closes_target, double t_s, int32_t stack_id,
                         const std::string& call, uint64_t caller_ip) {
-  if (newfd < 0) return;
+  if (newfd < 0 || oldfd == newfd) return;  // dup2(fd, fd) does nothing
   FdEntry copy;
   if (auto it = fds_.find(oldfd); it != fds_.end()) {
     copy = it->second;
   } else {
-    copy.type = FdType::kUnknown;  // resolved later from /proc
+    copy = FdEntry{};  // resolved later from /proc
   }
   copy.fd = newfd;
   copy.cloexec = cloexec;
+  if (cloexec)
+    copy.flags |= O_CLOEXEC;
+  else
+    copy.flags &= ~static_cast<uint32_t>(O_CLOEXEC);
   copy.opened_at_s = t_s;
   copy.seeded = false;
+  copy.before_tracing = false;
   copy.stack_id = stack_id;
   copy.opened_by = call;
   copy.caller_ip = caller_ip;
-  if (oldfd == newfd) return;                                   // dup2(fd, fd) does nothing
-  if (auto it = fds_.find(newfd); it != fds_.end()) erase(it);  // dup2/dup3 close the target first
-  ++opened_total_;
-  insert(std::move(copy));
+  if (auto it = fds_.find(newfd);
+      it != fds_.end() && closes_target && !(it->second.seeded && it->second.opened_at_s >= t_s))
+    erase(it, false);  // dup2/dup3 close the target first
+  open(std::move(copy));
 }
 
-bool FdTable::close(int fd) {
-  auto it = fds_.find(fd);
-  if (it == fds_.end()) {
-    ++unknown_closes_;
-    return false;
-  }
-  erase(it);
+bool FdTable::claim_recent_close(int fd, double t_s) {
+  auto it = recent_unseen_closes_.find(fd);
+  if (it == recent_unseen_closes_.end() || it->second < t_s) return false;
+  recent_unseen_closes_.erase(it);
+  --closed_unseen_;
+  ++closed_seen_;
   return true;
 }
 
-size_t FdTable::close_range(uint32_t first, uint32_t last) {
+bool FdTable::close(int fd, double t_s) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) {
+    if (claim_recent_close(fd, t_s)) return true;
+    ++unknown_closes_;
+    return false;
+  }
+  erase(it, false);
+  return true;
+}
+
+size_t FdTable::close_range(uint32_t first, uint32_t last, double t_s) {
   if (first > last) return 0;
   size_t n = 0;
   auto it = fds_.lower_bound(static_cast<int>(std::min<uint32_t>(first, INT32_MAX)));
   while (it != fds_.end() && static_cast<uint32_t>(it->first) <= last) {
     auto next = std::next(it);
-    erase(it);
+    erase(it, false);
     ++n;
     it = next;
   }
+  std::vector<int> recent;
+  for (auto r = recent_unseen_closes_.lower_bound(static_cast<int>(std::min<uint32_t>(first, INT32_MAX)));
+       r != recent_unseen_closes_.end() && static_cast<uint32_t>(r->first) <= last; ++r)
+    recent.push_back(r->first);
+  for (int fd : recent)
+    if (claim_recent_close(fd, t_s)) ++n;
   return n;
 }
 
@@ -102,7 +131,7 @@ size_t FdTable::exec() {
   for (auto it = fds_.begin(); it != fds_.end();) {
     auto next = std::next(it);
     if (it->second.cloexec) {
-      erase(it);
+      erase(it, false);
       ++n;
     }
     it = next;
@@ -145,37 +174,79 @@ void FdTable::resolve(const proc::ProcFd& f) {
   apply_proc(it->second, f);
 }
 
-void FdTable::reconcile(const std::vector<proc::ProcFd>& listing, double t_s) {
+void FdTable::reconcile(const std::vector<proc::ProcFd>& listing, double t_s, bool at_start) {
   std::map<int, const proc::ProcFd*> live;
   for (const auto& f : listing) live[f.fd] = &f;
+  recent_unseen_closes_.clear();
   for (auto it = fds_.begin(); it != fds_.end();) {
     auto next = std::next(it);
     if (!live.count(it->first)) {
-      erase(it);
-      ++missed_closes_;
+      recent_unseen_closes_[it->first] = t_s;
+      erase(it, true);
     }
     it = next;
   }
   for (const auto& [fd, f] : live) {
     auto it = fds_.find(fd);
     if (it != fds_.end() && contradicts(it->second, *f)) {
-      erase(it);
-      ++missed_closes_;
+      erase(it, true);
       it = fds_.end();
     }
     if (it != fds_.end()) {
       apply_proc(it->second, *f);
       continue;
     }
-    FdEntry e;
-    e.fd = fd;
-    e.opened_at_s = t_s;
-    e.seeded = true;
-    e.opened_by = "/proc";
-    apply_proc(e, *f);
-    ++seeded_total_;
-    insert(std::move(e));
+    if (at_start) {
+      FdEntry e;
+      e.fd = fd;
+      e.opened_at_s = t_s;
+      e.seeded = true;
+      e.before_tracing = true;
+      e.opened_by = "/proc";
+      apply_proc(e, *f);
+      ++seeded_total_;
+      insert(std::move(e));
+    } else {
+      add_unseen(*f, t_s);
+    }
   }
+}
+
+std::vector<int> FdTable::reconcile_numbers(const std::vector<int>& listed, double t_s) {
+  recent_unseen_closes_.clear();
+  std::vector<int> missing;
+  auto it = fds_.begin();
+  for (int fd : listed) {
+    while (it != fds_.end() && it->first < fd) {
+      recent_unseen_closes_[it->first] = t_s;
+      auto next = std::next(it);
+      erase(it, true);
+      it = next;
+    }
+    if (it != fds_.end() && it->first == fd)
+      ++it;
+    else
+      missing.push_back(fd);
+  }
+  while (it != fds_.end()) {
+    recent_unseen_closes_[it->first] = t_s;
+    auto next = std::next(it);
+    erase(it, true);
+    it = next;
+  }
+  return missing;
+}
+
+void FdTable::add_unseen(const proc::ProcFd& f, double t_s) {
+  if (f.fd < 0 || fds_.count(f.fd)) return;
+  FdEntry e;
+  e.fd = f.fd;
+  e.opened_at_s = t_s;
+  e.seeded = true;
+  e.opened_by = "/proc";
+  apply_proc(e, f);
+  ++opened_unseen_;
+  insert(std::move(e));
 }
 
 void FdTable::set_socket_addresses(const std::unordered_map<uint64_t, proc::SocketEntry>& sockets) {

@@ -35,12 +35,12 @@ struct V8State {
   // own counter (what memoryUsage().arrayBuffers returns, summed over the main thread's and the workers'
   // allocators), read from the process each sample; with --v8-alloc-probes, every allocation and free is
   // also counted.
-  bool array_buffers_probed = false;      // live bytes are known
-  std::string array_buffers_source;       // "allocator_counter" or "allocation_probes"
-  uint64_t array_buffer_live_bytes = 0;   // now (at exit for a process that exited)
-  uint64_t array_buffer_peak_bytes = 0;   // highest live figure seen (samples, and the kernel's when counting)
-  uint32_t array_buffer_allocators = 0;   // allocator objects read (main thread + worker threads)
-  bool array_buffers_counting = false;    // the totals below are counted (--v8-alloc-probes)
+  bool array_buffers_probed = false;     // live bytes are known
+  std::string array_buffers_source;      // "allocator_counter" or "allocation_probes"
+  uint64_t array_buffer_live_bytes = 0;  // now (at exit for a process that exited)
+  uint64_t array_buffer_peak_bytes = 0;  // highest live figure seen (samples, and the kernel's when counting)
+  uint32_t array_buffer_allocators = 0;  // allocator objects read (main thread + worker threads)
+  bool array_buffers_counting = false;   // the totals below are counted (--v8-alloc-probes)
   uint64_t array_buffer_allocated_total = 0;
   uint64_t array_buffer_freed_total = 0;
   uint64_t array_buffer_allocations = 0;

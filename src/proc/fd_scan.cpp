@@ -199,6 +199,30 @@ Result<ProcFd> read_fd(pid_t pid, int fd, bool read_fdinfo) {
   return out;
 }
 
+Result<std::vector<int>> list_fds(pid_t pid, size_t max_fds) {
+  std::string dir = fmt::format("/proc/{}/fd", pid);
+  DIR* d = opendir(dir.c_str());
+  if (!d) return errno_error("cannot list " + dir);
+  std::vector<int> numbers;
+  bool too_many = false;
+  errno = 0;
+  while (dirent* e = readdir(d)) {
+    int fd = -1;
+    if (!parse_num(std::string_view(e->d_name), fd) || fd < 0) continue;
+    if (numbers.size() >= max_fds) {
+      too_many = true;
+      break;
+    }
+    numbers.push_back(fd);
+  }
+  int err = errno;
+  closedir(d);
+  if (too_many) return make_error(fmt::format("{} lists more than {} fds", dir, max_fds), E2BIG);
+  if (err != 0) return make_error("cannot read " + dir, err);
+  std::sort(numbers.begin(), numbers.end());
+  return numbers;
+}
+
 Result<std::vector<ProcFd>> scan_fds(pid_t pid, const FdScanOptions& opts) {
   std::string dir = fmt::format("/proc/{}/fd", pid);
   DIR* d = opendir(dir.c_str());

@@ -70,6 +70,9 @@ struct FdScanOptions {
 
 // Every open fd of pid, sorted by number. An fd closed while the directory is read is left out.
 Result<std::vector<ProcFd>> scan_fds(pid_t pid, const FdScanOptions& opts = {});
+// The numbers of pid's open fds, sorted: readdir of /proc/PID/fd only (no readlink), cheap enough for
+// every sample. An error with E2BIG when more than max_fds are open (the listing would be incomplete).
+Result<std::vector<int>> list_fds(pid_t pid, size_t max_fds);
 // One fd of pid; an error when it is not open.
 Result<ProcFd> read_fd(pid_t pid, int fd, bool read_fdinfo = false);
 

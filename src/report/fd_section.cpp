@@ -5,8 +5,7 @@
 #include <algorithm>
 #include <map>
 
-#include "report/folded.h"
-#include "report/pprof.h"
+#include "report/folded.h"  // valid_utf8
 #include "report/sections.h"
 
 namespace memlens::report {
@@ -64,7 +63,7 @@ json fd_entry_json(const model::FdTable& table, const model::FdEntry& e, symboli
   } else if (!e.path.empty()) {
     j["path"] = valid_utf8(e.path);
   }
-  if (e.seeded)
+  if (e.before_tracing)
     j["opened_at"] = nullptr;
   else
     j["opened_at"] = e.opened_at_s;
@@ -84,7 +83,9 @@ json fd_entry_json(const model::FdTable& table, const model::FdEntry& e, symboli
 std::vector<const model::FdEntry*> longest_open(const model::FdTable& table, size_t n) {
   std::vector<const model::FdEntry*> all;
   for (const auto& [fd, e] : table.entries()) all.push_back(&e);
-  auto key = [](const model::FdEntry* e) { return std::make_tuple(!e->seeded, e->opened_at_s, e->fd); };
+  auto key = [](const model::FdEntry* e) {
+    return std::make_tuple(!e->before_tracing, e->opened_at_s, e->fd);
+  };
   size_t k = std::min(n, all.size());
   std::partial_sort(all.begin(), all.begin() + static_cast<long>(k), all.end(),
                     [&](const auto* a, const auto* b) { return key(a) < key(b); });
@@ -101,7 +102,8 @@ json fd_section(const model::Process& p) {
   j["opened_total"] = t.opened_total();
   j["closed_total"] = t.closed_total();
   j["seeded"] = t.seeded_total();
-  j["missed_closes"] = t.missed_closes();
+  j["opened_unseen"] = t.opened_unseen();
+  j["closed_unseen"] = t.closed_unseen();
   j["unknown_closes"] = t.unknown_closes();
   j["sockets_open"] = t.sockets_open();
   json by_type = json::object();
@@ -114,47 +116,8 @@ json fd_section(const model::Process& p) {
   return j;
 }
 
-std::optional<StackProfile> fd_open_profile(const model::Trace& trace) {
-  StackProfile prof;
-  prof.kind = "fd_opens";
-  prof.sample_types = {{"fds", "count"}};
-  prof.duration_ns = static_cast<int64_t>(trace.info.duration_s * 1e9);
-  for (const auto& p : trace.processes.all()) {
-    const auto& t = p->fds;
-    if (t.open_count() == 0) continue;
-    // One sample per distinct stack; fds open before tracing share one.
-    std::map<std::pair<int32_t, uint64_t>, int64_t> by_stack;
-    for (const auto& [fd, e] : t.entries())
-      ++by_stack[{e.seeded ? -2 : e.stack_id, e.seeded ? 0 : e.caller_ip}];
-    auto sym = symbolizer_for(*p);
-    for (const auto& [key, count] : by_stack) {
-      auto [stack_id, caller_ip] = key;
-      StackSample s;
-      s.pid = p->pid();
-      s.values = {count};
-      if (stack_id == -2) {
-        symbolize::Frame f;
-        f.function = "[opened before tracing]";
-        s.stack.push_back(f);
-      } else {
-        model::FdEntry probe;
-        probe.stack_id = stack_id;
-        probe.caller_ip = caller_ip;
-        auto leaf_first = fd_opening_stack(t, probe, sym.get());
-        s.stack.assign(leaf_first.rbegin(), leaf_first.rend());
-      }
-      prof.samples.push_back(std::move(s));
-    }
-  }
-  if (prof.samples.empty()) return std::nullopt;
-  return prof;
-}
-
-Status write_fd_profiles(const std::string& out_dir, const model::Trace& trace) {
-  auto prof = fd_open_profile(trace);
-  if (!prof) return {};
-  if (auto s = write_folded(out_dir, *prof); !s) return s;
-  return write_pprof(out_dir, *prof);
+std::optional<StackProfile> fd_open_profile(const model::Trace&) {
+  return std::nullopt;
 }
 
 }  // namespace memlens::report

@@ -1,5 +1,5 @@
 // The fd parts of the reports: the "fds" section of a process in report.json (report/sections.h), the
-// entries `memlens fds` prints, and the fd_opens stack profile (open fds by opening stack).
+// entries `memlens fds` prints.
 #pragma once
 
 #include <memory>
@@ -32,12 +32,9 @@ nlohmann::json fd_entry_json(const model::FdTable& table, const model::FdEntry& 
 // The open fds that were open longest (seeded ones first, by fd number), at most n.
 std::vector<const model::FdEntry*> longest_open(const model::FdTable& table, size_t n);
 
-// Open fds by opening stack, over every process of the trace (each with its table as the trace ended or
-// as the process exited); value: the count. Fds open before tracing are under the frame
-// "[opened before tracing]". Null when no process has an open fd.
+// Deprecated: the fd_opens profile (open fds by opening stack) is now recorded in each process's shared
+// stack table and written, symbolized, by the stacks extension. Returns nothing, so that a caller still
+// using it does not write fd_opens twice.
 std::optional<StackProfile> fd_open_profile(const model::Trace& trace);
-
-// Writes <out_dir>/fd_opens.folded and fd_opens.pb.gz (nothing when there is no open fd).
-Status write_fd_profiles(const std::string& out_dir, const model::Trace& trace);
 
 }  // namespace memlens::report

@@ -4,13 +4,21 @@ namespace memlens::report {
 
 using analyze::Category;
 
+// A process memlens saw start spends its first seconds warming up: JIT code, compilation caches, connection
+// buffers and malloc arenas grow and then level off, and a 60 s window can end before they visibly have.
+// Resident figures from that period are not judged. A process memlens attached to is usually past it.
+constexpr double kWarmUpS = 20;
+
 analyze::AnalysisInput analysis_input(const model::Process& p, const TopStacksFn& top_stacks) {
   analyze::AnalysisInput in;
+  double judged_from_s = p.attached_late ? 0 : p.first_seen_s + kWarmUpS;
   for (const auto& s : p.timeline) {
-    in[Category::rss].resident.push_back({s.t_s, static_cast<double>(s.rss.total())});
-    for (const auto& [name, bytes] : s.categories)
-      if (auto c = analyze::parse_category(name))  // "unexplained" is not judged
-        in[*c].resident.push_back({s.t_s, static_cast<double>(bytes)});
+    if (s.t_s >= judged_from_s) {
+      in[Category::rss].resident.push_back({s.t_s, static_cast<double>(s.rss.total())});
+      for (const auto& [name, bytes] : s.categories)
+        if (auto c = analyze::parse_category(name))  // "unexplained" is not judged
+          in[*c].resident.push_back({s.t_s, static_cast<double>(bytes)});
+    }
     if (s.fds_open) in[Category::fds].resident.push_back({s.t_s, static_cast<double>(*s.fds_open)});
     if (s.array_buffers_bytes)
       in.array_buffers_live.push_back({s.t_s, static_cast<double>(*s.array_buffers_bytes)});

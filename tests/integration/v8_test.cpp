@@ -2,7 +2,9 @@
 // Debian's libnode.so layout, the scenario v8_gc_buffers runs with --trace-gc under `memlens run`; every GC
 // memlens reports must be one V8 printed (same count, same kind, heap used after it within max(2%, 0.1 MB)
 // of the printed figure), and live ArrayBuffer bytes at the scenario's quiet point must be within 5% of
-// process.memoryUsage().arrayBuffers. Attaching to a running node must find the same V8 probes as run.
+// process.memoryUsage().arrayBuffers, both by default (the allocator's counter read from the process) and
+// with --v8-alloc-probes (every allocation and free counted: allocated - freed must agree too). Attaching
+// to a running node must find the same V8 probes as run, and its live ArrayBuffer bytes.
 // The USDT path is checked with tests/programs/usdt_provider, which is not node but carries node's notes.
 #include <unistd.h>
 
@@ -65,10 +67,13 @@ struct TracedRun {
   std::vector<json> lines;
 };
 
-std::unique_ptr<TracedRun> run_traced(const std::vector<std::string>& command) {
+std::unique_ptr<TracedRun> run_traced(const std::vector<std::string>& command,
+                                      const std::vector<std::string>& options = {}) {
   auto r = std::make_unique<TracedRun>();
-  std::vector<std::string> argv = {memlens_bin(),      "run", "-q", "--no-stacks", "--interval", "0.5", "-o",
-                                   r->dir.file("out"), "--"};
+  std::vector<std::string> argv = {memlens_bin(), "run", "-q", "--no-stacks",
+                                   "--interval",  "0.5", "-o", r->dir.file("out")};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
   Child c = Child::spawn(argv, r->dir.path(), "memlens");
   r->exit_code = c.wait(120s);
@@ -122,20 +127,33 @@ std::set<std::string> v8_probes(const json& report) {
   return out;
 }
 
-void check_scenario_run(const std::string& node, const std::string& target) {
-  auto r = run_traced({node, "--trace-gc", scenario("v8_gc_buffers")});
+void check_scenario_run(const std::string& node, const std::string& target, bool alloc_probes) {
+  auto r =
+      run_traced({node, "--trace-gc", scenario("v8_gc_buffers")},
+                 alloc_probes ? std::vector<std::string>{"--v8-alloc-probes"} : std::vector<std::string>{});
   ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
   auto quiet = last_event(r->lines, "quiet");
   ASSERT_TRUE(quiet) << "the scenario printed no quiet line\n" << r->stdout_text.substr(0, 2000);
   int pid = pid_of(r->lines, *quiet);
   auto proc = report_process(r->report, pid);
   ASSERT_TRUE(proc) << "no process " << pid << " in the report";
-  SCOPED_TRACE("Node " + target + " " + quiet->value("node", std::string("?")));
+  SCOPED_TRACE("Node " + target + " " + quiet->value("node", std::string("?")) +
+               (alloc_probes ? " --v8-alloc-probes" : ""));
 
-  for (const char* want : {"v8:gc_start", "v8:gc_end", "v8:heap_used_before", "v8:heap_used_after",
-                           "v8:array_buffer_alloc", "v8:array_buffer_alloc_uninit", "v8:array_buffer_free"})
+  std::vector<std::string> wanted = {"v8:gc_start", "v8:gc_end", "v8:heap_used_before", "v8:heap_used_after",
+                                     "v8:array_buffer_window"};
+  std::vector<std::string> per_allocation = {"v8:array_buffer_alloc", "v8:array_buffer_alloc_uninit",
+                                             "v8:array_buffer_free"};
+  if (alloc_probes) wanted.insert(wanted.end(), per_allocation.begin(), per_allocation.end());
+  for (const auto& want : wanted)
     EXPECT_TRUE(v8_probes(r->report).count(want))
         << want << " not attached; skipped: " << r->report["probes"]["skipped"].dump();
+  // The default path puts no probe on every allocation.
+  if (!alloc_probes) {
+    for (const auto& unwanted : per_allocation) {
+      EXPECT_FALSE(v8_probes(r->report).count(unwanted)) << unwanted;
+    }
+  }
 
   // GCs: one memlens event per --trace-gc line, in the same order.
   auto trace_gc = parse_trace_gc(r->stdout_text);
@@ -195,28 +213,51 @@ void check_scenario_run(const std::string& node, const std::string& target) {
   EXPECT_TRUE(tl.back().contains("array_buffers_bytes"));
   const json& ab = (*proc)["array_buffers"];
   EXPECT_GE(ab["peak_bytes"].get<uint64_t>(), ab["live_bytes"].get<uint64_t>());
-  EXPECT_EQ(ab["allocated_bytes_total"].get<uint64_t>() - ab["freed_bytes_total"].get<uint64_t>(),
-            ab["live_bytes"].get<uint64_t>());
+  EXPECT_EQ(ab["source"], "allocator_counter");
+  EXPECT_GE(ab["allocators"].get<int>(), 1);
+  EXPECT_EQ(ab["counting"], alloc_probes);
+  if (alloc_probes) {
+    // Counted independently of the counter read: the totals must tell the same live figure.
+    double counted = ab["allocated_bytes_total"].get<double>() - ab["freed_bytes_total"].get<double>();
+    EXPECT_TRUE(within("allocated - freed vs memoryUsage().arrayBuffers at exit", counted, at_exit, 0.05));
+    EXPECT_GE(ab["allocations"].get<uint64_t>(), ab["frees"].get<uint64_t>());
+    EXPECT_EQ(ab["counted_since_attach"], false);
+  } else {
+    // Not counted: the totals are absent rather than zero.
+    EXPECT_FALSE(ab.contains("allocated_bytes_total"));
+    EXPECT_FALSE(ab.contains("freed_bytes_total"));
+  }
   EXPECT_EQ(r->report["loss"]["kernel_v8_gc_end_unmatched"], 0);
   EXPECT_EQ(r->report["loss"]["kernel_ringbuf_full"], 0);
+  if (alloc_probes) return;  // attach is checked once per build
 
   // Attach to a running node of the same build: the same V8 probes.
   TempDir adir;
-  Child app =
-      Child::spawn({node, scenario("long_running"), "--duration", "60", "--mb", "8"}, adir.path(), "app");
+  // It keeps 8 MB of Buffers allocated before attach and allocates a small one every 50 ms: the first
+  // window learns the allocator's address from such an allocation.
+  Child app = Child::spawn(
+      {node, scenario("v8_attach_buffers"), "--duration", "60", "--mb", "8", "--report-interval", "0.5"},
+      adir.path(), "app");
   auto ready = app.wait_for_event("ready", 30s);
   ASSERT_TRUE(ready) << app.stderr_text();
   int app_pid = (*ready)["pid"].get<int>();
   Child attach = Child::spawn({memlens_bin(), "attach", std::to_string(app_pid), "-q", "--no-stacks",
-                               "--duration", "1.5", "-o", adir.file("out")},
+                               "--duration", "3", "--interval", "0.5", "-o", adir.file("out")},
                               adir.path(), "memlens");
   ASSERT_EQ(attach.wait(60s), 0) << attach.stderr_text();
   json areport = load_report(adir.file("out"));
   EXPECT_EQ(v8_probes(areport), v8_probes(r->report)) << "attach: " << areport["probes"].dump();
   auto aproc = report_process(areport, app_pid);
   ASSERT_TRUE(aproc);
-  ASSERT_TRUE(aproc->contains("array_buffers"));
-  EXPECT_EQ((*aproc)["array_buffers"]["counted_since_attach"], true);
+  ASSERT_TRUE(aproc->contains("array_buffers")) << aproc->value("notes", json::array()).dump();
+  // The allocator's counter covers what was allocated before attach too.
+  auto memory = last_event(json_lines(app.stdout_text()), "memory");
+  ASSERT_TRUE(memory);
+  double app_ab = (*memory)["memoryUsage"]["arrayBuffers"].get<double>();
+  ASSERT_GT(app_ab, 8 * kMiB);
+  EXPECT_TRUE(within("attach: live_bytes vs memoryUsage().arrayBuffers",
+                     (*aproc)["array_buffers"]["live_bytes"].get<double>(), app_ab, 0.05));
+  EXPECT_FALSE((*aproc)["array_buffers"].contains("counted_since_attach"));
   app.signal(SIGTERM);
   app.wait(10s);
 }
@@ -226,7 +267,13 @@ class V8Matrix : public ::testing::TestWithParam<std::string> {};
 TEST_P(V8Matrix, GcHeapAndArrayBuffersMatchV8) {
   MEMLENS_REQUIRE_TRACING();
   REQUIRE_NODE(node, GetParam());
-  check_scenario_run(node, GetParam());
+  check_scenario_run(node, GetParam(), false);
+}
+
+TEST_P(V8Matrix, AllocationProbesCountEveryBackingStore) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node, GetParam());
+  check_scenario_run(node, GetParam(), true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Node, V8Matrix, ::testing::Values("18", "20", "22", "24", "libnode"),

@@ -186,20 +186,4 @@ std::optional<nlohmann::json> report_process(const nlohmann::json& report, int p
                                        << "%, allowed " << 100 * tolerance << "%)";
 }
 
-std::vector<std::string> loaded_bpf_program_names() {
-  std::vector<std::string> names;
-  FILE* f = popen("bpftool -j prog list 2>/dev/null", "r");
-  if (!f) return names;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-  pclose(f);
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_array()) return names;
-  for (const auto& p : j)
-    if (p.contains("name")) names.push_back(p["name"].get<std::string>());
-  return names;
-}
-
 }  // namespace memlens::testing

@@ -85,7 +85,4 @@ std::optional<nlohmann::json> report_process(const nlohmann::json& report, int p
 // |actual - expected| <= tolerance * expected, with a message naming both.
 ::testing::AssertionResult within(const char* what, double actual, double expected, double tolerance);
 
-// Names of loaded BPF programs (from bpftool), for the detach checks.
-std::vector<std::string> loaded_bpf_program_names();
-
 }  // namespace memlens::testing

@@ -1,0 +1,201 @@
+// Stack profiles of a real node process, checked against the scenario's own code and against the report:
+// tests/scenarios/stacks_buffers.js allocates every Buffer of its run in one uniquely named JS function,
+// allocateReportBuffers, and writes into each page of it. Under `memlens run` (which starts node with V8's
+// perf map, so JIT frames are named):
+//  - that function must be on the stacks of the array_buffers profile (sampled in windows by the V8
+//    capability) and of the page_faults profile;
+//  - gc_triggers has one stack per GC memlens saw (minus stack captures the kernel reported lost);
+//  - every <kind>.pb.gz, decoded by pprof-format (tests/html/pprof-summary.js), has sample totals equal
+//    to report.json's profiles[].totals, and every <kind>.folded sums to the total of the first sample type;
+//  - report.html loads in headless Chromium without console errors, with one flame graph per profile whose
+//    total is the report's (tests/html/check-html.js); the screenshot is kept under
+//    $MEMLENS_BUILD_DIR/test-artifacts/stacks/.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "support/harness.h"
+
+namespace memlens::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::string kFunction = "allocateReportBuffers";
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+CommandResult run_shell(const std::string& cmd) {
+  CommandResult r;
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.output.append(buf, n);
+  int status = pclose(f);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string shell_quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+// Why the Node-side checkers cannot run, or "".
+std::string checkers_missing() {
+  std::string modules = source_dir() + "/tests/html/node_modules/";
+  if (!fs::exists(modules + "pprof-format") || !fs::exists(modules + "playwright-core"))
+    return "tests/html/node_modules is missing (run scripts/test-prepare.sh)";
+  const char* chromium = getenv("CHROMIUM");
+  if (!fs::exists(chromium ? chromium : "/usr/bin/chromium")) return "chromium is not installed";
+  return "";
+}
+
+struct Folded {
+  long double total = 0;
+  size_t lines = 0;
+  size_t lines_with_function = 0;
+  bool malformed = false;
+};
+
+// Each line: "root;...;leaf VALUE".
+Folded parse_folded(const std::string& path) {
+  Folded f;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto space = line.rfind(' ');
+    if (space == std::string::npos || space == 0) {
+      f.malformed = true;
+      continue;
+    }
+    try {
+      f.total += std::stold(line.substr(space + 1));
+    } catch (...) {
+      f.malformed = true;
+      continue;
+    }
+    ++f.lines;
+    if (line.find(kFunction) != std::string::npos) ++f.lines_with_function;
+  }
+  return f;
+}
+
+TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
+  MEMLENS_REQUIRE_TRACING();
+  if (std::string why = checkers_missing(); !why.empty()) {
+    if (in_ci()) FAIL() << "CI=true and " << why;
+    GTEST_SKIP() << why;
+  }
+  TempDir dir;
+  std::string out = dir.file("out");
+  // fds are another capability with a profile of its own (fd_opens), not what this test is about.
+  Child c = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", "0.5", "-o", out, "--",
+                          node_bin(), scenario("stacks_buffers"), "--duration", "12"},
+                         dir.path(), "memlens");
+  ASSERT_EQ(c.wait(180s), 0) << c.stderr_text();
+  auto lines = json_lines(c.stdout_text());
+  auto final_line = last_event(lines, "final");
+  ASSERT_TRUE(final_line) << c.stdout_text().substr(0, 2000);
+  ASSERT_GT((*final_line)["calls"].get<int>(), 1000) << "the scenario did too little work";
+  int pid = pid_of(lines, *final_line);
+  json report = load_report(out);
+  auto proc = report_process(report, pid);
+  ASSERT_TRUE(proc);
+  ASSERT_TRUE(proc->contains("gc"));
+
+  std::map<std::string, json> profiles;
+  for (const auto& p : report["profiles"]) profiles[p["kind"].get<std::string>()] = p;
+  for (const char* kind : {"array_buffers", "page_faults", "gc_triggers"})
+    ASSERT_TRUE(profiles.count(kind)) << "no " << kind << " profile; profiles: " << report["profiles"].dump();
+
+  json flames = json::array();
+  for (const auto& [kind, prof] : profiles) {
+    SCOPED_TRACE(kind);
+    std::string pprof = out + "/" + prof["pprof"].get<std::string>();
+    std::string folded = out + "/" + prof["folded"].get<std::string>();
+    auto r = run_shell("node " + shell_quote(source_dir() + "/tests/html/pprof-summary.js") + " " +
+                       shell_quote(pprof) + " " + kFunction);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    json summary = json::parse(r.output);
+    const json& types = summary["sample_types"];
+    ASSERT_FALSE(types.empty());
+    const json& totals = prof["totals"];
+    ASSERT_EQ(totals.size(), types.size()) << totals.dump() << " vs " << types.dump();
+    for (size_t i = 0; i < types.size(); ++i) {
+      std::string type = types[i]["type"];
+      ASSERT_TRUE(totals.contains(type)) << type << " not in " << totals.dump();
+      EXPECT_EQ(summary["totals"][i].get<std::string>(), std::to_string(totals[type].get<int64_t>()))
+          << "pprof total of " << type;
+    }
+    int64_t first_total = totals[types[0]["type"].get<std::string>()].get<int64_t>();
+    Folded f = parse_folded(folded);
+    EXPECT_FALSE(f.malformed) << folded;
+    EXPECT_EQ(static_cast<int64_t>(f.total), first_total) << "folded total";
+    EXPECT_GT(f.lines, 0u);
+    flames.push_back({{"kind", kind}, {"total", first_total}});
+
+    if (kind == "array_buffers" || kind == "page_faults") {
+      const json& m = summary["matching"];
+      EXPECT_GT(m["samples"].get<int>(), 0)
+          << kFunction << " is on no " << kind << " stack; functions seen: " << r.output.substr(0, 2000);
+      EXPECT_GT(f.lines_with_function, 0u) << kFunction << " not in " << folded;
+      std::cout << kind << ": " << m["totals"][0].get<std::string>() << " of " << first_total << " "
+                << types[0]["type"].get<std::string>() << " under " << kFunction << "\n";
+    }
+  }
+
+  // The scenario allocates its Buffers in allocateReportBuffers only (node's own start-up allocations
+  // aside): most sampled backing-store bytes are under it.
+  {
+    auto r = run_shell("node " + shell_quote(source_dir() + "/tests/html/pprof-summary.js") + " " +
+                       shell_quote(out + "/array_buffers.pb.gz") + " " + kFunction);
+    json s = json::parse(r.output);
+    double under = std::stod(s["matching"]["totals"][0].get<std::string>());
+    double all = std::stod(s["totals"][0].get<std::string>());
+    EXPECT_GT(under, 0.5 * all) << "bytes under " << kFunction << ": " << under << " of " << all;
+  }
+
+  // One GC trigger stack per GC, but for stack captures the kernel could not make (counted as lost).
+  int64_t gcs = (*proc)["gc"]["count"].get<int64_t>();
+  int64_t triggers = profiles["gc_triggers"]["totals"]["count"].get<int64_t>();
+  int64_t lost = report["loss"]["kernel_stack_capture"].get<int64_t>();
+  ASSERT_GT(gcs, 0);
+  EXPECT_LE(triggers, gcs);
+  EXPECT_GE(triggers + lost, gcs);
+
+  // ArrayBuffer live bytes from the allocator's counter while the scenario kept about 64 MB.
+  ASSERT_TRUE(proc->contains("array_buffers"));
+  EXPECT_EQ((*proc)["array_buffers"]["source"], "allocator_counter");
+  EXPECT_GT((*proc)["array_buffers"]["peak_bytes"].get<double>(), 16.0 * 1048576);
+
+  // report.html in headless Chromium: loads, no console errors, a flame graph per profile with its total.
+  const char* build = getenv("MEMLENS_BUILD_DIR");
+  fs::path artifacts = fs::path(build ? build : "/tmp") / "test-artifacts" / "stacks";
+  fs::create_directories(artifacts);
+  json expect = {{"charts_min", 1},
+                 {"flames", flames},
+                 {"absent_selectors", {"script[src]", "iframe"}},
+                 {"load_limit_ms", 60000}};
+  std::string expect_file = (artifacts / "expect.json").string();
+  std::ofstream(expect_file) << expect.dump(2);
+  fs::copy_file(out + "/report.html", artifacts / "report.html", fs::copy_options::overwrite_existing);
+  auto html = run_shell("node " + shell_quote(source_dir() + "/tests/html/check-html.js") + " " +
+                        shell_quote(out + "/report.html") + " " + shell_quote(expect_file) + " " +
+                        shell_quote((artifacts / "report.png").string()));
+  std::cout << html.output;
+  EXPECT_EQ(html.exit_code, 0) << html.output;
+  EXPECT_NE(html.output.find("check-html: OK"), std::string::npos);
+  EXPECT_TRUE(fs::exists(artifacts / "report.png"));
+}
+
+}  // namespace
+}  // namespace memlens::testing
