@@ -13,7 +13,6 @@
 #include "collect/extensions.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
-#include "report/fd_section.h"
 #include "report/folded.h"
 #include "report/html.h"
 #include "report/json_report.h"
@@ -136,8 +135,6 @@ int TraceSession::finish_and_report() {
   tracer_->finish();
   std::vector<report::StackProfile> profiles;
   if (stacks_) profiles = stacks_->profiles(trace_);
-  if (opts_.fds)
-    if (auto fd_profile = report::fd_open_profile(trace_)) profiles.push_back(std::move(*fd_profile));
   nlohmann::json report = report::build_report(trace_);
   report["profiles"] = report::profiles_summary(profiles);
   std::vector<std::string> written;

@@ -116,12 +116,16 @@ std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& 
     report::StackProfile prof;
     prof.kind = kind;
     bool faults = kind == "page_faults";
-    prof.sample_types = {{"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
-    if (kind != "mmap_growth" && kind != "array_buffers") {
+    bool counts_only = kind == "fd_opens";  // fds still open, by opening stack: a count, no bytes
+    if (counts_only)
+      prof.sample_types = {{"fds", "count"}};
+    else
+      prof.sample_types = {{"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
+    if (!counts_only && kind != "mmap_growth" && kind != "array_buffers")
       prof.sample_types.pop_back();  // live bytes only mean something where frees are known
-    }
     for (const auto& s : samples) {
       report::StackSample copy = s;
+      if (counts_only) copy.values = {s.values.size() > 1 ? s.values[1] : 0};
       copy.values.resize(prof.sample_types.size());
       prof.samples.push_back(std::move(copy));
     }

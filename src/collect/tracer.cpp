@@ -59,6 +59,7 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
 Tracer::~Tracer() {
   extensions_.clear();
   probes_.clear();
+  reaper_.reset();  // waits until every retired probe is detached
   if (ring_) ring_buffer__free(ring_);
 }
 
@@ -98,8 +99,16 @@ void Tracer::attach_probes(model::Process& p, bool after_exec) {
   for (auto& ext : extensions_) ext->on_track(trace_, p, after_exec);
 }
 
+void Tracer::retire_probes(pid_t pid) {
+  auto it = probes_.find(pid);
+  if (it == probes_.end()) return;
+  auto probes = std::make_shared<ProcessProbes>(std::move(it->second));
+  probes_.erase(it);
+  reaper_->retire([probes]() mutable { probes.reset(); });
+}
+
 void Tracer::attach_libc_probes(model::Process& p) {
-  probes_.erase(p.pid());
+  retire_probes(p.pid());
   auto libc = find_libc(p.pid());
   if (!libc) {
     ++probe_attach_failures_;
@@ -293,21 +302,23 @@ int Tracer::handle_event(const void* data, size_t size) {
 
 void Tracer::update_from_kernel(model::Process& p) {
   auto s = session_->read_stats(p.pid());
-  if (!s) return;
-  if (s->rss_updates == 0) {
-    // No rss_stat event yet (a quiet process): take the figures from /proc once.
-    if (auto st = proc::read_status(p.pid())) {
-      p.rss.anon_bytes = st->rss_anon;
-      p.rss.file_bytes = st->rss_file;
-      p.rss.shmem_bytes = st->rss_shmem;
-      p.rss.swap_bytes = st->vm_swap;
-    }
-  } else {
+  // The kernel's counters as the rss_stat program last read them: the global part of per-CPU counters,
+  // which lags by the deltas not folded in yet (a few MB on a quiet process). For a live process /proc
+  // sums the per-CPU parts exactly, so each sample takes its figures from there; the kernel side gives the
+  // peak at every change and the last figures of a process that has exited.
+  auto st = p.alive() ? proc::read_status(p.pid()) : Result<proc::Status>(make_error("exited", ESRCH));
+  if (st && st->vm_rss > 0) {
+    p.rss.anon_bytes = st->rss_anon;
+    p.rss.file_bytes = st->rss_file;
+    p.rss.shmem_bytes = st->rss_shmem;
+    p.rss.swap_bytes = st->vm_swap;
+  } else if (s && s->rss_updates > 0) {
     p.rss.anon_bytes = s->rss_anon_bytes;
     p.rss.file_bytes = s->rss_file_bytes;
     p.rss.shmem_bytes = s->rss_shmem_bytes;
     p.rss.swap_bytes = s->rss_swap_bytes;
   }
+  if (!s) return;
   p.rss_peak_bytes = std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
   p.faults_user = s->faults_user;
   p.faults_kernel = s->faults_kernel;
@@ -315,6 +326,8 @@ void Tracer::update_from_kernel(model::Process& p) {
 
 void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event) {
   if (!p.alive()) return;
+  // Gone (or a zombie with its memory released): the kernel side's last figures are the ones it ran with.
+  p.exited_at_s = t_s;
   update_from_kernel(p);
   model::Sample last;
   last.t_s = t_s;
@@ -327,7 +340,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   p.exited_at_s = t_s;
   if (!from_kernel_event) p.notes.push_back("exit seen without its kernel event; exit status may be unknown");
   for (auto& ext : extensions_) ext->on_untrack(p);
-  probes_.erase(p.pid());
+  retire_probes(p.pid());
   libc_check_pending_.erase(p.pid());
   session_->forget_stats(p.pid());
   session_->untrack(p.pid());
@@ -425,7 +438,9 @@ void Tracer::finish() {
   trace_.info.duration_s = trace_.seconds_since_start(now_boot_ns());
   for (auto* p : trace_.processes.live())
     for (auto& ext : extensions_) ext->on_untrack(*p);
-  probes_.clear();
+  std::vector<pid_t> pids;
+  for (const auto& [pid, probes] : probes_) pids.push_back(pid);
+  for (pid_t pid : pids) retire_probes(pid);
 }
 
 }  // namespace memlens::collect

@@ -11,6 +11,7 @@
 
 #include "collect/bpf_session.h"
 #include "collect/extension.h"
+#include "collect/link_reaper.h"
 #include "collect/process_probes.h"
 #include "model/trace.h"
 
@@ -59,6 +60,7 @@ class Tracer {
   model::Process* begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
   void attach_probes(model::Process& p, bool after_exec);
   void attach_libc_probes(model::Process& p);
+  void retire_probes(pid_t pid);
   void reseed(model::Process& p);
   void refresh_identity(model::Process& p);
   void sample();
@@ -73,6 +75,8 @@ class Tracer {
   std::unique_ptr<BpfSession> session_;
   ring_buffer* ring_ = nullptr;
   std::map<pid_t, ProcessProbes> probes_;  // by live pid
+  // Declared after probes_ and session_'s users: destroyed first, so it joins while the session lives.
+  std::unique_ptr<LinkReaper> reaper_ = std::make_unique<LinkReaper>();
   std::map<pid_t, bool> libc_check_pending_;  // after exec: confirm the probes sit on the new image's libc
   pid_t root_pid_ = 0;
   bool root_exited_ = false;

@@ -116,8 +116,4 @@ json fd_section(const model::Process& p) {
   return j;
 }
 
-std::optional<StackProfile> fd_open_profile(const model::Trace&) {
-  return std::nullopt;
-}
-
 }  // namespace memlens::report

@@ -32,9 +32,4 @@ nlohmann::json fd_entry_json(const model::FdTable& table, const model::FdEntry& 
 // The open fds that were open longest (seeded ones first, by fd number), at most n.
 std::vector<const model::FdEntry*> longest_open(const model::FdTable& table, size_t n);
 
-// Deprecated: the fd_opens profile (open fds by opening stack) is now recorded in each process's shared
-// stack table and written, symbolized, by the stacks extension. Returns nothing, so that a caller still
-// using it does not write fd_opens twice.
-std::optional<StackProfile> fd_open_profile(const model::Trace& trace);
-
 }  // namespace memlens::report

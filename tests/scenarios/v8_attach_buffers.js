@@ -15,7 +15,10 @@ c.startReporting(opts['report-interval']);
 
 let ticks = 0;
 setInterval(() => {
-  const b = Buffer.alloc(16384, ticks & 0xff); // above the pool's limit: its own backing store
+  // Buffer.alloc never uses the pool, and above 64 bytes V8 keeps a typed array's data off its heap: a
+  // backing store of its own, small so that the garbage it leaves until the next GC hardly moves
+  // memoryUsage().arrayBuffers.
+  const b = Buffer.alloc(256, ticks & 0xff);
   ticks += b.length > 0 ? 1 : 0;
 }, 50).unref();
 
