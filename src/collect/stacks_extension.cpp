@@ -113,6 +113,7 @@ void StacksExtension::finalize(model::Process& p) {
 std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& trace) const {
   std::vector<report::StackProfile> out;
   for (const auto& [kind, samples] : samples_) {
+    if (samples.empty()) continue;  // nothing of this kind was seen: no empty files
     report::StackProfile prof;
     prof.kind = kind;
     bool faults = kind == "page_faults";
