@@ -580,6 +580,28 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
     if (!input[c].resident.empty()) out.push_back(judge_resident(c, input[c], th));
   }
 
+  // A resident category can only leak into memory the kernel counts: when RSS over the same samples grew
+  // by less than half of what the category gained, the bytes moved between categories (attribution
+  // refining a mapping's owner), they were not added. Figures judged on live bases (after-GC heap, live
+  // backing stores) are not concerned.
+  if (!input[Category::rss].resident.empty()) {
+    Growth rss_g = judge(input[Category::rss].resident, false, th);
+    for (auto& v : out) {
+      if (v.kind != VerdictKind::leak_suspected || v.basis != "resident_bytes" || is_count_category(v.category))
+        continue;
+      Growth cg = judge(input[v.category].resident, false, th);
+      if (!rss_g.enough || !cg.enough || cg.growth <= 0 || rss_g.growth >= 0.5 * cg.growth) continue;
+      v.kind = VerdictKind::stable;
+      v.confidence = 0.5 * duration_weight(cg, th);
+      v.evidence = fmt::format(
+          "{} rose from {} to {} over {}, but RSS grew by only {} meanwhile: the bytes moved between categories, "
+          "no memory was added",
+          figure(v.category, Basis::resident), format_value(v.category, cg.start), format_value(v.category, cg.end),
+          format_duration(cg.span), format_bytes(std::max(0.0, rss_g.growth)));
+      v.headline = fmt::format("{}: no growth the kernel's RSS shows", label(v.category));
+    }
+  }
+
   // rss: the total, judged on its own series; but RSS that does not grow while a live figure fell from its
   // peak and a category kept the pages is freed memory kept, not a leak.
   const CategoryInput& rss = input[Category::rss];
