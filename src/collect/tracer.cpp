@@ -267,13 +267,12 @@ int Tracer::handle_event(const void* data, size_t size) {
       case ML_EV_BRK:
         ++p->events.brk;
         if (e.result == 0) {
-          const model::Mapping* heap = as.brk_heap();
-          if (heap && e.stack_id >= 0 && e.addr > heap->end) {
+          uint64_t grown = as.set_brk(e.addr, h.ts_ns);
+          if (grown > 0 && e.stack_id >= 0) {
             auto& w = p->stacks["mmap_growth"][e.stack_id];
-            w.bytes += static_cast<int64_t>(e.addr - heap->end);
+            w.bytes += static_cast<int64_t>(grown);
             w.count += 1;
           }
-          as.set_brk(e.addr, h.ts_ns);
         }
         break;
       case ML_EV_MADVISE:

@@ -69,12 +69,12 @@ void AddressSpace::remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr,
   map(std::move(m));
 }
 
-void AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
+uint64_t AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
   for (auto& [start, m] : by_start_) {
     if (m.path != "[heap]") continue;
     if (new_end <= m.start) {
       by_start_.erase(start);
-      return;
+      return 0;
     }
     uint64_t old_end = m.end;
     if (new_end < old_end) {
@@ -85,12 +85,14 @@ void AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
       grown.end = new_end;
       unmap(old_end, new_end - old_end);
       by_start_[s] = std::move(grown);
+      return new_end - old_end;
     }
-    return;
+    return 0;
   }
   // No heap yet: the first brk creates it. Its start is not known from the event; the next reconcile with
   // /proc/PID/maps gives the exact range, so record only the growth from here on.
   (void)now_ns;
+  return 0;
 }
 
 MappingTotals AddressSpace::totals() const {
@@ -107,12 +109,6 @@ const Mapping* AddressSpace::find(uint64_t addr) const {
   if (it == by_start_.begin()) return nullptr;
   --it;
   return addr < it->second.end ? &it->second : nullptr;
-}
-
-const Mapping* AddressSpace::brk_heap() const {
-  for (const auto& [start, m] : by_start_)
-    if (m.path == "[heap]") return &m;
-  return nullptr;
 }
 
 std::vector<Mapping> AddressSpace::mappings() const {

@@ -54,12 +54,11 @@ class AddressSpace {
   void protect(uint64_t start, uint64_t len, uint32_t prot);
   // mremap: the pages of [old, old+old_len) now live at [new_addr, new_addr+new_len).
   void remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len);
-  // brk moved the end of the heap to new_end.
-  void set_brk(uint64_t new_end, uint64_t now_ns);
+  // brk moved the end of the heap to new_end. Returns the bytes the heap grew by (0 if it shrank).
+  uint64_t set_brk(uint64_t new_end, uint64_t now_ns);
 
   MappingTotals totals() const;
   const Mapping* find(uint64_t addr) const;
-  const Mapping* brk_heap() const;  // the "[heap]" mapping, if there is one
   std::vector<Mapping> mappings() const;
   size_t size() const { return by_start_.size(); }
 
