@@ -175,6 +175,10 @@ Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th) {
       early.empty() ? 0 : std::max_element(early.begin(), early.end(), [](const auto& a, const auto& b) {
                             return a.value < b.value;
                           })->value;
+  // A rise that ends well below its own earlier peak is over (a burst that was collected, say), however
+  // many of the points the rise had: GCs crowd together while a process allocates fast, so a short burst
+  // can outnumber a long quiet stretch and steer the fitted line.
+  if (!early.empty() && !recent.empty() && g.recent_level < g.early_peak - g.threshold) g.grows = false;
   if (early.size() >= 3 && recent.size() >= 3) {
     Line el = theil_sen(early), rl = theil_sen(recent);
     g.early_slope = el.slope;
@@ -587,17 +591,20 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
   if (!input[Category::rss].resident.empty()) {
     Growth rss_g = judge(input[Category::rss].resident, false, th);
     for (auto& v : out) {
-      if (v.kind != VerdictKind::leak_suspected || v.basis != "resident_bytes" || is_count_category(v.category))
+      if (v.kind != VerdictKind::leak_suspected || v.basis != "resident_bytes" ||
+          is_count_category(v.category))
         continue;
       Growth cg = judge(input[v.category].resident, false, th);
       if (!rss_g.enough || !cg.enough || cg.growth <= 0 || rss_g.growth >= 0.5 * cg.growth) continue;
       v.kind = VerdictKind::stable;
       v.confidence = 0.5 * duration_weight(cg, th);
       v.evidence = fmt::format(
-          "{} rose from {} to {} over {}, but RSS grew by only {} meanwhile: the bytes moved between categories, "
+          "{} rose from {} to {} over {}, but RSS grew by only {} meanwhile: the bytes moved between "
+          "categories, "
           "no memory was added",
-          figure(v.category, Basis::resident), format_value(v.category, cg.start), format_value(v.category, cg.end),
-          format_duration(cg.span), format_bytes(std::max(0.0, rss_g.growth)));
+          figure(v.category, Basis::resident), format_value(v.category, cg.start),
+          format_value(v.category, cg.end), format_duration(cg.span),
+          format_bytes(std::max(0.0, rss_g.growth)));
       v.headline = fmt::format("{}: no growth the kernel's RSS shows", label(v.category));
     }
   }

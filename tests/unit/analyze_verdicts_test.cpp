@@ -184,6 +184,27 @@ TEST(Verdicts, BurstThenQuietIsRetainedNeverALeak) {
   }
 }
 
+// GCs crowd into the seconds a process allocates fast: a 5 s burst (6 MB to 62 MB live, a GC every
+// 0.4 s, every fourth one full) outnumbers the two GCs of the quiet minute after it, which find the heap
+// back at its starting level. The rise is over; no verdict may call it a leak.
+TEST(Verdicts, CrowdedBurstGcsThenFewQuietOnesAreNotALeak) {
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> noise(0, 0.2 * MB);
+    AnalysisInput in;
+    int i = 0;
+    for (double t = 0.4; t <= 5; t += 0.4, ++i)
+      in.js_heap_after_gc.push_back({t, 6 * MB + 11.2 * MB * t + std::abs(noise(rng)), i % 4 == 3});
+    in.js_heap_after_gc.push_back({30.0, 5 * MB, false});
+    in.js_heap_after_gc.push_back({57.0, 5 * MB + std::abs(noise(rng)), true});
+    in[Category::rss].resident =
+        sampled([](double t) { return t < 5 ? 40 * MB + 36 * MB * t : 220 * MB; }, 60, 1 * MB, rng);
+    auto vs = analyze(in);
+    for (const auto& v : vs)
+      EXPECT_NE(v.kind, VerdictKind::leak_suspected) << "seed " << seed << "\n" << dump(vs);
+  }
+}
+
 TEST(Verdicts, AttachedAfterABurstLiveFallsWhileRssStaysHigh) {
   for (unsigned seed = 1; seed <= kSeeds; ++seed) {
     std::mt19937 rng(seed);
