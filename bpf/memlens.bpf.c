@@ -7,13 +7,12 @@
 //  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise/mprotect, attached per
 //    tracked process by userspace): one event per call, on return, with the result.
 // None of it uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
-#include "vmlinux.h"
-
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
 #include "memlens/abi.h"
+#include "vmlinux.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -70,12 +69,28 @@ struct {
   __type(value, __u64);
 } ml_loss SEC(".maps");
 
+// User stacks by id. Not a STACK_TRACE map: that one keeps one stack per hash bucket and refuses a new
+// stack whose bucket is taken (with a few thousand distinct stacks, a hundred or so collisions in a
+// short trace). Here the id is a 31-bit hash of the whole stack, a hash map keeps every stack until the
+// table is full, and two different stacks share an id only on a true 31-bit collision, which is
+// detected and counted.
+struct ml_user_stack {
+  __u64 ips[ML_MAX_STACK_DEPTH];  // innermost first, zero after the last frame
+};
+
 struct {
-  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-  __uint(max_entries, 16384);
-  __uint(key_size, sizeof(__u32));
-  __uint(value_size, ML_MAX_STACK_DEPTH * sizeof(__u64));
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);  // set by userspace
+  __type(key, __u32);
+  __type(value, struct ml_user_stack);
 } ml_stacks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ml_user_stack);
+} ml_stack_scratch SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -104,7 +119,9 @@ static __always_inline void count_loss(__u32 reason) {
   if (v) *v += 1;  // per-CPU slot: no other writer
 }
 
-static __always_inline bool is_tracked(__u32 tgid) { return bpf_map_lookup_elem(&ml_tracked, &tgid) != NULL; }
+static __always_inline bool is_tracked(__u32 tgid) {
+  return bpf_map_lookup_elem(&ml_tracked, &tgid) != NULL;
+}
 
 static __always_inline void* reserve_event(__u64 size) {
   void* e = bpf_ringbuf_reserve(&ml_events, size, 0);
@@ -126,14 +143,76 @@ static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
   h->ts_ns = bpf_ktime_get_boot_ns();
 }
 
-static __always_inline __s32 user_stack_id(void* ctx) {
-  if (!capture_stacks) return -1;
-  long id = bpf_get_stackid(ctx, &ml_stacks, BPF_F_USER_STACK);
-  if (id < 0) {
+// The thread (pid_tgid) for which a memlens program is reading user memory on this CPU, 0 when none.
+// Walking a user stack can touch a page that is not present: the kernel then takes a fault it refuses
+// to handle (page faults are disabled during the read) and fires page_fault_kernel for it. That fault is
+// memlens's own, not the process's (the kernel's minflt does not count it), and a stack capture from
+// inside it would fail: the fault programs ignore it.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} ml_self_read SEC(".maps");
+
+static __always_inline void self_read_mark(__u64 id) {
+  __u32 zero = 0;
+  __u64* who = bpf_map_lookup_elem(&ml_self_read, &zero);
+  if (who) *who = id;
+}
+
+static __always_inline int in_self_read(__u64 id) {
+  __u32 zero = 0;
+  __u64* who = bpf_map_lookup_elem(&ml_self_read, &zero);
+  return who && *who == id;
+}
+
+static __always_inline int same_stack(const struct ml_user_stack* a, const struct ml_user_stack* b) {
+  for (int i = 0; i < ML_MAX_STACK_DEPTH; i++)
+    if (a->ips[i] != b->ips[i]) return 0;
+  return 1;
+}
+
+// The id of the current user stack in ml_stacks (added if new), or -1 with the reason counted.
+static __always_inline long capture_user_stack(void* ctx) {
+  __u32 zero = 0;
+  struct ml_user_stack* s = bpf_map_lookup_elem(&ml_stack_scratch, &zero);
+  if (!s) return -1;
+  __u64 self = bpf_get_current_pid_tgid();
+  self_read_mark(self);
+  long n = bpf_get_stack(ctx, s->ips, sizeof(s->ips), BPF_F_USER_STACK);
+  self_read_mark(0);
+  if (n <= 0) {
     count_loss(ML_LOSS_STACK);
     return -1;
   }
-  return (__s32)id;
+  __u32 frames = (__u32)n / sizeof(__u64);
+  __u64 h = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < ML_MAX_STACK_DEPTH; i++) {
+    if (i >= frames) s->ips[i] = 0;
+    h = (h ^ s->ips[i]) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  __u32 id = (__u32)(h ^ (h >> 31)) & 0x7fffffff;
+  struct ml_user_stack* have = bpf_map_lookup_elem(&ml_stacks, &id);
+  if (!have) {
+    if (bpf_map_update_elem(&ml_stacks, &id, s, BPF_NOEXIST) == 0) return id;
+    have = bpf_map_lookup_elem(&ml_stacks, &id);  // another CPU added it meanwhile, or the table is full
+    if (!have) {
+      count_loss(ML_LOSS_STACK);
+      return -1;
+    }
+  }
+  if (!same_stack(have, s)) {
+    count_loss(ML_LOSS_STACK);
+    return -1;
+  }
+  return id;
+}
+
+static __always_inline __s32 user_stack_id(void* ctx) {
+  if (!capture_stacks) return -1;
+  return (__s32)capture_user_stack(ctx);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -294,11 +373,8 @@ int BPF_PROG(ml_rss_stat, struct mm_struct* mm, int member) {
 // Counts a sampled fault against the user stack that took it.
 static __always_inline void sample_fault_stack(void* ctx, __u32 tgid, __u64 nth) {
   if (fault_sample_period == 0 || nth % fault_sample_period != 0) return;
-  long id = bpf_get_stackid(ctx, &ml_stacks, BPF_F_USER_STACK);
-  if (id < 0) {
-    count_loss(ML_LOSS_STACK);
-    return;
-  }
+  long id = capture_user_stack(ctx);
+  if (id < 0) return;
   struct ml_fault_stack_key key = {.pid = tgid, .stack_id = (__s32)id};
   __u64* n = bpf_map_lookup_elem(&ml_fault_stacks, &key);
   if (n) {
@@ -317,6 +393,7 @@ static __always_inline void sample_fault_stack(void* ctx, __u32 tgid, __u64 nth)
 
 static __always_inline void count_fault(void* ctx, unsigned long address, bool user_mode) {
   __u64 id = bpf_get_current_pid_tgid();
+  if (!user_mode && in_self_read(id)) return;  // memlens's own read of the process's memory
   __u32 tgid = id >> 32;
   struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
   if (!s) return;
@@ -369,8 +446,8 @@ int BPF_PROG(ml_fault_kernel, unsigned long address, struct pt_regs* regs, unsig
 // Address-space calls: uprobes on the C library's wrappers, attached by userspace to each tracked process
 // only (a per-process uprobe costs nothing to other processes). Entry saves the arguments; return emits.
 
-static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 a3, __u64 a4,
-                                         __u64 a5) {
+static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
+                                         __u64 a4, __u64 a5) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
   __u32 tid = (__u32)id;
@@ -448,17 +525,23 @@ int ml_mmap_enter(struct pt_regs* ctx) {
                        PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), BPF_CORE_READ(ctx, r9));
 }
 SEC("uretprobe")
-int BPF_KRETPROBE(ml_mmap_exit, long ret) { return emit_call(ML_EV_MMAP, ret); }
+int BPF_KRETPROBE(ml_mmap_exit, long ret) {
+  return emit_call(ML_EV_MMAP, ret);
+}
 
 SEC("uprobe")
-int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) { return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0); }
+int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) {
+  return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0);
+}
 
 SEC("uprobe")
 int BPF_KPROBE(ml_mremap_enter, void* old_addr, __u64 old_len, __u64 new_len, int flags, void* new_addr) {
   return remember_call(ctx, ML_EV_MREMAP, (__u64)old_addr, old_len, new_len, flags, (__u64)new_addr, 0);
 }
 SEC("uretprobe")
-int BPF_KRETPROBE(ml_mremap_exit, long ret) { return emit_call(ML_EV_MREMAP, ret); }
+int BPF_KRETPROBE(ml_mremap_exit, long ret) {
+  return emit_call(ML_EV_MREMAP, ret);
+}
 
 SEC("uprobe")
 int BPF_KPROBE(ml_brk_enter, void* addr) {
@@ -473,11 +556,11 @@ int BPF_KPROBE(ml_brk_enter, void* addr) {
 #define ML_MADV_PAGEOUT 21
 SEC("uprobe")
 int BPF_KPROBE(ml_madvise_enter, void* addr, __u64 len, int advice) {
-  if (advice != ML_MADV_DONTNEED && advice != ML_MADV_FREE && advice != ML_MADV_REMOVE && advice != ML_MADV_PAGEOUT)
+  if (advice != ML_MADV_DONTNEED && advice != ML_MADV_FREE && advice != ML_MADV_REMOVE &&
+      advice != ML_MADV_PAGEOUT)
     return 0;
   return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice);
 }
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Capabilities in their own files; they use the maps and helpers above.

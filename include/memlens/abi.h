@@ -43,18 +43,18 @@ enum ml_event_type {
 enum ml_loss_reason {
   ML_LOSS_RINGBUF_FULL = 0,   // bpf_ringbuf_reserve failed: userspace did not drain in time
   ML_LOSS_PENDING_FULL = 1,   // no room to remember a call's arguments until it returns
-  ML_LOSS_STACK = 2,          // bpf_get_stackid failed (table full or collision)
+  ML_LOSS_STACK = 2,          // a user stack not recorded (unreadable, table full, or a 31-bit id collision)
   ML_LOSS_TRACKED_FULL = 3,   // a new child could not be tracked: the tracked-pid map is full
   ML_LOSS_FAULT_REGIONS = 4,  // the per-region fault table is full: counted in the process total only
   ML_LOSS_REASONS = 8,
 };
 
 struct ml_event_header {
-  __u32 type;    // enum ml_event_type
-  __u32 pid;     // tgid as the host sees it
+  __u32 type;  // enum ml_event_type
+  __u32 pid;   // tgid as the host sees it
   __u32 tid;
   __u32 cpu;
-  __u64 ts_ns;   // bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME
+  __u64 ts_ns;  // bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME
 };
 ML_STATIC_ASSERT(sizeof(struct ml_event_header) == 24, "ml_event_header size");
 
@@ -64,13 +64,13 @@ struct ml_mm_event {
   __u64 addr;       // mmap: hint; munmap/madvise/mprotect: start; mremap: old address; brk: requested break
   __u64 len_bytes;  // mmap/munmap/madvise/mprotect: length; mremap: old length
   __u64 new_len_bytes;  // mremap: new length
-  __s64 result;     // mmap/mremap: mapped address or -errno; others: 0 or -1
-  __u32 prot;       // mmap/mprotect: PROT_*
-  __u32 flags;      // mmap/mremap: MAP_* / MREMAP_*
-  __s32 fd;         // mmap: -1 for anonymous
-  __u32 advice;     // madvise: MADV_*
-  __u64 offset;     // mmap: file offset
-  __s32 stack_id;   // user stack at the call (ml_stacks), -1 when not captured
+  __s64 result;         // mmap/mremap: mapped address or -errno; others: 0 or -1
+  __u32 prot;           // mmap/mprotect: PROT_*
+  __u32 flags;          // mmap/mremap: MAP_* / MREMAP_*
+  __s32 fd;             // mmap: -1 for anonymous
+  __u32 advice;         // madvise: MADV_*
+  __u64 offset;         // mmap: file offset
+  __s32 stack_id;       // user stack at the call (ml_stacks), -1 when not captured
   __u32 _pad;
   __u64 caller_ip;  // return address of the call: tells V8's page allocator from malloc from a thread stack
 };
@@ -79,11 +79,11 @@ ML_STATIC_ASSERT(sizeof(struct ml_mm_event) == 96, "ml_mm_event size");
 // fork/exec/exit of a tracked process.
 struct ml_proc_event {
   struct ml_event_header h;
-  __u32 ppid;          // fork: parent tgid
-  __s32 exit_code;     // exit: wait status as in waitpid (code << 8 | signal)
-  __u64 start_time_ns; // task start, CLOCK_BOOTTIME: (pid, start_time_ns) identifies a process
-  __u64 minflt;        // exit: minor faults of all threads while tracked (the kernel's counters)
-  __u64 majflt;        // exit: major faults likewise
+  __u32 ppid;           // fork: parent tgid
+  __s32 exit_code;      // exit: wait status as in waitpid (code << 8 | signal)
+  __u64 start_time_ns;  // task start, CLOCK_BOOTTIME: (pid, start_time_ns) identifies a process
+  __u64 minflt;         // exit: minor faults of all threads while tracked (the kernel's counters)
+  __u64 majflt;         // exit: major faults likewise
   char comm[ML_COMM_LEN];
 };
 ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 72, "ml_proc_event size");
@@ -95,13 +95,13 @@ ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 72, "ml_proc_event size");
 #define ML_V8_GC_HEAP_AFTER 0x2   // heap_used_after_bytes is set
 #define ML_V8_GC_USDT 0x4         // from USDT: kind is v8::GCType bits (1 scavenge, 2 minor MC, 4 MC)
 struct ml_v8_event {
-  struct ml_event_header h;       // ts_ns: end of the GC
-  __u64 start_ns;                 // CLOCK_BOOTTIME at its start: pause = h.ts_ns - start_ns
-  __u64 heap_used_before_bytes;   // Heap::SizeOfObjects() at GCTracer::StartInSafepoint
-  __u64 heap_used_after_bytes;    // Heap::SizeOfObjects() at GCTracer::StopInSafepoint
-  __u32 kind;                     // uprobes: V8's GarbageCollector (0 scavenge, 1 mark-compact, 2 minor MC)
-  __u32 flags;                    // ML_V8_GC_*
-  __s32 stack_id;                 // user stack of the thread at the GC's start (ml_stacks), -1 when none
+  struct ml_event_header h;      // ts_ns: end of the GC
+  __u64 start_ns;                // CLOCK_BOOTTIME at its start: pause = h.ts_ns - start_ns
+  __u64 heap_used_before_bytes;  // Heap::SizeOfObjects() at GCTracer::StartInSafepoint
+  __u64 heap_used_after_bytes;   // Heap::SizeOfObjects() at GCTracer::StopInSafepoint
+  __u32 kind;                    // uprobes: V8's GarbageCollector (0 scavenge, 1 mark-compact, 2 minor MC)
+  __u32 flags;                   // ML_V8_GC_*
+  __s32 stack_id;                // user stack of the thread at the GC's start (ml_stacks), -1 when none
   __u32 _pad;
 };
 ML_STATIC_ASSERT(sizeof(struct ml_v8_event) == 64, "ml_v8_event size");
@@ -131,7 +131,7 @@ struct ml_v8_allocator_key {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_v8_allocator_key) == 16, "ml_v8_allocator_key size");
 
-#define ML_V8_AB_NOTICE_ALLOCATOR 1  // addr is an allocator not seen before in this window
+#define ML_V8_AB_NOTICE_ALLOCATOR 1    // addr is an allocator not seen before in this window
 #define ML_V8_AB_NOTICE_WINDOW_OVER 2  // the window's time has run out: userspace detaches its probes
 struct ml_v8_ab_notice {
   struct ml_event_header h;
@@ -160,13 +160,13 @@ ML_STATIC_ASSERT(sizeof(struct ml_v8_stack_weights) == 16, "ml_v8_stack_weights 
 struct ml_v8_counters {
   __u64 ab_allocated_bytes;  // NodeArrayBufferAllocator::Allocate + AllocateUninitialized (+ realloc growth)
   __u64 ab_allocations;
-  __u64 ab_freed_bytes;      // NodeArrayBufferAllocator::Free (+ realloc shrink)
+  __u64 ab_freed_bytes;  // NodeArrayBufferAllocator::Free (+ realloc shrink)
   __u64 ab_frees;
-  __u64 ab_peak_live_bytes;  // max of allocated - freed seen after an allocation
+  __u64 ab_peak_live_bytes;    // max of allocated - freed seen after an allocation
   __s64 external_delta_bytes;  // sum of external-memory adjustments (V8 bypasses them for its own frees)
   __u64 external_adjustments;
-  __u64 gc_end_unmatched;    // a GC end with no start remembered for its thread (counted as lost)
-  __u64 gc_pending_full;     // a GC start that could not be remembered (counted as lost)
+  __u64 gc_end_unmatched;  // a GC end with no start remembered for its thread (counted as lost)
+  __u64 gc_pending_full;   // a GC start that could not be remembered (counted as lost)
 };
 ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 72, "ml_v8_counters size");
 
@@ -174,30 +174,30 @@ ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 72, "ml_v8_counters size");
 // wrapper fired; userspace interprets the raw arguments (flags, cmd) per kind. The attach cookie of each
 // uprobe is the kind.
 enum ml_fd_kind {
-  ML_FDK_OPEN = 1,        // open/open64(path, flags, mode): args[0] = path pointer, args[1] = flags
-  ML_FDK_OPENAT = 2,      // openat/openat64(dirfd, path, flags, mode): args[2] = flags
-  ML_FDK_CREAT = 3,       // creat(path, mode)
-  ML_FDK_SOCKET = 4,      // socket(domain, type, protocol)
-  ML_FDK_SOCKETPAIR = 5,  // socketpair(domain, type, protocol, sv[2]): fds[] read from sv
-  ML_FDK_ACCEPT = 6,      // accept(fd, addr, len)
-  ML_FDK_ACCEPT4 = 7,     // accept4(fd, addr, len, flags): args[2] = flags (not addr len)
-  ML_FDK_PIPE = 8,        // pipe(fds[2])
-  ML_FDK_PIPE2 = 9,       // pipe2(fds[2], flags)
-  ML_FDK_DUP = 10,        // dup(old)
-  ML_FDK_DUP2 = 11,       // dup2(old, new): new, if open, is closed first
-  ML_FDK_DUP3 = 12,       // dup3(old, new, flags)
-  ML_FDK_FCNTL = 13,      // fcntl(fd, cmd, arg): only F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD are reported
-  ML_FDK_EVENTFD = 14,    // eventfd(initval, flags)
+  ML_FDK_OPEN = 1,            // open/open64(path, flags, mode): args[0] = path pointer, args[1] = flags
+  ML_FDK_OPENAT = 2,          // openat/openat64(dirfd, path, flags, mode): args[2] = flags
+  ML_FDK_CREAT = 3,           // creat(path, mode)
+  ML_FDK_SOCKET = 4,          // socket(domain, type, protocol)
+  ML_FDK_SOCKETPAIR = 5,      // socketpair(domain, type, protocol, sv[2]): fds[] read from sv
+  ML_FDK_ACCEPT = 6,          // accept(fd, addr, len)
+  ML_FDK_ACCEPT4 = 7,         // accept4(fd, addr, len, flags): args[2] = flags (not addr len)
+  ML_FDK_PIPE = 8,            // pipe(fds[2])
+  ML_FDK_PIPE2 = 9,           // pipe2(fds[2], flags)
+  ML_FDK_DUP = 10,            // dup(old)
+  ML_FDK_DUP2 = 11,           // dup2(old, new): new, if open, is closed first
+  ML_FDK_DUP3 = 12,           // dup3(old, new, flags)
+  ML_FDK_FCNTL = 13,          // fcntl(fd, cmd, arg): only F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD are reported
+  ML_FDK_EVENTFD = 14,        // eventfd(initval, flags)
   ML_FDK_EPOLL_CREATE = 15,   // epoll_create(size)
   ML_FDK_EPOLL_CREATE1 = 16,  // epoll_create1(flags)
-  ML_FDK_TIMERFD = 17,    // timerfd_create(clock, flags)
-  ML_FDK_SIGNALFD = 18,   // signalfd(fd, mask, flags): fd -1 creates one; otherwise modifies fd
-  ML_FDK_MEMFD = 19,      // memfd_create(name, flags): args[0] = name pointer
+  ML_FDK_TIMERFD = 17,        // timerfd_create(clock, flags)
+  ML_FDK_SIGNALFD = 18,       // signalfd(fd, mask, flags): fd -1 creates one; otherwise modifies fd
+  ML_FDK_MEMFD = 19,          // memfd_create(name, flags): args[0] = name pointer
   ML_FDK_INOTIFY_INIT = 20,   // inotify_init()
   ML_FDK_INOTIFY_INIT1 = 21,  // inotify_init1(flags)
-  ML_FDK_PIDFD_OPEN = 22, // pidfd_open(pid, flags): always close-on-exec
-  ML_FDK_CLOSE = 32,      // close(fd), reported at entry: the fd is gone whatever close returns
-  ML_FDK_CLOSE_RANGE = 33,  // close_range(first, last, flags), at entry
+  ML_FDK_PIDFD_OPEN = 22,     // pidfd_open(pid, flags): always close-on-exec
+  ML_FDK_CLOSE = 32,          // close(fd), reported at entry: the fd is gone whatever close returns
+  ML_FDK_CLOSE_RANGE = 33,    // close_range(first, last, flags), at entry
   // 34 was syscall(SYS_close): no longer probed (a breakpoint on every syscall() call of the process);
   // closes made past the C library's close() are found by reuse of the number and by /proc.
 };
@@ -205,12 +205,12 @@ enum ml_fd_kind {
 // One fd-creating call that succeeded (ML_EV_FD_OPEN, at return), or one close (ML_EV_FD_CLOSE, at entry).
 struct ml_fd_event {
   struct ml_event_header h;
-  __s64 result;    // the call's return value (the new fd for most kinds); 0 for close events
-  __u64 args[3];   // the call's first three arguments, raw
-  __s32 fds[2];    // pipe/pipe2/socketpair: the two fds written by the call; else -1
-  __s32 stack_id;  // opening user stack (ml_stacks), -1 when not captured
-  __u32 kind;      // enum ml_fd_kind
-  __u64 caller_ip; // return address of the call: the frame a frame-pointer walk from the entry misses
+  __s64 result;     // the call's return value (the new fd for most kinds); 0 for close events
+  __u64 args[3];    // the call's first three arguments, raw
+  __s32 fds[2];     // pipe/pipe2/socketpair: the two fds written by the call; else -1
+  __s32 stack_id;   // opening user stack (ml_stacks), -1 when not captured
+  __u32 kind;       // enum ml_fd_kind
+  __u64 caller_ip;  // return address of the call: the frame a frame-pointer walk from the entry misses
 };
 ML_STATIC_ASSERT(sizeof(struct ml_fd_event) == 80, "ml_fd_event size");
 
@@ -240,10 +240,10 @@ struct ml_proc_stats {
   __u64 rss_anon_bytes;
   __u64 rss_swap_bytes;
   __u64 rss_shmem_bytes;
-  __u64 rss_peak_bytes;     // max of file+anon+shmem over every change seen
-  __u64 rss_updates;        // kmem:rss_stat events seen
-  __u64 faults_user;        // page faults taken in user mode
-  __u64 faults_kernel;      // faults on user addresses taken in kernel mode (copy_to_user, ...)
+  __u64 rss_peak_bytes;  // max of file+anon+shmem over every change seen
+  __u64 rss_updates;     // kmem:rss_stat events seen
+  __u64 faults_user;     // page faults taken in user mode
+  __u64 faults_kernel;   // faults on user addresses taken in kernel mode (copy_to_user, ...)
   __u64 last_change_ns;
   __u64 start_time_ns;
   // The kernel's own fault counters (as /proc/PID/stat sums them) accumulated while tracked: each thread's

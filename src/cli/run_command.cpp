@@ -1,6 +1,7 @@
 // memlens run -- CMD ARGS: start CMD held at a gate, attach every probe to it, then let it exec, so its
 // first instruction is already traced.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,11 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include <fmt/format.h>
-
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
+#include "node/probe_plan.h"
 
 namespace memlens::cli {
 
@@ -51,6 +51,24 @@ GatedChild spawn_gated(const std::vector<std::string>& argv) {
   return {pid, gate[1], err[0]};
 }
 
+// The file execvp will run for arg0: arg0 itself when it has a slash, else the first executable match on
+// PATH. "" when none.
+std::string resolve_command(const std::string& arg0) {
+  if (arg0.find('/') != std::string::npos) return arg0;
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + arg0;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
 bool is_node_command(const std::string& arg0) {
   auto slash = arg0.rfind('/');
   std::string base = slash == std::string::npos ? arg0 : arg0.substr(slash + 1);
@@ -63,15 +81,17 @@ bool is_node_command(const std::string& arg0) {
 // write an isolate-*.log into the working directory, which the user did not ask for.
 std::vector<std::string> with_perf_map_flags(const std::vector<std::string>& argv, bool quiet) {
   for (const auto& a : argv)
-    if (a.rfind("--perf-basic-prof", 0) == 0 || a.rfind("--perf-prof", 0) == 0 || a.rfind("--logfile", 0) == 0)
+    if (a.rfind("--perf-basic-prof", 0) == 0 || a.rfind("--perf-prof", 0) == 0 ||
+        a.rfind("--logfile", 0) == 0)
       return argv;  // the user chose their own
-  std::vector<std::string> out = {argv[0], "--perf-basic-prof-only-functions", "--interpreted-frames-native-stack",
-                                  "--logfile=/dev/null"};
+  std::vector<std::string> out = {argv[0], "--perf-basic-prof-only-functions",
+                                  "--interpreted-frames-native-stack", "--logfile=/dev/null"};
   out.insert(out.end(), argv.begin() + 1, argv.end());
   if (!quiet)
-    fmt::print(stderr,
-               "memlens: starting node with --perf-basic-prof-only-functions --interpreted-frames-native-stack "
-               "(JS function names in stacks; it writes /tmp/perf-<pid>.map); --no-perf-map turns this off\n");
+    fmt::print(
+        stderr,
+        "memlens: starting node with --perf-basic-prof-only-functions --interpreted-frames-native-stack "
+        "(JS function names in stacks; it writes /tmp/perf-<pid>.map); --no-perf-map turns this off\n");
   return out;
 }
 
@@ -88,7 +108,8 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
   session.trace().info.command = argv;
 
   std::vector<std::string> command = argv;
-  if (opts.perf_map && opts.stacks && is_node_command(argv[0])) command = with_perf_map_flags(argv, opts.quiet);
+  if (opts.perf_map && opts.stacks && is_node_command(argv[0]))
+    command = with_perf_map_flags(argv, opts.quiet);
   GatedChild child = spawn_gated(command);
   if (child.pid < 0) {
     fmt::print(stderr, "memlens run: cannot start {}: {}\n", argv[0], strerror(errno));
@@ -101,6 +122,11 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
     return rc;
   };
   if (int rc = session.track_root(child.pid, false); rc != kExitOk) return abandon(rc);
+  // Plan the V8 probes of node's binary while the child still waits: planning reads the whole symbol
+  // table, and done at the exec it would compete with the command's start for the CPU. The plan is kept
+  // for the exec (and for any other process running the same file).
+  if (opts.v8 && is_node_command(argv[0]))
+    if (std::string binary = resolve_command(argv[0]); !binary.empty()) (void)node::plan_for_binary(binary);
 
   char go = 1;
   if (write(child.gate_fd, &go, 1) != 1) return abandon(kExitFailure);

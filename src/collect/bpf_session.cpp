@@ -2,13 +2,11 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <time.h>
-
 #include <cerrno>
-
-#include <fmt/format.h>
 
 #include "memlens.skel.h"
 
@@ -38,6 +36,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   // A stack table is memory the kernel pins for the whole run: keep it minimal when stacks are off.
   bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
 
+  prepare_uprobe_programs(skel->obj);
   int err = memlens_bpf__load(skel);
   if (err) {
     return libbpf_error(
@@ -49,6 +48,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
 }
 
 BpfSession::~BpfSession() {
+  reaper_.drain();
   for (auto* l : links_) bpf_link__destroy(l);
   if (skel_) memlens_bpf__destroy(skel_);
 }
@@ -96,7 +96,8 @@ Status BpfSession::track(pid_t pid, uint64_t start_time_ns) {
   ml_proc_stats stats{};
   stats.start_time_ns = start_time_ns;
   // Keep figures the kernel may already have written for this pid (a fork seen before this call).
-  if (bpf_map__update_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), &stats, sizeof(stats), BPF_NOEXIST) != 0 &&
+  if (bpf_map__update_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), &stats, sizeof(stats),
+                           BPF_NOEXIST) != 0 &&
       errno != EEXIST)
     return errno_error(fmt::format("cannot create the statistics entry of pid {}", pid));
   return {};
@@ -110,7 +111,8 @@ void BpfSession::untrack(pid_t pid) {
 std::optional<ml_proc_stats> BpfSession::read_stats(pid_t pid) const {
   __u32 key = static_cast<__u32>(pid);
   ml_proc_stats s{};
-  if (bpf_map__lookup_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), &s, sizeof(s), 0) != 0) return std::nullopt;
+  if (bpf_map__lookup_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), &s, sizeof(s), 0) != 0)
+    return std::nullopt;
   return s;
 }
 
@@ -125,8 +127,8 @@ LossCounts BpfSession::read_losses() const {
   if (ncpu <= 0) return total;
   std::vector<__u64> per_cpu(static_cast<size_t>(ncpu));
   for (__u32 i = 0; i < ML_LOSS_REASONS; ++i) {
-    if (bpf_map__lookup_elem(skel_->maps.ml_loss, &i, sizeof(i), per_cpu.data(), per_cpu.size() * sizeof(__u64),
-                             0) != 0)
+    if (bpf_map__lookup_elem(skel_->maps.ml_loss, &i, sizeof(i), per_cpu.data(),
+                             per_cpu.size() * sizeof(__u64), 0) != 0)
       continue;
     for (auto v : per_cpu) total[i] += v;
   }
@@ -171,8 +173,8 @@ std::vector<uint64_t> BpfSession::stack(int32_t stack_id) const {
   std::vector<uint64_t> ips(ML_MAX_STACK_DEPTH, 0);
   if (stack_id < 0) return {};
   __u32 key = static_cast<__u32>(stack_id);
-  if (bpf_map__lookup_elem(skel_->maps.ml_stacks, &key, sizeof(key), ips.data(), ips.size() * sizeof(uint64_t), 0) !=
-      0)
+  if (bpf_map__lookup_elem(skel_->maps.ml_stacks, &key, sizeof(key), ips.data(),
+                           ips.size() * sizeof(uint64_t), 0) != 0)
     return {};
   size_t n = 0;
   while (n < ips.size() && ips[n] != 0) ++n;
@@ -180,36 +182,8 @@ std::vector<uint64_t> BpfSession::stack(int32_t stack_id) const {
   return ips;
 }
 
-int BpfSession::ringbuf_fd() const { return bpf_map__fd(skel_->maps.ml_events); }
-
-UprobeLink& UprobeLink::operator=(UprobeLink&& o) noexcept {
-  if (this != &o) {
-    if (link_) bpf_link__destroy(link_);
-    link_ = o.link_;
-    o.link_ = nullptr;
-  }
-  return *this;
-}
-
-UprobeLink::~UprobeLink() {
-  if (link_) bpf_link__destroy(link_);
-}
-
-Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string& binary_path,
-                                 const std::string& func_name, uint64_t file_offset, bool retprobe) {
-  LIBBPF_OPTS(bpf_uprobe_opts, opts);
-  opts.retprobe = retprobe;
-  if (!func_name.empty()) opts.func_name = func_name.c_str();
-  bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, binary_path.c_str(), func_name.empty() ? file_offset : 0,
-                                                   &opts);
-  if (!link) {
-    int e = errno;
-    return make_error(fmt::format("cannot attach {} to {}{} in {} for pid {}", retprobe ? "uretprobe" : "uprobe",
-                                  func_name.empty() ? fmt::format("offset 0x{:x}", file_offset) : func_name, "",
-                                  binary_path, pid),
-                      e);
-  }
-  return UprobeLink(link);
+int BpfSession::ringbuf_fd() const {
+  return bpf_map__fd(skel_->maps.ml_events);
 }
 
 }  // namespace memlens::collect

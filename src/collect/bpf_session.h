@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "collect/link_reaper.h"
+#include "collect/uprobe_link.h"
 #include "common/result.h"
 #include "memlens/abi.h"
 
@@ -26,7 +28,7 @@ struct SessionOptions {
   bool capture_stacks = false;
   uint32_t max_processes = 4096;
   uint32_t ringbuf_bytes = 8u << 20;  // power of two
-  uint32_t stack_entries = 32768;  // kernel memory: entries x 512 bytes; collisions are counted as losses
+  uint32_t stack_entries = 32768;     // kernel memory: entries x 512 bytes; a full table is counted as loss
   uint32_t fault_sample_period = 32;  // one fault in this many gets its stack; 0: none
 };
 
@@ -64,6 +66,12 @@ class BpfSession {
   // User stack of a stack id (innermost first), empty if unknown.
   std::vector<uint64_t> stack(int32_t stack_id) const;
 
+  // Hands uprobes over to be detached off the caller's thread (see collect/link_reaper.h).
+  void retire(UprobeLink link) { reaper_.retire(std::move(link)); }
+  void retire(std::vector<UprobeLink> links) { reaper_.retire(std::move(links)); }
+  // Waits until every retired uprobe is detached.
+  void drain_retired() { reaper_.drain(); }
+
   memlens_bpf* skeleton() { return skel_; }
   int ringbuf_fd() const;
 
@@ -72,26 +80,7 @@ class BpfSession {
   memlens_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
   uint32_t fault_sample_period_ = 0;
+  LinkReaper reaper_;  // declared last: destroyed (drained) first, while the programs are still loaded
 };
-
-// A uprobe or uretprobe link, detached by the destructor.
-class UprobeLink {
- public:
-  UprobeLink() = default;
-  explicit UprobeLink(bpf_link* l) : link_(l) {}
-  UprobeLink(UprobeLink&& o) noexcept : link_(o.link_) { o.link_ = nullptr; }
-  UprobeLink& operator=(UprobeLink&& o) noexcept;
-  UprobeLink(const UprobeLink&) = delete;
-  UprobeLink& operator=(const UprobeLink&) = delete;
-  ~UprobeLink();
-
- private:
-  bpf_link* link_ = nullptr;
-};
-
-// Attaches prog as a uprobe (or uretprobe) on func_name in binary_path, for process pid only; or at
-// file_offset when func_name is empty.
-Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string& binary_path,
-                                 const std::string& func_name, uint64_t file_offset, bool retprobe);
 
 }  // namespace memlens::collect

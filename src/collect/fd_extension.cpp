@@ -8,13 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <ctime>
 #include <map>
 #include <set>
-#include <system_error>
-#include <thread>
 
 #include "collect/extensions.h"
 #include "collect/process_probes.h"
@@ -363,8 +360,7 @@ void resolve_sockets(model::FdTable& table, pid_t pid) {
 class FdExtension : public TraceExtension {
  public:
   ~FdExtension() override {
-    for (auto& [pid, l] : links_) destroy_in_parallel(std::move(l.links));
-    for (auto& r : reapers_) r.thread.join();
+    for (auto& [pid, l] : links_) session_.retire(std::move(l.links));
   }
 
   explicit FdExtension(BpfSession& session) : session_(session) {
@@ -547,47 +543,12 @@ class FdExtension : public TraceExtension {
     links_[p.pid()] = std::move(l);
   }
 
-  // Removes a process's uprobes. Each detach waits for RCU grace periods inside close() (0.1 to 0.2 s
-  // on the test VM; 55 fd probes took 10 s one after the other, stalling the drain loop and the end of
-  // every trace). The links are destroyed off the drain loop, in parallel (concurrent detaches overlap
-  // part of their waits); the extension's destructor waits for the last of them.
+  // Removes a process's uprobes, off the drain loop (a detach waits for grace periods).
   void detach(pid_t pid) {
     auto it = links_.find(pid);
     if (it == links_.end()) return;
-    auto links = std::make_shared<std::vector<UprobeLink>>(std::move(it->second.links));
+    session_.retire(std::move(it->second.links));
     links_.erase(it);
-    // Reap the detaches that are over.
-    for (auto r = reapers_.begin(); r != reapers_.end();) {
-      if (r->done->load()) {
-        r->thread.join();
-        r = reapers_.erase(r);
-      } else {
-        ++r;
-      }
-    }
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    try {
-      std::thread t([links, done] {
-        destroy_in_parallel(std::move(*links));
-        done->store(true);
-      });
-      reapers_.push_back({std::move(t), done});
-    } catch (const std::system_error&) {
-      destroy_in_parallel(std::move(*links));  // no thread to spare: here, on the drain loop
-    }
-  }
-
-  static void destroy_in_parallel(std::vector<UprobeLink> links) {
-    std::vector<std::thread> threads;
-    threads.reserve(links.size());
-    for (auto& l : links) {
-      try {
-        threads.emplace_back([link = std::move(l)]() mutable { UprobeLink gone = std::move(link); });
-      } catch (const std::system_error&) {
-        // No thread to spare: the link was destroyed with the lambda, here.
-      }
-    }
-    for (auto& t : threads) t.join();
   }
 
   bool exit_link_attached() const { return exit_attach_error_.empty(); }
@@ -649,13 +610,10 @@ class FdExtension : public TraceExtension {
 
   static Result<UprobeLink> attach_one(bpf_program* prog, pid_t pid, const std::string& path, const Target& t,
                                        bool retprobe) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts);
-    opts.retprobe = retprobe;
-    opts.bpf_cookie = t.kind;
-    bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid, path.c_str(), t.file_offset, &opts);
+    auto link = attach_uprobe(prog, pid, path, "", t.file_offset, retprobe, t.kind);
     if (!link)
-      return errno_error(fmt::format("cannot attach {} to {}", retprobe ? "uretprobe" : "uprobe", t.symbol));
-    return UprobeLink(link);
+      return make_error(fmt::format("{}: {}", t.symbol, link.error().message), link.error().errno_value);
+    return link;
   }
 
   void copy_stacks(model::FdTable& table) {
@@ -671,11 +629,6 @@ class FdExtension : public TraceExtension {
   std::map<pid_t, bool> libc_check_pending_;
   std::set<pid_t> over_limit_noted_;
   std::set<pid_t> exit_applied_;
-  struct Reaper {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::vector<Reaper> reapers_;
   UprobeLink exit_link_;
   std::string exit_attach_error_;
   model::Trace* trace_ = nullptr;  // on_sample has no trace argument; the trace outlives the extension

@@ -1,47 +1,72 @@
 #include "collect/link_reaper.h"
 
+#include <system_error>
+
 namespace memlens::collect {
 
-LinkReaper::LinkReaper() : thread_([this] { run(); }) {}
-
 LinkReaper::~LinkReaper() {
+  drain();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
-  thread_.join();
+  work_cv_.notify_all();
+  for (auto& t : threads_) t.join();
 }
 
-void LinkReaper::retire(std::function<void()> destroy) {
+void LinkReaper::retire(UprobeLink link) {
+  std::vector<UprobeLink> one;
+  one.push_back(std::move(link));
+  retire(std::move(one));
+}
+
+void LinkReaper::retire(std::vector<UprobeLink> links) {
+  if (links.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(destroy));
+    for (auto& l : links) queue_.push_back(std::move(l));
+    start_threads_locked();
+    if (threads_.empty()) {
+      // No thread could be started: detach here rather than never.
+      std::deque<UprobeLink> now = std::move(queue_);
+      queue_.clear();
+      return;  // `now` is destroyed (detached) on the way out, outside nothing but this call
+    }
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
+}
+
+void LinkReaper::start_threads_locked() {
+  while (threads_.size() < kMaxThreads && queue_.size() > idle_threads_) {
+    try {
+      threads_.emplace_back([this] { run(); });
+      ++idle_threads_;  // counted idle until it takes work
+    } catch (const std::system_error&) {
+      return;
+    }
+  }
 }
 
 void LinkReaper::drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  idle_cv_.wait(lock, [this] { return queue_.empty() && busy_ == 0; });
 }
 
 void LinkReaper::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) {
-      if (stopping_) return;
-      continue;
-    }
-    auto job = std::move(queue_.front());
+    work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left
+    UprobeLink link = std::move(queue_.front());
     queue_.pop_front();
-    busy_ = true;
+    --idle_threads_;
+    ++busy_;
     lock.unlock();
-    job();
+    link = UprobeLink();  // detaches: the wait for the grace periods happens here
     lock.lock();
-    busy_ = false;
-    if (queue_.empty()) idle_cv_.notify_all();
+    --busy_;
+    ++idle_threads_;
+    if (queue_.empty() && busy_ == 0) idle_cv_.notify_all();
   }
 }
 

@@ -28,9 +28,12 @@ class ProcessProbes {
   const MappedObject& libc() const { return libc_; }
   const std::vector<ProbeStatus>& statuses() const { return statuses_; }
   size_t attached_count() const { return links_.size(); }
+  // The links, for BpfSession::retire (detaching them here would stall the caller).
+  std::vector<UprobeLink> take_links() { return std::move(links_); }
 
  private:
-  friend Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, const MappedObject& libc);
+  friend Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid,
+                                                     const MappedObject& libc);
   MappedObject libc_;
   std::vector<UprobeLink> links_;
   std::vector<ProbeStatus> statuses_;

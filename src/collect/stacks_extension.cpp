@@ -1,9 +1,9 @@
 #include "collect/stacks_extension.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "collect/extensions.h"
 
@@ -16,6 +16,7 @@ constexpr uint64_t kPageBytes = 4096;
 }  // namespace
 
 void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec) {
+  if (p.before_command_exec) return;  // memlens's own image: symbolizing starts at the command's exec
   // After exec the old image's symbols are of no use for the stacks to come, but stacks recorded before
   // exec belong to the old image: symbolize those first.
   if (after_exec && tracked_.count(p.pid())) finalize(p);
@@ -40,7 +41,9 @@ void StacksExtension::on_sample(model::Process& p, model::Sample&) {
   (void)it->second.symbolizer->refresh_perf_map();
 }
 
-void StacksExtension::on_untrack(model::Process& p) { finalize(p); }
+void StacksExtension::on_untrack(model::Process& p) {
+  finalize(p);
+}
 
 void StacksExtension::on_finish(model::Trace&) {}
 
@@ -121,7 +124,8 @@ std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& 
     if (counts_only)
       prof.sample_types = {{"fds", "count"}};
     else
-      prof.sample_types = {{"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
+      prof.sample_types = {
+          {"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
     if (!counts_only && kind != "mmap_growth" && kind != "array_buffers")
       prof.sample_types.pop_back();  // live bytes only mean something where frees are known
     for (const auto& s : samples) {

@@ -1,14 +1,13 @@
 #include "collect/tracer.h"
 
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "memlens.skel.h"
 #include "proc/procfs.h"
@@ -17,11 +16,17 @@ namespace memlens::collect {
 
 namespace {
 
-int ring_callback(void* ctx, void* data, size_t size) { return static_cast<Tracer*>(ctx)->handle_event(data, size); }
+int ring_callback(void* ctx, void* data, size_t size) {
+  return static_cast<Tracer*>(ctx)->handle_event(data, size);
+}
 
-uint64_t page_align_up(uint64_t len) { return (len + 4095) & ~uint64_t{4095}; }
+uint64_t page_align_up(uint64_t len) {
+  return (len + 4095) & ~uint64_t{4095};
+}
 
-bool is_error_address(int64_t result) { return result < 0 && result > -4096; }
+bool is_error_address(int64_t result) {
+  return result < 0 && result > -4096;
+}
 
 // A wait status as the shell reports it: the exit code, or 128 + the signal that killed the process.
 int decode_wait_status(int status) {
@@ -57,9 +62,10 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
 }
 
 Tracer::~Tracer() {
-  extensions_.clear();
+  extensions_.clear();  // they retire their probes to the session
+  for (auto& [pid, probes] : probes_) session_->retire(probes.take_links());
   probes_.clear();
-  reaper_.reset();  // waits until every retired probe is detached
+  session_->drain_retired();  // every probe detached before memlens goes on (or exits)
   if (ring_) ring_buffer__free(ring_);
 }
 
@@ -102,9 +108,8 @@ void Tracer::attach_probes(model::Process& p, bool after_exec) {
 void Tracer::retire_probes(pid_t pid) {
   auto it = probes_.find(pid);
   if (it == probes_.end()) return;
-  auto probes = std::make_shared<ProcessProbes>(std::move(it->second));
+  session_->retire(it->second.take_links());
   probes_.erase(it);
-  reaper_->retire([probes]() mutable { probes.reset(); });
 }
 
 void Tracer::attach_libc_probes(model::Process& p) {
@@ -142,9 +147,11 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   if (auto s = session_->track(pid, *start); !s) return s;
   root_pid_ = pid;
   auto* p = begin_tracking(pid, ppid, *start, attached_late);
+  p->before_command_exec = !attached_late;
   attach_probes(*p, false);
   reseed(*p);
-  if (!proc::process_exists(pid)) return make_error(fmt::format("process {} exited while memlens attached", pid), ESRCH);
+  if (!proc::process_exists(pid))
+    return make_error(fmt::format("process {} exited while memlens attached", pid), ESRCH);
   if (attached_late) {
     // Descendants that already exist are followed too (cluster workers, child processes).
     std::vector<pid_t> queue = proc::list_children(pid);
@@ -196,6 +203,11 @@ int Tracer::handle_event(const void* data, size_t size) {
       return 0;
     }
     if (h.type == ML_EV_EXEC) {
+      if (p->before_command_exec) {
+        // What memlens's child did before it became the command is memlens's own work.
+        p->stacks.clear();
+        p->before_command_exec = false;
+      }
       refresh_identity(*p);
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
       reseed(*p);
@@ -262,7 +274,8 @@ int Tracer::handle_event(const void* data, size_t size) {
           w.count += 1;
         }
         if (!is_error_address(e.result))
-          as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result), page_align_up(e.new_len_bytes));
+          as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result),
+                   page_align_up(e.new_len_bytes));
         break;
       case ML_EV_BRK:
         ++p->events.brk;
@@ -318,7 +331,8 @@ void Tracer::update_from_kernel(model::Process& p) {
     p.rss.swap_bytes = s->rss_swap_bytes;
   }
   if (!s) return;
-  p.rss_peak_bytes = std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
+  p.rss_peak_bytes =
+      std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
   p.faults_user = s->faults_user;
   p.faults_kernel = s->faults_kernel;
 }

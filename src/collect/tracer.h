@@ -11,7 +11,6 @@
 
 #include "collect/bpf_session.h"
 #include "collect/extension.h"
-#include "collect/link_reaper.h"
 #include "collect/process_probes.h"
 #include "model/trace.h"
 
@@ -74,9 +73,7 @@ class Tracer {
   model::Trace& trace_;
   std::unique_ptr<BpfSession> session_;
   ring_buffer* ring_ = nullptr;
-  std::map<pid_t, ProcessProbes> probes_;  // by live pid
-  // Declared after probes_ and session_'s users: destroyed first, so it joins while the session lives.
-  std::unique_ptr<LinkReaper> reaper_ = std::make_unique<LinkReaper>();
+  std::map<pid_t, ProcessProbes> probes_;     // by live pid
   std::map<pid_t, bool> libc_check_pending_;  // after exec: confirm the probes sit on the new image's libc
   pid_t root_pid_ = 0;
   bool root_exited_ = false;

@@ -90,7 +90,8 @@ class V8Extension : public TraceExtension {
         stacks_(session.skeleton()->rodata->capture_stacks) {}
   ~V8Extension() override {
     for (auto& [pid, st] : procs_) {
-      st.window_links.clear();
+      retire(st.links);
+      retire(st.window_links);
       forget_counters(pid);
       forget_window_maps(pid);
     }
@@ -100,13 +101,14 @@ class V8Extension : public TraceExtension {
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
     trace_ = &trace;
+    if (p.before_command_exec) return;  // memlens's own image holds no V8: planning starts at the exec
     auto& st = procs_[p.pid()];
     std::string identity = image_identity(p.pid());
     // Exec events are handled after the fact, sometimes several at once (a shell script that execs node):
     // when the image probed is still the one running, or the process is gone already, keep what is there.
     if (after_exec && (identity.empty() || (st.found_v8 && identity == st.identity))) return;
     st.identity = identity;
-    st.links.clear();  // after exec: the old image's probes are gone with it
+    retire(st.links);  // after exec: the old image's probes are gone with it
     // Stacks recorded before exec belong to the old image: hand them over before it is re-planned.
     reset_array_buffers(p, st);
     forget_counters(p.pid());
@@ -139,6 +141,7 @@ class V8Extension : public TraceExtension {
     kernel_unmatched_exited_ += it->second.last.gc_end_unmatched;
     kernel_pending_full_exited_ += it->second.last.gc_pending_full;
     forget_counters(p.pid());
+    retire(it->second.links);
     procs_.erase(it);
     update_losses();
   }
@@ -233,6 +236,12 @@ class V8Extension : public TraceExtension {
     uint64_t window_opened_ns = 0, window_length_ns = 0, next_window_ns = 0;
   };
 
+  // Hands links to the session's reaper: a detach waits for grace periods, the drain loop must not.
+  void retire(std::vector<UprobeLink>& links) {
+    session_.retire(std::move(links));
+    links.clear();
+  }
+
   int counters_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_counters); }
   int windows_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_ab_windows); }
   int allocators_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_allocators); }
@@ -310,7 +319,7 @@ class V8Extension : public TraceExtension {
       if (!link) {
         note_skipped(trace, "v8:array_buffer_window",
                      fmt::format("pid {}: {}", p.pid(), link.error().describe()));
-        st.window_links.clear();
+        retire(st.window_links);
         bpf_map_delete_elem(windows_fd(), &key);
         st.next_window_ns = now + kFindWindowPeriodNs;
         return;
@@ -324,7 +333,8 @@ class V8Extension : public TraceExtension {
 
   void close_window(model::Process& p, PerProcess& st, uint64_t now) {
     if (!st.window_open) return;
-    st.window_links.clear();  // detached first: nothing traps from here on
+    // Detached off the drain loop; until then the program finds no window in the map and returns.
+    retire(st.window_links);
     uint32_t key = static_cast<uint32_t>(p.pid());
     bpf_map_delete_elem(windows_fd(), &key);
     st.window_open = false;
@@ -371,7 +381,7 @@ class V8Extension : public TraceExtension {
 
   // Detaches the window, hands the recorded stacks to the model, forgets the allocators (exit, exec).
   void reset_array_buffers(model::Process& p, PerProcess& st) {
-    st.window_links.clear();
+    retire(st.window_links);
     st.window_open = false;
     take_stacks(p);
     forget_window_maps(p.pid());

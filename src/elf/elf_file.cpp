@@ -274,6 +274,15 @@ void ElfFile::load_symbols_once() const {
     symbols_ = std::move(unique);
     for (uint32_t i = 0; i < symbols_.size(); ++i)
       if (symbols_[i].is_function) functions_.push_back(i);
+    by_name_.resize(symbols_.size());
+    for (uint32_t i = 0; i < symbols_.size(); ++i) by_name_[i] = i;
+    std::sort(by_name_.begin(), by_name_.end(), [this](uint32_t a, uint32_t b) {
+      const Symbol& x = symbols_[a];
+      const Symbol& y = symbols_[b];
+      if (int c = x.name.compare(y.name); c != 0) return c < 0;
+      if (x.from_dynsym != y.from_dynsym) return x.from_dynsym;
+      return a < b;
+    });
   });
 }
 
@@ -284,21 +293,27 @@ const std::vector<Symbol>& ElfFile::symbols() const {
 
 std::optional<Symbol> ElfFile::find_symbol(std::string_view mangled) const {
   load_symbols_once();
-  const Symbol* from_symtab = nullptr;
-  for (const Symbol& s : symbols_) {
-    if (s.name != mangled) continue;
-    if (s.from_dynsym) return s;
-    if (!from_symtab) from_symtab = &s;
-  }
-  if (from_symtab) return *from_symtab;
+  // By name, exported first: the first match is the one to use.
+  auto it =
+      std::lower_bound(by_name_.begin(), by_name_.end(), mangled,
+                       [this](uint32_t idx, std::string_view name) { return symbols_[idx].name < name; });
+  if (it != by_name_.end() && symbols_[*it].name == mangled) return symbols_[*it];
   return std::nullopt;
 }
 
 std::vector<Symbol> ElfFile::find_symbols_with_prefix(std::string_view prefix) const {
   load_symbols_once();
   std::vector<Symbol> out;
-  for (const Symbol& s : symbols_)
-    if (std::string_view(s.name).substr(0, prefix.size()) == prefix) out.push_back(s);
+  auto it =
+      std::lower_bound(by_name_.begin(), by_name_.end(), prefix,
+                       [this](uint32_t idx, std::string_view name) { return symbols_[idx].name < name; });
+  for (; it != by_name_.end() && std::string_view(symbols_[*it].name).starts_with(prefix); ++it)
+    out.push_back(symbols_[*it]);
+  // In address order, as a scan of the table gave them.
+  std::sort(out.begin(), out.end(), [](const Symbol& a, const Symbol& b) {
+    if (a.address != b.address) return a.address < b.address;
+    return a.name < b.name;
+  });
   return out;
 }
 

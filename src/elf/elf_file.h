@@ -131,6 +131,7 @@ class ElfFile {
   mutable std::once_flag symbols_once_;  // symbols are loaded lazily, safely from any thread
   mutable std::vector<Symbol> symbols_;
   mutable std::vector<uint32_t> functions_;  // indices into symbols_ of functions, by address
+  mutable std::vector<uint32_t> by_name_;    // indices into symbols_, by name (then .dynsym first)
 };
 
 }  // namespace memlens::elf

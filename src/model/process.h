@@ -77,6 +77,9 @@ class Process {
   uint64_t start_time_ns = 0;  // CLOCK_BOOTTIME
   double first_seen_s = 0;     // trace time when memlens started tracking it
   bool attached_late = false;  // existed before memlens (attach mode): its history before is unknown
+  // memlens's own child (`memlens run`), held until its probes are attached and then exec'ing the
+  // command: until that exec its image is memlens, whose symbols and stacks are of no interest.
+  bool before_command_exec = false;
 
   // Latest kernel figures.
   RssFigures rss;

@@ -2,10 +2,14 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <list>
+#include <mutex>
+#include <tuple>
 
 #include "common/safe_file.h"
 #include "elf/elf_file.h"
@@ -578,12 +582,84 @@ Result<ProbePlan> plan_for_elf(const elf::ElfFile& elf, int fd, const std::strin
   return plan;
 }
 
+namespace {
+
+// Planning reads and sorts a binary's whole symbol table (185,000 symbols in node 20: a third of a second
+// of CPU), and every node process of a trace (cluster workers, child processes, each exec) runs one of a
+// few binaries. Plans are kept by file identity; a copy is re-pointed at the host path of each process.
+struct PlannedFile {
+  ProbePlan plan;
+  bool holds_v8 = false;
+};
+
+class PlanCache {
+ public:
+  using Key = std::tuple<dev_t, ino_t, off_t, long, long>;  // device, inode, size, mtime (s, ns)
+
+  static std::optional<Key> key_of(int fd) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return std::nullopt;
+    return Key{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+  }
+
+  std::optional<PlannedFile> find(const Key& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first != key) continue;
+      entries_.splice(entries_.begin(), entries_, it);  // most recently used first
+      return entries_.front().second;
+    }
+    return std::nullopt;
+  }
+
+  void add(const Key& key, PlannedFile planned) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.emplace_front(key, std::move(planned));
+    if (entries_.size() > kMaxEntries) entries_.pop_back();
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 8;
+  std::mutex mu_;
+  std::list<std::pair<Key, PlannedFile>> entries_;
+};
+
+PlanCache& plan_cache() {
+  static PlanCache cache;
+  return cache;
+}
+
+// The cached plan of the file open at fd (reached at host_path), planned now if it is not cached yet.
+Result<PlannedFile> planned_file(int fd, const std::string& host_path) {
+  auto key = PlanCache::key_of(fd);
+  if (key) {
+    if (auto hit = plan_cache().find(*key)) {
+      // Re-point the copy at this host path (another process reaches the same file through its own root).
+      std::string planned_at = hit->plan.host_path;
+      hit->plan.host_path = host_path;
+      for (auto& site : hit->plan.probes)
+        for (auto& point : site.points)
+          if (point.host_path == planned_at) point.host_path = host_path;
+      return std::move(*hit);
+    }
+  }
+  auto elf = elf::ElfFile::open(fd, host_path);
+  if (!elf.ok()) return elf.error();
+  auto plan = plan_for_elf(**elf, fd, host_path);
+  if (!plan.ok()) return plan.error();
+  PlannedFile planned{std::move(*plan), holds_v8(**elf)};
+  if (key) plan_cache().add(*key, planned);
+  return planned;
+}
+
+}  // namespace
+
 Result<ProbePlan> plan_for_binary(const std::string& host_path) {
   auto file = open_regular_file(host_path);
   if (!file.ok()) return file.error();
-  auto elf = elf::ElfFile::open(file->fd.get(), host_path);
-  if (!elf.ok()) return elf.error();
-  return plan_for_elf(**elf, file->fd.get(), host_path);
+  auto planned = planned_file(file->fd.get(), host_path);
+  if (!planned.ok()) return planned.error();
+  return std::move(planned->plan);
 }
 
 Result<ProbePlan> plan_for_pid(pid_t pid) {
@@ -614,15 +690,13 @@ Result<ProbePlan> plan_for_pid(pid_t pid) {
     auto file = open_in_process_root(pid, m->path, /*no_symlinks=*/false);
     if (!file.ok()) continue;
     std::string host_path = fmt::format("/proc/{}/root{}", pid, m->path);
-    auto elf = elf::ElfFile::open(file->fd.get(), host_path);
-    if (!elf.ok()) continue;
-    if (!holds_v8(**elf) && fallback) continue;
-    auto plan = plan_for_elf(**elf, file->fd.get(), host_path);
-    if (!plan.ok()) continue;
-    plan->path_in_process = m->path;
-    if (holds_v8(**elf)) return plan;
+    auto planned = planned_file(file->fd.get(), host_path);
+    if (!planned.ok()) continue;
+    if (!planned->holds_v8 && fallback) continue;
+    planned->plan.path_in_process = m->path;
+    if (planned->holds_v8) return std::move(planned->plan);
     // A stripped node executable holds V8 without showing it: keep it unless a libnode.so does.
-    if (!fallback) fallback = std::move(*plan);
+    if (!fallback) fallback = std::move(planned->plan);
   }
   if (fallback) return std::move(*fallback);
   return make_error(fmt::format("pid {}: could not open the executable or a libnode.so of the process", pid));
