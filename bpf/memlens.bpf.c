@@ -2,17 +2,21 @@
 //  - process lifecycle (sched fork/exec/exit, BTF tracepoints): the tracked-pid map follows fork and
 //    forgets exited processes, so every other program filters on it;
 //  - kmem:rss_stat: the kernel's own RSS counters of a tracked mm, kept in ml_proc_stats at every change;
-//  - page faults (exceptions tracepoints): counted per process and per 2 MiB region in maps, never one
-//    ring-buffer event per fault;
+//  - page faults (exceptions tracepoints): counted per process, one in N with its user stack, in maps;
+//    never one ring-buffer event per fault;
 //  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise/mprotect, attached per
 //    tracked process by userspace): one event per call, on return, with the result.
 // None of it uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
+// vmlinux.h defines the kernel types the libbpf headers use: it must come first.
+// clang-format off
+#include "vmlinux.h"
+// clang-format on
+
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
 #include "memlens/abi.h"
-#include "vmlinux.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -45,13 +49,6 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 65536);
-  __type(key, struct ml_fault_key);
-  __type(value, __u64);
-} ml_fault_regions SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 16384);
   __type(key, struct ml_fault_stack_key);
   __type(value, __u64);
@@ -59,7 +56,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 8 * 1024 * 1024);
+  __uint(max_entries, 4 * 1024 * 1024);  // set by userspace
 } ml_events SEC(".maps");
 
 struct {
@@ -132,6 +129,13 @@ static __always_inline void* reserve_event(__u64 size) {
 static __always_inline void submit_event(void* e) {
   __u64 pending = bpf_ringbuf_query(&ml_events, BPF_RB_AVAIL_DATA);
   bpf_ringbuf_submit(e, pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+// Process lifecycle events are few and userspace acts on each at once (after exec: attach the V8 probes
+// to the new image while node is still starting): they wake the consumer rather than wait for its next
+// periodic drain (up to 100 ms).
+static __always_inline void submit_event_now(void* e) {
+  bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 }
 
 static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
@@ -244,7 +248,7 @@ int BPF_PROG(ml_fork, struct task_struct* parent, struct task_struct* child) {
   e->ppid = parent_tgid;
   e->start_time_ns = t.start_time_ns;
   BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
-  submit_event(e);
+  submit_event_now(e);
   return 0;
 }
 
@@ -258,7 +262,7 @@ int BPF_PROG(ml_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm*
   fill_header(&e->h, ML_EV_EXEC);
   e->start_time_ns = BPF_CORE_READ(p, start_boottime);
   BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-  submit_event(e);
+  submit_event_now(e);
   return 0;
 }
 
@@ -301,7 +305,7 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
       e->majflt = s->exited_threads_majflt;
     }
     BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-    submit_event(e);
+    submit_event_now(e);
   }
   bpf_map_delete_elem(&ml_tracked, &tgid);
   return 0;
@@ -320,50 +324,59 @@ struct mm_struct___old {
 
 enum { ML_MM_FILEPAGES = 0, ML_MM_ANONPAGES = 1, ML_MM_SWAPENTS = 2, ML_MM_SHMEMPAGES = 3 };
 
-static __always_inline __u64 mm_counter_pages(struct mm_struct* mm, int member) {
-  long v = 0;
-  if (bpf_core_type_exists(struct mm_rss_stat___old)) {
-    struct mm_struct___old* old = (void*)mm;
-    v = BPF_CORE_READ(old, rss_stat.count[member].counter);
-  } else {
-    // percpu_counter.count excludes the per-CPU deltas not folded in yet (at most batch pages per CPU):
-    // the same approximation the kernel's own rss_stat tracepoint records.
-    v = BPF_CORE_READ(mm, rss_stat[member].count);
-  }
+// These programs run at every page fault of every process on the host, so they read the kernel's structs
+// with plain loads through the tracepoint's typed (BTF) pointers, not with bpf_probe_read_kernel helper
+// calls: a third of the cost. The pre-6.2 layout keeps the helper (its type is a CO-RE flavour, which
+// plain loads cannot be cast to); on newer kernels that branch is removed at load.
+static __always_inline __u64 clamp_pages(long v) {
   return v > 0 ? (__u64)v : 0;
 }
 
-static __always_inline __u32 mm_owner_tgid(struct mm_struct* mm) {
-  struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
-  if (BPF_CORE_READ(cur, mm) == mm) return BPF_CORE_READ(cur, tgid);
-  // Another task changed this mm (reclaim, khugepaged, a remote madvise): find the mm's owner.
-  if (bpf_core_field_exists(mm->owner)) return BPF_CORE_READ(mm, owner, tgid);
-  return 0;
+static __always_inline void read_mm_counters(struct mm_struct* mm, __u64 pages[4]) {
+  if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+    struct mm_struct___old* old = (void*)mm;
+    pages[ML_MM_FILEPAGES] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_FILEPAGES].counter));
+    pages[ML_MM_ANONPAGES] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_ANONPAGES].counter));
+    pages[ML_MM_SWAPENTS] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_SWAPENTS].counter));
+    pages[ML_MM_SHMEMPAGES] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_SHMEMPAGES].counter));
+    return;
+  }
+  // percpu_counter.count excludes the per-CPU deltas not folded in yet (at most batch pages per CPU):
+  // the same approximation the kernel's own rss_stat tracepoint records.
+  pages[ML_MM_FILEPAGES] = clamp_pages(mm->rss_stat[ML_MM_FILEPAGES].count);
+  pages[ML_MM_ANONPAGES] = clamp_pages(mm->rss_stat[ML_MM_ANONPAGES].count);
+  pages[ML_MM_SWAPENTS] = clamp_pages(mm->rss_stat[ML_MM_SWAPENTS].count);
+  pages[ML_MM_SHMEMPAGES] = clamp_pages(mm->rss_stat[ML_MM_SHMEMPAGES].count);
 }
 
 SEC("tp_btf/rss_stat")
 int BPF_PROG(ml_rss_stat, struct mm_struct* mm, int member) {
-  __u32 tgid = mm_owner_tgid(mm);
-  if (!tgid) return 0;
+  struct task_struct* cur = bpf_get_current_task_btf();
+  __u32 tgid;
+  if (cur->mm == mm) {
+    tgid = cur->tgid;
+  } else {
+    // Another task changed this mm (reclaim, khugepaged, a remote madvise, or the process's own exit_mm,
+    // which clears current->mm first): find the mm's owner.
+    if (!bpf_core_field_exists(mm->owner)) return 0;
+    tgid = BPF_CORE_READ(mm, owner, tgid);
+    if (!tgid) return 0;
+  }
   struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
   if (!s) return 0;
   // The teardown of an exiting process's address space is not a change the user cares about: the last
   // RSS reported is the one the process had while it ran.
-  struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
-  if ((BPF_CORE_READ(cur, flags) & PF_EXITING) && BPF_CORE_READ(cur, tgid) == tgid) return 0;
+  if ((cur->flags & PF_EXITING) && cur->tgid == tgid) return 0;
 
-  __u64 file = mm_counter_pages(mm, ML_MM_FILEPAGES) << ML_PAGE_SHIFT;
-  __u64 anon = mm_counter_pages(mm, ML_MM_ANONPAGES) << ML_PAGE_SHIFT;
-  __u64 shmem = mm_counter_pages(mm, ML_MM_SHMEMPAGES) << ML_PAGE_SHIFT;
-  __u64 swap = mm_counter_pages(mm, ML_MM_SWAPENTS) << ML_PAGE_SHIFT;
-  s->rss_file_bytes = file;
-  s->rss_anon_bytes = anon;
-  s->rss_shmem_bytes = shmem;
-  s->rss_swap_bytes = swap;
-  __u64 total = file + anon + shmem;
+  __u64 pages[4];
+  read_mm_counters(mm, pages);
+  s->rss_file_bytes = pages[ML_MM_FILEPAGES] << ML_PAGE_SHIFT;
+  s->rss_anon_bytes = pages[ML_MM_ANONPAGES] << ML_PAGE_SHIFT;
+  s->rss_shmem_bytes = pages[ML_MM_SHMEMPAGES] << ML_PAGE_SHIFT;
+  s->rss_swap_bytes = pages[ML_MM_SWAPENTS] << ML_PAGE_SHIFT;
+  __u64 total = (pages[ML_MM_FILEPAGES] + pages[ML_MM_ANONPAGES] + pages[ML_MM_SHMEMPAGES]) << ML_PAGE_SHIFT;
   if (total > s->rss_peak_bytes) s->rss_peak_bytes = total;
   s->rss_updates += 1;
-  s->last_change_ns = bpf_ktime_get_boot_ns();
   return 0;
 }
 
@@ -402,7 +415,7 @@ static __always_inline void count_fault(void* ctx, unsigned long address, bool u
     // First fault of this thread since tracking began: its counters so far are the baseline. A thread
     // born while tracked has zero here.
     struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
-    struct ml_thread_base b = {.minflt = BPF_CORE_READ(cur, min_flt), .majflt = BPF_CORE_READ(cur, maj_flt)};
+    struct ml_thread_base b = {.minflt = cur->min_flt, .majflt = cur->maj_flt};
     bpf_map_update_elem(&ml_thread_base, &tid, &b, BPF_NOEXIST);
   }
   if (user_mode)
@@ -412,21 +425,6 @@ static __always_inline void count_fault(void* ctx, unsigned long address, bool u
   // Plain reads after the atomic add: concurrent faults may make a sample land one fault early or late,
   // which sampling tolerates (a fetching atomic would need a newer BPF instruction set).
   sample_fault_stack(ctx, tgid, s->faults_user + s->faults_kernel);
-
-  struct ml_fault_key key = {.pid = tgid, .region = address >> ML_FAULT_REGION_SHIFT};
-  __u64* n = bpf_map_lookup_elem(&ml_fault_regions, &key);
-  if (n) {
-    __sync_fetch_and_add(n, 1);
-    return;
-  }
-  __u64 one = 1;
-  if (bpf_map_update_elem(&ml_fault_regions, &key, &one, BPF_NOEXIST) != 0) {
-    n = bpf_map_lookup_elem(&ml_fault_regions, &key);  // another CPU inserted it meanwhile
-    if (n)
-      __sync_fetch_and_add(n, 1);
-    else
-      count_loss(ML_LOSS_FAULT_REGIONS);
-  }
 }
 
 SEC("tp_btf/page_fault_user")
@@ -460,8 +458,9 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
 
 // For calls whose result is almost always 0 (munmap, madvise, brk): one probe at entry instead of two.
 // A failed call is then reported as done; the model is re-seeded from /proc at exec and reconciled by
-// attribution, and the kernel's RSS figures never depend on these events.
-static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2) {
+// attribution, and the kernel's RSS figures never depend on these events. Only growth needs its stack
+// (the mmap_growth profile): walking the stack of a call that gives memory back would cost for nothing.
+static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
   struct ml_mm_event* e = reserve_event(sizeof(*e));
@@ -472,7 +471,7 @@ static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 
   e->len_bytes = a1;
   e->advice = (__u32)a2;
   e->fd = -1;
-  e->stack_id = user_stack_id(ctx);
+  e->stack_id = grows ? user_stack_id(ctx) : -1;
   bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
   submit_event(e);
   return 0;
@@ -531,7 +530,7 @@ int BPF_KRETPROBE(ml_mmap_exit, long ret) {
 
 SEC("uprobe")
 int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) {
-  return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0);
+  return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0, false);
 }
 
 SEC("uprobe")
@@ -546,7 +545,10 @@ int BPF_KRETPROBE(ml_mremap_exit, long ret) {
 SEC("uprobe")
 int BPF_KPROBE(ml_brk_enter, void* addr) {
   if (!addr) return 0;  // brk(0) only asks for the current break
-  return emit_at_entry(ctx, ML_EV_BRK, (__u64)addr, 0, 0);
+  struct task_struct* cur = bpf_get_current_task_btf();
+  struct mm_struct* mm = cur->mm;
+  bool grows = !mm || (__u64)addr > mm->brk;
+  return emit_at_entry(ctx, ML_EV_BRK, (__u64)addr, 0, 0, grows);
 }
 
 // Only the advice that gives pages back matters to memory accounting.
@@ -559,7 +561,7 @@ int BPF_KPROBE(ml_madvise_enter, void* addr, __u64 len, int advice) {
   if (advice != ML_MADV_DONTNEED && advice != ML_MADV_FREE && advice != ML_MADV_REMOVE &&
       advice != ML_MADV_PAGEOUT)
     return 0;
-  return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice);
+  return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice, false);
 }
 
 // ---------------------------------------------------------------------------------------------------------

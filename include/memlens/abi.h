@@ -41,11 +41,11 @@ enum ml_event_type {
 
 // Where events were lost, per CPU in the kernel (ml_loss map index).
 enum ml_loss_reason {
-  ML_LOSS_RINGBUF_FULL = 0,   // bpf_ringbuf_reserve failed: userspace did not drain in time
-  ML_LOSS_PENDING_FULL = 1,   // no room to remember a call's arguments until it returns
-  ML_LOSS_STACK = 2,          // a user stack not recorded (unreadable, table full, or a 31-bit id collision)
-  ML_LOSS_TRACKED_FULL = 3,   // a new child could not be tracked: the tracked-pid map is full
-  ML_LOSS_FAULT_REGIONS = 4,  // the per-region fault table is full: counted in the process total only
+  ML_LOSS_RINGBUF_FULL = 0,  // bpf_ringbuf_reserve failed: userspace did not drain in time
+  ML_LOSS_PENDING_FULL = 1,  // no room to remember a call's arguments until it returns
+  ML_LOSS_STACK = 2,         // a user stack not recorded (unreadable, table full, or a 31-bit id collision)
+  ML_LOSS_TRACKED_FULL = 3,  // a new child could not be tracked: the tracked-pid map is full
+  // 4: unused (was a per-region fault table)
   ML_LOSS_REASONS = 8,
 };
 
@@ -244,23 +244,13 @@ struct ml_proc_stats {
   __u64 rss_updates;     // kmem:rss_stat events seen
   __u64 faults_user;     // page faults taken in user mode
   __u64 faults_kernel;   // faults on user addresses taken in kernel mode (copy_to_user, ...)
-  __u64 last_change_ns;
   __u64 start_time_ns;
   // The kernel's own fault counters (as /proc/PID/stat sums them) accumulated while tracked: each thread's
   // counters minus their value when memlens first saw the thread, added when the thread exits.
   __u64 exited_threads_minflt;
   __u64 exited_threads_majflt;
 };
-ML_STATIC_ASSERT(sizeof(struct ml_proc_stats) == 96, "ml_proc_stats size");
-
-// Key of the per-region page-fault table: faults are counted per process and 2 MiB region, in the kernel.
-#define ML_FAULT_REGION_SHIFT 21
-struct ml_fault_key {
-  __u32 pid;
-  __u32 _pad;
-  __u64 region;  // address >> ML_FAULT_REGION_SHIFT
-};
-ML_STATIC_ASSERT(sizeof(struct ml_fault_key) == 16, "ml_fault_key size");
+ML_STATIC_ASSERT(sizeof(struct ml_proc_stats) == 88, "ml_proc_stats size");
 
 // Key of the sampled page-fault stacks: one fault in fault_sample_period per process is attributed to the
 // user stack that took it, counted in the kernel.

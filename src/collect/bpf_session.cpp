@@ -135,21 +135,6 @@ LossCounts BpfSession::read_losses() const {
   return total;
 }
 
-std::vector<std::pair<uint64_t, uint64_t>> BpfSession::fault_regions(pid_t pid) const {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  int fd = bpf_map__fd(skel_->maps.ml_fault_regions);
-  ml_fault_key key{}, next{};
-  ml_fault_key* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    if (key.pid != static_cast<__u32>(pid)) continue;
-    __u64 count = 0;
-    if (bpf_map_lookup_elem(fd, &key, &count) == 0) out.emplace_back(key.region, count);
-  }
-  return out;
-}
-
 std::vector<std::pair<int32_t, uint64_t>> BpfSession::take_fault_stacks(pid_t pid) {
   std::vector<std::pair<int32_t, uint64_t>> out;
   int fd = bpf_map__fd(skel_->maps.ml_fault_stacks);

@@ -27,7 +27,10 @@ namespace memlens::collect {
 struct SessionOptions {
   bool capture_stacks = false;
   uint32_t max_processes = 4096;
-  uint32_t ringbuf_bytes = 8u << 20;  // power of two
+  // Power of two. The consumer maps the data pages twice (for wrap-around), so the ring costs memlens
+  // twice this in RSS once it has cycled; 4 MiB holds over 40,000 address-space events, and the producer
+  // wakes the consumer at 256 KiB pending.
+  uint32_t ringbuf_bytes = 4u << 20;
   uint32_t stack_entries = 32768;     // kernel memory: entries x 512 bytes; a full table is counted as loss
   uint32_t fault_sample_period = 32;  // one fault in this many gets its stack; 0: none
 };
@@ -58,8 +61,6 @@ class BpfSession {
   std::optional<ml_proc_stats> read_stats(pid_t pid) const;
   void forget_stats(pid_t pid);
   LossCounts read_losses() const;
-  // Faults per 2 MiB region of one process (region index -> count).
-  std::vector<std::pair<uint64_t, uint64_t>> fault_regions(pid_t pid) const;
   // Sampled page-fault stacks of one process (stack id -> sampled faults), removed from the kernel map.
   std::vector<std::pair<int32_t, uint64_t>> take_fault_stacks(pid_t pid);
   uint32_t fault_sample_period() const { return fault_sample_period_; }

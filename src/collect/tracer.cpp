@@ -430,7 +430,6 @@ void Tracer::collect_losses() {
   loss["kernel_call_args_full"] = k[ML_LOSS_PENDING_FULL];
   loss["kernel_stack_capture"] = k[ML_LOSS_STACK];
   loss["kernel_tracked_map_full"] = k[ML_LOSS_TRACKED_FULL];
-  loss["kernel_fault_regions_full"] = k[ML_LOSS_FAULT_REGIONS];
   loss["userspace_unknown_process"] = unknown_process_events_;
   loss["userspace_malformed"] = malformed_events_;
   loss["probe_attach_failures"] = probe_attach_failures_;
