@@ -1,13 +1,12 @@
 #include "proc/procfs.h"
 
+#include <fmt/format.h>
+#include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <filesystem>
-#include <signal.h>
-
-#include <fmt/format.h>
 
 #include "common/safe_file.h"
 
@@ -42,7 +41,8 @@ bool parse_map_line(std::string_view line, MapEntry& e) {
   size_t dash = range.find('-');
   size_t colon = dev.find(':');
   if (dash == std::string_view::npos || colon == std::string_view::npos || perms.size() < 4) return false;
-  if (!parse_num(range.substr(0, dash), e.start, 16) || !parse_num(range.substr(dash + 1), e.end, 16)) return false;
+  if (!parse_num(range.substr(0, dash), e.start, 16) || !parse_num(range.substr(dash + 1), e.end, 16))
+    return false;
   if (e.end < e.start) return false;
   if (!parse_num(offset, e.offset, 16)) return false;
   if (!parse_num(dev.substr(0, colon), e.dev_major, 16) || !parse_num(dev.substr(colon + 1), e.dev_minor, 16))
@@ -101,7 +101,8 @@ Error proc_error(pid_t pid, const char* what, const Error& e) {
 
 bool MapEntry::deleted() const {
   constexpr std::string_view suffix = " (deleted)";
-  return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return path.size() >= suffix.size() &&
+         path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::vector<MapEntry> parse_maps(std::string_view text, ParseStats* stats) {
@@ -144,14 +145,22 @@ std::vector<SmapsEntry> parse_smaps(std::string_view text, ParseStats* stats) {
       return;
     }
     if (!parse_kb_field(line, key, bytes)) return;
-    if (key == "Rss") cur->rss = bytes;
-    else if (key == "Pss") cur->pss = bytes;
-    else if (key == "Anonymous") cur->anonymous = bytes;
-    else if (key == "Swap") cur->swap = bytes;
-    else if (key == "Shared_Clean") cur->shared_clean = bytes;
-    else if (key == "Shared_Dirty") cur->shared_dirty = bytes;
-    else if (key == "Private_Clean") cur->private_clean = bytes;
-    else if (key == "Private_Dirty") cur->private_dirty = bytes;
+    if (key == "Rss")
+      cur->rss = bytes;
+    else if (key == "Pss")
+      cur->pss = bytes;
+    else if (key == "Anonymous")
+      cur->anonymous = bytes;
+    else if (key == "Swap")
+      cur->swap = bytes;
+    else if (key == "Shared_Clean")
+      cur->shared_clean = bytes;
+    else if (key == "Shared_Dirty")
+      cur->shared_dirty = bytes;
+    else if (key == "Private_Clean")
+      cur->private_clean = bytes;
+    else if (key == "Private_Dirty")
+      cur->private_dirty = bytes;
   });
   return out;
 }
@@ -174,17 +183,28 @@ std::optional<Status> parse_status(std::string_view text) {
     uint64_t v = 0;
     if (!parse_num(num, v)) return;
     uint64_t kb = v * 1024;
-    if (key == "Tgid") s.tgid = static_cast<pid_t>(v);
-    else if (key == "PPid") s.ppid = static_cast<pid_t>(v);
-    else if (key == "Uid") s.uid = static_cast<uid_t>(v);
-    else if (key == "VmRSS") s.vm_rss = kb;
-    else if (key == "VmHWM") s.vm_hwm = kb;
-    else if (key == "RssAnon") s.rss_anon = kb;
-    else if (key == "RssFile") s.rss_file = kb;
-    else if (key == "RssShmem") s.rss_shmem = kb;
-    else if (key == "VmSwap") s.vm_swap = kb;
-    else if (key == "VmSize") s.vm_size = kb;
-    else if (key == "Threads") s.threads = static_cast<uint32_t>(v);
+    if (key == "Tgid")
+      s.tgid = static_cast<pid_t>(v);
+    else if (key == "PPid")
+      s.ppid = static_cast<pid_t>(v);
+    else if (key == "Uid")
+      s.uid = static_cast<uid_t>(v);
+    else if (key == "VmRSS")
+      s.vm_rss = kb;
+    else if (key == "VmHWM")
+      s.vm_hwm = kb;
+    else if (key == "RssAnon")
+      s.rss_anon = kb;
+    else if (key == "RssFile")
+      s.rss_file = kb;
+    else if (key == "RssShmem")
+      s.rss_shmem = kb;
+    else if (key == "VmSwap")
+      s.vm_swap = kb;
+    else if (key == "VmSize")
+      s.vm_size = kb;
+    else if (key == "Threads")
+      s.threads = static_cast<uint32_t>(v);
   });
   if (!any) return std::nullopt;
   return s;
@@ -292,7 +312,14 @@ std::vector<pid_t> list_children(pid_t pid) {
   return out;
 }
 
-bool process_exists(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+bool process_exists(pid_t pid) {
+  return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+}
+
+bool process_running(pid_t pid) {
+  auto st = read_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X' && st->state != 'x';
+}
 
 std::string kernel_release() {
   struct utsname u {};

@@ -22,7 +22,8 @@ struct MapEntry {
   uint64_t offset = 0;  // file offset of start
   uint32_t dev_major = 0, dev_minor = 0;
   uint64_t inode = 0;
-  std::string path;  // "" for anonymous; "[heap]", "[stack]", "[vdso]", ... pseudo names as the kernel writes them
+  std::string
+      path;  // "" for anonymous; "[heap]", "[stack]", "[vdso]", ... pseudo names as the kernel writes them
 
   uint64_t size() const { return end - start; }
   bool is_file() const { return inode != 0 && !path.empty() && path.front() == '/'; }
@@ -79,6 +80,9 @@ Result<std::string> read_exe(pid_t pid);  // readlink /proc/PID/exe
 Result<uint64_t> read_start_time_ns(pid_t pid);
 std::vector<pid_t> list_children(pid_t pid);  // direct children (from /proc/PID/task/*/children)
 bool process_exists(pid_t pid);
+// Exists and is not exiting: a zombie (or a process in its exit) answers kill(0) but has no address space,
+// no /proc/PID/root and no maps any more.
+bool process_running(pid_t pid);
 std::string kernel_release();
 
 }  // namespace memlens::proc
