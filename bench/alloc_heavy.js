@@ -23,9 +23,12 @@ const jsWindow = new Array(262144);
 const bufWindow = [];
 let bufWindowBytes = 0;
 let seed = 1;
+// A 31-bit LCG in integer arithmetic (Math.imul): with plain `*` the product passes 2^53, loses its low
+// bits, and `next() % 8` soon returns only 0 (every Buffer 4 KB). The low bits of an LCG cycle with a short
+// period, so the size class comes from the high bits.
 const next = () => {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed;
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+  return seed >>> 16;
 };
 
 let n = 0;

@@ -9,14 +9,14 @@
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
 #   - events lost: the sum of the numeric values of report.json's "loss" object (target 0).
-# Each figure is the median over the rounds. Run times are the workload's own (measured inside node from
+# Each figure is the median of the per-round ratios (traced vs untraced of the same round). Run times are the workload's own (measured inside node from
 # its first to its last allocation), so memlens's start-up and report writing do not count against the
 # workload; memlens's wall time per run is printed separately.
 #
 # Exit status: 0 when every measurement ran, even if a target is missed (this is a measurement, not a
 # test); 1 with a message on stderr when something failed to run.
 #
-# Settings (environment): BENCH_ROUNDS (3), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
+# Settings (environment): BENCH_ROUNDS (5), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
 # BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
 # with taskset when it exists and the machine has at least 2 CPUs; BENCH_KEEP=1 keeps the work directory.
 set -uo pipefail
@@ -36,7 +36,7 @@ command -v node >/dev/null || die "node not found in PATH"
 command -v wrk >/dev/null || die "wrk not found (Debian package wrk; scripts/install-deps.sh installs it)"
 command -v perl >/dev/null || die "perl not found"
 
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 WRK_DURATION=${BENCH_WRK_DURATION:-5}
 WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-32}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
@@ -264,9 +264,20 @@ m() { median ${SAMPLES[$1]}; }
 spread() { # spread KEY: "min-max" of the samples
   printf '%s\n' ${SAMPLES[$1]} | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%g-%g", lo, hi}'
 }
-http_ratio=$(ratio "$(m http-traced)" "$(m http-untraced)")
-alloc_ratio=$(ratio "$(m alloc-untraced)" "$(m alloc-traced)")
-buffer_ratio=$(ratio "$(m buffer-untraced)" "$(m buffer-traced)")
+# The figure of a workload is the median of its per-round ratios: each round's traced and untraced runs
+# are a pair that saw the same machine, so a round on which the whole machine was slower (it happens: the
+# same untraced HTTP run gives 55,000 to 69,000 req/s from one round to the next here) cancels out in its
+# own ratio instead of being matched against another round's run.
+paired_ratios() { # paired_ratios NUMERATOR-KEY DENOMINATOR-KEY: one ratio per round
+  local -a a=(${SAMPLES[$1]}) b=(${SAMPLES[$2]})
+  local i
+  for ((i = 0; i < ${#a[@]}; i++)); do ratio "${a[$i]}" "${b[$i]}"; echo; done
+}
+paired_median() { median $(paired_ratios "$1" "$2"); }
+paired_list() { paired_ratios "$1" "$2" | paste -sd' ' -; }
+http_ratio=$(paired_median http-traced http-untraced)
+alloc_ratio=$(paired_median alloc-untraced alloc-traced)
+buffer_ratio=$(paired_median buffer-untraced buffer-traced)
 peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
 peak_mb=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k / 1024 }')
 lost="nan"
@@ -279,16 +290,16 @@ else
 fi
 
 echo
-echo "Results (median of $ROUNDS rounds)                     measured      target   "
-printf '  HTTP throughput traced/untraced      %10s   %9s   %-6s (%.0f vs %.0f req/s; ranges %s vs %s)\n' \
-  "$http_ratio" ">= 0.97" "$(verdict "$http_ratio" '>=' 0.97)" "$(m http-traced)" "$(m http-untraced)" \
-  "$(spread http-traced)" "$(spread http-untraced)"
-printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (%.3f vs %.3f s; ranges %s vs %s)\n' \
-  "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(m alloc-untraced)" "$(m alloc-traced)" \
-  "$(spread alloc-untraced)" "$(spread alloc-traced)"
-printf '  Buffer-heavy run time untraced/traced%10s   %9s   %-6s (%.3f vs %.3f s; ranges %s vs %s)\n' \
-  "$buffer_ratio" ">= 0.90" "$(verdict "$buffer_ratio" '>=' 0.90)" "$(m buffer-untraced)" "$(m buffer-traced)" \
-  "$(spread buffer-untraced)" "$(spread buffer-traced)"
+echo "Results (median of the $ROUNDS rounds' ratios)        measured      target   "
+printf '  HTTP throughput traced/untraced      %10s   %9s   %-6s (rounds: %s; medians %.0f vs %.0f req/s; ranges %s vs %s)\n' \
+  "$http_ratio" ">= 0.97" "$(verdict "$http_ratio" '>=' 0.97)" "$(paired_list http-traced http-untraced)" \
+  "$(m http-traced)" "$(m http-untraced)" "$(spread http-traced)" "$(spread http-untraced)"
+printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
+  "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(paired_list alloc-untraced alloc-traced)" \
+  "$(m alloc-untraced)" "$(m alloc-traced)" "$(spread alloc-untraced)" "$(spread alloc-traced)"
+printf '  Buffer-heavy run time untraced/traced%10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
+  "$buffer_ratio" ">= 0.90" "$(verdict "$buffer_ratio" '>=' 0.90)" "$(paired_list buffer-untraced buffer-traced)" \
+  "$(m buffer-untraced)" "$(m buffer-traced)" "$(spread buffer-untraced)" "$(spread buffer-traced)"
 printf '  events lost (all traced runs)        %10s   %9s   %s%s\n' \
   "$lost" "0" "$(verdict "$lost" '<=' 0)" "$lost_note"
 printf '  memlens peak RSS (max of runs)       %7s MB   %9s   %s\n' \
