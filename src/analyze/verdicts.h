@@ -77,9 +77,12 @@ struct Thresholds {
   double recent_fraction = 1.0 / 3;  // the "recent" window for plateau detection, share of the span
   double min_recent_s = 10;          // ... but never shorter than this
   double plateau_slope_ratio = 0.3;  // recent slope below this share of the earlier slope: levelled off
-  size_t max_points = 600;           // longer series are reduced to this many bucket medians first
-  size_t min_full_gcs = 3;           // full GCs in the window needed for any js_heap growth verdict
-  size_t envelope_windows = 15;      // windows of the lower envelope of live figures
+  // A js_heap or native_heap leak growing at most this share of a live ArrayBuffer leak's rate is what the
+  // leaked Buffers bring with them (part_of array_buffers).
+  double buffer_companion_share = 0.10;
+  size_t max_points = 600;       // longer series are reduced to this many bucket medians first
+  size_t min_full_gcs = 3;       // full GCs in the window needed for any js_heap growth verdict
+  size_t envelope_windows = 15;  // windows of the lower envelope of live figures
 };
 
 enum class VerdictKind { leak_suspected, growth_then_plateau, retained_not_leak, stable };
@@ -99,6 +102,9 @@ struct Verdict {
   double start_value = 0;  // fitted level at the start of the window
   double end_value = 0;    // fitted level at the end of the window
   std::string basis;       // "heap_used_after_gc", "live_backing_store_bytes", "resident_bytes", "open_count"
+  // Set on a growth that another category's leak brings with it (the JS objects and malloc bookkeeping of
+  // leaked Buffers): still a growth, but not a leak of its own. See docs/verdicts.md.
+  std::optional<Category> part_of;
 };
 
 // Judges every category that has data, and returns the verdicts ordered by importance.
@@ -106,7 +112,8 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& thres
 
 // Most important first: suspected leaks (categories before the rss total; among categories the nearest
 // projected limit first, then memory before fds and sockets, then by rate), then retained_not_leak, then
-// growth_then_plateau, then stable. Stable within each group.
+// growth_then_plateau, then stable. Stable within each group. A verdict that is part_of another leak
+// follows that leak directly.
 void order_by_importance(std::vector<Verdict>& verdicts);
 
 // The series js_heap is judged on, as analyze() builds it (exposed for reports and tests). Every

@@ -5,8 +5,12 @@ namespace memlens::report {
 nlohmann::json breakdown_section(const model::Process& p) {
   const auto& st = p.attribution;
   if (!st.last) return nullptr;
-  // Set against the RSS the report prints: what changed since the last measurement shows as unexplained.
-  auto r = model::reconcile(st.last->breakdown, p.rss.total());
+  // A process still running at the end was measured at the end, so its breakdown is set against the RSS
+  // the report prints (what changed since shows as unexplained). A process that exited was last measured
+  // while it ran; what it did after that is mostly its way out (node frees its heap and every Buffer
+  // before it exits), which is no breakdown of anything: its breakdown keeps the RSS of its own moment.
+  bool exited_since = !p.alive() && !st.final_read;
+  auto r = exited_since ? *st.last : model::reconcile(st.last->breakdown, p.rss.total());
   nlohmann::json j;
   for (auto c : model::kAttributionCategories)
     j[std::string(model::category_name(c)) + "_bytes"] = r.breakdown[c];
@@ -33,6 +37,7 @@ nlohmann::json breakdown_section(const model::Process& p) {
       {"array_buffers_known", p.v8.array_buffers_probed ||
                                   (!p.timeline.empty() && p.timeline.back().array_buffers_bytes.has_value())},
   };
+  if (exited_since && p.exited_at_s) m["before_exit_s"] = std::max(0.0, *p.exited_at_s - st.last_at_s);
   if (r.overshoot_bytes > 0)
     m["note"] =
         "the categories exceed the RSS by overshoot_bytes (smaps and the RSS counters were read at different "

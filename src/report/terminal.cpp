@@ -1,10 +1,9 @@
 #include "report/terminal.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace memlens::report {
 
@@ -45,9 +44,9 @@ void LiveView::update(const model::Trace& trace) {
       double dt = cur.t_s - prev.t_s;
       if (dt > 0) ev_rate = static_cast<double>(cur.events - prev.events) / dt;
     }
-    std::string line = fmt::format("memlens {:6.1f}s  pid {:<7} {:<15.15} rss {:>10} ({:>10})  {:>7.0f} ev/s  lost {}",
-                                   cur.t_s, p->pid(), p->comm, format_bytes(cur.rss.total()),
-                                   format_signed_bytes(drss), ev_rate, lost);
+    std::string line = fmt::format(
+        "memlens {:6.1f}s  pid {:<7} {:<15.15} rss {:>10} ({:>10})  {:>7.0f} ev/s  lost {}", cur.t_s,
+        p->pid(), p->comm, format_bytes(cur.rss.total()), format_signed_bytes(drss), ev_rate, lost);
     if (cur.js_heap_used_bytes) line += fmt::format("  heap {}", format_bytes(*cur.js_heap_used_bytes));
     if (cur.array_buffers_bytes) line += fmt::format("  ab {}", format_bytes(*cur.array_buffers_bytes));
     if (p->v8.probed) {
@@ -84,23 +83,32 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
     if (!p.contains("verdicts")) continue;
     for (const auto& v : p["verdicts"]) {
       if (v.value("kind", "") == "stable") continue;
-      out += fmt::format("  ! pid {} {}: {}\n", p.value("pid", 0), p.value("comm", ""),
-                         v.value("headline", v.value("evidence", "")));
+      // A growth that is part of another leak (verdicts are ordered: it follows that leak) is indented
+      // under it rather than announced as a leak of its own.
+      out += fmt::format("{} pid {} {}: {}\n", v.contains("part_of") ? "      +" : "  !", p.value("pid", 0),
+                         p.value("comm", ""), v.value("headline", v.value("evidence", "")));
     }
   }
   for (const auto& p : report["processes"]) {
-    std::string status = p.contains("exit_status") ? fmt::format("exited {}", p["exit_status"].get<int>()) : "running";
-    out += fmt::format("  pid {:<7} {:<15} {:<10} rss {:>10} (peak {:>10})  anon {:>10}  file {:>10}\n",
-                       p.value("pid", 0), p.value("comm", ""), status, format_bytes(p.value("rss_bytes", 0ull)),
-                       format_bytes(p.value("rss_peak_bytes", 0ull)), format_bytes(p["rss"].value("anon_bytes", 0ull)),
-                       format_bytes(p["rss"].value("file_bytes", 0ull)));
+    std::string status =
+        p.contains("exit_status") ? fmt::format("exited {}", p["exit_status"].get<int>()) : "running";
+    out += fmt::format(
+        "  pid {:<7} {:<15} {:<10} rss {:>10} (peak {:>10})  anon {:>10}  file {:>10}\n", p.value("pid", 0),
+        p.value("comm", ""), status, format_bytes(p.value("rss_bytes", 0ull)),
+        format_bytes(p.value("rss_peak_bytes", 0ull)), format_bytes(p["rss"].value("anon_bytes", 0ull)),
+        format_bytes(p["rss"].value("file_bytes", 0ull)));
     if (p.contains("breakdown")) {
       std::string parts;
       for (const auto& [k, v] : p["breakdown"].items())
         if (v.is_number() && v.get<int64_t>() > 0) {
-          std::string name = k.size() > 6 && k.compare(k.size() - 6, 6, "_bytes") == 0 ? k.substr(0, k.size() - 6) : k;
+          std::string name =
+              k.size() > 6 && k.compare(k.size() - 6, 6, "_bytes") == 0 ? k.substr(0, k.size() - 6) : k;
           parts += fmt::format(" {} {}", name, format_bytes(v.get<uint64_t>()));
         }
+      const auto& m = p["breakdown"].value("method", json::object());
+      if (m.contains("before_exit_s"))
+        parts += fmt::format("  (of rss {}, {:.1f} s before exit)", format_bytes(m.value("rss_bytes", 0ull)),
+                             m["before_exit_s"].get<double>());
       out += "           breakdown:" + parts + "\n";
     }
     if (p.contains("gc")) {
@@ -114,16 +122,19 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
                          format_bytes(p["array_buffers"].value("live_bytes", 0ull)),
                          format_bytes(p["array_buffers"].value("peak_bytes", 0ull)));
     if (p.contains("fds"))
-      out += fmt::format("           fds: {} open (peak {}), {} opened, {} closed\n", p["fds"].value("open", 0),
-                         p["fds"].value("peak", 0), p["fds"].value("opened_total", 0), p["fds"].value("closed_total", 0));
+      out += fmt::format("           fds: {} open (peak {}), {} opened, {} closed\n",
+                         p["fds"].value("open", 0), p["fds"].value("peak", 0),
+                         p["fds"].value("opened_total", 0), p["fds"].value("closed_total", 0));
     const auto& f = p["page_faults"];
     uint64_t traced = f.value("traced_user", 0ull) + f.value("traced_kernel", 0ull);
     out += fmt::format("           page faults: {} traced", traced);
-    if (f.contains("minor")) out += fmt::format(" (kernel: {} minor, {} major)", f["minor"].get<uint64_t>(), f["major"].get<uint64_t>());
+    if (f.contains("minor"))
+      out += fmt::format(" (kernel: {} minor, {} major)", f["minor"].get<uint64_t>(),
+                         f["major"].get<uint64_t>());
     const auto& ev = p["events"];
     out += fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {} mprotect {}\n", ev.value("mmap", 0),
-                       ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0), ev.value("madvise", 0),
-                       ev.value("mprotect", 0));
+                       ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0),
+                       ev.value("madvise", 0), ev.value("mprotect", 0));
   }
   uint64_t lost = 0;
   std::string loss_detail;

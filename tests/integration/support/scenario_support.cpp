@@ -117,7 +117,11 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
                         "stacks_bytes", "file_mapped_bytes", "other_anon_bytes"})
     c.categories_total += b[k].get<double>();
   c.unexplained = b["unexplained_bytes"].get<double>();
-  c.rss_bytes = r.proc["rss_bytes"].get<double>();
+  // The RSS the breakdown is set against: the process's last one if it was measured at the end, else (it
+  // exited) the one at its last measurement while it ran.
+  c.rss_bytes = m["rss_bytes"].get<double>();
+  c.process_rss_bytes = r.proc["rss_bytes"].get<double>();
+  c.measured_at_end = !m.contains("before_exit_s");
   return c;
 }
 
@@ -144,11 +148,21 @@ bool has_verdict(const ScenarioRun& r, const std::string& kind, const std::strin
   return false;
 }
 
+std::optional<std::string> own_leak_part_of(const ScenarioRun& r, const std::string& category) {
+  if (r.proc.is_null() || !r.proc.contains("verdicts")) return std::nullopt;
+  for (const auto& v : r.proc["verdicts"])
+    if (v.value("kind", "") == "leak_suspected" && v.value("category", "") == category)
+      return v.value("part_of", "");
+  return std::nullopt;
+}
+
 std::string verdicts_text(const ScenarioRun& r) {
   std::string s;
   if (r.proc.is_null() || !r.proc.contains("verdicts")) return "(no verdicts)";
   for (const auto& v : r.proc["verdicts"])
-    s += fmt::format("\n  {} {}: {}", v.value("kind", ""), v.value("category", ""), v.value("evidence", ""));
+    s += fmt::format("\n  {} {}{}: {}", v.value("kind", ""), v.value("category", ""),
+                     v.contains("part_of") ? " (part of " + v.value("part_of", "") + ")" : "",
+                     v.value("evidence", ""));
   return s;
 }
 

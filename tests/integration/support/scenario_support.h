@@ -51,7 +51,10 @@ struct BreakdownCheck {
   double heap_physical = 0;  // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
   double array_buffers = 0, array_buffers_truth = 0;
   double categories_total = 0, rss_truth = 0;
-  double unexplained = 0, rss_bytes = 0;  // report's unexplained_bytes and rss_bytes
+  double unexplained = 0;
+  double rss_bytes = 0;          // breakdown.method.rss_bytes: the RSS the breakdown adds up to
+  double process_rss_bytes = 0;  // the process's rss_bytes (its last RSS)
+  bool measured_at_end = false;  // the breakdown is of the end of the trace (else: of a moment before exit)
   std::string describe() const;
 };
 std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& run);
@@ -59,6 +62,9 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& run);
 // Verdicts of the scenario process: (kind, category) pairs.
 std::vector<std::pair<std::string, std::string>> verdicts_of(const ScenarioRun& run);
 bool has_verdict(const ScenarioRun& run, const std::string& kind, const std::string& category);
+// For a leak_suspected verdict of `category`: its part_of ("" when it is a leak of its own); nullopt when
+// there is no such verdict.
+std::optional<std::string> own_leak_part_of(const ScenarioRun& run, const std::string& category);
 std::string verdicts_text(const ScenarioRun& run);  // headlines, for failure messages
 
 }  // namespace memlens::testing
