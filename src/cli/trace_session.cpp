@@ -1,12 +1,11 @@
 #include "cli/trace_session.h"
 
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <time.h>
 
 #include <chrono>
 #include <cstdio>
-
-#include <fmt/chrono.h>
-#include <fmt/format.h>
 
 #include "cli/environment.h"
 #include "cli/signals.h"
@@ -27,7 +26,8 @@ std::string rfc3339_now() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)),
+                     ms);
 }
 
 double monotonic_s() {
@@ -38,10 +38,14 @@ double monotonic_s() {
 
 const char* signal_name(int sig) {
   switch (sig) {
-    case 2: return "SIGINT";
-    case 15: return "SIGTERM";
-    case 1: return "SIGHUP";
-    default: return "signal";
+    case 2:
+      return "SIGINT";
+    case 15:
+      return "SIGTERM";
+    case 1:
+      return "SIGHUP";
+    default:
+      return "signal";
   }
 }
 
@@ -77,7 +81,8 @@ int TraceSession::start() {
   eo.v8 = opts_.v8;
   eo.v8_alloc_probes = opts_.v8_alloc_probes;
   eo.fds = opts_.fds;
-  for (auto& ext : collect::default_extensions(tracer_->session(), eo)) tracer_->add_extension(std::move(ext));
+  for (auto& ext : collect::default_extensions(tracer_->session(), eo))
+    tracer_->add_extension(std::move(ext));
   if (opts_.stacks) {
     // Last: it symbolizes the stacks the other capabilities recorded for a process.
     auto stacks = std::make_unique<collect::StacksExtension>(tracer_->session());
@@ -135,7 +140,7 @@ int TraceSession::finish_and_report() {
   tracer_->finish();
   std::vector<report::StackProfile> profiles;
   if (stacks_) profiles = stacks_->profiles(trace_);
-  nlohmann::json report = report::build_report(trace_);
+  nlohmann::json report = report::build_report(trace_, profiles);
   report["profiles"] = report::profiles_summary(profiles);
   std::vector<std::string> written;
   int rc = kExitOk;

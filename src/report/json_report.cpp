@@ -3,13 +3,14 @@
 #include "common/safe_file.h"
 #include "report/breakdown_section.h"
 #include "report/sections.h"
+#include "report/top_stacks.h"
 #include "report/verdict_section.h"
 
 namespace memlens::report {
 
 using nlohmann::json;
 
-json process_json(const model::Process& p) {
+json process_json(const model::Process& p, const std::vector<StackProfile>& profiles) {
   json j;
   j["pid"] = p.pid();
   j["ppid"] = p.ppid();
@@ -28,7 +29,8 @@ json process_json(const model::Process& p) {
               {"shmem_bytes", p.rss.shmem_bytes},
               {"swap_bytes", p.rss.swap_bytes}};
   auto totals = p.address_space.totals();
-  j["mappings"] = {{"anon_bytes", totals.anon_bytes}, {"file_bytes", totals.file_bytes}, {"count", totals.count}};
+  j["mappings"] = {
+      {"anon_bytes", totals.anon_bytes}, {"file_bytes", totals.file_bytes}, {"count", totals.count}};
   json faults = {{"traced_user", p.faults_user}, {"traced_kernel", p.faults_kernel}};
   if (p.has_kernel_fault_counts) {
     faults["minor"] = p.minflt;
@@ -37,8 +39,8 @@ json process_json(const model::Process& p) {
   faults["minor_before_tracking"] = p.minflt_at_start;
   faults["major_before_tracking"] = p.majflt_at_start;
   j["page_faults"] = faults;
-  j["events"] = {{"mmap", p.events.mmap},       {"munmap", p.events.munmap},   {"mremap", p.events.mremap},
-                 {"brk", p.events.brk},         {"madvise", p.events.madvise}, {"mprotect", p.events.mprotect}};
+  j["events"] = {{"mmap", p.events.mmap}, {"munmap", p.events.munmap},   {"mremap", p.events.mremap},
+                 {"brk", p.events.brk},   {"madvise", p.events.madvise}, {"mprotect", p.events.mprotect}};
   json timeline = json::array();
   for (const auto& s : p.timeline) {
     json t = {{"t_s", s.t_s},
@@ -63,12 +65,13 @@ json process_json(const model::Process& p) {
   if (auto ab = v8_array_buffers_section(p); !ab.is_null()) j["array_buffers"] = std::move(ab);
   if (auto fds = fd_section(p); !fds.is_null()) j["fds"] = std::move(fds);
   if (auto b = breakdown_section(p); !b.is_null()) j["breakdown"] = std::move(b);
-  if (auto v = verdict_section(p); !v.is_null()) j["verdicts"] = std::move(v);
+  if (auto v = verdict_section(p, top_stacks_for(p.pid(), profiles)); !v.is_null())
+    j["verdicts"] = std::move(v);
   if (!p.notes.empty()) j["notes"] = p.notes;
   return j;
 }
 
-json build_report(const model::Trace& trace) {
+json build_report(const model::Trace& trace, const std::vector<StackProfile>& profiles) {
   const auto& info = trace.info;
   json j;
   j["schema_version"] = kSchemaVersion;
@@ -90,7 +93,7 @@ json build_report(const model::Trace& trace) {
   j["loss"] = loss;
   j["events_received"] = info.events_received;
   json procs = json::array();
-  for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p));
+  for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p, profiles));
   j["processes"] = std::move(procs);
   return j;
 }

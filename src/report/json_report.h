@@ -11,8 +11,9 @@ namespace memlens::report {
 
 inline constexpr int kSchemaVersion = 1;
 
-nlohmann::json build_report(const model::Trace& trace);
-nlohmann::json process_json(const model::Process& p);
+// profiles: the trace's stack profiles, from which each verdict names its category's top stacks.
+nlohmann::json build_report(const model::Trace& trace, const std::vector<StackProfile>& profiles = {});
+nlohmann::json process_json(const model::Process& p, const std::vector<StackProfile>& profiles = {});
 
 // The report's "profiles" list: per stack kind, its files and sample totals (the totals a reader of the
 // folded and pprof files finds there).

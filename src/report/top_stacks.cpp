@@ -1,0 +1,127 @@
+#include "report/top_stacks.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <string_view>
+
+namespace memlens::report {
+
+using analyze::Category;
+
+namespace {
+
+constexpr size_t kCallers = 4;       // callers shown after the innermost JS frame
+constexpr size_t kNativeFrames = 5;  // frames shown when a stack has no JS frame
+
+bool passes_through_malloc(const symbolize::Stack& stack) {
+  for (const auto& f : stack) {
+    std::string_view fn = f.function;
+    if (fn.find("malloc") != std::string_view::npos || fn == "calloc" || fn == "__libc_calloc" ||
+        fn == "realloc" || fn == "__libc_realloc" || fn == "new_heap" || fn.starts_with("operator new"))
+      return true;
+  }
+  return false;
+}
+
+// The innermost frame is the libc function the probe sat on (socket, accept4, ...).
+bool opens_a_socket(const symbolize::Stack& stack) {
+  if (stack.empty()) return false;
+  std::string_view fn = stack.back().function;
+  return fn == "socket" || fn == "__socket" || fn == "accept" || fn == "__libc_accept" || fn == "accept4" ||
+         fn == "socketpair" || fn == "__socketpair";
+}
+
+bool wanted(Category c, const symbolize::Stack& stack) {
+  if (c == Category::native_heap) return passes_through_malloc(stack);
+  if (c == Category::sockets) return opens_a_socket(stack);
+  return true;
+}
+
+}  // namespace
+
+TopStackSource top_stack_source(Category c) {
+  switch (c) {
+    case Category::js_heap:
+      return {"gc_triggers", 1};
+    case Category::array_buffers:
+      return {"array_buffers", 0};
+    case Category::native_heap:
+      return {"mmap_growth", 2};  // live bytes; bytes mapped when nothing is live
+    case Category::rss:
+    case Category::other_anon:
+      return {"page_faults", 0};
+    case Category::fds:
+    case Category::sockets:
+      return {"fd_opens", 0};
+    case Category::code:
+    case Category::stacks:
+    case Category::file_mapped:
+      break;
+  }
+  return {};
+}
+
+std::string render_top_stack(const symbolize::Stack& stack, int64_t value, bool bytes) {
+  std::string weight = bytes ? analyze::format_bytes(static_cast<double>(value)) : fmt::format("{}", value);
+  if (stack.empty()) return weight + "  [no stack]";
+  // Root first: the innermost frame is the last.
+  size_t innermost_js = stack.size();
+  for (size_t i = stack.size(); i-- > 0;)
+    if (stack[i].kind == symbolize::FrameKind::kJs) {
+      innermost_js = i;
+      break;
+    }
+  std::string text = weight + " ";
+  if (innermost_js == stack.size()) {
+    for (size_t n = 0; n < kNativeFrames && n < stack.size(); ++n)
+      text += (n ? " \u2190 " : " ") + stack[stack.size() - 1 - n].label();
+    return text;
+  }
+  for (size_t n = 0; n <= kCallers && n <= innermost_js; ++n)
+    text += (n ? " \u2190 " : " ") + stack[innermost_js - n].label();
+  if (innermost_js + 1 < stack.size()) text += "  (in " + stack.back().label() + ")";
+  return text;
+}
+
+TopStacksFn top_stacks_for(int pid, const std::vector<StackProfile>& profiles, size_t limit) {
+  return [pid, &profiles, limit](Category c) {
+    std::vector<std::string> out;
+    TopStackSource src = top_stack_source(c);
+    if (src.kind.empty()) return out;
+    auto prof = std::find_if(profiles.begin(), profiles.end(),
+                             [&](const StackProfile& p) { return p.kind == src.kind; });
+    if (prof == profiles.end() || src.value_index >= prof->sample_types.size()) return out;
+    bool bytes = prof->sample_types[src.value_index].unit == "bytes";
+    auto value_of = [&](const StackSample& s, size_t i) { return i < s.values.size() ? s.values[i] : 0; };
+    // mmap_growth by live bytes when anything is still mapped, else by bytes mapped over the trace.
+    size_t index = src.value_index;
+    if (src.kind == "mmap_growth") {
+      bool any_live = false;
+      for (const auto& s : prof->samples)
+        if (s.pid == pid && wanted(c, s.stack) && value_of(s, 2) > 0) any_live = true;
+      if (!any_live) index = 0;
+    }
+    std::map<std::string, std::pair<int64_t, const symbolize::Stack*>> merged;  // key: the frames' labels
+    for (const auto& s : prof->samples) {
+      if (s.pid != pid || !wanted(c, s.stack)) continue;
+      int64_t v = value_of(s, index);
+      if (v <= 0) continue;
+      std::string key;
+      for (const auto& f : s.stack) key += f.label() + '\n';
+      auto& m = merged[key];
+      m.first += v;
+      m.second = &s.stack;
+    }
+    std::vector<std::pair<int64_t, const symbolize::Stack*>> ranked;
+    for (const auto& [key, m] : merged) ranked.push_back(m);
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; i < ranked.size() && i < limit; ++i)
+      out.push_back(render_top_stack(*ranked[i].second, ranked[i].first, bytes));
+    return out;
+  };
+}
+
+}  // namespace memlens::report
