@@ -43,7 +43,9 @@ std::string source_dir() {
   return s ? s : ".";
 }
 
-std::string scenario(const std::string& name) { return source_dir() + "/tests/scenarios/" + name + ".js"; }
+std::string scenario(const std::string& name) {
+  return source_dir() + "/tests/scenarios/" + name + ".js";
+}
 
 TempDir::TempDir() {
   std::string tmpl = (fs::temp_directory_path() / "memlens-test-XXXXXX").string();
@@ -56,7 +58,8 @@ TempDir::~TempDir() {
   if (!path_.empty() && !getenv("MEMLENS_KEEP_TEST_DIRS")) fs::remove_all(path_, ec);
 }
 
-Child Child::spawn(const std::vector<std::string>& argv, const std::string& capture_dir, const std::string& tag) {
+Child Child::spawn(const std::vector<std::string>& argv, const std::string& capture_dir,
+                   const std::string& tag) {
   Child c;
   c.out_path_ = capture_dir + "/" + tag + ".stdout";
   c.err_path_ = capture_dir + "/" + tag + ".stderr";
@@ -79,7 +82,9 @@ Child Child::spawn(const std::vector<std::string>& argv, const std::string& capt
   return c;
 }
 
-Child::Child(Child&& o) noexcept { *this = std::move(o); }
+Child::Child(Child&& o) noexcept {
+  *this = std::move(o);
+}
 
 Child& Child::operator=(Child&& o) noexcept {
   pid_ = o.pid_;
@@ -123,10 +128,15 @@ static std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-std::string Child::stdout_text() const { return slurp(out_path_); }
-std::string Child::stderr_text() const { return slurp(err_path_); }
+std::string Child::stdout_text() const {
+  return slurp(out_path_);
+}
+std::string Child::stderr_text() const {
+  return slurp(err_path_);
+}
 
-std::optional<nlohmann::json> Child::wait_for_event(const std::string& event, std::chrono::milliseconds timeout) {
+std::optional<nlohmann::json> Child::wait_for_event(const std::string& event,
+                                                    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto e = last_event(json_lines(stdout_text()), event)) return e;
@@ -161,7 +171,8 @@ int pid_of(const std::vector<nlohmann::json>& lines, const nlohmann::json& line)
   if (line.contains("pid")) return line["pid"].get<int>();
   std::string tag = line.value("tag", "");
   for (const auto& l : lines)
-    if (l.value("event", "") == "ready" && l.value("tag", "") == tag && l.contains("pid")) return l["pid"].get<int>();
+    if (l.value("event", "") == "ready" && l.value("tag", "") == tag && l.contains("pid"))
+      return l["pid"].get<int>();
   return 0;
 }
 
@@ -178,12 +189,76 @@ std::optional<nlohmann::json> report_process(const nlohmann::json& report, int p
   return std::nullopt;
 }
 
+CommandResult run_shell(const std::string& cmd) {
+  CommandResult r;
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.output.append(buf, n);
+  int status = pclose(f);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string checkers_missing() {
+  std::string modules = source_dir() + "/tests/html/node_modules/";
+  if (!std::filesystem::exists(modules + "pprof-format") ||
+      !std::filesystem::exists(modules + "playwright-core"))
+    return "tests/html/node_modules is missing (run scripts/test-prepare.sh)";
+  const char* chromium = getenv("CHROMIUM");
+  if (!std::filesystem::exists(chromium ? chromium : "/usr/bin/chromium")) return "chromium is not installed";
+  return "";
+}
+
+nlohmann::json pprof_summary(const std::string& path, const std::string& function) {
+  auto r = run_shell("node " + shell_quote(source_dir() + "/tests/html/pprof-summary.js") + " " +
+                     shell_quote(path) + (function.empty() ? "" : " " + shell_quote(function)));
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "pprof-summary " << path << ": " << r.output;
+    return nullptr;
+  }
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  if (j.is_discarded()) ADD_FAILURE() << "pprof-summary printed no JSON: " << r.output;
+  return j.is_discarded() ? nlohmann::json() : j;
+}
+
+FoldedFile read_folded(const std::string& path, const std::string& function) {
+  FoldedFile f;
+  std::ifstream in(path);
+  if (!in) f.malformed = true;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto space = line.rfind(' ');
+    if (space == std::string::npos || space == 0) {
+      f.malformed = true;
+      continue;
+    }
+    try {
+      f.total += std::stold(line.substr(space + 1));
+    } catch (...) {
+      f.malformed = true;
+      continue;
+    }
+    ++f.lines;
+    if (!function.empty() && line.find(function) != std::string::npos) ++f.lines_with_function;
+  }
+  return f;
+}
+
 ::testing::AssertionResult within(const char* what, double actual, double expected, double tolerance) {
   double diff = std::abs(actual - expected);
   if (expected != 0 && diff <= tolerance * std::abs(expected)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": memlens says " << actual << ", ground truth " << expected
-                                       << " (off by " << (expected ? 100.0 * diff / std::abs(expected) : 0)
-                                       << "%, allowed " << 100 * tolerance << "%)";
+  return ::testing::AssertionFailure()
+         << what << ": memlens says " << actual << ", ground truth " << expected << " (off by "
+         << (expected ? 100.0 * diff / std::abs(expected) : 0) << "%, allowed " << 100 * tolerance << "%)";
 }
 
 }  // namespace memlens::testing

@@ -2,26 +2,25 @@
 // compare its report with what the kernel and Node say about themselves in the same run.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 namespace memlens::testing {
 
 // Skips the test when root, BTF or node are missing, unless CI=true, where a missing capability fails.
-#define MEMLENS_REQUIRE_TRACING()                                                    \
-  do {                                                                               \
-    std::string why_ = ::memlens::testing::missing_tracing_capability();             \
-    if (!why_.empty()) {                                                             \
-      if (::memlens::testing::in_ci()) FAIL() << "CI=true and " << why_;            \
-      GTEST_SKIP() << why_;                                                          \
-    }                                                                                \
+#define MEMLENS_REQUIRE_TRACING()                                        \
+  do {                                                                   \
+    std::string why_ = ::memlens::testing::missing_tracing_capability(); \
+    if (!why_.empty()) {                                                 \
+      if (::memlens::testing::in_ci()) FAIL() << "CI=true and " << why_; \
+      GTEST_SKIP() << why_;                                              \
+    }                                                                    \
   } while (0)
 
 bool in_ci();
@@ -30,7 +29,7 @@ std::string missing_tracing_capability();  // "" when root, BTF and node are pre
 std::string memlens_bin();
 std::string source_dir();
 std::string scenario(const std::string& name);  // tests/scenarios/<name>.js
-std::string node_bin();                          // node from PATH (or MEMLENS_TEST_NODE)
+std::string node_bin();                         // node from PATH (or MEMLENS_TEST_NODE)
 
 // A fresh temporary directory, removed by the destructor.
 class TempDir {
@@ -84,5 +83,30 @@ std::optional<nlohmann::json> report_process(const nlohmann::json& report, int p
 
 // |actual - expected| <= tolerance * expected, with a message naming both.
 ::testing::AssertionResult within(const char* what, double actual, double expected, double tolerance);
+
+// A shell command's exit code and its stdout and stderr together.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult run_shell(const std::string& cmd);
+std::string shell_quote(const std::string& s);
+
+// Why the Node-side checkers of tests/html (pprof-format, playwright-core, chromium) cannot run, or "".
+std::string checkers_missing();
+
+// A <kind>.pb.gz decoded by an implementation independent of memlens's (tests/html/pprof-summary.js):
+// {"sample_types", "totals" (decimal strings, per sample type), "samples", "matching": the samples with
+// a frame whose function contains `function`}. Null (and a test failure) when it does not decode.
+nlohmann::json pprof_summary(const std::string& path, const std::string& function = "");
+
+// A <kind>.folded file read back: the sum of its values, its lines, those naming `function`.
+struct FoldedFile {
+  long double total = 0;
+  size_t lines = 0;
+  size_t lines_with_function = 0;
+  bool malformed = false;
+};
+FoldedFile read_folded(const std::string& path, const std::string& function = "");
 
 }  // namespace memlens::testing
