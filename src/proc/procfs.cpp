@@ -139,8 +139,8 @@ std::vector<SmapsEntry> parse_smaps(std::string_view text, ParseStats* stats) {
     if (!cur) return;
     std::string_view key;
     uint64_t bytes = 0;
-    if (line.substr(0, 8) == "VmFlags:") return;
-    if (line.substr(0, 13) == "THPeligible:") {
+    if (line.starts_with("VmFlags:")) return;
+    if (line.starts_with("THPeligible:")) {
       cur->thp_eligible = line.find('1') != std::string_view::npos;
       return;
     }

@@ -1,0 +1,160 @@
+// The per-process model: the address space as an interval map that follows mmap, munmap, mprotect, mremap
+// and brk as the kernel does (a partial unmap splits a mapping), and processes keyed by pid and start time.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "model/address_space.h"
+#include "model/process.h"
+
+namespace memlens::model {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+Mapping anon(uint64_t start, uint64_t pages, int32_t stack_id = -1) {
+  Mapping m;
+  m.start = start;
+  m.end = start + pages * kPage;
+  m.prot = PROT_READ | PROT_WRITE;
+  m.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+  m.origin = Origin::kMmap;
+  m.stack_id = stack_id;
+  return m;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> ranges(const AddressSpace& as) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const auto& m : as.mappings()) out.emplace_back(m.start, m.end);
+  return out;
+}
+
+TEST(AddressSpace, PartialMunmapSplitsAMapping) {
+  AddressSpace as;
+  as.map(anon(0x10000, 16, 7));
+  as.unmap(0x10000 + 4 * kPage, 4 * kPage);  // a hole in the middle
+  using R = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ(ranges(as), (R{{0x10000, 0x10000 + 4 * kPage}, {0x10000 + 8 * kPage, 0x10000 + 16 * kPage}}));
+  // Both pieces keep who created them.
+  for (const auto& m : as.mappings()) EXPECT_EQ(m.stack_id, 7);
+  EXPECT_EQ(as.totals().anon_bytes, 12 * kPage);
+  EXPECT_EQ(as.totals().count, 2u);
+  EXPECT_EQ(as.find(0x10000 + 5 * kPage), nullptr);
+  ASSERT_NE(as.find(0x10000 + 9 * kPage), nullptr);
+  // Unmapping across both pieces and beyond removes what it covers only.
+  as.unmap(0x10000 + 2 * kPage, 10 * kPage);
+  EXPECT_EQ(ranges(as), (R{{0x10000, 0x10000 + 2 * kPage}, {0x10000 + 12 * kPage, 0x10000 + 16 * kPage}}));
+  as.unmap(0, UINT64_MAX);  // the whole space, without overflow
+  EXPECT_EQ(as.size(), 0u);
+}
+
+TEST(AddressSpace, FixedMappingReplacesWhatItOverlaps) {
+  AddressSpace as;
+  as.map(anon(0x20000, 8, 1));
+  Mapping file;
+  file.start = 0x20000 + 2 * kPage;
+  file.end = file.start + 2 * kPage;
+  file.anonymous = false;
+  file.path = "/lib/x.so";
+  file.file_offset = 0x3000;
+  as.map(file);
+  auto ms = as.mappings();
+  ASSERT_EQ(ms.size(), 3u);
+  EXPECT_EQ(ms[1].path, "/lib/x.so");
+  EXPECT_EQ(ms[0].end, file.start);
+  EXPECT_EQ(ms[2].start, file.end);
+  EXPECT_EQ(as.totals().file_bytes, 2 * kPage);
+  EXPECT_EQ(as.totals().anon_bytes, 6 * kPage);
+}
+
+TEST(AddressSpace, MprotectSplitsAndKeepsFileOffsets) {
+  AddressSpace as;
+  Mapping lib;
+  lib.start = 0x40000;
+  lib.end = 0x40000 + 8 * kPage;
+  lib.anonymous = false;
+  lib.path = "/lib/y.so";
+  lib.file_offset = 0x1000;
+  lib.prot = PROT_READ;
+  as.map(lib);
+  as.protect(0x40000 + 2 * kPage, 3 * kPage, PROT_READ | PROT_EXEC);
+  auto ms = as.mappings();
+  ASSERT_EQ(ms.size(), 3u);
+  EXPECT_EQ(ms[1].prot, static_cast<uint32_t>(PROT_READ | PROT_EXEC));
+  EXPECT_EQ(ms[0].prot, static_cast<uint32_t>(PROT_READ));
+  EXPECT_EQ(ms[2].prot, static_cast<uint32_t>(PROT_READ));
+  // The file offset of a piece is the offset of its own start.
+  EXPECT_EQ(ms[1].file_offset, 0x1000 + 2 * kPage);
+  EXPECT_EQ(ms[2].file_offset, 0x1000 + 5 * kPage);
+}
+
+TEST(AddressSpace, MremapMovesAndResizes) {
+  AddressSpace as;
+  as.map(anon(0x50000, 4, 3));
+  as.remap(0x50000, 4 * kPage, 0x90000, 16 * kPage);
+  auto ms = as.mappings();
+  ASSERT_EQ(ms.size(), 1u);
+  EXPECT_EQ(ms[0].start, 0x90000u);
+  EXPECT_EQ(ms[0].size(), 16 * kPage);
+  EXPECT_EQ(ms[0].origin, Origin::kMremap);
+  EXPECT_EQ(ms[0].stack_id, 3);  // still the creator's
+}
+
+TEST(AddressSpace, BrkGrowsAndShrinksTheHeap) {
+  AddressSpace as;
+  proc::MapEntry heap;
+  heap.start = 0x600000;
+  heap.end = 0x600000 + 33 * kPage;
+  heap.read = heap.write = true;
+  heap.path = "[heap]";
+  as.seed({heap}, 1);
+  ASSERT_EQ(as.mappings()[0].origin, Origin::kBrk);
+  EXPECT_EQ(as.set_brk(heap.end + 10 * kPage, 2), 10 * kPage);
+  EXPECT_EQ(as.mappings()[0].end, heap.end + 10 * kPage);
+  EXPECT_EQ(as.set_brk(heap.end, 3), 0u);  // shrinking grows nothing
+  EXPECT_EQ(as.mappings()[0].end, heap.end);
+  EXPECT_EQ(as.set_brk(heap.start, 4), 0u);  // back to nothing: the heap is gone
+  EXPECT_EQ(as.size(), 0u);
+}
+
+TEST(AddressSpace, SeedReplacesEverything) {
+  AddressSpace as;
+  as.map(anon(0x70000, 4));
+  proc::MapEntry e;
+  e.start = 0x1000;
+  e.end = 0x3000;
+  e.read = e.exec = true;
+  e.inode = 5;
+  e.path = "/bin/x";
+  as.seed({e}, 9);
+  auto ms = as.mappings();
+  ASSERT_EQ(ms.size(), 1u);
+  EXPECT_FALSE(ms[0].anonymous);
+  EXPECT_EQ(ms[0].origin, Origin::kSeeded);
+  EXPECT_EQ(ms[0].prot, static_cast<uint32_t>(PROT_READ | PROT_EXEC));
+}
+
+TEST(Registry, APidReusedByALaterProcessIsAnotherProcess) {
+  Registry r;
+  Process& first = r.add({100, 5000}, 1);
+  first.exited_at_s = 3.0;  // exited
+  Process& second = r.add({100, 9000}, 1);
+  EXPECT_NE(&first, &second);
+  EXPECT_EQ(r.find_live(100), &second);
+  EXPECT_EQ(r.find({100, 5000}), &first);
+  EXPECT_EQ(r.all().size(), 2u);
+  EXPECT_EQ(r.live().size(), 1u);
+  // Adding a known key returns the same process.
+  EXPECT_EQ(&r.add({100, 9000}, 1), &second);
+}
+
+TEST(ProcessKey, KernelAndProcClocksGiveTheSameKey) {
+  // start_boottime in ns (the kernel) and in clock ticks (/proc/PID/stat) name the same instant.
+  long hz = sysconf(_SC_CLK_TCK);
+  uint64_t ticks = 8812345;
+  uint64_t ns = ticks * (1000000000ull / static_cast<uint64_t>(hz)) + 123;
+  EXPECT_EQ(start_time_ns_to_ticks(ns), ticks);
+}
+
+}  // namespace
+}  // namespace memlens::model

@@ -1,0 +1,165 @@
+// The /proc parsers against text as the kernel writes it (tests/data/proc, and this process's own files),
+// and against text a traced process can twist: names with spaces and parentheses, malformed lines.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "proc/procfs.h"
+
+namespace memlens::proc {
+namespace {
+
+std::string fixture(const std::string& name) {
+  std::ifstream in(std::string(MEMLENS_TEST_DATA) + "/proc/" + name);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(ProcMaps, FieldsOfFileAnonymousAndPseudoMappings) {
+  ParseStats stats;
+  auto maps = parse_maps(
+      "55d0c0a00000-55d0c0a28000 r-xp 00001000 fe:01 1835023                    /usr/bin/node\n"
+      "1c6f00000000-1c6f00040000 rw-p 00000000 00:00 0 \n"
+      "7f0000000000-7f0000001000 rw-s 00000000 00:05 4242                       /dev/shm/a b (deleted)\n"
+      "7ffc1a2b3000-7ffc1a2d4000 rw-p 00000000 00:00 0                          [stack]\n",
+      &stats);
+  ASSERT_EQ(maps.size(), 4u);
+  EXPECT_EQ(stats.lines, 4u);
+  EXPECT_EQ(stats.malformed, 0u);
+  const auto& exe = maps[0];
+  EXPECT_EQ(exe.start, 0x55d0c0a00000u);
+  EXPECT_EQ(exe.end, 0x55d0c0a28000u);
+  EXPECT_EQ(exe.size(), 0x28000u);
+  EXPECT_TRUE(exe.read && exe.exec && !exe.write && !exe.shared);
+  EXPECT_EQ(exe.offset, 0x1000u);
+  EXPECT_EQ(exe.dev_major, 0xfeu);
+  EXPECT_EQ(exe.dev_minor, 1u);
+  EXPECT_EQ(exe.inode, 1835023u);
+  EXPECT_EQ(exe.path, "/usr/bin/node");
+  EXPECT_TRUE(exe.is_file());
+  EXPECT_FALSE(maps[1].is_file());
+  EXPECT_EQ(maps[1].path, "");
+  EXPECT_TRUE(maps[2].shared);
+  EXPECT_EQ(maps[2].path, "/dev/shm/a b (deleted)");  // spaces in a name are kept
+  EXPECT_TRUE(maps[2].deleted());
+  EXPECT_EQ(maps[3].path, "[stack]");
+  EXPECT_FALSE(maps[3].is_file());
+}
+
+TEST(ProcMaps, MalformedLinesAreSkippedAndCounted) {
+  ParseStats stats;
+  auto maps = parse_maps(
+      "zzzz-1000 r--p 00000000 00:00 0\n"
+      "2000-1000 r--p 00000000 00:00 0\n"  // end before start
+      "1000-2000 r-\n"
+      "1000-2000 r--p 00000000 0000 0\n"  // no device colon
+      "3000-4000 r--p 00000000 00:00 0\n",
+      &stats);
+  ASSERT_EQ(maps.size(), 1u);
+  EXPECT_EQ(maps[0].start, 0x3000u);
+  EXPECT_EQ(stats.lines, 5u);
+  EXPECT_EQ(stats.malformed, 4u);
+}
+
+TEST(ProcSmaps, ResidentFiguresPerMapping) {
+  ParseStats stats;
+  auto e = parse_smaps(fixture("smaps.txt"), &stats);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].map.path, "/usr/bin/node");
+  EXPECT_EQ(e[0].rss, 160u * 1024);
+  EXPECT_EQ(e[0].private_clean, 160u * 1024);
+  EXPECT_FALSE(e[0].thp_eligible);
+  EXPECT_EQ(e[1].rss, 248u * 1024);
+  EXPECT_EQ(e[1].anonymous, 248u * 1024);
+  EXPECT_EQ(e[1].private_dirty, 248u * 1024);
+  EXPECT_EQ(e[1].swap, 8u * 1024);
+  EXPECT_TRUE(e[1].thp_eligible);
+  EXPECT_EQ(e[2].map.path, "[stack]");
+  EXPECT_EQ(e[2].rss, 40u * 1024);
+  EXPECT_EQ(e[2].swap, 0u);
+  EXPECT_EQ(stats.malformed, 0u);  // a stray line inside an entry is not a header: ignored
+}
+
+TEST(ProcSmaps, OwnSmapsSumsToOwnRss) {
+  // Read back to back, this process's smaps adds up to its VmRSS (within what the reads themselves touch).
+  auto smaps = read_smaps(getpid());
+  ASSERT_TRUE(smaps) << smaps.error().describe();
+  auto status = read_status(getpid());
+  ASSERT_TRUE(status);
+  uint64_t sum = 0;
+  for (const auto& e : *smaps) sum += e.rss;
+  EXPECT_NEAR(static_cast<double>(sum), static_cast<double>(status->vm_rss),
+              0.05 * status->vm_rss + 256 * 1024);
+}
+
+TEST(ProcStatus, FieldsInBytes) {
+  auto s = parse_status(fixture("status.txt"));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->name, "node");
+  EXPECT_EQ(s->tgid, 48211);
+  EXPECT_EQ(s->ppid, 48190);
+  EXPECT_EQ(s->uid, 1000u);
+  EXPECT_EQ(s->vm_rss, 187804u * 1024);
+  EXPECT_EQ(s->vm_hwm, 190212u * 1024);
+  EXPECT_EQ(s->rss_anon, 146380u * 1024);
+  EXPECT_EQ(s->rss_file, 41408u * 1024);
+  EXPECT_EQ(s->rss_shmem, 16u * 1024);
+  EXPECT_EQ(s->vm_swap, 512u * 1024);
+  EXPECT_EQ(s->vm_size, 1241000u * 1024);
+  EXPECT_EQ(s->threads, 11u);
+  EXPECT_EQ(s->rss_anon + s->rss_file + s->rss_shmem, s->vm_rss);
+  EXPECT_FALSE(parse_status("garbage without fields"));
+}
+
+TEST(ProcStat, CommWithSpacesAndParentheses) {
+  auto st = parse_stat(fixture("stat.txt"));
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->pid, 48211);
+  EXPECT_EQ(st->comm, "node (worker) x");
+  EXPECT_EQ(st->state, 'S');
+  EXPECT_EQ(st->ppid, 48190);
+  EXPECT_EQ(st->minflt, 27954u);
+  EXPECT_EQ(st->majflt, 12u);
+  EXPECT_EQ(st->utime_ticks, 371u);
+  EXPECT_EQ(st->stime_ticks, 98u);
+  EXPECT_EQ(st->start_time_ticks, 8812345u);
+  EXPECT_EQ(st->rss_pages, 46951u);
+}
+
+TEST(ProcStat, TruncatedOrMalformedIsRefused) {
+  EXPECT_FALSE(parse_stat(""));
+  EXPECT_FALSE(parse_stat("123 (node) S 1 2 3"));  // too few fields
+  EXPECT_FALSE(parse_stat("abc (node) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22"));
+  EXPECT_FALSE(parse_stat("123 node) S"));
+}
+
+TEST(ProcLive, OwnProcessAgreesWithItself) {
+  auto st = read_stat(getpid());
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->pid, getpid());
+  EXPECT_EQ(st->ppid, getppid());
+  EXPECT_TRUE(process_exists(getpid()));
+  EXPECT_TRUE(process_running(getpid()));
+  auto start = read_start_time_ns(getpid());
+  ASSERT_TRUE(start);
+  EXPECT_GT(*start, 0u);
+  auto exe = read_exe(getpid());
+  ASSERT_TRUE(exe);
+  EXPECT_NE(exe->find("proc_procfs_test"), std::string::npos);
+  auto args = read_cmdline(getpid());
+  ASSERT_TRUE(args);
+  ASSERT_FALSE(args->empty());
+  EXPECT_NE((*args)[0].find("proc_procfs_test"), std::string::npos);
+  // A pid that cannot exist: the error says the process is gone.
+  auto gone = read_status(0x3fffffff);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().errno_value, ESRCH);
+  EXPECT_FALSE(process_exists(0x3fffffff));
+  EXPECT_FALSE(process_running(0x3fffffff));
+}
+
+}  // namespace
+}  // namespace memlens::proc
