@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <set>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -26,7 +26,8 @@ struct TracedRun {
   std::string stderr_text;
 };
 
-std::unique_ptr<TracedRun> run_traced(const std::vector<std::string>& command, std::chrono::seconds timeout = 120s) {
+std::unique_ptr<TracedRun> run_traced(const std::vector<std::string>& command,
+                                      std::chrono::seconds timeout = 120s) {
   auto r = std::make_unique<TracedRun>();
   std::vector<std::string> argv = {memlens_bin(), "run", "-q", "-o", r->dir.file("out"), "--"};
   argv.insert(argv.end(), command.begin(), command.end());
@@ -41,8 +42,10 @@ std::unique_ptr<TracedRun> run_traced(const std::vector<std::string>& command, s
 // Figures of one process checked against what it read about itself just before exiting.
 void expect_matches_ground_truth(const json& proc, const json& final_event) {
   const json& st = final_event["status"];
-  EXPECT_TRUE(within("rss_peak_bytes vs VmHWM", proc["rss_peak_bytes"].get<double>(), st["vm_hwm"].get<double>(), 0.05));
-  EXPECT_TRUE(within("rss_bytes vs VmRSS", proc["rss_bytes"].get<double>(), st["vm_rss"].get<double>(), 0.05));
+  EXPECT_TRUE(within("rss_peak_bytes vs VmHWM", proc["rss_peak_bytes"].get<double>(),
+                     st["vm_hwm"].get<double>(), 0.05));
+  EXPECT_TRUE(
+      within("rss_bytes vs VmRSS", proc["rss_bytes"].get<double>(), st["vm_rss"].get<double>(), 0.05));
   EXPECT_TRUE(within("rss.anon_bytes vs RssAnon", proc["rss"]["anon_bytes"].get<double>(),
                      st["rss_anon"].get<double>(), 0.05));
   EXPECT_TRUE(within("rss.file_bytes vs RssFile", proc["rss"]["file_bytes"].get<double>(),
@@ -98,8 +101,10 @@ TEST(Core, ForkedChildIsReportedAsItsOwnProcess) {
     int pid = pid_of(r->lines, f);
     auto proc = report_process(r->report, pid);
     ASSERT_TRUE(proc) << "process " << pid << " missing from the report";
-    if ((*proc)["ppid"] == r->report["processes"][0]["pid"]) child_pid = pid;
-    else parent_pid = pid;
+    if ((*proc)["ppid"] == r->report["processes"][0]["pid"])
+      child_pid = pid;
+    else
+      parent_pid = pid;
     expect_matches_ground_truth(*proc, f);
   }
   ASSERT_NE(child_pid, 0) << "no reported process has the parent as ppid";
@@ -112,9 +117,9 @@ TEST(Core, AttachToRunningNode) {
   Child node = Child::spawn({node_bin(), scenario("long_running"), "--duration", "60"}, dir.path(), "node");
   auto ready = node.wait_for_event("ready", 20s);
   ASSERT_TRUE(ready) << node.stderr_text();
-  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "3", "-q", "-o",
-                          dir.file("out")},
-                         dir.path(), "memlens");
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "3", "-q", "-o", dir.file("out")},
+      dir.path(), "memlens");
   // Ground truth while memlens traces: VmRSS every 100 ms. The process is quiet but not frozen (timers,
   // GC), so memlens's last figure is compared with these readings.
   std::vector<double> vmrss;
@@ -149,9 +154,9 @@ TEST(Core, TargetExitingMidTraceIsReported) {
   TempDir dir;
   Child node = Child::spawn({node_bin(), scenario("exit_midway"), "--duration", "2"}, dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 20s)) << node.stderr_text();
-  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "30", "-q", "-o",
-                          dir.file("out")},
-                         dir.path(), "memlens");
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "30", "-q", "-o", dir.file("out")},
+      dir.path(), "memlens");
   auto rc = m.wait(40s);
   ASSERT_EQ(rc, 0) << m.stderr_text();
   json report = load_report(dir.file("out"));
@@ -213,6 +218,37 @@ std::set<uint32_t> loaded_program_ids() {
   return ids;
 }
 
+// Links (bpftool link list) of the given programs.
+std::vector<uint32_t> links_of(const std::set<uint32_t>& programs) {
+  std::vector<uint32_t> out;
+  FILE* f = popen("bpftool -j link list 2>/dev/null", "r");
+  if (!f) return out;
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  pclose(f);
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_array())
+    for (const auto& l : j)
+      if (l.contains("prog_id") && programs.count(l["prog_id"].get<uint32_t>()))
+        out.push_back(l["id"].get<uint32_t>());
+  return out;
+}
+
+// tracefs probe definitions a process left behind (libbpf names its legacy uprobes libbpf_<pid>_...).
+std::vector<std::string> tracefs_probes_of(pid_t pid) {
+  std::vector<std::string> out;
+  for (const char* file : {"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events",
+                           "/sys/kernel/tracing/kprobe_events"}) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find("libbpf_" + std::to_string(pid) + "_") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
 TEST(Core, SigkillLeavesNoProbeAttached) {
   MEMLENS_REQUIRE_TRACING();
   ASSERT_EQ(system("command -v bpftool >/dev/null 2>&1 || test -x /usr/sbin/bpftool"), 0);
@@ -241,7 +277,11 @@ TEST(Core, SigkillLeavesNoProbeAttached) {
       if (loaded.count(id)) left.push_back(id);
     if (left.empty()) break;
   }
-  EXPECT_TRUE(left.empty()) << left.size() << " of memlens's BPF programs still loaded 30 s after it was killed";
+  EXPECT_TRUE(left.empty()) << left.size()
+                            << " of memlens's BPF programs still loaded 30 s after it was killed";
+  EXPECT_TRUE(links_of(ours).empty()) << "links of memlens's programs remain";
+  EXPECT_TRUE(tracefs_probes_of(m.pid()).empty()) << "tracefs probe definitions remain";
+  // Nothing pinned either: a pin would have kept the programs loaded.
   // The traced process is unharmed.
   EXPECT_EQ(kill(node.pid(), 0), 0);
 }
@@ -255,7 +295,8 @@ TEST(Core, ClearErrors) {
     EXPECT_NE(m.stderr_text().find("no process with pid"), std::string::npos) << m.stderr_text();
   }
   {
-    Child m = Child::spawn({memlens_bin(), "run", "-q", "--", "memlens-no-such-command"}, dir.path(), "nocmd");
+    Child m =
+        Child::spawn({memlens_bin(), "run", "-q", "--", "memlens-no-such-command"}, dir.path(), "nocmd");
     EXPECT_EQ(m.wait(20s), 127);
     EXPECT_NE(m.stderr_text().find("command not found"), std::string::npos) << m.stderr_text();
   }
@@ -270,7 +311,8 @@ TEST(Core, ClearErrors) {
   {
     // An --out that is a file, not a directory.
     std::ofstream(dir.file("afile")) << "x";
-    Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("afile"), "--", "true"}, dir.path(), "badout");
+    Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("afile"), "--", "true"}, dir.path(),
+                           "badout");
     EXPECT_EQ(m.wait(20s), 7);
   }
 }
