@@ -4,8 +4,8 @@
 //  - kmem:rss_stat: the kernel's own RSS counters of a tracked mm, kept in ml_proc_stats at every change;
 //  - page faults (exceptions tracepoints): counted per process, one in N with its user stack, in maps;
 //    never one ring-buffer event per fault;
-//  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise/mprotect, attached per
-//    tracked process by userspace): one event per call, on return, with the result.
+//  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise, attached per tracked
+//    process by userspace): one event per call (mmap and mremap on return, with the result).
 // None of it uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
 // vmlinux.h defines the kernel types the libbpf headers use: it must come first.
 // clang-format off

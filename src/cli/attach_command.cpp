@@ -4,13 +4,38 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
+#include "model/attribution.h"
 #include "proc/procfs.h"
+#include "symbolize/perf_map.h"
 
 namespace memlens::cli {
 
+namespace {
+
+// A node started without V8's perf map cannot have its JS frames named, and nothing memlens does from
+// outside changes that: say so at once, with what to do, rather than only in the report.
+void warn_without_perf_map(pid_t pid, const TraceOptions& opts) {
+  if (!opts.stacks) return;
+  auto exe = proc::read_exe(pid);
+  if (!exe || !model::looks_like_node(*exe)) return;
+  auto reader = symbolize::PerfMapReader::for_process(pid);
+  if (!reader) return;
+  Status s = reader->refresh();
+  if (s.ok() || s.error().errno_value != ENOENT) return;
+  fmt::print(
+      stderr,
+      "memlens: pid {} writes no perf map ({}): JS frames in stacks will be unnamed (native frames are "
+      "named)\n  remedy: start node with --perf-basic-prof-only-functions (or NODE_OPTIONS=\"--perf-basic-"
+      "prof-only-functions\"), or use memlens run, which adds it\n",
+      pid, reader->path());
+}
+
+}  // namespace
+
 int attach_command(pid_t pid, const TraceOptions& opts) {
   if (pid <= 0 || !proc::process_exists(pid)) {
-    fmt::print(stderr, "memlens attach: no process with pid {}\n  remedy: check the pid (ps -e | grep node)\n", pid);
+    fmt::print(stderr,
+               "memlens attach: no process with pid {}\n  remedy: check the pid (ps -e | grep node)\n", pid);
     return kExitNoProcess;
   }
   install_stop_handlers();
@@ -18,7 +43,10 @@ int attach_command(pid_t pid, const TraceOptions& opts) {
   if (int rc = session.start(); rc != kExitOk) return rc;
   session.trace().info.attached_pid = pid;
   if (int rc = session.track_root(pid, true); rc != kExitOk) return rc;
-  if (!opts.quiet) fmt::print(stderr, "memlens: attached to pid {}; Ctrl-C to stop\n", pid);
+  if (!opts.quiet) {
+    fmt::print(stderr, "memlens: attached to pid {}; Ctrl-C to stop\n", pid);
+    warn_without_perf_map(pid, opts);
+  }
   session.loop(nullptr, nullptr);
   return session.finish_and_report();
 }

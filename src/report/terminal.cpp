@@ -30,12 +30,10 @@ LiveView::LiveView(FILE* out) : out_(out), tty_(isatty(fileno(out)) != 0) {}
 
 void LiveView::update(const model::Trace& trace) {
   std::vector<std::string> lines;
-  double t = 0;
   uint64_t lost = trace.total_loss();
   for (const auto& p : trace.processes.all()) {
     if (!p->alive() || p->timeline.empty()) continue;
     const auto& cur = p->timeline.back();
-    t = cur.t_s;
     int64_t drss = 0;
     double ev_rate = 0;
     if (p->timeline.size() >= 2) {
@@ -60,10 +58,9 @@ void LiveView::update(const model::Trace& trace) {
     clear();
     for (const auto& l : lines) fmt::print(out_, "{}\n", l);
     lines_drawn_ = lines.size();
-  } else if (t - last_plain_t_ >= 5.0 - 1e-9) {
-    // Logs and pipes get a line per process every 5 s rather than every interval.
+  } else {
+    // Logs and pipes get the lines appended each interval (--interval sets how often; -q none).
     for (const auto& l : lines) fmt::print(out_, "{}\n", l);
-    last_plain_t_ = t;
   }
   fflush(out_);
 }
@@ -132,9 +129,8 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       out += fmt::format(" (kernel: {} minor, {} major)", f["minor"].get<uint64_t>(),
                          f["major"].get<uint64_t>());
     const auto& ev = p["events"];
-    out += fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {} mprotect {}\n", ev.value("mmap", 0),
-                       ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0),
-                       ev.value("madvise", 0), ev.value("mprotect", 0));
+    out += fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", ev.value("mmap", 0),
+                       ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0), ev.value("madvise", 0));
   }
   uint64_t lost = 0;
   std::string loss_detail;

@@ -25,7 +25,6 @@ class LiveView {
   FILE* out_;
   bool tty_;
   size_t lines_drawn_ = 0;
-  double last_plain_t_ = -1e9;
 };
 
 // The end-of-trace summary, from the finished report JSON (so it shows what the report says).
