@@ -126,8 +126,9 @@ std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& 
     else
       prof.sample_types = {
           {"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
-    if (!counts_only && kind != "mmap_growth" && kind != "array_buffers")
-      prof.sample_types.pop_back();  // live bytes only mean something where frees are known
+    // Live bytes only mean something where frees are known per stack: a mapping still mapped at the end
+    // keeps its creating stack. A backing store's free (even probed) does not know its allocation stack.
+    if (!counts_only && kind != "mmap_growth") prof.sample_types.pop_back();
     for (const auto& s : samples) {
       report::StackSample copy = s;
       if (counts_only) copy.values = {s.values.size() > 1 ? s.values[1] : 0};

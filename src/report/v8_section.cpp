@@ -41,8 +41,35 @@ json v8_array_buffers_section(const model::Process& p) {
             {"source", v8.array_buffers_source},
             {"allocators", v8.array_buffer_allocators},
             {"counting", v8.array_buffers_counting}};
-  // Totals exist only when every allocation and free was probed (--v8-alloc-probes); absent otherwise.
+  // Exact totals need every allocation and free probed (--v8-alloc-probes). Otherwise the live figure's
+  // rises and falls between samples bound them from below: a Buffer allocated and freed between two
+  // samples is not seen. Counted from the first sample; for a process traced from its start, that
+  // sample's live bytes were allocated while traced too.
+  if (!v8.array_buffers_counting) {
+    uint64_t allocated = 0, freed = 0;
+    std::optional<uint64_t> prev;
+    for (const auto& s : p.timeline) {
+      if (!s.array_buffers_bytes) continue;
+      uint64_t live = *s.array_buffers_bytes;
+      if (!prev) {
+        if (!p.attached_late) allocated += live;
+      } else if (live > *prev) {
+        allocated += live - *prev;
+      } else {
+        freed += *prev - live;
+      }
+      prev = live;
+    }
+    j["allocated_bytes_total"] = allocated;
+    j["freed_bytes_total"] = freed;
+    j["totals_exact"] = false;
+    j["totals_note"] =
+        "lower bounds, from the live figure's rises and falls between samples; --v8-alloc-probes counts "
+        "every "
+        "allocation and free";
+  }
   if (v8.array_buffers_counting) {
+    j["totals_exact"] = true;
     j["allocated_bytes_total"] = v8.array_buffer_allocated_total;
     j["freed_bytes_total"] = v8.array_buffer_freed_total;
     j["allocations"] = v8.array_buffer_allocations;

@@ -1,0 +1,55 @@
+// Per-process report sections computed from the model.
+#include <gtest/gtest.h>
+
+#include "report/sections.h"
+
+namespace memlens::report {
+namespace {
+
+model::Process with_live_series(std::vector<uint64_t> live, bool attached_late) {
+  model::Process p({4242, 1}, 1);
+  p.attached_late = attached_late;
+  p.v8.array_buffers_probed = true;
+  p.v8.array_buffers_source = "allocator_counter";
+  double t = 0;
+  for (uint64_t v : live) {
+    model::Sample s;
+    s.t_s = t++;
+    s.array_buffers_bytes = v;
+    p.timeline.push_back(s);
+    p.v8.array_buffer_live_bytes = v;
+  }
+  return p;
+}
+
+TEST(ArrayBuffersSection, TotalsAreLowerBoundsFromTheLiveFigure) {
+  auto j = v8_array_buffers_section(with_live_series({4, 10, 5, 20}, false));
+  // Traced from the start: the first sample's 4 bytes were allocated too.
+  EXPECT_EQ(j["allocated_bytes_total"], 4 + 6 + 15);
+  EXPECT_EQ(j["freed_bytes_total"], 5);
+  EXPECT_EQ(j["totals_exact"], false);
+  EXPECT_TRUE(j.contains("totals_note"));
+  // allocated - freed is what is live now, less what was live before tracing.
+  EXPECT_EQ(j["allocated_bytes_total"].get<uint64_t>() - j["freed_bytes_total"].get<uint64_t>(),
+            j["live_bytes"].get<uint64_t>());
+}
+
+TEST(ArrayBuffersSection, AfterAttachCountedFromTheFirstSample) {
+  auto j = v8_array_buffers_section(with_live_series({100, 90, 130}, true));
+  EXPECT_EQ(j["allocated_bytes_total"], 40);
+  EXPECT_EQ(j["freed_bytes_total"], 10);
+}
+
+TEST(ArrayBuffersSection, ExactWhenEveryAllocationIsCounted) {
+  auto p = with_live_series({1, 2}, false);
+  p.v8.array_buffers_counting = true;
+  p.v8.array_buffer_allocated_total = 1000;
+  p.v8.array_buffer_freed_total = 998;
+  auto j = v8_array_buffers_section(p);
+  EXPECT_EQ(j["allocated_bytes_total"], 1000);
+  EXPECT_EQ(j["freed_bytes_total"], 998);
+  EXPECT_EQ(j["totals_exact"], true);
+}
+
+}  // namespace
+}  // namespace memlens::report
