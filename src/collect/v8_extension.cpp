@@ -15,7 +15,9 @@
 
 #include "collect/extensions.h"
 #include "collect/v8_doctor.h"
+#include "common/safe_file.h"
 #include "memlens.skel.h"
+#include "node/heap_limit.h"
 #include "node/probe_plan.h"
 #include "proc/procfs.h"
 
@@ -126,6 +128,7 @@ class V8Extension : public TraceExtension {
       p.v8.external_adjustments = 0;
     }
     attach(trace, p, st);
+    read_heap_limit(p);
   }
 
   void on_untrack(model::Process& p) override {
@@ -236,6 +239,17 @@ class V8Extension : public TraceExtension {
     bool window_open = false, window_stacks = false;
     uint64_t window_opened_ns = 0, window_length_ns = 0, next_window_ns = 0;
   };
+
+  // V8's heap limit, where the process's flags set it (node/heap_limit.h), for the js_heap verdict's
+  // projection.
+  static void read_heap_limit(model::Process& p) {
+    auto args = proc::read_cmdline(p.pid());
+    if (!args) return;
+    std::string options;
+    if (auto env = read_text_file(fmt::format("/proc/{}/environ", p.pid()), 1 << 20))
+      options = node::node_options_from_environ(*env);
+    p.v8.heap_size_limit_bytes = node::heap_limit_from_flags(*args, options);
+  }
 
   // Hands links to the session's reaper: a detach waits for grace periods, the drain loop must not.
   void retire(std::vector<UprobeLink>& links) {

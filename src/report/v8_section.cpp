@@ -29,6 +29,8 @@ json v8_gc_section(const model::Process& p) {
   j["heap_used_after_gc_bytes"] =
       s.heap_used_after_last_gc_bytes ? json(*s.heap_used_after_last_gc_bytes) : json(nullptr);
   if (!v8.holder_path.empty()) j["v8_object"] = v8.holder_path;
+  // Set by --max-old-space-size (command line or NODE_OPTIONS); V8's own default is not guessed.
+  j["heap_limit_bytes"] = v8.heap_size_limit_bytes ? json(*v8.heap_size_limit_bytes) : json(nullptr);
   j["events"] = std::move(events);
   return j;
 }
