@@ -13,7 +13,10 @@
 // the process's other stacks while its maps can still be read; they follow the --no-stacks option.
 
 // Arguments of an fd call from entry to return, per thread. LRU: a thread that dies inside a call (or an
-// entry whose return never fires) cannot fill the table.
+// entry whose return never fires) cannot fill the table. Each thread has at most one call in flight, so
+// the table fills only with such stale entries, and those are what an LRU evicts first: no call that is
+// still going loses its arguments unless 16,384 threads are inside fd calls at once. A return that finds
+// no entry (its entry came before memlens attached) is not an event and is dropped.
 struct ml_fd_pending {
   __u64 args[4];
   __u64 caller_ip;
