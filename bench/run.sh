@@ -4,7 +4,9 @@
 # From one run with alternating traced and untraced rounds (in each round every workload runs untraced and
 # traced back to back: untraced first in odd rounds, traced first in even rounds, so that slow drift of
 # the machine cancels out), it measures:
-#   - HTTP: requests/s of bench/http_server.js under wrk on 127.0.0.1 (traced/untraced, target >= 0.97);
+#   - HTTP: requests/s of bench/http_server.js under wrk on 127.0.0.1 (traced/untraced, target >= 0.97),
+#     keep-alive, and again with a new connection per request (Connection: close: accept and close, which
+#     the fd tracking probes, are then as hot as they get);
 #   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90);
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
@@ -158,8 +160,11 @@ wait_for_file() { # wait_for_file FILE PID SECONDS: until FILE exists, PID dies,
 }
 
 # --- HTTP throughput -------------------------------------------------------------------------------
-http_round() { # http_round MODE ROUND -> prints requests/s
-  local mode=$1 r=$2 ready="$WORK/http-$1-$2.ready" out="$WORK/http-$1-$2" stats="$WORK/http-$1-$2.stats"
+http_round() { # http_round MODE ROUND [NAME WRK-ARGS...] -> prints requests/s
+  local mode=$1 r=$2 name=${3:-http}
+  shift 3 2>/dev/null || shift $#
+  local -a wrk_args=("$@")
+  local ready="$WORK/$name-$mode-$r.ready" out="$WORK/$name-$mode-$r" stats="$WORK/$name-$mode-$r.stats"
   local launcher node_pid port rps
   rm -f "$ready"
   if [ "$mode" = traced ]; then
@@ -177,8 +182,8 @@ http_round() { # http_round MODE ROUND -> prints requests/s
   node_pid=$(json_field "$ready" pid)
   port=$(json_field "$ready" port)
   # Warm-up (JIT, connection set-up), then the measured run.
-  "${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1
-  rps=$("${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" "http://127.0.0.1:$port/" 2>&1 |
+  "${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d1s "${wrk_args[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1
+  rps=$("${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" "${wrk_args[@]}" "http://127.0.0.1:$port/" 2>&1 |
     awk '/^Requests\/sec:/ {print $2}')
   kill -TERM "$node_pid" 2>/dev/null
   wait "$launcher"
@@ -186,7 +191,7 @@ http_round() { # http_round MODE ROUND -> prints requests/s
   [ -n "$rps" ] || die "HTTP $mode round $r: wrk printed no Requests/sec"
   if [ "$mode" = traced ]; then
     [ "$rc" -eq 0 ] || die "HTTP traced round $r: memlens exited with status $rc (see $out.log)"
-    check_traced http "$out" "$stats"
+    check_traced "$name" "$out" "$stats"
   else
     [ "$rc" -eq 0 ] || die "HTTP untraced round $r: the server exited with status $rc"
   fi
@@ -235,6 +240,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
     line+=$(printf '  http %s %.0f req/s' "$mode" "$v")
   done
   for mode in "${modes[@]}"; do
+    v=$(http_round "$mode" "$r" http_close -H "Connection: close") || exit 1
+    add_sample "http_close-$mode" "$v"
+    line+=$(printf '  http-close %s %.0f req/s' "$mode" "$v")
+  done
+  for mode in "${modes[@]}"; do
     v=$(script_round alloc_heavy "$mode" "$r") || exit 1
     add_sample "alloc-$mode" "$v"
     line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
@@ -276,6 +286,7 @@ paired_ratios() { # paired_ratios NUMERATOR-KEY DENOMINATOR-KEY: one ratio per r
 paired_median() { median $(paired_ratios "$1" "$2"); }
 paired_list() { paired_ratios "$1" "$2" | paste -sd' ' -; }
 http_ratio=$(paired_median http-traced http-untraced)
+http_close_ratio=$(paired_median http_close-traced http_close-untraced)
 alloc_ratio=$(paired_median alloc-untraced alloc-traced)
 buffer_ratio=$(paired_median buffer-untraced buffer-traced)
 peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
@@ -294,6 +305,9 @@ echo "Results (median of the $ROUNDS rounds' ratios)        measured      target
 printf '  HTTP throughput traced/untraced      %10s   %9s   %-6s (rounds: %s; medians %.0f vs %.0f req/s; ranges %s vs %s)\n' \
   "$http_ratio" ">= 0.97" "$(verdict "$http_ratio" '>=' 0.97)" "$(paired_list http-traced http-untraced)" \
   "$(m http-traced)" "$(m http-untraced)" "$(spread http-traced)" "$(spread http-untraced)"
+printf '  HTTP, a connection per request       %10s   %9s   %-6s (rounds: %s; medians %.0f vs %.0f req/s; ranges %s vs %s)\n' \
+  "$http_close_ratio" ">= 0.97" "$(verdict "$http_close_ratio" '>=' 0.97)" "$(paired_list http_close-traced http_close-untraced)" \
+  "$(m http_close-traced)" "$(m http_close-untraced)" "$(spread http_close-traced)" "$(spread http_close-untraced)"
 printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
   "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(paired_list alloc-untraced alloc-traced)" \
   "$(m alloc-untraced)" "$(m alloc-traced)" "$(spread alloc-untraced)" "$(spread alloc-traced)"
@@ -306,7 +320,7 @@ printf '  memlens peak RSS (max of runs)       %7s MB   %9s   %s\n' \
   "$peak_mb" "<= 64 MB" "$(verdict "$peak_mb" '<=' 64)"
 echo
 echo "memlens's own cost per traced run (CPU seconds user+system, wall seconds of the whole run):"
-for name in http alloc_heavy buffer_heavy; do
+for name in http http_close alloc_heavy buffer_heavy; do
   printf '  %-13s' "$name"
   printf '%s\n' "${TRACED_CPU[@]}" | awk -v n="$name" '$1 == n { printf "  cpu %6.2f s / wall %6.2f s", $2, $3 } END { print "" }'
 done
