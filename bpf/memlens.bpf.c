@@ -138,6 +138,17 @@ static __always_inline void submit_event_now(void* e) {
   bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 }
 
+// Address-space events wake the consumer only when it waits for one (ml_tracked.wake_on_mm_event).
+static __always_inline void submit_mm_event(void* e, __u32 tgid) {
+  struct ml_tracked* t = bpf_map_lookup_elem(&ml_tracked, &tgid);
+  if (t && t->wake_on_mm_event) {
+    t->wake_on_mm_event = 0;
+    submit_event_now(e);
+    return;
+  }
+  submit_event(e);
+}
+
 static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
   __u64 id = bpf_get_current_pid_tgid();
   h->type = type;
@@ -255,7 +266,9 @@ int BPF_PROG(ml_fork, struct task_struct* parent, struct task_struct* child) {
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ml_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
-  if (!is_tracked(tgid)) return 0;
+  struct ml_tracked* t = bpf_map_lookup_elem(&ml_tracked, &tgid);
+  if (!t) return 0;
+  t->wake_on_mm_event = 1;
   struct ml_proc_event* e = reserve_event(sizeof(*e));
   if (!e) return 0;
   __builtin_memset(e, 0, sizeof(*e));
@@ -473,7 +486,7 @@ static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 
   e->fd = -1;
   e->stack_id = grows ? user_stack_id(ctx) : -1;
   bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
-  submit_event(e);
+  submit_mm_event(e, id >> 32);
   return 0;
 }
 
@@ -511,7 +524,7 @@ static __always_inline int emit_call(__u32 type, long ret) {
       default:
         break;
     }
-    submit_event(e);
+    submit_mm_event(e, e->h.pid);
   }
   bpf_map_delete_elem(&ml_pending, &tid);
   return 0;

@@ -263,7 +263,13 @@ struct ml_fault_stack_key {
 struct ml_tracked {
   __u64 start_time_ns;
   __u64 tracked_since_ns;  // CLOCK_BOOTTIME when tracking began: threads born later start from zero faults
+  // Set at exec: the process's next address-space event wakes the consumer. By the time the C library's
+  // own mmap/brk run, the dynamic loader has mapped every library (a libnode.so holding V8 among them),
+  // and userspace attaches to them before node's start-up gets far.
+  __u32 wake_on_mm_event;
+  __u32 _pad;
 };
+ML_STATIC_ASSERT(sizeof(struct ml_tracked) == 24, "ml_tracked size");
 
 // A thread's fault counters when memlens first saw it (ml_thread_base map).
 struct ml_thread_base {

@@ -22,6 +22,9 @@ class TraceExtension {
   // memlens started tracking p (root, forked child), or p exec'd a new image (after_exec): attach what
   // this extension needs for it. Failures are recorded in the trace's skipped probes, never fatal.
   virtual void on_track(model::Trace& trace, model::Process& p, bool after_exec) = 0;
+  // p's first address-space call after an exec was seen: the dynamic loader is done, every library the
+  // new image needs is mapped (a libnode.so that was not there at the exec event).
+  virtual void on_image_loaded(model::Trace&, model::Process&) {}
   // p exited, or tracking stopped: detach its probes.
   virtual void on_untrack(model::Process& p) = 0;
 

@@ -212,6 +212,7 @@ int Tracer::handle_event(const void* data, size_t size) {
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
       reseed(*p);
       libc_check_pending_[pid] = true;
+      p->image_loading = true;
       for (auto& ext : extensions_) ext->on_track(trace_, *p, true);
       return 0;
     }
@@ -233,6 +234,10 @@ int Tracer::handle_event(const void* data, size_t size) {
     if (!p) {
       ++unknown_process_events_;
       return 0;
+    }
+    if (p->image_loading) {
+      p->image_loading = false;
+      for (auto& ext : extensions_) ext->on_image_loaded(trace_, *p);
     }
     auto& as = p->address_space;
     switch (h.type) {

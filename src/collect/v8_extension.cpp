@@ -5,6 +5,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -58,15 +60,21 @@ bool read_remote(pid_t pid, uint64_t addr, void* out, size_t len) {
   return false;
 }
 
-bool maps_libnode(pid_t pid) {
+// The (device, inode) of every libnode.so mapped into pid; empty when none is (yet).
+std::vector<std::pair<uint64_t, uint64_t>> mapped_libnodes(pid_t pid) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
   auto maps = proc::read_maps(pid);
-  if (!maps) return false;
+  if (!maps) return out;
   for (const auto& m : *maps) {
     auto slash = m.path.rfind('/');
     if (m.is_file() && m.path.compare(slash == std::string::npos ? 0 : slash + 1, 10, "libnode.so") == 0)
-      return true;
+      out.emplace_back(makedev(m.dev_major, m.dev_minor), m.inode);
   }
-  return false;
+  return out;
+}
+
+bool maps_libnode(pid_t pid) {
+  return !mapped_libnodes(pid).empty();
 }
 
 // The executable and libnode.so files mapped into pid, by (device, inode): which image runs now.
@@ -129,6 +137,34 @@ class V8Extension : public TraceExtension {
     }
     attach(trace, p, st);
     read_heap_limit(p);
+  }
+
+  // A libnode.so is mapped by the dynamic loader after the exec event: attach as soon as it is there,
+  // before node's start-up collects its first garbage, rather than at the next sample.
+  void on_image_loaded(model::Trace& trace, model::Process& p) override {
+    auto it = procs_.find(p.pid());
+    if (it == procs_.end()) return;
+    auto& st = it->second;
+    if (st.unmapped_holder) {
+      // The probes went on the libnode.so found where the loader looks for it, before it was mapped: if
+      // the loader mapped another file, the probes sit on a file that never runs. Plan again.
+      auto want = *st.unmapped_holder;
+      st.unmapped_holder.reset();
+      auto mapped = mapped_libnodes(p.pid());
+      if (mapped.empty() || std::find(mapped.begin(), mapped.end(), want) != mapped.end()) return;
+      retire(st.links);
+      reset_array_buffers(p, st);
+      forget_counters(p.pid());
+      st.counters = false;
+      st.found_v8 = false;
+      st.identity = image_identity(p.pid());
+      attach(trace, p, st);
+      return;
+    }
+    if (st.found_v8 || st.rechecks_left <= 0 || !maps_libnode(p.pid())) return;
+    --st.rechecks_left;
+    st.identity = image_identity(p.pid());
+    attach(trace, p, st);
   }
 
   void on_untrack(model::Process& p) override {
@@ -236,6 +272,8 @@ class V8Extension : public TraceExtension {
     };
     std::vector<Allocator> allocators;
     std::vector<UprobeLink> window_links;
+    // (device, inode) of a libnode.so planned before the loader mapped it, until its mapping confirms it.
+    std::optional<std::pair<uint64_t, uint64_t>> unmapped_holder;
     bool window_open = false, window_stacks = false;
     uint64_t window_opened_ns = 0, window_length_ns = 0, next_window_ns = 0;
   };
@@ -583,6 +621,12 @@ class V8Extension : public TraceExtension {
     if (!any_found && !usdt && plan->node_version.empty() && !plan->is_shared_library) return;  // not node
     st.found_v8 = st.ever_found_v8 = true;
     st.rechecks_left = 0;
+    st.unmapped_holder.reset();
+    if (plan->found_before_mapping) {
+      struct stat sb {};
+      if (stat(plan->host_path.c_str(), &sb) == 0)
+        st.unmapped_holder = std::pair<uint64_t, uint64_t>(sb.st_dev, sb.st_ino);
+    }
     p.v8.holder_path = plan->path_in_process.empty() ? plan->host_path : plan->path_in_process;
 
     // The counters entry first: it is what lets the probes count for this process.

@@ -349,6 +349,51 @@ std::vector<Note> ElfFile::notes() const {
   return read_notes(h.get(), !sections_.empty());
 }
 
+ElfFile::DynamicInfo ElfFile::dynamic_info() const {
+  DynamicInfo out;
+  ElfHandle h(fd_.get());
+  if (!h.get()) return out;
+  Elf* elf = h.get();
+  Elf_Scn* scn = nullptr;
+  size_t seen = 0;
+  std::vector<std::string> runpath, rpath;
+  auto split = [](std::string_view s, std::vector<std::string>& into) {
+    while (!s.empty()) {
+      size_t colon = s.find(':');
+      if (colon != 0) into.emplace_back(s.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      s.remove_prefix(colon + 1);
+    }
+  };
+  while ((scn = elf_nextscn(elf, scn)) != nullptr && seen++ < ElfLimits::kMaxSections) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_DYNAMIC ||
+        shdr.sh_size > ElfLimits::kMaxSectionBytes)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data || !data->d_buf) continue;
+    size_t entsize = gelf_fsize(elf, ELF_T_DYN, 1, EV_CURRENT);
+    if (entsize == 0) continue;
+    size_t count = data->d_size / entsize;
+    for (size_t i = 0; i < count; ++i) {
+      GElf_Dyn dyn;
+      if (!gelf_getdyn(data, static_cast<int>(i), &dyn) || dyn.d_tag == DT_NULL) break;
+      if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH) continue;
+      const char* s = elf_strptr(elf, shdr.sh_link, dyn.d_un.d_val);
+      if (!s) continue;
+      std::string_view v(s, strnlen(s, ElfLimits::kMaxNameBytes + 1));
+      if (v.empty() || v.size() > ElfLimits::kMaxNameBytes) continue;
+      if (dyn.d_tag == DT_NEEDED && out.needed.size() < 1024) out.needed.emplace_back(v);
+      if (dyn.d_tag == DT_RUNPATH) split(v, runpath);
+      if (dyn.d_tag == DT_RPATH) split(v, rpath);
+    }
+    break;  // one dynamic section
+  }
+  // ld.so ignores DT_RPATH when DT_RUNPATH is present.
+  out.search_path = runpath.empty() ? std::move(rpath) : std::move(runpath);
+  return out;
+}
+
 std::optional<uint64_t> ElfFile::section_address(std::string_view name) const {
   for (const SectionInfo& s : sections_)
     if (s.name == name) return s.address;

@@ -104,6 +104,13 @@ class ElfFile {
                                  bool symtab) const;
 
   std::vector<Note> notes() const;  // all SHT_NOTE sections (PT_NOTE segments when there are no sections)
+  // What the dynamic loader reads from .dynamic: the libraries it needs (DT_NEEDED, in order) and where it
+  // looks for them first (DT_RUNPATH, else DT_RPATH, split at ':'; "$ORIGIN" left for the caller).
+  struct DynamicInfo {
+    std::vector<std::string> needed;
+    std::vector<std::string> search_path;
+  };
+  DynamicInfo dynamic_info() const;
   std::optional<uint64_t> section_address(std::string_view name) const;  // sh_addr, e.g. ".stapsdt.base"
   std::optional<uint64_t> vaddr_to_file_offset(uint64_t vaddr) const;
   std::optional<uint64_t> file_offset_to_vaddr(uint64_t offset) const;

@@ -80,6 +80,7 @@ class Process {
   // memlens's own child (`memlens run`), held until its probes are attached and then exec'ing the
   // command: until that exec its image is memlens, whose symbols and stacks are of no interest.
   bool before_command_exec = false;
+  bool image_loading = false;  // exec'd, and no address-space call of the new image seen yet
 
   // Latest kernel figures.
   RssFigures rss;

@@ -662,6 +662,65 @@ Result<ProbePlan> plan_for_binary(const std::string& host_path) {
   return std::move(planned->plan);
 }
 
+namespace {
+
+// The value of one variable in the NUL-separated text of /proc/PID/environ.
+std::string environ_value(std::string_view text, std::string_view name) {
+  while (!text.empty()) {
+    size_t z = text.find('\0');
+    std::string_view entry = text.substr(0, z);
+    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
+      return std::string(entry.substr(name.size() + 1));
+    if (z == std::string_view::npos) break;
+    text.remove_prefix(z + 1);
+  }
+  return "";
+}
+
+// The libnode.so the executable (path_in_process, inside pid's root) needs, where the dynamic loader will
+// find it: LD_LIBRARY_PATH, the executable's RUNPATH (or RPATH), then the default directories of a
+// multiarch Debian system. Right after exec the loader has not mapped it yet; its probes can be attached
+// already, by file, and are in place when it is mapped.
+std::optional<std::string> needed_libnode(pid_t pid, const std::string& exe_in_process) {
+  auto file = open_in_process_root(pid, exe_in_process, /*no_symlinks=*/false);
+  if (!file.ok()) return std::nullopt;
+  auto elf = elf::ElfFile::open(file->fd.get(), exe_in_process);
+  if (!elf.ok()) return std::nullopt;
+  auto dyn = (*elf)->dynamic_info();
+  std::string name;
+  for (const auto& n : dyn.needed)
+    if (n.starts_with("libnode.so")) name = n;
+  if (name.empty()) return std::nullopt;
+  std::vector<std::string> dirs;
+  auto add_list = [&](std::string_view list) {
+    while (!list.empty()) {
+      size_t colon = list.find(':');
+      if (colon != 0) dirs.emplace_back(list.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      list.remove_prefix(colon + 1);
+    }
+  };
+  if (auto env = read_text_file(fmt::format("/proc/{}/environ", pid), 1 << 20))
+    add_list(environ_value(*env, "LD_LIBRARY_PATH"));
+  std::string origin = exe_in_process.substr(0, exe_in_process.rfind('/'));
+  for (std::string d : dyn.search_path) {
+    for (const char* token : {"$ORIGIN", "${ORIGIN}"})
+      if (auto at = d.find(token); at != std::string::npos) d.replace(at, std::strlen(token), origin);
+    dirs.push_back(d);
+  }
+  for (const char* d : {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/lib64",
+                        "/usr/lib64", "/lib", "/usr/lib"})
+    dirs.emplace_back(d);
+  for (const auto& d : dirs) {
+    if (d.empty() || d.front() != '/') continue;  // a relative entry depends on the loader's cwd: skip it
+    std::string path = d + "/" + name;
+    if (open_in_process_root(pid, path, /*no_symlinks=*/false).ok()) return path;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<ProbePlan> plan_for_pid(pid_t pid) {
   auto maps = proc::read_maps(pid);
   if (!maps.ok()) return maps.error();
@@ -697,6 +756,22 @@ Result<ProbePlan> plan_for_pid(pid_t pid) {
     if (planned->holds_v8) return std::move(planned->plan);
     // A stripped node executable holds V8 without showing it: keep it unless a libnode.so does.
     if (!fallback) fallback = std::move(planned->plan);
+  }
+  bool libnode_mapped = false;
+  for (const auto* m : candidates)
+    libnode_mapped |= std::string_view(m->path).substr(m->path.rfind('/') + 1).starts_with("libnode.so");
+  if (!libnode_mapped && exe.ok()) {
+    if (auto lib = needed_libnode(pid, *exe)) {
+      std::string host_path = fmt::format("/proc/{}/root{}", pid, *lib);
+      if (auto file = open_in_process_root(pid, *lib, /*no_symlinks=*/false); file.ok()) {
+        auto planned = planned_file(file->fd.get(), host_path);
+        if (planned.ok() && planned->holds_v8) {
+          planned->plan.path_in_process = *lib;
+          planned->plan.found_before_mapping = true;
+          return std::move(planned->plan);
+        }
+      }
+    }
   }
   if (fallback) return std::move(*fallback);
   return make_error(fmt::format("pid {}: could not open the executable or a libnode.so of the process", pid));

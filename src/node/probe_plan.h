@@ -93,6 +93,9 @@ struct ProbePlan {
   std::string host_path;           // the ELF object holding V8, as libbpf can open it
   std::string path_in_process;     // its path as the process sees it ("" when planned from a binary path)
   bool is_shared_library = false;  // libnode.so rather than the node executable
+  // A libnode.so the executable needs but the dynamic loader had not mapped yet (just after exec): found
+  // where the loader will look for it. The probes attach to its file and are in place when it is mapped.
+  bool found_before_mapping = false;
   bool has_symtab = false, has_dynsym = false;
   bool stripped = false;  // no .symtab and V8's internal symbols absent from .dynsym
   std::string build_id;

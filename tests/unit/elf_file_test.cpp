@@ -296,4 +296,24 @@ TEST_F(ElfFileTest, TruncatedFilesDoNotCrash) {
 }
 
 }  // namespace
+// What the dynamic loader reads: the libraries a program needs and its RUNPATH, as readelf -d shows them.
+TEST_F(ElfFileTest, DynamicSectionNeededAndRunpath) {
+  std::string path = build("needs", "-pie -fPIE -Wl,--no-as-needed -lm -Wl,-rpath,'$ORIGIN/../lib:/opt/x' "
+                                    "-Wl,--enable-new-dtags");
+  ASSERT_FALSE(path.empty());
+  auto f = ElfFile::open_path(path);
+  ASSERT_TRUE(f.ok()) << f.error().describe();
+  auto dyn = (*f)->dynamic_info();
+  EXPECT_NE(std::find(dyn.needed.begin(), dyn.needed.end(), "libc.so.6"), dyn.needed.end());
+  EXPECT_NE(std::find(dyn.needed.begin(), dyn.needed.end(), "libm.so.6"), dyn.needed.end());
+  EXPECT_EQ(dyn.search_path, (std::vector<std::string>{"$ORIGIN/../lib", "/opt/x"}));
+  // A static program has no dynamic section at all.
+  std::string st = build("static", "-static");
+  if (!st.empty()) {
+    auto s = ElfFile::open_path(st);
+    ASSERT_TRUE(s.ok());
+    EXPECT_TRUE((*s)->dynamic_info().needed.empty());
+  }
+}
+
 }  // namespace memlens::elf
