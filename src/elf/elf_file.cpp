@@ -274,15 +274,19 @@ void ElfFile::load_symbols_once() const {
     symbols_ = std::move(unique);
     for (uint32_t i = 0; i < symbols_.size(); ++i)
       if (symbols_[i].is_function) functions_.push_back(i);
-    by_name_.resize(symbols_.size());
-    for (uint32_t i = 0; i < symbols_.size(); ++i) by_name_[i] = i;
-    std::sort(by_name_.begin(), by_name_.end(), [this](uint32_t a, uint32_t b) {
-      const Symbol& x = symbols_[a];
-      const Symbol& y = symbols_[b];
-      if (int c = x.name.compare(y.name); c != 0) return c < 0;
-      if (x.from_dynsym != y.from_dynsym) return x.from_dynsym;
-      return a < b;
-    });
+    // Name lookups by hash: sorting 185,000 names (node's .symtab) by their text took most of the time of
+    // planning probes; sorting their hashes takes a few milliseconds.
+    std::hash<std::string_view> hash;
+    by_name_.reserve(symbols_.size());
+    for (uint32_t i = 0; i < symbols_.size(); ++i) {
+      std::string_view name = symbols_[i].name;
+      by_name_.emplace_back(hash(name), i);
+      // GCC's clones ("f.isra.0", "f.constprop.0", "f.cold") under the name they were cloned from.
+      if (auto dot = name.find('.'); dot != std::string_view::npos && dot > 0)
+        clone_bases_.emplace_back(hash(name.substr(0, dot)), i);
+    }
+    std::sort(by_name_.begin(), by_name_.end());
+    std::sort(clone_bases_.begin(), clone_bases_.end());
   });
 }
 
@@ -291,29 +295,94 @@ const std::vector<Symbol>& ElfFile::symbols() const {
   return symbols_;
 }
 
+bool ElfFile::Prefetched::covers_name(std::string_view name) const {
+  if (names.count(name)) return true;
+  for (const auto& p : prefixes)
+    if (name.starts_with(p)) return true;
+  return false;
+}
+
+bool ElfFile::Prefetched::covers_prefix(std::string_view prefix) const {
+  // "name." asks for the clones of a prefetched name.
+  if (prefix.size() > 1 && prefix.back() == '.' && names.count(prefix.substr(0, prefix.size() - 1)))
+    return true;
+  for (const auto& p : prefixes)
+    if (prefix.starts_with(p)) return true;
+  return false;
+}
+
+void ElfFile::prefetch(const std::vector<std::string>& names,
+                       const std::vector<std::string>& prefixes) const {
+  Prefetched pf;
+  pf.names.insert(names.begin(), names.end());
+  pf.prefixes = prefixes;
+  std::vector<Symbol> all;
+  auto visited = visit_symbols([&](const SymbolView& s) {
+    std::string_view base = s.name.substr(0, s.name.find('.'));
+    bool wanted = pf.names.count(base) != 0;  // the name itself or one of its clones
+    for (size_t i = 0; !wanted && i < pf.prefixes.size(); ++i) wanted = s.name.starts_with(pf.prefixes[i]);
+    if (wanted) all.push_back(Symbol{std::string(s.name), s.address, s.size, s.is_function, s.from_dynsym});
+  });
+  if (!visited.ok()) return;  // unreadable tables: the full path reports as it always did
+  std::sort(all.begin(), all.end(), [](const Symbol& a, const Symbol& b) {
+    if (a.address != b.address) return a.address < b.address;
+    if (a.name != b.name) return a.name < b.name;
+    return a.from_dynsym > b.from_dynsym;
+  });
+  for (Symbol& s : all) {
+    if (!pf.symbols.empty() && pf.symbols.back().address == s.address && pf.symbols.back().name == s.name) {
+      pf.symbols.back().from_dynsym |= s.from_dynsym;
+      pf.symbols.back().size = std::max(pf.symbols.back().size, s.size);
+      continue;
+    }
+    pf.symbols.push_back(std::move(s));
+  }
+  prefetched_ = std::move(pf);
+}
+
 std::optional<Symbol> ElfFile::find_symbol(std::string_view mangled) const {
+  if (prefetched_ && prefetched_->covers_name(mangled)) {
+    const Symbol* best = nullptr;
+    for (const Symbol& s : prefetched_->symbols)
+      if (s.name == mangled && (!best || (s.from_dynsym && !best->from_dynsym))) best = &s;
+    if (best) return *best;
+    return std::nullopt;
+  }
   load_symbols_once();
-  // By name, exported first: the first match is the one to use.
-  auto it =
-      std::lower_bound(by_name_.begin(), by_name_.end(), mangled,
-                       [this](uint32_t idx, std::string_view name) { return symbols_[idx].name < name; });
-  if (it != by_name_.end() && symbols_[*it].name == mangled) return symbols_[*it];
+  // Of the symbols with this name, the exported one, else the first by address.
+  uint64_t h = std::hash<std::string_view>()(mangled);
+  auto it = std::lower_bound(by_name_.begin(), by_name_.end(), std::make_pair(h, uint32_t{0}));
+  const Symbol* best = nullptr;
+  for (; it != by_name_.end() && it->first == h; ++it) {
+    const Symbol& s = symbols_[it->second];
+    if (s.name != mangled) continue;
+    if (!best || (s.from_dynsym && !best->from_dynsym)) best = &s;
+  }
+  if (best) return *best;
   return std::nullopt;
 }
 
 std::vector<Symbol> ElfFile::find_symbols_with_prefix(std::string_view prefix) const {
-  load_symbols_once();
   std::vector<Symbol> out;
-  auto it =
-      std::lower_bound(by_name_.begin(), by_name_.end(), prefix,
-                       [this](uint32_t idx, std::string_view name) { return symbols_[idx].name < name; });
-  for (; it != by_name_.end() && std::string_view(symbols_[*it].name).starts_with(prefix); ++it)
-    out.push_back(symbols_[*it]);
-  // In address order, as a scan of the table gave them.
-  std::sort(out.begin(), out.end(), [](const Symbol& a, const Symbol& b) {
-    if (a.address != b.address) return a.address < b.address;
-    return a.name < b.name;
-  });
+  if (prefetched_ && prefetched_->covers_prefix(prefix)) {
+    for (const Symbol& s : prefetched_->symbols)
+      if (std::string_view(s.name).starts_with(prefix)) out.push_back(s);
+    return out;
+  }
+  load_symbols_once();
+  // "name." asks for the clones of name: looked up by the name they were cloned from.
+  if (prefix.size() > 1 && prefix.back() == '.' && prefix.find('.') == prefix.size() - 1) {
+    uint64_t h = std::hash<std::string_view>()(prefix.substr(0, prefix.size() - 1));
+    std::vector<uint32_t> found;
+    for (auto it = std::lower_bound(clone_bases_.begin(), clone_bases_.end(), std::make_pair(h, uint32_t{0}));
+         it != clone_bases_.end() && it->first == h; ++it)
+      if (std::string_view(symbols_[it->second].name).starts_with(prefix)) found.push_back(it->second);
+    std::sort(found.begin(), found.end());  // address order, as a scan of the table gives them
+    for (uint32_t i : found) out.push_back(symbols_[i]);
+    return out;
+  }
+  for (const Symbol& s : symbols_)
+    if (std::string_view(s.name).starts_with(prefix)) out.push_back(s);
   return out;
 }
 
