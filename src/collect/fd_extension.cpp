@@ -382,9 +382,9 @@ class FdExtension : public TraceExtension {
       p.fds.exec();
       libc_check_pending_[p.pid()] = true;
       // The close-on-exec flags the table holds may be stale (ioctl FIOCLEX is not traced): /proc says
-      // which fds survived. Fds the new image opened since are added as found in /proc and take their
-      // origin from their open events, still in the ring buffer.
-      if (auto listing = proc::scan_fds(p.pid())) p.fds.reconcile(*listing, now, false);
+      // which fds survived, once the dynamic loader is done (on_image_loaded): while it runs, /proc shows
+      // the library files it has open for a moment, closed with raw syscalls no probe sees.
+      exec_reconcile_pending_.insert(p.pid());
       return;
     }
     attach(trace, p);
@@ -397,7 +397,16 @@ class FdExtension : public TraceExtension {
       p.notes.push_back("fds: cannot read /proc: " + listing.error().describe());
   }
 
+  void on_image_loaded(model::Trace& trace, model::Process& p) override {
+    if (!exec_reconcile_pending_.erase(p.pid())) return;
+    // Fds the new image opened since are added as found in /proc and take their origin from their open
+    // events, still in the ring buffer.
+    if (auto listing = proc::scan_fds(p.pid()))
+      p.fds.reconcile(*listing, trace.seconds_since_start(now_boot_ns()), false);
+  }
+
   void on_untrack(model::Process& p) override {
+    exec_reconcile_pending_.erase(p.pid());
     // The fds open at the end (or at exit) by opening stack, in the shared stack table: the stacks
     // extension, after this one, names them with the process's symbols and writes fd_opens.folded and
     // .pb.gz. Fds whose opening was not seen have no stack and are left out (report.json counts them).
@@ -424,6 +433,7 @@ class FdExtension : public TraceExtension {
   }
 
   void on_sample(model::Process& p, model::Sample& s) override {
+    exec_reconcile_pending_.erase(p.pid());  // the reconcile below does it
     if (libc_check_pending_.count(p.pid())) {
       auto libc = find_libc(p.pid());
       if (libc) {
@@ -627,6 +637,7 @@ class FdExtension : public TraceExtension {
   BpfSession& session_;
   std::map<pid_t, Links> links_;
   std::map<pid_t, bool> libc_check_pending_;
+  std::set<pid_t> exec_reconcile_pending_;  // exec'd: /proc is read once the dynamic loader is done
   std::set<pid_t> over_limit_noted_;
   std::set<pid_t> exit_applied_;
   UprobeLink exit_link_;
