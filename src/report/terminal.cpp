@@ -82,8 +82,14 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       if (v.value("kind", "") == "stable") continue;
       // A growth that is part of another leak (verdicts are ordered: it follows that leak) is indented
       // under it rather than announced as a leak of its own.
-      out += fmt::format("{} pid {} {}: {}\n", v.contains("part_of") ? "      +" : "  !", p.value("pid", 0),
+      bool companion = v.contains("part_of");
+      out += fmt::format("{} pid {} {}: {}\n", companion ? "      +" : "  !", p.value("pid", 0),
                          p.value("comm", ""), v.value("headline", v.value("evidence", "")));
+      // Which code: the heaviest stack of the category (every one is in report.json and the profiles).
+      if (!companion && v.value("kind", "") == "leak_suspected" && v.contains("top_stacks") &&
+          !v["top_stacks"].empty() && v["top_stacks"][0].is_string())
+        out += fmt::format("      heaviest {} stack: {}\n", v.value("top_stacks_from", std::string("")),
+                           v["top_stacks"][0].get<std::string>());
     }
   }
   for (const auto& p : report["processes"]) {

@@ -33,7 +33,13 @@ bool opens_a_socket(const symbolize::Stack& stack) {
          fn == "socketpair" || fn == "__socketpair";
 }
 
-bool wanted(Category c, const symbolize::Stack& stack) {
+bool has_js_frame(const symbolize::Stack& stack) {
+  return std::any_of(stack.begin(), stack.end(),
+                     [](const symbolize::Frame& f) { return f.kind == symbolize::FrameKind::kJs; });
+}
+
+bool wanted(Category c, const symbolize::Stack& stack, bool js_only) {
+  if (js_only && !has_js_frame(stack)) return false;
   if (c == Category::native_heap) return passes_through_malloc(stack);
   if (c == Category::sockets) return opens_a_socket(stack);
   return true;
@@ -95,17 +101,23 @@ TopStacksFn top_stacks_for(int pid, const std::vector<StackProfile>& profiles, s
     if (prof == profiles.end() || src.value_index >= prof->sample_types.size()) return out;
     bool bytes = prof->sample_types[src.value_index].unit == "bytes";
     auto value_of = [&](const StackSample& s, size_t i) { return i < s.values.size() ? s.values[i] : 0; };
+    // A GC that V8 ran from a task (idle, incremental marking) has the event loop for a stack: of the GC
+    // triggers, those JS code caused say which code allocates. All of them when none did.
+    bool js_only = false;
+    if (c == Category::js_heap)
+      for (const auto& s : prof->samples)
+        if (s.pid == pid && has_js_frame(s.stack)) js_only = true;
     // mmap_growth by live bytes when anything is still mapped, else by bytes mapped over the trace.
     size_t index = src.value_index;
     if (src.kind == "mmap_growth") {
       bool any_live = false;
       for (const auto& s : prof->samples)
-        if (s.pid == pid && wanted(c, s.stack) && value_of(s, 2) > 0) any_live = true;
+        if (s.pid == pid && wanted(c, s.stack, js_only) && value_of(s, 2) > 0) any_live = true;
       if (!any_live) index = 0;
     }
     std::map<std::string, std::pair<int64_t, const symbolize::Stack*>> merged;  // key: the frames' labels
     for (const auto& s : prof->samples) {
-      if (s.pid != pid || !wanted(c, s.stack)) continue;
+      if (s.pid != pid || !wanted(c, s.stack, js_only)) continue;
       int64_t v = value_of(s, index);
       if (v <= 0) continue;
       std::string key;

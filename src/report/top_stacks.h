@@ -12,7 +12,8 @@
 namespace memlens::report {
 
 // Which profile speaks for a category, and which of its stacks:
-//   js_heap        gc_triggers (what was allocating when V8 had to collect), by GCs triggered;
+//   js_heap        gc_triggers (what was allocating when V8 had to collect), by GCs triggered; only the
+//                  stacks with JS frames when there are any (a GC run from a V8 task has the event loop's);
 //   array_buffers  array_buffers (sampled backing-store allocations), by bytes;
 //   native_heap    mmap_growth stacks that pass through malloc, by bytes still mapped (else mapped);
 //   rss, other_anon  page_faults (first touch of memory, sampled), by bytes;

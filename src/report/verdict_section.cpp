@@ -1,5 +1,7 @@
 #include "report/verdict_section.h"
 
+#include "report/top_stacks.h"
+
 namespace memlens::report {
 
 using analyze::Category;
@@ -70,6 +72,7 @@ nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_s
     if (!count) j["rate_bytes_per_s"] = v.rate_per_s;
     if (v.seconds_to_limit) j["seconds_to_limit"] = *v.seconds_to_limit;
     if (v.part_of) j["part_of"] = analyze::category_name(*v.part_of);
+    if (!v.top_stacks.empty()) j["top_stacks_from"] = top_stack_source(v.category).kind;
     out.push_back(std::move(j));
   }
   return out;
