@@ -207,7 +207,12 @@ Breakdown attribute(const AttributionInput& in) {
     ++b.mappings;
     b.smaps_rss_bytes += s.rss;
     while (mi < model.size() && model[mi].end <= e.start) ++mi;
-    if (s.rss == 0) continue;
+    // Entries with nothing resident add no bytes, but V8's committed heap pages count in heapTotal
+    // whether touched or not: read-write anonymous data is classified anyway, for js_heap_mapped_bytes.
+    bool mapped_only = s.rss == 0;
+    // V8's code space (anonymous executable pages) is committed heap too; its resident pages are `code`.
+    if (in.v8_host && is_anonymous_entry(e) && e.exec && e.path.empty()) b.js_heap_mapped_bytes += e.size();
+    if (mapped_only && !(is_anonymous_entry(e) && !e.exec && e.write && e.path.empty())) continue;
 
     if (e.path == "[stack]") {
       add(Category::stacks, Basis::kKernel, s.rss);
@@ -257,6 +262,10 @@ Breakdown attribute(const AttributionInput& in) {
     }
     if (cursor < e.end) by_shape(e.end - cursor);
 
+    if (e.write)
+      for (const auto& piece : pieces)
+        if (piece.c == Category::js_heap) b.js_heap_mapped_bytes += piece.bytes;
+    if (mapped_only) continue;
     uint64_t size = e.size();
     uint64_t given = 0;
     for (size_t k = 0; k < pieces.size(); ++k) {

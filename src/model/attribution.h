@@ -60,7 +60,11 @@ struct Breakdown {
   std::array<uint64_t, kBasisCount> bytes_by_basis{};
   uint64_t smaps_rss_bytes = 0;             // sum of Rss over all mappings (what the categories add up to)
   uint64_t native_heap_resident_bytes = 0;  // malloc memory before array buffers were taken out of it
-  uint64_t mappings = 0;                    // smaps entries read
+  // Virtual size of the read-write V8 heap pages and of V8's code space (anonymous executable pages),
+  // resident or not: what V8 has committed, the figure heapTotal (process.memoryUsage()) counts, next
+  // to js_heap's resident bytes (code space's resident pages are in `code`).
+  uint64_t js_heap_mapped_bytes = 0;
+  uint64_t mappings = 0;  // smaps entries read
 
   uint64_t& operator[](Category c) { return bytes[static_cast<size_t>(c)]; }
   uint64_t operator[](Category c) const { return bytes[static_cast<size_t>(c)]; }

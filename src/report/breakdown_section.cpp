@@ -25,6 +25,7 @@ nlohmann::json breakdown_section(const model::Process& p) {
       {"smaps_rss_bytes", r.breakdown.smaps_rss_bytes},
       {"overshoot_bytes", r.overshoot_bytes},
       {"native_heap_resident_bytes", r.breakdown.native_heap_resident_bytes},
+      {"js_heap_mapped_bytes", r.breakdown.js_heap_mapped_bytes},
       {"bytes_by_basis", by_basis},
       {"measured_at_s", st.last_at_s},
       {"process_age_s", st.last_process_age_s},

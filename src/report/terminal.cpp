@@ -109,6 +109,8 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
           parts += fmt::format(" {} {}", name, format_bytes(v.get<uint64_t>()));
         }
       const auto& m = p["breakdown"].value("method", json::object());
+      if (m.value("js_heap_mapped_bytes", 0ull) > 0)
+        parts += fmt::format("  (V8 heap committed {})", format_bytes(m.value("js_heap_mapped_bytes", 0ull)));
       if (m.contains("before_exit_s"))
         parts += fmt::format("  (of rss {}, {:.1f} s before exit)", format_bytes(m.value("rss_bytes", 0ull)),
                              m["before_exit_s"].get<double>());
@@ -135,8 +137,9 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       out += fmt::format(" (kernel: {} minor, {} major)", f["minor"].get<uint64_t>(),
                          f["major"].get<uint64_t>());
     const auto& ev = p["events"];
-    out += fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", ev.value("mmap", 0),
-                       ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0), ev.value("madvise", 0));
+    out +=
+        fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", ev.value("mmap", 0),
+                    ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0), ev.value("madvise", 0));
   }
   uint64_t lost = 0;
   std::string loss_detail;

@@ -112,6 +112,7 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
   c.array_buffers_truth = *ab;
   c.rss_truth = *rss;
   c.js_heap = b["js_heap_bytes"].get<double>();
+  c.js_heap_mapped = m.value("js_heap_mapped_bytes", 0.0);
   c.array_buffers = b["array_buffers_bytes"].get<double>();
   for (const char* k : {"js_heap_bytes", "array_buffers_bytes", "native_heap_bytes", "code_bytes",
                         "stacks_bytes", "file_mapped_bytes", "other_anon_bytes"})
@@ -128,10 +129,11 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
 std::string BreakdownCheck::describe() const {
   auto mb = [](double v) { return v / (1024.0 * 1024.0); };
   return fmt::format(
-      "at scenario t={:.1f}s: js_heap {:.1f} MiB vs heapTotal {:.1f} (in memory {:.1f}); array_buffers "
+      "at scenario t={:.1f}s: js_heap {:.1f} MiB (mapped {:.1f}) vs heapTotal {:.1f} (in memory {:.1f}); "
+      "array_buffers "
       "{:.1f} vs arrayBuffers {:.1f}; "
       "categories {:.1f} vs rss {:.1f}; unexplained {:.1f} of rss_bytes {:.1f}",
-      scenario_t_s, mb(js_heap), mb(heap_total), mb(heap_physical), mb(array_buffers),
+      scenario_t_s, mb(js_heap), mb(js_heap_mapped), mb(heap_total), mb(heap_physical), mb(array_buffers),
       mb(array_buffers_truth), mb(categories_total), mb(rss_truth), mb(unexplained), mb(rss_bytes));
 }
 

@@ -48,7 +48,8 @@ std::optional<double> scenario_figure_at(const std::vector<nlohmann::json>& line
 struct BreakdownCheck {
   double scenario_t_s = 0;  // the breakdown's moment on the scenario's clock
   double js_heap = 0, heap_total = 0;
-  double heap_physical = 0;  // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
+  double heap_physical = 0;   // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
+  double js_heap_mapped = 0;  // breakdown.method.js_heap_mapped_bytes: V8's committed pages, resident or not
   double array_buffers = 0, array_buffers_truth = 0;
   double categories_total = 0, rss_truth = 0;
   double unexplained = 0;
