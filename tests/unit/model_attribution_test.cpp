@@ -61,6 +61,27 @@ Breakdown run(const std::vector<proc::SmapsEntry>& smaps, const AddressSpace* as
   return attribute(in);
 }
 
+// V8's committed heap (heapTotal) from outside: its read-write pages resident or not, and its code space.
+TEST(Attribution, JsHeapMappedCountsCommittedPagesResidentOrNot) {
+  AddressSpace as;
+  as.map(mapping(0x200000000, 256 * KiB, kNodeText + 0x1000));  // V8 page, half touched
+  as.map(mapping(0x200100000, 256 * KiB, kNodeText + 0x1000));  // V8 page, never touched
+  as.map(mapping(0x300000000, 1 * MiB, kLibcText + 0x10));       // malloc: not V8's
+  std::vector<proc::SmapsEntry> s = {
+      entry(0x200000000, 256 * KiB, "rw-p", 128 * KiB),
+      entry(0x200100000, 256 * KiB, "rw-p", 0),
+      entry(0x280000000, 512 * KiB, "r-xp", 64 * KiB),  // code space
+      entry(0x290000000, 4 * MiB, "---p", 0),           // reserved, not committed
+      entry(0x300000000, 1 * MiB, "rw-p", 1 * MiB),
+  };
+  auto b = run(s, &as);
+  EXPECT_EQ(b[Category::js_heap], 128 * KiB);
+  EXPECT_EQ(b.js_heap_mapped_bytes, 256 * KiB + 256 * KiB + 512 * KiB);
+  EXPECT_EQ(b.total(), b.smaps_rss_bytes);
+  // Not a V8 host: nothing is V8's.
+  EXPECT_EQ(run(s, nullptr, std::nullopt, false).js_heap_mapped_bytes, 0u);
+}
+
 TEST(Attribution, KernelFactsDecideFilesCodeHeapAndStack) {
   std::vector<proc::SmapsEntry> s = {
       entry(0x400000, 4 * MiB, "r-xp", 3 * MiB, "/usr/bin/node", 7),
