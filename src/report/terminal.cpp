@@ -87,9 +87,18 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
                          p.value("comm", ""), v.value("headline", v.value("evidence", "")));
       // Which code: the heaviest stack of the category (every one is in report.json and the profiles).
       if (!companion && v.value("kind", "") == "leak_suspected" && v.contains("top_stacks") &&
-          !v["top_stacks"].empty() && v["top_stacks"][0].is_string())
-        out += fmt::format("      heaviest {} stack: {}\n", v.value("top_stacks_from", std::string("")),
-                           v["top_stacks"][0].get<std::string>());
+          !v["top_stacks"].empty() && v["top_stacks"][0].is_string()) {
+        // One line on a terminal: the innermost frames say the most; report.json has the whole line.
+        std::string stack = v["top_stacks"][0].get<std::string>();
+        if (stack.size() > 180) {
+          size_t cut = 177;
+          while (cut > 0 && (static_cast<unsigned char>(stack[cut]) & 0xC0) == 0x80)
+            --cut;  // not inside a UTF-8 char
+          stack = stack.substr(0, cut) + "...";
+        }
+        out +=
+            fmt::format("      heaviest {} stack: {}\n", v.value("top_stacks_from", std::string("")), stack);
+      }
     }
   }
   for (const auto& p : report["processes"]) {
