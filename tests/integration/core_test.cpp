@@ -202,16 +202,15 @@ std::set<uint32_t> programs_held_by(pid_t pid) {
   return ids;
 }
 
+// `bpftool -j OBJECT list` as JSON (an array; null when bpftool fails).
+json bpftool_list(const std::string& object) {
+  auto r = run_shell("(bpftool -j " + object + " list 2>/dev/null)");  // its warnings are not JSON
+  return json::parse(r.output, nullptr, false);
+}
+
 std::set<uint32_t> loaded_program_ids() {
   std::set<uint32_t> ids;
-  FILE* f = popen("bpftool -j prog list 2>/dev/null", "r");
-  if (!f) return ids;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-  pclose(f);
-  auto j = json::parse(text, nullptr, false);
+  auto j = bpftool_list("prog");
   if (j.is_array())
     for (const auto& p : j)
       if (p.contains("id")) ids.insert(p["id"].get<uint32_t>());
@@ -221,14 +220,7 @@ std::set<uint32_t> loaded_program_ids() {
 // Links (bpftool link list) of the given programs.
 std::vector<uint32_t> links_of(const std::set<uint32_t>& programs) {
   std::vector<uint32_t> out;
-  FILE* f = popen("bpftool -j link list 2>/dev/null", "r");
-  if (!f) return out;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-  pclose(f);
-  auto j = json::parse(text, nullptr, false);
+  auto j = bpftool_list("link");
   if (j.is_array())
     for (const auto& l : j)
       if (l.contains("prog_id") && programs.count(l["prog_id"].get<uint32_t>()))
