@@ -285,7 +285,7 @@ class V8Extension : public TraceExtension {
     if (!args) return;
     std::string options;
     if (auto env = read_text_file(fmt::format("/proc/{}/environ", p.pid()), 1 << 20))
-      options = node::node_options_from_environ(*env);
+      options = proc::environ_value(*env, "NODE_OPTIONS");
     p.v8.heap_size_limit_bytes = node::heap_limit_from_flags(*args, options);
   }
 

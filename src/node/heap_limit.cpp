@@ -62,18 +62,4 @@ std::optional<uint64_t> heap_limit_from_flags(const std::vector<std::string>& ar
   return limit;
 }
 
-std::string node_options_from_environ(std::string_view environ_text) {
-  constexpr std::string_view key = "NODE_OPTIONS=";
-  size_t i = 0;
-  while (i < environ_text.size()) {
-    size_t z = environ_text.find('\0', i);
-    std::string_view entry =
-        environ_text.substr(i, z == std::string_view::npos ? std::string_view::npos : z - i);
-    if (entry.starts_with(key)) return std::string(entry.substr(key.size()));
-    if (z == std::string_view::npos) break;
-    i = z + 1;
-  }
-  return "";
-}
-
 }  // namespace memlens::node

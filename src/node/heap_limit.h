@@ -19,7 +19,4 @@ namespace memlens::node {
 std::optional<uint64_t> heap_limit_from_flags(const std::vector<std::string>& argv,
                                               std::string_view node_options);
 
-// NODE_OPTIONS from the NUL-separated text of /proc/PID/environ; "" when absent.
-std::string node_options_from_environ(std::string_view environ_text);
-
 }  // namespace memlens::node

@@ -671,19 +671,6 @@ Result<ProbePlan> plan_for_binary(const std::string& host_path) {
 
 namespace {
 
-// The value of one variable in the NUL-separated text of /proc/PID/environ.
-std::string environ_value(std::string_view text, std::string_view name) {
-  while (!text.empty()) {
-    size_t z = text.find('\0');
-    std::string_view entry = text.substr(0, z);
-    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
-      return std::string(entry.substr(name.size() + 1));
-    if (z == std::string_view::npos) break;
-    text.remove_prefix(z + 1);
-  }
-  return "";
-}
-
 // The libnode.so the executable (path_in_process, inside pid's root) needs, where the dynamic loader will
 // find it: LD_LIBRARY_PATH, the executable's RUNPATH (or RPATH), then the default directories of a
 // multiarch Debian system. Right after exec the loader has not mapped it yet; its probes can be attached
@@ -708,7 +695,7 @@ std::optional<std::string> needed_libnode(pid_t pid, const std::string& exe_in_p
     }
   };
   if (auto env = read_text_file(fmt::format("/proc/{}/environ", pid), 1 << 20))
-    add_list(environ_value(*env, "LD_LIBRARY_PATH"));
+    add_list(proc::environ_value(*env, "LD_LIBRARY_PATH"));
   std::string origin = exe_in_process.substr(0, exe_in_process.rfind('/'));
   for (std::string d : dyn.search_path) {
     for (const char* token : {"$ORIGIN", "${ORIGIN}"})

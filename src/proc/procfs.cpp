@@ -312,6 +312,18 @@ std::vector<pid_t> list_children(pid_t pid) {
   return out;
 }
 
+std::string environ_value(std::string_view text, std::string_view name) {
+  while (!text.empty()) {
+    size_t z = text.find('\0');
+    std::string_view entry = text.substr(0, z);
+    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
+      return std::string(entry.substr(name.size() + 1));
+    if (z == std::string_view::npos) break;
+    text.remove_prefix(z + 1);
+  }
+  return "";
+}
+
 bool process_exists(pid_t pid) {
   return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
 }

@@ -79,6 +79,8 @@ Result<std::string> read_exe(pid_t pid);  // readlink /proc/PID/exe
 // process identity: a pid reused by a later process has another start time.
 Result<uint64_t> read_start_time_ns(pid_t pid);
 std::vector<pid_t> list_children(pid_t pid);  // direct children (from /proc/PID/task/*/children)
+// The value of one variable in the NUL-separated text of /proc/PID/environ; "" when absent.
+std::string environ_value(std::string_view environ_text, std::string_view name);
 bool process_exists(pid_t pid);
 // Exists and is not exiting: a zombie (or a process in its exit) answers kill(0) but has no address space,
 // no /proc/PID/root and no maps any more.

@@ -298,8 +298,9 @@ TEST_F(ElfFileTest, TruncatedFilesDoNotCrash) {
 }  // namespace
 // What the dynamic loader reads: the libraries a program needs and its RUNPATH, as readelf -d shows them.
 TEST_F(ElfFileTest, DynamicSectionNeededAndRunpath) {
-  std::string path = build("needs", "-pie -fPIE -Wl,--no-as-needed -lm -Wl,-rpath,'$ORIGIN/../lib:/opt/x' "
-                                    "-Wl,--enable-new-dtags");
+  std::string path = build("needs",
+                           "-pie -fPIE -Wl,--no-as-needed -lm -Wl,-rpath,'$ORIGIN/../lib:/opt/x' "
+                           "-Wl,--enable-new-dtags");
   ASSERT_FALSE(path.empty());
   auto f = ElfFile::open_path(path);
   ASSERT_TRUE(f.ok()) << f.error().describe();

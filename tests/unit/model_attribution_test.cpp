@@ -66,10 +66,9 @@ TEST(Attribution, JsHeapMappedCountsCommittedPagesResidentOrNot) {
   AddressSpace as;
   as.map(mapping(0x200000000, 256 * KiB, kNodeText + 0x1000));  // V8 page, half touched
   as.map(mapping(0x200100000, 256 * KiB, kNodeText + 0x1000));  // V8 page, never touched
-  as.map(mapping(0x300000000, 1 * MiB, kLibcText + 0x10));       // malloc: not V8's
+  as.map(mapping(0x300000000, 1 * MiB, kLibcText + 0x10));      // malloc: not V8's
   std::vector<proc::SmapsEntry> s = {
-      entry(0x200000000, 256 * KiB, "rw-p", 128 * KiB),
-      entry(0x200100000, 256 * KiB, "rw-p", 0),
+      entry(0x200000000, 256 * KiB, "rw-p", 128 * KiB), entry(0x200100000, 256 * KiB, "rw-p", 0),
       entry(0x280000000, 512 * KiB, "r-xp", 64 * KiB),  // code space
       entry(0x290000000, 4 * MiB, "---p", 0),           // reserved, not committed
       entry(0x300000000, 1 * MiB, "rw-p", 1 * MiB),

@@ -36,14 +36,5 @@ TEST(HeapLimit, MalformedValuesAreIgnored) {
   EXPECT_EQ(heap_limit_from_flags({"node", "--max-old-space-size=99999999999999999999"}, ""), std::nullopt);
 }
 
-TEST(HeapLimit, NodeOptionsFromEnviron) {
-  const char raw[] = "PATH=/bin\0NODE_OPTIONS=--max-old-space-size=256\0HOME=/root";
-  std::string env(raw, sizeof(raw) - 1);
-  EXPECT_EQ(node_options_from_environ(env), "--max-old-space-size=256");
-  const char none[] = "A=1\0B=2";
-  EXPECT_EQ(node_options_from_environ(std::string(none, sizeof(none) - 1)), "");
-  EXPECT_EQ(node_options_from_environ(""), "");
-}
-
 }  // namespace
 }  // namespace memlens::node

@@ -136,6 +136,16 @@ TEST(ProcStat, TruncatedOrMalformedIsRefused) {
   EXPECT_FALSE(parse_stat("123 node) S"));
 }
 
+TEST(ProcEnviron, OneVariableOfTheNulSeparatedText) {
+  const char raw[] = "PATH=/bin\0NODE_OPTIONS=--max-old-space-size=256\0NODE=x\0HOME=/root";
+  std::string env(raw, sizeof(raw) - 1);
+  EXPECT_EQ(environ_value(env, "NODE_OPTIONS"), "--max-old-space-size=256");
+  EXPECT_EQ(environ_value(env, "NODE"), "x");  // not NODE_OPTIONS's prefix
+  EXPECT_EQ(environ_value(env, "HOME"), "/root");
+  EXPECT_EQ(environ_value(env, "LD_LIBRARY_PATH"), "");
+  EXPECT_EQ(environ_value("", "HOME"), "");
+}
+
 TEST(ProcLive, OwnProcessAgreesWithItself) {
   auto st = read_stat(getpid());
   ASSERT_TRUE(st);

@@ -1,9 +1,9 @@
 // The stacks a verdict names: which profile speaks for a category, which of its stacks, how one is
 // written in a line.
-#include "report/top_stacks.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "report/top_stacks.h"
 
 namespace memlens::report {
 namespace {
@@ -30,13 +30,16 @@ Frame js(const std::string& fn) {
 }
 
 // Root first, as every stack of a profile.
-symbolize::Stack stack(std::vector<Frame> frames) { return frames; }
+symbolize::Stack stack(std::vector<Frame> frames) {
+  return frames;
+}
 
 TEST(TopStacks, LineStartsAtTheInnermostJsFrameAndNamesWhereItEnds) {
   auto s = stack({native("main"), js("server"), js("handler"), js("Buffer.alloc"),
                   native("node::NodeArrayBufferAllocator::Allocate"), native("calloc")});
   std::string line = render_top_stack(s, 3 * 1024 * 1024, true);
-  EXPECT_EQ(line, "3.0 MB  Buffer.alloc [js] \u2190 handler [js] \u2190 server [js] \u2190 main  (in calloc)");
+  EXPECT_EQ(line,
+            "3.0 MB  Buffer.alloc [js] \u2190 handler [js] \u2190 server [js] \u2190 main  (in calloc)");
 }
 
 TEST(TopStacks, WithoutJsFramesTheInnermostFive) {
@@ -56,8 +59,10 @@ TEST(TopStacks, NativeHeapTakesMmapGrowthThroughMallocOnlyByLiveBytes) {
   std::vector<StackProfile> profiles;
   auto p = profile("mmap_growth", {{"bytes", "bytes"}, {"count", "count"}, {"live_bytes", "bytes"}});
   p.samples.push_back({stack({js("cache.set"), native("malloc"), native("mmap")}), {8 << 20, 4, 1 << 20}, 7});
-  p.samples.push_back({stack({js("grow"), native("v8::internal::MemoryAllocator::AllocatePage"), native("mmap")}),
-                       {64 << 20, 9, 64 << 20}, 7});
+  p.samples.push_back(
+      {stack({js("grow"), native("v8::internal::MemoryAllocator::AllocatePage"), native("mmap")}),
+       {64 << 20, 9, 64 << 20},
+       7});
   p.samples.push_back({stack({js("other"), native("malloc"), native("mmap")}), {2 << 20, 1, 2 << 20}, 8});
   profiles.push_back(p);
   auto top = top_stacks_for(7, profiles)(Category::native_heap);
@@ -74,7 +79,8 @@ TEST(TopStacks, SocketsAreTheFdsOpenedBySocketCalls) {
   p.samples.push_back({stack({js("server"), native("accept4")}), {5}, 3});
   profiles.push_back(p);
   auto fn = top_stacks_for(3, profiles);
-  EXPECT_THAT(fn(Category::sockets), ElementsAre(StartsWith("40  connect [js]"), StartsWith("5  server [js]")));
+  EXPECT_THAT(fn(Category::sockets),
+              ElementsAre(StartsWith("40  connect [js]"), StartsWith("5  server [js]")));
   auto fds = fn(Category::fds);
   ASSERT_EQ(fds.size(), 3u);
   EXPECT_THAT(fds[0], StartsWith("90  fs.openSync [js]"));  // heaviest first
