@@ -262,9 +262,14 @@ Breakdown attribute(const AttributionInput& in) {
     }
     if (cursor < e.end) by_shape(e.end - cursor);
 
-    if (e.write)
+    // Committed V8 pages: the whole size of the mappings seen created by V8 (caller); of a region memlens
+    // did not see created (attach), its shape says too little for the untouched part to count: only
+    // its resident share does (an 8 MiB thread stack that happens to be 256 KiB-aligned would add 8 MiB).
+    bool count_mapped = e.write;
+    if (count_mapped)
       for (const auto& piece : pieces)
-        if (piece.c == Category::js_heap) b.js_heap_mapped_bytes += piece.bytes;
+        if (piece.c == Category::js_heap && piece.basis == Basis::kCaller)
+          b.js_heap_mapped_bytes += piece.bytes;
     if (mapped_only) continue;
     uint64_t size = e.size();
     uint64_t given = 0;
@@ -275,6 +280,8 @@ Breakdown attribute(const AttributionInput& in) {
               : static_cast<uint64_t>(static_cast<unsigned __int128>(s.rss) * pieces[k].bytes / size);
       given += share;
       add(pieces[k].c, pieces[k].basis, share);
+      if (count_mapped && pieces[k].c == Category::js_heap && pieces[k].basis != Basis::kCaller)
+        b.js_heap_mapped_bytes += share;
     }
   }
 

@@ -62,7 +62,8 @@ struct Breakdown {
   uint64_t native_heap_resident_bytes = 0;  // malloc memory before array buffers were taken out of it
   // Virtual size of the read-write V8 heap pages and of V8's code space (anonymous executable pages),
   // resident or not: what V8 has committed, the figure heapTotal (process.memoryUsage()) counts, next
-  // to js_heap's resident bytes (code space's resident pages are in `code`).
+  // to js_heap's resident bytes (code space's resident pages are in `code`). Pages whose creation memlens
+  // did not see (attach) count only where resident: then it is a lower bound.
   uint64_t js_heap_mapped_bytes = 0;
   uint64_t mappings = 0;  // smaps entries read
 
