@@ -36,13 +36,16 @@ Expect expectation(const std::string& name) {
   return {};
 }
 
-// |actual - truth| within the relative tolerance, or within 1 MiB for small figures (a category of a few
-// MB, e.g. arrayBuffers of 0, cannot be judged by percentage).
-::testing::AssertionResult close_to(const char* what, double actual, double truth, double tolerance) {
-  double allowed = std::max(tolerance * truth, 1.0 * kMiB);
-  if (std::abs(actual - truth) <= allowed) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << fmt::format("{}: {:.2f} MiB vs {:.2f} MiB (allowed ±{:.2f} MiB)",
-                                                      what, actual / kMiB, truth / kMiB, allowed / kMiB);
+// actual within the relative tolerance of the truth's bracket (the scenario's figure somewhere between its
+// two lines around the moment), or within `floor` (1 MiB unless said) for small figures (a category of a
+// few MB, e.g. arrayBuffers of 0, cannot be judged by percentage).
+::testing::AssertionResult close_to(const char* what, double actual, const Bracket& truth, double tolerance,
+                                    double floor = 1.0 * kMiB) {
+  double nearest = std::clamp(actual, truth.lo, truth.hi);
+  double allowed = std::max(tolerance * nearest, floor);
+  if (std::abs(actual - nearest) <= allowed) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << fmt::format("{}: {:.2f} MiB vs {} MiB (allowed ±{:.2f} MiB)", what,
+                                                      actual / kMiB, truth.describe_mib(), allowed / kMiB);
 }
 
 void check_run(const ScenarioRun& r) {
@@ -88,17 +91,21 @@ void check_run(const ScenarioRun& r) {
   // use, and after a scavenge the idle semispace keeps its size): those are not resident. V8's own count
   // of its committed pages that are in memory is total_physical_size, the figure resident js_heap bytes
   // must match. heapTotal bounds it from above.
+  // total_physical_size is V8's own bookkeeping of the OS pages it has used in each committed page, not the
+  // kernel's residency: a page V8 counts may never have been faulted in, or been discarded since. On a heap
+  // of a few MiB the two differ by up to about 1 MiB (buffer_leak under attach: 5.7 resident vs 6.7
+  // counted), so small heaps get 1.5 MiB.
   // Measured accuracy: within 10% in most runs, 12.5% at most (http_steady, intl_segmenter). Where the kernel
   // merged a V8 page and a malloc chunk into one VMA, smaps gives one resident figure for both and it is
   // shared out by size, which is the remaining error. The bound below is that measured accuracy, not the
   // goal.
-  EXPECT_TRUE(close_to("js_heap vs heap total_physical_size", c->js_heap, c->heap_physical, 0.15))
+  EXPECT_TRUE(close_to("js_heap vs heap total_physical_size", c->js_heap, c->heap_physical, 0.15, 1.5 * kMiB))
       << c->describe();
-  EXPECT_LE(c->js_heap, 1.10 * c->heap_total + kMiB) << c->describe();
+  EXPECT_LE(c->js_heap, 1.10 * c->heap_total.hi + kMiB) << c->describe();
   // What V8 has committed, resident or not, is what heapTotal counts: the breakdown's mapped V8 pages
   // (data pages and code space) against it, within 10%.
   EXPECT_TRUE(close_to("js_heap mapped vs heapTotal", c->js_heap_mapped, c->heap_total, 0.10))
-      << c->describe();
+      << c->describe() << scenario_lines_near(r.lines, c->scenario_t_s);
   EXPECT_TRUE(close_to("array_buffers vs arrayBuffers", c->array_buffers, c->array_buffers_truth, 0.10))
       << c->describe();
   EXPECT_TRUE(close_to("categories vs rss", c->categories_total, c->rss_truth, 0.05)) << c->describe();

@@ -35,7 +35,10 @@ std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
     r->memlens = Child::spawn({memlens_bin(), "run", "-q", "-o", out, "--", node_bin(), scenario(spec.name),
                                "--duration", fmt::format("{}", spec.trace_s)},
                               r->dir.path(), "memlens");
-    if (auto e = wait_ready(r->memlens, 30s, r->ready_seen_boot_ns)) r->pid = e->value("pid", 0);
+    if (auto e = wait_ready(r->memlens, 30s, r->ready_seen_boot_ns)) {
+      r->pid = e->value("pid", 0);
+      r->ready = *e;
+    }
     return r;
   }
   // The scenario outlives the trace; memlens attaches once it is up and stops after trace_s.
@@ -45,6 +48,7 @@ std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
   auto e = wait_ready(r->node, 30s, r->ready_seen_boot_ns);
   if (!e) return r;
   r->pid = e->value("pid", 0);
+  r->ready = *e;
   std::this_thread::sleep_for(1s);
   r->memlens = Child::spawn({memlens_bin(), "attach", std::to_string(r->pid), "--duration",
                              fmt::format("{}", spec.trace_s), "-q", "-o", out},
@@ -60,6 +64,17 @@ void finish_scenario(ScenarioRun& r) {
   }
   if (r.spec.attach) {
     if (r.node.pid() > 0) {
+      // memlens's last breakdown is of its last moment; the scenario's figures at that moment lie between
+      // its line before and its next line, so it runs until it has printed one more.
+      auto memory_lines = [&] {
+        size_t n = 0;
+        for (const auto& l : json_lines(r.node.stdout_text())) n += l.value("event", "") == "memory";
+        return n;
+      };
+      size_t at_end = memory_lines();
+      auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (memory_lines() == at_end && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
       r.node.signal(SIGTERM);
       r.node.wait(10s);
     }
@@ -71,8 +86,14 @@ void finish_scenario(ScenarioRun& r) {
   if (auto p = report_process(r.report, r.pid)) r.proc = *p;
 }
 
-std::optional<double> scenario_figure_at(const std::vector<json>& lines, const std::string& group,
-                                         const std::string& key, double t_s) {
+std::string Bracket::describe_mib() const {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  if (lo == hi) return fmt::format("{:.1f}", lo / kMiB);
+  return fmt::format("{:.1f}..{:.1f}", lo / kMiB, hi / kMiB);
+}
+
+std::optional<Bracket> scenario_figure_at(const std::vector<json>& lines, const std::string& group,
+                                          const std::string& key, double t_s) {
   const json* prev = nullptr;
   for (const auto& l : lines) {
     if (l.value("event", "") != "memory" && l.value("event", "") != "final") continue;
@@ -80,15 +101,32 @@ std::optional<double> scenario_figure_at(const std::vector<json>& lines, const s
     double t = l.value("t_s", 0.0);
     if (t >= t_s) {
       double v = l[group][key].get<double>();
-      if (!prev) return v;
-      double t0 = (*prev)["t_s"].get<double>(), v0 = (*prev)[group][key].get<double>();
-      return t == t0 ? v : v0 + (v - v0) * (t_s - t0) / (t - t0);
+      if (!prev || t == t_s) return Bracket{v, v};
+      double v0 = (*prev)[group][key].get<double>();
+      return Bracket{std::min(v0, v), std::max(v0, v)};
     }
     prev = &l;
   }
   // After the last line: only if it is close (the scenario may have exited just before the reading).
-  if (prev && t_s - (*prev)["t_s"].get<double>() < 1.5) return (*prev)[group][key].get<double>();
+  if (prev && t_s - (*prev)["t_s"].get<double>() < 1.5) {
+    double v = (*prev)[group][key].get<double>();
+    return Bracket{v, v};
+  }
   return std::nullopt;
+}
+
+std::string scenario_lines_near(const std::vector<json>& lines, double t_s) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  std::string s = "\nscenario lines (t_s heapTotal total_physical_size rss, MiB):";
+  for (const auto& l : lines) {
+    if (!l.contains("memoryUsage") || !l.contains("heap") || !l.contains("t_s")) continue;
+    double t = l["t_s"].get<double>();
+    if (std::abs(t - t_s) > 3) continue;
+    s += fmt::format("\n  {:.2f} {:.1f} {:.1f} {:.1f}", t, l["memoryUsage"].value("heapTotal", 0.0) / kMiB,
+                     l["heap"].value("total_physical_size", 0.0) / kMiB,
+                     l["memoryUsage"].value("rss", 0.0) / kMiB);
+  }
+  return s;
 }
 
 std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
@@ -96,11 +134,17 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
   const auto& b = r.proc["breakdown"];
   const auto& m = b["method"];
   // The breakdown's moment as the scenario's clock reads it. The scenario's clock starts when its script
-  // is loaded, after node's bootstrap (seconds under tracing): the ready line is printed at that clock's
-  // zero, and the test saw it at ready_seen_boot_ns (up to 50 ms late).
-  double bootstrap_s =
-      (static_cast<double>(r.ready_seen_boot_ns) - r.proc["start_time_ns"].get<double>()) / 1e9 - 0.025;
+  // is loaded, after node's bootstrap (seconds under tracing). Its ready line says when that was on the
+  // boot clock (boot_s, to 10 ms, at its own t_s); the moment the test saw the line is only a fallback:
+  // on a busy machine the test's polling can see it most of a second late.
+  double start_s = r.proc["start_time_ns"].get<double>() / 1e9;
+  double bootstrap_s = static_cast<double>(r.ready_seen_boot_ns) / 1e9 - start_s - 0.025;
   BreakdownCheck c;
+  if (r.ready.contains("boot_s") && r.ready.contains("t_s")) {
+    double printed_s = r.ready["boot_s"].get<double>();
+    bootstrap_s = printed_s - r.ready["t_s"].get<double>() - start_s;
+    c.ready_seen_late_s = static_cast<double>(r.ready_seen_boot_ns) / 1e9 - printed_s;
+  }
   c.scenario_t_s = m["process_age_s"].get<double>() - bootstrap_s;
   auto heap_total = scenario_figure_at(r.lines, "memoryUsage", "heapTotal", c.scenario_t_s);
   auto physical = scenario_figure_at(r.lines, "heap", "total_physical_size", c.scenario_t_s);
@@ -129,12 +173,13 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
 std::string BreakdownCheck::describe() const {
   auto mb = [](double v) { return v / (1024.0 * 1024.0); };
   return fmt::format(
-      "at scenario t={:.1f}s: js_heap {:.1f} MiB (mapped {:.1f}) vs heapTotal {:.1f} (in memory {:.1f}); "
+      "at scenario t={:.1f}s: js_heap {:.1f} MiB (mapped {:.1f}) vs heapTotal {} (in memory {}); "
       "array_buffers "
-      "{:.1f} vs arrayBuffers {:.1f}; "
-      "categories {:.1f} vs rss {:.1f}; unexplained {:.1f} of rss_bytes {:.1f}",
-      scenario_t_s, mb(js_heap), mb(js_heap_mapped), mb(heap_total), mb(heap_physical), mb(array_buffers),
-      mb(array_buffers_truth), mb(categories_total), mb(rss_truth), mb(unexplained), mb(rss_bytes));
+      "{:.1f} vs arrayBuffers {}; "
+      "categories {:.1f} vs rss {}; unexplained {:.1f} of rss_bytes {:.1f} (ready line seen {:.2f} s late)",
+      scenario_t_s, mb(js_heap), mb(js_heap_mapped), heap_total.describe_mib(), heap_physical.describe_mib(),
+      mb(array_buffers), array_buffers_truth.describe_mib(), mb(categories_total), rss_truth.describe_mib(),
+      mb(unexplained), mb(rss_bytes), ready_seen_late_s);
 }
 
 std::vector<std::pair<std::string, std::string>> verdicts_of(const ScenarioRun& r) {

@@ -24,8 +24,10 @@ struct ScenarioRun {
   Child memlens;
   Child node;  // attach mode only: the scenario, started by the test
   int pid = 0;
-  // CLOCK_BOOTTIME when the test first saw the scenario's ready line (50 ms polling).
+  // CLOCK_BOOTTIME when the test first saw the scenario's ready line (50 ms polling; later when the
+  // machine is busy), and the line itself.
   uint64_t ready_seen_boot_ns = 0;
+  nlohmann::json ready;
   std::optional<int> memlens_exit;
   nlohmann::json report;
   nlohmann::json proc;                // the scenario's entry in the report (null when missing)
@@ -39,19 +41,34 @@ void finish_scenario(ScenarioRun& run);
 
 uint64_t boot_time_ns();
 
-// A figure of the scenario's own memory lines interpolated at scenario time t_s: group is "memoryUsage"
+// What a figure the scenario prints once a second was at a moment between two of its lines: somewhere
+// from one line's value to the next's. V8 changes some in steps (new space doubles its semispaces at
+// once, heapTotal +16 MiB), so interpolating would invent a value it never had.
+struct Bracket {
+  double lo = 0, hi = 0;
+  std::string describe_mib() const;  // "48.2" or "48.2..70.9"
+};
+
+// A figure of the scenario's own memory lines at scenario time t_s: group is "memoryUsage"
 // (process.memoryUsage()) or "heap" (v8.getHeapStatistics()).
-std::optional<double> scenario_figure_at(const std::vector<nlohmann::json>& lines, const std::string& group,
-                                         const std::string& key, double t_s);
+std::optional<Bracket> scenario_figure_at(const std::vector<nlohmann::json>& lines, const std::string& group,
+                                          const std::string& key, double t_s);
+
+// The scenario's memory lines within 3 s of t_s (heapTotal, total_physical_size, rss), for failure messages.
+std::string scenario_lines_near(const std::vector<nlohmann::json>& lines, double t_s);
 
 // memlens's last breakdown next to the scenario's figures at the same moment.
 struct BreakdownCheck {
-  double scenario_t_s = 0;  // the breakdown's moment on the scenario's clock
-  double js_heap = 0, heap_total = 0;
-  double heap_physical = 0;   // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
+  double scenario_t_s = 0;       // the breakdown's moment on the scenario's clock
+  double ready_seen_late_s = 0;  // how late the test saw the ready line (for failure messages)
+  double js_heap = 0;
+  Bracket heap_total;
+  Bracket heap_physical;      // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
   double js_heap_mapped = 0;  // breakdown.method.js_heap_mapped_bytes: V8's committed pages, resident or not
-  double array_buffers = 0, array_buffers_truth = 0;
-  double categories_total = 0, rss_truth = 0;
+  double array_buffers = 0;
+  Bracket array_buffers_truth;
+  double categories_total = 0;
+  Bracket rss_truth;
   double unexplained = 0;
   double rss_bytes = 0;          // breakdown.method.rss_bytes: the RSS the breakdown adds up to
   double process_rss_bytes = 0;  // the process's rss_bytes (its last RSS)

@@ -3,7 +3,7 @@
 // truth each scenario reads about itself (/proc/self/status, /proc/self/stat, /proc/self/fd).
 //
 // Every line on stdout is one JSON object with an "event" field:
-//   {"event":"ready","pid":N,...}                 once, at start
+//   {"event":"ready","pid":N,"t_s":..,"boot_s":..,...}   once, at start (boot_s: CLOCK_BOOTTIME)
 //   {"event":"memory","t_s":..,"memoryUsage":{..},"heap":{..}}   every --report-interval seconds
 //   {"event":"fds","count":N,"by_type":{..},"fds":[..]}          fd scenarios, at quiet points
 //   {"event":"final","status":{..},"stat":{..},"memoryUsage":{..},"heap":{..}}   last line before exit
@@ -122,8 +122,17 @@ function memorySnapshot() {
   return { memoryUsage: process.memoryUsage(), heap: v8.getHeapStatistics() };
 }
 
+// Seconds since boot, CLOCK_BOOTTIME (the clock of memlens's timestamps and of /proc/PID/stat's start
+// time), to 10 ms: lets a test put this process's clock on memlens's without guessing when it saw a line.
+function bootSeconds() {
+  return Number(fs.readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+}
+
 function ready(extra = {}) {
-  emit(Object.assign({ event: 'ready', pid: process.pid, ppid: process.ppid, node: process.version }, extra));
+  const t_s = elapsedSeconds();
+  const boot_s = bootSeconds();
+  const line = { event: 'ready', pid: process.pid, ppid: process.ppid, node: process.version, t_s, boot_s };
+  emit(Object.assign(line, extra));
 }
 
 let reportTimer = null;
