@@ -53,7 +53,8 @@ int ml_fd_enter(struct pt_regs* ctx) {
   }
   // F_SETFD creates nothing: no stack for it.
   if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = user_stack_id(ctx);
-  // At a function's first instruction the return address is at the top of the stack.
+  // At a function's first instruction (or the branch userspace may put this probe on instead, before any
+  // stack change) the return address is at the top of the stack.
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP(ctx));
   __u32 tid = (__u32)id;
   if (bpf_map_update_elem(&ml_fd_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
@@ -73,6 +74,9 @@ static __always_inline void fill_fd_event(struct ml_fd_event* e, __u32 type, str
   e->caller_ip = p->caller_ip;
 }
 
+// A return probe, or a plain uprobe on the branch right after the wrapper's syscall instruction (accept,
+// accept4: one cheap hit instead of a return probe), where %rax holds the kernel's result: -errno on
+// failure, as negative as a wrapper's -1.
 SEC("uretprobe")
 int BPF_KRETPROBE(ml_fd_exit, long ret) {
   __u32 tid = (__u32)bpf_get_current_pid_tgid();

@@ -15,6 +15,7 @@
 
 #include "collect/extensions.h"
 #include "collect/process_probes.h"
+#include "collect/wrapper_sites.h"
 #include "elf/elf_file.h"
 #include "memlens.skel.h"
 #include "proc/fd_scan.h"
@@ -478,7 +479,25 @@ class FdExtension : public TraceExtension {
     uint32_t kind;
     bool needs_return;
     const char* symbol;
+    uint64_t entry_offset = 0;           // where the entry program goes: the start or an equivalent branch
+    std::vector<uint64_t> result_sites;  // branches after the syscall that replace the return probe
   };
+
+  // accept and accept4 are the calls a server makes per connection: their result is read at the branch
+  // after the syscall, one emulated hit instead of a return probe (wrapper_sites.h). Other wrappers keep
+  // their return probe: a wrapper that also reaches its syscall through another function would be missed.
+  static bool result_at_syscall(uint32_t kind) { return kind == ML_FDK_ACCEPT || kind == ML_FDK_ACCEPT4; }
+
+  // Cheaper probe points of one wrapper, from its code in the file (none when it cannot be read).
+  static WrapperSites sites_of(const std::string& path, uint64_t file_offset, uint64_t size) {
+    std::vector<uint8_t> code(std::min<uint64_t>(size, 4096));
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    ssize_t n = ::pread(fd, code.data(), code.size(), static_cast<off_t>(file_offset));
+    ::close(fd);
+    if (n != static_cast<ssize_t>(code.size())) return {};
+    return find_wrapper_sites(code);
+  }
 
   // The functions of this C library to probe, one per address: aliases (open and open64, fcntl and
   // fcntl64) share their code, and two probes at one address would report each call twice.
@@ -495,7 +514,13 @@ class FdExtension : public TraceExtension {
       auto off = (*elf)->vaddr_to_file_offset(sym->address);
       if (!off || seen.count(*off)) continue;
       seen[*off] = true;
-      out.push_back({*off, spec.kind, spec.needs_return, spec.symbol});
+      Target t{*off, spec.kind, spec.needs_return, spec.symbol};
+      t.entry_offset = *off;
+      auto sites = sites_of(libc.host_path, *off, sym->size);
+      if (sites.entry) t.entry_offset = *off + *sites.entry;
+      if (spec.needs_return && result_at_syscall(spec.kind))
+        for (uint64_t site : sites.after_syscall) t.result_sites.push_back(*off + site);
+      out.push_back(std::move(t));
     }
     targets_[key] = out;
     return out;
@@ -526,15 +551,30 @@ class FdExtension : public TraceExtension {
     for (const auto& t : *targets) {
       // The return probe first: an entry without its return would leave arguments waiting.
       if (t.needs_return) {
-        auto ret = attach_one(progs->ml_fd_exit, p.pid(), libc.host_path, t, true);
-        if (!ret) {
-          failed.push_back(fmt::format("{} ({})", t.symbol, ret.error().describe()));
-          continue;
+        bool ok = true;
+        if (t.result_sites.empty()) {
+          auto ret = attach_one(progs->ml_fd_exit, p.pid(), libc.host_path, t, t.file_offset, true);
+          if (!ret) {
+            ok = false;
+            failed.push_back(fmt::format("{} ({})", t.symbol, ret.error().describe()));
+            continue;
+          }
+          l.links.push_back(std::move(*ret));
         }
-        l.links.push_back(std::move(*ret));
+        for (uint64_t site : t.result_sites) {
+          // The return program reads %rax, which holds the syscall's result at the branch.
+          auto ret = attach_one(progs->ml_fd_exit, p.pid(), libc.host_path, t, site, false);
+          if (!ret) {
+            ok = false;
+            failed.push_back(fmt::format("{} ({})", t.symbol, ret.error().describe()));
+            continue;
+          }
+          l.links.push_back(std::move(*ret));
+        }
+        if (!ok) continue;
       }
       bpf_program* entry = t.needs_return ? progs->ml_fd_enter : progs->ml_fd_close;
-      auto ent = attach_one(entry, p.pid(), libc.host_path, t, false);
+      auto ent = attach_one(entry, p.pid(), libc.host_path, t, t.entry_offset, false);
       if (!ent) {
         failed.push_back(fmt::format("{} ({})", t.symbol, ent.error().describe()));
         continue;
@@ -619,8 +659,8 @@ class FdExtension : public TraceExtension {
   }
 
   static Result<UprobeLink> attach_one(bpf_program* prog, pid_t pid, const std::string& path, const Target& t,
-                                       bool retprobe) {
-    auto link = attach_uprobe(prog, pid, path, "", t.file_offset, retprobe, t.kind);
+                                       uint64_t file_offset, bool retprobe) {
+    auto link = attach_uprobe(prog, pid, path, "", file_offset, retprobe, t.kind);
     if (!link)
       return make_error(fmt::format("{}: {}", t.symbol, link.error().message), link.error().errno_value);
     return link;
