@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -297,6 +298,18 @@ bool any_stack_mentions(const json& verdict, const std::string& text) {
   return false;
 }
 
+// The first lines of fd_opens.folded that do not mention `function`, for failure messages.
+std::string folded_lines_without(const std::string& out, const std::string& function) {
+  std::ifstream in(out + "/fd_opens.folded");
+  std::string line, text;
+  for (int shown = 0; std::getline(in, line) && shown < 10;)
+    if (line.find(function) == std::string::npos) {
+      text += "\n  " + line.substr(0, 400);
+      ++shown;
+    }
+  return text;
+}
+
 // fd_opens.folded and fd_opens.pb.gz hold the fds open at the end by opening stack: they agree with each
 // other, with the report's profile totals, and with the table (no more than it holds open).
 void check_fd_opens_profile(const std::string& out, const json& report, const json& proc,
@@ -313,7 +326,8 @@ void check_fd_opens_profile(const std::string& out, const json& report, const js
   EXPECT_LE(static_cast<uint64_t>(f.total), proc["fds"]["open"].get<uint64_t>());
   double under =
       std::stod((function.empty() ? summary["totals"] : summary["matching"]["totals"])[0].get<std::string>());
-  EXPECT_GE(under, static_cast<double>(at_least)) << "fds opened under '" << function << "'";
+  EXPECT_GE(under, static_cast<double>(at_least))
+      << "fds opened under '" << function << "'; stacks without it:" << folded_lines_without(out, function);
 }
 
 TEST(FdVerdicts, LeakedFilesAndSocketsAreLeaksWithTheirOpeningStacks) {
