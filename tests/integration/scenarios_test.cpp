@@ -103,9 +103,19 @@ void check_run(const ScenarioRun& r) {
       << c->describe();
   EXPECT_LE(c->js_heap, 1.10 * c->heap_total.hi + kMiB) << c->describe();
   // What V8 has committed, resident or not, is what heapTotal counts: the breakdown's mapped V8 pages
-  // (data pages and code space) against it, within 10%.
-  EXPECT_TRUE(close_to("js_heap mapped vs heapTotal", c->js_heap_mapped, c->heap_total, 0.10))
-      << c->describe() << scenario_lines_near(r.lines, c->scenario_t_s);
+  // (data pages and code space) against it, within 10%. Under attach, of the pages V8 committed before
+  // memlens came only the resident ones can be told apart (docs/attribution.md), so the figure is a lower
+  // bound there: between what is resident of the JS heap and heapTotal (burst_then_quiet keeps 8 MiB
+  // committed after its burst, 5.4 of it seen).
+  if (r.spec.attach) {
+    // (read-only V8 pages are resident js_heap but not read-write committed pages: a few hundred KiB)
+    EXPECT_GE(c->js_heap_mapped + kMiB, c->js_heap) << c->describe();
+    EXPECT_LE(c->js_heap_mapped, 1.10 * c->heap_total.hi + kMiB)
+        << c->describe() << scenario_lines_near(r.lines, c->scenario_t_s);
+  } else {
+    EXPECT_TRUE(close_to("js_heap mapped vs heapTotal", c->js_heap_mapped, c->heap_total, 0.10))
+        << c->describe() << scenario_lines_near(r.lines, c->scenario_t_s);
+  }
   EXPECT_TRUE(close_to("array_buffers vs arrayBuffers", c->array_buffers, c->array_buffers_truth, 0.10))
       << c->describe();
   EXPECT_TRUE(close_to("categories vs rss", c->categories_total, c->rss_truth, 0.05)) << c->describe();
