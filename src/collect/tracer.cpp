@@ -63,9 +63,11 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
 
 Tracer::~Tracer() {
   extensions_.clear();  // they retire their probes to the session
-  for (auto& [pid, probes] : probes_) session_->retire(probes.take_links());
+  if (session_) {       // null when create() failed before loading the programs
+    for (auto& [pid, probes] : probes_) session_->retire(probes.take_links());
+    session_->drain_retired();  // every probe detached before memlens goes on (or exits)
+  }
   probes_.clear();
-  session_->drain_retired();  // every probe detached before memlens goes on (or exits)
   if (ring_) ring_buffer__free(ring_);
 }
 
