@@ -40,9 +40,10 @@ int ml_fd_enter(struct pt_regs* ctx) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
   __u32 kind = (__u32)bpf_get_attach_cookie(ctx);
-  struct ml_fd_pending p = {.args = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx)},
-                            .kind = kind,
-                            .stack_id = -1};
+  struct ml_fd_pending p = {
+      .args = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx)},
+      .kind = kind,
+      .stack_id = -1};
   if (kind == ML_FDK_FCNTL) {
     int cmd = (int)p.args[1];
     if (cmd != ML_F_DUPFD && cmd != ML_F_DUPFD_CLOEXEC && cmd != ML_F_SETFD) return 0;  // most fcntl calls
@@ -52,7 +53,7 @@ int ml_fd_enter(struct pt_regs* ctx) {
     p.args[2] = p.args[3];  // flags in args[2], as the event documents
   }
   // F_SETFD creates nothing: no stack for it.
-  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = user_stack_id(ctx);
+  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = user_stack_id(ctx, true);
   // At a function's first instruction (or the branch userspace may put this probe on instead, before any
   // stack change) the return address is at the top of the stack.
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP(ctx));
@@ -61,7 +62,8 @@ int ml_fd_enter(struct pt_regs* ctx) {
   return 0;
 }
 
-static __always_inline void fill_fd_event(struct ml_fd_event* e, __u32 type, struct ml_fd_pending* p, long ret) {
+static __always_inline void fill_fd_event(struct ml_fd_event* e, __u32 type, struct ml_fd_pending* p,
+                                          long ret) {
   fill_header(&e->h, type);
   e->result = ret;
   e->args[0] = p->args[0];
@@ -85,7 +87,7 @@ int BPF_KRETPROBE(ml_fd_exit, long ret) {
   struct ml_fd_pending p = *found;
   bpf_map_delete_elem(&ml_fd_pending, &tid);
   if (p.kind != (__u32)bpf_get_attach_cookie(ctx)) return 0;  // an inner call's return took the arguments
-  if (ret < 0) return 0;                                       // failed: no fd was created
+  if (ret < 0) return 0;                                      // failed: no fd was created
 
   const void* str = NULL;
   switch (p.kind) {
@@ -118,6 +120,37 @@ int BPF_KRETPROBE(ml_fd_exit, long ret) {
     e->fds[0] = -1;
     e->fds[1] = -1;
   }
+  submit_event(e);
+  return 0;
+}
+
+// accept and accept4 in one hit: a uprobe on the branch after the result check of each of the wrapper's
+// syscalls (wrapper_sites.h), instead of an entry and a return probe. The syscall preserved the argument
+// registers (the fourth, flags, is in %r10), %rax holds its result, and the return address is at %rsp
+// plus the stack bytes the wrapper had taken on the way to this syscall (the cookie's upper half).
+// Only an accepted connection walks the stack: a server's last accept of a batch fails with EAGAIN.
+SEC("uprobe")
+int ml_fd_accepted(struct pt_regs* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  long ret = (long)PT_REGS_RC(ctx);
+  if (ret < 0) return 0;
+  __u64 cookie = bpf_get_attach_cookie(ctx);
+  __u32 kind = (__u32)cookie;
+  __u64 return_slot = PT_REGS_SP(ctx) + (cookie >> 32);
+  // Both loads made, then one chosen: a choice between two context fields compiled as one load through
+  // a computed pointer, which the verifier refuses.
+  __u64 third = PT_REGS_PARM3(ctx), r10 = ctx->r10;
+  asm volatile("" : "+r"(third), "+r"(r10));
+  struct ml_fd_pending p = {
+      .args = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), kind == ML_FDK_ACCEPT4 ? r10 : third, 0},
+      .kind = kind,
+      .stack_id = -1};
+  if (capture_stacks) p.stack_id = (__s32)capture_user_stack(ctx, return_slot);
+  bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)return_slot);
+  struct ml_fd_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  fill_fd_event(e, ML_EV_FD_OPEN, &p, ret);
   submit_event(e);
   return 0;
 }

@@ -29,7 +29,7 @@ struct ml_v8_gc_pending {
   __u64 heap_after;
   __u32 kind;
   __u32 flags;
-  __u32 depth;  // PerformGarbageCollection re-entered on the same thread (a clone calling the original)
+  __u32 depth;     // PerformGarbageCollection re-entered on the same thread (a clone calling the original)
   __s32 stack_id;  // user stack at the start (what was running when the GC was triggered), -1 if none
 };
 
@@ -45,7 +45,8 @@ static __always_inline struct ml_v8_counters* v8_counters(void) {
   return bpf_map_lookup_elem(&ml_v8_counters, &tgid);
 }
 
-static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags) {
+// at_entry: the probe is at the function's entry (uprobe), not inside it (USDT).
+static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool at_entry) {
   struct ml_v8_counters* c = v8_counters();
   if (!c) return 0;
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -54,9 +55,12 @@ static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags) {
     p->depth += 1;
     return 0;
   }
-  struct ml_v8_gc_pending n = {
-      .start_ns = bpf_ktime_get_boot_ns(), .kind = kind, .flags = flags, .stack_id = user_stack_id(ctx)};
-  if (bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) != 0) __sync_fetch_and_add(&c->gc_pending_full, 1);
+  struct ml_v8_gc_pending n = {.start_ns = bpf_ktime_get_boot_ns(),
+                               .kind = kind,
+                               .flags = flags,
+                               .stack_id = user_stack_id(ctx, at_entry)};
+  if (bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) != 0)
+    __sync_fetch_and_add(&c->gc_pending_full, 1);
   return 0;
 }
 
@@ -105,17 +109,25 @@ static __always_inline int v8_heap_figure(__u64 bytes, bool after) {
 
 // Heap::PerformGarbageCollection entry: esi = GarbageCollector.
 SEC("uprobe")
-int ml_v8_gc_start(struct pt_regs* ctx) { return v8_gc_begin(ctx, (__u32)PT_REGS_PARM2(ctx), 0); }
+int ml_v8_gc_start(struct pt_regs* ctx) {
+  return v8_gc_begin(ctx, (__u32)PT_REGS_PARM2(ctx), 0, true);
+}
 
 SEC("uretprobe")
-int ml_v8_gc_end(struct pt_regs* ctx) { return v8_gc_finish(); }
+int ml_v8_gc_end(struct pt_regs* ctx) {
+  return v8_gc_finish();
+}
 
 // The instruction after GCTracer::Start/StopInSafepoint's call to Heap::SizeOfObjects: rax = its result.
 SEC("uprobe")
-int ml_v8_heap_before(struct pt_regs* ctx) { return v8_heap_figure(PT_REGS_RC(ctx), false); }
+int ml_v8_heap_before(struct pt_regs* ctx) {
+  return v8_heap_figure(PT_REGS_RC(ctx), false);
+}
 
 SEC("uprobe")
-int ml_v8_heap_after(struct pt_regs* ctx) { return v8_heap_figure(PT_REGS_RC(ctx), true); }
+int ml_v8_heap_after(struct pt_regs* ctx) {
+  return v8_heap_figure(PT_REGS_RC(ctx), true);
+}
 
 static __always_inline void v8_ab_allocated(struct ml_v8_counters* c, __u64 bytes) {
   __u64 total = __sync_fetch_and_add(&c->ab_allocated_bytes, bytes) + bytes;
@@ -153,7 +165,7 @@ struct {
 } ml_v8_allocators SEC(".maps");
 
 static __always_inline void v8_ab_stack_add(void* ctx, __u32 tgid, __u64 bytes) {
-  __s32 id = user_stack_id(ctx);
+  __s32 id = user_stack_id(ctx, true);  // allocator entry
   if (id < 0) return;
   struct ml_v8_stack_key key = {.pid = tgid, .stack_id = id};
   struct ml_v8_stack_weights* w = bpf_map_lookup_elem(&ml_v8_ab_stacks, &key);
@@ -254,22 +266,34 @@ static __always_inline int v8_external(__s64 delta) {
 
 // Isolate::AdjustAmountOfExternalAllocatedMemory(int64_t): rsi = signed change.
 SEC("uprobe")
-int ml_v8_ext_adjust(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PARM2(ctx)); }
+int ml_v8_ext_adjust(struct pt_regs* ctx) {
+  return v8_external((__s64)PT_REGS_PARM2(ctx));
+}
 
 // ExternalMemoryAccounter::Increase/Decrease(Isolate*, size_t), Update(Isolate*, int64_t): rdx.
 SEC("uprobe")
-int ml_v8_ext_increase(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PARM3(ctx)); }
+int ml_v8_ext_increase(struct pt_regs* ctx) {
+  return v8_external((__s64)PT_REGS_PARM3(ctx));
+}
 
 SEC("uprobe")
-int ml_v8_ext_decrease(struct pt_regs* ctx) { return v8_external(-(__s64)PT_REGS_PARM3(ctx)); }
+int ml_v8_ext_decrease(struct pt_regs* ctx) {
+  return v8_external(-(__s64)PT_REGS_PARM3(ctx));
+}
 
 SEC("uprobe")
-int ml_v8_ext_update(struct pt_regs* ctx) { return v8_external((__s64)PT_REGS_PARM3(ctx)); }
+int ml_v8_ext_update(struct pt_regs* ctx) {
+  return v8_external((__s64)PT_REGS_PARM3(ctx));
+}
 
 // USDT node:gc__start(int type, int flags, void* isolate) / gc__done(...) (Node <= 18 built --with-dtrace):
 // type is v8::GCType bits, mapped to a kind by userspace. No heap figures on this path.
 SEC("usdt")
-int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) { return v8_gc_begin(ctx, (__u32)type, ML_V8_GC_USDT); }
+int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) {
+  return v8_gc_begin(ctx, (__u32)type, ML_V8_GC_USDT, false);
+}
 
 SEC("usdt")
-int BPF_USDT(ml_v8_usdt_gc_done, int type, int flags) { return v8_gc_finish(); }
+int BPF_USDT(ml_v8_usdt_gc_done, int type, int flags) {
+  return v8_gc_finish();
+}

@@ -155,14 +155,14 @@ std::vector<std::pair<int32_t, uint64_t>> BpfSession::take_fault_stacks(pid_t pi
 }
 
 std::vector<uint64_t> BpfSession::stack(int32_t stack_id) const {
-  std::vector<uint64_t> ips(ML_MAX_STACK_DEPTH, 0);
+  std::vector<uint64_t> ips(ML_MAX_STACK_DEPTH + 1, 0);  // the frames, then the kernel side's hash
   if (stack_id < 0) return {};
   __u32 key = static_cast<__u32>(stack_id);
   if (bpf_map__lookup_elem(skel_->maps.ml_stacks, &key, sizeof(key), ips.data(),
                            ips.size() * sizeof(uint64_t), 0) != 0)
     return {};
   size_t n = 0;
-  while (n < ips.size() && ips[n] != 0) ++n;
+  while (n < ML_MAX_STACK_DEPTH && ips[n] != 0) ++n;
   ips.resize(n);
   return ips;
 }

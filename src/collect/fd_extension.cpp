@@ -481,10 +481,14 @@ class FdExtension : public TraceExtension {
     const char* symbol;
     uint64_t entry_offset = 0;           // where the entry program goes: the start or an equivalent branch
     std::vector<uint64_t> result_sites;  // branches after the syscall that replace the return probe
+    // Branches after the syscall that replace both probes, with the stack bytes the wrapper has taken
+    // there (accept, accept4: ml_fd_accepted); when set, result_sites and entry_offset are not used.
+    std::vector<std::pair<uint64_t, uint32_t>> call_sites;
   };
 
-  // accept and accept4 are the calls a server makes per connection: their result is read at the branch
-  // after the syscall, one emulated hit instead of a return probe (wrapper_sites.h). Other wrappers keep
+  // accept and accept4 are the calls a server makes per connection: they are read at the branch after
+  // each syscall, one emulated hit per call where the path to it is known (ml_fd_accepted), else the
+  // result alone there, after the entry probe (wrapper_sites.h). Other wrappers keep
   // their return probe: a wrapper that also reaches its syscall through another function would be missed.
   static bool result_at_syscall(uint32_t kind) { return kind == ML_FDK_ACCEPT || kind == ML_FDK_ACCEPT4; }
 
@@ -518,8 +522,12 @@ class FdExtension : public TraceExtension {
       t.entry_offset = *off;
       auto sites = sites_of(libc.host_path, *off, sym->size);
       if (sites.entry) t.entry_offset = *off + *sites.entry;
-      if (spec.needs_return && result_at_syscall(spec.kind))
-        for (uint64_t site : sites.after_syscall) t.result_sites.push_back(*off + site);
+      if (spec.needs_return && result_at_syscall(spec.kind)) {
+        for (size_t k = 0; k < sites.stack_bytes.size(); ++k)
+          t.call_sites.emplace_back(*off + sites.after_syscall[k], sites.stack_bytes[k]);
+        if (t.call_sites.empty())
+          for (uint64_t site : sites.after_syscall) t.result_sites.push_back(*off + site);
+      }
       out.push_back(std::move(t));
     }
     targets_[key] = out;
@@ -549,6 +557,18 @@ class FdExtension : public TraceExtension {
     auto* progs = &session_.skeleton()->progs;
     std::vector<std::string> failed;
     for (const auto& t : *targets) {
+      if (!t.call_sites.empty()) {
+        for (const auto& [site, stack_bytes] : t.call_sites) {
+          uint64_t cookie = t.kind | (static_cast<uint64_t>(stack_bytes) << 32);
+          auto link = attach_one(progs->ml_fd_accepted, p.pid(), libc.host_path, t, site, false, cookie);
+          if (!link) {
+            failed.push_back(fmt::format("{} ({})", t.symbol, link.error().describe()));
+            continue;
+          }
+          l.links.push_back(std::move(*link));
+        }
+        continue;
+      }
       // The return probe first: an entry without its return would leave arguments waiting.
       if (t.needs_return) {
         bool ok = true;
@@ -658,9 +678,11 @@ class FdExtension : public TraceExtension {
     return true;
   }
 
+  // cookie: what the program reads with bpf_get_attach_cookie(), by default the wrapper's kind.
   static Result<UprobeLink> attach_one(bpf_program* prog, pid_t pid, const std::string& path, const Target& t,
-                                       uint64_t file_offset, bool retprobe) {
-    auto link = attach_uprobe(prog, pid, path, "", file_offset, retprobe, t.kind);
+                                       uint64_t file_offset, bool retprobe,
+                                       std::optional<uint64_t> cookie = {}) {
+    auto link = attach_uprobe(prog, pid, path, "", file_offset, retprobe, cookie.value_or(t.kind));
     if (!link)
       return make_error(fmt::format("{}: {}", t.symbol, link.error().message), link.error().errno_value);
     return link;

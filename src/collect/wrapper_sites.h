@@ -14,6 +14,12 @@
 //   return: syscall                                  the kernel's result is in %rax and the argument
 //           cmp $0xfffffffffffff000,%rax             registers are preserved; a failure is -errno
 //           ja ...                                   here (the wrapper sets errno after the branch)
+//
+// Where the code from the entry branch to each syscall (either way the branch goes) is straight-line and
+// made only of instructions whose effect on %rsp is known, the branch after the syscall also knows where
+// the return address is (%rsp + the bytes the wrapper has taken), and one hit there can stand for both
+// the entry and the return probe (accept, accept4: the arguments are still in their registers, which the
+// syscall preserves, %rcx aside: the fourth is in %r10).
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -27,6 +33,11 @@ struct WrapperSites {
   // Offsets of the branch after each syscall instruction, when every syscall of the function is followed
   // by the result check (else empty: a return probe is needed).
   std::vector<uint64_t> after_syscall;
+  // For each after_syscall branch, the stack bytes the wrapper has taken below its return address when it
+  // gets there (the return address is at %rsp + this). Empty unless known for every branch: the code
+  // from the entry branch to each syscall could be followed and changes neither %rsp (but by a known
+  // sub) nor %rbp (the caller's frame pointer, for the stack walk).
+  std::vector<uint32_t> stack_bytes;
 };
 
 // code: the function's bytes, from its first instruction.
