@@ -1,8 +1,7 @@
 // memlens doctor: one pass/fail line per requirement, each failure with its remedy. With --pid or
 // --binary, also what that process or binary offers.
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/environment.h"
@@ -45,7 +44,7 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
     Check load{"BPF programs load (verifier, CO-RE)"};
     load.ok = s.ok();
     load.detail = s ? "all programs verified" : s.error().describe();
-    load.remedy = "a kernel >= 5.8 with BTF is needed; run with -v for libbpf's log";
+    load.remedy = "a kernel >= 5.17 with BTF is needed; run with -v for libbpf's log";
     out.line(load);
     if (s) {
       session = std::move(*s);
@@ -63,8 +62,9 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       if (libc) {
         auto probes = collect::attach_process_probes(*session, getpid(), *libc);
         up.ok = probes.ok();
-        up.detail = probes ? fmt::format("{} probes attached on {}", probes->attached_count(), libc->path_in_process)
-                           : probes.error().describe();
+        up.detail =
+            probes ? fmt::format("{} probes attached on {}", probes->attached_count(), libc->path_in_process)
+                   : probes.error().describe();
       } else {
         up.detail = libc.error().describe();
       }
