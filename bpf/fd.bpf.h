@@ -52,11 +52,11 @@ int ml_fd_enter(struct pt_regs* ctx) {
   } else if (kind == ML_FDK_ACCEPT4) {
     p.args[2] = p.args[3];  // flags in args[2], as the event documents
   }
-  // F_SETFD creates nothing: no stack for it.
-  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = user_stack_id(ctx, true);
   // At a function's first instruction (or the branch userspace may put this probe on instead, before any
   // stack change) the return address is at the top of the stack.
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP(ctx));
+  // F_SETFD creates nothing: no stack for it.
+  if (!(kind == ML_FDK_FCNTL && (int)p.args[1] == ML_F_SETFD)) p.stack_id = entry_stack_id(ctx, p.caller_ip);
   __u32 tid = (__u32)id;
   if (bpf_map_update_elem(&ml_fd_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
   return 0;
@@ -146,8 +146,8 @@ int ml_fd_accepted(struct pt_regs* ctx) {
       .args = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), kind == ML_FDK_ACCEPT4 ? r10 : third, 0},
       .kind = kind,
       .stack_id = -1};
-  if (capture_stacks) p.stack_id = (__s32)capture_user_stack(ctx, return_slot);
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)return_slot);
+  if (capture_stacks) p.stack_id = (__s32)capture_user_stack(ctx, return_slot, p.caller_ip);
   struct ml_fd_event* e = reserve_event(sizeof(*e));
   if (!e) return 0;
   fill_fd_event(e, ML_EV_FD_OPEN, &p, ret);

@@ -194,7 +194,8 @@ static __always_inline int in_self_read(__u64 id) {
 // with stacks, 1.0 us without). Here the chain must climb the stack, which ends it before any fault.
 // return_slot: where the caller's return address is when the probe sits before the function has pushed
 // its frame (its first instruction, or a branch equivalent to it: %rsp; further into a wrapper that has
-// taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere.
+// taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere. The programs
+// read that return address anyway (the events' caller_ip) and pass it in: it is read once.
 struct ml_walk {
   __u64 fp, floor, hash;
   __u32 n;
@@ -224,20 +225,19 @@ static long walk_one_frame(__u64 index, struct ml_walk* w) {
 }
 
 // Fills s (zeroed) with the stack and its hash.
-static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot,
+static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot, __u64 return_address,
                                             struct ml_user_stack* s) {
   struct ml_walk w = {.fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
   s->ips[0] = regs->ip;
   w.hash = hash_step(w.hash, s->ips[0]);
   w.n = 1;
   if (return_slot) {
-    __u64 ret = 0;
-    if (bpf_probe_read_user(&ret, sizeof(ret), (void*)return_slot) == 0 && ret != 0) {
-      s->ips[1] = ret;
-      w.hash = hash_step(w.hash, ret);
+    if (return_address != 0) {
+      s->ips[1] = return_address;
+      w.hash = hash_step(w.hash, return_address);
       w.n = 2;
     }
-    w.floor = return_slot + sizeof(ret);
+    w.floor = return_slot + sizeof(return_address);
   }
   bpf_loop(ML_MAX_STACK_DEPTH, walk_one_frame, &w, 0);
   s->hash = w.hash;
@@ -245,14 +245,15 @@ static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_s
 
 // The id of the user stack of regs (the user registers) in ml_stacks (added if new), or -1 with the
 // reason counted.
-static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 return_slot) {
+static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 return_slot,
+                                               __u64 return_address) {
   __u32 zero = 0;
   struct ml_user_stack* s = bpf_map_lookup_elem(&ml_stack_scratch, &zero);
   if (!s) return -1;
   __builtin_memset(s, 0, sizeof(*s));
   __u64 self = bpf_get_current_pid_tgid();
   self_read_mark(self);
-  walk_user_stack(regs, return_slot, s);
+  walk_user_stack(regs, return_slot, return_address, s);
   self_read_mark(0);
   __u32 id = (__u32)(s->hash ^ (s->hash >> 31)) & 0x7fffffff;
   struct ml_user_stack* have = bpf_map_lookup_elem(&ml_stacks, &id);
@@ -271,12 +272,23 @@ static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 retur
   return id;
 }
 
-// The user stack of a uprobe (ctx: the user registers), -1 when stacks are off. at_entry: the probe is at
-// the function's entry (or a branch equivalent to it), where the return address is at the top of the stack.
+// The user stack of a uprobe at a function's entry (or a branch equivalent to it; ctx: the user
+// registers), whose return address, on top of the stack, the program has read: -1 when stacks are off.
+static __always_inline __s32 entry_stack_id(void* ctx, __u64 return_address) {
+  if (!capture_stacks) return -1;
+  struct pt_regs* regs = (struct pt_regs*)ctx;
+  return (__s32)capture_user_stack(regs, regs->sp, return_address);
+}
+
+// The same where the program has no use for the return address itself; at_entry false: a probe inside
+// a function (USDT), whose own frame is the innermost in the chain.
 static __always_inline __s32 user_stack_id(void* ctx, bool at_entry) {
   if (!capture_stacks) return -1;
   struct pt_regs* regs = (struct pt_regs*)ctx;
-  return (__s32)capture_user_stack(regs, at_entry ? regs->sp : 0);
+  if (!at_entry) return (__s32)capture_user_stack(regs, 0, 0);
+  __u64 return_address = 0;
+  bpf_probe_read_user(&return_address, sizeof(return_address), (void*)regs->sp);
+  return (__s32)capture_user_stack(regs, regs->sp, return_address);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -448,7 +460,9 @@ int BPF_PROG(ml_rss_stat, struct mm_struct* mm, int member) {
 // Counts a sampled fault against the user stack that took it.
 static __always_inline void sample_fault_stack(struct pt_regs* user_regs, __u32 tgid, __u64 nth) {
   if (fault_sample_period == 0 || nth % fault_sample_period != 0) return;
-  long id = capture_user_stack(user_regs, 0);
+  // A fault in kernel mode: the user code's registers are where the system call (or exception) entered.
+  if (!user_regs) user_regs = (struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
+  long id = capture_user_stack(user_regs, 0, 0);
   if (id < 0) return;
   struct ml_fault_stack_key key = {.pid = tgid, .stack_id = (__s32)id};
   __u64* n = bpf_map_lookup_elem(&ml_fault_stacks, &key);
@@ -466,7 +480,8 @@ static __always_inline void sample_fault_stack(struct pt_regs* user_regs, __u32 
   }
 }
 
-// user_regs: the registers of the user code that faulted (or whose system call faulted).
+// user_regs: the registers of the user code that faulted; NULL for a fault in kernel mode (found only for
+// a sampled fault: these programs run at every fault on the host).
 static __always_inline void count_fault(struct pt_regs* user_regs, unsigned long address, bool user_mode) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!user_mode && in_self_read(id)) return;  // memlens's own read of the process's memory
@@ -499,8 +514,7 @@ int BPF_PROG(ml_fault_user, unsigned long address, struct pt_regs* regs, unsigne
 SEC("tp_btf/page_fault_kernel")
 int BPF_PROG(ml_fault_kernel, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
   if (address >= ML_USER_ADDR_LIMIT) return 0;  // a fault on kernel memory (vmalloc), not the process's
-  // regs are the kernel's here: the user code's are where the system call (or exception) entered.
-  count_fault((struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf()), address, false);
+  count_fault(NULL, address, false);            // regs are the kernel's here
   return 0;
 }
 
@@ -513,10 +527,10 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
   __u32 tid = (__u32)id;
-  struct ml_pending p = {
-      .args = {a0, a1, a2, a3, a4, a5}, .type = type, .stack_id = user_stack_id(ctx, true)};
+  struct ml_pending p = {.args = {a0, a1, a2, a3, a4, a5}, .type = type};
   // At a function's first instruction the return address is at the top of the stack.
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
+  p.stack_id = entry_stack_id(ctx, p.caller_ip);
   if (bpf_map_update_elem(&ml_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
   return 0;
 }
@@ -536,8 +550,8 @@ static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 
   e->len_bytes = a1;
   e->advice = (__u32)a2;
   e->fd = -1;
-  e->stack_id = grows ? user_stack_id(ctx, true) : -1;
   bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
+  e->stack_id = grows ? entry_stack_id(ctx, e->caller_ip) : -1;
   submit_mm_event(e, id >> 32);
   return 0;
 }

@@ -493,14 +493,10 @@ class FdExtension : public TraceExtension {
   static bool result_at_syscall(uint32_t kind) { return kind == ML_FDK_ACCEPT || kind == ML_FDK_ACCEPT4; }
 
   // Cheaper probe points of one wrapper, from its code in the file (none when it cannot be read).
-  static WrapperSites sites_of(const std::string& path, uint64_t file_offset, uint64_t size) {
-    std::vector<uint8_t> code(std::min<uint64_t>(size, 4096));
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {};
-    ssize_t n = ::pread(fd, code.data(), code.size(), static_cast<off_t>(file_offset));
-    ::close(fd);
-    if (n != static_cast<ssize_t>(code.size())) return {};
-    return find_wrapper_sites(code);
+  static WrapperSites sites_of(const elf::ElfFile& elf, uint64_t file_offset, uint64_t size) {
+    auto code = elf.read_at(file_offset, std::min<uint64_t>(size, 4096));
+    if (!code || code->size() != std::min<uint64_t>(size, 4096)) return {};
+    return find_wrapper_sites(*code);
   }
 
   // The functions of this C library to probe, one per address: aliases (open and open64, fcntl and
@@ -520,7 +516,7 @@ class FdExtension : public TraceExtension {
       seen[*off] = true;
       Target t{*off, spec.kind, spec.needs_return, spec.symbol};
       t.entry_offset = *off;
-      auto sites = sites_of(libc.host_path, *off, sym->size);
+      auto sites = sites_of(**elf, *off, sym->size);
       if (sites.entry) t.entry_offset = *off + *sites.entry;
       if (spec.needs_return && result_at_syscall(spec.kind)) {
         for (size_t k = 0; k < sites.stack_bytes.size(); ++k)
@@ -556,50 +552,33 @@ class FdExtension : public TraceExtension {
     l.libc = libc;
     auto* progs = &session_.skeleton()->progs;
     std::vector<std::string> failed;
+    // Attaches one probe of target t, keeping its link or what failed; true when it is attached.
+    auto attach_at = [&](bpf_program* prog, const Target& t, uint64_t offset, bool retprobe,
+                         std::optional<uint64_t> cookie = {}) {
+      auto link = attach_one(prog, p.pid(), libc.host_path, t, offset, retprobe, cookie);
+      if (!link) {
+        failed.push_back(fmt::format("{} ({})", t.symbol, link.error().describe()));
+        return false;
+      }
+      l.links.push_back(std::move(*link));
+      return true;
+    };
     for (const auto& t : *targets) {
       if (!t.call_sites.empty()) {
-        for (const auto& [site, stack_bytes] : t.call_sites) {
-          uint64_t cookie = t.kind | (static_cast<uint64_t>(stack_bytes) << 32);
-          auto link = attach_one(progs->ml_fd_accepted, p.pid(), libc.host_path, t, site, false, cookie);
-          if (!link) {
-            failed.push_back(fmt::format("{} ({})", t.symbol, link.error().describe()));
-            continue;
-          }
-          l.links.push_back(std::move(*link));
-        }
+        for (const auto& [site, stack_bytes] : t.call_sites)
+          attach_at(progs->ml_fd_accepted, t, site, false,
+                    t.kind | (static_cast<uint64_t>(stack_bytes) << 32));
         continue;
       }
-      // The return probe first: an entry without its return would leave arguments waiting.
+      // The result probes first: an entry without its result would leave arguments waiting. At a branch
+      // after the syscall the return program reads %rax, which holds the syscall's result there.
       if (t.needs_return) {
-        bool ok = true;
-        if (t.result_sites.empty()) {
-          auto ret = attach_one(progs->ml_fd_exit, p.pid(), libc.host_path, t, t.file_offset, true);
-          if (!ret) {
-            ok = false;
-            failed.push_back(fmt::format("{} ({})", t.symbol, ret.error().describe()));
-            continue;
-          }
-          l.links.push_back(std::move(*ret));
-        }
-        for (uint64_t site : t.result_sites) {
-          // The return program reads %rax, which holds the syscall's result at the branch.
-          auto ret = attach_one(progs->ml_fd_exit, p.pid(), libc.host_path, t, site, false);
-          if (!ret) {
-            ok = false;
-            failed.push_back(fmt::format("{} ({})", t.symbol, ret.error().describe()));
-            continue;
-          }
-          l.links.push_back(std::move(*ret));
-        }
-        if (!ok) continue;
+        bool all = true;
+        if (t.result_sites.empty()) all = attach_at(progs->ml_fd_exit, t, t.file_offset, true);
+        for (uint64_t site : t.result_sites) all = attach_at(progs->ml_fd_exit, t, site, false) && all;
+        if (!all) continue;
       }
-      bpf_program* entry = t.needs_return ? progs->ml_fd_enter : progs->ml_fd_close;
-      auto ent = attach_one(entry, p.pid(), libc.host_path, t, t.entry_offset, false);
-      if (!ent) {
-        failed.push_back(fmt::format("{} ({})", t.symbol, ent.error().describe()));
-        continue;
-      }
-      l.links.push_back(std::move(*ent));
+      attach_at(t.needs_return ? progs->ml_fd_enter : progs->ml_fd_close, t, t.entry_offset, false);
     }
     if (!failed.empty()) {
       ++attach_failures_;

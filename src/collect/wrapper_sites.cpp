@@ -26,15 +26,15 @@ std::optional<uint64_t> entry_branch(std::span<const uint8_t> code) {
 constexpr int kRsp = 4;
 constexpr int kRbp = 5;
 
-// Follows straight-line code from `at` to its first syscall instruction, through the few instructions
-// glibc's wrappers put there (mov between registers and memory, mov $imm32 to a register, call, sub
-// $imm8 from %rsp). Returns the syscall's offset and the bytes subtracted from %rsp on the way, or nullopt
-// at anything else (an unknown instruction, a branch, a write to %rsp or %rbp, the end of the code).
 struct PathToSyscall {
-  size_t syscall;
-  uint32_t stack_bytes;
+  size_t syscall;        // offset of the syscall instruction
+  uint32_t stack_bytes;  // subtracted from %rsp on the way
 };
 
+// Follows straight-line code from `at` to its first syscall instruction, through the few instructions
+// glibc's wrappers put there (mov between registers and memory, mov $imm32 to a register, call, sub
+// $imm8 from %rsp). nullopt at anything else (an unknown instruction, a branch, a write to %rsp or %rbp,
+// the end of the code).
 std::optional<PathToSyscall> follow_to_syscall(std::span<const uint8_t> code, size_t at) {
   uint32_t taken = 0;
   for (int steps = 0; steps < 32 && at < code.size(); ++steps) {

@@ -475,6 +475,14 @@ std::optional<uint64_t> ElfFile::vaddr_to_file_offset(uint64_t vaddr) const {
   return std::nullopt;
 }
 
+Result<std::vector<uint8_t>> ElfFile::read_at(uint64_t offset, size_t size) const {
+  std::vector<uint8_t> out(size);
+  ssize_t got = pread(fd_.get(), out.data(), size, static_cast<off_t>(offset));
+  if (got < 0) return errno_error(fmt::format("{}: read at {:#x}", display_name_, offset));
+  out.resize(static_cast<size_t>(got));
+  return out;
+}
+
 std::optional<uint64_t> ElfFile::file_offset_to_vaddr(uint64_t offset) const {
   for (const LoadSegment& seg : load_segments_)
     if (offset >= seg.file_offset && offset - seg.file_offset < seg.filesz)

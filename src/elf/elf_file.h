@@ -121,6 +121,8 @@ class ElfFile {
   std::optional<uint64_t> section_address(std::string_view name) const;  // sh_addr, e.g. ".stapsdt.base"
   std::optional<uint64_t> vaddr_to_file_offset(uint64_t vaddr) const;
   std::optional<uint64_t> file_offset_to_vaddr(uint64_t offset) const;
+  // Up to `size` bytes of the file from `offset` (fewer at its end), e.g. a function's code.
+  Result<std::vector<uint8_t>> read_at(uint64_t offset, size_t size) const;
 
   // Identity of the opened file, for caches keyed by (device, inode).
   uint64_t device() const { return device_; }
