@@ -6,7 +6,8 @@
 # in even rounds, so that slow drift of the machine cancels out), it measures:
 #   - HTTP: requests/s of bench/http_server.js under wrk on 127.0.0.1 (traced/untraced, target >= 0.97),
 #     keep-alive, and again with a new connection per request (Connection: close: accept and close, which
-#     the fd tracking probes, are then as hot as they get);
+#     the fd tracking probes, are then as hot as they get), and beside it the floor under that figure: an
+#     untraced server with bare uprobes (no program) where memlens reads accept (bench/bare_uprobe.cpp);
 #   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90);
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
@@ -175,53 +176,74 @@ start_http_server() { # start_http_server MODE READY OUT STATS: starts it in the
   fi
 }
 
-http_pair_round() { # http_pair_round ROUND NAME [WRK-ARGS...] -> prints "TRACED_RPS UNTRACED_RPS"
-  local r=$1 name=$2
-  shift 2
+# The floor: an untraced server with bare uprobes (no BPF program, only the kernel's counting) where
+# memlens reads accept and accept4 (bench/bare_uprobe.cpp). What it loses against the untraced one is what
+# the kernel's breakpoint trap alone costs a connection on this machine.
+BARE_UPROBE=$(dirname "$MEMLENS")/bench/bare_uprobe
+[ -x "$BARE_UPROBE" ] || BARE_UPROBE=""
+
+http_pair_round() { # http_pair_round ROUND NAME MODE [WRK-ARGS...] -> prints "MODE_RPS UNTRACED_RPS"
+  local r=$1 name=$2 first=$3
+  shift 3
   local -a wrk_args=("$@")
-  local mode
+  local mode bare_pid=""
   local -A launcher port node_pid out rps
-  for mode in traced untraced; do
+  local -a modes=("$first" untraced)
+  for mode in "${modes[@]}"; do
     out[$mode]="$WORK/$name-$mode-$r"
     rm -f "${out[$mode]}.ready"
     start_http_server "$mode" "${out[$mode]}.ready" "${out[$mode]}" "${out[$mode]}.stats"
     launcher[$mode]=$!
   done
-  for mode in traced untraced; do
+  for mode in "${modes[@]}"; do
     wait_for_file "${out[$mode]}.ready" "${launcher[$mode]}" 60 || {
-      kill "${launcher[traced]}" "${launcher[untraced]}" 2>/dev/null
+      kill "${launcher[$first]}" "${launcher[untraced]}" 2>/dev/null
       cat "${out[$mode]}.log" >&2
       die "HTTP $name $mode round $r: the server did not start (log above)"
     }
     node_pid[$mode]=$(json_field "${out[$mode]}.ready" pid)
     port[$mode]=$(json_field "${out[$mode]}.ready" port)
   done
+  if [ "$first" = bare ]; then
+    "$BARE_UPROBE" "${node_pid[bare]}" >"${out[bare]}.probe" 2>&1 &
+    bare_pid=$!
+    wait_for_file "${out[bare]}.probe" "$bare_pid" 10 && grep -q '^attached' "${out[bare]}.probe" || {
+      kill "${node_pid[bare]}" "${node_pid[untraced]}" 2>/dev/null
+      die "HTTP $name round $r: bare_uprobe failed: $(cat "${out[bare]}.probe")"
+    }
+  fi
   # Warm-up (JIT, connection set-up), then the measured runs, both at once.
   local -a warmups=()
-  for mode in traced untraced; do
+  for mode in "${modes[@]}"; do
     "${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d1s "${wrk_args[@]}" "http://127.0.0.1:${port[$mode]}/" \
       >/dev/null 2>&1 &
     warmups+=($!)
   done
   wait "${warmups[@]}"
-  for mode in traced untraced; do
+  for mode in "${modes[@]}"; do
     "${PIN_WRK[@]}" wrk -t1 -c"$WRK_CONNECTIONS" -d"${WRK_DURATION}s" "${wrk_args[@]}" \
       "http://127.0.0.1:${port[$mode]}/" >"${out[$mode]}.wrk" 2>&1 &
     rps[$mode]=$!
   done
-  wait "${rps[traced]}" "${rps[untraced]}"
-  for mode in traced untraced; do
+  wait "${rps[$first]}" "${rps[untraced]}"
+  if [ -n "$bare_pid" ]; then
+    kill -INT "$bare_pid"
+    wait "$bare_pid" || die "HTTP $name round $r: bare_uprobe failed: $(cat "${out[bare]}.probe")"
+    grep -Eq '^hits [1-9]' "${out[bare]}.probe" ||
+      die "HTTP $name round $r: the bare uprobes were not hit: $(cat "${out[bare]}.probe")"
+  fi
+  for mode in "${modes[@]}"; do
     rps[$mode]=$(awk '/^Requests\/sec:/ {print $2}' "${out[$mode]}.wrk")
     kill -TERM "${node_pid[$mode]}" 2>/dev/null
   done
-  for mode in traced untraced; do
+  for mode in "${modes[@]}"; do
     wait "${launcher[$mode]}"
     local rc=$?
     [ -n "${rps[$mode]}" ] || die "HTTP $name $mode round $r: wrk printed no Requests/sec"
     [ "$rc" -eq 0 ] || die "HTTP $name $mode round $r: the server (or memlens) exited with status $rc (see ${out[$mode]}.log)"
   done
-  check_traced "$name" "${out[traced]}" "${out[traced]}.stats"
-  echo "${rps[traced]} ${rps[untraced]}"
+  [ "$first" = traced ] && check_traced "$name" "${out[traced]}" "${out[traced]}.stats"
+  echo "${rps[$first]} ${rps[untraced]}"
 }
 
 # --- run-time workloads ----------------------------------------------------------------------------
@@ -261,16 +283,23 @@ echo
 for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then modes=(untraced traced); else modes=(traced untraced); fi
   line="round $r:"
-  v=$(http_pair_round "$r" http) || exit 1
+  v=$(http_pair_round "$r" http traced) || exit 1
   read -r traced_rps untraced_rps <<<"$v"
   add_sample http-traced "$traced_rps"
   add_sample http-untraced "$untraced_rps"
   line+=$(printf '  http traced %.0f untraced %.0f req/s' "$traced_rps" "$untraced_rps")
-  v=$(http_pair_round "$r" http_close -H "Connection: close") || exit 1
+  v=$(http_pair_round "$r" http_close traced -H "Connection: close") || exit 1
   read -r traced_rps untraced_rps <<<"$v"
   add_sample http_close-traced "$traced_rps"
   add_sample http_close-untraced "$untraced_rps"
   line+=$(printf '  http-close traced %.0f untraced %.0f req/s' "$traced_rps" "$untraced_rps")
+  if [ -n "$BARE_UPROBE" ]; then
+    v=$(http_pair_round "$r" http_close_floor bare -H "Connection: close") || exit 1
+    read -r bare_rps untraced_rps <<<"$v"
+    add_sample http_floor-bare "$bare_rps"
+    add_sample http_floor-untraced "$untraced_rps"
+    line+=$(printf '  floor bare-uprobe %.0f untraced %.0f req/s' "$bare_rps" "$untraced_rps")
+  fi
   for mode in "${modes[@]}"; do
     v=$(script_round alloc_heavy "$mode" "$r") || exit 1
     add_sample "alloc-$mode" "$v"
@@ -314,6 +343,8 @@ paired_median() { median $(paired_ratios "$1" "$2"); }
 paired_list() { paired_ratios "$1" "$2" | paste -sd' ' -; }
 http_ratio=$(paired_median http-traced http-untraced)
 http_close_ratio=$(paired_median http_close-traced http_close-untraced)
+floor_ratio=nan
+[ -n "$BARE_UPROBE" ] && floor_ratio=$(paired_median http_floor-bare http_floor-untraced)
 alloc_ratio=$(paired_median alloc-untraced alloc-traced)
 buffer_ratio=$(paired_median buffer-untraced buffer-traced)
 peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
@@ -335,6 +366,12 @@ printf '  HTTP throughput traced/untraced      %10s   %9s   %-6s (rounds: %s; me
 printf '  HTTP, a connection per request       %10s   %9s   %-6s (rounds: %s; medians %.0f vs %.0f req/s; ranges %s vs %s)\n' \
   "$http_close_ratio" ">= 0.97" "$(verdict "$http_close_ratio" '>=' 0.97)" "$(paired_list http_close-traced http_close-untraced)" \
   "$(m http_close-traced)" "$(m http_close-untraced)" "$(spread http_close-traced)" "$(spread http_close-untraced)"
+if [ -n "$BARE_UPROBE" ]; then
+  printf '    floor: bare uprobes, no program     %10s   %9s   %-6s (rounds: %s; the kernel'"'"'s trap alone at the same sites)\n' \
+    "$floor_ratio" "" "" "$(paired_list http_floor-bare http_floor-untraced)"
+else
+  echo "    floor: not measured ($(dirname "$MEMLENS")/bench/bare_uprobe is not built)"
+fi
 printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
   "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(paired_list alloc-untraced alloc-traced)" \
   "$(m alloc-untraced)" "$(m alloc-traced)" "$(spread alloc-untraced)" "$(spread alloc-traced)"
