@@ -6,20 +6,19 @@
 // bench/run.sh runs it beside an untraced server: what that server loses is what the kernel's breakpoint
 // trap alone costs a connection on this machine, the floor under memlens's (and any uprobe-based
 // tracer's) figure for the same workload. Node accepts on its main thread, which is the only one counted.
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/perf_event.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
