@@ -34,6 +34,9 @@ class TraceExtension {
 
   // Fills this extension's figures of sample s (taken now for p).
   virtual void on_sample(model::Process& p, model::Sample& s) = 0;
+  // A few times a second (Tracer::kTickNs), for each live process, between samples: for what must be
+  // read while a process lives, even one that exits before its first sample.
+  virtual void on_tick(model::Process&) {}
   // End of trace: final figures while the processes that live are still readable.
   virtual void on_finish(model::Trace& trace) = 0;
 };

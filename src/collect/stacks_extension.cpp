@@ -28,17 +28,31 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
   tracked_[p.pid()] = Tracked{std::move(*sym), p.events.total()};
 }
 
-void StacksExtension::on_sample(model::Process& p, model::Sample&) {
+// Keeps the maps current while the process lives (after it exits they cannot be read any more): when
+// it has made address-space calls since the last read, or when asked. A process that lives less than an
+// interval is read at its image's load and at the ticks, not only at samples it may never have.
+void StacksExtension::refresh(model::Process& p, bool force_maps) {
   auto it = tracked_.find(p.pid());
   if (it == tracked_.end()) return;
-  // Keep the maps current while the process lives: after it exits they cannot be read any more.
-  if (p.events.total() != it->second.events_at_refresh) {
+  if (force_maps || p.events.total() != it->second.events_at_refresh) {
     (void)it->second.symbolizer->refresh_maps();
     it->second.events_at_refresh = p.events.total();
   }
   // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
   // still be attributed to this live process.
   (void)it->second.symbolizer->refresh_perf_map();
+}
+
+void StacksExtension::on_image_loaded(model::Trace&, model::Process& p) {
+  refresh(p, true);  // the libraries the dynamic loader mapped since the exec
+}
+
+void StacksExtension::on_sample(model::Process& p, model::Sample&) {
+  refresh(p, false);
+}
+
+void StacksExtension::on_tick(model::Process& p) {
+  refresh(p, false);
 }
 
 void StacksExtension::on_untrack(model::Process& p) {

@@ -1,6 +1,7 @@
 // Turns the stack ids that processes accumulated (model::Process::stacks, filled by the core and by other
-// capabilities) into symbolized stack profiles. Symbols are read while a process lives: its maps are kept
-// current each interval, and its stacks are symbolized the moment it exits or the trace ends.
+// capabilities) into symbolized stack profiles. Symbols are read while a process lives: its maps and V8's
+// perf map are kept current (once its image is loaded, then a few times a second while it makes
+// address-space calls), and its stacks are symbolized the moment it exits or the trace ends.
 #pragma once
 
 #include <map>
@@ -22,7 +23,9 @@ class StacksExtension : public TraceExtension {
   void on_untrack(model::Process& p) override;
   bool handles(uint32_t) const override { return false; }
   void on_event(model::Trace&, model::Process&, const void*, size_t) override {}
+  void on_image_loaded(model::Trace& trace, model::Process& p) override;
   void on_sample(model::Process& p, model::Sample& s) override;
+  void on_tick(model::Process& p) override;
   void on_finish(model::Trace& trace) override;
 
   // One profile per stack kind, every process's stacks in it (samples carry their pid). Valid after the
@@ -34,6 +37,7 @@ class StacksExtension : public TraceExtension {
     std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer;
     uint64_t events_at_refresh = 0;
   };
+  void refresh(model::Process& p, bool force_maps);
   void finalize(model::Process& p);
   symbolize::Stack symbolize_stack(symbolize::ProcessSymbolizer* sym, int32_t stack_id);
 

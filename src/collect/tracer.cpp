@@ -423,6 +423,11 @@ void Tracer::poll(int timeout_ms) {
   // Events are submitted without a wake-up until enough are pending: consume what is there anyway.
   ring_buffer__consume(ring_);
   uint64_t now = now_boot_ns();
+  if (now >= next_tick_ns_) {
+    for (auto* p : trace_.processes.live())
+      for (auto& ext : extensions_) ext->on_tick(*p);
+    next_tick_ns_ = now + kTickNs;
+  }
   if (now >= next_sample_ns_) {
     sample();
     uint64_t step = static_cast<uint64_t>(opts_.interval_s * 1e9);

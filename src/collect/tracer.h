@@ -27,6 +27,10 @@ struct TracerOptions {
 
 class Tracer {
  public:
+  // How often the extensions' on_tick runs: often enough to read a process that lives a fraction of a
+  // second, seldom enough to cost nothing.
+  static constexpr uint64_t kTickNs = 200'000'000;
+
   // Loads the BPF programs and attaches the kernel-side probes.
   static Result<std::unique_ptr<Tracer>> create(const TracerOptions& opts, model::Trace& trace);
   ~Tracer();
@@ -78,6 +82,7 @@ class Tracer {
   pid_t root_pid_ = 0;
   bool root_exited_ = false;
   uint64_t next_sample_ns_ = 0;
+  uint64_t next_tick_ns_ = 0;
   uint64_t unknown_process_events_ = 0;
   uint64_t malformed_events_ = 0;
   uint64_t probe_attach_failures_ = 0;

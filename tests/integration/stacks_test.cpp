@@ -145,5 +145,48 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
   EXPECT_TRUE(fs::exists(artifacts / "report.png"));
 }
 
+// A process that exits before memlens's first sample: its maps and V8's perf map must have been read
+// while it lived (when its image was loaded, and a few times a second), or its stacks come out as bare
+// addresses. The interval is longer than the scenario's life, so no sample ever reads them.
+TEST(Stacks, AProcessThatExitsBeforeTheFirstSampleIsStillSymbolized) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string out = dir.file("out");
+  Child c = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", "30", "-o", out, "--",
+                          node_bin(), scenario("stacks_buffers"), "--duration", "1.5"},
+                         dir.path(), "memlens");
+  ASSERT_EQ(c.wait(120s), 0) << c.stderr_text();
+  auto lines = json_lines(c.stdout_text());
+  auto final_line = last_event(lines, "final");
+  ASSERT_TRUE(final_line) << c.stdout_text().substr(0, 2000);
+  json report = load_report(out);
+  auto proc = report_process(report, pid_of(lines, *final_line));
+  ASSERT_TRUE(proc);
+  ASSERT_LE((*proc)["timeline"].size(), 1u) << "a sample was taken: the test would not test anything";
+  // JS frames named from the perf map node wrote during its run.
+  FoldedFile faults = read_folded(out + "/page_faults.folded", kFunction);
+  EXPECT_GT(faults.lines_with_function, 0u)
+      << kFunction << " not in page_faults.folded; notes: " << proc->value("notes", json::array()).dump();
+  // The C library, mapped by the dynamic loader after the exec, named: the innermost frame of every
+  // mmap_growth stack is one of its functions (mmap, mremap, brk), not a bare address.
+  std::ifstream in(out + "/mmap_growth.folded");
+  ASSERT_TRUE(in) << "no mmap_growth.folded";
+  std::string line;
+  size_t stacks = 0, named = 0;
+  while (std::getline(in, line)) {
+    auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    std::string stack = line.substr(0, space);
+    std::string leaf = stack.substr(stack.rfind(';') + 1);
+    ++stacks;
+    if (leaf.rfind("0x", 0) != 0 && leaf.find("+0x") == std::string::npos)
+      ++named;
+    else
+      ADD_FAILURE() << "innermost frame not named: " << leaf;
+  }
+  EXPECT_GT(stacks, 0u);
+  EXPECT_EQ(named, stacks);
+}
+
 }  // namespace
 }  // namespace memlens::testing
