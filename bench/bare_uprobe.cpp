@@ -64,18 +64,13 @@ int main(int argc, char** argv) {
   if (!elf) return fail(elf.error().describe());
   std::vector<uint64_t> offsets;
   for (const char* name : {"accept4", "accept"}) {
-    auto sym = (*elf)->find_symbol(name);
-    if (!sym) return fail(fmt::format("{}: no symbol {}", libc, name));
-    auto start = (*elf)->vaddr_to_file_offset(sym->address);
-    if (!start) return fail(fmt::format("{}: {} is outside the file", libc, name));
-    auto code = (*elf)->read_at(*start, std::min<uint64_t>(sym->size, 4096));
-    if (!code) return fail(code.error().describe());
-    auto sites = memlens::collect::find_wrapper_sites(*code);
+    auto w = memlens::collect::locate_wrapper(**elf, name);
+    if (!w) return fail(fmt::format("{}: no function {}", libc, name));
     // memlens's one-hit probe sits on the branches whose stack effect is known; without them it falls
     // back to two probes per call, and this floor would not be the same comparison.
-    if (sites.stack_bytes.empty())
+    if (w->sites.stack_bytes.empty())
       return fail(fmt::format("{}: {} has no branch memlens reads in one hit", libc, name));
-    for (size_t k = 0; k < sites.stack_bytes.size(); ++k) offsets.push_back(*start + sites.after_syscall[k]);
+    for (uint64_t site : w->sites.after_syscall) offsets.push_back(w->file_offset + site);
   }
   int type = uprobe_pmu_type();
   if (type < 0) return fail("no uprobe PMU (/sys/bus/event_source/devices/uprobe/type)");

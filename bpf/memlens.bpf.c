@@ -539,7 +539,9 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
 // A failed call is then reported as done; the model is re-seeded from /proc at exec and reconciled by
 // attribution, and the kernel's RSS figures never depend on these events. Only growth needs its stack
 // (the mmap_growth profile): walking the stack of a call that gives memory back would cost for nothing.
-static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows) {
+// return_slot: where the caller's return address is (%rsp at the entry, further on see ml_mmap_done).
+static __always_inline int emit_mm_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows,
+                                        __u64 return_slot) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
   struct ml_mm_event* e = reserve_event(sizeof(*e));
@@ -550,10 +552,14 @@ static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 
   e->len_bytes = a1;
   e->advice = (__u32)a2;
   e->fd = -1;
-  bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
-  e->stack_id = grows ? entry_stack_id(ctx, e->caller_ip) : -1;
+  bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)return_slot);
+  e->stack_id = grows && capture_stacks ? (__s32)capture_user_stack(ctx, return_slot, e->caller_ip) : -1;
   submit_mm_event(e, id >> 32);
   return 0;
+}
+
+static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows) {
+  return emit_mm_call(ctx, type, a0, a1, a2, grows, PT_REGS_SP((struct pt_regs*)ctx));
 }
 
 static __always_inline int emit_call(__u32 type, long ret) {
@@ -607,6 +613,36 @@ int BPF_KRETPROBE(ml_mmap_exit, long ret) {
   return emit_call(ML_EV_MMAP, ret);
 }
 
+// mmap in one hit, where the C library allows it (collect/wrapper_sites.h): a uprobe on the branch after
+// the syscall's result check instead of an entry probe (glibc's mmap starts with a mov, which the kernel
+// single-steps: a second trap) and a return probe. The syscall preserved the argument registers (flags,
+// the fourth, in %r10), %rax holds the result, and the return address is at %rsp plus the stack bytes the
+// wrapper has taken on the way (the attach cookie). The event is the one the pair of probes made.
+SEC("uprobe")
+int ml_mmap_done(struct pt_regs* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (!is_tracked(id >> 32)) return 0;
+  __u64 return_slot = PT_REGS_SP(ctx) + bpf_get_attach_cookie(ctx);
+  __u64 caller_ip = 0;
+  bpf_probe_read_user(&caller_ip, sizeof(caller_ip), (void*)return_slot);
+  __s32 stack_id = capture_stacks ? (__s32)capture_user_stack(ctx, return_slot, caller_ip) : -1;
+  struct ml_mm_event* e = reserve_event(sizeof(*e));
+  if (!e) return 0;
+  __builtin_memset(e, 0, sizeof(*e));
+  fill_header(&e->h, ML_EV_MMAP);
+  e->result = (long)PT_REGS_RC(ctx);
+  e->stack_id = stack_id;
+  e->caller_ip = caller_ip;
+  e->addr = PT_REGS_PARM1(ctx);
+  e->len_bytes = PT_REGS_PARM2(ctx);
+  e->prot = (__u32)PT_REGS_PARM3(ctx);
+  e->flags = (__u32)ctx->r10;
+  e->fd = (__s32)PT_REGS_PARM5(ctx);
+  e->offset = ctx->r9;
+  submit_mm_event(e, id >> 32);
+  return 0;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) {
   return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0, false);
@@ -635,12 +671,25 @@ int BPF_KPROBE(ml_brk_enter, void* addr) {
 #define ML_MADV_FREE 8
 #define ML_MADV_REMOVE 9
 #define ML_MADV_PAGEOUT 21
+static __always_inline bool gives_pages_back(int advice) {
+  return advice == ML_MADV_DONTNEED || advice == ML_MADV_FREE || advice == ML_MADV_REMOVE ||
+         advice == ML_MADV_PAGEOUT;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(ml_madvise_enter, void* addr, __u64 len, int advice) {
-  if (advice != ML_MADV_DONTNEED && advice != ML_MADV_FREE && advice != ML_MADV_REMOVE &&
-      advice != ML_MADV_PAGEOUT)
-    return 0;
+  if (!gives_pages_back(advice)) return 0;
   return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice, false);
+}
+
+// madvise in one hit, as ml_mmap_done (the cookie: the wrapper's stack bytes). After the syscall the
+// result is known: a failed call gave nothing back and is not reported.
+SEC("uprobe")
+int ml_madvise_done(struct pt_regs* ctx) {
+  int advice = (int)PT_REGS_PARM3(ctx);
+  if (!gives_pages_back(advice) || PT_REGS_RC(ctx) != 0) return 0;
+  return emit_mm_call(ctx, ML_EV_MADVISE, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), advice, false,
+                      PT_REGS_SP(ctx) + bpf_get_attach_cookie(ctx));
 }
 
 // ---------------------------------------------------------------------------------------------------------

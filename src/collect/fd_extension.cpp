@@ -492,13 +492,6 @@ class FdExtension : public TraceExtension {
   // their return probe: a wrapper that also reaches its syscall through another function would be missed.
   static bool result_at_syscall(uint32_t kind) { return kind == ML_FDK_ACCEPT || kind == ML_FDK_ACCEPT4; }
 
-  // Cheaper probe points of one wrapper, from its code in the file (none when it cannot be read).
-  static WrapperSites sites_of(const elf::ElfFile& elf, uint64_t file_offset, uint64_t size) {
-    auto code = elf.read_at(file_offset, std::min<uint64_t>(size, 4096));
-    if (!code || code->size() != std::min<uint64_t>(size, 4096)) return {};
-    return find_wrapper_sites(*code);
-  }
-
   // The functions of this C library to probe, one per address: aliases (open and open64, fcntl and
   // fcntl64) share their code, and two probes at one address would report each call twice.
   Result<std::vector<Target>> targets_of(const MappedObject& libc) {
@@ -509,20 +502,19 @@ class FdExtension : public TraceExtension {
     std::vector<Target> out;
     std::map<uint64_t, bool> seen;
     for (const auto& spec : fd_probe_specs()) {
-      auto sym = (*elf)->find_symbol(spec.symbol);
-      if (!sym || !sym->is_function || sym->address == 0) continue;
-      auto off = (*elf)->vaddr_to_file_offset(sym->address);
-      if (!off || seen.count(*off)) continue;
-      seen[*off] = true;
-      Target t{*off, spec.kind, spec.needs_return, spec.symbol};
-      t.entry_offset = *off;
-      auto sites = sites_of(**elf, *off, sym->size);
-      if (sites.entry) t.entry_offset = *off + *sites.entry;
+      auto located = locate_wrapper(**elf, spec.symbol);
+      if (!located || seen.count(located->file_offset)) continue;
+      uint64_t off = located->file_offset;
+      seen[off] = true;
+      Target t{off, spec.kind, spec.needs_return, spec.symbol};
+      t.entry_offset = off;
+      const WrapperSites& sites = located->sites;
+      if (sites.entry) t.entry_offset = off + *sites.entry;
       if (spec.needs_return && result_at_syscall(spec.kind)) {
         for (size_t k = 0; k < sites.stack_bytes.size(); ++k)
-          t.call_sites.emplace_back(*off + sites.after_syscall[k], sites.stack_bytes[k]);
+          t.call_sites.emplace_back(off + sites.after_syscall[k], sites.stack_bytes[k]);
         if (t.call_sites.empty())
-          for (uint64_t site : sites.after_syscall) t.result_sites.push_back(*off + site);
+          for (uint64_t site : sites.after_syscall) t.result_sites.push_back(off + site);
       }
       out.push_back(std::move(t));
     }

@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <mutex>
+
+#include "collect/wrapper_sites.h"
+#include "elf/elf_file.h"
 #include "memlens.skel.h"
 #include "proc/procfs.h"
 
@@ -14,6 +19,34 @@ bool looks_like_libc(const std::string& path) {
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   return base == "libc.so.6" || base.rfind("libc-", 0) == 0 || base.rfind("libc.musl", 0) == 0 ||
          base.rfind("ld-musl", 0) == 0;
+}
+
+// The branches after each syscall of a wrapper where one hit can stand for its probes, as (file offset,
+// stack bytes the wrapper has taken there); empty when its code has another shape.
+using OneHitSites = std::vector<std::pair<uint64_t, uint32_t>>;
+
+OneHitSites one_hit_sites_of(const elf::ElfFile& elf, const char* func) {
+  OneHitSites out;
+  auto w = locate_wrapper(elf, func);
+  if (!w) return out;
+  for (size_t k = 0; k < w->sites.stack_bytes.size(); ++k)
+    out.emplace_back(w->file_offset + w->sites.after_syscall[k], w->sites.stack_bytes[k]);
+  return out;
+}
+
+// Per C library file (device, inode) and function: read once, every tracked process shares it.
+const OneHitSites& one_hit_sites(const MappedObject& libc, const char* func) {
+  static std::mutex mu;
+  static std::map<std::string, std::map<std::string, OneHitSites>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string key = fmt::format("{}:{}", libc.device, libc.inode);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    it = cache.emplace(key, std::map<std::string, OneHitSites>{}).first;
+    if (auto elf = elf::ElfFile::open_path(libc.host_path))
+      for (const char* f : {"mmap", "madvise"}) it->second[f] = one_hit_sites_of(**elf, f);
+  }
+  return it->second[func];
 }
 
 }  // namespace
@@ -39,21 +72,43 @@ Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, cons
     const char* func;
     bpf_program* enter;
     bpf_program* exit;
+    bpf_program* one_hit;  // at the branches after the syscall, where the wrapper's shape allows it
   };
   // Each probe hit is a breakpoint trap in the traced process: return probes only where the result is
-  // needed (the address mmap and mremap chose). mprotect is not probed: V8 calls it for every page it
-  // commits, and what it changes shows in the kernel's RSS counters anyway.
+  // needed (the address mmap and mremap chose), and one hit after the syscall where the wrapper allows it
+  // (collect/wrapper_sites.h: an emulated branch instead of a single-stepped first instruction). munmap
+  // and brk stay at their entry: a munmap reported after the fact could come after another thread's
+  // mmap of the same addresses. mprotect is not probed: V8 calls it for every page it commits, and what
+  // it changes shows in the kernel's RSS counters anyway.
   const Want wants[] = {
-      {"mmap", p->ml_mmap_enter, p->ml_mmap_exit},
-      {"mremap", p->ml_mremap_enter, p->ml_mremap_exit},
-      {"munmap", p->ml_munmap_enter, nullptr},
-      {"brk", p->ml_brk_enter, nullptr},
-      {"madvise", p->ml_madvise_enter, nullptr},
+      {"mmap", p->ml_mmap_enter, p->ml_mmap_exit, p->ml_mmap_done},
+      {"mremap", p->ml_mremap_enter, p->ml_mremap_exit, nullptr},
+      {"munmap", p->ml_munmap_enter, nullptr, nullptr},
+      {"brk", p->ml_brk_enter, nullptr, nullptr},
+      {"madvise", p->ml_madvise_enter, nullptr, p->ml_madvise_done},
   };
   ProcessProbes probes;
   probes.libc_ = libc;
   for (const auto& w : wants) {
     std::string name = fmt::format("libc:{}", w.func);
+    if (w.one_hit) {
+      const OneHitSites& sites = one_hit_sites(libc, w.func);
+      size_t before = probes.links_.size();
+      bool all = !sites.empty();
+      for (const auto& [offset, stack_bytes] : sites) {
+        auto link = attach_uprobe(w.one_hit, pid, libc.host_path, "", offset, false, stack_bytes);
+        if (!link) {
+          all = false;
+          break;
+        }
+        probes.links_.push_back(std::move(*link));
+      }
+      if (all) {
+        probes.statuses_.push_back({name, true, ""});
+        continue;
+      }
+      probes.links_.resize(before);  // some site refused: the entry (and return) probes instead
+    }
     // The return probe first: an entry without its return would leave arguments waiting forever.
     if (w.exit) {
       auto ret = attach_uprobe(w.exit, pid, libc.host_path, w.func, 0, true);
@@ -73,7 +128,8 @@ Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, cons
     probes.statuses_.push_back({name, true, ""});
   }
   if (probes.links_.empty())
-    return make_error(fmt::format("no address-space probe could be attached to pid {} ({}): {}", pid, libc.host_path,
+    return make_error(fmt::format("no address-space probe could be attached to pid {} ({}): {}", pid,
+                                  libc.host_path,
                                   probes.statuses_.empty() ? "" : probes.statuses_.front().reason));
   return probes;
 }

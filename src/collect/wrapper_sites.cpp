@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 
 namespace memlens::collect {
 
@@ -26,31 +27,60 @@ std::optional<uint64_t> entry_branch(std::span<const uint8_t> code) {
 constexpr int kRsp = 4;
 constexpr int kRbp = 5;
 
-struct PathToSyscall {
-  size_t syscall;        // offset of the syscall instruction
-  uint32_t stack_bytes;  // subtracted from %rsp on the way
-};
+// The length of a ModRM operand from its ModRM byte at `at` (SIB and displacement included), 0 when the
+// code ends first.
+size_t modrm_length(std::span<const uint8_t> code, size_t at) {
+  if (at >= code.size()) return 0;
+  uint8_t modrm = code[at];
+  int mod = modrm >> 6;
+  size_t len = 1;
+  if (mod != 3 && (modrm & 7) == 4) {  // SIB byte
+    if (at + 1 >= code.size()) return 0;
+    ++len;
+    if (mod == 0 && (code[at + 1] & 7) == 5) len += 4;
+  }
+  if (mod == 0 && (modrm & 7) == 5) len += 4;  // disp32(%rip)
+  if (mod == 1) len += 1;
+  if (mod == 2) len += 4;
+  return len;
+}
 
-// Follows straight-line code from `at` to its first syscall instruction, through the few instructions
-// glibc's wrappers put there (mov between registers and memory, mov $imm32 to a register, call, sub
-// $imm8 from %rsp). nullopt at anything else (an unknown instruction, a branch, a write to %rsp or %rbp,
-// the end of the code).
-std::optional<PathToSyscall> follow_to_syscall(std::span<const uint8_t> code, size_t at) {
-  uint32_t taken = 0;
+// Syscall offset -> the stack bytes the wrapper has taken when it gets there.
+using Reached = std::map<size_t, uint32_t>;
+
+// Follows the code from `at` along every path to a syscall instruction or a ret, through the few
+// instructions glibc's wrappers put there: mov between registers and memory (%fs/%gs too), mov $imm32 to
+// a register or memory, test $imm32 of a register, call, sub $imm8 from %rsp, and forward conditional
+// branches (both ways followed). false at anything else: an unknown instruction, a backward or
+// unconditional jump, a write to %rsp or %rbp, the end of the code, or a syscall reached with two
+// different stack effects.
+bool follow_paths(std::span<const uint8_t> code, size_t at, uint32_t taken, int branches, Reached& reached) {
   for (int steps = 0; steps < 32 && at < code.size(); ++steps) {
+    if (code[at] == 0x64 || code[at] == 0x65) ++at;  // %fs: / %gs: segment prefix
     uint8_t rex = 0;
-    if ((code[at] & 0xf0) == 0x40) rex = code[at++];
-    if (at >= code.size()) return std::nullopt;
+    if (at < code.size() && (code[at] & 0xf0) == 0x40) rex = code[at++];
+    if (at >= code.size()) return false;
     uint8_t op = code[at];
-    if (rex == 0 && op == 0x0f && at + 1 < code.size() && code[at + 1] == 0x05)
-      return PathToSyscall{at, taken};
+    if (rex == 0 && op == 0x0f && at + 1 < code.size() && code[at + 1] == 0x05) {
+      auto [it, added] = reached.emplace(at, taken);
+      return added || it->second == taken;
+    }
+    if (rex == 0 && op == 0xc3) return true;     // ret: this path leaves without a syscall
+    if (rex == 0 && op >= 0x70 && op <= 0x7f) {  // jcc rel8
+      if (at + 1 >= code.size() || ++branches > 4) return false;
+      auto rel = static_cast<int8_t>(code[at + 1]);
+      if (rel < 0) return false;  // a loop: not followed
+      if (!follow_paths(code, at + 2 + static_cast<size_t>(rel), taken, branches, reached)) return false;
+      at += 2;
+      continue;
+    }
     if (rex == 0 && op == 0xe8) {  // call rel32: the callee returns with %rsp and %rbp as they were
       at += 5;
       continue;
     }
     if (op >= 0xb8 && op <= 0xbf) {  // mov $imm32,%reg (imm64 with REX.W)
       int reg = (op - 0xb8) | ((rex & 1) << 3);
-      if (reg == kRsp || reg == kRbp) return std::nullopt;
+      if (reg == kRsp || reg == kRbp) return false;
       at += 1 + ((rex & 8) ? 8 : 4);
       continue;
     }
@@ -59,24 +89,25 @@ std::optional<PathToSyscall> follow_to_syscall(std::span<const uint8_t> code, si
       at += 3;
       continue;
     }
-    if (op != 0x89 && op != 0x8b) return std::nullopt;  // mov r/m,reg / mov reg,r/m
-    if (at + 1 >= code.size()) return std::nullopt;
+    if (op != 0x89 && op != 0x8b && op != 0xc7 && op != 0xf7) return false;
+    if (at + 1 >= code.size()) return false;
     uint8_t modrm = code[at + 1];
     int mod = modrm >> 6, reg = ((modrm >> 3) & 7) | ((rex & 4) << 1), rm = (modrm & 7) | ((rex & 1) << 3);
-    int dest = op == 0x8b ? reg : (mod == 3 ? rm : -1);  // -1: a store to memory
-    if (dest == kRsp || dest == kRbp) return std::nullopt;
-    size_t len = 2;
-    if (mod != 3 && (modrm & 7) == 4) {  // SIB byte
-      if (at + 2 >= code.size()) return std::nullopt;
-      ++len;
-      if (mod == 0 && (code[at + 2] & 7) == 5) len += 4;
+    size_t len = modrm_length(code, at + 1);
+    if (len == 0) return false;
+    int dest = -1;  // -1: memory, or no destination
+    if (op == 0xc7 || op == 0xf7) {
+      // c7 /0: mov $imm32,r/m; f7 /0: test $imm32,r/m (flags only). Other /digits are other operations.
+      if ((modrm >> 3 & 7) != 0) return false;
+      if (op == 0xc7 && mod == 3) dest = rm;
+      len += 4;
+    } else {
+      dest = op == 0x8b ? reg : (mod == 3 ? rm : -1);
     }
-    if (mod == 0 && (modrm & 7) == 5) len += 4;  // disp32(%rip)
-    if (mod == 1) len += 1;
-    if (mod == 2) len += 4;
-    at += len;
+    if (dest == kRsp || dest == kRbp) return false;
+    at += 1 + len;
   }
-  return std::nullopt;
+  return false;
 }
 
 // The entry branch's two ways on: the next instruction and the branch's target (rel8).
@@ -93,37 +124,57 @@ std::vector<size_t> entry_paths(std::span<const uint8_t> code, size_t branch) {
 WrapperSites find_wrapper_sites(std::span<const uint8_t> code) {
   WrapperSites s;
   s.entry = entry_branch(code);
-  // syscall (0f 05), then cmp $-4096,%rax (48 3d 00 f0 ff ff), then ja rel8 (77) or ja rel32 (0f 87).
-  static constexpr std::array<uint8_t, 8> kSyscallCheck = {0x0f, 0x05, 0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff};
+  // syscall (0f 05), then cmp $-4096,%rax (48 3d 00 f0 ff ff) and ja (rel8 77, rel32 0f 87), or
+  // cmp $-4095,%rax (48 3d 01 f0 ff ff) and jae (73, 0f 83): the two checks glibc's wrappers make.
+  static constexpr std::array<uint8_t, 4> kSyscallCmp = {0x0f, 0x05, 0x48, 0x3d};
+  static constexpr std::array<uint8_t, 3> kCmpHigh = {0xf0, 0xff, 0xff};
+  constexpr size_t kCheckLength = 8;  // syscall and cmp
   size_t syscalls = 0;
   for (size_t i = 0; i + 1 < code.size(); ++i) {
     if (code[i] != 0x0f || code[i + 1] != 0x05) continue;
     // Counted as a syscall even where the two bytes are part of another instruction: then the count
     // does not match the sites and no site is used, which only costs the cheaper path.
     ++syscalls;
-    if (!matches_at(code, i, kSyscallCheck)) continue;
-    size_t branch = i + kSyscallCheck.size();
-    bool ja8 = branch + 2 <= code.size() && code[branch] == 0x77;
-    bool ja32 = branch + 6 <= code.size() && code[branch] == 0x0f && code[branch + 1] == 0x87;
-    if (ja8 || ja32) s.after_syscall.push_back(branch);
+    if (!matches_at(code, i, kSyscallCmp) || !matches_at(code, i + 5, kCmpHigh)) continue;
+    uint8_t low = code[i + 4];
+    if (low != 0x00 && low != 0x01) continue;
+    uint8_t jcc8 = low == 0x00 ? 0x77 : 0x73, jcc32 = low == 0x00 ? 0x87 : 0x83;
+    size_t branch = i + kCheckLength;
+    bool near = branch + 2 <= code.size() && code[branch] == jcc8;
+    bool far = branch + 6 <= code.size() && code[branch] == 0x0f && code[branch + 1] == jcc32;
+    if (near || far) s.after_syscall.push_back(branch);
   }
   if (syscalls == 0 || s.after_syscall.size() != syscalls) {
     s.after_syscall.clear();
     return s;
   }
-  if (!s.entry) return s;
-  // Every syscall must be reached from the entry branch by a followed path, and every path must reach one.
-  std::vector<std::optional<uint32_t>> bytes(s.after_syscall.size());
-  for (size_t start : entry_paths(code, *s.entry)) {
-    auto path = follow_to_syscall(code, start);
-    if (!path) return s;
-    for (size_t k = 0; k < s.after_syscall.size(); ++k)
-      if (s.after_syscall[k] == path->syscall + kSyscallCheck.size()) bytes[k] = path->stack_bytes;
+  // Every syscall must be reached by a followed path from the entry branch (both ways), or from the
+  // first instruction where there is none, and every path must end at one or at a ret.
+  Reached reached;
+  std::vector<size_t> starts = s.entry ? entry_paths(code, *s.entry) : std::vector<size_t>{0};
+  for (size_t start : starts)
+    if (!follow_paths(code, start, 0, 0, reached)) return s;
+  std::vector<uint32_t> bytes;
+  for (uint64_t branch : s.after_syscall) {
+    auto it = reached.find(branch - kCheckLength);
+    if (it == reached.end()) return s;
+    bytes.push_back(it->second);
   }
-  for (const auto& b : bytes)
-    if (!b) return s;
-  for (const auto& b : bytes) s.stack_bytes.push_back(*b);
+  s.stack_bytes = std::move(bytes);
   return s;
+}
+
+std::optional<LocatedWrapper> locate_wrapper(const elf::ElfFile& elf, std::string_view symbol) {
+  auto sym = elf.find_symbol(symbol);
+  if (!sym || !sym->is_function || sym->address == 0) return std::nullopt;
+  auto off = elf.vaddr_to_file_offset(sym->address);
+  if (!off) return std::nullopt;
+  LocatedWrapper w{*off, {}};
+  // Wrappers are short; a few KiB hold any of them.
+  uint64_t size = std::min<uint64_t>(sym->size, 4096);
+  auto code = elf.read_at(*off, size);
+  if (code && code->size() == size) w.sites = find_wrapper_sites(*code);
+  return w;
 }
 
 }  // namespace memlens::collect

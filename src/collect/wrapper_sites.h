@@ -13,17 +13,22 @@
 //                                                    were at the first instruction
 //   return: syscall                                  the kernel's result is in %rax and the argument
 //           cmp $0xfffffffffffff000,%rax             registers are preserved; a failure is -errno
-//           ja ...                                   here (the wrapper sets errno after the branch)
+//           ja ...                                   here (the wrapper sets errno after the branch);
+//           (or cmp $0xfffffffffffff001,%rax; jae)   the same check, as munmap and madvise make it
 //
-// Where the code from the entry branch to each syscall (either way the branch goes) is straight-line and
-// made only of instructions whose effect on %rsp is known, the branch after the syscall also knows where
-// the return address is (%rsp + the bytes the wrapper has taken), and one hit there can stand for both
-// the entry and the return probe (accept, accept4: the arguments are still in their registers, which the
-// syscall preserves, %rcx aside: the fourth is in %r10).
+// Where every path from the entry branch (either way it goes), or from the first instruction when there
+// is none, to each syscall is made only of instructions whose effect on %rsp is known (and forward
+// branches that end in a ret or reach a syscall too), the branch after the syscall also knows where the
+// return address is (%rsp + the bytes the wrapper has taken), and one hit there can stand for both the
+// entry and the return probe (accept, accept4, mmap: the arguments are still in their registers, which
+// the syscall preserves, %rcx aside: the fourth is in %r10).
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
+
+#include "elf/elf_file.h"
 
 namespace memlens::collect {
 
@@ -35,12 +40,21 @@ struct WrapperSites {
   std::vector<uint64_t> after_syscall;
   // For each after_syscall branch, the stack bytes the wrapper has taken below its return address when it
   // gets there (the return address is at %rsp + this). Empty unless known for every branch: the code
-  // from the entry branch to each syscall could be followed and changes neither %rsp (but by a known
-  // sub) nor %rbp (the caller's frame pointer, for the stack walk).
+  // from the entry branch (or the start) to each syscall could be followed and changes neither %rsp (but
+  // by a known sub) nor %rbp (the caller's frame pointer, for the stack walk).
   std::vector<uint32_t> stack_bytes;
 };
 
 // code: the function's bytes, from its first instruction.
 WrapperSites find_wrapper_sites(std::span<const uint8_t> code);
+
+// A function of a C library file, with its sites.
+struct LocatedWrapper {
+  uint64_t file_offset = 0;  // of its first instruction, where a uprobe on it goes
+  WrapperSites sites;        // offsets from file_offset; none when its code could not be read
+};
+
+// symbol in elf (a defined function), or nullopt.
+std::optional<LocatedWrapper> locate_wrapper(const elf::ElfFile& elf, std::string_view symbol);
 
 }  // namespace memlens::collect

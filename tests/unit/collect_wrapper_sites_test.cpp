@@ -95,16 +95,81 @@ TEST(WrapperSites, EntryBranchWithoutTheRegisterMove) {
   EXPECT_EQ(*s.entry, 7u);
 }
 
-TEST(WrapperSites, FunctionsOfAnotherShapeKeepTheirEntryAndReturnProbes) {
-  // socket: mov $0x29,%eax; syscall; cmp; ja; ret: no branch before the syscall.
-  std::vector<uint8_t> socket = {0xb8, 0x29, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48,
-                                 0x3d, 0x01, 0xf0, 0xff, 0xff, 0x73, 0x01, 0xc3};
-  auto s = find_wrapper_sites(socket);
+// mmap of glibc 2.36: no entry branch, a test of the offset's low bits whose taken side fails with
+// EINVAL without a syscall, then the syscall and its check.
+const std::vector<uint8_t> kMmap = {
+    0x41, 0x89, 0xca,                          // 00 mov %ecx,%r10d
+    0x41, 0xf7, 0xc1, 0xff, 0x0f, 0x00, 0x00,  // 03 test $0xfff,%r9d
+    0x75, 0x14,                                // 0a jne 20
+    0xb8, 0x09, 0x00, 0x00, 0x00,              // 0c mov $0x9,%eax
+    0x0f, 0x05,                                // 11 syscall
+    0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff,        // 13 cmp $0xfffffffffffff000,%rax
+    0x77, 0x25,                                // 19 ja 40
+    0xc3,                                      // 1b ret
+    0x0f, 0x1f, 0x40, 0x00,                    // 1c nopl
+    0x48, 0x8b, 0x05, 0x19, 0x14, 0x0d, 0x00,  // 20 mov errno@gottpoff(%rip),%rax
+    0x64, 0xc7, 0x00, 0x16, 0x00, 0x00, 0x00,  // 27 movl $0x16,%fs:(%rax)
+    0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff,  // 2e mov $-1,%rax
+    0xc3,                                      // 35 ret
+};
+
+// madvise (and munmap) of glibc 2.36: the syscall at once, checked with cmp $-4095 / jae.
+const std::vector<uint8_t> kMadvise = {
+    0xb8, 0x1c, 0x00, 0x00, 0x00,        // 00 mov $0x1c,%eax
+    0x0f, 0x05,                          // 05 syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff,  // 07 cmp $0xfffffffffffff001,%rax
+    0x73, 0x01,                          // 0d jae 10
+    0xc3,                                // 0f ret
+};
+
+TEST(WrapperSites, MmapIsOneHitAfterItsSyscall) {
+  auto s = find_wrapper_sites(kMmap);
   EXPECT_FALSE(s.entry.has_value());
-  EXPECT_TRUE(s.after_syscall.empty()) << "cmp $-4095 / jae is another check: not recognized";
+  EXPECT_EQ(s.after_syscall, (std::vector<uint64_t>{0x19}));
+  // Both ways of the jne followed: the EINVAL side ends in a ret, the other reaches the syscall with
+  // nothing taken from the stack.
+  EXPECT_EQ(s.stack_bytes, (std::vector<uint32_t>{0}));
+}
+
+TEST(WrapperSites, TheOtherResultCheckIsRecognized) {
+  auto s = find_wrapper_sites(kMadvise);
+  EXPECT_FALSE(s.entry.has_value());
+  EXPECT_EQ(s.after_syscall, (std::vector<uint64_t>{0x0d}));
+  EXPECT_EQ(s.stack_bytes, (std::vector<uint32_t>{0}));
+}
+
+TEST(WrapperSites, BranchesThatCannotBeFollowedMeanNoCallSites) {
+  // The EINVAL side of mmap with an instruction the decoder does not know (a push) instead of its store:
+  // that path could reach anything, so no site.
+  auto with_einval = [](std::vector<uint8_t> insn) {
+    std::vector<uint8_t> code(kMmap.begin(), kMmap.begin() + 0x27);
+    code.insert(code.end(), insn.begin(), insn.end());
+    code.insert(code.end(), kMmap.begin() + 0x2e, kMmap.end());
+    return find_wrapper_sites(code);
+  };
+  EXPECT_TRUE(with_einval({0x55, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90}).stack_bytes.empty());
+  // A store of an immediate to %rsp (c7 /0 with a register operand) is refused like any write to it.
+  EXPECT_TRUE(with_einval({0x48, 0xc7, 0xc4, 0x00, 0x00, 0x00, 0x00}).stack_bytes.empty());
+  // Another /digit of f7 (not, neg, mul, div...) is not a test.
+  std::vector<uint8_t> neg = kMmap;
+  neg[5] = 0xd9;  // f7 /3: neg %r9d
+  EXPECT_TRUE(find_wrapper_sites(neg).stack_bytes.empty());
+  // A backward branch (a loop) is not followed.
+  std::vector<uint8_t> loop = kMmap;
+  loop[0x0b] = 0xf4;  // jne back to the start
+  EXPECT_TRUE(find_wrapper_sites(loop).stack_bytes.empty());
+  // The sites themselves are still found: only the one hit needs the paths.
+  EXPECT_EQ(find_wrapper_sites(loop).after_syscall, (std::vector<uint64_t>{0x19}));
+}
+
+TEST(WrapperSites, FunctionsOfAnotherShapeKeepTheirEntryAndReturnProbes) {
   // A cmpb of another immediate is some other test.
   std::vector<uint8_t> other = {0x80, 0x3d, 0x11, 0x22, 0x33, 0x44, 0x01, 0x74, 0x10};
   EXPECT_FALSE(find_wrapper_sites(other).entry.has_value());
+  // A cmp of another bound after the syscall is not the result check.
+  std::vector<uint8_t> bound = kMadvise;
+  bound[9] = 0x02;
+  EXPECT_TRUE(find_wrapper_sites(bound).after_syscall.empty());
   // Truncated code is not read past its end.
   std::vector<uint8_t> cut(kAccept4.begin(), kAccept4.begin() + 0x1a);
   EXPECT_TRUE(find_wrapper_sites(cut).after_syscall.empty());
