@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
+#include <string>
 
 #include "support/harness.h"
 
@@ -27,6 +29,39 @@ namespace fs = std::filesystem;
 
 const std::string kFunction = "allocateReportBuffers";
 
+// One `memlens run` of the stacks_buffers scenario, its output in dir/out. fds are another capability
+// with a profile of its own (fd_opens), not what these tests are about.
+struct StacksRun {
+  std::string out;
+  std::optional<json> final_line, proc;
+  json report;
+  std::string problem;  // why there is no proc
+};
+
+StacksRun run_stacks_scenario(TempDir& dir, const std::string& interval_s, const std::string& duration_s,
+                              std::chrono::seconds timeout) {
+  StacksRun r;
+  r.out = dir.file("out");
+  Child c = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", interval_s, "-o", r.out, "--",
+                          node_bin(), scenario("stacks_buffers"), "--duration", duration_s},
+                         dir.path(), "memlens");
+  if (auto rc = c.wait(timeout); rc != 0) {
+    r.problem = (rc ? "memlens exited with " + std::to_string(*rc) : std::string("memlens timed out")) +
+                ": " + c.stderr_text();
+    return r;
+  }
+  auto lines = json_lines(c.stdout_text());
+  r.final_line = last_event(lines, "final");
+  if (!r.final_line) {
+    r.problem = "the scenario printed no final line: " + c.stdout_text().substr(0, 2000);
+    return r;
+  }
+  r.report = load_report(r.out);
+  r.proc = report_process(r.report, pid_of(lines, *r.final_line));
+  if (!r.proc) r.problem = "the scenario's process is not in the report";
+  return r;
+}
+
 TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
   MEMLENS_REQUIRE_TRACING();
   if (std::string why = checkers_missing(); !why.empty()) {
@@ -34,20 +69,12 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
     GTEST_SKIP() << why;
   }
   TempDir dir;
-  std::string out = dir.file("out");
-  // fds are another capability with a profile of its own (fd_opens), not what this test is about.
-  Child c = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", "0.5", "-o", out, "--",
-                          node_bin(), scenario("stacks_buffers"), "--duration", "12"},
-                         dir.path(), "memlens");
-  ASSERT_EQ(c.wait(180s), 0) << c.stderr_text();
-  auto lines = json_lines(c.stdout_text());
-  auto final_line = last_event(lines, "final");
-  ASSERT_TRUE(final_line) << c.stdout_text().substr(0, 2000);
-  ASSERT_GT((*final_line)["calls"].get<int>(), 1000) << "the scenario did too little work";
-  int pid = pid_of(lines, *final_line);
-  json report = load_report(out);
-  auto proc = report_process(report, pid);
-  ASSERT_TRUE(proc);
+  StacksRun run = run_stacks_scenario(dir, "0.5", "12", 180s);
+  ASSERT_TRUE(run.proc) << run.problem;
+  ASSERT_GT((*run.final_line)["calls"].get<int>(), 1000) << "the scenario did too little work";
+  const std::string& out = run.out;
+  const json& report = run.report;
+  const auto& proc = run.proc;
   ASSERT_TRUE(proc->contains("gc"));
 
   std::map<std::string, json> profiles;
@@ -151,17 +178,10 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
 TEST(Stacks, AProcessThatExitsBeforeTheFirstSampleIsStillSymbolized) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  std::string out = dir.file("out");
-  Child c = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", "30", "-o", out, "--",
-                          node_bin(), scenario("stacks_buffers"), "--duration", "1.5"},
-                         dir.path(), "memlens");
-  ASSERT_EQ(c.wait(120s), 0) << c.stderr_text();
-  auto lines = json_lines(c.stdout_text());
-  auto final_line = last_event(lines, "final");
-  ASSERT_TRUE(final_line) << c.stdout_text().substr(0, 2000);
-  json report = load_report(out);
-  auto proc = report_process(report, pid_of(lines, *final_line));
-  ASSERT_TRUE(proc);
+  StacksRun run = run_stacks_scenario(dir, "30", "1.5", 120s);
+  ASSERT_TRUE(run.proc) << run.problem;
+  const std::string& out = run.out;
+  const auto& proc = run.proc;
   ASSERT_LE((*proc)["timeline"].size(), 1u) << "a sample was taken: the test would not test anything";
   // JS frames named from the perf map node wrote during its run.
   FoldedFile faults = read_folded(out + "/page_faults.folded", kFunction);

@@ -29,6 +29,15 @@ const std::vector<uint8_t> kAccept4 = {
     0xc3,                                      // 41 ret
 };
 
+// The sites of `base` with its bytes [from, to) replaced by `insn`.
+WrapperSites sites_with(const std::vector<uint8_t>& base, size_t from, size_t to,
+                        const std::vector<uint8_t>& insn) {
+  std::vector<uint8_t> code(base.begin(), base.begin() + static_cast<std::ptrdiff_t>(from));
+  code.insert(code.end(), insn.begin(), insn.end());
+  code.insert(code.end(), base.begin() + static_cast<std::ptrdiff_t>(to), base.end());
+  return find_wrapper_sites(code);
+}
+
 TEST(WrapperSites, Accept4HasABranchAtEntryAndAfterEachSyscall) {
   auto s = find_wrapper_sites(kAccept4);
   ASSERT_TRUE(s.entry.has_value());
@@ -68,12 +77,7 @@ TEST(WrapperSites, Accept4OfGlibc236WithItsRegisterReloads) {
 TEST(WrapperSites, AnUnknownStackEffectOnTheWayMeansNoCallSites) {
   // Where the path to a syscall pushes, writes %rbp or %rsp, or holds an instruction not followed, the
   // return address cannot be found at the branch: the stack bytes stay unknown (entry and result probes).
-  auto with = [](std::vector<uint8_t> insn) {
-    std::vector<uint8_t> code(kAccept4.begin(), kAccept4.begin() + 0x24);
-    code.insert(code.end(), insn.begin(), insn.end());
-    code.insert(code.end(), kAccept4.begin() + 0x2e, kAccept4.end());
-    return find_wrapper_sites(code);
-  };
+  auto with = [](const std::vector<uint8_t>& insn) { return sites_with(kAccept4, 0x24, 0x2e, insn); };
   EXPECT_EQ(with({0x90, 0x90, 0x90, 0x90, 0x90}).stack_bytes,
             (std::vector<uint32_t>{}));                                   // nop: not followed
   EXPECT_TRUE(with({0x55, 0x90, 0x90, 0x90, 0x90}).stack_bytes.empty());  // push %rbp
@@ -141,12 +145,7 @@ TEST(WrapperSites, TheOtherResultCheckIsRecognized) {
 TEST(WrapperSites, BranchesThatCannotBeFollowedMeanNoCallSites) {
   // The EINVAL side of mmap with an instruction the decoder does not know (a push) instead of its store:
   // that path could reach anything, so no site.
-  auto with_einval = [](std::vector<uint8_t> insn) {
-    std::vector<uint8_t> code(kMmap.begin(), kMmap.begin() + 0x27);
-    code.insert(code.end(), insn.begin(), insn.end());
-    code.insert(code.end(), kMmap.begin() + 0x2e, kMmap.end());
-    return find_wrapper_sites(code);
-  };
+  auto with_einval = [](const std::vector<uint8_t>& insn) { return sites_with(kMmap, 0x27, 0x2e, insn); };
   EXPECT_TRUE(with_einval({0x55, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90}).stack_bytes.empty());
   // A store of an immediate to %rsp (c7 /0 with a register operand) is refused like any write to it.
   EXPECT_TRUE(with_einval({0x48, 0xc7, 0xc4, 0x00, 0x00, 0x00, 0x00}).stack_bytes.empty());
