@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "collect/process_probes.h"
 #include "collect/wrapper_sites.h"
 #include "elf/elf_file.h"
 
@@ -30,20 +31,6 @@ namespace {
 int fail(const std::string& what) {
   fmt::print(stderr, "bare_uprobe: {}\n", what);
   return 1;
-}
-
-// The host path of the C library PID has mapped, "" when none.
-std::string libc_of(pid_t pid) {
-  std::ifstream maps(fmt::format("/proc/{}/maps", pid));
-  std::string line;
-  while (std::getline(maps, line)) {
-    auto slash = line.find('/');
-    if (slash == std::string::npos) continue;
-    std::string path = line.substr(slash);
-    auto base = path.substr(path.rfind('/') + 1);
-    if (base.rfind("libc.so", 0) == 0 || base.rfind("libc-", 0) == 0) return path;
-  }
-  return "";
 }
 
 int uprobe_pmu_type() {
@@ -58,8 +45,9 @@ int uprobe_pmu_type() {
 int main(int argc, char** argv) {
   if (argc != 2) return fail("usage: bare_uprobe PID");
   pid_t pid = static_cast<pid_t>(std::strtol(argv[1], nullptr, 10));
-  std::string libc = libc_of(pid);
-  if (libc.empty()) return fail(fmt::format("pid {} has no C library mapped", argv[1]));
+  auto mapped = memlens::collect::find_libc(pid);
+  if (!mapped) return fail(mapped.error().describe());
+  const std::string& libc = mapped->host_path;
   auto elf = memlens::elf::ElfFile::open_path(libc);
   if (!elf) return fail(elf.error().describe());
   std::vector<uint64_t> offsets;
@@ -68,9 +56,9 @@ int main(int argc, char** argv) {
     if (!w) return fail(fmt::format("{}: no function {}", libc, name));
     // memlens's one-hit probe sits on the branches whose stack effect is known; without them it falls
     // back to two probes per call, and this floor would not be the same comparison.
-    if (w->sites.stack_bytes.empty())
-      return fail(fmt::format("{}: {} has no branch memlens reads in one hit", libc, name));
-    for (uint64_t site : w->sites.after_syscall) offsets.push_back(w->file_offset + site);
+    auto sites = memlens::collect::one_hit_sites(*w);
+    if (sites.empty()) return fail(fmt::format("{}: {} has no branch memlens reads in one hit", libc, name));
+    for (const auto& site : sites) offsets.push_back(site.first);
   }
   int type = uprobe_pmu_type();
   if (type < 0) return fail("no uprobe PMU (/sys/bus/event_source/devices/uprobe/type)");

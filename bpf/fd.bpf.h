@@ -147,7 +147,7 @@ int ml_fd_accepted(struct pt_regs* ctx) {
       .kind = kind,
       .stack_id = -1};
   bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)return_slot);
-  if (capture_stacks) p.stack_id = (__s32)capture_user_stack(ctx, return_slot, p.caller_ip);
+  p.stack_id = slot_stack_id(ctx, return_slot, p.caller_ip);
   struct ml_fd_event* e = reserve_event(sizeof(*e));
   if (!e) return 0;
   fill_fd_event(e, ML_EV_FD_OPEN, &p, ret);

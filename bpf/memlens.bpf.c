@@ -197,6 +197,7 @@ static __always_inline int in_self_read(__u64 id) {
 // taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere. The programs
 // read that return address anyway (the events' caller_ip) and pass it in: it is read once.
 struct ml_walk {
+  struct ml_user_stack* s;  // the frames go here (the caller's scratch entry: looked up once)
   __u64 fp, floor, hash;
   __u32 n;
 };
@@ -209,8 +210,7 @@ static __always_inline __u64 hash_step(__u64 h, __u64 ip) {
 // One frame of the walk: a bpf_loop callback, verified once per program, where a bounded loop inlined in
 // every program that captures stacks made loading them 0.6 s slower. Returns 1 to stop.
 static long walk_one_frame(__u64 index, struct ml_walk* w) {
-  __u32 zero = 0;
-  struct ml_user_stack* s = bpf_map_lookup_elem(&ml_stack_scratch, &zero);
+  struct ml_user_stack* s = w->s;
   if (!s || w->n >= ML_MAX_STACK_DEPTH) return 1;
   __u64 fp = w->fp;
   if (fp < w->floor || (fp & 7) != 0 || fp - w->floor > ML_MAX_FRAME_BYTES) return 1;
@@ -227,7 +227,7 @@ static long walk_one_frame(__u64 index, struct ml_walk* w) {
 // Fills s (zeroed) with the stack and its hash.
 static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot, __u64 return_address,
                                             struct ml_user_stack* s) {
-  struct ml_walk w = {.fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
+  struct ml_walk w = {.s = s, .fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
   s->ips[0] = regs->ip;
   w.hash = hash_step(w.hash, s->ips[0]);
   w.n = 1;
@@ -272,23 +272,26 @@ static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 retur
   return id;
 }
 
-// The user stack of a uprobe at a function's entry (or a branch equivalent to it; ctx: the user
-// registers), whose return address, on top of the stack, the program has read: -1 when stacks are off.
-static __always_inline __s32 entry_stack_id(void* ctx, __u64 return_address) {
+// The user stack of a uprobe whose caller's return address, read by the program, is at return_slot (ctx:
+// the user registers; the caller's frame pointer still in %rbp): -1 when stacks are off.
+static __always_inline __s32 slot_stack_id(void* ctx, __u64 return_slot, __u64 return_address) {
   if (!capture_stacks) return -1;
-  struct pt_regs* regs = (struct pt_regs*)ctx;
-  return (__s32)capture_user_stack(regs, regs->sp, return_address);
+  return (__s32)capture_user_stack((struct pt_regs*)ctx, return_slot, return_address);
+}
+
+// The same at a function's entry (or a branch equivalent to it): the return address is on top of the stack.
+static __always_inline __s32 entry_stack_id(void* ctx, __u64 return_address) {
+  return slot_stack_id(ctx, PT_REGS_SP((struct pt_regs*)ctx), return_address);
 }
 
 // The same where the program has no use for the return address itself; at_entry false: a probe inside
 // a function (USDT), whose own frame is the innermost in the chain.
 static __always_inline __s32 user_stack_id(void* ctx, bool at_entry) {
   if (!capture_stacks) return -1;
-  struct pt_regs* regs = (struct pt_regs*)ctx;
-  if (!at_entry) return (__s32)capture_user_stack(regs, 0, 0);
+  if (!at_entry) return slot_stack_id(ctx, 0, 0);
   __u64 return_address = 0;
-  bpf_probe_read_user(&return_address, sizeof(return_address), (void*)regs->sp);
-  return (__s32)capture_user_stack(regs, regs->sp, return_address);
+  bpf_probe_read_user(&return_address, sizeof(return_address), (void*)PT_REGS_SP((struct pt_regs*)ctx));
+  return entry_stack_id(ctx, return_address);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -553,13 +556,23 @@ static __always_inline int emit_mm_call(void* ctx, __u32 type, __u64 a0, __u64 a
   e->advice = (__u32)a2;
   e->fd = -1;
   bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)return_slot);
-  e->stack_id = grows && capture_stacks ? (__s32)capture_user_stack(ctx, return_slot, e->caller_ip) : -1;
+  e->stack_id = grows ? slot_stack_id(ctx, return_slot, e->caller_ip) : -1;
   submit_mm_event(e, id >> 32);
   return 0;
 }
 
 static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows) {
   return emit_mm_call(ctx, type, a0, a1, a2, grows, PT_REGS_SP((struct pt_regs*)ctx));
+}
+
+// mmap(addr, len, prot, flags, fd, offset) into its event.
+static __always_inline void fill_mmap_args(struct ml_mm_event* e, const __u64 args[6]) {
+  e->addr = args[0];
+  e->len_bytes = args[1];
+  e->prot = (__u32)args[2];
+  e->flags = (__u32)args[3];
+  e->fd = (__s32)args[4];
+  e->offset = args[5];
 }
 
 static __always_inline int emit_call(__u32 type, long ret) {
@@ -580,12 +593,7 @@ static __always_inline int emit_call(__u32 type, long ret) {
     e->fd = -1;
     switch (type) {
       case ML_EV_MMAP:
-        e->addr = p->args[0];
-        e->len_bytes = p->args[1];
-        e->prot = (__u32)p->args[2];
-        e->flags = (__u32)p->args[3];
-        e->fd = (__s32)p->args[4];
-        e->offset = p->args[5];
+        fill_mmap_args(e, p->args);
         break;
       case ML_EV_MREMAP:
         e->addr = p->args[0];
@@ -625,7 +633,7 @@ int ml_mmap_done(struct pt_regs* ctx) {
   __u64 return_slot = PT_REGS_SP(ctx) + bpf_get_attach_cookie(ctx);
   __u64 caller_ip = 0;
   bpf_probe_read_user(&caller_ip, sizeof(caller_ip), (void*)return_slot);
-  __s32 stack_id = capture_stacks ? (__s32)capture_user_stack(ctx, return_slot, caller_ip) : -1;
+  __s32 stack_id = slot_stack_id(ctx, return_slot, caller_ip);
   struct ml_mm_event* e = reserve_event(sizeof(*e));
   if (!e) return 0;
   __builtin_memset(e, 0, sizeof(*e));
@@ -633,12 +641,9 @@ int ml_mmap_done(struct pt_regs* ctx) {
   e->result = (long)PT_REGS_RC(ctx);
   e->stack_id = stack_id;
   e->caller_ip = caller_ip;
-  e->addr = PT_REGS_PARM1(ctx);
-  e->len_bytes = PT_REGS_PARM2(ctx);
-  e->prot = (__u32)PT_REGS_PARM3(ctx);
-  e->flags = (__u32)ctx->r10;
-  e->fd = (__s32)PT_REGS_PARM5(ctx);
-  e->offset = ctx->r9;
+  __u64 args[6] = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx),
+                   ctx->r10,           PT_REGS_PARM5(ctx), ctx->r9};
+  fill_mmap_args(e, args);
   submit_mm_event(e, id >> 32);
   return 0;
 }

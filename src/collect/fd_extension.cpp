@@ -483,7 +483,7 @@ class FdExtension : public TraceExtension {
     std::vector<uint64_t> result_sites;  // branches after the syscall that replace the return probe
     // Branches after the syscall that replace both probes, with the stack bytes the wrapper has taken
     // there (accept, accept4: ml_fd_accepted); when set, result_sites and entry_offset are not used.
-    std::vector<std::pair<uint64_t, uint32_t>> call_sites;
+    OneHitSites call_sites;
   };
 
   // accept and accept4 are the calls a server makes per connection: they are read at the branch after
@@ -511,8 +511,7 @@ class FdExtension : public TraceExtension {
       const WrapperSites& sites = located->sites;
       if (sites.entry) t.entry_offset = off + *sites.entry;
       if (spec.needs_return && result_at_syscall(spec.kind)) {
-        for (size_t k = 0; k < sites.stack_bytes.size(); ++k)
-          t.call_sites.emplace_back(off + sites.after_syscall[k], sites.stack_bytes[k]);
+        t.call_sites = one_hit_sites(*located);
         if (t.call_sites.empty())
           for (uint64_t site : sites.after_syscall) t.result_sites.push_back(off + site);
       }

@@ -21,19 +21,6 @@ bool looks_like_libc(const std::string& path) {
          base.rfind("ld-musl", 0) == 0;
 }
 
-// The branches after each syscall of a wrapper where one hit can stand for its probes, as (file offset,
-// stack bytes the wrapper has taken there); empty when its code has another shape.
-using OneHitSites = std::vector<std::pair<uint64_t, uint32_t>>;
-
-OneHitSites one_hit_sites_of(const elf::ElfFile& elf, const char* func) {
-  OneHitSites out;
-  auto w = locate_wrapper(elf, func);
-  if (!w) return out;
-  for (size_t k = 0; k < w->sites.stack_bytes.size(); ++k)
-    out.emplace_back(w->file_offset + w->sites.after_syscall[k], w->sites.stack_bytes[k]);
-  return out;
-}
-
 // Per C library file (device, inode) and function: read once, every tracked process shares it.
 const OneHitSites& one_hit_sites(const MappedObject& libc, const char* func) {
   static std::mutex mu;
@@ -44,7 +31,8 @@ const OneHitSites& one_hit_sites(const MappedObject& libc, const char* func) {
   if (it == cache.end()) {
     it = cache.emplace(key, std::map<std::string, OneHitSites>{}).first;
     if (auto elf = elf::ElfFile::open_path(libc.host_path))
-      for (const char* f : {"mmap", "madvise"}) it->second[f] = one_hit_sites_of(**elf, f);
+      for (const char* f : {"mmap", "madvise"})
+        if (auto w = locate_wrapper(**elf, f)) it->second[f] = one_hit_sites(*w);
   }
   return it->second[func];
 }

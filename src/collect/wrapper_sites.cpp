@@ -177,4 +177,11 @@ std::optional<LocatedWrapper> locate_wrapper(const elf::ElfFile& elf, std::strin
   return w;
 }
 
+OneHitSites one_hit_sites(const LocatedWrapper& w) {
+  OneHitSites out;
+  for (size_t k = 0; k < w.sites.stack_bytes.size(); ++k)
+    out.emplace_back(w.file_offset + w.sites.after_syscall[k], w.sites.stack_bytes[k]);
+  return out;
+}
+
 }  // namespace memlens::collect

@@ -26,6 +26,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "elf/elf_file.h"
@@ -56,5 +57,10 @@ struct LocatedWrapper {
 
 // symbol in elf (a defined function), or nullopt.
 std::optional<LocatedWrapper> locate_wrapper(const elf::ElfFile& elf, std::string_view symbol);
+
+// Where one uprobe hit can stand for a wrapper's entry and return probes: (file offset of each branch
+// after a syscall, stack bytes the wrapper has taken there). Empty when its code has another shape.
+using OneHitSites = std::vector<std::pair<uint64_t, uint32_t>>;
+OneHitSites one_hit_sites(const LocatedWrapper& w);
 
 }  // namespace memlens::collect
