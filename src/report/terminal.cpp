@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <optional>
 
 namespace memlens::report {
 
@@ -25,6 +26,51 @@ std::string format_signed_bytes(int64_t bytes) {
   std::string s = format_bytes(static_cast<uint64_t>(std::llabs(bytes)));
   return (bytes < 0 ? "-" : "+") + s;
 }
+
+namespace {
+
+// The report holds null where a figure is unknown (no GC yet, no exit status, a section not filled):
+// the summary reads every figure through these, so an unknown one never throws.
+std::optional<uint64_t> u64_field(const json& obj, const char* key) {
+  if (!obj.is_object()) return std::nullopt;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number()) return std::nullopt;
+  if (it->is_number_float()) return it->get<double>() < 0 ? 0 : static_cast<uint64_t>(it->get<double>());
+  if (it->is_number_integer() && it->get<int64_t>() < 0) return 0;
+  return it->get<uint64_t>();
+}
+
+uint64_t u64_or0(const json& obj, const char* key) {
+  return u64_field(obj, key).value_or(0);
+}
+
+double f64_or0(const json& obj, const char* key) {
+  if (!obj.is_object()) return 0;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+std::string str_or(const json& obj, const char* key, const std::string& fallback = "") {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+const json& object_or_empty(const json& obj, const char* key) {
+  static const json empty = json::object();
+  if (!obj.is_object()) return empty;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_object() ? *it : empty;
+}
+
+const json& array_or_empty(const json& obj, const char* key) {
+  static const json empty = json::array();
+  if (!obj.is_object()) return empty;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_array() ? *it : empty;
+}
+
+}  // namespace
 
 LiveView::LiveView(FILE* out) : out_(out), tty_(isatty(fileno(out)) != 0) {}
 
@@ -73,95 +119,99 @@ void LiveView::clear() {
 
 std::string render_summary(const json& report, const std::vector<std::string>& files_written) {
   std::string out;
-  out += fmt::format("\nmemlens summary  ({:.1f} s traced, {})\n", report.value("duration_s", 0.0),
-                     report.value("stop_reason", std::string("stopped")));
+  out += fmt::format("\nmemlens summary  ({:.1f} s traced, {})\n", f64_or0(report, "duration_s"),
+                     str_or(report, "stop_reason", "stopped"));
+  const json& processes = array_or_empty(report, "processes");
   // Verdicts lead: they answer the question the user came with.
-  for (const auto& p : report["processes"]) {
-    if (!p.contains("verdicts")) continue;
-    for (const auto& v : p["verdicts"]) {
-      if (v.value("kind", "") == "stable") continue;
+  for (const auto& p : processes) {
+    for (const auto& v : array_or_empty(p, "verdicts")) {
+      std::string kind = str_or(v, "kind");
+      if (kind == "stable") continue;
       // A growth that is part of another leak (verdicts are ordered: it follows that leak) is indented
       // under it rather than announced as a leak of its own.
-      bool companion = v.contains("part_of");
-      out += fmt::format("{} pid {} {}: {}\n", companion ? "      +" : "  !", p.value("pid", 0),
-                         p.value("comm", ""), v.value("headline", v.value("evidence", "")));
+      bool companion = v.is_object() && v.contains("part_of") && !v["part_of"].is_null();
+      out += fmt::format("{} pid {} {}: {}\n", companion ? "      +" : "  !", u64_or0(p, "pid"),
+                         str_or(p, "comm"), str_or(v, "headline", str_or(v, "evidence")));
       // Which code: the heaviest stack of the category (every one is in report.json and the profiles).
-      if (!companion && v.value("kind", "") == "leak_suspected" && v.contains("top_stacks") &&
-          !v["top_stacks"].empty() && v["top_stacks"][0].is_string()) {
+      const json& stacks = array_or_empty(v, "top_stacks");
+      if (!companion && kind == "leak_suspected" && !stacks.empty() && stacks[0].is_string()) {
         // One line on a terminal: the innermost frames say the most; report.json has the whole line.
-        std::string stack = v["top_stacks"][0].get<std::string>();
+        std::string stack = stacks[0].get<std::string>();
         if (stack.size() > 180) {
           size_t cut = 177;
           while (cut > 0 && (static_cast<unsigned char>(stack[cut]) & 0xC0) == 0x80)
             --cut;  // not inside a UTF-8 char
           stack = stack.substr(0, cut) + "...";
         }
-        out +=
-            fmt::format("      heaviest {} stack: {}\n", v.value("top_stacks_from", std::string("")), stack);
+        out += fmt::format("      heaviest {} stack: {}\n", str_or(v, "top_stacks_from"), stack);
       }
     }
   }
-  for (const auto& p : report["processes"]) {
-    std::string status =
-        p.contains("exit_status") ? fmt::format("exited {}", p["exit_status"].get<int>()) : "running";
-    out += fmt::format(
-        "  pid {:<7} {:<15} {:<10} rss {:>10} (peak {:>10})  anon {:>10}  file {:>10}\n", p.value("pid", 0),
-        p.value("comm", ""), status, format_bytes(p.value("rss_bytes", 0ull)),
-        format_bytes(p.value("rss_peak_bytes", 0ull)), format_bytes(p["rss"].value("anon_bytes", 0ull)),
-        format_bytes(p["rss"].value("file_bytes", 0ull)));
-    if (p.contains("breakdown")) {
+  for (const auto& p : processes) {
+    auto exit_status = u64_field(p, "exit_status");
+    std::string status = exit_status ? fmt::format("exited {}", *exit_status) : "running";
+    const json& rss = object_or_empty(p, "rss");
+    out += fmt::format("  pid {:<7} {:<15} {:<10} rss {:>10} (peak {:>10})  anon {:>10}  file {:>10}\n",
+                       u64_or0(p, "pid"), str_or(p, "comm"), status, format_bytes(u64_or0(p, "rss_bytes")),
+                       format_bytes(u64_or0(p, "rss_peak_bytes")), format_bytes(u64_or0(rss, "anon_bytes")),
+                       format_bytes(u64_or0(rss, "file_bytes")));
+    const json& breakdown = object_or_empty(p, "breakdown");
+    if (!breakdown.empty()) {
       std::string parts;
-      for (const auto& [k, v] : p["breakdown"].items())
-        if (v.is_number() && v.get<int64_t>() > 0) {
+      for (const auto& [k, v] : breakdown.items())
+        if (auto bytes = u64_field(breakdown, k.c_str()); bytes && *bytes > 0) {
           std::string name =
               k.size() > 6 && k.compare(k.size() - 6, 6, "_bytes") == 0 ? k.substr(0, k.size() - 6) : k;
-          parts += fmt::format(" {} {}", name, format_bytes(v.get<uint64_t>()));
+          parts += fmt::format(" {} {}", name, format_bytes(*bytes));
         }
-      const auto& m = p["breakdown"].value("method", json::object());
-      if (m.value("js_heap_mapped_bytes", 0ull) > 0)
-        parts += fmt::format("  (V8 heap committed {})", format_bytes(m.value("js_heap_mapped_bytes", 0ull)));
-      if (m.contains("before_exit_s"))
-        parts += fmt::format("  (of rss {}, {:.1f} s before exit)", format_bytes(m.value("rss_bytes", 0ull)),
-                             m["before_exit_s"].get<double>());
+      const json& m = object_or_empty(breakdown, "method");
+      if (u64_or0(m, "js_heap_mapped_bytes") > 0)
+        parts += fmt::format("  (V8 heap committed {})", format_bytes(u64_or0(m, "js_heap_mapped_bytes")));
+      if (m.contains("before_exit_s") && m["before_exit_s"].is_number())
+        parts += fmt::format("  (of rss {}, {:.1f} s before exit)", format_bytes(u64_or0(m, "rss_bytes")),
+                             f64_or0(m, "before_exit_s"));
       out += "           breakdown:" + parts + "\n";
     }
-    if (p.contains("gc")) {
-      const auto& gc = p["gc"];
-      out += fmt::format("           GC: {} collections, {:.1f} ms in GC, heap used after last GC {}\n",
-                         gc.value("count", 0), gc["pause_ms"].value("total", 0.0),
-                         format_bytes(gc.value("heap_used_after_gc_bytes", 0ull)));
+    const json& gc = object_or_empty(p, "gc");
+    if (!gc.empty()) {
+      auto after = u64_field(gc, "heap_used_after_gc_bytes");
+      out += fmt::format("           GC: {} collections, {:.1f} ms in GC, {}\n", u64_or0(gc, "count"),
+                         f64_or0(object_or_empty(gc, "pause_ms"), "total"),
+                         after ? "heap used after last GC " + format_bytes(*after)
+                               : std::string("no heap figure yet (no GC while traced)"));
     }
-    if (p.contains("array_buffers"))
+    const json& ab = object_or_empty(p, "array_buffers");
+    if (!ab.empty())
       out += fmt::format("           ArrayBuffers: {} live (peak {})\n",
-                         format_bytes(p["array_buffers"].value("live_bytes", 0ull)),
-                         format_bytes(p["array_buffers"].value("peak_bytes", 0ull)));
-    if (p.contains("fds"))
-      out += fmt::format("           fds: {} open (peak {}), {} opened, {} closed\n",
-                         p["fds"].value("open", 0), p["fds"].value("peak", 0),
-                         p["fds"].value("opened_total", 0), p["fds"].value("closed_total", 0));
-    const auto& f = p["page_faults"];
-    uint64_t traced = f.value("traced_user", 0ull) + f.value("traced_kernel", 0ull);
-    out += fmt::format("           page faults: {} traced", traced);
-    if (f.contains("minor"))
-      out += fmt::format(" (kernel: {} minor, {} major)", f["minor"].get<uint64_t>(),
-                         f["major"].get<uint64_t>());
-    const auto& ev = p["events"];
+                         format_bytes(u64_or0(ab, "live_bytes")), format_bytes(u64_or0(ab, "peak_bytes")));
+    const json& fds = object_or_empty(p, "fds");
+    if (!fds.empty())
+      out += fmt::format("           fds: {} open (peak {}), {} opened, {} closed\n", u64_or0(fds, "open"),
+                         u64_or0(fds, "peak"), u64_or0(fds, "opened_total"), u64_or0(fds, "closed_total"));
+    const json& f = object_or_empty(p, "page_faults");
+    out += fmt::format("           page faults: {} traced",
+                       u64_or0(f, "traced_user") + u64_or0(f, "traced_kernel"));
+    if (u64_field(f, "minor"))
+      out += fmt::format(" (kernel: {} minor, {} major)", u64_or0(f, "minor"), u64_or0(f, "major"));
+    const json& ev = object_or_empty(p, "events");
     out +=
-        fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", ev.value("mmap", 0),
-                    ev.value("munmap", 0), ev.value("mremap", 0), ev.value("brk", 0), ev.value("madvise", 0));
+        fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", u64_or0(ev, "mmap"),
+                    u64_or0(ev, "munmap"), u64_or0(ev, "mremap"), u64_or0(ev, "brk"), u64_or0(ev, "madvise"));
   }
   uint64_t lost = 0;
   std::string loss_detail;
-  for (const auto& [stage, n] : report["loss"].items()) {
-    lost += n.get<uint64_t>();
-    if (n.get<uint64_t>() > 0) loss_detail += fmt::format(" {}={}", stage, n.get<uint64_t>());
+  const json& loss = object_or_empty(report, "loss");
+  for (const auto& [stage, n] : loss.items()) {
+    uint64_t count = u64_or0(loss, stage.c_str());
+    lost += count;
+    if (count > 0) loss_detail += fmt::format(" {}={}", stage, count);
   }
-  out += fmt::format("  events: {} received, {} lost{}\n", report.value("events_received", 0ull), lost,
+  out += fmt::format("  events: {} received, {} lost{}\n", u64_or0(report, "events_received"), lost,
                      loss_detail.empty() ? "" : " (" + loss_detail.substr(1) + ")");
-  if (report.contains("probes") && !report["probes"]["skipped"].empty()) {
+  const json& skipped = array_or_empty(object_or_empty(report, "probes"), "skipped");
+  if (!skipped.empty()) {
     out += "  probes skipped:\n";
-    for (const auto& s : report["probes"]["skipped"])
-      out += fmt::format("    {}: {}\n", s.value("name", ""), s.value("reason", ""));
+    for (const auto& s : skipped) out += fmt::format("    {}: {}\n", str_or(s, "name"), str_or(s, "reason"));
   }
   for (const auto& f : files_written) out += fmt::format("  wrote {}\n", f);
   return out;
