@@ -189,58 +189,6 @@ TEST(Core, SigtermStillWritesTheReport) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
 
-// Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
-std::set<uint32_t> programs_held_by(pid_t pid) {
-  std::set<uint32_t> ids;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
-    std::ifstream in(e.path());
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("prog_id:", 0) == 0) ids.insert(static_cast<uint32_t>(std::stoul(line.substr(8))));
-  }
-  return ids;
-}
-
-// `bpftool -j OBJECT list` as JSON (an array; null when bpftool fails).
-json bpftool_list(const std::string& object) {
-  auto r = run_shell("(bpftool -j " + object + " list 2>/dev/null)");  // its warnings are not JSON
-  return json::parse(r.output, nullptr, false);
-}
-
-std::set<uint32_t> loaded_program_ids() {
-  std::set<uint32_t> ids;
-  auto j = bpftool_list("prog");
-  if (j.is_array())
-    for (const auto& p : j)
-      if (p.contains("id")) ids.insert(p["id"].get<uint32_t>());
-  return ids;
-}
-
-// Links (bpftool link list) of the given programs.
-std::vector<uint32_t> links_of(const std::set<uint32_t>& programs) {
-  std::vector<uint32_t> out;
-  auto j = bpftool_list("link");
-  if (j.is_array())
-    for (const auto& l : j)
-      if (l.contains("prog_id") && programs.count(l["prog_id"].get<uint32_t>()))
-        out.push_back(l["id"].get<uint32_t>());
-  return out;
-}
-
-// tracefs probe definitions a process left behind (libbpf names its legacy uprobes libbpf_<pid>_...).
-std::vector<std::string> tracefs_probes_of(pid_t pid) {
-  std::vector<std::string> out;
-  for (const char* file : {"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events",
-                           "/sys/kernel/tracing/kprobe_events"}) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line))
-      if (line.find("libbpf_" + std::to_string(pid) + "_") != std::string::npos) out.push_back(line);
-  }
-  return out;
-}
-
 TEST(Core, SigkillLeavesNoProbeAttached) {
   MEMLENS_REQUIRE_TRACING();
   ASSERT_EQ(system("command -v bpftool >/dev/null 2>&1 || test -x /usr/sbin/bpftool"), 0);
@@ -260,19 +208,7 @@ TEST(Core, SigkillLeavesNoProbeAttached) {
   m.signal(SIGKILL);
   // The kernel closes every uprobe of the killed process, each after a grace period: allow it time.
   ASSERT_EQ(m.wait(120s), 128 + SIGKILL);
-  std::vector<uint32_t> left;
-  for (int i = 0; i < 300; ++i) {
-    std::this_thread::sleep_for(100ms);
-    auto loaded = loaded_program_ids();
-    left.clear();
-    for (uint32_t id : ours)
-      if (loaded.count(id)) left.push_back(id);
-    if (left.empty()) break;
-  }
-  EXPECT_TRUE(left.empty()) << left.size()
-                            << " of memlens's BPF programs still loaded 30 s after it was killed";
-  EXPECT_TRUE(links_of(ours).empty()) << "links of memlens's programs remain";
-  EXPECT_TRUE(tracefs_probes_of(m.pid()).empty()) << "tracefs probe definitions remain";
+  EXPECT_EQ(leftovers_of(m.pid(), ours, 30s), "");
   // Nothing pinned either: a pin would have kept the programs loaded.
   // The traced process is unharmed.
   EXPECT_EQ(kill(node.pid(), 0), 0);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -259,6 +260,81 @@ FoldedFile read_folded(const std::string& path, const std::string& function) {
   return ::testing::AssertionFailure()
          << what << ": memlens says " << actual << ", ground truth " << expected << " (off by "
          << (expected ? 100.0 * diff / std::abs(expected) : 0) << "%, allowed " << 100 * tolerance << "%)";
+}
+
+// Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
+std::set<uint32_t> programs_held_by(pid_t pid) {
+  std::set<uint32_t> ids;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
+    std::ifstream in(e.path());
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("prog_id:", 0) == 0) ids.insert(static_cast<uint32_t>(std::stoul(line.substr(8))));
+  }
+  return ids;
+}
+
+namespace {
+
+// `bpftool -j OBJECT list` as JSON (an array; null when bpftool fails).
+nlohmann::json bpftool_list(const std::string& object) {
+  auto r = run_shell("(bpftool -j " + object + " list 2>/dev/null)");  // its warnings are not JSON
+  return nlohmann::json::parse(r.output, nullptr, false);
+}
+
+std::set<uint32_t> loaded_program_ids() {
+  std::set<uint32_t> ids;
+  auto j = bpftool_list("prog");
+  if (j.is_array())
+    for (const auto& p : j)
+      if (p.contains("id")) ids.insert(p["id"].get<uint32_t>());
+  return ids;
+}
+
+// Links (bpftool link list) of the given programs.
+std::vector<uint32_t> links_of(const std::set<uint32_t>& programs) {
+  std::vector<uint32_t> out;
+  auto j = bpftool_list("link");
+  if (j.is_array())
+    for (const auto& l : j)
+      if (l.contains("prog_id") && programs.count(l["prog_id"].get<uint32_t>()))
+        out.push_back(l["id"].get<uint32_t>());
+  return out;
+}
+
+// tracefs probe definitions a process left behind (libbpf names its legacy uprobes libbpf_<pid>_...).
+std::vector<std::string> tracefs_probes_of(pid_t pid) {
+  std::vector<std::string> out;
+  for (const char* file : {"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events",
+                           "/sys/kernel/tracing/kprobe_events"}) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find("libbpf_" + std::to_string(pid) + "_") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string leftovers_of(pid_t memlens_pid, const std::set<uint32_t>& programs,
+                         std::chrono::milliseconds grace) {
+  // The kernel releases a dead process's uprobes after a grace period each: poll until the deadline.
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  std::string what;
+  do {
+    what.clear();
+    auto loaded = loaded_program_ids();
+    size_t still = 0;
+    for (uint32_t id : programs) still += loaded.count(id);
+    if (still) what += std::to_string(still) + " of memlens's BPF programs still loaded; ";
+    if (!links_of(programs).empty()) what += "links of memlens's programs remain; ";
+    if (!tracefs_probes_of(memlens_pid).empty()) what += "tracefs probe definitions remain; ";
+    if (what.empty()) return "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return what;
 }
 
 }  // namespace memlens::testing

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,5 +109,12 @@ struct FoldedFile {
   bool malformed = false;
 };
 FoldedFile read_folded(const std::string& path, const std::string& function = "");
+
+// Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
+std::set<uint32_t> programs_held_by(pid_t pid);
+// What memlens (pid, holding these programs while it ran) left in the kernel after it exited: programs
+// still loaded, links, tracefs probe definitions. "" when nothing is left within grace.
+std::string leftovers_of(pid_t memlens_pid, const std::set<uint32_t>& programs,
+                         std::chrono::milliseconds grace);
 
 }  // namespace memlens::testing
