@@ -38,6 +38,15 @@ int attach_command(pid_t pid, const TraceOptions& opts) {
                "memlens attach: no process with pid {}\n  remedy: check the pid (ps -e | grep node)\n", pid);
     return kExitNoProcess;
   }
+  if (!proc::process_running(pid)) {
+    auto st = proc::read_stat(pid);
+    fmt::print(
+        stderr,
+        "memlens attach: pid {} has exited (a zombie not yet reaped by its parent{}): it has no memory "
+        "left to trace\n  remedy: attach to a live process (ps -e -o pid,stat,comm | grep node)\n",
+        pid, st ? fmt::format(", pid {}", st->ppid) : "");
+    return kExitNoProcess;
+  }
   install_stop_handlers();
   TraceSession session(opts);
   if (int rc = session.start(); rc != kExitOk) return rc;

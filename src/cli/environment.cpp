@@ -1,14 +1,13 @@
 #include "cli/environment.h"
 
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "common/safe_file.h"
@@ -73,7 +72,8 @@ Check check_btf() {
     c.detail = "/sys/kernel/btf/vmlinux";
   } else {
     c.detail = "/sys/kernel/btf/vmlinux is missing";
-    c.remedy = "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux >= 5.8; most distribution kernels are)";
+    c.remedy =
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux >= 5.8; most distribution kernels are)";
   }
   return c;
 }

@@ -1,6 +1,9 @@
 // memlens: where a Node.js process's memory goes, from outside, without restarting it.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/environment.h"
@@ -8,12 +11,35 @@
 
 using namespace memlens::cli;
 
+// A year: longer is a typo, not a trace.
+constexpr double kMaxDurationS = 365.0 * 86400;
+
 namespace {
+
+// A number of seconds that bounds a wait: finite and above zero. CLI::Range lets NaN through (every
+// comparison with NaN is false), and 0 or inf would mean "never stop" without saying so.
+CLI::Validator positive_seconds(double max_s) {
+  return CLI::Validator(
+      [max_s](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) return "not a number of seconds: " + text;
+        } catch (const std::exception&) {
+          return "not a number of seconds: " + text;
+        }
+        if (!std::isfinite(v) || v <= 0 || v > max_s)
+          return fmt::format("must be a number of seconds above 0 and at most {:g}: {}", max_s, text);
+        return "";
+      },
+      "SECONDS>0");
+}
 
 void add_trace_options(CLI::App* cmd, TraceOptions& o) {
   cmd->add_option("-o,--out", o.out_dir, "Directory for the report files (created if missing)");
-  cmd->add_option("--interval", o.interval_s, "Time-series period in seconds")
-      ->check(CLI::Range(0.05, 3600.0))
+  cmd->add_option("--interval", o.interval_s, "Time-series period in seconds (0.05 to 3600)")
+      ->check(CLI::Range(0.05, 3600.0) & positive_seconds(3600.0))
       ->capture_default_str();
   cmd->add_flag("-q,--quiet", o.quiet, "No live line and no summary");
   cmd->add_flag("-v,--verbose", o.verbose, "Show libbpf's messages");
@@ -32,43 +58,54 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"memlens: an eBPF memory tracer for Node.js.\n"
-               "Where does the RSS go (JS heap, Buffers, native memory, code, stacks, files), is it growing, who grows it."};
+  CLI::App app{
+      "memlens: an eBPF memory tracer for Node.js.\n"
+      "Where does the RSS go (JS heap, Buffers, native memory, code, stacks, files), is it growing, who "
+      "grows it."};
   app.set_version_flag("--version", MEMLENS_VERSION);
   app.require_subcommand(1);
 
   TraceOptions run_opts;
   std::vector<std::string> command;
-  auto* run = app.add_subcommand("run", "Start a command with every probe attached and trace it and its descendants");
+  auto* run =
+      app.add_subcommand("run", "Start a command with every probe attached and trace it and its descendants");
   add_trace_options(run, run_opts);
   double run_duration = 0;
-  run->add_option("--duration", run_duration, "Stop tracing after this many seconds (the command keeps running)");
-  run->add_flag("!--no-perf-map", run_opts.perf_map,
-                "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
+  run->add_option("--duration", run_duration,
+                  "Stop tracing after this many seconds (the command keeps running)")
+      ->check(positive_seconds(kMaxDurationS));
+  run->add_flag(
+      "!--no-perf-map", run_opts.perf_map,
+      "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
   run->add_option("command", command, "The command and its arguments, after --")->required();
   run->footer("Example: memlens run -o out -- node server.js");
 
   TraceOptions attach_opts;
   pid_t attach_pid = 0;
   double attach_duration = 0;
-  auto* attach = app.add_subcommand("attach", "Trace a running process and its descendants, without restarting it");
+  auto* attach =
+      app.add_subcommand("attach", "Trace a running process and its descendants, without restarting it");
   attach->add_option("pid", attach_pid, "Process id")->required();
   add_trace_options(attach, attach_opts);
-  attach->add_option("--duration", attach_duration, "Stop after this many seconds");
+  attach->add_option("--duration", attach_duration, "Stop after this many seconds")
+      ->check(positive_seconds(kMaxDurationS));
   attach->footer("Example: memlens attach 1234 --duration 60 -o out");
 
   pid_t doctor_pid = 0;
   std::string doctor_binary;
-  auto* doctor = app.add_subcommand("doctor", "Check that this host can run memlens, and what a process offers");
+  auto* doctor =
+      app.add_subcommand("doctor", "Check that this host can run memlens, and what a process offers");
   doctor->add_option("--pid", doctor_pid, "Also check what this process offers");
   doctor->add_option("--binary", doctor_binary, "Also check what this binary offers");
 
   pid_t fds_pid = 0;
   FdsOptions fds_opts;
-  auto* fds = app.add_subcommand("fds", "List a running process's open fds by type and opening stack (like lsof -p)");
+  auto* fds =
+      app.add_subcommand("fds", "List a running process's open fds by type and opening stack (like lsof -p)");
   fds->add_option("pid", fds_pid, "Process id")->required();
-  fds->add_option("--watch", fds_opts.watch_s, "Trace opens and closes for this many seconds: new fds get stacks")
-      ->check(CLI::Range(0.0, 86400.0));
+  fds->add_option("--watch", fds_opts.watch_s,
+                  "Trace opens and closes for this many seconds: new fds get stacks")
+      ->check(positive_seconds(86400.0));
   fds->add_flag("--json", fds_opts.json, "One JSON object: open, by_type, fds");
   fds->add_flag("-v,--verbose", fds_opts.verbose, "Show libbpf's messages");
 

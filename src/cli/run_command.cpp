@@ -163,9 +163,15 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
 
   int rc = session.finish_and_report();
   if (!reaped) {
-    // Stopped before the command ended (grace period over): it keeps running, untraced.
-    fmt::print(stderr, "memlens run: stopped tracing; pid {} is still running\n", child.pid);
-    return rc == kExitOk ? kExitFailure : rc;
+    // --duration did what was asked: the command is left running, untraced, and that is no failure.
+    // After a signal (grace period over) the command did not end when asked: memlens's status is the
+    // signal's, as for any program stopped by it.
+    bool by_duration = session.trace().info.stop_reason == "duration reached";
+    fmt::print(stderr, "memlens run: stopped tracing; the command (pid {}) is left running, untraced\n",
+               child.pid);
+    if (rc != kExitOk) return rc;
+    int sig = stop_signal();
+    return by_duration || sig == 0 ? kExitOk : 128 + sig;
   }
   if (rc != kExitOk) return rc;
   if (WIFSIGNALED(child_status)) return 128 + WTERMSIG(child_status);

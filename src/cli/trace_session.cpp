@@ -57,7 +57,7 @@ int TraceSession::start() {
   if (int rc = preflight(opts_.quiet); rc != 0) return rc;
   if (!opts_.out_dir.empty()) {
     // Fail before tracing, not after a long trace, when the report cannot be written.
-    if (auto s = ensure_directory(opts_.out_dir); !s) {
+    if (auto s = prepare_output_directory(opts_.out_dir); !s) {
       fmt::print(stderr, "memlens: {}\n  remedy: choose another --out directory\n", s.error().describe());
       return kExitOutput;
     }
@@ -131,6 +131,7 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
       break;
     }
     if (grace_until && monotonic_s() > *grace_until) break;
+    if (stop_requests() >= 2) break;  // asked twice: no grace for the command, but a report all the same
   }
   tracer_->on_sample(nullptr);
   live.clear();

@@ -110,9 +110,24 @@ class V8Extension : public TraceExtension {
 
   std::string name() const override { return "v8"; }
 
+  // After exec the process runs another program: the old image's heap, GCs, allocator and limit are
+  // gone with it, and figures left in place would be read as the new program's. The timeline keeps what
+  // was sampled while the old image ran.
+  static void forget_previous_image(model::Process& p) {
+    if (!p.v8.probed && !p.v8.array_buffers_probed) return;
+    p.notes.push_back(
+        fmt::format("V8 figures before an exec ({} GCs) belonged to the previous program and "
+                    "were dropped; the timeline keeps its samples",
+                    p.v8.gcs.size()));
+    p.v8 = model::V8State{};
+  }
+
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
     trace_ = &trace;
     if (p.before_command_exec) return;  // memlens's own image holds no V8: planning starts at the exec
+    // The exec event comes before any event of the new image in the ring buffer, however late it is
+    // handled: what V8 state there is belongs to the old image, even when it ran the same binary.
+    if (after_exec) forget_previous_image(p);
     auto& st = procs_[p.pid()];
     std::string identity = image_identity(p.pid());
     // Exec events are handled after the fact, sometimes several at once (a shell script that execs node):
@@ -126,15 +141,6 @@ class V8Extension : public TraceExtension {
     st.counters = false;
     st.found_v8 = false;  // the new image is planned afresh (and re-planned while its libnode.so loads)
     st.rechecks_left = after_exec ? kLibnodeRechecks : 0;
-    if (after_exec) {
-      // The new image has its own allocator: what the old one held is gone.
-      p.v8.array_buffer_live_bytes = 0;
-      p.v8.array_buffer_allocators = 0;
-      p.v8.array_buffer_allocated_total = p.v8.array_buffer_freed_total = 0;
-      p.v8.array_buffer_allocations = p.v8.array_buffer_frees = 0;
-      p.v8.external_adjustments_bytes = 0;
-      p.v8.external_adjustments = 0;
-    }
     attach(trace, p, st);
     read_heap_limit(p);
   }

@@ -1,16 +1,16 @@
 #include "common/safe_file.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <random>
-
-#include <fmt/format.h>
 
 namespace memlens {
 
@@ -63,7 +63,8 @@ Result<OpenedFile> open_in_process_root(pid_t pid, const std::string& path_in_pr
   // component. Intermediate links could still point outside; say so in the error path only if it fails.
   std::string rel = path_in_process;
   while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
-  int legacy = ::openat(root_fd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+  int legacy =
+      ::openat(root_fd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
   if (legacy < 0) {
     if (errno == ELOOP) return errno_error(what + " is a symbolic link; refused");
     return errno_error("cannot open " + what);
@@ -142,11 +143,41 @@ Status write_file_atomic(const std::string& path, std::string_view content) {
 Status ensure_directory(const std::string& dir) {
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) {
-    if (!std::filesystem::is_directory(dir, ec)) return make_error(dir + " exists and is not a directory", ENOTDIR);
+    if (!std::filesystem::is_directory(dir, ec))
+      return make_error(dir + " exists and is not a directory", ENOTDIR);
     return {};
   }
   std::filesystem::create_directories(dir, ec);
   if (ec) return make_error("cannot create directory " + dir + ": " + ec.message(), ec.value());
+  return {};
+}
+
+Status prepare_output_directory(const std::string& dir) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(dir, ec);
+    // A link could send a root tool's files anywhere (one planted in a shared directory, say): the user
+    // names the real directory.
+    return make_error(
+        dir + " is a symbolic link" + (ec ? "" : " to " + target.string()) + "; give the directory itself",
+        ELOOP);
+  }
+  if (auto s = ensure_directory(dir); !s) return s;
+  // Writable now, not only at the end of a long trace: an unnamed temporary file leaves nothing behind.
+  UniqueFd probe(::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+  if (!probe && errno != EOPNOTSUPP && errno != EISDIR) return errno_error("cannot write in " + dir);
+  if (!probe && ::access(dir.c_str(), W_OK) != 0) return errno_error("cannot write in " + dir);
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) == 0) {
+    if (fs.f_flag & ST_RDONLY) return make_error(dir + " is on a read-only file system", EROFS);
+    uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    if (free_bytes < kMinFreeOutputBytes)
+      return make_error(
+          fmt::format("the file system of {} has only {} bytes free (the report needs about {})", dir,
+                      free_bytes, kMinFreeOutputBytes),
+          ENOSPC);
+  }
   return {};
 }
 

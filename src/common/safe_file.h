@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -67,5 +68,13 @@ Status write_file_atomic(const std::string& path, std::string_view content);
 
 // Creates dir (and parents) if missing; refuses a path that exists and is not a directory.
 Status ensure_directory(const std::string& dir);
+
+// Room a trace's report files need at the least (report.json, report.html and the profiles of a short
+// trace); a file system with less is refused before tracing rather than after.
+inline constexpr uint64_t kMinFreeOutputBytes = 4 << 20;
+
+// The --out directory, checked before tracing: refused when it is a symbolic link, created if missing,
+// and proven writable (read-only file system, permissions, a nearly full disk) without leaving a file.
+Status prepare_output_directory(const std::string& dir);
 
 }  // namespace memlens

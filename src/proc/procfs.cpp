@@ -237,21 +237,58 @@ std::optional<Stat> parse_stat(std::string_view text) {
   return st;
 }
 
+namespace {
+
+bool state_is_dead(char state) {
+  return state == 'Z' || state == 'X' || state == 'x';
+}
+
+// The state letter of a /proc/.../stat text (after the command, which may hold spaces and parentheses).
+char state_of_stat(const std::string& text) {
+  auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() ? text[close + 2] : '?';
+}
+
+// A leader that called pthread_exit keeps its pid, but its own /proc files have no address space (no maps,
+// no VmRSS) while the other threads run on in it: those are read through a live thread's task directory.
+std::optional<std::string> live_thread_dir(pid_t pid) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    auto text = read_text_file(e.path().string() + "/stat", 4096);
+    if (text && !state_is_dead(state_of_stat(*text))) return e.path().string();
+  }
+  return std::nullopt;
+}
+
+// /proc/PID/<file> with the process's memory figures; for a dead leader, the same file of a live thread.
+// marker: what the file holds only while there is an address space (null: any content).
+Result<std::string> read_memory_file(pid_t pid, const char* file, size_t max_bytes, const char* marker) {
+  auto text = read_text_file(fmt::format("/proc/{}/{}", pid, file), max_bytes);
+  if (!text) return proc_error(pid, file, text.error());
+  bool has_memory = marker ? text->find(marker) != std::string::npos : !text->empty();
+  if (has_memory) return text;
+  if (auto dir = live_thread_dir(pid))
+    if (auto alt = read_text_file(*dir + "/" + file, max_bytes)) return alt;
+  return text;
+}
+
+}  // namespace
+
 Result<std::vector<MapEntry>> read_maps(pid_t pid) {
-  auto text = read_text_file(fmt::format("/proc/{}/maps", pid), 64 << 20);
-  if (!text) return proc_error(pid, "maps", text.error());
+  auto text = read_memory_file(pid, "maps", 64 << 20, nullptr);
+  if (!text) return text.error();
   return parse_maps(*text);
 }
 
 Result<std::vector<SmapsEntry>> read_smaps(pid_t pid) {
-  auto text = read_text_file(fmt::format("/proc/{}/smaps", pid), 256 << 20);
-  if (!text) return proc_error(pid, "smaps", text.error());
+  auto text = read_memory_file(pid, "smaps", 256 << 20, nullptr);
+  if (!text) return text.error();
   return parse_smaps(*text);
 }
 
 Result<Status> read_status(pid_t pid) {
-  auto text = read_text_file(fmt::format("/proc/{}/status", pid));
-  if (!text) return proc_error(pid, "status", text.error());
+  auto text = read_memory_file(pid, "status", 4 << 20, "VmRSS:");
+  if (!text) return text.error();
   auto s = parse_status(*text);
   if (!s) return make_error(fmt::format("cannot parse /proc/{}/status", pid), EINVAL);
   return *s;
@@ -330,7 +367,10 @@ bool process_exists(pid_t pid) {
 
 bool process_running(pid_t pid) {
   auto st = read_stat(pid);
-  return st && st->state != 'Z' && st->state != 'X' && st->state != 'x';
+  if (!st) return false;
+  // A leader that called pthread_exit is a zombie while its other threads run on in the same address
+  // space: the process lives as long as one of its threads does.
+  return !state_is_dead(st->state) || live_thread_dir(pid).has_value();
 }
 
 std::string kernel_release() {

@@ -17,11 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::string test_program(const std::string& name) {
-  const char* b = getenv("MEMLENS_BUILD_DIR");
-  return std::string(b ? b : ".") + "/test-programs/" + name;
-}
-
 // `memlens fds PID [--watch S] --json`, its one JSON object.
 json memlens_fds(const TempDir& dir, pid_t pid, double watch_s) {
   std::vector<std::string> argv = {memlens_bin(), "fds", std::to_string(pid), "--json"};
@@ -165,7 +160,7 @@ TEST(Fds, AttachReportsEveryFdAlreadyOpen) {
 TEST(Fds, Dup2OverAnOpenFd) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  std::string prog = test_program("fd_dup2");
+  std::string prog = test_program_path("fd_dup2");
   ASSERT_TRUE(std::filesystem::exists(prog)) << prog << " not built";
   // fd_dup2 opens a and b, waits 2 s (memlens attaches meanwhile), dup2(a, b), holds.
   Child s = Child::spawn({prog, "30", "2000", dir.path()}, dir.path(), "dup2");

@@ -262,6 +262,36 @@ FoldedFile read_folded(const std::string& path, const std::string& function) {
          << (expected ? 100.0 * diff / std::abs(expected) : 0) << "%, allowed " << 100 * tolerance << "%)";
 }
 
+namespace {
+
+std::string node_cache() {
+  if (const char* c = getenv("MEMLENS_NODE_CACHE")) return c;
+  return source_dir() + "/.cache/node";
+}
+
+}  // namespace
+
+// The runnable node of a cache target ("18" .. "24", or "libnode"), fetched with scripts/fetch-node.sh when
+// missing. Empty with the reason in why when it cannot be had.
+std::string cached_node(const std::string& target, std::string& why) {
+  std::string path =
+      target == "libnode" ? node_cache() + "/libnode/run-node" : node_cache() + "/" + target + "/bin/node";
+  if (access(path.c_str(), X_OK) != 0) {
+    std::string cmd = source_dir() + "/scripts/fetch-node.sh " + target + " >/dev/null 2>&1";
+    int rc = system(cmd.c_str());
+    if (access(path.c_str(), X_OK) != 0) {
+      why = "no " + path + " (scripts/fetch-node.sh " + target + " exited " + std::to_string(rc) + ")";
+      return "";
+    }
+  }
+  return path;
+}
+
+std::string test_program_path(const std::string& name) {
+  const char* b = getenv("MEMLENS_BUILD_DIR");
+  return std::string(b ? b : ".") + "/test-programs/" + name;
+}
+
 // Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
 std::set<uint32_t> programs_held_by(pid_t pid) {
   std::set<uint32_t> ids;

@@ -24,6 +24,19 @@ namespace memlens::testing {
     }                                                                    \
   } while (0)
 
+// Skips (fails under CI=true) when the Node build of `target` ("18" .. "24", "libnode") cannot be had;
+// else declares `var` as the path of its runnable node.
+#define REQUIRE_NODE(var, target)                                        \
+  std::string var;                                                       \
+  do {                                                                   \
+    std::string why_;                                                    \
+    var = ::memlens::testing::cached_node(target, why_);                 \
+    if (var.empty()) {                                                   \
+      if (::memlens::testing::in_ci()) FAIL() << "CI=true and " << why_; \
+      GTEST_SKIP() << why_;                                              \
+    }                                                                    \
+  } while (0)
+
 bool in_ci();
 std::string missing_tracing_capability();  // "" when root, BTF and node are present
 
@@ -31,6 +44,13 @@ std::string memlens_bin();
 std::string source_dir();
 std::string scenario(const std::string& name);  // tests/scenarios/<name>.js
 std::string node_bin();                         // node from PATH (or MEMLENS_TEST_NODE)
+
+// The runnable node of a cache target ("18" .. "24", or "libnode") of scripts/fetch-node.sh's cache
+// ($MEMLENS_NODE_CACHE, else <repo>/.cache/node), fetched when missing. Empty with the reason in why when it
+// cannot be had.
+std::string cached_node(const std::string& target, std::string& why);
+// A helper program built from tests/programs/<name>.c.
+std::string test_program_path(const std::string& name);
 
 // A fresh temporary directory, removed by the destructor.
 class TempDir {
