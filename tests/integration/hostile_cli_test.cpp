@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <thread>
 
@@ -207,6 +208,33 @@ TEST(HostileCli, AfterExecTheOldNodesV8FiguresAreGone) {
   for (const auto& n : p.value("notes", json::array()))
     noted |= contains(n.get<std::string>(), "before an exec");
   EXPECT_TRUE(noted) << p["notes"].dump();
+}
+
+// Many short processes with the default output: every one is in the report with its exit status, the
+// summary prints, and memlens's own memory and CPU stay bounded.
+TEST(HostileCli, ManyShortNodesWithDefaultOutput) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  constexpr int kNodes = 20;
+  std::string loop = "for i in $(seq " + std::to_string(kNodes) + "); do " + shell_quote(node_bin()) +
+                     " -e 'process.exit(7)' & done; wait";
+  Child m =
+      Child::spawn({memlens_bin(), "run", "-o", dir.file("out"), "--", "bash", "-c", loop}, dir.path(), "m");
+  ResourceUse use = watch_until_exit(m, 180s);
+  ASSERT_EQ(use.exit_code, 0) << m.stderr_text();
+  EXPECT_TRUE(contains(m.stderr_text(), "memlens summary")) << m.stderr_text();
+  json report = load_report(dir.file("out"));
+  ASSERT_TRUE(report.is_object());
+  int nodes_exited_7 = 0;
+  for (const auto& p : report["processes"])
+    if (p.value("comm", "") == "node" && p.value("exit_status", -1) == 7) ++nodes_exited_7;
+  EXPECT_EQ(nodes_exited_7, kNodes);
+  // Bounds: a few times what this run takes here (~45 MB, ~0.3 s of CPU, most of it loading the programs
+  // and planning node's probes once).
+  EXPECT_LT(use.peak_rss_bytes, 150ull << 20);
+  EXPECT_LT(use.cpu_s, 5.0);
+  std::cout << "memlens over " << kNodes << " nodes: peak rss " << (use.peak_rss_bytes >> 20) << " MB, cpu "
+            << use.cpu_s << " s\n";
 }
 
 }  // namespace

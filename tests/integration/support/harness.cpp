@@ -292,6 +292,35 @@ std::string test_program_path(const std::string& name) {
   return std::string(b ? b : ".") + "/test-programs/" + name;
 }
 
+ResourceUse watch_until_exit(Child& child, std::chrono::milliseconds timeout) {
+  ResourceUse use;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::string dir = "/proc/" + std::to_string(child.pid());
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream status(dir + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmHWM:", 0) == 0)
+        use.peak_rss_bytes = std::max<uint64_t>(use.peak_rss_bytes, std::stoull(line.substr(6)) * 1024);
+    std::ifstream stat(dir + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    if (auto close = text.rfind(')'); close != std::string::npos) {
+      std::istringstream fields(text.substr(close + 2));
+      std::string f;
+      std::vector<std::string> v;
+      while (fields >> f) v.push_back(f);
+      // utime and stime are fields 14 and 15 of stat; v starts at field 3 (state).
+      if (v.size() > 12 && v[0] != "Z") use.cpu_s = (std::stod(v[11]) + std::stod(v[12])) / ticks;
+    }
+    if (auto rc = child.wait(std::chrono::milliseconds(100))) {
+      use.exit_code = rc;
+      return use;
+    }
+  }
+  return use;
+}
+
 // Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
 std::set<uint32_t> programs_held_by(pid_t pid) {
   std::set<uint32_t> ids;

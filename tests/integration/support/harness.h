@@ -89,6 +89,15 @@ class Child {
   std::optional<int> status_;
 };
 
+// What a memlens run cost, watched from outside while it ran: its exit status, the peak of its resident
+// memory (VmHWM) and the CPU time it had used when last seen (user + system).
+struct ResourceUse {
+  std::optional<int> exit_code;
+  uint64_t peak_rss_bytes = 0;
+  double cpu_s = 0;
+};
+ResourceUse watch_until_exit(Child& child, std::chrono::milliseconds timeout);
+
 // All JSON lines of a scenario's stdout (non-JSON lines are ignored).
 std::vector<nlohmann::json> json_lines(const std::string& text);
 std::optional<nlohmann::json> last_event(const std::vector<nlohmann::json>& lines, const std::string& event,
