@@ -18,9 +18,9 @@ namespace {
 
 // A number of seconds that bounds a wait: finite and above zero. CLI::Range lets NaN through (every
 // comparison with NaN is false), and 0 or inf would mean "never stop" without saying so.
-CLI::Validator positive_seconds(double max_s) {
+CLI::Validator positive_seconds(double max_s, double min_s = 0) {
   return CLI::Validator(
-      [max_s](std::string& text) -> std::string {
+      [max_s, min_s](std::string& text) -> std::string {
         double v = 0;
         try {
           size_t used = 0;
@@ -29,8 +29,10 @@ CLI::Validator positive_seconds(double max_s) {
         } catch (const std::exception&) {
           return "not a number of seconds: " + text;
         }
-        if (!std::isfinite(v) || v <= 0 || v > max_s)
-          return fmt::format("must be a number of seconds above 0 and at most {:g}: {}", max_s, text);
+        if (!std::isfinite(v) || v <= 0 || v < min_s || v > max_s)
+          return min_s > 0
+                     ? fmt::format("must be a number of seconds from {:g} to {:g}: {}", min_s, max_s, text)
+                     : fmt::format("must be a number of seconds above 0 and at most {:g}: {}", max_s, text);
         return "";
       },
       "SECONDS>0");
@@ -39,7 +41,7 @@ CLI::Validator positive_seconds(double max_s) {
 void add_trace_options(CLI::App* cmd, TraceOptions& o) {
   cmd->add_option("-o,--out", o.out_dir, "Directory for the report files (created if missing)");
   cmd->add_option("--interval", o.interval_s, "Time-series period in seconds (0.05 to 3600)")
-      ->check(CLI::Range(0.05, 3600.0) & positive_seconds(3600.0))
+      ->check(positive_seconds(3600.0, 0.05))
       ->capture_default_str();
   cmd->add_flag("-q,--quiet", o.quiet, "No live line and no summary");
   cmd->add_flag("-v,--verbose", o.verbose, "Show libbpf's messages");
@@ -109,6 +111,19 @@ int main(int argc, char** argv) {
   fds->add_flag("--json", fds_opts.json, "One JSON object: open, by_type, fds");
   fds->add_flag("-v,--verbose", fds_opts.verbose, "Show libbpf's messages");
 
+  // CLI11 answers a mistyped command with "A subcommand is required": name it and the commands there are.
+  std::string known;
+  bool is_known = false;
+  for (const auto* sub : app.get_subcommands({})) {
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+    is_known = is_known || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !is_known) {
+    fmt::print(stderr,
+               "memlens: unknown command '{}' (commands: {})\nRun with --help for more information.\n",
+               argv[1], known);
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

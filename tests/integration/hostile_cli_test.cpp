@@ -237,5 +237,58 @@ TEST(HostileCli, ManyShortNodesWithDefaultOutput) {
             << use.cpu_s << " s\n";
 }
 
+TEST(HostileCli, BadArgumentsSayWhatIsWrong) {
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"attach"}, "pid is required"},
+      {{"attach", "abc"}, "abc"},
+      {{"attach", "1", "--bogus"}, "--bogus"},
+      {{"run"}, "command is required"},
+      {{"run", "--interval", "0", "--", "true"}, "--interval"},
+      {{"run", "--interval", "nan", "--", "true"}, "--interval"},
+      {{"fds", "1", "--watch", "-5"}, "--watch"},
+      {{"frobnicate"}, "frobnicate"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = {memlens_bin()};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Child m = Child::spawn(argv, dir.path(), "args");
+    EXPECT_EQ(m.wait(20s), 2) << c.args[0] << ": " << m.stderr_text();
+    EXPECT_TRUE(contains(m.stderr_text() + m.stdout_text(), c.message)) << m.stderr_text();
+  }
+}
+
+// Two memlens on one target: each traces it fully and neither disturbs the other's probes.
+TEST(HostileCli, TwoTracersOnOneTarget) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child node = Child::spawn({node_bin(), scenario("long_running"), "--duration", "60"}, dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 20s));
+  std::vector<Child> tracers;
+  for (const char* out : {"a", "b"})
+    tracers.push_back(Child::spawn(
+        {memlens_bin(), "attach", std::to_string(node.pid()), "-q", "--duration", "5", "-o", dir.file(out)},
+        dir.path(), out));
+  for (auto& t : tracers) EXPECT_EQ(t.wait(60s), 0) << t.stderr_text();
+  std::vector<json> procs;
+  for (const char* out : {"a", "b"}) {
+    json report = load_report(dir.file(out));
+    ASSERT_TRUE(report.is_object());
+    auto p = report_process(report, node.pid());
+    ASSERT_TRUE(p);
+    EXPECT_GT((*p)["timeline"].size(), 2u);
+    EXPECT_GE((*p)["gc"]["count"].get<int>(), 1) << "the scenario collects garbage every 100 ms";
+    procs.push_back(*p);
+  }
+  // The same process over the same seconds: the same GCs, but for the ones in the moments only one of
+  // the two was attached.
+  EXPECT_LE(std::abs(procs[0]["gc"]["count"].get<int>() - procs[1]["gc"]["count"].get<int>()), 3);
+  EXPECT_EQ(kill(node.pid(), 0), 0);
+}
+
 }  // namespace
 }  // namespace memlens::testing
