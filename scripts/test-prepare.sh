@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test-only tools and data, only when they are missing:
-#   - chromium (Debian) to load report.html headless;
+#   - chromium (Debian) to load report.html headless; tmux (Debian) for the terminal view of `top`;
 #   - the npm packages of tests/html (pprof-format, an independent pprof decoder, and playwright-core,
 #     which drives Chromium), into tests/html/node_modules.
 # Idempotent and quick when everything is present: two cheap existence checks, no network.
@@ -11,23 +11,30 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 html="$root/tests/html"
 status=0
 
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "test-prepare: installing chromium"
-    export DEBIAN_FRONTEND=noninteractive
-    # The package lists may be absent or stale on a fresh machine; refresh them once on failure.
-    if ! apt-get install -y -q --no-install-recommends chromium >/tmp/memlens-apt-chromium.log 2>&1; then
-      apt-get update -q >/dev/null
-      apt-get install -y -q --no-install-recommends chromium >/tmp/memlens-apt-chromium.log 2>&1 || {
-        echo "test-prepare: installing chromium failed, see /tmp/memlens-apt-chromium.log" >&2
-        status=1
-      }
-    fi
-  else
-    echo "test-prepare: chromium is missing; run as root or: sudo apt-get install chromium" >&2
+# Installs Debian package $2 when command $1 is missing.
+install_missing() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-prepare: $cmd is missing; run as root or: sudo apt-get install $pkg" >&2
     status=1
+    return 0
   fi
-fi
+  echo "test-prepare: installing $pkg"
+  export DEBIAN_FRONTEND=noninteractive
+  # The package lists may be absent or stale on a fresh machine; refresh them once on failure.
+  if ! apt-get install -y -q --no-install-recommends "$pkg" >"/tmp/memlens-apt-$pkg.log" 2>&1; then
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "$pkg" >"/tmp/memlens-apt-$pkg.log" 2>&1 || {
+      echo "test-prepare: installing $pkg failed, see /tmp/memlens-apt-$pkg.log" >&2
+      status=1
+    }
+  fi
+}
+
+install_missing chromium chromium
+# The live view of `memlens top` is tested in a real terminal.
+install_missing tmux tmux
 
 # node_modules is complete when npm's own record of the install is newer than the lock file.
 if [ ! -f "$html/node_modules/.package-lock.json" ] ||

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "host/top_view.h"
+
 namespace memlens::cli {
 
 // Distinct exit codes, documented in the README: scripts can tell why memlens failed.
@@ -37,8 +39,16 @@ struct TraceOptions {
   bool fds = true;                    // file-descriptor tracking
 };
 
+struct TopOptions {
+  double interval_s = 1.0;
+  std::optional<uint64_t> count;  // tables to print; none: until stopped
+  std::string sort = "rss";
+  host::TopFilter filter;
+};
+
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);
 int attach_command(pid_t pid, const TraceOptions& opts);
 int doctor_command(std::optional<pid_t> pid, const std::string& binary);
+int top_command(const TopOptions& opts);
 
 }  // namespace memlens::cli

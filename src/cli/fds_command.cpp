@@ -16,6 +16,7 @@
 #include "cli/signals.h"
 #include "collect/extensions.h"
 #include "collect/tracer.h"
+#include "common/clock.h"
 #include "proc/fd_scan.h"
 #include "proc/procfs.h"
 #include "report/fd_section.h"
@@ -23,12 +24,6 @@
 namespace memlens::cli {
 
 namespace {
-
-double monotonic_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 
 // "3-7,9,12" from sorted fd numbers.
 std::string fd_ranges(const std::vector<int>& fds, size_t max_parts) {

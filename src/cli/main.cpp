@@ -111,6 +111,22 @@ int main(int argc, char** argv) {
   fds->add_flag("--json", fds_opts.json, "One JSON object: open, by_type, fds");
   fds->add_flag("-v,--verbose", fds_opts.verbose, "Show libbpf's messages");
 
+  TopOptions top_opts;
+  std::vector<double> top_args;
+  pid_t top_pid = 0;
+  auto* top =
+      app.add_subcommand("top", "Every Node process of the host: memory, growth, container limit, fds");
+  top->add_option("interval_count", top_args,
+                  "INTERVAL seconds between tables (default 1), COUNT tables (default: until stopped)")
+      ->expected(0, 2);
+  top->add_option("-s,--sort", top_opts.sort,
+                  "Sort by rss, growth, limit (time to the memory limit), pid or fds")
+      ->capture_default_str();
+  top->add_option("-p,--pid", top_pid, "Only this process");
+  top->add_option("--container", top_opts.filter.container, "Only processes of this container (id prefix)");
+  top->add_option("--cgroup", top_opts.filter.cgroup, "Only processes whose cgroup path contains this");
+  top->footer("Example: memlens top 1 1   (one plain table over one second)");
+
   // CLI11 answers a mistyped command with "A subcommand is required": name it and the commands there are.
   std::string known;
   bool is_known = false;
@@ -147,5 +163,23 @@ int main(int argc, char** argv) {
     return doctor_command(pid, doctor_binary);
   }
   if (*fds) return fds_command(fds_pid, fds_opts);
+  if (*top) {
+    if (!top_args.empty()) {
+      if (!std::isfinite(top_args[0]) || top_args[0] < 0.1 || top_args[0] > 3600) {
+        fmt::print(stderr, "memlens top: INTERVAL must be a number of seconds from 0.1 to 3600\n");
+        return kExitUsage;
+      }
+      top_opts.interval_s = top_args[0];
+    }
+    if (top_args.size() == 2) {
+      if (!(top_args[1] >= 1) || top_args[1] != std::floor(top_args[1]) || top_args[1] > 1e9) {
+        fmt::print(stderr, "memlens top: COUNT must be a whole number of tables, 1 or more\n");
+        return kExitUsage;
+      }
+      top_opts.count = static_cast<uint64_t>(top_args[1]);
+    }
+    if (top_pid > 0) top_opts.filter.pid = top_pid;
+    return top_command(top_opts);
+  }
   return kExitUsage;
 }

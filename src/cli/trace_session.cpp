@@ -10,6 +10,7 @@
 #include "cli/environment.h"
 #include "cli/signals.h"
 #include "collect/extensions.h"
+#include "common/clock.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
 #include "report/folded.h"
@@ -28,12 +29,6 @@ std::string rfc3339_now() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)),
                      ms);
-}
-
-double monotonic_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 const char* signal_name(int sig) {

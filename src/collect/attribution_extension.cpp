@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <map>
 
+#include "common/clock.h"
 #include "common/safe_file.h"
+#include "host/cgroup.h"
 #include "model/attribution.h"
 #include "proc/procfs.h"
 
@@ -14,36 +16,13 @@ namespace memlens::collect {
 
 namespace {
 
-uint64_t boot_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-double monotonic_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-// The tightest memory.max of the process's cgroup (v2) and its ancestors: any of them can OOM it.
+// The effective memory limit of the process's cgroup (v1 or v2, the lowest up the hierarchy: any of
+// them can OOM-kill it), and its fd limit.
 model::ProcessLimits read_limits(pid_t pid) {
   model::ProcessLimits l;
-  if (auto text = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10)) {
-    if (auto path = model::parse_cgroup_v2_path(*text)) {
-      l.cgroup_path = *path;
-      std::string dir = *path;
-      while (true) {
-        if (dir.find("..") != std::string::npos) break;  // the path comes from the kernel; be strict anyway
-        if (auto max =
-                read_text_file("/sys/fs/cgroup" + (dir == "/" ? std::string() : dir) + "/memory.max", 4096))
-          if (auto v = model::parse_memory_max(*max))
-            l.cgroup_memory_max_bytes = std::min(l.cgroup_memory_max_bytes.value_or(UINT64_MAX), *v);
-        if (dir == "/" || dir.empty()) break;
-        auto slash = dir.rfind('/');
-        dir = slash == 0 ? "/" : dir.substr(0, slash);
-      }
-    }
+  if (auto cg = host::memory_cgroup_of(pid)) {
+    l.cgroup_path = cg->path;
+    l.cgroup_memory_max_bytes = cg->limit_bytes;
   }
   if (auto text = read_text_file(fmt::format("/proc/{}/limits", pid), 64 << 10))
     l.nofile_soft = model::parse_nofile_soft_limit(*text);
@@ -95,9 +74,9 @@ class AttributionExtension final : public TraceExtension {
 
   bool measure(model::Process& p, double t_s, std::optional<uint64_t> array_buffers) {
     auto& st = p.attribution;
-    double t0 = monotonic_ms();
+    double t0 = (monotonic_s() * 1e3);
     auto smaps = proc::read_smaps(p.pid());
-    double ms = monotonic_ms() - t0;
+    double ms = (monotonic_s() * 1e3) - t0;
     // A process that has exited (or a zombie, whose smaps is empty) keeps its last measurement.
     if (!smaps || smaps->empty()) {
       ++st.read_failures;

@@ -4,7 +4,8 @@
 
 namespace memlens::collect {
 
-std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& session, const ExtensionOptions& opts) {
+std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& session,
+                                                                const ExtensionOptions& opts) {
   std::vector<std::unique_ptr<TraceExtension>> out;
   if (opts.v8)
     if (auto e = make_v8_extension(session, opts.v8_alloc_probes)) out.push_back(std::move(e));

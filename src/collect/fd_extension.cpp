@@ -16,6 +16,7 @@
 #include "collect/extensions.h"
 #include "collect/process_probes.h"
 #include "collect/wrapper_sites.h"
+#include "common/clock.h"
 #include "elf/elf_file.h"
 #include "memlens.skel.h"
 #include "proc/fd_scan.h"
@@ -313,12 +314,6 @@ bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double
 
 namespace {
 
-uint64_t now_boot_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 // Resolves fds of pid the table has not confirmed from /proc yet (at most max).
 void resolve_some(model::FdTable& table, pid_t pid, size_t max) {
   for (int fd : table.unresolved(max)) {
@@ -342,7 +337,7 @@ bool reconcile_with_proc(model::Trace& trace, model::Process& p) {
     return false;
   if (listed->empty() && p.fds.open_count() > 0) return false;  // files released by an exit in progress
   // Taken after the listing: a traced call that returned before it has an earlier time.
-  double now = trace.seconds_since_start(now_boot_ns());
+  double now = trace.seconds_since_start(boot_ns());
   for (int fd : p.fds.reconcile_numbers(*listed, now))
     if (auto f = proc::read_fd(p.pid(), fd, true)) p.fds.add_unseen(*f, now);
   return true;
@@ -376,7 +371,7 @@ class FdExtension : public TraceExtension {
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
     trace_ = &trace;
-    double now = trace.seconds_since_start(now_boot_ns());
+    double now = trace.seconds_since_start(boot_ns());
     if (after_exec) {
       // Close-on-exec fds died with the old image; the others carry on. The new image maps its C library
       // later (the dynamic loader): the probes are checked at the next sample.
@@ -391,7 +386,7 @@ class FdExtension : public TraceExtension {
     attach(trace, p);
     watch_exit(p);
     auto listing = proc::scan_fds(p.pid());
-    now = trace.seconds_since_start(now_boot_ns());
+    now = trace.seconds_since_start(boot_ns());
     if (listing)
       p.fds.reconcile(*listing, now, true);
     else
@@ -403,7 +398,7 @@ class FdExtension : public TraceExtension {
     // Fds the new image opened since are added as found in /proc and take their origin from their open
     // events, still in the ring buffer.
     if (auto listing = proc::scan_fds(p.pid()))
-      p.fds.reconcile(*listing, trace.seconds_since_start(now_boot_ns()), false);
+      p.fds.reconcile(*listing, trace.seconds_since_start(boot_ns()), false);
   }
 
   void on_untrack(model::Process& p) override {
@@ -413,7 +408,7 @@ class FdExtension : public TraceExtension {
     // .pb.gz. Fds whose opening was not seen have no stack and are left out (report.json counts them).
     if (!p.alive() && !exit_applied_.count(p.pid()))
       apply_exit_snapshot(p, true,
-                          p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(now_boot_ns()) : 0));
+                          p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(boot_ns()) : 0));
     for (const auto& [fd, e] : p.fds.entries())
       if (e.stack_id >= 0) ++p.stacks["fd_opens"][e.stack_id].count;
     unwatch_exit(p.pid());

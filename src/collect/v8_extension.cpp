@@ -17,6 +17,7 @@
 
 #include "collect/extensions.h"
 #include "collect/v8_doctor.h"
+#include "common/clock.h"
 #include "common/safe_file.h"
 #include "memlens.skel.h"
 #include "node/heap_limit.h"
@@ -43,12 +44,6 @@ constexpr uint64_t kMsNs = 1000000;
 constexpr uint32_t kWindowAllocations = 256;
 constexpr uint64_t kStackWindowNs = 200 * kMsNs, kStackWindowPeriodNs = 5000 * kMsNs;
 constexpr uint64_t kFindWindowNs = 100 * kMsNs, kFindWindowPeriodNs = 10000 * kMsNs;
-
-uint64_t now_boot_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Reads len bytes at addr in pid's memory; false (errno set) unless all of them could be read.
 bool read_remote(pid_t pid, uint64_t addr, void* out, size_t len) {
@@ -241,7 +236,7 @@ class V8Extension : public TraceExtension {
           attach(*trace_, p, st);
         }
       }
-      drive_window(p, st, now_boot_ns());
+      drive_window(p, st, boot_ns());
       read_array_buffers(p, st);
     }
     if (p.v8.heap_used_bytes) s.js_heap_used_bytes = p.v8.heap_used_bytes;
@@ -434,9 +429,9 @@ class V8Extension : public TraceExtension {
     if (n.kind == ML_V8_AB_NOTICE_ALLOCATOR) {
       add_allocator(p.pid(), st, n.addr);
       // A window that only looks for allocators has done its job.
-      if (st.window_open && !st.window_stacks) close_window(p, st, now_boot_ns());
+      if (st.window_open && !st.window_stacks) close_window(p, st, boot_ns());
     } else if (n.kind == ML_V8_AB_NOTICE_WINDOW_OVER) {
-      close_window(p, st, now_boot_ns());
+      close_window(p, st, boot_ns());
     }
   }
 
@@ -745,7 +740,7 @@ class V8Extension : public TraceExtension {
         p.notes.push_back("ArrayBuffer figures not collected: NodeArrayBufferAllocator::Allocate not found");
       return;
     }
-    if (windows_useful(st)) open_window(trace, p, st, now_boot_ns());
+    if (windows_useful(st)) open_window(trace, p, st, boot_ns());
   }
 
   BpfSession& session_;

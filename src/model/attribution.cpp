@@ -308,27 +308,6 @@ Reconciled reconcile(const Breakdown& b, uint64_t rss_bytes) {
   return r;
 }
 
-std::optional<std::string> parse_cgroup_v2_path(std::string_view text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line =
-        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
-    if (line.starts_with("0::")) {
-      auto path = trim(line.substr(3));
-      if (!path.empty() && path.front() == '/') return std::string(path);
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<uint64_t> parse_memory_max(std::string_view text) {
-  auto t = trim(text);
-  if (t == "max") return std::nullopt;
-  return parse_u64(t);
-}
-
 std::optional<uint64_t> parse_nofile_soft_limit(std::string_view text) {
   constexpr std::string_view kKey = "Max open files";
   auto at = text.find(kKey);

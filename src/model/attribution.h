@@ -103,14 +103,12 @@ Reconciled reconcile(const Breakdown& b, uint64_t rss_bytes);
 
 // Limits a verdict can project against, read while the process lives.
 struct ProcessLimits {
-  std::optional<uint64_t>
-      cgroup_memory_max_bytes;  // tightest memory.max of the process's cgroup and its ancestors
+  std::optional<uint64_t> cgroup_memory_max_bytes;  // the effective limit of its memory cgroup (v1 or v2):
+                                                    // the lowest up the hierarchy
   std::string cgroup_path;
   std::optional<uint64_t> nofile_soft;  // RLIMIT_NOFILE
 };
 // Parsers for the limit sources (text as the kernel writes it).
-std::optional<std::string> parse_cgroup_v2_path(std::string_view proc_pid_cgroup);  // "0::/a/b" -> "/a/b"
-std::optional<uint64_t> parse_memory_max(std::string_view text);                    // "max" -> nullopt
 std::optional<uint64_t> parse_nofile_soft_limit(std::string_view proc_pid_limits);  // "Max open files"
 
 // What attribution keeps per process (in model::Process::attribution).

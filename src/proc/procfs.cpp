@@ -179,6 +179,15 @@ std::optional<Status> parse_status(std::string_view text) {
       any = true;
       return;
     }
+    if (key == "NSpid") {
+      // One pid per namespace level, outermost first: the last is the pid the process sees itself as.
+      std::string_view inner = rest.substr(rest.find_last_of(" \t") == std::string_view::npos
+                                               ? 0
+                                               : rest.find_last_of(" \t") + 1);
+      uint64_t v = 0;
+      if (parse_num(inner, v)) s.ns_pid = static_cast<pid_t>(v);
+      return;
+    }
     std::string_view num = rest.substr(0, rest.find_first_of(" \t"));
     uint64_t v = 0;
     if (!parse_num(num, v)) return;

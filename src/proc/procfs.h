@@ -50,6 +50,7 @@ std::vector<SmapsEntry> parse_smaps(std::string_view text, ParseStats* stats = n
 struct Status {
   std::string name;
   pid_t tgid = 0, ppid = 0;
+  pid_t ns_pid = 0;  // the pid in the process's own (innermost) PID namespace; 0 when not given
   uid_t uid = 0;
   uint64_t vm_rss = 0, vm_hwm = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0, vm_swap = 0, vm_size = 0;
   uint32_t threads = 0;

@@ -1,0 +1,103 @@
+#include "host/node_processes.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <filesystem>
+#include <set>
+
+#include "common/safe_file.h"
+#include "model/attribution.h"
+#include "proc/procfs.h"
+
+namespace memlens::host {
+
+namespace {
+
+bool all_digits(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
+bool maps_libnode(pid_t pid) {
+  auto maps = proc::read_maps(pid);
+  if (!maps) return false;
+  for (const auto& m : *maps)
+    if (m.path.find("/libnode.so") != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+std::string short_command(const std::vector<std::string>& argv, size_t max_chars) {
+  std::string out;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    // node's own flags before the script say nothing about which service this is.
+    if (out.empty() && !argv[i].empty() && argv[i][0] == '-') continue;
+    if (!out.empty()) {
+      out += ' ' + argv[i];
+      continue;
+    }
+    // The script's name says which service it is; its directory seldom fits in a column.
+    auto slash = argv[i].rfind('/');
+    out = slash == std::string::npos || slash + 1 == argv[i].size() ? argv[i] : argv[i].substr(slash + 1);
+  }
+  if (out.empty() && !argv.empty()) out = argv[0];
+  if (out.size() > max_chars) out = out.substr(0, max_chars > 3 ? max_chars - 3 : 0) + "...";
+  return out;
+}
+
+std::vector<NodeProcess> NodeProcessFinder::scan() {
+  std::vector<NodeProcess> found;
+  std::set<std::pair<pid_t, uint64_t>> seen;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (!all_digits(name)) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    auto st = proc::read_stat(pid);
+    if (!st || st->state == 'Z' || st->state == 'X') continue;
+    std::pair<pid_t, uint64_t> key{pid, st->start_time_ticks};
+    seen.insert(key);
+    auto exe = proc::read_exe(pid);
+    if (!exe) continue;  // kernel threads have none
+    auto it = known_.find(key);
+    if (it == known_.end() || it->second.exe != *exe) {
+      // A new process, or one that exec'd another program since.
+      Known k{model::looks_like_node(*exe), *exe};
+      bool libnode = !k.is_node && maps_libnode(pid);
+      k.is_node = k.is_node || libnode;
+      it = known_.insert_or_assign(key, k).first;
+    }
+    if (!it->second.is_node) continue;
+    NodeProcess p;
+    p.pid = pid;
+    p.start_time_ticks = st->start_time_ticks;
+    p.comm = st->comm;
+    p.exe = *exe;
+    p.libnode = !model::looks_like_node(*exe);
+    auto status = proc::read_status(pid);
+    p.ns_pid = status && status->ns_pid ? status->ns_pid : pid;
+    if (auto argv = proc::read_cmdline(pid)) p.command = short_command(*argv, 60);
+    if (auto cg = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10)) {
+      auto membership = parse_proc_cgroup(*cg);
+      if (membership.memory_v1)
+        p.cgroup_path = *membership.memory_v1;
+      else if (membership.unified)
+        p.cgroup_path = *membership.unified;
+      // Runtimes name the container in every hierarchy; the unified one is there on v1 and v2 hosts.
+      p.container = container_from_cgroup_path(p.cgroup_path);
+      if (!p.container && membership.unified) p.container = container_from_cgroup_path(*membership.unified);
+    }
+    found.push_back(std::move(p));
+  }
+  // Forget processes that are gone: the cache stays as large as the host's process table.
+  for (auto it = known_.begin(); it != known_.end();)
+    it = seen.count(it->first) ? std::next(it) : known_.erase(it);
+  return found;
+}
+
+}  // namespace memlens::host

@@ -1,0 +1,46 @@
+// Which processes of the host are Node: a node binary, or a program that maps libnode.so. One place
+// decides it for every host-wide view (top, and later the agent and host-wide attach), with what each
+// needs to name a process: its pid inside its own namespace, its container, its command.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "host/cgroup.h"
+
+namespace memlens::host {
+
+struct NodeProcess {
+  pid_t pid = 0;
+  uint64_t start_time_ticks = 0;  // with pid, names one process for its whole life
+  pid_t ns_pid = 0;               // the pid inside its own PID namespace (== pid when not in one)
+  std::string comm;
+  std::string exe;
+  std::string command;      // the script or the command line, shortened for a column
+  bool libnode = false;     // V8 is in libnode.so, not in the executable
+  std::string cgroup_path;  // memory cgroup path ("" when none)
+  std::optional<ContainerRef> container;
+};
+
+// The command line as a column shows it: node's own options dropped, the script and its arguments kept.
+std::string short_command(const std::vector<std::string>& argv, size_t max_chars);
+
+// Finds the Node processes among those running now. Remembers its decision per process (pid and start
+// time), so that a refresh reads only new processes' maps.
+class NodeProcessFinder {
+ public:
+  std::vector<NodeProcess> scan();
+
+ private:
+  struct Known {
+    bool is_node = false;
+    std::string exe;
+  };
+  std::map<std::pair<pid_t, uint64_t>, Known> known_;
+};
+
+}  // namespace memlens::host

@@ -1,0 +1,141 @@
+#include "host/top_view.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "common/safe_file.h"
+#include "proc/procfs.h"
+
+namespace memlens::host {
+
+namespace {
+
+constexpr double kGrowthWindowS = 60;
+
+struct FdCounts {
+  uint32_t fds = 0, sockets = 0;
+};
+
+FdCounts count_fds(pid_t pid) {
+  FdCounts c;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid), ec)) {
+    ++c.fds;
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target.native().rfind("socket:", 0) == 0) ++c.sockets;
+  }
+  return c;
+}
+
+uint64_t meminfo_kb(const std::string& text, const char* key) {
+  auto at = text.find(key);
+  if (at == std::string::npos) return 0;
+  return std::strtoull(text.c_str() + at + strlen(key), nullptr, 10);
+}
+
+}  // namespace
+
+std::optional<TopSort> parse_top_sort(const std::string& column) {
+  if (column == "rss") return TopSort::kRss;
+  if (column == "growth") return TopSort::kGrowth;
+  if (column == "pid") return TopSort::kPid;
+  if (column == "limit") return TopSort::kTimeToLimit;
+  if (column == "fds") return TopSort::kFds;
+  return std::nullopt;
+}
+
+bool TopView::passes(const NodeProcess& p) const {
+  if (filter_.pid && p.pid != *filter_.pid) return false;
+  if (!filter_.container.empty() && (!p.container || p.container->id.rfind(filter_.container, 0) != 0))
+    return false;
+  if (!filter_.cgroup.empty() && p.cgroup_path.find(filter_.cgroup) == std::string::npos) return false;
+  return true;
+}
+
+void TopView::refresh(double t_s) {
+  std::vector<TopRow> rows;
+  std::set<std::pair<pid_t, uint64_t>> now;
+  for (auto& p : finder_.scan()) {
+    if (!passes(p)) continue;
+    auto status = proc::read_status(p.pid);
+    if (!status) continue;  // gone since the scan
+    std::pair<pid_t, uint64_t> key{p.pid, p.start_time_ticks};
+    now.insert(key);
+    TopRow r;
+    r.rss_bytes = status->vm_rss;
+    r.anon_bytes = status->rss_anon;
+    r.file_bytes = status->rss_file + status->rss_shmem;
+    auto& h = history_[key];
+    h.rss.emplace_back(t_s, r.rss_bytes);
+    while (h.rss.size() > 2 && h.rss.front().first < t_s - kGrowthWindowS) h.rss.pop_front();
+    if (h.rss.size() >= 2 && h.rss.back().first > h.rss.front().first)
+      r.growth_bytes_per_s =
+          (static_cast<double>(h.rss.back().second) - static_cast<double>(h.rss.front().second)) /
+          (h.rss.back().first - h.rss.front().first);
+    if (auto cg = memory_cgroup_of(p.pid)) {
+      r.cgroup_usage_bytes = cg->usage_bytes;
+      r.oom_kills = cg->oom_kills;
+      if (cg->limit_bytes) {
+        r.limit_bytes = cg->limit_bytes;
+        r.limit_source = fmt::format("cgroup {} {}", cg->version, cg->limit_set_at);
+      }
+    }
+    if (r.limit_bytes && r.growth_bytes_per_s && *r.growth_bytes_per_s > 0) {
+      // The whole cgroup's usage counts against its limit, not only this process's RSS.
+      uint64_t used = r.cgroup_usage_bytes.value_or(r.rss_bytes);
+      r.seconds_to_limit =
+          used >= *r.limit_bytes ? 0.0 : static_cast<double>(*r.limit_bytes - used) / *r.growth_bytes_per_s;
+    }
+    auto fds = count_fds(p.pid);
+    r.fds = fds.fds;
+    r.sockets = fds.sockets;
+    r.process = std::move(p);
+    rows.push_back(std::move(r));
+  }
+  // Started and exited since the view began: a process seen for the first time after the first refresh
+  // started meanwhile; one whose history is no longer in the scan has exited.
+  for (const auto& key : now)
+    if (!first_ && history_.count(key) && history_[key].rss.size() == 1) ++host_.node_started;
+  for (auto it = history_.begin(); it != history_.end();) {
+    if (now.count(it->first)) {
+      ++it;
+      continue;
+    }
+    ++host_.node_exited;
+    it = history_.erase(it);
+  }
+  first_ = false;
+  host_.node_now = rows.size();
+  if (auto text = read_text_file("/proc/meminfo", 64 << 10)) {
+    host_.mem_total_bytes = meminfo_kb(*text, "MemTotal:") * 1024;
+    host_.mem_available_bytes = meminfo_kb(*text, "MemAvailable:") * 1024;
+  }
+  rows_ = std::move(rows);
+}
+
+std::vector<TopRow> TopView::rows(TopSort sort) const {
+  std::vector<TopRow> out = rows_;
+  auto growth = [](const TopRow& r) { return r.growth_bytes_per_s.value_or(-1e300); };
+  auto to_limit = [](const TopRow& r) { return r.seconds_to_limit.value_or(1e300); };
+  std::stable_sort(out.begin(), out.end(), [&](const TopRow& a, const TopRow& b) {
+    switch (sort) {
+      case TopSort::kRss:
+        return a.rss_bytes > b.rss_bytes;
+      case TopSort::kGrowth:
+        return growth(a) > growth(b);
+      case TopSort::kPid:
+        return a.process.pid < b.process.pid;
+      case TopSort::kTimeToLimit:
+        return to_limit(a) < to_limit(b);
+      case TopSort::kFds:
+        return a.fds > b.fds;
+    }
+    return false;
+  });
+  return out;
+}
+
+}  // namespace memlens::host

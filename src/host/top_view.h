@@ -1,0 +1,66 @@
+// The figures of `memlens top`: every Node process of the host, sampled from /proc and its memory
+// cgroup at each refresh, with its growth over the last minute and the time until its cgroup's limit at
+// that rate. No probe is attached: a viewer costs the host what reading /proc costs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "host/node_processes.h"
+
+namespace memlens::host {
+
+struct TopRow {
+  NodeProcess process;
+  uint64_t rss_bytes = 0, anon_bytes = 0, file_bytes = 0;
+  std::optional<double> growth_bytes_per_s;  // RSS, over up to the last minute; nullopt before 2 samples
+  std::optional<uint64_t> limit_bytes;       // effective memory limit (cgroup), else none
+  std::string limit_source;                  // "cgroup v1 /a", "cgroup v2 /a", "" when none
+  std::optional<uint64_t> cgroup_usage_bytes;
+  std::optional<double> seconds_to_limit;  // when growing and limited: (limit - cgroup usage) / growth
+  std::optional<uint64_t> oom_kills;       // in its cgroup
+  uint32_t fds = 0, sockets = 0;
+};
+
+struct TopFilter {
+  std::optional<pid_t> pid;
+  std::string container;  // id prefix
+  std::string cgroup;     // substring of the cgroup path
+};
+
+enum class TopSort { kRss, kGrowth, kPid, kTimeToLimit, kFds };
+std::optional<TopSort> parse_top_sort(const std::string& column);  // "rss", "growth", "pid", "limit", "fds"
+
+struct HostFigures {
+  uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
+  size_t node_now = 0, node_started = 0, node_exited = 0;  // started/exited since the view began
+};
+
+class TopView {
+ public:
+  explicit TopView(TopFilter filter) : filter_(std::move(filter)) {}
+  // Samples every Node process now (t_s: the caller's clock, in seconds).
+  void refresh(double t_s);
+  std::vector<TopRow> rows(TopSort sort) const;
+  const HostFigures& host() const { return host_; }
+
+ private:
+  struct History {
+    std::deque<std::pair<double, uint64_t>> rss;  // (t, bytes), the last minute
+  };
+  bool passes(const NodeProcess& p) const;
+
+  TopFilter filter_;
+  NodeProcessFinder finder_;
+  std::map<std::pair<pid_t, uint64_t>, History> history_;
+  std::vector<TopRow> rows_;
+  HostFigures host_;
+  bool first_ = true;
+};
+
+}  // namespace memlens::host

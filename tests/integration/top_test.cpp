@@ -1,0 +1,195 @@
+// `memlens top`: every Node process of the host, checked against the kernel's own figures (VmRSS, NSpid,
+// the cgroup the test made), as a plain table and as a live view in a real terminal (tmux).
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "support/harness.h"
+
+namespace memlens::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct TopLine {
+  int pid = 0, ns_pid = 0;
+  std::string container, command, rss, limit;
+};
+
+std::string trim(std::string s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  while (!s.empty() && s.front() == ' ') s.erase(0, 1);
+  return s;
+}
+
+// The rows of a plain table, by pid (columns at fixed widths: PID NSPID CONTAINER COMMAND RSS ... LIMIT).
+std::map<int, TopLine> parse_table(const std::string& text) {
+  std::map<int, TopLine> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() < 110 || line.rfind("memlens", 0) == 0 || line.find("NSPID") != std::string::npos)
+      continue;
+    TopLine r;
+    try {
+      r.pid = std::stoi(line.substr(0, 7));
+      r.ns_pid = std::stoi(line.substr(8, 7));
+    } catch (...) {
+      continue;
+    }
+    r.container = trim(line.substr(16, 12));
+    r.command = trim(line.substr(29, 28));
+    r.rss = trim(line.substr(58, 10));
+    r.limit = trim(line.substr(104, 10));
+    rows[r.pid] = r;
+  }
+  return rows;
+}
+
+double mib_of(const std::string& text) {
+  double v = std::stod(text);
+  if (text.find("GiB") != std::string::npos) return v * 1024;
+  if (text.find("KiB") != std::string::npos) return v / 1024;
+  return v;
+}
+
+double vm_rss_mib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+  return 0;
+}
+
+// A memory cgroup named as docker names its containers, with a limit, removed with the test.
+class RuntimeStyleCgroup {
+ public:
+  static constexpr const char* kId = "5e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7";
+  explicit RuntimeStyleCgroup(uint64_t limit_bytes) {
+    if (fs::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes")) {
+      dir_ = std::string("/sys/fs/cgroup/memory/docker/") + kId;
+      limit_file_ = "memory.limit_in_bytes";
+    } else if (fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+      dir_ = std::string("/sys/fs/cgroup/system.slice/docker-") + kId + ".scope";
+      limit_file_ = "memory.max";
+    }
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    std::ofstream(dir_ + "/" + limit_file_) << limit_bytes;
+  }
+  ~RuntimeStyleCgroup() {
+    std::error_code ec;
+    for (int i = 0; i < 50 && fs::exists(dir_) && rmdir(dir_.c_str()) != 0; ++i)
+      std::this_thread::sleep_for(100ms);
+    if (dir_.find("/docker/") != std::string::npos) rmdir(fs::path(dir_).parent_path().c_str());
+  }
+  bool enter(pid_t pid) {
+    std::ofstream(dir_ + "/cgroup.procs") << pid;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find(kId) != std::string::npos;
+  }
+
+ private:
+  std::string dir_, limit_file_;
+};
+
+TEST(Top, OneTableListsEveryNodeWithTheKernelsFigures) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  RuntimeStyleCgroup cgroup(768ull << 20);  // before the processes: removed after they are gone
+  Child plain = Child::spawn({node_bin(), scenario("long_running"), "--duration", "60"}, dir.path(), "plain");
+  // In its own PID and mount namespaces, as in a container: node is pid 1 there.
+  Child unshared = Child::spawn({"unshare", "--pid", "--fork", "--mount-proc", node_bin(),
+                                 scenario("long_running"), "--duration", "60", "--mb", "48"},
+                                dir.path(), "unshared");
+  Child contained = Child::spawn({node_bin(), scenario("long_running"), "--duration", "60", "--mb", "64"},
+                                 dir.path(), "contained");
+  ASSERT_TRUE(plain.wait_for_event("ready", 20s));
+  ASSERT_TRUE(unshared.wait_for_event("ready", 20s));
+  ASSERT_TRUE(contained.wait_for_event("ready", 20s));
+  ASSERT_TRUE(cgroup.enter(contained.pid()));
+  // The node inside the namespace is unshare's child.
+  auto r = run_shell("pgrep -P " + std::to_string(unshared.pid()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  pid_t inner_node = std::stoi(r.output);
+
+  Child top = Child::spawn({memlens_bin(), "top", "1", "1"}, dir.path(), "top");
+  ASSERT_EQ(top.wait(60s), 0) << top.stderr_text();
+  auto rows = parse_table(top.stdout_text());
+  for (pid_t pid : {plain.pid(), inner_node, contained.pid()}) {
+    ASSERT_TRUE(rows.count(pid)) << "pid " << pid << " missing from:\n" << top.stdout_text();
+    EXPECT_TRUE(within("RSS", mib_of(rows[pid].rss), vm_rss_mib(pid), 0.05)) << top.stdout_text();
+    EXPECT_NE(rows[pid].command.find("long_running"), std::string::npos) << rows[pid].command;
+  }
+  EXPECT_EQ(rows[plain.pid()].ns_pid, plain.pid());
+  EXPECT_EQ(rows[inner_node].ns_pid, 1) << top.stdout_text();
+  EXPECT_EQ(rows[contained.pid()].container, std::string(RuntimeStyleCgroup::kId).substr(0, 12))
+      << top.stdout_text();
+  EXPECT_EQ(rows[contained.pid()].limit, "768.0 MiB") << top.stdout_text();
+  EXPECT_EQ(rows[plain.pid()].container, "-");
+
+  // Filters: one pid, one container.
+  Child one =
+      Child::spawn({memlens_bin(), "top", "0.2", "1", "-p", std::to_string(plain.pid())}, dir.path(), "one");
+  ASSERT_EQ(one.wait(30s), 0);
+  auto only = parse_table(one.stdout_text());
+  EXPECT_EQ(only.size(), 1u);
+  EXPECT_TRUE(only.count(plain.pid()));
+  Child box = Child::spawn({memlens_bin(), "top", "0.2", "1", "--container", "5e1f2a3b"}, dir.path(), "box");
+  ASSERT_EQ(box.wait(30s), 0);
+  auto boxed = parse_table(box.stdout_text());
+  EXPECT_EQ(boxed.size(), 1u);
+  EXPECT_TRUE(boxed.count(contained.pid()));
+  contained.signal(SIGKILL);
+  contained.wait(10s);
+}
+
+// The live view in a real terminal: it draws, a key changes the order, q quits.
+TEST(Top, LiveViewInATerminal) {
+  MEMLENS_REQUIRE_TRACING();
+  if (system("command -v tmux >/dev/null 2>&1") != 0) {
+    if (in_ci()) FAIL() << "CI=true and tmux is missing (scripts/test-prepare.sh installs it)";
+    GTEST_SKIP() << "tmux is missing";
+  }
+  TempDir dir;
+  Child node = Child::spawn({node_bin(), scenario("long_running"), "--duration", "60"}, dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 20s));
+  std::string session = "memlens-top-" + std::to_string(getpid());
+  auto tmux = [&](const std::string& args) { return run_shell("tmux " + args + " 2>&1"); };
+  ASSERT_EQ(tmux("new-session -d -s " + session + " -x 200 -y 50 " + shell_quote(memlens_bin() + " top 0.5"))
+                .exit_code,
+            0);
+  auto screen_with = [&](const std::string& what) {
+    std::string screen;
+    for (int i = 0; i < 100; ++i) {
+      screen = tmux("capture-pane -p -t " + session).output;
+      if (screen.find(what) != std::string::npos) return screen;
+      std::this_thread::sleep_for(100ms);
+    }
+    return screen;
+  };
+  std::string screen = screen_with("sort: rss");
+  EXPECT_NE(screen.find("sort: rss"), std::string::npos) << screen;
+  EXPECT_NE(screen.find(std::to_string(node.pid())), std::string::npos) << screen;
+  tmux("send-keys -t " + session + " p");
+  screen = screen_with("sort: pid");
+  EXPECT_NE(screen.find("sort: pid"), std::string::npos) << screen;
+  tmux("send-keys -t " + session + " q");
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    std::this_thread::sleep_for(100ms);
+    gone = tmux("has-session -t " + session).exit_code != 0;
+  }
+  EXPECT_TRUE(gone) << "q did not quit the live view";
+  if (!gone) tmux("kill-session -t " + session);
+}
+
+}  // namespace
+}  // namespace memlens::testing
