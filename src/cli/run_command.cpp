@@ -31,6 +31,7 @@ GatedChild spawn_gated(const std::vector<std::string>& argv) {
   if (pid < 0) return {};
   if (pid == 0) {
     restore_default_handlers();
+    restore_inherited_oom_score();
     close(gate[1]);
     close(err[0]);
     char go = 0;

@@ -1,11 +1,14 @@
 #include "cli/trace_session.h"
 
+#include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 
 #include "cli/environment.h"
 #include "cli/signals.h"
@@ -48,8 +51,36 @@ const char* signal_name(int sig) {
 
 TraceSession::TraceSession(const TraceOptions& opts) : opts_(opts) {}
 
+namespace {
+
+// memlens's own oom_score_adj before it lowered it, as text, for the commands it starts.
+char g_inherited_oom_score[16] = "";
+
+// The OOM killer must not choose the tracer over the service it traces (a target outside a cgroup limit
+// that exhausts the host's memory): memlens's own score is lowered as far as an agent's usually is.
+void protect_from_oom_killer() {
+  int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, g_inherited_oom_score, sizeof(g_inherited_oom_score) - 1);
+  g_inherited_oom_score[n > 0 ? n : 0] = '\0';
+  (void)!pwrite(fd, "-900", 4, 0);
+  close(fd);
+}
+
+}  // namespace
+
+void restore_inherited_oom_score() {
+  if (!g_inherited_oom_score[0]) return;
+  // Async-signal-safe: called in a child between fork and exec.
+  int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)!write(fd, g_inherited_oom_score, strlen(g_inherited_oom_score));
+  close(fd);
+}
+
 int TraceSession::start() {
   if (int rc = preflight(opts_.quiet); rc != 0) return rc;
+  protect_from_oom_killer();
   if (!opts_.out_dir.empty()) {
     // Fail before tracing, not after a long trace, when the report cannot be written.
     if (auto s = prepare_output_directory(opts_.out_dir); !s) {

@@ -38,4 +38,8 @@ class TraceSession {
   collect::StacksExtension* stacks_ = nullptr;  // owned by the tracer
 };
 
+// A trace lowers memlens's own oom_score_adj (the OOM killer must not pick the tracer); a command it
+// starts gets back the score memlens inherited. Async-signal-safe, for the child between fork and exec.
+void restore_inherited_oom_score();
+
 }  // namespace memlens::cli

@@ -1,10 +1,12 @@
 #include "collect/attribution_extension.h"
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "common/clock.h"
 #include "common/safe_file.h"
@@ -18,15 +20,45 @@ namespace {
 
 // The effective memory limit of the process's cgroup (v1 or v2, the lowest up the hierarchy: any of
 // them can OOM-kill it), and its fd limit.
-model::ProcessLimits read_limits(pid_t pid) {
+model::ProcessLimits read_limits(pid_t pid, std::string& cgroup_scope) {
   model::ProcessLimits l;
   if (auto cg = host::memory_cgroup_of(pid)) {
     l.cgroup_path = cg->path;
     l.cgroup_memory_max_bytes = cg->limit_bytes;
+    cgroup_scope = fmt::format("cgroup {} {}", cg->version, cg->path);
   }
   if (auto text = read_text_file(fmt::format("/proc/{}/limits", pid), 64 << 10))
     l.nofile_soft = model::parse_nofile_soft_limit(*text);
   return l;
+}
+
+// The kernel's OOM-kill counters that cover pid: its memory cgroup's and the host's.
+model::OomCounters read_oom_counters(pid_t pid) {
+  model::OomCounters c;
+  if (auto cg = host::memory_cgroup_of(pid)) c.cgroup = cg->oom_kills;
+  if (auto vmstat = read_text_file("/proc/vmstat", 64 << 10)) c.host = host::parse_keyed(*vmstat, "oom_kill");
+  return c;
+}
+
+// The category whose resident bytes grew most between the first and the last sample that had categories.
+std::pair<std::string, int64_t> largest_growth(const model::Process& p) {
+  const model::Sample* first = nullptr;
+  const model::Sample* last = nullptr;
+  for (const auto& s : p.timeline)
+    if (!s.categories.empty()) {
+      if (!first) first = &s;
+      last = &s;
+    }
+  std::pair<std::string, int64_t> best{"", 0};
+  if (!first) return best;
+  for (const auto& [name, bytes] : last->categories) {
+    if (name == "unexplained") continue;
+    auto before = first->categories.find(name);
+    int64_t grew = static_cast<int64_t>(bytes) -
+                   static_cast<int64_t>(before == first->categories.end() ? 0 : before->second);
+    if (grew > best.second) best = {name, grew};
+  }
+  return best;
 }
 
 class AttributionExtension final : public TraceExtension {
@@ -35,13 +67,18 @@ class AttributionExtension final : public TraceExtension {
 
   std::string name() const override { return "attribution"; }
 
-  void on_track(model::Trace&, model::Process& p, bool) override {
-    p.attribution.limits = read_limits(p.pid());
+  void on_track(model::Trace& trace, model::Process& p, bool) override {
+    trace_ = &trace;
+    p.attribution.limits = read_limits(p.pid(), p.attribution.cgroup_scope);
+    p.attribution.oom_counters_before = read_oom_counters(p.pid());
     p.attribution.interval_s = opts_.min_interval_s;
     next_read_s_[p.key()] = 0;  // the first sample measures
   }
 
-  void on_untrack(model::Process& p) override { next_read_s_.erase(p.key()); }
+  void on_untrack(model::Process& p) override {
+    next_read_s_.erase(p.key());
+    if (p.exit_status == 128 + SIGKILL) note_oom_kill(p);
+  }
 
   bool handles(uint32_t) const override { return false; }
   void on_event(model::Trace&, model::Process&, const void*, size_t) override {}
@@ -53,6 +90,10 @@ class AttributionExtension final : public TraceExtension {
       if (measure(p, s.t_s, ab)) it->second = s.t_s + p.attribution.interval_s;
     }
     fill_sample(p, s);
+    // The counters as they were at the latest sample: a kill between it and the exit raises them. (A
+    // process that has exited still gets its last sample, before on_untrack: keep the earlier reading.)
+    if (p.alive() && proc::process_running(p.pid()))
+      p.attribution.oom_counters_before = read_oom_counters(p.pid());
   }
 
   void on_finish(model::Trace& trace) override {
@@ -66,6 +107,31 @@ class AttributionExtension final : public TraceExtension {
   }
 
  private:
+  // A SIGKILL with an OOM-kill counter that covers the process risen since the last sample: the OOM
+  // killer's doing (its own signal). The cgroup is read through the exited process's last known path.
+  void note_oom_kill(model::Process& p) {
+    auto& st = p.attribution;
+    model::OomCounters now;
+    if (!st.limits.cgroup_path.empty()) {
+      host::CgroupMembership m;
+      (st.cgroup_scope.rfind("cgroup v1", 0) == 0 ? m.memory_v1 : m.unified) = st.limits.cgroup_path;
+      if (auto cg = host::memory_cgroup_at(m, host::host_cgroup_mounts())) now.cgroup = cg->oom_kills;
+    }
+    if (auto vmstat = read_text_file("/proc/vmstat", 64 << 10))
+      now.host = host::parse_keyed(*vmstat, "oom_kill");
+    auto rose = [](std::optional<uint64_t> before, std::optional<uint64_t> after) {
+      return before && after && *after > *before;
+    };
+    bool by_cgroup = rose(st.oom_counters_before.cgroup, now.cgroup);
+    if (!by_cgroup && !rose(st.oom_counters_before.host, now.host)) return;
+    model::OomKill k;
+    k.at_s = p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(boot_ns()) : 0);
+    k.scope = by_cgroup ? st.cgroup_scope : "host";
+    if (by_cgroup) k.limit_bytes = st.limits.cgroup_memory_max_bytes;
+    std::tie(k.grew_most, k.grew_most_bytes) = largest_growth(p);
+    st.oom_kill = k;
+  }
+
   static std::optional<uint64_t> live_array_buffers(const model::Process& p, const model::Sample* s) {
     if (p.v8.array_buffers_probed) return p.v8.array_buffer_live_bytes;
     if (s && s->array_buffers_bytes) return s->array_buffers_bytes;
@@ -115,6 +181,7 @@ class AttributionExtension final : public TraceExtension {
   }
 
   AttributionOptions opts_;
+  model::Trace* trace_ = nullptr;
   std::map<model::ProcessKey, double> next_read_s_;
 };
 

@@ -168,14 +168,18 @@ std::optional<MemoryCgroup> memory_cgroup_at(const CgroupMembership& membership,
   return cg;
 }
 
-std::optional<MemoryCgroup> memory_cgroup_of(pid_t pid) {
+const CgroupMounts& host_cgroup_mounts() {
   static const CgroupMounts mounts = [] {
     auto text = read_text_file("/proc/self/mountinfo", 1 << 20);
     return text ? parse_mountinfo(*text) : CgroupMounts{};
   }();
+  return mounts;
+}
+
+std::optional<MemoryCgroup> memory_cgroup_of(pid_t pid) {
   auto text = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10);
   if (!text) return std::nullopt;
-  return memory_cgroup_at(parse_proc_cgroup(*text), mounts);
+  return memory_cgroup_at(parse_proc_cgroup(*text), host_cgroup_mounts());
 }
 
 std::optional<ContainerRef> container_from_cgroup_path(std::string_view path) {

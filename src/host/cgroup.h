@@ -40,6 +40,9 @@ struct MemoryCgroup {
   std::optional<uint64_t> oom_kills;    // counted by the kernel in this cgroup
 };
 
+// Where this host mounts its cgroup hierarchies (read once).
+const CgroupMounts& host_cgroup_mounts();
+
 // The memory cgroup of pid, read from the host's cgroup file systems (mounts read once per process of
 // memlens). nullopt when the process is gone or no memory controller is mounted.
 std::optional<MemoryCgroup> memory_cgroup_of(pid_t pid);

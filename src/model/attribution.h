@@ -111,6 +111,23 @@ struct ProcessLimits {
 // Parsers for the limit sources (text as the kernel writes it).
 std::optional<uint64_t> parse_nofile_soft_limit(std::string_view proc_pid_limits);  // "Max open files"
 
+// The kernel's OOM killer ended the process: its exit was a SIGKILL while an OOM-kill counter that covers
+// it rose (its memory cgroup's, or the host's for a kill without a cgroup limit).
+struct OomKill {
+  double at_s = 0;                      // trace time of the exit
+  std::string scope;                    // "cgroup v1 /docker/ab12", or "host" (no cgroup limit was reached)
+  std::optional<uint64_t> limit_bytes;  // the limit it ran into, where one is set
+  // The category that grew most between the first and the last breakdown memlens took, and by how much.
+  std::string grew_most;
+  int64_t grew_most_bytes = 0;
+};
+
+// OOM-kill counters memlens compares at a process's exit.
+struct OomCounters {
+  std::optional<uint64_t> cgroup;  // memory.oom_control / memory.events oom_kill of its memory cgroup
+  std::optional<uint64_t> host;    // /proc/vmstat oom_kill
+};
+
 // What attribution keeps per process (in model::Process::attribution).
 struct AttributionState {
   std::optional<Reconciled> last;  // the latest measurement
@@ -123,6 +140,9 @@ struct AttributionState {
   double read_ms_max = 0;
   double interval_s = 0;  // current interval between smaps reads (adapts to their cost)
   ProcessLimits limits;
+  std::string cgroup_scope;         // "cgroup v1 /a/b" (its memory cgroup), "" when none
+  OomCounters oom_counters_before;  // at the latest sample
+  std::optional<OomKill> oom_kill;
 };
 
 }  // namespace memlens::model

@@ -71,6 +71,13 @@ json process_json(const model::Process& p, const std::vector<StackProfile>& prof
   if (auto b = breakdown_section(p); !b.is_null()) j["breakdown"] = std::move(b);
   if (auto v = verdict_section(p, top_stacks_for(p.pid(), profiles)); !v.is_null())
     j["verdicts"] = std::move(v);
+  if (const auto& k = p.attribution.oom_kill) {
+    j["oom_kill"] = {{"t_s", k->at_s},
+                     {"scope", k->scope},
+                     {"limit_bytes", k->limit_bytes ? json(*k->limit_bytes) : json(nullptr)},
+                     {"grew_most", k->grew_most.empty() ? json(nullptr) : json(k->grew_most)},
+                     {"grew_most_bytes", k->grew_most_bytes}};
+  }
   if (!p.notes.empty()) j["notes"] = p.notes;
   return j;
 }

@@ -72,11 +72,35 @@ const json& array_or_empty(const json& obj, const char* key) {
 
 }  // namespace
 
+std::string oom_kill_line(uint64_t pid, const std::string& comm, const json& kill) {
+  auto limit = u64_field(kill, "limit_bytes");
+  std::string line =
+      fmt::format("pid {} {}: killed by the OOM killer at {:.1f} s ({}{})", pid, comm, f64_or0(kill, "t_s"),
+                  str_or(kill, "scope"), limit ? ", limit " + format_bytes(*limit) : std::string());
+  std::string grew = str_or(kill, "grew_most");
+  if (!grew.empty())
+    line += fmt::format("; {} grew most, by {} while traced", grew,
+                        format_bytes(u64_or0(kill, "grew_most_bytes")));
+  return line;
+}
+
 LiveView::LiveView(FILE* out) : out_(out), tty_(isatty(fileno(out)) != 0) {}
 
 void LiveView::update(const model::Trace& trace) {
   std::vector<std::string> lines;
   uint64_t lost = trace.total_loss();
+  // A kill is said once, when it is seen, above the live lines.
+  for (const auto& p : trace.processes.all()) {
+    const auto& k = p->attribution.oom_kill;
+    if (!k || !announced_oom_.insert(p->key()).second) continue;
+    json j = {{"t_s", k->at_s},
+              {"scope", k->scope},
+              {"grew_most", k->grew_most},
+              {"grew_most_bytes", k->grew_most_bytes}};
+    if (k->limit_bytes) j["limit_bytes"] = *k->limit_bytes;
+    clear();
+    fmt::print(out_, "memlens: {}\n", oom_kill_line(static_cast<uint64_t>(p->pid()), p->comm, j));
+  }
   for (const auto& p : trace.processes.all()) {
     if (!p->alive() || p->timeline.empty()) continue;
     const auto& cur = p->timeline.back();
@@ -122,6 +146,11 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
   out += fmt::format("\nmemlens summary  ({:.1f} s traced, {})\n", f64_or0(report, "duration_s"),
                      str_or(report, "stop_reason", "stopped"));
   const json& processes = array_or_empty(report, "processes");
+  // An OOM kill leads: it is what the user will be asked about first.
+  for (const auto& p : processes) {
+    const json& k = object_or_empty(p, "oom_kill");
+    if (!k.empty()) out += "  ! " + oom_kill_line(u64_or0(p, "pid"), str_or(p, "comm"), k) + "\n";
+  }
   // Verdicts lead: they answer the question the user came with.
   for (const auto& p : processes) {
     for (const auto& v : array_or_empty(p, "verdicts")) {

@@ -3,17 +3,17 @@
 #pragma once
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "model/trace.h"
 
 namespace memlens::report {
 
-std::string format_bytes(uint64_t bytes);          // "123.4 MiB"
-std::string format_signed_bytes(int64_t bytes);    // "+1.2 MiB"
+std::string format_bytes(uint64_t bytes);        // "123.4 MiB"
+std::string format_signed_bytes(int64_t bytes);  // "+1.2 MiB"
 
 class LiveView {
  public:
@@ -25,7 +25,12 @@ class LiveView {
   FILE* out_;
   bool tty_;
   size_t lines_drawn_ = 0;
+  std::set<model::ProcessKey> announced_oom_;
 };
+
+// "pid N comm: killed by the OOM killer at T s (cgroup v1 /a, limit L); array_buffers grew most, ..."
+// from a report's "oom_kill" object.
+std::string oom_kill_line(uint64_t pid, const std::string& comm, const nlohmann::json& kill);
 
 // The end-of-trace summary, from the finished report JSON (so it shows what the report says).
 std::string render_summary(const nlohmann::json& report, const std::vector<std::string>& files_written);

@@ -1,0 +1,104 @@
+// The kernel's OOM killer ends a traced node in a memory cgroup with a limit: memlens says so as it
+// happens, names the category that grew, keeps running, and its report agrees with the cgroup's own
+// OOM-kill counter. The cgroup is made by the test on whichever hierarchy holds the memory controller.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "support/harness.h"
+
+namespace memlens::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A memory cgroup with a limit, made for the test and removed after it (once its processes are gone).
+class LimitedCgroup {
+ public:
+  LimitedCgroup(const std::string& name, uint64_t limit_bytes) {
+    if (fs::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes")) {
+      dir_ = "/sys/fs/cgroup/memory/" + name;
+      fs::create_directories(dir_);
+      std::ofstream(dir_ + "/memory.limit_in_bytes") << limit_bytes;
+      v1_ = true;
+    } else {
+      dir_ = "/sys/fs/cgroup/" + name;
+      fs::create_directories(dir_);
+      std::ofstream(dir_ + "/memory.max") << limit_bytes;
+      std::ofstream(dir_ + "/memory.swap.max") << 0;
+    }
+  }
+  ~LimitedCgroup() {
+    for (int i = 0; i < 50 && fs::exists(dir_) && rmdir(dir_.c_str()) != 0; ++i)
+      std::this_thread::sleep_for(100ms);
+  }
+  const std::string& dir() const { return dir_; }
+  uint64_t oom_kills() const {
+    std::string text = slurp(dir_ + (v1_ ? "/memory.oom_control" : "/memory.events"));
+    auto at = text.find("oom_kill ");
+    return at == std::string::npos ? 0 : std::stoull(text.substr(at + 9));
+  }
+
+ private:
+  std::string dir_;
+  bool v1_ = false;
+};
+
+struct Leak {
+  const char* name;
+  const char* script;  // grows about 16 MB/s
+  const char* category;
+};
+
+class OomKill : public ::testing::TestWithParam<Leak> {};
+
+TEST_P(OomKill, IsReportedWithTheCategoryThatGrew) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  LimitedCgroup cgroup("memlens-oom-test-" + std::to_string(getpid()), 192ull << 20);
+  // The shell puts itself in the cgroup, then becomes node: the whole command runs under the limit.
+  std::string command = "echo $$ > " + cgroup.dir() + "/cgroup.procs && exec " + shell_quote(node_bin()) +
+                        " -e " + shell_quote(GetParam().script);
+  Child m = Child::spawn(
+      {memlens_bin(), "run", "--interval", "0.5", "-o", dir.file("out"), "--", "sh", "-c", command},
+      dir.path(), "m");
+  auto rc = m.wait(120s);
+  ASSERT_TRUE(rc.has_value()) << "node was never killed: " << m.stderr_text();
+  EXPECT_EQ(*rc, 128 + SIGKILL) << m.stderr_text();
+  ASSERT_EQ(cgroup.oom_kills(), 1u) << "the kernel's own count of OOM kills in the cgroup";
+  EXPECT_NE(m.stderr_text().find("killed by the OOM killer"), std::string::npos) << m.stderr_text();
+  json report = load_report(dir.file("out"));
+  ASSERT_TRUE(report.is_object()) << m.stderr_text();
+  ASSERT_EQ(report["processes"].size(), 1u);
+  const json& p = report["processes"][0];
+  ASSERT_TRUE(p.contains("oom_kill")) << p.dump(1).substr(0, 2000);
+  const json& k = p["oom_kill"];
+  EXPECT_NE(k["scope"].get<std::string>().find("memlens-oom-test-"), std::string::npos) << k.dump();
+  EXPECT_EQ(k["limit_bytes"], 192ull << 20);
+  EXPECT_EQ(k["grew_most"], GetParam().category) << k.dump();
+  EXPECT_EQ(p["exit_status"], 128 + SIGKILL);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Leaks, OomKill,
+    ::testing::Values(
+        Leak{"buffers", "const a = []; setInterval(() => { a.push(Buffer.alloc(2 << 20, 1)); }, 125);",
+             "array_buffers"},
+        Leak{"js_objects",
+             "const a = []; setInterval(() => { for (let i = 0; i < 20000; i++) a.push({ i, s: 'x' + i, "
+             "n: [i, i + 1, i + 2] }); }, 125);",
+             "js_heap"}),
+    [](const ::testing::TestParamInfo<Leak>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace memlens::testing
