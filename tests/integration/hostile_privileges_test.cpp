@@ -94,6 +94,23 @@ TEST(HostilePrivileges, BpfAndPerfmonTraceOwnNode) {
   expect_traces("+bpf,+perfmon", node.pid(), dir, "own-node");
 }
 
+// `run` as a non-root user with ambient capabilities: the command is traced, and does not inherit them.
+TEST(HostilePrivileges, RunDoesNotPassItsCapabilitiesToTheCommand) {
+  REQUIRE_SETPRIV();
+  TempDir dir;
+  std::string out = nobody_out_dir(dir) + "/run";
+  Child m = Child::spawn(as_nobody("+bpf,+perfmon", {memlens_bin(), "run", "-q", "-o", out, "--", "grep",
+                                                     "-E", "^Cap(Eff|Prm|Amb):", "/proc/self/status"}),
+                         dir.path(), "run");
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  std::string text = m.stdout_text();
+  for (const char* line :
+       {"CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "CapAmb:\t0000000000000000"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << " in:\n" << text;
+  json report = load_report(out);
+  EXPECT_FALSE(report["processes"].empty()) << report.dump().substr(0, 2000);
+}
+
 TEST(HostilePrivileges, MissingCapabilityIsNamedWithExit3) {
   REQUIRE_SETPRIV();
   TempDir dir;
