@@ -126,5 +126,32 @@ TEST(HostileInputs, HugePerfMapWithoutNewlineCostsBoundedWork) {
   EXPECT_TRUE(noted) << (*proc)["notes"].dump(2);
 }
 
+// The perf map replaced mid-trace (here by a file with nothing valid in it) while the process keeps
+// running code V8 described in the old one: the names learned from the old file still name the frames
+// that point into it. Before, a replaced map was emptied first, and every JS frame of the run lost its name.
+TEST(HostileInputs, PerfMapReplacedMidTraceKeepsTheNamesLearned) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const std::string function = "allocateReportBuffers";  // the scenario's one allocating function
+  std::string out = dir.file("out");
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", "0.5", "-o", out, "--",
+                          node_bin(), scenario("stacks_buffers"), "--duration", "7"},
+                         dir.path(), "memlens");
+  auto ready = m.wait_for_event("ready", 30s);
+  ASSERT_TRUE(ready) << m.stderr_text();
+  int pid = (*ready)["pid"].get<int>();
+  PlantedFile map{"/tmp/perf-" + std::to_string(pid) + ".map"}, old{map.path + ".old"};
+  // Long enough for V8 to compile the function and for memlens to read its entries (every 200 ms).
+  std::this_thread::sleep_for(3s);
+  ASSERT_EQ(std::rename(map.path.c_str(), old.path.c_str()), 0) << "node wrote no perf map at " << map.path;
+  std::ofstream(map.path) << "not a perf map line\n";
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+
+  FoldedFile f = read_folded(out + "/array_buffers.folded", function);
+  EXPECT_FALSE(f.malformed);
+  EXPECT_GT(f.lines, 0u);
+  EXPECT_GT(f.lines_with_function, 0u) << "no allocation stack names " << function;
+}
+
 }  // namespace
 }  // namespace memlens::testing
