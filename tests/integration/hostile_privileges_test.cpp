@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
+#include <thread>
 
 #include "support/harness.h"
 
@@ -62,7 +64,15 @@ void expect_traces(const std::string& caps, pid_t node_pid, const TempDir& dir, 
   Child m = Child::spawn(as_nobody(caps, {memlens_bin(), "attach", std::to_string(node_pid), "--duration",
                                           "3", "-q", "-o", out}),
                          dir.path(), tag);
+  // The programs it loaded as a non-root user, to check that its exit took them all away.
+  std::set<uint32_t> ours;
+  for (int i = 0; i < 100 && ours.size() < 6; ++i) {
+    std::this_thread::sleep_for(50ms);
+    ours = programs_held_by(m.pid());
+  }
+  EXPECT_GE(ours.size(), 6u) << "memlens never loaded its programs";
   ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  EXPECT_EQ(leftovers_of(m.pid(), ours, 30s), "");
   json report = load_report(out);
   EXPECT_EQ(report["stop_reason"], "duration reached");
   auto proc = report_process(report, node_pid);
