@@ -16,11 +16,11 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitFailure = 1,          // an unexpected failure
   kExitUsage = 2,            // bad arguments
-  kExitPrivileges = 3,       // not root and lacking CAP_BPF + CAP_PERFMON
+  kExitPrivileges = 3,       // a missing capability (named in the message) or a refusal by the kernel
   kExitKernel = 4,           // the kernel lacks BTF or a BPF feature
-  kExitNoProcess = 5,        // no such pid, or it exited while memlens attached
+  kExitNoProcess = 5,        // no such pid, a zombie, or it exited while memlens attached
   kExitProbe = 6,            // a required probe failed to attach
-  kExitOutput = 7,           // the report could not be written (full disk, permissions)
+  kExitOutput = 7,           // the report cannot be written (checked before tracing too)
   kExitCannotExecute = 126,  // run: the command exists but cannot be executed
   kExitCommandNotFound = 127,
 };

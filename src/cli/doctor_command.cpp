@@ -44,7 +44,10 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
     Check load{"BPF programs load (verifier, CO-RE)"};
     load.ok = s.ok();
     load.detail = s ? "all programs verified" : s.error().describe();
-    load.remedy = "a kernel >= 5.17 with BTF is needed; run with -v for libbpf's log";
+    load.remedy = s || !is_permission_error(s.error())
+                      ? "a kernel >= 5.17 with BTF is needed; run with -v for libbpf's log"
+                      : "the kernel refused it for lack of privileges: run memlens as root, or grant it "
+                        "CAP_BPF and CAP_PERFMON";
     out.line(load);
     if (s) {
       session = std::move(*s);
@@ -85,6 +88,10 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       exists.remedy = "check the pid";
     }
     out.line(exists);
+    if (exists.ok) {
+      out.line(check_process_access(*pid));
+      out.line(check_fd_listing(*pid));
+    }
     if (exists.ok) {
       auto libc = collect::find_libc(*pid);
       Check c{"C library of the process"};

@@ -121,6 +121,11 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
                pid);
     return kExitNoProcess;
   }
+  for (const Check& access : {check_process_access(pid), check_fd_listing(pid)}) {
+    if (access.ok) continue;
+    fmt::print(stderr, "memlens fds: {}\n  remedy: {}\n", access.detail, access.remedy);
+    return kExitPrivileges;
+  }
   model::Trace trace;
   std::unique_ptr<collect::Tracer> tracer;
   model::Process* p = nullptr;
@@ -136,14 +141,12 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     to.capture_stacks = true;
     to.fault_sample_period = 0;
     auto t = collect::Tracer::create(to, trace);
-    if (!t) {
-      fmt::print(stderr, "memlens fds: {}\n", t.error().describe());
-      return kExitKernel;
-    }
+    if (!t) return report_kernel_failure("memlens fds: ", t.error());
     tracer = std::move(*t);
     auto ext = collect::make_fd_extension(tracer->session());
     if (ext) tracer->add_extension(std::move(ext));
     if (auto s = tracer->track_root(pid, true); !s) {
+      if (is_permission_error(s.error())) return report_kernel_failure("memlens fds: ", s.error());
       fmt::print(stderr, "memlens fds: {}\n", s.error().describe());
       return s.error().errno_value == ESRCH ? kExitNoProcess : kExitProbe;
     }
@@ -162,11 +165,12 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     auto start = proc::read_start_time_ns(pid);
     auto listing = proc::scan_fds(pid);
     if (!start || !listing) {
-      fmt::print(
-          stderr,
-          "memlens fds: cannot read the fds of pid {}: {}\n  remedy: run as root or as the process's user\n",
-          pid, listing ? start.error().describe() : listing.error().describe());
-      return kExitNoProcess;
+      const Error& e = listing ? start.error() : listing.error();
+      fmt::print(stderr, "memlens fds: cannot read the fds of pid {}: {}\n  remedy: {}\n", pid, e.describe(),
+                 is_permission_error(e)
+                     ? "run memlens as root, as the process's user, or grant it CAP_SYS_PTRACE"
+                     : "check the pid (ps -e | grep node)");
+      return is_permission_error(e) ? kExitPrivileges : kExitNoProcess;
     }
     p = &trace.processes.add({pid, model::start_time_ns_to_ticks(*start)}, 0);
     if (auto st = proc::read_stat(pid)) p->comm = st->comm;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,9 @@ GatedChild spawn_gated(const std::vector<std::string>& argv) {
     do n = read(gate[0], &go, 1);
     while (n < 0 && errno == EINTR);
     if (n != 1) _exit(125);  // memlens went away before attaching: do not run untraced
+    // Capabilities given to memlens as ambient ones (setpriv, systemd's AmbientCapabilities) would pass
+    // to a non-root command through exec: tracing rights are memlens's, not the command's.
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

@@ -98,10 +98,7 @@ int TraceSession::start() {
   to.capture_stacks = opts_.stacks;
   to.fault_sample_period = opts_.fault_sample_period;
   auto tracer = collect::Tracer::create(to, trace_);
-  if (!tracer) {
-    fmt::print(stderr, "memlens: {}\n", tracer.error().describe());
-    return kExitKernel;
-  }
+  if (!tracer) return report_kernel_failure("memlens: ", tracer.error());
   tracer_ = std::move(*tracer);
   collect::ExtensionOptions eo;
   eo.v8 = opts_.v8;
@@ -119,8 +116,16 @@ int TraceSession::start() {
 }
 
 int TraceSession::track_root(pid_t pid, bool attached_late) {
+  if (attached_late) {
+    // A process memlens may not read would be traced blind (no maps, no stacks, no probes): refuse it.
+    if (Check access = check_process_access(pid); !access.ok) {
+      fmt::print(stderr, "memlens: {}\n  remedy: {}\n", access.detail, access.remedy);
+      return kExitPrivileges;
+    }
+  }
   auto s = tracer_->track_root(pid, attached_late);
   if (!s) {
+    if (is_permission_error(s.error())) return report_kernel_failure("memlens: ", s.error());
     fmt::print(stderr, "memlens: {}\n", s.error().describe());
     return s.error().errno_value == ESRCH ? kExitNoProcess : kExitProbe;
   }

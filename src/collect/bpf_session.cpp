@@ -14,6 +14,8 @@ namespace memlens::collect {
 
 namespace {
 
+constexpr const char* kVmlinuxBtf = "/sys/kernel/btf/vmlinux";
+
 Error libbpf_error(const std::string& what, long err) {
   int e = err < 0 ? static_cast<int>(-err) : errno;
   return make_error(what, e);
@@ -23,7 +25,13 @@ Error libbpf_error(const std::string& what, long err) {
 
 Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptions& opts) {
   std::unique_ptr<BpfSession> s(new BpfSession());
-  s->skel_ = memlens_bpf__open();
+  // CO-RE relocations are made against the kernel's own BTF file, named explicitly. Left to itself,
+  // libbpf also searches the BTF of kernel modules for a type vmlinux lacks (memlens's field-existence
+  // checks ask for such types on purpose), and listing module BTF needs CAP_SYS_ADMIN: with the file
+  // named, CAP_BPF + CAP_PERFMON suffice. memlens relocates only against core kernel types.
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (access(kVmlinuxBtf, R_OK) == 0) open_opts.btf_custom_path = kVmlinuxBtf;
+  s->skel_ = memlens_bpf__open_opts(&open_opts);
   if (!s->skel_) return libbpf_error("cannot open the BPF object", -errno);
 
   auto* skel = s->skel_;

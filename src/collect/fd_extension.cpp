@@ -390,7 +390,11 @@ class FdExtension : public TraceExtension {
     if (listing)
       p.fds.reconcile(*listing, now, true);
     else
-      p.notes.push_back("fds: cannot read /proc: " + listing.error().describe());
+      p.notes.push_back(
+          "fds: cannot read /proc: " + listing.error().describe() +
+          (listing.error().errno_value == EACCES || listing.error().errno_value == EPERM
+               ? " (another user's fd directory can be listed by root or with CAP_DAC_READ_SEARCH)"
+               : ""));
   }
 
   void on_image_loaded(model::Trace& trace, model::Process& p) override {

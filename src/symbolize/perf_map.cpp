@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <limits>
 #include <queue>
 
@@ -67,6 +68,19 @@ bool PerfMap::parse_line(std::string_view line) {
   return true;
 }
 
+void PerfMap::parse_one(std::string_view line) {
+  ++stats_.lines;
+  if (line.empty()) return;
+  if (line.size() > kMaxLineBytes) {
+    ++stats_.too_long;
+  } else if (parse_line(line)) {
+    ++stats_.entries;
+    index_dirty_ = true;
+  } else {
+    ++stats_.malformed;
+  }
+}
+
 size_t PerfMap::parse(std::string_view text, bool final) {
   size_t pos = 0;
   while (pos < text.size()) {
@@ -77,16 +91,53 @@ size_t PerfMap::parse(std::string_view text, bool final) {
     }
     std::string_view line = text.substr(pos, nl - pos);
     pos = nl < text.size() ? nl + 1 : nl;
-    ++stats_.lines;
-    if (line.empty()) continue;
-    if (parse_line(line)) {
-      ++stats_.entries;
-      index_dirty_ = true;
-    } else {
-      ++stats_.malformed;
-    }
+    parse_one(line);
   }
   return pos;
+}
+
+void PerfMap::feed(std::string_view chunk) {
+  if (skipping_) {
+    size_t nl = chunk.find('\n');
+    if (nl == std::string_view::npos) return;
+    chunk.remove_prefix(nl + 1);
+    skipping_ = false;
+  }
+  if (!partial_.empty()) {
+    size_t nl = chunk.find('\n');
+    size_t rest_of_line = nl == std::string_view::npos ? chunk.size() : nl;
+    if (partial_.size() + rest_of_line > kMaxLineBytes) {
+      partial_.clear();
+      partial_.shrink_to_fit();
+      ++stats_.lines;
+      ++stats_.too_long;
+      if (nl == std::string_view::npos) {
+        skipping_ = true;
+        return;
+      }
+    } else {
+      partial_.append(chunk.substr(0, rest_of_line));
+      if (nl == std::string_view::npos) return;
+      std::string line = std::move(partial_);
+      partial_.clear();
+      parse_one(line);
+    }
+    chunk.remove_prefix(nl + 1);
+  }
+  std::string_view rest = chunk.substr(parse(chunk));
+  if (rest.size() > kMaxLineBytes) {
+    ++stats_.lines;
+    ++stats_.too_long;
+    skipping_ = true;
+  } else {
+    partial_.assign(rest);
+  }
+}
+
+void PerfMap::restart_stream() {
+  partial_.clear();
+  partial_.shrink_to_fit();
+  skipping_ = false;
 }
 
 void PerfMap::rebuild_index() const {
@@ -135,7 +186,8 @@ std::optional<PerfMapSymbol> PerfMap::lookup(uint64_t address) const {
 }
 
 size_t PerfMap::memory_bytes() const {
-  return entries_.capacity() * sizeof(Entry) + names_.capacity() + index_.capacity() * sizeof(Segment);
+  return entries_.capacity() * sizeof(Entry) + names_.capacity() + index_.capacity() * sizeof(Segment) +
+         partial_.capacity();
 }
 
 void PerfMap::clear() {
@@ -144,6 +196,7 @@ void PerfMap::clear() {
   index_.clear();
   index_dirty_ = false;
   stats_ = {};
+  restart_stream();
 }
 
 std::optional<ProcessIdentity> parse_process_identity(std::string_view text, pid_t pid) {
@@ -222,26 +275,42 @@ Status PerfMapReader::refresh() {
                       EPERM);
   }
   uint64_t size = static_cast<uint64_t>(opened->size);
-  bool replaced = (inode_ != 0 && (opened->inode != inode_ || opened->device != device_)) || size < consumed_;
+  bool replaced = (inode_ != 0 && (opened->inode != inode_ || opened->device != device_)) || size < offset_;
   if (replaced) {
-    map_.clear();
-    consumed_ = 0;
+    // Frames recorded earlier may point into code the old file named: keep its entries (the new file's
+    // lines come later and win where they overlap), drop only its partial line.
+    map_.restart_stream();
+    offset_ = 0;
+    ++map_.mutable_stats().replaced;
   }
   inode_ = opened->inode;
   device_ = opened->device;
-  if (consumed_ >= options_.max_bytes) {
-    if (size > consumed_) map_.mutable_stats().truncated = true;
+  if (size <= offset_) return {};
+  if (read_total_ >= options_.max_bytes) {
+    map_.mutable_stats().truncated = true;
     return {};
   }
-  if (lseek(opened->fd.get(), static_cast<off_t>(consumed_), SEEK_SET) < 0)
+  if (lseek(opened->fd.get(), static_cast<off_t>(offset_), SEEK_SET) < 0)
     return errno_error("cannot seek in perf map " + path_);
-  auto data = read_bounded(opened->fd.get(), options_.max_bytes - consumed_);
-  if (!data)
-    return make_error("cannot read perf map " + path_ + ": " + data.error().describe(),
-                      data.error().errno_value);
-  if (data->truncated) map_.mutable_stats().truncated = true;
-  // Without the bound, a last line with no newline yet is being written: keep it for the next refresh.
-  consumed_ += map_.parse(data->data, /*final=*/false);
+  // Small chunks through the streaming parser: memory stays at one chunk plus one line whatever the
+  // budget, and the next refresh resumes at offset_.
+  constexpr size_t kChunkBytes = 64 << 10;
+  uint64_t budget = std::min<uint64_t>(options_.refresh_bytes, options_.max_bytes - read_total_);
+  std::vector<char> chunk(static_cast<size_t>(std::min<uint64_t>(kChunkBytes, budget)));
+  while (budget > 0) {
+    ssize_t n =
+        read(opened->fd.get(), chunk.data(), static_cast<size_t>(std::min<uint64_t>(chunk.size(), budget)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("cannot read perf map " + path_);
+    if (n == 0) break;
+    auto got = static_cast<uint64_t>(n);
+    map_.feed(std::string_view(chunk.data(), got));
+    offset_ += got;
+    read_total_ += got;
+    budget -= got;
+    map_.mutable_stats().bytes += got;
+  }
+  if (read_total_ >= options_.max_bytes && size > offset_) map_.mutable_stats().truncated = true;
   return {};
 }
 

@@ -107,9 +107,19 @@ Status ProcessSymbolizer::refresh_perf_map() {
   Status s = perf_map_->refresh();
   if (s.ok()) {
     perf_map_problem_.clear();
-    if (perf_map_->map().stats().truncated)
-      perf_map_problem_ = fmt::format("perf map {} is larger than {} bytes: only its first part was read",
-                                      perf_map_->path(), options_.perf_map.max_bytes);
+    const PerfMapStats& st = perf_map_->map().stats();
+    std::string cut =
+        fmt::format("it is larger than {} bytes: only its first part was read", options_.perf_map.max_bytes);
+    if (perf_map_->map().size() == 0 && st.bytes == 0)
+      perf_map_problem_ = fmt::format("perf map {} is empty", perf_map_->path());
+    else if (perf_map_->map().size() == 0)
+      perf_map_problem_ = fmt::format(
+          "perf map {} has no valid line: of the {} bytes read, {} line(s) are malformed and {} longer "
+          "than {} bytes{}",
+          perf_map_->path(), st.bytes, st.malformed, st.too_long, PerfMap::kMaxLineBytes,
+          st.truncated ? "; " + cut : "");
+    else if (st.truncated)
+      perf_map_problem_ = fmt::format("perf map {}: {}", perf_map_->path(), cut);
     return s;
   }
   if (s.error().errno_value == ENOENT)

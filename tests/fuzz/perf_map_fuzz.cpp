@@ -19,6 +19,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (a < hit->start || a - hit->start >= hit->size) __builtin_trap();
     }
   }
+  // The streaming parser, in chunks of an input-chosen size, must keep exactly the whole parse's entries.
+  memlens::symbolize::PerfMap whole, fed;
+  whole.parse(text, false);
+  size_t chunk = size > 1 ? 1 + data[1] % 64 : 1;
+  for (size_t pos = 0; pos < size; pos += chunk) fed.feed(text.substr(pos, chunk));
+  if (fed.size() != whole.size() || fed.stats().malformed != whole.stats().malformed ||
+      fed.stats().too_long != whole.stats().too_long)
+    __builtin_trap();
   (void)memlens::symbolize::parse_process_identity(text, 1);
   return 0;
 }

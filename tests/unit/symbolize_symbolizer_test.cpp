@@ -458,5 +458,34 @@ TEST_F(SymbolizerTest, NoPerfMapSaysHowToGetJsNames) {
   EXPECT_FALSE(ProcessSymbolizer::create(0x7ffffff0, options()).ok());
 }
 
+// A perf map that exists but names nothing says why, with what was wrong in it; once a valid line comes,
+// the problem is gone.
+TEST_F(SymbolizerTest, PerfMapWithoutAValidLineSaysWhy) {
+  std::string path = "/tmp/perf-" + std::to_string(getpid()) + ".map";
+  struct Remove {
+    std::string path;
+    ~Remove() { std::remove(path.c_str()); }
+  } remove{path};
+  std::ofstream(path) << "not a line\nzz 10 name\n" << std::string(200 << 10, 'x') << "\n";
+  auto s = ProcessSymbolizer::create(getpid(), options());
+  ASSERT_TRUE(s.ok());
+  const std::string& problem = (*s)->perf_map_problem();
+  EXPECT_NE(problem.find("has no valid line"), std::string::npos) << problem;
+  EXPECT_NE(problem.find(path), std::string::npos) << problem;
+  EXPECT_NE(problem.find("2 line(s) are malformed and 1 longer"), std::string::npos) << problem;
+
+  std::ofstream(path, std::ios::app) << "1000 10 JS:*named\n";
+  ASSERT_TRUE((*s)->refresh_perf_map().ok());
+  EXPECT_EQ((*s)->perf_map_problem(), "");
+  ASSERT_NE((*s)->perf_map(), nullptr);
+  EXPECT_EQ((*s)->perf_map()->lookup(0x1000)->name, "JS:*named");
+
+  std::remove(path.c_str());
+  std::ofstream(path) << "";
+  auto empty = ProcessSymbolizer::create(getpid(), options());
+  ASSERT_TRUE(empty.ok());
+  EXPECT_NE((*empty)->perf_map_problem().find("is empty"), std::string::npos) << (*empty)->perf_map_problem();
+}
+
 }  // namespace
 }  // namespace memlens::symbolize
