@@ -61,10 +61,10 @@ std::string render(const host::TopView& view, host::TopSort sort) {
   double cpu_s = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
                  static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
   std::string out = fmt::format(
-      "memlens top  host memory {} total, {} available  node processes: {} now, {} started, {} exited  "
-      "memlens: cpu {:.2f}s rss {}  (reads /proc and cgroups; no probes, no events to lose)\n",
+      "memlens top  host memory {} total, {} available  node processes: {} now, {} started, {} exited "
+      "(from {}; events lost {})  memlens: cpu {:.2f}s rss {}\n",
       report::format_bytes(h.mem_total_bytes), report::format_bytes(h.mem_available_bytes), h.node_now,
-      h.node_started, h.node_exited, cpu_s,
+      h.node_started, h.node_exited, h.lifecycle_source, h.lifecycle_events_lost, cpu_s,
       report::format_bytes(static_cast<uint64_t>(self.ru_maxrss) * 1024));
   out += fmt::format(
       "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}\n", "PID",

@@ -47,6 +47,14 @@ std::optional<TopSort> parse_top_sort(const std::string& column) {
   return std::nullopt;
 }
 
+TopView::TopView(TopFilter filter) : filter_(std::move(filter)) {
+  auto listener = NodeLifecycleListener::start();
+  if (listener)
+    lifecycle_ = std::move(*listener);
+  else
+    host_.lifecycle_source = "scans of /proc (" + listener.error().describe() + ")";
+}
+
 bool TopView::passes(const NodeProcess& p) const {
   if (filter_.pid && p.pid != *filter_.pid) return false;
   if (!filter_.container.empty() && (!p.container || p.container->id.rfind(filter_.container, 0) != 0))
@@ -106,6 +114,15 @@ void TopView::refresh(double t_s) {
     }
     ++host_.node_exited;
     it = history_.erase(it);
+  }
+  if (lifecycle_) {
+    // Every Node process the view found is one whose exit the listener counts, however it began.
+    for (const auto& r : rows) lifecycle_->track(r.process.pid);
+    auto c = lifecycle_->counts();
+    host_.node_started = c.started;
+    host_.node_exited = c.exited;
+    host_.lifecycle_events_lost = c.overruns;
+    host_.lifecycle_source = "kernel process events";
   }
   first_ = false;
   host_.node_now = rows.size();

@@ -7,11 +7,13 @@
 
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "host/node_processes.h"
+#include "host/process_events.h"
 
 namespace memlens::host {
 
@@ -39,11 +41,15 @@ std::optional<TopSort> parse_top_sort(const std::string& column);  // "rss", "gr
 struct HostFigures {
   uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
   size_t node_now = 0, node_started = 0, node_exited = 0;  // started/exited since the view began
+  // Where started/exited come from: the kernel's process events (every one), or the refreshes' scans
+  // (a process that lives less than one refresh is missed), with why.
+  std::string lifecycle_source;
+  uint64_t lifecycle_events_lost = 0;  // kernel messages dropped (socket overrun)
 };
 
 class TopView {
  public:
-  explicit TopView(TopFilter filter) : filter_(std::move(filter)) {}
+  explicit TopView(TopFilter filter);
   // Samples every Node process now (t_s: the caller's clock, in seconds).
   void refresh(double t_s);
   std::vector<TopRow> rows(TopSort sort) const;
@@ -57,6 +63,7 @@ class TopView {
 
   TopFilter filter_;
   NodeProcessFinder finder_;
+  std::unique_ptr<NodeLifecycleListener> lifecycle_;
   std::map<std::pair<pid_t, uint64_t>, History> history_;
   std::vector<TopRow> rows_;
   HostFigures host_;

@@ -191,5 +191,37 @@ TEST(Top, LiveViewInATerminal) {
   if (!gone) tmux("kill-session -t " + session);
 }
 
+// A hundred Node processes that each live a fraction of a refresh: every start and exit is counted (from
+// the kernel's process events), none stays in the table, and memlens stays small.
+TEST(Top, ShortLivedNodesAreAllCounted) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  constexpr int kNodes = 100;
+  Child top = Child::spawn({memlens_bin(), "top", "1", "12"}, dir.path(), "top");
+  std::this_thread::sleep_for(1500ms);  // the first table is out: the view runs
+  // In batches of ten (each node takes ~40 MB while it lives).
+  std::string burst = "for b in $(seq " + std::to_string(kNodes / 10) + "); do for i in $(seq 10); do " +
+                      shell_quote(node_bin()) + " -e '/*memlens-short-lived*/0' & done; wait; done";
+  auto r = run_shell(burst);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(top.wait(60s), 0) << top.stderr_text();
+  std::string out = top.stdout_text();
+  auto last_table = out.substr(out.rfind("memlens top"));
+  auto number_before = [&](const std::string& word) {
+    auto at = last_table.find(" " + word);
+    auto start = last_table.rfind(' ', at - 1);
+    return std::stoul(last_table.substr(start + 1, at - start - 1));
+  };
+  EXPECT_GE(number_before("started"), static_cast<unsigned long>(kNodes)) << last_table.substr(0, 300);
+  EXPECT_GE(number_before("exited"), static_cast<unsigned long>(kNodes)) << last_table.substr(0, 300);
+  EXPECT_NE(last_table.find("from kernel process events; events lost 0"), std::string::npos)
+      << last_table.substr(0, 300);
+  EXPECT_EQ(last_table.find("memlens-short-lived"), std::string::npos) << last_table;
+  // memlens's own peak RSS, as the header says it: a viewer stays small however many processes came and went.
+  auto rss_at = last_table.find(" rss ", last_table.find("memlens: cpu"));
+  ASSERT_NE(rss_at, std::string::npos);
+  EXPECT_LT(std::stod(last_table.substr(rss_at + 5)), 32.0) << last_table.substr(0, 300);
+}
+
 }  // namespace
 }  // namespace memlens::testing
