@@ -83,6 +83,14 @@ std::string render(const host::TopView& view, host::TopSort sort) {
         bytes_or_dash(r.limit_bytes), used, eta_text(r.seconds_to_limit), r.fds, r.sockets,
         r.oom_kills ? std::to_string(*r.oom_kills) : "-");
   }
+  if (!view.oom_kills().empty()) out += "last OOM kills:\n";
+  for (const auto& k : view.oom_kills()) {
+    const auto& r = k.last;
+    out += fmt::format("  at {:.0f}s  pid {} ({}){}: rss {} growing {}/min{}\n", k.at_s, r.process.pid,
+                       r.process.command, r.limit_source.empty() ? "" : " in " + r.limit_source,
+                       report::format_bytes(r.rss_bytes), growth_text(r),
+                       r.limit_bytes ? ", limit " + report::format_bytes(*r.limit_bytes) : "");
+  }
   return out;
 }
 

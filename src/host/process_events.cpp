@@ -5,12 +5,15 @@
 #include <linux/connector.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
+#include "common/clock.h"
 #include "model/attribution.h"
 #include "proc/procfs.h"
 
@@ -80,9 +83,19 @@ void NodeLifecycleListener::on_exec(pid_t tgid) {
   }
 }
 
-void NodeLifecycleListener::on_exit(pid_t tgid) {
+void NodeLifecycleListener::on_exit(pid_t tgid, uint32_t exit_code) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (live_node_.erase(tgid)) ++counts_.exited;
+  if (!live_node_.erase(tgid)) return;
+  ++counts_.exited;
+  // exit_code is the wait status: the low seven bits are the signal that killed it.
+  if ((exit_code & 0x7f) == SIGKILL) {
+    killed_.push_back({tgid, monotonic_s()});
+  }
+}
+
+std::vector<NodeKilled> NodeLifecycleListener::take_killed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(killed_, {});
 }
 
 void NodeLifecycleListener::run() {
@@ -114,7 +127,7 @@ void NodeLifecycleListener::run() {
         on_exec(static_cast<pid_t>(ev.event_data.exec.process_tgid));
       } else if (ev.what == proc_event::PROC_EVENT_EXIT &&
                  ev.event_data.exit.process_pid == ev.event_data.exit.process_tgid) {
-        on_exit(static_cast<pid_t>(ev.event_data.exit.process_tgid));
+        on_exit(static_cast<pid_t>(ev.event_data.exit.process_tgid), ev.event_data.exit.exit_code);
       }
     }
   }

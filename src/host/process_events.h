@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "common/result.h"
 
@@ -24,6 +25,13 @@ struct NodeLifecycleCounts {
   uint64_t overruns = 0;  // times the kernel dropped messages (socket buffer full): counts are lower bounds
 };
 
+// A Node process that died of SIGKILL: the OOM killer's signal (or anyone's: the caller checks the
+// cgroup's OOM-kill counter).
+struct NodeKilled {
+  pid_t pid = 0;
+  double at_monotonic_s = 0;
+};
+
 class NodeLifecycleListener {
  public:
   // Needs CAP_NET_ADMIN (and the kernel's CONFIG_PROC_EVENTS); the error says which failed.
@@ -32,12 +40,14 @@ class NodeLifecycleListener {
   NodeLifecycleCounts counts() const;
   // A Node process that was running before the listener began: its exit is counted too.
   void track(pid_t pid);
+  // The Node processes killed by SIGKILL since the last call.
+  std::vector<NodeKilled> take_killed();
 
  private:
   NodeLifecycleListener() = default;
   void run();
   void on_exec(pid_t tgid);
-  void on_exit(pid_t tgid);
+  void on_exit(pid_t tgid, uint32_t exit_code);
 
   int sock_ = -1;
   int stop_pipe_[2] = {-1, -1};
@@ -45,6 +55,7 @@ class NodeLifecycleListener {
   mutable std::mutex mu_;
   NodeLifecycleCounts counts_;
   std::set<pid_t> live_node_;  // Node processes seen exec'ing, until their exit
+  std::vector<NodeKilled> killed_;
 };
 
 }  // namespace memlens::host

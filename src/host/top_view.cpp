@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "common/safe_file.h"
@@ -53,6 +54,33 @@ TopView::TopView(TopFilter filter) : filter_(std::move(filter)) {
     lifecycle_ = std::move(*listener);
   else
     host_.lifecycle_source = "scans of /proc (" + listener.error().describe() + ")";
+}
+
+// A SIGKILL'd Node process whose cgroup (or the host) counted one more OOM kill than at the refresh
+// before: the OOM killer's. Its row of that refresh is what it looked like last.
+void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now) {
+  std::optional<uint64_t> host_kills;
+  if (auto vmstat = read_text_file("/proc/vmstat", 64 << 10)) host_kills = parse_keyed(*vmstat, "oom_kill");
+  for (const auto& k : lifecycle_->take_killed()) {
+    auto before =
+        std::find_if(rows_.begin(), rows_.end(), [&](const TopRow& r) { return r.process.pid == k.pid; });
+    if (before == rows_.end()) continue;  // not seen by a refresh: nothing to say of it
+    // Its cgroup's counter now: another process of the same cgroup, still listed, reads it too.
+    std::optional<uint64_t> cgroup_kills;
+    for (const auto& r : now)
+      if (r.process.cgroup_path == before->process.cgroup_path) cgroup_kills = r.oom_kills;
+    if (!cgroup_kills && !before->process.cgroup_path.empty()) {
+      CgroupMembership m;
+      (host_cgroup_mounts().memory_v1.empty() ? m.unified : m.memory_v1) = before->process.cgroup_path;
+      if (auto cg = memory_cgroup_at(m, host_cgroup_mounts())) cgroup_kills = cg->oom_kills;
+    }
+    bool by_cgroup = cgroup_kills && before->oom_kills && *cgroup_kills > *before->oom_kills;
+    bool by_host = host_kills && last_host_oom_kills_ && *host_kills > *last_host_oom_kills_;
+    if (!by_cgroup && !by_host) continue;
+    oom_kills_.push_back({*before, t_s});
+    if (oom_kills_.size() > kOomKillsKept) oom_kills_.erase(oom_kills_.begin());
+  }
+  last_host_oom_kills_ = host_kills;
 }
 
 bool TopView::passes(const NodeProcess& p) const {
@@ -115,6 +143,7 @@ void TopView::refresh(double t_s) {
     ++host_.node_exited;
     it = history_.erase(it);
   }
+  if (lifecycle_) note_oom_kills(t_s, rows);
   if (lifecycle_) {
     // Every Node process the view found is one whose exit the listener counts, however it began.
     for (const auto& r : rows) lifecycle_->track(r.process.pid);

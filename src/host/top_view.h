@@ -29,6 +29,12 @@ struct TopRow {
   uint32_t fds = 0, sockets = 0;
 };
 
+// A Node process the OOM killer ended while the view ran, with its last figures.
+struct OomKillSeen {
+  TopRow last;      // its row at the refresh before the kill
+  double at_s = 0;  // the view's clock
+};
+
 struct TopFilter {
   std::optional<pid_t> pid;
   std::string container;  // id prefix
@@ -54,18 +60,23 @@ class TopView {
   void refresh(double t_s);
   std::vector<TopRow> rows(TopSort sort) const;
   const HostFigures& host() const { return host_; }
+  const std::vector<OomKillSeen>& oom_kills() const { return oom_kills_; }  // oldest first, the last few
 
  private:
   struct History {
     std::deque<std::pair<double, uint64_t>> rss;  // (t, bytes), the last minute
   };
   bool passes(const NodeProcess& p) const;
+  void note_oom_kills(double t_s, const std::vector<TopRow>& now);
+  static constexpr size_t kOomKillsKept = 5;
+  std::optional<uint64_t> last_host_oom_kills_;
 
   TopFilter filter_;
   NodeProcessFinder finder_;
   std::unique_ptr<NodeLifecycleListener> lifecycle_;
   std::map<std::pair<pid_t, uint64_t>, History> history_;
   std::vector<TopRow> rows_;
+  std::vector<OomKillSeen> oom_kills_;
   HostFigures host_;
   bool first_ = true;
 };

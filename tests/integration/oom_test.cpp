@@ -100,5 +100,29 @@ INSTANTIATE_TEST_SUITE_P(
              "js_heap"}),
     [](const ::testing::TestParamInfo<Leak>& info) { return std::string(info.param.name); });
 
+// Under `top`, the OOM kill of a node memlens did not start is shown with its last figures.
+TEST(OomKillUnderTop, ANodeKilledWhileTheViewRunsIsListed) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  LimitedCgroup cgroup("memlens-oom-top-" + std::to_string(getpid()), 160ull << 20);
+  Child top = Child::spawn({memlens_bin(), "top", "0.5", "120"}, dir.path(), "top");
+  std::this_thread::sleep_for(1s);
+  std::string command = "echo $$ > " + cgroup.dir() + "/cgroup.procs && exec " + shell_quote(node_bin()) +
+                        " -e 'const a = []; setInterval(() => { a.push(Buffer.alloc(1 << 20, 1)); }, 100);'";
+  Child node = Child::spawn({"sh", "-c", command}, dir.path(), "node");
+  auto rc = node.wait(120s);
+  ASSERT_EQ(rc, 128 + SIGKILL);
+  ASSERT_EQ(cgroup.oom_kills(), 1u);
+  std::this_thread::sleep_for(1500ms);  // the next tables
+  top.signal(SIGINT);
+  EXPECT_EQ(top.wait(20s), 0);
+  std::string out = top.stdout_text();
+  auto at = out.rfind("last OOM kills:");
+  ASSERT_NE(at, std::string::npos) << out.substr(out.size() > 3000 ? out.size() - 3000 : 0);
+  std::string kills = out.substr(at, out.find("memlens top", at) - at);
+  EXPECT_NE(kills.find("pid " + std::to_string(node.pid()) + " "), std::string::npos) << kills;
+  EXPECT_NE(kills.find("limit 160.0 MiB"), std::string::npos) << kills;
+}
+
 }  // namespace
 }  // namespace memlens::testing
