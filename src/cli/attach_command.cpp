@@ -1,9 +1,13 @@
 // memlens attach PID: trace a running process and its descendants without restarting it.
 #include <fmt/format.h>
 
+#include <set>
+
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
+#include "common/clock.h"
+#include "host/node_processes.h"
 #include "model/attribution.h"
 #include "proc/procfs.h"
 #include "symbolize/perf_map.h"
@@ -57,6 +61,41 @@ int attach_command(pid_t pid, const TraceOptions& opts) {
     warn_without_perf_map(pid, opts);
   }
   session.loop(nullptr, nullptr);
+  return session.finish_and_report();
+}
+
+int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) {
+  install_stop_handlers();
+  TraceSession session(opts);
+  if (int rc = session.start(); rc != kExitOk) return rc;
+  session.trace().info.host_wide = true;
+  host::NodeProcessFinder finder;
+  std::set<std::pair<pid_t, uint64_t>> tracked;
+  // Every Node process of the host that passes the filter, now and as they start: a new one is found by
+  // the next scan (each second) and traced from then on (its children are followed from their fork).
+  auto discover = [&]() {
+    for (const auto& p : finder.scan()) {
+      if (!filter.matches(p)) continue;
+      if (!tracked.insert({p.pid, p.start_time_ticks}).second) continue;
+      if (session.trace().processes.find_live(p.pid)) continue;  // a descendant of one traced already
+      if (session.track_root(p.pid, true) == kExitOk && !opts.quiet)
+        fmt::print(stderr, "memlens: tracing pid {} ({})\n", p.pid, p.command);
+    }
+  };
+  discover();
+  if (tracked.empty() && !opts.quiet)
+    fmt::print(stderr, "memlens: no Node process on this host yet; waiting for one (Ctrl-C to stop)\n");
+  double next_scan = monotonic_s() + 1;
+  // Never "exited": a host-wide trace ends with --duration or a signal, not with one process.
+  session.loop(
+      [&]() {
+        if (monotonic_s() >= next_scan) {
+          discover();
+          next_scan = monotonic_s() + 1;
+        }
+        return false;
+      },
+      nullptr);
   return session.finish_and_report();
 }
 

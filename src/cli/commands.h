@@ -48,6 +48,8 @@ struct TopOptions {
 
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);
 int attach_command(pid_t pid, const TraceOptions& opts);
+// Every Node process of the host (that passes the filter), and those that start while it runs.
+int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts);
 int doctor_command(std::optional<pid_t> pid, const std::string& binary);
 int top_command(const TopOptions& opts);
 

@@ -87,11 +87,24 @@ int main(int argc, char** argv) {
   double attach_duration = 0;
   auto* attach =
       app.add_subcommand("attach", "Trace a running process and its descendants, without restarting it");
-  attach->add_option("pid", attach_pid, "Process id")->required();
+  bool attach_all = false;
+  memlens::host::TopFilter attach_filter;
+  auto* attach_pid_opt = attach->add_option("pid", attach_pid, "Process id");
+  auto* all_opt = attach->add_flag("--all", attach_all,
+                                   "Every Node process of the host, and those that start while tracing");
+  attach_pid_opt->excludes(all_opt);
+  attach->add_option("--container", attach_filter.container, "With --all: only this container's (id prefix)")
+      ->needs(all_opt);
+  attach
+      ->add_option("--cgroup", attach_filter.cgroup,
+                   "With --all: only processes whose cgroup path contains this")
+      ->needs(all_opt);
   add_trace_options(attach, attach_opts);
   attach->add_option("--duration", attach_duration, "Stop after this many seconds")
       ->check(positive_seconds(kMaxDurationS));
-  attach->footer("Example: memlens attach 1234 --duration 60 -o out");
+  attach->footer(
+      "Examples: memlens attach 1234 --duration 60 -o out\n          memlens attach --all --duration 60 -o "
+      "out");
 
   pid_t doctor_pid = 0;
   std::string doctor_binary;
@@ -155,6 +168,12 @@ int main(int argc, char** argv) {
   if (*attach) {
     install_libbpf_logging(attach_opts.verbose);
     if (attach_duration > 0) attach_opts.duration_s = attach_duration;
+    if (attach_all) return attach_all_command(attach_filter, attach_opts);
+    if (attach_pid_opt->count() == 0) {
+      fmt::print(stderr,
+                 "memlens attach: pid is required (or --all)\nRun with --help for more information.\n");
+      return kExitUsage;
+    }
     return attach_command(attach_pid, attach_opts);
   }
   if (*doctor) {

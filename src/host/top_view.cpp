@@ -83,11 +83,10 @@ void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now) {
   last_host_oom_kills_ = host_kills;
 }
 
-bool TopView::passes(const NodeProcess& p) const {
-  if (filter_.pid && p.pid != *filter_.pid) return false;
-  if (!filter_.container.empty() && (!p.container || p.container->id.rfind(filter_.container, 0) != 0))
-    return false;
-  if (!filter_.cgroup.empty() && p.cgroup_path.find(filter_.cgroup) == std::string::npos) return false;
+bool TopFilter::matches(const NodeProcess& p) const {
+  if (pid && p.pid != *pid) return false;
+  if (!container.empty() && (!p.container || p.container->id.rfind(container, 0) != 0)) return false;
+  if (!cgroup.empty() && p.cgroup_path.find(cgroup) == std::string::npos) return false;
   return true;
 }
 
@@ -95,7 +94,7 @@ void TopView::refresh(double t_s) {
   std::vector<TopRow> rows;
   std::set<std::pair<pid_t, uint64_t>> now;
   for (auto& p : finder_.scan()) {
-    if (!passes(p)) continue;
+    if (!filter_.matches(p)) continue;
     auto status = proc::read_status(p.pid);
     if (!status) continue;  // gone since the scan
     std::pair<pid_t, uint64_t> key{p.pid, p.start_time_ticks};

@@ -35,10 +35,12 @@ struct OomKillSeen {
   double at_s = 0;  // the view's clock
 };
 
+// Which Node processes a host-wide view or trace keeps.
 struct TopFilter {
   std::optional<pid_t> pid;
   std::string container;  // id prefix
   std::string cgroup;     // substring of the cgroup path
+  bool matches(const NodeProcess& p) const;
 };
 
 enum class TopSort { kRss, kGrowth, kPid, kTimeToLimit, kFds };
@@ -66,7 +68,6 @@ class TopView {
   struct History {
     std::deque<std::pair<double, uint64_t>> rss;  // (t, bytes), the last minute
   };
-  bool passes(const NodeProcess& p) const;
   void note_oom_kills(double t_s, const std::vector<TopRow>& now);
   static constexpr size_t kOomKillsKept = 5;
   std::optional<uint64_t> last_host_oom_kills_;

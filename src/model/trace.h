@@ -22,6 +22,7 @@ struct SkippedProbe {
 struct TraceInfo {
   std::vector<std::string> command;  // argv of `memlens run`
   std::optional<pid_t> attached_pid;  // `memlens attach`
+  bool host_wide = false;             // `memlens attach --all`: every Node process of the host
   std::string started_at;             // RFC 3339, UTC
   uint64_t started_boot_ns = 0;       // CLOCK_BOOTTIME at start: t_s = (event ns - this) / 1e9
   int64_t started_unix_ns = 0;        // wall clock at start

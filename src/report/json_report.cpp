@@ -89,6 +89,7 @@ json build_report(const model::Trace& trace, const std::vector<StackProfile>& pr
   j["memlens_version"] = MEMLENS_VERSION;
   if (info.attached_pid)
     j["attached_pid"] = *info.attached_pid;
+  if (info.host_wide) j["host_wide"] = true;
   else
     j["command"] = info.command;
   j["started_at"] = info.started_at;

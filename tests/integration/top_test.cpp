@@ -223,5 +223,51 @@ TEST(Top, ShortLivedNodesAreAllCounted) {
   EXPECT_LT(std::stod(last_table.substr(rss_at + 5)), 32.0) << last_table.substr(0, 300);
 }
 
+// attach --all: every Node process of the host in one report, those started meanwhile included, and a
+// filter that keeps one cgroup's.
+TEST(AttachAll, TracesEveryNodeIncludingNewOnes) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  RuntimeStyleCgroup cgroup(1ull << 30);
+  Child before =
+      Child::spawn({node_bin(), scenario("long_running"), "--duration", "60"}, dir.path(), "before");
+  Child unshared = Child::spawn({"unshare", "--pid", "--fork", "--mount-proc", node_bin(),
+                                 scenario("long_running"), "--duration", "60"},
+                                dir.path(), "unshared");
+  ASSERT_TRUE(before.wait_for_event("ready", 20s));
+  ASSERT_TRUE(unshared.wait_for_event("ready", 20s));
+  auto r = run_shell("pgrep -P " + std::to_string(unshared.pid()));
+  ASSERT_EQ(r.exit_code, 0);
+  pid_t inner = std::stoi(r.output);
+  Child m = Child::spawn({memlens_bin(), "attach", "--all", "-q", "--duration", "8", "-o", dir.file("all")},
+                         dir.path(), "m");
+  std::this_thread::sleep_for(3s);
+  Child later = Child::spawn({node_bin(), scenario("long_running"), "--duration", "60"}, dir.path(), "later");
+  ASSERT_TRUE(later.wait_for_event("ready", 20s));
+  ASSERT_TRUE(cgroup.enter(later.pid()));
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto report = load_report(dir.file("all"));
+  ASSERT_TRUE(report.is_object());
+  EXPECT_EQ(report["host_wide"], true);
+  for (pid_t pid : {before.pid(), inner, later.pid()}) {
+    auto p = report_process(report, pid);
+    ASSERT_TRUE(p) << "pid " << pid << " not traced";
+    EXPECT_GE((*p)["timeline"].size(), 1u);
+    EXPECT_TRUE((*p).contains("gc")) << "V8 probes of pid " << pid;
+  }
+
+  // Only the cgroup's processes.
+  Child f = Child::spawn({memlens_bin(), "attach", "--all", "--cgroup", RuntimeStyleCgroup::kId, "-q",
+                          "--duration", "2", "-o", dir.file("one")},
+                         dir.path(), "f");
+  ASSERT_EQ(f.wait(60s), 0) << f.stderr_text();
+  auto one = load_report(dir.file("one"));
+  ASSERT_TRUE(one.is_object());
+  ASSERT_EQ(one["processes"].size(), 1u) << one["processes"].dump().substr(0, 500);
+  EXPECT_EQ(one["processes"][0]["pid"], later.pid());
+  later.signal(SIGKILL);
+  later.wait(10s);
+}
+
 }  // namespace
 }  // namespace memlens::testing
