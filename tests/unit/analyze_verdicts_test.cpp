@@ -503,20 +503,49 @@ Recording load(const std::string& name) {
   return r;
 }
 
-AnalysisInput input_until(const Recording& r, double until_s) {
+// The recording between two moments: from 0, what `run` sees; from later, what `attach` sees.
+AnalysisInput input_between(const Recording& r, double from_s, double until_s) {
   AnalysisInput in;
   auto cut = [&](const std::vector<SeriesPoint>& s) {
     std::vector<SeriesPoint> out;
     for (const auto& p : s)
-      if (p.t_s <= until_s) out.push_back(p);
+      if (p.t_s >= from_s && p.t_s <= until_s) out.push_back(p);
     return out;
   };
   in[Category::rss].resident = cut(r.rss);
   in[Category::js_heap].resident = cut(r.heap_total);
   in.array_buffers_live = cut(r.array_buffers);
   for (const auto& g : r.gcs)
-    if (g.t_s <= until_s) in.js_heap_after_gc.push_back(g);
+    if (g.t_s >= from_s && g.t_s <= until_s) in.js_heap_after_gc.push_back(g);
   return in;
+}
+
+AnalysisInput input_until(const Recording& r, double until_s) {
+  return input_between(r, 0, until_s);
+}
+
+size_t full_gcs_between(const Recording& r, double from_s, double until_s) {
+  return std::count_if(r.gcs.begin(), r.gcs.end(),
+                       [&](const GcPoint& g) { return g.full && g.t_s >= from_s && g.t_s <= until_s; });
+}
+
+// The verdicts over [from_s, until_s], a window in which V8 ran `full_gcs` full GCs (checked); every one of
+// them has a js_heap verdict.
+std::vector<Verdict> judged_between(const Recording& r, double from_s, double until_s, size_t full_gcs) {
+  EXPECT_EQ(full_gcs_between(r, from_s, until_s), full_gcs);
+  auto vs = analyze(input_between(r, from_s, until_s));
+  EXPECT_NE(find(vs, Category::js_heap), nullptr);
+  return vs;
+}
+
+// No figure a verdict quotes is below zero or outside what the judged series could show.
+void expect_possible_figures(const std::vector<Verdict>& vs) {
+  for (const auto& v : vs) {
+    EXPECT_GE(v.start_value, 0) << dump(vs);
+    EXPECT_GE(v.end_value, 0) << dump(vs);
+    EXPECT_THAT(v.evidence, Not(::testing::ContainsRegex("from -[0-9]"))) << v.evidence;
+    EXPECT_THAT(v.evidence, Not(::testing::ContainsRegex("/min, below the"))) << v.evidence;
+  }
 }
 
 TEST(NodeRecordings, UnboundedCacheIsAJsHeapLeakWithin60s) {
@@ -573,6 +602,64 @@ TEST(NodeRecordings, RetainedBuffersAreAnArrayBufferLeak) {
   EXPECT_NEAR(v->rate_per_s, truth, 0.1 * truth) << v->evidence;
   EXPECT_THAT(v->headline, HasSubstr("Buffers (ArrayBuffer memory) leak suspected"));
   EXPECT_NE(find(vs, Category::js_heap)->kind, VerdictKind::leak_suspected) << dump(vs);
+}
+
+// Listeners added per connection to a long-lived emitter (tests/scenarios/js_listener_fast_leak.js): heap
+// used after GC grows about 150 MB/min. From start and from any later moment (attach), a leak within 60 s.
+TEST(NodeRecordings, FastListenerLeakIsALeakFromAnyStart) {
+  Recording r = load("node20_listener_fast.series");
+  for (double from : {0.0, 10.0, 20.0}) {
+    auto vs = analyze(input_between(r, from, from + 50));
+    const Verdict* v = find(vs, Category::js_heap);
+    ASSERT_NE(v, nullptr);
+    EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << "from " << from << "\n" << dump(vs);
+    expect_possible_figures(vs);
+  }
+}
+
+// Closures kept by never-cleared intervals (js_interval_closure_leak.js, an earlier label of its state):
+// V8 ran full GCs at 3.0, 13.8 and 23.6 s, then none for the 46 s after, while heap used after GC grew
+// 64 -> 179 MB. From 10 s on, two full GCs: the last one proves the growth. From 25 s on there is no full
+// GC at all: nothing can tell this growth from garbage, so it is growth_unconfirmed, never stable.
+TEST(NodeRecordings, IntervalClosureLeakWithFewFullGcs) {
+  Recording r = load("node20_interval_closure.series");
+  auto vs = judged_between(r, 10, 70, 2);
+  const Verdict* v = find(vs, Category::js_heap);
+  EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << dump(vs);
+  EXPECT_THAT(v->evidence, HasSubstr("garbage cannot raise a full GC's figure"));
+  // Truth: the rate V8's own figures show over the window, first to last after-GC figure.
+  std::vector<GcPoint> in_window;
+  for (const auto& g : r.gcs)
+    if (g.t_s >= 10 && g.t_s <= 70) in_window.push_back(g);
+  double truth = (in_window.back().heap_used_after_bytes - in_window.front().heap_used_after_bytes) /
+                 (in_window.back().t_s - in_window.front().t_s);
+  EXPECT_NEAR(v->rate_per_s, truth, 0.2 * truth) << v->evidence;
+  expect_possible_figures(vs);
+
+  auto late = judged_between(r, 25, 70, 0);
+  const Verdict* u = find(late, Category::js_heap);
+  EXPECT_EQ(u->kind, VerdictKind::growth_unconfirmed) << dump(late);
+  EXPECT_THAT(u->evidence, HasSubstr("none of them a full GC"));
+  EXPECT_THAT(u->evidence, HasSubstr("would confirm a leak"));
+  EXPECT_THAT(u->headline, HasSubstr("not yet confirmed by a full GC"));
+  const Verdict* rss = find(late, Category::rss);
+  ASSERT_NE(rss, nullptr);
+  EXPECT_NE(rss->kind, VerdictKind::retained_not_leak) << dump(late);  // never "nothing live grows"
+  expect_possible_figures(late);
+}
+
+// Request contexts that live 2 s, get promoted and die in old space: heap used after scavenges climbs
+// 23 -> 96 MB between full GCs 5 to 10 s apart, each of which finds 23-24 MB. Never a leak.
+TEST(NodeRecordings, PromotedGarbageSawtoothIsNotALeak) {
+  Recording r = load("node20_promoted_sawtooth.series");
+  for (double from : {0.0, 8.0, 16.0}) {
+    for (double len : {25.0, 40.0, 55.0}) {
+      auto vs = analyze(input_between(r, from, from + len));
+      for (const auto& v : vs)
+        EXPECT_NE(v.kind, VerdictKind::leak_suspected) << from << "+" << len << "\n" << dump(vs);
+      expect_possible_figures(vs);
+    }
+  }
 }
 
 }  // namespace
