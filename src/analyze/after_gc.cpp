@@ -2,7 +2,7 @@
 
 namespace memlens::analyze {
 
-LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double release_tolerance) {
+LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double max_rate, double release_tolerance) {
   LiveGrowthProof p;
   size_t last_full = gcs.size();
   for (size_t i = gcs.size(); i-- > 0;)
@@ -11,17 +11,20 @@ LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double release_t
       break;
     }
   if (last_full == gcs.size() || last_full == 0) return p;
-  p.has_full_gc = true;
   p.full_t_s = gcs[last_full].t_s;
   p.full_bytes = gcs[last_full].heap_used_after_bytes;
-  p.from_t_s = gcs[0].t_s;
-  p.from_bytes = gcs[0].heap_used_after_bytes;
-  for (size_t i = 1; i < last_full; ++i)
-    if (gcs[i].heap_used_after_bytes < p.from_bytes) {
-      p.from_bytes = gcs[i].heap_used_after_bytes;
+  for (size_t i = 0; i < last_full; ++i) {
+    double dt = p.full_t_s - gcs[i].t_s;
+    double grew = p.full_bytes - gcs[i].heap_used_after_bytes;
+    if (dt <= 0 || grew > max_rate * dt) continue;
+    if (!p.has_full_gc || grew > p.proven_bytes) {
+      p.has_full_gc = true;
       p.from_t_s = gcs[i].t_s;
+      p.from_bytes = gcs[i].heap_used_after_bytes;
+      p.proven_bytes = grew;
     }
-  p.proven_bytes = p.full_bytes - p.from_bytes;
+  }
+  if (!p.has_full_gc) return p;
   // Later figures are upper bounds too: one below the full GC's figure proves that live objects it
   // counted are gone.
   for (size_t i = last_full + 1; i < gcs.size(); ++i)

@@ -19,21 +19,19 @@ struct GcPoint {
 
 struct LiveGrowthProof {
   bool has_full_gc = false;             // a full GC with an earlier figure to compare with
-  double from_t_s = 0, from_bytes = 0;  // the lowest after-GC figure before the full GC (an upper bound)
+  double from_t_s = 0, from_bytes = 0;  // the earlier after-GC figure it is compared with (an upper bound)
   double full_t_s = 0, full_bytes = 0;  // the last full GC of the window
   double proven_bytes = 0;              // full_bytes - from_bytes: live growth at least this large
   // An after-GC figure after the full GC fell below full_bytes by more than the tolerance given: live
   // objects the full GC counted were freed since, so the growth is over (a burst), not a leak.
   bool released = false;
   double released_to_bytes = 0;
-  double proven_rate() const {  // bytes/s
-    return full_t_s > from_t_s ? proven_bytes / (full_t_s - from_t_s) : 0;
-  }
 };
 
 // `gcs` in time order. Uses the last full GC (the most recent proof, and the one that would show a
-// released burst) against the lowest figure before it; `release_tolerance` is the fall that counts as a
-// release.
-LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double release_tolerance);
+// released burst) against the earlier figure that proves the most growth at a rate of at most
+// `max_rate` bytes/s (a pair that implies a faster growth proves something else: a start-up that built its
+// state in seconds, say). `release_tolerance` is the fall that counts as a release.
+LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double max_rate, double release_tolerance);
 
 }  // namespace memlens::analyze

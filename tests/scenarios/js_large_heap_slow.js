@@ -13,9 +13,9 @@ const recent = [];
 
 const opts = c.runRequestScenario(
   'js_large_heap_slow',
-  { rate: 100, 'base-mb': 300, healthy: false, 'hold-s': 4 },
+  { rate: 100, 'base-mb': 300, healthy: false, 'hold-s': 30 },
   (id, o) => {
-    const rec = { id, at: Date.now(), values: new Array(1200).fill(id) };
+    const rec = { id, at: Date.now(), values: new Array(600).fill(id) };
     if (!o.healthy) {
       kept.push(rec);
       return;
@@ -26,5 +26,5 @@ const opts = c.runRequestScenario(
   },
   () => ({ kept: kept.length, held: recent.length, base_records: base.length }),
 );
-// About 1 KB per record (256 small integers with pointer compression).
-for (let i = 0; i < opts['base-mb'] * 1024; i++) base.push(new Array(256).fill(i));
+// About 1 KB per record: 128 small integers, 8 bytes each (Node builds V8 without pointer compression).
+for (let i = 0; i < opts['base-mb'] * 1024; i++) base.push(new Array(128).fill(i));
