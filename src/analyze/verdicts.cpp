@@ -441,35 +441,60 @@ Verdict judge_live(Category c, Basis b, const std::vector<SeriesPoint>& live_pts
   return stable(c, b, live, in, th, extra);
 }
 
-// Every Buffer brings more than its backing store: a JS object on the V8 heap (the Uint8Array and its
-// ArrayBuffer, about 200 bytes together) and V8's bookkeeping in malloc (the BackingStore and the
-// ArrayBuffer's extension, about as much again). So a Buffer leak also grows heap used after GC and the
-// native heap, each by a few percent of its own rate for Buffers of a few KB (12,000 leaked 8 KB Buffers:
-// +94 MB of backing stores, +2.3 MB of heap used after GC, +2.1 MB of native heap). Such growths are
-// marked as part of the Buffer leak: the user has one leak to fix, not three.
-void mark_buffer_companions(std::vector<Verdict>& out, const Thresholds& th) {
-  const Verdict* buffers = nullptr;
+// A leak brings growth in other categories with it. Every Buffer brings more than its backing store: a JS
+// object on the V8 heap (the Uint8Array and its ArrayBuffer, about 200 bytes together) and V8's bookkeeping
+// in malloc (the BackingStore and the ArrayBuffer's extension, about as much again): 12,000 leaked 8 KB
+// Buffers grew backing stores by 94 MB, heap used after GC by 2.3 MB and the native heap by 2.1 MB. A JS
+// heap leak grows V8's and Node's malloc'd bookkeeping of the heap (see docs/verdicts.md for the measured
+// share). Such growths are marked part of the leak that brings them: the user has one leak to fix.
+struct CompanionRule {
+  Category parent;
+  std::string_view parent_basis;   // the parent must be a leak on its live figure
+  double share;                    // a companion grows at most this share of the parent's rate
+  std::string_view parent_figure;  // "live ArrayBuffer memory"
+  std::string_view parent_leak;    // "the Buffer leak"
+  std::string_view brought_by;     // "the leaked Buffers'"
+};
+
+void mark_companions(std::vector<Verdict>& out, const CompanionRule& rule, std::span<const Category> kinds) {
+  const Verdict* parent = nullptr;
   for (const auto& v : out)
-    if (v.category == Category::array_buffers && v.kind == VerdictKind::leak_suspected && v.rate_per_s > 0 &&
-        v.basis == basis_name(Category::array_buffers, Basis::live_buffers))
-      buffers = &v;
-  if (!buffers) return;
-  double buffer_rate = buffers->rate_per_s;
+    if (v.category == rule.parent && v.kind == VerdictKind::leak_suspected && v.rate_per_s > 0 &&
+        v.basis == rule.parent_basis && !v.part_of)
+      parent = &v;
+  if (!parent) return;
+  double parent_rate = parent->rate_per_s;
   for (auto& v : out) {
     if (v.kind != VerdictKind::leak_suspected || v.part_of) continue;
-    if (v.category != Category::js_heap && v.category != Category::native_heap) continue;
-    if (v.rate_per_s > th.buffer_companion_share * buffer_rate) continue;
-    v.part_of = Category::array_buffers;
-    double share = 100.0 * v.rate_per_s / buffer_rate;
-    bool js = v.category == Category::js_heap;
+    if (std::find(kinds.begin(), kinds.end(), v.category) == kinds.end()) continue;
+    if (v.rate_per_s > rule.share * parent_rate) continue;
+    v.part_of = rule.parent;
+    double share = 100.0 * v.rate_per_s / parent_rate;
+    std::string_view what = v.category == Category::js_heap ? "JS objects" : "bookkeeping in malloc";
     v.evidence += fmt::format(
-        "; that is {:.1f}% of the growth of live ArrayBuffer memory ({}), about what the leaked Buffers' own "
-        "{} take: part of the Buffer leak, not a leak of its own",
-        share, format_rate(buffer_rate, false), js ? "JS objects" : "bookkeeping in malloc");
-    v.headline = fmt::format("{} grows {} with the leaked Buffers (their {}): part of the Buffer leak",
-                             label(v.category), format_rate(v.rate_per_s, false),
-                             js ? "JS objects" : "bookkeeping in malloc");
+        "; that is {:.1f}% of the growth of {} ({}), no more than {} own {} take (up to {:.0f}%): part of "
+        "{}, "
+        "not a leak of its own",
+        share, rule.parent_figure, format_rate(parent_rate, false), rule.brought_by, what, 100 * rule.share,
+        rule.parent_leak);
+    v.headline = fmt::format("{} grows {} with {} (their {}): part of {}", label(v.category),
+                             format_rate(v.rate_per_s, false), rule.parent_leak, what, rule.parent_leak);
   }
+}
+
+void mark_all_companions(std::vector<Verdict>& out, const Thresholds& th) {
+  // Buffers first: a Buffer leak's JS objects are not a JS leak whose bookkeeping could be claimed.
+  static constexpr std::array kBufferCompanions = {Category::js_heap, Category::native_heap};
+  mark_companions(
+      out,
+      {Category::array_buffers, basis_name(Category::array_buffers, Basis::live_buffers),
+       th.buffer_companion_share, "live ArrayBuffer memory", "the Buffer leak", "the leaked Buffers'"},
+      kBufferCompanions);
+  static constexpr std::array kJsCompanions = {Category::native_heap};
+  mark_companions(out,
+                  {Category::js_heap, basis_name(Category::js_heap, Basis::after_gc), th.js_bookkeeping_share,
+                   "heap used after GC", "the JS heap leak", "the leaking JS objects'"},
+                  kJsCompanions);
 }
 
 int kind_rank(VerdictKind k) {
@@ -753,7 +778,7 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
     }
   }
 
-  mark_buffer_companions(out, th);
+  mark_all_companions(out, th);
 
   // rss: the total, judged on its own series; but RSS that does not grow while a live figure fell from its
   // peak and a category kept the pages is freed memory kept, not a leak.

@@ -72,6 +72,9 @@ struct Thresholds {
   // A js_heap or native_heap leak growing at most this share of a live ArrayBuffer leak's rate is what the
   // leaked Buffers bring with them (part_of array_buffers).
   double buffer_companion_share = 0.10;
+  // A native_heap leak growing at most this share of a JS heap leak's rate (heap used after GC) is V8's and
+  // Node's bookkeeping of the growing heap (part_of js_heap).
+  double js_bookkeeping_share = 0.25;
   size_t max_points = 600;  // longer series are reduced to this many bucket medians first
   size_t min_full_gcs = 3;  // full GCs in the window for a js_heap verdict on full-GC-capped figures
   // With fewer full GCs, a js_heap leak needs the last full GC to prove at least this much live growth

@@ -528,7 +528,13 @@ AnalysisInput input_between(const Recording& r, double from_s, double until_s) {
     return out;
   };
   if (r.by_memlens) {
-    for (size_t i = 0; i < kCategoryCount; ++i) in.categories[i].resident = cut(r.resident[i]);
+    // As report/verdict_section.cpp does for a process memlens saw start: resident figures of its first
+    // 20 s (warm-up) are not judged.
+    double first = r.resident[static_cast<size_t>(Category::rss)].front().t_s;
+    for (size_t i = 0; i < kCategoryCount; ++i) {
+      in.categories[i].resident = cut(r.resident[i]);
+      std::erase_if(in.categories[i].resident, [&](const SeriesPoint& p) { return p.t_s < first + 20; });
+    }
   } else {
     in[Category::rss].resident = cut(r.rss);
     in[Category::js_heap].resident = cut(r.heap_total);
@@ -555,6 +561,14 @@ std::vector<Verdict> judged_between(const Recording& r, double from_s, double un
   auto vs = analyze(input_between(r, from_s, until_s));
   EXPECT_NE(find(vs, Category::js_heap), nullptr);
   return vs;
+}
+
+// `c` is a suspected leak: part of `parent`'s, or (nullopt) a leak of its own.
+void expect_leak(const std::vector<Verdict>& vs, Category c, std::optional<Category> parent) {
+  const Verdict* v = find(vs, c);
+  ASSERT_NE(v, nullptr) << category_name(c);
+  EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << category_name(c);
+  EXPECT_EQ(v->part_of, parent) << category_name(c);
 }
 
 // No figure a verdict quotes is below zero or outside what the judged series could show.
@@ -632,6 +646,23 @@ TEST(NodeRecordings, FastListenerLeakIsALeakFromAnyStart) {
     const Verdict* v = find(vs, Category::js_heap);
     ASSERT_NE(v, nullptr);
     EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << "from " << from << "\n" << dump(vs);
+    expect_possible_figures(vs);
+  }
+}
+
+// The same listener leak in a process that first built ~430 MB of state (--base-mb 400), as `attach` finds
+// it: V8 ran no full GC from 0.5 s to 80.9 s while heap used after GC grew 432 -> 681 MB. A minute that
+// holds no full GC can only be growth_unconfirmed; one that holds the full GC at 80.9 s is a leak.
+TEST(NodeRecordings, FastLeakInALargeHeapUnderAttach) {
+  Recording r = load("node20_listener_fast_large.series");
+  for (double from : {5.0, 15.0}) {
+    auto vs = judged_between(r, from, from + 60, 0);
+    EXPECT_EQ(find(vs, Category::js_heap)->kind, VerdictKind::growth_unconfirmed) << from << "\n" << dump(vs);
+    expect_possible_figures(vs);
+  }
+  for (double from : {25.0, 40.0}) {
+    auto vs = judged_between(r, from, from + 60, 1);
+    EXPECT_EQ(find(vs, Category::js_heap)->kind, VerdictKind::leak_suspected) << from << "\n" << dump(vs);
     expect_possible_figures(vs);
   }
 }
@@ -717,6 +748,59 @@ TEST(NodeRecordings, OldSpaceFillingWithGarbageIsNeverALeak) {
           << dump(vs);
       for (const auto& o : vs) EXPECT_NE(o.kind, VerdictKind::leak_suspected) << dump(vs);
       expect_possible_figures(vs);
+    }
+  }
+}
+
+// A Map of records each holding its own 4 KB Buffer and about 3 KB of JS objects (buffer_records_leak.js,
+// recorded with memlens run): two leaks, Buffers and JS objects; the native heap grows by the Buffers'
+// malloc bookkeeping (7.7% of their rate) and is part of the Buffer leak.
+TEST(NodeRecordings, RecordsHoldingBuffersAreTwoLeaksWithNativeBookkeepingPartOfTheBuffers) {
+  auto vs = analyze(input_until(load("node20_memlens_buffer_records.series"), 70));
+  SCOPED_TRACE(dump(vs));
+  expect_leak(vs, Category::array_buffers, std::nullopt);
+  expect_leak(vs, Category::js_heap, std::nullopt);
+  expect_leak(vs, Category::native_heap, Category::array_buffers);
+  expect_possible_figures(vs);
+}
+
+// Two independent leaks in one process (js_and_intl_leak.js, recorded with memlens run): a JS cache and
+// Intl.Segmenter objects whose ICU state lives in malloc. The native heap grows faster than the JS heap:
+// no bookkeeping of the JS leak, a leak of its own.
+TEST(NodeRecordings, IndependentNativeLeakBesideAJsLeakStaysItsOwn) {
+  auto vs = analyze(input_until(load("node20_memlens_js_and_intl.series"), 70));
+  SCOPED_TRACE(dump(vs));
+  expect_leak(vs, Category::js_heap, std::nullopt);
+  expect_leak(vs, Category::native_heap, std::nullopt);
+  EXPECT_THAT(find(vs, Category::native_heap)->headline, HasSubstr("Native heap (malloc) leak suspected"));
+}
+
+// V8's and Node's malloc'd bookkeeping growing with a JS heap leak: native heap at 6% of the rate of heap
+// used after GC is part of the JS leak; at 60% it is a leak of its own.
+TEST(Verdicts, NativeBookkeepingOfAJsLeakIsPartOfIt) {
+  const double js_rate = 120 * MB / 60;
+  for (double share : {0.06, 0.6}) {
+    for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+      std::mt19937 rng(seed);
+      AnalysisInput in;
+      in.js_heap_after_gc =
+          gc_sawtooth([&](double t) { return 20 * MB + js_rate * t; }, 60, 0.5, 6, 1 * MB, 0.2 * MB, rng);
+      in[Category::native_heap].resident =
+          sampled([&](double t) { return 8 * MB + share * js_rate * t; }, 60, 0.1 * MB, rng);
+      auto vs = analyze(in);
+      SCOPED_TRACE(dump(vs));
+      const Verdict* native = find(vs, Category::native_heap);
+      ASSERT_NE(native, nullptr);
+      ASSERT_EQ(native->kind, VerdictKind::leak_suspected);
+      if (share < 0.1) {
+        ASSERT_TRUE(native->part_of.has_value()) << "seed " << seed;
+        EXPECT_EQ(*native->part_of, Category::js_heap);
+        EXPECT_THAT(native->evidence, HasSubstr("part of the JS heap leak"));
+        EXPECT_THAT(native->headline, Not(HasSubstr("leak suspected")));
+        EXPECT_EQ(vs[1].category, Category::native_heap);  // right after the JS leak
+      } else {
+        EXPECT_FALSE(native->part_of.has_value()) << "seed " << seed;
+      }
     }
   }
 }
