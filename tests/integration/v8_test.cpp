@@ -28,38 +28,6 @@ using nlohmann::json;
 
 constexpr double kMiB = 1048576.0;
 
-std::string node_cache() {
-  if (const char* c = getenv("MEMLENS_NODE_CACHE")) return c;
-  return source_dir() + "/.cache/node";
-}
-
-// The runnable node of a cache target ("18" .. "24", or "libnode"), fetched with scripts/fetch-node.sh when
-// missing. Empty with the reason in why when it cannot be had.
-std::string cached_node(const std::string& target, std::string& why) {
-  std::string path =
-      target == "libnode" ? node_cache() + "/libnode/run-node" : node_cache() + "/" + target + "/bin/node";
-  if (access(path.c_str(), X_OK) != 0) {
-    std::string cmd = source_dir() + "/scripts/fetch-node.sh " + target + " >/dev/null 2>&1";
-    int rc = system(cmd.c_str());
-    if (access(path.c_str(), X_OK) != 0) {
-      why = "no " + path + " (scripts/fetch-node.sh " + target + " exited " + std::to_string(rc) + ")";
-      return "";
-    }
-  }
-  return path;
-}
-
-#define REQUIRE_NODE(var, target)                    \
-  std::string var;                                   \
-  do {                                               \
-    std::string why_;                                \
-    var = cached_node(target, why_);                 \
-    if (var.empty()) {                               \
-      if (in_ci()) FAIL() << "CI=true and " << why_; \
-      GTEST_SKIP() << why_;                          \
-    }                                                \
-  } while (0)
-
 struct TracedRun {
   TempDir dir;
   std::optional<int> exit_code;
