@@ -441,6 +441,10 @@ Verdict judge_live(Category c, Basis b, const std::vector<SeriesPoint>& live_pts
   return stable(c, b, live, in, th, extra);
 }
 
+bool is_growing(VerdictKind k) {
+  return k == VerdictKind::leak_suspected || k == VerdictKind::growth_unconfirmed;
+}
+
 // A leak brings growth in other categories with it. Every Buffer brings more than its backing store: a JS
 // object on the V8 heap (the Uint8Array and its ArrayBuffer, about 200 bytes together) and V8's bookkeeping
 // in malloc (the BackingStore and the ArrayBuffer's extension, about as much again): 12,000 leaked 8 KB
@@ -453,22 +457,31 @@ struct CompanionRule {
   double share;                    // a companion grows at most this share of the parent's rate
   std::string_view parent_figure;  // "live ArrayBuffer memory"
   std::string_view parent_leak;    // "the Buffer leak"
+  std::string_view parent_growth;  // "the Buffer growth": the same, while no full GC has confirmed it
   std::string_view brought_by;     // "the leaked Buffers'"
 };
 
 void mark_companions(std::vector<Verdict>& out, const CompanionRule& rule, std::span<const Category> kinds) {
   const Verdict* parent = nullptr;
   for (const auto& v : out)
-    if (v.category == rule.parent && v.kind == VerdictKind::leak_suspected && v.rate_per_s > 0 &&
-        v.basis == rule.parent_basis && !v.part_of)
+    if (v.category == rule.parent && is_growing(v.kind) && v.rate_per_s > 0 && v.basis == rule.parent_basis &&
+        !v.part_of)
       parent = &v;
   if (!parent) return;
   double parent_rate = parent->rate_per_s;
+  std::string_view whose =
+      parent->kind == VerdictKind::leak_suspected ? rule.parent_leak : rule.parent_growth;
   for (auto& v : out) {
     if (v.kind != VerdictKind::leak_suspected || v.part_of) continue;
     if (std::find(kinds.begin(), kinds.end(), v.category) == kinds.end()) continue;
     if (v.rate_per_s > rule.share * parent_rate) continue;
     v.part_of = rule.parent;
+    // What a growth brings with it is a leak exactly when that growth is: unconfirmed with it.
+    if (parent->kind == VerdictKind::growth_unconfirmed) {
+      v.kind = VerdictKind::growth_unconfirmed;
+      v.confidence = std::min(v.confidence, parent->confidence);
+      v.seconds_to_limit.reset();
+    }
     double share = 100.0 * v.rate_per_s / parent_rate;
     std::string_view what = v.category == Category::js_heap ? "JS objects" : "bookkeeping in malloc";
     v.evidence += fmt::format(
@@ -476,24 +489,24 @@ void mark_companions(std::vector<Verdict>& out, const CompanionRule& rule, std::
         "{}, "
         "not a leak of its own",
         share, rule.parent_figure, format_rate(parent_rate, false), rule.brought_by, what, 100 * rule.share,
-        rule.parent_leak);
-    v.headline = fmt::format("{} grows {} with {} (their {}): part of {}", label(v.category),
-                             format_rate(v.rate_per_s, false), rule.parent_leak, what, rule.parent_leak);
+        whose);
+    v.headline = fmt::format("{} grows {} with {}: {} own {}, part of it", label(v.category),
+                             format_rate(v.rate_per_s, false), whose, rule.brought_by, what);
   }
 }
 
 void mark_all_companions(std::vector<Verdict>& out, const Thresholds& th) {
   // Buffers first: a Buffer leak's JS objects are not a JS leak whose bookkeeping could be claimed.
   static constexpr std::array kBufferCompanions = {Category::js_heap, Category::native_heap};
-  mark_companions(
-      out,
-      {Category::array_buffers, basis_name(Category::array_buffers, Basis::live_buffers),
-       th.buffer_companion_share, "live ArrayBuffer memory", "the Buffer leak", "the leaked Buffers'"},
-      kBufferCompanions);
+  mark_companions(out,
+                  {Category::array_buffers, basis_name(Category::array_buffers, Basis::live_buffers),
+                   th.buffer_companion_share, "live ArrayBuffer memory", "the Buffer leak",
+                   "the Buffer growth", "the leaked Buffers'"},
+                  kBufferCompanions);
   static constexpr std::array kJsCompanions = {Category::native_heap};
   mark_companions(out,
                   {Category::js_heap, basis_name(Category::js_heap, Basis::after_gc), th.js_bookkeeping_share,
-                   "heap used after GC", "the JS heap leak", "the leaking JS objects'"},
+                   "heap used after GC", "the JS heap leak", "the JS heap growth", "the growing JS heap's"},
                   kJsCompanions);
 }
 
@@ -906,7 +919,7 @@ void order_by_importance(std::vector<Verdict>& verdicts) {
   }
   for (auto& c : companions) {
     auto parent = std::find_if(verdicts.begin(), verdicts.end(), [&](const Verdict& v) {
-      return v.category == *c.part_of && v.kind == VerdictKind::leak_suspected;
+      return v.category == *c.part_of && is_growing(v.kind) && !v.part_of;
     });
     auto at = parent == verdicts.end() ? verdicts.end() : parent + 1;
     while (at != verdicts.end() && at->part_of == c.part_of) ++at;  // after earlier companions

@@ -805,5 +805,30 @@ TEST(Verdicts, NativeBookkeepingOfAJsLeakIsPartOfIt) {
   }
 }
 
+// The same bookkeeping beside a JS heap growth no full GC has confirmed (a large heap under attach: native
+// +2.3 MB/min beside +231 MB/min of heap used after GC, no full GC in the minute) is unconfirmed with it,
+// never a native leak of its own.
+TEST(Verdicts, NativeBookkeepingOfAnUnconfirmedJsGrowthIsUnconfirmedWithIt) {
+  const double js_rate = 231 * MB / 60;
+  for (unsigned seed = 1; seed <= kSeeds; ++seed) {
+    std::mt19937 rng(seed);
+    AnalysisInput in;
+    in.js_heap_after_gc =
+        gc_sawtooth([&](double t) { return 450 * MB + js_rate * t; }, 60, 1.2, 1000, 0, 0.5 * MB, rng);
+    in[Category::native_heap].resident =
+        sampled([&](double t) { return 6.7 * MB + 2.3 * MB / 60 * t; }, 60, 0.05 * MB, rng);
+    auto vs = analyze(in);
+    SCOPED_TRACE(dump(vs));
+    ASSERT_EQ(find(vs, Category::js_heap)->kind, VerdictKind::growth_unconfirmed);
+    const Verdict* native = find(vs, Category::native_heap);
+    ASSERT_NE(native, nullptr);
+    EXPECT_EQ(native->kind, VerdictKind::growth_unconfirmed);
+    ASSERT_TRUE(native->part_of.has_value());
+    EXPECT_EQ(*native->part_of, Category::js_heap);
+    EXPECT_THAT(native->evidence, HasSubstr("part of the JS heap growth"));
+    for (const auto& v : vs) EXPECT_NE(v.kind, VerdictKind::leak_suspected);
+  }
+}
+
 }  // namespace
 }  // namespace memlens::analyze
