@@ -1,5 +1,5 @@
 'use strict';
-// expect: array_buffers leak_suspected; js_heap leak_suspected
+// expect: array_buffers leak_suspected; js_heap leak_suspected; native_heap, if it grows, part_of array_buffers
 // A Map of session records that is never evicted, each record holding its own 4 KB Buffer and about 3 KB
 // of JS objects (headers, an array of numbers): live ArrayBuffer memory and heap used after GC both grow,
 // the JS part well beyond what the Buffers' own objects take (about 200 bytes each).

@@ -1,5 +1,5 @@
 'use strict';
-// expect: js_heap growth_unconfirmed|leak_suspected
+// expect: js_heap growth_unconfirmed or leak_suspected (--healthy: no leak; js_heap growth_unconfirmed or stable)
 // A large, quiet heap: --base-mb of long-lived state (300 MB by default) built at start, then a slow leak of
 // about 30 MB/min (--rate 100 requests/s, each keeping ~5 KB) with little other allocation, so that V8
 // runs no full GC for minutes after start-up. With --healthy nothing leaks: each request's record is kept

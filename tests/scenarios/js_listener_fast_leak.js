@@ -1,5 +1,5 @@
 'use strict';
-// expect: js_heap leak_suspected
+// expect: js_heap leak_suspected (--base-mb under attach: growth_unconfirmed until V8 runs a full GC)
 // A connection handler that adds a listener to a long-lived emitter for every connection and never removes
 // it, under connection load: each listener captures its connection's context (headers, a parsed body,
 // about 3 KB), so heap used after GC grows by hundreds of MB per minute (--rate 2000: about 6 MB/s). V8
