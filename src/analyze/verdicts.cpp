@@ -533,6 +533,87 @@ int leak_group(Category c) {
   return 0;
 }
 
+// js_heap on heap used after GC: capped by full GCs when there are enough of them, else the raw figures'
+// lower envelope, a leak only where the last full GC proves the growth (docs/verdicts.md).
+Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* live_out) {
+  const CategoryInput& js = input[Category::js_heap];
+  std::vector<GcPoint> gcs = input.js_heap_after_gc;
+  std::stable_sort(gcs.begin(), gcs.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+  AfterGcSeries s = comparable_after_gc_series(gcs);
+  // Capped by the full GCs around them, the figures need no envelope; long series are still reduced.
+  std::vector<SeriesPoint> env = s.points;
+  std::string extra = fmt::format(" across {} GCs ({} full)", s.gc_count, s.full_gc_count);
+  bool confirmed = s.full_gc_count >= th.min_full_gcs && judge(env, false, th).enough;
+  std::string note;
+  double confirm_above = 0;
+  Growth g;
+  std::optional<Verdict> decided;
+  if (!confirmed) {
+    // Too few full GCs, or too short a stretch between them, to cap the figures: judge the raw figures'
+    // lower envelope, and call a rise a leak only where the last full GC proves it.
+    std::vector<SeriesPoint> raw;
+    for (const auto& p : gcs) raw.push_back({p.t_s, p.heap_used_after_bytes});
+    double span = raw.back().t_s - raw.front().t_s;
+    env = lower_envelope(raw, span / static_cast<double>(th.envelope_windows));
+    Growth eg = judge(env, false, th);
+    // The proof must be about the same growth the figures show: a start-up that built a large heap in
+    // seconds, followed by a slow rise of garbage, proves the start-up, not the rise.
+    LiveGrowthProof proof =
+        prove_live_growth(gcs, th.proof_rate_factor * std::max(eg.line.slope, 0.0), eg.threshold);
+    double needed = std::max(th.min_proven_growth_bytes, eg.threshold);
+    bool proven = proof.has_full_gc && !proof.released && proof.proven_bytes >= needed;
+    double lowest = std::min_element(raw.begin(), raw.end(), [](const auto& a, const auto& b) {
+                      return a.value < b.value;
+                    })->value;
+    confirm_above = lowest + needed;
+    extra = fmt::format(" across {} GCs", raw.size());
+    if (proven) {
+      confirmed = true;
+      extra += fmt::format(
+          "; the full GC at {} found {} live, {} more than the {} heap used after the GC at {}: garbage "
+          "cannot raise a full GC's figure, so live objects grew by at least that much",
+          format_duration(proof.full_t_s), format_bytes(proof.full_bytes), format_bytes(proof.proven_bytes),
+          format_bytes(proof.from_bytes), format_duration(proof.from_t_s));
+      // The proven rate is the live growth; the figures' own early part may hold a start-up jump that
+      // no plateau test should compare the recent rise with.
+      double proven_rate = proof.proven_bytes / (proof.full_t_s - proof.from_t_s);
+      if (eg.grows && eg.recent_slope > th.plateau_slope_ratio * proven_rate) {
+        decided = leak(Category::js_heap, Basis::after_gc, eg, js, extra);
+        g = eg;
+      }
+    } else if (s.full_gc_count == 0) {
+      note = fmt::format(" across {} GCs, none of them a full GC", raw.size());
+    } else {
+      double checked = s.points.size() >= 2 ? s.points.back().t_s - s.points.front().t_s : 0;
+      note = fmt::format(
+          " across {} GCs, but full GCs, the only figures free of garbage, cover just {} of it "
+          "({} full GC{}{})",
+          raw.size(), format_duration(checked), s.full_gc_count, s.full_gc_count == 1 ? "" : "s",
+          proof.released ? fmt::format(", and a later GC found {}", format_bytes(proof.released_to_bytes))
+                         : "");
+    }
+  }
+  if (!confirmed && !has_enough_points(env, th) && !js.resident.empty()) {
+    // A quiet heap: V8 ran too few GCs to judge their figures (in a 300 MB heap with a slow leak, a
+    // scavenge every 10 to 30 s). Its heap pages still show whether it grows; growth of pages is never
+    // more than unconfirmed.
+    Growth rg = judge(js.resident, false, th);
+    if (rg.enough && rg.grows && !rg.levelled) {
+      decided = unconfirmed(
+          Category::js_heap, Basis::resident, rg, js, th,
+          fmt::format(" with only {} GCs in the window, too few to judge heap used after GC", gcs.size()),
+          confirm_above);
+      g = judge(env, false, th);
+    }
+  }
+  if (decided) {
+    *live_out = g;
+    return *decided;
+  }
+  return judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, confirm_above, js, th,
+                    live_out);
+}
+
 }  // namespace
 
 std::string_view category_name(Category c) {
@@ -662,80 +743,8 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
   // js_heap: heap used after GC, comparable figures only.
   const CategoryInput& js = input[Category::js_heap];
   if (!input.js_heap_after_gc.empty()) {
-    std::vector<GcPoint> gcs = input.js_heap_after_gc;
-    std::stable_sort(gcs.begin(), gcs.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
-    AfterGcSeries s = comparable_after_gc_series(gcs);
-    // Capped by the full GCs around them, the figures need no envelope; long series are still reduced.
-    std::vector<SeriesPoint> env = s.points;
-    std::string extra = fmt::format(" across {} GCs ({} full)", s.gc_count, s.full_gc_count);
-    bool confirmed = s.full_gc_count >= th.min_full_gcs && judge(env, false, th).enough;
-    std::string note;
-    double confirm_above = 0;
     Growth g;
-    std::optional<Verdict> decided;
-    if (!confirmed) {
-      // Too few full GCs, or too short a stretch between them, to cap the figures: judge the raw figures'
-      // lower envelope, and call a rise a leak only where the last full GC proves it.
-      std::vector<SeriesPoint> raw;
-      for (const auto& p : gcs) raw.push_back({p.t_s, p.heap_used_after_bytes});
-      double span = raw.back().t_s - raw.front().t_s;
-      env = lower_envelope(raw, span / static_cast<double>(th.envelope_windows));
-      Growth eg = judge(env, false, th);
-      // The proof must be about the same growth the figures show: a start-up that built a large heap in
-      // seconds, followed by a slow rise of garbage, proves the start-up, not the rise.
-      LiveGrowthProof proof =
-          prove_live_growth(gcs, th.proof_rate_factor * std::max(eg.line.slope, 0.0), eg.threshold);
-      double needed = std::max(th.min_proven_growth_bytes, eg.threshold);
-      bool proven = proof.has_full_gc && !proof.released && proof.proven_bytes >= needed;
-      double lowest = std::min_element(raw.begin(), raw.end(), [](const auto& a, const auto& b) {
-                        return a.value < b.value;
-                      })->value;
-      confirm_above = lowest + needed;
-      extra = fmt::format(" across {} GCs", raw.size());
-      if (proven) {
-        confirmed = true;
-        extra += fmt::format(
-            "; the full GC at {} found {} live, {} more than the {} heap used after the GC at {}: garbage "
-            "cannot raise a full GC's figure, so live objects grew by at least that much",
-            format_duration(proof.full_t_s), format_bytes(proof.full_bytes), format_bytes(proof.proven_bytes),
-            format_bytes(proof.from_bytes), format_duration(proof.from_t_s));
-        // The proven rate is the live growth; the figures' own early part may hold a start-up jump that
-        // no plateau test should compare the recent rise with.
-        double proven_rate = proof.proven_bytes / (proof.full_t_s - proof.from_t_s);
-        if (eg.grows && eg.recent_slope > th.plateau_slope_ratio * proven_rate) {
-          decided = leak(Category::js_heap, Basis::after_gc, eg, js, extra);
-          g = eg;
-        }
-      } else if (s.full_gc_count == 0) {
-        note = fmt::format(" across {} GCs, none of them a full GC", raw.size());
-      } else {
-        double checked = s.points.size() >= 2 ? s.points.back().t_s - s.points.front().t_s : 0;
-        note = fmt::format(
-            " across {} GCs, but full GCs, the only figures free of garbage, cover just {} of it "
-            "({} full GC{}{})",
-            raw.size(), format_duration(checked), s.full_gc_count, s.full_gc_count == 1 ? "" : "s",
-            proof.released ? fmt::format(", and a later GC found {}", format_bytes(proof.released_to_bytes))
-                           : "");
-      }
-    }
-    if (!confirmed && !has_enough_points(env, th) && !js.resident.empty()) {
-      // A quiet heap: V8 ran too few GCs to judge their figures (in a 300 MB heap with a slow leak, a
-      // scavenge every 10 to 30 s). Its heap pages still show whether it grows; growth of pages is never
-      // more than unconfirmed.
-      Growth rg = judge(js.resident, false, th);
-      if (rg.enough && rg.grows && !rg.levelled) {
-        decided = unconfirmed(
-            Category::js_heap, Basis::resident, rg, js, th,
-            fmt::format(" with only {} GCs in the window, too few to judge heap used after GC", gcs.size()),
-            confirm_above);
-        g = judge(env, false, th);
-      }
-    }
-    if (decided)
-      js_verdict = decided;
-    else
-      js_verdict = judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, confirm_above,
-                              js, th, &g);
+    js_verdict = judge_js_heap(input, th, &g);
     js_live = g;
   } else if (!js.resident.empty()) {
     // No GC figures at all (no V8 probes): the heap's resident pages are all there is, and they follow
