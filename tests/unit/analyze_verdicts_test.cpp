@@ -713,6 +713,17 @@ TEST(NodeRecordings, IntervalClosureLeakWithFewFullGcs) {
   EXPECT_THAT(u->evidence, HasSubstr("none of them a full GC"));
   EXPECT_THAT(u->evidence, HasSubstr("would confirm a leak"));
   EXPECT_THAT(u->headline, HasSubstr("not yet confirmed by a full GC"));
+  // With V8's heap limit known, the time to reach it at this rate (truth: from the last figure).
+  AnalysisInput limited = input_between(r, 36, 70);
+  limited[Category::js_heap].limit = 1024 * MB;
+  auto with_limit = analyze(limited);
+  const Verdict* l = find(with_limit, Category::js_heap);
+  ASSERT_TRUE(l->seconds_to_limit.has_value()) << dump(with_limit);
+  const GcPoint &first = limited.js_heap_after_gc.front(), &last = limited.js_heap_after_gc.back();
+  double rate = (last.heap_used_after_bytes - first.heap_used_after_bytes) / (last.t_s - first.t_s);
+  double eta = (1024 * MB - last.heap_used_after_bytes) / rate;
+  EXPECT_NEAR(*l->seconds_to_limit, eta, 0.2 * eta);
+  EXPECT_THAT(l->evidence, HasSubstr("reaches the 1.0 GB heap limit in"));
   const Verdict* rss = find(late, Category::rss);
   ASSERT_NE(rss, nullptr);
   EXPECT_NE(rss->kind, VerdictKind::retained_not_leak) << dump(late);  // never "nothing live grows"
