@@ -862,5 +862,28 @@ TEST(Verdicts, NativeBookkeepingOfAnUnconfirmedJsGrowthIsUnconfirmedWithIt) {
   }
 }
 
+// Another major (Node 22, V8 12 schedules its GCs differently): the interval-closure leak is a leak within
+// 60 s from any start that holds a full GC, growth_unconfirmed from one that does not; the promoted-garbage
+// sawtooth is never a leak.
+TEST(NodeRecordings, Node22IntervalClosureLeakAndPromotedSawtooth) {
+  Recording leak = load("node22_interval_closure.series");
+  ASSERT_EQ(full_gcs_between(leak, 43, 103), 0u);  // V8 ran its last full GC at 42.2 s
+  for (double from : {0.0, 10.0, 43.0}) {
+    auto vs = analyze(input_between(leak, from, from + 60));
+    const Verdict* v = find(vs, Category::js_heap);
+    ASSERT_NE(v, nullptr);
+    VerdictKind expected = full_gcs_between(leak, from, from + 60) > 0 ? VerdictKind::leak_suspected
+                                                                       : VerdictKind::growth_unconfirmed;
+    EXPECT_EQ(v->kind, expected) << from << "\n" << dump(vs);
+    expect_possible_figures(vs);
+  }
+  Recording saw = load("node22_promoted_sawtooth.series");
+  for (double from : {0.0, 10.0}) {
+    auto vs = analyze(input_between(saw, from, from + 55));
+    for (const auto& v : vs) EXPECT_NE(v.kind, VerdictKind::leak_suspected) << from << "\n" << dump(vs);
+    expect_possible_figures(vs);
+  }
+}
+
 }  // namespace
 }  // namespace memlens::analyze
