@@ -13,6 +13,7 @@ LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double max_rate,
   if (last_full == gcs.size() || last_full == 0) return p;
   p.full_t_s = gcs[last_full].t_s;
   p.full_bytes = gcs[last_full].heap_used_after_bytes;
+  p.before_full_bytes = gcs[last_full - 1].heap_used_after_bytes;
   for (size_t i = 0; i < last_full; ++i) {
     double dt = p.full_t_s - gcs[i].t_s;
     double grew = p.full_bytes - gcs[i].heap_used_after_bytes;

@@ -21,7 +21,10 @@ struct LiveGrowthProof {
   bool has_full_gc = false;             // a full GC with an earlier figure to compare with
   double from_t_s = 0, from_bytes = 0;  // the earlier after-GC figure it is compared with (an upper bound)
   double full_t_s = 0, full_bytes = 0;  // the last full GC of the window
-  double proven_bytes = 0;              // full_bytes - from_bytes: live growth at least this large
+  // The after-GC figure just before that full GC: what the figures showed when it ran. A full GC far
+  // below it found most of the rise to be garbage.
+  double before_full_bytes = 0;
+  double proven_bytes = 0;  // full_bytes - from_bytes: live growth at least this large
   // An after-GC figure after the full GC fell below full_bytes by more than the tolerance given: live
   // objects the full GC counted were freed since, so the growth is over (a burst), not a leak.
   bool released = false;

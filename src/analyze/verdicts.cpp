@@ -397,8 +397,8 @@ Verdict unconfirmed(Category c, Basis b, const Growth& g, const CategoryInput& i
   v.confidence = 0.5 * clamp01(g.rise_confidence) * duration_weight(g, th);
   auto [limit_text, limit_head] = project_to_limit(v, g, in);
   v.evidence = fmt::format(
-      "{} rose from {} to {} ({}) over {}{}: until a full GC runs, garbage promoted to old space cannot be "
-      "told from live objects; a full GC that still finds more than {} would confirm a leak{}",
+      "{} rose from {} to {} ({}) over {}{}: only a full GC tells live objects from garbage promoted to old "
+      "space; a full GC that still finds more than {} would confirm a leak{}",
       figure(c, b), format_value(c, g.start), format_value(c, g.end), format_rate(g.line.slope, false),
       format_duration(g.span), why, format_value(c, confirm_above), limit_text);
   v.headline = fmt::format("{} growing {}, not yet confirmed by a full GC{}", label(c),
@@ -561,11 +561,17 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     LiveGrowthProof proof =
         prove_live_growth(gcs, th.proof_rate_factor * std::max(eg.line.slope, 0.0), eg.threshold);
     double needed = std::max(th.min_proven_growth_bytes, eg.threshold);
-    bool proven = proof.has_full_gc && !proof.released && proof.proven_bytes >= needed;
+    // A full GC that freed most of what the figures had risen by shows a rise of garbage, whatever else
+    // grew meanwhile (a start-up, then old space filling with promoted garbage).
+    double rise_shown = proof.before_full_bytes - proof.from_bytes;
+    bool proven = proof.has_full_gc && !proof.released && proof.proven_bytes >= needed &&
+                  proof.proven_bytes >= th.min_live_share_of_rise * rise_shown;
     double lowest = std::min_element(raw.begin(), raw.end(), [](const auto& a, const auto& b) {
                       return a.value < b.value;
                     })->value;
-    confirm_above = lowest + needed;
+    // A later full GC proves a leak by finding more than the lowest figure, and more than the last full GC
+    // found, by the proven-growth minimum.
+    confirm_above = std::max(lowest, proof.full_bytes) + needed;
     extra = fmt::format(" across {} GCs", raw.size());
     if (proven) {
       confirmed = true;

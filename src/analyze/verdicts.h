@@ -81,6 +81,8 @@ struct Thresholds {
   // (and the relative floor), at a rate within `proof_rate_factor` of the after-GC figures' own rate.
   double min_proven_growth_bytes = 16 * 1024.0 * 1024.0;
   double proof_rate_factor = 3;
+  // ... and the full GC must find at least this share of the rise the figures showed up to it still live.
+  double min_live_share_of_rise = 0.5;
   size_t envelope_windows = 15;  // windows of the lower envelope of live figures
 };
 
