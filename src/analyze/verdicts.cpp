@@ -98,6 +98,10 @@ std::string format_value(Category c, double v) {
   return format_bytes(v);
 }
 
+std::string signed_value(Category c, double v) {
+  return (v < 0 ? "-" : "+") + format_value(c, std::fabs(v));
+}
+
 std::string limit_phrase(Category c, double limit) {
   switch (c) {
     case Category::js_heap:
@@ -131,6 +135,7 @@ struct Growth {
   double start = 0, end = 0, growth = 0;
   double threshold = 0;  // smallest fitted growth that counts, in series units
   bool grows = false;    // significant rise of at least `threshold`
+  bool peaked = false;   // the recent level is well below an earlier peak (the rise is over)
   bool falls = false;    // significant fall of at least `threshold`
   double rise_confidence = 0;
   // Plateau test: the series split into an earlier part and a recent window.
@@ -141,6 +146,16 @@ struct Growth {
   double recent_level = 0;  // median of the recent window
   double early_peak = 0;    // highest point before the recent window
 };
+
+Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th);
+
+// Whether a series has the points and the span for any growth verdict.
+bool has_enough_points(const std::vector<SeriesPoint>& pts, const Thresholds& th) {
+  if (pts.size() < th.min_points) return false;
+  auto [lo, hi] =
+      std::minmax_element(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+  return hi->t_s - lo->t_s >= th.min_duration_s;
+}
 
 Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th) {
   Growth g;
@@ -155,6 +170,12 @@ Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th) {
   g.start = g.line.at(g.t0);
   g.end = g.line.at(g.t1);
   g.growth = g.end - g.start;
+  // The fitted line can start below anything observed (below zero, even, where a fast rise curves): the
+  // levels a sentence quotes stay within what was observed; the rate and the decisions keep the fit.
+  auto [lo, hi] = std::minmax_element(pts.begin(), pts.end(),
+                                      [](const auto& a, const auto& b) { return a.value < b.value; });
+  g.start = std::clamp(g.start, lo->value, hi->value);
+  g.end = std::clamp(g.end, lo->value, hi->value);
   g.recent_level = median_value(pts);
   g.enough = g.n >= th.min_points && g.span >= th.min_duration_s;
   if (!g.enough) return g;
@@ -178,7 +199,10 @@ Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th) {
   // A rise that ends well below its own earlier peak is over (a burst that was collected, say), however
   // many of the points the rise had: GCs crowd together while a process allocates fast, so a short burst
   // can outnumber a long quiet stretch and steer the fitted line.
-  if (!early.empty() && !recent.empty() && g.recent_level < g.early_peak - g.threshold) g.grows = false;
+  if (!early.empty() && !recent.empty() && g.recent_level < g.early_peak - g.threshold) {
+    g.grows = false;
+    g.peaked = true;
+  }
   if (early.size() >= 3 && recent.size() >= 3) {
     Line el = theil_sen(early), rl = theil_sen(recent);
     g.early_slope = el.slope;
@@ -218,24 +242,25 @@ Verdict not_enough(Category c, Basis b, const Growth& g, const CategoryInput& in
   return v;
 }
 
+// The projection to a known limit, for a verdict whose figure rises: sets seconds_to_limit and returns
+// the sentence's tail and the headline's.
+std::pair<std::string, std::string> project_to_limit(Verdict& v, const Growth& g, const CategoryInput& in) {
+  if (!in.limit || *in.limit <= 0 || g.line.slope <= 0) return {};
+  Category c = v.category;
+  double left = *in.limit - g.end;
+  v.seconds_to_limit = std::max(0.0, left / g.line.slope);
+  if (left <= 0) return {fmt::format("; it is already at {}", limit_phrase(c, *in.limit)), "; at its limit"};
+  return {fmt::format("; at this rate it reaches {} in {}", limit_phrase(c, *in.limit),
+                      format_eta(*v.seconds_to_limit)),
+          fmt::format("; limit in {}", format_eta(*v.seconds_to_limit))};
+}
+
 Verdict leak(Category c, Basis b, const Growth& g, const CategoryInput& in, std::string_view extra) {
   Verdict v = base_verdict(c, b, g, in);
   v.kind = VerdictKind::leak_suspected;
   v.confidence = clamp01(g.rise_confidence);
   bool count = is_count_category(c);
-  std::string limit_text, limit_head;
-  if (in.limit && *in.limit > 0 && g.line.slope > 0) {
-    double left = *in.limit - g.end;
-    v.seconds_to_limit = std::max(0.0, left / g.line.slope);
-    if (left <= 0) {
-      limit_text = fmt::format("; it is already at {}", limit_phrase(c, *in.limit));
-      limit_head = "; at its limit";
-    } else {
-      limit_text = fmt::format("; at this rate it reaches {} in {}", limit_phrase(c, *in.limit),
-                               format_eta(*v.seconds_to_limit));
-      limit_head = fmt::format("; limit in {}", format_eta(*v.seconds_to_limit));
-    }
-  }
+  auto [limit_text, limit_head] = project_to_limit(v, g, in);
   v.evidence = fmt::format("{} grew from {} to {} ({}) over {}{}{}", figure(c, b), format_value(c, g.start),
                            format_value(c, g.end), format_rate(g.line.slope, count), format_duration(g.span),
                            extra, limit_text);
@@ -276,10 +301,24 @@ Verdict stable(Category c, Basis b, const Growth& g, const CategoryInput& in, co
                     format_value(c, g.end), format_rate(g.line.slope, count), format_duration(g.span), extra);
     v.headline =
         fmt::format("{} falling: {} {}", label(c), short_figure(c, b), format_rate(g.line.slope, count));
+  } else if (g.peaked) {
+    v.evidence = fmt::format("{} rose to {} and came back to about {} over {}{}", figure(c, b),
+                             format_value(c, g.early_peak), format_value(c, g.recent_level),
+                             format_duration(g.span), extra);
+    v.headline = fmt::format("{} back to about {} after a rise", label(c), format_value(c, g.recent_level));
+  } else if (g.growth >= g.threshold) {
+    // The fitted line rises by enough, but the points do not rise steadily (Mann-Kendall): noise or a
+    // swing, said as such rather than as a rate "below" an amount.
+    v.evidence = fmt::format(
+        "{} went from {} to {} over {} without a steady rise ({:.0f}% confidence of one, {:.0f}% needed){}",
+        figure(c, b), format_value(c, g.start), format_value(c, g.end), format_duration(g.span),
+        100 * g.rise_confidence, 100 * th.significance, extra);
+    v.headline = fmt::format("{} stable at about {}", label(c), format_value(c, g.recent_level));
   } else {
-    v.evidence = fmt::format("{} stayed at about {} ({}, below the {} that would count as growth) over {}{}",
-                             figure(c, b), format_value(c, g.recent_level), format_rate(g.line.slope, count),
-                             format_value(c, g.threshold), format_duration(g.span), extra);
+    v.evidence = fmt::format(
+        "{} stayed at about {} over {} (fitted change {}, below the {} that would count as growth){}",
+        figure(c, b), format_value(c, g.recent_level), format_duration(g.span), signed_value(c, g.growth),
+        format_value(c, g.threshold), extra);
     v.headline = fmt::format("{} stable at about {}", label(c), format_value(c, g.recent_level));
   }
   return v;
@@ -347,6 +386,26 @@ Verdict retained(Category c, Basis live_basis, const Growth& live, const Retenti
   return v;
 }
 
+// Heap used after GC rises steadily but no full GC has shown that the rise is live objects: garbage
+// promoted to old space stays in every scavenge's figure until V8 runs one. `why` says what the window's
+// full GCs covered; `confirm_above` is the figure a full GC would have to find to prove a leak.
+Verdict unconfirmed(Category c, Basis b, const Growth& g, const CategoryInput& in, const Thresholds& th,
+                    std::string_view why, double confirm_above) {
+  Verdict v = base_verdict(c, b, g, in);
+  v.kind = VerdictKind::growth_unconfirmed;
+  // Sure that the figure rises; whether live objects rise is open, so never more than half.
+  v.confidence = 0.5 * clamp01(g.rise_confidence) * duration_weight(g, th);
+  auto [limit_text, limit_head] = project_to_limit(v, g, in);
+  v.evidence = fmt::format(
+      "{} rose from {} to {} ({}) over {}{}: only a full GC tells live objects from garbage promoted to old "
+      "space; a full GC that still finds more than {} would confirm a leak{}",
+      figure(c, b), format_value(c, g.start), format_value(c, g.end), format_rate(g.line.slope, false),
+      format_duration(g.span), why, format_value(c, confirm_above), limit_text);
+  v.headline = fmt::format("{} growing {}, not yet confirmed by a full GC{}", label(c),
+                           format_rate(g.line.slope, false), limit_head);
+  return v;
+}
+
 // Judges a category that has only its resident (or count) series.
 Verdict judge_resident(Category c, const CategoryInput& in, const Thresholds& th, Growth* out = nullptr) {
   Growth g = judge(in.resident, is_count_category(c), th);
@@ -358,9 +417,12 @@ Verdict judge_resident(Category c, const CategoryInput& in, const Thresholds& th
 }
 
 // A category with a live figure: js_heap (heap used after GC) or array_buffers (live backing stores).
+// `confirmed`: a rise of the figure is a rise of live objects (always for live backing stores; for heap
+// used after GC when full GCs capped the figures or proved the growth). Otherwise a rise is
+// growth_unconfirmed, with `unconfirmed_note` saying why and `confirm_above` what would settle it.
 Verdict judge_live(Category c, Basis b, const std::vector<SeriesPoint>& live_pts, std::string_view extra,
-                   bool confirmed, std::string_view unconfirmed_note, const CategoryInput& in,
-                   const Thresholds& th, Growth* live_out) {
+                   bool confirmed, std::string_view unconfirmed_note, double confirm_above,
+                   const CategoryInput& in, const Thresholds& th, Growth* live_out) {
   Growth live = judge(live_pts, false, th);
   *live_out = live;
   if (!live.enough) return not_enough(c, b, live, in, th);
@@ -370,62 +432,98 @@ Verdict judge_live(Category c, Basis b, const std::vector<SeriesPoint>& live_pts
     Retention r = check_retention(live, resident, false, th);
     if (r.retained && !live.grows) return retained(c, b, live, r, in);
   }
-  if (live.grows && live.levelled && confirmed) return plateau(c, b, live, in, th);
-  if (live.grows && !confirmed) {
-    Verdict v = stable(c, b, live, in, th, unconfirmed_note);
-    v.confidence = 0.3 * duration_weight(live, th);
-    v.evidence = fmt::format("{} rose from {} to {} over {}{}", figure(c, b), format_value(c, live.start),
-                             format_value(c, live.end), format_duration(live.span), unconfirmed_note);
-    v.headline = fmt::format("{} rising, not confirmed yet: {} {}", label(c), short_figure(c, b),
-                             format_rate(live.line.slope, false));
+  if (live.grows && live.levelled) {
+    Verdict v = plateau(c, b, live, in, th);
+    if (!confirmed) v.evidence += unconfirmed_note;
     return v;
   }
+  if (live.grows) return unconfirmed(c, b, live, in, th, unconfirmed_note, confirm_above);
   return stable(c, b, live, in, th, extra);
 }
 
-// Every Buffer brings more than its backing store: a JS object on the V8 heap (the Uint8Array and its
-// ArrayBuffer, about 200 bytes together) and V8's bookkeeping in malloc (the BackingStore and the
-// ArrayBuffer's extension, about as much again). So a Buffer leak also grows heap used after GC and the
-// native heap, each by a few percent of its own rate for Buffers of a few KB (12,000 leaked 8 KB Buffers:
-// +94 MB of backing stores, +2.3 MB of heap used after GC, +2.1 MB of native heap). Such growths are
-// marked as part of the Buffer leak: the user has one leak to fix, not three.
-void mark_buffer_companions(std::vector<Verdict>& out, const Thresholds& th) {
-  const Verdict* buffers = nullptr;
+bool is_growing(VerdictKind k) {
+  return k == VerdictKind::leak_suspected || k == VerdictKind::growth_unconfirmed;
+}
+
+// A leak brings growth in other categories with it. Every Buffer brings more than its backing store: a JS
+// object on the V8 heap (the Uint8Array and its ArrayBuffer, about 200 bytes together) and V8's bookkeeping
+// in malloc (the BackingStore and the ArrayBuffer's extension, about as much again): 12,000 leaked 8 KB
+// Buffers grew backing stores by 94 MB, heap used after GC by 2.3 MB and the native heap by 2.1 MB. A JS
+// heap leak grows V8's and Node's malloc'd bookkeeping of the heap (see docs/verdicts.md for the measured
+// share). Such growths are marked part of the leak that brings them: the user has one leak to fix.
+struct CompanionRule {
+  Category parent;
+  std::string_view parent_basis;   // the parent must be a leak on its live figure
+  double share;                    // a companion grows at most this share of the parent's rate
+  std::string_view parent_figure;  // "live ArrayBuffer memory"
+  std::string_view parent_leak;    // "the Buffer leak"
+  std::string_view parent_growth;  // "the Buffer growth": the same, while no full GC has confirmed it
+  std::string_view brought_by;     // "the leaked Buffers'"
+};
+
+void mark_companions(std::vector<Verdict>& out, const CompanionRule& rule, std::span<const Category> kinds) {
+  const Verdict* parent = nullptr;
   for (const auto& v : out)
-    if (v.category == Category::array_buffers && v.kind == VerdictKind::leak_suspected && v.rate_per_s > 0 &&
-        v.basis == basis_name(Category::array_buffers, Basis::live_buffers))
-      buffers = &v;
-  if (!buffers) return;
-  double buffer_rate = buffers->rate_per_s;
+    if (v.category == rule.parent && is_growing(v.kind) && v.rate_per_s > 0 && v.basis == rule.parent_basis &&
+        !v.part_of)
+      parent = &v;
+  if (!parent) return;
+  double parent_rate = parent->rate_per_s;
+  std::string_view whose =
+      parent->kind == VerdictKind::leak_suspected ? rule.parent_leak : rule.parent_growth;
   for (auto& v : out) {
     if (v.kind != VerdictKind::leak_suspected || v.part_of) continue;
-    if (v.category != Category::js_heap && v.category != Category::native_heap) continue;
-    if (v.rate_per_s > th.buffer_companion_share * buffer_rate) continue;
-    v.part_of = Category::array_buffers;
-    double share = 100.0 * v.rate_per_s / buffer_rate;
-    bool js = v.category == Category::js_heap;
+    if (std::find(kinds.begin(), kinds.end(), v.category) == kinds.end()) continue;
+    if (v.rate_per_s > rule.share * parent_rate) continue;
+    v.part_of = rule.parent;
+    // What a growth brings with it is a leak exactly when that growth is: unconfirmed with it.
+    if (parent->kind == VerdictKind::growth_unconfirmed) {
+      v.kind = VerdictKind::growth_unconfirmed;
+      v.confidence = std::min(v.confidence, parent->confidence);
+      v.seconds_to_limit.reset();
+    }
+    double share = 100.0 * v.rate_per_s / parent_rate;
+    std::string_view what = v.category == Category::js_heap ? "JS objects" : "bookkeeping in malloc";
     v.evidence += fmt::format(
-        "; that is {:.1f}% of the growth of live ArrayBuffer memory ({}), about what the leaked Buffers' own "
-        "{} take: part of the Buffer leak, not a leak of its own",
-        share, format_rate(buffer_rate, false), js ? "JS objects" : "bookkeeping in malloc");
-    v.headline = fmt::format("{} grows {} with the leaked Buffers (their {}): part of the Buffer leak",
-                             label(v.category), format_rate(v.rate_per_s, false),
-                             js ? "JS objects" : "bookkeeping in malloc");
+        "; that is {:.1f}% of the growth of {} ({}), no more than {} own {} take (up to {:.0f}%): part of "
+        "{}, "
+        "not a leak of its own",
+        share, rule.parent_figure, format_rate(parent_rate, false), rule.brought_by, what, 100 * rule.share,
+        whose);
+    v.headline = fmt::format("{} grows {} with {}: {} own {}, part of it", label(v.category),
+                             format_rate(v.rate_per_s, false), whose, rule.brought_by, what);
   }
+}
+
+void mark_all_companions(std::vector<Verdict>& out, const Thresholds& th) {
+  // Buffers first: a Buffer leak's JS objects are not a JS leak whose bookkeeping could be claimed.
+  static constexpr std::array kBufferCompanions = {Category::js_heap, Category::native_heap};
+  mark_companions(out,
+                  {Category::array_buffers, basis_name(Category::array_buffers, Basis::live_buffers),
+                   th.buffer_companion_share, "live ArrayBuffer memory", "the Buffer leak",
+                   "the Buffer growth", "the leaked Buffers'"},
+                  kBufferCompanions);
+  static constexpr std::array kJsCompanions = {Category::native_heap};
+  mark_companions(out,
+                  {Category::js_heap, basis_name(Category::js_heap, Basis::after_gc), th.js_bookkeeping_share,
+                   "heap used after GC", "the JS heap leak", "the JS heap growth", "the growing JS heap's"},
+                  kJsCompanions);
 }
 
 int kind_rank(VerdictKind k) {
   switch (k) {
     case VerdictKind::leak_suspected:
       return 0;
-    case VerdictKind::retained_not_leak:
+    case VerdictKind::growth_unconfirmed:
       return 1;
-    case VerdictKind::growth_then_plateau:
+    case VerdictKind::retained_not_leak:
       return 2;
-    case VerdictKind::stable:
+    case VerdictKind::growth_then_plateau:
       return 3;
+    case VerdictKind::stable:
+      return 4;
   }
-  return 4;
+  return 5;
 }
 
 // Within suspected leaks: specific memory categories say the most, then handles, then the total.
@@ -433,6 +531,93 @@ int leak_group(Category c) {
   if (c == Category::rss) return 2;
   if (is_count_category(c)) return 1;
   return 0;
+}
+
+// js_heap on heap used after GC: capped by full GCs when there are enough of them, else the raw figures'
+// lower envelope, a leak only where the last full GC proves the growth (docs/verdicts.md).
+Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* live_out) {
+  const CategoryInput& js = input[Category::js_heap];
+  std::vector<GcPoint> gcs = input.js_heap_after_gc;
+  std::stable_sort(gcs.begin(), gcs.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+  AfterGcSeries s = comparable_after_gc_series(gcs);
+  // Capped by the full GCs around them, the figures need no envelope; long series are still reduced.
+  std::vector<SeriesPoint> env = s.points;
+  std::string extra = fmt::format(" across {} GCs ({} full)", s.gc_count, s.full_gc_count);
+  bool confirmed = s.full_gc_count >= th.min_full_gcs && judge(env, false, th).enough;
+  std::string note;
+  double confirm_above = 0;
+  Growth g;
+  std::optional<Verdict> decided;
+  if (!confirmed) {
+    // Too few full GCs, or too short a stretch between them, to cap the figures: judge the raw figures'
+    // lower envelope, and call a rise a leak only where the last full GC proves it.
+    std::vector<SeriesPoint> raw;
+    for (const auto& p : gcs) raw.push_back({p.t_s, p.heap_used_after_bytes});
+    double span = raw.back().t_s - raw.front().t_s;
+    env = lower_envelope(raw, span / static_cast<double>(th.envelope_windows));
+    Growth eg = judge(env, false, th);
+    // The proof must be about the same growth the figures show: a start-up that built a large heap in
+    // seconds, followed by a slow rise of garbage, proves the start-up, not the rise.
+    LiveGrowthProof proof =
+        prove_live_growth(gcs, th.proof_rate_factor * std::max(eg.line.slope, 0.0), eg.threshold);
+    double needed = std::max(th.min_proven_growth_bytes, eg.threshold);
+    // A full GC that freed most of what the figures had risen by shows a rise of garbage, whatever else
+    // grew meanwhile (a start-up, then old space filling with promoted garbage).
+    double rise_shown = proof.before_full_bytes - proof.from_bytes;
+    bool proven = proof.has_full_gc && !proof.released && proof.proven_bytes >= needed &&
+                  proof.proven_bytes >= th.min_live_share_of_rise * rise_shown;
+    double lowest = std::min_element(raw.begin(), raw.end(), [](const auto& a, const auto& b) {
+                      return a.value < b.value;
+                    })->value;
+    // A later full GC proves a leak by finding more than the lowest figure, and more than the last full GC
+    // found, by the proven-growth minimum.
+    confirm_above = std::max(lowest, proof.full_bytes) + needed;
+    extra = fmt::format(" across {} GCs", raw.size());
+    if (proven) {
+      confirmed = true;
+      extra += fmt::format(
+          "; the full GC at {} found {} live, {} more than the {} heap used after the GC at {}: garbage "
+          "cannot raise a full GC's figure, so live objects grew by at least that much",
+          format_duration(proof.full_t_s), format_bytes(proof.full_bytes), format_bytes(proof.proven_bytes),
+          format_bytes(proof.from_bytes), format_duration(proof.from_t_s));
+      // The proven rate is the live growth; the figures' own early part may hold a start-up jump that
+      // no plateau test should compare the recent rise with.
+      double proven_rate = proof.proven_bytes / (proof.full_t_s - proof.from_t_s);
+      if (eg.grows && eg.recent_slope > th.plateau_slope_ratio * proven_rate) {
+        decided = leak(Category::js_heap, Basis::after_gc, eg, js, extra);
+        g = eg;
+      }
+    } else if (s.full_gc_count == 0) {
+      note = fmt::format(" across {} GCs, none of them a full GC", raw.size());
+    } else {
+      double checked = s.points.size() >= 2 ? s.points.back().t_s - s.points.front().t_s : 0;
+      note = fmt::format(
+          " across {} GCs, but full GCs, the only figures free of garbage, cover just {} of it "
+          "({} full GC{}{})",
+          raw.size(), format_duration(checked), s.full_gc_count, s.full_gc_count == 1 ? "" : "s",
+          proof.released ? fmt::format(", and a later GC found {}", format_bytes(proof.released_to_bytes))
+                         : "");
+    }
+  }
+  if (!confirmed && !has_enough_points(env, th) && !js.resident.empty()) {
+    // A quiet heap: V8 ran too few GCs to judge their figures (in a 300 MB heap with a slow leak, a
+    // scavenge every 10 to 30 s). Its heap pages still show whether it grows; growth of pages is never
+    // more than unconfirmed.
+    Growth rg = judge(js.resident, false, th);
+    if (rg.enough && rg.grows && !rg.levelled) {
+      decided = unconfirmed(
+          Category::js_heap, Basis::resident, rg, js, th,
+          fmt::format(" with only {} GCs in the window, too few to judge heap used after GC", gcs.size()),
+          confirm_above);
+      g = judge(env, false, th);
+    }
+  }
+  if (decided) {
+    *live_out = g;
+    return *decided;
+  }
+  return judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, confirm_above, js, th,
+                    live_out);
 }
 
 }  // namespace
@@ -459,6 +644,8 @@ std::string_view kind_name(VerdictKind k) {
   switch (k) {
     case VerdictKind::leak_suspected:
       return "leak_suspected";
+    case VerdictKind::growth_unconfirmed:
+      return "growth_unconfirmed";
     case VerdictKind::growth_then_plateau:
       return "growth_then_plateau";
     case VerdictKind::retained_not_leak:
@@ -562,29 +749,8 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
   // js_heap: heap used after GC, comparable figures only.
   const CategoryInput& js = input[Category::js_heap];
   if (!input.js_heap_after_gc.empty()) {
-    AfterGcSeries s = comparable_after_gc_series(input.js_heap_after_gc);
-    // Capped by the full GCs around them, the figures need no envelope; long series are still reduced.
-    std::vector<SeriesPoint> env = s.points;
-    std::string extra = fmt::format(" across {} GCs ({} full)", s.gc_count, s.full_gc_count);
-    bool confirmed = s.full_gc_count >= th.min_full_gcs && judge(env, false, th).enough;
-    std::string note;
     Growth g;
-    if (!confirmed) {
-      // Too few full GCs, or too short a stretch between them, to tell live objects from garbage: the raw
-      // figures can only say that something rises, and the verdict says so instead of claiming a leak.
-      std::vector<SeriesPoint> raw;
-      for (const auto& p : input.js_heap_after_gc) raw.push_back({p.t_s, p.heap_used_after_bytes});
-      std::sort(raw.begin(), raw.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
-      double span = raw.back().t_s - raw.front().t_s;
-      double checked = s.points.size() >= 2 ? s.points.back().t_s - s.points.front().t_s : 0;
-      env = lower_envelope(raw, span / static_cast<double>(th.envelope_windows));
-      note = fmt::format(
-          " across {} GCs, but full GCs, the only figures free of garbage, cover just {} of it ({} full "
-          "GC{})",
-          raw.size(), format_duration(checked), s.full_gc_count, s.full_gc_count == 1 ? "" : "s");
-      extra = fmt::format(" across {} GCs", raw.size());
-    }
-    js_verdict = judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, js, th, &g);
+    js_verdict = judge_js_heap(input, th, &g);
     js_live = g;
   } else if (!js.resident.empty()) {
     // No GC figures at all (no V8 probes): the heap's resident pages are all there is, and they follow
@@ -603,7 +769,7 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
     double width = (live.back().t_s - live.front().t_s) / static_cast<double>(th.envelope_windows);
     Growth g;
     ab_verdict = judge_live(Category::array_buffers, Basis::live_buffers, lower_envelope(live, width), "",
-                            true, "", ab, th, &g);
+                            true, "", 0, ab, th, &g);
     ab_live = g;
   } else if (!ab.resident.empty()) {
     ab_verdict = judge_resident(Category::array_buffers, ab, th);
@@ -640,7 +806,7 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
     }
   }
 
-  mark_buffer_companions(out, th);
+  mark_all_companions(out, th);
 
   // rss: the total, judged on its own series; but RSS that does not grow while a live figure fell from its
   // peak and a category kept the pages is freed memory kept, not a leak.
@@ -674,7 +840,7 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
       // that no full GC has collected yet, say) is not a leak of its own. Growth nothing accounts for
       // stays a suspected leak: it may sit in a category the caller did not fill.
       double explained = 0;
-      bool any_leak = false, live_explains = false;
+      bool any_leak = false, live_explains = false, unconfirmed_explains = false;
       std::string who;
       for (const auto& o : out) {
         if (is_count_category(o.category)) continue;
@@ -685,10 +851,24 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
         if (!cg.enough || cg.growth <= 0) continue;
         explained += cg.growth;
         live_explains |= o.basis == "heap_used_after_gc" || o.basis == "live_backing_store_bytes";
+        unconfirmed_explains |= o.kind == VerdictKind::growth_unconfirmed;
         who += fmt::format("{}{} ({})", who.empty() ? "" : ", ", category_name(o.category),
                            format_rate(cg.line.slope, false));
       }
-      if (!any_leak && explained >= 0.5 * g.growth) {
+      if (!any_leak && explained >= 0.5 * g.growth && unconfirmed_explains) {
+        // Growth in a category whose live figure may be growing: neither a leak of its own nor "nothing
+        // live grows".
+        Verdict r = base_verdict(Category::rss, Basis::resident, g, rss);
+        r.kind = VerdictKind::growth_unconfirmed;
+        r.confidence = 0.5 * clamp01(g.rise_confidence) * duration_weight(g, th);
+        r.evidence = fmt::format(
+            "RSS grew from {} to {} ({}) over {}, in {}, where growth no full GC has confirmed as live yet",
+            format_bytes(g.start), format_bytes(g.end), format_rate(g.line.slope, false),
+            format_duration(g.span), who);
+        r.headline = fmt::format("RSS growing {}, with a JS heap growth not yet confirmed",
+                                 format_rate(g.line.slope, false));
+        v = r;
+      } else if (!any_leak && explained >= 0.5 * g.growth) {
         Verdict r = base_verdict(Category::rss, Basis::resident, g, rss);
         r.kind = live_explains ? VerdictKind::retained_not_leak : VerdictKind::stable;
         r.confidence = 0.5 * duration_weight(g, th);
@@ -726,6 +906,11 @@ void order_by_importance(std::vector<Verdict>& verdicts) {
       if (ga != gb) return ga < gb;
       return a.rate_per_s > b.rate_per_s;
     }
+    if (a.kind == VerdictKind::growth_unconfirmed) {
+      bool ra = a.category == Category::rss, rb = b.category == Category::rss;
+      if (ra != rb) return rb;
+      return a.rate_per_s > b.rate_per_s;
+    }
     if (a.kind == VerdictKind::retained_not_leak) {
       // The total first: it is the figure the user came with.
       bool ra = a.category == Category::rss, rb = b.category == Category::rss;
@@ -749,7 +934,7 @@ void order_by_importance(std::vector<Verdict>& verdicts) {
   }
   for (auto& c : companions) {
     auto parent = std::find_if(verdicts.begin(), verdicts.end(), [&](const Verdict& v) {
-      return v.category == *c.part_of && v.kind == VerdictKind::leak_suspected;
+      return v.category == *c.part_of && is_growing(v.kind) && !v.part_of;
     });
     auto at = parent == verdicts.end() ? verdicts.end() : parent + 1;
     while (at != verdicts.end() && at->part_of == c.part_of) ++at;  // after earlier companions

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "analyze/after_gc.h"
 #include "analyze/trend.h"
 
 namespace memlens::analyze {
@@ -34,15 +35,6 @@ std::string_view category_name(Category c);  // "js_heap", ..., "rss", "fds", "s
 std::optional<Category> parse_category(std::string_view name);
 bool is_count_category(Category c);      // fds and sockets are counts; every other category is bytes
 std::string_view rate_unit(Category c);  // "bytes/s" or "count/s"
-
-// One heap-used-after-GC figure (what --trace-gc prints after the arrow).
-struct GcPoint {
-  double t_s = 0;
-  double heap_used_after_bytes = 0;
-  // True for a full (mark-compact / mark-sweep) GC. A scavenge's after-figure still counts old-space
-  // garbage that only a full GC frees, so the two kinds are not comparable: see docs/verdicts.md.
-  bool full = false;
-};
 
 struct CategoryInput {
   // Resident bytes of the category (the kernel's RSS for rss; the open count for fds and sockets), one
@@ -80,12 +72,23 @@ struct Thresholds {
   // A js_heap or native_heap leak growing at most this share of a live ArrayBuffer leak's rate is what the
   // leaked Buffers bring with them (part_of array_buffers).
   double buffer_companion_share = 0.10;
-  size_t max_points = 600;       // longer series are reduced to this many bucket medians first
-  size_t min_full_gcs = 3;       // full GCs in the window needed for any js_heap growth verdict
+  // A native_heap leak growing at most this share of a JS heap leak's rate (heap used after GC) is V8's and
+  // Node's bookkeeping of the growing heap (part_of js_heap).
+  double js_bookkeeping_share = 0.25;
+  size_t max_points = 600;  // longer series are reduced to this many bucket medians first
+  size_t min_full_gcs = 3;  // full GCs in the window for a js_heap verdict on full-GC-capped figures
+  // With fewer full GCs, a js_heap leak needs the last full GC to prove at least this much live growth
+  // (and the relative floor), at a rate within `proof_rate_factor` of the after-GC figures' own rate.
+  double min_proven_growth_bytes = 16 * 1024.0 * 1024.0;
+  double proof_rate_factor = 3;
+  // ... and the full GC must find at least this share of the rise the figures showed up to it still live.
+  double min_live_share_of_rise = 0.5;
   size_t envelope_windows = 15;  // windows of the lower envelope of live figures
 };
 
-enum class VerdictKind { leak_suspected, growth_then_plateau, retained_not_leak, stable };
+// growth_unconfirmed: heap used after GC rises but no full GC in the window has shown that the rise is live
+// objects rather than garbage waiting in old space.
+enum class VerdictKind { leak_suspected, growth_unconfirmed, growth_then_plateau, retained_not_leak, stable };
 std::string_view kind_name(VerdictKind k);  // "leak_suspected", ... (report.json names)
 
 struct Verdict {
@@ -96,7 +99,7 @@ struct Verdict {
   std::string evidence;   // one plain sentence with the numbers
   std::string headline;   // short plain words for the terminal summary
   std::vector<std::string> top_stacks;
-  std::optional<double> seconds_to_limit;  // leak_suspected with a known limit only
+  std::optional<double> seconds_to_limit;  // leak_suspected or growth_unconfirmed with a known limit only
   // The figures the sentence quotes, for reports that chart them.
   double window_s = 0;     // time span of the judged series
   double start_value = 0;  // fitted level at the start of the window
@@ -111,9 +114,9 @@ struct Verdict {
 std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& thresholds = {});
 
 // Most important first: suspected leaks (categories before the rss total; among categories the nearest
-// projected limit first, then memory before fds and sockets, then by rate), then retained_not_leak, then
-// growth_then_plateau, then stable. Stable within each group. A verdict that is part_of another leak
-// follows that leak directly.
+// projected limit first, then memory before fds and sockets, then by rate), then growth_unconfirmed, then
+// retained_not_leak, then growth_then_plateau, then stable. Stable within each group. A verdict that is
+// part_of another leak follows that leak directly.
 void order_by_importance(std::vector<Verdict>& verdicts);
 
 // The series js_heap is judged on, as analyze() builds it (exposed for reports and tests). Every

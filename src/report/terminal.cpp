@@ -159,11 +159,14 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       // A growth that is part of another leak (verdicts are ordered: it follows that leak) is indented
       // under it rather than announced as a leak of its own.
       bool companion = v.is_object() && v.contains("part_of") && !v["part_of"].is_null();
-      out += fmt::format("{} pid {} {}: {}\n", companion ? "      +" : "  !", u64_or0(p, "pid"),
-                         str_or(p, "comm"), str_or(v, "headline", str_or(v, "evidence")));
+      // "?" marks a growth nothing has confirmed as live yet (growth_unconfirmed), "!" everything else.
+      std::string_view mark = companion ? "      +" : kind == "growth_unconfirmed" ? "  ?" : "  !";
+      out += fmt::format("{} pid {} {}: {}\n", mark, u64_or0(p, "pid"), str_or(p, "comm"),
+                         str_or(v, "headline", str_or(v, "evidence")));
       // Which code: the heaviest stack of the category (every one is in report.json and the profiles).
       const json& stacks = array_or_empty(v, "top_stacks");
-      if (!companion && kind == "leak_suspected" && !stacks.empty() && stacks[0].is_string()) {
+      bool growing = kind == "leak_suspected" || kind == "growth_unconfirmed";
+      if (!companion && growing && !stacks.empty() && stacks[0].is_string()) {
         // One line on a terminal: the innermost frames say the most; report.json has the whole line.
         std::string stack = stacks[0].get<std::string>();
         if (stack.size() > 180) {

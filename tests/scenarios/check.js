@@ -145,6 +145,25 @@ const checks = {
   async intl_segmenter_leak() {
     return leakCheck('intl_segmenter_leak.js', (a, b) => b.rss - b.heapTotal - b.arrayBuffers - (a.rss - a.heapTotal - a.arrayBuffers) > 3 * MB, 'native memory did not grow 3 MB');
   },
+  async js_listener_fast_leak() {
+    return leakCheck('js_listener_fast_leak.js', (a, b) => b.heapUsed - a.heapUsed > 8 * MB, 'heapUsed did not grow 8 MB');
+  },
+  async js_interval_closure_leak() {
+    return leakCheck('js_interval_closure_leak.js', (a, b) => b.heapUsed - a.heapUsed > 8 * MB, 'heapUsed did not grow 8 MB');
+  },
+  async js_large_heap_slow() {
+    return leakCheck('js_large_heap_slow.js', (a, b) => b.heapUsed > 250 * MB, 'heapUsed below 250 MB: the large state was not built');
+  },
+  async js_promoted_sawtooth() {
+    return leakCheck('js_promoted_sawtooth.js', (a, b) => b.heapTotal > a.heapTotal, 'heapTotal did not grow');
+  },
+  async buffer_records_leak() {
+    return leakCheck('buffer_records_leak.js', (a, b) => b.arrayBuffers - a.arrayBuffers > 2 * MB && b.heapUsed - a.heapUsed > 1 * MB, 'arrayBuffers or heapUsed did not grow');
+  },
+  async js_and_intl_leak() {
+    const native = (m) => m.rss - m.heapTotal - m.arrayBuffers;
+    return leakCheck('js_and_intl_leak.js', (a, b) => native(b) - native(a) > 3 * MB && b.heapUsed - a.heapUsed > 1 * MB, 'native memory or heapUsed did not grow');
+  },
   async burst_then_quiet() {
     const f = [];
     const r = await run('burst_then_quiet.js', ['--duration', '3', '--burst-s', '1', '--burst-mb', '60']);

@@ -31,10 +31,17 @@ std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
   auto r = std::make_unique<ScenarioRun>();
   r->spec = spec;
   std::string out = r->dir.file("out");
+  std::string node = spec.node.empty() ? node_bin() : spec.node;
+  // The scenario's command line with its duration: the trace under run, longer than it under attach.
+  auto command = [&](double duration_s) {
+    std::vector<std::string> cmd = {node, scenario(spec.name), "--duration", fmt::format("{}", duration_s)};
+    cmd.insert(cmd.end(), spec.args.begin(), spec.args.end());
+    return cmd;
+  };
   if (!spec.attach) {
-    r->memlens = Child::spawn({memlens_bin(), "run", "-q", "-o", out, "--", node_bin(), scenario(spec.name),
-                               "--duration", fmt::format("{}", spec.trace_s)},
-                              r->dir.path(), "memlens");
+    std::vector<std::string> cmd = {memlens_bin(), "run", "-q", "-o", out, "--"};
+    for (auto& a : command(spec.trace_s)) cmd.push_back(std::move(a));
+    r->memlens = Child::spawn(cmd, r->dir.path(), "memlens");
     if (auto e = wait_ready(r->memlens, 30s, r->ready_seen_boot_ns)) {
       r->pid = e->value("pid", 0);
       r->ready = *e;
@@ -42,14 +49,12 @@ std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
     return r;
   }
   // The scenario outlives the trace; memlens attaches once it is up and stops after trace_s.
-  r->node =
-      Child::spawn({node_bin(), scenario(spec.name), "--duration", fmt::format("{}", spec.trace_s + 30)},
-                   r->dir.path(), "node");
+  r->node = Child::spawn(command(spec.trace_s + spec.settle_s + 30), r->dir.path(), "node");
   auto e = wait_ready(r->node, 30s, r->ready_seen_boot_ns);
   if (!e) return r;
   r->pid = e->value("pid", 0);
   r->ready = *e;
-  std::this_thread::sleep_for(1s);
+  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(spec.settle_s * 1000)));
   r->memlens = Child::spawn({memlens_bin(), "attach", std::to_string(r->pid), "--duration",
                              fmt::format("{}", spec.trace_s), "-q", "-o", out},
                             r->dir.path(), "memlens");

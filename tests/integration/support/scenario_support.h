@@ -12,9 +12,12 @@
 namespace memlens::testing {
 
 struct ScenarioSpec {
-  std::string name;     // tests/scenarios/<name>.js
-  bool attach = false;  // memlens attach to a running scenario, else memlens run
-  double trace_s = 60;  // seconds of tracing (run: the scenario's --duration)
+  std::string name;               // tests/scenarios/<name>.js
+  bool attach = false;            // memlens attach to a running scenario, else memlens run
+  double trace_s = 60;            // seconds of tracing (run: the scenario's --duration)
+  std::vector<std::string> args;  // more scenario options ("--base-mb", "400")
+  std::string node;               // node binary; empty: node_bin()
+  double settle_s = 1;            // attach: seconds between the ready line and attaching
 };
 
 // One traced scenario, started by start_scenario and completed by finish_scenario.
