@@ -396,27 +396,4 @@ std::string leftovers_of(pid_t memlens_pid, const std::set<uint32_t>& programs,
   return what;
 }
 
-namespace {
-
-std::string node_cache() {
-  if (const char* c = getenv("MEMLENS_NODE_CACHE")) return c;
-  return source_dir() + "/.cache/node";
-}
-
-}  // namespace
-
-std::string cached_node(const std::string& target, std::string& why) {
-  std::string path =
-      target == "libnode" ? node_cache() + "/libnode/run-node" : node_cache() + "/" + target + "/bin/node";
-  if (access(path.c_str(), X_OK) != 0) {
-    std::string cmd = source_dir() + "/scripts/fetch-node.sh " + target + " >/dev/null 2>&1";
-    int rc = system(cmd.c_str());
-    if (access(path.c_str(), X_OK) != 0) {
-      why = "no " + path + " (scripts/fetch-node.sh " + target + " exited " + std::to_string(rc) + ")";
-      return "";
-    }
-  }
-  return path;
-}
-
 }  // namespace memlens::testing

@@ -44,11 +44,6 @@ std::string memlens_bin();
 std::string source_dir();
 std::string scenario(const std::string& name);  // tests/scenarios/<name>.js
 std::string node_bin();                         // node from PATH (or MEMLENS_TEST_NODE)
-// The runnable node of a scripts/fetch-node.sh cache target ("18" .. "24", or "libnode"), fetched when
-// missing (cache: MEMLENS_NODE_CACHE, else <repo>/.cache/node). Empty with the reason in why when it cannot
-// be had.
-std::string cached_node(const std::string& target, std::string& why);
-
 // The runnable node of a cache target ("18" .. "24", or "libnode") of scripts/fetch-node.sh's cache
 // ($MEMLENS_NODE_CACHE, else <repo>/.cache/node), fetched when missing. Empty with the reason in why when it
 // cannot be had.
@@ -149,17 +144,5 @@ std::set<uint32_t> programs_held_by(pid_t pid);
 // still loaded, links, tracefs probe definitions. "" when nothing is left within grace.
 std::string leftovers_of(pid_t memlens_pid, const std::set<uint32_t>& programs,
                          std::chrono::milliseconds grace);
-
-// Sets `var` to the node of a cache target; skips the test without it (fails under CI=true).
-#define REQUIRE_NODE(var, target)                                        \
-  std::string var;                                                       \
-  do {                                                                   \
-    std::string why_;                                                    \
-    var = ::memlens::testing::cached_node(target, why_);                 \
-    if (var.empty()) {                                                   \
-      if (::memlens::testing::in_ci()) FAIL() << "CI=true and " << why_; \
-      GTEST_SKIP() << why_;                                              \
-    }                                                                    \
-  } while (0)
 
 }  // namespace memlens::testing
