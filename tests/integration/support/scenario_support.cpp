@@ -158,6 +158,12 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
   if (!heap_total || !physical || !ab || !rss) return std::nullopt;
   c.heap_physical = *physical;
   c.heap_total = *heap_total;
+  c.heap_total_recent_max = heap_total->hi;
+  for (const auto& l : r.lines)
+    if (l.contains("memoryUsage") && l.contains("t_s") && l["t_s"].get<double>() <= c.scenario_t_s &&
+        l["t_s"].get<double>() >= c.scenario_t_s - 30)
+      c.heap_total_recent_max =
+          std::max(c.heap_total_recent_max, l["memoryUsage"].value("heapTotal", 0.0));
   c.array_buffers_truth = *ab;
   c.rss_truth = *rss;
   c.js_heap = b["js_heap_bytes"].get<double>();

@@ -66,6 +66,7 @@ struct BreakdownCheck {
   double ready_seen_late_s = 0;  // how late the test saw the ready line (for failure messages)
   double js_heap = 0;
   Bracket heap_total;
+  double heap_total_recent_max = 0;  // the highest heapTotal of the scenario's lines in the 30 s before
   Bracket heap_physical;      // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
   double js_heap_mapped = 0;  // breakdown.method.js_heap_mapped_bytes: V8's committed pages, resident or not
   double array_buffers = 0;
