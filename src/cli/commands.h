@@ -12,13 +12,13 @@ namespace memlens::cli {
 // Distinct exit codes, documented in the README: scripts can tell why memlens failed.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,         // an unexpected failure
-  kExitUsage = 2,           // bad arguments
-  kExitPrivileges = 3,      // not root and lacking CAP_BPF + CAP_PERFMON
-  kExitKernel = 4,          // the kernel lacks BTF or a BPF feature
-  kExitNoProcess = 5,       // no such pid, or it exited while memlens attached
-  kExitProbe = 6,           // a required probe failed to attach
-  kExitOutput = 7,          // the report could not be written (full disk, permissions)
+  kExitFailure = 1,          // an unexpected failure
+  kExitUsage = 2,            // bad arguments
+  kExitPrivileges = 3,       // not root and lacking CAP_BPF + CAP_PERFMON
+  kExitKernel = 4,           // the kernel lacks BTF or a BPF feature
+  kExitNoProcess = 5,        // no such pid, or it exited while memlens attached
+  kExitProbe = 6,            // a required probe failed to attach
+  kExitOutput = 7,           // the report could not be written (full disk, permissions)
   kExitCannotExecute = 126,  // run: the command exists but cannot be executed
   kExitCommandNotFound = 127,
 };
@@ -29,12 +29,13 @@ struct TraceOptions {
   std::optional<double> duration_s;
   bool quiet = false;
   bool verbose = false;
-  bool stacks = true;               // capture and symbolize user stacks
+  bool stacks = true;                 // capture and symbolize user stacks
   uint32_t fault_sample_period = 32;  // one page fault in this many gets its stack
-  bool perf_map = true;             // run: start node with V8's perf map so JS frames get names
-  bool v8 = true;                   // V8 probes (GC, heap, ArrayBuffers)
-  bool v8_alloc_probes = false;     // probe every ArrayBuffer allocation/free (exact totals, slower)
-  bool fds = true;                  // file-descriptor tracking
+  bool perf_map = true;               // run: start node with V8's perf map so JS frames get names
+  bool v8 = true;                     // V8 probes (GC, heap, ArrayBuffers)
+  bool v8_alloc_probes = false;       // probe every ArrayBuffer allocation/free (exact totals, slower)
+  bool fds = true;                    // file-descriptor tracking
+  bool hold = true;                   // hold new processes until their probes are attached (docs/probes.md)
 };
 
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);

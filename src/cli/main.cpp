@@ -1,6 +1,7 @@
 // memlens: where a Node.js process's memory goes, from outside, without restarting it.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/environment.h"
@@ -23,6 +24,10 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
                 "array_buffers profile, at one breakpoint trap per allocation (slow for Buffer-heavy code)");
   cmd->add_flag("!--no-fds", o.fds, "Do not track file descriptors");
   cmd->add_flag("!--no-stacks", o.stacks, "Do not capture user stacks (no flame graphs or profiles)");
+  cmd->add_flag("!--no-hold", o.hold,
+                "Do not stop new processes (SIGSTOP) until their probes are attached: they run at once, and "
+                "what they do before is not traced (counted as untraced time); for interactive shells, "
+                "which report a stopped child");
   cmd->add_option("--fault-sample-period", o.fault_sample_period,
                   "Record the stack of one page fault in this many (per process)")
       ->check(CLI::Range(1u, 1u << 20))
@@ -32,26 +37,32 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"memlens: an eBPF memory tracer for Node.js.\n"
-               "Where does the RSS go (JS heap, Buffers, native memory, code, stacks, files), is it growing, who grows it."};
+  CLI::App app{
+      "memlens: an eBPF memory tracer for Node.js.\n"
+      "Where does the RSS go (JS heap, Buffers, native memory, code, stacks, files), is it growing, who "
+      "grows it."};
   app.set_version_flag("--version", MEMLENS_VERSION);
   app.require_subcommand(1);
 
   TraceOptions run_opts;
   std::vector<std::string> command;
-  auto* run = app.add_subcommand("run", "Start a command with every probe attached and trace it and its descendants");
+  auto* run =
+      app.add_subcommand("run", "Start a command with every probe attached and trace it and its descendants");
   add_trace_options(run, run_opts);
   double run_duration = 0;
-  run->add_option("--duration", run_duration, "Stop tracing after this many seconds (the command keeps running)");
-  run->add_flag("!--no-perf-map", run_opts.perf_map,
-                "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
+  run->add_option("--duration", run_duration,
+                  "Stop tracing after this many seconds (the command keeps running)");
+  run->add_flag(
+      "!--no-perf-map", run_opts.perf_map,
+      "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
   run->add_option("command", command, "The command and its arguments, after --")->required();
   run->footer("Example: memlens run -o out -- node server.js");
 
   TraceOptions attach_opts;
   pid_t attach_pid = 0;
   double attach_duration = 0;
-  auto* attach = app.add_subcommand("attach", "Trace a running process and its descendants, without restarting it");
+  auto* attach =
+      app.add_subcommand("attach", "Trace a running process and its descendants, without restarting it");
   attach->add_option("pid", attach_pid, "Process id")->required();
   add_trace_options(attach, attach_opts);
   attach->add_option("--duration", attach_duration, "Stop after this many seconds");
@@ -59,15 +70,18 @@ int main(int argc, char** argv) {
 
   pid_t doctor_pid = 0;
   std::string doctor_binary;
-  auto* doctor = app.add_subcommand("doctor", "Check that this host can run memlens, and what a process offers");
+  auto* doctor =
+      app.add_subcommand("doctor", "Check that this host can run memlens, and what a process offers");
   doctor->add_option("--pid", doctor_pid, "Also check what this process offers");
   doctor->add_option("--binary", doctor_binary, "Also check what this binary offers");
 
   pid_t fds_pid = 0;
   FdsOptions fds_opts;
-  auto* fds = app.add_subcommand("fds", "List a running process's open fds by type and opening stack (like lsof -p)");
+  auto* fds =
+      app.add_subcommand("fds", "List a running process's open fds by type and opening stack (like lsof -p)");
   fds->add_option("pid", fds_pid, "Process id")->required();
-  fds->add_option("--watch", fds_opts.watch_s, "Trace opens and closes for this many seconds: new fds get stacks")
+  fds->add_option("--watch", fds_opts.watch_s,
+                  "Trace opens and closes for this many seconds: new fds get stacks")
       ->check(CLI::Range(0.0, 86400.0));
   fds->add_flag("--json", fds_opts.json, "One JSON object: open, by_type, fds");
   fds->add_flag("-v,--verbose", fds_opts.verbose, "Show libbpf's messages");

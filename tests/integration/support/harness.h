@@ -29,8 +29,9 @@ std::string missing_tracing_capability();  // "" when root, BTF and node are pre
 
 std::string memlens_bin();
 std::string source_dir();
-std::string scenario(const std::string& name);  // tests/scenarios/<name>.js
-std::string node_bin();                         // node from PATH (or MEMLENS_TEST_NODE)
+std::string scenario(const std::string& name);      // tests/scenarios/<name>.js
+std::string node_bin();                             // node from PATH (or MEMLENS_TEST_NODE)
+std::string test_program(const std::string& name);  // a program built from tests/programs/<name>.c
 
 // A fresh temporary directory, removed by the destructor.
 class TempDir {
