@@ -17,11 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::string test_program(const std::string& name) {
-  const char* b = getenv("MEMLENS_BUILD_DIR");
-  return std::string(b ? b : ".") + "/test-programs/" + name;
-}
-
 // `memlens fds PID [--watch S] --json`, its one JSON object.
 json memlens_fds(const TempDir& dir, pid_t pid, double watch_s) {
   std::vector<std::string> argv = {memlens_bin(), "fds", std::to_string(pid), "--json"};
