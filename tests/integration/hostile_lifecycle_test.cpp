@@ -175,13 +175,14 @@ TEST(HostileLifecycle, SigkillWhileHoldingReleasesTheChild) {
   MEMLENS_REQUIRE_TRACING();
   ASSERT_EQ(system("command -v bpftool >/dev/null 2>&1 || test -x /usr/sbin/bpftool"), 0);
   TempDir dir;
-  std::string fifo = dir.file("go"), done = dir.file("done");
+  std::string fifo = dir.file("go"), done = dir.file("done"), status = dir.file("status");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  // The shell waits on the fifo (a builtin: no child yet), then runs a child and reports it finished.
-  Child m =
-      Child::spawn({memlens_bin(), "run", "-q", "--", "bash", "-c",
-                    "read x < " + shell_quote(fifo) + "; /bin/sleep 0.2; echo ok > " + shell_quote(done)},
-                   dir.path(), "memlens");
+  // The shell waits on the fifo (a builtin: no child yet), then forks a subshell that sleeps and leaves a
+  // mark, and writes down how the subshell ended: the held child is that subshell.
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "--", "bash", "-c",
+                          "read x < " + shell_quote(fifo) + "; (/bin/sleep 0.2; echo ok > " +
+                              shell_quote(done) + "); echo $? > " + shell_quote(status)},
+                         dir.path(), "memlens");
   std::set<uint32_t> ours;
   pid_t shell = 0, watchdog = 0;
   for (int i = 0; i < 200 && (ours.size() < 6 || !shell); ++i) {
@@ -222,9 +223,14 @@ TEST(HostileLifecycle, SigkillWhileHoldingReleasesTheChild) {
   while (state_of(held) == 'T' && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(50ms);
   EXPECT_NE(state_of(held), 'T') << "the held child is still stopped after memlens's death";
-  while (!std::filesystem::exists(done) && std::chrono::steady_clock::now() < deadline + 5s)
+  while (!std::filesystem::exists(status) && std::chrono::steady_clock::now() < deadline + 5s)
     std::this_thread::sleep_for(50ms);
-  EXPECT_TRUE(std::filesystem::exists(done)) << "the traced shell did not run to its end (hung up?)";
+  // Run to its end, not hung up (the kernel hangs up an orphaned process group that has a stopped member).
+  EXPECT_TRUE(std::filesystem::exists(done)) << "the held child did not run to its end";
+  std::ifstream st(status);
+  std::string how;
+  st >> how;
+  EXPECT_EQ(how, "0") << "the held child's exit status (128 + signal if killed)";
 
   ASSERT_EQ(m.wait(120s), 128 + SIGKILL);
   EXPECT_EQ(leftovers_of(m.pid(), ours, 60s), "");
