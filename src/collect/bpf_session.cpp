@@ -20,16 +20,15 @@ Error libbpf_error(const std::string& what, long err) {
   return make_error(what, e);
 }
 
-// Whether the kernel has the BPF function that signals another task (bpf_send_signal_task, Linux 6.13).
-bool kernel_can_signal_task() {
+}  // namespace
+
+bool BpfSession::kernel_can_signal_task() {
   btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) return false;
   bool found = btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
   btf__free(vmlinux);
   return found;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptions& opts) {
   std::unique_ptr<BpfSession> s(new BpfSession());

@@ -70,6 +70,9 @@ class BpfSession {
   // Holds (see SessionOptions::hold). Whether new processes are held, and forks too (the kernel can signal
   // another task from BPF: Linux 6.13+; else only exec'd images are held).
   bool holds_exec() const { return holds_; }
+  // Whether the kernel has the BPF function that signals another task (bpf_send_signal_task, Linux 6.13),
+  // which holding a forked child needs.
+  static bool kernel_can_signal_task();
   bool holds_fork() const { return holds_ && holds_fork_; }
   // Releases pid (held since the kernel stopped the process that started at start_time_ns) and forgets
   // the hold.

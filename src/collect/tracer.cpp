@@ -234,8 +234,13 @@ int Tracer::handle_event(const void* data, size_t size) {
     if (!p && h.type == ML_EV_EXIT) {
       model::ProcessKey key{pid, model::start_time_ns_to_ticks(e.start_time_ns)};
       if (auto* known = trace_.processes.find(key)) {
-        // The exit of a process already seen gone (check_vanished): its exit status after all.
+        // The exit of a process already seen gone (check_vanished), or a second exit event (two threads
+        // ending at once can both see the process's last thread gone): the later one has folded in more
+        // threads' faults.
         known->exit_status = decode_wait_status(e.exit_code);
+        known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
+        known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
+        known->has_kernel_fault_counts = true;
         return 0;
       }
       // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
@@ -271,7 +276,7 @@ int Tracer::handle_event(const void* data, size_t size) {
       refresh_identity(*p);
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
       reseed(*p);
-      libc_check_pending_[pid] = true;
+      libc_check_pending_[pid] = t_s;
       p->image_loading = true;
       if (statically_linked(pid)) {
         // No C library to probe: its address-space calls are not seen (RSS and faults still are).
@@ -499,7 +504,14 @@ void Tracer::sample() {
       // move the probes.
       auto libc = find_libc(p->pid());
       auto it = probes_.find(p->pid());
-      if (libc && (it == probes_.end() || !(it->second.libc() == *libc))) attach_libc_probes(*p);
+      if (libc && it != probes_.end() && !(it->second.libc() == *libc)) {
+        // The probes sat on a C library the new image does not run: untraced since its exec.
+        p->untraced.add(t_s - libc_check_pending_[p->pid()],
+                        "its C library is another file than its parent's: probes moved after its exec");
+        attach_libc_probes(*p);
+      } else if (libc && it == probes_.end()) {
+        attach_libc_probes(*p);
+      }
       if (libc) libc_check_pending_.erase(p->pid());
     }
     update_from_kernel(*p);

@@ -87,8 +87,9 @@ class Tracer {
   model::Trace& trace_;
   std::unique_ptr<BpfSession> session_;
   ring_buffer* ring_ = nullptr;
-  std::map<pid_t, ProcessProbes> probes_;     // by live pid
-  std::map<pid_t, bool> libc_check_pending_;  // after exec: confirm the probes sit on the new image's libc
+  std::map<pid_t, ProcessProbes> probes_;  // by live pid
+  // After exec: confirm the probes sit on the new image's libc (the trace time of the exec).
+  std::map<pid_t, double> libc_check_pending_;
   pid_t root_pid_ = 0;
   bool root_exited_ = false;
   uint64_t next_sample_ns_ = 0;
