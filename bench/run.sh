@@ -11,7 +11,8 @@
 #   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90);
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
-#   - events lost: the sum of the numeric values of report.json's "loss" object (target 0).
+#   - events lost: report.json's loss.events_lost (target 0), and untraced processes (loss.untraced_processes,
+#     target 0): two figures, never added together (docs/report-schema.md).
 # Each figure is the median of the per-round ratios (traced vs untraced of the same round). Run times are the workload's own (measured inside node from
 # its first to its last allocation), so memlens's start-up and report writing do not count against the
 # workload; memlens's wall time per run is printed separately.
@@ -118,16 +119,13 @@ json_field() { # json_field FILE FIELD
   node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(d[process.argv[2]]);' "$1" "$2"
 }
 
-# Sum of the numeric values of report.json's "loss" object (nested objects are summed too; counts named
-# like totals are skipped so that nothing is counted twice).
+# report.json's events lost and untraced processes, as "EVENTS UNTRACED" ("missing" without them).
 loss_sum() {
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    if (!r.loss || typeof r.loss !== "object") { console.log("missing"); process.exit(0); }
-    const sum = (o) => Object.entries(o).reduce((a, [k, v]) =>
-      a + (typeof v === "number" ? (/total/.test(k) && Object.keys(o).length > 1 ? 0 : v)
-           : v && typeof v === "object" ? sum(v) : 0), 0);
-    console.log(sum(r.loss));' "$1"
+    const l = r.loss;
+    if (!l || typeof l.events_lost !== "number") { console.log("missing"); process.exit(0); }
+    console.log(l.events_lost + " " + (typeof l.untraced_processes === "number" ? l.untraced_processes : 0));' "$1"
 }
 
 median() { # median NUMBERS...
@@ -349,14 +347,10 @@ alloc_ratio=$(paired_median alloc-untraced alloc-traced)
 buffer_ratio=$(paired_median buffer-untraced buffer-traced)
 peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
 peak_mb=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k / 1024 }')
-lost="nan"
-if printf '%s\n' "${LOSS_SUMS[@]}" | grep -qv '^[0-9.]*$'; then
-  lost_note=" (a report has no loss object)"
-  lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep '^[0-9.]*$' | awk '{s += $1} END {print s + 0}')
-else
-  lost_note=""
-  lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | awk '{s += $1} END {print s + 0}')
-fi
+lost_note=""
+if printf '%s\n' "${LOSS_SUMS[@]}" | grep -q '^missing$'; then lost_note=" (a report has no loss figures)"; fi
+lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep -v '^missing$' | awk '{s += $1} END {print s + 0}')
+untraced=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep -v '^missing$' | awk '{s += $2} END {print s + 0}')
 
 echo
 echo "Results (median of the $ROUNDS rounds' ratios)        measured      target   "
@@ -380,6 +374,8 @@ printf '  Buffer-heavy run time untraced/traced%10s   %9s   %-6s (rounds: %s; me
   "$(m buffer-untraced)" "$(m buffer-traced)" "$(spread buffer-untraced)" "$(spread buffer-traced)"
 printf '  events lost (all traced runs)        %10s   %9s   %s%s\n' \
   "$lost" "0" "$(verdict "$lost" '<=' 0)" "$lost_note"
+printf '  untraced processes (all traced runs) %10s   %9s   %s\n' \
+  "$untraced" "0" "$(verdict "$untraced" '<=' 0)"
 printf '  memlens peak RSS (max of runs)       %7s MB   %9s   %s\n' \
   "$peak_mb" "<= 64 MB" "$(verdict "$peak_mb" '<=' 64)"
 echo

@@ -115,6 +115,15 @@ struct {
 static __always_inline void count_loss(__u32 reason) {
   __u64* v = bpf_map_lookup_elem(&ml_loss, &reason);
   if (v) *v += 1;  // per-CPU slot: no other writer
+  if (reason != ML_LOSS_RINGBUF_FULL && reason != ML_LOSS_PENDING_FULL) return;
+  // An event of the current process lost: counted for that process too (report.json shows it per process).
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
+  if (!s) return;
+  if (reason == ML_LOSS_RINGBUF_FULL)
+    __sync_fetch_and_add(&s->lost_ring_full, 1);
+  else
+    __sync_fetch_and_add(&s->lost_map_full, 1);
 }
 
 static __always_inline bool is_tracked(__u32 tgid) {
@@ -295,6 +304,59 @@ static __always_inline __s32 user_stack_id(void* ctx, bool at_entry) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Holding new processes. A process that a tracked one forks, or that a tracked process becomes by exec,
+// is stopped (SIGSTOP) before its first instruction, until userspace has attached its uprobes (they are
+// per process: before that, its calls reach no program) and sends SIGCONT. The fork tracepoint runs in
+// the parent, with the child created but not yet run: the signal is pending when the child first returns
+// to user mode, which it does by stopping. The exec tracepoint runs in the exec'ing task once the new image
+// is in place: it stops on its way back to user mode, before the new image's first instruction. Every hold
+// is recorded in ml_held first, so that the watchdog (collect/hold_watchdog.h) can release it if memlens
+// dies; a process that exits while held leaves the map at its exit.
+
+// Set by userspace before load: hold new processes (memlens run/attach without --no-hold).
+const volatile bool hold_new_processes = false;
+// Set by userspace when it stops releasing (the end of a trace): no new hold from then on.
+__u32 holds_closed = 0;
+
+#define ML_SIGSTOP 19
+// The kernel function that signals another task (Linux 6.13+). Weak: where it is missing, the program
+// loads all the same; userspace sets can_signal_task from the kernel's BTF, and without it a fork is not
+// held.
+extern int bpf_send_signal_task(struct task_struct* task, int sig, enum pid_type type,
+                                __u64 value) __ksym __weak;
+// Whether the fork program may call it: set by userspace before load, from the kernel's BTF.
+const volatile bool can_signal_task = false;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);  // resized by userspace (--max-processes)
+  __type(key, __u32);         // tgid
+  __type(value, struct ml_hold);
+} ml_held SEC(".maps");
+
+static __always_inline bool holding(void) {
+  return hold_new_processes && !holds_closed;
+}
+
+// Records the hold of tgid; 0, or the negative errno of the map update.
+static __always_inline long record_hold(__u32 tgid, __u64 start_time_ns) {
+  struct ml_hold h = {.start_time_ns = start_time_ns, .held_at_ns = bpf_ktime_get_boot_ns()};
+  return bpf_map_update_elem(&ml_held, &tgid, &h, BPF_ANY);
+}
+
+// Fills the event's hold fields from the result of the signal (0: held).
+static __always_inline void hold_outcome(struct ml_proc_event* e, __u32 tgid, long err) {
+  if (err == 0) {
+    e->flags |= ML_PROC_HELD;
+    return;
+  }
+  bpf_map_delete_elem(&ml_held, &tgid);
+  e->flags |= ML_PROC_HOLD_FAILED;
+  e->hold_error = (__s32)err;
+  count_loss(ML_LOSS_HOLD_FAILED);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Process lifecycle
 
 SEC("tp_btf/sched_process_fork")
@@ -307,13 +369,16 @@ int BPF_PROG(ml_fork, struct task_struct* parent, struct task_struct* child) {
 
   struct ml_tracked t = {.start_time_ns = BPF_CORE_READ(child, start_boottime),
                          .tracked_since_ns = bpf_ktime_get_boot_ns()};
+  __u32 flags = 0;
   if (bpf_map_update_elem(&ml_tracked, &child_tgid, &t, BPF_NOEXIST) != 0) {
     count_loss(ML_LOSS_TRACKED_FULL);
-    return 0;
+    flags = ML_PROC_UNTRACKED;  // told to userspace all the same: it counts the child as untraced
+  } else {
+    struct ml_proc_stats s = {.start_time_ns = t.start_time_ns};
+    bpf_map_update_elem(&ml_proc_stats, &child_tgid, &s, BPF_ANY);
   }
-  struct ml_proc_stats s = {.start_time_ns = t.start_time_ns};
-  bpf_map_update_elem(&ml_proc_stats, &child_tgid, &s, BPF_ANY);
 
+  // The event first: a child held without userspace knowing would wait for the end of the trace.
   struct ml_proc_event* e = reserve_event(sizeof(*e));
   if (!e) return 0;
   __builtin_memset(e, 0, sizeof(*e));
@@ -322,7 +387,16 @@ int BPF_PROG(ml_fork, struct task_struct* parent, struct task_struct* child) {
   e->h.tid = child_pid;
   e->ppid = parent_tgid;
   e->start_time_ns = t.start_time_ns;
+  e->flags = flags;
   BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
+  if (!flags && holding()) {
+    long err = -95;  // EOPNOTSUPP: this kernel cannot signal another task from BPF
+    if (can_signal_task) {
+      err = record_hold(child_tgid, t.start_time_ns);
+      if (err == 0) err = bpf_send_signal_task(child, ML_SIGSTOP, PIDTYPE_TGID, 0);
+    }
+    hold_outcome(e, child_tgid, err);
+  }
   submit_event_now(e);
   return 0;
 }
@@ -339,6 +413,12 @@ int BPF_PROG(ml_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm*
   fill_header(&e->h, ML_EV_EXEC);
   e->start_time_ns = BPF_CORE_READ(p, start_boottime);
   BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+  if (holding()) {
+    // The exec'ing task is the whole process by now (the kernel has ended its other threads).
+    long err = record_hold(tgid, e->start_time_ns);
+    if (err == 0) err = bpf_send_signal(ML_SIGSTOP);
+    hold_outcome(e, tgid, err);
+  }
   submit_event_now(e);
   return 0;
 }
@@ -376,7 +456,8 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
     fill_header(&e->h, ML_EV_EXIT);
     e->h.pid = tgid;
     e->exit_code = BPF_CORE_READ(p, exit_code);
-    e->start_time_ns = BPF_CORE_READ(p, start_boottime);
+    // The process's start, not this thread's: the last thread to exit need not be the first one.
+    e->start_time_ns = BPF_CORE_READ(p, group_leader, start_boottime);
     if (s) {
       e->minflt = s->exited_threads_minflt;
       e->majflt = s->exited_threads_majflt;
@@ -385,6 +466,7 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
     submit_event_now(e);
   }
   bpf_map_delete_elem(&ml_tracked, &tgid);
+  bpf_map_delete_elem(&ml_held, &tgid);  // killed while held: nothing left to release
   return 0;
 }
 

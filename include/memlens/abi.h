@@ -46,8 +46,22 @@ enum ml_loss_reason {
   ML_LOSS_STACK = 2,         // a user stack not recorded (unreadable, table full, or a 31-bit id collision)
   ML_LOSS_TRACKED_FULL = 3,  // a new child could not be tracked: the tracked-pid map is full
   // 4: unused (was a per-region fault table)
+  ML_LOSS_HOLD_FAILED = 5,  // a new process could not be held (the hold map was full, or no signal)
   ML_LOSS_REASONS = 8,
 };
+
+// How the kernel treated a new process (ml_proc_event.flags, fork and exec events).
+#define ML_PROC_HELD 0x1         // stopped (SIGSTOP) before its first instruction; userspace releases it
+#define ML_PROC_HOLD_FAILED 0x2  // it should have been held and was not (hold_error says why): it runs on
+#define ML_PROC_UNTRACKED 0x4    // fork: the tracked-process map is full, the child is not followed
+
+// A process the kernel holds (ml_held map, keyed by tgid) until userspace has attached its probes and
+// sends SIGCONT. The entry is what lets the watchdog (collect/hold_watchdog.h) release it if memlens dies.
+struct ml_hold {
+  __u64 start_time_ns;  // task start_boottime: with the pid, which process (a pid can be reused)
+  __u64 held_at_ns;     // CLOCK_BOOTTIME when the kernel stopped it
+};
+ML_STATIC_ASSERT(sizeof(struct ml_hold) == 16, "ml_hold size");
 
 struct ml_event_header {
   __u32 type;  // enum ml_event_type
@@ -85,8 +99,10 @@ struct ml_proc_event {
   __u64 minflt;         // exit: minor faults of all threads while tracked (the kernel's counters)
   __u64 majflt;         // exit: major faults likewise
   char comm[ML_COMM_LEN];
+  __u32 flags;       // fork, exec: ML_PROC_*
+  __s32 hold_error;  // with ML_PROC_HOLD_FAILED: the negative errno of the step that failed
 };
-ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 72, "ml_proc_event size");
+ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 80, "ml_proc_event size");
 
 // One completed V8 garbage collection, emitted when it ends. The kernel pairs its start and end on the
 // thread that ran it (uprobes on Heap::PerformGarbageCollection, or USDT node:gc__start/gc__done) and fills
@@ -249,8 +265,11 @@ struct ml_proc_stats {
   // counters minus their value when memlens first saw the thread, added when the thread exits.
   __u64 exited_threads_minflt;
   __u64 exited_threads_majflt;
+  // This process's events lost in the kernel, by cause (the global ml_loss counts include them).
+  __u64 lost_ring_full;  // its event found the ring buffer full
+  __u64 lost_map_full;   // its call's arguments found no room in the pending-call map
 };
-ML_STATIC_ASSERT(sizeof(struct ml_proc_stats) == 88, "ml_proc_stats size");
+ML_STATIC_ASSERT(sizeof(struct ml_proc_stats) == 104, "ml_proc_stats size");
 
 // Key of the sampled page-fault stacks: one fault in fault_sample_period per process is attributed to the
 // user stack that took it, counted in the kernel.

@@ -37,6 +37,7 @@ struct TraceOptions {
   bool v8 = true;                     // V8 probes (GC, heap, ArrayBuffers)
   bool v8_alloc_probes = false;       // probe every ArrayBuffer allocation/free (exact totals, slower)
   bool fds = true;                    // file-descriptor tracking
+  bool hold = true;                   // hold new processes until their probes are attached (docs/probes.md)
 };
 
 struct TopOptions {

@@ -73,6 +73,15 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       }
       up.remedy = "uprobes need CONFIG_UPROBE_EVENTS and a readable C library";
       out.line(up);
+      // Not a failure either way: without it a forked child runs until its probes are attached, and that
+      // time is counted as untraced.
+      bool fork_holds = collect::BpfSession::kernel_can_signal_task();
+      out.line({"holding new processes", true,
+                fork_holds
+                    ? "at fork and at exec, until their probes are attached"
+                    : "at exec only: this kernel has no bpf_send_signal_task (Linux 6.13+), so a forked "
+                      "child runs untraced until its probes are attached (counted as untraced time)",
+                ""});
     }
   }
 

@@ -51,6 +51,10 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
                 "array_buffers profile, at one breakpoint trap per allocation (slow for Buffer-heavy code)");
   cmd->add_flag("!--no-fds", o.fds, "Do not track file descriptors");
   cmd->add_flag("!--no-stacks", o.stacks, "Do not capture user stacks (no flame graphs or profiles)");
+  cmd->add_flag("!--no-hold", o.hold,
+                "Do not stop new processes (SIGSTOP) until their probes are attached: they run at once, and "
+                "what they do before is not traced (counted as untraced time); for interactive shells, "
+                "which report a stopped child");
   cmd->add_option("--fault-sample-period", o.fault_sample_period,
                   "Record the stack of one page fault in this many (per process)")
       ->check(CLI::Range(1u, 1u << 20))

@@ -97,6 +97,7 @@ int TraceSession::start() {
   to.interval_s = opts_.interval_s;
   to.capture_stacks = opts_.stacks;
   to.fault_sample_period = opts_.fault_sample_period;
+  to.hold = opts_.hold;
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) return report_kernel_failure("memlens: ", tracer.error());
   tracer_ = std::move(*tracer);

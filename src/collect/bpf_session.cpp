@@ -1,6 +1,7 @@
 #include "collect/bpf_session.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <time.h>
@@ -23,8 +24,22 @@ Error libbpf_error(const std::string& what, long err) {
 
 }  // namespace
 
+bool BpfSession::kernel_can_signal_task() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  bool found = btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return found;
+}
+
 Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptions& opts) {
   std::unique_ptr<BpfSession> s(new BpfSession());
+  if (opts.hold) {
+    // Before anything is loaded: the watchdog must hold no BPF link.
+    auto w = HoldWatchdog::start();
+    if (!w) return w.error();
+    s->watchdog_ = std::move(*w);
+  }
   // CO-RE relocations are made against the kernel's own BTF file, named explicitly. Left to itself,
   // libbpf also searches the BTF of kernel modules for a type vmlinux lacks (memlens's field-existence
   // checks ask for such types on purpose), and listing module BTF needs CAP_SYS_ADMIN: with the file
@@ -40,6 +55,11 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   s->fault_sample_period_ = skel->rodata->fault_sample_period;
   bpf_map__set_max_entries(skel->maps.ml_tracked, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_proc_stats, opts.max_processes);
+  bpf_map__set_max_entries(skel->maps.ml_held, opts.max_processes);
+  s->holds_ = opts.hold;
+  s->holds_fork_ = opts.hold && kernel_can_signal_task();
+  skel->rodata->hold_new_processes = opts.hold;
+  skel->rodata->can_signal_task = s->holds_fork_;
   bpf_map__set_max_entries(skel->maps.ml_events, opts.ringbuf_bytes);
   // A stack table is memory the kernel pins for the whole run: keep it minimal when stacks are off.
   bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
@@ -52,11 +72,15 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
         "`memlens doctor` for what this kernel lacks)",
         err);
   }
+  if (opts.hold) {
+    if (auto w = s->watchdog_.watch(bpf_map__fd(skel->maps.ml_held)); !w) return w.error();
+  }
   return s;
 }
 
 BpfSession::~BpfSession() {
   reaper_.drain();
+  release_all();  // no process stays held (the watchdog sweeps again once memlens has exited)
   for (auto* l : links_) bpf_link__destroy(l);
   if (skel_) memlens_bpf__destroy(skel_);
 }
@@ -127,6 +151,18 @@ std::optional<ml_proc_stats> BpfSession::read_stats(pid_t pid) const {
 void BpfSession::forget_stats(pid_t pid) {
   __u32 key = static_cast<__u32>(pid);
   bpf_map__delete_elem(skel_->maps.ml_proc_stats, &key, sizeof(key), 0);
+}
+
+ReleaseOutcome BpfSession::release(pid_t pid, uint64_t start_time_ns) {
+  ReleaseOutcome out = release_process(pid, start_time_ns);
+  forget_hold(bpf_map__fd(skel_->maps.ml_held), pid, start_time_ns);
+  return out;
+}
+
+size_t BpfSession::release_all() {
+  if (!skel_) return 0;
+  skel_->bss->holds_closed = 1;
+  return release_all_held(bpf_map__fd(skel_->maps.ml_held));
 }
 
 LossCounts BpfSession::read_losses() const {

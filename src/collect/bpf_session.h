@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "collect/hold.h"
+#include "collect/hold_watchdog.h"
 #include "collect/link_reaper.h"
 #include "collect/uprobe_link.h"
 #include "common/result.h"
@@ -33,6 +35,9 @@ struct SessionOptions {
   uint32_t ringbuf_bytes = 4u << 20;
   uint32_t stack_entries = 32768;     // kernel memory: entries x 512 bytes; a full table is counted as loss
   uint32_t fault_sample_period = 32;  // one fault in this many gets its stack; 0: none
+  // Hold every new process of the traced tree until its probes are attached (bpf/memlens.bpf.c), with a
+  // watchdog that releases them if memlens dies (collect/hold_watchdog.h).
+  bool hold = false;
 };
 
 struct ProbeStatus {
@@ -61,6 +66,19 @@ class BpfSession {
   std::optional<ml_proc_stats> read_stats(pid_t pid) const;
   void forget_stats(pid_t pid);
   LossCounts read_losses() const;
+
+  // Holds (see SessionOptions::hold). Whether new processes are held, and forks too (the kernel can signal
+  // another task from BPF: Linux 6.13+; else only exec'd images are held).
+  bool holds_exec() const { return holds_; }
+  // Whether the kernel has the BPF function that signals another task (bpf_send_signal_task, Linux 6.13),
+  // which holding a forked child needs.
+  static bool kernel_can_signal_task();
+  bool holds_fork() const { return holds_ && holds_fork_; }
+  // Releases pid (held since the kernel stopped the process that started at start_time_ns) and forgets
+  // the hold.
+  ReleaseOutcome release(pid_t pid, uint64_t start_time_ns);
+  // End of trace: no new hold from now on, and every process still held is released. Returns how many.
+  size_t release_all();
   // Sampled page-fault stacks of one process (stack id -> sampled faults), removed from the kernel map.
   std::vector<std::pair<int32_t, uint64_t>> take_fault_stacks(pid_t pid);
   uint32_t fault_sample_period() const { return fault_sample_period_; }
@@ -81,6 +99,8 @@ class BpfSession {
   memlens_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
   uint32_t fault_sample_period_ = 0;
+  bool holds_ = false, holds_fork_ = false;
+  HoldWatchdog watchdog_;
   LinkReaper reaper_;  // declared last: destroyed (drained) first, while the programs are still loaded
 };
 

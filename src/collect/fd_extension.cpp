@@ -14,6 +14,7 @@
 #include <set>
 
 #include "collect/extensions.h"
+#include "collect/hold.h"
 #include "collect/process_probes.h"
 #include "collect/wrapper_sites.h"
 #include "common/clock.h"
@@ -371,6 +372,10 @@ class FdExtension : public TraceExtension {
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
     trace_ = &trace;
+    if (!exit_link_attached() && !exit_skip_noted_) {
+      exit_skip_noted_ = true;
+      trace.info.probes_skipped.push_back({"fd exit snapshot", exit_attach_error_});
+    }
     double now = trace.seconds_since_start(boot_ns());
     if (after_exec) {
       // Close-on-exec fds died with the old image; the others carry on. The new image maps its C library
@@ -464,8 +469,9 @@ class FdExtension : public TraceExtension {
       resolve_sockets(p->fds, p->pid());
     }
     for (const auto& p : trace.processes.all()) copy_stacks(p->fds);
-    trace.info.loss["userspace_fd_malformed"] = malformed_;
-    trace.info.loss["userspace_fd_probe_attach_failures"] = attach_failures_ + (exit_link_attached() ? 0 : 1);
+    // A process whose fd probes did not attach is counted as untraced (its notes say why); the exit
+    // snapshot's program, when it did not attach, is in the skipped probes.
+    trace.info.loss_by_source["fds"].malformed = malformed_;
   }
 
  private:
@@ -523,8 +529,7 @@ class FdExtension : public TraceExtension {
   void attach(model::Trace& trace, model::Process& p) {
     auto libc = find_libc(p.pid());
     if (!libc) {
-      ++attach_failures_;
-      p.notes.push_back("fds not traced: " + libc.error().describe());
+      untraced(p, "fds not traced: " + libc.error().describe());
       return;
     }
     attach_to(p, *libc, &trace);
@@ -534,14 +539,19 @@ class FdExtension : public TraceExtension {
     detach(p.pid());
     auto targets = targets_of(libc);
     if (!targets) {
-      ++attach_failures_;
-      p.notes.push_back("fds not traced: " + targets.error().describe());
+      untraced(p, "fds not traced: " + targets.error().describe());
       return;
     }
     Links l;
     l.libc = libc;
     auto* progs = &session_.skeleton()->progs;
     std::vector<std::string> failed;
+    if (attach_grouped(p.pid(), libc, *targets, l)) {
+      p.untraced.end("fds", now_s());
+      note_attached(trace);
+      links_[p.pid()] = std::move(l);
+      return;
+    }
     // Attaches one probe of target t, keeping its link or what failed; true when it is attached.
     auto attach_at = [&](bpf_program* prog, const Target& t, uint64_t offset, bool retprobe,
                          std::optional<uint64_t> cookie = {}) {
@@ -571,15 +581,70 @@ class FdExtension : public TraceExtension {
       attach_at(t.needs_return ? progs->ml_fd_enter : progs->ml_fd_close, t, t.entry_offset, false);
     }
     if (!failed.empty()) {
-      ++attach_failures_;
-      p.notes.push_back(fmt::format("fds: {} probe(s) not attached: {}", failed.size(), failed.front()));
+      untraced(p, fmt::format("fds: {} probe(s) not attached: {}", failed.size(), failed.front()));
+    } else {
+      p.untraced.end("fds", now_s());
     }
-    if (trace && !l.links.empty()) {
-      const std::string name = "libc:fd calls";
-      auto& attached = trace->info.probes_attached;
-      if (std::find(attached.begin(), attached.end(), name) == attached.end()) attached.push_back(name);
-    }
+    if (!l.links.empty()) note_attached(trace);
     links_[p.pid()] = std::move(l);
+  }
+
+  static void note_attached(model::Trace* trace) {
+    if (!trace) return;
+    const std::string name = "libc:fd calls";
+    auto& attached = trace->info.probes_attached;
+    if (std::find(attached.begin(), attached.end(), name) == attached.end()) attached.push_back(name);
+  }
+
+  // Every probe of the targets in one uprobe_multi link per program (and kind: return or not), where the
+  // kernel has them: attaching is then a handful of calls instead of one per probe, and so is detaching
+  // (a grace period per link). A new process is held until this is done (docs/probes.md): this is most of
+  // what holding it costs. The result probes go first (an entry without its result would leave arguments
+  // waiting). False, with nothing attached, when a link is refused: attach_to then goes one by one.
+  bool attach_grouped(pid_t pid, const MappedObject& libc, const std::vector<Target>& targets, Links& l) {
+    auto* progs = &session_.skeleton()->progs;
+    struct Group {
+      bpf_program* prog;
+      bool retprobe;
+      std::vector<uint64_t> offsets, cookies;
+    };
+    Group results_ret{progs->ml_fd_exit, true, {}, {}}, results_at{progs->ml_fd_exit, false, {}, {}};
+    Group accepted{progs->ml_fd_accepted, false, {}, {}}, entries{progs->ml_fd_enter, false, {}, {}};
+    Group closes{progs->ml_fd_close, false, {}, {}};
+    for (const auto& t : targets) {
+      if (!t.call_sites.empty()) {
+        for (const auto& [site, stack_bytes] : t.call_sites) {
+          accepted.offsets.push_back(site);
+          accepted.cookies.push_back(t.kind | (static_cast<uint64_t>(stack_bytes) << 32));
+        }
+        continue;
+      }
+      if (t.needs_return) {
+        if (t.result_sites.empty()) {
+          results_ret.offsets.push_back(t.file_offset);
+          results_ret.cookies.push_back(t.kind);
+        }
+        for (uint64_t site : t.result_sites) {
+          results_at.offsets.push_back(site);
+          results_at.cookies.push_back(t.kind);
+        }
+      }
+      Group& g = t.needs_return ? entries : closes;
+      g.offsets.push_back(t.entry_offset);
+      g.cookies.push_back(t.kind);
+    }
+    std::vector<UprobeLink> made;
+    for (Group* g : {&results_ret, &results_at, &accepted, &entries, &closes}) {
+      if (g->offsets.empty()) continue;
+      auto link = attach_uprobes_at(g->prog, pid, libc.host_path, g->offsets, g->cookies, g->retprobe);
+      if (!link) {
+        session_.retire(std::move(made));
+        return false;
+      }
+      made.push_back(std::move(*link));
+    }
+    for (auto& link : made) l.links.push_back(std::move(link));
+    return true;
   }
 
   // Removes a process's uprobes, off the drain loop (a detach waits for grace periods).
@@ -591,6 +656,15 @@ class FdExtension : public TraceExtension {
   }
 
   bool exit_link_attached() const { return exit_attach_error_.empty(); }
+
+  double now_s() const { return trace_ ? trace_->seconds_since_start(boot_ns()) : 0; }
+
+  // p runs with its fd calls untraced from now on (model/loss.h), unless it is gone already (a process
+  // killed while held ran nothing).
+  void untraced(model::Process& p, const std::string& reason) {
+    p.notes.push_back(reason);
+    if (!process_gone(p.pid(), p.key().start_time_ticks)) p.untraced.begin("fds", now_s(), reason);
+  }
 
   void watch_exit(model::Process& p) {
     if (!exit_link_attached()) {
@@ -673,10 +747,10 @@ class FdExtension : public TraceExtension {
   std::set<pid_t> exit_applied_;
   UprobeLink exit_link_;
   std::string exit_attach_error_;
+  bool exit_skip_noted_ = false;
   model::Trace* trace_ = nullptr;  // on_sample has no trace argument; the trace outlives the extension
   std::map<std::string, std::vector<Target>> targets_;
   uint64_t malformed_ = 0;
-  uint64_t attach_failures_ = 0;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "collect/hold.h"
 #include "memlens.skel.h"
 #include "proc/procfs.h"
 
@@ -28,6 +29,22 @@ bool is_error_address(int64_t result) {
   return result < 0 && result > -4096;
 }
 
+// Whether the image pid runs is statically linked: neither a dynamic loader nor a C library is mapped. At
+// the exec event (the process held before its first instruction) a dynamic image has its loader mapped.
+bool statically_linked(pid_t pid) {
+  auto maps = proc::read_maps(pid);
+  if (!maps || maps->empty()) return false;  // cannot tell
+  for (const auto& m : *maps) {
+    if (!m.is_file()) continue;
+    auto slash = m.path.rfind('/');
+    std::string base = slash == std::string::npos ? m.path : m.path.substr(slash + 1);
+    if (base.rfind("ld-", 0) == 0 || base.rfind("libc.", 0) == 0 || base.rfind("libc-", 0) == 0) return false;
+  }
+  return true;
+}
+
+constexpr const char* kAddressSpace = "address space";
+
 // A wait status as the shell reports it: the exit code, or 128 + the signal that killed the process.
 int decode_wait_status(int status) {
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -42,9 +59,12 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
   so.capture_stacks = opts.capture_stacks;
   so.fault_sample_period = opts.fault_sample_period;
   so.max_processes = opts.max_processes;
+  so.hold = opts.hold;
   auto session = BpfSession::open_and_load(so);
   if (!session) return session.error();
   t->session_ = std::move(*session);
+  trace.info.holding = t->session_->holds_exec();
+  trace.info.holding_fork = t->session_->holds_fork();
   auto statuses = t->session_->attach_kernel_probes();
   if (!statuses) return statuses.error();
   for (auto& s : *statuses) {
@@ -114,20 +134,24 @@ void Tracer::retire_probes(pid_t pid) {
   probes_.erase(it);
 }
 
+void Tracer::untraced_from_now(model::Process& p, const std::string& what, const std::string& reason) {
+  if (process_gone(p.pid(), p.key().start_time_ticks)) return;  // nothing runs untraced
+  p.untraced.begin(what, now_s(), reason);
+}
+
 void Tracer::attach_libc_probes(model::Process& p) {
   retire_probes(p.pid());
   auto libc = find_libc(p.pid());
   if (!libc) {
-    ++probe_attach_failures_;
-    p.notes.push_back("address-space calls not traced: " + libc.error().describe());
+    untraced_from_now(p, kAddressSpace, "address-space calls not traced: " + libc.error().describe());
     return;
   }
   auto probes = attach_process_probes(*session_, p.pid(), *libc);
   if (!probes) {
-    ++probe_attach_failures_;
-    p.notes.push_back(probes.error().describe());
+    untraced_from_now(p, kAddressSpace, probes.error().describe());
     return;
   }
+  p.untraced.end(kAddressSpace, now_s());
   for (const auto& s : probes->statuses()) {
     if (s.attached) {
       if (std::find(trace_.info.probes_attached.begin(), trace_.info.probes_attached.end(), s.name) ==
@@ -193,13 +217,52 @@ int Tracer::handle_event(const void* data, size_t size) {
     if (h.type == ML_EV_FORK) {
       auto* p = begin_tracking(pid, static_cast<pid_t>(e.ppid), e.start_time_ns, false);
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+      if (e.flags & ML_PROC_UNTRACKED) {
+        // The kernel could not follow it: no probe, no exit event; check_vanished sees it go.
+        p->untraced.begin(kAddressSpace, trace_.seconds_since_start(e.start_time_ns),
+                          "not followed: the tracked-process map is full (--max-processes)");
+        return 0;
+      }
       attach_probes(*p, false);
       reseed(*p);
+      finish_hold(*p, e, trace_.seconds_since_start(e.start_time_ns));
       return 0;
     }
     // A live pid names one process at a time. (Its start time as the kernel reports it can differ from
     // what /proc gave before an exec, so it is not used to find the process.)
     model::Process* p = trace_.processes.find_live(pid);
+    if (!p && h.type == ML_EV_EXIT) {
+      model::ProcessKey key{pid, model::start_time_ns_to_ticks(e.start_time_ns)};
+      if (auto* known = trace_.processes.find(key)) {
+        // The exit of a process already seen gone (check_vanished), or a second exit event (two threads
+        // ending at once can both see the process's last thread gone): the later one has folded in more
+        // threads' faults.
+        known->exit_status = decode_wait_status(e.exit_code);
+        known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
+        known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
+        known->has_kernel_fault_counts = true;
+        return 0;
+      }
+      // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
+      // a process that ran untraced for its whole life.
+      auto& q = trace_.processes.add(key, 0);
+      q.start_time_ns = e.start_time_ns;
+      q.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+      q.first_seen_s = t_s;
+      q.untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
+                     "its fork event was lost (ring buffer full): never traced");
+      q.exit_status = decode_wait_status(e.exit_code);
+      q.exited_at_s = t_s;
+      return 0;
+    }
+    if (!p && h.type == ML_EV_EXEC) {
+      // Followed by the kernel, unknown to memlens (its fork event was lost): traced from here on.
+      auto st = proc::read_stat(pid);
+      p = begin_tracking(pid, st ? st->ppid : 0, e.start_time_ns, false);
+      p->untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
+                      "its fork event was lost (ring buffer full): untraced until its exec");
+      attach_probes(*p, false);
+    }
     if (!p) {
       ++unknown_process_events_;
       return 0;
@@ -213,9 +276,20 @@ int Tracer::handle_event(const void* data, size_t size) {
       refresh_identity(*p);
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
       reseed(*p);
-      libc_check_pending_[pid] = true;
+      libc_check_pending_[pid] = t_s;
       p->image_loading = true;
+      if (statically_linked(pid)) {
+        // No C library to probe: its address-space calls are not seen (RSS and faults still are).
+        retire_probes(pid);
+        libc_check_pending_.erase(pid);
+        untraced_from_now(*p, kAddressSpace,
+                          "statically linked: no C library to probe, address-space calls not traced");
+      } else if (!probes_.count(pid)) {
+        // Its C library is mapped later by the dynamic loader: probed at the next sample, untraced until.
+        untraced_from_now(*p, kAddressSpace, "no C library probed at its exec: probes attached late");
+      }
       for (auto& ext : extensions_) ext->on_track(trace_, *p, true);
+      finish_hold(*p, e, t_s);
       return 0;
     }
     p->minflt = e.minflt;
@@ -319,6 +393,28 @@ int Tracer::handle_event(const void* data, size_t size) {
   return 0;
 }
 
+void Tracer::finish_hold(model::Process& p, const ml_proc_event& e, double ran_since_s) {
+  double now = now_s();
+  if (e.flags & ML_PROC_HELD) {
+    ++p.holds;
+    p.held_s += std::max(0.0, now - trace_.seconds_since_start(e.h.ts_ns));
+    if (session_->release(p.pid(), e.start_time_ns) == ReleaseOutcome::kFailed)
+      p.notes.push_back(
+          fmt::format("memlens could not release it after its probes were attached: {}", strerror(errno)));
+    return;
+  }
+  // It ran its own code from ran_since_s until its probes were attached (now): untraced.
+  std::string reason;
+  if (e.flags & ML_PROC_HOLD_FAILED)
+    reason = fmt::format("not held ({}): ran before its probes were attached", strerror(-e.hold_error));
+  else if (!session_->holds_exec())
+    reason = "not held (--no-hold): ran before its probes were attached";
+  else
+    reason =
+        "not held (this kernel cannot stop a forked child from BPF): ran before its probes were attached";
+  p.untraced.add(now - ran_since_s, reason);
+}
+
 void Tracer::update_from_kernel(model::Process& p) {
   auto s = session_->read_stats(p.pid());
   // The kernel's counters as the rss_stat program last read them: the global part of per-CPU counters,
@@ -338,6 +434,9 @@ void Tracer::update_from_kernel(model::Process& p) {
     p.rss.swap_bytes = s->rss_swap_bytes;
   }
   if (!s) return;
+  auto& lost = p.lost_by_source["kernel"];
+  lost.ring_full = s->lost_ring_full;
+  lost.map_full = s->lost_map_full;
   p.rss_peak_bytes =
       std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
   p.faults_user = s->faults_user;
@@ -360,6 +459,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   p.exited_at_s = t_s;
   if (!from_kernel_event) p.notes.push_back("exit seen without its kernel event; exit status may be unknown");
   for (auto& ext : extensions_) ext->on_untrack(p);
+  p.untraced.end_all(t_s);
   retire_probes(p.pid());
   libc_check_pending_.erase(p.pid());
   session_->forget_stats(p.pid());
@@ -381,6 +481,9 @@ void Tracer::set_root_wait_status(int status) {
 }
 
 void Tracer::check_vanished() {
+  // A process is reaped only after its exit event was submitted: drain first, so that the processes found
+  // gone below are those whose exit event was lost (or never sent: not followed by the kernel).
+  ring_buffer__consume(ring_);
   for (auto* p : trace_.processes.live()) {
     auto start = proc::read_start_time_ns(p->pid());
     bool same = start && model::start_time_ns_to_ticks(*start) == p->key().start_time_ticks;
@@ -388,7 +491,7 @@ void Tracer::check_vanished() {
       // A zombie has released its memory already; its exit event tells the rest.
       continue;
     }
-    ++unknown_process_events_;  // its exit event was lost
+    // Its exit event was lost (counted by the kernel as ring_full), or it was never followed by the kernel.
     mark_exited(*p, 0, trace_.seconds_since_start(now_boot_ns()), false);
   }
 }
@@ -401,7 +504,14 @@ void Tracer::sample() {
       // move the probes.
       auto libc = find_libc(p->pid());
       auto it = probes_.find(p->pid());
-      if (libc && (it == probes_.end() || !(it->second.libc() == *libc))) attach_libc_probes(*p);
+      if (libc && it != probes_.end() && !(it->second.libc() == *libc)) {
+        // The probes sat on a C library the new image does not run: untraced since its exec.
+        p->untraced.add(t_s - libc_check_pending_[p->pid()],
+                        "its C library is another file than its parent's: probes moved after its exec");
+        attach_libc_probes(*p);
+      } else if (libc && it == probes_.end()) {
+        attach_libc_probes(*p);
+      }
       if (libc) libc_check_pending_.erase(p->pid());
     }
     update_from_kernel(*p);
@@ -437,17 +547,21 @@ void Tracer::poll(int timeout_ms) {
 
 void Tracer::collect_losses() {
   auto k = session_->read_losses();
-  auto& loss = trace_.info.loss;
-  loss["kernel_ringbuf_full"] = k[ML_LOSS_RINGBUF_FULL];
-  loss["kernel_call_args_full"] = k[ML_LOSS_PENDING_FULL];
-  loss["kernel_stack_capture"] = k[ML_LOSS_STACK];
-  loss["kernel_tracked_map_full"] = k[ML_LOSS_TRACKED_FULL];
-  loss["userspace_unknown_process"] = unknown_process_events_;
-  loss["userspace_malformed"] = malformed_events_;
-  loss["probe_attach_failures"] = probe_attach_failures_;
+  // Tracked-map-full and hold failures are not events lost: the processes concerned are counted as
+  // untraced, each with its reason (handle_event).
+  auto& kernel = trace_.info.loss_by_source["kernel"];
+  kernel.ring_full = k[ML_LOSS_RINGBUF_FULL];
+  kernel.map_full = k[ML_LOSS_PENDING_FULL];
+  trace_.info.stacks_lost = k[ML_LOSS_STACK];
+  auto& tracer = trace_.info.loss_by_source["tracer"];
+  tracer.unknown_process = unknown_process_events_;
+  tracer.malformed = malformed_events_;
 }
 
 void Tracer::finish() {
+  ring_buffer__consume(ring_);
+  // No new hold from here on; a process still held (its event not handled yet) goes on untraced.
+  session_->release_all();
   ring_buffer__consume(ring_);
   for (auto* p : trace_.processes.live()) {
     update_from_kernel(*p);
@@ -460,8 +574,10 @@ void Tracer::finish() {
   for (auto& ext : extensions_) ext->on_finish(trace_);
   collect_losses();
   trace_.info.duration_s = trace_.seconds_since_start(now_boot_ns());
-  for (auto* p : trace_.processes.live())
+  for (auto* p : trace_.processes.live()) {
     for (auto& ext : extensions_) ext->on_untrack(*p);
+    p->untraced.end_all(trace_.info.duration_s);
+  }
   std::vector<pid_t> pids;
   for (const auto& [pid, probes] : probes_) pids.push_back(pid);
   for (pid_t pid : pids) retire_probes(pid);

@@ -23,6 +23,8 @@ struct TracerOptions {
   bool capture_stacks = false;
   uint32_t fault_sample_period = 32;
   uint32_t max_processes = 4096;
+  // Hold each new process of the traced tree until its probes are attached (bpf/memlens.bpf.c).
+  bool hold = true;
 };
 
 class Tracer {
@@ -71,21 +73,29 @@ class Tracer {
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
   void check_vanished();
   void collect_losses();
+  // The end of a fork or exec event's handling: release the process if the kernel held it, else count
+  // the time it ran before its probes were attached as untraced. ran_since_s: when it began running its
+  // own code (its fork, or the exec).
+  void finish_hold(model::Process& p, const ml_proc_event& e, double ran_since_s);
+  // Marks p untraced for `what` from now on with `reason`, unless it is gone (a held process killed
+  // before it ran has nothing untraced).
+  void untraced_from_now(model::Process& p, const std::string& what, const std::string& reason);
+  double now_s() const { return trace_.seconds_since_start(now_boot_ns()); }
   uint64_t now_boot_ns() const;
 
   TracerOptions opts_;
   model::Trace& trace_;
   std::unique_ptr<BpfSession> session_;
   ring_buffer* ring_ = nullptr;
-  std::map<pid_t, ProcessProbes> probes_;     // by live pid
-  std::map<pid_t, bool> libc_check_pending_;  // after exec: confirm the probes sit on the new image's libc
+  std::map<pid_t, ProcessProbes> probes_;  // by live pid
+  // After exec: confirm the probes sit on the new image's libc (the trace time of the exec).
+  std::map<pid_t, double> libc_check_pending_;
   pid_t root_pid_ = 0;
   bool root_exited_ = false;
   uint64_t next_sample_ns_ = 0;
   uint64_t next_tick_ns_ = 0;
   uint64_t unknown_process_events_ = 0;
   uint64_t malformed_events_ = 0;
-  uint64_t probe_attach_failures_ = 0;
   std::function<void(const model::Trace&)> on_sample_;
   std::vector<std::unique_ptr<TraceExtension>> extensions_;
 };

@@ -86,8 +86,9 @@ SymbolOffsets& symbol_offsets() {
   return cache;
 }
 
-Result<UprobeLink> attach_multi(bpf_program* prog, pid_t pid, const std::string& path, uint64_t offset,
-                                bool retprobe, uint64_t cookie) {
+Result<UprobeLink> attach_multi(bpf_program* prog, pid_t pid, const std::string& path,
+                                const uint64_t* offsets, const uint64_t* cookies, uint32_t count,
+                                bool retprobe) {
   union {
     UprobeMultiLinkCreate a;
     char bytes[sizeof(bpf_attr)];  // the tail the kernel checks to be zero
@@ -96,9 +97,9 @@ Result<UprobeLink> attach_multi(bpf_program* prog, pid_t pid, const std::string&
   attr.a.prog_fd = static_cast<uint32_t>(bpf_program__fd(prog));
   attr.a.attach_type = kTraceUprobeMulti;
   attr.a.path = reinterpret_cast<uint64_t>(path.c_str());
-  attr.a.offsets = reinterpret_cast<uint64_t>(&offset);
-  attr.a.cookies = reinterpret_cast<uint64_t>(&cookie);
-  attr.a.cnt = 1;
+  attr.a.offsets = reinterpret_cast<uint64_t>(offsets);
+  attr.a.cookies = reinterpret_cast<uint64_t>(cookies);
+  attr.a.cnt = count;
   attr.a.multi_flags = retprobe ? kUprobeMultiReturn : 0;
   attr.a.pid = static_cast<uint32_t>(pid);
   long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
@@ -170,7 +171,7 @@ Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string
       if (!off) return describe(off.error());
       offset = *off;
     }
-    auto link = attach_multi(prog, pid, binary_path, offset, retprobe, cookie);
+    auto link = attach_multi(prog, pid, binary_path, &offset, &cookie, 1, retprobe);
     if (!link) return describe(link.error());
     return link;
   }
@@ -182,6 +183,22 @@ Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string
                                                    func_name.empty() ? file_offset : 0, &opts);
   if (!link) return describe(make_error("libbpf could not attach it", errno));
   return UprobeLink(link);
+}
+
+Result<UprobeLink> attach_uprobes_at(bpf_program* prog, pid_t pid, const std::string& binary_path,
+                                     const std::vector<uint64_t>& offsets,
+                                     const std::vector<uint64_t>& cookies, bool retprobe) {
+  if (offsets.empty() || offsets.size() != cookies.size()) return make_error("no offsets", EINVAL);
+  if (!uprobe_multi_supported() ||
+      bpf_program__expected_attach_type(prog) != static_cast<bpf_attach_type>(kTraceUprobeMulti))
+    return make_error("uprobe_multi links are not available", EOPNOTSUPP);
+  auto link = attach_multi(prog, pid, binary_path, offsets.data(), cookies.data(),
+                           static_cast<uint32_t>(offsets.size()), retprobe);
+  if (!link)
+    return make_error(fmt::format("cannot attach {} {}s in {} for pid {}: {}", offsets.size(),
+                                  retprobe ? "uretprobe" : "uprobe", binary_path, pid, link.error().message),
+                      link.error().errno_value);
+  return link;
 }
 
 }  // namespace memlens::collect

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -52,5 +53,13 @@ void prepare_uprobe_programs(bpf_object* obj);
 Result<UprobeLink> attach_uprobe(bpf_program* prog, pid_t pid, const std::string& binary_path,
                                  const std::string& func_name, uint64_t file_offset, bool retprobe,
                                  uint64_t cookie = 0);
+
+// prog at every one of offsets (file offsets in binary_path), for pid only, in one uprobe_multi link (Linux
+// 6.6+): one attach, and one detach (one grace period) for all of them, where one link per probe costs
+// each. cookies[i] goes with offsets[i]. Fails, attaching nothing, where the kernel has no uprobe_multi
+// or refuses one of the offsets: the caller then attaches them one by one.
+Result<UprobeLink> attach_uprobes_at(bpf_program* prog, pid_t pid, const std::string& binary_path,
+                                     const std::vector<uint64_t>& offsets,
+                                     const std::vector<uint64_t>& cookies, bool retprobe);
 
 }  // namespace memlens::collect

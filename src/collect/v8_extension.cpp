@@ -496,6 +496,9 @@ class V8Extension : public TraceExtension {
     ml_v8_counters c{};
     if (bpf_map_lookup_elem(counters_fd(), &key, &c) != 0) return;
     st.last = c;
+    auto& lost = p.lost_by_source["v8"];
+    lost.unpaired = c.gc_end_unmatched;
+    lost.map_full = c.gc_pending_full;
     auto& v8 = p.v8;
     if (st.counting) {
       v8.array_buffer_allocated_total = c.ab_allocated_bytes;
@@ -522,9 +525,10 @@ class V8Extension : public TraceExtension {
       unmatched += st.last.gc_end_unmatched;
       full += st.last.gc_pending_full;
     }
-    trace_->info.loss["kernel_v8_gc_end_unmatched"] = unmatched;
-    trace_->info.loss["kernel_v8_gc_pending_full"] = full;
-    trace_->info.loss["userspace_v8_malformed"] = malformed_;
+    auto& lost = trace_->info.loss_by_source["v8"];
+    lost.unpaired = unmatched;
+    lost.map_full = full;
+    lost.malformed = malformed_;
   }
 
   void note_attached(model::Trace& trace, const std::string& name) {

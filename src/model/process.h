@@ -14,6 +14,7 @@
 #include "model/address_space.h"
 #include "model/attribution.h"
 #include "model/fd_table.h"
+#include "model/loss.h"
 #include "model/v8_state.h"
 
 namespace memlens::model {
@@ -104,6 +105,22 @@ class Process {
   EventCounts events;
   std::vector<Sample> timeline;
   std::vector<std::string> notes;  // things the user should know about this process's figures
+
+  // Loss accounting (model/loss.h): this process's events lost (the causes that are per process: ring_full,
+  // map_full, unpaired), per source that counts them ("kernel", "v8"), and the time it ran without its
+  // probes.
+  std::map<std::string, EventLoss> lost_by_source;
+  EventLoss lost() const {
+    EventLoss total;
+    for (const auto& [source, l] : lost_by_source) total += l;
+    return total;
+  }
+  UntracedTime untraced;
+  // Holds (bpf/memlens.bpf.c): how often the kernel stopped it until its probes were attached, and for how
+  // long in all; held_since_ns: the kernel's time of the hold in progress (0: none).
+  uint32_t holds = 0;
+  double held_s = 0;
+  uint64_t held_since_ns = 0;
 
  private:
   ProcessKey key_;

@@ -2,10 +2,20 @@
 
 namespace memlens::model {
 
-uint64_t Trace::total_loss() const {
-  uint64_t n = 0;
-  for (const auto& [stage, count] : info.loss) n += count;
-  return n;
+EventLoss Trace::events_lost() const {
+  EventLoss total;
+  for (const auto& [source, loss] : info.loss_by_source) total += loss;
+  return total;
+}
+
+Trace::Untraced Trace::untraced(double now_s) const {
+  Untraced u;
+  for (const auto& p : processes.all()) {
+    if (!p->untraced.any()) continue;
+    ++u.processes;
+    u.seconds += p->untraced.seconds(p->exited_at_s.value_or(now_s));
+  }
+  return u;
 }
 
 double Trace::seconds_since_start(uint64_t boot_ns) const {

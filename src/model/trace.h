@@ -20,7 +20,7 @@ struct SkippedProbe {
 };
 
 struct TraceInfo {
-  std::vector<std::string> command;  // argv of `memlens run`
+  std::vector<std::string> command;   // argv of `memlens run`
   std::optional<pid_t> attached_pid;  // `memlens attach`
   bool host_wide = false;             // `memlens attach --all`: every Node process of the host
   std::string started_at;             // RFC 3339, UTC
@@ -31,18 +31,27 @@ struct TraceInfo {
   std::string kernel;
   std::vector<std::string> probes_attached;
   std::vector<SkippedProbe> probes_skipped;
-  // Lost events per stage: "kernel_ringbuf_full", "userspace_unknown_process", ... Every stage is listed,
-  // zero or not, so a reader can tell "nothing lost" from "not counted".
-  std::map<std::string, uint64_t> loss;
+  // Events lost by cause (model/loss.h), per source that counts them ("kernel", "tracer", "v8", "fds"):
+  // each source sets its own figures; events_lost() adds them up.
+  std::map<std::string, EventLoss> loss_by_source;
+  uint64_t stacks_lost = 0;  // user stacks the kernel could not record (the events themselves were counted)
   uint64_t events_received = 0;
-  std::string stop_reason;  // "target exited", "duration reached", "signal SIGTERM", ...
+  bool holding = false;       // new processes were held until their probes were attached
+  bool holding_fork = false;  // forks too (not only exec'd images)
+  std::string stop_reason;    // "target exited", "duration reached", "signal SIGTERM", ...
 };
 
 struct Trace {
   TraceInfo info;
   Registry processes;
 
-  uint64_t total_loss() const;
+  EventLoss events_lost() const;
+  // Processes that ran (part of their life) untraced, and for how long in all, up to now_s (trace time).
+  struct Untraced {
+    uint64_t processes = 0;
+    double seconds = 0;
+  };
+  Untraced untraced(double now_s) const;
   double seconds_since_start(uint64_t boot_ns) const;
 };
 

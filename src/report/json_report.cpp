@@ -1,5 +1,7 @@
 #include "report/json_report.h"
 
+#include <algorithm>
+
 #include "common/safe_file.h"
 #include "report/breakdown_section.h"
 #include "report/sections.h"
@@ -10,7 +12,19 @@ namespace memlens::report {
 
 using nlohmann::json;
 
-json process_json(const model::Process& p, const std::vector<StackProfile>& profiles) {
+json event_loss_json(const model::EventLoss& lost, bool per_process) {
+  json by_cause = json::object();
+  for (const auto& [cause, n] : lost.by_cause()) {
+    // Per process, only the causes that are per process: malformed events and events of an unknown process
+    // belong to no process.
+    if (per_process && (std::string(cause) == "malformed" || std::string(cause) == "unknown_process"))
+      continue;
+    by_cause[cause] = n;
+  }
+  return by_cause;
+}
+
+json process_json(const model::Process& p, const std::vector<StackProfile>& profiles, double trace_end_s) {
   json j;
   j["pid"] = p.pid();
   j["ppid"] = p.ppid();
@@ -79,6 +93,13 @@ json process_json(const model::Process& p, const std::vector<StackProfile>& prof
                      {"grew_most_bytes", k->grew_most_bytes}};
   }
   if (!p.notes.empty()) j["notes"] = p.notes;
+  // Loss accounting (docs/report-schema.md): events of this process lost, and the time it ran untraced.
+  auto lost = p.lost();
+  j["loss"] = {{"events_lost", lost.total()},
+               {"events_lost_by_cause", event_loss_json(lost, true)},
+               {"untraced_s", p.untraced.seconds(p.exited_at_s.value_or(trace_end_s))},
+               {"untraced_reason", p.untraced.any() ? json(p.untraced.reason()) : json(nullptr)}};
+  j["hold"] = {{"count", p.holds}, {"held_s", p.held_s}};
   return j;
 }
 
@@ -87,9 +108,9 @@ json build_report(const model::Trace& trace, const std::vector<StackProfile>& pr
   json j;
   j["schema_version"] = kSchemaVersion;
   j["memlens_version"] = MEMLENS_VERSION;
-  if (info.attached_pid)
-    j["attached_pid"] = *info.attached_pid;
-  if (info.host_wide) j["host_wide"] = true;
+  if (info.attached_pid) j["attached_pid"] = *info.attached_pid;
+  if (info.host_wide)
+    j["host_wide"] = true;
   else
     j["command"] = info.command;
   j["started_at"] = info.started_at;
@@ -100,12 +121,29 @@ json build_report(const model::Trace& trace, const std::vector<StackProfile>& pr
   json skipped = json::array();
   for (const auto& s : info.probes_skipped) skipped.push_back({{"name", s.name}, {"reason", s.reason}});
   j["probes"] = {{"attached", info.probes_attached}, {"skipped", skipped}};
-  json loss = json::object();
-  for (const auto& [stage, n] : info.loss) loss[stage] = n;
-  j["loss"] = loss;
+  auto lost = trace.events_lost();
+  auto untraced = trace.untraced(info.duration_s);
+  j["loss"] = {{"events_lost", lost.total()},
+               {"events_lost_by_cause", event_loss_json(lost, false)},
+               {"stacks_lost", info.stacks_lost},
+               {"untraced_processes", untraced.processes},
+               {"untraced_s", untraced.seconds}};
+  uint64_t held = 0;
+  double held_s = 0, held_max_s = 0;
+  for (const auto& p : trace.processes.all()) {
+    if (p->holds == 0) continue;
+    ++held;
+    held_s += p->held_s;
+    held_max_s = std::max(held_max_s, p->held_s);
+  }
+  j["holds"] = {{"enabled", info.holding},
+                {"fork", info.holding_fork},
+                {"processes", held},
+                {"total_s", held_s},
+                {"max_s", held_max_s}};
   j["events_received"] = info.events_received;
   json procs = json::array();
-  for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p, profiles));
+  for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p, profiles, info.duration_s));
   j["processes"] = std::move(procs);
   return j;
 }

@@ -9,11 +9,14 @@
 
 namespace memlens::report {
 
-inline constexpr int kSchemaVersion = 1;
+// 2: loss accounting in one vocabulary (events lost by cause, untraced processes), per process too.
+inline constexpr int kSchemaVersion = 2;
 
 // profiles: the trace's stack profiles, from which each verdict names its category's top stacks.
 nlohmann::json build_report(const model::Trace& trace, const std::vector<StackProfile>& profiles = {});
-nlohmann::json process_json(const model::Process& p, const std::vector<StackProfile>& profiles = {});
+// trace_end_s: the trace time at its end (a process still running is counted untraced up to it).
+nlohmann::json process_json(const model::Process& p, const std::vector<StackProfile>& profiles = {},
+                            double trace_end_s = 0);
 
 // The report's "profiles" list: per stack kind, its files and sample totals (the totals a reader of the
 // folded and pprof files finds there).

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -70,6 +71,15 @@ const json& array_or_empty(const json& obj, const char* key) {
   return it != obj.end() && it->is_array() ? *it : empty;
 }
 
+// " (ring_full=3 map_full=1)": the causes with a count, "" when none has one.
+std::string causes(const json& by_cause) {
+  std::string detail;
+  for (const auto& [cause, n] : by_cause.items())
+    if (uint64_t count = u64_or0(by_cause, cause.c_str()); count > 0)
+      detail += fmt::format(" {}={}", cause, count);
+  return detail.empty() ? "" : " (" + detail.substr(1) + ")";
+}
+
 }  // namespace
 
 std::string oom_kill_line(uint64_t pid, const std::string& comm, const json& kill) {
@@ -88,7 +98,11 @@ LiveView::LiveView(FILE* out) : out_(out), tty_(isatty(fileno(out)) != 0) {}
 
 void LiveView::update(const model::Trace& trace) {
   std::vector<std::string> lines;
-  uint64_t lost = trace.total_loss();
+  uint64_t lost = trace.events_lost().total();
+  double now_s = 0;
+  for (const auto& p : trace.processes.all())
+    if (!p->timeline.empty()) now_s = std::max(now_s, p->timeline.back().t_s);
+  auto untraced = trace.untraced(now_s);
   // A kill is said once, when it is seen, above the live lines.
   for (const auto& p : trace.processes.all()) {
     const auto& k = p->attribution.oom_kill;
@@ -122,6 +136,8 @@ void LiveView::update(const model::Trace& trace) {
       line += fmt::format("  gc {} ({:.0f} ms)", gc.count, gc.pause_total_ms);
     }
     if (cur.fds_open) line += fmt::format("  fds {}", *cur.fds_open);
+    if (untraced.processes > 0)
+      line += fmt::format("  untraced {} ({:.1f} s)", untraced.processes, untraced.seconds);
     lines.push_back(std::move(line));
   }
   if (tty_) {
@@ -229,17 +245,44 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
     out +=
         fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", u64_or0(ev, "mmap"),
                     u64_or0(ev, "munmap"), u64_or0(ev, "mremap"), u64_or0(ev, "brk"), u64_or0(ev, "madvise"));
+    const json& pl = object_or_empty(p, "loss");
+    if (u64_or0(pl, "events_lost") > 0)
+      out += fmt::format("           events lost: {}{}\n", u64_or0(pl, "events_lost"),
+                         causes(object_or_empty(pl, "events_lost_by_cause")));
   }
-  uint64_t lost = 0;
-  std::string loss_detail;
+  // Loss accounting (docs/report-schema.md): events lost by cause, and, apart, the processes that ran
+  // untraced.
   const json& loss = object_or_empty(report, "loss");
-  for (const auto& [stage, n] : loss.items()) {
-    uint64_t count = u64_or0(loss, stage.c_str());
-    lost += count;
-    if (count > 0) loss_detail += fmt::format(" {}={}", stage, count);
+  out += fmt::format("  events: {} received, {} lost{}", u64_or0(report, "events_received"),
+                     u64_or0(loss, "events_lost"), causes(object_or_empty(loss, "events_lost_by_cause")));
+  if (u64_or0(loss, "stacks_lost") > 0)
+    out += fmt::format("; {} stacks not recorded", u64_or0(loss, "stacks_lost"));
+  out += "\n";
+  uint64_t untraced = u64_or0(loss, "untraced_processes");
+  const json& holds = object_or_empty(report, "holds");
+  if (untraced == 0) {
+    if (u64_or0(holds, "processes") > 0)
+      out += fmt::format(
+          "  untraced processes: none ({} held until their probes were attached, longest {:.1f} ms)\n",
+          u64_or0(holds, "processes"), 1000 * f64_or0(holds, "max_s"));
+    else
+      out += "  untraced processes: none\n";
+  } else {
+    out += fmt::format("  untraced processes: {}, {:.3f} s untraced in all\n", untraced,
+                       f64_or0(loss, "untraced_s"));
+    size_t shown = 0;
+    for (const auto& p : processes) {
+      const json& pl = object_or_empty(p, "loss");
+      std::string reason = str_or(pl, "untraced_reason");
+      if (reason.empty()) continue;
+      if (++shown > 10) {
+        out += fmt::format("    ... and {} more (report.json)\n", untraced - 10);
+        break;
+      }
+      out += fmt::format("    pid {} {}: {:.3f} s: {}\n", u64_or0(p, "pid"), str_or(p, "comm"),
+                         f64_or0(pl, "untraced_s"), reason);
+    }
   }
-  out += fmt::format("  events: {} received, {} lost{}\n", u64_or0(report, "events_received"), lost,
-                     loss_detail.empty() ? "" : " (" + loss_detail.substr(1) + ")");
   const json& skipped = array_or_empty(object_or_empty(report, "probes"), "skipped");
   if (!skipped.empty()) {
     out += "  probes skipped:\n";

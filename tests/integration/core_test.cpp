@@ -69,14 +69,13 @@ TEST(Core, RunMatchesKernelFigures) {
   // The scenario grew by ~200 MB: the timeline must show it, one sample per interval.
   ASSERT_GE((*proc)["timeline"].size(), 2u);
   EXPECT_GT((*proc)["rss_peak_bytes"].get<uint64_t>(), 150ull << 20);
-  // Address-space calls were traced, and no event was lost. (A stack-table collision drops a stack, not
-  // an event: it is counted under kernel_stack_capture and not part of this check.)
+  // Address-space calls were traced, no event was lost, and no process ran untraced. (A stack-table
+  // collision drops a stack, not an event: it is counted as stacks_lost and not part of this check.)
   EXPECT_GT((*proc)["events"]["mmap"].get<uint64_t>(), 0u);
-  uint64_t lost = 0;
-  for (const auto& [stage, n] : r->report["loss"].items())
-    if (stage != "kernel_stack_capture") lost += n.get<uint64_t>();
-  EXPECT_EQ(lost, 0u) << r->report["loss"].dump();
-  EXPECT_EQ(r->report["schema_version"], 1);
+  EXPECT_EQ(r->report["loss"]["events_lost"], 0u) << r->report["loss"].dump();
+  EXPECT_EQ(r->report["loss"]["untraced_processes"], 0u) << r->report["loss"].dump();
+  EXPECT_EQ((*proc)["loss"]["untraced_s"], 0.0);
+  EXPECT_EQ(r->report["schema_version"], 2);
   EXPECT_EQ(r->report["command"][0], node_bin());
 }
 

@@ -160,7 +160,7 @@ TEST(Fds, AttachReportsEveryFdAlreadyOpen) {
 TEST(Fds, Dup2OverAnOpenFd) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  std::string prog = test_program_path("fd_dup2");
+  std::string prog = test_program("fd_dup2");
   ASSERT_TRUE(std::filesystem::exists(prog)) << prog << " not built";
   // fd_dup2 opens a and b, waits 2 s (memlens attaches meanwhile), dup2(a, b), holds.
   Child s = Child::spawn({prog, "30", "2000", dir.path()}, dir.path(), "dup2");

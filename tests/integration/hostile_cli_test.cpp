@@ -108,7 +108,7 @@ TEST(HostileCli, AZombieIsNotTracedAsALiveProcess) {
 TEST(HostileCli, ALeaderThatExitedWhileItsThreadsRunIsTraced) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  Child prog = Child::spawn({test_program_path("leader_exits"), "30"}, dir.path(), "leader");
+  Child prog = Child::spawn({test_program("leader_exits"), "30"}, dir.path(), "leader");
   ASSERT_TRUE(prog.wait_for_event("ready", 10s));
   std::this_thread::sleep_for(300ms);
   Child m = Child::spawn(

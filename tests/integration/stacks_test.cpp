@@ -129,7 +129,7 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
   // One GC trigger stack per GC, but for stack captures the kernel could not make (counted as lost).
   int64_t gcs = (*proc)["gc"]["count"].get<int64_t>();
   int64_t triggers = profiles["gc_triggers"]["totals"]["count"].get<int64_t>();
-  int64_t lost = report["loss"]["kernel_stack_capture"].get<int64_t>();
+  int64_t lost = report["loss"]["stacks_lost"].get<int64_t>();
   ASSERT_GT(gcs, 0);
   EXPECT_LE(triggers, gcs);
   EXPECT_GE(triggers + lost, gcs);

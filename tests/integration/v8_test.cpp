@@ -196,8 +196,8 @@ void check_scenario_run(const std::string& node, const std::string& target, bool
     EXPECT_TRUE(within("allocated - freed (lower bounds) vs memoryUsage().arrayBuffers at exit",
                        allocated - freed, at_exit, 0.05));
   }
-  EXPECT_EQ(r->report["loss"]["kernel_v8_gc_end_unmatched"], 0);
-  EXPECT_EQ(r->report["loss"]["kernel_ringbuf_full"], 0);
+  EXPECT_EQ(r->report["loss"]["events_lost_by_cause"]["unpaired"], 0);
+  EXPECT_EQ(r->report["loss"]["events_lost_by_cause"]["ring_full"], 0);
   if (alloc_probes) return;  // attach is checked once per build
 
   // Attach to a running node of the same build: the same V8 probes.
@@ -297,8 +297,7 @@ TEST(V8, StrippedBinarySkipsWhatItCannotProbeAndTracesTheRest) {
 
 TEST(V8, UsdtNotesOfANonNodeProcessAreAttached) {
   MEMLENS_REQUIRE_TRACING();
-  std::string provider = std::string(getenv("MEMLENS_BUILD_DIR") ? getenv("MEMLENS_BUILD_DIR") : "") +
-                         "/test-programs/usdt_provider";
+  std::string provider = test_program("usdt_provider");
   ASSERT_EQ(access(provider.c_str(), X_OK), 0) << provider << " is not built";
   // 40 pairs of start and done 25 ms apart once both semaphores are raised, then 2 lone dones.
   auto r = run_traced({provider, "40", "25", "2"});
@@ -319,7 +318,8 @@ TEST(V8, UsdtNotesOfANonNodeProcessAreAttached) {
   ASSERT_TRUE(proc->contains("gc"));
   EXPECT_EQ((*proc)["gc"]["source"], "usdt");
   // Every start with its done is one GC; each done with no start before it is counted as unmatched.
-  uint64_t unmatched = r->report["loss"]["kernel_v8_gc_end_unmatched"].get<uint64_t>();
+  uint64_t unmatched = r->report["loss"]["events_lost_by_cause"]["unpaired"].get<uint64_t>();
+  EXPECT_EQ((*proc)["loss"]["events_lost_by_cause"]["unpaired"].get<uint64_t>(), unmatched);
   EXPECT_EQ((*proc)["gc"]["count"].get<int>(), fired_start);
   EXPECT_EQ(unmatched, static_cast<uint64_t>(fired_done - fired_start));
 }

@@ -221,7 +221,7 @@ inline nlohmann::json sample_report() {
   p2["timeline"] = timeline2;
 
   json r;
-  r["schema_version"] = 1;
+  r["schema_version"] = 2;
   r["memlens_version"] = "0.1.0";
   r["command"] = {"node", "server.js", "--port", "8080"};
   r["started_at"] = "2026-01-01T00:00:00Z";
@@ -230,8 +230,16 @@ inline nlohmann::json sample_report() {
   r["probes"]["attached"] = {"mmap", "munmap", "brk", "rss_stat", "gc_start", "gc_done"};
   r["probes"]["skipped"] =
       json::array({{{"name", "usdt:node:gc__start"}, {"reason", "the binary has no USDT notes"}}});
-  r["loss"] = {{"ringbuf_reserve_failed", 0}, {"userspace_dropped", 3}};
+  r["loss"] = {{"events_lost", 3},
+               {"events_lost_by_cause", {{"ring_full", 0}, {"map_full", 0}, {"malformed", 3}}},
+               {"stacks_lost", 0},
+               {"untraced_processes", 1},
+               {"untraced_s", 0.25}};
   r["processes"] = json::array({p1, p2});
+  r["processes"][1]["loss"] = {
+      {"events_lost", 0},
+      {"untraced_s", 0.25},
+      {"untraced_reason", "not held (--no-hold): ran before its probes were attached"}};
   return r;
 }
 

@@ -170,7 +170,8 @@ TEST(HtmlInChromium, LoadsDrawsZoomsAndSearches) {
       {"texts",
        {"JS heap leak suspected", "+0.72 MiB/min", "Heap used after GC rose from 24 MiB to 69 MiB",
         "Native heap stable", "node server.js --port 8080", "</script><img src=x onerror=alert(1)>",
-        "RSS by category", "userspace_dropped 3", "the binary has no USDT notes"}},
+        "RSS by category", "Events lost: 3 (malformed 3)", "Untraced processes: 1", "not held (--no-hold)",
+        "the binary has no USDT notes"}},
       {"absent_selectors", {"img", "script[src]", "iframe"}},
       {"load_limit_ms", 30000},
   };

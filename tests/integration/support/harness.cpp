@@ -44,6 +44,11 @@ std::string source_dir() {
   return s ? s : ".";
 }
 
+std::string test_program(const std::string& name) {
+  const char* b = getenv("MEMLENS_BUILD_DIR");
+  return std::string(b ? b : ".") + "/test-programs/" + name;
+}
+
 std::string scenario(const std::string& name) {
   return source_dir() + "/tests/scenarios/" + name + ".js";
 }
@@ -285,11 +290,6 @@ std::string cached_node(const std::string& target, std::string& why) {
     }
   }
   return path;
-}
-
-std::string test_program_path(const std::string& name) {
-  const char* b = getenv("MEMLENS_BUILD_DIR");
-  return std::string(b ? b : ".") + "/test-programs/" + name;
 }
 
 ResourceUse watch_until_exit(Child& child, std::chrono::milliseconds timeout) {

@@ -42,14 +42,13 @@ std::string missing_tracing_capability();  // "" when root, BTF and node are pre
 
 std::string memlens_bin();
 std::string source_dir();
-std::string scenario(const std::string& name);  // tests/scenarios/<name>.js
-std::string node_bin();                         // node from PATH (or MEMLENS_TEST_NODE)
+std::string scenario(const std::string& name);      // tests/scenarios/<name>.js
+std::string node_bin();                             // node from PATH (or MEMLENS_TEST_NODE)
+std::string test_program(const std::string& name);  // a program built from tests/programs/<name>.c
 // The runnable node of a cache target ("18" .. "24", or "libnode") of scripts/fetch-node.sh's cache
 // ($MEMLENS_NODE_CACHE, else <repo>/.cache/node), fetched when missing. Empty with the reason in why when it
 // cannot be had.
 std::string cached_node(const std::string& target, std::string& why);
-// A helper program built from tests/programs/<name>.c.
-std::string test_program_path(const std::string& name);
 
 // A fresh temporary directory, removed by the destructor.
 class TempDir {
