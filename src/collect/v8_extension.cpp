@@ -105,16 +105,26 @@ class V8Extension : public TraceExtension {
 
   std::string name() const override { return "v8"; }
 
-  // After exec the process runs another program: the old image's heap, GCs, allocator and limit are
-  // gone with it, and figures left in place would be read as the new program's. The timeline keeps what
-  // was sampled while the old image ran.
-  static void forget_previous_image(model::Process& p) {
-    if (!p.v8.probed && !p.v8.array_buffers_probed) return;
-    p.notes.push_back(
-        fmt::format("V8 figures before an exec ({} GCs) belonged to the previous program and "
-                    "were dropped; the timeline keeps its samples",
-                    p.v8.gcs.size()));
-    p.v8 = model::V8State{};
+  // After exec the process runs another program: the old image's heap, GCs and allocator are gone with it,
+  // and figures left in place would be read as the new program's. Which probes are attached is kept: a
+  // late-handled exec event finds the new image probed already (below). The timeline keeps what was
+  // sampled while the old image ran.
+  static void forget_previous_figures(model::Process& p) {
+    auto& v8 = p.v8;
+    if (!v8.gcs.empty() || v8.array_buffer_live_bytes > 0)
+      p.notes.push_back(
+          fmt::format("V8 figures before an exec ({} GCs) belonged to the previous program and "
+                      "were dropped; the timeline keeps its samples",
+                      v8.gcs.size()));
+    model::V8State fresh;
+    fresh.probed = v8.probed;
+    fresh.probe_source = v8.probe_source;
+    fresh.holder_path = v8.holder_path;
+    fresh.array_buffers_probed = v8.array_buffers_probed;
+    fresh.array_buffers_source = v8.array_buffers_source;
+    fresh.array_buffers_counting = v8.array_buffers_counting;
+    fresh.external_probed = v8.external_probed;
+    v8 = std::move(fresh);
   }
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
@@ -122,12 +132,14 @@ class V8Extension : public TraceExtension {
     if (p.before_command_exec) return;  // memlens's own image holds no V8: planning starts at the exec
     // The exec event comes before any event of the new image in the ring buffer, however late it is
     // handled: what V8 state there is belongs to the old image, even when it ran the same binary.
-    if (after_exec) forget_previous_image(p);
+    if (after_exec) forget_previous_figures(p);
     auto& st = procs_[p.pid()];
     std::string identity = image_identity(p.pid());
     // Exec events are handled after the fact, sometimes several at once (a shell script that execs node):
     // when the image probed is still the one running, or the process is gone already, keep what is there.
     if (after_exec && (identity.empty() || (st.found_v8 && identity == st.identity))) return;
+    // The new image is planned afresh: what was probed in the old one says nothing of it.
+    if (after_exec) p.v8 = model::V8State{};
     st.identity = identity;
     retire(st.links);  // after exec: the old image's probes are gone with it
     // Stacks recorded before exec belong to the old image: hand them over before it is re-planned.
