@@ -60,7 +60,9 @@ Expect expectation(const ScenarioSpec& spec) {
   if (name == "js_large_heap_slow")
     return {{{"js_heap", {"growth_unconfirmed", "leak_suspected"}}}, false, {}};
   if (name == "js_promoted_sawtooth" || name == "burst_then_quiet") return {{}, true, {}};
-  if (name == "http_steady") return {{{"js_heap", {"stable"}}}, true, {}};
+  // A server's request garbage promoted to old space lifts the after-GC figures by a few MB a minute until
+  // the next full GC, which may not come within the window: unconfirmed at most, never a leak.
+  if (name == "http_steady") return {{{"js_heap", {"stable", "growth_unconfirmed"}}}, true, {}};
   if (name == "lru_cache") return {{{"js_heap", {"growth_then_plateau", "stable"}}}, true, {}};
   return {};
 }
