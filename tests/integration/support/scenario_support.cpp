@@ -158,12 +158,15 @@ std::optional<BreakdownCheck> breakdown_check(const ScenarioRun& r) {
   if (!heap_total || !physical || !ab || !rss) return std::nullopt;
   c.heap_physical = *physical;
   c.heap_total = *heap_total;
-  c.heap_total_recent_max = heap_total->hi;
-  for (const auto& l : r.lines)
-    if (l.contains("memoryUsage") && l.contains("t_s") && l["t_s"].get<double>() <= c.scenario_t_s &&
-        l["t_s"].get<double>() >= c.scenario_t_s - 30)
-      c.heap_total_recent_max =
-          std::max(c.heap_total_recent_max, l["memoryUsage"].value("heapTotal", 0.0));
+  double peak = heap_total->hi;
+  int major = 0;
+  for (const auto& l : r.lines) {
+    if (l.value("event", "") == "ready" && l.contains("node"))
+      major = std::atoi(l["node"].get<std::string>().c_str() + 1);  // "v22.23.5"
+    if (l.contains("memoryUsage") && l.contains("t_s") && l["t_s"].get<double>() <= c.scenario_t_s)
+      peak = std::max(peak, l["memoryUsage"].value("heapTotal", 0.0));
+  }
+  if (major >= 22) c.pooled_at_most = peak - heap_total->lo;
   c.array_buffers_truth = *ab;
   c.rss_truth = *rss;
   c.js_heap = b["js_heap_bytes"].get<double>();

@@ -66,7 +66,10 @@ struct BreakdownCheck {
   double ready_seen_late_s = 0;  // how late the test saw the ready line (for failure messages)
   double js_heap = 0;
   Bracket heap_total;
-  double heap_total_recent_max = 0;  // the highest heapTotal of the scenario's lines in the 30 s before
+  // V8 12 and later (Node 22+) keep pages they gave up committed and resident in a pool for a while:
+  // heapTotal and total_physical_size no longer count them, the kernel does. They were heapTotal's once,
+  // so they are at most what heapTotal has shrunk by since its peak. 0 for older V8, which has no pool.
+  double pooled_at_most = 0;
   Bracket heap_physical;      // v8.getHeapStatistics().total_physical_size: V8's heap pages in memory
   double js_heap_mapped = 0;  // breakdown.method.js_heap_mapped_bytes: V8's committed pages, resident or not
   double array_buffers = 0;
