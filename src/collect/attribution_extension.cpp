@@ -20,23 +20,24 @@ namespace {
 
 // The effective memory limit of the process's cgroup (v1 or v2, the lowest up the hierarchy: any of
 // them can OOM-kill it), and its fd limit.
-model::ProcessLimits read_limits(pid_t pid, std::string& cgroup_scope) {
+model::ProcessLimits read_limits(pid_t pid) {
   model::ProcessLimits l;
   if (auto cg = host::memory_cgroup_of(pid)) {
     l.cgroup_path = cg->path;
     l.cgroup_memory_max_bytes = cg->limit_bytes;
-    cgroup_scope = fmt::format("cgroup {} {}", cg->version, cg->path);
+    l.cgroup_version = cg->version;
   }
   if (auto text = read_text_file(fmt::format("/proc/{}/limits", pid), 64 << 10))
     l.nofile_soft = model::parse_nofile_soft_limit(*text);
   return l;
 }
 
-// The kernel's OOM-kill counters that cover pid: its memory cgroup's and the host's.
-model::OomCounters read_oom_counters(pid_t pid) {
+// The kernel's OOM-kill counters that cover a process: its memory cgroup's (as found when tracking began)
+// and the host's. Two small reads, for every sample.
+model::OomCounters read_oom_counters(const model::ProcessLimits& limits) {
   model::OomCounters c;
-  if (auto cg = host::memory_cgroup_of(pid)) c.cgroup = cg->oom_kills;
-  if (auto vmstat = read_text_file("/proc/vmstat", 64 << 10)) c.host = host::parse_keyed(*vmstat, "oom_kill");
+  if (!limits.cgroup_path.empty()) c.cgroup = host::oom_kills_in(limits.cgroup_version, limits.cgroup_path);
+  c.host = host::host_oom_kills();
   return c;
 }
 
@@ -69,8 +70,8 @@ class AttributionExtension final : public TraceExtension {
 
   void on_track(model::Trace& trace, model::Process& p, bool) override {
     trace_ = &trace;
-    p.attribution.limits = read_limits(p.pid(), p.attribution.cgroup_scope);
-    p.attribution.oom_counters_before = read_oom_counters(p.pid());
+    p.attribution.limits = read_limits(p.pid());
+    p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
     p.attribution.interval_s = opts_.min_interval_s;
     next_read_s_[p.key()] = 0;  // the first sample measures
   }
@@ -93,7 +94,7 @@ class AttributionExtension final : public TraceExtension {
     // The counters as they were at the latest sample: a kill between it and the exit raises them. (A
     // process that has exited still gets its last sample, before on_untrack: keep the earlier reading.)
     if (p.alive() && proc::process_running(p.pid()))
-      p.attribution.oom_counters_before = read_oom_counters(p.pid());
+      p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
   }
 
   void on_finish(model::Trace& trace) override {
@@ -111,14 +112,7 @@ class AttributionExtension final : public TraceExtension {
   // killer's doing (its own signal). The cgroup is read through the exited process's last known path.
   void note_oom_kill(model::Process& p) {
     auto& st = p.attribution;
-    model::OomCounters now;
-    if (!st.limits.cgroup_path.empty()) {
-      host::CgroupMembership m;
-      (st.cgroup_scope.rfind("cgroup v1", 0) == 0 ? m.memory_v1 : m.unified) = st.limits.cgroup_path;
-      if (auto cg = host::memory_cgroup_at(m, host::host_cgroup_mounts())) now.cgroup = cg->oom_kills;
-    }
-    if (auto vmstat = read_text_file("/proc/vmstat", 64 << 10))
-      now.host = host::parse_keyed(*vmstat, "oom_kill");
+    model::OomCounters now = read_oom_counters(st.limits);
     auto rose = [](std::optional<uint64_t> before, std::optional<uint64_t> after) {
       return before && after && *after > *before;
     };
@@ -126,7 +120,8 @@ class AttributionExtension final : public TraceExtension {
     if (!by_cgroup && !rose(st.oom_counters_before.host, now.host)) return;
     model::OomKill k;
     k.at_s = p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(boot_ns()) : 0);
-    k.scope = by_cgroup ? st.cgroup_scope : "host";
+    k.scope =
+        by_cgroup ? fmt::format("cgroup {} {}", st.limits.cgroup_version, st.limits.cgroup_path) : "host";
     if (by_cgroup) k.limit_bytes = st.limits.cgroup_memory_max_bytes;
     std::tie(k.grew_most, k.grew_most_bytes) = largest_growth(p);
     st.oom_kill = k;

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "common/clock.h"
 #include "memlens.skel.h"
 
 namespace memlens::collect {
@@ -120,9 +121,7 @@ Status BpfSession::track(pid_t pid, uint64_t start_time_ns) {
   __u32 key = static_cast<__u32>(pid);
   ml_tracked t{};
   t.start_time_ns = start_time_ns;
-  timespec ts{};
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  t.tracked_since_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  t.tracked_since_ns = boot_ns();
   if (bpf_map__update_elem(skel_->maps.ml_tracked, &key, sizeof(key), &t, sizeof(t), BPF_ANY) != 0)
     return errno_error(fmt::format("cannot track pid {} (tracked-process map full?)", pid));
   ml_proc_stats stats{};

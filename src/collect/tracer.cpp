@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "collect/hold.h"
+#include "common/clock.h"
 #include "memlens.skel.h"
 #include "proc/procfs.h"
 
@@ -92,9 +93,7 @@ Tracer::~Tracer() {
 }
 
 uint64_t Tracer::now_boot_ns() const {
-  timespec ts{};
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  return boot_ns();
 }
 
 model::Process* Tracer::begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late) {

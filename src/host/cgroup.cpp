@@ -61,6 +61,15 @@ std::optional<std::string> read_small(const std::string& path) {
   return *text;
 }
 
+// The oom_kill counter of a memory cgroup under its hierarchy's mount point.
+std::optional<uint64_t> oom_kills_at(const std::string& root, const std::string& version,
+                                     const std::string& path) {
+  if (root.empty() || path.find("..") != std::string::npos) return std::nullopt;
+  std::string dir = root + (path == "/" ? "" : path);
+  auto text = read_small(dir + (version == "v1" ? "/memory.oom_control" : "/memory.events"));
+  return text ? parse_keyed(*text, "oom_kill") : std::nullopt;
+}
+
 }  // namespace
 
 CgroupMembership parse_proc_cgroup(std::string_view text) {
@@ -150,12 +159,7 @@ std::optional<MemoryCgroup> memory_cgroup_at(const CgroupMembership& membership,
   if (cg.path.find("..") != std::string::npos) return std::nullopt;
   auto dir_of = [&](const std::string& path) { return root + (path == "/" ? "" : path); };
   if (auto usage = read_small(dir_of(cg.path) + "/" + usage_file)) cg.usage_bytes = parse_limit(*usage);
-  if (cg.version == "v1") {
-    if (auto oom = read_small(dir_of(cg.path) + "/memory.oom_control"))
-      cg.oom_kills = parse_keyed(*oom, "oom_kill");
-  } else if (auto events = read_small(dir_of(cg.path) + "/memory.events")) {
-    cg.oom_kills = parse_keyed(*events, "oom_kill");
-  }
+  cg.oom_kills = oom_kills_at(root, cg.version, cg.path);
   // Walk up: a limit on any ancestor applies (v1 with use_hierarchy, the only mode of current kernels).
   for (std::string path = cg.path;; path = parent_of(path)) {
     if (auto text = read_small(dir_of(path) + "/" + limit_file))
@@ -180,6 +184,16 @@ std::optional<MemoryCgroup> memory_cgroup_of(pid_t pid) {
   auto text = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10);
   if (!text) return std::nullopt;
   return memory_cgroup_at(parse_proc_cgroup(*text), host_cgroup_mounts());
+}
+
+std::optional<uint64_t> oom_kills_in(const std::string& version, const std::string& path) {
+  const auto& mounts = host_cgroup_mounts();
+  return oom_kills_at(version == "v1" ? mounts.memory_v1 : mounts.unified, version, path);
+}
+
+std::optional<uint64_t> host_oom_kills() {
+  auto vmstat = read_text_file("/proc/vmstat", 64 << 10);
+  return vmstat ? parse_keyed(*vmstat, "oom_kill") : std::nullopt;
 }
 
 std::optional<ContainerRef> container_from_cgroup_path(std::string_view path) {

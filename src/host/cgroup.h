@@ -49,6 +49,12 @@ std::optional<MemoryCgroup> memory_cgroup_of(pid_t pid);
 // The same for a known membership and mounts, under a root directory (tests).
 std::optional<MemoryCgroup> memory_cgroup_at(const CgroupMembership& membership, const CgroupMounts& mounts);
 
+// The OOM kills the kernel counted in one memory cgroup ("v1" or "v2", its path), reading that counter
+// alone: cheap enough for every sample.
+std::optional<uint64_t> oom_kills_in(const std::string& version, const std::string& path);
+// The OOM kills of the whole host (/proc/vmstat), those of every cgroup included.
+std::optional<uint64_t> host_oom_kills();
+
 // The container a cgroup path names, as container runtimes and systemd name their cgroups: docker
 // (".../docker/<id>", "docker-<id>.scope"), containerd ("cri-containerd-<id>.scope"), cri-o
 // ("crio-<id>.scope"), podman ("libpod-<id>.scope"), Kubernetes pods (".../kubepods.../pod<uid>/<id>").

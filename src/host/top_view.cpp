@@ -59,8 +59,7 @@ TopView::TopView(TopFilter filter) : filter_(std::move(filter)) {
 // A SIGKILL'd Node process whose cgroup (or the host) counted one more OOM kill than at the refresh
 // before: the OOM killer's. Its row of that refresh is what it looked like last.
 void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now) {
-  std::optional<uint64_t> host_kills;
-  if (auto vmstat = read_text_file("/proc/vmstat", 64 << 10)) host_kills = parse_keyed(*vmstat, "oom_kill");
+  std::optional<uint64_t> host_kills = host_oom_kills();
   for (const auto& k : lifecycle_->take_killed()) {
     auto before =
         std::find_if(rows_.begin(), rows_.end(), [&](const TopRow& r) { return r.process.pid == k.pid; });
@@ -69,11 +68,9 @@ void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now) {
     std::optional<uint64_t> cgroup_kills;
     for (const auto& r : now)
       if (r.process.cgroup_path == before->process.cgroup_path) cgroup_kills = r.oom_kills;
-    if (!cgroup_kills && !before->process.cgroup_path.empty()) {
-      CgroupMembership m;
-      (host_cgroup_mounts().memory_v1.empty() ? m.unified : m.memory_v1) = before->process.cgroup_path;
-      if (auto cg = memory_cgroup_at(m, host_cgroup_mounts())) cgroup_kills = cg->oom_kills;
-    }
+    if (!cgroup_kills && !before->process.cgroup_path.empty())
+      cgroup_kills =
+          oom_kills_in(host_cgroup_mounts().memory_v1.empty() ? "v2" : "v1", before->process.cgroup_path);
     bool by_cgroup = cgroup_kills && before->oom_kills && *cgroup_kills > *before->oom_kills;
     bool by_host = host_kills && last_host_oom_kills_ && *host_kills > *last_host_oom_kills_;
     if (!by_cgroup && !by_host) continue;

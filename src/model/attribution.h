@@ -106,6 +106,7 @@ struct ProcessLimits {
   std::optional<uint64_t> cgroup_memory_max_bytes;  // the effective limit of its memory cgroup (v1 or v2):
                                                     // the lowest up the hierarchy
   std::string cgroup_path;
+  std::string cgroup_version;           // "v1" or "v2" ("" when none)
   std::optional<uint64_t> nofile_soft;  // RLIMIT_NOFILE
 };
 // Parsers for the limit sources (text as the kernel writes it).
@@ -140,7 +141,6 @@ struct AttributionState {
   double read_ms_max = 0;
   double interval_s = 0;  // current interval between smaps reads (adapts to their cost)
   ProcessLimits limits;
-  std::string cgroup_scope;         // "cgroup v1 /a/b" (its memory cgroup), "" when none
   OomCounters oom_counters_before;  // at the latest sample
   std::optional<OomKill> oom_kill;
 };
