@@ -141,8 +141,11 @@ void TopView::refresh(double t_s) {
   }
   if (lifecycle_) note_oom_kills(t_s, rows);
   if (lifecycle_) {
-    // Every Node process the view found is one whose exit the listener counts, however it began.
-    for (const auto& r : rows) lifecycle_->track(r.process.pid);
+    // The Node processes already running when the view began have their exits counted too. Only those:
+    // a process a later scan finds has its exec event on the way, and marking it known first would keep
+    // that event from counting its start.
+    if (first_)
+      for (const auto& r : rows) lifecycle_->track(r.process.pid);
     auto c = lifecycle_->counts();
     host_.node_started = c.started;
     host_.node_exited = c.exited;
