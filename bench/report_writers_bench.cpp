@@ -11,8 +11,8 @@ namespace {
 
 using namespace memlens::report;
 
-const StackProfile& big() {
-  static const StackProfile p = fixtures::large_profile("page_faults");
+const memlens::symbolize::StackProfile& big() {
+  static const memlens::symbolize::StackProfile p = fixtures::large_profile("page_faults");
   return p;
 }
 
@@ -24,7 +24,7 @@ BENCHMARK(BM_FlameGraphJson)->Unit(benchmark::kMillisecond);
 
 void BM_RenderHtml(benchmark::State& state) {
   const nlohmann::json report = fixtures::sample_report();
-  const std::vector<StackProfile> profiles = {big()};
+  const std::vector<memlens::symbolize::StackProfile> profiles = {big()};
   for (auto _ : state) benchmark::DoNotOptimize(render_html(report, profiles));
 }
 BENCHMARK(BM_RenderHtml)->Unit(benchmark::kMillisecond);

@@ -1,218 +1,20 @@
+// The verdict rules: which verdict a category's series earn (docs/verdicts.md), built from the growth
+// statistics (growth.h) and worded by wording.h.
 #include "analyze/verdicts.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
-#include <limits>
+#include <span>
+
+#include "analyze/growth.h"
+#include "analyze/wording.h"
+#include "common/units.h"
 
 namespace memlens::analyze {
 namespace {
-
-constexpr std::array<std::string_view, kCategoryCount> kCategoryNames = {
-    "js_heap",     "array_buffers", "native_heap", "code", "stacks",
-    "file_mapped", "other_anon",    "rss",         "fds",  "sockets"};
-
-// Headline labels: the words a Node developer uses for each figure.
-std::string_view label(Category c) {
-  switch (c) {
-    case Category::js_heap:
-      return "JS heap";
-    case Category::array_buffers:
-      return "Buffers (ArrayBuffer memory)";
-    case Category::native_heap:
-      return "Native heap (malloc)";
-    case Category::code:
-      return "Code (JIT and executables)";
-    case Category::stacks:
-      return "Thread stacks";
-    case Category::file_mapped:
-      return "File-backed memory";
-    case Category::other_anon:
-      return "Other anonymous memory";
-    case Category::rss:
-      return "RSS";
-    case Category::fds:
-      return "File descriptors";
-    case Category::sockets:
-      return "Sockets";
-  }
-  return "?";
-}
-
-enum class Basis { after_gc, live_buffers, resident };
-
-std::string_view basis_name(Category c, Basis b) {
-  if (b == Basis::after_gc) return "heap_used_after_gc";
-  if (b == Basis::live_buffers) return "live_backing_store_bytes";
-  return is_count_category(c) ? "open_count" : "resident_bytes";
-}
-
-// The judged figure, as the evidence sentence names it.
-std::string_view figure(Category c, Basis b) {
-  if (b == Basis::after_gc) return "heap used after GC";
-  if (b == Basis::live_buffers) return "live ArrayBuffer/Buffer memory";
-  switch (c) {
-    case Category::js_heap:
-      return "V8 heap resident pages";
-    case Category::array_buffers:
-      return "ArrayBuffer resident memory";
-    case Category::native_heap:
-      return "native heap resident memory";
-    case Category::code:
-      return "code resident memory";
-    case Category::stacks:
-      return "thread stack resident memory";
-    case Category::file_mapped:
-      return "file-backed resident memory";
-    case Category::other_anon:
-      return "other anonymous resident memory";
-    case Category::rss:
-      return "RSS";
-    case Category::fds:
-      return "open file descriptors";
-    case Category::sockets:
-      return "open sockets";
-  }
-  return "?";
-}
-
-// The same figure in the fewest words, for headlines.
-std::string_view short_figure(Category c, Basis b) {
-  if (b == Basis::after_gc) return "heap used after GC";
-  if (b == Basis::live_buffers) return "live buffers";
-  switch (c) {
-    case Category::rss:
-      return "RSS";
-    case Category::fds:
-      return "open fds";
-    case Category::sockets:
-      return "open sockets";
-    default:
-      return "resident";
-  }
-}
-
-std::string format_value(Category c, double v) {
-  if (is_count_category(c)) return fmt::format("{:.0f}", v);
-  return format_bytes(v);
-}
-
-std::string signed_value(Category c, double v) {
-  return (v < 0 ? "-" : "+") + format_value(c, std::fabs(v));
-}
-
-std::string limit_phrase(Category c, double limit) {
-  switch (c) {
-    case Category::js_heap:
-      return fmt::format("the {} heap limit", format_bytes(limit));
-    case Category::rss:
-      return fmt::format("the {} cgroup memory limit", format_bytes(limit));
-    case Category::fds:
-    case Category::sockets:
-      return fmt::format("the {:.0f} open-file limit (RLIMIT_NOFILE)", limit);
-    default:
-      return fmt::format("the {} limit", format_value(c, limit));
-  }
-}
-
-// Coarse duration for headlines ("3 min").
-std::string coarse_duration(double s) {
-  return format_eta(s);
-}
-
-double clamp01(double x) {
-  return std::clamp(std::isfinite(x) ? x : 0.0, 0.0, 1.0);
-}
-
-// Everything analyze() learns about one series.
-struct Growth {
-  bool enough = false;
-  size_t n = 0;
-  double t0 = 0, t1 = 0, span = 0;
-  Line line;
-  MannKendall mk;
-  double start = 0, end = 0, growth = 0;
-  double threshold = 0;  // smallest fitted growth that counts, in series units
-  bool grows = false;    // significant rise of at least `threshold`
-  bool peaked = false;   // the recent level is well below an earlier peak (the rise is over)
-  bool falls = false;    // significant fall of at least `threshold`
-  double rise_confidence = 0;
-  // Plateau test: the series split into an earlier part and a recent window.
-  bool levelled = false;
-  double split_t = 0;
-  double early_slope = 0, recent_slope = 0;
-  double early_start = 0;   // fitted level at t0 on the earlier part's line
-  double recent_level = 0;  // median of the recent window
-  double early_peak = 0;    // highest point before the recent window
-};
-
-Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th);
-
-// Whether a series has the points and the span for any growth verdict.
-bool has_enough_points(const std::vector<SeriesPoint>& pts, const Thresholds& th) {
-  if (pts.size() < th.min_points) return false;
-  auto [lo, hi] =
-      std::minmax_element(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
-  return hi->t_s - lo->t_s >= th.min_duration_s;
-}
-
-Growth judge(std::vector<SeriesPoint> pts, bool count, const Thresholds& th) {
-  Growth g;
-  std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
-  pts = reduce_to_bucket_medians(pts, th.max_points);
-  g.n = pts.size();
-  if (pts.empty()) return g;
-  g.t0 = pts.front().t_s;
-  g.t1 = pts.back().t_s;
-  g.span = g.t1 - g.t0;
-  g.line = theil_sen(pts);
-  g.start = g.line.at(g.t0);
-  g.end = g.line.at(g.t1);
-  g.growth = g.end - g.start;
-  // The fitted line can start below anything observed (below zero, even, where a fast rise curves): the
-  // levels a sentence quotes stay within what was observed; the rate and the decisions keep the fit.
-  auto [lo, hi] = std::minmax_element(pts.begin(), pts.end(),
-                                      [](const auto& a, const auto& b) { return a.value < b.value; });
-  g.start = std::clamp(g.start, lo->value, hi->value);
-  g.end = std::clamp(g.end, lo->value, hi->value);
-  g.recent_level = median_value(pts);
-  g.enough = g.n >= th.min_points && g.span >= th.min_duration_s;
-  if (!g.enough) return g;
-
-  g.mk = mann_kendall(pts);
-  g.rise_confidence = 1 - g.mk.p_increasing;
-  double abs_min = count ? th.min_growth_count : th.min_growth_bytes;
-  g.threshold = std::max(abs_min, th.min_relative_growth * std::max(g.start, 0.0));
-  g.grows = g.rise_confidence >= th.significance && g.growth >= g.threshold;
-  g.falls = (1 - g.mk.p_decreasing) >= th.significance && -g.growth >= g.threshold;
-
-  double recent_span = std::min(std::max(g.span * th.recent_fraction, th.min_recent_s), g.span / 2);
-  g.split_t = g.t1 - recent_span;
-  std::vector<SeriesPoint> early, recent;
-  for (const auto& p : pts) (p.t_s < g.split_t ? early : recent).push_back(p);
-  g.recent_level = median_value(recent);
-  g.early_peak =
-      early.empty() ? 0 : std::max_element(early.begin(), early.end(), [](const auto& a, const auto& b) {
-                            return a.value < b.value;
-                          })->value;
-  // A rise that ends well below its own earlier peak is over (a burst that was collected, say), however
-  // many of the points the rise had: GCs crowd together while a process allocates fast, so a short burst
-  // can outnumber a long quiet stretch and steer the fitted line.
-  if (!early.empty() && !recent.empty() && g.recent_level < g.early_peak - g.threshold) {
-    g.grows = false;
-    g.peaked = true;
-  }
-  if (early.size() >= 3 && recent.size() >= 3) {
-    Line el = theil_sen(early), rl = theil_sen(recent);
-    g.early_slope = el.slope;
-    g.recent_slope = rl.slope;
-    g.early_start = el.at(g.t0);
-    double early_growth = el.slope * (g.split_t - g.t0);
-    g.levelled = el.slope > 0 && early_growth >= g.threshold && rl.slope <= th.plateau_slope_ratio * el.slope;
-  }
-  return g;
-}
 
 Verdict base_verdict(Category c, Basis b, const Growth& g, const CategoryInput& in) {
   Verdict v;
@@ -224,11 +26,6 @@ Verdict base_verdict(Category c, Basis b, const Growth& g, const CategoryInput& 
   v.end_value = g.end;
   v.basis = std::string(basis_name(c, b));
   return v;
-}
-
-// Weight for short windows: a verdict over twice the minimum duration is worth its full confidence.
-double duration_weight(const Growth& g, const Thresholds& th) {
-  return clamp01(g.span / (2 * th.min_duration_s));
 }
 
 Verdict not_enough(Category c, Basis b, const Growth& g, const CategoryInput& in, const Thresholds& th) {
@@ -324,41 +121,6 @@ Verdict stable(Category c, Basis b, const Growth& g, const CategoryInput& in, co
   return v;
 }
 
-// The live figure of a category (heap used after GC, live backing stores) against its resident bytes:
-// resident memory that rose while the live figure did not, or that stayed while the live figure fell, is
-// freed memory kept by V8 or the allocator.
-struct Retention {
-  bool retained = false;
-  bool live_fell = false;  // which of the two patterns
-  double confidence = 0;
-  double resident_before = 0, resident_now = 0, live_before = 0, live_now = 0;
-};
-
-Retention check_retention(const Growth& live, const Growth& resident, bool count, const Thresholds& th) {
-  Retention r;
-  if (!live.enough || !resident.enough) return r;
-  r.resident_now = resident.recent_level;
-  r.live_now = live.recent_level;
-  double abs_min = count ? th.min_growth_count : th.min_growth_bytes;
-  if (r.resident_now - r.live_now < abs_min) return r;  // nothing held beyond the live figure
-
-  // The live figure fell from a peak while resident memory did not follow it down. Resident memory that
-  // merely rose while the live figure stayed flat is V8 or malloc sizing themselves to the allocation
-  // rate (a young generation grows to its maximum under load): that is not retention.
-  double live_min = std::max(abs_min, th.min_relative_growth * live.early_peak);
-  double live_drop = live.early_peak - r.live_now;
-  double resident_drop = resident.early_peak - r.resident_now;
-  if (live_drop >= live_min && resident_drop < 0.5 * live_drop) {
-    r.retained = true;
-    r.live_fell = true;
-    r.resident_before = resident.early_peak;
-    r.live_before = live.early_peak;
-    r.confidence = clamp01(1 - std::max(resident_drop, 0.0) / live_drop);
-  }
-  r.confidence *= duration_weight(std::min(live.span, resident.span) == live.span ? live : resident, th);
-  return r;
-}
-
 Verdict retained(Category c, Basis live_basis, const Growth& live, const Retention& r,
                  const CategoryInput& in) {
   Verdict v = base_verdict(c, live_basis, live, in);
@@ -441,10 +203,6 @@ Verdict judge_live(Category c, Basis b, const std::vector<SeriesPoint>& live_pts
   return stable(c, b, live, in, th, extra);
 }
 
-bool is_growing(VerdictKind k) {
-  return k == VerdictKind::leak_suspected || k == VerdictKind::growth_unconfirmed;
-}
-
 // A leak brings growth in other categories with it. Every Buffer brings more than its backing store: a JS
 // object on the V8 heap (the Uint8Array and its ArrayBuffer, about 200 bytes together) and V8's bookkeeping
 // in malloc (the BackingStore and the ArrayBuffer's extension, about as much again): 12,000 leaked 8 KB
@@ -508,29 +266,6 @@ void mark_all_companions(std::vector<Verdict>& out, const Thresholds& th) {
                   {Category::js_heap, basis_name(Category::js_heap, Basis::after_gc), th.js_bookkeeping_share,
                    "heap used after GC", "the JS heap leak", "the JS heap growth", "the growing JS heap's"},
                   kJsCompanions);
-}
-
-int kind_rank(VerdictKind k) {
-  switch (k) {
-    case VerdictKind::leak_suspected:
-      return 0;
-    case VerdictKind::growth_unconfirmed:
-      return 1;
-    case VerdictKind::retained_not_leak:
-      return 2;
-    case VerdictKind::growth_then_plateau:
-      return 3;
-    case VerdictKind::stable:
-      return 4;
-  }
-  return 5;
-}
-
-// Within suspected leaks: specific memory categories say the most, then handles, then the total.
-int leak_group(Category c) {
-  if (c == Category::rss) return 2;
-  if (is_count_category(c)) return 1;
-  return 0;
 }
 
 // js_heap on heap used after GC: capped by full GCs when there are enough of them, else the raw figures'
@@ -621,125 +356,6 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
 }
 
 }  // namespace
-
-std::string_view category_name(Category c) {
-  return kCategoryNames[static_cast<size_t>(c)];
-}
-
-std::optional<Category> parse_category(std::string_view name) {
-  for (size_t i = 0; i < kCategoryCount; ++i)
-    if (kCategoryNames[i] == name) return static_cast<Category>(i);
-  return std::nullopt;
-}
-
-bool is_count_category(Category c) {
-  return c == Category::fds || c == Category::sockets;
-}
-
-std::string_view rate_unit(Category c) {
-  return is_count_category(c) ? "count/s" : "bytes/s";
-}
-
-std::string_view kind_name(VerdictKind k) {
-  switch (k) {
-    case VerdictKind::leak_suspected:
-      return "leak_suspected";
-    case VerdictKind::growth_unconfirmed:
-      return "growth_unconfirmed";
-    case VerdictKind::growth_then_plateau:
-      return "growth_then_plateau";
-    case VerdictKind::retained_not_leak:
-      return "retained_not_leak";
-    case VerdictKind::stable:
-      return "stable";
-  }
-  return "?";
-}
-
-std::vector<SeriesPoint> lower_envelope(std::span<const SeriesPoint> points, double width_s) {
-  std::vector<SeriesPoint> out;
-  if (points.empty() || !(width_s > 0)) return {points.begin(), points.end()};
-  double t0 = points.front().t_s;
-  long current = -1;
-  for (const auto& p : points) {
-    long bucket = static_cast<long>(std::floor((p.t_s - t0) / width_s));
-    if (bucket != current) {
-      out.push_back(p);
-      current = bucket;
-    } else if (p.value < out.back().value) {
-      out.back() = p;
-    }
-  }
-  return out;
-}
-
-AfterGcSeries comparable_after_gc_series(std::vector<GcPoint> gcs) {
-  AfterGcSeries out;
-  std::stable_sort(gcs.begin(), gcs.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
-  std::vector<size_t> full;
-  for (size_t i = 0; i < gcs.size(); ++i)
-    if (gcs[i].full) full.push_back(i);
-  if (full.empty()) {
-    out.unchecked_s = gcs.empty() ? 0 : gcs.back().t_s - gcs.front().t_s;
-    return out;
-  }
-  // Bound each figure by the full GCs around it: before the first one by its figure, between two by the
-  // straight line joining theirs. A leak grows between full GCs, so the line follows it rather than
-  // jumping in steps at each full GC; garbage, which a full GC removes, never lifts the line.
-  size_t k = 0;  // index into `full` of the next full GC at or after i
-  for (size_t i = 0; i <= full.back(); ++i) {
-    while (full[k] < i) ++k;
-    const GcPoint& next = gcs[full[k]];
-    double bound = next.heap_used_after_bytes;
-    if (k > 0 && next.t_s > gcs[full[k - 1]].t_s) {
-      const GcPoint& prev = gcs[full[k - 1]];
-      double f = (gcs[i].t_s - prev.t_s) / (next.t_s - prev.t_s);
-      bound = prev.heap_used_after_bytes + f * (next.heap_used_after_bytes - prev.heap_used_after_bytes);
-    }
-    out.points.push_back({gcs[i].t_s, std::min(gcs[i].heap_used_after_bytes, bound)});
-    ++out.gc_count;
-    if (gcs[i].full) ++out.full_gc_count;
-  }
-  out.unchecked_s = gcs.back().t_s - gcs[full.back()].t_s;
-  return out;
-}
-
-std::string format_bytes(double bytes) {
-  double a = std::fabs(bytes);
-  const char* sign = bytes < 0 ? "-" : "";
-  if (a < 1024) return fmt::format("{}{:.0f} B", sign, a);
-  if (a < 1024.0 * 1024) return fmt::format("{}{:.1f} KB", sign, a / 1024);
-  if (a < 1024.0 * 1024 * 1024) return fmt::format("{}{:.1f} MB", sign, a / (1024.0 * 1024));
-  return fmt::format("{}{:.1f} GB", sign, a / (1024.0 * 1024 * 1024));
-}
-
-std::string format_duration(double seconds) {
-  long s = std::lround(std::max(seconds, 0.0));
-  if (s < 60) return fmt::format("{}s", s);
-  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
-}
-
-std::string format_eta(double seconds) {
-  double s = std::max(seconds, 0.0);
-  if (!std::isfinite(s)) return "never";
-  if (s < 120) return fmt::format("{:.0f} s", s);
-  if (s < 2 * 3600) return fmt::format("{:.0f} min", s / 60);
-  if (s < 48 * 3600) return fmt::format("{:.0f} h", s / 3600);
-  return fmt::format("{:.0f} days", s / 86400);
-}
-
-std::string format_rate(double per_s, bool count) {
-  const char* sign = per_s < 0 ? "-" : "+";
-  double a = std::fabs(per_s);
-  if (count) {
-    if (a >= 1) return fmt::format("{}{:.1f}/s", sign, a);
-    return fmt::format("{}{:.1f}/min", sign, a * 60);
-  }
-  // Per minute reads naturally for leaks (MB/min); past 10 MB/s per second is clearer.
-  if (a >= 10.0 * 1024 * 1024) return fmt::format("{}{}/s", sign, format_bytes(a));
-  return fmt::format("{}{}/min", sign, format_bytes(a * 60));
-}
 
 std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
   std::vector<Verdict> out;
@@ -889,57 +505,6 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
   }
   order_by_importance(out);
   return out;
-}
-
-void order_by_importance(std::vector<Verdict>& verdicts) {
-  static constexpr double kNoLimit = std::numeric_limits<double>::infinity();
-  std::stable_sort(verdicts.begin(), verdicts.end(), [](const Verdict& a, const Verdict& b) {
-    int ka = kind_rank(a.kind), kb = kind_rank(b.kind);
-    if (ka != kb) return ka < kb;
-    if (a.kind == VerdictKind::leak_suspected) {
-      // The total only repeats what a category says, so it goes last whatever its limit.
-      bool ra = a.category == Category::rss, rb = b.category == Category::rss;
-      if (ra != rb) return rb;
-      double la = a.seconds_to_limit.value_or(kNoLimit), lb = b.seconds_to_limit.value_or(kNoLimit);
-      if (la != lb) return la < lb;
-      int ga = leak_group(a.category), gb = leak_group(b.category);
-      if (ga != gb) return ga < gb;
-      return a.rate_per_s > b.rate_per_s;
-    }
-    if (a.kind == VerdictKind::growth_unconfirmed) {
-      bool ra = a.category == Category::rss, rb = b.category == Category::rss;
-      if (ra != rb) return rb;
-      return a.rate_per_s > b.rate_per_s;
-    }
-    if (a.kind == VerdictKind::retained_not_leak) {
-      // The total first: it is the figure the user came with.
-      bool ra = a.category == Category::rss, rb = b.category == Category::rss;
-      if (ra != rb) return ra;
-      return false;
-    }
-    if (a.kind == VerdictKind::growth_then_plateau) {
-      return (a.end_value - a.start_value) > (b.end_value - b.start_value);
-    }
-    return static_cast<int>(a.category) < static_cast<int>(b.category);
-  });
-  // A growth that is part of another leak follows that leak directly.
-  std::vector<Verdict> companions;
-  for (auto it = verdicts.begin(); it != verdicts.end();) {
-    if (it->part_of) {
-      companions.push_back(std::move(*it));
-      it = verdicts.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto& c : companions) {
-    auto parent = std::find_if(verdicts.begin(), verdicts.end(), [&](const Verdict& v) {
-      return v.category == *c.part_of && is_growing(v.kind) && !v.part_of;
-    });
-    auto at = parent == verdicts.end() ? verdicts.end() : parent + 1;
-    while (at != verdicts.end() && at->part_of == c.part_of) ++at;  // after earlier companions
-    verdicts.insert(at, std::move(c));
-  }
 }
 
 }  // namespace memlens::analyze

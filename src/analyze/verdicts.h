@@ -1,6 +1,7 @@
 // Growth verdicts: turns per-category time series of one process into plain-words judgements
 // (leak_suspected, growth_then_plateau, retained_not_leak, stable) with the numbers behind them.
-// The rules and thresholds, and why they are what they are, are in docs/verdicts.md.
+// The rules and thresholds, and why they are what they are, are in docs/verdicts.md. The code: growth
+// statistics (growth.h), the rules (verdicts.cpp), their wording (wording.h), the order (ordering.cpp).
 #pragma once
 
 #include <array>
@@ -90,6 +91,7 @@ struct Thresholds {
 // objects rather than garbage waiting in old space.
 enum class VerdictKind { leak_suspected, growth_unconfirmed, growth_then_plateau, retained_not_leak, stable };
 std::string_view kind_name(VerdictKind k);  // "leak_suspected", ... (report.json names)
+bool is_growing(VerdictKind k);             // leak_suspected or growth_unconfirmed
 
 struct Verdict {
   VerdictKind kind = VerdictKind::stable;
@@ -136,10 +138,10 @@ AfterGcSeries comparable_after_gc_series(std::vector<GcPoint> gcs);
 // a live figure, so the minimum is the best bound). Series with fewer points come back unchanged.
 std::vector<SeriesPoint> lower_envelope(std::span<const SeriesPoint> points, double width_s);
 
-// Formatting used in evidence and headlines (exposed for the terminal summary and tests).
-std::string format_bytes(double bytes);             // "48.9 MB" (binary units: 1 MB = 2^20 bytes)
+// Formatting used in evidence and headlines (exposed for the terminal summary and tests); bytes are
+// written by format_bytes (common/units.h).
 std::string format_duration(double seconds);        // "3m10s", "45s", "1h05m"
 std::string format_eta(double seconds);             // coarse: "40 s", "12 min", "16 h", "3 days"
-std::string format_rate(double per_s, bool count);  // "+4.1 MB/min", "+5.0/s"
+std::string format_rate(double per_s, bool count);  // "+4.1 MiB/min", "+5.0/s"
 
 }  // namespace memlens::analyze

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "common/clock.h"
+#include "common/units.h"
 #include "host/top_view.h"
 #include "proc/procfs.h"
 #include "report/terminal.h"
@@ -21,13 +22,13 @@ namespace memlens::cli {
 namespace {
 
 std::string bytes_or_dash(std::optional<uint64_t> v) {
-  return v ? report::format_bytes(*v) : "-";
+  return v ? format_bytes(*v) : "-";
 }
 
 std::string growth_text(const host::TopRow& r) {
   if (!r.growth_bytes_per_s) return "-";
   double per_min = *r.growth_bytes_per_s * 60;
-  return report::format_signed_bytes(static_cast<int64_t>(std::llround(per_min)));
+  return format_signed_bytes(static_cast<int64_t>(std::llround(per_min)));
 }
 
 std::string eta_text(std::optional<double> s) {
@@ -63,9 +64,9 @@ std::string render(const host::TopView& view, host::TopSort sort) {
   std::string out = fmt::format(
       "memlens top  host memory {} total, {} available  node processes: {} now, {} started, {} exited "
       "(from {}; events lost {})  memlens: cpu {:.2f}s rss {}\n",
-      report::format_bytes(h.mem_total_bytes), report::format_bytes(h.mem_available_bytes), h.node_now,
-      h.node_started, h.node_exited, h.lifecycle_source, h.lifecycle_events_lost, cpu_s,
-      report::format_bytes(static_cast<uint64_t>(self.ru_maxrss) * 1024));
+      format_bytes(h.mem_total_bytes), format_bytes(h.mem_available_bytes), h.node_now, h.node_started,
+      h.node_exited, h.lifecycle_source, h.lifecycle_events_lost, cpu_s,
+      format_bytes(static_cast<uint64_t>(self.ru_maxrss) * 1024));
   out += fmt::format(
       "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}\n", "PID",
       "NSPID", "CONTAINER", "COMMAND", "RSS", "ANON", "FILE", "GROWTH/MIN", "LIMIT", "USED%", "TO-LIMIT",
@@ -78,9 +79,9 @@ std::string render(const host::TopView& view, host::TopSort sort) {
     std::string command = p.command.size() > 28 ? p.command.substr(0, 25) + "..." : p.command;
     out += fmt::format(
         "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}\n", p.pid,
-        p.ns_pid, p.container ? p.container->short_id() : "-", command, report::format_bytes(r.rss_bytes),
-        report::format_bytes(r.anon_bytes), report::format_bytes(r.file_bytes), growth_text(r),
-        bytes_or_dash(r.limit_bytes), used, eta_text(r.seconds_to_limit), r.fds, r.sockets,
+        p.ns_pid, p.container ? p.container->short_id() : "-", command, format_bytes(r.rss_bytes),
+        format_bytes(r.anon_bytes), format_bytes(r.file_bytes), growth_text(r), bytes_or_dash(r.limit_bytes),
+        used, eta_text(r.seconds_to_limit), r.fds, r.sockets,
         r.oom_kills ? std::to_string(*r.oom_kills) : "-");
   }
   if (!view.oom_kills().empty()) out += "last OOM kills:\n";
@@ -88,8 +89,8 @@ std::string render(const host::TopView& view, host::TopSort sort) {
     const auto& r = k.last;
     out += fmt::format("  at {:.0f}s  pid {} ({}){}: rss {} growing {}/min{}\n", k.at_s, r.process.pid,
                        r.process.command, r.limit_source.empty() ? "" : " in " + r.limit_source,
-                       report::format_bytes(r.rss_bytes), growth_text(r),
-                       r.limit_bytes ? ", limit " + report::format_bytes(*r.limit_bytes) : "");
+                       format_bytes(r.rss_bytes), growth_text(r),
+                       r.limit_bytes ? ", limit " + format_bytes(*r.limit_bytes) : "");
   }
   return out;
 }

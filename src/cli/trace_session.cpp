@@ -171,7 +171,7 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
 
 int TraceSession::finish_and_report() {
   tracer_->finish();
-  std::vector<report::StackProfile> profiles;
+  std::vector<symbolize::StackProfile> profiles;
   if (stacks_) profiles = stacks_->profiles(trace_);
   nlohmann::json report = report::build_report(trace_, profiles);
   report["profiles"] = report::profiles_summary(profiles);

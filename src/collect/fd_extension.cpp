@@ -419,7 +419,7 @@ class FdExtension : public TraceExtension {
       apply_exit_snapshot(p, true,
                           p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(boot_ns()) : 0));
     for (const auto& [fd, e] : p.fds.entries())
-      if (e.stack_id >= 0) ++p.stacks["fd_opens"][e.stack_id].count;
+      if (e.stack_id >= 0) ++p.stacks[model::stack_kind::kFdOpens][e.stack_id].count;
     unwatch_exit(p.pid());
     exit_applied_.erase(p.pid());
     detach(p.pid());

@@ -90,7 +90,7 @@ void StacksExtension::finalize(model::Process& p) {
   // Page faults: sampled in the kernel, one in fault_sample_period.
   uint32_t period = session_.fault_sample_period();
   if (period > 0) {
-    auto& faults = p.stacks["page_faults"];
+    auto& faults = p.stacks[model::stack_kind::kPageFaults];
     for (auto [stack_id, n] : session_.take_fault_stacks(p.pid())) {
       auto& w = faults[stack_id];
       w.count += static_cast<int64_t>(n * period);
@@ -98,7 +98,7 @@ void StacksExtension::finalize(model::Process& p) {
     }
   }
   // mmap growth still mapped at the end: the mappings that carry their creating stack.
-  if (auto growth = p.stacks.find("mmap_growth"); growth != p.stacks.end()) {
+  if (auto growth = p.stacks.find(model::stack_kind::kMmapGrowth); growth != p.stacks.end()) {
     for (auto& [id, w] : growth->second) w.live_bytes = 0;
     for (const auto& m : p.address_space.mappings())
       if (m.stack_id >= 0)
@@ -113,7 +113,7 @@ void StacksExtension::finalize(model::Process& p) {
       if (w.bytes == 0 && w.count == 0) continue;
       auto c = cache.find(stack_id);
       if (c == cache.end()) c = cache.emplace(stack_id, symbolize_stack(sym, stack_id)).first;
-      report::StackSample s;
+      symbolize::StackSample s;
       s.stack = c->second;
       s.values = {w.bytes, w.count, w.live_bytes};
       s.pid = p.pid();
@@ -127,14 +127,15 @@ void StacksExtension::finalize(model::Process& p) {
   tracked_.erase(p.pid());
 }
 
-std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& trace) const {
-  std::vector<report::StackProfile> out;
+std::vector<symbolize::StackProfile> StacksExtension::profiles(const model::Trace& trace) const {
+  std::vector<symbolize::StackProfile> out;
   for (const auto& [kind, samples] : samples_) {
     if (samples.empty()) continue;  // nothing of this kind was seen: no empty files
-    report::StackProfile prof;
+    symbolize::StackProfile prof;
     prof.kind = kind;
-    bool faults = kind == "page_faults";
-    bool counts_only = kind == "fd_opens";  // fds still open, by opening stack: a count, no bytes
+    bool faults = kind == model::stack_kind::kPageFaults;
+    bool counts_only =
+        kind == model::stack_kind::kFdOpens;  // fds still open, by opening stack: a count, no bytes
     if (counts_only)
       prof.sample_types = {{"fds", "count"}};
     else
@@ -142,9 +143,9 @@ std::vector<report::StackProfile> StacksExtension::profiles(const model::Trace& 
           {"bytes", "bytes"}, {faults ? "faults" : "count", "count"}, {"live_bytes", "bytes"}};
     // Live bytes only mean something where frees are known per stack: a mapping still mapped at the end
     // keeps its creating stack. A backing store's free (even probed) does not know its allocation stack.
-    if (!counts_only && kind != "mmap_growth") prof.sample_types.pop_back();
+    if (!counts_only && kind != model::stack_kind::kMmapGrowth) prof.sample_types.pop_back();
     for (const auto& s : samples) {
-      report::StackSample copy = s;
+      symbolize::StackSample copy = s;
       if (counts_only) copy.values = {s.values.size() > 1 ? s.values[1] : 0};
       copy.values.resize(prof.sample_types.size());
       prof.samples.push_back(std::move(copy));

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "collect/extension.h"
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 #include "symbolize/symbolizer.h"
 
 namespace memlens::collect {
@@ -30,7 +30,7 @@ class StacksExtension : public TraceExtension {
 
   // One profile per stack kind, every process's stacks in it (samples carry their pid). Valid after the
   // trace finished.
-  std::vector<report::StackProfile> profiles(const model::Trace& trace) const;
+  std::vector<symbolize::StackProfile> profiles(const model::Trace& trace) const;
 
  private:
   struct Tracked {
@@ -44,7 +44,7 @@ class StacksExtension : public TraceExtension {
   BpfSession& session_;
   std::map<pid_t, Tracked> tracked_;
   // kind -> samples, accumulated as processes finish.
-  std::map<std::string, std::vector<report::StackSample>> samples_;
+  std::map<std::string, std::vector<symbolize::StackSample>> samples_;
   std::vector<std::string> notes_;
 };
 

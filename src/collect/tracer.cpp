@@ -331,7 +331,7 @@ int Tracer::handle_event(const void* data, size_t size) {
         m.caller_ip = e.caller_ip;
         m.created_ns = h.ts_ns;
         if (e.stack_id >= 0) {
-          auto& w = p->stacks["mmap_growth"][e.stack_id];
+          auto& w = p->stacks[model::stack_kind::kMmapGrowth][e.stack_id];
           w.bytes += static_cast<int64_t>(m.size());
           w.count += 1;
         }
@@ -349,7 +349,7 @@ int Tracer::handle_event(const void* data, size_t size) {
       case ML_EV_MREMAP:
         ++p->events.mremap;
         if (!is_error_address(e.result) && e.stack_id >= 0 && e.new_len_bytes > e.len_bytes) {
-          auto& w = p->stacks["mmap_growth"][e.stack_id];
+          auto& w = p->stacks[model::stack_kind::kMmapGrowth][e.stack_id];
           w.bytes += static_cast<int64_t>(page_align_up(e.new_len_bytes) - page_align_up(e.len_bytes));
           w.count += 1;
         }
@@ -362,7 +362,7 @@ int Tracer::handle_event(const void* data, size_t size) {
         if (e.result == 0) {
           uint64_t grown = as.set_brk(e.addr, h.ts_ns);
           if (grown > 0 && e.stack_id >= 0) {
-            auto& w = p->stacks["mmap_growth"][e.stack_id];
+            auto& w = p->stacks[model::stack_kind::kMmapGrowth][e.stack_id];
             w.bytes += static_cast<int64_t>(grown);
             w.count += 1;
           }

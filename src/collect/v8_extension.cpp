@@ -229,7 +229,7 @@ class V8Extension : public TraceExtension {
     p.v8.gcs.push_back(g);
     // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known.
     if (e.stack_id >= 0) {
-      auto& w = p.stacks["gc_triggers"][e.stack_id];
+      auto& w = p.stacks[model::stack_kind::kGcTriggers][e.stack_id];
       w.count += 1;
       if (g.heap_used_before_bytes && g.heap_used_after_bytes &&
           *g.heap_used_before_bytes > *g.heap_used_after_bytes)
@@ -339,7 +339,7 @@ class V8Extension : public TraceExtension {
     for (const auto& k : keys_of<ml_v8_stack_key>(ab_stacks_fd(), p.pid())) {
       ml_v8_stack_weights w{};
       if (bpf_map_lookup_elem(ab_stacks_fd(), &k, &w) == 0 && w.count > 0) {
-        auto& out = p.stacks["array_buffers"][k.stack_id];
+        auto& out = p.stacks[model::stack_kind::kArrayBuffers][k.stack_id];
         out.bytes += static_cast<int64_t>(w.bytes);
         out.count += static_cast<int64_t>(w.count);
       }
@@ -635,7 +635,7 @@ class V8Extension : public TraceExtension {
     bool any_found =
         std::any_of(plan->probes.begin(), plan->probes.end(), [](const auto& s) { return s.found(); });
     bool usdt = plan->find_usdt("node", "gc__start") && plan->find_usdt("node", "gc__done");
-    if (!any_found && !usdt && plan->node_version.empty() && !plan->is_shared_library) return;  // not node
+    if (!any_found && !usdt && !plan->is_shared_library) return;  // not node
     st.found_v8 = st.ever_found_v8 = true;
     st.rechecks_left = 0;
     st.unmapped_holder.reset();

@@ -4,6 +4,8 @@
 #include <array>
 #include <map>
 
+#include "elf/x86_decode.h"
+
 namespace memlens::collect {
 
 namespace {
@@ -26,24 +28,6 @@ std::optional<uint64_t> entry_branch(std::span<const uint8_t> code) {
 
 constexpr int kRsp = 4;
 constexpr int kRbp = 5;
-
-// The length of a ModRM operand from its ModRM byte at `at` (SIB and displacement included), 0 when the
-// code ends first.
-size_t modrm_length(std::span<const uint8_t> code, size_t at) {
-  if (at >= code.size()) return 0;
-  uint8_t modrm = code[at];
-  int mod = modrm >> 6;
-  size_t len = 1;
-  if (mod != 3 && (modrm & 7) == 4) {  // SIB byte
-    if (at + 1 >= code.size()) return 0;
-    ++len;
-    if (mod == 0 && (code[at + 1] & 7) == 5) len += 4;
-  }
-  if (mod == 0 && (modrm & 7) == 5) len += 4;  // disp32(%rip)
-  if (mod == 1) len += 1;
-  if (mod == 2) len += 4;
-  return len;
-}
 
 // Syscall offset -> the stack bytes the wrapper has taken when it gets there.
 using Reached = std::map<size_t, uint32_t>;
@@ -93,7 +77,7 @@ bool follow_paths(std::span<const uint8_t> code, size_t at, uint32_t taken, int 
     if (at + 1 >= code.size()) return false;
     uint8_t modrm = code[at + 1];
     int mod = modrm >> 6, reg = ((modrm >> 3) & 7) | ((rex & 4) << 1), rm = (modrm & 7) | ((rex & 1) << 3);
-    size_t len = modrm_length(code, at + 1);
+    size_t len = elf::modrm_operand_length(code.data() + at + 1, code.size() - at - 1);
     if (len == 0) return false;
     int dest = -1;  // -1: memory, or no destination
     if (op == 0xc7 || op == 0xf7) {

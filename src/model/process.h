@@ -15,6 +15,7 @@
 #include "model/attribution.h"
 #include "model/fd_table.h"
 #include "model/loss.h"
+#include "model/stack_kinds.h"
 #include "model/v8_state.h"
 
 namespace memlens::model {
@@ -55,7 +56,7 @@ struct StackWeights {
   int64_t live_bytes = 0;  // of bytes, still live at the end (where frees are known)
 };
 
-// Stack kinds: "mmap_growth", "page_faults", "array_buffers", "gc_triggers", ...
+// Keyed by stack kind (model/stack_kinds.h).
 using StackTable = std::map<std::string, std::map<int32_t, StackWeights>>;
 
 struct EventCounts {

@@ -10,7 +10,7 @@
 
 #include "common/result.h"
 #include "model/trace.h"
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 #include "symbolize/symbolizer.h"
 
 namespace memlens::report {

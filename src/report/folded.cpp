@@ -66,11 +66,11 @@ std::string folded_label(const symbolize::Frame& frame) {
   return label;
 }
 
-std::string render_folded(const StackProfile& profile) {
+std::string render_folded(const symbolize::StackProfile& profile) {
   // std::map keeps the lines sorted, which makes the file deterministic and diffable.
   std::map<std::string, int64_t> merged;
   std::string key;
-  for (const StackSample& sample : profile.samples) {
+  for (const symbolize::StackSample& sample : profile.samples) {
     if (sample.values.empty()) continue;
     key.clear();
     for (const symbolize::Frame& frame : sample.stack) {
@@ -91,7 +91,7 @@ std::string render_folded(const StackProfile& profile) {
   return out;
 }
 
-Status write_folded(const std::string& dir, const StackProfile& profile) {
+Status write_folded(const std::string& dir, const symbolize::StackProfile& profile) {
   return write_file_atomic(dir + "/" + profile.kind + ".folded", render_folded(profile));
 }
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::report {
 
@@ -25,10 +25,10 @@ std::string folded_label(const symbolize::Frame& frame);
 // The folded text of a profile: equal stacks (after labelling) merged across samples and processes,
 // lines sorted, stacks whose merged value is not positive left out (folded tools expect counts). A
 // sample with an empty stack is written as the single frame "[no stack]".
-std::string render_folded(const StackProfile& profile);
+std::string render_folded(const symbolize::StackProfile& profile);
 
 // Writes <dir>/<kind>.folded atomically.
-Status write_folded(const std::string& dir, const StackProfile& profile);
+Status write_folded(const std::string& dir, const symbolize::StackProfile& profile);
 
 struct FoldedLine {
   std::vector<std::string> frames;  // root first

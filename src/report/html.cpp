@@ -6,17 +6,15 @@
 
 #include "common/safe_file.h"
 #include "report/folded.h"
+#include "report/html/report_css.h"
+#include "report/html/report_js.h"
 
 namespace memlens::report {
 namespace {
 
-constexpr std::string_view kCss =
-#include "report/html_report.css.inc"
-    ;
-
-constexpr std::string_view kScript =
-#include "report/html_report.js.inc"
-    ;
+// The page's stylesheet and script: src/report/html/report.{css,js}, embedded at build time.
+constexpr std::string_view kCss = kReport_css;
+constexpr std::string_view kScript = kReport_js;
 
 template <typename T>
 void append_number(std::string& out, T v) {
@@ -81,8 +79,8 @@ std::string escape_json_for_script(std::string_view json) {
   return out;
 }
 
-std::string flame_graph_json(const StackProfile& profile) {
-  std::vector<SampleType> types = profile.sample_types;
+std::string flame_graph_json(const symbolize::StackProfile& profile) {
+  std::vector<symbolize::SampleType> types = profile.sample_types;
   if (types.empty()) types.push_back({"value", "count"});
   const size_t nv = types.size();
 
@@ -173,7 +171,8 @@ std::string flame_graph_json(const StackProfile& profile) {
   out.reserve(n * (12 + 8 * nv) + 256);
   nlohmann::json head = {{"kind", profile.kind}, {"stacks", distinct}};
   nlohmann::json sample_types = nlohmann::json::array();
-  for (const SampleType& st : types) sample_types.push_back({{"type", st.type}, {"unit", st.unit}});
+  for (const symbolize::SampleType& st : types)
+    sample_types.push_back({{"type", st.type}, {"unit", st.unit}});
   head["sample_types"] = std::move(sample_types);
   std::string head_text = dump_json(head);
   head_text.pop_back();  // drop '}' to append the arrays
@@ -200,7 +199,7 @@ std::string flame_graph_json(const StackProfile& profile) {
   return out;
 }
 
-std::string render_html(const nlohmann::json& report, const std::vector<StackProfile>& profiles) {
+std::string render_html(const nlohmann::json& report, const std::vector<symbolize::StackProfile>& profiles) {
   std::string flames = "[";
   for (size_t i = 0; i < profiles.size(); ++i) {
     if (i) flames.push_back(',');
@@ -216,7 +215,7 @@ std::string render_html(const nlohmann::json& report, const std::vector<StackPro
       // No network access at all: nothing may be fetched, only the inline style and script run.
       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
       "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
-      "<title>memlens report</title>\n<style>";
+      "<title>memlens report</title>\n<style>\n";
   page += kCss;
   page +=
       "</style>\n</head>\n<body>\n<noscript>This report needs JavaScript to draw its charts.</noscript>\n"
@@ -224,14 +223,14 @@ std::string render_html(const nlohmann::json& report, const std::vector<StackPro
   page += escape_json_for_script(dump_json(report.is_null() ? nlohmann::json::object() : report));
   page += "</script>\n<script type=\"application/json\" id=\"memlens-flames\">";
   page += escape_json_for_script(flames);
-  page += "</script>\n<script>";
+  page += "</script>\n<script>\n";
   page += kScript;
   page += "</script>\n</body>\n</html>\n";
   return page;
 }
 
 Status write_html(const std::string& dir, const nlohmann::json& report,
-                  const std::vector<StackProfile>& profiles) {
+                  const std::vector<symbolize::StackProfile>& profiles) {
   return write_file_atomic(dir + "/report.html", render_html(report, profiles));
 }
 

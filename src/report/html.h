@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::report {
 
@@ -22,14 +22,14 @@ namespace memlens::report {
 //    "name_kind": [0 native | 1 js | 2 unknown per name], "n": [name index per node],
 //    "d": [depth per node], "v": [[total per node] per sample type]}
 // Returned as JSON text (not yet escaped for HTML), built without an intermediate nlohmann::json for speed.
-std::string flame_graph_json(const StackProfile& profile);
+std::string flame_graph_json(const symbolize::StackProfile& profile);
 
 // The whole page.
-std::string render_html(const nlohmann::json& report, const std::vector<StackProfile>& profiles);
+std::string render_html(const nlohmann::json& report, const std::vector<symbolize::StackProfile>& profiles);
 
 // Writes <dir>/report.html atomically.
 Status write_html(const std::string& dir, const nlohmann::json& report,
-                  const std::vector<StackProfile>& profiles);
+                  const std::vector<symbolize::StackProfile>& profiles);
 
 // JSON text made safe inside a <script> element: '<', '>', '&' and U+2028/U+2029 as \u escapes (valid
 // JSON, since these characters can occur only inside JSON strings).

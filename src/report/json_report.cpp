@@ -24,7 +24,8 @@ json event_loss_json(const model::EventLoss& lost, bool per_process) {
   return by_cause;
 }
 
-json process_json(const model::Process& p, const std::vector<StackProfile>& profiles, double trace_end_s) {
+json process_json(const model::Process& p, const std::vector<symbolize::StackProfile>& profiles,
+                  double trace_end_s) {
   json j;
   j["pid"] = p.pid();
   j["ppid"] = p.ppid();
@@ -103,7 +104,7 @@ json process_json(const model::Process& p, const std::vector<StackProfile>& prof
   return j;
 }
 
-json build_report(const model::Trace& trace, const std::vector<StackProfile>& profiles) {
+json build_report(const model::Trace& trace, const std::vector<symbolize::StackProfile>& profiles) {
   const auto& info = trace.info;
   json j;
   j["schema_version"] = kSchemaVersion;
@@ -148,7 +149,7 @@ json build_report(const model::Trace& trace, const std::vector<StackProfile>& pr
   return j;
 }
 
-json profiles_summary(const std::vector<StackProfile>& profiles) {
+json profiles_summary(const std::vector<symbolize::StackProfile>& profiles) {
   json out = json::array();
   for (const auto& prof : profiles) {
     json totals = json::object();

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/trace.h"
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::report {
 
@@ -13,14 +13,16 @@ namespace memlens::report {
 inline constexpr int kSchemaVersion = 2;
 
 // profiles: the trace's stack profiles, from which each verdict names its category's top stacks.
-nlohmann::json build_report(const model::Trace& trace, const std::vector<StackProfile>& profiles = {});
+nlohmann::json build_report(const model::Trace& trace,
+                            const std::vector<symbolize::StackProfile>& profiles = {});
 // trace_end_s: the trace time at its end (a process still running is counted untraced up to it).
-nlohmann::json process_json(const model::Process& p, const std::vector<StackProfile>& profiles = {},
+nlohmann::json process_json(const model::Process& p,
+                            const std::vector<symbolize::StackProfile>& profiles = {},
                             double trace_end_s = 0);
 
 // The report's "profiles" list: per stack kind, its files and sample totals (the totals a reader of the
 // folded and pprof files finds there).
-nlohmann::json profiles_summary(const std::vector<StackProfile>& profiles);
+nlohmann::json profiles_summary(const std::vector<symbolize::StackProfile>& profiles);
 
 // Writes dir/report.json atomically.
 Status write_report_json(const std::string& dir, const nlohmann::json& report);

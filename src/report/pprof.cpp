@@ -58,11 +58,11 @@ bool same_symbol(const symbolize::Frame& a, const symbolize::Frame& b) {
 
 }  // namespace
 
-std::string encode_pprof_proto(const StackProfile& profile) {
+std::string encode_pprof_proto(const symbolize::StackProfile& profile) {
   pprof::Profile out;
   StringTable strings(&out);
 
-  for (const SampleType& st : profile.sample_types) {
+  for (const symbolize::SampleType& st : profile.sample_types) {
     pprof::ValueType* vt = out.add_sample_type();
     vt->set_type(strings.intern(st.type));
     vt->set_unit(strings.intern(st.unit));
@@ -90,7 +90,7 @@ std::string encode_pprof_proto(const StackProfile& profile) {
   std::unordered_map<uint64_t, SeenFrame> seen_frames;
 
   std::vector<uint64_t> location_ids;
-  for (const StackSample& sample : profile.samples) {
+  for (const symbolize::StackSample& sample : profile.samples) {
     location_ids.clear();
     for (auto it = sample.stack.rbegin(); it != sample.stack.rend(); ++it) {
       const symbolize::Frame& frame = *it;
@@ -215,11 +215,11 @@ Result<std::string> gzip_decompress(std::string_view data, size_t max_bytes) {
   return out;
 }
 
-Result<std::string> encode_pprof(const StackProfile& profile) {
+Result<std::string> encode_pprof(const symbolize::StackProfile& profile) {
   return gzip_compress(encode_pprof_proto(profile));
 }
 
-Status write_pprof(const std::string& dir, const StackProfile& profile) {
+Status write_pprof(const std::string& dir, const symbolize::StackProfile& profile) {
   Result<std::string> data = encode_pprof(profile);
   if (!data) return make_error("pprof " + profile.kind + ": " + data.error().message);
   return write_file_atomic(dir + "/" + profile.kind + ".pb.gz", *data);

@@ -1,7 +1,7 @@
 // pprof's profile.proto, gzip-compressed: the format pprof, Pyroscope, Parca and speedscope open.
 //
 // What a profile holds:
-//  - sample_type: the StackProfile's sample types, in order; default_sample_type is the first.
+//  - sample_type: the symbolize::StackProfile's sample types, in order; default_sample_type is the first.
 //  - one Sample per distinct (pid, stack), leaf first, values summed, a numeric label "pid".
 //  - one Function per distinct (label, name, module): name is Frame::label() (JS frames end in " [js]"),
 //    system_name the symbol as symbolized, filename the module path.
@@ -16,18 +16,18 @@
 #include <string>
 
 #include "common/result.h"
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::report {
 
 // The uncompressed profile.proto message.
-std::string encode_pprof_proto(const StackProfile& profile);
+std::string encode_pprof_proto(const symbolize::StackProfile& profile);
 
 // The gzip-compressed message, as written to <kind>.pb.gz.
-Result<std::string> encode_pprof(const StackProfile& profile);
+Result<std::string> encode_pprof(const symbolize::StackProfile& profile);
 
 // Writes <dir>/<kind>.pb.gz atomically.
-Status write_pprof(const std::string& dir, const StackProfile& profile);
+Status write_pprof(const std::string& dir, const symbolize::StackProfile& profile);
 
 // gzip (RFC 1952) compression and decompression with zlib. gunzip bounds its output to max_bytes.
 Result<std::string> gzip_compress(std::string_view data);

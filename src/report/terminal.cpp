@@ -11,23 +11,6 @@ namespace memlens::report {
 
 using nlohmann::json;
 
-std::string format_bytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  if (u == 0) return fmt::format("{} B", bytes);
-  return fmt::format("{:.1f} {}", v, units[u]);
-}
-
-std::string format_signed_bytes(int64_t bytes) {
-  std::string s = format_bytes(static_cast<uint64_t>(std::llabs(bytes)));
-  return (bytes < 0 ? "-" : "+") + s;
-}
-
 namespace {
 
 // The report holds null where a figure is unknown (no GC yet, no exit status, a section not filled):

@@ -8,12 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "common/units.h"
 #include "model/trace.h"
 
 namespace memlens::report {
-
-std::string format_bytes(uint64_t bytes);        // "123.4 MiB"
-std::string format_signed_bytes(int64_t bytes);  // "+1.2 MiB"
 
 class LiveView {
  public:

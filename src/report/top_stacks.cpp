@@ -6,6 +6,8 @@
 #include <map>
 #include <string_view>
 
+#include "common/units.h"
+
 namespace memlens::report {
 
 using analyze::Category;
@@ -50,17 +52,17 @@ bool wanted(Category c, const symbolize::Stack& stack, bool js_only) {
 TopStackSource top_stack_source(Category c) {
   switch (c) {
     case Category::js_heap:
-      return {"gc_triggers", 1};
+      return {model::stack_kind::kGcTriggers, 1};
     case Category::array_buffers:
-      return {"array_buffers", 0};
+      return {model::stack_kind::kArrayBuffers, 0};
     case Category::native_heap:
-      return {"mmap_growth", 2};  // live bytes; bytes mapped when nothing is live
+      return {model::stack_kind::kMmapGrowth, 2};  // live bytes; bytes mapped when nothing is live
     case Category::rss:
     case Category::other_anon:
-      return {"page_faults", 0};
+      return {model::stack_kind::kPageFaults, 0};
     case Category::fds:
     case Category::sockets:
-      return {"fd_opens", 0};
+      return {model::stack_kind::kFdOpens, 0};
     case Category::code:
     case Category::stacks:
     case Category::file_mapped:
@@ -70,7 +72,7 @@ TopStackSource top_stack_source(Category c) {
 }
 
 std::string render_top_stack(const symbolize::Stack& stack, int64_t value, bool bytes) {
-  std::string weight = bytes ? analyze::format_bytes(static_cast<double>(value)) : fmt::format("{}", value);
+  std::string weight = bytes ? format_bytes(static_cast<double>(value)) : fmt::format("{}", value);
   if (stack.empty()) return weight + "  [no stack]";
   // Root first: the innermost frame is the last.
   size_t innermost_js = stack.size();
@@ -91,16 +93,18 @@ std::string render_top_stack(const symbolize::Stack& stack, int64_t value, bool 
   return text;
 }
 
-TopStacksFn top_stacks_for(int pid, const std::vector<StackProfile>& profiles, size_t limit) {
+TopStacksFn top_stacks_for(int pid, const std::vector<symbolize::StackProfile>& profiles, size_t limit) {
   return [pid, &profiles, limit](Category c) {
     std::vector<std::string> out;
     TopStackSource src = top_stack_source(c);
     if (src.kind.empty()) return out;
     auto prof = std::find_if(profiles.begin(), profiles.end(),
-                             [&](const StackProfile& p) { return p.kind == src.kind; });
+                             [&](const symbolize::StackProfile& p) { return p.kind == src.kind; });
     if (prof == profiles.end() || src.value_index >= prof->sample_types.size()) return out;
     bool bytes = prof->sample_types[src.value_index].unit == "bytes";
-    auto value_of = [&](const StackSample& s, size_t i) { return i < s.values.size() ? s.values[i] : 0; };
+    auto value_of = [&](const symbolize::StackSample& s, size_t i) {
+      return i < s.values.size() ? s.values[i] : 0;
+    };
     // A GC that V8 ran from a task (idle, incremental marking) has the event loop for a stack: of the GC
     // triggers, those JS code caused say which code allocates. All of them when none did.
     bool js_only = false;
@@ -109,7 +113,7 @@ TopStacksFn top_stacks_for(int pid, const std::vector<StackProfile>& profiles, s
         if (s.pid == pid && has_js_frame(s.stack)) js_only = true;
     // mmap_growth by live bytes when anything is still mapped, else by bytes mapped over the trace.
     size_t index = src.value_index;
-    if (src.kind == "mmap_growth") {
+    if (src.kind == model::stack_kind::kMmapGrowth) {
       bool any_live = false;
       for (const auto& s : prof->samples)
         if (s.pid == pid && wanted(c, s.stack, js_only) && value_of(s, 2) > 0) any_live = true;

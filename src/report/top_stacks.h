@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "analyze/verdicts.h"
-#include "report/stack_profile.h"
 #include "report/verdict_section.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::report {
 
@@ -34,6 +34,6 @@ TopStackSource top_stack_source(analyze::Category c);
 std::string render_top_stack(const symbolize::Stack& stack, int64_t value, bool bytes);
 
 // At most `limit` lines per category for process pid, heaviest first; equal renderings are merged.
-TopStacksFn top_stacks_for(int pid, const std::vector<StackProfile>& profiles, size_t limit = 5);
+TopStacksFn top_stacks_for(int pid, const std::vector<symbolize::StackProfile>& profiles, size_t limit = 5);
 
 }  // namespace memlens::report

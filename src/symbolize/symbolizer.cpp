@@ -209,11 +209,6 @@ std::vector<Frame> ProcessSymbolizer::symbolize(const std::vector<uint64_t>& add
   return out;
 }
 
-Frame ProcessSymbolizer::symbolize_one(uint64_t address) {
-  Batch batch;
-  return symbolize_address(address, batch);
-}
-
 Frame ProcessSymbolizer::symbolize_address(uint64_t address, Batch& batch) {
   ++stats_.addresses;
   Frame f;

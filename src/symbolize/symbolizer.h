@@ -72,7 +72,6 @@ class ProcessSymbolizer {
   // One frame per address, in order. Addresses are used as given: for return addresses of non-leaf frames
   // pass address - 1 so a call at the very end of a function is not named after the next one.
   std::vector<Frame> symbolize(const std::vector<uint64_t>& addresses);
-  Frame symbolize_one(uint64_t address);
 
   pid_t pid() const { return pid_; }
   const std::vector<proc::MapEntry>& maps() const { return maps_; }

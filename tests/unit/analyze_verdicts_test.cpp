@@ -12,6 +12,7 @@
 #include <string>
 
 #include "analyze/verdicts.h"
+#include "common/units.h"
 
 namespace memlens::analyze {
 namespace {
@@ -93,7 +94,7 @@ TEST(Verdicts, SteadyJsLeakOnAfterGcFigures) {
     EXPECT_EQ(v->basis, "heap_used_after_gc");
     EXPECT_EQ(v->top_stacks, in[Category::js_heap].top_stacks);
     EXPECT_THAT(v->evidence, HasSubstr("heap used after GC grew from"));
-    EXPECT_THAT(v->evidence, HasSubstr("MB/min"));
+    EXPECT_THAT(v->evidence, HasSubstr("MiB/min"));
     EXPECT_THAT(v->headline, HasSubstr("JS heap leak suspected: heap used after GC +"));
     EXPECT_EQ(vs.front().category, Category::js_heap) << dump(vs);  // the most important verdict
   }
@@ -384,7 +385,7 @@ TEST(Verdicts, FdsGrowingFivePerSecond) {
     EXPECT_EQ(v->basis, "open_count");
     EXPECT_THAT(v->evidence, HasSubstr("open file descriptors grew from"));
     EXPECT_THAT(v->evidence, HasSubstr("/s)"));
-    EXPECT_THAT(v->evidence, Not(HasSubstr("MB")));
+    EXPECT_THAT(v->evidence, Not(HasSubstr("iB")));
     EXPECT_THAT(v->evidence, HasSubstr("1024 open-file limit (RLIMIT_NOFILE)"));
     // Truth: 320 open at 60 s, 704 to go at 5/s.
     ASSERT_TRUE(v->seconds_to_limit.has_value());
@@ -407,7 +408,7 @@ TEST(Verdicts, LimitProjectionText) {
   double truth = (4096 * MB - (40 * MB + rate * 60)) / rate;  // ~17 h
   ASSERT_TRUE(v->seconds_to_limit.has_value());
   EXPECT_NEAR(*v->seconds_to_limit, truth, 0.1 * truth);
-  EXPECT_THAT(v->evidence, HasSubstr("; at this rate it reaches the 4.0 GB heap limit in "));
+  EXPECT_THAT(v->evidence, HasSubstr("; at this rate it reaches the 4.0 GiB heap limit in "));
   EXPECT_THAT(v->evidence, HasSubstr(format_eta(*v->seconds_to_limit)));
   EXPECT_THAT(format_eta(*v->seconds_to_limit), ::testing::EndsWith(" h"));
 
@@ -417,7 +418,7 @@ TEST(Verdicts, LimitProjectionText) {
   v = find(vs, Category::js_heap);
   ASSERT_TRUE(v->seconds_to_limit.has_value());
   EXPECT_EQ(*v->seconds_to_limit, 0);
-  EXPECT_THAT(v->evidence, HasSubstr("it is already at the 30.0 MB heap limit"));
+  EXPECT_THAT(v->evidence, HasSubstr("it is already at the 30.0 MiB heap limit"));
 }
 
 // A leak that speeds up (1 MB to 181 MB of live objects in a minute, quadratically): the fitted line starts
@@ -510,13 +511,13 @@ TEST(Verdicts, OrderedByImportance) {
 }
 
 TEST(Verdicts, Formatting) {
-  EXPECT_EQ(format_bytes(48.9 * MB), "48.9 MB");
-  EXPECT_EQ(format_bytes(4096 * MB), "4.0 GB");
+  EXPECT_EQ(format_bytes(48.9 * MB), "48.9 MiB");
+  EXPECT_EQ(format_bytes(4096 * MB), "4.0 GiB");
   EXPECT_EQ(format_bytes(512), "512 B");
   EXPECT_EQ(format_duration(190), "3m10s");
   EXPECT_EQ(format_duration(45), "45s");
   EXPECT_EQ(format_duration(3900), "1h05m");
-  EXPECT_EQ(format_rate(4.1 * MB / 60, false), "+4.1 MB/min");
+  EXPECT_EQ(format_rate(4.1 * MB / 60, false), "+4.1 MiB/min");
   EXPECT_EQ(format_rate(-5, true), "-5.0/s");
   EXPECT_EQ(format_eta(16 * 3600), "16 h");
   EXPECT_EQ(parse_category("sockets"), Category::sockets);
@@ -746,7 +747,7 @@ TEST(NodeRecordings, IntervalClosureLeakWithFewFullGcs) {
   double rate = (last.heap_used_after_bytes - first.heap_used_after_bytes) / (last.t_s - first.t_s);
   double eta = (1024 * MB - last.heap_used_after_bytes) / rate;
   EXPECT_NEAR(*l->seconds_to_limit, eta, 0.2 * eta);
-  EXPECT_THAT(l->evidence, HasSubstr("reaches the 1.0 GB heap limit in"));
+  EXPECT_THAT(l->evidence, HasSubstr("reaches the 1.0 GiB heap limit in"));
   const Verdict* rss = find(late, Category::rss);
   ASSERT_NE(rss, nullptr);
   EXPECT_NE(rss->kind, VerdictKind::retained_not_leak) << dump(late);  // never "nothing live grows"

@@ -9,10 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "elf/x86_decode.h"
 #include "node/probe_plan.h"
 
 namespace fs = std::filesystem;
-using memlens::node::decode_lock_sub_rdx_from_rdi;
+using memlens::elf::decode_lock_sub_rdx_from_rdi;
 
 namespace {
 

@@ -19,10 +19,14 @@
 #include <thread>
 
 #include "elf/elf_file.h"
+#include "elf/x86_decode.h"
 #include "node/probe_plan.h"
 
 namespace fs = std::filesystem;
 using namespace memlens::node;
+using memlens::elf::lock_instruction_length;
+using memlens::elf::offsets_after_calls_to;
+using memlens::elf::UsdtProbe;
 
 namespace {
 

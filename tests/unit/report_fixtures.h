@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "report/stack_profile.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::report::fixtures {
 
@@ -60,8 +60,8 @@ inline const std::vector<std::string> kEntryPoints = {"handleUpload", "handleDow
                                                       "onTimer"};
 inline const char* kHostileName = "</script><img src=x onerror=alert(1)>;\nevil\xff\xfe";
 
-inline StackProfile sample_profile(const std::string& kind, unsigned seed, int nsamples = 400) {
-  StackProfile p;
+inline symbolize::StackProfile sample_profile(const std::string& kind, unsigned seed, int nsamples = 400) {
+  symbolize::StackProfile p;
   p.kind = kind;
   p.sample_types = {{"bytes", "bytes"}, {"count", "count"}};
   p.time_ns = 1767225600123456789;
@@ -75,7 +75,7 @@ inline StackProfile sample_profile(const std::string& kind, unsigned seed, int n
                                            "v8::internal::BackingStore::Allocate"};
   for (int i = 0; i < nsamples; ++i) {
     const int pid = (rng() % 4 == 0) ? 1001 : 1000;
-    StackSample s;
+    symbolize::StackSample s;
     s.pid = pid;
     s.stack.push_back(make_frame(FrameKind::kNative, "_start", 0, pid));
     s.stack.push_back(make_frame(FrameKind::kNative, "__libc_start_main", 1, pid));
@@ -104,8 +104,8 @@ inline StackProfile sample_profile(const std::string& kind, unsigned seed, int n
 
 // 100,000 distinct stacks shaped like a real program's: at each level a frame picks among a few callees
 // chosen by its own name, so prefixes are shared; names come from a pool of 3,000 functions.
-inline StackProfile large_profile(const std::string& kind, int distinct = 100000) {
-  StackProfile p;
+inline symbolize::StackProfile large_profile(const std::string& kind, int distinct = 100000) {
+  symbolize::StackProfile p;
   p.kind = kind;
   p.sample_types = {{"bytes", "bytes"}};
   std::vector<std::string> pool;
@@ -124,7 +124,7 @@ inline StackProfile large_profile(const std::string& kind, int distinct = 100000
       path.push_back(cur);
     }
     if (!seen.insert(path).second) continue;
-    StackSample s;
+    symbolize::StackSample s;
     s.pid = 1000;
     for (int id : path) {
       s.stack.push_back(
@@ -244,9 +244,9 @@ inline nlohmann::json sample_report() {
 }
 
 // Sum of values[k] over the samples.
-inline int64_t total_of(const StackProfile& p, size_t k = 0) {
+inline int64_t total_of(const symbolize::StackProfile& p, size_t k = 0) {
   int64_t t = 0;
-  for (const StackSample& s : p.samples) t += s.values.at(k);
+  for (const symbolize::StackSample& s : p.samples) t += s.values.at(k);
   return t;
 }
 

@@ -39,11 +39,11 @@ TEST(FoldedLabel, SeparatorsAndControlCharactersCannotBreakTheFormat) {
 
 // The merged lines hold exactly the input's value, stack by stack.
 TEST(Folded, RoundTripKeepsEveryStackAndTotal) {
-  const StackProfile profile = sample_profile("array_buffers", 7);
+  const symbolize::StackProfile profile = sample_profile("array_buffers", 7);
   // Ground truth: the input's first values summed per labelled stack.
   std::map<std::vector<std::string>, int64_t> expected;
   int64_t expected_total = 0;
-  for (const StackSample& s : profile.samples) {
+  for (const symbolize::StackSample& s : profile.samples) {
     std::vector<std::string> labels;
     for (const Frame& f : s.stack) labels.push_back(folded_label(f));
     expected[labels] += s.values[0];
@@ -69,7 +69,7 @@ TEST(Folded, RoundTripKeepsEveryStackAndTotal) {
 }
 
 TEST(Folded, WritesKindFileAtomically) {
-  const StackProfile profile = sample_profile("page_faults", 3, 50);
+  const symbolize::StackProfile profile = sample_profile("page_faults", 3, 50);
   const std::string dir = fixtures::artifact_dir("folded").string();
   ASSERT_TRUE(write_folded(dir, profile).ok());
   Result<std::string> text = read_text_file(dir + "/page_faults.folded");
@@ -83,7 +83,7 @@ TEST(Folded, WritesKindFileAtomically) {
 }
 
 TEST(Folded, EmptyStacksAndNonPositiveValues) {
-  StackProfile p;
+  symbolize::StackProfile p;
   p.kind = "gc_triggers";
   p.sample_types = {{"count", "count"}};
   p.samples.push_back({{}, {5}, 1});

@@ -34,7 +34,7 @@ std::string script_block(const std::string& page, const std::string& id) {
 }
 
 TEST(Html, ProcessTextNeverBecomesMarkup) {
-  const std::vector<StackProfile> profiles = {sample_profile("array_buffers", 1)};
+  const std::vector<symbolize::StackProfile> profiles = {sample_profile("array_buffers", 1)};
   const std::string page = render_html(sample_report(), profiles);
   // Exactly the page's own three script elements; the hostile name's "</script>" and "<img" are escaped.
   EXPECT_EQ(count_of(page, "</script>"), 3u);
@@ -48,7 +48,7 @@ TEST(Html, ProcessTextNeverBecomesMarkup) {
 
 TEST(Html, EmbeddedDataParsesBackToTheInput) {
   const json report = sample_report();
-  const StackProfile profile = sample_profile("page_faults", 2);
+  const symbolize::StackProfile profile = sample_profile("page_faults", 2);
   const std::string page = render_html(report, {profile});
   const json back = json::parse(script_block(page, "memlens-report"));
   // The hostile string had invalid UTF-8, replaced by U+FFFD; everything else is identical.
@@ -65,7 +65,7 @@ TEST(Html, EmbeddedDataParsesBackToTheInput) {
 // The merged tree: every node's value is what the input's stacks through it add up to, children sum to
 // no more than their parent, depths describe a preorder, and distinct stacks are counted.
 TEST(Html, FlameGraphTreeMatchesTheStacks) {
-  const StackProfile profile = sample_profile("array_buffers", 4);
+  const symbolize::StackProfile profile = sample_profile("array_buffers", 4);
   const json f = json::parse(flame_graph_json(profile));
   const auto& names = f["names"];
   const auto& n = f["n"];
@@ -82,7 +82,7 @@ TEST(Html, FlameGraphTreeMatchesTheStacks) {
   // Ground truth from the input: value per labelled path prefix, and the set of distinct stacks.
   std::map<std::vector<std::string>, int64_t> prefix_value;
   std::set<std::vector<std::string>> distinct;
-  for (const StackSample& s : profile.samples) {
+  for (const symbolize::StackSample& s : profile.samples) {
     std::vector<std::string> path;
     for (const Frame& fr : s.stack) {
       path.push_back(folded_label(fr));
@@ -121,12 +121,12 @@ TEST(Html, WritesReportHtml) {
 }
 
 // Ground truth for the browser check of one fixture profile.
-json flame_expectation(const StackProfile& p, const std::string& click, const std::string& search,
+json flame_expectation(const symbolize::StackProfile& p, const std::string& click, const std::string& search,
                        const std::string& search_frame) {
   int64_t click_value = 0, search_value = 0;
   std::string needle = search;
   for (char& c : needle) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const StackSample& s : p.samples) {
+  for (const symbolize::StackSample& s : p.samples) {
     bool clicked = false, matched = false;
     for (const Frame& f : s.stack) {
       std::string label = folded_label(f);
@@ -149,17 +149,17 @@ json flame_expectation(const StackProfile& p, const std::string& click, const st
 TEST(HtmlInChromium, LoadsDrawsZoomsAndSearches) {
   MEMLENS_REQUIRE_NODE_CHECKS(true);
   const std::filesystem::path dir = fixtures::artifact_dir("html");
-  std::vector<StackProfile> profiles = {sample_profile("mmap_growth", 1), sample_profile("page_faults", 2),
-                                        sample_profile("array_buffers", 3), sample_profile("gc_triggers", 4),
-                                        sample_profile("fd_opens", 5, 60)};
+  std::vector<symbolize::StackProfile> profiles = {
+      sample_profile("mmap_growth", 1), sample_profile("page_faults", 2), sample_profile("array_buffers", 3),
+      sample_profile("gc_triggers", 4), sample_profile("fd_opens", 5, 60)};
   profiles[4].sample_types = {{"count", "count"}};
-  for (StackSample& s : profiles[4].samples) s.values.resize(1);
+  for (symbolize::StackSample& s : profiles[4].samples) s.values.resize(1);
   ASSERT_TRUE(write_html(dir.string(), sample_report(), profiles).ok());
 
   json flames = json::array();
   // handleUpload sits at one place in the tree (depth 5), so its zoomed value is the input's sum over the
   // stacks that contain it; "allocateraw" matches the V8 allocator leaf wherever it is.
-  for (const StackProfile& p : profiles) {
+  for (const symbolize::StackProfile& p : profiles) {
     flames.push_back(
         flame_expectation(p, "handleUpload [js]", "allocateraw", "v8::internal::Heap::AllocateRaw"));
   }
@@ -206,7 +206,7 @@ TEST(HtmlInChromium, EmptyReportDegradesGracefully) {
 TEST(HtmlInChromium, HundredThousandDistinctStacks) {
   MEMLENS_REQUIRE_NODE_CHECKS(true);
   const std::filesystem::path dir = fixtures::artifact_dir("html-large");
-  const StackProfile big = fixtures::large_profile("page_faults");
+  const symbolize::StackProfile big = fixtures::large_profile("page_faults");
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(write_html(dir.string(), sample_report(), {big}).ok());
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -214,7 +214,7 @@ TEST(HtmlInChromium, HundredThousandDistinctStacks) {
               std::filesystem::file_size(dir / "report.html") / 1e6);
   // Zoom on the most common first frame: the input's own figures decide the expected values.
   std::map<std::string, int64_t> first_frame;
-  for (const StackSample& s : big.samples) first_frame[folded_label(s.stack[0])] += s.values[0];
+  for (const symbolize::StackSample& s : big.samples) first_frame[folded_label(s.stack[0])] += s.values[0];
   const auto top = std::max_element(first_frame.begin(), first_frame.end(),
                                     [](const auto& a, const auto& b) { return a.second < b.second; });
   json f = {{"kind", big.kind},

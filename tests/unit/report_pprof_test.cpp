@@ -21,10 +21,10 @@ struct Expected {
   std::vector<int64_t> totals;
   std::set<std::string> functions, build_ids, modules, addresses, pids;
 };
-Expected expected_of(const StackProfile& p) {
+Expected expected_of(const symbolize::StackProfile& p) {
   Expected e;
   e.totals.assign(p.sample_types.size(), 0);
-  for (const StackSample& s : p.samples) {
+  for (const symbolize::StackSample& s : p.samples) {
     for (size_t k = 0; k < e.totals.size(); ++k) e.totals[k] += s.values[k];
     e.pids.insert(std::to_string(s.pid));
     for (const Frame& f : s.stack) {
@@ -56,7 +56,7 @@ TEST(Gzip, RoundTripAndCorruption) {
 // Decoded with the generated parser: the structure pprof requires (ids, references, string 0) and the
 // input's figures.
 TEST(Pprof, EncodesProfileProto) {
-  const StackProfile profile = sample_profile("array_buffers", 11);
+  const symbolize::StackProfile profile = sample_profile("array_buffers", 11);
   const Expected want = expected_of(profile);
   Result<std::string> gz = encode_pprof(profile);
   ASSERT_TRUE(gz.ok());
@@ -117,7 +117,7 @@ TEST(Pprof, EncodesProfileProto) {
 }
 
 TEST(Pprof, WritesKindFile) {
-  const StackProfile profile = sample_profile("mmap_growth", 5, 30);
+  const symbolize::StackProfile profile = sample_profile("mmap_growth", 5, 30);
   const std::string dir = fixtures::artifact_dir("pprof").string();
   ASSERT_TRUE(write_pprof(dir, profile).ok());
   Result<OpenedFile> f = open_regular_file(dir + "/mmap_growth.pb.gz");
@@ -132,7 +132,7 @@ TEST(Pprof, DecodedByPprofFormat) {
   const std::string dir = fixtures::artifact_dir("pprof").string();
   for (const auto& [kind, seed] :
        std::vector<std::pair<std::string, unsigned>>{{"array_buffers", 1}, {"page_faults", 2}}) {
-    const StackProfile profile = sample_profile(kind, seed);
+    const symbolize::StackProfile profile = sample_profile(kind, seed);
     ASSERT_TRUE(write_pprof(dir, profile).ok());
     const Expected want = expected_of(profile);
     nlohmann::json expect = {
@@ -161,7 +161,7 @@ TEST(Pprof, DecodedByPprofFormat) {
 TEST(Pprof, PprofFormatCheckerRejectsWrongTotals) {
   MEMLENS_REQUIRE_NODE_CHECKS(false);
   const std::string dir = fixtures::artifact_dir("pprof").string();
-  const StackProfile profile = sample_profile("gc_triggers", 9, 40);
+  const symbolize::StackProfile profile = sample_profile("gc_triggers", 9, 40);
   ASSERT_TRUE(write_pprof(dir, profile).ok());
   const Expected want = expected_of(profile);
   nlohmann::json expect = {

@@ -39,7 +39,7 @@ TEST(TopStacks, LineStartsAtTheInnermostJsFrameAndNamesWhereItEnds) {
                   native("node::NodeArrayBufferAllocator::Allocate"), native("calloc")});
   std::string line = render_top_stack(s, 3 * 1024 * 1024, true);
   EXPECT_EQ(line,
-            "3.0 MB  Buffer.alloc [js] \u2190 handler [js] \u2190 server [js] \u2190 main  (in calloc)");
+            "3.0 MiB  Buffer.alloc [js] \u2190 handler [js] \u2190 server [js] \u2190 main  (in calloc)");
 }
 
 TEST(TopStacks, WithoutJsFramesTheInnermostFive) {
@@ -48,15 +48,15 @@ TEST(TopStacks, WithoutJsFramesTheInnermostFive) {
   EXPECT_EQ(render_top_stack({}, 2, false), "2  [no stack]");
 }
 
-StackProfile profile(const std::string& kind, std::vector<SampleType> types) {
-  StackProfile p;
+symbolize::StackProfile profile(const std::string& kind, std::vector<symbolize::SampleType> types) {
+  symbolize::StackProfile p;
   p.kind = kind;
   p.sample_types = std::move(types);
   return p;
 }
 
 TEST(TopStacks, NativeHeapTakesMmapGrowthThroughMallocOnlyByLiveBytes) {
-  std::vector<StackProfile> profiles;
+  std::vector<symbolize::StackProfile> profiles;
   auto p = profile("mmap_growth", {{"bytes", "bytes"}, {"count", "count"}, {"live_bytes", "bytes"}});
   p.samples.push_back({stack({js("cache.set"), native("malloc"), native("mmap")}), {8 << 20, 4, 1 << 20}, 7});
   p.samples.push_back(
@@ -67,12 +67,12 @@ TEST(TopStacks, NativeHeapTakesMmapGrowthThroughMallocOnlyByLiveBytes) {
   profiles.push_back(p);
   auto top = top_stacks_for(7, profiles)(Category::native_heap);
   ASSERT_EQ(top.size(), 1u);  // not V8's page, not another process's stack
-  EXPECT_THAT(top[0], StartsWith("1.0 MB  cache.set [js]"));
+  EXPECT_THAT(top[0], StartsWith("1.0 MiB  cache.set [js]"));
   EXPECT_THAT(top[0], HasSubstr("(in mmap)"));
 }
 
 TEST(TopStacks, SocketsAreTheFdsOpenedBySocketCalls) {
-  std::vector<StackProfile> profiles;
+  std::vector<symbolize::StackProfile> profiles;
   auto p = profile("fd_opens", {{"fds", "count"}});
   p.samples.push_back({stack({js("connect"), native("socket")}), {40}, 3});
   p.samples.push_back({stack({js("fs.openSync"), native("open64")}), {90}, 3});
@@ -87,7 +87,7 @@ TEST(TopStacks, SocketsAreTheFdsOpenedBySocketCalls) {
 }
 
 TEST(TopStacks, EqualStacksMergeAndTheLimitHolds) {
-  std::vector<StackProfile> profiles;
+  std::vector<symbolize::StackProfile> profiles;
   auto p = profile("array_buffers", {{"bytes", "bytes"}, {"count", "count"}});
   for (int i = 0; i < 10; ++i)
     p.samples.push_back({stack({js("f" + std::to_string(i % 7)), native("calloc")}), {1024 * (i + 1), 1}, 1});
@@ -95,7 +95,7 @@ TEST(TopStacks, EqualStacksMergeAndTheLimitHolds) {
   auto top = top_stacks_for(1, profiles, 3)(Category::array_buffers);
   ASSERT_EQ(top.size(), 3u);
   // f2 appears twice (i = 2 and 9): 3 KB + 10 KB.
-  EXPECT_THAT(top[0], StartsWith("13.0 KB  f2 [js]"));
+  EXPECT_THAT(top[0], StartsWith("13.0 KiB  f2 [js]"));
   EXPECT_TRUE(top_stacks_for(1, profiles)(Category::code).empty());  // no profile follows code
 }
 

@@ -160,13 +160,13 @@ TEST(SymbolizeNode, JsFunctionFromPerfMapAndNativeFunctionFromElf) {
   auto s = ProcessSymbolizer::create(proc.pid(), options);
   ASSERT_TRUE(s.ok()) << s.error().describe();
   EXPECT_EQ((*s)->perf_map_problem(), "");
-  Frame js = (*s)->symbolize_one(js_start + js_size / 2);
+  Frame js = (*s)->symbolize({js_start + js_size / 2}).front();
   EXPECT_EQ(js.kind, FrameKind::kJs);
   EXPECT_EQ(js.function, js_name);
   EXPECT_NE(js.function.find("memlensHotLoop"), std::string::npos);
   EXPECT_EQ(js.symbol_offset, js_size / 2);
 
-  Frame native = (*s)->symbolize_one(absolute + 4);
+  Frame native = (*s)->symbolize({absolute + 4}).front();
   EXPECT_EQ(native.kind, FrameKind::kNative);
   EXPECT_EQ(native.function, cxxfilt(target->name));
   EXPECT_EQ(native.symbol_offset, 4u);

@@ -306,7 +306,7 @@ TEST_F(SymbolizerTest, PieChildNativeAndJitFrames) {
   EXPECT_EQ((*s)->perf_map_problem(), "");
   check_native_frames(**s, a, binary, child.pid());
 
-  auto js = (*s)->symbolize_one(a.jit + 0x10);
+  auto js = (*s)->symbolize({a.jit + 0x10}).front();
   EXPECT_EQ(js.kind, FrameKind::kJs);
   EXPECT_EQ(js.function, "JS:*fakeJs /app/x.js:1:1");
   EXPECT_EQ(js.module, "[perf-map]");
@@ -314,16 +314,16 @@ TEST_F(SymbolizerTest, PieChildNativeAndJitFrames) {
   EXPECT_EQ(js.label(), "JS:*fakeJs /app/x.js:1:1 [js]");
 
   // JIT code described after the symbolizer read the map: a miss reads what was appended.
-  auto before = (*s)->symbolize_one(a.jit + 0x210);
+  auto before = (*s)->symbolize({a.jit + 0x210}).front();
   EXPECT_EQ(before.kind, FrameKind::kUnknown);
   child.send("more\n");
   ASSERT_EQ(child.read_line(), "ok\n");
-  auto late = (*s)->symbolize_one(a.jit + 0x210);
+  auto late = (*s)->symbolize({a.jit + 0x210}).front();
   EXPECT_EQ(late.kind, FrameKind::kJs);
   EXPECT_EQ(late.function, "JS:~lateFn /app/y.js:2:2");
 
   // Anonymous memory that no perf map line describes stays, as its address.
-  auto anon = (*s)->symbolize_one(a.jit + 0x900);
+  auto anon = (*s)->symbolize({a.jit + 0x900}).front();
   EXPECT_EQ(anon.kind, FrameKind::kUnknown);
   EXPECT_EQ(anon.module, "[anon]");
   char want[32];
@@ -353,7 +353,7 @@ TEST_F(SymbolizerTest, StrippedFramesKeepModuleAndOffset) {
   ASSERT_NE(a.jit, 0u);
   auto s = ProcessSymbolizer::create(child.pid(), options());
   ASSERT_TRUE(s.ok());
-  Frame f = (*s)->symbolize_one(a.static_fn);
+  Frame f = (*s)->symbolize({a.static_fn}).front();
   EXPECT_EQ(f.kind, FrameKind::kUnknown);
   EXPECT_EQ(f.module, binary);
   EXPECT_EQ(f.build_id, kBuildId);
@@ -392,7 +392,7 @@ TEST_F(SymbolizerTest, WithoutPreloadAnExitedProcessStillGivesModuleAndOffset) {
   ASSERT_TRUE(s.ok());
   child.reset();
   fs::remove(binary);
-  Frame f = (*s)->symbolize_one(a.c_fn);
+  Frame f = (*s)->symbolize({a.c_fn}).front();
   EXPECT_EQ(f.kind, FrameKind::kUnknown);
   EXPECT_EQ(f.module, binary);
   EXPECT_EQ(f.function.rfind("child-gone+0x", 0), 0u) << f.function;
@@ -408,7 +408,7 @@ TEST_F(SymbolizerTest, ExitedProcessWithTheFileStillOnDisk) {
   ASSERT_TRUE(s.ok());
   child.reset();
   // The same file (device and inode) is still there on the host: it is used.
-  Frame f = (*s)->symbolize_one(a.c_fn);
+  Frame f = (*s)->symbolize({a.c_fn}).front();
   EXPECT_EQ(f.kind, FrameKind::kNative);
   EXPECT_EQ(f.function, "memlens_child_c");
 }
@@ -421,7 +421,7 @@ TEST_F(SymbolizerTest, DeletedBinaryOfALiveProcess) {
   fs::remove(binary);
   auto s = ProcessSymbolizer::create(child.pid(), options());
   ASSERT_TRUE(s.ok());
-  Frame f = (*s)->symbolize_one(a.grow);
+  Frame f = (*s)->symbolize({a.grow}).front();
   EXPECT_EQ(f.kind, FrameKind::kNative);
   EXPECT_EQ(f.function, "memlens_child::Widget::grow(int)");
   EXPECT_EQ(f.module, binary);  // without " (deleted)"
@@ -437,10 +437,10 @@ TEST_F(SymbolizerTest, ModulesAreSharedAcrossProcesses) {
   auto s1 = ProcessSymbolizer::create(one.pid(), options());
   auto s2 = ProcessSymbolizer::create(two.pid(), options());
   ASSERT_TRUE(s1.ok() && s2.ok());
-  EXPECT_EQ((*s1)->symbolize_one(a1.grow).function, "memlens_child::Widget::grow(int)");
+  EXPECT_EQ((*s1)->symbolize({a1.grow}).front().function, "memlens_child::Widget::grow(int)");
   size_t after_first = cache_->size();
   size_t bytes_after_first = cache_->memory_bytes();
-  EXPECT_EQ((*s2)->symbolize_one(a2.grow).function, "memlens_child::Widget::grow(int)");
+  EXPECT_EQ((*s2)->symbolize({a2.grow}).front().function, "memlens_child::Widget::grow(int)");
   EXPECT_EQ(cache_->size(), after_first);
   EXPECT_EQ(cache_->memory_bytes(), bytes_after_first);
 }

@@ -1,4 +1,3 @@
-R"MEMLENS_JS(
 // memlens report page. Everything that comes from the traced process reaches the DOM through textContent
 // or SVG/canvas text, never as markup. The data sits in two <script type="application/json"> blocks.
 (function () {
@@ -699,12 +698,12 @@ R"MEMLENS_JS(
       matchName = null;
       term = term.trim();
       if (term) {
-        let re = null;
+        let re;
         const m = /^\/(.+)\/([a-z]*)$/.exec(term);
         try {
           re = m ? new RegExp(m[1], m[2].includes('i') ? 'i' : '') : null;
-        } catch (err) {
-          re = null;
+        } catch {
+          re = null;  // not a valid pattern: the term is matched as text
         }
         const needle = term.toLowerCase();
         matchName = new Uint8Array(names.length);
@@ -886,4 +885,3 @@ R"MEMLENS_JS(
   }
   main();
 })();
-)MEMLENS_JS"

@@ -1,0 +1,50 @@
+// The x86-64 decoding shared by probe planning and the syscall-wrapper sites (elf/x86_decode.h), on
+// hand-assembled bytes (objdump's encodings of the forms memlens meets in node and libc).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+#include "elf/x86_decode.h"
+
+namespace memlens::elf {
+namespace {
+
+TEST(X86Decode, ModrmOperandLength) {
+  const uint8_t reg[] = {0xC2};                            // mod 3: a register
+  const uint8_t disp8[] = {0x57, 0xD8};                    // disp8(%rdi)
+  const uint8_t disp32[] = {0x97, 0, 1, 0, 0};             // disp32(%rdi)
+  const uint8_t rip[] = {0x05, 0, 0, 0, 0};                // disp32(%rip)
+  const uint8_t sib[] = {0x44, 0x24, 0x08};                // 0x8(%rsp): SIB, disp8
+  const uint8_t sib_no_base[] = {0x04, 0x25, 0, 0, 0, 0};  // disp32 with SIB and no base
+  EXPECT_EQ(modrm_operand_length(reg, sizeof reg), 1u);
+  EXPECT_EQ(modrm_operand_length(disp8, sizeof disp8), 2u);
+  EXPECT_EQ(modrm_operand_length(disp32, sizeof disp32), 5u);
+  EXPECT_EQ(modrm_operand_length(rip, sizeof rip), 5u);
+  EXPECT_EQ(modrm_operand_length(sib, sizeof sib), 3u);
+  EXPECT_EQ(modrm_operand_length(sib_no_base, sizeof sib_no_base), 6u);
+  EXPECT_EQ(modrm_operand_length(sib, 1), 0u);  // ends before its SIB byte
+  EXPECT_EQ(modrm_operand_length(sib, 0), 0u);
+}
+
+TEST(X86Decode, CallTargets) {
+  // 0x1000: call 0x2000 (e8 rel32 = 0x2000 - 0x1005); 0x1005: nop; 0x1006: call 0x1006 + 5 - 16
+  const uint8_t code[] = {0xE8, 0xFB, 0x0F, 0x00, 0x00, 0x90, 0xE8, 0xF0, 0xFF, 0xFF, 0xFF};
+  EXPECT_EQ(call_rel32_target(code, sizeof code, 0, 0x1000), 0x2000u);
+  EXPECT_EQ(call_rel32_target(code, sizeof code, 6, 0x1000), 0x1006u + 5 - 16);
+  EXPECT_FALSE(call_rel32_target(code, sizeof code, 5, 0x1000));  // a nop
+  EXPECT_FALSE(call_rel32_target(code, 10, 6, 0x1000));           // truncated
+  auto after = offsets_after_calls_to(code, sizeof code, 0x1000, 0x2000);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0], 5u);
+}
+
+TEST(X86Decode, PltStubSlot) {
+  // .plt.sec stub at 0x3000: endbr64; bnd jmp *0x2ffa(%rip) -> slot 0x3000 + 4 + 7 + 0x2ffa.
+  const uint8_t stub[] = {0xF3, 0x0F, 0x1E, 0xFA, 0xF2, 0xFF, 0x25, 0xFA, 0x2F, 0x00, 0x00, 0x0F, 0x1F, 0x44};
+  EXPECT_EQ(rip_indirect_jump_slot(stub, sizeof stub, 0x3000), 0x3000u + 11 + 0x2FFA);
+  const uint8_t no_jump[] = {0x90, 0x90, 0xC3};
+  EXPECT_FALSE(rip_indirect_jump_slot(no_jump, sizeof no_jump, 0x3000));
+}
+
+}  // namespace
+}  // namespace memlens::elf
