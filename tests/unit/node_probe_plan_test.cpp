@@ -19,13 +19,10 @@
 #include <thread>
 
 #include "elf/elf_file.h"
-#include "elf/x86_decode.h"
 #include "node/probe_plan.h"
 
 namespace fs = std::filesystem;
 using namespace memlens::node;
-using memlens::elf::lock_instruction_length;
-using memlens::elf::offsets_after_calls_to;
 using memlens::elf::UsdtProbe;
 
 namespace {
@@ -275,40 +272,6 @@ TEST(NodeProbePlan, LibnodeLayoutPicksTheSharedLibrary) {
   EXPECT_FALSE(plan->has_symtab);
   for (ProbePurpose p : kRequired)
     EXPECT_TRUE(plan->find(p)->found()) << to_string(p) << ": " << plan->find(p)->skip_reason;
-}
-
-// Encodings from the Intel SDM; the first is NodeArrayBufferAllocator::Free's first instruction.
-TEST(X86, LockInstructionLength) {
-  const uint8_t sub[] = {0xF0, 0x48, 0x29, 0x57, 0x10};                  // lock sub %rdx,0x10(%rdi)
-  const uint8_t xadd[] = {0xF0, 0x48, 0x0F, 0xC1, 0x07};                 // lock xadd %rax,(%rdi)
-  const uint8_t add_rip[] = {0xF0, 0x83, 0x05, 1, 2, 3, 4, 0x01};        // lock addl $1,0x4030201(%rip)
-  const uint8_t sib_d32[] = {0xF0, 0x48, 0x01, 0x84, 0x24, 1, 2, 3, 4};  // lock add %rax,0x4030201(%rsp)
-  const uint8_t not_lock[] = {0x55, 0x48, 0x89, 0xE5};                   // push %rbp; mov %rsp,%rbp
-  const uint8_t reg_form[] = {0xF0, 0x48, 0x29, 0xD0};                   // invalid: register operand
-  EXPECT_EQ(lock_instruction_length(sub, sizeof sub), 5u);
-  EXPECT_EQ(lock_instruction_length(xadd, sizeof xadd), 5u);
-  EXPECT_EQ(lock_instruction_length(add_rip, sizeof add_rip), 8u);
-  EXPECT_EQ(lock_instruction_length(sib_d32, sizeof sib_d32), 9u);
-  EXPECT_EQ(lock_instruction_length(not_lock, sizeof not_lock), 0u);
-  EXPECT_EQ(lock_instruction_length(reg_form, sizeof reg_form), 0u);
-  EXPECT_EQ(lock_instruction_length(sub, 3), 0u);  // truncated
-}
-
-TEST(X86, CallSitesByTarget) {
-  // At 0x1000: nop; call 0x2000; nop; call 0x1000 (itself); call 0x2000
-  uint8_t code[16] = {0x90, 0xE8};
-  int32_t rel = 0x2000 - (0x1000 + 6);
-  std::memcpy(code + 2, &rel, 4);
-  code[6] = 0x90;
-  code[7] = 0xE8;
-  rel = 0x1000 - (0x1000 + 12);
-  std::memcpy(code + 8, &rel, 4);
-  code[12] = 0xE8;
-  rel = 0x2000 - (0x1000 + 17);
-  std::memcpy(code + 13, &rel, 3);  // truncated: the last call does not fit in 16 bytes
-  auto at = offsets_after_calls_to(code, sizeof code, 0x1000, 0x2000);
-  ASSERT_EQ(at.size(), 1u);
-  EXPECT_EQ(at[0], 6u);
 }
 
 }  // namespace
