@@ -1,6 +1,6 @@
 // The kinds of stacks a trace aggregates: the key of Process::stacks, the kind (file stem) of each stack
 // profile (<kind>.folded, <kind>.pb.gz) and the name report.json and the HTML report show. One table:
-// the collector fills them, the report writers read them.
+// the collector fills them, the report writers (and through its flame data, the HTML page) read them.
 #pragma once
 
 #include <array>
@@ -21,8 +21,23 @@ inline constexpr char kGcTriggers[] = "gc_triggers";
 inline constexpr char kFdOpens[] = "fd_opens";
 }  // namespace stack_kind
 
-inline constexpr std::array<std::string_view, 5> kStackKinds = {
-    stack_kind::kMmapGrowth, stack_kind::kPageFaults, stack_kind::kArrayBuffers, stack_kind::kGcTriggers,
-    stack_kind::kFdOpens};
+struct StackKindInfo {
+  std::string_view name;
+  std::string_view title;  // what a report calls its stacks (the HTML report's flame graph titles)
+};
+inline constexpr std::array<StackKindInfo, 5> kStackKinds = {{
+    {stack_kind::kMmapGrowth, "Address-space growth (mmap, brk, mremap)"},
+    {stack_kind::kPageFaults, "Page faults (first touch of new memory)"},
+    {stack_kind::kArrayBuffers, "ArrayBuffer/Buffer backing-store allocations"},
+    {stack_kind::kGcTriggers, "What was running when a GC started"},
+    {stack_kind::kFdOpens, "File descriptors still open, by opening stack"},
+}};
+
+// The title of a stack kind; the kind itself when it is none of the above.
+constexpr std::string_view stack_kind_title(std::string_view kind) {
+  for (const auto& k : kStackKinds)
+    if (k.name == kind) return k.title;
+  return kind;
+}
 
 }  // namespace memlens::model

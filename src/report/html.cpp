@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/safe_file.h"
+#include "model/stack_kinds.h"
 #include "report/folded.h"
 #include "report/html/report_css.h"
 #include "report/html/report_js.h"
@@ -169,7 +170,9 @@ std::string flame_graph_json(const symbolize::StackProfile& profile) {
 
   std::string out;
   out.reserve(n * (12 + 8 * nv) + 256);
-  nlohmann::json head = {{"kind", profile.kind}, {"stacks", distinct}};
+  nlohmann::json head = {{"kind", profile.kind},
+                         {"title", std::string(model::stack_kind_title(profile.kind))},
+                         {"stacks", distinct}};
   nlohmann::json sample_types = nlohmann::json::array();
   for (const symbolize::SampleType& st : types)
     sample_types.push_back({{"type", st.type}, {"unit", st.unit}});

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/safe_file.h"
+#include "model/stack_kinds.h"
 #include "report/folded.h"
 #include "report/html.h"
 #include "report_fixtures.h"
@@ -60,6 +61,9 @@ TEST(Html, EmbeddedDataParsesBackToTheInput) {
   const json flames = json::parse(script_block(page, "memlens-flames"));
   ASSERT_EQ(flames.size(), 1u);
   EXPECT_EQ(flames[0]["kind"], "page_faults");
+  // The page titles each flame graph from the one table of stack kinds.
+  EXPECT_EQ(flames[0]["title"], std::string(memlens::model::stack_kind_title("page_faults")));
+  EXPECT_NE(flames[0]["title"], "page_faults");
 }
 
 // The merged tree: every node's value is what the input's stacks through it add up to, children sum to
@@ -171,7 +175,7 @@ TEST(HtmlInChromium, LoadsDrawsZoomsAndSearches) {
        {"JS heap leak suspected", "+0.72 MiB/min", "Heap used after GC rose from 24 MiB to 69 MiB",
         "Native heap stable", "node server.js --port 8080", "</script><img src=x onerror=alert(1)>",
         "RSS by category", "Events lost: 3 (malformed 3)", "Untraced processes: 1", "not held (--no-hold)",
-        "the binary has no USDT notes"}},
+        "the binary has no USDT notes", std::string(memlens::model::stack_kind_title("gc_triggers"))}},
       {"absent_selectors", {"img", "script[src]", "iframe"}},
       {"load_limit_ms", 30000},
   };

@@ -108,14 +108,6 @@
   };
   const VERDICT_ORDER = ['leak_suspected', 'growth_unconfirmed', 'retained_not_leak', 'growth_then_plateau', 'stable'];
 
-  const KIND_TITLES = {
-    mmap_growth: 'Address-space growth (mmap, brk, mremap)',
-    page_faults: 'Page faults (first touch of new memory)',
-    array_buffers: 'ArrayBuffer/Buffer backing-store allocations',
-    gc_triggers: 'What was running when a GC started',
-    fd_opens: 'File descriptors still open, by opening stack',
-  };
-
   function procLabel(p) {
     const name = p.comm || (p.exe ? String(p.exe).split('/').pop() : 'process');
     return name + (isNum(p.pid) ? ' (pid ' + p.pid + ')' : '');
@@ -556,7 +548,7 @@
     const total = () => (N ? val[0] : 0);
 
     const sec = el('section', {class: 'flame', 'data-kind': String(f.kind)});
-    const title = KIND_TITLES[f.kind] || String(f.kind);
+    const title = f.title || String(f.kind);
     const head = el('h3', {text: title});
     const summary = el('p', {class: 'muted'});
     const controls = el('div', {class: 'controls'});
