@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "collect/bpf_session.h"
+#include "collect/decode.h"
 #include "collect/extension.h"
 #include "collect/process_probes.h"
 #include "model/trace.h"
@@ -62,6 +63,8 @@ class Tracer {
 
  private:
   Tracer(const TracerOptions& opts, model::Trace& trace) : opts_(opts), trace_(trace) {}
+  // fork, exec, exit: the model's processes, and the probes and holds that follow them.
+  void handle_proc_event(const ProcEvent& e);
   model::Process* begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
   void attach_probes(model::Process& p, bool after_exec);
   void attach_libc_probes(model::Process& p);
@@ -76,7 +79,7 @@ class Tracer {
   // The end of a fork or exec event's handling: release the process if the kernel held it, else count
   // the time it ran before its probes were attached as untraced. ran_since_s: when it began running its
   // own code (its fork, or the exec).
-  void finish_hold(model::Process& p, const ml_proc_event& e, double ran_since_s);
+  void finish_hold(model::Process& p, const ProcEvent& e, double ran_since_s);
   // Marks p untraced for `what` from now on with `reason`, unless it is gone (a held process killed
   // before it ran has nothing untraced).
   void untraced_from_now(model::Process& p, const std::string& what, const std::string& reason);
@@ -95,7 +98,7 @@ class Tracer {
   uint64_t next_sample_ns_ = 0;
   uint64_t next_tick_ns_ = 0;
   uint64_t unknown_process_events_ = 0;
-  uint64_t malformed_events_ = 0;
+  std::map<std::string, uint64_t> malformed_events_;  // by loss source (decode.h, event_source)
   std::function<void(const model::Trace&)> on_sample_;
   std::vector<std::unique_ptr<TraceExtension>> extensions_;
 };

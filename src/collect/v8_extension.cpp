@@ -2,12 +2,13 @@
 // GC events from the ring buffer (with the stack that triggered each GC), live ArrayBuffer bytes read from
 // Node's allocator objects in the process's memory at each sample, ArrayBuffer allocation stacks sampled in
 // short windows. With --v8-alloc-probes, every allocation and free is probed and counted instead.
+// This file plans and attaches the probes and drives the per-process state; what a GC event means for the
+// model is in collect/trace_builder, the windows' timing in collect/v8_ab_window, the reads of the
+// process's maps and memory in collect/v8_process_reads.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/uio.h>
 #include <time.h>
 
 #include <algorithm>
@@ -16,7 +17,10 @@
 #include <set>
 
 #include "collect/extensions.h"
+#include "collect/trace_builder.h"
+#include "collect/v8_ab_window.h"
 #include "collect/v8_doctor.h"
+#include "collect/v8_process_reads.h"
 #include "common/clock.h"
 #include "common/safe_file.h"
 #include "memlens.skel.h"
@@ -33,59 +37,6 @@ using node::ProbePurpose;
 // After exec, a libnode.so may not be mapped yet when the exec event is handled: look again at the next
 // few samples.
 constexpr int kLibnodeRechecks = 3;
-
-constexpr uint64_t kMsNs = 1000000;
-// ArrayBuffer sampling windows (docs/v8-probes.md). While a window is open every allocation is a breakpoint
-// trap (about 18 us here, 25 us with its stack), so a window ends after kWindowAllocations allocations or
-// its time, whichever comes first: at most ~6 ms of traps per window in Buffer-heavy code, where a 200 ms
-// window alone would cost almost 200 ms. Its end costs as much again: detaching takes the kernel 40 to
-// 100 ms, and allocations trap until then. Windows that sample stacks: every 5 s. Windows that only look
-// for the allocators of new worker threads: every 10 s, closed at the first allocation seen.
-constexpr uint32_t kWindowAllocations = 256;
-constexpr uint64_t kStackWindowNs = 200 * kMsNs, kStackWindowPeriodNs = 5000 * kMsNs;
-constexpr uint64_t kFindWindowNs = 100 * kMsNs, kFindWindowPeriodNs = 10000 * kMsNs;
-
-// Reads len bytes at addr in pid's memory; false (errno set) unless all of them could be read.
-bool read_remote(pid_t pid, uint64_t addr, void* out, size_t len) {
-  iovec local{out, len};
-  iovec remote{reinterpret_cast<void*>(addr), len};
-  ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-  if (n == static_cast<ssize_t>(len)) return true;
-  if (n >= 0) errno = EFAULT;
-  return false;
-}
-
-// The (device, inode) of every libnode.so mapped into pid; empty when none is (yet).
-std::vector<std::pair<uint64_t, uint64_t>> mapped_libnodes(pid_t pid) {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  auto maps = proc::read_maps(pid);
-  if (!maps) return out;
-  for (const auto& m : *maps) {
-    auto slash = m.path.rfind('/');
-    if (m.is_file() && m.path.compare(slash == std::string::npos ? 0 : slash + 1, 10, "libnode.so") == 0)
-      out.emplace_back(makedev(m.dev_major, m.dev_minor), m.inode);
-  }
-  return out;
-}
-
-bool maps_libnode(pid_t pid) {
-  return !mapped_libnodes(pid).empty();
-}
-
-// The executable and libnode.so files mapped into pid, by (device, inode): which image runs now.
-std::string image_identity(pid_t pid) {
-  auto maps = proc::read_maps(pid);
-  auto exe = proc::read_exe(pid);
-  if (!maps || !exe) return "";
-  std::string out;
-  for (const auto& m : *maps) {
-    if (!m.is_file() || m.offset != 0) continue;
-    auto slash = m.path.rfind('/');
-    bool libnode = m.path.compare(slash == std::string::npos ? 0 : slash + 1, 10, "libnode.so") == 0;
-    if (m.path == *exe || libnode) out += fmt::format("{}:{}:{};", m.dev_major, m.dev_minor, m.inode);
-  }
-  return out;
-}
 
 class V8Extension : public TraceExtension {
  public:
@@ -174,7 +125,7 @@ class V8Extension : public TraceExtension {
       attach(trace, p, st);
       return;
     }
-    if (st.found_v8 || st.rechecks_left <= 0 || !maps_libnode(p.pid())) return;
+    if (st.found_v8 || st.rechecks_left <= 0 || !!mapped_libnodes(p.pid()).empty()) return;
     --st.rechecks_left;
     st.identity = image_identity(p.pid());
     attach(trace, p, st);
@@ -199,42 +150,16 @@ class V8Extension : public TraceExtension {
     update_losses();
   }
 
-  bool handles(uint32_t event_type) const override {
-    return event_type == ML_EV_V8_GC || event_type == ML_EV_V8_AB_NOTICE;
+  bool handles(const Event& e) const override {
+    return std::holds_alternative<GcEvent>(e) || std::holds_alternative<ArrayBufferNotice>(e);
   }
 
-  void on_event(model::Trace& trace, model::Process& p, const void* data, size_t size) override {
-    ml_event_header h;
-    if (size >= sizeof(h)) std::memcpy(&h, data, sizeof(h));
-    if (size >= sizeof(h) && h.type == ML_EV_V8_AB_NOTICE) {
-      on_notice(p, data, size);
-      return;
-    }
-    if (size < sizeof(ml_v8_event)) {
-      ++malformed_;
-      return;
-    }
-    ml_v8_event e;
-    std::memcpy(&e, data, sizeof(e));
-    model::GcEvent g;
-    g.t_s = trace.seconds_since_start(e.start_ns);
-    g.pause_ms = e.h.ts_ns >= e.start_ns ? static_cast<double>(e.h.ts_ns - e.start_ns) / 1e6 : 0;
-    g.kind = (e.flags & ML_V8_GC_USDT) ? model::gc_kind_from_gc_type(e.kind)
-                                       : model::gc_kind_from_collector(e.kind);
-    if (e.flags & ML_V8_GC_HEAP_BEFORE) g.heap_used_before_bytes = e.heap_used_before_bytes;
-    if (e.flags & ML_V8_GC_HEAP_AFTER) {
-      g.heap_used_after_bytes = e.heap_used_after_bytes;
-      p.v8.heap_used_bytes = e.heap_used_after_bytes;
-    }
-    p.v8.gcs.push_back(g);
-    // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known.
-    if (e.stack_id >= 0) {
-      auto& w = p.stacks["gc_triggers"][e.stack_id];
-      w.count += 1;
-      if (g.heap_used_before_bytes && g.heap_used_after_bytes &&
-          *g.heap_used_before_bytes > *g.heap_used_after_bytes)
-        w.bytes += static_cast<int64_t>(*g.heap_used_before_bytes - *g.heap_used_after_bytes);
-    }
+  bool on_event(model::Trace& trace, model::Process& p, const Event& e) override {
+    if (const auto* n = std::get_if<ArrayBufferNotice>(&e))
+      on_notice(p, *n);
+    else
+      apply_gc_event(trace, p, std::get<GcEvent>(e));
+    return true;
   }
 
   void on_sample(model::Process& p, model::Sample& s) override {
@@ -243,7 +168,7 @@ class V8Extension : public TraceExtension {
       auto& st = it->second;
       if (!st.found_v8 && st.rechecks_left > 0) {
         --st.rechecks_left;
-        if (trace_ && maps_libnode(p.pid())) {
+        if (trace_ && !mapped_libnodes(p.pid()).empty()) {
           st.identity = image_identity(p.pid());
           attach(*trace_, p, st);
         }
@@ -279,16 +204,11 @@ class V8Extension : public TraceExtension {
     bool counting = false;                         // --v8-alloc-probes attached for this image
     std::optional<uint32_t> counter_offset;        // of total_mem_usage_ in the allocator object
     std::vector<node::AttachPoint> window_points;  // Allocate, AllocateUninitialized entries
-    struct Allocator {
-      uint64_t addr = 0;
-      uint64_t vptr = 0;  // its first word when found: a destroyed (freed) allocator no longer has it
-    };
-    std::vector<Allocator> allocators;
+    std::vector<V8Allocator> allocators;
     std::vector<UprobeLink> window_links;
     // (device, inode) of a libnode.so planned before the loader mapped it, until its mapping confirms it.
     std::optional<std::pair<uint64_t, uint64_t>> unmapped_holder;
-    bool window_open = false, window_stacks = false;
-    uint64_t window_opened_ns = 0, window_length_ns = 0, next_window_ns = 0;
+    AbWindow window;
   };
 
   // V8's heap limit, where the process's flags set it (node/heap_limit.h), for the js_heap verdict's
@@ -347,36 +267,25 @@ class V8Extension : public TraceExtension {
     }
   }
 
-  // Adds an allocator object found at addr, unless known. Its first word (the vtable pointer) is kept to
-  // tell, later, that the object still exists.
-  void add_allocator(pid_t pid, PerProcess& st, uint64_t addr) {
-    for (const auto& a : st.allocators)
-      if (a.addr == addr) return;
-    uint64_t vptr = 0;
-    if (!read_remote(pid, addr, &vptr, sizeof vptr)) return;
-    st.allocators.push_back({addr, vptr});
-  }
-
   void collect_allocators(pid_t pid, PerProcess& st) {
     for (const auto& k : keys_of<ml_v8_allocator_key>(allocators_fd(), pid)) {
-      add_allocator(pid, st, k.addr);
+      add_allocator(pid, st.allocators, k.addr);
       bpf_map_delete_elem(allocators_fd(), &k);
     }
   }
 
   void open_window(model::Trace& trace, model::Process& p, PerProcess& st, uint64_t now) {
-    if (st.window_open || st.window_points.empty()) return;
+    if (st.window.is_open() || st.window_points.empty()) return;
     // Stacks come from the windows unless every allocation is probed (then the probe records them all).
-    st.window_stacks = stacks_ && !st.counting;
-    st.window_length_ns = st.window_stacks ? kStackWindowNs : kFindWindowNs;
+    bool stacks = stacks_ && !st.counting;
     uint32_t key = static_cast<uint32_t>(p.pid());
-    ml_v8_ab_window w{
-        now, st.window_length_ns, kWindowAllocations, 0, st.window_stacks ? ML_V8_AB_STACKS : 0u, 0};
+    ml_v8_ab_window w{now, AbWindow::length_ns(stacks),   AbWindow::kWindowAllocations,
+                      0,   stacks ? ML_V8_AB_STACKS : 0u, 0};
     if (bpf_map_update_elem(windows_fd(), &key, &w, BPF_ANY) != 0) {
       note_skipped(
           trace, "v8:array_buffer_window",
           fmt::format("pid {}: {}", p.pid(), make_error("cannot add to ml_v8_ab_windows", errno).describe()));
-      st.next_window_ns = now + kFindWindowPeriodNs;
+      st.window.failed(now);
       return;
     }
     for (const auto& a : st.window_points) {
@@ -389,24 +298,22 @@ class V8Extension : public TraceExtension {
                        fmt::format("pid {}: {}", p.pid(), link.error().describe()));
         retire(st.window_links);
         bpf_map_delete_elem(windows_fd(), &key);
-        st.next_window_ns = now + kFindWindowPeriodNs;
+        st.window.failed(now);
         return;
       }
       st.window_links.push_back(std::move(*link));
     }
     note_attached(trace, "v8:array_buffer_window");
-    st.window_open = true;
-    st.window_opened_ns = now;
+    st.window.opened(now, stacks);
   }
 
   void close_window(model::Process& p, PerProcess& st, uint64_t now) {
-    if (!st.window_open) return;
+    if (!st.window.is_open()) return;
     // Detached off the drain loop; until then the program finds no window in the map and returns.
     retire(st.window_links);
     uint32_t key = static_cast<uint32_t>(p.pid());
     bpf_map_delete_elem(windows_fd(), &key);
-    st.window_open = false;
-    st.next_window_ns = now + (st.window_stacks ? kStackWindowPeriodNs : kFindWindowPeriodNs);
+    st.window.closed(now);
     collect_allocators(p.pid(), st);
     take_stacks(p);
   }
@@ -419,29 +326,21 @@ class V8Extension : public TraceExtension {
   // At each sample: closes a window whose time is over (the kernel reports it only at the next allocation),
   // or opens the next one when it is due.
   void drive_window(model::Process& p, PerProcess& st, uint64_t now) {
-    if (st.window_open) {
-      // Until the first allocator is found the window stays open: without allocations it costs nothing.
-      if (now - st.window_opened_ns >= st.window_length_ns && !st.allocators.empty())
-        close_window(p, st, now);
-    } else if (trace_ && windows_useful(st) && now >= st.next_window_ns) {
+    if (st.window.is_open()) {
+      if (st.window.time_over(now, !st.allocators.empty())) close_window(p, st, now);
+    } else if (trace_ && windows_useful(st) && st.window.due(now)) {
       open_window(*trace_, p, st, now);
     }
   }
 
-  void on_notice(model::Process& p, const void* data, size_t size) {
-    if (size < sizeof(ml_v8_ab_notice)) {
-      ++malformed_;
-      return;
-    }
-    ml_v8_ab_notice n;
-    std::memcpy(&n, data, sizeof(n));
+  void on_notice(model::Process& p, const ArrayBufferNotice& n) {
     auto it = procs_.find(p.pid());
     if (it == procs_.end()) return;
     auto& st = it->second;
     if (n.kind == ML_V8_AB_NOTICE_ALLOCATOR) {
-      add_allocator(p.pid(), st, n.addr);
+      add_allocator(p.pid(), st.allocators, n.addr);
       // A window that only looks for allocators has done its job.
-      if (st.window_open && !st.window_stacks) close_window(p, st, boot_ns());
+      if (st.window.is_open() && !st.window.samples_stacks()) close_window(p, st, boot_ns());
     } else if (n.kind == ML_V8_AB_NOTICE_WINDOW_OVER) {
       close_window(p, st, boot_ns());
     }
@@ -450,45 +349,18 @@ class V8Extension : public TraceExtension {
   // Detaches the window, hands the recorded stacks to the model, forgets the allocators (exit, exec).
   void reset_array_buffers(model::Process& p, PerProcess& st) {
     retire(st.window_links);
-    st.window_open = false;
+    st.window.reset();
     take_stacks(p);
     forget_window_maps(p.pid());
     st.allocators.clear();
   }
 
-  // Sum of the byte counters of the allocators that still exist; nullopt when none can be read (none
-  // known yet, or the process is gone: the last figure then stays).
-  std::optional<uint64_t> read_allocator_counters(pid_t pid, PerProcess& st) {
-    if (!st.counter_offset || st.allocators.empty()) return std::nullopt;
-    size_t len = *st.counter_offset + sizeof(uint64_t);
-    std::vector<uint8_t> buf(len);
-    uint64_t sum = 0;
-    size_t read = 0;
-    for (auto it = st.allocators.begin(); it != st.allocators.end();) {
-      if (!read_remote(pid, it->addr, buf.data(), len)) {
-        if (errno == ESRCH) return std::nullopt;
-        it = st.allocators.erase(it);  // unmapped: a worker's allocator freed with its heap
-        continue;
-      }
-      uint64_t vptr, counter;
-      std::memcpy(&vptr, buf.data(), sizeof vptr);
-      std::memcpy(&counter, buf.data() + *st.counter_offset, sizeof counter);
-      if (vptr != it->vptr) {
-        it = st.allocators.erase(it);  // destroyed (a worker thread ended): its memory is something else now
-        continue;
-      }
-      sum += counter;
-      ++read;
-      ++it;
-    }
-    if (read == 0) return std::nullopt;
-    return sum;
-  }
-
   void read_array_buffers(model::Process& p, PerProcess& st) {
     if (st.counters) read_counters(p, st);
     auto& v8 = p.v8;
-    if (auto live = read_allocator_counters(p.pid(), st)) {
+    std::optional<uint64_t> live;
+    if (st.counter_offset) live = read_allocator_counters(p.pid(), st.allocators, *st.counter_offset);
+    if (live) {
       v8.array_buffers_probed = true;
       v8.array_buffers_source = "allocator_counter";
       v8.array_buffer_live_bytes = *live;
@@ -540,7 +412,6 @@ class V8Extension : public TraceExtension {
     auto& lost = trace_->info.loss_by_source["v8"];
     lost.unpaired = unmatched;
     lost.map_full = full;
-    lost.malformed = malformed_;
   }
 
   void note_attached(model::Trace& trace, const std::string& name) {
@@ -765,7 +636,6 @@ class V8Extension : public TraceExtension {
   model::Trace* trace_ = nullptr;
   std::map<pid_t, PerProcess> procs_;
   std::set<model::ProcessKey> noted_;
-  uint64_t malformed_ = 0;
   uint64_t kernel_unmatched_exited_ = 0, kernel_pending_full_exited_ = 0;
 };
 
