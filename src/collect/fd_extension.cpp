@@ -142,13 +142,6 @@ class FdExtension : public TraceExtension {
     libc_check_pending_.erase(p.pid());
   }
 
-  bool handles(const Event& e) const override { return std::holds_alternative<FdEvent>(e); }
-
-  bool on_event(model::Trace& trace, model::Process& p, const Event& e) override {
-    const auto& fd = std::get<FdEvent>(e);
-    return apply_fd_event(p.fds, fd, trace.seconds_since_start(fd.ts_ns));
-  }
-
   void on_sample(model::Process& p, model::Sample& s) override {
     exec_reconcile_pending_.erase(p.pid());  // the reconcile below does it
     if (libc_check_pending_.count(p.pid())) {

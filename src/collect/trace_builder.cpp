@@ -2,6 +2,12 @@
 
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "collect/fd_events.h"
+#include "memlens/abi.h"
 
 namespace memlens::collect {
 
@@ -22,6 +28,121 @@ void add_growth(model::Process& p, int32_t stack_id, uint64_t bytes) {
 }
 
 }  // namespace
+
+int decode_wait_status(int status) {
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+model::Process* TraceBuilder::track(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late) {
+  model::ProcessKey key{pid, model::start_time_ns_to_ticks(start_time_ns)};
+  if (auto* existing = trace_.processes.find(key)) return existing;
+  auto& p = trace_.processes.add(key, ppid);
+  p.start_time_ns = start_time_ns;
+  p.first_seen_s = host_.now_s();
+  p.attached_late = attached_late;
+  host_.read_new_process(p);
+  return &p;
+}
+
+void TraceBuilder::apply(const Event& event) {
+  if (const auto* e = std::get_if<ProcEvent>(&event)) {
+    apply_proc(*e);
+    return;
+  }
+  model::Process* p = trace_.processes.find_live(event_pid(event));
+  if (!p) {
+    ++unknown_process_events_;
+    return;
+  }
+  if (const auto* e = std::get_if<MmEvent>(&event)) {
+    if (p->image_loading) {
+      p->image_loading = false;
+      host_.image_loaded(*p);
+    }
+    apply_mm_event(*p, *e);
+  } else if (const auto* e = std::get_if<GcEvent>(&event)) {
+    apply_gc_event(trace_, *p, *e);
+  } else if (const auto* e = std::get_if<FdEvent>(&event)) {
+    if (!apply_fd_event(p->fds, *e, trace_.seconds_since_start(e->ts_ns))) ++malformed_[event_source(event)];
+  } else if (!host_.capability_event(*p, event)) {
+    ++malformed_[event_source(event)];
+  }
+}
+
+void TraceBuilder::apply_proc(const ProcEvent& e) {
+  double t_s = trace_.seconds_since_start(e.ts_ns);
+  pid_t pid = e.pid;
+  if (e.kind == ProcEvent::Kind::kFork) {
+    auto* p = track(pid, e.ppid, e.start_time_ns, false);
+    p->comm = e.comm;
+    if (e.flags & ML_PROC_UNTRACKED) {
+      // The kernel could not follow it: no probe, no exit event; the tracer sees it go.
+      p->untraced.begin(kAddressSpace, trace_.seconds_since_start(e.start_time_ns),
+                        "not followed: the tracked-process map is full (--max-processes)");
+      return;
+    }
+    host_.attach_probes(*p);
+    host_.seed_address_space(*p);
+    host_.finish_hold(*p, e, trace_.seconds_since_start(e.start_time_ns));
+    return;
+  }
+  // A live pid names one process at a time. (Its start time as the kernel reports it can differ from
+  // what /proc gave before an exec, so it is not used to find the process.)
+  model::Process* p = trace_.processes.find_live(pid);
+  if (!p && e.kind == ProcEvent::Kind::kExit) {
+    model::ProcessKey key{pid, model::start_time_ns_to_ticks(e.start_time_ns)};
+    if (auto* known = trace_.processes.find(key)) {
+      // The exit of a process already seen gone, or a second exit event (two threads ending at once can
+      // both see the process's last thread gone): the later one has folded in more threads' faults.
+      known->exit_status = decode_wait_status(e.exit_code);
+      known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
+      known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
+      known->has_kernel_fault_counts = true;
+      return;
+    }
+    // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
+    // a process that ran untraced for its whole life.
+    auto& q = trace_.processes.add(key, 0);
+    q.start_time_ns = e.start_time_ns;
+    q.comm = e.comm;
+    q.first_seen_s = t_s;
+    q.untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
+                   "its fork event was lost (ring buffer full): never traced");
+    q.exit_status = decode_wait_status(e.exit_code);
+    q.exited_at_s = t_s;
+    return;
+  }
+  if (!p && e.kind == ProcEvent::Kind::kExec) {
+    // Followed by the kernel, unknown to memlens (its fork event was lost): traced from here on.
+    p = track(pid, host_.parent_of(pid), e.start_time_ns, false);
+    p->untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
+                    "its fork event was lost (ring buffer full): untraced until its exec");
+    host_.attach_probes(*p);
+  }
+  if (!p) {
+    ++unknown_process_events_;
+    return;
+  }
+  if (e.kind == ProcEvent::Kind::kExec) {
+    if (p->before_command_exec) {
+      // What memlens's child did before it became the command is memlens's own work.
+      p->stacks.clear();
+      p->before_command_exec = false;
+    }
+    host_.refresh_identity(*p);
+    p->comm = e.comm;
+    host_.seed_address_space(*p);
+    p->image_loading = true;
+    host_.exec_probes(*p, t_s);
+    host_.finish_hold(*p, e, t_s);
+    return;
+  }
+  p->minflt = e.minflt;
+  p->majflt = e.majflt;
+  p->has_kernel_fault_counts = true;
+  host_.exited(*p, e.exit_code, t_s);
+}
 
 void apply_mm_event(model::Process& p, const MmEvent& e) {
   auto& as = p.address_space;
