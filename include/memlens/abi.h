@@ -29,7 +29,7 @@ enum ml_event_type {
   ML_EV_MREMAP = 3,
   ML_EV_BRK = 4,
   ML_EV_MADVISE = 5,
-  ML_EV_MPROTECT = 6,
+  // 6 was mprotect: not probed (V8 calls it for every page it commits, and what it changes is not memory).
   ML_EV_FORK = 16,
   ML_EV_EXEC = 17,
   ML_EV_EXIT = 18,
@@ -72,14 +72,14 @@ struct ml_event_header {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_event_header) == 24, "ml_event_header size");
 
-// mmap/munmap/mremap/brk/madvise/mprotect, reported when the call returns (result known).
+// mmap/munmap/mremap/brk/madvise, reported when the call returns (result known).
 struct ml_mm_event {
   struct ml_event_header h;
-  __u64 addr;       // mmap: hint; munmap/madvise/mprotect: start; mremap: old address; brk: requested break
-  __u64 len_bytes;  // mmap/munmap/madvise/mprotect: length; mremap: old length
+  __u64 addr;       // mmap: hint; munmap/madvise: start; mremap: old address; brk: requested break
+  __u64 len_bytes;  // mmap/munmap/madvise: length; mremap: old length
   __u64 new_len_bytes;  // mremap: new length
   __s64 result;         // mmap/mremap: mapped address or -errno; others: 0 or -1
-  __u32 prot;           // mmap/mprotect: PROT_*
+  __u32 prot;           // mmap: PROT_*
   __u32 flags;          // mmap/mremap: MAP_* / MREMAP_*
   __s32 fd;             // mmap: -1 for anonymous
   __u32 advice;         // madvise: MADV_*

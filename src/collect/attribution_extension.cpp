@@ -81,9 +81,6 @@ class AttributionExtension final : public TraceExtension {
     if (p.exit_status == 128 + SIGKILL) note_oom_kill(p);
   }
 
-  bool handles(uint32_t) const override { return false; }
-  void on_event(model::Trace&, model::Process&, const void*, size_t) override {}
-
   void on_sample(model::Process& p, model::Sample& s) override {
     auto it = next_read_s_.find(p.key());
     if (it != next_read_s_.end() && s.t_s >= it->second) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "collect/bpf_session.h"
+#include "collect/decode.h"
 #include "model/process.h"
 #include "model/trace.h"
 
@@ -28,9 +29,10 @@ class TraceExtension {
   // p exited, or tracking stopped: detach its probes.
   virtual void on_untrack(model::Process& p) = 0;
 
-  // Whether this extension consumes ring-buffer events of this type (enum ml_event_type).
-  virtual bool handles(uint32_t event_type) const = 0;
-  virtual void on_event(model::Trace& trace, model::Process& p, const void* data, size_t size) = 0;
+  // Whether this extension consumes this decoded event (collect/decode.h).
+  virtual bool handles(const Event&) const { return false; }
+  // Applies it; false when it is malformed (a kind this build does not know), counted by the tracer.
+  virtual bool on_event(model::Trace&, model::Process&, const Event&) { return true; }
 
   // Fills this extension's figures of sample s (taken now for p).
   virtual void on_sample(model::Process& p, model::Sample& s) = 0;

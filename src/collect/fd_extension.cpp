@@ -14,6 +14,8 @@
 #include <set>
 
 #include "collect/extensions.h"
+#include "collect/fd_events.h"
+#include "collect/fd_reconcile.h"
 #include "collect/hold.h"
 #include "collect/process_probes.h"
 #include "collect/wrapper_sites.h"
@@ -24,57 +26,6 @@
 #include "proc/procfs.h"
 
 namespace memlens::collect {
-
-namespace {
-
-// Lazily resolved fds per process and interval: bounds the /proc work of a process that opens many files.
-constexpr size_t kResolvePerSample = 256;
-// At the end (and for a fresh table) every fd is resolved, up to this many.
-constexpr size_t kResolveAtEnd = 1u << 20;
-// Above this many open fds the per-sample /proc reconciliation is skipped (its readdir grows with the
-// table): closes made past close() are then found only when a traced call reuses their number.
-constexpr size_t kReconcileMaxFds = 20000;
-
-std::string family_name(int domain) {
-  switch (domain) {
-    case AF_UNIX:
-      return "unix";
-    case AF_INET:
-      return "inet";
-    case AF_INET6:
-      return "inet6";
-    case AF_NETLINK:
-      return "netlink";
-    case AF_PACKET:
-      return "packet";
-    default:
-      return fmt::format("af_{}", domain);
-  }
-}
-
-std::string protocol_name(int domain, int type) {
-  int base = type & 0xf;  // SOCK_NONBLOCK and SOCK_CLOEXEC are or'ed into type
-  bool inet = domain == AF_INET || domain == AF_INET6;
-  switch (base) {
-    case SOCK_STREAM:
-      return inet ? "tcp" : "stream";
-    case SOCK_DGRAM:
-      return inet ? "udp" : "dgram";
-    case SOCK_SEQPACKET:
-      return "seqpacket";
-    case SOCK_RAW:
-      return "raw";
-    default:
-      return fmt::format("type_{}", base);
-  }
-}
-
-std::string join_path(const std::string& dir, const std::string& rel) {
-  if (dir.empty() || rel.empty() || rel.front() == '/') return rel;
-  return dir.back() == '/' ? dir + rel : dir + "/" + rel;
-}
-
-}  // namespace
 
 const std::vector<FdProbeSpec>& fd_probe_specs() {
   static const std::vector<FdProbeSpec> specs = {
@@ -116,243 +67,7 @@ const std::vector<FdProbeSpec>& fd_probe_specs() {
   return specs;
 }
 
-std::string fd_kind_name(uint32_t kind) {
-  switch (kind) {
-    case ML_FDK_OPEN:
-      return "open";
-    case ML_FDK_OPENAT:
-      return "openat";
-    case ML_FDK_CREAT:
-      return "creat";
-    case ML_FDK_SOCKET:
-      return "socket";
-    case ML_FDK_SOCKETPAIR:
-      return "socketpair";
-    case ML_FDK_ACCEPT:
-      return "accept";
-    case ML_FDK_ACCEPT4:
-      return "accept4";
-    case ML_FDK_PIPE:
-      return "pipe";
-    case ML_FDK_PIPE2:
-      return "pipe2";
-    case ML_FDK_DUP:
-      return "dup";
-    case ML_FDK_DUP2:
-      return "dup2";
-    case ML_FDK_DUP3:
-      return "dup3";
-    case ML_FDK_FCNTL:
-      return "fcntl";
-    case ML_FDK_EVENTFD:
-      return "eventfd";
-    case ML_FDK_EPOLL_CREATE:
-      return "epoll_create";
-    case ML_FDK_EPOLL_CREATE1:
-      return "epoll_create1";
-    case ML_FDK_TIMERFD:
-      return "timerfd_create";
-    case ML_FDK_SIGNALFD:
-      return "signalfd";
-    case ML_FDK_MEMFD:
-      return "memfd_create";
-    case ML_FDK_INOTIFY_INIT:
-      return "inotify_init";
-    case ML_FDK_INOTIFY_INIT1:
-      return "inotify_init1";
-    case ML_FDK_PIDFD_OPEN:
-      return "pidfd_open";
-    case ML_FDK_CLOSE:
-      return "close";
-    case ML_FDK_CLOSE_RANGE:
-      return "close_range";
-    default:
-      return fmt::format("kind_{}", kind);
-  }
-}
-
-bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double t_s) {
-  if (size < sizeof(ml_fd_event)) return false;
-  ml_fd_event e;
-  std::memcpy(&e, data, sizeof(e));
-  auto arg_int = [&](int i) { return static_cast<int>(static_cast<uint32_t>(e.args[i])); };
-  auto arg_u32 = [&](int i) { return static_cast<uint32_t>(e.args[i]); };
-
-  if (e.h.type == ML_EV_FD_CLOSE) {
-    if (e.kind == ML_FDK_CLOSE) {
-      table.close(arg_int(0), t_s);
-    } else if (e.kind == ML_FDK_CLOSE_RANGE) {
-      if (arg_u32(2) & CLOSE_RANGE_CLOEXEC)
-        table.set_cloexec_range(arg_u32(0), arg_u32(1), true);
-      else
-        table.close_range(arg_u32(0), arg_u32(1), t_s);
-    } else {
-      return false;
-    }
-    return true;
-  }
-  if (e.h.type != ML_EV_FD_OPEN) return false;
-
-  std::string path;
-  if (size >= sizeof(ml_fd_path_event)) {
-    const char* p = static_cast<const char*>(data) + offsetof(ml_fd_path_event, path);
-    path.assign(p, strnlen(p, ML_PATH_LEN));
-  }
-  int fd = static_cast<int>(e.result);
-  std::string call = fd_kind_name(e.kind);
-  model::FdEntry n;
-  n.fd = fd;
-  n.opened_at_s = t_s;
-  n.stack_id = e.stack_id;
-  n.caller_ip = e.caller_ip;
-  n.opened_by = call;
-  n.resolved = true;  // the call says what it created; paths are confirmed from /proc later
-  auto typed = [&](model::FdType type, bool cloexec) {
-    n.type = type;
-    n.cloexec = cloexec;
-    if (cloexec) n.flags |= O_CLOEXEC;
-    table.open(n);
-  };
-  switch (e.kind) {
-    case ML_FDK_OPEN:
-    case ML_FDK_OPENAT:
-    case ML_FDK_CREAT: {
-      uint32_t flags = e.kind == ML_FDK_OPEN     ? arg_u32(1)
-                       : e.kind == ML_FDK_OPENAT ? arg_u32(2)
-                                                 : static_cast<uint32_t>(O_CREAT | O_WRONLY | O_TRUNC);
-      if (e.kind == ML_FDK_OPENAT && arg_int(0) != AT_FDCWD && !path.empty() && path.front() != '/') {
-        if (const auto* dir = table.find(arg_int(0))) path = join_path(dir->path, path);
-      }
-      n.path = path;
-      n.flags = flags;
-      n.cloexec = (flags & O_CLOEXEC) != 0;
-      n.type = model::FdType::kUnknown;
-      n.resolved = false;
-      table.open(n);
-      break;
-    }
-    case ML_FDK_SOCKET:
-      n.socket =
-          model::SocketAddress{family_name(arg_int(0)), protocol_name(arg_int(0), arg_int(1)), "", "", ""};
-      typed(model::FdType::kSocket, (arg_u32(1) & SOCK_CLOEXEC) != 0);
-      break;
-    case ML_FDK_SOCKETPAIR:
-      n.socket =
-          model::SocketAddress{family_name(arg_int(0)), protocol_name(arg_int(0), arg_int(1)), "", "", ""};
-      for (int s : e.fds) {
-        n.fd = s;
-        if (s >= 0) typed(model::FdType::kSocket, (arg_u32(1) & SOCK_CLOEXEC) != 0);
-      }
-      break;
-    case ML_FDK_ACCEPT:
-    case ML_FDK_ACCEPT4: {
-      // The connection has the listener's family and protocol.
-      if (const auto* l = table.find(arg_int(0)); l && l->socket)
-        n.socket = model::SocketAddress{l->socket->family, l->socket->protocol, "", "", ""};
-      else
-        n.socket = model::SocketAddress{};
-      typed(model::FdType::kSocket, e.kind == ML_FDK_ACCEPT4 && (arg_u32(2) & SOCK_CLOEXEC) != 0);
-      break;
-    }
-    case ML_FDK_PIPE:
-    case ML_FDK_PIPE2:
-      for (int s : e.fds) {
-        n.fd = s;
-        if (s >= 0) typed(model::FdType::kPipe, e.kind == ML_FDK_PIPE2 && (arg_u32(1) & O_CLOEXEC) != 0);
-      }
-      break;
-    case ML_FDK_DUP:
-      table.duplicate(arg_int(0), fd, false, false, t_s, e.stack_id, call, e.caller_ip);
-      break;
-    case ML_FDK_DUP2:
-      table.duplicate(arg_int(0), fd, false, true, t_s, e.stack_id, call, e.caller_ip);
-      break;
-    case ML_FDK_DUP3:
-      table.duplicate(arg_int(0), fd, (arg_u32(2) & O_CLOEXEC) != 0, true, t_s, e.stack_id, call,
-                      e.caller_ip);
-      break;
-    case ML_FDK_FCNTL: {
-      int cmd = arg_int(1);
-      if (cmd == F_SETFD)
-        table.set_cloexec_range(arg_u32(0), arg_u32(0), (e.args[2] & FD_CLOEXEC) != 0);
-      else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-        table.duplicate(arg_int(0), fd, cmd == F_DUPFD_CLOEXEC, false, t_s, e.stack_id, call, e.caller_ip);
-      break;
-    }
-    case ML_FDK_EVENTFD:
-      typed(model::FdType::kEventfd, (arg_u32(1) & O_CLOEXEC) != 0);
-      break;
-    case ML_FDK_EPOLL_CREATE:
-      typed(model::FdType::kEpoll, false);
-      break;
-    case ML_FDK_EPOLL_CREATE1:
-      typed(model::FdType::kEpoll, (arg_u32(0) & O_CLOEXEC) != 0);
-      break;
-    case ML_FDK_TIMERFD:
-      typed(model::FdType::kTimerfd, (arg_u32(1) & O_CLOEXEC) != 0);
-      break;
-    case ML_FDK_SIGNALFD:
-      typed(model::FdType::kSignalfd, (arg_u32(2) & O_CLOEXEC) != 0);
-      break;
-    case ML_FDK_MEMFD:
-      n.path = "/memfd:" + path;
-      typed(model::FdType::kMemfd, (arg_u32(1) & 1u /* MFD_CLOEXEC */) != 0);
-      break;
-    case ML_FDK_INOTIFY_INIT:
-      typed(model::FdType::kInotify, false);
-      break;
-    case ML_FDK_INOTIFY_INIT1:
-      typed(model::FdType::kInotify, (arg_u32(0) & O_CLOEXEC) != 0);
-      break;
-    case ML_FDK_PIDFD_OPEN:
-      typed(model::FdType::kPidfd, true);
-      break;  // pidfds are always close-on-exec
-    default:
-      return false;
-  }
-  return true;
-}
-
 namespace {
-
-// Resolves fds of pid the table has not confirmed from /proc yet (at most max).
-void resolve_some(model::FdTable& table, pid_t pid, size_t max) {
-  for (int fd : table.unresolved(max)) {
-    auto f = proc::read_fd(pid, fd, false);
-    if (f) table.resolve(*f);
-  }
-}
-
-// Brings the table of a live process in line with /proc/PID/fd (readdir; readlink only for numbers the
-// table does not hold). Returns false when it was skipped: the process is gone or exiting (its fds are
-// released before its exit is reported, and the table keeps what was open at exit), or it holds more than
-// kReconcileMaxFds fds.
-bool reconcile_with_proc(model::Trace& trace, model::Process& p) {
-  if (p.fds.open_count() > kReconcileMaxFds) return false;
-  auto listed = proc::list_fds(p.pid(), kReconcileMaxFds);
-  if (!listed) return false;
-  // The listing must be this process's, alive: not a later process that got the pid, not one past
-  // releasing its files.
-  auto st = proc::read_stat(p.pid());
-  if (!st || st->start_time_ticks != p.key().start_time_ticks || st->state == 'Z' || st->state == 'X')
-    return false;
-  if (listed->empty() && p.fds.open_count() > 0) return false;  // files released by an exit in progress
-  // Taken after the listing: a traced call that returned before it has an earlier time.
-  double now = trace.seconds_since_start(boot_ns());
-  for (int fd : p.fds.reconcile_numbers(*listed, now))
-    if (auto f = proc::read_fd(p.pid(), fd, true)) p.fds.add_unseen(*f, now);
-  return true;
-}
-
-// Fills socket addresses of the open sockets from the process's network namespace.
-void resolve_sockets(model::FdTable& table, pid_t pid) {
-  if (table.sockets_open() == 0) return;
-  for (const auto& [fd, e] : table.entries()) {
-    if (model::effective_type(e) != model::FdType::kSocket || e.inode != 0) continue;
-    if (auto f = proc::read_fd(pid, fd, false)) table.resolve(*f);
-  }
-  table.set_socket_addresses(proc::read_sockets(pid));
-}
 
 class FdExtension : public TraceExtension {
  public:
@@ -427,16 +142,6 @@ class FdExtension : public TraceExtension {
     libc_check_pending_.erase(p.pid());
   }
 
-  bool handles(uint32_t event_type) const override {
-    return event_type == ML_EV_FD_OPEN || event_type == ML_EV_FD_CLOSE;
-  }
-
-  void on_event(model::Trace& trace, model::Process& p, const void* data, size_t size) override {
-    ml_event_header h;
-    std::memcpy(&h, data, sizeof(h));
-    if (!apply_fd_event(p.fds, data, size, trace.seconds_since_start(h.ts_ns))) ++malformed_;
-  }
-
   void on_sample(model::Process& p, model::Sample& s) override {
     exec_reconcile_pending_.erase(p.pid());  // the reconcile below does it
     if (libc_check_pending_.count(p.pid())) {
@@ -471,7 +176,6 @@ class FdExtension : public TraceExtension {
     for (const auto& p : trace.processes.all()) copy_stacks(p->fds);
     // A process whose fd probes did not attach is counted as untraced (its notes say why); the exit
     // snapshot's program, when it did not attach, is in the skipped probes.
-    trace.info.loss_by_source["fds"].malformed = malformed_;
   }
 
  private:
@@ -702,22 +406,7 @@ class FdExtension : public TraceExtension {
     }
     if (!found) return false;
     exit_applied_.insert(p.pid());
-    uint32_t words = std::min<uint32_t>(snap->words, ML_FD_EXIT_MAX_FDS / 64);
-    int copied_limit = static_cast<int>(words * 64);
-    std::vector<int> open;
-    for (uint32_t w = 0; w < words; ++w)
-      for (uint64_t bits = snap->open_bits[w]; bits != 0; bits &= bits - 1)
-        open.push_back(static_cast<int>(w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits))));
-    // Fds above what was copied keep their state.
-    for (auto it = p.fds.entries().lower_bound(copied_limit); it != p.fds.entries().end(); ++it)
-      open.push_back(it->first);
-    for (int fd : p.fds.reconcile_numbers(open, t)) {
-      // Open at exit, created by no traced call; /proc can no longer say what it was.
-      proc::ProcFd f;
-      f.fd = fd;
-      f.type = model::FdType::kOther;
-      p.fds.add_unseen(f, t);
-    }
+    apply_fds_at_exit(p.fds, *snap, t);
     return true;
   }
 
@@ -750,7 +439,6 @@ class FdExtension : public TraceExtension {
   bool exit_skip_noted_ = false;
   model::Trace* trace_ = nullptr;  // on_sample has no trace argument; the trace outlives the extension
   std::map<std::string, std::vector<Target>> targets_;
-  uint64_t malformed_ = 0;
 };
 
 }  // namespace

@@ -19,11 +19,4 @@ struct FdProbeSpec {
 };
 const std::vector<FdProbeSpec>& fd_probe_specs();
 
-// Name of a kind as reports show who opened an fd: "openat", "accept4", ...
-std::string fd_kind_name(uint32_t kind);
-
-// Applies one ring-buffer fd event to a table (exposed for tests). t_s is the event's trace time.
-// Returns false when the event is malformed.
-bool apply_fd_event(model::FdTable& table, const void* data, size_t size, double t_s);
-
 }  // namespace memlens::collect

@@ -1,5 +1,5 @@
 // The uprobes memlens attaches to one tracked process: the C library's address-space wrappers (mmap,
-// munmap, mremap, brk, madvise, mprotect). They are attached for that process only, so other processes on
+// munmap, mremap, brk, madvise). They are attached for that process only, so other processes on
 // the host never pay for them. Destroying a ProcessProbes detaches them.
 #pragma once
 

@@ -21,8 +21,6 @@ class StacksExtension : public TraceExtension {
   std::string name() const override { return "stacks"; }
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
   void on_untrack(model::Process& p) override;
-  bool handles(uint32_t) const override { return false; }
-  void on_event(model::Trace&, model::Process&, const void*, size_t) override {}
   void on_image_loaded(model::Trace& trace, model::Process& p) override;
   void on_sample(model::Process& p, model::Sample& s) override;
   void on_tick(model::Process& p) override;

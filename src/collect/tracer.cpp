@@ -2,7 +2,6 @@
 
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "collect/hold.h"
+#include "collect/trace_builder.h"
 #include "common/clock.h"
 #include "memlens.skel.h"
 #include "proc/procfs.h"
@@ -20,14 +20,6 @@ namespace {
 
 int ring_callback(void* ctx, void* data, size_t size) {
   return static_cast<Tracer*>(ctx)->handle_event(data, size);
-}
-
-uint64_t page_align_up(uint64_t len) {
-  return (len + 4095) & ~uint64_t{4095};
-}
-
-bool is_error_address(int64_t result) {
-  return result < 0 && result > -4096;
 }
 
 // Whether the image pid runs is statically linked: neither a dynamic loader nor a C library is mapped. At
@@ -42,14 +34,6 @@ bool statically_linked(pid_t pid) {
     if (base.rfind("ld-", 0) == 0 || base.rfind("libc.", 0) == 0 || base.rfind("libc-", 0) == 0) return false;
   }
   return true;
-}
-
-constexpr const char* kAddressSpace = "address space";
-
-// A wait status as the shell reports it: the exit code, or 128 + the signal that killed the process.
-int decode_wait_status(int status) {
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
 }
 
 }  // namespace
@@ -96,34 +80,19 @@ uint64_t Tracer::now_boot_ns() const {
   return boot_ns();
 }
 
-model::Process* Tracer::begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late) {
-  model::ProcessKey key{pid, model::start_time_ns_to_ticks(start_time_ns)};
-  if (auto* existing = trace_.processes.find(key)) return existing;
-  auto& p = trace_.processes.add(key, ppid);
-  p.start_time_ns = start_time_ns;
-  p.first_seen_s = trace_.seconds_since_start(now_boot_ns());
-  p.attached_late = attached_late;
-  if (auto st = proc::read_stat(pid)) {
-    p.minflt_at_start = st->minflt;
-    p.majflt_at_start = st->majflt;
-  }
-  refresh_identity(p);
-  return &p;
-}
-
 void Tracer::refresh_identity(model::Process& p) {
   if (auto st = proc::read_stat(p.pid())) p.comm = st->comm;
   if (auto exe = proc::read_exe(p.pid())) p.exe = *exe;
   if (auto args = proc::read_cmdline(p.pid())) p.cmdline = std::move(*args);
 }
 
-void Tracer::reseed(model::Process& p) {
+void Tracer::seed_address_space(model::Process& p) {
   if (auto maps = proc::read_maps(p.pid())) p.address_space.seed(*maps, now_boot_ns());
 }
 
-void Tracer::attach_probes(model::Process& p, bool after_exec) {
+void Tracer::attach_probes(model::Process& p) {
   attach_libc_probes(p);
-  for (auto& ext : extensions_) ext->on_track(trace_, p, after_exec);
+  for (auto& ext : extensions_) ext->on_track(trace_, p, false);
 }
 
 void Tracer::retire_probes(pid_t pid) {
@@ -171,10 +140,10 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   // The kernel needs the real start_boottime in ns; /proc gives ticks. The key uses ticks either way.
   if (auto s = session_->track(pid, *start); !s) return s;
   root_pid_ = pid;
-  auto* p = begin_tracking(pid, ppid, *start, attached_late);
+  auto* p = builder_.track(pid, ppid, *start, attached_late);
   p->before_command_exec = !attached_late;
-  attach_probes(*p, false);
-  reseed(*p);
+  attach_probes(*p);
+  seed_address_space(*p);
   if (!proc::process_exists(pid))
     return make_error(fmt::format("process {} exited while memlens attached", pid), ESRCH);
   if (attached_late) {
@@ -185,9 +154,9 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
       queue.pop_back();
       auto cs = proc::read_start_time_ns(c);
       if (!cs || !session_->track(c, *cs)) continue;
-      auto* cp = begin_tracking(c, pid, *cs, true);
-      attach_probes(*cp, false);
-      reseed(*cp);
+      auto* cp = builder_.track(c, pid, *cs, true);
+      attach_probes(*cp);
+      seed_address_space(*cp);
       for (pid_t g : proc::list_children(c)) queue.push_back(g);
     }
   }
@@ -197,206 +166,58 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
 
 int Tracer::handle_event(const void* data, size_t size) {
   ++trace_.info.events_received;
-  if (size < sizeof(ml_event_header)) {
-    ++malformed_events_;
-    return 0;
-  }
-  ml_event_header h;
-  std::memcpy(&h, data, sizeof(h));
-  double t_s = trace_.seconds_since_start(h.ts_ns);
-
-  if (h.type == ML_EV_FORK || h.type == ML_EV_EXEC || h.type == ML_EV_EXIT) {
-    if (size < sizeof(ml_proc_event)) {
-      ++malformed_events_;
-      return 0;
-    }
-    ml_proc_event e;
-    std::memcpy(&e, data, sizeof(e));
-    pid_t pid = static_cast<pid_t>(e.h.pid);
-    if (h.type == ML_EV_FORK) {
-      auto* p = begin_tracking(pid, static_cast<pid_t>(e.ppid), e.start_time_ns, false);
-      p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
-      if (e.flags & ML_PROC_UNTRACKED) {
-        // The kernel could not follow it: no probe, no exit event; check_vanished sees it go.
-        p->untraced.begin(kAddressSpace, trace_.seconds_since_start(e.start_time_ns),
-                          "not followed: the tracked-process map is full (--max-processes)");
-        return 0;
-      }
-      attach_probes(*p, false);
-      reseed(*p);
-      finish_hold(*p, e, trace_.seconds_since_start(e.start_time_ns));
-      return 0;
-    }
-    // A live pid names one process at a time. (Its start time as the kernel reports it can differ from
-    // what /proc gave before an exec, so it is not used to find the process.)
-    model::Process* p = trace_.processes.find_live(pid);
-    if (!p && h.type == ML_EV_EXIT) {
-      model::ProcessKey key{pid, model::start_time_ns_to_ticks(e.start_time_ns)};
-      if (auto* known = trace_.processes.find(key)) {
-        // The exit of a process already seen gone (check_vanished), or a second exit event (two threads
-        // ending at once can both see the process's last thread gone): the later one has folded in more
-        // threads' faults.
-        known->exit_status = decode_wait_status(e.exit_code);
-        known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
-        known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
-        known->has_kernel_fault_counts = true;
-        return 0;
-      }
-      // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
-      // a process that ran untraced for its whole life.
-      auto& q = trace_.processes.add(key, 0);
-      q.start_time_ns = e.start_time_ns;
-      q.comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
-      q.first_seen_s = t_s;
-      q.untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
-                     "its fork event was lost (ring buffer full): never traced");
-      q.exit_status = decode_wait_status(e.exit_code);
-      q.exited_at_s = t_s;
-      return 0;
-    }
-    if (!p && h.type == ML_EV_EXEC) {
-      // Followed by the kernel, unknown to memlens (its fork event was lost): traced from here on.
-      auto st = proc::read_stat(pid);
-      p = begin_tracking(pid, st ? st->ppid : 0, e.start_time_ns, false);
-      p->untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
-                      "its fork event was lost (ring buffer full): untraced until its exec");
-      attach_probes(*p, false);
-    }
-    if (!p) {
-      ++unknown_process_events_;
-      return 0;
-    }
-    if (h.type == ML_EV_EXEC) {
-      if (p->before_command_exec) {
-        // What memlens's child did before it became the command is memlens's own work.
-        p->stacks.clear();
-        p->before_command_exec = false;
-      }
-      refresh_identity(*p);
-      p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
-      reseed(*p);
-      libc_check_pending_[pid] = t_s;
-      p->image_loading = true;
-      if (statically_linked(pid)) {
-        // No C library to probe: its address-space calls are not seen (RSS and faults still are).
-        retire_probes(pid);
-        libc_check_pending_.erase(pid);
-        untraced_from_now(*p, kAddressSpace,
-                          "statically linked: no C library to probe, address-space calls not traced");
-      } else if (!probes_.count(pid)) {
-        // Its C library is mapped later by the dynamic loader: probed at the next sample, untraced until.
-        untraced_from_now(*p, kAddressSpace, "no C library probed at its exec: probes attached late");
-      }
-      for (auto& ext : extensions_) ext->on_track(trace_, *p, true);
-      finish_hold(*p, e, t_s);
-      return 0;
-    }
-    p->minflt = e.minflt;
-    p->majflt = e.majflt;
-    p->has_kernel_fault_counts = true;
-    mark_exited(*p, e.exit_code, t_s, true);
-    return 0;
-  }
-
-  if (h.type >= ML_EV_MMAP && h.type <= ML_EV_MPROTECT) {
-    if (size < sizeof(ml_mm_event)) {
-      ++malformed_events_;
-      return 0;
-    }
-    ml_mm_event e;
-    std::memcpy(&e, data, sizeof(e));
-    model::Process* p = trace_.processes.find_live(static_cast<pid_t>(h.pid));
-    if (!p) {
-      ++unknown_process_events_;
-      return 0;
-    }
-    if (p->image_loading) {
-      p->image_loading = false;
-      for (auto& ext : extensions_) ext->on_image_loaded(trace_, *p);
-    }
-    auto& as = p->address_space;
-    switch (h.type) {
-      case ML_EV_MMAP: {
-        ++p->events.mmap;
-        if (is_error_address(e.result)) break;
-        model::Mapping m;
-        m.start = static_cast<uint64_t>(e.result);
-        m.end = m.start + page_align_up(e.len_bytes);
-        m.prot = e.prot;
-        m.flags = e.flags;
-        m.anonymous = (e.flags & MAP_ANONYMOUS) != 0 || e.fd < 0;
-        m.file_offset = e.offset;
-        m.origin = model::Origin::kMmap;
-        m.stack_id = e.stack_id;
-        m.caller_ip = e.caller_ip;
-        m.created_ns = h.ts_ns;
-        if (e.stack_id >= 0) {
-          auto& w = p->stacks[model::stack_kind::kMmapGrowth][e.stack_id];
-          w.bytes += static_cast<int64_t>(m.size());
-          w.count += 1;
-        }
-        if (!m.anonymous) {
-          // The event has the fd, not the path: keep the path of whatever file this range maps now.
-          m.path = fmt::format("[fd {}]", e.fd);
-        }
-        as.map(std::move(m));
-        break;
-      }
-      case ML_EV_MUNMAP:
-        ++p->events.munmap;
-        if (e.result == 0) as.unmap(e.addr, page_align_up(e.len_bytes));
-        break;
-      case ML_EV_MREMAP:
-        ++p->events.mremap;
-        if (!is_error_address(e.result) && e.stack_id >= 0 && e.new_len_bytes > e.len_bytes) {
-          auto& w = p->stacks[model::stack_kind::kMmapGrowth][e.stack_id];
-          w.bytes += static_cast<int64_t>(page_align_up(e.new_len_bytes) - page_align_up(e.len_bytes));
-          w.count += 1;
-        }
-        if (!is_error_address(e.result))
-          as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result),
-                   page_align_up(e.new_len_bytes));
-        break;
-      case ML_EV_BRK:
-        ++p->events.brk;
-        if (e.result == 0) {
-          uint64_t grown = as.set_brk(e.addr, h.ts_ns);
-          if (grown > 0 && e.stack_id >= 0) {
-            auto& w = p->stacks[model::stack_kind::kMmapGrowth][e.stack_id];
-            w.bytes += static_cast<int64_t>(grown);
-            w.count += 1;
-          }
-        }
-        break;
-      case ML_EV_MADVISE:
-        ++p->events.madvise;
-        break;
-      case ML_EV_MPROTECT:
-        ++p->events.mprotect;
-        if (e.result == 0) as.protect(e.addr, page_align_up(e.len_bytes), e.prot);
-        break;
-    }
-    return 0;
-  }
-  for (auto& ext : extensions_) {
-    if (!ext->handles(h.type)) continue;
-    model::Process* p = trace_.processes.find_live(static_cast<pid_t>(h.pid));
-    if (!p) {
-      ++unknown_process_events_;
-      return 0;
-    }
-    ext->on_event(trace_, *p, data, size);
-    return 0;
-  }
-  ++malformed_events_;
+  auto decoded = decode_event(data, size);
+  if (const auto* bad = std::get_if<Malformed>(&decoded))
+    builder_.malformed(*bad);
+  else
+    builder_.apply(std::get<Event>(decoded));
   return 0;
 }
 
-void Tracer::finish_hold(model::Process& p, const ml_proc_event& e, double ran_since_s) {
+void Tracer::read_new_process(model::Process& p) {
+  if (auto st = proc::read_stat(p.pid())) {
+    p.minflt_at_start = st->minflt;
+    p.majflt_at_start = st->majflt;
+  }
+  refresh_identity(p);
+}
+
+pid_t Tracer::parent_of(pid_t pid) {
+  auto st = proc::read_stat(pid);
+  return st ? st->ppid : 0;
+}
+
+void Tracer::exec_probes(model::Process& p, double t_s) {
+  pid_t pid = p.pid();
+  libc_check_pending_[pid] = t_s;
+  if (statically_linked(pid)) {
+    // No C library to probe: its address-space calls are not seen (RSS and faults still are).
+    retire_probes(pid);
+    libc_check_pending_.erase(pid);
+    untraced_from_now(p, kAddressSpace,
+                      "statically linked: no C library to probe, address-space calls not traced");
+  } else if (!probes_.count(pid)) {
+    // Its C library is mapped later by the dynamic loader: probed at the next sample, untraced until.
+    untraced_from_now(p, kAddressSpace, "no C library probed at its exec: probes attached late");
+  }
+  for (auto& ext : extensions_) ext->on_track(trace_, p, true);
+}
+
+void Tracer::image_loaded(model::Process& p) {
+  for (auto& ext : extensions_) ext->on_image_loaded(trace_, p);
+}
+
+bool Tracer::capability_event(model::Process& p, const Event& e) {
+  for (auto& ext : extensions_)
+    if (ext->handles(e)) return ext->on_event(trace_, p, e);
+  return false;  // no capability takes it
+}
+
+void Tracer::finish_hold(model::Process& p, const ProcEvent& e, double ran_since_s) {
   double now = now_s();
   if (e.flags & ML_PROC_HELD) {
     ++p.holds;
-    p.held_s += std::max(0.0, now - trace_.seconds_since_start(e.h.ts_ns));
+    p.held_s += std::max(0.0, now - trace_.seconds_since_start(e.ts_ns));
     if (session_->release(p.pid(), e.start_time_ns) == ReleaseOutcome::kFailed)
       p.notes.push_back(
           fmt::format("memlens could not release it after its probes were attached: {}", strerror(errno)));
@@ -440,6 +261,10 @@ void Tracer::update_from_kernel(model::Process& p) {
       std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
   p.faults_user = s->faults_user;
   p.faults_kernel = s->faults_kernel;
+}
+
+void Tracer::exited(model::Process& p, int wait_status, double t_s) {
+  mark_exited(p, wait_status, t_s, true);
 }
 
 void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event) {
@@ -553,8 +378,10 @@ void Tracer::collect_losses() {
   kernel.map_full = k[ML_LOSS_PENDING_FULL];
   trace_.info.stacks_lost = k[ML_LOSS_STACK];
   auto& tracer = trace_.info.loss_by_source["tracer"];
-  tracer.unknown_process = unknown_process_events_;
-  tracer.malformed = malformed_events_;
+  tracer.unknown_process = builder_.unknown_process_events();
+  tracer.malformed = 0;
+  for (const auto& [source, n] : builder_.malformed_by_source())
+    trace_.info.loss_by_source[source].malformed = n;
 }
 
 void Tracer::finish() {

@@ -10,8 +10,10 @@
 #include <memory>
 
 #include "collect/bpf_session.h"
+#include "collect/decode.h"
 #include "collect/extension.h"
 #include "collect/process_probes.h"
+#include "collect/trace_builder.h"
 #include "model/trace.h"
 
 struct ring_buffer;
@@ -27,7 +29,7 @@ struct TracerOptions {
   bool hold = true;
 };
 
-class Tracer {
+class Tracer : private TraceHost {
  public:
   // How often the extensions' on_tick runs: often enough to read a process that lives a fraction of a
   // second, seldom enough to cost nothing.
@@ -61,30 +63,37 @@ class Tracer {
   int handle_event(const void* data, size_t size);
 
  private:
-  Tracer(const TracerOptions& opts, model::Trace& trace) : opts_(opts), trace_(trace) {}
-  model::Process* begin_tracking(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
-  void attach_probes(model::Process& p, bool after_exec);
+  Tracer(const TracerOptions& opts, model::Trace& trace)
+      : opts_(opts), trace_(trace), builder_(trace, *this) {}
+
+  // TraceHost: what the trace builder asks of the live host.
+  double now_s() const override { return trace_.seconds_since_start(now_boot_ns()); }
+  void read_new_process(model::Process& p) override;
+  void refresh_identity(model::Process& p) override;
+  pid_t parent_of(pid_t pid) override;
+  void seed_address_space(model::Process& p) override;
+  void attach_probes(model::Process& p) override;
+  void exec_probes(model::Process& p, double t_s) override;
+  void finish_hold(model::Process& p, const ProcEvent& e, double ran_since_s) override;
+  void image_loaded(model::Process& p) override;
+  void exited(model::Process& p, int wait_status, double t_s) override;
+  bool capability_event(model::Process& p, const Event& e) override;
+
   void attach_libc_probes(model::Process& p);
   void retire_probes(pid_t pid);
-  void reseed(model::Process& p);
-  void refresh_identity(model::Process& p);
   void sample();
   void update_from_kernel(model::Process& p);
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
   void check_vanished();
   void collect_losses();
-  // The end of a fork or exec event's handling: release the process if the kernel held it, else count
-  // the time it ran before its probes were attached as untraced. ran_since_s: when it began running its
-  // own code (its fork, or the exec).
-  void finish_hold(model::Process& p, const ml_proc_event& e, double ran_since_s);
   // Marks p untraced for `what` from now on with `reason`, unless it is gone (a held process killed
   // before it ran has nothing untraced).
   void untraced_from_now(model::Process& p, const std::string& what, const std::string& reason);
-  double now_s() const { return trace_.seconds_since_start(now_boot_ns()); }
   uint64_t now_boot_ns() const;
 
   TracerOptions opts_;
   model::Trace& trace_;
+  TraceBuilder builder_;
   std::unique_ptr<BpfSession> session_;
   ring_buffer* ring_ = nullptr;
   std::map<pid_t, ProcessProbes> probes_;  // by live pid
@@ -94,8 +103,6 @@ class Tracer {
   bool root_exited_ = false;
   uint64_t next_sample_ns_ = 0;
   uint64_t next_tick_ns_ = 0;
-  uint64_t unknown_process_events_ = 0;
-  uint64_t malformed_events_ = 0;
   std::function<void(const model::Trace&)> on_sample_;
   std::vector<std::unique_ptr<TraceExtension>> extensions_;
 };

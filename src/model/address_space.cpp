@@ -50,14 +50,6 @@ void AddressSpace::map(Mapping m) {
   by_start_[m.start] = std::move(m);
 }
 
-void AddressSpace::protect(uint64_t start, uint64_t len, uint32_t prot) {
-  if (len == 0) return;
-  uint64_t end = start + len;
-  split_at(start);
-  split_at(end);
-  for (auto it = by_start_.lower_bound(start); it != by_start_.end() && it->first < end; ++it) it->second.prot = prot;
-}
-
 void AddressSpace::remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len) {
   const Mapping* src = find(old_addr);
   Mapping m;

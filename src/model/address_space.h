@@ -1,6 +1,6 @@
-// A process's mappings as an interval map, kept current from mmap/munmap/mremap/brk/mprotect events and
-// re-seeded from /proc/PID/maps (at attach, after exec, and whenever the model is reconciled). A partial
-// munmap or mprotect splits a mapping, as the kernel does.
+// A process's mappings as an interval map, kept current from mmap/munmap/mremap/brk events and re-seeded
+// from /proc/PID/maps (at attach, after exec, and whenever the model is reconciled). A partial munmap
+// splits a mapping, as the kernel does.
 #pragma once
 
 #include <cstdint>
@@ -51,7 +51,6 @@ class AddressSpace {
   // A new mapping [start, start+len) replaces whatever overlapped it (MAP_FIXED semantics).
   void map(Mapping m);
   void unmap(uint64_t start, uint64_t len);
-  void protect(uint64_t start, uint64_t len, uint32_t prot);
   // mremap: the pages of [old, old+old_len) now live at [new_addr, new_addr+new_len).
   void remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len);
   // brk moved the end of the heap to new_end. Returns the bytes the heap grew by (0 if it shrank).

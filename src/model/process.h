@@ -60,8 +60,8 @@ struct StackWeights {
 using StackTable = std::map<std::string, std::map<int32_t, StackWeights>>;
 
 struct EventCounts {
-  uint64_t mmap = 0, munmap = 0, mremap = 0, brk = 0, madvise = 0, mprotect = 0;
-  uint64_t total() const { return mmap + munmap + mremap + brk + madvise + mprotect; }
+  uint64_t mmap = 0, munmap = 0, mremap = 0, brk = 0, madvise = 0;
+  uint64_t total() const { return mmap + munmap + mremap + brk + madvise; }
 };
 
 class Process {

@@ -11,23 +11,26 @@ mkdir -p "$work"
 CXX="${CXX_FUZZ:-clang++}"
 
 # The parsers under test are compiled in with coverage; fmt and libelf come from the system.
-srcs=("$root"/src/common/*.cpp "$root"/src/proc/*.cpp "$root"/src/elf/*.cpp "$root"/src/symbolize/*.cpp)
+srcs=("$root"/src/common/*.cpp "$root"/src/proc/*.cpp "$root"/src/elf/*.cpp "$root"/src/symbolize/*.cpp
+      "$root"/src/collect/capture_file.cpp "$root"/src/collect/capture_records.cpp "$root"/src/collect/decode.cpp)
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root/include")
 
-for name in perf_map proc_maps elf; do
+for name in perf_map proc_maps elf capture; do
   echo "fuzz: building $name"
-  "$CXX" "${flags[@]}" "$here/${name}_fuzz.cpp" "${srcs[@]}" -lelf -lfmt -o "$work/${name}_fuzz"
+  "$CXX" "${flags[@]}" "$here/${name}_fuzz.cpp" "${srcs[@]}" -lelf -lfmt -lz -o "$work/${name}_fuzz"
 done
 
-# Seed corpora: the perf map fixtures, this machine's maps, a small compiled program.
-mkdir -p "$work/corpus/perf_map" "$work/corpus/proc_maps" "$work/corpus/elf"
+# Seed corpora: the perf map fixtures, this machine's maps, a small compiled program, a capture with an
+# address-space event, an fd event and a record of a type this build does not know.
+mkdir -p "$work/corpus/perf_map" "$work/corpus/proc_maps" "$work/corpus/elf" "$work/corpus/capture"
+cp "$root"/tests/data/capture/*.mlcap "$work/corpus/capture/"
 cp "$root"/tests/data/symbolize/*.map "$work/corpus/perf_map/" 2>/dev/null || true
 cat /proc/self/maps >"$work/corpus/proc_maps/self"
 printf 'int f(int x){return x+1;}\nint main(){return f(2);}\n' >"$work/seed.c"
 cc -O1 -o "$work/corpus/elf/seed" "$work/seed.c"
 
-for name in perf_map proc_maps elf; do
+for name in perf_map proc_maps elf capture; do
   echo "fuzz: running $name for ${secs}s"
   (cd "$work" && "./${name}_fuzz" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
       -print_final_stats=1 "corpus/$name" 2>"$work/$name.log") ||

@@ -1,0 +1,288 @@
+#include "collect/capture_file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace memlens::collect {
+
+namespace {
+
+constexpr char kChunkMagic[4] = {'C', 'H', 'N', 'K'};
+constexpr size_t kChunkHeaderBytes = 4 + 4 * 4;  // magic, raw length, compressed length, records, CRC
+constexpr size_t kRecordHeaderBytes = 2 + 4;     // type, payload length
+constexpr size_t kMaxVersionBytes = 64;
+// Record type 1 ends a capture (docs/capture-format.md); its payload: the records the size bound dropped.
+constexpr uint16_t kEndRecord = 1;
+constexpr size_t kEndPayloadBytes = 16;
+
+void put_u16(std::string& out, uint16_t v) {
+  out.push_back(static_cast<char>(v & 0xff));
+  out.push_back(static_cast<char>(v >> 8));
+}
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint16_t get_u16(const char* p) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
+}
+
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+uint64_t get_u64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+void put_record(std::string& out, uint16_t type, std::string_view payload) {
+  put_u16(out, type);
+  put_u32(out, static_cast<uint32_t>(payload.size()));
+  out.append(payload);
+}
+
+// The largest a chunk holding raw_bytes of records can be on disk.
+uint64_t chunk_bound(uint64_t raw_bytes) {
+  return kChunkHeaderBytes + compressBound(static_cast<uLong>(raw_bytes));
+}
+
+const uint64_t kEndChunkBound = chunk_bound(kRecordHeaderBytes + kEndPayloadBytes);
+
+}  // namespace
+
+uint32_t capture_crc32(std::string_view bytes) {
+  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()),
+                                     static_cast<uInt>(bytes.size())));
+}
+
+uint64_t CaptureWriter::reserve_for(uint64_t max_bytes) {
+  // A quarter of the bound, at least 64 KiB, at most half of it: the last samples, the names of the
+  // frames the stacks hold, the run's end.
+  return std::min(max_bytes / 2, std::max<uint64_t>(max_bytes / 4, 64u << 10));
+}
+
+Result<CaptureWriter> CaptureWriter::create(const std::string& path, const CaptureWriterOptions& opts) {
+  CaptureWriter w;
+  w.opts_ = opts;
+  w.fd_ = UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!w.fd_) {
+    if (errno == EEXIST)
+      return make_error(
+          fmt::format("{} exists: choose a new file for the capture (it is never overwritten)", path),
+          EEXIST);
+    return errno_error(fmt::format("cannot create the capture file {}", path));
+  }
+  std::string header(kCaptureMagic, sizeof kCaptureMagic);
+  put_u16(header, kCaptureFormatVersion);
+  std::string version = opts.memlens_version.substr(0, kMaxVersionBytes);
+  put_u16(header, static_cast<uint16_t>(version.size()));
+  header += version;
+  put_u32(header, capture_crc32(header));
+  if (opts.max_bytes != 0 && header.size() + kEndChunkBound > opts.max_bytes)
+    return make_error(fmt::format("--max-size {} bytes is too small for a capture", opts.max_bytes), EINVAL);
+  if (auto s = w.write_all(header); !s) return s.error();
+  return w;
+}
+
+Status CaptureWriter::write_all(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("cannot write the capture file");
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    written_ += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+uint64_t CaptureWriter::pending_estimate() const {
+  return pending_.empty() ? 0 : chunk_bound(pending_.size());
+}
+
+Status CaptureWriter::add(uint16_t type, std::string_view payload, RecordClass cls) {
+  if (closed_) return make_error("the capture file is closed");
+  if (type == kEndRecord || type == 0) return make_error(fmt::format("record type {} is reserved", type));
+  size_t record_bytes = kRecordHeaderBytes + payload.size();
+  if (record_bytes > kMaxChunkBytes) {
+    ++(cls == RecordClass::kEvent ? events_dropped_ : others_dropped_);
+    return {};
+  }
+  if (pending_.size() + record_bytes > kMaxChunkBytes)
+    if (auto s = flush(); !s) return s;
+  if (opts_.max_bytes != 0) {
+    // What the file would be with this record, its chunk and the end record: never past the bound.
+    uint64_t with = written_ + chunk_bound(pending_.size() + record_bytes) + kEndChunkBound;
+    if (cls == RecordClass::kEvent &&
+        (events_stopped_ || with > opts_.max_bytes - reserve_for(opts_.max_bytes))) {
+      events_stopped_ = true;
+      ++events_dropped_;
+      return {};
+    }
+    if (with > opts_.max_bytes) {
+      ++(cls == RecordClass::kEvent ? events_dropped_ : others_dropped_);
+      return {};
+    }
+  }
+  put_record(pending_, type, payload);
+  ++pending_records_;
+  if (pending_.size() >= kChunkTargetBytes) return flush();
+  return {};
+}
+
+Status CaptureWriter::flush() {
+  if (pending_.empty()) return {};
+  uLongf comp_len = compressBound(static_cast<uLong>(pending_.size()));
+  std::string comp(comp_len, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(comp.data()), &comp_len,
+                reinterpret_cast<const Bytef*>(pending_.data()), static_cast<uLong>(pending_.size()),
+                Z_BEST_SPEED) != Z_OK)
+    return make_error("cannot compress a capture chunk");
+  comp.resize(comp_len);
+  std::string chunk(kChunkMagic, sizeof kChunkMagic);
+  put_u32(chunk, static_cast<uint32_t>(pending_.size()));
+  put_u32(chunk, static_cast<uint32_t>(comp.size()));
+  put_u32(chunk, pending_records_);
+  put_u32(chunk, capture_crc32(comp));
+  chunk += comp;
+  pending_.clear();
+  pending_records_ = 0;
+  return write_all(chunk);
+}
+
+Status CaptureWriter::close() {
+  if (closed_) return {};
+  if (auto s = flush(); !s) return s;
+  std::string end;
+  put_u64(end, events_dropped_);
+  put_u64(end, others_dropped_);
+  put_record(pending_, kEndRecord, end);
+  pending_records_ = 1;
+  if (auto s = flush(); !s) return s;
+  closed_ = true;
+  if (::fsync(fd_.get()) != 0) return errno_error("cannot sync the capture file");
+  return {};
+}
+
+Result<Capture> parse_capture(std::string_view bytes) {
+  Capture out;
+  auto& st = out.status;
+  constexpr size_t kFixed = sizeof kCaptureMagic + 2 + 2;
+  if (bytes.size() < kFixed || std::memcmp(bytes.data(), kCaptureMagic, sizeof kCaptureMagic) != 0)
+    return make_error("not a memlens capture (no capture header): give a file written by memlens record",
+                      EINVAL);
+  st.format_version = get_u16(bytes.data() + sizeof kCaptureMagic);
+  size_t version_len = get_u16(bytes.data() + sizeof kCaptureMagic + 2);
+  if (version_len > kMaxVersionBytes || bytes.size() < kFixed + version_len + 4)
+    return make_error("the capture's header is damaged or cut short: nothing in it can be read", EINVAL);
+  st.memlens_version.assign(bytes.data() + kFixed, version_len);
+  size_t header_len = kFixed + version_len;
+  if (get_u32(bytes.data() + header_len) != capture_crc32(bytes.substr(0, header_len)))
+    return make_error("the capture's header is damaged (checksum mismatch): nothing in it can be read",
+                      EINVAL);
+  if (st.format_version == 0)
+    return make_error("the capture's header names format version 0, which no memlens writes", EINVAL);
+  if (st.format_version > kCaptureFormatVersion)
+    return make_error(
+        fmt::format("this capture was written by memlens {} in capture format {}; this memlens "
+                    "reads formats up to {}: report it with memlens {} or newer",
+                    st.memlens_version, st.format_version, kCaptureFormatVersion, st.memlens_version),
+        ENOTSUP);
+  size_t off = header_len + 4;
+  auto stop = [&](std::string why) {
+    st.stopped_because = std::move(why);
+    st.stopped_at_offset = off;
+  };
+  std::string raw;
+  while (!st.complete) {
+    if (off == bytes.size()) {
+      stop("cut short: it ends without its end record (memlens was killed, or the disk filled up)");
+      break;
+    }
+    if (bytes.size() - off < kChunkHeaderBytes) {
+      stop("cut short inside a chunk header");
+      break;
+    }
+    const char* h = bytes.data() + off;
+    if (std::memcmp(h, kChunkMagic, sizeof kChunkMagic) != 0) {
+      stop(fmt::format("damaged: no chunk where one should start (byte {})", off));
+      break;
+    }
+    uint32_t raw_len = get_u32(h + 4), comp_len = get_u32(h + 8), crc = get_u32(h + 16);
+    if (raw_len > kMaxChunkBytes || comp_len > compressBound(kMaxChunkBytes)) {
+      stop(fmt::format("damaged: a chunk header at byte {} gives impossible lengths", off));
+      break;
+    }
+    if (bytes.size() - off - kChunkHeaderBytes < comp_len) {
+      stop("cut short inside a chunk");
+      break;
+    }
+    std::string_view comp = bytes.substr(off + kChunkHeaderBytes, comp_len);
+    off += kChunkHeaderBytes + comp_len;
+    ++st.chunks;
+    if (capture_crc32(comp) != crc) {
+      ++st.corrupt_chunks;
+      continue;
+    }
+    raw.assign(raw_len, '\0');
+    uLongf got = raw_len;
+    if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &got, reinterpret_cast<const Bytef*>(comp.data()),
+                   comp_len) != Z_OK ||
+        got != raw_len) {
+      ++st.corrupt_chunks;
+      continue;
+    }
+    size_t r = 0;
+    while (r < raw.size()) {
+      if (raw.size() - r < kRecordHeaderBytes) {
+        ++st.corrupt_chunks;
+        break;
+      }
+      uint16_t type = get_u16(raw.data() + r);
+      uint32_t len = get_u32(raw.data() + r + 2);
+      if (raw.size() - r - kRecordHeaderBytes < len) {
+        ++st.corrupt_chunks;
+        break;
+      }
+      std::string_view payload(raw.data() + r + kRecordHeaderBytes, len);
+      r += kRecordHeaderBytes + len;
+      if (type == kEndRecord) {
+        st.complete = true;
+        if (payload.size() >= kEndPayloadBytes) {
+          st.events_dropped = get_u64(payload.data());
+          st.others_dropped = get_u64(payload.data() + 8);
+        }
+        break;
+      }
+      out.records.push_back({type, std::string(payload)});
+    }
+  }
+  return out;
+}
+
+Result<Capture> read_capture(const std::string& path) {
+  auto f = open_regular_file(path);
+  if (!f) return f.error();
+  auto data = read_bounded(f->fd.get(), static_cast<size_t>(f->size));
+  if (!data) return data.error();
+  auto c = parse_capture(data->data);
+  if (!c) return make_error(fmt::format("{}: {}", path, c.error().message), c.error().errno_value);
+  return c;
+}
+
+}  // namespace memlens::collect

@@ -1,0 +1,45 @@
+// What a capture's records hold (docs/capture-format.md): the record types, and the encoding of decoded
+// events (collect/decode.h) as records. Fixed little-endian fields; a reader takes a record that is longer
+// than it knows (fields a later version added at its end) and refuses one that is shorter.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "collect/capture_file.h"
+#include "collect/decode.h"
+#include "common/result.h"
+
+namespace memlens::collect {
+
+enum CaptureRecordType : uint16_t {
+  // 0 is never a record; 1 ends a capture (collect/capture_file.cpp).
+  kRecordProcEvent = 16,
+  kRecordMmEvent = 17,
+  kRecordGcEvent = 18,
+  kRecordArrayBufferNotice = 19,
+  kRecordFdEvent = 20,
+};
+
+// Whether type is an event record this build reads.
+bool is_event_record(uint16_t type);
+
+// The record type and payload of a decoded event.
+uint16_t event_record_type(const Event& e);
+std::string encode_event(const Event& e);
+
+// The event a record holds. Errors: not an event record type, or a payload shorter than its fields.
+Result<Event> decode_event_record(uint16_t type, std::string_view payload);
+
+// The events of a capture, in order, with what could not be read: record types this build does not know
+// (from a later memlens: skipped) and records that are malformed.
+struct CaptureEvents {
+  std::vector<Event> events;
+  uint64_t unknown_records = 0;
+  uint64_t malformed_records = 0;
+};
+CaptureEvents capture_events(const Capture& capture);
+
+}  // namespace memlens::collect

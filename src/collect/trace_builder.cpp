@@ -1,0 +1,216 @@
+#include "collect/trace_builder.h"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "collect/fd_events.h"
+#include "memlens/abi.h"
+
+namespace memlens::collect {
+
+namespace {
+
+uint64_t page_align_up(uint64_t len) {
+  return (len + 4095) & ~uint64_t{4095};
+}
+
+bool is_error_address(int64_t result) {
+  return result < 0 && result > -4096;
+}
+
+void add_growth(model::Process& p, int32_t stack_id, uint64_t bytes) {
+  auto& w = p.stacks[model::stack_kind::kMmapGrowth][stack_id];
+  w.bytes += static_cast<int64_t>(bytes);
+  w.count += 1;
+}
+
+}  // namespace
+
+int decode_wait_status(int status) {
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+model::Process* TraceBuilder::track(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late) {
+  model::ProcessKey key{pid, model::start_time_ns_to_ticks(start_time_ns)};
+  if (auto* existing = trace_.processes.find(key)) return existing;
+  auto& p = trace_.processes.add(key, ppid);
+  p.start_time_ns = start_time_ns;
+  p.first_seen_s = host_.now_s();
+  p.attached_late = attached_late;
+  host_.read_new_process(p);
+  return &p;
+}
+
+void TraceBuilder::apply(const Event& event) {
+  if (const auto* e = std::get_if<ProcEvent>(&event)) {
+    apply_proc(*e);
+    return;
+  }
+  model::Process* p = trace_.processes.find_live(event_pid(event));
+  if (!p) {
+    ++unknown_process_events_;
+    return;
+  }
+  if (const auto* e = std::get_if<MmEvent>(&event)) {
+    if (p->image_loading) {
+      p->image_loading = false;
+      host_.image_loaded(*p);
+    }
+    apply_mm_event(*p, *e);
+  } else if (const auto* e = std::get_if<GcEvent>(&event)) {
+    apply_gc_event(trace_, *p, *e);
+  } else if (const auto* e = std::get_if<FdEvent>(&event)) {
+    if (!apply_fd_event(p->fds, *e, trace_.seconds_since_start(e->ts_ns))) ++malformed_[event_source(event)];
+  } else if (!host_.capability_event(*p, event)) {
+    ++malformed_[event_source(event)];
+  }
+}
+
+void TraceBuilder::apply_proc(const ProcEvent& e) {
+  double t_s = trace_.seconds_since_start(e.ts_ns);
+  pid_t pid = e.pid;
+  if (e.kind == ProcEvent::Kind::kFork) {
+    auto* p = track(pid, e.ppid, e.start_time_ns, false);
+    p->comm = e.comm;
+    if (e.flags & ML_PROC_UNTRACKED) {
+      // The kernel could not follow it: no probe, no exit event; the tracer sees it go.
+      p->untraced.begin(kAddressSpace, trace_.seconds_since_start(e.start_time_ns),
+                        "not followed: the tracked-process map is full (--max-processes)");
+      return;
+    }
+    host_.attach_probes(*p);
+    host_.seed_address_space(*p);
+    host_.finish_hold(*p, e, trace_.seconds_since_start(e.start_time_ns));
+    return;
+  }
+  // A live pid names one process at a time. (Its start time as the kernel reports it can differ from
+  // what /proc gave before an exec, so it is not used to find the process.)
+  model::Process* p = trace_.processes.find_live(pid);
+  if (!p && e.kind == ProcEvent::Kind::kExit) {
+    model::ProcessKey key{pid, model::start_time_ns_to_ticks(e.start_time_ns)};
+    if (auto* known = trace_.processes.find(key)) {
+      // The exit of a process already seen gone, or a second exit event (two threads ending at once can
+      // both see the process's last thread gone): the later one has folded in more threads' faults.
+      known->exit_status = decode_wait_status(e.exit_code);
+      known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
+      known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
+      known->has_kernel_fault_counts = true;
+      return;
+    }
+    // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
+    // a process that ran untraced for its whole life.
+    auto& q = trace_.processes.add(key, 0);
+    q.start_time_ns = e.start_time_ns;
+    q.comm = e.comm;
+    q.first_seen_s = t_s;
+    q.untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
+                   "its fork event was lost (ring buffer full): never traced");
+    q.exit_status = decode_wait_status(e.exit_code);
+    q.exited_at_s = t_s;
+    return;
+  }
+  if (!p && e.kind == ProcEvent::Kind::kExec) {
+    // Followed by the kernel, unknown to memlens (its fork event was lost): traced from here on.
+    p = track(pid, host_.parent_of(pid), e.start_time_ns, false);
+    p->untraced.add(t_s - trace_.seconds_since_start(e.start_time_ns),
+                    "its fork event was lost (ring buffer full): untraced until its exec");
+    host_.attach_probes(*p);
+  }
+  if (!p) {
+    ++unknown_process_events_;
+    return;
+  }
+  if (e.kind == ProcEvent::Kind::kExec) {
+    if (p->before_command_exec) {
+      // What memlens's child did before it became the command is memlens's own work.
+      p->stacks.clear();
+      p->before_command_exec = false;
+    }
+    host_.refresh_identity(*p);
+    p->comm = e.comm;
+    host_.seed_address_space(*p);
+    p->image_loading = true;
+    host_.exec_probes(*p, t_s);
+    host_.finish_hold(*p, e, t_s);
+    return;
+  }
+  p->minflt = e.minflt;
+  p->majflt = e.majflt;
+  p->has_kernel_fault_counts = true;
+  host_.exited(*p, e.exit_code, t_s);
+}
+
+void apply_mm_event(model::Process& p, const MmEvent& e) {
+  auto& as = p.address_space;
+  switch (e.kind) {
+    case MmEvent::Kind::kMmap: {
+      ++p.events.mmap;
+      if (is_error_address(e.result)) break;
+      model::Mapping m;
+      m.start = static_cast<uint64_t>(e.result);
+      m.end = m.start + page_align_up(e.len_bytes);
+      m.prot = e.prot;
+      m.flags = e.flags;
+      m.anonymous = (e.flags & MAP_ANONYMOUS) != 0 || e.fd < 0;
+      m.file_offset = e.offset;
+      m.origin = model::Origin::kMmap;
+      m.stack_id = e.stack_id;
+      m.caller_ip = e.caller_ip;
+      m.created_ns = e.ts_ns;
+      if (e.stack_id >= 0) add_growth(p, e.stack_id, m.size());
+      // The event has the fd, not the path: keep the path of whatever file this range maps now.
+      if (!m.anonymous) m.path = fmt::format("[fd {}]", e.fd);
+      as.map(std::move(m));
+      break;
+    }
+    case MmEvent::Kind::kMunmap:
+      ++p.events.munmap;
+      if (e.result == 0) as.unmap(e.addr, page_align_up(e.len_bytes));
+      break;
+    case MmEvent::Kind::kMremap:
+      ++p.events.mremap;
+      if (is_error_address(e.result)) break;
+      if (e.stack_id >= 0 && e.new_len_bytes > e.len_bytes)
+        add_growth(p, e.stack_id, page_align_up(e.new_len_bytes) - page_align_up(e.len_bytes));
+      as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result),
+               page_align_up(e.new_len_bytes));
+      break;
+    case MmEvent::Kind::kBrk:
+      ++p.events.brk;
+      if (e.result == 0) {
+        uint64_t grown = as.set_brk(e.addr, e.ts_ns);
+        if (grown > 0 && e.stack_id >= 0) add_growth(p, e.stack_id, grown);
+      }
+      break;
+    case MmEvent::Kind::kMadvise:
+      ++p.events.madvise;
+      break;
+  }
+}
+
+void apply_gc_event(const model::Trace& trace, model::Process& p, const GcEvent& e) {
+  model::GcEvent g;
+  g.t_s = trace.seconds_since_start(e.start_ns);
+  g.pause_ms = e.ts_ns >= e.start_ns ? static_cast<double>(e.ts_ns - e.start_ns) / 1e6 : 0;
+  g.kind = e.usdt ? model::gc_kind_from_gc_type(e.kind) : model::gc_kind_from_collector(e.kind);
+  g.heap_used_before_bytes = e.heap_used_before_bytes;
+  if (e.heap_used_after_bytes) {
+    g.heap_used_after_bytes = e.heap_used_after_bytes;
+    p.v8.heap_used_bytes = *e.heap_used_after_bytes;
+  }
+  p.v8.gcs.push_back(g);
+  // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known.
+  if (e.stack_id >= 0) {
+    auto& w = p.stacks[model::stack_kind::kGcTriggers][e.stack_id];
+    w.count += 1;
+    if (g.heap_used_before_bytes && g.heap_used_after_bytes &&
+        *g.heap_used_before_bytes > *g.heap_used_after_bytes)
+      w.bytes += static_cast<int64_t>(*g.heap_used_before_bytes - *g.heap_used_after_bytes);
+  }
+}
+
+}  // namespace memlens::collect

@@ -1,0 +1,84 @@
+// Applies decoded events (collect/decode.h) to the model. What an event means for the model is decided here;
+// what it needs from the live host (identity and maps read from /proc, probes to attach, a held process to
+// release) is asked of a TraceHost. The live tracer is one host; a test's scripted host is another, and a
+// replay's would answer from what a capture recorded.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+
+#include "collect/decode.h"
+#include "model/process.h"
+#include "model/trace.h"
+
+namespace memlens::collect {
+
+// What is untraced when a process's address-space calls are not seen (model/loss.h, UntracedTime).
+inline constexpr const char* kAddressSpace = "address space";
+
+// What building a trace needs from the host it runs on.
+class TraceHost {
+ public:
+  virtual ~TraceHost() = default;
+  // Trace time now.
+  virtual double now_s() const = 0;
+  // Tracking of p starts: its identity and counters as they are now (comm, exe, cmdline, faults so far).
+  virtual void read_new_process(model::Process& p) = 0;
+  // p exec'd: its new identity.
+  virtual void refresh_identity(model::Process& p) = 0;
+  // The parent of a live pid, 0 when unknown.
+  virtual pid_t parent_of(pid_t pid) = 0;
+  // p's mappings as they are now.
+  virtual void seed_address_space(model::Process& p) = 0;
+  // Attach what p needs traced (a new process: the C library's probes, each capability's).
+  virtual void attach_probes(model::Process& p) = 0;
+  // p exec'd at trace time t_s: probe its new image.
+  virtual void exec_probes(model::Process& p, double t_s) = 0;
+  // The end of a fork or exec: release p if the kernel held it, else count the time it ran unprobed
+  // (since ran_since_s) as untraced.
+  virtual void finish_hold(model::Process& p, const ProcEvent& e, double ran_since_s) = 0;
+  // p's first address-space call after an exec: its image is loaded.
+  virtual void image_loaded(model::Process& p) = 0;
+  // p exited at t_s (its kernel exit event): its last figures, its probes detached.
+  virtual void exited(model::Process& p, int wait_status, double t_s) = 0;
+  // An event a capability consumes by itself (ArrayBuffer window notices); false when it is malformed.
+  virtual bool capability_event(model::Process& p, const Event& e) = 0;
+};
+
+class TraceBuilder {
+ public:
+  TraceBuilder(model::Trace& trace, TraceHost& host) : trace_(trace), host_(host) {}
+
+  void apply(const Event& e);
+  // A record the decoder could not read (collect/decode.h).
+  void malformed(const Malformed& m) { ++malformed_[event_source(m.type)]; }
+
+  // Starts tracking the process (pid, start time) unless it is tracked already.
+  model::Process* track(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
+
+  // Events of a pid no live process has.
+  uint64_t unknown_process_events() const { return unknown_process_events_; }
+  // Malformed records, by loss source.
+  const std::map<std::string, uint64_t>& malformed_by_source() const { return malformed_; }
+
+ private:
+  void apply_proc(const ProcEvent& e);
+
+  model::Trace& trace_;
+  TraceHost& host_;
+  uint64_t unknown_process_events_ = 0;
+  std::map<std::string, uint64_t> malformed_;
+};
+
+// A wait status as the shell reports it: the exit code, or 128 + the signal that killed the process.
+int decode_wait_status(int status);
+
+// An address-space call of p: its mappings, its break and the stacks that grew it.
+void apply_mm_event(model::Process& p, const MmEvent& e);
+
+// A completed GC of p: its GC history, its heap figure, the stack that triggered it.
+void apply_gc_event(const model::Trace& trace, model::Process& p, const GcEvent& e);
+
+}  // namespace memlens::collect

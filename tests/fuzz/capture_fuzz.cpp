@@ -1,0 +1,31 @@
+// Fuzzes the capture reader (a capture comes from another host: its bytes are input like any other) and
+// the ring-buffer record decoder.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "collect/capture_file.h"
+#include "collect/capture_records.h"
+#include "collect/decode.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  auto c = memlens::collect::parse_capture(bytes);
+  if (c) {
+    uint64_t total = 0;
+    for (const auto& r : c->records) {
+      total += r.payload.size();
+      if (!memlens::collect::is_event_record(r.type)) continue;
+      auto e = memlens::collect::decode_event_record(r.type, r.payload);
+      // What decodes encodes back to a prefix of the record (later versions may append fields).
+      if (e && memlens::collect::encode_event(*e) !=
+                   r.payload.substr(0, memlens::collect::encode_event(*e).size()))
+        __builtin_trap();
+    }
+    // Records are carved out of chunks that are each bounded: never more than the chunks could hold.
+    if (total > c->status.chunks * uint64_t{memlens::collect::kMaxChunkBytes}) __builtin_trap();
+  }
+  auto d = memlens::collect::decode_event(data, size);
+  if (auto* e = std::get_if<memlens::collect::Event>(&d)) (void)memlens::collect::event_pid(*e);
+  return 0;
+}
