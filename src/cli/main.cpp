@@ -55,8 +55,10 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
                 "Do not stop new processes (SIGSTOP) until their probes are attached: they run at once, and "
                 "what they do before is not traced (counted as untraced time); for interactive shells, "
                 "which report a stopped child");
-  cmd->add_option("--fault-sample-period", o.fault_sample_period,
-                  "Record the stack of one page fault in this many (per process)")
+  cmd->add_option(
+         "--fault-sample-period", o.fault_sample_period,
+         "Sample one page fault in this many (per process): its mode (user or kernel) and, with stacks, "
+         "its user stack. Fault counts are exact either way (the kernel's)")
       ->check(CLI::Range(1u, 1u << 20))
       ->capture_default_str();
 }

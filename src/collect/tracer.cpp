@@ -107,8 +107,33 @@ model::Process* Tracer::begin_tracking(pid_t pid, pid_t ppid, uint64_t start_tim
     p.minflt_at_start = st->minflt;
     p.majflt_at_start = st->majflt;
   }
+  ThreadFaults live;
+  for (pid_t tid : proc::list_threads(pid)) {
+    if (auto ts = proc::read_thread_stat(pid, tid)) {
+      live.minflt += ts->minflt;
+      live.majflt += ts->majflt;
+    }
+  }
+  thread_faults_at_start_[pid] = live;
   refresh_identity(p);
   return &p;
+}
+
+void Tracer::sample_faults(model::Process& p, bool all_threads) {
+  if (!session_->samples_faults()) return;  // said once, in the probe statuses
+  if (auto s = session_->sample_faults(p.pid(), all_threads); !s)
+    p.notes.push_back("page faults not sampled (no user/kernel split, no fault stacks): " +
+                      s.error().describe());
+}
+
+void Tracer::set_exit_faults(model::Process& p, const ml_proc_event& e) {
+  // The exit program added every thread's whole count as it exited; the threads that were alive when
+  // tracking began had some of theirs before.
+  ThreadFaults base;
+  if (auto it = thread_faults_at_start_.find(p.pid()); it != thread_faults_at_start_.end()) base = it->second;
+  p.minflt = std::max<uint64_t>(p.minflt, e.minflt - std::min<uint64_t>(e.minflt, base.minflt));
+  p.majflt = std::max<uint64_t>(p.majflt, e.majflt - std::min<uint64_t>(e.majflt, base.majflt));
+  p.has_kernel_fault_counts = true;
 }
 
 void Tracer::refresh_identity(model::Process& p) {
@@ -173,6 +198,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   root_pid_ = pid;
   auto* p = begin_tracking(pid, ppid, *start, attached_late);
   p->before_command_exec = !attached_late;
+  sample_faults(*p, attached_late);
   attach_probes(*p, false);
   reseed(*p);
   if (!proc::process_exists(pid))
@@ -186,6 +212,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
       auto cs = proc::read_start_time_ns(c);
       if (!cs || !session_->track(c, *cs)) continue;
       auto* cp = begin_tracking(c, pid, *cs, true);
+      sample_faults(*cp, true);
       attach_probes(*cp, false);
       reseed(*cp);
       for (pid_t g : proc::list_children(c)) queue.push_back(g);
@@ -216,6 +243,10 @@ int Tracer::handle_event(const void* data, size_t size) {
     if (h.type == ML_EV_FORK) {
       auto* p = begin_tracking(pid, static_cast<pid_t>(e.ppid), e.start_time_ns, false);
       p->comm = std::string(e.comm, strnlen(e.comm, sizeof(e.comm)));
+      // Born traced: every fault it takes counts (it may have run a little before this event is read),
+      // and it inherited its parent's fault-sampling event at the fork.
+      p->minflt_at_start = p->majflt_at_start = 0;
+      thread_faults_at_start_[pid] = {};
       if (e.flags & ML_PROC_UNTRACKED) {
         // The kernel could not follow it: no probe, no exit event; check_vanished sees it go.
         p->untraced.begin(kAddressSpace, trace_.seconds_since_start(e.start_time_ns),
@@ -237,9 +268,8 @@ int Tracer::handle_event(const void* data, size_t size) {
         // ending at once can both see the process's last thread gone): the later one has folded in more
         // threads' faults.
         known->exit_status = decode_wait_status(e.exit_code);
-        known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
-        known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
-        known->has_kernel_fault_counts = true;
+        set_exit_faults(*known, e);
+        thread_faults_at_start_.erase(pid);
         return 0;
       }
       // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
@@ -291,9 +321,8 @@ int Tracer::handle_event(const void* data, size_t size) {
       finish_hold(*p, e, t_s);
       return 0;
     }
-    p->minflt = e.minflt;
-    p->majflt = e.majflt;
-    p->has_kernel_fault_counts = true;
+    set_exit_faults(*p, e);
+    thread_faults_at_start_.erase(pid);
     mark_exited(*p, e.exit_code, t_s, true);
     return 0;
   }
@@ -416,30 +445,38 @@ void Tracer::finish_hold(model::Process& p, const ml_proc_event& e, double ran_s
 
 void Tracer::update_from_kernel(model::Process& p) {
   auto s = session_->read_stats(p.pid());
-  // The kernel's counters as the rss_stat program last read them: the global part of per-CPU counters,
-  // which lags by the deltas not folded in yet (a few MB on a quiet process). For a live process /proc
-  // sums the per-CPU parts exactly, so each sample takes its figures from there; the kernel side gives the
-  // peak at every change and the last figures of a process that has exited.
+  // RSS and faults of a live process are the kernel's own per-process figures, read from /proc at each
+  // sample (no program runs on the host's page faults or RSS changes). Once it has exited, the exit
+  // program's last reading of its mm and its threads' fault counters.
   auto st = p.alive() ? proc::read_status(p.pid()) : Result<proc::Status>(make_error("exited", ESRCH));
   if (st && st->vm_rss > 0) {
     p.rss.anon_bytes = st->rss_anon;
     p.rss.file_bytes = st->rss_file;
     p.rss.shmem_bytes = st->rss_shmem;
     p.rss.swap_bytes = st->vm_swap;
+    // The kernel's high-water mark of the address space (since the process started, or its last exec).
+    p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, st->vm_hwm);
+    if (auto stat = proc::read_stat(p.pid())) {
+      p.minflt = stat->minflt - std::min(stat->minflt, p.minflt_at_start);
+      p.majflt = stat->majflt - std::min(stat->majflt, p.majflt_at_start);
+      p.has_kernel_fault_counts = true;
+    }
   } else if (s && s->rss_updates > 0) {
     p.rss.anon_bytes = s->rss_anon_bytes;
     p.rss.file_bytes = s->rss_file_bytes;
     p.rss.shmem_bytes = s->rss_shmem_bytes;
     p.rss.swap_bytes = s->rss_swap_bytes;
+    p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, s->rss_peak_bytes);
   }
+  p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, p.rss.total());
   if (!s) return;
   auto& lost = p.lost_by_source["kernel"];
   lost.ring_full = s->lost_ring_full;
   lost.map_full = s->lost_map_full;
-  p.rss_peak_bytes =
-      std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
-  p.faults_user = s->faults_user;
-  p.faults_kernel = s->faults_kernel;
+  // The fault program counts samples: each stands for one period of faults.
+  p.fault_sample_period = session_->fault_sample_period();
+  p.faults_user = s->faults_user * p.fault_sample_period;
+  p.faults_kernel = s->faults_kernel * p.fault_sample_period;
 }
 
 void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event) {
@@ -450,7 +487,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   model::Sample last;
   last.t_s = t_s;
   last.rss = p.rss;
-  last.faults = p.faults_user + p.faults_kernel;
+  last.faults = p.minflt + p.majflt;
   last.events = p.events.total();
   for (auto& ext : extensions_) ext->on_sample(p, last);
   p.timeline.push_back(last);
@@ -461,6 +498,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   p.untraced.end_all(t_s);
   retire_probes(p.pid());
   libc_check_pending_.erase(p.pid());
+  session_->stop_sampling_faults(p.pid());
   session_->forget_stats(p.pid());
   session_->untrack(p.pid());
   if (p.pid() == root_pid_) root_exited_ = true;
@@ -517,7 +555,7 @@ void Tracer::sample() {
     model::Sample s;
     s.t_s = t_s;
     s.rss = p->rss;
-    s.faults = p->faults_user + p->faults_kernel;
+    s.faults = p->minflt + p->majflt;
     s.events = p->events.total();
     for (auto& ext : extensions_) ext->on_sample(*p, s);
     p->timeline.push_back(std::move(s));

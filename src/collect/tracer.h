@@ -21,7 +21,7 @@ namespace memlens::collect {
 struct TracerOptions {
   double interval_s = 1.0;
   bool capture_stacks = false;
-  uint32_t fault_sample_period = 32;
+  uint32_t fault_sample_period = 1024;
   uint32_t max_processes = 4096;
   // Hold each new process of the traced tree until its probes are attached (bpf/memlens.bpf.c).
   bool hold = true;
@@ -70,6 +70,15 @@ class Tracer {
   void refresh_identity(model::Process& p);
   void sample();
   void update_from_kernel(model::Process& p);
+  // Starts fault sampling of a process that inherits no sampling event (see BpfSession::sample_faults).
+  void sample_faults(model::Process& p, bool all_threads);
+  // The fault counters of p's live threads when tracking began: each thread's exit adds its whole count
+  // (the exit program), so these are taken off the exit figures.
+  struct ThreadFaults {
+    uint64_t minflt = 0, majflt = 0;
+  };
+  std::map<pid_t, ThreadFaults> thread_faults_at_start_;  // by live pid
+  void set_exit_faults(model::Process& p, const ml_proc_event& e);
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
   void check_vanished();
   void collect_losses();

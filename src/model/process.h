@@ -86,9 +86,12 @@ class Process {
   // Latest kernel figures.
   RssFigures rss;
   uint64_t rss_peak_bytes = 0;
+  // Faults taken in user mode and in kernel mode (on user memory), estimated from samples: one fault in
+  // fault_sample_period runs memlens's fault program (0: not sampled, both 0).
   uint64_t faults_user = 0, faults_kernel = 0;
+  uint32_t fault_sample_period = 0;
   // The kernel's own fault counters: at the start of tracking (from /proc), and those taken while
-  // tracked (at exit from the BPF side, which folds in every thread; at the end from /proc).
+  // tracked (at each sample from /proc, at exit from the BPF side, which folds in every thread).
   uint64_t minflt_at_start = 0, majflt_at_start = 0;
   uint64_t minflt = 0, majflt = 0;
   bool has_kernel_fault_counts = false;
