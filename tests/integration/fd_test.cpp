@@ -236,31 +236,50 @@ std::string verdicts_dump(const json& proc) {
   return s;
 }
 
+// fd_healthy_server traced by `memlens run` for `duration` seconds, with extra options: its quiet-point and
+// final lines, and its process in the report (null when missing: the callers assert).
+struct ServerRun {
+  std::optional<json> quiet, final_line, proc;
+  std::string stderr_text;
+};
+ServerRun run_healthy_server(const TempDir& dir, const std::vector<std::string>& extra,
+                             const char* duration) {
+  std::vector<std::string> argv = {memlens_bin(), "run", "-q", "-o", dir.file("out")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  for (std::string a :
+       {std::string("--"), node_bin(), scenario("fd_healthy_server"), std::string("--duration"),
+        std::string(duration), std::string("--report-interval"), std::string("0")})
+    argv.push_back(a);
+  Child m = Child::spawn(argv, dir.path(), "memlens");
+  ServerRun r;
+  if (m.wait(120s) != 0) {
+    r.stderr_text = m.stderr_text();
+    return r;
+  }
+  auto lines = json_lines(m.stdout_text());
+  r.quiet = last_event(lines, "fds");
+  r.final_line = last_event(lines, "final");
+  if (r.quiet) r.proc = report_process(load_report(dir.file("out")), pid_of(lines, *r.quiet));
+  return r;
+}
+
 // By default accept and accept4 are not traced (a trap per connection): accepted sockets are found in
 // /proc at each sample. The table is still exact at each sample and at exit, the totals say they are
 // lower bounds, and no accepted socket is reported as opened by a traced call.
 TEST(Fds, AcceptedSocketsFoundInProcByDefault) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", node_bin(),
-                          scenario("fd_healthy_server"), "--duration", "8", "--report-interval", "0"},
-                         dir.path(), "memlens");
-  ASSERT_EQ(m.wait(120s), 0) << m.stderr_text();
-  auto lines = json_lines(m.stdout_text());
-  auto quiet = last_event(lines, "fds");
-  auto final_line = last_event(lines, "final");
-  ASSERT_TRUE(quiet && final_line);
-  auto proc = report_process(load_report(dir.file("out")), pid_of(lines, *quiet));
-  ASSERT_TRUE(proc && proc->contains("fds"));
-  const json& fds = (*proc)["fds"];
-  EXPECT_GT((*final_line).value("completed", 0), 20u);
+  ServerRun r = run_healthy_server(dir, {}, "8");
+  ASSERT_TRUE(r.quiet && r.final_line && r.proc && r.proc->contains("fds")) << r.stderr_text;
+  const json& fds = (*r.proc)["fds"];
+  EXPECT_GT((*r.final_line).value("completed", 0), 20u);
   EXPECT_TRUE(fds["totals_lower_bound"].get<bool>());
   EXPECT_EQ(fds["open"].get<uint64_t>(), fds["seeded"].get<uint64_t>() + fds["opened_total"].get<uint64_t>() -
                                              fds["closed_total"].get<uint64_t>());
   // The client sockets (socket(), traced) came and went; the table at exit holds no more sockets than the
   // process listed itself at its quiet point.
-  EXPECT_LE(fds["sockets_open"].get<uint64_t>(), (*quiet)["by_type"].value("socket", 0));
-  EXPECT_LE(fds["open"].get<uint64_t>(), (*quiet)["count"].get<uint64_t>());
+  EXPECT_LE(fds["sockets_open"].get<uint64_t>(), (*r.quiet)["by_type"].value("socket", 0));
+  EXPECT_LE(fds["open"].get<uint64_t>(), (*r.quiet)["count"].get<uint64_t>());
   for (const auto& e : fds["longest_open"]) EXPECT_NE(e.value("opened_by", ""), "accept4") << e.dump();
 }
 
@@ -270,18 +289,11 @@ TEST(Fds, AcceptedSocketsFoundInProcByDefault) {
 TEST(Fds, HealthyServerRunReport) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  Child m =
-      Child::spawn({memlens_bin(), "run", "-q", "--fd-stacks=accept", "-o", dir.file("out"), "--", node_bin(),
-                    scenario("fd_healthy_server"), "--duration", "40", "--report-interval", "0"},
-                   dir.path(), "memlens");
-  ASSERT_EQ(m.wait(120s), 0) << m.stderr_text();
-  auto lines = json_lines(m.stdout_text());
-  auto quiet = last_event(lines, "fds");
-  auto final_line = last_event(lines, "final");
-  ASSERT_TRUE(quiet && final_line);
-  int pid = pid_of(lines, *quiet);
-  auto proc = report_process(load_report(dir.file("out")), pid);
-  ASSERT_TRUE(proc && proc->contains("fds"));
+  ServerRun r = run_healthy_server(dir, {"--fd-stacks=accept"}, "40");
+  ASSERT_TRUE(r.quiet && r.final_line && r.proc && r.proc->contains("fds")) << r.stderr_text;
+  auto proc = r.proc;
+  auto quiet = r.quiet;
+  auto final_line = r.final_line;
   const json& fds = (*proc)["fds"];
   // Hundreds of connections came and went: each accepted and closed, each client socket opened and closed.
   uint64_t completed = (*final_line).value("completed", 0);
