@@ -64,8 +64,9 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
   cmd->add_option(
          "--fault-sample-period", o.fault_sample_period,
          "Sample one page fault in this many (per process): its mode (user or kernel) and, with stacks, "
-         "its user stack. Fault counts are exact either way (the kernel's)")
-      ->check(CLI::Range(1u, 1u << 20))
+         "its user stack; 0: no sampling (no user/kernel split, no fault stacks, no cost per fault). Fault "
+         "counts are exact either way (the kernel's)")
+      ->check(CLI::Range(0u, 1u << 20))
       ->capture_default_str();
 }
 
