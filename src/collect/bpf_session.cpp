@@ -141,42 +141,36 @@ Result<int> open_fault_event(pid_t tid, uint32_t period) {
 
 Status BpfSession::sample_faults(pid_t pid, bool all_threads) {
   if (!faults_skel_) return make_error(faults_unavailable_, ENOTSUP);
-  stop_sampling_faults(pid);
   std::vector<pid_t> tids = all_threads ? proc::list_threads(pid) : std::vector<pid_t>{pid};
   if (tids.empty()) tids.push_back(pid);
-  auto& events = fault_events_[pid];
+  std::vector<bpf_link*> made;
+  auto undo = [&made] {
+    for (bpf_link* link : made) bpf_link__destroy(link);  // disables and closes the event too
+  };
   for (pid_t tid : tids) {
     auto fd = open_fault_event(tid, fault_sample_period_);
     if (!fd) {
       if (tid != pid) continue;  // a thread that has just exited
-      stop_sampling_faults(pid);
+      undo();
       return fd.error();
     }
     bpf_link* link = bpf_program__attach_perf_event(faults_skel_->progs.ml_fault_sample, *fd);
     if (!link) {
       int e = errno;
       close(*fd);
-      stop_sampling_faults(pid);
+      undo();
       return make_error(fmt::format("cannot attach the page-fault program to pid {}", pid), e);
     }
-    events.push_back(link);  // the link owns the event's fd from here on
+    made.push_back(link);  // the link owns the event's fd from here on
   }
+  fault_events_.insert(fault_events_.end(), made.begin(), made.end());
   return {};
-}
-
-void BpfSession::stop_sampling_faults(pid_t pid) {
-  auto it = fault_events_.find(pid);
-  if (it == fault_events_.end()) return;
-  for (bpf_link* link : it->second) bpf_link__destroy(link);  // disables and closes the event too
-  fault_events_.erase(it);
 }
 
 BpfSession::~BpfSession() {
   reaper_.drain();
   release_all();  // no process stays held (the watchdog sweeps again once memlens has exited)
-  std::vector<pid_t> sampled;
-  for (const auto& [pid, events] : fault_events_) sampled.push_back(pid);
-  for (pid_t pid : sampled) stop_sampling_faults(pid);
+  for (bpf_link* link : fault_events_) bpf_link__destroy(link);
   if (faults_skel_) faults_bpf__destroy(faults_skel_);
   for (auto* l : links_) bpf_link__destroy(l);
   if (skel_) memlens_bpf__destroy(skel_);

@@ -9,7 +9,6 @@
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,8 +70,9 @@ class BpfSession {
   // process starts from now on. all_threads: one event per thread that exists now (a process attached
   // late); else the process's main thread only (a process not started yet, or forked while traced, which
   // inherits its parent's event and needs none: see needs_fault_events). An error when the kernel refused.
+  // The events stay open until the session ends: closing one would end the events its process's children
+  // inherited, which may outlive it.
   Status sample_faults(pid_t pid, bool all_threads);
-  void stop_sampling_faults(pid_t pid);
   bool samples_faults() const { return faults_skel_ != nullptr; }
 
   // Tracked-pid map: the kernel follows fork from these.
@@ -117,8 +117,8 @@ class BpfSession {
 
   memlens_bpf* skel_ = nullptr;
   faults_bpf* faults_skel_ = nullptr;
-  std::string faults_unavailable_;                        // why fault sampling is off, when it is
-  std::map<pid_t, std::vector<bpf_link*>> fault_events_;  // per process: its perf events' links
+  std::string faults_unavailable_;       // why fault sampling is off, when it is
+  std::vector<bpf_link*> fault_events_;  // the perf events' links (each owns its event's fd)
   std::vector<bpf_link*> links_;
   uint32_t fault_sample_period_ = 0;
   bool holds_ = false, holds_fork_ = false;

@@ -498,7 +498,6 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   p.untraced.end_all(t_s);
   retire_probes(p.pid());
   libc_check_pending_.erase(p.pid());
-  session_->stop_sampling_faults(p.pid());
   session_->forget_stats(p.pid());
   session_->untrack(p.pid());
   if (p.pid() == root_pid_) root_exited_ = true;
