@@ -4,11 +4,11 @@
 # From one run of rounds (in each round the HTTP servers run traced and untraced at the same time, sharing
 # one CPU; the scripts run untraced and traced back to back, untraced first in odd rounds and traced first
 # in even rounds, so that slow drift of the machine cancels out), it measures:
-#   - HTTP: requests/s of bench/http_server.js under wrk on 127.0.0.1 (traced/untraced, target >= 0.97),
-#     keep-alive, and again with a new connection per request (Connection: close: accept and close, which
-#     the fd tracking probes, are then as hot as they get), and beside it the floor under that figure: an
+#   - HTTP: requests/s of bench/http_server.js under wrk on 127.0.0.1 (traced/untraced), keep-alive
+#     (target >= 0.99), and again with a new connection per request (Connection: close: accept and close, which
+#     are then as hot as they get: target >= 0.97), and beside it the floor under that figure: an
 #     untraced server with bare uprobes (no program) where memlens reads accept (bench/bare_uprobe.cpp);
-#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90);
+#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.97);
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
 #   - events lost: report.json's loss.events_lost (target 0), and untraced processes (loss.untraced_processes,
@@ -17,10 +17,23 @@
 # its first to its last allocation), so memlens's start-up and report writing do not count against the
 # workload; memlens's wall time per run is printed separately.
 #
-# Exit status: 0 when every measurement ran, even if a target is missed (this is a measurement, not a
-# test); 1 with a message on stderr when something failed to run.
+#   - page faults (tests/programs/fault_loop.c, one fault per touched page, pinned to the server CPU):
+#     the bystander's time per fault while memlens traces an idle node process, against without memlens
+#     (untraced/bystander speed, target >= 0.99), and the traced loop's time per fault against untraced
+#     (target <= 1.02, default settings: stacks on);
+#   - memlens against bpftrace on alloc-heavy: a bpftrace script doing the same job (user page faults,
+#     mmap and brk entries, each with its user stack) run the same rounds; memlens's overhead (traced /
+#     untraced - 1) over bpftrace's, target <= 0.25 (bpftrace is installed from Debian when missing, and
+#     tracefs mounted at /sys/kernel/tracing);
+#   - memlens's own CPU seconds per traced second and peak RSS (VmHWM) in every traced run.
 #
-# Settings (environment): BENCH_ROUNDS (5), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
+# Exit status: 0 when every measurement ran and met its target; 2 when a target is missed (the figures
+# are printed, the missed ones marked MISSED and repeated on stderr); 1 with a message on stderr when
+# something failed to run.
+#
+# Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts; all by default),
+# BENCH_FAULT_PAGES (16384) and BENCH_FAULT_ROUNDS (30): the fault loop's size,
+# BENCH_ROUNDS (5), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
 # BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
 # with taskset when it exists and the machine has at least 2 CPUs; BENCH_KEEP=1 keeps the work directory.
 set -uo pipefail
@@ -255,6 +268,10 @@ script_round() { # script_round NAME MODE ROUND -> prints the workload's elapsed
     rc=$?
     [ "$rc" -eq 0 ] || die "$name traced round $r: memlens exited with status $rc (see $out.log)"
     check_traced "$name" "$out" "$stats"
+  elif [ "$mode" = bpftrace ]; then
+    "${PIN_SERVER[@]}" bpftrace -e "$BPFTRACE_SCRIPT" \
+      -c "$(command -v node) $BENCH_DIR/$name.js --result-file $result" >"$out.log" 2>&1 ||
+      die "$name bpftrace round $r failed: $(tail -5 "$out.log")"
   else
     "${PIN_SERVER[@]}" node "$BENCH_DIR/$name.js" --result-file "$result" >"$out.log" 2>&1 ||
       die "$name untraced round $r failed: $(cat "$out.log")"
@@ -263,8 +280,70 @@ script_round() { # script_round NAME MODE ROUND -> prints the workload's elapsed
   json_field "$result" elapsed_s
 }
 
+# --- page faults ----------------------------------------------------------------------------------
+# The fault loop, built here from the test program's source.
+FAULT_LOOP="$WORK/fault_loop"
+FAULT_PAGES=${BENCH_FAULT_PAGES:-16384}
+FAULT_ROUNDS=${BENCH_FAULT_ROUNDS:-30}
+
+fault_ns() { # fault_ns LOG [PREFIX...]: CPU ns (user + system) per fault of one fault loop run
+  local log=$1
+  shift
+  "$@" "$FAULT_LOOP" "$FAULT_PAGES" "$FAULT_ROUNDS" >"$log" 2>&1 || die "fault loop failed: $(tail -3 "$log")"
+  local ns
+  ns=$(sed -n 's/.*"cpu_ns_per_fault":\([0-9.]*\).*/\1/p' "$log" | tail -1)
+  [ -n "$ns" ] || die "fault loop printed no figure (see $log)"
+  echo "$ns"
+}
+
+# The bystander: while memlens traces an idle node process (memlens and node on the wrk CPU, so that only
+# what the kernel makes other processes pay is measured), the fault loop runs untraced on the server CPU.
+bystander_round() { # bystander_round ROUND FIRST -> prints "WITH_NS WITHOUT_NS"
+  local r=$1 first=$2 mode with="" without="" pid
+  local -a modes=("$first")
+  [ "$first" = with ] && modes+=(without) || modes+=(with)
+  for mode in "${modes[@]}"; do
+    if [ "$mode" = with ]; then
+      "${PIN_WRK[@]}" "$MEMLENS" run -q -o "$WORK/bystander-$r" -- \
+        node -e 'setTimeout(() => {}, 600000)' >"$WORK/bystander-$r.log" 2>&1 &
+      pid=$!
+      sleep 3 # loaded, attached, node started
+      kill -0 "$pid" 2>/dev/null || die "bystander round $r: memlens exited early (see $WORK/bystander-$r.log)"
+      with=$(fault_ns "$WORK/bystander-$r-with.out" "${PIN_SERVER[@]}") || exit 1
+      pkill -TERM -P "$pid" node 2>/dev/null # the traced node: memlens then writes its report and exits
+      wait "$pid"
+    else
+      without=$(fault_ns "$WORK/bystander-$r-without.out" "${PIN_SERVER[@]}") || exit 1
+    fi
+  done
+  echo "$with $without"
+}
+
+# --- bpftrace, the reference ------------------------------------------------------------------------
+LIBC_PATH=$(ldconfig -p 2>/dev/null | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
+[ -n "$LIBC_PATH" ] || LIBC_PATH=/lib/x86_64-linux-gnu/libc.so.6
+# The same job as memlens's default profile of alloc-heavy: user page faults, mmap and brk entries, each
+# with its user stack, of the traced process only.
+BPFTRACE_SCRIPT="tracepoint:exceptions:page_fault_user /pid == cpid/ { @faults[ustack] = count(); }
+uprobe:$LIBC_PATH:mmap /pid == cpid/ { @mmap[ustack] = count(); }
+uprobe:$LIBC_PATH:brk /pid == cpid/ { @brk[ustack] = count(); }"
+
+ensure_bpftrace() {
+  if ! command -v bpftrace >/dev/null; then
+    echo "bench: installing bpftrace (Debian package) for the reference measurement"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y bpftrace >"$WORK/apt.log" 2>&1 ||
+      die "cannot install bpftrace (see $WORK/apt.log)"
+  fi
+  if [ ! -e /sys/kernel/tracing/events ]; then
+    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || die "cannot mount tracefs at /sys/kernel/tracing"
+  fi
+}
+
 declare -A SAMPLES
 add_sample() { SAMPLES[$1]="${SAMPLES[$1]:-} $2"; }
+
+ONLY=",${BENCH_ONLY:-faults,http,scripts},"
+want() { [[ "$ONLY" == *",$1,"* ]]; }
 
 echo "memlens benchmark: $ROUNDS rounds, traced and untraced alternating; $(nproc) CPUs" \
   "${PIN_SERVER:+(server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU)}"
@@ -273,41 +352,76 @@ load=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
   echo "warning: load average $load: other work on this machine makes the ratios noisy"
 fi
-echo "node: $(node --version), wrk -t1 -c$WRK_CONNECTIONS -d${WRK_DURATION}s on 127.0.0.1"
+want http && echo "node: $(node --version), wrk -t1 -c$WRK_CONNECTIONS -d${WRK_DURATION}s on 127.0.0.1"
+if want faults; then
+  command -v cc >/dev/null || die "cc not found (the fault loop is built from tests/programs/fault_loop.c)"
+  cc -O2 -o "$FAULT_LOOP" "$BENCH_DIR/../tests/programs/fault_loop.c" || die "cannot build the fault loop"
+  echo "fault loop: $FAULT_PAGES pages x $FAULT_ROUNDS rounds per run"
+fi
+want scripts && ensure_bpftrace && echo "bpftrace: $(bpftrace --version 2>&1 | head -1)"
 echo
 
-# Each workload's traced and untraced runs see the same machine: the servers at once, the scripts one
-# directly after the other.
+# Each workload's traced and untraced runs see the same machine: the servers at once, the scripts and the
+# fault loops one directly after the other.
 for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then modes=(untraced traced); else modes=(traced untraced); fi
   line="round $r:"
-  v=$(http_pair_round "$r" http traced) || exit 1
-  read -r traced_rps untraced_rps <<<"$v"
-  add_sample http-traced "$traced_rps"
-  add_sample http-untraced "$untraced_rps"
-  line+=$(printf '  http traced %.0f untraced %.0f req/s' "$traced_rps" "$untraced_rps")
-  v=$(http_pair_round "$r" http_close traced -H "Connection: close") || exit 1
-  read -r traced_rps untraced_rps <<<"$v"
-  add_sample http_close-traced "$traced_rps"
-  add_sample http_close-untraced "$untraced_rps"
-  line+=$(printf '  http-close traced %.0f untraced %.0f req/s' "$traced_rps" "$untraced_rps")
-  if [ -n "$BARE_UPROBE" ]; then
-    v=$(http_pair_round "$r" http_close_floor bare -H "Connection: close") || exit 1
-    read -r bare_rps untraced_rps <<<"$v"
-    add_sample http_floor-bare "$bare_rps"
-    add_sample http_floor-untraced "$untraced_rps"
-    line+=$(printf '  floor bare-uprobe %.0f untraced %.0f req/s' "$bare_rps" "$untraced_rps")
+  if want faults; then
+    if ((r % 2)); then first=without; else first=with; fi
+    v=$(bystander_round "$r" "$first") || exit 1
+    read -r with_ns without_ns <<<"$v"
+    add_sample bystander-with "$with_ns"
+    add_sample bystander-without "$without_ns"
+    line+=$(printf '  bystander %.0f vs %.0f ns/fault' "$with_ns" "$without_ns")
+    for mode in "${modes[@]}"; do
+      if [ "$mode" = traced ]; then
+        v=$(fault_ns "$WORK/faults-traced-$r.out" measured "$WORK/faults-traced-$r.stats" "${PIN_SERVER[@]}" \
+          "$MEMLENS" run -q -o "$WORK/faults-traced-$r" --) || exit 1
+        check_traced faults "$WORK/faults-traced-$r" "$WORK/faults-traced-$r.stats"
+      else
+        v=$(fault_ns "$WORK/faults-untraced-$r.out" "${PIN_SERVER[@]}") || exit 1
+      fi
+      add_sample "faults-$mode" "$v"
+      line+=$(printf '  faults %s %.0f ns' "$mode" "$v")
+    done
   fi
-  for mode in "${modes[@]}"; do
-    v=$(script_round alloc_heavy "$mode" "$r") || exit 1
-    add_sample "alloc-$mode" "$v"
-    line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
-  done
-  for mode in "${modes[@]}"; do
-    v=$(script_round buffer_heavy "$mode" "$r") || exit 1
-    add_sample "buffer-$mode" "$v"
-    line+=$(printf '  buffer %s %.3f s' "$mode" "$v")
-  done
+  if want http; then
+    v=$(http_pair_round "$r" http traced) || exit 1
+    read -r traced_rps untraced_rps <<<"$v"
+    add_sample http-traced "$traced_rps"
+    add_sample http-untraced "$untraced_rps"
+    line+=$(printf '  http traced %.0f untraced %.0f req/s' "$traced_rps" "$untraced_rps")
+    v=$(http_pair_round "$r" http_close traced -H "Connection: close") || exit 1
+    read -r traced_rps untraced_rps <<<"$v"
+    add_sample http_close-traced "$traced_rps"
+    add_sample http_close-untraced "$untraced_rps"
+    line+=$(printf '  http-close traced %.0f untraced %.0f req/s' "$traced_rps" "$untraced_rps")
+    if [ -n "$BARE_UPROBE" ]; then
+      v=$(http_pair_round "$r" http_close_floor bare -H "Connection: close") || exit 1
+      read -r bare_rps untraced_rps <<<"$v"
+      add_sample http_floor-bare "$bare_rps"
+      add_sample http_floor-untraced "$untraced_rps"
+      line+=$(printf '  floor bare-uprobe %.0f untraced %.0f req/s' "$bare_rps" "$untraced_rps")
+    fi
+  fi
+  if want scripts; then
+    # bpftrace takes its turn at each place in the order over the rounds.
+    case $((r % 3)) in
+      1) amodes=(untraced traced bpftrace) ;;
+      2) amodes=(traced bpftrace untraced) ;;
+      *) amodes=(bpftrace untraced traced) ;;
+    esac
+    for mode in "${amodes[@]}"; do
+      v=$(script_round alloc_heavy "$mode" "$r") || exit 1
+      add_sample "alloc-$mode" "$v"
+      line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
+    done
+    for mode in "${modes[@]}"; do
+      v=$(script_round buffer_heavy "$mode" "$r") || exit 1
+      add_sample "buffer-$mode" "$v"
+      line+=$(printf '  buffer %s %.3f s' "$mode" "$v")
+    done
+  fi
   echo "$line"
 done
 
@@ -316,6 +430,7 @@ TRACED_CPU=()
 TRACED_RSS_KB=()
 LOSS_SUMS=()
 for stats in "$WORK"/*-traced-*.stats; do
+  [ -e "$stats" ] || continue
   out=${stats%.stats}
   name=$(basename "$out")
   name=${name%%-traced-*}
@@ -339,48 +454,77 @@ paired_ratios() { # paired_ratios NUMERATOR-KEY DENOMINATOR-KEY: one ratio per r
 }
 paired_median() { median $(paired_ratios "$1" "$2"); }
 paired_list() { paired_ratios "$1" "$2" | paste -sd' ' -; }
-http_ratio=$(paired_median http-traced http-untraced)
-http_close_ratio=$(paired_median http_close-traced http_close-untraced)
-floor_ratio=nan
-[ -n "$BARE_UPROBE" ] && floor_ratio=$(paired_median http_floor-bare http_floor-untraced)
-alloc_ratio=$(paired_median alloc-untraced alloc-traced)
-buffer_ratio=$(paired_median buffer-untraced buffer-traced)
+list_spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%g-%g", lo, hi}'; }
+
+MISSED=()
+# result LABEL VALUE OP TARGET DETAIL: one line of the results, the missed ones remembered.
+result() {
+  local v
+  v=$(verdict "$2" "$3" "$4")
+  printf '  %-38s %10s   %9s   %-6s %s\n' "$1" "$2" "$3 $4" "$v" "$5"
+  [ "$v" = MISSED ] && MISSED+=("$1: $2 (target $3 $4)")
+  return 0
+}
+
+echo
+echo "Results (median of the $ROUNDS rounds' ratios)          measured      target"
+if want faults; then
+  by_ratio=$(paired_median bystander-without bystander-with)
+  result "bystander per-fault speed with/without" "$by_ratio" ">=" 0.99 \
+    "(rounds: $(paired_list bystander-without bystander-with); medians $(m bystander-with) vs $(m bystander-without) ns/fault; ranges $(spread bystander-with) vs $(spread bystander-without))"
+  tf_ratio=$(paired_median faults-traced faults-untraced)
+  result "traced per-fault time traced/untraced" "$tf_ratio" "<=" 1.02 \
+    "(rounds: $(paired_list faults-traced faults-untraced); medians $(m faults-traced) vs $(m faults-untraced) ns/fault; ranges $(spread faults-traced) vs $(spread faults-untraced))"
+fi
+if want http; then
+  http_ratio=$(paired_median http-traced http-untraced)
+  http_close_ratio=$(paired_median http_close-traced http_close-untraced)
+  result "HTTP keep-alive traced/untraced" "$http_ratio" ">=" 0.99 \
+    "(rounds: $(paired_list http-traced http-untraced); medians $(m http-traced) vs $(m http-untraced) req/s; ranges $(spread http-traced) vs $(spread http-untraced))"
+  result "HTTP, a connection per request" "$http_close_ratio" ">=" 0.97 \
+    "(rounds: $(paired_list http_close-traced http_close-untraced); medians $(m http_close-traced) vs $(m http_close-untraced) req/s; ranges $(spread http_close-traced) vs $(spread http_close-untraced))"
+  if [ -n "$BARE_UPROBE" ]; then
+    printf '    floor: bare uprobes on accept, no program %s (rounds: %s; the trap alone at those sites)\n' \
+      "$(paired_median http_floor-bare http_floor-untraced)" "$(paired_list http_floor-bare http_floor-untraced)"
+  fi
+fi
+if want scripts; then
+  alloc_ratio=$(paired_median alloc-untraced alloc-traced)
+  result "alloc-heavy run time untraced/traced" "$alloc_ratio" ">=" 0.97 \
+    "(rounds: $(paired_list alloc-untraced alloc-traced); medians $(m alloc-untraced) vs $(m alloc-traced) s; ranges $(spread alloc-untraced) vs $(spread alloc-traced))"
+  # Overheads per round (run time / untraced - 1), memlens's over bpftrace's.
+  mapfile -t ml_over < <(paired_ratios alloc-traced alloc-untraced | awk '{printf "%.4f\n", $1 - 1}')
+  mapfile -t bt_over < <(paired_ratios alloc-bpftrace alloc-untraced | awk '{printf "%.4f\n", $1 - 1}')
+  over=()
+  for ((i = 0; i < ${#ml_over[@]}; i++)); do
+    over+=("$(awk -v a="${ml_over[$i]}" -v b="${bt_over[$i]}" 'BEGIN { if (b > 0) printf "%.3f", (a < 0 ? 0 : a) / b; else print "nan" }')")
+  done
+  over_ratio=$(median "${over[@]}")
+  result "overhead memlens/bpftrace (alloc)" "$over_ratio" "<=" 0.25 \
+    "(rounds: ${over[*]}; overheads memlens $(median "${ml_over[@]}") [$(list_spread "${ml_over[@]}")], bpftrace $(median "${bt_over[@]}") [$(list_spread "${bt_over[@]}")])"
+  buffer_ratio=$(paired_median buffer-untraced buffer-traced)
+  result "Buffer-heavy run time untraced/traced" "$buffer_ratio" ">=" 0.90 \
+    "(rounds: $(paired_list buffer-untraced buffer-traced); medians $(m buffer-untraced) vs $(m buffer-traced) s; ranges $(spread buffer-untraced) vs $(spread buffer-traced))"
+fi
 peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
 peak_mb=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k / 1024 }')
 lost_note=""
 if printf '%s\n' "${LOSS_SUMS[@]}" | grep -q '^missing$'; then lost_note=" (a report has no loss figures)"; fi
 lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep -v '^missing$' | awk '{s += $1} END {print s + 0}')
 untraced=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep -v '^missing$' | awk '{s += $2} END {print s + 0}')
-
+result "events lost (all traced runs)" "$lost" "<=" 0 "$lost_note"
+result "untraced processes (all traced runs)" "$untraced" "<=" 0 ""
+result "memlens peak RSS, MB (max of runs)" "$peak_mb" "<=" 64 \
+  "(runs: $(list_spread $(printf '%s\n' "${TRACED_RSS_KB[@]}" | awk '{printf "%.1f\n", $1 / 1024}')) MB)"
 echo
-echo "Results (median of the $ROUNDS rounds' ratios)        measured      target   "
-printf '  HTTP throughput traced/untraced      %10s   %9s   %-6s (rounds: %s; medians %.0f vs %.0f req/s; ranges %s vs %s)\n' \
-  "$http_ratio" ">= 0.97" "$(verdict "$http_ratio" '>=' 0.97)" "$(paired_list http-traced http-untraced)" \
-  "$(m http-traced)" "$(m http-untraced)" "$(spread http-traced)" "$(spread http-untraced)"
-printf '  HTTP, a connection per request       %10s   %9s   %-6s (rounds: %s; medians %.0f vs %.0f req/s; ranges %s vs %s)\n' \
-  "$http_close_ratio" ">= 0.97" "$(verdict "$http_close_ratio" '>=' 0.97)" "$(paired_list http_close-traced http_close-untraced)" \
-  "$(m http_close-traced)" "$(m http_close-untraced)" "$(spread http_close-traced)" "$(spread http_close-untraced)"
-if [ -n "$BARE_UPROBE" ]; then
-  printf '    floor: bare uprobes, no program     %10s   %9s   %-6s (rounds: %s; the kernel'"'"'s trap alone at the same sites)\n' \
-    "$floor_ratio" "" "" "$(paired_list http_floor-bare http_floor-untraced)"
-else
-  echo "    floor: not measured ($(dirname "$MEMLENS")/bench/bare_uprobe is not built)"
-fi
-printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
-  "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(paired_list alloc-untraced alloc-traced)" \
-  "$(m alloc-untraced)" "$(m alloc-traced)" "$(spread alloc-untraced)" "$(spread alloc-traced)"
-printf '  Buffer-heavy run time untraced/traced%10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
-  "$buffer_ratio" ">= 0.90" "$(verdict "$buffer_ratio" '>=' 0.90)" "$(paired_list buffer-untraced buffer-traced)" \
-  "$(m buffer-untraced)" "$(m buffer-traced)" "$(spread buffer-untraced)" "$(spread buffer-traced)"
-printf '  events lost (all traced runs)        %10s   %9s   %s%s\n' \
-  "$lost" "0" "$(verdict "$lost" '<=' 0)" "$lost_note"
-printf '  untraced processes (all traced runs) %10s   %9s   %s\n' \
-  "$untraced" "0" "$(verdict "$untraced" '<=' 0)"
-printf '  memlens peak RSS (max of runs)       %7s MB   %9s   %s\n' \
-  "$peak_mb" "<= 64 MB" "$(verdict "$peak_mb" '<=' 64)"
-echo
-echo "memlens's own cost per traced run (CPU seconds user+system, wall seconds of the whole run):"
-for name in http http_close alloc_heavy buffer_heavy; do
-  printf '  %-13s' "$name"
-  printf '%s\n' "${TRACED_CPU[@]}" | awk -v n="$name" '$1 == n { printf "  cpu %6.2f s / wall %6.2f s", $2, $3 } END { print "" }'
+echo "memlens's own CPU per traced second (CPU seconds user+system / wall seconds of the run, median and range):"
+for name in faults http http_close alloc_heavy buffer_heavy; do
+  per=$(printf '%s\n' "${TRACED_CPU[@]}" | awk -v n="$name" '$1 == n && $3 > 0 { printf "%.4f\n", $2 / $3 }')
+  [ -n "$per" ] || continue
+  printf '  %-13s %s s/s (%s over %d runs)\n' "$name" "$(median $per)" "$(list_spread $per)" "$(echo "$per" | wc -l)"
 done
+if ((${#MISSED[@]})); then
+  echo
+  printf 'bench: target missed: %s\n' "${MISSED[@]}" >&2
+  exit 2
+fi

@@ -1,34 +1,18 @@
-// memlens's kernel side. One object, loaded once per memlens run:
-//  - process lifecycle (sched fork/exec/exit, BTF tracepoints): the tracked-pid map follows fork and
-//    forgets exited processes, so every other program filters on it;
-//  - kmem:rss_stat: the kernel's own RSS counters of a tracked mm, kept in ml_proc_stats at every change;
-//  - page faults (exceptions tracepoints): counted per process, one in N with its user stack, in maps;
-//    never one ring-buffer event per fault;
+// memlens's core BPF object, loaded once per memlens run:
+//  - process lifecycle (sched fork/exec/exit, BTF tracepoints, the only programs that run for every task
+//    of the host, at its fork, exec and exit only): the tracked-pid map follows fork and forgets exited
+//    processes, so every other program filters on it; at exit, the process's last RSS and fault counts;
 //  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise, attached per tracked
-//    process by userspace): one event per call (mmap and mremap on return, with the result).
+//    process by userspace): one event per call (mmap and mremap on return, with the result);
+//  - file descriptors (fd.bpf.h) and V8 (v8.bpf.h): uprobes attached per tracked process.
+// Page faults are another object (faults.bpf.c): a program on per-process perf events, which runs for
+// the traced processes' sampled faults only. RSS is read from /proc at each sample (the kernel keeps it
+// per mm): no program runs on the host's page faults or RSS changes.
 // None of it uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
-// vmlinux.h defines the kernel types the libbpf headers use: it must come first.
-// clang-format off
-#include "vmlinux.h"
-// clang-format on
-
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
-#include "memlens/abi.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define PF_EXITING 0x00000004
-#define ML_PAGE_SHIFT 12
-// Addresses at or above this are kernel addresses on x86-64 (4- and 5-level paging alike).
-#define ML_USER_ADDR_LIMIT 0x0100000000000000ULL
-
-// Set by userspace before load.
-const volatile bool capture_stacks = false;
-// One page fault in this many (per process) has its user stack recorded; 0 disables fault stacks.
-const volatile __u32 fault_sample_period = 0;
 // Ring-buffer bytes pending before the consumer is woken; below it, userspace's periodic consume picks
 // events up, which saves a wake-up per event on bursts.
 const volatile __u64 wakeup_bytes = 256 * 1024;
@@ -41,61 +25,9 @@ struct {
 } ml_tracked SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 4096);
-  __type(key, __u32);  // tgid
-  __type(value, struct ml_proc_stats);
-} ml_proc_stats SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 16384);
-  __type(key, struct ml_fault_stack_key);
-  __type(value, __u64);
-} ml_fault_stacks SEC(".maps");
-
-struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 4 * 1024 * 1024);  // set by userspace
 } ml_events SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, ML_LOSS_REASONS);
-  __type(key, __u32);
-  __type(value, __u64);
-} ml_loss SEC(".maps");
-
-// User stacks by id. Not a STACK_TRACE map: that one keeps one stack per hash bucket and refuses a new
-// stack whose bucket is taken (with a few thousand distinct stacks, a hundred or so collisions in a
-// short trace). Here the id is a 31-bit hash of the whole stack, a hash map keeps every stack until the
-// table is full, and two different stacks share an id only on a true 31-bit collision, which is
-// detected (the 64-bit hashes differ) and counted.
-struct ml_user_stack {
-  __u64 ips[ML_MAX_STACK_DEPTH];  // innermost first, zero after the last frame
-  __u64 hash;                     // of the frames; userspace reads ips only
-};
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 16384);  // set by userspace
-  __type(key, __u32);
-  __type(value, struct ml_user_stack);
-} ml_stacks SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct ml_user_stack);
-} ml_stack_scratch SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 65536);
-  __type(key, __u32);  // tid
-  __type(value, struct ml_thread_base);
-} ml_thread_base SEC(".maps");
 
 // Arguments of an address-space call, kept from entry to return (per thread).
 struct ml_pending {
@@ -111,20 +43,6 @@ struct {
   __type(key, __u32);  // tid
   __type(value, struct ml_pending);
 } ml_pending SEC(".maps");
-
-static __always_inline void count_loss(__u32 reason) {
-  __u64* v = bpf_map_lookup_elem(&ml_loss, &reason);
-  if (v) *v += 1;  // per-CPU slot: no other writer
-  if (reason != ML_LOSS_RINGBUF_FULL && reason != ML_LOSS_PENDING_FULL) return;
-  // An event of the current process lost: counted for that process too (report.json shows it per process).
-  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
-  if (!s) return;
-  if (reason == ML_LOSS_RINGBUF_FULL)
-    __sync_fetch_and_add(&s->lost_ring_full, 1);
-  else
-    __sync_fetch_and_add(&s->lost_map_full, 1);
-}
 
 static __always_inline bool is_tracked(__u32 tgid) {
   return bpf_map_lookup_elem(&ml_tracked, &tgid) != NULL;
@@ -166,119 +84,6 @@ static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
   h->tid = (__u32)id;
   h->cpu = bpf_get_smp_processor_id();
   h->ts_ns = bpf_ktime_get_boot_ns();
-}
-
-// The thread (pid_tgid) for which a memlens program is reading user memory on this CPU, 0 when none.
-// Walking a user stack can touch a page that is not present: the kernel then takes a fault it refuses
-// to handle (page faults are disabled during the read) and fires page_fault_kernel for it. That fault is
-// memlens's own, not the process's (the kernel's minflt does not count it), and a stack capture from
-// inside it would fail: the fault programs ignore it.
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, __u64);
-} ml_self_read SEC(".maps");
-
-static __always_inline void self_read_mark(__u64 id) {
-  __u32 zero = 0;
-  __u64* who = bpf_map_lookup_elem(&ml_self_read, &zero);
-  if (who) *who = id;
-}
-
-static __always_inline int in_self_read(__u64 id) {
-  __u32 zero = 0;
-  __u64* who = bpf_map_lookup_elem(&ml_self_read, &zero);
-  return who && *who == id;
-}
-
-// A frame is at most this far above the one below it (the default main-thread stack limit). A saved
-// frame pointer further away, below the last frame, or misaligned is not a caller's frame: the walk ends.
-#define ML_MAX_FRAME_BYTES (8ULL << 20)
-
-// Walks the user stack by its frame pointers into ips (innermost first) and returns the frame count.
-// Not bpf_get_stack: the kernel's walker follows the chain until a read faults, and every chain ends in
-// garbage (glibc's start code leaves rbp = 1 in main's frame), so each capture took a page fault in
-// kernel mode, about half of a capture's cost on the test VM (bpf_stats: accept4's entry program 3.4 us
-// with stacks, 1.0 us without). Here the chain must climb the stack, which ends it before any fault.
-// return_slot: where the caller's return address is when the probe sits before the function has pushed
-// its frame (its first instruction, or a branch equivalent to it: %rsp; further into a wrapper that has
-// taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere. The programs
-// read that return address anyway (the events' caller_ip) and pass it in: it is read once.
-struct ml_walk {
-  struct ml_user_stack* s;  // the frames go here (the caller's scratch entry: looked up once)
-  __u64 fp, floor, hash;
-  __u32 n;
-};
-
-static __always_inline __u64 hash_step(__u64 h, __u64 ip) {
-  h = (h ^ ip) * 0xff51afd7ed558ccdULL;
-  return h ^ (h >> 32);
-}
-
-// One frame of the walk: a bpf_loop callback, verified once per program, where a bounded loop inlined in
-// every program that captures stacks made loading them 0.6 s slower. Returns 1 to stop.
-static long walk_one_frame(__u64 index, struct ml_walk* w) {
-  struct ml_user_stack* s = w->s;
-  if (!s || w->n >= ML_MAX_STACK_DEPTH) return 1;
-  __u64 fp = w->fp;
-  if (fp < w->floor || (fp & 7) != 0 || fp - w->floor > ML_MAX_FRAME_BYTES) return 1;
-  __u64 frame[2];  // saved frame pointer, return address
-  if (bpf_probe_read_user(frame, sizeof(frame), (void*)fp) != 0 || frame[1] == 0) return 1;
-  s->ips[w->n & (ML_MAX_STACK_DEPTH - 1)] = frame[1];
-  w->hash = hash_step(w->hash, frame[1]);
-  w->n++;
-  w->floor = fp + sizeof(frame);
-  w->fp = frame[0];
-  return 0;
-}
-
-// Fills s (zeroed) with the stack and its hash.
-static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot, __u64 return_address,
-                                            struct ml_user_stack* s) {
-  struct ml_walk w = {.s = s, .fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
-  s->ips[0] = regs->ip;
-  w.hash = hash_step(w.hash, s->ips[0]);
-  w.n = 1;
-  if (return_slot) {
-    if (return_address != 0) {
-      s->ips[1] = return_address;
-      w.hash = hash_step(w.hash, return_address);
-      w.n = 2;
-    }
-    w.floor = return_slot + sizeof(return_address);
-  }
-  bpf_loop(ML_MAX_STACK_DEPTH, walk_one_frame, &w, 0);
-  s->hash = w.hash;
-}
-
-// The id of the user stack of regs (the user registers) in ml_stacks (added if new), or -1 with the
-// reason counted.
-static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 return_slot,
-                                               __u64 return_address) {
-  __u32 zero = 0;
-  struct ml_user_stack* s = bpf_map_lookup_elem(&ml_stack_scratch, &zero);
-  if (!s) return -1;
-  __builtin_memset(s, 0, sizeof(*s));
-  __u64 self = bpf_get_current_pid_tgid();
-  self_read_mark(self);
-  walk_user_stack(regs, return_slot, return_address, s);
-  self_read_mark(0);
-  __u32 id = (__u32)(s->hash ^ (s->hash >> 31)) & 0x7fffffff;
-  struct ml_user_stack* have = bpf_map_lookup_elem(&ml_stacks, &id);
-  if (!have) {
-    if (bpf_map_update_elem(&ml_stacks, &id, s, BPF_NOEXIST) == 0) return id;
-    have = bpf_map_lookup_elem(&ml_stacks, &id);  // another CPU added it meanwhile, or the table is full
-    if (!have) {
-      count_loss(ML_LOSS_STACK);
-      return -1;
-    }
-  }
-  if (have->hash != s->hash) {
-    count_loss(ML_LOSS_STACK);
-    return -1;
-  }
-  return id;
 }
 
 // The user stack of a uprobe whose caller's return address, read by the program, is at return_slot (ctx:
@@ -423,19 +228,46 @@ int BPF_PROG(ml_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm*
   return 0;
 }
 
-// Adds an exiting thread's faults since memlens first saw it to its process.
-static __always_inline void fold_thread_faults(struct task_struct* p, __u32 tid, struct ml_tracked* t,
-                                               struct ml_proc_stats* s) {
-  __u64 min = BPF_CORE_READ(p, min_flt), maj = BPF_CORE_READ(p, maj_flt);
-  struct ml_thread_base* base = bpf_map_lookup_elem(&ml_thread_base, &tid);
-  if (base) {
-    s->exited_threads_minflt += min - base->minflt;
-    s->exited_threads_majflt += maj - base->majflt;
-    bpf_map_delete_elem(&ml_thread_base, &tid);
-  } else if (BPF_CORE_READ(p, start_boottime) >= t->tracked_since_ns) {
-    s->exited_threads_minflt += min;  // born while tracked: every fault it took counts
-    s->exited_threads_majflt += maj;
+// RSS at exit: the kernel's own mm counters (percpu_counter since 6.2, atomic_long_t before), read once
+// as the process's last thread exits. While it runs, userspace reads them from /proc at each sample.
+struct mm_rss_stat___old {
+  atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+struct mm_struct___old {
+  struct mm_rss_stat___old rss_stat;
+} __attribute__((preserve_access_index));
+
+enum { ML_MM_FILEPAGES = 0, ML_MM_ANONPAGES = 1, ML_MM_SWAPENTS = 2, ML_MM_SHMEMPAGES = 3 };
+
+static __always_inline __u64 clamp_pages(long v) {
+  return v > 0 ? (__u64)v : 0;
+}
+
+static __always_inline __u64 mm_counter(struct mm_struct* mm, int member) {
+  if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+    struct mm_struct___old* old = (void*)mm;
+    return clamp_pages(BPF_CORE_READ(old, rss_stat.count[member & 3].counter));
   }
+  // percpu_counter.count excludes the per-CPU deltas not folded in yet (at most batch pages per CPU):
+  // the same approximation the kernel's own rss_stat tracepoint records.
+  return clamp_pages(BPF_CORE_READ(mm, rss_stat[member & 3].count));
+}
+
+// The last RSS of an exiting process, when its address space is still attached to the exiting task.
+static __always_inline void record_exit_rss(struct task_struct* p, struct ml_proc_stats* s) {
+  struct mm_struct* mm = BPF_CORE_READ(p, mm);
+  if (!mm) return;
+  __u64 file = mm_counter(mm, ML_MM_FILEPAGES), anon = mm_counter(mm, ML_MM_ANONPAGES);
+  __u64 shmem = mm_counter(mm, ML_MM_SHMEMPAGES), swap = mm_counter(mm, ML_MM_SWAPENTS);
+  s->rss_file_bytes = file << ML_PAGE_SHIFT;
+  s->rss_anon_bytes = anon << ML_PAGE_SHIFT;
+  s->rss_shmem_bytes = shmem << ML_PAGE_SHIFT;
+  s->rss_swap_bytes = swap << ML_PAGE_SHIFT;
+  // The kernel's high-water mark (what VmHWM shows): its saved peak or the current figure.
+  __u64 hiwater = BPF_CORE_READ(mm, hiwater_rss);
+  __u64 total = file + anon + shmem;
+  s->rss_peak_bytes = (hiwater > total ? hiwater : total) << ML_PAGE_SHIFT;
+  s->rss_updates += 1;
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -446,9 +278,15 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
   struct ml_tracked* t = bpf_map_lookup_elem(&ml_tracked, &tgid);
   if (!t) return 0;
   struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
-  if (s) fold_thread_faults(p, tid, t, s);
+  // Every thread's own fault counters, for its whole life, as it exits (the kernel adds them to the
+  // process's only later, when it releases the thread).
+  if (s) {
+    __sync_fetch_and_add(&s->exited_threads_minflt, BPF_CORE_READ(p, min_flt));
+    __sync_fetch_and_add(&s->exited_threads_majflt, BPF_CORE_READ(p, maj_flt));
+  }
   // Only the last thread's exit ends the process: signal->live has dropped to zero by then.
   if (BPF_CORE_READ(p, signal, live.counter) != 0) return 0;
+  if (s) record_exit_rss(p, s);
 
   struct ml_proc_event* e = reserve_event(sizeof(*e));
   if (e) {
@@ -467,139 +305,6 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
   }
   bpf_map_delete_elem(&ml_tracked, &tgid);
   bpf_map_delete_elem(&ml_held, &tgid);  // killed while held: nothing left to release
-  return 0;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// RSS: kmem:rss_stat fires whenever one of an mm's counters changes. The BTF tracepoint passes the mm; the
-// counters are read from it directly (percpu_counter since 6.2, atomic_long_t before).
-
-struct mm_rss_stat___old {
-  atomic_long_t count[4];
-} __attribute__((preserve_access_index));
-struct mm_struct___old {
-  struct mm_rss_stat___old rss_stat;
-} __attribute__((preserve_access_index));
-
-enum { ML_MM_FILEPAGES = 0, ML_MM_ANONPAGES = 1, ML_MM_SWAPENTS = 2, ML_MM_SHMEMPAGES = 3 };
-
-// These programs run at every page fault of every process on the host, so they read the kernel's structs
-// with plain loads through the tracepoint's typed (BTF) pointers, not with bpf_probe_read_kernel helper
-// calls: a third of the cost. The pre-6.2 layout keeps the helper (its type is a CO-RE flavour, which
-// plain loads cannot be cast to); on newer kernels that branch is removed at load.
-static __always_inline __u64 clamp_pages(long v) {
-  return v > 0 ? (__u64)v : 0;
-}
-
-static __always_inline void read_mm_counters(struct mm_struct* mm, __u64 pages[4]) {
-  if (bpf_core_type_exists(struct mm_rss_stat___old)) {
-    struct mm_struct___old* old = (void*)mm;
-    pages[ML_MM_FILEPAGES] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_FILEPAGES].counter));
-    pages[ML_MM_ANONPAGES] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_ANONPAGES].counter));
-    pages[ML_MM_SWAPENTS] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_SWAPENTS].counter));
-    pages[ML_MM_SHMEMPAGES] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[ML_MM_SHMEMPAGES].counter));
-    return;
-  }
-  // percpu_counter.count excludes the per-CPU deltas not folded in yet (at most batch pages per CPU):
-  // the same approximation the kernel's own rss_stat tracepoint records.
-  pages[ML_MM_FILEPAGES] = clamp_pages(mm->rss_stat[ML_MM_FILEPAGES].count);
-  pages[ML_MM_ANONPAGES] = clamp_pages(mm->rss_stat[ML_MM_ANONPAGES].count);
-  pages[ML_MM_SWAPENTS] = clamp_pages(mm->rss_stat[ML_MM_SWAPENTS].count);
-  pages[ML_MM_SHMEMPAGES] = clamp_pages(mm->rss_stat[ML_MM_SHMEMPAGES].count);
-}
-
-SEC("tp_btf/rss_stat")
-int BPF_PROG(ml_rss_stat, struct mm_struct* mm, int member) {
-  struct task_struct* cur = bpf_get_current_task_btf();
-  __u32 tgid;
-  if (cur->mm == mm) {
-    tgid = cur->tgid;
-  } else {
-    // Another task changed this mm (reclaim, khugepaged, a remote madvise, or the process's own exit_mm,
-    // which clears current->mm first): find the mm's owner.
-    if (!bpf_core_field_exists(mm->owner)) return 0;
-    tgid = BPF_CORE_READ(mm, owner, tgid);
-    if (!tgid) return 0;
-  }
-  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
-  if (!s) return 0;
-  // The teardown of an exiting process's address space is not a change the user cares about: the last
-  // RSS reported is the one the process had while it ran.
-  if ((cur->flags & PF_EXITING) && cur->tgid == tgid) return 0;
-
-  __u64 pages[4];
-  read_mm_counters(mm, pages);
-  s->rss_file_bytes = pages[ML_MM_FILEPAGES] << ML_PAGE_SHIFT;
-  s->rss_anon_bytes = pages[ML_MM_ANONPAGES] << ML_PAGE_SHIFT;
-  s->rss_shmem_bytes = pages[ML_MM_SHMEMPAGES] << ML_PAGE_SHIFT;
-  s->rss_swap_bytes = pages[ML_MM_SWAPENTS] << ML_PAGE_SHIFT;
-  __u64 total = (pages[ML_MM_FILEPAGES] + pages[ML_MM_ANONPAGES] + pages[ML_MM_SHMEMPAGES]) << ML_PAGE_SHIFT;
-  if (total > s->rss_peak_bytes) s->rss_peak_bytes = total;
-  s->rss_updates += 1;
-  return 0;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Page faults: counted, never streamed.
-
-// Counts a sampled fault against the user stack that took it.
-static __always_inline void sample_fault_stack(struct pt_regs* user_regs, __u32 tgid, __u64 nth) {
-  if (fault_sample_period == 0 || nth % fault_sample_period != 0) return;
-  // A fault in kernel mode: the user code's registers are where the system call (or exception) entered.
-  if (!user_regs) user_regs = (struct pt_regs*)bpf_task_pt_regs(bpf_get_current_task_btf());
-  long id = capture_user_stack(user_regs, 0, 0);
-  if (id < 0) return;
-  struct ml_fault_stack_key key = {.pid = tgid, .stack_id = (__s32)id};
-  __u64* n = bpf_map_lookup_elem(&ml_fault_stacks, &key);
-  if (n) {
-    __sync_fetch_and_add(n, 1);
-    return;
-  }
-  __u64 one = 1;
-  if (bpf_map_update_elem(&ml_fault_stacks, &key, &one, BPF_NOEXIST) != 0) {
-    n = bpf_map_lookup_elem(&ml_fault_stacks, &key);
-    if (n)
-      __sync_fetch_and_add(n, 1);
-    else
-      count_loss(ML_LOSS_STACK);
-  }
-}
-
-// user_regs: the registers of the user code that faulted; NULL for a fault in kernel mode (found only for
-// a sampled fault: these programs run at every fault on the host).
-static __always_inline void count_fault(struct pt_regs* user_regs, unsigned long address, bool user_mode) {
-  __u64 id = bpf_get_current_pid_tgid();
-  if (!user_mode && in_self_read(id)) return;  // memlens's own read of the process's memory
-  __u32 tgid = id >> 32;
-  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
-  if (!s) return;
-  __u32 tid = (__u32)id;
-  if (!bpf_map_lookup_elem(&ml_thread_base, &tid)) {
-    // First fault of this thread since tracking began: its counters so far are the baseline. A thread
-    // born while tracked has zero here.
-    struct task_struct* cur = (struct task_struct*)bpf_get_current_task_btf();
-    struct ml_thread_base b = {.minflt = cur->min_flt, .majflt = cur->maj_flt};
-    bpf_map_update_elem(&ml_thread_base, &tid, &b, BPF_NOEXIST);
-  }
-  if (user_mode)
-    __sync_fetch_and_add(&s->faults_user, 1);
-  else
-    __sync_fetch_and_add(&s->faults_kernel, 1);
-  // Plain reads after the atomic add: concurrent faults may make a sample land one fault early or late,
-  // which sampling tolerates (a fetching atomic would need a newer BPF instruction set).
-  sample_fault_stack(user_regs, tgid, s->faults_user + s->faults_kernel);
-}
-
-SEC("tp_btf/page_fault_user")
-int BPF_PROG(ml_fault_user, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
-  count_fault(regs, address, true);
-  return 0;
-}
-
-SEC("tp_btf/page_fault_kernel")
-int BPF_PROG(ml_fault_kernel, unsigned long address, struct pt_regs* regs, unsigned long error_code) {
-  if (address >= ML_USER_ADDR_LIMIT) return 0;  // a fault on kernel memory (vmalloc), not the process's
-  count_fault(NULL, address, false);            // regs are the kernel's here
   return 0;
 }
 

@@ -96,8 +96,8 @@ struct ml_proc_event {
   __u32 ppid;           // fork: parent tgid
   __s32 exit_code;      // exit: wait status as in waitpid (code << 8 | signal)
   __u64 start_time_ns;  // task start, CLOCK_BOOTTIME: (pid, start_time_ns) identifies a process
-  __u64 minflt;         // exit: minor faults of all threads while tracked (the kernel's counters)
-  __u64 majflt;         // exit: major faults likewise
+  __u64 minflt;         // exit: minor faults of the threads that exited while tracked, each its whole count
+  __u64 majflt;         // exit: major faults likewise (userspace takes off what live threads had at tracking)
   char comm[ML_COMM_LEN];
   __u32 flags;       // fork, exec: ML_PROC_*
   __s32 hold_error;  // with ML_PROC_HOLD_FAILED: the negative errno of the step that failed
@@ -249,20 +249,21 @@ struct ml_fd_exit_fds {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_fd_exit_fds) == 8 + ML_FD_EXIT_MAX_FDS / 8, "ml_fd_exit_fds size");
 
-// Per tracked process: kept in the kernel at every change, read by userspace each interval. The rss
-// figures are the kernel's own mm counters, read on every kmem:rss_stat event of the process's mm.
+// Per tracked process, read by userspace each interval. While the process runs, its RSS and exact fault
+// counts come from /proc; the rss figures here are the kernel's own mm counters, read by the exit program
+// as the last thread exits.
 struct ml_proc_stats {
   __u64 rss_file_bytes;
   __u64 rss_anon_bytes;
   __u64 rss_swap_bytes;
   __u64 rss_shmem_bytes;
-  __u64 rss_peak_bytes;  // max of file+anon+shmem over every change seen
-  __u64 rss_updates;     // kmem:rss_stat events seen
-  __u64 faults_user;     // page faults taken in user mode
-  __u64 faults_kernel;   // faults on user addresses taken in kernel mode (copy_to_user, ...)
+  __u64 rss_peak_bytes;  // the mm's high-water mark (hiwater_rss or the current total, the larger) at exit
+  __u64 rss_updates;     // times the figures above were read (1 once the process has exited)
+  __u64 faults_user;     // sampled page faults taken in user mode (samples: one per sample period)
+  __u64 faults_kernel;   // sampled faults on user addresses taken in kernel mode (copy_to_user, ...)
   __u64 start_time_ns;
-  // The kernel's own fault counters (as /proc/PID/stat sums them) accumulated while tracked: each thread's
-  // counters minus their value when memlens first saw the thread, added when the thread exits.
+  // The kernel's own fault counters of the threads that exited while tracked: each thread's whole count,
+  // added as it exits.
   __u64 exited_threads_minflt;
   __u64 exited_threads_majflt;
   // This process's events lost in the kernel, by cause (the global ml_loss counts include them).
@@ -271,7 +272,7 @@ struct ml_proc_stats {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_proc_stats) == 104, "ml_proc_stats size");
 
-// Key of the sampled page-fault stacks: one fault in fault_sample_period per process is attributed to the
+// Key of the sampled page-fault stacks: one fault in the sample period per task is attributed to the
 // user stack that took it, counted in the kernel.
 struct ml_fault_stack_key {
   __u32 pid;
@@ -281,7 +282,7 @@ struct ml_fault_stack_key {
 // Value of the tracked-process map.
 struct ml_tracked {
   __u64 start_time_ns;
-  __u64 tracked_since_ns;  // CLOCK_BOOTTIME when tracking began: threads born later start from zero faults
+  __u64 tracked_since_ns;  // CLOCK_BOOTTIME when tracking began
   // Set at exec: the process's next address-space event wakes the consumer. By the time the C library's
   // own mmap/brk run, the dynamic loader has mapped every library (a libnode.so holding V8 among them),
   // and userspace attaches to them before node's start-up gets far.
@@ -290,10 +291,5 @@ struct ml_tracked {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_tracked) == 24, "ml_tracked size");
 
-// A thread's fault counters when memlens first saw it (ml_thread_base map).
-struct ml_thread_base {
-  __u64 minflt;
-  __u64 majflt;
-};
 
 #endif  // MEMLENS_ABI_H

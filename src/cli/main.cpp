@@ -50,14 +50,23 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
                 "Probe every ArrayBuffer allocation and free: exact allocated/freed totals and an exact "
                 "array_buffers profile, at one breakpoint trap per allocation (slow for Buffer-heavy code)");
   cmd->add_flag("!--no-fds", o.fds, "Do not track file descriptors");
+  cmd->add_option("--fd-stacks", o.fd_stacks,
+                  "accept: also trace accept and accept4, for the exact count and the opening stack of every "
+                  "accepted connection (a trap per connection: slower for a server with a connection per "
+                  "request). Without it accepted sockets are found in /proc at each sample, and the fd "
+                  "totals are lower bounds")
+      ->check(CLI::IsMember({"accept"}));
   cmd->add_flag("!--no-stacks", o.stacks, "Do not capture user stacks (no flame graphs or profiles)");
   cmd->add_flag("!--no-hold", o.hold,
                 "Do not stop new processes (SIGSTOP) until their probes are attached: they run at once, and "
                 "what they do before is not traced (counted as untraced time); for interactive shells, "
                 "which report a stopped child");
-  cmd->add_option("--fault-sample-period", o.fault_sample_period,
-                  "Record the stack of one page fault in this many (per process)")
-      ->check(CLI::Range(1u, 1u << 20))
+  cmd->add_option(
+         "--fault-sample-period", o.fault_sample_period,
+         "Sample one page fault in this many (per process): its mode (user or kernel) and, with stacks, "
+         "its user stack; 0: no sampling (no user/kernel split, no fault stacks, no cost per fault). Fault "
+         "counts are exact either way (the kernel's)")
+      ->check(CLI::Range(0u, 1u << 20))
       ->capture_default_str();
 }
 

@@ -105,6 +105,7 @@ int TraceSession::start() {
   eo.v8 = opts_.v8;
   eo.v8_alloc_probes = opts_.v8_alloc_probes;
   eo.fds = opts_.fds;
+  eo.fd_accept_stacks = opts_.fd_stacks == "accept";
   for (auto& ext : collect::default_extensions(tracer_->session(), eo))
     tracer_->add_extension(std::move(ext));
   if (opts_.stacks) {

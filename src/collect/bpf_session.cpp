@@ -4,13 +4,18 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "common/clock.h"
+#include "faults.skel.h"
 #include "memlens.skel.h"
+#include "proc/procfs.h"
 
 namespace memlens::collect {
 
@@ -52,8 +57,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
 
   auto* skel = s->skel_;
   skel->rodata->capture_stacks = opts.capture_stacks;
-  skel->rodata->fault_sample_period = opts.capture_stacks ? opts.fault_sample_period : 0;
-  s->fault_sample_period_ = skel->rodata->fault_sample_period;
+  s->fault_sample_period_ = opts.fault_sample_period;
   bpf_map__set_max_entries(skel->maps.ml_tracked, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_proc_stats, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_held, opts.max_processes);
@@ -76,12 +80,98 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   if (opts.hold) {
     if (auto w = s->watchdog_.watch(bpf_map__fd(skel->maps.ml_held)); !w) return w.error();
   }
+  if (opts.fault_sample_period > 0) {
+    if (auto f = s->load_faults(opts); !f) s->faults_unavailable_ = f.error().describe();
+  } else {
+    s->faults_unavailable_ = "fault sampling off";
+  }
   return s;
+}
+
+Status BpfSession::load_faults(const SessionOptions& opts) {
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (access(kVmlinuxBtf, R_OK) == 0) open_opts.btf_custom_path = kVmlinuxBtf;
+  faults_bpf* f = faults_bpf__open_opts(&open_opts);
+  if (!f) return libbpf_error("cannot open the page-fault BPF object", -errno);
+  f->rodata->capture_stacks = opts.capture_stacks;
+  // The maps it shares with the core object are the core object's.
+  struct Shared {
+    bpf_map* theirs;
+    bpf_map* ours;
+  };
+  const Shared shared[] = {{f->maps.ml_proc_stats, skel_->maps.ml_proc_stats},
+                           {f->maps.ml_loss, skel_->maps.ml_loss},
+                           {f->maps.ml_stacks, skel_->maps.ml_stacks}};
+  for (const auto& m : shared) {
+    int err = bpf_map__reuse_fd(m.theirs, bpf_map__fd(m.ours));
+    if (err) {
+      faults_bpf__destroy(f);
+      return libbpf_error(
+          fmt::format("cannot share the map {} with the page-fault object", bpf_map__name(m.ours)), err);
+    }
+  }
+  if (!opts.capture_stacks) bpf_map__set_max_entries(f->maps.ml_fault_stacks, 1);
+  int err = faults_bpf__load(f);
+  if (err) {
+    faults_bpf__destroy(f);
+    return libbpf_error("cannot load the page-fault program (perf_event programs refused?)", err);
+  }
+  faults_skel_ = f;
+  return {};
+}
+
+namespace {
+
+// A page-fault software event on one thread (every CPU), inherited by the tasks it starts, disabled
+// until the program is attached.
+Result<int> open_fault_event(pid_t tid, uint32_t period) {
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_PAGE_FAULTS;
+  attr.sample_period = period;
+  attr.inherit = 1;
+  attr.disabled = 1;
+  int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) return errno_error(fmt::format("cannot open the page-fault perf event of thread {}", tid));
+  return fd;
+}
+
+}  // namespace
+
+Status BpfSession::sample_faults(pid_t pid, bool all_threads) {
+  if (!faults_skel_) return make_error(faults_unavailable_, ENOTSUP);
+  std::vector<pid_t> tids = all_threads ? proc::list_threads(pid) : std::vector<pid_t>{pid};
+  if (tids.empty()) tids.push_back(pid);
+  std::vector<bpf_link*> made;
+  auto undo = [&made] {
+    for (bpf_link* link : made) bpf_link__destroy(link);  // disables and closes the event too
+  };
+  for (pid_t tid : tids) {
+    auto fd = open_fault_event(tid, fault_sample_period_);
+    if (!fd) {
+      if (tid != pid) continue;  // a thread that has just exited
+      undo();
+      return fd.error();
+    }
+    bpf_link* link = bpf_program__attach_perf_event(faults_skel_->progs.ml_fault_sample, *fd);
+    if (!link) {
+      int e = errno;
+      close(*fd);
+      undo();
+      return make_error(fmt::format("cannot attach the page-fault program to pid {}", pid), e);
+    }
+    made.push_back(link);  // the link owns the event's fd from here on
+  }
+  fault_events_.insert(fault_events_.end(), made.begin(), made.end());
+  return {};
 }
 
 BpfSession::~BpfSession() {
   reaper_.drain();
   release_all();  // no process stays held (the watchdog sweeps again once memlens has exited)
+  for (bpf_link* link : fault_events_) bpf_link__destroy(link);
+  if (faults_skel_) faults_bpf__destroy(faults_skel_);
   for (auto* l : links_) bpf_link__destroy(l);
   if (skel_) memlens_bpf__destroy(skel_);
 }
@@ -97,9 +187,6 @@ Result<std::vector<ProbeStatus>> BpfSession::attach_kernel_probes() {
       {p->ml_fork, "sched:sched_process_fork", true},
       {p->ml_exec, "sched:sched_process_exec", true},
       {p->ml_exit, "sched:sched_process_exit", true},
-      {p->ml_rss_stat, "kmem:rss_stat", true},
-      {p->ml_fault_user, "exceptions:page_fault_user", false},
-      {p->ml_fault_kernel, "exceptions:page_fault_kernel", false},
   };
   std::vector<ProbeStatus> out;
   for (const auto& w : wants) {
@@ -114,6 +201,10 @@ Result<std::vector<ProbeStatus>> BpfSession::attach_kernel_probes() {
     links_.push_back(link);
     out.push_back({w.name, true, ""});
   }
+  if (faults_skel_)
+    out.push_back({fmt::format("perf:page-faults (sampled 1 in {})", fault_sample_period_), true, ""});
+  else
+    out.push_back({"perf:page-faults", false, faults_unavailable_});
   return out;
 }
 
@@ -180,7 +271,8 @@ LossCounts BpfSession::read_losses() const {
 
 std::vector<std::pair<int32_t, uint64_t>> BpfSession::take_fault_stacks(pid_t pid) {
   std::vector<std::pair<int32_t, uint64_t>> out;
-  int fd = bpf_map__fd(skel_->maps.ml_fault_stacks);
+  if (!faults_skel_) return out;
+  int fd = bpf_map__fd(faults_skel_->maps.ml_fault_stacks);
   std::vector<ml_fault_stack_key> mine;
   ml_fault_stack_key key{}, next{};
   ml_fault_stack_key* prev = nullptr;

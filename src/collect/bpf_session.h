@@ -1,5 +1,7 @@
-// The loaded BPF object, following libbpf-tools: open, configure (rodata, map sizes), load, attach, each
-// step checked. The skeleton owns every link: destroying the session detaches everything. Nothing is
+// The loaded BPF objects, following libbpf-tools: open, configure (rodata, map sizes), load, attach, each
+// step checked. One object per capability: the core (lifecycle, address space, fds, V8: bpf/memlens.bpf.c)
+// and the page faults (bpf/faults.bpf.c), which uses the core's shared maps (bpf_map__reuse_fd before its
+// load). The session owns every link and perf event: destroying it detaches everything. Nothing is
 // pinned, so a memlens killed with SIGKILL leaves nothing behind (the kernel drops links with their fds).
 #pragma once
 
@@ -20,6 +22,7 @@
 #include "memlens/abi.h"
 
 struct memlens_bpf;
+struct faults_bpf;
 struct ring_buffer;
 struct bpf_link;
 struct bpf_program;
@@ -33,8 +36,11 @@ struct SessionOptions {
   // twice this in RSS once it has cycled; 4 MiB holds over 40,000 address-space events, and the producer
   // wakes the consumer at 256 KiB pending.
   uint32_t ringbuf_bytes = 4u << 20;
-  uint32_t stack_entries = 32768;     // kernel memory: entries x 512 bytes; a full table is counted as loss
-  uint32_t fault_sample_period = 32;  // one fault in this many gets its stack; 0: none
+  uint32_t stack_entries = 32768;  // kernel memory: entries x 512 bytes; a full table is counted as loss
+  // One page fault in this many (per process, counted by a perf software event) runs the fault program,
+  // which tells user from kernel mode and, with stacks, records the user stack: the faults' profile is
+  // sampled at this period. 0: no fault sampling (the exact counts come from the kernel either way).
+  uint32_t fault_sample_period = 1024;
   // Hold every new process of the traced tree until its probes are attached (bpf/memlens.bpf.c), with a
   // watchdog that releases them if memlens dies (collect/hold_watchdog.h).
   bool hold = false;
@@ -55,9 +61,19 @@ class BpfSession {
   BpfSession(const BpfSession&) = delete;
   BpfSession& operator=(const BpfSession&) = delete;
 
-  // Attaches the kernel-side programs (lifecycle, rss_stat, faults). A lifecycle failure is fatal; a
-  // fault-counting failure is reported in the statuses and tracing goes on without it.
+  // Attaches the host-wide lifecycle programs (fork, exec, exit); a failure is fatal. The statuses also
+  // say whether fault sampling is available (its object loaded).
   Result<std::vector<ProbeStatus>> attach_kernel_probes();
+
+  // Fault sampling of one process: a perf software event (page faults, sample period
+  // fault_sample_period()) with the fault program attached, inherited by the threads and children the
+  // process starts from now on. all_threads: one event per thread that exists now (a process attached
+  // late); else the process's main thread only (a process not started yet, or forked while traced, which
+  // inherits its parent's event and needs none: see needs_fault_events). An error when the kernel refused.
+  // The events stay open until the session ends: closing one would end the events its process's children
+  // inherited, which may outlive it.
+  Status sample_faults(pid_t pid, bool all_threads);
+  bool samples_faults() const { return faults_skel_ != nullptr; }
 
   // Tracked-pid map: the kernel follows fork from these.
   Status track(pid_t pid, uint64_t start_time_ns);
@@ -81,7 +97,8 @@ class BpfSession {
   size_t release_all();
   // Sampled page-fault stacks of one process (stack id -> sampled faults), removed from the kernel map.
   std::vector<std::pair<int32_t, uint64_t>> take_fault_stacks(pid_t pid);
-  uint32_t fault_sample_period() const { return fault_sample_period_; }
+  // The sample period of the faults (0: not sampled).
+  uint32_t fault_sample_period() const { return faults_skel_ ? fault_sample_period_ : 0; }
   // User stack of a stack id (innermost first), empty if unknown.
   std::vector<uint64_t> stack(int32_t stack_id) const;
 
@@ -96,7 +113,12 @@ class BpfSession {
 
  private:
   BpfSession() = default;
+  Status load_faults(const SessionOptions& opts);
+
   memlens_bpf* skel_ = nullptr;
+  faults_bpf* faults_skel_ = nullptr;
+  std::string faults_unavailable_;       // why fault sampling is off, when it is
+  std::vector<bpf_link*> fault_events_;  // the perf events' links (each owns its event's fd)
   std::vector<bpf_link*> links_;
   uint32_t fault_sample_period_ = 0;
   bool holds_ = false, holds_fork_ = false;

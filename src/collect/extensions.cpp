@@ -10,7 +10,7 @@ std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& sess
   if (opts.v8)
     if (auto e = make_v8_extension(session, opts.v8_alloc_probes)) out.push_back(std::move(e));
   if (opts.fds)
-    if (auto e = make_fd_extension(session)) out.push_back(std::move(e));
+    if (auto e = make_fd_extension(session, opts.fd_accept_stacks)) out.push_back(std::move(e));
   // Last: its on_sample reads the figures the others put on the same sample (live backing stores).
   if (opts.attribution) out.push_back(make_attribution_extension({}));
   return out;

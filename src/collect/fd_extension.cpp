@@ -75,7 +75,7 @@ class FdExtension : public TraceExtension {
     for (auto& [pid, l] : links_) session_.retire(std::move(l.links));
   }
 
-  explicit FdExtension(BpfSession& session) : session_(session) {
+  FdExtension(BpfSession& session, bool accept_stacks) : session_(session), accept_stacks_(accept_stacks) {
     // The fd table at each tracked process's exit (bpf/fd.bpf.h): one program for the whole trace.
     if (bpf_link* l = bpf_program__attach(session_.skeleton()->progs.ml_fd_at_exit))
       exit_link_ = UprobeLink(l);
@@ -86,6 +86,7 @@ class FdExtension : public TraceExtension {
   std::string name() const override { return "fds"; }
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
+    p.fds.totals_lower_bound = !accept_stacks_;
     trace_ = &trace;
     if (!exit_link_attached() && !exit_skip_noted_) {
       exit_skip_noted_ = true;
@@ -211,6 +212,8 @@ class FdExtension : public TraceExtension {
     std::vector<Target> out;
     std::map<uint64_t, bool> seen;
     for (const auto& spec : fd_probe_specs()) {
+      // accept and accept4 only on request: a server's connections would each cost a trap.
+      if (!accept_stacks_ && result_at_syscall(spec.kind)) continue;
       auto located = locate_wrapper(**elf, spec.symbol);
       if (!located || seen.count(located->file_offset)) continue;
       uint64_t off = located->file_offset;
@@ -429,6 +432,7 @@ class FdExtension : public TraceExtension {
   }
 
   BpfSession& session_;
+  bool accept_stacks_ = false;
   std::map<pid_t, Links> links_;
   std::map<pid_t, bool> libc_check_pending_;
   std::set<pid_t> exec_reconcile_pending_;  // exec'd: /proc is read once the dynamic loader is done
@@ -443,8 +447,8 @@ class FdExtension : public TraceExtension {
 
 }  // namespace
 
-std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session) {
-  return std::make_unique<FdExtension>(session);
+std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session, bool accept_stacks) {
+  return std::make_unique<FdExtension>(session, accept_stacks);
 }
 
 }  // namespace memlens::collect

@@ -29,6 +29,12 @@ void add_growth(model::Process& p, int32_t stack_id, uint64_t bytes) {
 
 }  // namespace
 
+void apply_exit_faults(model::Process& p, const ProcEvent& e) {
+  p.minflt = std::max<uint64_t>(p.minflt, e.minflt - std::min<uint64_t>(e.minflt, p.thread_minflt_at_start));
+  p.majflt = std::max<uint64_t>(p.majflt, e.majflt - std::min<uint64_t>(e.majflt, p.thread_majflt_at_start));
+  p.has_kernel_fault_counts = true;
+}
+
 int decode_wait_status(int status) {
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return WEXITSTATUS(status);
@@ -76,6 +82,10 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
   if (e.kind == ProcEvent::Kind::kFork) {
     auto* p = track(pid, e.ppid, e.start_time_ns, false);
     p->comm = e.comm;
+    // Born traced: every fault it takes counts (it may have run a little before this event is read), and
+    // it inherited its parent's fault-sampling event at the fork.
+    p->minflt_at_start = p->majflt_at_start = 0;
+    p->thread_minflt_at_start = p->thread_majflt_at_start = 0;
     if (e.flags & ML_PROC_UNTRACKED) {
       // The kernel could not follow it: no probe, no exit event; the tracer sees it go.
       p->untraced.begin(kAddressSpace, trace_.seconds_since_start(e.start_time_ns),
@@ -96,9 +106,7 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
       // The exit of a process already seen gone, or a second exit event (two threads ending at once can
       // both see the process's last thread gone): the later one has folded in more threads' faults.
       known->exit_status = decode_wait_status(e.exit_code);
-      known->minflt = std::max<uint64_t>(known->minflt, e.minflt);
-      known->majflt = std::max<uint64_t>(known->majflt, e.majflt);
-      known->has_kernel_fault_counts = true;
+      apply_exit_faults(*known, e);
       return;
     }
     // A process the kernel followed and memlens never knew: its fork event was lost. It is counted as
@@ -138,9 +146,7 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
     host_.finish_hold(*p, e, t_s);
     return;
   }
-  p->minflt = e.minflt;
-  p->majflt = e.majflt;
-  p->has_kernel_fault_counts = true;
+  apply_exit_faults(*p, e);
   host_.exited(*p, e.exit_code, t_s);
 }
 

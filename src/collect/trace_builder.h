@@ -75,6 +75,10 @@ class TraceBuilder {
 // A wait status as the shell reports it: the exit code, or 128 + the signal that killed the process.
 int decode_wait_status(int status);
 
+// p's fault counts from its exit event: every thread's whole count, less what its threads had taken before
+// tracking began.
+void apply_exit_faults(model::Process& p, const ProcEvent& e);
+
 // An address-space call of p: its mappings, its break and the stacks that grew it.
 void apply_mm_event(model::Process& p, const MmEvent& e);
 

@@ -80,6 +80,13 @@ uint64_t Tracer::now_boot_ns() const {
   return boot_ns();
 }
 
+void Tracer::sample_faults(model::Process& p, bool all_threads) {
+  if (!session_->samples_faults()) return;  // said once, in the probe statuses
+  if (auto s = session_->sample_faults(p.pid(), all_threads); !s)
+    p.notes.push_back("page faults not sampled (no user/kernel split, no fault stacks): " +
+                      s.error().describe());
+}
+
 void Tracer::refresh_identity(model::Process& p) {
   if (auto st = proc::read_stat(p.pid())) p.comm = st->comm;
   if (auto exe = proc::read_exe(p.pid())) p.exe = *exe;
@@ -142,6 +149,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   root_pid_ = pid;
   auto* p = builder_.track(pid, ppid, *start, attached_late);
   p->before_command_exec = !attached_late;
+  sample_faults(*p, attached_late);
   attach_probes(*p);
   seed_address_space(*p);
   if (!proc::process_exists(pid))
@@ -155,6 +163,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
       auto cs = proc::read_start_time_ns(c);
       if (!cs || !session_->track(c, *cs)) continue;
       auto* cp = builder_.track(c, pid, *cs, true);
+      sample_faults(*cp, true);
       attach_probes(*cp);
       seed_address_space(*cp);
       for (pid_t g : proc::list_children(c)) queue.push_back(g);
@@ -178,6 +187,12 @@ void Tracer::read_new_process(model::Process& p) {
   if (auto st = proc::read_stat(p.pid())) {
     p.minflt_at_start = st->minflt;
     p.majflt_at_start = st->majflt;
+  }
+  for (pid_t tid : proc::list_threads(p.pid())) {
+    if (auto ts = proc::read_thread_stat(p.pid(), tid)) {
+      p.thread_minflt_at_start += ts->minflt;
+      p.thread_majflt_at_start += ts->majflt;
+    }
   }
   refresh_identity(p);
 }
@@ -237,30 +252,38 @@ void Tracer::finish_hold(model::Process& p, const ProcEvent& e, double ran_since
 
 void Tracer::update_from_kernel(model::Process& p) {
   auto s = session_->read_stats(p.pid());
-  // The kernel's counters as the rss_stat program last read them: the global part of per-CPU counters,
-  // which lags by the deltas not folded in yet (a few MB on a quiet process). For a live process /proc
-  // sums the per-CPU parts exactly, so each sample takes its figures from there; the kernel side gives the
-  // peak at every change and the last figures of a process that has exited.
+  // RSS and faults of a live process are the kernel's own per-process figures, read from /proc at each
+  // sample (no program runs on the host's page faults or RSS changes). Once it has exited, the exit
+  // program's last reading of its mm and its threads' fault counters.
   auto st = p.alive() ? proc::read_status(p.pid()) : Result<proc::Status>(make_error("exited", ESRCH));
   if (st && st->vm_rss > 0) {
     p.rss.anon_bytes = st->rss_anon;
     p.rss.file_bytes = st->rss_file;
     p.rss.shmem_bytes = st->rss_shmem;
     p.rss.swap_bytes = st->vm_swap;
+    // The kernel's high-water mark of the address space (since the process started, or its last exec).
+    p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, st->vm_hwm);
+    if (auto stat = proc::read_stat(p.pid())) {
+      p.minflt = stat->minflt - std::min(stat->minflt, p.minflt_at_start);
+      p.majflt = stat->majflt - std::min(stat->majflt, p.majflt_at_start);
+      p.has_kernel_fault_counts = true;
+    }
   } else if (s && s->rss_updates > 0) {
     p.rss.anon_bytes = s->rss_anon_bytes;
     p.rss.file_bytes = s->rss_file_bytes;
     p.rss.shmem_bytes = s->rss_shmem_bytes;
     p.rss.swap_bytes = s->rss_swap_bytes;
+    p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, s->rss_peak_bytes);
   }
+  p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, p.rss.total());
   if (!s) return;
   auto& lost = p.lost_by_source["kernel"];
   lost.ring_full = s->lost_ring_full;
   lost.map_full = s->lost_map_full;
-  p.rss_peak_bytes =
-      std::max<uint64_t>({p.rss_peak_bytes, static_cast<uint64_t>(s->rss_peak_bytes), p.rss.total()});
-  p.faults_user = s->faults_user;
-  p.faults_kernel = s->faults_kernel;
+  // The fault program counts samples: each stands for one period of faults.
+  p.fault_sample_period = session_->fault_sample_period();
+  p.faults_user = s->faults_user * p.fault_sample_period;
+  p.faults_kernel = s->faults_kernel * p.fault_sample_period;
 }
 
 void Tracer::exited(model::Process& p, int wait_status, double t_s) {
@@ -275,7 +298,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   model::Sample last;
   last.t_s = t_s;
   last.rss = p.rss;
-  last.faults = p.faults_user + p.faults_kernel;
+  last.faults = p.minflt + p.majflt;
   last.events = p.events.total();
   for (auto& ext : extensions_) ext->on_sample(p, last);
   p.timeline.push_back(last);
@@ -342,7 +365,7 @@ void Tracer::sample() {
     model::Sample s;
     s.t_s = t_s;
     s.rss = p->rss;
-    s.faults = p->faults_user + p->faults_kernel;
+    s.faults = p->minflt + p->majflt;
     s.events = p->events.total();
     for (auto& ext : extensions_) ext->on_sample(*p, s);
     p->timeline.push_back(std::move(s));

@@ -23,7 +23,7 @@ namespace memlens::collect {
 struct TracerOptions {
   double interval_s = 1.0;
   bool capture_stacks = false;
-  uint32_t fault_sample_period = 32;
+  uint32_t fault_sample_period = 1024;
   uint32_t max_processes = 4096;
   // Hold each new process of the traced tree until its probes are attached (bpf/memlens.bpf.c).
   bool hold = true;
@@ -83,6 +83,8 @@ class Tracer : private TraceHost {
   void retire_probes(pid_t pid);
   void sample();
   void update_from_kernel(model::Process& p);
+  // Starts fault sampling of a process that inherits no sampling event (see BpfSession::sample_faults).
+  void sample_faults(model::Process& p, bool all_threads);
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
   void check_vanished();
   void collect_losses();

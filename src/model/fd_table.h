@@ -103,6 +103,11 @@ class FdTable {
   // Fds whose type or path is not confirmed from /proc yet, at most max.
   std::vector<int> unresolved(size_t max) const;
 
+  // Set when a call that creates fds is not traced (accept and accept4 by default, see --fd-stacks): the
+  // fds it creates and closes between two samples are not counted, so opened_total and closed_total are
+  // lower bounds; the table itself stays exact at each sample (reconciled with /proc).
+  bool totals_lower_bound = false;
+
   // Per-sample open counts (trace time, count), for the analysis of steady growth.
   void record_sample(double t_s);
   std::vector<std::pair<double, uint64_t>> fds_series, sockets_series;

@@ -87,10 +87,16 @@ class Process {
   // Latest kernel figures.
   RssFigures rss;
   uint64_t rss_peak_bytes = 0;
+  // Faults taken in user mode and in kernel mode (on user memory), estimated from samples: one fault in
+  // fault_sample_period runs memlens's fault program (0: not sampled, both 0).
   uint64_t faults_user = 0, faults_kernel = 0;
+  uint32_t fault_sample_period = 0;
   // The kernel's own fault counters: at the start of tracking (from /proc), and those taken while
-  // tracked (at exit from the BPF side, which folds in every thread; at the end from /proc).
+  // tracked (at each sample from /proc, at exit from the BPF side, which folds in every thread).
   uint64_t minflt_at_start = 0, majflt_at_start = 0;
+  // The fault counters of its live threads when tracking began: the exit program adds each exiting
+  // thread's whole count, so these come off the exit figures.
+  uint64_t thread_minflt_at_start = 0, thread_majflt_at_start = 0;
   uint64_t minflt = 0, majflt = 0;
   bool has_kernel_fault_counts = false;
 

@@ -181,9 +181,8 @@ std::optional<Status> parse_status(std::string_view text) {
     }
     if (key == "NSpid") {
       // One pid per namespace level, outermost first: the last is the pid the process sees itself as.
-      std::string_view inner = rest.substr(rest.find_last_of(" \t") == std::string_view::npos
-                                               ? 0
-                                               : rest.find_last_of(" \t") + 1);
+      std::string_view inner =
+          rest.substr(rest.find_last_of(" \t") == std::string_view::npos ? 0 : rest.find_last_of(" \t") + 1);
       uint64_t v = 0;
       if (parse_num(inner, v)) s.ns_pid = static_cast<pid_t>(v);
       return;
@@ -311,6 +310,14 @@ Result<Stat> read_stat(pid_t pid) {
   return *s;
 }
 
+Result<Stat> read_thread_stat(pid_t pid, pid_t tid) {
+  auto text = read_text_file(fmt::format("/proc/{}/task/{}/stat", pid, tid));
+  if (!text) return proc_error(pid, "task stat", text.error());
+  auto s = parse_stat(*text);
+  if (!s) return make_error(fmt::format("cannot parse /proc/{}/task/{}/stat", pid, tid), EINVAL);
+  return *s;
+}
+
 Result<std::vector<std::string>> read_cmdline(pid_t pid) {
   auto text = read_text_file(fmt::format("/proc/{}/cmdline", pid), 1 << 20);
   if (!text) return proc_error(pid, "cmdline", text.error());
@@ -354,6 +361,16 @@ std::vector<pid_t> list_children(pid_t pid) {
       pid_t c = 0;
       if (parse_num(tok, c)) out.push_back(c);
     }
+  }
+  return out;
+}
+
+std::vector<pid_t> list_threads(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    pid_t tid = 0;
+    if (parse_num(task.path().filename().string(), tid)) out.push_back(tid);
   }
   return out;
 }

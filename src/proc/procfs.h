@@ -80,6 +80,9 @@ Result<std::string> read_exe(pid_t pid);  // readlink /proc/PID/exe
 // process identity: a pid reused by a later process has another start time.
 Result<uint64_t> read_start_time_ns(pid_t pid);
 std::vector<pid_t> list_children(pid_t pid);  // direct children (from /proc/PID/task/*/children)
+std::vector<pid_t> list_threads(pid_t pid);   // its threads (/proc/PID/task), the main one included
+// /proc/PID/task/TID/stat: one thread's own figures (minflt and majflt of that thread only).
+Result<Stat> read_thread_stat(pid_t pid, pid_t tid);
 // The value of one variable in the NUL-separated text of /proc/PID/environ; "" when absent.
 std::string environ_value(std::string_view environ_text, std::string_view name);
 bool process_exists(pid_t pid);

@@ -101,6 +101,7 @@ json fd_section(const model::Process& p) {
   j["peak"] = t.peak();
   j["opened_total"] = t.opened_total();
   j["closed_total"] = t.closed_total();
+  j["totals_lower_bound"] = t.totals_lower_bound;
   j["seeded"] = t.seeded_total();
   j["opened_unseen"] = t.opened_unseen();
   j["closed_unseen"] = t.closed_unseen();

@@ -46,7 +46,11 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
   auto totals = p.address_space.totals();
   j["mappings"] = {
       {"anon_bytes", totals.anon_bytes}, {"file_bytes", totals.file_bytes}, {"count", totals.count}};
-  json faults = {{"traced_user", p.faults_user}, {"traced_kernel", p.faults_kernel}};
+  // traced_user and traced_kernel are estimates: sampled faults times the sample period.
+  json faults = {{"traced_user", p.faults_user},
+                 {"traced_kernel", p.faults_kernel},
+                 {"sampled", p.fault_sample_period > 0},
+                 {"sample_period", p.fault_sample_period}};
   if (p.has_kernel_fault_counts) {
     faults["minor"] = p.minflt;
     faults["major"] = p.majflt;

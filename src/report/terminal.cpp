@@ -220,10 +220,11 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       out += fmt::format("           fds: {} open (peak {}), {} opened, {} closed\n", u64_or0(fds, "open"),
                          u64_or0(fds, "peak"), u64_or0(fds, "opened_total"), u64_or0(fds, "closed_total"));
     const json& f = object_or_empty(p, "page_faults");
-    out += fmt::format("           page faults: {} traced",
-                       u64_or0(f, "traced_user") + u64_or0(f, "traced_kernel"));
-    if (u64_field(f, "minor"))
-      out += fmt::format(" (kernel: {} minor, {} major)", u64_or0(f, "minor"), u64_or0(f, "major"));
+    out +=
+        fmt::format("           page faults: {} minor, {} major", u64_or0(f, "minor"), u64_or0(f, "major"));
+    if (u64_or0(f, "sample_period") > 0)
+      out += fmt::format(" (sampled 1 in {}: ~{} in user mode, ~{} in kernel mode)",
+                         u64_or0(f, "sample_period"), u64_or0(f, "traced_user"), u64_or0(f, "traced_kernel"));
     const json& ev = object_or_empty(p, "events");
     out +=
         fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", u64_or0(ev, "mmap"),

@@ -141,7 +141,7 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
     const json& f = (*proc)["page_faults"];
     double traced = f["traced_user"].get<double>() + f["traced_kernel"].get<double>();
     double profiled = profiles["page_faults"]["totals"]["faults"].get<double>();
-    double period = 32;  // the default --fault-sample-period
+    double period = f["sample_period"].get<double>();
     EXPECT_LE(profiled, traced + period);
     EXPECT_GE(profiled + period * (static_cast<double>(lost) + 2), 0.97 * traced)
         << profiled << " faults in the page_faults profile, " << traced << " traced";

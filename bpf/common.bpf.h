@@ -1,0 +1,162 @@
+// What every memlens BPF object shares: the kernel types, the ABI, the maps that more than one object
+// uses (userspace creates them once, in the core object, and hands their fds to the others before load:
+// bpf_map__reuse_fd) and the user-stack walker. Included once per object.
+#ifndef MEMLENS_COMMON_BPF_H
+#define MEMLENS_COMMON_BPF_H
+
+// vmlinux.h defines the kernel types the libbpf headers use: it must come first.
+// clang-format off
+#include "vmlinux.h"
+// clang-format on
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "memlens/abi.h"
+
+#define ML_PAGE_SHIFT 12
+
+// Set by userspace before load (per object).
+const volatile bool capture_stacks = false;
+
+// Shared maps (the core object's).
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tgid
+  __type(value, struct ml_proc_stats);
+} ml_proc_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ML_LOSS_REASONS);
+  __type(key, __u32);
+  __type(value, __u64);
+} ml_loss SEC(".maps");
+
+// User stacks by id. Not a STACK_TRACE map: that one keeps one stack per hash bucket and refuses a new
+// stack whose bucket is taken (with a few thousand distinct stacks, a hundred or so collisions in a
+// short trace). Here the id is a 31-bit hash of the whole stack, a hash map keeps every stack until the
+// table is full, and two different stacks share an id only on a true 31-bit collision, which is
+// detected (the 64-bit hashes differ) and counted.
+struct ml_user_stack {
+  __u64 ips[ML_MAX_STACK_DEPTH];  // innermost first, zero after the last frame
+  __u64 hash;                     // of the frames; userspace reads ips only
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);  // set by userspace
+  __type(key, __u32);
+  __type(value, struct ml_user_stack);
+} ml_stacks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ml_user_stack);
+} ml_stack_scratch SEC(".maps");
+
+static __always_inline void count_loss(__u32 reason) {
+  __u64* v = bpf_map_lookup_elem(&ml_loss, &reason);
+  if (v) *v += 1;  // per-CPU slot: no other writer
+  if (reason != ML_LOSS_RINGBUF_FULL && reason != ML_LOSS_PENDING_FULL) return;
+  // An event of the current process lost: counted for that process too (report.json shows it per process).
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct ml_proc_stats* s = bpf_map_lookup_elem(&ml_proc_stats, &tgid);
+  if (!s) return;
+  if (reason == ML_LOSS_RINGBUF_FULL)
+    __sync_fetch_and_add(&s->lost_ring_full, 1);
+  else
+    __sync_fetch_and_add(&s->lost_map_full, 1);
+}
+
+// A frame is at most this far above the one below it (the default main-thread stack limit). A saved
+// frame pointer further away, below the last frame, or misaligned is not a caller's frame: the walk ends.
+#define ML_MAX_FRAME_BYTES (8ULL << 20)
+
+// Walks the user stack by its frame pointers into ips (innermost first) and returns the frame count.
+// Not bpf_get_stack: the kernel's walker follows the chain until a read faults, and every chain ends in
+// garbage (glibc's start code leaves rbp = 1 in main's frame), so each capture took a page fault in
+// kernel mode, about half of a capture's cost on the test VM (bpf_stats: accept4's entry program 3.4 us
+// with stacks, 1.0 us without). Here the chain must climb the stack, which ends it before any fault.
+// return_slot: where the caller's return address is when the probe sits before the function has pushed
+// its frame (its first instruction, or a branch equivalent to it: %rsp; further into a wrapper that has
+// taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere. The programs
+// read that return address anyway (the events' caller_ip) and pass it in: it is read once.
+struct ml_walk {
+  struct ml_user_stack* s;  // the frames go here (the caller's scratch entry: looked up once)
+  __u64 fp, floor, hash;
+  __u32 n;
+};
+
+static __always_inline __u64 hash_step(__u64 h, __u64 ip) {
+  h = (h ^ ip) * 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 32);
+}
+
+// One frame of the walk: a bpf_loop callback, verified once per program, where a bounded loop inlined in
+// every program that captures stacks made loading them 0.6 s slower. Returns 1 to stop.
+static long walk_one_frame(__u64 index, struct ml_walk* w) {
+  struct ml_user_stack* s = w->s;
+  if (!s || w->n >= ML_MAX_STACK_DEPTH) return 1;
+  __u64 fp = w->fp;
+  if (fp < w->floor || (fp & 7) != 0 || fp - w->floor > ML_MAX_FRAME_BYTES) return 1;
+  __u64 frame[2];  // saved frame pointer, return address
+  if (bpf_probe_read_user(frame, sizeof(frame), (void*)fp) != 0 || frame[1] == 0) return 1;
+  s->ips[w->n & (ML_MAX_STACK_DEPTH - 1)] = frame[1];
+  w->hash = hash_step(w->hash, frame[1]);
+  w->n++;
+  w->floor = fp + sizeof(frame);
+  w->fp = frame[0];
+  return 0;
+}
+
+// Fills s (zeroed) with the stack and its hash.
+static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot, __u64 return_address,
+                                            struct ml_user_stack* s) {
+  struct ml_walk w = {.s = s, .fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
+  s->ips[0] = regs->ip;
+  w.hash = hash_step(w.hash, s->ips[0]);
+  w.n = 1;
+  if (return_slot) {
+    if (return_address != 0) {
+      s->ips[1] = return_address;
+      w.hash = hash_step(w.hash, return_address);
+      w.n = 2;
+    }
+    w.floor = return_slot + sizeof(return_address);
+  }
+  bpf_loop(ML_MAX_STACK_DEPTH, walk_one_frame, &w, 0);
+  s->hash = w.hash;
+}
+
+// The id of the user stack of regs (the user registers) in ml_stacks (added if new), or -1 with the
+// reason counted.
+static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 return_slot,
+                                               __u64 return_address) {
+  __u32 zero = 0;
+  struct ml_user_stack* s = bpf_map_lookup_elem(&ml_stack_scratch, &zero);
+  if (!s) return -1;
+  __builtin_memset(s, 0, sizeof(*s));
+  walk_user_stack(regs, return_slot, return_address, s);
+  __u32 id = (__u32)(s->hash ^ (s->hash >> 31)) & 0x7fffffff;
+  struct ml_user_stack* have = bpf_map_lookup_elem(&ml_stacks, &id);
+  if (!have) {
+    if (bpf_map_update_elem(&ml_stacks, &id, s, BPF_NOEXIST) == 0) return id;
+    have = bpf_map_lookup_elem(&ml_stacks, &id);  // another CPU added it meanwhile, or the table is full
+    if (!have) {
+      count_loss(ML_LOSS_STACK);
+      return -1;
+    }
+  }
+  if (have->hash != s->hash) {
+    count_loss(ML_LOSS_STACK);
+    return -1;
+  }
+  return id;
+}
+
+#endif  // MEMLENS_COMMON_BPF_H

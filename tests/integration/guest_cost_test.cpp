@@ -1,0 +1,176 @@
+// memlens costs nothing to the processes it does not trace, and its sampled fault figures agree with the
+// kernel's own counters.
+//  - A fault loop in an untraced process, while memlens traces another one, runs none of memlens's
+//    programs: the kernel's run count of each (BPF run-time statistics, enabled for the test with
+//    BPF_ENABLE_STATS, as `sysctl kernel.bpf_stats_enabled=1` does) does not move, except the host-wide
+//    lifecycle programs (fork, exec, exit), which run at those moments only.
+//  - The traced fault loop's sampled faults times the sample period match the fault count the process
+//    read about itself (getrusage: the kernel's minflt + majflt) within the sampling error, and the fault
+//    program ran once per sample.
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <map>
+#include <thread>
+
+#include "support/harness.h"
+
+namespace memlens::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// Programs memlens may run for a process it does not trace: they filter on the tracked-process map at the
+// fork, exec and exit of every task of the host (docs/probes.md): the core's lifecycle and the fd table's
+// copy at exit.
+bool host_wide_lifecycle(const std::string& name) {
+  return name == "ml_fork" || name == "ml_exec" || name == "ml_exit" || name == "ml_fd_at_exit";
+}
+
+// The programs of a memlens, opened by the test so that their figures stay readable after memlens exits.
+class HeldPrograms {
+ public:
+  explicit HeldPrograms(const std::set<uint32_t>& ids) {
+    for (uint32_t id : ids) {
+      int fd = bpf_prog_get_fd_by_id(id);
+      if (fd >= 0) fds_[id] = fd;
+    }
+  }
+  ~HeldPrograms() {
+    for (auto& [id, fd] : fds_) close(fd);
+  }
+  HeldPrograms(const HeldPrograms&) = delete;
+  HeldPrograms& operator=(const HeldPrograms&) = delete;
+
+  struct Runs {
+    std::string name;
+    uint64_t count = 0;
+  };
+  std::map<uint32_t, Runs> runs() const {
+    std::map<uint32_t, Runs> out;
+    for (const auto& [id, fd] : fds_) {
+      bpf_prog_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) out[id] = {info.name, info.run_cnt};
+    }
+    return out;
+  }
+  size_t size() const { return fds_.size(); }
+
+ private:
+  std::map<uint32_t, int> fds_;
+};
+
+uint64_t runs_of(const std::map<uint32_t, HeldPrograms::Runs>& runs, const std::string& name) {
+  uint64_t n = 0;
+  for (const auto& [id, r] : runs)
+    if (r.name == name) n += r.count;
+  return n;
+}
+
+// The fault loop's sampled faults in a report (samples times the period) against the fault count the
+// loop read about itself (getrusage: the kernel's minflt + majflt). Its faults before its exec are the
+// same process's (counted on both sides); after the getrusage the process exits (a few faults more on the
+// sampled side). One thread, one event: the sampled figure is below the count by less than one period.
+void expect_sampled_faults_match(const json& report, const std::string& stdout_text, double& sampled,
+                                 double& period) {
+  const json* proc = nullptr;
+  for (const auto& p : report["processes"])
+    if (p["comm"] == "fault_loop") proc = &p;
+  ASSERT_NE(proc, nullptr) << report.dump();
+  std::optional<json> truth;
+  for (const auto& l : json_lines(stdout_text))
+    if (l.value("event", "") == "faults") truth = l;
+  ASSERT_TRUE(truth.has_value()) << stdout_text;
+  const json& f = (*proc)["page_faults"];
+  ASSERT_TRUE(f["sampled"].get<bool>());
+  period = f["sample_period"].get<double>();
+  ASSERT_GT(period, 0);
+  sampled = f["traced_user"].get<double>() + f["traced_kernel"].get<double>();
+  double kernel = truth->at("minflt").get<double>() + truth->at("majflt").get<double>();
+  EXPECT_LE(std::fabs(sampled - kernel), period + 0.01 * kernel)
+      << sampled << " sampled faults (period " << period << ") vs " << kernel << " in the kernel's counters";
+  EXPECT_GE(f["minor"].get<double>(), truth->at("minflt").get<double>());
+}
+
+TEST(GuestCost, UntracedFaultLoopRunsNoMemlensProgramAndTracedSamplesMatchTheKernel) {
+  MEMLENS_REQUIRE_TRACING();
+  // Run-time statistics on while this fd is open (the kernel's bpf_stats_enabled, counted per user).
+  int stats = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  ASSERT_GE(stats, 0) << "cannot enable BPF run-time statistics: " << strerror(errno);
+  TempDir dir;
+  // The traced process waits, blocked opening a FIFO (no fork, no call memlens probes), until the test
+  // lets it become the fault loop.
+  std::string gate = dir.file("gate");
+  ASSERT_EQ(mkfifo(gate.c_str(), 0600), 0);
+  constexpr long kPages = 4096, kRounds = 50;
+  std::string loop = test_program("fault_loop");
+  std::string traced_cmd = "read x < " + shell_quote(gate) + "; exec " + shell_quote(loop) + " " +
+                           std::to_string(kPages) + " " + std::to_string(kRounds);
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", "sh", "-c", traced_cmd},
+                         dir.path(), "memlens");
+  // Its programs, once it has loaded them all (the fault sampler among them) and attached the traced
+  // shell's probes.
+  std::set<uint32_t> ids;
+  bool has_sampler = false;
+  for (int i = 0; i < 200 && !has_sampler; ++i) {
+    std::this_thread::sleep_for(100ms);
+    ids = programs_held_by(m.pid());
+    for (const auto& [id, r] : HeldPrograms(ids).runs()) has_sampler |= r.name == "ml_fault_sample";
+  }
+  ASSERT_TRUE(has_sampler) << "memlens never loaded its fault program: " << m.stderr_text();
+  HeldPrograms progs(ids);
+  std::this_thread::sleep_for(1s);  // the shell's probes attached, its start-up done
+  auto before = progs.runs();
+
+  // The untraced loop: as many faults as the traced one will take.
+  Child bystander = Child::spawn({loop, std::to_string(kPages), std::to_string(kRounds)}, dir.path(), "by");
+  ASSERT_EQ(bystander.wait(120s), 0);
+  auto by_lines = json_lines(bystander.stdout_text());
+  ASSERT_FALSE(by_lines.empty());
+  EXPECT_GE(by_lines.back()["minflt"].get<long>(), kPages * kRounds);
+  auto after = progs.runs();
+  for (const auto& [id, r] : after) {
+    if (host_wide_lifecycle(r.name)) continue;
+    EXPECT_EQ(r.count, before[id].count)
+        << r.name << " ran " << (r.count - before[id].count) << " times during an untraced fault loop";
+  }
+
+  // Now the traced one.
+  {
+    int g = open(gate.c_str(), O_WRONLY);
+    ASSERT_GE(g, 0);
+    ASSERT_EQ(write(g, "go\n", 3), 3);
+    close(g);
+  }
+  ASSERT_EQ(m.wait(120s), 0) << m.stderr_text();
+  auto done = progs.runs();
+  uint64_t sample_runs = runs_of(done, "ml_fault_sample") - runs_of(before, "ml_fault_sample");
+
+  double sampled = 0, period = 0;
+  expect_sampled_faults_match(load_report(dir.file("out")), m.stdout_text(), sampled, period);
+  // One run of the fault program per sample.
+  EXPECT_NEAR(static_cast<double>(sample_runs) * period, sampled, period);
+  close(stats);
+}
+
+// A process the traced one forks carries the sampling event from its fork on (inherited): its samples
+// match its own fault count too.
+TEST(GuestCost, ForkedChildInheritsFaultSampling) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string cmd = shell_quote(test_program("fault_loop")) + " 4096 50; true";  // forked, not exec'd
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", "sh", "-c", cmd},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(120s), 0) << m.stderr_text();
+  double sampled = 0, period = 0;
+  expect_sampled_faults_match(load_report(dir.file("out")), m.stdout_text(), sampled, period);
+  EXPECT_GT(sampled, 0);
+}
+
+}  // namespace
+}  // namespace memlens::testing
