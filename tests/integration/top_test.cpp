@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -267,6 +270,54 @@ TEST(AttachAll, TracesEveryNodeIncludingNewOnes) {
   EXPECT_EQ(one["processes"][0]["pid"], later.pid());
   later.signal(SIGKILL);
   later.wait(10s);
+}
+
+// attach --all and nodes shorter than a second: each of 20 started (and ended) while it runs is in the
+// report, traced or listed as missed with why. None goes unseen.
+TEST(AttachAll, SeesNodesShorterThanASecond) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", "--all", "-q", "--duration", "15", "-o", dir.file("short")}, dir.path(), "m");
+  std::this_thread::sleep_for(3s);  // memlens has loaded its programs and listens
+  std::vector<pid_t> pids;
+  double longest_s = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    Child n = Child::spawn({node_bin(), "-e", "Buffer.alloc(1e7)"}, dir.path(), "n" + std::to_string(i));
+    ASSERT_EQ(n.wait(20s), 0);
+    longest_s =
+        std::max(longest_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    pids.push_back(n.pid());
+  }
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto which = run_shell("readlink -f \"$(command -v " + shell_quote(node_bin()) + ")\"");
+  std::string node_exe = which.output.substr(0, which.output.find('\n'));
+  auto report = load_report(dir.file("short"));
+  ASSERT_TRUE(report.is_object());
+  const auto& discovery = report["discovery"];
+  ASSERT_TRUE(discovery.is_object()) << report.dump().substr(0, 500);
+  EXPECT_EQ(discovery["source"], "kernel process events");
+  EXPECT_GE(discovery["node_started"].get<uint64_t>(), pids.size());
+  EXPECT_EQ(report["loss"]["missed_processes"], discovery["missed"].size());
+  size_t traced = 0, missed = 0;
+  for (pid_t pid : pids) {
+    if (report_process(report, pid)) {
+      ++traced;
+      continue;
+    }
+    bool listed = false;
+    for (const auto& x : discovery["missed"])
+      if (x["pid"] == pid) {
+        listed = true;
+        EXPECT_FALSE(x["reason"].get<std::string>().empty());
+        EXPECT_EQ(x["exe"], node_exe);
+      }
+    EXPECT_TRUE(listed) << "pid " << pid << " neither traced nor listed as missed";
+    missed += listed;
+  }
+  std::cout << "20 nodes of up to " << longest_s << " s each: " << traced << " traced, " << missed
+            << " listed as missed\n";
 }
 
 }  // namespace
