@@ -320,5 +320,47 @@ TEST(AttachAll, SeesNodesShorterThanASecond) {
             << " listed as missed\n";
 }
 
+// A program that embeds Node under another name maps libnode.so only once the loader has run, after its
+// exec: attach --all recognises it all the same, and lists it in the report, traced or missed.
+TEST(AttachAll, SeesShortProgramsEmbeddingLibnode) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(run_node, "libnode");
+  TempDir dir;
+  // Debian's node binary (it links libnode.so) copied under a name that is not node's.
+  std::string root = run_node.substr(0, run_node.rfind('/')) + "/root";
+  std::string embedder = dir.file("svc-embedder");
+  std::filesystem::copy_file(root + "/usr/bin/node", embedder);
+  std::filesystem::permissions(embedder, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  // libnode reads its builtins from /usr/share/nodejs: overlaid in a private mount namespace unless the host
+  // has them (as run-node does).
+  std::string script = "setTimeout(() => {}, 300)";
+  std::string run = "export LD_LIBRARY_PATH=" + shell_quote(root + "/usr/lib/x86_64-linux-gnu") + "; " +
+                    "if [ -e /usr/share/nodejs/cjs-module-lexer/lexer.js ]; then exec " +
+                    shell_quote(embedder) + " -e " + shell_quote(script) + "; fi; exec unshare -m sh -c " +
+                    shell_quote("mount -t overlay overlay -o lowerdir=" + root +
+                                "/usr/share:/usr/share /usr/share && exec " + shell_quote(embedder) + " -e " +
+                                shell_quote(script));
+  Child m = Child::spawn({memlens_bin(), "attach", "--all", "-q", "--duration", "12", "-o", dir.file("lib")},
+                         dir.path(), "m");
+  std::this_thread::sleep_for(3s);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 5; ++i) {
+    Child n = Child::spawn({"sh", "-c", run}, dir.path(), "e" + std::to_string(i));
+    ASSERT_EQ(n.wait(20s), 0) << n.stderr_text();
+    pids.push_back(n.pid());  // the shell execs unshare, which execs the shell that execs the embedder
+  }
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto report = load_report(dir.file("lib"));
+  ASSERT_TRUE(report.is_object());
+  const auto& discovery = report["discovery"];
+  size_t seen = 0;
+  for (const auto& p : report["processes"])
+    if (p["exe"].is_string() && p["exe"].get<std::string>().find("svc-embedder") != std::string::npos) ++seen;
+  for (const auto& x : discovery["missed"])
+    if (x["exe"].get<std::string>().find("svc-embedder") != std::string::npos) ++seen;
+  EXPECT_EQ(seen, pids.size()) << discovery.dump(1);
+}
+
 }  // namespace
 }  // namespace memlens::testing
