@@ -1,7 +1,8 @@
 // Growth verdicts: turns per-category time series of one process into plain-words judgements
 // (leak_suspected, growth_then_plateau, retained_not_leak, stable) with the numbers behind them.
 // The rules and thresholds, and why they are what they are, are in docs/verdicts.md. The code: growth
-// statistics (growth.h), the rules (verdicts.cpp), their wording (wording.h), the order (ordering.cpp).
+// statistics (growth.h), the rules (verdicts.cpp), their wording (wording.h), the order (ordering.cpp), the
+// time to the memory limit (limits.cpp).
 #pragma once
 
 #include <array>
@@ -41,8 +42,9 @@ struct CategoryInput {
   // Resident bytes of the category (the kernel's RSS for rss; the open count for fds and sockets), one
   // point per sample, in time order. Empty: the category is not judged.
   std::vector<SeriesPoint> resident;
-  // Known limit in the series' units: cgroup memory.max for rss, V8's heap size limit for js_heap
-  // (compared with heap used after GC), RLIMIT_NOFILE for fds (and sockets, which count against it).
+  // A limit of the category's own, in the series' units: V8's heap size limit for js_heap (compared with
+  // heap used after GC), RLIMIT_NOFILE for fds (and sockets, which count against it). The memory limit
+  // every byte category shares is AnalysisInput::memory_limit.
   std::optional<double> limit;
   // The category's top growing stacks, most important first, already rendered; copied to the verdict.
   std::vector<std::string> top_stacks;
