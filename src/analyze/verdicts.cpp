@@ -46,6 +46,14 @@ std::pair<std::string, std::string> project_to_limit(Verdict& v, const Growth& g
   Category c = v.category;
   double left = *in.limit - g.end;
   v.seconds_to_limit = std::max(0.0, left / g.line.slope);
+  v.projection = Verdict::LimitProjection{c == Category::js_heap ? "heap"
+                                          : is_count_category(c) ? "nofile"
+                                                                 : "limit",
+                                          *in.limit,
+                                          g.end,
+                                          g.line.slope,
+                                          "",
+                                          {c}};
   if (left <= 0) return {fmt::format("; it is already at {}", limit_phrase(c, *in.limit)), "; at its limit"};
   return {fmt::format("; at this rate it reaches {} in {}", limit_phrase(c, *in.limit),
                       format_eta(*v.seconds_to_limit)),
@@ -239,6 +247,7 @@ void mark_companions(std::vector<Verdict>& out, const CompanionRule& rule, std::
       v.kind = VerdictKind::growth_unconfirmed;
       v.confidence = std::min(v.confidence, parent->confidence);
       v.seconds_to_limit.reset();
+      v.projection.reset();
     }
     double share = 100.0 * v.rate_per_s / parent_rate;
     std::string_view what = v.category == Category::js_heap ? "JS objects" : "bookkeeping in malloc";
@@ -503,6 +512,7 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
     }
     out.push_back(v);
   }
+  if (input.memory_limit) project_to_memory_limit(out, *input.memory_limit);
   order_by_importance(out);
   return out;
 }

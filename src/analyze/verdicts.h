@@ -1,7 +1,8 @@
 // Growth verdicts: turns per-category time series of one process into plain-words judgements
 // (leak_suspected, growth_then_plateau, retained_not_leak, stable) with the numbers behind them.
 // The rules and thresholds, and why they are what they are, are in docs/verdicts.md. The code: growth
-// statistics (growth.h), the rules (verdicts.cpp), their wording (wording.h), the order (ordering.cpp).
+// statistics (growth.h), the rules (verdicts.cpp), their wording (wording.h), the order (ordering.cpp), the
+// time to the memory limit (limits.cpp).
 #pragma once
 
 #include <array>
@@ -41,15 +42,28 @@ struct CategoryInput {
   // Resident bytes of the category (the kernel's RSS for rss; the open count for fds and sockets), one
   // point per sample, in time order. Empty: the category is not judged.
   std::vector<SeriesPoint> resident;
-  // Known limit in the series' units: cgroup memory.max for rss, V8's heap size limit for js_heap
-  // (compared with heap used after GC), RLIMIT_NOFILE for fds (and sockets, which count against it).
+  // A limit of the category's own, in the series' units: V8's heap size limit for js_heap (compared with
+  // heap used after GC), RLIMIT_NOFILE for fds (and sockets, which count against it). The memory limit
+  // every byte category shares is AnalysisInput::memory_limit.
   std::optional<double> limit;
   // The category's top growing stacks, most important first, already rendered; copied to the verdict.
   std::vector<std::string> top_stacks;
 };
 
+// The memory limit the process runs into: the effective limit of its memory cgroup, or the host's memory
+// where no cgroup limits it, and how much of it is used, by everything that counts against it (the
+// cgroup's whole usage, every process in it), at the last sample.
+struct MemoryLimit {
+  enum class Scope { cgroup, host } scope = Scope::cgroup;
+  double limit_bytes = 0;  // the cgroup's effective limit, or the host's MemTotal
+  double usage_bytes = 0;  // the cgroup's whole usage, or the host's MemTotal - MemAvailable
+  std::string where;       // "cgroup v1 /a/b" (the cgroup whose limit it is), or "host"
+};
+
 struct AnalysisInput {
   std::array<CategoryInput, kCategoryCount> categories;
+  // Growing memory categories are projected to it (docs/verdicts.md); rss is too, and to it alone.
+  std::optional<MemoryLimit> memory_limit;
   // js_heap is judged on these, never on resident pages (those only decide retained_not_leak).
   std::vector<GcPoint> js_heap_after_gc;
   // Live ArrayBuffer/Buffer backing-store bytes; array_buffers is judged on this when present.
@@ -102,6 +116,16 @@ struct Verdict {
   std::string headline;   // short plain words for the terminal summary
   std::vector<std::string> top_stacks;
   std::optional<double> seconds_to_limit;  // leak_suspected or growth_unconfirmed with a known limit only
+  // The figures seconds_to_limit came from: which limit, how much of it was used, at what rate.
+  struct LimitProjection {
+    std::string limit;  // "cgroup", "host" (memory), "heap" (V8's heap limit), "nofile" (RLIMIT_NOFILE)
+    double limit_value = 0;
+    double used_value = 0;  // the whole cgroup's (host's) usage; the judged figure's end for heap and nofile
+    double rate_per_s = 0;  // the rate the time is taken at
+    std::string where;      // "cgroup v1 /a/b", "host", or "" for heap and nofile
+    std::vector<Category> growing;  // the categories whose rates make rate_per_s (memory limits)
+  };
+  std::optional<LimitProjection> projection;
   // The figures the sentence quotes, for reports that chart them.
   double window_s = 0;     // time span of the judged series
   double start_value = 0;  // fitted level at the start of the window
@@ -114,6 +138,14 @@ struct Verdict {
 
 // Judges every category that has data, and returns the verdicts ordered by importance.
 std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& thresholds = {});
+
+// Projects the growing memory verdicts (leak_suspected, growth_unconfirmed) to the memory limit: the
+// headroom (limit - whole usage) over the sum of the rates of every growing memory category (rss over its
+// own rate), sooner than a limit of the category's own (V8's heap limit) or instead of it. Sets
+// seconds_to_limit and projection and says it in evidence and headline. analyze() calls it.
+void project_to_memory_limit(std::vector<Verdict>& verdicts, const MemoryLimit& limit);
+// "the 512 MiB memory limit of cgroup v1 /a/b", "the host's 15.6 GiB of memory"
+std::string memory_limit_phrase(const MemoryLimit& limit);
 
 // Most important first: suspected leaks (categories before the rss total; among categories the nearest
 // projected limit first, then memory before fds and sockets, then by rate), then growth_unconfirmed, then

@@ -1,6 +1,7 @@
 // memlens attach PID: trace a running process and its descendants without restarting it.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 #include "cli/commands.h"
@@ -8,6 +9,7 @@
 #include "cli/trace_session.h"
 #include "common/clock.h"
 #include "host/node_processes.h"
+#include "host/process_events.h"
 #include "model/attribution.h"
 #include "proc/procfs.h"
 #include "symbolize/perf_map.h"
@@ -68,18 +70,61 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
   install_stop_handlers();
   TraceSession session(opts);
   if (int rc = session.start(); rc != kExitOk) return rc;
-  session.trace().info.host_wide = true;
+  model::TraceInfo& info = session.trace().info;
+  info.host_wide = true;
+  // New Node processes as the kernel announces their exec, so one that lives a few milliseconds is traced
+  // or, when it ends first, listed as missed; without the connector, scans of /proc each second (a
+  // process shorter than that can go unseen, and the report says so).
+  std::unique_ptr<host::NodeLifecycleListener> events;
+  if (auto listener = host::NodeLifecycleListener::start(true); listener) {
+    events = std::move(*listener);
+    info.discovery = "kernel process events";
+  } else {
+    info.discovery = "scans of /proc each second (" + listener.error().describe() + ")";
+  }
   host::NodeProcessFinder finder;
   std::set<std::pair<pid_t, uint64_t>> tracked;
-  // Every Node process of the host that passes the filter, now and as they start: a new one is found by
-  // the next scan (each second) and traced from then on (its children are followed from their fork).
+  auto appears = [&](pid_t pid) {
+    for (const auto& p : session.trace().processes.all())
+      if (p->pid() == pid) return true;
+    return false;
+  };
+  // One Node process that passes the filter: traced from now on (its children are followed from their
+  // fork), unless it is traced already.
+  auto trace_one = [&](const host::NodeProcess& p) {
+    if (!tracked.insert({p.pid, p.start_time_ticks}).second) return;
+    if (session.trace().processes.find_live(p.pid)) return;  // a descendant of one traced already
+    if (session.track_root(p.pid, true) == kExitOk) {
+      if (!opts.quiet) fmt::print(stderr, "memlens: tracing pid {} ({})\n", p.pid, p.command);
+    } else if (!appears(p.pid)) {
+      double now = session.trace().seconds_since_start(boot_ns());
+      info.missed_processes.push_back({p.pid, p.exe, now,
+                                       proc::process_running(p.pid)
+                                           ? "its probes could not be attached"
+                                           : "it ended while memlens attached to it"});
+    }
+  };
   auto discover = [&]() {
-    for (const auto& p : finder.scan()) {
-      if (!filter.matches(p)) continue;
-      if (!tracked.insert({p.pid, p.start_time_ticks}).second) continue;
-      if (session.trace().processes.find_live(p.pid)) continue;  // a descendant of one traced already
-      if (session.track_root(p.pid, true) == kExitOk && !opts.quiet)
-        fmt::print(stderr, "memlens: tracing pid {} ({})\n", p.pid, p.command);
+    for (const auto& p : finder.scan())
+      if (filter.matches(p)) trace_one(p);
+  };
+  auto take_started = [&]() {
+    if (!events) return;
+    for (const auto& s : events->take_started()) {
+      auto p = host::describe_node_process(s.pid);
+      if (p && !filter.matches(*p)) continue;
+      ++info.node_started;
+      if (p) {
+        trace_one(*p);
+        continue;
+      }
+      if (appears(s.pid)) continue;  // followed from its parent's fork, and ended since
+      double now = session.trace().seconds_since_start(boot_ns());
+      double waited_ms = 1000 * (monotonic_s() - s.at_monotonic_s);
+      info.missed_processes.push_back(
+          {s.pid, s.exe, std::max(0.0, now - waited_ms / 1000),
+           fmt::format("ended within {:.0f} ms of its exec, before memlens could attach to it{}", waited_ms,
+                       filter.empty() ? "" : " (whether it passed the filter is not known)")});
     }
   };
   discover();
@@ -89,6 +134,9 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
   // Never "exited": a host-wide trace ends with --duration or a signal, not with one process.
   session.loop(
       [&]() {
+        take_started();
+        // The scans stay, behind the kernel's announcements: they find what those missed (a program that
+        // maps libnode.so late, announcements the kernel dropped).
         if (monotonic_s() >= next_scan) {
           discover();
           next_scan = monotonic_s() + 1;
@@ -96,6 +144,11 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
         return false;
       },
       nullptr);
+  take_started();
+  if (events) {
+    info.discovery_overruns = events->counts().overruns;
+    events.reset();  // stops its thread before the report is written
+  }
   return session.finish_and_report();
 }
 

@@ -26,10 +26,22 @@ model::ProcessLimits read_limits(pid_t pid) {
     l.cgroup_path = cg->path;
     l.cgroup_memory_max_bytes = cg->limit_bytes;
     l.cgroup_version = cg->version;
+    l.cgroup_limit_set_at = cg->limit_set_at;
   }
   if (auto text = read_text_file(fmt::format("/proc/{}/limits", pid), 64 << 10))
     l.nofile_soft = model::parse_nofile_soft_limit(*text);
   return l;
+}
+
+// The memory the limit is measured against, now: the limit-holding cgroup's whole usage, the host's.
+void read_memory_usage(model::ProcessLimits& l, double t_s) {
+  if (l.cgroup_memory_max_bytes && !l.cgroup_limit_set_at.empty())
+    l.cgroup_usage_bytes = host::memory_usage_in(l.cgroup_version, l.cgroup_limit_set_at);
+  if (auto host = host::host_memory()) {
+    l.host_memory_bytes = host->total_bytes;
+    l.host_memory_available_bytes = host->available_bytes;
+  }
+  l.memory_read_at_s = t_s;
 }
 
 // The kernel's OOM-kill counters that cover a process: its memory cgroup's (as found when tracking began)
@@ -90,8 +102,10 @@ class AttributionExtension final : public TraceExtension {
     fill_sample(p, s);
     // The counters as they were at the latest sample: a kill between it and the exit raises them. (A
     // process that has exited still gets its last sample, before on_untrack: keep the earlier reading.)
-    if (p.alive() && proc::process_running(p.pid()))
+    if (p.alive() && proc::process_running(p.pid())) {
       p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
+      read_memory_usage(p.attribution.limits, s.t_s);
+    }
   }
 
   void on_finish(model::Trace& trace) override {

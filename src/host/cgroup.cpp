@@ -196,6 +196,38 @@ std::optional<uint64_t> host_oom_kills() {
   return vmstat ? parse_keyed(*vmstat, "oom_kill") : std::nullopt;
 }
 
+std::optional<uint64_t> memory_usage_in(const std::string& version, const std::string& path) {
+  const auto& mounts = host_cgroup_mounts();
+  const std::string& root = version == "v1" ? mounts.memory_v1 : mounts.unified;
+  if (root.empty() || path.empty() || path.find("..") != std::string::npos) return std::nullopt;
+  auto text = read_small(root + (path == "/" ? "" : path) +
+                         (version == "v1" ? "/memory.usage_in_bytes" : "/memory.current"));
+  return text ? parse_limit(*text) : std::nullopt;
+}
+
+std::optional<HostMemory> parse_meminfo(std::string_view text) {
+  // "MemTotal:       16318412 kB"
+  std::optional<uint64_t> total, available;
+  for_each_line(text, [&](std::string_view line) {
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return;
+    std::string_view key = line.substr(0, colon);
+    if (key != "MemTotal" && key != "MemAvailable") return;
+    std::string_view v = trim(line.substr(colon + 1));
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || trim(std::string_view(end, v.data() + v.size() - end)) != "kB") return;
+    (key == "MemTotal" ? total : available) = n * 1024;
+  });
+  if (!total || !available) return std::nullopt;
+  return HostMemory{*total, *available};
+}
+
+std::optional<HostMemory> host_memory() {
+  auto text = read_text_file("/proc/meminfo", 64 << 10);
+  return text ? parse_meminfo(*text) : std::nullopt;
+}
+
 std::optional<ContainerRef> container_from_cgroup_path(std::string_view path) {
   auto parts = split(path, '/');
   bool kubepods = path.find("kubepods") != std::string_view::npos;

@@ -55,6 +55,19 @@ std::optional<uint64_t> oom_kills_in(const std::string& version, const std::stri
 // The OOM kills of the whole host (/proc/vmstat), those of every cgroup included.
 std::optional<uint64_t> host_oom_kills();
 
+// The whole usage of one memory cgroup ("v1" or "v2", its path): memory.usage_in_bytes on v1
+// (hierarchical: its descendants' too) or memory.current on v2, page cache included. One small read,
+// cheap enough for every sample.
+std::optional<uint64_t> memory_usage_in(const std::string& version, const std::string& path);
+
+// The host's memory (/proc/meminfo), the limit of a process no cgroup limits.
+struct HostMemory {
+  uint64_t total_bytes = 0;      // MemTotal
+  uint64_t available_bytes = 0;  // MemAvailable: what can be had without swapping or the OOM killer
+};
+std::optional<HostMemory> parse_meminfo(std::string_view text);
+std::optional<HostMemory> host_memory();
+
 // The container a cgroup path names, as container runtimes and systemd name their cgroups: docker
 // (".../docker/<id>", "docker-<id>.scope"), containerd ("cri-containerd-<id>.scope"), cri-o
 // ("crio-<id>.scope"), podman ("libpod-<id>.scope"), Kubernetes pods (".../kubepods.../pod<uid>/<id>").

@@ -21,7 +21,32 @@ bool all_digits(const std::string& s) {
   return true;
 }
 
-// A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
+// What a listing shows of a Node process: its names, its pid inside its namespace, its cgroup and container.
+NodeProcess describe(pid_t pid, const proc::Stat& st, const std::string& exe) {
+  NodeProcess p;
+  p.pid = pid;
+  p.start_time_ticks = st.start_time_ticks;
+  p.comm = st.comm;
+  p.exe = exe;
+  p.libnode = !model::looks_like_node(exe);
+  auto status = proc::read_status(pid);
+  p.ns_pid = status && status->ns_pid ? status->ns_pid : pid;
+  if (auto argv = proc::read_cmdline(pid)) p.command = short_command(*argv, 60);
+  if (auto cg = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10)) {
+    auto membership = parse_proc_cgroup(*cg);
+    if (membership.memory_v1)
+      p.cgroup_path = *membership.memory_v1;
+    else if (membership.unified)
+      p.cgroup_path = *membership.unified;
+    // Runtimes name the container in every hierarchy; the unified one is there on v1 and v2 hosts.
+    p.container = container_from_cgroup_path(p.cgroup_path);
+    if (!p.container && membership.unified) p.container = container_from_cgroup_path(*membership.unified);
+  }
+  return p;
+}
+
+}  // namespace
+
 bool maps_libnode(pid_t pid) {
   auto maps = proc::read_maps(pid);
   if (!maps) return false;
@@ -30,7 +55,13 @@ bool maps_libnode(pid_t pid) {
   return false;
 }
 
-}  // namespace
+std::optional<NodeProcess> describe_node_process(pid_t pid) {
+  auto st = proc::read_stat(pid);
+  if (!st || st->state == 'Z' || st->state == 'X') return std::nullopt;
+  auto exe = proc::read_exe(pid);
+  if (!exe || (!model::looks_like_node(*exe) && !maps_libnode(pid))) return std::nullopt;
+  return describe(pid, *st, *exe);
+}
 
 std::string short_command(const std::vector<std::string>& argv, size_t max_chars) {
   std::string out;
@@ -73,25 +104,7 @@ std::vector<NodeProcess> NodeProcessFinder::scan() {
       it = known_.insert_or_assign(key, k).first;
     }
     if (!it->second.is_node) continue;
-    NodeProcess p;
-    p.pid = pid;
-    p.start_time_ticks = st->start_time_ticks;
-    p.comm = st->comm;
-    p.exe = *exe;
-    p.libnode = !model::looks_like_node(*exe);
-    auto status = proc::read_status(pid);
-    p.ns_pid = status && status->ns_pid ? status->ns_pid : pid;
-    if (auto argv = proc::read_cmdline(pid)) p.command = short_command(*argv, 60);
-    if (auto cg = read_text_file(fmt::format("/proc/{}/cgroup", pid), 64 << 10)) {
-      auto membership = parse_proc_cgroup(*cg);
-      if (membership.memory_v1)
-        p.cgroup_path = *membership.memory_v1;
-      else if (membership.unified)
-        p.cgroup_path = *membership.unified;
-      // Runtimes name the container in every hierarchy; the unified one is there on v1 and v2 hosts.
-      p.container = container_from_cgroup_path(p.cgroup_path);
-      if (!p.container && membership.unified) p.container = container_from_cgroup_path(*membership.unified);
-    }
+    NodeProcess p = describe(pid, *st, *exe);
     found.push_back(std::move(p));
   }
   // Forget processes that are gone: the cache stays as large as the host's process table.

@@ -26,6 +26,12 @@ struct NodeProcess {
   std::optional<ContainerRef> container;
 };
 
+// A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
+bool maps_libnode(pid_t pid);
+
+// The Node process pid is now, as a host-wide view lists it; nullopt when it is gone or not Node.
+std::optional<NodeProcess> describe_node_process(pid_t pid);
+
 // The command line as a column shows it: node's own options dropped, the script and its arguments kept.
 std::string short_command(const std::vector<std::string>& argv, size_t max_chars);
 

@@ -9,18 +9,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
 #include "common/clock.h"
+#include "host/node_processes.h"
 #include "model/attribution.h"
 #include "proc/procfs.h"
 
 namespace memlens::host {
 
-Result<std::unique_ptr<NodeLifecycleListener>> NodeLifecycleListener::start() {
+Result<std::unique_ptr<NodeLifecycleListener>> NodeLifecycleListener::start(bool keep_started) {
   std::unique_ptr<NodeLifecycleListener> l(new NodeLifecycleListener());
+  l->keep_started_ = keep_started;
   l->sock_ = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
   if (l->sock_ < 0) return errno_error("cannot open the kernel's process-event connector");
   sockaddr_nl addr{};
@@ -67,15 +70,29 @@ void NodeLifecycleListener::track(pid_t pid) {
   live_node_.insert(pid);
 }
 
+void NodeLifecycleListener::node_started(pid_t tgid, std::string exe, double at_s, bool libnode) {
+  ++counts_.started;
+  live_node_.insert(tgid);
+  if (keep_started_) started_.push_back({tgid, std::move(exe), at_s, libnode});
+}
+
 void NodeLifecycleListener::on_exec(pid_t tgid) {
   // Read at once: a short process may be gone by the next message.
   auto exe = proc::read_exe(tgid);
+  double now = monotonic_s();
   std::lock_guard<std::mutex> lock(mu_);
   bool was_node = live_node_.count(tgid) > 0;
   bool is_node = exe && model::looks_like_node(*exe);
+  if (exe && !is_node && !was_node) {
+    // Perhaps a program embedding Node: its maps tell once the loader has run.
+    if (pending_.size() >= kMaxPending) {
+      pending_.erase(pending_.begin());
+      ++counts_.overruns;
+    }
+    pending_.push_back({tgid, now, *exe});
+  }
   if (is_node && !was_node) {
-    ++counts_.started;
-    live_node_.insert(tgid);
+    node_started(tgid, *exe, now, false);
   } else if (!is_node && was_node) {
     // A Node process that exec'd another program has ended as a Node process.
     ++counts_.exited;
@@ -85,12 +102,39 @@ void NodeLifecycleListener::on_exec(pid_t tgid) {
 
 void NodeLifecycleListener::on_exit(pid_t tgid, uint32_t exit_code) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Gone before its maps were read: whether it embedded Node is not known (its maps are gone already).
+  std::erase_if(pending_, [&](const Pending& p) { return p.pid == tgid; });
   if (!live_node_.erase(tgid)) return;
   ++counts_.exited;
   // exit_code is the wait status: the low seven bits are the signal that killed it.
   if ((exit_code & 0x7f) == SIGKILL) {
     killed_.push_back({tgid, monotonic_s()});
   }
+}
+
+void NodeLifecycleListener::check_pending_libnode(double now_s) {
+  std::vector<Pending> due;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto split = std::find_if(pending_.begin(), pending_.end(),
+                              [&](const Pending& p) { return now_s - p.at_s < kLibnodeCheckDelayS; });
+    due.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(split));
+    pending_.erase(pending_.begin(), split);
+  }
+  for (auto& p : due) {
+    // Read outside the lock: maps of a large program take a while. The exe read again tells a later exec
+    // of the same pid apart (its own pending entry decides that program).
+    if (!maps_libnode(p.pid)) continue;
+    auto exe = proc::read_exe(p.pid);
+    if (!exe || *exe != p.exe) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!live_node_.count(p.pid)) node_started(p.pid, std::move(p.exe), p.at_s, true);
+  }
+}
+
+std::vector<NodeStarted> NodeLifecycleListener::take_started() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(started_, {});
 }
 
 std::vector<NodeKilled> NodeLifecycleListener::take_killed() {
@@ -101,12 +145,23 @@ std::vector<NodeKilled> NodeLifecycleListener::take_killed() {
 void NodeLifecycleListener::run() {
   alignas(nlmsghdr) char buf[64 << 10];
   while (true) {
+    int timeout_ms = -1;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!pending_.empty()) {
+        double wait = pending_.front().at_s + kLibnodeCheckDelayS - monotonic_s();
+        timeout_ms = std::max(0, static_cast<int>(wait * 1000) + 1);
+      }
+    }
     pollfd fds[2] = {{sock_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    int ready = poll(fds, 2, timeout_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[1].revents) return;
+    check_pending_libnode(monotonic_s());
+    if (!(fds[0].revents & POLLIN)) continue;
     ssize_t n = recv(sock_, buf, sizeof(buf), 0);
     if (n < 0) {
       if (errno == ENOBUFS) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,22 +33,41 @@ struct NodeKilled {
   double at_monotonic_s = 0;
 };
 
+// A Node process the kernel announced: its exec (a node binary), or, for a program that embeds Node, the
+// first look at its maps after the exec that found libnode.so there (the loader maps it after the exec).
+struct NodeStarted {
+  pid_t pid = 0;
+  std::string exe;
+  double at_monotonic_s = 0;  // when the exec was announced
+  bool libnode = false;
+};
+
 class NodeLifecycleListener {
  public:
-  // Needs CAP_NET_ADMIN (and the kernel's CONFIG_PROC_EVENTS); the error says which failed.
-  static Result<std::unique_ptr<NodeLifecycleListener>> start();
+  // Needs CAP_NET_ADMIN (and the kernel's CONFIG_PROC_EVENTS); the error says which failed. With
+  // `keep_started`, the Node processes that start are kept for take_started() (a host-wide trace attaches
+  // them); without, they are only counted (top).
+  static Result<std::unique_ptr<NodeLifecycleListener>> start(bool keep_started = false);
   ~NodeLifecycleListener();
   NodeLifecycleCounts counts() const;
   // A Node process that was running before the listener began: its exit is counted too.
   void track(pid_t pid);
   // The Node processes killed by SIGKILL since the last call.
   std::vector<NodeKilled> take_killed();
+  // The Node processes started since the last call (with keep_started), in the order they started.
+  std::vector<NodeStarted> take_started();
+
+  // How long after an exec a program that is not a node binary has its maps read for libnode.so: the
+  // loader has mapped its libraries by then. A program that exits sooner is not recognised.
+  static constexpr double kLibnodeCheckDelayS = 0.02;
 
  private:
   NodeLifecycleListener() = default;
   void run();
   void on_exec(pid_t tgid);
   void on_exit(pid_t tgid, uint32_t exit_code);
+  void node_started(pid_t tgid, std::string exe, double at_s, bool libnode);  // with mu_ held
+  void check_pending_libnode(double now_s);
 
   int sock_ = -1;
   int stop_pipe_[2] = {-1, -1};
@@ -56,6 +76,17 @@ class NodeLifecycleListener {
   NodeLifecycleCounts counts_;
   std::set<pid_t> live_node_;  // Node processes seen exec'ing, until their exit
   std::vector<NodeKilled> killed_;
+  bool keep_started_ = false;
+  std::vector<NodeStarted> started_;
+  // Programs exec'd that are not node binaries, until their maps are read for libnode.so (exec time,
+  // exe): at most kMaxPending, the oldest dropped (and counted as an overrun) beyond.
+  struct Pending {
+    pid_t pid;
+    double at_s;
+    std::string exe;
+  };
+  std::vector<Pending> pending_;
+  static constexpr size_t kMaxPending = 4096;
 };
 
 }  // namespace memlens::host

@@ -31,12 +31,6 @@ FdCounts count_fds(pid_t pid) {
   return c;
 }
 
-uint64_t meminfo_kb(const std::string& text, const char* key) {
-  auto at = text.find(key);
-  if (at == std::string::npos) return 0;
-  return std::strtoull(text.c_str() + at + strlen(key), nullptr, 10);
-}
-
 }  // namespace
 
 std::optional<TopSort> parse_top_sort(const std::string& column) {
@@ -154,9 +148,9 @@ void TopView::refresh(double t_s) {
   }
   first_ = false;
   host_.node_now = rows.size();
-  if (auto text = read_text_file("/proc/meminfo", 64 << 10)) {
-    host_.mem_total_bytes = meminfo_kb(*text, "MemTotal:") * 1024;
-    host_.mem_available_bytes = meminfo_kb(*text, "MemAvailable:") * 1024;
+  if (auto mem = host_memory()) {
+    host_.mem_total_bytes = mem->total_bytes;
+    host_.mem_available_bytes = mem->available_bytes;
   }
   rows_ = std::move(rows);
 }

@@ -41,6 +41,7 @@ struct TopFilter {
   std::string container;  // id prefix
   std::string cgroup;     // substring of the cgroup path
   bool matches(const NodeProcess& p) const;
+  bool empty() const { return !pid && container.empty() && cgroup.empty(); }
 };
 
 enum class TopSort { kRss, kGrowth, kPid, kTimeToLimit, kFds };

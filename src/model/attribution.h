@@ -107,7 +107,15 @@ struct ProcessLimits {
                                                     // the lowest up the hierarchy
   std::string cgroup_path;
   std::string cgroup_version;           // "v1" or "v2" ("" when none)
+  std::string cgroup_limit_set_at;      // the cgroup whose limit is the effective one (itself or an ancestor)
   std::optional<uint64_t> nofile_soft;  // RLIMIT_NOFILE
+  // What the memory limit is measured against, read at each sample while the process runs (the last
+  // reading is kept): the whole usage of the cgroup that holds the effective limit, every process in it;
+  // and the host's memory, the limit where no cgroup sets one.
+  std::optional<uint64_t> cgroup_usage_bytes;
+  std::optional<uint64_t> host_memory_bytes;            // MemTotal
+  std::optional<uint64_t> host_memory_available_bytes;  // MemAvailable
+  double memory_read_at_s = 0;                          // trace time of that reading
 };
 // Parsers for the limit sources (text as the kernel writes it).
 std::optional<uint64_t> parse_nofile_soft_limit(std::string_view proc_pid_limits);  // "Max open files"

@@ -5,6 +5,8 @@
 //    (they escaped the hold, or an attach failed), each with how long and why. What such a process did in
 //    that time was never an event: it is not in the first figure.
 // Stacks that could not be recorded are a third figure (the event was counted; its stack is missing).
+// A host-wide trace adds a fourth: Node processes it saw start and never traced (they ended before memlens
+// could attach), each listed with why (model::MissedProcess in trace.h, report.json's discovery.missed).
 #pragma once
 
 #include <array>

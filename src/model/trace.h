@@ -19,13 +19,28 @@ struct SkippedProbe {
   std::string reason;
 };
 
+// A Node process a host-wide trace saw start (the kernel announced it) but never traced: it ended (or its
+// probes failed) before memlens could attach to it. Never silent: each is listed in the report.
+struct MissedProcess {
+  pid_t pid = 0;
+  std::string exe;
+  double at_s = 0;     // trace time it started
+  std::string reason;  // why it was not traced
+};
+
 struct TraceInfo {
   std::vector<std::string> command;   // argv of `memlens run`
   std::optional<pid_t> attached_pid;  // `memlens attach`
   bool host_wide = false;             // `memlens attach --all`: every Node process of the host
-  std::string started_at;             // RFC 3339, UTC
-  uint64_t started_boot_ns = 0;       // CLOCK_BOOTTIME at start: t_s = (event ns - this) / 1e9
-  int64_t started_unix_ns = 0;        // wall clock at start
+  // Host-wide: how new Node processes were found ("kernel process events", or scans of /proc and why),
+  // how many the kernel announced (with the times it dropped announcements), and those never traced.
+  std::string discovery;
+  uint64_t node_started = 0;
+  uint64_t discovery_overruns = 0;
+  std::vector<MissedProcess> missed_processes;
+  std::string started_at;        // RFC 3339, UTC
+  uint64_t started_boot_ns = 0;  // CLOCK_BOOTTIME at start: t_s = (event ns - this) / 1e9
+  int64_t started_unix_ns = 0;   // wall clock at start
   double duration_s = 0;
   double interval_s = 1;
   std::string kernel;

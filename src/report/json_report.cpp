@@ -114,9 +114,16 @@ json build_report(const model::Trace& trace, const std::vector<symbolize::StackP
   j["schema_version"] = kSchemaVersion;
   j["memlens_version"] = MEMLENS_VERSION;
   if (info.attached_pid) j["attached_pid"] = *info.attached_pid;
-  if (info.host_wide)
+  if (info.host_wide) {
     j["host_wide"] = true;
-  else
+    json missed = json::array();
+    for (const auto& m : info.missed_processes)
+      missed.push_back({{"pid", m.pid}, {"exe", m.exe}, {"started_at_s", m.at_s}, {"reason", m.reason}});
+    j["discovery"] = {{"source", info.discovery},
+                      {"node_started", info.node_started},
+                      {"overruns", info.discovery_overruns},
+                      {"missed", missed}};
+  } else
     j["command"] = info.command;
   j["started_at"] = info.started_at;
   j["duration_s"] = info.duration_s;
@@ -128,11 +135,9 @@ json build_report(const model::Trace& trace, const std::vector<symbolize::StackP
   j["probes"] = {{"attached", info.probes_attached}, {"skipped", skipped}};
   auto lost = trace.events_lost();
   auto untraced = trace.untraced(info.duration_s);
-  j["loss"] = {{"events_lost", lost.total()},
-               {"events_lost_by_cause", event_loss_json(lost, false)},
-               {"stacks_lost", info.stacks_lost},
-               {"untraced_processes", untraced.processes},
-               {"untraced_s", untraced.seconds}};
+  j["loss"] = {{"events_lost", lost.total()},     {"events_lost_by_cause", event_loss_json(lost, false)},
+               {"stacks_lost", info.stacks_lost}, {"untraced_processes", untraced.processes},
+               {"untraced_s", untraced.seconds},  {"missed_processes", info.missed_processes.size()}};
   uint64_t held = 0;
   double held_s = 0, held_max_s = 0;
   for (const auto& p : trace.processes.all()) {

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <optional>
 
+#include "analyze/verdicts.h"
+
 namespace memlens::report {
 
 using nlohmann::json;
@@ -61,6 +63,48 @@ std::string causes(const json& by_cause) {
     if (uint64_t count = u64_or0(by_cause, cause.c_str()); count > 0)
       detail += fmt::format(" {}={}", cause, count);
   return detail.empty() ? "" : " (" + detail.substr(1) + ")";
+}
+
+// "at this rate the 512 MiB memory limit of cgroup v1 /a is reached in ~4 min (js_heap +60 MiB/min)": the
+// soonest projection of any verdict of any process, "" when none has one.
+std::string soonest_limit_line(const json& processes) {
+  const json* best = nullptr;
+  const json* best_process = nullptr;
+  double best_s = 0;
+  for (const auto& p : processes)
+    for (const auto& v : array_or_empty(p, "verdicts")) {
+      const json& limit = object_or_empty(v, "limit");
+      if (limit.empty() || !v.contains("seconds_to_limit") || !v["seconds_to_limit"].is_number()) continue;
+      if (str_or(limit, "kind") == "nofile") continue;  // memory first: fds have their own line
+      double s = v["seconds_to_limit"].get<double>();
+      // The categories name what grows; rss, their total, only where no category has a time.
+      bool rss = str_or(v, "category") == "rss";
+      bool best_rss = best && str_or(*best, "category") == "rss";
+      if (!best || (best_rss && !rss) || (best_rss == rss && s < best_s)) {
+        best = &v;
+        best_process = &p;
+        best_s = s;
+      }
+    }
+  if (!best) return "";
+  const json& limit = (*best)["limit"];
+  std::string kind = str_or(limit, "kind");
+  double value = f64_or0(limit, "value");
+  std::string what =
+      kind == "host" ? fmt::format("the host's {} of memory", format_bytes(value))
+      : kind == "cgroup"
+          ? fmt::format("the {} memory limit of {}", format_bytes(value), str_or(limit, "where"))
+          : fmt::format("pid {}'s {} JS heap limit", u64_or0(*best_process, "pid"), format_bytes(value));
+  std::string rates;
+  for (const auto& c : array_or_empty(limit, "growing"))
+    for (const auto& v : array_or_empty(*best_process, "verdicts"))
+      if (c.is_string() && str_or(v, "category") == c.get<std::string>()) {
+        rates += fmt::format("{}{} {}", rates.empty() ? "" : ", ", c.get<std::string>(),
+                             analyze::format_rate(f64_or0(v, "rate_per_s"), false));
+        break;
+      }
+  if (best_s <= 0) return fmt::format("{} is already reached ({})", what, rates);
+  return fmt::format("at this rate {} is reached in ~{} ({})", what, analyze::format_eta(best_s), rates);
 }
 
 }  // namespace
@@ -150,6 +194,8 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
     const json& k = object_or_empty(p, "oom_kill");
     if (!k.empty()) out += "  ! " + oom_kill_line(u64_or0(p, "pid"), str_or(p, "comm"), k) + "\n";
   }
+  // Then the soonest limit: when the process (or its container) will be killed if nothing changes.
+  if (std::string line = soonest_limit_line(processes); !line.empty()) out += "  ! " + line + "\n";
   // Verdicts lead: they answer the question the user came with.
   for (const auto& p : processes) {
     for (const auto& v : array_or_empty(p, "verdicts")) {
@@ -265,6 +311,26 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       }
       out += fmt::format("    pid {} {}: {:.3f} s: {}\n", u64_or0(p, "pid"), str_or(p, "comm"),
                          f64_or0(pl, "untraced_s"), reason);
+    }
+  }
+  // Host-wide: Node processes seen starting that were never traced (ended before memlens could attach).
+  const json& discovery = object_or_empty(report, "discovery");
+  if (!discovery.empty()) {
+    const json& missed = array_or_empty(discovery, "missed");
+    out +=
+        fmt::format("  Node processes started meanwhile: {} (found by {}), {} never traced{}\n",
+                    u64_or0(discovery, "node_started"), str_or(discovery, "source"), missed.size(),
+                    u64_or0(discovery, "overruns") > 0
+                        ? fmt::format("; the kernel dropped announcements {} times: counts are lower bounds",
+                                      u64_or0(discovery, "overruns"))
+                        : "");
+    size_t shown = 0;
+    for (const auto& m : missed) {
+      if (++shown > 10) {
+        out += fmt::format("    ... and {} more (report.json)\n", missed.size() - 10);
+        break;
+      }
+      out += fmt::format("    pid {} {}: {}\n", u64_or0(m, "pid"), str_or(m, "exe"), str_or(m, "reason"));
     }
   }
   const json& skipped = array_or_empty(object_or_empty(report, "probes"), "skipped");

@@ -1,5 +1,9 @@
 #include "report/verdict_section.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
 #include "report/top_stacks.h"
 
 namespace memlens::report {
@@ -10,6 +14,27 @@ using analyze::Category;
 // buffers and malloc arenas grow and then level off, and a 60 s window can end before they visibly have.
 // Resident figures from that period are not judged. A process memlens attached to is usually past it.
 constexpr double kWarmUpS = 20;
+
+std::optional<analyze::MemoryLimit> memory_limit(const model::ProcessLimits& limits) {
+  analyze::MemoryLimit m;
+  // A cgroup limit above the host's memory is never reached: the host runs out first.
+  bool cgroup = limits.cgroup_memory_max_bytes && limits.cgroup_usage_bytes &&
+                (!limits.host_memory_bytes || *limits.cgroup_memory_max_bytes < *limits.host_memory_bytes);
+  if (cgroup) {
+    m.scope = analyze::MemoryLimit::Scope::cgroup;
+    m.limit_bytes = static_cast<double>(*limits.cgroup_memory_max_bytes);
+    m.usage_bytes = static_cast<double>(*limits.cgroup_usage_bytes);
+    m.where = fmt::format("cgroup {} {}", limits.cgroup_version, limits.cgroup_limit_set_at);
+    return m;
+  }
+  if (!limits.host_memory_bytes || !limits.host_memory_available_bytes) return std::nullopt;
+  m.scope = analyze::MemoryLimit::Scope::host;
+  m.limit_bytes = static_cast<double>(*limits.host_memory_bytes);
+  m.usage_bytes = static_cast<double>(
+      *limits.host_memory_bytes - std::min(*limits.host_memory_bytes, *limits.host_memory_available_bytes));
+  m.where = "host";
+  return m;
+}
 
 analyze::AnalysisInput analysis_input(const model::Process& p, const TopStacksFn& top_stacks) {
   analyze::AnalysisInput in;
@@ -33,8 +58,7 @@ analyze::AnalysisInput analysis_input(const model::Process& p, const TopStacksFn
       in.js_heap_after_gc.push_back({g.t_s, static_cast<double>(*g.heap_used_after_bytes), g.full()});
 
   const auto& limits = p.attribution.limits;
-  if (limits.cgroup_memory_max_bytes)
-    in[Category::rss].limit = static_cast<double>(*limits.cgroup_memory_max_bytes);
+  in.memory_limit = memory_limit(limits);
   if (p.v8.heap_size_limit_bytes)
     in[Category::js_heap].limit = static_cast<double>(*p.v8.heap_size_limit_bytes);
   if (limits.nofile_soft) {
@@ -71,6 +95,13 @@ nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_s
     };
     if (!count) j["rate_bytes_per_s"] = v.rate_per_s;
     if (v.seconds_to_limit) j["seconds_to_limit"] = *v.seconds_to_limit;
+    if (v.projection) {
+      nlohmann::json growing = nlohmann::json::array();
+      for (auto c : v.projection->growing) growing.push_back(analyze::category_name(c));
+      j["limit"] = {{"kind", v.projection->limit},      {"value", v.projection->limit_value},
+                    {"used", v.projection->used_value}, {"rate_per_s", v.projection->rate_per_s},
+                    {"where", v.projection->where},     {"growing", growing}};
+    }
     if (v.part_of) j["part_of"] = analyze::category_name(*v.part_of);
     if (!v.top_stacks.empty()) j["top_stacks_from"] = top_stack_source(v.category).kind;
     out.push_back(std::move(j));

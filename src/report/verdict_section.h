@@ -15,6 +15,10 @@ namespace memlens::report {
 // then verdicts carry an empty top_stacks.
 using TopStacksFn = std::function<std::vector<std::string>(analyze::Category)>;
 
+// The memory limit a process runs into, from the limits read while it lived: its cgroup's effective limit
+// against the whole cgroup's usage, else the host's MemTotal against MemTotal - MemAvailable.
+std::optional<analyze::MemoryLimit> memory_limit(const model::ProcessLimits& limits);
+
 // The series and limits analyze() judges, built from the model: every timeline sample's categories and
 // RSS, heap used after each GC, live backing-store bytes, open fds, and the limits read while the process
 // lived (cgroup memory.max, V8's heap limit, RLIMIT_NOFILE).

@@ -4,10 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
+#include "support/cgroup_support.h"
 #include "support/harness.h"
 
 namespace memlens::testing {
@@ -15,44 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-namespace fs = std::filesystem;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// A memory cgroup with a limit, made for the test and removed after it (once its processes are gone).
-class LimitedCgroup {
- public:
-  LimitedCgroup(const std::string& name, uint64_t limit_bytes) {
-    if (fs::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes")) {
-      dir_ = "/sys/fs/cgroup/memory/" + name;
-      fs::create_directories(dir_);
-      std::ofstream(dir_ + "/memory.limit_in_bytes") << limit_bytes;
-      v1_ = true;
-    } else {
-      dir_ = "/sys/fs/cgroup/" + name;
-      fs::create_directories(dir_);
-      std::ofstream(dir_ + "/memory.max") << limit_bytes;
-      std::ofstream(dir_ + "/memory.swap.max") << 0;
-    }
-  }
-  ~LimitedCgroup() {
-    for (int i = 0; i < 50 && fs::exists(dir_) && rmdir(dir_.c_str()) != 0; ++i)
-      std::this_thread::sleep_for(100ms);
-  }
-  const std::string& dir() const { return dir_; }
-  uint64_t oom_kills() const {
-    std::string text = slurp(dir_ + (v1_ ? "/memory.oom_control" : "/memory.events"));
-    auto at = text.find("oom_kill ");
-    return at == std::string::npos ? 0 : std::stoull(text.substr(at + 9));
-  }
-
- private:
-  std::string dir_;
-  bool v1_ = false;
-};
 
 struct Leak {
   const char* name;

@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -267,6 +270,96 @@ TEST(AttachAll, TracesEveryNodeIncludingNewOnes) {
   EXPECT_EQ(one["processes"][0]["pid"], later.pid());
   later.signal(SIGKILL);
   later.wait(10s);
+}
+
+// attach --all and nodes shorter than a second: each of 20 started (and ended) while it runs is in the
+// report, traced or listed as missed with why. None goes unseen.
+TEST(AttachAll, SeesNodesShorterThanASecond) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", "--all", "-q", "--duration", "15", "-o", dir.file("short")}, dir.path(), "m");
+  std::this_thread::sleep_for(3s);  // memlens has loaded its programs and listens
+  std::vector<pid_t> pids;
+  double longest_s = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    Child n = Child::spawn({node_bin(), "-e", "Buffer.alloc(1e7)"}, dir.path(), "n" + std::to_string(i));
+    ASSERT_EQ(n.wait(20s), 0);
+    longest_s =
+        std::max(longest_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    pids.push_back(n.pid());
+  }
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto which = run_shell("readlink -f \"$(command -v " + shell_quote(node_bin()) + ")\"");
+  std::string node_exe = which.output.substr(0, which.output.find('\n'));
+  auto report = load_report(dir.file("short"));
+  ASSERT_TRUE(report.is_object());
+  const auto& discovery = report["discovery"];
+  ASSERT_TRUE(discovery.is_object()) << report.dump().substr(0, 500);
+  EXPECT_EQ(discovery["source"], "kernel process events");
+  EXPECT_GE(discovery["node_started"].get<uint64_t>(), pids.size());
+  EXPECT_EQ(report["loss"]["missed_processes"], discovery["missed"].size());
+  size_t traced = 0, missed = 0;
+  for (pid_t pid : pids) {
+    if (report_process(report, pid)) {
+      ++traced;
+      continue;
+    }
+    bool listed = false;
+    for (const auto& x : discovery["missed"])
+      if (x["pid"] == pid) {
+        listed = true;
+        EXPECT_FALSE(x["reason"].get<std::string>().empty());
+        EXPECT_EQ(x["exe"], node_exe);
+      }
+    EXPECT_TRUE(listed) << "pid " << pid << " neither traced nor listed as missed";
+    missed += listed;
+  }
+  std::cout << "20 nodes of up to " << longest_s << " s each: " << traced << " traced, " << missed
+            << " listed as missed\n";
+}
+
+// A program that embeds Node under another name maps libnode.so only once the loader has run, after its
+// exec: attach --all recognises it all the same, and lists it in the report, traced or missed.
+TEST(AttachAll, SeesShortProgramsEmbeddingLibnode) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(run_node, "libnode");
+  TempDir dir;
+  // Debian's node binary (it links libnode.so) copied under a name that is not node's.
+  std::string root = run_node.substr(0, run_node.rfind('/')) + "/root";
+  std::string embedder = dir.file("svc-embedder");
+  std::filesystem::copy_file(root + "/usr/bin/node", embedder);
+  std::filesystem::permissions(embedder, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  // libnode reads its builtins from /usr/share/nodejs: overlaid in a private mount namespace unless the host
+  // has them (as run-node does).
+  std::string script = "setTimeout(() => {}, 300)";
+  std::string run = "export LD_LIBRARY_PATH=" + shell_quote(root + "/usr/lib/x86_64-linux-gnu") + "; " +
+                    "if [ -e /usr/share/nodejs/cjs-module-lexer/lexer.js ]; then exec " +
+                    shell_quote(embedder) + " -e " + shell_quote(script) + "; fi; exec unshare -m sh -c " +
+                    shell_quote("mount -t overlay overlay -o lowerdir=" + root +
+                                "/usr/share:/usr/share /usr/share && exec " + shell_quote(embedder) + " -e " +
+                                shell_quote(script));
+  Child m = Child::spawn({memlens_bin(), "attach", "--all", "-q", "--duration", "12", "-o", dir.file("lib")},
+                         dir.path(), "m");
+  std::this_thread::sleep_for(3s);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 5; ++i) {
+    Child n = Child::spawn({"sh", "-c", run}, dir.path(), "e" + std::to_string(i));
+    ASSERT_EQ(n.wait(20s), 0) << n.stderr_text();
+    pids.push_back(n.pid());  // the shell execs unshare, which execs the shell that execs the embedder
+  }
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto report = load_report(dir.file("lib"));
+  ASSERT_TRUE(report.is_object());
+  const auto& discovery = report["discovery"];
+  size_t seen = 0;
+  for (const auto& p : report["processes"])
+    if (p["exe"].is_string() && p["exe"].get<std::string>().find("svc-embedder") != std::string::npos) ++seen;
+  for (const auto& x : discovery["missed"])
+    if (x["exe"].get<std::string>().find("svc-embedder") != std::string::npos) ++seen;
+  EXPECT_EQ(seen, pids.size()) << discovery.dump(1);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Memory cgroups (v1 and v2) and container ids, from the texts the kernel writes and fake hierarchies.
 #include <gtest/gtest.h>
+#include <sys/sysinfo.h>
 
 #include <filesystem>
 #include <fstream>
@@ -50,6 +51,24 @@ TEST(Cgroup, LimitsAndKeyedFiles) {
   EXPECT_EQ(parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"), 3u);
   EXPECT_EQ(parse_keyed("low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n", "oom"), 1u);
   EXPECT_FALSE(parse_keyed("oom_kill x\n", "oom_kill"));
+}
+
+TEST(Cgroup, HostMemoryFromMeminfo) {
+  auto m = parse_meminfo(
+      "MemTotal:       16318412 kB\nMemFree:         1000000 kB\nMemAvailable:    9876543 kB\n"
+      "Buffers:          12345 kB\n");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->total_bytes, 16318412ull * 1024);
+  EXPECT_EQ(m->available_bytes, 9876543ull * 1024);
+  EXPECT_FALSE(parse_meminfo("MemTotal:       16318412 kB\n"));  // no MemAvailable (kernels before 3.14)
+  EXPECT_FALSE(parse_meminfo("MemTotal: lots\nMemAvailable: 1 kB\n"));
+  // The running host's agrees with sysinfo's figure.
+  auto host = host_memory();
+  ASSERT_TRUE(host);
+  struct sysinfo si {};
+  ASSERT_EQ(sysinfo(&si), 0);
+  EXPECT_EQ(host->total_bytes, static_cast<uint64_t>(si.totalram) * si.mem_unit);
+  EXPECT_LE(host->available_bytes, host->total_bytes);
 }
 
 class FakeHierarchy : public ::testing::Test {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "report/sections.h"
+#include "report/verdict_section.h"
 
 namespace memlens::report {
 namespace {
@@ -49,6 +50,35 @@ TEST(ArrayBuffersSection, ExactWhenEveryAllocationIsCounted) {
   EXPECT_EQ(j["allocated_bytes_total"], 1000);
   EXPECT_EQ(j["freed_bytes_total"], 998);
   EXPECT_EQ(j["totals_exact"], true);
+}
+
+TEST(MemoryLimit, TheCgroupsLimitAgainstItsWholeUsageElseTheHosts) {
+  model::ProcessLimits l;
+  l.host_memory_bytes = 8ull << 30;
+  l.host_memory_available_bytes = 3ull << 30;
+  // No cgroup limit: the host's memory, MemTotal - MemAvailable in use.
+  auto m = memory_limit(l);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->scope, analyze::MemoryLimit::Scope::host);
+  EXPECT_EQ(m->limit_bytes, double(8ull << 30));
+  EXPECT_EQ(m->usage_bytes, double(5ull << 30));
+  // A limit on an ancestor: that cgroup is named, its usage counts.
+  l.cgroup_memory_max_bytes = 512ull << 20;
+  l.cgroup_usage_bytes = 300ull << 20;
+  l.cgroup_version = "v1";
+  l.cgroup_path = "/svc/leaf";
+  l.cgroup_limit_set_at = "/svc";
+  m = memory_limit(l);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->scope, analyze::MemoryLimit::Scope::cgroup);
+  EXPECT_EQ(m->limit_bytes, double(512ull << 20));
+  EXPECT_EQ(m->usage_bytes, double(300ull << 20));
+  EXPECT_EQ(m->where, "cgroup v1 /svc");
+  // A cgroup limit above the host's memory is never reached: the host runs out first.
+  l.cgroup_memory_max_bytes = 64ull << 30;
+  EXPECT_EQ(memory_limit(l)->scope, analyze::MemoryLimit::Scope::host);
+  // Nothing read: no projection.
+  EXPECT_FALSE(memory_limit(model::ProcessLimits{}));
 }
 
 }  // namespace

@@ -287,6 +287,21 @@
 
   // ---------------------------------------------------------------------------------------------------
   // Verdicts, in plain words.
+  // "Limit in ~4 min: the 512 MiB memory limit of cgroup v1 /a (430 MiB used, at +20 MiB/min)".
+  function limitText(v) {
+    if (!isNum(v.seconds_to_limit) || !v.limit || typeof v.limit !== 'object') return '';
+    const l = v.limit;
+    const what = l.kind === 'host' ? "the host's " + fmtBytes(l.value) + ' of memory'
+      : l.kind === 'cgroup' ? 'the ' + fmtBytes(l.value) + ' memory limit of ' + String(l.where)
+        : l.kind === 'heap' ? 'the ' + fmtBytes(l.value) + ' JS heap limit'
+          : 'the limit of ' + String(l.value);
+    const bytes = l.kind !== 'nofile';
+    const used = bytes ? fmtBytes(l.used) + ' used' : String(Math.round(l.used)) + ' used';
+    const rate = bytes ? '+' + fmtBytes(l.rate_per_s * 60) + '/min' : '+' + Number(l.rate_per_s).toFixed(1) + '/s';
+    const when = v.seconds_to_limit <= 0 ? 'Limit reached: ' : 'Limit in ~' + fmtSeconds(v.seconds_to_limit) + ': ';
+    return when + what + ' (' + used + ', at ' + rate + ' of ' + arr(l.growing).map(catName).join(' + ') + ')';
+  }
+
   function describeRate(v) {
     const per = (x) => (x >= 0 ? '+' : '') + x;
     if (isNum(v.rate_bytes_per_s)) {
@@ -338,6 +353,8 @@
       if (isNum(v.confidence)) line.append(el('span', {class: 'muted', text: 'confidence ' + Math.round(v.confidence * 100) + '%'}));
       else if (typeof v.confidence === 'string') line.append(el('span', {class: 'muted', text: 'confidence ' + v.confidence}));
       li.append(line);
+      const eta = limitText(v);
+      if (eta) li.append(el('p', {class: 'limit', text: eta}));
       if (v.evidence) li.append(el('p', {text: String(v.evidence)}));
       const stacks = arr(v.top_stacks);
       if (stacks.length) {
