@@ -38,6 +38,10 @@ struct TraceOptions {
   bool v8_alloc_probes = false;       // probe every ArrayBuffer allocation/free (exact totals, slower)
   bool fds = true;                    // file-descriptor tracking
   bool hold = true;                   // hold new processes until their probes are attached (docs/probes.md)
+  // V8's own view through its inspector: "" off, "full", "sampling" (never pauses the app), "force"
+  // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
+  std::string js_objects;
+  bool run_mode = false;  // set by `run`: memlens starts the traced command
 };
 
 struct TopOptions {

@@ -13,11 +13,13 @@
 #include "cli/environment.h"
 #include "cli/signals.h"
 #include "collect/extensions.h"
+#include "collect/js_objects_extension.h"
 #include "common/clock.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
 #include "report/folded.h"
 #include "report/html.h"
+#include "report/js_objects_section.h"
 #include "report/json_report.h"
 #include "report/pprof.h"
 #include "report/terminal.h"
@@ -107,6 +109,12 @@ int TraceSession::start() {
   eo.fds = opts_.fds;
   for (auto& ext : collect::default_extensions(tracer_->session(), eo))
     tracer_->add_extension(std::move(ext));
+  if (!opts_.js_objects.empty()) {
+    collect::JsObjectsOptions jo;
+    jo.mode = opts_.js_objects;
+    jo.run_mode = opts_.run_mode;
+    tracer_->add_extension(collect::make_js_objects_extension(jo));
+  }
   if (opts_.stacks) {
     // Last: it symbolizes the stacks the other capabilities recorded for a process.
     auto stacks = std::make_unique<collect::StacksExtension>(tracer_->session());
@@ -173,6 +181,13 @@ int TraceSession::finish_and_report() {
   tracer_->finish();
   std::vector<report::StackProfile> profiles;
   if (stacks_) profiles = stacks_->profiles(trace_);
+  if (!opts_.js_objects.empty()) {
+    // V8's live heap by allocation site, from the last sampling profile of each process.
+    auto js = report::js_live_profile_frame(trace_.info.started_unix_ns,
+                                            static_cast<int64_t>(trace_.info.duration_s * 1e9));
+    for (const auto& p : trace_.processes.all()) report::append_js_live_samples(*p, js);
+    if (!js.samples.empty()) profiles.push_back(std::move(js));
+  }
   nlohmann::json report = report::build_report(trace_, profiles);
   report["profiles"] = report::profiles_summary(profiles);
   std::vector<std::string> written;

@@ -1,0 +1,151 @@
+#include "report/js_objects_section.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "analyze/js_live.h"
+#include "analyze/verdicts.h"
+
+namespace memlens::report {
+
+using nlohmann::json;
+
+namespace {
+
+// The last path component of a script URL, for short lines ("file:///app/server.js" -> "server.js").
+std::string short_url(const std::string& url) {
+  auto slash = url.rfind('/');
+  return slash == std::string::npos ? url : url.substr(slash + 1);
+}
+
+bool is_app_frame(const model::JsFrame& f) {
+  return !f.url.empty() && !f.url.starts_with("node:");
+}
+
+// The frame that names a site: the innermost frame of the app's own scripts (not node's internals), else
+// the innermost frame.
+const model::JsFrame* naming_frame(const model::JsStack& stack) {
+  for (auto it = stack.rbegin(); it != stack.rend(); ++it)
+    if (is_app_frame(*it)) return &*it;
+  return stack.empty() ? nullptr : &stack.back();
+}
+
+}  // namespace
+
+std::string js_frame_name(const model::JsFrame& f) {
+  std::string fn = f.function.empty() ? "(anonymous)" : f.function;
+  if (f.url.empty()) return fn;
+  return fmt::format("{} ({}:{}:{})", fn, f.url, f.line, f.column);
+}
+
+std::vector<std::string> js_live_top_lines(const model::Process& p, size_t limit) {
+  std::vector<std::string> out;
+  const auto& s = p.js_objects;
+  for (const auto& g : analyze::growing_js_sites(s)) {
+    if (out.size() >= limit) break;
+    const auto& stack = s.stacks[g.stack_id];
+    const model::JsFrame* f = naming_frame(stack);
+    std::string line = fmt::format(
+        "{} live, +{}/min: {}", analyze::format_bytes(static_cast<double>(g.live_bytes)),
+        analyze::format_bytes(g.rate_bytes_per_s * 60), f ? js_frame_name(*f) : std::string("(no frame)"));
+    // Up to three callers of the naming frame.
+    size_t shown = 0;
+    bool below = false;
+    for (auto it = stack.rbegin(); it != stack.rend() && shown < 3; ++it) {
+      if (&*it == f) {
+        below = true;
+        continue;
+      }
+      if (!below) continue;
+      line += fmt::format(" ← {}", it->function.empty() ? "(anonymous)" : it->function);
+      ++shown;
+    }
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+json js_objects_section(const model::Process& p) {
+  const auto& s = p.js_objects;
+  if (!s.requested) return nullptr;
+  json j = {{"requested", true},
+            {"mode", s.mode},
+            {"state", s.state.empty() ? "pending" : s.state},
+            {"reason", s.reason},
+            {"address", s.address},
+            {"opened_by_memlens", s.opened_by_memlens},
+            {"sigusr1_handler", s.handler},
+            {"profiles", s.profiles},
+            {"sampling_interval_bytes", s.sampling_interval_bytes},
+            {"points_dropped", s.points_dropped}};
+  // Was it ever open? The history says (the last state of a finished trace is "closed").
+  bool was_open =
+      std::any_of(s.history.begin(), s.history.end(), [](const auto& h) { return h.state == "open"; });
+  j["was_open"] = was_open;
+  for (const auto& h : s.history)
+    if (h.state == "unavailable") j["unavailable_reason"] = h.reason;
+  json sites = json::array();
+  for (const auto& g : analyze::growing_js_sites(s)) {
+    const auto& stack = s.stacks[g.stack_id];
+    const model::JsFrame* f = naming_frame(stack);
+    json frames = json::array();
+    for (auto it = stack.rbegin(); it != stack.rend(); ++it) frames.push_back(js_frame_name(*it));
+    sites.push_back({{"function", f ? f->function : ""},
+                     {"url", f ? f->url : ""},
+                     {"line", f ? f->line : 0},
+                     {"column", f ? f->column : 0},
+                     {"stack", std::move(frames)},
+                     {"rate_bytes_per_s", g.rate_bytes_per_s},
+                     {"first_bytes", g.first_bytes},
+                     {"last_bytes", g.last_bytes},
+                     {"window_s", g.window_s},
+                     {"live_bytes", g.live_bytes},
+                     {"live_objects", g.live_objects}});
+  }
+  j["growing_sites"] = std::move(sites);
+  json gcs = json::array();
+  double total = 0, max = 0;
+  for (const auto& g : s.forced_gcs) {
+    json e = {{"t_s", g.t_s}, {"pause_ms", g.pause_ms}, {"reason", g.reason}, {"ok", g.ok}};
+    if (!g.ok) e["error"] = g.error;
+    gcs.push_back(std::move(e));
+    total += g.pause_ms;
+    max = std::max(max, g.pause_ms);
+  }
+  j["forced_gcs"] = std::move(gcs);
+  j["forced_gc_pause_total_ms"] = total;
+  j["forced_gc_pause_max_ms"] = max;
+  json clients = json::array();
+  for (const auto& c : s.other_clients) clients.push_back({{"t_s", c.t_s}, {"peer", c.peer}});
+  j["other_clients"] = std::move(clients);
+  return j;
+}
+
+StackProfile js_live_profile_frame(int64_t time_ns, int64_t duration_ns) {
+  StackProfile prof;
+  prof.kind = "js_live";
+  prof.sample_types = {{"inuse_space", "bytes"}, {"inuse_objects", "count"}};
+  prof.time_ns = time_ns;
+  prof.duration_ns = duration_ns;
+  return prof;
+}
+
+void append_js_live_samples(const model::Process& p, StackProfile& profile) {
+  const auto& s = p.js_objects;
+  for (const auto& [id, point] : s.last) {
+    StackSample sample;
+    sample.pid = p.pid();
+    for (const auto& f : s.stacks[id]) {
+      symbolize::Frame fr;
+      fr.kind = symbolize::FrameKind::kJs;
+      fr.function = js_frame_name(f);
+      fr.module = f.url.empty() ? "[v8]" : f.url;
+      sample.stack.push_back(std::move(fr));
+    }
+    sample.values = {static_cast<int64_t>(point.bytes), static_cast<int64_t>(point.objects)};
+    profile.samples.push_back(std::move(sample));
+  }
+}
+
+}  // namespace memlens::report
