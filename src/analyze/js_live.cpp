@@ -6,6 +6,51 @@
 
 namespace memlens::analyze {
 
+bool is_app_frame(const model::JsFrame& f) {
+  return !f.url.empty() && !f.url.starts_with("node:");
+}
+
+namespace {
+
+uint64_t peak_bytes(const std::vector<model::JsLivePoint>& series) {
+  uint64_t peak = 0;
+  for (const auto& p : series) peak = std::max(peak, p.bytes);
+  return peak;
+}
+
+void name_site(const model::JsObjectsState& s, JsSiteGrowth& g) {
+  const auto& stack = s.stacks[g.stack_id];
+  for (auto it = stack.rbegin(); it != stack.rend(); ++it)
+    if (is_app_frame(*it)) {
+      g.app_frame = *it;
+      break;
+    }
+  // Other sites that extend this stack and reach the app's code: what ran below the site's function
+  // before V8 optimized it (and inlined them).
+  std::map<model::JsFrame, uint64_t> seen;
+  for (uint32_t id = 0; id < s.stacks.size(); ++id) {
+    const auto& other = s.stacks[id];
+    if (id == g.stack_id || other.size() <= stack.size() ||
+        !std::equal(stack.begin(), stack.end(), other.begin()))
+      continue;
+    for (auto it = other.rbegin(); it != other.rend(); ++it)
+      if (is_app_frame(*it)) {
+        seen[*it] += peak_bytes(s.series[id]);
+        break;
+      }
+  }
+  std::vector<std::pair<model::JsFrame, uint64_t>> ranked(seen.begin(), seen.end());
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  for (size_t i = 0; i < ranked.size() && i < 3; ++i) g.inlined_candidates.push_back(ranked[i].first);
+  if (!g.app_frame && !g.inlined_candidates.empty()) {
+    g.app_frame = g.inlined_candidates.front();
+    g.app_frame_inferred = true;
+  }
+}
+
+}  // namespace
+
 std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th) {
   std::vector<JsSiteGrowth> out;
   std::map<uint32_t, model::JsLivePoint> last;
@@ -49,6 +94,7 @@ std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const
       g.live_bytes = it->second.bytes;
       g.live_objects = it->second.objects;
     }
+    name_site(s, g);
     out.push_back(g);
   }
   std::sort(out.begin(), out.end(),

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "model/js_objects.h"
@@ -26,7 +27,19 @@ struct JsSiteGrowth {
   double first_bytes = 0, last_bytes = 0;  // fitted at the window's ends, clamped to the observed range
   double rate_bytes_per_s = 0;
   uint64_t live_bytes = 0, live_objects = 0;  // in the last profile
+  // The app's own frame that names the site: its innermost frame outside node's internals. V8's sampling
+  // profiler records only the outermost function of an optimized frame, so a hot app function inlined
+  // into node's internals (a timer or event callback) leaves a stack of internals only: then the app
+  // frame seen with the most live bytes under the same stack in other sites, marked inferred.
+  std::optional<model::JsFrame> app_frame;
+  bool app_frame_inferred = false;
+  // App frames seen below this site's stack in other sites (most live bytes first, at most 3): functions
+  // V8 may have inlined into the site's optimized function, whose allocations it then records there.
+  std::vector<model::JsFrame> inlined_candidates;
 };
+
+// Whether a frame is the app's (a script of its own, not node's internals or a V8 builtin).
+bool is_app_frame(const model::JsFrame& f);
 
 // Growing sites, fastest first.
 std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th = {});

@@ -51,7 +51,6 @@ class JsObjectsExtension final : public TraceExtension {
     co.sampling_only = opts_.mode == "sampling";
     co.force = opts_.mode == "force";
     co.wait_for_handler_s = opts_.run_mode ? 15.0 : 0.0;
-    co.profile_interval_s = opts_.profile_interval_s;
     uint64_t started = trace.info.started_boot_ns;
     co.now_s = [started]() { return (static_cast<double>(boot_ns()) - static_cast<double>(started)) / 1e9; };
     collector_ = std::make_unique<inspector::JsObjectsCollector>(p.pid(), co);

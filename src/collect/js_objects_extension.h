@@ -16,7 +16,6 @@ struct JsObjectsOptions {
   std::string mode = "full";  // "full", "sampling" (never pauses the app), "force" (full; overrides an
                               // unknown SIGUSR1 check)
   bool run_mode = false;      // memlens started the process: wait for node's SIGUSR1 handler
-  double profile_interval_s = 2.0;
 };
 
 // Growth in heap used after GC since the last full GC (or the lowest figure seen) that asks for a full GC.

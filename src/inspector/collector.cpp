@@ -156,7 +156,7 @@ std::vector<model::JsObjectsEvent> JsObjectsCollector::drain() {
 }
 
 bool JsObjectsCollector::request_full_gc(const std::string& reason) {
-  if (opts_.sampling_only || !open_) return false;
+  if (opts_.sampling_only || !open_) return false;  // sampling: no pause before the trace ends
   std::lock_guard<std::mutex> lock(mutex_);
   if (gc_request_) return false;
   double t = now();
@@ -363,8 +363,27 @@ void JsObjectsCollector::run() {
   }
 
   std::set<std::string> clients_seen;
-  double next_profile = mono_s() + opts_.profile_interval_s;
+  // V8 runs a full GC before every sampling-profile read (so that the profile holds live objects only):
+  // each read is a pause memlens causes, measured and reported, and paced to the pause budget. In sampling
+  // mode the profile is read once, when the trace ends.
+  double interval = opts_.profile_min_interval_s;
+  double next_profile = opts_.sampling_only ? 1e300 : mono_s() + interval;
   double next_clients = mono_s() + 1.0;
+  auto read_profile = [&](const std::string& reason, const char* method) {
+    double t = now();
+    double t0 = mono_s();
+    auto prof = session.call(method, nlohmann::json::object(), kCallTimeoutMs);
+    model::JsForcedGc g;
+    g.t_s = t;
+    g.pause_ms = (mono_s() - t0) * 1000.0;
+    g.reason = reason;
+    g.ok = prof.ok();
+    if (!prof) g.error = prof.error().describe();
+    if (prof) emit(parse_sampling_profile(*prof, t, opts_.sampling_interval_bytes));
+    emit(g);
+    interval = std::clamp(g.pause_ms / 1000.0 / opts_.pause_budget, opts_.profile_min_interval_s,
+                          opts_.profile_max_interval_s);
+  };
   while (open_ && session.connected()) {
     double wait = std::max(0.0, std::min(next_profile, next_clients) - mono_s());
     if (wait_stop(wait)) break;
@@ -372,17 +391,6 @@ void JsObjectsCollector::run() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       gc.swap(gc_request_);
-    }
-    if (gc) {
-      model::JsForcedGc g;
-      g.t_s = now();
-      g.reason = *gc;
-      double t0 = mono_s();
-      auto r = session.call("HeapProfiler.collectGarbage", nlohmann::json::object(), kCallTimeoutMs);
-      g.pause_ms = (mono_s() - t0) * 1000.0;
-      g.ok = r.ok();
-      if (!r) g.error = r.error().describe();
-      emit(g);
     }
     if (mono_s() >= next_clients) {
       next_clients = mono_s() + 2.0;
@@ -397,11 +405,13 @@ void JsObjectsCollector::run() {
           }
       }
     }
-    if (mono_s() >= next_profile) {
-      double t = now();
-      auto prof = session.call("HeapProfiler.getSamplingProfile", nlohmann::json::object(), kCallTimeoutMs);
-      next_profile = mono_s() + opts_.profile_interval_s;
-      if (prof) emit(parse_sampling_profile(*prof, t, opts_.sampling_interval_bytes));
+    // A full GC asked for (growth unconfirmed) is a profile read now: the same pause, and the data too.
+    if (gc || mono_s() >= next_profile) {
+      read_profile(gc ? *gc : "sampling profile read (V8 runs a full GC first)",
+                   "HeapProfiler.getSamplingProfile");
+      next_profile = mono_s() + interval;
+      std::lock_guard<std::mutex> lock(mutex_);
+      last_gc_s_ = now();
     }
   }
 
@@ -415,14 +425,9 @@ void JsObjectsCollector::run() {
     session.disconnect();
     watchdog.dismiss();
   } else {
-    if (open_) {
-      // One last read so the profile covers the end of the trace.
-      double t = now();
-      if (auto prof =
-              session.call("HeapProfiler.getSamplingProfile", nlohmann::json::object(), kCallTimeoutMs))
-        emit(parse_sampling_profile(*prof, t, opts_.sampling_interval_bytes));
-      (void)session.call("HeapProfiler.stopSampling", nlohmann::json::object(), 5000);
-    }
+    // One last read that also stops the profiler, so the profile covers the end of the trace.
+    if (open_)
+      read_profile("final sampling profile read (V8 runs a full GC first)", "HeapProfiler.stopSampling");
     if (opened_by_memlens) {
       // process._debugEnd() stops the inspector memlens started; the connection ends with it.
       (void)session.send("Runtime.evaluate", {{"expression", "process._debugEnd()"}});

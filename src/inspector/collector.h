@@ -1,8 +1,12 @@
 // The `--js-objects` collector: a source beside the BPF ones. For one node process it opens V8's inspector
 // safely (signal_check.h; never a signal that would reach the app), runs V8's sampling heap profiler,
-// reads the live heap by allocation site every few seconds, runs the full GCs it is asked for (never in
-// sampling mode, at most one per min_forced_gc_gap_s) and measures their pause, watches for other
-// clients, and closes what it opened however the trace ends (watchdog.h). It produces
+// reads the live heap by allocation site every few seconds, watches for other clients, and closes what it
+// opened however the trace ends (watchdog.h).
+//
+// V8 runs a full GC before every sampling-profile read (its inspector starts the profiler with
+// kSamplingForceGC): every read is a pause memlens causes, so reads are paced to a pause budget and each
+// one is reported as a forced GC with its pause. A full GC asked for (a JS heap growth to confirm) is an
+// early read; never in sampling mode, which reads the profile once, when the trace ends. It produces
 // model::JsObjectsEvent values only; the caller folds them into the model.
 //
 // One worker thread does the protocol; the caller's thread only drains events and posts requests, so the
@@ -32,7 +36,12 @@ struct CollectorOptions {
   // run: the process may still be starting, its SIGUSR1 handler not yet installed (SIG_DFL): wait this
   // long for node's handler before giving up. attach: 0.
   double wait_for_handler_s = 0;
-  double profile_interval_s = 2.0;
+  // V8 runs a full GC before each sampling-profile read: reads come every profile_min_interval_s at most,
+  // and further apart when the last one paused the app longer than pause_budget of the interval allows
+  // (up to profile_max_interval_s).
+  double profile_min_interval_s = 5.0;
+  double profile_max_interval_s = 30.0;
+  double pause_budget = 0.02;
   uint64_t sampling_interval_bytes = 32768;  // V8's default
   double min_forced_gc_gap_s = 12.0;
   std::function<double()> now_s;  // trace time, callable from any thread

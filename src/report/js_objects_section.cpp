@@ -19,15 +19,9 @@ std::string short_url(const std::string& url) {
   return slash == std::string::npos ? url : url.substr(slash + 1);
 }
 
-bool is_app_frame(const model::JsFrame& f) {
-  return !f.url.empty() && !f.url.starts_with("node:");
-}
-
-// The frame that names a site: the innermost frame of the app's own scripts (not node's internals), else
-// the innermost frame.
-const model::JsFrame* naming_frame(const model::JsStack& stack) {
-  for (auto it = stack.rbegin(); it != stack.rend(); ++it)
-    if (is_app_frame(*it)) return &*it;
+// The frame that names a site: the app's (analyze::JsSiteGrowth::app_frame), else the innermost frame.
+const model::JsFrame* naming_frame(const analyze::JsSiteGrowth& g, const model::JsStack& stack) {
+  if (g.app_frame) return &*g.app_frame;
   return stack.empty() ? nullptr : &stack.back();
 }
 
@@ -45,19 +39,23 @@ std::vector<std::string> js_live_top_lines(const model::Process& p, size_t limit
   for (const auto& g : analyze::growing_js_sites(s)) {
     if (out.size() >= limit) break;
     const auto& stack = s.stacks[g.stack_id];
-    const model::JsFrame* f = naming_frame(stack);
+    const model::JsFrame* f = naming_frame(g, stack);
     std::string line = fmt::format(
         "{} live, +{}/min: {}", analyze::format_bytes(static_cast<double>(g.live_bytes)),
         analyze::format_bytes(g.rate_bytes_per_s * 60), f ? js_frame_name(*f) : std::string("(no frame)"));
-    // Up to three callers of the naming frame.
+    if (g.app_frame_inferred)
+      line += fmt::format(" (inlined into optimized {}: V8 records only the outer function)",
+                          stack.empty() ? std::string("code") : js_frame_name(stack.back()));
+    else if (!g.inlined_candidates.empty())
+      line += fmt::format(" (or what V8 inlined into it: {})", js_frame_name(g.inlined_candidates.front()));
+    // Up to three callers of the naming frame (of the optimized frame, for an inlined function).
     size_t shown = 0;
-    bool below = false;
+    bool below = g.app_frame_inferred;
     for (auto it = stack.rbegin(); it != stack.rend() && shown < 3; ++it) {
-      if (&*it == f) {
-        below = true;
+      if (!below) {
+        below = f && *it == *f;
         continue;
       }
-      if (!below) continue;
       line += fmt::format(" ← {}", it->function.empty() ? "(anonymous)" : it->function);
       ++shown;
     }
@@ -88,13 +86,17 @@ json js_objects_section(const model::Process& p) {
   json sites = json::array();
   for (const auto& g : analyze::growing_js_sites(s)) {
     const auto& stack = s.stacks[g.stack_id];
-    const model::JsFrame* f = naming_frame(stack);
+    const model::JsFrame* f = naming_frame(g, stack);
     json frames = json::array();
     for (auto it = stack.rbegin(); it != stack.rend(); ++it) frames.push_back(js_frame_name(*it));
+    json candidates = json::array();
+    for (const auto& c : g.inlined_candidates) candidates.push_back(js_frame_name(c));
     sites.push_back({{"function", f ? f->function : ""},
                      {"url", f ? f->url : ""},
                      {"line", f ? f->line : 0},
                      {"column", f ? f->column : 0},
+                     {"inlined", g.app_frame_inferred},
+                     {"inlined_candidates", candidates},
                      {"stack", std::move(frames)},
                      {"rate_bytes_per_s", g.rate_bytes_per_s},
                      {"first_bytes", g.first_bytes},
