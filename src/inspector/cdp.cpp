@@ -17,8 +17,24 @@ CdpSession::~CdpSession() {
   if (reader_.joinable()) reader_.join();
 }
 
+namespace {
+double steady_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void CdpSession::disconnect_after(double seconds) {
+  disconnect_at_ = steady_s() + seconds;
+}
+
 void CdpSession::read_loop() {
   while (!stopping_) {
+    if (double at = disconnect_at_; at > 0 && steady_s() >= at) {
+      disconnect();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (end_reason_.empty()) end_reason_ = "closed on schedule";
+      break;
+    }
     auto msg = ws_->receive(kMaxMessageBytes);
     if (!msg) {
       if (msg.error().errno_value == EAGAIN && !disconnected_) continue;

@@ -33,6 +33,8 @@ class CdpSession {
   Status send(const std::string& method, const nlohmann::json& params);
   // Closes the connection now (from any thread, the event callback included); pending calls fail.
   void disconnect();
+  // Closes the connection `seconds` from now whatever is pending (from any thread).
+  void disconnect_after(double seconds);
   bool connected() const { return !disconnected_; }
   // Why the connection ended, once it has.
   std::string end_reason() const;
@@ -50,6 +52,7 @@ class CdpSession {
   EventFn on_event_;
   std::atomic<bool> disconnected_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<double> disconnect_at_{0};  // steady-clock seconds; 0: none
   mutable std::mutex mutex_;
   std::condition_variable answered_;
   std::map<int64_t, std::shared_ptr<Pending>> pending_;

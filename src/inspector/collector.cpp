@@ -189,7 +189,7 @@ void JsObjectsCollector::unavailable(std::string reason, std::string handler) {
 bool JsObjectsCollector::wait_stop(double seconds) {
   std::unique_lock<std::mutex> lock(mutex_);
   wake_.wait_for(lock, std::chrono::duration<double>(seconds),
-                 [&]() { return stop_.load() || gc_request_.has_value(); });
+                 [&]() { return stop_.load() || gc_request_.has_value() || target_exiting_.load(); });
   return stop_;
 }
 
@@ -329,7 +329,7 @@ void JsObjectsCollector::run() {
     if (getsockname(ws->fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
       my_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
                                                : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-    timeval tv{0, 250000};
+    timeval tv{0, 100000};
     setsockopt(ws->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
   CdpSession* session_ptr = nullptr;
@@ -338,7 +338,14 @@ void JsObjectsCollector::run() {
     // it go at once.
     if (method == "NodeRuntime.waitingForDisconnect" || method == "Inspector.detached") {
       target_exiting_ = true;
-      if (session_ptr) session_ptr->disconnect();
+      wake_.notify_all();
+      if (!session_ptr) return;
+      // Sampling mode has read nothing yet: one quick read, and the connection closes within a second
+      // whatever happens.
+      if (opts_.sampling_only && method == "NodeRuntime.waitingForDisconnect")
+        session_ptr->disconnect_after(0.8);
+      else
+        session_ptr->disconnect();
     }
   });
   session_ptr = &session;
@@ -369,10 +376,10 @@ void JsObjectsCollector::run() {
   double interval = opts_.profile_min_interval_s;
   double next_profile = opts_.sampling_only ? 1e300 : mono_s() + interval;
   double next_clients = mono_s() + 1.0;
-  auto read_profile = [&](const std::string& reason, const char* method) {
+  auto read_profile = [&](const std::string& reason, const char* method, int timeout_ms = kCallTimeoutMs) {
     double t = now();
     double t0 = mono_s();
-    auto prof = session.call(method, nlohmann::json::object(), kCallTimeoutMs);
+    auto prof = session.call(method, nlohmann::json::object(), timeout_ms);
     model::JsForcedGc g;
     g.t_s = t;
     g.pause_ms = (mono_s() - t0) * 1000.0;
@@ -384,7 +391,7 @@ void JsObjectsCollector::run() {
     interval = std::clamp(g.pause_ms / 1000.0 / opts_.pause_budget, opts_.profile_min_interval_s,
                           opts_.profile_max_interval_s);
   };
-  while (open_ && session.connected()) {
+  while (open_ && session.connected() && !target_exiting_) {
     double wait = std::max(0.0, std::min(next_profile, next_clients) - mono_s());
     if (wait_stop(wait)) break;
     std::optional<std::string> gc;
@@ -419,6 +426,9 @@ void JsObjectsCollector::run() {
   st.address = endpoint->address();
   st.opened_by_memlens = opened_by_memlens;
   st.state = "closed";
+  if (target_exiting_ && open_ && opts_.sampling_only && session.connected())
+    read_profile("sampling profile read as the target exited (V8 runs a full GC first)",
+                 "HeapProfiler.getSamplingProfile", 600);
   if (target_exiting_ || !session.connected()) {
     st.reason = target_exiting_ ? "the target exited; memlens disconnected at once"
                                 : fmt::format("the inspector connection ended: {}", session.end_reason());
