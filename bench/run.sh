@@ -8,7 +8,8 @@
 #     keep-alive, and again with a new connection per request (Connection: close: accept and close, which
 #     the fd tracking probes, are then as hot as they get), and beside it the floor under that figure: an
 #     untraced server with bare uprobes (no program) where memlens reads accept (bench/bare_uprobe.cpp);
-#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90);
+#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.90), and traced with
+#     --js-objects=sampling (V8's sampling heap profiler through the inspector) as well;
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
 #   - events lost: report.json's loss.events_lost (target 0), and untraced processes (loss.untraced_processes,
@@ -249,8 +250,11 @@ script_round() { # script_round NAME MODE ROUND -> prints the workload's elapsed
   local name=$1 mode=$2 r=$3 out="$WORK/$1-$2-$3" stats="$WORK/$1-$2-$3.stats" result="$WORK/$1-$2-$3.result"
   local rc
   rm -f "$result"
-  if [ "$mode" = traced ]; then
-    measured "$stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q -o "$out" -- \
+  if [ "$mode" = traced ] || [ "$mode" = jsobjects ]; then
+    local extra=()
+    # jsobjects: traced with V8's sampling heap profiler on as well (--js-objects=sampling).
+    [ "$mode" = jsobjects ] && extra=(--js-objects=sampling)
+    measured "$stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q -o "$out" "${extra[@]}" -- \
       node "$BENCH_DIR/$name.js" --result-file "$result" >"$out.log" 2>&1
     rc=$?
     [ "$rc" -eq 0 ] || die "$name traced round $r: memlens exited with status $rc (see $out.log)"
@@ -298,7 +302,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     add_sample http_floor-untraced "$untraced_rps"
     line+=$(printf '  floor bare-uprobe %.0f untraced %.0f req/s' "$bare_rps" "$untraced_rps")
   fi
-  for mode in "${modes[@]}"; do
+  for mode in "${modes[@]}" jsobjects; do
     v=$(script_round alloc_heavy "$mode" "$r") || exit 1
     add_sample "alloc-$mode" "$v"
     line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
@@ -344,6 +348,7 @@ http_close_ratio=$(paired_median http_close-traced http_close-untraced)
 floor_ratio=nan
 [ -n "$BARE_UPROBE" ] && floor_ratio=$(paired_median http_floor-bare http_floor-untraced)
 alloc_ratio=$(paired_median alloc-untraced alloc-traced)
+alloc_js_ratio=$(paired_median alloc-untraced alloc-jsobjects)
 buffer_ratio=$(paired_median buffer-untraced buffer-traced)
 peak_kb=$(printf '%s\n' "${TRACED_RSS_KB[@]}" | sort -n | tail -1)
 peak_mb=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -369,6 +374,9 @@ fi
 printf '  alloc-heavy run time untraced/traced %10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
   "$alloc_ratio" ">= 0.90" "$(verdict "$alloc_ratio" '>=' 0.90)" "$(paired_list alloc-untraced alloc-traced)" \
   "$(m alloc-untraced)" "$(m alloc-traced)" "$(spread alloc-untraced)" "$(spread alloc-traced)"
+printf '    with --js-objects=sampling too    %10s   %9s   %-6s (rounds: %s; median %.3f s: V8'"'"'s sampling heap profiler on top of the tracing)\n' \
+  "$alloc_js_ratio" ">= 0.90" "$(verdict "$alloc_js_ratio" '>=' 0.90)" "$(paired_list alloc-untraced alloc-jsobjects)" \
+  "$(m alloc-jsobjects)"
 printf '  Buffer-heavy run time untraced/traced%10s   %9s   %-6s (rounds: %s; medians %.3f vs %.3f s; ranges %s vs %s)\n' \
   "$buffer_ratio" ">= 0.90" "$(verdict "$buffer_ratio" '>=' 0.90)" "$(paired_list buffer-untraced buffer-traced)" \
   "$(m buffer-untraced)" "$(m buffer-traced)" "$(spread buffer-untraced)" "$(spread buffer-traced)"

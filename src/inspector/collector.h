@@ -39,7 +39,7 @@ struct CollectorOptions {
   // V8 runs a full GC before each sampling-profile read: reads come every profile_min_interval_s at most,
   // and further apart when the last one paused the app longer than pause_budget of the interval allows
   // (up to profile_max_interval_s).
-  double profile_min_interval_s = 5.0;
+  double profile_min_interval_s = 3.0;
   double profile_max_interval_s = 30.0;
   double pause_budget = 0.02;
   uint64_t sampling_interval_bytes = 32768;  // V8's default
