@@ -1,6 +1,8 @@
 // Which allocation sites' live JS objects grow, from V8's sampling heap profiles over the trace
 // (model::JsObjectsState). A site grows when its live bytes rise steadily (Mann-Kendall), by a fitted
-// amount that matters (Theil-Sen), and still rise at the end (not a cache that filled to its bound).
+// amount that matters (Theil-Sen), and still rise at the end (not a cache that filled to its bound), and
+// so do the live bytes of its family (the site with every site below it: V8's optimizing a function moves
+// its inlined callees' allocations to the function's own site).
 #pragma once
 
 #include <cstdint>
@@ -24,9 +26,10 @@ struct JsLiveThresholds {
 struct JsSiteGrowth {
   uint32_t stack_id = 0;
   double window_s = 0;
-  double first_bytes = 0, last_bytes = 0;  // fitted at the window's ends, clamped to the observed range
+  // The family's: fitted at the window's ends, clamped to the observed range; live in the last profile.
+  double first_bytes = 0, last_bytes = 0;
   double rate_bytes_per_s = 0;
-  uint64_t live_bytes = 0, live_objects = 0;  // in the last profile
+  uint64_t live_bytes = 0, live_objects = 0;
   // The app's own frame that names the site: its innermost frame outside node's internals. V8's sampling
   // profiler records only the outermost function of an optimized frame, so a hot app function inlined
   // into node's internals (a timer or event callback) leaves a stack of internals only: then the app
