@@ -21,7 +21,7 @@ uint64_t peak_bytes(const std::vector<model::JsLivePoint>& series) {
 }
 
 void name_site(const model::JsObjectsState& s, JsSiteGrowth& g) {
-  const auto& stack = s.stacks[g.stack_id];
+  const auto& stack = g.stack;
   for (auto it = stack.rbegin(); it != stack.rend(); ++it)
     if (is_app_frame(*it)) {
       g.app_frame = *it;
@@ -32,9 +32,7 @@ void name_site(const model::JsObjectsState& s, JsSiteGrowth& g) {
   std::map<model::JsFrame, uint64_t> seen;
   for (uint32_t id = 0; id < s.stacks.size(); ++id) {
     const auto& other = s.stacks[id];
-    if (id == g.stack_id || other.size() <= stack.size() ||
-        !std::equal(stack.begin(), stack.end(), other.begin()))
-      continue;
+    if (other.size() <= stack.size() || !std::equal(stack.begin(), stack.end(), other.begin())) continue;
     for (auto it = other.rbegin(); it != other.rend(); ++it)
       if (is_app_frame(*it)) {
         seen[*it] += peak_bytes(s.series[id]);
@@ -102,49 +100,98 @@ std::vector<double> at_profiles(const model::JsObjectsState& s, uint32_t id) {
 
 std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th) {
   std::vector<JsSiteGrowth> out;
+  size_t n = s.profile_times.size();
+  if (n < th.min_points) return out;
+  // The tree of stacks: a node per distinct prefix, its family's live bytes at every profile (its own site's
+  // and every site below it).
+  struct Node {
+    model::JsStack stack;
+    int parent = -1;
+    std::vector<double> family;
+    uint64_t bytes = 0, objects = 0;  // the family's, in the last profile
+    std::optional<Rise> rise;
+    double fitted_rise = 0;  // end - start of the family's fitted line, rising or not
+  };
+  std::vector<Node> nodes(1);  // 0: the root (no frame)
+  nodes[0].family.assign(n, 0);
+  std::map<std::pair<int, model::JsFrame>, int> child;
   std::map<uint32_t, model::JsLivePoint> last;
   for (const auto& [id, p] : s.last) last[id] = p;
-  for (uint32_t id = 0; id < s.series.size(); ++id) {
-    const auto& series = s.series[id];
-    if (series.empty()) continue;
-    std::vector<SeriesPoint> pts;
-    // A site that first appeared after the first profile had nothing live before.
-    auto first = std::lower_bound(s.profile_times.begin(), s.profile_times.end(), series.front().t_s);
-    if (first != s.profile_times.begin()) pts.push_back({*(first - 1), 0});
-    for (const auto& p : series) pts.push_back({p.t_s, static_cast<double>(p.bytes)});
-    if (!rises(pts, th)) continue;
-    // When V8 optimizes a function, what it allocates moves from the sites of its (then inlined) callees
-    // to its own: a cache at its bound whose entries are replaced from optimized code shows one site
-    // rising as the others fall. So the site is judged with every site below it (its family), and grows
-    // only if they grow together.
+  for (uint32_t id = 0; id < s.stacks.size(); ++id) {
+    if (s.series[id].empty()) continue;
+    auto v = at_profiles(s, id);
     const auto& stack = s.stacks[id];
-    std::vector<double> family(s.profile_times.size(), 0);
-    uint64_t family_bytes = 0, family_objects = 0;
-    for (uint32_t other = 0; other < s.stacks.size(); ++other) {
-      const auto& o = s.stacks[other];
-      if (o.size() < stack.size() || !std::equal(stack.begin(), stack.end(), o.begin())) continue;
-      auto v = at_profiles(s, other);
-      for (size_t i = 0; i < v.size(); ++i) family[i] += v[i];
-      if (auto it = last.find(other); it != last.end()) {
-        family_bytes += it->second.bytes;
-        family_objects += it->second.objects;
+    int cur = 0;
+    std::vector<int> path{0};
+    for (const auto& f : stack) {
+      auto [it, inserted] = child.try_emplace({cur, f}, static_cast<int>(nodes.size()));
+      if (inserted) {
+        Node nd;
+        nd.stack = nodes[cur].stack;
+        nd.stack.push_back(f);
+        nd.parent = cur;
+        nd.family.assign(n, 0);
+        nodes.push_back(std::move(nd));
+      }
+      cur = it->second;
+      path.push_back(cur);
+    }
+    auto l = last.find(id);
+    for (int k : path) {
+      for (size_t i = 0; i < n; ++i) nodes[k].family[i] += v[i];
+      if (l != last.end()) {
+        nodes[k].bytes += l->second.bytes;
+        nodes[k].objects += l->second.objects;
       }
     }
-    std::vector<SeriesPoint> fam;
-    for (size_t i = 0; i < family.size(); ++i)
-      if (s.profile_times[i] >= pts.front().t_s) fam.push_back({s.profile_times[i], family[i]});
-    auto rise = rises(fam, th);
-    if (!rise) continue;
+  }
+  for (auto& nd : nodes) {
+    std::vector<SeriesPoint> pts;
+    for (size_t i = 0; i < n; ++i) pts.push_back({s.profile_times[i], nd.family[i]});
+    nd.rise = rises(pts, th);
+    Line line = theil_sen(reduce_to_bucket_medians(pts, 60));
+    nd.fitted_rise = line.at(pts.back().t_s) - line.at(pts.front().t_s);
+  }
+  // A family grows when it rises and none of the families above it stays flat: when V8 optimizes a
+  // function, what its inlined callees allocated moves to the function's own site, so a cache at its bound
+  // refilled from optimized code shows one family rising as its sibling falls, and their parent flat.
+  auto accepted = [&](int k) {
+    if (k == 0 || !nodes[k].rise) return false;
+    double amount = nodes[k].rise->end - nodes[k].rise->start;
+    for (int a = nodes[k].parent; a > 0; a = nodes[a].parent)
+      if (nodes[a].fitted_rise < 0.5 * amount) return false;
+    return true;
+  };
+  // The deepest growing families first; one whose growth those below it already explain is left out.
+  std::vector<int> order;
+  for (int k = 1; k < static_cast<int>(nodes.size()); ++k)
+    if (accepted(k)) order.push_back(k);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return nodes[a].stack.size() > nodes[b].stack.size(); });
+  std::vector<int> kept;
+  for (int k : order) {
+    double below = 0;
+    for (int d : kept) {
+      const auto& ds = nodes[d].stack;
+      const auto& ks = nodes[k].stack;
+      if (ds.size() > ks.size() && std::equal(ks.begin(), ks.end(), ds.begin()))
+        below += nodes[d].rise->end - nodes[d].rise->start;
+    }
+    if (below >= 0.8 * (nodes[k].rise->end - nodes[k].rise->start)) continue;
+    kept.push_back(k);
+  }
+  for (int k : kept) {
+    const auto& nd = nodes[k];
     JsSiteGrowth g;
-    g.stack_id = id;
-    g.window_s = rise->window;
-    g.first_bytes = rise->start;
-    g.last_bytes = rise->end;
-    g.rate_bytes_per_s = rise->slope;
-    g.live_bytes = family_bytes;
-    g.live_objects = family_objects;
+    g.stack = nd.stack;
+    g.window_s = nd.rise->window;
+    g.first_bytes = nd.rise->start;
+    g.last_bytes = nd.rise->end;
+    g.rate_bytes_per_s = nd.rise->slope;
+    g.live_bytes = nd.bytes;
+    g.live_objects = nd.objects;
     name_site(s, g);
-    out.push_back(g);
+    out.push_back(std::move(g));
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.rate_bytes_per_s > b.rate_bytes_per_s; });

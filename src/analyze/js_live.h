@@ -1,8 +1,10 @@
 // Which allocation sites' live JS objects grow, from V8's sampling heap profiles over the trace
-// (model::JsObjectsState). A site grows when its live bytes rise steadily (Mann-Kendall), by a fitted
-// amount that matters (Theil-Sen), and still rise at the end (not a cache that filled to its bound), and
-// so do the live bytes of its family (the site with every site below it: V8's optimizing a function moves
-// its inlined callees' allocations to the function's own site).
+// (model::JsObjectsState). Sites are judged by family (a stack prefix: its own site and every site below
+// it), because V8's optimizing a function moves its inlined callees' allocations to the function's own
+// site. A family grows when its live bytes rise steadily (Mann-Kendall), by a fitted amount that matters
+// (Theil-Sen), still rise at the end (not a cache that filled to its bound), and no family above it stays
+// flat (an LRU refilled from optimized code: one family rises as its sibling falls). The deepest growing
+// families are named; one whose growth the families below it explain is left out.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +26,7 @@ struct JsLiveThresholds {
 };
 
 struct JsSiteGrowth {
-  uint32_t stack_id = 0;
+  model::JsStack stack;  // root first: a site's stack, or the common prefix of the sites below it
   double window_s = 0;
   // The family's: fitted at the window's ends, clamped to the observed range; live in the last profile.
   double first_bytes = 0, last_bytes = 0;

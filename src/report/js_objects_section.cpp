@@ -13,12 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-// The last path component of a script URL, for short lines ("file:///app/server.js" -> "server.js").
-std::string short_url(const std::string& url) {
-  auto slash = url.rfind('/');
-  return slash == std::string::npos ? url : url.substr(slash + 1);
-}
-
 // The frame that names a site: the app's (analyze::JsSiteGrowth::app_frame), else the innermost frame.
 const model::JsFrame* naming_frame(const analyze::JsSiteGrowth& g, const model::JsStack& stack) {
   if (g.app_frame) return &*g.app_frame;
@@ -38,7 +32,7 @@ std::vector<std::string> js_live_top_lines(const model::Process& p, size_t limit
   const auto& s = p.js_objects;
   for (const auto& g : analyze::growing_js_sites(s)) {
     if (out.size() >= limit) break;
-    const auto& stack = s.stacks[g.stack_id];
+    const auto& stack = g.stack;
     const model::JsFrame* f = naming_frame(g, stack);
     std::string line = fmt::format(
         "{} live, +{}/min: {}", analyze::format_bytes(static_cast<double>(g.live_bytes)),
@@ -85,7 +79,7 @@ json js_objects_section(const model::Process& p) {
     if (h.state == "unavailable") j["unavailable_reason"] = h.reason;
   json sites = json::array();
   for (const auto& g : analyze::growing_js_sites(s)) {
-    const auto& stack = s.stacks[g.stack_id];
+    const auto& stack = g.stack;
     const model::JsFrame* f = naming_frame(g, stack);
     json frames = json::array();
     for (auto it = stack.rbegin(); it != stack.rend(); ++it) frames.push_back(js_frame_name(*it));

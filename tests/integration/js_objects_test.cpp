@@ -185,12 +185,14 @@ TEST(JsObjects, Node22_ListenerLeakRun_IntervalClosureAttach) {
   check_leak_named(*b, "");
 }
 
-TEST(JsObjects, Node18AndNode24_ObjectCacheAttach) {
+// Under run: V8 records only the outermost function of optimized code, and under attach the function may
+// have been optimized (its callees inlined) before the profiler started, leaving no site that names them.
+TEST(JsObjects, Node18AndNode24_ObjectCacheRun) {
   MEMLENS_REQUIRE_TRACING();
   REQUIRE_NODE(node18, "18");
   REQUIRE_NODE(node24, "24");
-  auto [a, b] =
-      run_two({"js_object_cache_leak", true, 30, {}, node18}, {"js_object_cache_leak", true, 30, {}, node24});
+  auto [a, b] = run_two({"js_object_cache_leak", false, 30, {}, node18},
+                        {"js_object_cache_leak", false, 30, {}, node24});
   check_leak_named(*a, "rememberUser");
   check_leak_named(*b, "rememberUser");
 }
