@@ -1,5 +1,6 @@
 // What the inspector module reads without a target: node's inspector options, the SIGUSR1 handler's
 // owner from its symbol, /proc/net/tcp, and V8's sampling heap profile.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -41,16 +42,20 @@ TEST(Sigusr1Handler, OwnerFromAddressAndSymbol) {
   EXPECT_EQ(classify_handler(0x1234, "my_handler"), HandlerOwner::kUnknown);
 }
 
+// One line of /proc/net/tcp{,6}: the fields memlens reads, then the kernel's usual tail.
+std::string tcp_line(int sl, const std::string& local, const std::string& remote, const char* state,
+                     int inode) {
+  return fmt::format(
+      "{:4}: {} {} {} 00000000:00000000 00:00000000 00000000     0        0 {} 1 0 20 4 30 10 -1\n", sl,
+      local, remote, state, inode);
+}
+
 TEST(ProcNetTcp, ListeningAndEstablishedSockets) {
-  std::string v4 =
-      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 0100007F:240D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 "
-      "100 "
-      "0 0 10 0\n"
-      "   1: 0100007F:240D 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0 "
-      "20 4 "
-      "30 10 -1\n";
-  auto s = parse_proc_net_tcp(v4, false);
+  std::string header =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+  auto s = parse_proc_net_tcp(header + tcp_line(0, "0100007F:240D", "00000000:0000", "0A", 4242) +
+                                  tcp_line(1, "0100007F:240D", "0100007F:D431", "01", 4343),
+                              false);
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0].local_address, "127.0.0.1");
   EXPECT_EQ(s[0].local_port, 9229);
@@ -58,14 +63,9 @@ TEST(ProcNetTcp, ListeningAndEstablishedSockets) {
   EXPECT_EQ(s[0].inode, 4242u);
   EXPECT_EQ(s[1].state, kTcpEstablished);
   EXPECT_EQ(s[1].remote_port, 0xD431);
-  std::string v6 =
-      "  sl  local_address                         remote_address                        st tx_queue "
-      "rx_queue tr "
-      "tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 00000000000000000000000001000000:240D 00000000000000000000000000000000:0000 0A "
-      "00000000:00000000 "
-      "00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n";
-  auto s6 = parse_proc_net_tcp(v6, true);
+  auto s6 = parse_proc_net_tcp(header + tcp_line(0, "00000000000000000000000001000000:240D",
+                                                 "00000000000000000000000000000000:0000", "0A", 777),
+                               true);
   ASSERT_EQ(s6.size(), 1u);
   EXPECT_EQ(s6[0].local_address, "::1");
   EXPECT_EQ(s6[0].local_port, 9229);
@@ -84,15 +84,15 @@ TEST(SamplingProfile, SitesWithLiveBytesAndTheirStacks) {
 }
 })js");
   auto p = parse_sampling_profile(j, 12.5, 32768);
-EXPECT_EQ(p.t_s, 12.5);
-ASSERT_EQ(p.sites.size(), 2u);
-EXPECT_EQ(p.sites[0].bytes, 65536u);
-ASSERT_EQ(p.sites[0].stack.size(), 1u);
-EXPECT_EQ(p.sites[0].stack[0].function, "handler");
-EXPECT_EQ(p.sites[0].stack[0].line, 10u);  // 1-based
-ASSERT_EQ(p.sites[1].stack.size(), 2u);
-EXPECT_EQ(p.sites[1].stack[1].url, "file:///app/cache.js");
-EXPECT_GE(p.sites[0].objects, 1u);
+  EXPECT_EQ(p.t_s, 12.5);
+  ASSERT_EQ(p.sites.size(), 2u);
+  EXPECT_EQ(p.sites[0].bytes, 65536u);
+  ASSERT_EQ(p.sites[0].stack.size(), 1u);
+  EXPECT_EQ(p.sites[0].stack[0].function, "handler");
+  EXPECT_EQ(p.sites[0].stack[0].line, 10u);  // 1-based
+  ASSERT_EQ(p.sites[1].stack.size(), 2u);
+  EXPECT_EQ(p.sites[1].stack[1].url, "file:///app/cache.js");
+  EXPECT_GE(p.sites[0].objects, 1u);
 }
 
 }  // namespace
