@@ -207,6 +207,32 @@ TEST(JsObjects, Node20_NegativesShowNoGrowingSite_LruAtBoundAttach_ChurnRun) {
   check_no_growing_site(*b);
 }
 
+// A fast leak in a heap that is already large when memlens attaches: V8 may run no full GC in the whole
+// minute (docs/verdicts.md), so heap used after GC alone leaves the growth unconfirmed. The full GCs V8
+// runs before each profile read give the proof: leak_suspected within 60 s, every pause reported.
+TEST(JsObjects, LargeHeapFastLeakAttachIsConfirmedWithinAMinute) {
+  MEMLENS_REQUIRE_TRACING();
+  ScenarioSpec spec{"js_listener_fast_leak", true, 60, {"--base-mb", "400"}, "", 5};
+  spec.memlens_args = kJsObjects;
+  auto r = start_scenario(spec);
+  finish_scenario(*r);
+  ASSERT_EQ(r->memlens_exit, 0) << r->memlens_stderr;
+  ASSERT_FALSE(r->proc.is_null());
+  EXPECT_TRUE(has_verdict(*r, "leak_suspected", "js_heap")) << verdicts_text(*r);
+  const auto& js = r->proc["js_objects"];
+  const auto& forced = js["forced_gcs"];
+  ASSERT_GE(forced.size(), 2u) << js.dump(1);
+  double total = 0;
+  for (const auto& g : forced) {
+    EXPECT_GT(g.value("pause_ms", 0.0), 0.0);
+    total += g.value("pause_ms", 0.0);
+  }
+  EXPECT_NEAR(js.value("forced_gc_pause_total_ms", 0.0), total, 1e-6);
+  // The GC probes saw them as full GCs (the one at the very end may come after the probes are gone).
+  EXPECT_GE(r->proc["gc"]["by_kind"].value("mark_compact", 0), static_cast<int>(forced.size()) - 1)
+      << r->proc["gc"].dump();
+}
+
 // The app listens for SIGUSR1 itself: memlens must send nothing, say why, and trace the rest.
 TEST(JsObjects, AppWithItsOwnSigusr1ListenerIsNeverSignalled) {
   MEMLENS_REQUIRE_TRACING();
