@@ -37,13 +37,12 @@ class JsObjectsExtension final : public TraceExtension {
   explicit JsObjectsExtension(const JsObjectsOptions& opts) : opts_(opts) {}
   std::string name() const override { return "js_objects"; }
 
-  void on_track(model::Trace& trace, model::Process& p, bool after_exec) override {
+  void on_track(model::Trace& trace, model::Process& p, bool /*after_exec*/) override {
     if (collector_ || done_) return;
     if (p.before_command_exec || !model::looks_like_node(p.exe)) return;
     // The traced root only: the attached pid, or the command memlens started.
     bool root = trace.info.attached_pid ? *trace.info.attached_pid == p.pid() : p.ppid() == getpid();
     if (!root) return;
-    (void)after_exec;
     key_ = p.key();
     p.js_objects.requested = true;
     p.js_objects.mode = opts_.mode == "sampling" ? "sampling" : "full";
@@ -54,7 +53,6 @@ class JsObjectsExtension final : public TraceExtension {
     uint64_t started = trace.info.started_boot_ns;
     co.now_s = [started]() { return (static_cast<double>(boot_ns()) - static_cast<double>(started)) / 1e9; };
     collector_ = std::make_unique<inspector::JsObjectsCollector>(p.pid(), co);
-    trace_ = &trace;
   }
 
   void on_untrack(model::Process& p) override {
@@ -96,7 +94,6 @@ class JsObjectsExtension final : public TraceExtension {
   JsObjectsOptions opts_;
   std::unique_ptr<inspector::JsObjectsCollector> collector_;
   model::ProcessKey key_;
-  model::Trace* trace_ = nullptr;
   bool done_ = false;
 };
 
