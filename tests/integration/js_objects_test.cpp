@@ -2,9 +2,12 @@
 // functions leaks (its file and function), the kernel knows which sockets the target listens on
 // (/proc/PID/net/tcp and its fds), the app's own SIGUSR1 listener counts what it received, and the GC
 // probes see the full GCs memlens caused.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -305,6 +308,34 @@ TEST(JsObjects, InspectorClosedAfterNormalExitAndAfterSigkill) {
         << "the inspector memlens opened still listens 5 s after memlens was killed";
     EXPECT_TRUE(alive(pid));
   }
+}
+
+// Another client on the inspector while memlens has it open is detected and reported.
+TEST(JsObjects, AnotherClientOnTheInspectorIsReported) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child node = Child::spawn({node_bin(), scenario("js_churn"), "--duration", "60", "--report-interval", "0"},
+                            dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 30s).has_value());
+  pid_t pid = node.pid();
+  std::string out = dir.file("out");
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", std::to_string(pid), "--duration", "10", "-q", "-o", out, "--js-objects"},
+      dir.path(), "memlens");
+  ASSERT_TRUE(eventually([&] { return !listening_ports(pid).empty(); }, 10s)) << m.stderr_text();
+  uint16_t port = *listening_ports(pid).begin();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  std::this_thread::sleep_for(5s);
+  close(fd);
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto proc = report_process(load_report(out), pid);
+  ASSERT_TRUE(proc.has_value());
+  EXPECT_FALSE((*proc)["js_objects"]["other_clients"].empty()) << (*proc)["js_objects"].dump(1);
 }
 
 // An inspector the app opened before memlens came is used and left open.
