@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "cli/environment.h"
 #include "cli/signals.h"
@@ -147,7 +148,35 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
   double started = monotonic_s();
   std::optional<double> grace_until;
   bool forwarded = false;
+  // What --js-objects learns while tracing is said at once: JS objects unavailable (and why), the
+  // inspector opened, another client on it.
+  std::map<const model::Process*, std::pair<size_t, size_t>> js_said;
+  auto say_js_objects = [&]() {
+    if (opts_.quiet || opts_.js_objects.empty()) return;
+    for (const auto& p : trace_.processes.all()) {
+      const auto& js = p->js_objects;
+      if (!js.requested) continue;
+      auto& [history, clients] = js_said[p.get()];
+      for (; history < js.history.size(); ++history) {
+        const auto& h = js.history[history];
+        if (h.state != "unavailable" && h.state != "open") continue;
+        live.clear();
+        if (h.state == "unavailable")
+          fmt::print(stderr, "memlens: pid {}: JS objects unavailable: {}\n", p->pid(), h.reason);
+        else
+          fmt::print(stderr, "memlens: pid {}: V8 inspector at {} ({})\n", p->pid(), h.address,
+                     h.opened_by_memlens ? "opened by memlens, closed when the trace ends"
+                                         : "already open: left open");
+      }
+      for (; clients < js.other_clients.size(); ++clients) {
+        live.clear();
+        fmt::print(stderr, "memlens: pid {}: another client connected to the inspector memlens uses: {}\n",
+                   p->pid(), js.other_clients[clients].peer);
+      }
+    }
+  };
   while (true) {
+    say_js_objects();
     int sig = stop_signal();
     if (sig && !forwarded) {
       forwarded = true;
