@@ -231,9 +231,10 @@ TEST(JsObjects, LargeHeapFastLeakAttachIsConfirmedWithinAMinute) {
     total += g.value("pause_ms", 0.0);
   }
   EXPECT_NEAR(js.value("forced_gc_pause_total_ms", 0.0), total, 1e-6);
-  // The GC probes saw them as full GCs (the one at the very end may come after the probes are gone).
-  EXPECT_GE(r->proc["gc"]["by_kind"].value("mark_compact", 0), static_cast<int>(forced.size()) - 1)
-      << r->proc["gc"].dump();
+  // The GC probes saw full GCs: at least two, what the proof compares (a forced GC that meets a full GC
+  // V8 has under way completes it rather than starting another, and the last read may come after the
+  // probes are gone, so not one per read).
+  EXPECT_GE(r->proc["gc"]["by_kind"].value("mark_compact", 0), 2) << r->proc["gc"].dump();
 }
 
 // The app listens for SIGUSR1 itself: memlens must send nothing, say why, and trace the rest.
