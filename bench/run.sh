@@ -8,7 +8,8 @@
 #     (target >= 0.99), and again with a new connection per request (Connection: close: accept and close, which
 #     are then as hot as they get: target >= 0.97), and beside it the floor under that figure: an
 #     untraced server with bare uprobes (no program) where memlens reads accept (bench/bare_uprobe.cpp);
-#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.97);
+#   - alloc-heavy: run time of bench/alloc_heavy.js (untraced/traced, target >= 0.97), and traced with
+#     --js-objects=sampling (V8's sampling heap profiler through the inspector) as well (target >= 0.90);
 #   - Buffer-heavy: run time of bench/buffer_heavy.js (untraced/traced, target >= 0.90);
 #   - memlens's own CPU seconds and peak RSS (VmHWM) in every traced run (target <= 64 MB);
 #   - events lost: report.json's loss.events_lost (target 0), and untraced processes (loss.untraced_processes,
@@ -262,8 +263,11 @@ script_round() { # script_round NAME MODE ROUND -> prints the workload's elapsed
   local name=$1 mode=$2 r=$3 out="$WORK/$1-$2-$3" stats="$WORK/$1-$2-$3.stats" result="$WORK/$1-$2-$3.result"
   local rc
   rm -f "$result"
-  if [ "$mode" = traced ]; then
-    measured "$stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q -o "$out" -- \
+  if [ "$mode" = traced ] || [ "$mode" = jsobjects ]; then
+    local extra=()
+    # jsobjects: traced with V8's sampling heap profiler on as well (--js-objects=sampling).
+    [ "$mode" = jsobjects ] && extra=(--js-objects=sampling)
+    measured "$stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q -o "$out" "${extra[@]}" -- \
       node "$BENCH_DIR/$name.js" --result-file "$result" >"$out.log" 2>&1
     rc=$?
     [ "$rc" -eq 0 ] || die "$name traced round $r: memlens exited with status $rc (see $out.log)"
@@ -411,7 +415,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       2) amodes=(traced bpftrace untraced) ;;
       *) amodes=(bpftrace untraced traced) ;;
     esac
-    for mode in "${amodes[@]}"; do
+    for mode in "${amodes[@]}" jsobjects; do
       v=$(script_round alloc_heavy "$mode" "$r") || exit 1
       add_sample "alloc-$mode" "$v"
       line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
@@ -502,6 +506,9 @@ if want scripts; then
   over_ratio=$(median "${over[@]}")
   result "overhead memlens/bpftrace (alloc)" "$over_ratio" "<=" 0.25 \
     "(rounds: ${over[*]}; overheads memlens $(median "${ml_over[@]}") [$(list_spread "${ml_over[@]}")], bpftrace $(median "${bt_over[@]}") [$(list_spread "${bt_over[@]}")])"
+  alloc_js_ratio=$(paired_median alloc-untraced alloc-jsobjects)
+  result "  with --js-objects=sampling too" "$alloc_js_ratio" ">=" 0.90 \
+    "(rounds: $(paired_list alloc-untraced alloc-jsobjects); median $(m alloc-jsobjects) s: V8's sampling heap profiler on top of the tracing)"
   buffer_ratio=$(paired_median buffer-untraced buffer-traced)
   result "Buffer-heavy run time untraced/traced" "$buffer_ratio" ">=" 0.90 \
     "(rounds: $(paired_list buffer-untraced buffer-traced); medians $(m buffer-untraced) vs $(m buffer-traced) s; ranges $(spread buffer-untraced) vs $(spread buffer-traced))"

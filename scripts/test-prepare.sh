@@ -35,6 +35,9 @@ install_missing() {
 install_missing chromium chromium
 # The live view of `memlens top` is tested in a real terminal.
 install_missing tmux tmux
+# A target in its own network and PID namespaces (--js-objects): unshare, and ip to bring loopback up.
+install_missing unshare util-linux
+install_missing ip iproute2
 
 # node_modules is complete when npm's own record of the install is newer than the lock file.
 if [ ! -f "$html/node_modules/.package-lock.json" ] ||

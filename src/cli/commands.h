@@ -39,6 +39,10 @@ struct TraceOptions {
   bool fds = true;                      // file-descriptor tracking
   std::string fd_stacks;                // --fd-stacks: "accept" probes accept/accept4 too
   bool hold = true;                     // hold new processes until their probes are attached (docs/probes.md)
+  // V8's own view through its inspector: "" off, "full", "sampling" (reads once, at the end), "force"
+  // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
+  std::string js_objects;
+  bool run_mode = false;  // set by `run`: memlens starts the traced command
 };
 
 struct TopOptions {

@@ -61,6 +61,13 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
                 "Do not stop new processes (SIGSTOP) until their probes are attached: they run at once, and "
                 "what they do before is not traced (counted as untraced time); for interactive shells, "
                 "which report a stopped child");
+  // A flag whose value, when given, follows '=' only: "--js-objects -- node app.js" must not read "--" as
+  // its value.
+  cmd->add_flag("--js-objects{full}", o.js_objects,
+                "Open V8's inspector (safely: see the README) for the live JS heap by allocation site "
+                "(js_live profile) and full GCs that confirm a JS heap growth. --js-objects=sampling reads the "
+                "profile only when the trace ends; --js-objects=force overrides an unknown SIGUSR1 check")
+      ->check(CLI::IsMember({"full", "sampling", "force"}));
   cmd->add_option(
          "--fault-sample-period", o.fault_sample_period,
          "Sample one page fault in this many (per process): its mode (user or kernel) and, with stacks, "

@@ -108,7 +108,9 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
     return kExitUsage;
   }
   install_stop_handlers();
-  TraceSession session(opts);
+  TraceOptions run_opts = opts;
+  run_opts.run_mode = true;
+  TraceSession session(run_opts);
   if (int rc = session.start(); rc != kExitOk) return rc;
   session.trace().info.command = argv;
 

@@ -9,15 +9,18 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "cli/environment.h"
 #include "cli/signals.h"
 #include "collect/extensions.h"
+#include "collect/js_objects_extension.h"
 #include "common/clock.h"
 #include "common/safe_file.h"
 #include "proc/procfs.h"
 #include "report/folded.h"
 #include "report/html.h"
+#include "report/js_objects_section.h"
 #include "report/json_report.h"
 #include "report/pprof.h"
 #include "report/terminal.h"
@@ -108,6 +111,12 @@ int TraceSession::start() {
   eo.fd_accept_stacks = opts_.fd_stacks == "accept";
   for (auto& ext : collect::default_extensions(tracer_->session(), eo))
     tracer_->add_extension(std::move(ext));
+  if (!opts_.js_objects.empty()) {
+    collect::JsObjectsOptions jo;
+    jo.mode = opts_.js_objects;
+    jo.run_mode = opts_.run_mode;
+    tracer_->add_extension(collect::make_js_objects_extension(jo));
+  }
   if (opts_.stacks) {
     // Last: it symbolizes the stacks the other capabilities recorded for a process.
     auto stacks = std::make_unique<collect::StacksExtension>(tracer_->session());
@@ -140,7 +149,35 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
   double started = monotonic_s();
   std::optional<double> grace_until;
   bool forwarded = false;
+  // What --js-objects learns while tracing is said at once: JS objects unavailable (and why), the
+  // inspector opened, another client on it.
+  std::map<const model::Process*, std::pair<size_t, size_t>> js_said;
+  auto say_js_objects = [&]() {
+    if (opts_.quiet || opts_.js_objects.empty()) return;
+    for (const auto& p : trace_.processes.all()) {
+      const auto& js = p->js_objects;
+      if (!js.requested) continue;
+      auto& [history, clients] = js_said[p.get()];
+      for (; history < js.history.size(); ++history) {
+        const auto& h = js.history[history];
+        if (h.state != "unavailable" && h.state != "open") continue;
+        live.clear();
+        if (h.state == "unavailable")
+          fmt::print(stderr, "memlens: pid {}: JS objects unavailable: {}\n", p->pid(), h.reason);
+        else
+          fmt::print(stderr, "memlens: pid {}: V8 inspector at {} ({})\n", p->pid(), h.address,
+                     h.opened_by_memlens ? "opened by memlens, closed when the trace ends"
+                                         : "already open: left open");
+      }
+      for (; clients < js.other_clients.size(); ++clients) {
+        live.clear();
+        fmt::print(stderr, "memlens: pid {}: another client connected to the inspector memlens uses: {}\n",
+                   p->pid(), js.other_clients[clients].peer);
+      }
+    }
+  };
   while (true) {
+    say_js_objects();
     int sig = stop_signal();
     if (sig && !forwarded) {
       forwarded = true;
@@ -174,6 +211,13 @@ int TraceSession::finish_and_report() {
   tracer_->finish();
   std::vector<symbolize::StackProfile> profiles;
   if (stacks_) profiles = stacks_->profiles(trace_);
+  if (!opts_.js_objects.empty()) {
+    // V8's live heap by allocation site, from the last sampling profile of each process.
+    auto js = report::js_live_profile_frame(trace_.info.started_unix_ns,
+                                            static_cast<int64_t>(trace_.info.duration_s * 1e9));
+    for (const auto& p : trace_.processes.all()) report::append_js_live_samples(*p, js);
+    if (!js.samples.empty()) profiles.push_back(std::move(js));
+  }
   nlohmann::json report = report::build_report(trace_, profiles);
   report["profiles"] = report::profiles_summary(profiles);
   std::vector<std::string> written;

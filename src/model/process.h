@@ -14,6 +14,7 @@
 #include "model/address_space.h"
 #include "model/attribution.h"
 #include "model/fd_table.h"
+#include "model/js_objects.h"
 #include "model/loss.h"
 #include "model/stack_kinds.h"
 #include "model/v8_state.h"
@@ -107,6 +108,7 @@ class Process {
   AddressSpace address_space;
   FdTable fds;
   V8State v8;
+  JsObjectsState js_objects;  // V8's own view through its inspector (--js-objects)
   StackTable stacks;  // kind -> stack id -> weights; symbolized when the process ends or the trace does
   AttributionState attribution;  // resident bytes per category, limits (attribution extension)
   EventCounts events;

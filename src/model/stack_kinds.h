@@ -19,18 +19,21 @@ inline constexpr char kArrayBuffers[] = "array_buffers";
 inline constexpr char kGcTriggers[] = "gc_triggers";
 // File descriptors still open, by opening stack (a count, no bytes).
 inline constexpr char kFdOpens[] = "fd_opens";
+// Live JS objects by allocation site, from V8's sampling heap profiler (--js-objects).
+inline constexpr char kJsLive[] = "js_live";
 }  // namespace stack_kind
 
 struct StackKindInfo {
   std::string_view name;
   std::string_view title;  // what a report calls its stacks (the HTML report's flame graph titles)
 };
-inline constexpr std::array<StackKindInfo, 5> kStackKinds = {{
+inline constexpr std::array<StackKindInfo, 6> kStackKinds = {{
     {stack_kind::kMmapGrowth, "Address-space growth (mmap, brk, mremap)"},
     {stack_kind::kPageFaults, "Page faults (first touch of new memory)"},
     {stack_kind::kArrayBuffers, "ArrayBuffer/Buffer backing-store allocations"},
     {stack_kind::kGcTriggers, "What was running when a GC started"},
     {stack_kind::kFdOpens, "File descriptors still open, by opening stack"},
+    {stack_kind::kJsLive, "Live JS objects by allocation site (V8 sampling heap profiler, --js-objects)"},
 }};
 
 // The title of a stack kind; the kind itself when it is none of the above.

@@ -4,6 +4,7 @@
 
 #include "common/safe_file.h"
 #include "report/breakdown_section.h"
+#include "report/js_objects_section.h"
 #include "report/sections.h"
 #include "report/top_stacks.h"
 #include "report/verdict_section.h"
@@ -88,6 +89,7 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
   if (auto ab = v8_array_buffers_section(p); !ab.is_null()) j["array_buffers"] = std::move(ab);
   if (auto fds = fd_section(p); !fds.is_null()) j["fds"] = std::move(fds);
   if (auto b = breakdown_section(p); !b.is_null()) j["breakdown"] = std::move(b);
+  if (auto js = js_objects_section(p); !js.is_null()) j["js_objects"] = std::move(js);
   if (auto v = verdict_section(p, top_stacks_for(p.pid(), profiles)); !v.is_null())
     j["verdicts"] = std::move(v);
   if (const auto& k = p.attribution.oom_kill) {

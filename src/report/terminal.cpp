@@ -261,6 +261,27 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
     if (!ab.empty())
       out += fmt::format("           ArrayBuffers: {} live (peak {})\n",
                          format_bytes(u64_or0(ab, "live_bytes")), format_bytes(u64_or0(ab, "peak_bytes")));
+    const json& js = object_or_empty(p, "js_objects");
+    if (!js.empty()) {
+      if (auto why = js.find("unavailable_reason"); why != js.end() && why->is_string())
+        out += fmt::format("           JS objects unavailable: {}\n", why->get<std::string>());
+      else if (js.value("was_open", false))
+        out += fmt::format(
+            "           JS objects: inspector at {} ({}), {} profile reads\n",
+            js.value("address", std::string()),
+            js.value("opened_by_memlens", false) ? "opened and closed by memlens" : "already open: left open",
+            u64_or0(js, "profiles"));
+      const json& forced = js.value("forced_gcs", json::array());
+      if (!forced.empty())
+        out += fmt::format(
+            "           pauses memlens caused: {} full GCs (V8 collects before each profile "
+            "read), {:.0f} ms in all, longest {:.0f} ms\n",
+            forced.size(), f64_or0(js, "forced_gc_pause_total_ms"), f64_or0(js, "forced_gc_pause_max_ms"));
+      const json& others = js.value("other_clients", json::array());
+      if (!others.empty())
+        out +=
+            fmt::format("           other inspector clients while memlens had it open: {}\n", others.size());
+    }
     const json& fds = object_or_empty(p, "fds");
     if (!fds.empty())
       out += fmt::format("           fds: {} open (peak {}), {} opened, {} closed\n", u64_or0(fds, "open"),

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "report/js_objects_section.h"
 #include "report/top_stacks.h"
 
 namespace memlens::report {
@@ -70,6 +71,9 @@ analyze::AnalysisInput analysis_input(const model::Process& p, const TopStacksFn
       auto c = static_cast<Category>(i);
       if (!in[c].resident.empty()) in[c].top_stacks = top_stacks(c);
     }
+  // V8's own view names the JS heap's growth better than any stack of ours: the sites whose live objects
+  // grow (--js-objects).
+  if (auto js = js_live_top_lines(p); !js.empty()) in[Category::js_heap].top_stacks = std::move(js);
   return in;
 }
 
@@ -103,7 +107,10 @@ nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_s
                     {"where", v.projection->where},     {"growing", growing}};
     }
     if (v.part_of) j["part_of"] = analyze::category_name(*v.part_of);
-    if (!v.top_stacks.empty()) j["top_stacks_from"] = top_stack_source(v.category).kind;
+    if (!v.top_stacks.empty())
+      j["top_stacks_from"] = v.category == Category::js_heap && !js_live_top_lines(p, 1).empty()
+                                 ? "js_live"
+                                 : top_stack_source(v.category).kind;
     out.push_back(std::move(j));
   }
   return out;

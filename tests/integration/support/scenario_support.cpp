@@ -34,12 +34,17 @@ std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
   std::string node = spec.node.empty() ? node_bin() : spec.node;
   // The scenario's command line with its duration: the trace under run, longer than it under attach.
   auto command = [&](double duration_s) {
-    std::vector<std::string> cmd = {node, scenario(spec.name), "--duration", fmt::format("{}", duration_s)};
+    std::vector<std::string> cmd = {node};
+    cmd.insert(cmd.end(), spec.node_args.begin(), spec.node_args.end());
+    for (std::string a : {scenario(spec.name), std::string("--duration"), fmt::format("{}", duration_s)})
+      cmd.push_back(std::move(a));
     cmd.insert(cmd.end(), spec.args.begin(), spec.args.end());
     return cmd;
   };
   if (!spec.attach) {
-    std::vector<std::string> cmd = {memlens_bin(), "run", "-q", "-o", out, "--"};
+    std::vector<std::string> cmd = {memlens_bin(), "run", "-q", "-o", out};
+    cmd.insert(cmd.end(), spec.memlens_args.begin(), spec.memlens_args.end());
+    cmd.push_back("--");
     for (auto& a : command(spec.trace_s)) cmd.push_back(std::move(a));
     r->memlens = Child::spawn(cmd, r->dir.path(), "memlens");
     if (auto e = wait_ready(r->memlens, 30s, r->ready_seen_boot_ns)) {
@@ -55,9 +60,11 @@ std::unique_ptr<ScenarioRun> start_scenario(const ScenarioSpec& spec) {
   r->pid = e->value("pid", 0);
   r->ready = *e;
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(spec.settle_s * 1000)));
-  r->memlens = Child::spawn({memlens_bin(), "attach", std::to_string(r->pid), "--duration",
-                             fmt::format("{}", spec.trace_s), "-q", "-o", out},
-                            r->dir.path(), "memlens");
+  std::vector<std::string> cmd = {
+      memlens_bin(), "attach", std::to_string(r->pid), "--duration", fmt::format("{}", spec.trace_s), "-q",
+      "-o",          out};
+  cmd.insert(cmd.end(), spec.memlens_args.begin(), spec.memlens_args.end());
+  r->memlens = Child::spawn(cmd, r->dir.path(), "memlens");
   return r;
 }
 

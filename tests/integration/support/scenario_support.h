@@ -12,12 +12,14 @@
 namespace memlens::testing {
 
 struct ScenarioSpec {
-  std::string name;               // tests/scenarios/<name>.js
-  bool attach = false;            // memlens attach to a running scenario, else memlens run
-  double trace_s = 60;            // seconds of tracing (run: the scenario's --duration)
-  std::vector<std::string> args;  // more scenario options ("--base-mb", "400")
-  std::string node;               // node binary; empty: node_bin()
-  double settle_s = 1;            // attach: seconds between the ready line and attaching
+  std::string name;                       // tests/scenarios/<name>.js
+  bool attach = false;                    // memlens attach to a running scenario, else memlens run
+  double trace_s = 60;                    // seconds of tracing (run: the scenario's --duration)
+  std::vector<std::string> args;          // more scenario options ("--base-mb", "400")
+  std::string node;                       // node binary; empty: node_bin()
+  double settle_s = 1;                    // attach: seconds between the ready line and attaching
+  std::vector<std::string> memlens_args;  // more memlens options ("--js-objects")
+  std::vector<std::string> node_args;     // node options before the script ("--inspect-port=0")
 };
 
 // One traced scenario, started by start_scenario and completed by finish_scenario.

@@ -1,0 +1,460 @@
+#include "inspector/collector.h"
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "inspector/cdp.h"
+#include "inspector/net.h"
+#include "inspector/signal_check.h"
+#include "inspector/watchdog.h"
+
+namespace memlens::inspector {
+
+namespace {
+
+constexpr uint16_t kDefaultPort = 9229;
+constexpr int kCallTimeoutMs = 20000;
+
+double mono_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The WebSocket endpoint of an inspector: host:port and the path of its target.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string path;
+  std::string address() const { return fmt::format("{}:{}", host, port); }
+};
+
+std::string connect_host(const std::string& listen_address) {
+  if (listen_address == "0.0.0.0") return "127.0.0.1";
+  if (listen_address == "::") return "::1";
+  return listen_address;
+}
+
+// Asks the inspector at host:port (in pid's namespace) for its target list; the first node target's
+// WebSocket path.
+Result<Endpoint> query_target(pid_t pid, const std::string& host, uint16_t port) {
+  auto fd = connect_in_namespace(pid, host, port, 2000);
+  if (!fd) return fd.error();
+  auto body = http_get(*fd, fmt::format("{}:{}", host, port), "/json/list", 1 << 20);
+  close(*fd);
+  if (!body) return body.error();
+  auto j = nlohmann::json::parse(*body, nullptr, false);
+  if (!j.is_array()) return make_error("not an inspector's target list");
+  for (const auto& t : j) {
+    std::string url = t.value("webSocketDebuggerUrl", "");
+    auto scheme = url.find("://");
+    if (scheme == std::string::npos) continue;
+    auto slash = url.find('/', scheme + 3);
+    if (slash == std::string::npos) continue;
+    return Endpoint{host, port, url.substr(slash)};
+  }
+  return make_error("the inspector lists no target");
+}
+
+// Estimated object count of a sample V8 reports as `scaled_bytes` (object size times V8's scaled count
+// 1 / (1 - exp(-size / interval))): solve for the object size.
+double estimated_objects(double scaled_bytes, double interval) {
+  if (scaled_bytes <= 0 || interval <= 0) return 0;
+  if (scaled_bytes <= interval) return 1;
+  double lo = 1, hi = scaled_bytes;
+  for (int i = 0; i < 40; ++i) {
+    double mid = 0.5 * (lo + hi);
+    double v = mid / (1.0 - std::exp(-mid / interval));
+    (v < scaled_bytes ? lo : hi) = mid;
+  }
+  double size = 0.5 * (lo + hi);
+  return std::max(1.0, scaled_bytes / size);
+}
+
+model::JsFrame frame_of(const nlohmann::json& cf) {
+  model::JsFrame f;
+  f.function = cf.value("functionName", "");
+  f.url = cf.value("url", "");
+  int64_t line = cf.value("lineNumber", -1), col = cf.value("columnNumber", -1);
+  f.line = line >= 0 ? static_cast<uint32_t>(line + 1) : 0;
+  f.column = col >= 0 ? static_cast<uint32_t>(col + 1) : 0;
+  return f;
+}
+
+}  // namespace
+
+model::JsLiveProfile parse_sampling_profile(const nlohmann::json& result, double t_s,
+                                            uint64_t sampling_interval_bytes) {
+  model::JsLiveProfile out;
+  out.t_s = t_s;
+  out.sampling_interval_bytes = sampling_interval_bytes;
+  const nlohmann::json* profile = &result;
+  if (auto p = result.find("profile"); p != result.end()) profile = &*p;
+  auto head = profile->find("head");
+  if (head == profile->end() || !head->is_object()) return out;
+  // Objects per node, from the samples.
+  std::map<int64_t, double> objects;
+  if (auto samples = profile->find("samples"); samples != profile->end() && samples->is_array())
+    for (const auto& s : *samples)
+      objects[s.value("nodeId", int64_t{-1})] +=
+          estimated_objects(s.value("size", 0.0), static_cast<double>(sampling_interval_bytes));
+  // Depth-first, iteratively (a deep recursion in the app gives a deep tree).
+  struct Item {
+    const nlohmann::json* node;
+    size_t depth;
+  };
+  std::vector<Item> todo{{&*head, 0}};
+  model::JsStack path;
+  while (!todo.empty()) {
+    Item it = todo.back();
+    todo.pop_back();
+    const auto& node = *it.node;
+    // The head is V8's "(root)": not a frame of the app.
+    size_t frames = it.depth == 0 ? 0 : it.depth;
+    path.resize(frames > 0 ? frames - 1 : 0);
+    if (it.depth > 0) path.push_back(frame_of(node.value("callFrame", nlohmann::json::object())));
+    double self = node.value("selfSize", 0.0);
+    if (self > 0) {
+      model::JsLiveSite site;
+      site.stack = path;
+      site.bytes = static_cast<uint64_t>(self);
+      site.objects = static_cast<uint64_t>(std::llround(objects[node.value("id", int64_t{-1})]));
+      out.sites.push_back(std::move(site));
+    }
+    if (auto ch = node.find("children"); ch != node.end() && ch->is_array())
+      for (auto c = ch->rbegin(); c != ch->rend(); ++c) todo.push_back({&*c, it.depth + 1});
+  }
+  return out;
+}
+
+JsObjectsCollector::JsObjectsCollector(pid_t pid, CollectorOptions opts) : pid_(pid), opts_(std::move(opts)) {
+  worker_ = std::thread([this]() { run(); });
+}
+
+JsObjectsCollector::~JsObjectsCollector() {
+  stop();
+}
+
+void JsObjectsCollector::stop() {
+  stop_ = true;
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+std::vector<model::JsObjectsEvent> JsObjectsCollector::drain() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<model::JsObjectsEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+bool JsObjectsCollector::request_full_gc(const std::string& reason) {
+  if (opts_.sampling_only || !open_) return false;  // sampling: no pause before the trace ends
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (gc_request_) return false;
+  double t = now();
+  if (last_gc_s_ && t - *last_gc_s_ < opts_.min_forced_gc_gap_s) return false;
+  gc_request_ = reason;
+  last_gc_s_ = t;
+  wake_.notify_all();
+  return true;
+}
+
+std::optional<double> JsObjectsCollector::last_forced_gc_s() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_gc_s_;
+}
+
+void JsObjectsCollector::emit(model::JsObjectsEvent e) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  events_.push_back(std::move(e));
+}
+
+void JsObjectsCollector::unavailable(std::string reason, std::string handler) {
+  model::JsInspectorStatus s;
+  s.t_s = now();
+  s.state = "unavailable";
+  s.reason = std::move(reason);
+  s.handler = std::move(handler);
+  emit(std::move(s));
+}
+
+bool JsObjectsCollector::wait_stop(double seconds) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait_for(lock, std::chrono::duration<double>(seconds),
+                 [&]() { return stop_.load() || gc_request_.has_value() || target_exiting_.load(); });
+  return stop_;
+}
+
+void JsObjectsCollector::run() {
+  // The process, pinned: a signal goes to it and never to a later process that reuses its pid.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd < 0) return unavailable(fmt::format("pid {} is gone", pid_));
+  struct PidFd {
+    int fd;
+    ~PidFd() { close(fd); }
+  } pidfd_owner{pidfd};
+
+  auto flags = read_inspector_flags(pid_);
+  if (!flags) return unavailable(fmt::format("cannot read its command line: {}", flags.error().describe()));
+  if (flags->disable_sigusr1)
+    return unavailable(
+        "the process was started with --disable-sigusr1, so SIGUSR1 cannot open its inspector; memlens "
+        "sent nothing (restart it without that flag, or with --inspect=127.0.0.1:0, to see JS objects)");
+  if (flags->permission && !flags->allow_inspector)
+    return unavailable(
+        "the process runs under Node's permission model (--permission) without --allow-inspector, so its "
+        "inspector cannot open; memlens sent nothing");
+  if (!is_loopback_host(flags->host))
+    return unavailable(fmt::format(
+        "the process's inspector is configured to listen on {}, not on loopback: opening it would let the "
+        "network run code in the app; memlens sent nothing",
+        flags->host));
+  uint16_t expected_port = flags->port.value_or(kDefaultPort);
+
+  auto before = listening_sockets(pid_);
+  if (!before) return unavailable(fmt::format("cannot read its sockets: {}", before.error().describe()));
+
+  // An inspector already open (a developer's debugger, --inspect): used, never closed.
+  std::optional<Endpoint> endpoint;
+  bool opened_by_memlens = false;
+  std::string handler_name;
+  for (const auto& s : *before)
+    if (s.local_port == expected_port || (flags->inspect_at_start && flags->port == 0))
+      if (auto ep = query_target(pid_, connect_host(s.local_address), s.local_port)) {
+        endpoint = *ep;
+        break;
+      }
+
+  if (!endpoint) {
+    HandlerCheck check = check_sigusr1_handler(pid_);
+    double give_up = mono_s() + opts_.wait_for_handler_s;
+    while (check.owner == HandlerOwner::kDefault && mono_s() < give_up && !stop_) {
+      // Still starting: node installs its handler early in its start-up.
+      if (wait_stop(0.1)) return;
+      check = check_sigusr1_handler(pid_);
+    }
+    handler_name = handler_owner_name(check.owner);
+    switch (check.owner) {
+      case HandlerOwner::kNodeInspector:
+        break;
+      case HandlerOwner::kAppListener:
+        return unavailable(
+            "the app listens for SIGUSR1 itself (process.on('SIGUSR1'): libuv's uv__signal_handler holds the "
+            "signal), so SIGUSR1 would reach the app's code and open no inspector; memlens sent nothing",
+            handler_name);
+      case HandlerOwner::kDefault:
+        return unavailable(
+            "SIGUSR1 has its default action in this process (it would end it): node's inspector handler is "
+            "not installed; memlens sent nothing",
+            handler_name);
+      case HandlerOwner::kIgnored:
+        return unavailable(
+            "SIGUSR1 is ignored by this process, so it cannot open the inspector; memlens sent nothing",
+            handler_name);
+      case HandlerOwner::kUnknown:
+        if (!opts_.force)
+          return unavailable(
+              fmt::format("memlens could not tell who handles SIGUSR1 ({}), so it sent nothing "
+                          "(--js-objects=force overrides this unknown result)",
+                          check.detail),
+              handler_name);
+        break;
+    }
+    if (syscall(SYS_pidfd_send_signal, pidfd, SIGUSR1, nullptr, 0) != 0)
+      return unavailable(fmt::format("cannot send SIGUSR1: {}", strerror(errno)), handler_name);
+    opened_by_memlens = true;
+    std::set<uint64_t> old_inodes;
+    for (const auto& s : *before) old_inodes.insert(s.inode);
+    double deadline = mono_s() + 5.0;
+    std::optional<TcpSocket> found;
+    while (!found && mono_s() < deadline) {
+      if (wait_stop(0.1)) break;
+      if (auto now_listening = listening_sockets(pid_))
+        for (const auto& s : *now_listening)
+          if (!old_inodes.count(s.inode)) found = s;
+    }
+    if (!found) {
+      // Someone else may hold the port in the target's namespace.
+      std::string why = "no inspector started within 5 s of SIGUSR1";
+      if (auto all = namespace_tcp_sockets(pid_))
+        for (const auto& s : *all)
+          if (s.state == kTcpListen && s.local_port == expected_port)
+            why = fmt::format(
+                "port {} is taken in the target's network namespace, so its inspector could not start "
+                "(start the app with --inspect-port=<free port>)",
+                expected_port);
+      return unavailable(why, handler_name);
+    }
+    // The inspector answers a moment after it listens.
+    for (int i = 0; i < 20 && !endpoint; ++i) {
+      auto ep = query_target(pid_, connect_host(found->local_address), found->local_port);
+      if (ep)
+        endpoint = *ep;
+      else if (wait_stop(0.1))
+        break;
+    }
+    if (!endpoint)
+      return unavailable(fmt::format("the inspector memlens opened on port {} did not answer its target list",
+                                     found->local_port),
+                         handler_name);
+  }
+
+  InspectorWatchdog watchdog;
+  if (opened_by_memlens) {
+    auto w = InspectorWatchdog::start(pid_, endpoint->host, endpoint->port, endpoint->path);
+    if (w) watchdog = std::move(*w);
+  }
+  auto fd = connect_in_namespace(pid_, endpoint->host, endpoint->port, 2000);
+  std::unique_ptr<WebSocket> ws;
+  if (fd) {
+    auto opened = WebSocket::open(*fd, endpoint->address(), endpoint->path);
+    if (opened) ws = std::move(*opened);
+  }
+  if (!ws) {
+    unavailable(fmt::format("cannot connect to the inspector at {}", endpoint->address()), handler_name);
+    return;  // the watchdog (not dismissed) closes what memlens opened
+  }
+  uint16_t my_port = 0;
+  {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (getsockname(ws->fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      my_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    timeval tv{0, 100000};
+    setsockopt(ws->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  CdpSession* session_ptr = nullptr;
+  CdpSession session(std::move(ws), [&](const std::string& method, const nlohmann::json&) {
+    // The target is exiting and would wait for memlens ("Waiting for the debugger to disconnect"): let
+    // it go at once.
+    if (method == "NodeRuntime.waitingForDisconnect" || method == "Inspector.detached") {
+      target_exiting_ = true;
+      wake_.notify_all();
+      if (!session_ptr) return;
+      // Sampling mode has read nothing yet: one quick read, and the connection closes within a second
+      // whatever happens.
+      if (opts_.sampling_only && method == "NodeRuntime.waitingForDisconnect")
+        session_ptr->disconnect_after(0.8);
+      else
+        session_ptr->disconnect();
+    }
+  });
+  session_ptr = &session;
+  (void)session.call("NodeRuntime.notifyWhenWaitingForDisconnect", {{"enabled", true}}, 5000);
+  auto started = session.call("HeapProfiler.startSampling",
+                              {{"samplingInterval", opts_.sampling_interval_bytes}}, kCallTimeoutMs);
+  if (!started) {
+    unavailable(
+        fmt::format("the inspector refused the sampling heap profiler: {}", started.error().describe()),
+        handler_name);
+  } else {
+    model::JsInspectorStatus st;
+    st.t_s = now();
+    st.state = "open";
+    st.address = endpoint->address();
+    st.opened_by_memlens = opened_by_memlens;
+    st.handler = handler_name;
+    st.reason = opened_by_memlens ? "opened with SIGUSR1 after checking node's own handler holds it"
+                                  : "the process's inspector was already open: used, and left open";
+    emit(st);
+    open_ = true;
+  }
+
+  std::set<std::string> clients_seen;
+  // V8 runs a full GC before every sampling-profile read (so that the profile holds live objects only):
+  // each read is a pause memlens causes, measured and reported, and paced to the pause budget. In sampling
+  // mode the profile is read once, when the trace ends.
+  double interval = opts_.profile_min_interval_s;
+  double next_profile = opts_.sampling_only ? 1e300 : mono_s() + interval;
+  double next_clients = mono_s() + 1.0;
+  auto read_profile = [&](const std::string& reason, const char* method, int timeout_ms = kCallTimeoutMs) {
+    double t = now();
+    double t0 = mono_s();
+    auto prof = session.call(method, nlohmann::json::object(), timeout_ms);
+    model::JsForcedGc g;
+    g.t_s = t;
+    g.pause_ms = (mono_s() - t0) * 1000.0;
+    g.reason = reason;
+    g.ok = prof.ok();
+    if (!prof) g.error = prof.error().describe();
+    if (prof) emit(parse_sampling_profile(*prof, t, opts_.sampling_interval_bytes));
+    emit(g);
+    interval = std::clamp(g.pause_ms / 1000.0 / opts_.pause_budget, opts_.profile_min_interval_s,
+                          opts_.profile_max_interval_s);
+  };
+  while (open_ && session.connected() && !target_exiting_) {
+    double wait = std::max(0.0, std::min(next_profile, next_clients) - mono_s());
+    if (wait_stop(wait)) break;
+    std::optional<std::string> gc;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      gc.swap(gc_request_);
+    }
+    if (mono_s() >= next_clients) {
+      next_clients = mono_s() + 2.0;
+      // Other connections to the inspector's port, the target's side of them.
+      if (auto all = namespace_tcp_sockets(pid_)) {
+        auto mine = socket_inodes(pid_);
+        for (const auto& s : *all)
+          if (s.state == kTcpEstablished && s.local_port == endpoint->port && s.remote_port != my_port &&
+              std::binary_search(mine.begin(), mine.end(), s.inode)) {
+            std::string peer = fmt::format("{}:{}", s.remote_address, s.remote_port);
+            if (clients_seen.insert(peer).second) emit(model::JsOtherClient{now(), peer});
+          }
+      }
+    }
+    // A full GC asked for (growth unconfirmed) is a profile read now: the same pause, and the data too.
+    if (gc || mono_s() >= next_profile) {
+      read_profile(gc ? *gc : "sampling profile read (V8 runs a full GC first)",
+                   "HeapProfiler.getSamplingProfile");
+      next_profile = mono_s() + interval;
+      std::lock_guard<std::mutex> lock(mutex_);
+      last_gc_s_ = now();
+    }
+  }
+
+  model::JsInspectorStatus st;
+  st.address = endpoint->address();
+  st.opened_by_memlens = opened_by_memlens;
+  st.state = "closed";
+  if (target_exiting_ && open_ && opts_.sampling_only && session.connected())
+    read_profile("sampling profile read as the target exited (V8 runs a full GC first)",
+                 "HeapProfiler.getSamplingProfile", 600);
+  if (target_exiting_ || !session.connected()) {
+    st.reason = target_exiting_ ? "the target exited; memlens disconnected at once"
+                                : fmt::format("the inspector connection ended: {}", session.end_reason());
+    session.disconnect();
+    watchdog.dismiss();
+  } else {
+    // One last read that also stops the profiler, so the profile covers the end of the trace.
+    if (open_)
+      read_profile("final sampling profile read (V8 runs a full GC first)", "HeapProfiler.stopSampling");
+    if (opened_by_memlens) {
+      // process._debugEnd() stops the inspector memlens started; the connection ends with it.
+      (void)session.send("Runtime.evaluate", {{"expression", "process._debugEnd()"}});
+      for (int i = 0; i < 20 && session.connected(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      st.reason = "memlens closed the inspector it opened";
+    } else {
+      st.reason = "the inspector was open before memlens: left open";
+    }
+    // Still connected after process._debugEnd(): the watchdog (not dismissed) tries once more.
+    bool closed = !opened_by_memlens || !session.connected();
+    session.disconnect();
+    if (closed) watchdog.dismiss();
+  }
+  st.t_s = now();
+  open_ = false;
+  emit(st);
+}
+
+}  // namespace memlens::inspector

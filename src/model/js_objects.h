@@ -1,0 +1,114 @@
+// What V8's own view (the inspector, `--js-objects`) told about one process: whether the inspector could
+// be opened and why not, the live heap by allocation site over time (V8's sampling heap profiler), the
+// full GCs memlens asked for and how long each paused the app, and other clients seen on the inspector.
+//
+// Everything arrives as a JsObjectsEvent, the one type the inspector collector produces and apply()
+// folds into the model, so that a capture file can record and replay the same stream.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+namespace memlens::model {
+
+// A JS frame as V8 names it. Lines and columns are 1-based (the protocol's are 0-based); 0 when unknown.
+struct JsFrame {
+  std::string function;  // "" for anonymous functions; "(root)", "(V8 API)", "(program)" for V8's own
+  std::string url;       // script URL or path
+  uint32_t line = 0;
+  uint32_t column = 0;
+  auto operator<=>(const JsFrame&) const = default;
+};
+using JsStack = std::vector<JsFrame>;  // root first, the allocating function last
+
+// One allocation site's live objects in one profile.
+struct JsLiveSite {
+  JsStack stack;
+  uint64_t bytes = 0;    // V8's estimate of the live bytes allocated here (sampled, scaled)
+  uint64_t objects = 0;  // live sampled allocations, scaled the same way
+};
+
+// ---- events --------------------------------------------------------------------------------------------
+
+// The inspector's state changed. state: "open" (memlens is profiling), "unavailable" (refused or failed:
+// reason says why), "closed" (memlens closed what it opened, or left a pre-existing one alone).
+struct JsInspectorStatus {
+  double t_s = 0;
+  std::string state;
+  std::string reason;
+  std::string address;  // host:port of the inspector (when found)
+  bool opened_by_memlens = false;
+  std::string handler;  // what the SIGUSR1 check found ("node_inspector", "app_listener", ...)
+};
+
+// One sampling-heap-profile read: every site with live sampled objects at t_s.
+struct JsLiveProfile {
+  double t_s = 0;
+  uint64_t sampling_interval_bytes = 0;
+  std::vector<JsLiveSite> sites;
+};
+
+// A full GC memlens asked V8 for (HeapProfiler.collectGarbage), with the pause it caused as memlens saw it
+// (request to answer; the GC probes see the GC itself as a full GC).
+struct JsForcedGc {
+  double t_s = 0;
+  double pause_ms = 0;
+  std::string reason;
+  bool ok = true;
+  std::string error;
+};
+
+// Another client connected to the inspector while memlens had it open.
+struct JsOtherClient {
+  double t_s = 0;
+  std::string peer;  // address:port
+};
+
+using JsObjectsEvent = std::variant<JsInspectorStatus, JsLiveProfile, JsForcedGc, JsOtherClient>;
+
+// ---- state ---------------------------------------------------------------------------------------------
+
+struct JsLivePoint {
+  double t_s = 0;
+  uint64_t bytes = 0;
+  uint64_t objects = 0;
+};
+
+struct JsObjectsState {
+  bool requested = false;  // --js-objects was given for this process
+  std::string mode;        // "full" or "sampling"
+  std::string state;       // last JsInspectorStatus::state; "" before the first
+  std::string reason;
+  std::string address;
+  bool opened_by_memlens = false;
+  std::string handler;
+  std::vector<JsInspectorStatus> history;
+
+  // Interned stacks and, per stack id, its live bytes at each profile (a site missing from a profile has
+  // none live then: a point of 0 is stored once it had been seen).
+  std::vector<JsStack> stacks;
+  std::map<JsStack, uint32_t> stack_ids;
+  std::vector<std::vector<JsLivePoint>> series;  // by stack id
+  std::vector<double> profile_times;             // t_s of every profile applied
+  uint64_t sampling_interval_bytes = 0;
+  uint64_t profiles = 0;
+  // The last profile, whole: what js_live.folded/.pb.gz show.
+  std::vector<std::pair<uint32_t, JsLivePoint>> last;
+  uint64_t points_dropped = 0;  // thinned out of long series to bound memory (counted, never silent)
+
+  std::vector<JsForcedGc> forced_gcs;
+  std::vector<JsOtherClient> other_clients;
+};
+
+// Folds one event into the state.
+void apply(JsObjectsState& s, const JsObjectsEvent& e);
+
+// At most this many points per site: longer series are thinned by dropping every other point.
+constexpr size_t kMaxJsLivePointsPerSite = 512;
+
+}  // namespace memlens::model

@@ -1,0 +1,148 @@
+#include "report/js_objects_section.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "analyze/js_live.h"
+#include "analyze/verdicts.h"
+#include "common/units.h"
+
+namespace memlens::report {
+
+using nlohmann::json;
+
+namespace {
+
+// The frame that names a site: the app's (analyze::JsSiteGrowth::app_frame), else the innermost frame.
+const model::JsFrame* naming_frame(const analyze::JsSiteGrowth& g, const model::JsStack& stack) {
+  if (g.app_frame) return &*g.app_frame;
+  return stack.empty() ? nullptr : &stack.back();
+}
+
+}  // namespace
+
+std::string js_frame_name(const model::JsFrame& f) {
+  std::string fn = f.function.empty() ? "(anonymous)" : f.function;
+  if (f.url.empty()) return fn;
+  return fmt::format("{} ({}:{}:{})", fn, f.url, f.line, f.column);
+}
+
+std::vector<std::string> js_live_top_lines(const model::Process& p, size_t limit) {
+  std::vector<std::string> out;
+  const auto& s = p.js_objects;
+  for (const auto& g : analyze::growing_js_sites(s)) {
+    if (out.size() >= limit) break;
+    const auto& stack = g.stack;
+    const model::JsFrame* f = naming_frame(g, stack);
+    std::string line =
+        fmt::format("{} live, +{}/min: {}", format_bytes(static_cast<double>(g.live_bytes)),
+                    format_bytes(g.rate_bytes_per_s * 60), f ? js_frame_name(*f) : std::string("(no frame)"));
+    if (g.app_frame_inferred)
+      line += fmt::format(" (inlined into optimized {}: V8 records only the outer function)",
+                          stack.empty() ? std::string("code") : js_frame_name(stack.back()));
+    else if (!g.inlined_candidates.empty())
+      line += fmt::format(" (or what V8 inlined into it: {})", js_frame_name(g.inlined_candidates.front()));
+    // Up to three callers of the naming frame (of the optimized frame, for an inlined function).
+    size_t shown = 0;
+    bool below = g.app_frame_inferred;
+    for (auto it = stack.rbegin(); it != stack.rend() && shown < 3; ++it) {
+      if (!below) {
+        below = f && *it == *f;
+        continue;
+      }
+      line += fmt::format(" ← {}", it->function.empty() ? "(anonymous)" : it->function);
+      ++shown;
+    }
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+json js_objects_section(const model::Process& p) {
+  const auto& s = p.js_objects;
+  if (!s.requested) return nullptr;
+  json j = {{"requested", true},
+            {"mode", s.mode},
+            {"state", s.state.empty() ? "pending" : s.state},
+            {"reason", s.reason},
+            {"address", s.address},
+            {"opened_by_memlens", s.opened_by_memlens},
+            {"sigusr1_handler", s.handler},
+            {"profiles", s.profiles},
+            {"sampling_interval_bytes", s.sampling_interval_bytes},
+            {"points_dropped", s.points_dropped}};
+  // Was it ever open? The history says (the last state of a finished trace is "closed").
+  bool was_open =
+      std::any_of(s.history.begin(), s.history.end(), [](const auto& h) { return h.state == "open"; });
+  j["was_open"] = was_open;
+  for (const auto& h : s.history)
+    if (h.state == "unavailable") j["unavailable_reason"] = h.reason;
+  json sites = json::array();
+  for (const auto& g : analyze::growing_js_sites(s)) {
+    const auto& stack = g.stack;
+    const model::JsFrame* f = naming_frame(g, stack);
+    json frames = json::array();
+    for (auto it = stack.rbegin(); it != stack.rend(); ++it) frames.push_back(js_frame_name(*it));
+    json candidates = json::array();
+    for (const auto& c : g.inlined_candidates) candidates.push_back(js_frame_name(c));
+    sites.push_back({{"function", f ? f->function : ""},
+                     {"url", f ? f->url : ""},
+                     {"line", f ? f->line : 0},
+                     {"column", f ? f->column : 0},
+                     {"inlined", g.app_frame_inferred},
+                     {"inlined_candidates", candidates},
+                     {"stack", std::move(frames)},
+                     {"rate_bytes_per_s", g.rate_bytes_per_s},
+                     {"first_bytes", g.first_bytes},
+                     {"last_bytes", g.last_bytes},
+                     {"window_s", g.window_s},
+                     {"live_bytes", g.live_bytes},
+                     {"live_objects", g.live_objects}});
+  }
+  j["growing_sites"] = std::move(sites);
+  json gcs = json::array();
+  double total = 0, max = 0;
+  for (const auto& g : s.forced_gcs) {
+    json e = {{"t_s", g.t_s}, {"pause_ms", g.pause_ms}, {"reason", g.reason}, {"ok", g.ok}};
+    if (!g.ok) e["error"] = g.error;
+    gcs.push_back(std::move(e));
+    total += g.pause_ms;
+    max = std::max(max, g.pause_ms);
+  }
+  j["forced_gcs"] = std::move(gcs);
+  j["forced_gc_pause_total_ms"] = total;
+  j["forced_gc_pause_max_ms"] = max;
+  json clients = json::array();
+  for (const auto& c : s.other_clients) clients.push_back({{"t_s", c.t_s}, {"peer", c.peer}});
+  j["other_clients"] = std::move(clients);
+  return j;
+}
+
+symbolize::StackProfile js_live_profile_frame(int64_t time_ns, int64_t duration_ns) {
+  symbolize::StackProfile prof;
+  prof.kind = model::stack_kind::kJsLive;
+  prof.sample_types = {{"inuse_space", "bytes"}, {"inuse_objects", "count"}};
+  prof.time_ns = time_ns;
+  prof.duration_ns = duration_ns;
+  return prof;
+}
+
+void append_js_live_samples(const model::Process& p, symbolize::StackProfile& profile) {
+  const auto& s = p.js_objects;
+  for (const auto& [id, point] : s.last) {
+    symbolize::StackSample sample;
+    sample.pid = p.pid();
+    for (const auto& f : s.stacks[id]) {
+      symbolize::Frame fr;
+      fr.kind = symbolize::FrameKind::kJs;
+      fr.function = js_frame_name(f);
+      fr.module = f.url.empty() ? "[v8]" : f.url;
+      sample.stack.push_back(std::move(fr));
+    }
+    sample.values = {static_cast<int64_t>(point.bytes), static_cast<int64_t>(point.objects)};
+    profile.samples.push_back(std::move(sample));
+  }
+}
+
+}  // namespace memlens::report

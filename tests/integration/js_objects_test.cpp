@@ -1,0 +1,418 @@
+// `--js-objects`: V8's own view through its inspector. Ground truth: each scenario knows which of its
+// functions leaks (its file and function), the kernel knows which sockets the target listens on
+// (/proc/PID/net/tcp and its fds), the app's own SIGUSR1 listener counts what it received, and the GC
+// probes see the full GCs memlens caused.
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/harness.h"
+#include "support/scenario_support.h"
+
+namespace memlens::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::vector<std::string> kJsObjects = {"--js-objects"};
+
+// TCP ports pid listens on, as the kernel shows them in pid's own network namespace.
+std::set<uint16_t> listening_ports(pid_t pid) {
+  std::set<uint64_t> inodes;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid), ec)) {
+    std::error_code ec2;
+    auto target = std::filesystem::read_symlink(e.path(), ec2).string();
+    unsigned long long ino = 0;
+    if (!ec2 && sscanf(target.c_str(), "socket:[%llu]", &ino) == 1) inodes.insert(ino);
+  }
+  std::set<uint16_t> ports;
+  for (const char* f : {"tcp", "tcp6"}) {
+    std::ifstream in(fmt::format("/proc/{}/net/{}", pid, f));
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string sl, local, remote, st, q, tm, retr, uid, timeout;
+      unsigned long long ino = 0;
+      if (!(ls >> sl >> local >> remote >> st >> q >> tm >> retr >> uid >> timeout >> ino)) continue;
+      if (st != "0A" || !inodes.count(ino)) continue;
+      ports.insert(static_cast<uint16_t>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16)));
+    }
+  }
+  return ports;
+}
+
+bool alive(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string s;
+  std::getline(in, s);
+  auto close = s.rfind(')');
+  return !s.empty() && close != std::string::npos && s.size() > close + 2 && s[close + 2] != 'Z';
+}
+
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return pred();
+}
+
+std::string file_of(const std::string& path) {
+  return path.substr(path.rfind('/') + 1);
+}
+
+// Whether a growing site of the report names `needle` (a file name or a function): its naming frame, the
+// frames of its stack, or the app functions V8 inlined into it.
+bool growing_site_names(const nlohmann::json& js, const std::string& needle) {
+  for (const auto& s : js.value("growing_sites", nlohmann::json::array())) {
+    if (s.value("url", "").find(needle) != std::string::npos) return true;
+    if (s.value("function", "") == needle) return true;
+    for (const auto& key : {"stack", "inlined_candidates"})
+      for (const auto& f : s.value(key, nlohmann::json::array()))
+        if (f.get<std::string>().find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The checks every leaking scenario shares: the inspector was open and closed, its profiles name the
+// scenario's leaking function and file, the files exist, every pause memlens caused is reported and the
+// GC probes saw full GCs.
+void check_leak_named(const ScenarioRun& r, const std::string& function) {
+  SCOPED_TRACE(fmt::format("{} ({}{})", r.spec.name, r.spec.attach ? "attach" : "run",
+                           r.spec.node.empty() ? "" : ", " + r.spec.node));
+  ASSERT_EQ(r.memlens_exit, 0) << r.memlens_stderr;
+  ASSERT_FALSE(r.proc.is_null()) << r.memlens_stderr;
+  const auto& js = r.proc["js_objects"];
+  ASSERT_TRUE(js.is_object());
+  ASSERT_TRUE(js.value("was_open", false)) << js.dump(1);
+  EXPECT_TRUE(js.value("opened_by_memlens", false));
+  EXPECT_EQ(js.value("state", ""), "closed");
+  EXPECT_GE(js.value("profiles", 0), 3) << js.dump(1);
+  std::string file = file_of(scenario(r.spec.name));
+  EXPECT_TRUE(growing_site_names(js, file)) << js["growing_sites"].dump(1);
+  if (!function.empty()) EXPECT_TRUE(growing_site_names(js, function)) << js["growing_sites"].dump(1);
+  // Every profile read was a full GC memlens caused: each reported with its pause.
+  const auto& forced = js["forced_gcs"];
+  EXPECT_GE(forced.size(), 3u);
+  for (const auto& g : forced) EXPECT_GT(g.value("pause_ms", 0.0), 0.0) << g.dump();
+  EXPECT_GE(r.proc["gc"]["by_kind"].value("mark_compact", 0), 1) << r.proc["gc"].dump();
+  // The JS heap verdict names the growing site.
+  for (const auto& v : r.proc["verdicts"])
+    if (v.value("category", "") == "js_heap" && !v.value("top_stacks", nlohmann::json::array()).empty())
+      EXPECT_EQ(v.value("top_stacks_from", ""), "js_live");
+  // js_live as a profile: folded lines naming the file, a pprof heap profile.
+  std::string out = r.dir.file("out");
+  FoldedFile folded = read_folded(out + "/js_live.folded", file);
+  EXPECT_FALSE(folded.malformed);
+  EXPECT_GT(folded.lines_with_function, 0u);
+  EXPECT_TRUE(std::filesystem::exists(out + "/js_live.pb.gz"));
+  if (checkers_missing().empty()) {
+    auto pprof = pprof_summary(out + "/js_live.pb.gz");
+    ASSERT_FALSE(pprof.is_null());
+    const auto& types = pprof["sample_types"];
+    ASSERT_EQ(types.size(), 2u) << pprof.dump();
+    EXPECT_EQ(types[0].value("type", ""), "inuse_space");
+    EXPECT_EQ(types[0].value("unit", ""), "bytes");
+    EXPECT_EQ(types[1].value("type", ""), "inuse_objects");
+  }
+}
+
+void check_no_growing_site(const ScenarioRun& r) {
+  SCOPED_TRACE(fmt::format("{} ({})", r.spec.name, r.spec.attach ? "attach" : "run"));
+  ASSERT_EQ(r.memlens_exit, 0) << r.memlens_stderr;
+  ASSERT_FALSE(r.proc.is_null());
+  const auto& js = r.proc["js_objects"];
+  ASSERT_TRUE(js.value("was_open", false)) << js.dump(1);
+  EXPECT_GE(js.value("profiles", 0), 3);
+  EXPECT_TRUE(js["growing_sites"].empty()) << js["growing_sites"].dump(1);
+}
+
+// Two scenarios at once; the second asks node for a free inspector port (--inspect-port=0), so that the
+// two inspectors do not compete for 9229 (and memlens finds a port it could not have guessed).
+std::pair<std::unique_ptr<ScenarioRun>, std::unique_ptr<ScenarioRun>> run_two(ScenarioSpec a,
+                                                                              ScenarioSpec b) {
+  a.memlens_args = b.memlens_args = kJsObjects;
+  b.node_args.push_back("--inspect-port=0");
+  auto ra = start_scenario(a);
+  auto rb = start_scenario(b);
+  finish_scenario(*ra);
+  finish_scenario(*rb);
+  return {std::move(ra), std::move(rb)};
+}
+
+TEST(JsObjects, Node20_MapCacheRun_ObjectCacheAttach) {
+  MEMLENS_REQUIRE_TRACING();
+  auto [a, b] = run_two({"js_cache_leak", false, 30}, {"js_object_cache_leak", true, 30});
+  check_leak_named(*a, "");
+  check_leak_named(*b, "rememberUser");
+}
+
+TEST(JsObjects, Node20_ListenerLeakAttach_IntervalClosureRun) {
+  MEMLENS_REQUIRE_TRACING();
+  auto [a, b] = run_two({"js_listener_leak", true, 30}, {"js_interval_closure_leak", false, 30});
+  check_leak_named(*a, "");
+  check_leak_named(*b, "");
+}
+
+TEST(JsObjects, Node22_MapCacheAttach_ObjectCacheRun) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node22, "22");
+  auto [a, b] =
+      run_two({"js_cache_leak", true, 30, {}, node22}, {"js_object_cache_leak", false, 30, {}, node22});
+  check_leak_named(*a, "");
+  check_leak_named(*b, "rememberUser");
+}
+
+TEST(JsObjects, Node22_ListenerLeakRun_IntervalClosureAttach) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node22, "22");
+  auto [a, b] = run_two({"js_listener_leak", false, 30, {}, node22},
+                        {"js_interval_closure_leak", true, 30, {}, node22});
+  check_leak_named(*a, "");
+  check_leak_named(*b, "");
+}
+
+// Under run: V8 records only the outermost function of optimized code, and under attach the function may
+// have been optimized (its callees inlined) before the profiler started, leaving no site that names them.
+TEST(JsObjects, Node18AndNode24_ObjectCacheRun) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node18, "18");
+  REQUIRE_NODE(node24, "24");
+  auto [a, b] = run_two({"js_object_cache_leak", false, 30, {}, node18},
+                        {"js_object_cache_leak", false, 30, {}, node24});
+  check_leak_named(*a, "rememberUser");
+  check_leak_named(*b, "rememberUser");
+}
+
+// An LRU cache at its bound (attached once it is full: about 20 s at its default rate) and steady churn.
+TEST(JsObjects, Node20_NegativesShowNoGrowingSite_LruAtBoundAttach_ChurnRun) {
+  MEMLENS_REQUIRE_TRACING();
+  ScenarioSpec lru{"lru_cache", true, 30};
+  lru.settle_s = 25;
+  auto [a, b] = run_two(lru, {"js_churn", false, 30});
+  check_no_growing_site(*a);
+  check_no_growing_site(*b);
+}
+
+// A fast leak in a heap that is already large when memlens attaches: V8 may run no full GC in the whole
+// minute (docs/verdicts.md), so heap used after GC alone leaves the growth unconfirmed. The full GCs V8
+// runs before each profile read give the proof: leak_suspected within 60 s, every pause reported.
+TEST(JsObjects, LargeHeapFastLeakAttachIsConfirmedWithinAMinute) {
+  MEMLENS_REQUIRE_TRACING();
+  ScenarioSpec spec{"js_listener_fast_leak", true, 60, {"--base-mb", "400"}, "", 5};
+  spec.memlens_args = kJsObjects;
+  auto r = start_scenario(spec);
+  finish_scenario(*r);
+  ASSERT_EQ(r->memlens_exit, 0) << r->memlens_stderr;
+  ASSERT_FALSE(r->proc.is_null());
+  EXPECT_TRUE(has_verdict(*r, "leak_suspected", "js_heap")) << verdicts_text(*r);
+  const auto& js = r->proc["js_objects"];
+  const auto& forced = js["forced_gcs"];
+  ASSERT_GE(forced.size(), 2u) << js.dump(1);
+  double total = 0;
+  for (const auto& g : forced) {
+    EXPECT_GT(g.value("pause_ms", 0.0), 0.0);
+    total += g.value("pause_ms", 0.0);
+  }
+  EXPECT_NEAR(js.value("forced_gc_pause_total_ms", 0.0), total, 1e-6);
+  // The GC probes saw full GCs: at least two, what the proof compares (a forced GC that meets a full GC
+  // V8 has under way completes it rather than starting another, and the last read may come after the
+  // probes are gone, so not one per read).
+  EXPECT_GE(r->proc["gc"]["by_kind"].value("mark_compact", 0), 2) << r->proc["gc"].dump();
+}
+
+// The app listens for SIGUSR1 itself: memlens must send nothing, say why, and trace the rest.
+TEST(JsObjects, AppWithItsOwnSigusr1ListenerIsNeverSignalled) {
+  MEMLENS_REQUIRE_TRACING();
+  ScenarioSpec spec{"sigusr1_listener", true, 8};
+  spec.memlens_args = kJsObjects;
+  auto r = start_scenario(spec);
+  ASSERT_GT(r->pid, 0);
+  r->memlens.wait(60s);
+  // Alive when memlens is done: the app's listener took no signal from memlens (it prints each one).
+  EXPECT_TRUE(alive(r->pid));
+  finish_scenario(*r);
+  ASSERT_EQ(r->memlens_exit, 0) << r->memlens_stderr;
+  ASSERT_FALSE(r->proc.is_null());
+  EXPECT_FALSE(r->proc["timeline"].empty());
+  const auto& js = r->proc["js_objects"];
+  EXPECT_NE(js.value("unavailable_reason", "").find("listens for SIGUSR1"), std::string::npos) << js.dump(1);
+  EXPECT_EQ(js.value("sigusr1_handler", ""), "app_listener");
+  EXPECT_FALSE(js.value("was_open", true));
+  EXPECT_FALSE(last_event(r->lines, "sigusr1").has_value()) << "the app received SIGUSR1";
+}
+
+// --disable-sigusr1 (Node 22.14 and later): SIGUSR1 would end the process; memlens says so and sends nothing.
+TEST(JsObjects, DisableSigusr1GetsTheClearMessage) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node22, "22");
+  ScenarioSpec spec{"js_churn", true, 6, {}, node22};
+  spec.node_args = {"--disable-sigusr1"};
+  spec.memlens_args = kJsObjects;
+  auto r = start_scenario(spec);
+  ASSERT_GT(r->pid, 0) << r->node.stderr_text();
+  r->memlens.wait(60s);
+  // A SIGUSR1 would have ended it (its disposition is the default).
+  EXPECT_TRUE(alive(r->pid));
+  finish_scenario(*r);
+  ASSERT_EQ(r->memlens_exit, 0) << r->memlens_stderr;
+  const auto& js = r->proc["js_objects"];
+  EXPECT_NE(js.value("unavailable_reason", "").find("--disable-sigusr1"), std::string::npos) << js.dump(1);
+}
+
+// After memlens exits, normally and SIGKILLed, the target lives and no inspector of it listens within 5 s.
+TEST(JsObjects, InspectorClosedAfterNormalExitAndAfterSigkill) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child node = Child::spawn({node_bin(), scenario("js_churn"), "--duration", "60", "--report-interval", "0"},
+                            dir.path(), "node");
+  auto ready = node.wait_for_event("ready", 30s);
+  ASSERT_TRUE(ready.has_value());
+  pid_t pid = node.pid();
+  ASSERT_TRUE(listening_ports(pid).empty());
+  {
+    Child m =
+        Child::spawn({memlens_bin(), "attach", std::to_string(pid), "--duration", "6", "-q", "--js-objects"},
+                     dir.path(), "memlens1");
+    EXPECT_TRUE(eventually([&] { return !listening_ports(pid).empty(); }, 10s))
+        << "the inspector never opened";
+    ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+    EXPECT_TRUE(eventually([&] { return listening_ports(pid).empty(); }, 5s))
+        << "still listening after memlens exited";
+    EXPECT_TRUE(alive(pid));
+  }
+  {
+    Child m =
+        Child::spawn({memlens_bin(), "attach", std::to_string(pid), "--duration", "60", "-q", "--js-objects"},
+                     dir.path(), "memlens2");
+    ASSERT_TRUE(eventually([&] { return !listening_ports(pid).empty(); }, 10s)) << m.stderr_text();
+    std::this_thread::sleep_for(1s);
+    m.signal(SIGKILL);
+    m.wait(10s);
+    EXPECT_TRUE(eventually([&] { return listening_ports(pid).empty(); }, 5s))
+        << "the inspector memlens opened still listens 5 s after memlens was killed";
+    EXPECT_TRUE(alive(pid));
+  }
+}
+
+// Another client on the inspector while memlens has it open is detected and reported.
+TEST(JsObjects, AnotherClientOnTheInspectorIsReported) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child node = Child::spawn({node_bin(), scenario("js_churn"), "--duration", "60", "--report-interval", "0"},
+                            dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 30s).has_value());
+  pid_t pid = node.pid();
+  std::string out = dir.file("out");
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", std::to_string(pid), "--duration", "10", "-q", "-o", out, "--js-objects"},
+      dir.path(), "memlens");
+  ASSERT_TRUE(eventually([&] { return !listening_ports(pid).empty(); }, 10s)) << m.stderr_text();
+  uint16_t port = *listening_ports(pid).begin();
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  std::this_thread::sleep_for(5s);
+  close(fd);
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto proc = report_process(load_report(out), pid);
+  ASSERT_TRUE(proc.has_value());
+  EXPECT_FALSE((*proc)["js_objects"]["other_clients"].empty()) << (*proc)["js_objects"].dump(1);
+}
+
+// An inspector the app opened before memlens came is used and left open.
+TEST(JsObjects, InspectorOpenedByTheAppStaysOpen) {
+  MEMLENS_REQUIRE_TRACING();
+  ScenarioSpec spec{"inspector_open", true, 12};
+  spec.memlens_args = kJsObjects;
+  auto r = start_scenario(spec);
+  ASSERT_GT(r->pid, 0);
+  EXPECT_TRUE(listening_ports(r->pid).count(9229)) << "the app's inspector is not listening";
+  r->memlens.wait(60s);
+  // Still listening once memlens is done (the kernel's view).
+  EXPECT_TRUE(listening_ports(r->pid).count(9229)) << "memlens closed the app's own inspector";
+  finish_scenario(*r);
+  ASSERT_EQ(r->memlens_exit, 0) << r->memlens_stderr;
+  const auto& js = r->proc["js_objects"];
+  EXPECT_TRUE(js.value("was_open", false)) << js.dump(1);
+  EXPECT_FALSE(js.value("opened_by_memlens", true));
+  EXPECT_GE(js.value("profiles", 0), 1);
+}
+
+// A target in its own network and PID namespaces (a container): memlens connects from inside.
+TEST(JsObjects, TargetInItsOwnNetworkAndPidNamespace) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string cmd = fmt::format("ip link set lo up && exec {} {} --duration 60 --report-interval 0",
+                                shell_quote(node_bin()), shell_quote(scenario("js_object_cache_leak")));
+  Child outer = Child::spawn({"unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", cmd},
+                             dir.path(), "ns");
+  ASSERT_TRUE(outer.wait_for_event("ready", 30s).has_value()) << outer.stderr_text();
+  // The node process as the host sees it: unshare's child.
+  pid_t pid = 0;
+  {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/children", outer.pid(), outer.pid()));
+    in >> pid;
+  }
+  ASSERT_GT(pid, 0);
+  std::string out = dir.file("out");
+  Child m = Child::spawn(
+      {memlens_bin(), "attach", std::to_string(pid), "--duration", "15", "-q", "-o", out, "--js-objects"},
+      dir.path(), "memlens");
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  auto report = load_report(out);
+  auto proc = report_process(report, pid);
+  ASSERT_TRUE(proc.has_value());
+  const auto& js = (*proc)["js_objects"];
+  EXPECT_TRUE(js.value("was_open", false)) << js.dump(1);
+  EXPECT_GE(js.value("profiles", 0), 2);
+  EXPECT_TRUE(eventually([&] { return listening_ports(pid).empty(); }, 5s));
+  EXPECT_TRUE(alive(pid));
+}
+
+// A target that exits while memlens is connected is let go at once (Node would wait for the debugger to
+// disconnect).
+TEST(JsObjects, TargetExitingMidSessionIsNotHeld) {
+  MEMLENS_REQUIRE_TRACING();
+  for (const char* mode : {"--js-objects", "--js-objects=sampling"}) {
+    SCOPED_TRACE(mode);
+    TempDir dir;
+    Child node =
+        Child::spawn({node_bin(), scenario("exit_midway"), "--duration", "10", "--report-interval", "0"},
+                     dir.path(), "node");
+    ASSERT_TRUE(node.wait_for_event("ready", 30s).has_value());
+    Child m =
+        Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "60", "-q", mode},
+                     dir.path(), "memlens");
+    ASSERT_TRUE(node.wait_for_event("exiting", 30s).has_value());
+    auto seen = std::chrono::steady_clock::now();
+    auto status = node.wait(10s);
+    double held_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - seen).count();
+    ASSERT_EQ(status, 3);
+    // The exiting line is seen by polling (50 ms); the process must be gone within a second of it.
+    EXPECT_LT(held_s, 1.2) << node.stderr_text();
+    EXPECT_TRUE(m.wait(30s).has_value());
+  }
+}
+
+}  // namespace
+}  // namespace memlens::testing
