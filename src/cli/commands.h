@@ -31,14 +31,14 @@ struct TraceOptions {
   std::optional<double> duration_s;
   bool quiet = false;
   bool verbose = false;
-  bool stacks = true;                   // capture and symbolize user stacks
-  uint32_t fault_sample_period = 1024;  // one page fault in this many is sampled (mode, stack)
-  bool perf_map = true;                 // run: start node with V8's perf map so JS frames get names
-  bool v8 = true;                       // V8 probes (GC, heap, ArrayBuffers)
-  bool v8_alloc_probes = false;         // probe every ArrayBuffer allocation/free (exact totals, slower)
-  bool fds = true;                      // file-descriptor tracking
-  std::string fd_stacks;                // --fd-stacks: "accept" probes accept/accept4 too
-  bool hold = true;                     // hold new processes until their probes are attached (docs/probes.md)
+  bool stacks = true;                // capture and symbolize user stacks
+  uint32_t fault_sample_period = 0;  // one page fault in this many is sampled (mode, stack)
+  bool perf_map = true;              // run: start node with V8's perf map so JS frames get names
+  bool v8 = true;                    // V8 probes (GC, heap, ArrayBuffers)
+  bool v8_alloc_probes = false;      // probe every ArrayBuffer allocation/free (exact totals, slower)
+  bool fds = true;                   // file-descriptor tracking
+  std::string fd_stacks;             // --fd-stacks: "accept" probes accept/accept4 too
+  bool hold = true;                  // hold new processes until their probes are attached (docs/probes.md)
   // V8's own view through its inspector: "" off, "full", "sampling" (reads once, at the end), "force"
   // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
   std::string js_objects;

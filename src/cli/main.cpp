@@ -63,16 +63,18 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o) {
                 "which report a stopped child");
   // A flag whose value, when given, follows '=' only: "--js-objects -- node app.js" must not read "--" as
   // its value.
-  cmd->add_flag("--js-objects{full}", o.js_objects,
-                "Open V8's inspector (safely: see the README) for the live JS heap by allocation site "
-                "(js_live profile) and full GCs that confirm a JS heap growth. --js-objects=sampling reads the "
-                "profile only when the trace ends; --js-objects=force overrides an unknown SIGUSR1 check")
+  cmd->add_flag(
+         "--js-objects{full}", o.js_objects,
+         "Open V8's inspector (safely: see the README) for the live JS heap by allocation site "
+         "(js_live profile) and full GCs that confirm a JS heap growth. --js-objects=sampling reads the "
+         "profile only when the trace ends; --js-objects=force overrides an unknown SIGUSR1 check")
       ->check(CLI::IsMember({"full", "sampling", "force"}));
   cmd->add_option(
          "--fault-sample-period", o.fault_sample_period,
-         "Sample one page fault in this many (per process): its mode (user or kernel) and, with stacks, "
-         "its user stack; 0: no sampling (no user/kernel split, no fault stacks, no cost per fault). Fault "
-         "counts are exact either way (the kernel's)")
+         "Sample one page fault in this many (per process; 1024 is a good start): its mode (user or "
+         "kernel) and, with stacks, its user stack (the page_faults profile). Off by default: a page-fault "
+         "perf event makes every fault of the host take the kernel's software-event path (docs/probes.md). "
+         "Fault counts are exact either way (the kernel's)")
       ->check(CLI::Range(0u, 1u << 20))
       ->capture_default_str();
 }

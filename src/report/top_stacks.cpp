@@ -49,7 +49,7 @@ bool wanted(Category c, const symbolize::Stack& stack, bool js_only) {
 
 }  // namespace
 
-TopStackSource top_stack_source(Category c) {
+TopStackSource top_stack_source(Category c, bool has_fault_stacks) {
   switch (c) {
     case Category::js_heap:
       return {model::stack_kind::kGcTriggers, 1};
@@ -59,6 +59,7 @@ TopStackSource top_stack_source(Category c) {
       return {model::stack_kind::kMmapGrowth, 2};  // live bytes; bytes mapped when nothing is live
     case Category::rss:
     case Category::other_anon:
+      if (!has_fault_stacks) return {model::stack_kind::kMmapGrowth, 2};
       return {model::stack_kind::kPageFaults, 0};
     case Category::fds:
     case Category::sockets:
@@ -96,7 +97,12 @@ std::string render_top_stack(const symbolize::Stack& stack, int64_t value, bool 
 TopStacksFn top_stacks_for(int pid, const std::vector<symbolize::StackProfile>& profiles, size_t limit) {
   return [pid, &profiles, limit](Category c) {
     std::vector<std::string> out;
-    TopStackSource src = top_stack_source(c);
+    bool has_fault_stacks =
+        std::any_of(profiles.begin(), profiles.end(), [&](const symbolize::StackProfile& p) {
+          return p.kind == model::stack_kind::kPageFaults &&
+                 std::any_of(p.samples.begin(), p.samples.end(), [&](const auto& s) { return s.pid == pid; });
+        });
+    TopStackSource src = top_stack_source(c, has_fault_stacks);
     if (src.kind.empty()) return out;
     auto prof = std::find_if(profiles.begin(), profiles.end(),
                              [&](const symbolize::StackProfile& p) { return p.kind == src.kind; });

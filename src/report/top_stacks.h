@@ -16,7 +16,8 @@ namespace memlens::report {
 //                  stacks with JS frames when there are any (a GC run from a V8 task has the event loop's);
 //   array_buffers  array_buffers (sampled backing-store allocations), by bytes;
 //   native_heap    mmap_growth stacks that pass through malloc, by bytes still mapped (else mapped);
-//   rss, other_anon  page_faults (first touch of memory, sampled), by bytes;
+//   rss, other_anon  page_faults (first touch of memory, sampled), by bytes; without fault sampling (its
+//                  default), mmap_growth as for native_heap but over every stack: what mapped the memory;
 //   fds            fd_opens (fds still open, by opening stack), by count;
 //   sockets        fd_opens stacks that opened a socket (socket, accept, accept4, socketpair), by count.
 // Other categories (code, stacks, file_mapped) get none: no profile follows them.
@@ -24,7 +25,8 @@ struct TopStackSource {
   std::string kind;  // profile kind; empty: none
   size_t value_index = 0;
 };
-TopStackSource top_stack_source(analyze::Category c);
+// has_fault_stacks: the process has page-fault stacks (--fault-sample-period above 0).
+TopStackSource top_stack_source(analyze::Category c, bool has_fault_stacks = true);
 
 // One line for one stack: its weight, then its innermost JS frame and up to four callers ("←"), and the
 // innermost frame where that is not JS (the allocator or libc function the stack ends in):

@@ -80,6 +80,8 @@ analyze::AnalysisInput analysis_input(const model::Process& p, const TopStacksFn
 nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_stacks) {
   if (p.timeline.empty()) return nullptr;
   auto verdicts = analyze::analyze(analysis_input(p, top_stacks));
+  auto faults = p.stacks.find(model::stack_kind::kPageFaults);
+  bool has_fault_stacks = faults != p.stacks.end() && !faults->second.empty();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& v : verdicts) {
     bool count = analyze::is_count_category(v.category);
@@ -110,7 +112,7 @@ nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_s
     if (!v.top_stacks.empty())
       j["top_stacks_from"] = v.category == Category::js_heap && !js_live_top_lines(p, 1).empty()
                                  ? "js_live"
-                                 : top_stack_source(v.category).kind;
+                                 : top_stack_source(v.category, has_fault_stacks).kind;
     out.push_back(std::move(j));
   }
   return out;

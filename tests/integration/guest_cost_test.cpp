@@ -111,7 +111,8 @@ TEST(GuestCost, UntracedFaultLoopRunsNoMemlensProgramAndTracedSamplesMatchTheKer
   std::string loop = test_program("fault_loop");
   std::string traced_cmd = "read x < " + shell_quote(gate) + "; exec " + shell_quote(loop) + " " +
                            std::to_string(kPages) + " " + std::to_string(kRounds);
-  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", "sh", "-c", traced_cmd},
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "--fault-sample-period", "1024", "-o", dir.file("out"),
+                          "--", "sh", "-c", traced_cmd},
                          dir.path(), "memlens");
   // Its programs, once it has loaded them all (the fault sampler among them) and attached the traced
   // shell's probes.
@@ -164,7 +165,8 @@ TEST(GuestCost, ForkedChildInheritsFaultSampling) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
   std::string cmd = shell_quote(test_program("fault_loop")) + " 4096 50; true";  // forked, not exec'd
-  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", "sh", "-c", cmd},
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "--fault-sample-period", "1024", "-o", dir.file("out"),
+                          "--", "sh", "-c", cmd},
                          dir.path(), "memlens");
   ASSERT_EQ(m.wait(120s), 0) << m.stderr_text();
   double sampled = 0, period = 0;

@@ -42,9 +42,10 @@ StacksRun run_stacks_scenario(TempDir& dir, const std::string& interval_s, const
                               std::chrono::seconds timeout) {
   StacksRun r;
   r.out = dir.file("out");
-  Child c = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", interval_s, "-o", r.out, "--",
-                          node_bin(), scenario("stacks_buffers"), "--duration", duration_s},
-                         dir.path(), "memlens");
+  Child c = Child::spawn(
+      {memlens_bin(), "run", "-q", "--no-fds", "--fault-sample-period", "1024", "--interval", interval_s,
+       "-o", r.out, "--", node_bin(), scenario("stacks_buffers"), "--duration", duration_s},
+      dir.path(), "memlens");
   if (auto rc = c.wait(timeout); rc != 0) {
     r.problem = (rc ? "memlens exited with " + std::to_string(*rc) : std::string("memlens timed out")) +
                 ": " + c.stderr_text();
