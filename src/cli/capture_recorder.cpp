@@ -1,0 +1,74 @@
+#include "cli/capture_recorder.h"
+
+#include <chrono>
+
+#include "collect/capture_records.h"
+#include "report/json_report.h"
+
+namespace memlens::cli {
+
+Result<std::unique_ptr<CaptureRecorder>> CaptureRecorder::create(const std::string& path,
+                                                                 uint64_t max_bytes) {
+  collect::CaptureWriterOptions wo;
+  wo.max_bytes = max_bytes;
+  wo.memlens_version = MEMLENS_VERSION;
+  auto writer = collect::CaptureWriter::create(path, wo);
+  if (!writer) return writer.error();
+  return std::unique_ptr<CaptureRecorder>(new CaptureRecorder(path, std::move(*writer)));
+}
+
+void CaptureRecorder::note(const Status& s) {
+  if (!s && !first_error_) first_error_ = s.error();
+}
+
+void CaptureRecorder::event(const collect::Event& e) {
+  note(writer_.add(collect::event_record_type(e), collect::encode_event(e), collect::RecordClass::kEvent));
+}
+
+nlohmann::json run_metadata(const model::TraceInfo& info) {
+  nlohmann::json j;
+  j["memlens_version"] = MEMLENS_VERSION;
+  j["command"] = info.command;
+  if (info.attached_pid) j["attached_pid"] = *info.attached_pid;
+  j["host_wide"] = info.host_wide;
+  j["started_at"] = info.started_at;
+  j["started_boot_ns"] = info.started_boot_ns;
+  j["started_unix_ns"] = info.started_unix_ns;
+  j["interval_s"] = info.interval_s;
+  j["kernel"] = info.kernel;
+  j["holding"] = info.holding;
+  j["holding_fork"] = info.holding_fork;
+  return j;
+}
+
+void CaptureRecorder::sample(const model::Trace& trace) {
+  if (!run_written_) {
+    run_written_ = true;
+    note(writer_.add(collect::kRecordRun, run_metadata(trace.info).dump()));
+  }
+  double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (last_snapshot_s_ < 0 || now - last_snapshot_s_ >= kSnapshotEveryS) {
+    last_snapshot_s_ = now;
+    nlohmann::json report = report::build_report(trace, {});
+    report["profiles"] = report::profiles_summary({});
+    // Expendable once the size bound stops events: the end of the trace writes the final report.
+    note(writer_.add(collect::kRecordReportSnapshot, report.dump(), collect::RecordClass::kEvent));
+  }
+  note(writer_.flush());
+}
+
+Status CaptureRecorder::finish(const model::TraceInfo& info, const nlohmann::json& report,
+                               const std::vector<symbolize::StackProfile>& profiles) {
+  if (!run_written_) {
+    run_written_ = true;
+    note(writer_.add(collect::kRecordRun, run_metadata(info).dump()));
+  }
+  for (const auto& p : profiles)
+    note(writer_.add(collect::kRecordStackProfile, collect::encode_stack_profile(p)));
+  note(writer_.add(collect::kRecordReport, report.dump()));
+  note(writer_.close());
+  if (first_error_) return *first_error_;
+  return {};
+}
+
+}  // namespace memlens::cli
