@@ -1,8 +1,9 @@
 #include "cli/capture_recorder.h"
 
-#include <chrono>
+#include <utility>
 
 #include "collect/capture_records.h"
+#include "common/clock.h"
 #include "report/json_report.h"
 
 namespace memlens::cli {
@@ -41,15 +42,20 @@ nlohmann::json run_metadata(const model::TraceInfo& info) {
   return j;
 }
 
-void CaptureRecorder::sample(const model::Trace& trace) {
+void CaptureRecorder::sample(model::Trace& trace) {
   if (!run_written_) {
     run_written_ = true;
     note(writer_.add(collect::kRecordRun, run_metadata(trace.info).dump()));
   }
-  double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  double now = trace.seconds_since_start(boot_ns());
   if (last_snapshot_s_ < 0 || now - last_snapshot_s_ >= kSnapshotEveryS) {
     last_snapshot_s_ = now;
+    // The trace as if it ended now, for the time of the report; the live trace goes on unchanged.
+    double duration = std::exchange(trace.info.duration_s, now);
+    std::string reason = std::exchange(trace.info.stop_reason, kSnapshotStopReason);
     nlohmann::json report = report::build_report(trace, {});
+    trace.info.duration_s = duration;
+    trace.info.stop_reason = std::move(reason);
     report["profiles"] = report::profiles_summary({});
     // Expendable once the size bound stops events: the end of the trace writes the final report.
     note(writer_.add(collect::kRecordReportSnapshot, report.dump(), collect::RecordClass::kEvent));

@@ -19,6 +19,9 @@
 
 namespace memlens::cli {
 
+// The stop reason of a snapshot: what a report of a capture cut short says of its end.
+inline constexpr const char* kSnapshotStopReason = "recording cut short after this point";
+
 class CaptureRecorder {
  public:
   // A snapshot of the analysed trace is taken at the first sample and then at most this often: a capture
@@ -31,7 +34,7 @@ class CaptureRecorder {
   void event(const collect::Event& e);
   // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a
   // killed memlens loses at most one interval.
-  void sample(const model::Trace& trace);
+  void sample(model::Trace& trace);
   // The analysed trace and its stack profiles, exactly as the report files were written from them, then
   // the end record. The first write error of the trace, if any.
   Status finish(const model::TraceInfo& info, const nlohmann::json& report,

@@ -92,10 +92,13 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
     cap["malformed_records"] = c.malformed_records;
     cap["unknown_records"] = c.unknown_records;
     report["capture"] = cap;
-    if (!st.complete)
+    if (!st.complete && from_snapshot)
       fmt::print(stderr,
-                 "memlens report: the capture was cut short ({}): this report covers the trace up to the "
-                 "last snapshot memlens took, without stack profiles\n",
+                 "memlens report: this capture was {}; this report covers the trace up to the last snapshot "
+                 "memlens took, without stack profiles\n",
+                 st.stopped_because);
+    else if (!st.complete)
+      fmt::print(stderr, "memlens report: this capture was {}; its end of trace was read before that\n",
                  st.stopped_because);
     else if (from_snapshot)
       fmt::print(stderr,

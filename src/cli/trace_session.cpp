@@ -148,7 +148,7 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
   if (!opts_.quiet || recorder_)
     tracer_->on_sample([&](const model::Trace& t) {
       if (!opts_.quiet) live.update(t);
-      if (recorder_) recorder_->sample(t);
+      if (recorder_) recorder_->sample(trace_);
     });
   double started = monotonic_s();
   std::optional<double> grace_until;
