@@ -15,7 +15,14 @@ src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 memlens="$build/memlens"
 node=${MEMLENS_NODE:-node}
-scenarios="$src/tests/scenarios"
+# The scenarios run from a fixed scratch copy, so the command lines and script paths the captures hold do
+# not depend on where the source tree is.
+stage=/tmp/memlens-golden
+rm -rf "$stage"
+mkdir -p "$stage"
+cp -r "$src/tests/scenarios" "$stage/"
+cd "$stage"
+scenarios=scenarios
 # Few stacks per page fault and a short trace keep each capture to a few tens of KiB.
 common=(--interval 0.5 --fault-sample-period 256 -q)
 
@@ -56,11 +63,12 @@ recorder=$!
 sleep 7
 kill -KILL "$recorder"
 wait "$recorder" || true
-pkill -KILL -f "$scenarios/js_cache_leak.js --report-interval 0 --duration 20" || true
+pkill -KILL -f "$scenarios/js_cache_leak.js --report-interval 0 --duration 20" || true  # the orphaned command
 chmod 0644 "$here/cut_short/capture.mlcap"
 tmp=$(mktemp -d)
 cp "$here/cut_short/capture.mlcap" "$tmp/"
 (cd "$tmp" && "$memlens" report capture.mlcap -o out 2>summary.txt >/dev/null)
 cp "$tmp/summary.txt" "$tmp/out/report.json" "$here/cut_short/expected/"
 rm -rf "$tmp"
+rm -rf "$stage"
 ls -l "$here"/*/capture.mlcap
