@@ -8,14 +8,14 @@
 
 namespace memlens::cli {
 
-Result<std::unique_ptr<CaptureRecorder>> CaptureRecorder::create(const std::string& path,
-                                                                 uint64_t max_bytes) {
+Result<std::unique_ptr<CaptureRecorder>> CaptureRecorder::create(const std::string& path, uint64_t max_bytes,
+                                                                 nlohmann::json options) {
   collect::CaptureWriterOptions wo;
   wo.max_bytes = max_bytes;
   wo.memlens_version = MEMLENS_VERSION;
   auto writer = collect::CaptureWriter::create(path, wo);
   if (!writer) return writer.error();
-  return std::unique_ptr<CaptureRecorder>(new CaptureRecorder(path, std::move(*writer)));
+  return std::unique_ptr<CaptureRecorder>(new CaptureRecorder(path, std::move(*writer), std::move(options)));
 }
 
 void CaptureRecorder::note(const Status& s) {
@@ -26,7 +26,7 @@ void CaptureRecorder::event(const collect::Event& e) {
   note(writer_.add(collect::event_record_type(e), collect::encode_event(e), collect::RecordClass::kEvent));
 }
 
-nlohmann::json run_metadata(const model::TraceInfo& info) {
+nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options) {
   nlohmann::json j;
   j["memlens_version"] = MEMLENS_VERSION;
   j["command"] = info.command;
@@ -39,13 +39,14 @@ nlohmann::json run_metadata(const model::TraceInfo& info) {
   j["kernel"] = info.kernel;
   j["holding"] = info.holding;
   j["holding_fork"] = info.holding_fork;
+  j["options"] = options;
   return j;
 }
 
 void CaptureRecorder::sample(model::Trace& trace) {
   if (!run_written_) {
     run_written_ = true;
-    note(writer_.add(collect::kRecordRun, run_metadata(trace.info).dump()));
+    note(writer_.add(collect::kRecordRun, run_metadata(trace.info, options_).dump()));
   }
   double now = trace.seconds_since_start(boot_ns());
   if (last_snapshot_s_ < 0 || now - last_snapshot_s_ >= kSnapshotEveryS) {
@@ -67,7 +68,7 @@ Status CaptureRecorder::finish(const model::TraceInfo& info, const nlohmann::jso
                                const std::vector<symbolize::StackProfile>& profiles) {
   if (!run_written_) {
     run_written_ = true;
-    note(writer_.add(collect::kRecordRun, run_metadata(info).dump()));
+    note(writer_.add(collect::kRecordRun, run_metadata(info, options_).dump()));
   }
   for (const auto& p : profiles)
     note(writer_.add(collect::kRecordStackProfile, collect::encode_stack_profile(p)));

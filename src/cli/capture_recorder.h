@@ -29,7 +29,9 @@ class CaptureRecorder {
   static constexpr double kSnapshotEveryS = 5.0;
 
   // Creates the capture file (refused when it exists: never overwritten).
-  static Result<std::unique_ptr<CaptureRecorder>> create(const std::string& path, uint64_t max_bytes);
+  // options: how the trace was asked for (the run metadata record keeps them).
+  static Result<std::unique_ptr<CaptureRecorder>> create(const std::string& path, uint64_t max_bytes,
+                                                         nlohmann::json options);
 
   void event(const collect::Event& e);
   // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a
@@ -43,18 +45,19 @@ class CaptureRecorder {
   const std::string& path() const { return path_; }
 
  private:
-  CaptureRecorder(std::string path, collect::CaptureWriter writer)
-      : path_(std::move(path)), writer_(std::move(writer)) {}
+  CaptureRecorder(std::string path, collect::CaptureWriter writer, nlohmann::json options)
+      : path_(std::move(path)), writer_(std::move(writer)), options_(std::move(options)) {}
   void note(const Status& s);
 
   std::string path_;
   collect::CaptureWriter writer_;
+  nlohmann::json options_;
   bool run_written_ = false;
   double last_snapshot_s_ = -1;
   std::optional<Error> first_error_;
 };
 
 // The run's metadata record: what was traced, how, by which memlens on which kernel.
-nlohmann::json run_metadata(const model::TraceInfo& info);
+nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options);
 
 }  // namespace memlens::cli

@@ -89,7 +89,17 @@ int TraceSession::start() {
     }
   }
   if (!opts_.capture_path.empty()) {
-    auto rec = CaptureRecorder::create(opts_.capture_path, opts_.capture_max_bytes);
+    nlohmann::json options = {{"interval_s", opts_.interval_s},
+                              {"stacks", opts_.stacks},
+                              {"fault_sample_period", opts_.fault_sample_period},
+                              {"perf_map", opts_.perf_map},
+                              {"v8", opts_.v8},
+                              {"v8_alloc_probes", opts_.v8_alloc_probes},
+                              {"fds", opts_.fds},
+                              {"hold", opts_.hold},
+                              {"max_size_bytes", opts_.capture_max_bytes}};
+    if (opts_.duration_s) options["duration_s"] = *opts_.duration_s;
+    auto rec = CaptureRecorder::create(opts_.capture_path, opts_.capture_max_bytes, std::move(options));
     if (!rec) {
       fmt::print(stderr, "memlens: cannot create the capture {}: {}\n  remedy: choose a new file name\n",
                  opts_.capture_path, rec.error().describe());

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "collect/capture_file.h"
+#include "collect/capture_records.h"
 
 namespace fs = std::filesystem;
 
@@ -157,6 +158,28 @@ TEST(GoldenReplay, ScenarioFactsSurviveTheReplay) {
   auto fork = replayed_report("fork");
   ASSERT_GE(fork["processes"].size(), 2u);
   EXPECT_EQ(fork["processes"][1]["ppid"], fork["processes"][0]["pid"]);
+}
+
+// The run's metadata record says what was traced and how, the same as the report.
+TEST(GoldenReplay, RunMetadataNamesTheCommandAndItsOptions) {
+  for (const auto& c : golden_cases()) {
+    SCOPED_TRACE(c.filename().string());
+    auto capture = memlens::collect::read_capture((c / "capture.mlcap").string());
+    ASSERT_TRUE(capture) << capture.error().describe();
+    std::optional<nlohmann::json> run;
+    for (const auto& r : capture->records)
+      if (r.type == memlens::collect::kRecordRun) run = nlohmann::json::parse(r.payload);
+    ASSERT_TRUE(run.has_value());
+    EXPECT_EQ((*run)["memlens_version"], capture->status.memlens_version);
+    ASSERT_GE((*run)["command"].size(), 2u);
+    EXPECT_TRUE((*run)["command"][1].get<std::string>().starts_with("scenarios/")) << run->dump();
+    EXPECT_EQ((*run)["options"]["interval_s"], 0.5);
+    EXPECT_EQ((*run)["options"]["fault_sample_period"], 256);
+    if (fs::exists(c / "expected" / "report.json") && c.filename() != "cut_short") {
+      auto report = nlohmann::json::parse(read_file(c / "expected" / "report.json"));
+      EXPECT_EQ((*run)["command"], report["command"]);
+    }
+  }
 }
 
 TEST(GoldenReplay, CutShortCaptureReportsItsLastSnapshotAndSaysSo) {
