@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +63,35 @@ class Scratch {
   fs::path dir_;
 };
 
+// The memlens binary the unprivileged user runs: as root, a copy in a directory anyone can enter (the build
+// tree may sit under a directory only root may enter).
+class ReportBinary {
+ public:
+  ReportBinary() {
+    path_ = getenv("MEMLENS_BIN");
+    if (geteuid() != 0) return;
+    char tmpl[] = "/tmp/memlens-golden-bin-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+    fs::copy_file(path_, dir_ / "memlens");
+    path_ = dir_ / "memlens";
+  }
+  ~ReportBinary() {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  fs::path dir_;
+  std::string path_;
+};
+
+const std::string& report_binary() {
+  static ReportBinary bin;
+  return bin.path();
+}
+
 struct ReportRun {
   int exit_code = -1;
   std::string stderr_text;
@@ -70,7 +100,7 @@ struct ReportRun {
 // `memlens report capture.mlcap -o out` in dir, as nobody when the test runs as root: a report needs no
 // privilege.
 ReportRun report(const fs::path& dir) {
-  std::string bin = getenv("MEMLENS_BIN");
+  const std::string& bin = report_binary();
   fs::path err = dir / "stderr.txt";
   pid_t pid = fork();
   if (pid == 0) {
@@ -117,6 +147,11 @@ TEST(GoldenReplay, EachCaptureReportsWhatTheLiveTraceWrote) {
     Scratch first(read_file(c / "capture.mlcap"));
     ReportRun r = report(first.dir());
     ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    if (geteuid() == 0) {  // written by the unprivileged user
+      struct stat st {};
+      ASSERT_EQ(stat((first.dir() / "out" / "report.json").c_str(), &st), 0);
+      EXPECT_EQ(st.st_uid, kNobody);
+    }
     EXPECT_EQ(r.stderr_text, read_file(expected / "summary.txt"));
     auto produced = names_in(first.dir() / "out");
     for (const auto& name : names_in(expected)) {
