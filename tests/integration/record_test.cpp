@@ -2,12 +2,14 @@
 // into a scratch directory, started with V8's perf map, is recorded; then the node copy and its perf map
 // are moved away, and the report of the capture must give the same folded and pprof files as the live
 // trace wrote (record --report-dir), JS frames still named from the perf map that is gone.
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "support/harness.h"
 
@@ -67,6 +69,49 @@ TEST(Record, ReportWithoutTheBinariesOrPerfMapsGivesTheLiveProfiles) {
   // The JS function's name came from the perf map that is gone.
   EXPECT_NE(slurp(fs::path(replay) / "page_faults.folded").find("allocateReportBuffers"), std::string::npos);
   EXPECT_TRUE(slurp(fs::path(live) / "report.json") == slurp(fs::path(replay) / "report.json"));
+}
+
+// memlens killed (SIGKILL) while recording: the capture reports the trace up to its last snapshot and says
+// it was cut short; the process it names is the scenario that ran.
+TEST(Record, CaptureOfAKilledRecordingReportsWhatItHas) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string capture = dir.file("trace.mlcap");
+  Child c = Child::spawn({memlens_bin(), "record", "-q", "--interval", "0.5", "-o", capture, "--", node_bin(),
+                          scenario("js_cache_leak"), "--duration", "60", "--report-interval", "1"},
+                         dir.path(), "memlens");
+  // Until the scenario has run 7 s under the trace (its memory lines, one a second): past the second
+  // snapshot (the first sample, then every 5 s).
+  std::optional<nlohmann::json> ready, first_memory;
+  int memory_lines = 0;
+  for (int i = 0; i < 300 && memory_lines < 7; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto lines = json_lines(c.stdout_text());
+    ready = last_event(lines, "ready");
+    memory_lines = 0;
+    for (const auto& l : lines)
+      if (l.value("event", "") == "memory" && ++memory_lines == 1) first_memory = l;
+  }
+  ASSERT_TRUE(ready.has_value() && memory_lines >= 7) << c.stdout_text() << c.stderr_text();
+  int pid = (*ready)["pid"];
+  c.signal(SIGKILL);
+  c.wait(10s);
+  kill(pid, SIGKILL);  // the command memlens left behind
+
+  std::string out = dir.file("out");
+  Child r = Child::spawn({memlens_bin(), "report", capture, "-o", out}, dir.path(), "report");
+  ASSERT_EQ(r.wait(60s), 0) << r.stderr_text();
+  EXPECT_NE(r.stderr_text().find("cut short"), std::string::npos) << r.stderr_text();
+  auto report = load_report(out);
+  EXPECT_EQ(report["capture"]["complete"], false);
+  EXPECT_EQ(report["capture"]["reported_from"], "last snapshot taken during the trace");
+  auto proc = report_process(report, pid);
+  ASSERT_TRUE(proc.has_value()) << "the scenario's process is not in the report: "
+                                << report.dump().substr(0, 2000);
+  // The snapshot (at 5 s or later) saw at least the RSS node reported of itself at 1 s (the kernel's figure
+  // both; a tenth for the pages that come and go between two readings).
+  double rss_at_1s = (*first_memory)["memoryUsage"]["rss"];
+  EXPECT_GE((*proc)["rss_peak_bytes"].get<double>(), 0.9 * rss_at_1s) << proc->dump().substr(0, 2000);
 }
 
 }  // namespace
