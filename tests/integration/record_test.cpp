@@ -114,5 +114,26 @@ TEST(Record, CaptureOfAKilledRecordingReportsWhatItHas) {
   EXPECT_GE((*proc)["rss_peak_bytes"].get<double>(), 0.9 * rss_at_1s) << proc->dump().substr(0, 2000);
 }
 
+// A capture is never written over an existing file (nor through a symbolic link), and record needs a target.
+TEST(Record, RefusesAnExistingCaptureFileAndAMissingTarget) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string existing = dir.file("kept.mlcap");
+  { std::ofstream(existing) << "kept"; }
+  fs::create_symlink(existing, dir.file("link.mlcap"));
+  for (const auto& path : {existing, dir.file("link.mlcap")}) {
+    auto r = run_shell(shell_quote(memlens_bin()) + " record -q -o " + shell_quote(path) + " -- " +
+                       shell_quote(node_bin()) + " -e 0 2>&1");
+    EXPECT_EQ(r.exit_code, 7) << r.output;
+    EXPECT_NE(r.output.find("never overwritten"), std::string::npos) << r.output;
+    EXPECT_EQ(slurp(existing), "kept");
+  }
+  auto r =
+      run_shell(shell_quote(memlens_bin()) + " record -o " + shell_quote(dir.file("new.mlcap")) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--pid"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.file("new.mlcap")));
+}
+
 }  // namespace
 }  // namespace memlens::testing
