@@ -14,13 +14,14 @@ namespace memlens::cli {
 // Distinct exit codes, documented in the README: scripts can tell why memlens failed.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,          // an unexpected failure
-  kExitUsage = 2,            // bad arguments
-  kExitPrivileges = 3,       // a missing capability (named in the message) or a refusal by the kernel
-  kExitKernel = 4,           // the kernel lacks BTF or a BPF feature
-  kExitNoProcess = 5,        // no such pid, a zombie, or it exited while memlens attached
-  kExitProbe = 6,            // a required probe failed to attach
-  kExitOutput = 7,           // the report cannot be written (checked before tracing too)
+  kExitFailure = 1,     // an unexpected failure
+  kExitUsage = 2,       // bad arguments
+  kExitPrivileges = 3,  // a missing capability (named in the message) or a refusal by the kernel
+  kExitKernel = 4,      // the kernel lacks BTF or a BPF feature
+  kExitNoProcess = 5,   // no such pid, a zombie, or it exited while memlens attached
+  kExitProbe = 6,       // a required probe failed to attach
+  kExitOutput = 7,      // the report cannot be written (checked before tracing too)
+  kExitCapture = 8,     // report: the capture cannot be read (not a capture, newer format, nothing in it)
   kExitCannotExecute = 126,  // run: the command exists but cannot be executed
   kExitCommandNotFound = 127,
 };
@@ -42,7 +43,9 @@ struct TraceOptions {
   // V8's own view through its inspector: "" off, "full", "sampling" (reads once, at the end), "force"
   // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
   std::string js_objects;
-  bool run_mode = false;  // set by `run`: memlens starts the traced command
+  bool run_mode = false;           // set by `run`: memlens starts the traced command
+  std::string capture_path;        // record: the capture file (docs/capture-format.md); empty: none
+  uint64_t capture_max_bytes = 0;  // record --max-size (0: no bound)
 };
 
 struct TopOptions {
@@ -56,6 +59,8 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);
 int attach_command(pid_t pid, const TraceOptions& opts);
 // Every Node process of the host (that passes the filter), and those that start while it runs.
 int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts);
+// memlens report FILE -o DIR: the report files of a capture, written as the live trace wrote them.
+int report_command(const std::string& capture_path, const std::string& out_dir, bool quiet);
 int doctor_command(std::optional<pid_t> pid, const std::string& binary);
 int top_command(const TopOptions& opts);
 

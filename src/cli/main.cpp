@@ -38,8 +38,8 @@ CLI::Validator positive_seconds(double max_s, double min_s = 0) {
       "SECONDS>0");
 }
 
-void add_trace_options(CLI::App* cmd, TraceOptions& o) {
-  cmd->add_option("-o,--out", o.out_dir, "Directory for the report files (created if missing)");
+void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_dir_flag = "-o,--out") {
+  cmd->add_option(out_dir_flag, o.out_dir, "Directory for the report files (created if missing)");
   cmd->add_option("--interval", o.interval_s, "Time-series period in seconds (0.05 to 3600)")
       ->check(positive_seconds(3600.0, 0.05))
       ->capture_default_str();
@@ -103,6 +103,41 @@ int main(int argc, char** argv) {
       "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
   run->add_option("command", command, "The command and its arguments, after --")->required();
   run->footer("Example: memlens run -o out -- node server.js");
+
+  TraceOptions record_opts;
+  std::vector<std::string> record_command;
+  pid_t record_pid = 0;
+  double record_duration = 0;
+  auto* record = app.add_subcommand(
+      "record", "Trace a command (or a running process) into a capture file, to report later, elsewhere");
+  record
+      ->add_option("-o,--output", record_opts.capture_path, "The capture file to create (never overwritten)")
+      ->required();
+  add_trace_options(record, record_opts, "--report-dir");
+  record
+      ->add_option("--max-size", record_opts.capture_max_bytes,
+                   "Bound on the capture's size, e.g. 200M (events stop first, then the rest is counted)")
+      ->transform(CLI::AsSizeValue(false));
+  auto* record_pid_opt = record->add_option("--pid", record_pid, "Trace this running process instead");
+  record->add_option("--duration", record_duration, "Stop tracing after this many seconds")
+      ->check(positive_seconds(kMaxDurationS));
+  record->add_flag(
+      "!--no-perf-map", record_opts.perf_map,
+      "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
+  auto* record_cmd_opt =
+      record->add_option("command", record_command, "The command and its arguments, after --");
+  record_pid_opt->excludes(record_cmd_opt);
+  record->footer(
+      "Examples: memlens record -o app.mlcap -- node server.js\n          memlens record -o app.mlcap --pid "
+      "1234 --duration 60\n          memlens report app.mlcap -o out");
+
+  std::string report_capture, report_dir;
+  bool report_quiet = false;
+  auto* report_cmd = app.add_subcommand(
+      "report", "Write the report files of a capture (no root, no traced binaries needed)");
+  report_cmd->add_option("capture", report_capture, "The capture file `memlens record` wrote")->required();
+  report_cmd->add_option("-o,--out", report_dir, "Directory for the report files (created if missing)");
+  report_cmd->add_flag("-q,--quiet", report_quiet, "No summary");
 
   TraceOptions attach_opts;
   pid_t attach_pid = 0;
@@ -187,6 +222,19 @@ int main(int argc, char** argv) {
     if (run_duration > 0) run_opts.duration_s = run_duration;
     return run_command(command, run_opts);
   }
+  if (*record) {
+    install_libbpf_logging(record_opts.verbose);
+    if (record_duration > 0) record_opts.duration_s = record_duration;
+    if (record_pid_opt->count() > 0) return attach_command(record_pid, record_opts);
+    if (record_command.empty()) {
+      fmt::print(
+          stderr,
+          "memlens record: give a command after -- or --pid PID\nRun with --help for more information.\n");
+      return kExitUsage;
+    }
+    return run_command(record_command, record_opts);
+  }
+  if (*report_cmd) return report_command(report_capture, report_dir, report_quiet);
   if (*attach) {
     install_libbpf_logging(attach_opts.verbose);
     if (attach_duration > 0) attach_opts.duration_s = attach_duration;

@@ -91,6 +91,27 @@ int TraceSession::start() {
       return kExitOutput;
     }
   }
+  if (!opts_.capture_path.empty()) {
+    nlohmann::json options = {{"interval_s", opts_.interval_s},
+                              {"stacks", opts_.stacks},
+                              {"fault_sample_period", opts_.fault_sample_period},
+                              {"perf_map", opts_.perf_map},
+                              {"v8", opts_.v8},
+                              {"v8_alloc_probes", opts_.v8_alloc_probes},
+                              {"fds", opts_.fds},
+                              {"fd_stacks", opts_.fd_stacks},
+                              {"js_objects", opts_.js_objects},
+                              {"hold", opts_.hold},
+                              {"max_size_bytes", opts_.capture_max_bytes}};
+    if (opts_.duration_s) options["duration_s"] = *opts_.duration_s;
+    auto rec = CaptureRecorder::create(opts_.capture_path, opts_.capture_max_bytes, std::move(options));
+    if (!rec) {
+      fmt::print(stderr, "memlens: cannot create the capture {}: {}\n  remedy: choose a new file name\n",
+                 opts_.capture_path, rec.error().describe());
+      return kExitOutput;
+    }
+    recorder_ = std::move(*rec);
+  }
   trace_.info.started_at = rfc3339_now();
   trace_.info.started_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
@@ -104,6 +125,7 @@ int TraceSession::start() {
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) return report_kernel_failure("memlens: ", tracer.error());
   tracer_ = std::move(*tracer);
+  if (recorder_) tracer_->on_event([this](const collect::Event& e) { recorder_->event(e); });
   collect::ExtensionOptions eo;
   eo.v8 = opts_.v8;
   eo.v8_alloc_probes = opts_.v8_alloc_probes;
@@ -145,7 +167,11 @@ int TraceSession::track_root(pid_t pid, bool attached_late) {
 
 void TraceSession::loop(const std::function<bool()>& poll_child, const std::function<void(int)>& on_signal) {
   report::LiveView live(stderr);
-  if (!opts_.quiet) tracer_->on_sample([&](const model::Trace& t) { live.update(t); });
+  if (!opts_.quiet || recorder_)
+    tracer_->on_sample([&](const model::Trace& t) {
+      if (!opts_.quiet) live.update(t);
+      if (recorder_) recorder_->sample(trace_);
+    });
   double started = monotonic_s();
   std::optional<double> grace_until;
   bool forwarded = false;
@@ -220,12 +246,29 @@ int TraceSession::finish_and_report() {
   }
   nlohmann::json report = report::build_report(trace_, profiles);
   report["profiles"] = report::profiles_summary(profiles);
+  int rc = kExitOk;
+  if (recorder_) {
+    if (auto st = recorder_->finish(trace_.info, report, profiles); !st) {
+      fmt::print(stderr,
+                 "memlens: the capture {} is incomplete: {}\n  remedy: free space or choose another file\n",
+                 recorder_->path(), st.error().describe());
+      rc = kExitOutput;
+    }
+  }
+  if (int w = write_report_files(opts_.out_dir, report, profiles, opts_.quiet); w != kExitOk) rc = w;
+  // Detach everything before returning, whatever the caller does next.
+  tracer_.reset();
+  return rc;
+}
+
+int write_report_files(const std::string& out_dir, const nlohmann::json& report,
+                       const std::vector<symbolize::StackProfile>& profiles, bool quiet) {
   std::vector<std::string> written;
   int rc = kExitOk;
-  if (!opts_.out_dir.empty()) {
+  if (!out_dir.empty()) {
     auto note = [&](const Status& s, const std::string& file) {
       if (s) {
-        written.push_back(opts_.out_dir + "/" + file);
+        written.push_back(out_dir + "/" + file);
         return;
       }
       fmt::print(stderr, "memlens: cannot write {}: {}\n  remedy: free space or choose another --out\n", file,
@@ -233,15 +276,13 @@ int TraceSession::finish_and_report() {
       rc = kExitOutput;
     };
     for (const auto& prof : profiles) {
-      note(report::write_folded(opts_.out_dir, prof), prof.kind + ".folded");
-      note(report::write_pprof(opts_.out_dir, prof), prof.kind + ".pb.gz");
+      note(report::write_folded(out_dir, prof), prof.kind + ".folded");
+      note(report::write_pprof(out_dir, prof), prof.kind + ".pb.gz");
     }
-    note(report::write_report_json(opts_.out_dir, report), "report.json");
-    note(report::write_html(opts_.out_dir, report, profiles), "report.html");
+    note(report::write_report_json(out_dir, report), "report.json");
+    note(report::write_html(out_dir, report, profiles), "report.html");
   }
-  if (!opts_.quiet) fmt::print(stderr, "{}", report::render_summary(report, written));
-  // Detach everything before returning, whatever the caller does next.
-  tracer_.reset();
+  if (!quiet) fmt::print(stderr, "{}", report::render_summary(report, written));
   return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "cli/capture_recorder.h"
 #include "cli/commands.h"
 #include "collect/stacks_extension.h"
 #include "collect/tracer.h"
@@ -36,7 +37,13 @@ class TraceSession {
   model::Trace trace_;
   std::unique_ptr<collect::Tracer> tracer_;
   collect::StacksExtension* stacks_ = nullptr;  // owned by the tracer
+  std::unique_ptr<CaptureRecorder> recorder_;   // record: the capture being written
 };
+
+// Writes the report files (stack profiles, report.json, report.html) into out_dir (none when empty) and
+// prints the summary unless quiet; `live` and `report` both end here. kExitOk or kExitOutput.
+int write_report_files(const std::string& out_dir, const nlohmann::json& report,
+                       const std::vector<symbolize::StackProfile>& profiles, bool quiet);
 
 // A trace lowers memlens's own oom_score_adj (the OOM killer must not pick the tracer); a command it
 // starts gets back the score memlens inherited. Async-signal-safe, for the child between fork and exec.

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <type_traits>
 
 namespace memlens::collect {
@@ -230,6 +232,102 @@ CaptureEvents capture_events(const Capture& capture) {
       ++out.malformed_records;
   }
   return out;
+}
+
+namespace {
+
+// Bounds that keep a hostile record from asking for more than its own bytes can hold.
+constexpr size_t kMaxFrameName = 64u << 10;
+
+auto frame_identity(const symbolize::Frame& f) {
+  return std::tie(f.kind, f.function, f.module, f.build_id, f.address, f.file_offset, f.symbol_offset);
+}
+
+}  // namespace
+
+std::string encode_stack_profile(const symbolize::StackProfile& profile) {
+  // The frame table: each distinct frame once, in order of first use.
+  std::vector<const symbolize::Frame*> table;
+  std::map<decltype(frame_identity(std::declval<const symbolize::Frame&>())), uint32_t> index;
+  std::vector<std::vector<uint32_t>> stacks;
+  for (const auto& s : profile.samples) {
+    auto& ids = stacks.emplace_back();
+    for (const auto& f : s.stack) {
+      auto [it, added] = index.emplace(frame_identity(f), static_cast<uint32_t>(table.size()));
+      if (added) table.push_back(&f);
+      ids.push_back(it->second);
+    }
+  }
+  Writer w;
+  w.put_string(profile.kind).put(profile.time_ns).put(profile.duration_ns);
+  w.put(static_cast<uint32_t>(profile.sample_types.size()));
+  for (const auto& t : profile.sample_types) w.put_string(t.type).put_string(t.unit);
+  w.put(static_cast<uint32_t>(table.size()));
+  for (const auto* f : table) {
+    w.put(f->kind).put_string(f->function).put_string(f->module).put_string(f->build_id);
+    w.put(f->address).put(f->file_offset).put(f->symbol_offset);
+  }
+  w.put(static_cast<uint32_t>(profile.samples.size()));
+  for (size_t i = 0; i < profile.samples.size(); ++i) {
+    const auto& s = profile.samples[i];
+    w.put(static_cast<int32_t>(s.pid)).put(static_cast<uint32_t>(stacks[i].size()));
+    for (uint32_t id : stacks[i]) w.put(id);
+    for (size_t v = 0; v < profile.sample_types.size(); ++v) w.put(v < s.values.size() ? s.values[v] : 0);
+  }
+  return w.take();
+}
+
+Result<symbolize::StackProfile> decode_stack_profile(std::string_view payload) {
+  Reader r(payload);
+  symbolize::StackProfile p;
+  r.get_string(p.kind, kMaxString).get(p.time_ns).get(p.duration_ns);
+  // Every count is checked against the bytes left: each element takes at least one byte per field.
+  auto count = [&](uint32_t& n, size_t min_bytes) {
+    r.get(n);
+    if (r.ok() && static_cast<uint64_t>(n) * min_bytes > payload.size()) r.fail();
+    return r.ok();
+  };
+  uint32_t n_types = 0;
+  if (count(n_types, 8))
+    for (uint32_t i = 0; i < n_types && r.ok(); ++i) {
+      auto& t = p.sample_types.emplace_back();
+      r.get_string(t.type, kMaxString).get_string(t.unit, kMaxString);
+    }
+  std::vector<symbolize::Frame> table;
+  uint32_t n_frames = 0;
+  if (r.ok() && count(n_frames, 37))
+    for (uint32_t i = 0; i < n_frames && r.ok(); ++i) {
+      auto& f = table.emplace_back();
+      uint8_t kind = 0;
+      r.get(kind).get_string(f.function, kMaxFrameName).get_string(f.module, kMaxString);
+      r.get_string(f.build_id, kMaxString).get(f.address).get(f.file_offset).get(f.symbol_offset);
+      if (kind > static_cast<uint8_t>(symbolize::FrameKind::kUnknown)) r.fail();
+      f.kind = static_cast<symbolize::FrameKind>(kind);
+    }
+  uint32_t n_samples = 0;
+  if (r.ok() && count(n_samples, 8))
+    for (uint32_t i = 0; i < n_samples && r.ok(); ++i) {
+      auto& s = p.samples.emplace_back();
+      int32_t pid = 0;
+      uint32_t depth = 0;
+      r.get(pid);
+      if (!count(depth, 4)) break;
+      s.pid = pid;
+      for (uint32_t d = 0; d < depth && r.ok(); ++d) {
+        uint32_t id = 0;
+        r.get(id);
+        if (id >= table.size()) {
+          r.fail();
+          break;
+        }
+        s.stack.push_back(table[id]);
+      }
+      s.values.resize(p.sample_types.size());
+      for (auto& v : s.values) r.get(v);
+    }
+  if (!r.ok())
+    return make_error("stack profile record is shorter than its fields or names a frame it lacks", EINVAL);
+  return p;
 }
 
 }  // namespace memlens::collect

@@ -11,6 +11,7 @@
 #include "collect/capture_file.h"
 #include "collect/decode.h"
 #include "common/result.h"
+#include "symbolize/stack_profile.h"
 
 namespace memlens::collect {
 
@@ -21,6 +22,12 @@ enum CaptureRecordType : uint16_t {
   kRecordGcEvent = 18,
   kRecordArrayBufferNotice = 19,
   kRecordFdEvent = 20,
+  // What the end of a trace knows (docs/capture-format.md, "Replay"):
+  kRecordRun = 32,             // the run: command or pid, options, memlens version, kernel (JSON text)
+  kRecordReport = 33,          // the analysed trace as report.json holds it, at the end (JSON text)
+  kRecordReportSnapshot = 34,  // the same, taken during the trace: what a capture cut short reports
+  kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
+  // 36-47: reserved for the capabilities' own state (V8 inspector objects, unwound frames).
 };
 
 // Whether type is an event record this build reads.
@@ -41,5 +48,12 @@ struct CaptureEvents {
   uint64_t malformed_records = 0;
 };
 CaptureEvents capture_events(const Capture& capture);
+
+// A stack profile as a record: its sample types, a table of the distinct frames (each with its name,
+// module, build-id and offsets as resolved while the process lived), and the samples as indexes into it.
+// A report of the capture needs neither the traced binaries nor the perf maps.
+std::string encode_stack_profile(const symbolize::StackProfile& profile);
+// Errors: a payload shorter than its fields, or a frame index out of the table.
+Result<symbolize::StackProfile> decode_stack_profile(std::string_view payload);
 
 }  // namespace memlens::collect

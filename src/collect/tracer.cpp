@@ -178,8 +178,10 @@ int Tracer::handle_event(const void* data, size_t size) {
   auto decoded = decode_event(data, size);
   if (const auto* bad = std::get_if<Malformed>(&decoded))
     builder_.malformed(*bad);
-  else
+  else {
+    if (on_event_) on_event_(std::get<Event>(decoded));
     builder_.apply(std::get<Event>(decoded));
+  }
   return 0;
 }
 

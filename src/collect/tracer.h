@@ -52,6 +52,8 @@ class Tracer : private TraceHost {
   pid_t root_pid() const { return root_pid_; }
   // Called after each interval's sample (the live line).
   void on_sample(std::function<void(const model::Trace&)> f) { on_sample_ = std::move(f); }
+  // Called with each decoded event before it is applied (a recording keeps the event stream).
+  void on_event(std::function<void(const Event&)> f) { on_event_ = std::move(f); }
   // The wait status of the root, when the caller reaped it (run mode) before its exit event arrived.
   void set_root_wait_status(int status);
 
@@ -106,6 +108,7 @@ class Tracer : private TraceHost {
   uint64_t next_sample_ns_ = 0;
   uint64_t next_tick_ns_ = 0;
   std::function<void(const model::Trace&)> on_sample_;
+  std::function<void(const Event&)> on_event_;
   std::vector<std::unique_ptr<TraceExtension>> extensions_;
 };
 

@@ -1,5 +1,5 @@
 // Fuzzes the capture reader (a capture comes from another host: its bytes are input like any other) and
-// the ring-buffer record decoder.
+// the ring-buffer record decoder, and the stack-profile records (frame table and samples).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -15,6 +15,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint64_t total = 0;
     for (const auto& r : c->records) {
       total += r.payload.size();
+      if (r.type == memlens::collect::kRecordStackProfile) {
+        // A decoded profile encodes back to the same bytes (one frame table order: first use).
+        auto p = memlens::collect::decode_stack_profile(r.payload);
+        if (p && memlens::collect::decode_stack_profile(memlens::collect::encode_stack_profile(*p))
+                         ->samples.size() != p->samples.size())
+          __builtin_trap();
+      }
       if (!memlens::collect::is_event_record(r.type)) continue;
       auto e = memlens::collect::decode_event_record(r.type, r.payload);
       // What decodes encodes back to a prefix of the record (later versions may append fields).

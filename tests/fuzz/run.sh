@@ -22,9 +22,12 @@ for name in perf_map proc_maps elf capture; do
 done
 
 # Seed corpora: the perf map fixtures, this machine's maps, a small compiled program, a capture with an
-# address-space event, an fd event and a record of a type this build does not know.
+# address-space event, an fd event and a record of a type this build does not know, the golden captures.
 mkdir -p "$work/corpus/perf_map" "$work/corpus/proc_maps" "$work/corpus/elf" "$work/corpus/capture"
 cp "$root"/tests/data/capture/*.mlcap "$work/corpus/capture/"
+for g in "$root"/tests/golden/*/capture.mlcap; do  # real recordings: every record type, stack profiles
+  cp "$g" "$work/corpus/capture/golden-$(basename "$(dirname "$g")").mlcap"
+done
 cp "$root"/tests/data/symbolize/*.map "$work/corpus/perf_map/" 2>/dev/null || true
 cat /proc/self/maps >"$work/corpus/proc_maps/self"
 printf 'int f(int x){return x+1;}\nint main(){return f(2);}\n' >"$work/seed.c"

@@ -144,5 +144,53 @@ TEST(CaptureRecords, ACaptureWrittenFromTheDocumentedLayoutIsRead) {
   EXPECT_EQ(fd.path, "/tmp/x");
 }
 
+// A stack profile record keeps every frame's name and location (the perf map and binaries may be gone when
+// it is read) and each frame once: a frame shared by many stacks costs its name once.
+TEST(CaptureRecords, StackProfileRoundTripsWithOneEntryPerFrame) {
+  symbolize::StackProfile p;
+  p.kind = "page_faults";
+  p.time_ns = 1'700'000'000'000'000'000;
+  p.duration_ns = 3'000'000'000;
+  p.sample_types = {{"bytes", "bytes"}, {"count", "count"}};
+  symbolize::Frame main_frame{
+      symbolize::FrameKind::kNative, "main", "/opt/node/bin/node", "abcd", 0x401000, 0x1000, 0};
+  symbolize::Frame js{symbolize::FrameKind::kJs, "allocate /srv/app.js:10", "[perf-map]", "", 0x7f00, 0, 4};
+  symbolize::Frame unknown{
+      symbolize::FrameKind::kUnknown, "libc.so.6+0x10", "/lib/libc.so.6", "", 0x7e00, 0x10, 0};
+  for (int i = 0; i < 50; ++i) p.samples.push_back({{main_frame, js, unknown}, {4096 * i, i}, 42 + i});
+  std::string payload = encode_stack_profile(p);
+  size_t names = 0;
+  for (size_t at = payload.find(js.function); at != std::string::npos; at = payload.find(js.function, at + 1))
+    ++names;
+  EXPECT_EQ(names, 1u);
+  auto got = decode_stack_profile(payload);
+  ASSERT_TRUE(got) << got.error().describe();
+  EXPECT_EQ(got->kind, p.kind);
+  EXPECT_EQ(got->time_ns, p.time_ns);
+  EXPECT_EQ(got->duration_ns, p.duration_ns);
+  ASSERT_EQ(got->sample_types.size(), 2u);
+  EXPECT_EQ(got->sample_types[1].type, "count");
+  ASSERT_EQ(got->samples.size(), p.samples.size());
+  for (size_t i = 0; i < p.samples.size(); ++i) {
+    EXPECT_EQ(got->samples[i].pid, p.samples[i].pid);
+    EXPECT_EQ(got->samples[i].values, p.samples[i].values);
+    ASSERT_EQ(got->samples[i].stack.size(), 3u);
+    for (size_t f = 0; f < 3; ++f) {
+      const auto &a = got->samples[i].stack[f], &b = p.samples[i].stack[f];
+      EXPECT_EQ(a.kind, b.kind);
+      EXPECT_EQ(a.function, b.function);
+      EXPECT_EQ(a.module, b.module);
+      EXPECT_EQ(a.build_id, b.build_id);
+      EXPECT_EQ(a.address, b.address);
+      EXPECT_EQ(a.file_offset, b.file_offset);
+      EXPECT_EQ(a.symbol_offset, b.symbol_offset);
+    }
+  }
+  EXPECT_EQ(encode_stack_profile(*got), payload);
+  // Every cut of the record is refused, never read in part.
+  for (size_t n = 0; n < payload.size(); n += 7)
+    EXPECT_FALSE(decode_stack_profile(payload.substr(0, n))) << n;
+}
+
 }  // namespace
 }  // namespace memlens::collect

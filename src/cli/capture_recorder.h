@@ -1,0 +1,63 @@
+// `memlens record`: what a trace writes to its capture (docs/capture-format.md) besides the report files:
+// the decoded event stream as it arrives, the run's metadata, a snapshot of the analysed trace now and
+// then (what a capture cut short reports), and at the end the analysed trace and the named stack profiles
+// that `memlens report` writes its files from.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collect/capture_file.h"
+#include "collect/decode.h"
+#include "common/result.h"
+#include "model/trace.h"
+#include "symbolize/stack_profile.h"
+
+namespace memlens::cli {
+
+// The stop reason of a snapshot: what a report of a capture cut short says of its end.
+inline constexpr const char* kSnapshotStopReason = "recording cut short after this point";
+
+class CaptureRecorder {
+ public:
+  // A snapshot of the analysed trace is taken at the first sample and then at most this often: a capture
+  // cut short loses at most this much of the trace's end.
+  static constexpr double kSnapshotEveryS = 5.0;
+
+  // Creates the capture file (refused when it exists: never overwritten).
+  // options: how the trace was asked for (the run metadata record keeps them).
+  static Result<std::unique_ptr<CaptureRecorder>> create(const std::string& path, uint64_t max_bytes,
+                                                         nlohmann::json options);
+
+  void event(const collect::Event& e);
+  // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a
+  // killed memlens loses at most one interval.
+  void sample(model::Trace& trace);
+  // The analysed trace and its stack profiles, exactly as the report files were written from them, then
+  // the end record. The first write error of the trace, if any.
+  Status finish(const model::TraceInfo& info, const nlohmann::json& report,
+                const std::vector<symbolize::StackProfile>& profiles);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  CaptureRecorder(std::string path, collect::CaptureWriter writer, nlohmann::json options)
+      : path_(std::move(path)), writer_(std::move(writer)), options_(std::move(options)) {}
+  void note(const Status& s);
+
+  std::string path_;
+  collect::CaptureWriter writer_;
+  nlohmann::json options_;
+  bool run_written_ = false;
+  double last_snapshot_s_ = -1;
+  std::optional<Error> first_error_;
+};
+
+// The run's metadata record: what was traced, how, by which memlens on which kernel.
+nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options);
+
+}  // namespace memlens::cli

@@ -1,0 +1,123 @@
+// memlens report FILE -o DIR: the report files of a capture (docs/capture-format.md), on any machine: the
+// capture holds the analysed trace and the named stacks, so neither root nor the traced binaries are
+// needed, and two reports of one capture are the same bytes.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/trace_session.h"
+#include "collect/capture_records.h"
+#include "common/safe_file.h"
+
+namespace memlens::cli {
+
+namespace {
+
+struct CaptureContents {
+  std::optional<nlohmann::json> final_report;  // the end of the trace
+  std::optional<nlohmann::json> snapshot;      // the last taken during the trace
+  std::vector<symbolize::StackProfile> profiles;
+  uint64_t unknown_records = 0;    // from a later memlens: skipped
+  uint64_t malformed_records = 0;  // skipped
+};
+
+std::optional<nlohmann::json> parse_json(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return j;
+}
+
+CaptureContents contents_of(const collect::Capture& capture) {
+  CaptureContents c;
+  for (const auto& r : capture.records) {
+    switch (r.type) {
+      case collect::kRecordReport:
+      case collect::kRecordReportSnapshot: {
+        auto j = parse_json(r.payload);
+        if (!j)
+          ++c.malformed_records;
+        else
+          (r.type == collect::kRecordReport ? c.final_report : c.snapshot) = std::move(j);
+        break;
+      }
+      case collect::kRecordStackProfile: {
+        auto p = collect::decode_stack_profile(r.payload);
+        if (p)
+          c.profiles.push_back(std::move(*p));
+        else
+          ++c.malformed_records;
+        break;
+      }
+      case collect::kRecordRun:
+        break;
+      default:
+        // The event stream is kept for later analyses; this report is the one taken at record time.
+        if (!collect::is_event_record(r.type)) ++c.unknown_records;
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+int report_command(const std::string& capture_path, const std::string& out_dir, bool quiet) {
+  auto capture = collect::read_capture(capture_path);
+  if (!capture) {
+    fmt::print(stderr, "memlens report: {}\n", capture.error().describe());
+    return kExitCapture;
+  }
+  const auto& st = capture->status;
+  CaptureContents c = contents_of(*capture);
+  bool from_snapshot = !c.final_report.has_value();
+  if (from_snapshot && !c.snapshot) {
+    fmt::print(stderr,
+               "memlens report: {} holds no trace to report: {}\n  remedy: record again, for at least one "
+               "sample interval\n",
+               capture_path,
+               st.complete
+                   ? "its recording ended before the first sample"
+                   : "its recording was cut short before the first sample (" + st.stopped_because + ")");
+    return kExitCapture;
+  }
+  nlohmann::json report = from_snapshot ? std::move(*c.snapshot) : std::move(*c.final_report);
+  if (from_snapshot) c.profiles.clear();  // the stacks are named only at the end of a trace
+  // A capture read in full adds nothing: its report is the live trace's, byte for byte. Otherwise the
+  // report says what it lacks.
+  bool whole = !from_snapshot && st.complete && st.corrupt_chunks == 0 && c.malformed_records == 0;
+  if (!whole || c.unknown_records) {
+    nlohmann::json cap;
+    cap["complete"] = st.complete;
+    if (!st.complete) cap["cut_short"] = st.stopped_because;
+    cap["reported_from"] = from_snapshot ? "last snapshot taken during the trace" : "end of trace";
+    cap["corrupt_chunks"] = st.corrupt_chunks;
+    cap["malformed_records"] = c.malformed_records;
+    cap["unknown_records"] = c.unknown_records;
+    report["capture"] = cap;
+    if (!st.complete && from_snapshot)
+      fmt::print(stderr,
+                 "memlens report: this capture was {}; this report covers the trace up to the last snapshot "
+                 "memlens took, without stack profiles\n",
+                 st.stopped_because);
+    else if (!st.complete)
+      fmt::print(stderr, "memlens report: this capture was {}; its end of trace was read before that\n",
+                 st.stopped_because);
+    else if (from_snapshot)
+      fmt::print(stderr,
+                 "memlens report: the capture lost its end of trace: this report is its last snapshot\n");
+    if (st.corrupt_chunks)
+      fmt::print(stderr, "memlens report: {} damaged chunk(s) of the capture skipped\n", st.corrupt_chunks);
+    if (c.malformed_records)
+      fmt::print(stderr, "memlens report: {} malformed record(s) skipped\n", c.malformed_records);
+    if (c.unknown_records)
+      fmt::print(stderr, "memlens report: {} record(s) of a newer memlens skipped (written by memlens {})\n",
+                 c.unknown_records, st.memlens_version);
+  }
+  if (!out_dir.empty()) {
+    if (auto s = prepare_output_directory(out_dir); !s) {
+      fmt::print(stderr, "memlens report: {}\n  remedy: choose another -o directory\n", s.error().describe());
+      return kExitOutput;
+    }
+  }
+  return write_report_files(out_dir, report, c.profiles, quiet);
+}
+
+}  // namespace memlens::cli
