@@ -35,10 +35,11 @@ TEST(Record, ReportWithoutTheBinariesOrPerfMapsGivesTheLiveProfiles) {
   fs::copy_file(cached, bin / "node");
   fs::permissions(bin / "node", fs::perms::owner_all);
   std::string capture = dir.file("trace.mlcap"), live = dir.file("live");
-  Child c = Child::spawn(
-      {memlens_bin(), "record", "-q", "--no-fds", "--interval", "0.5", "-o", capture, "--report-dir", live,
-       "--", (bin / "node").string(), "--perf-basic-prof", scenario("stacks_buffers"), "--duration", "3"},
-      dir.path(), "memlens");
+  Child c =
+      Child::spawn({memlens_bin(), "record", "-q", "--no-fds", "--fault-sample-period", "256", "--interval",
+                    "0.5", "-o", capture, "--report-dir", live, "--", (bin / "node").string(),
+                    "--perf-basic-prof", scenario("stacks_buffers"), "--duration", "3"},
+                   dir.path(), "memlens");
   auto rc = c.wait(120s);
   ASSERT_EQ(rc, 0) << c.stderr_text();
   auto report = load_report(live);
