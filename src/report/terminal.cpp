@@ -208,6 +208,11 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       std::string_view mark = companion ? "      +" : kind == "growth_unconfirmed" ? "  ?" : "  !";
       out += fmt::format("{} pid {} {}: {}\n", mark, u64_or0(p, "pid"), str_or(p, "comm"),
                          str_or(v, "headline", str_or(v, "evidence")));
+      if (kind == "growth_unconfirmed" && !str_or(v, "confirm_with").empty())
+        out += fmt::format(
+            "      to settle it now: trace again with {} (memlens asks V8 for full GCs; each pause "
+            "is measured and reported)\n",
+            str_or(v, "confirm_with"));
       // Which code: the heaviest stack of the category (every one is in report.json and the profiles).
       const json& stacks = array_or_empty(v, "top_stacks");
       bool growing = kind == "leak_suspected" || kind == "growth_unconfirmed";

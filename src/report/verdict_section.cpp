@@ -109,6 +109,11 @@ nlohmann::json verdict_section(const model::Process& p, const TopStacksFn& top_s
                     {"where", v.projection->where},     {"growing", growing}};
     }
     if (v.part_of) j["part_of"] = analyze::category_name(*v.part_of);
+    // Only a full GC tells a JS heap leak from garbage promoted to old space. V8 may run none for minutes
+    // in a large heap; through its inspector memlens can ask for them (each pause measured).
+    if (v.category == Category::js_heap && v.kind == analyze::VerdictKind::growth_unconfirmed &&
+        !p.js_objects.requested)
+      j["confirm_with"] = "--js-objects";
     if (!v.top_stacks.empty())
       j["top_stacks_from"] = v.category == Category::js_heap && !js_live_top_lines(p, 1).empty()
                                  ? "js_live"

@@ -98,6 +98,10 @@ void check_run(const ScenarioRun& r) {
       if (auto part_of = own_leak_part_of(r, w.category))
         EXPECT_EQ(*part_of, "") << w.category << " called part of another leak:" << all;
   }
+  // An unconfirmed JS heap growth says how to settle it: --js-objects lets memlens ask V8 for full GCs.
+  for (const auto& v : r.proc.value("verdicts", json::array()))
+    if (v.value("category", "") == "js_heap" && v.value("kind", "") == "growth_unconfirmed")
+      EXPECT_EQ(v.value("confirm_with", ""), "--js-objects") << all;
   if (e.no_leak_at_all) {
     for (const auto& [kind, category] : verdicts_of(r))
       EXPECT_NE(kind, "leak_suspected") << category << " called a leak in a no-leak scenario:" << all;
