@@ -282,6 +282,43 @@ TEST(Top, LoadsOnlyV8GcProgramsAndCostsBystandersNothing) {
   close(stats);
 }
 
+// The verdict column over 25 refreshes: a node whose JS heap grows by live objects (about 1.5 MiB/s, a full
+// GC every 100 ms proving it) is `leak?`; the node whose heap is held constant is `stable` (or `grow?` if
+// its RSS still rose, never `leak?`).
+TEST(Top, VerdictColumnNamesAJsHeapLeak) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::ofstream(dir.file("leak.js")) << R"JS(
+const keep = [];
+let n = 0;
+setInterval(() => {
+  for (let i = 0; i < 2000; i++) keep.push({ n: n++, s: 'leak' + n });
+  global.gc();
+}, 100);
+console.log(JSON.stringify({ event: 'ready' }));
+)JS";
+  Child leak = Child::spawn({node_bin(), "--expose-gc", dir.file("leak.js")}, dir.path(), "leak");
+  Child steady = known_heap_node(dir, "steady");
+  ASSERT_TRUE(leak.wait_for_event("ready", 20s)) << leak.stderr_text();
+  ASSERT_TRUE(steady.wait_for_event("ready", 20s)) << steady.stderr_text();
+  Child top_leak = Child::spawn({memlens_bin(), "top", "1", "25", "-p", std::to_string(leak.pid())},
+                                dir.path(), "top_leak");
+  Child top_steady = Child::spawn({memlens_bin(), "top", "1", "25", "-p", std::to_string(steady.pid())},
+                                  dir.path(), "top_steady");
+  ASSERT_EQ(top_leak.wait(90s), 0) << top_leak.stderr_text();
+  ASSERT_EQ(top_steady.wait(90s), 0) << top_steady.stderr_text();
+  auto last = [](const std::string& out) { return out.substr(out.rfind("memlens top")); };
+  auto leaking = parse_table(last(top_leak.stdout_text()));
+  auto holding = parse_table(last(top_steady.stdout_text()));
+  ASSERT_TRUE(leaking.count(leak.pid())) << top_leak.stdout_text();
+  ASSERT_TRUE(holding.count(steady.pid())) << top_steady.stdout_text();
+  EXPECT_EQ(leaking[leak.pid()].verdict, "leak?") << last(top_leak.stdout_text());
+  EXPECT_NE(holding[steady.pid()].verdict, "leak?") << last(top_steady.stdout_text());
+  EXPECT_NE(holding[steady.pid()].verdict, "-") << last(top_steady.stdout_text());
+  leak.signal(SIGKILL);
+  leak.wait(10s);
+}
+
 // The live view in a real terminal: it draws, a key changes the order, q quits.
 TEST(Top, LiveViewInATerminal) {
   MEMLENS_REQUIRE_TRACING();
