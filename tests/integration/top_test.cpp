@@ -319,6 +319,36 @@ console.log(JSON.stringify({ event: 'ready' }));
   leak.wait(10s);
 }
 
+// The probes are bounded: with --v8-max 1 and two nodes shown, one has V8 figures, the other `-`, and the
+// header names the one not probed and why.
+TEST(Top, V8ProbesAreBounded) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  RuntimeStyleCgroup cgroup(1ull << 30);
+  Child a = known_heap_node(dir, "a");
+  Child b = known_heap_node(dir, "b");
+  ASSERT_TRUE(a.wait_for_event("ready", 20s)) << a.stderr_text();
+  ASSERT_TRUE(b.wait_for_event("ready", 20s)) << b.stderr_text();
+  ASSERT_TRUE(cgroup.enter(a.pid()));
+  ASSERT_TRUE(cgroup.enter(b.pid()));
+  Child top = Child::spawn({memlens_bin(), "top", "1", "1", "--v8-max", "1", "--container", "5e1f2a3b"},
+                           dir.path(), "top");
+  ASSERT_EQ(top.wait(60s), 0) << top.stderr_text();
+  std::string out = top.stdout_text();
+  auto rows = parse_table(out);
+  ASSERT_TRUE(rows.count(a.pid()) && rows.count(b.pid())) << out;
+  bool a_probed = rows[a.pid()].js_heap != "-", b_probed = rows[b.pid()].js_heap != "-";
+  EXPECT_NE(a_probed, b_probed) << out;
+  pid_t unprobed = a_probed ? b.pid() : a.pid();
+  EXPECT_EQ(rows[unprobed].gc_share, "-") << out;
+  EXPECT_NE(out.find("V8 GC probes: 1 processes"), std::string::npos) << out;
+  EXPECT_NE(out.find("not probed: " + std::to_string(unprobed) + " (at most 1"), std::string::npos) << out;
+  a.signal(SIGKILL);
+  b.signal(SIGKILL);
+  a.wait(10s);
+  b.wait(10s);
+}
+
 // The live view in a real terminal: it draws, a key changes the order, q quits.
 TEST(Top, LiveViewInATerminal) {
   MEMLENS_REQUIRE_TRACING();
