@@ -73,6 +73,16 @@ static __always_inline void count_loss(__u32 reason) {
     __sync_fetch_and_add(&s->lost_map_full, 1);
 }
 
+// The header of every event: who, where, when (CLOCK_BOOTTIME).
+static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
+  __u64 id = bpf_get_current_pid_tgid();
+  h->type = type;
+  h->pid = id >> 32;
+  h->tid = (__u32)id;
+  h->cpu = bpf_get_smp_processor_id();
+  h->ts_ns = bpf_ktime_get_boot_ns();
+}
+
 // A frame is at most this far above the one below it (the default main-thread stack limit). A saved
 // frame pointer further away, below the last frame, or misaligned is not a caller's frame: the walk ends.
 #define ML_MAX_FRAME_BYTES (8ULL << 20)

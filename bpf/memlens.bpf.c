@@ -77,15 +77,6 @@ static __always_inline void submit_mm_event(void* e, __u32 tgid) {
   submit_event(e);
 }
 
-static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
-  __u64 id = bpf_get_current_pid_tgid();
-  h->type = type;
-  h->pid = id >> 32;
-  h->tid = (__u32)id;
-  h->cpu = bpf_get_smp_processor_id();
-  h->ts_ns = bpf_ktime_get_boot_ns();
-}
-
 // The user stack of a uprobe whose caller's return address, read by the program, is at return_slot (ctx:
 // the user registers; the caller's frame pointer still in %rbp): -1 when stacks are off.
 static __always_inline __s32 slot_stack_id(void* ctx, __u64 return_slot, __u64 return_address) {

@@ -53,6 +53,7 @@ struct TopOptions {
   std::optional<uint64_t> count;  // tables to print; none: until stopped
   std::string sort = "rss";
   host::TopFilter filter;
+  uint32_t v8_max_processes = 32;  // processes that get V8's GC probes (0: none)
 };
 
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);

@@ -195,6 +195,10 @@ int main(int argc, char** argv) {
   top->add_option("-p,--pid", top_pid, "Only this process");
   top->add_option("--container", top_opts.filter.container, "Only processes of this container (id prefix)");
   top->add_option("--cgroup", top_opts.filter.cgroup, "Only processes whose cgroup path contains this");
+  top->add_option(
+         "--v8-max", top_opts.v8_max_processes,
+         "At most this many processes get V8's GC probes (JS heap, GC%); the others show - (0: none)")
+      ->check(CLI::Range(0u, 4096u));
   top->footer("Example: memlens top 1 1   (one plain table over one second)");
 
   // CLI11 answers a mistyped command with "A subcommand is required": name it and the commands there are.

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/signals.h"
+#include "cli/top_v8.h"
 #include "common/clock.h"
 #include "common/units.h"
 #include "host/top_view.h"
@@ -55,7 +56,13 @@ const char* sort_name(host::TopSort s) {
   return "rss";
 }
 
-std::string render(const host::TopView& view, host::TopSort sort) {
+// The V8 columns, after the /proc ones.
+std::string v8_columns(const TopV8Cells& c) {
+  return fmt::format(" {:>10} {:>10} {:>10} {:>10} {:>10} {:>5} {:<7}", c.heap_used, c.heap_committed,
+                     c.array_buffers, c.native, c.code, c.gc_share, c.verdict);
+}
+
+std::string render(const host::TopView& view, const TopV8Columns& v8, host::TopSort sort) {
   const auto& h = view.host();
   rusage self{};
   getrusage(RUSAGE_SELF, &self);
@@ -67,10 +74,12 @@ std::string render(const host::TopView& view, host::TopSort sort) {
       format_bytes(h.mem_total_bytes), format_bytes(h.mem_available_bytes), h.node_now, h.node_started,
       h.node_exited, h.lifecycle_source, h.lifecycle_events_lost, cpu_s,
       format_bytes(static_cast<uint64_t>(self.ru_maxrss) * 1024));
+  out += v8.header();
   out += fmt::format(
-      "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}\n", "PID",
+      "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}{}\n", "PID",
       "NSPID", "CONTAINER", "COMMAND", "RSS", "ANON", "FILE", "GROWTH/MIN", "LIMIT", "USED%", "TO-LIMIT",
-      "FDS", "SOCKS", "OOM");
+      "FDS", "SOCKS", "OOM",
+      v8_columns({"JS-HEAP", "JS-COMMIT", "ARRAYBUF", "NATIVE", "CODE", "GC%", "VERDICT"}));
   for (const auto& r : view.rows(sort)) {
     const auto& p = r.process;
     std::string used = r.limit_bytes && r.cgroup_usage_bytes && *r.limit_bytes
@@ -78,11 +87,11 @@ std::string render(const host::TopView& view, host::TopSort sort) {
                            : "-";
     std::string command = p.command.size() > 28 ? p.command.substr(0, 25) + "..." : p.command;
     out += fmt::format(
-        "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}\n", p.pid,
-        p.ns_pid, p.container ? p.container->short_id() : "-", command, format_bytes(r.rss_bytes),
+        "{:>7} {:>7} {:<12} {:<28} {:>10} {:>10} {:>10} {:>11} {:>10} {:>5} {:>8} {:>5} {:>5} {:>4}{}\n",
+        p.pid, p.ns_pid, p.container ? p.container->short_id() : "-", command, format_bytes(r.rss_bytes),
         format_bytes(r.anon_bytes), format_bytes(r.file_bytes), growth_text(r), bytes_or_dash(r.limit_bytes),
         used, eta_text(r.seconds_to_limit), r.fds, r.sockets,
-        r.oom_kills ? std::to_string(*r.oom_kills) : "-");
+        r.oom_kills ? std::to_string(*r.oom_kills) : "-", v8_columns(v8.cells(r)));
   }
   if (!view.oom_kills().empty()) out += "last OOM kills:\n";
   for (const auto& k : view.oom_kills()) {
@@ -135,8 +144,10 @@ int top_command(const TopOptions& opts) {
     fmt::print(stderr, "memlens top: unknown sort column '{}' (rss, growth, limit, pid, fds)\n", opts.sort);
     return kExitUsage;
   }
+  TopV8Columns v8(opts.v8_max_processes);
   double t0 = monotonic_s();
   view.refresh(0);
+  v8.update(view.rows(host::TopSort::kPid));
   bool live = !opts.count && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
   if (!live) {
     // bcc's convention: each table covers one interval, so the first comes after the first interval.
@@ -145,7 +156,8 @@ int top_command(const TopOptions& opts) {
       while (monotonic_s() < until && !stop_signal()) usleep(50'000);
       if (stop_signal()) break;
       view.refresh(monotonic_s() - t0);
-      fmt::print("{}", render(view, *sort));
+      v8.update(view.rows(host::TopSort::kPid));
+      fmt::print("{}", render(view, v8, *sort));
       if (!opts.count || n + 1 < *opts.count) fmt::print("\n");
       fflush(stdout);
     }
@@ -154,7 +166,7 @@ int top_command(const TopOptions& opts) {
   RawTerminal raw;
   while (!stop_signal()) {
     fmt::print("\033[H\033[2J{}\nsort: {}   keys: r rss, g growth, l time to limit, p pid, f fds, q quit\n",
-               render(view, *sort), sort_name(*sort));
+               render(view, v8, *sort), sort_name(*sort));
     fflush(stdout);
     double until = monotonic_s() + opts.interval_s;
     bool quit = false;
@@ -174,6 +186,7 @@ int top_command(const TopOptions& opts) {
     }
     if (quit) break;
     view.refresh(monotonic_s() - t0);
+    v8.update(view.rows(host::TopSort::kPid));
   }
   return kExitOk;
 }

@@ -31,40 +31,6 @@ bool host_wide_lifecycle(const std::string& name) {
   return name == "ml_fork" || name == "ml_exec" || name == "ml_exit" || name == "ml_fd_at_exit";
 }
 
-// The programs of a memlens, opened by the test so that their figures stay readable after memlens exits.
-class HeldPrograms {
- public:
-  explicit HeldPrograms(const std::set<uint32_t>& ids) {
-    for (uint32_t id : ids) {
-      int fd = bpf_prog_get_fd_by_id(id);
-      if (fd >= 0) fds_[id] = fd;
-    }
-  }
-  ~HeldPrograms() {
-    for (auto& [id, fd] : fds_) close(fd);
-  }
-  HeldPrograms(const HeldPrograms&) = delete;
-  HeldPrograms& operator=(const HeldPrograms&) = delete;
-
-  struct Runs {
-    std::string name;
-    uint64_t count = 0;
-  };
-  std::map<uint32_t, Runs> runs() const {
-    std::map<uint32_t, Runs> out;
-    for (const auto& [id, fd] : fds_) {
-      bpf_prog_info info{};
-      uint32_t len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) out[id] = {info.name, info.run_cnt};
-    }
-    return out;
-  }
-  size_t size() const { return fds_.size(); }
-
- private:
-  std::map<uint32_t, int> fds_;
-};
-
 uint64_t runs_of(const std::map<uint32_t, HeldPrograms::Runs>& runs, const std::string& name) {
   uint64_t n = 0;
   for (const auto& [id, r] : runs)

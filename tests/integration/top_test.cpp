@@ -1,10 +1,12 @@
 // `memlens top`: every Node process of the host, checked against the kernel's own figures (VmRSS, NSpid,
 // the cgroup the test made), as a plain table and as a live view in a real terminal (tmux).
+#include <bpf/bpf.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +25,8 @@ namespace fs = std::filesystem;
 struct TopLine {
   int pid = 0, ns_pid = 0;
   std::string container, command, rss, limit;
+  // The V8 columns (after the /proc ones): JS heap used after GC, committed, native, GC time share, verdict.
+  std::string js_heap, js_committed, native, gc_share, verdict;
 };
 
 std::string trim(std::string s) {
@@ -50,6 +54,13 @@ std::map<int, TopLine> parse_table(const std::string& text) {
     r.command = trim(line.substr(29, 28));
     r.rss = trim(line.substr(58, 10));
     r.limit = trim(line.substr(104, 10));
+    if (line.size() >= 208) {
+      r.js_heap = trim(line.substr(146, 10));
+      r.js_committed = trim(line.substr(157, 10));
+      r.native = trim(line.substr(179, 10));
+      r.gc_share = trim(line.substr(201, 5));
+      r.verdict = trim(line.substr(207));
+    }
     rows[r.pid] = r;
   }
   return rows;
@@ -152,6 +163,190 @@ TEST(Top, OneTableListsEveryNodeWithTheKernelsFigures) {
   EXPECT_TRUE(boxed.count(contained.pid()));
   contained.signal(SIGKILL);
   contained.wait(10s);
+}
+
+// A node that holds a heap of known size and runs a full GC every 100 ms, writing what V8 says of its heap
+// (v8.getHeapStatistics()) after each one.
+const char* kKnownHeapJs = R"JS(
+const v8 = require('v8'), fs = require('fs');
+const keep = [];
+for (let i = 0; i < 300000; i++) keep.push({ i, s: 'x' + i });
+let told = false;
+setInterval(() => {
+  global.gc();
+  const h = v8.getHeapStatistics();
+  fs.writeFileSync(process.argv[2] + '.tmp', JSON.stringify({ used: h.used_heap_size, total: h.total_heap_size, kept: keep.length }));
+  fs.renameSync(process.argv[2] + '.tmp', process.argv[2]);
+  if (!told) console.log(JSON.stringify({ event: 'ready' }));
+  told = true;
+}, 100);
+)JS";
+
+Child known_heap_node(TempDir& dir, const std::string& name) {
+  std::ofstream(dir.file("heap.js")) << kKnownHeapJs;
+  return Child::spawn({node_bin(), "--expose-gc", dir.file("heap.js"), dir.file(name + ".json")}, dir.path(),
+                      name);
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in, nullptr, false);
+}
+
+// The V8 columns against what node says of its own heap: JS heap used (after the last GC) within 10% of
+// V8's used_heap_size after its last gc() (the heap is held constant; the column is rounded to 0.1 MiB);
+// the GC time share of a node that runs a full GC every 100 ms between 0 and 100 and above 0; committed
+// `-` (the GC probes do not see it). Only V8's GC programs are loaded.
+TEST(Top, V8ColumnsAgreeWithNodesOwnHeapFigures) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child node = known_heap_node(dir, "known");
+  ASSERT_TRUE(node.wait_for_event("ready", 20s)) << node.stderr_text();
+  Child sleeper = Child::spawn({"sleep", "30"}, dir.path(), "sleeper");  // not node: never shown
+  Child top =
+      Child::spawn({memlens_bin(), "top", "1", "2", "-p", std::to_string(node.pid())}, dir.path(), "top");
+  ASSERT_EQ(top.wait(60s), 0) << top.stderr_text();
+  nlohmann::json heap = read_json_file(dir.file("known.json"));
+  ASSERT_TRUE(heap.is_object());
+  std::string out = top.stdout_text();
+  auto last_table = out.substr(out.rfind("memlens top"));
+  auto rows = parse_table(last_table);
+  ASSERT_TRUE(rows.count(node.pid())) << out;
+  const auto& r = rows[node.pid()];
+  EXPECT_NE(last_table.find("V8 GC probes: 1 processes"), std::string::npos) << last_table;
+  ASSERT_NE(r.js_heap, "-") << last_table;
+  double used_mib = heap["used"].get<double>() / (1 << 20);
+  EXPECT_TRUE(within("JS heap used", mib_of(r.js_heap), used_mib, 0.10)) << last_table;
+  EXPECT_EQ(r.js_committed, "-") << last_table;
+  ASSERT_NE(r.gc_share, "-") << last_table;
+  double share = std::stod(r.gc_share);
+  EXPECT_GT(share, 0) << last_table;
+  EXPECT_LE(share, 100) << last_table;
+  EXPECT_NE(r.native, "-") << last_table;
+  EXPECT_EQ(r.verdict, "-") << "two refreshes are too little history for a verdict:\n" << last_table;
+  EXPECT_FALSE(rows.count(sleeper.pid()));
+  std::cout << "JS heap column " << r.js_heap << ", node's used_heap_size " << used_mib << " MiB, GC% "
+            << r.gc_share << "\n";
+
+  // A node without probes (none allowed here) shows `-` in the V8 columns, and the header says why.
+  Child none =
+      Child::spawn({memlens_bin(), "top", "0.5", "1", "--v8-max", "0", "-p", std::to_string(node.pid())},
+                   dir.path(), "none");
+  ASSERT_EQ(none.wait(60s), 0) << none.stderr_text();
+  auto unprobed = parse_table(none.stdout_text());
+  ASSERT_TRUE(unprobed.count(node.pid())) << none.stdout_text();
+  EXPECT_EQ(unprobed[node.pid()].js_heap, "-");
+  EXPECT_EQ(unprobed[node.pid()].gc_share, "-");
+  EXPECT_NE(none.stdout_text().find("not probed: " + std::to_string(node.pid())), std::string::npos)
+      << none.stdout_text();
+  sleeper.signal(SIGKILL);
+  sleeper.wait(10s);
+}
+
+// While top runs with its probes on a node, the programs it loaded are V8's GC programs only, and a fault
+// loop in a process top does not show runs none of them (run counts from BPF run-time statistics, with the
+// probed node stopped meanwhile so that its own GCs do not move them).
+TEST(Top, LoadsOnlyV8GcProgramsAndCostsBystandersNothing) {
+  MEMLENS_REQUIRE_TRACING();
+  int stats = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  ASSERT_GE(stats, 0) << "cannot enable BPF run-time statistics: " << strerror(errno);
+  TempDir dir;
+  Child node = known_heap_node(dir, "probed");
+  ASSERT_TRUE(node.wait_for_event("ready", 20s)) << node.stderr_text();
+  Child top =
+      Child::spawn({memlens_bin(), "top", "1", "20", "-p", std::to_string(node.pid())}, dir.path(), "top");
+  std::set<uint32_t> ids;
+  bool gc_seen = false;
+  for (int i = 0; i < 100 && !gc_seen; ++i) {
+    std::this_thread::sleep_for(100ms);
+    ids = programs_held_by(top.pid());
+    for (const auto& [id, r] : HeldPrograms(ids).runs()) gc_seen |= r.name == "ml_v8_gc_start" && r.count > 0;
+  }
+  ASSERT_TRUE(gc_seen) << "top never ran its GC program: " << top.stderr_text();
+  HeldPrograms progs(ids);
+  for (const auto& [id, r] : progs.runs())
+    EXPECT_TRUE(r.name.rfind("ml_v8_gc_", 0) == 0 || r.name.rfind("ml_v8_heap_", 0) == 0 ||
+                r.name.rfind("ml_v8_usdt_gc", 0) == 0)
+        << "top loaded " << r.name;
+  node.signal(SIGSTOP);
+  std::this_thread::sleep_for(200ms);  // a GC in progress ends
+  auto before = progs.runs();
+  Child loop = Child::spawn({test_program("fault_loop"), "4096", "50"}, dir.path(), "loop");
+  ASSERT_EQ(loop.wait(60s), 0) << loop.stderr_text();
+  auto after = progs.runs();
+  node.signal(SIGCONT);
+  for (const auto& [id, r] : after)
+    EXPECT_EQ(r.count, before[id].count) << r.name << " ran while only the untraced fault loop worked";
+  top.signal(SIGINT);
+  EXPECT_EQ(top.wait(30s), 0) << top.stderr_text();
+  close(stats);
+}
+
+// The verdict column over 25 refreshes: a node whose JS heap grows by live objects (about 1.5 MiB/s, a full
+// GC every 100 ms proving it) is `leak?`; the node whose heap is held constant is `stable` (or `grow?` if
+// its RSS still rose, never `leak?`).
+TEST(Top, VerdictColumnNamesAJsHeapLeak) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::ofstream(dir.file("leak.js")) << R"JS(
+const keep = [];
+let n = 0;
+setInterval(() => {
+  for (let i = 0; i < 2000; i++) keep.push({ n: n++, s: 'leak' + n });
+  global.gc();
+}, 100);
+console.log(JSON.stringify({ event: 'ready' }));
+)JS";
+  Child leak = Child::spawn({node_bin(), "--expose-gc", dir.file("leak.js")}, dir.path(), "leak");
+  Child steady = known_heap_node(dir, "steady");
+  ASSERT_TRUE(leak.wait_for_event("ready", 20s)) << leak.stderr_text();
+  ASSERT_TRUE(steady.wait_for_event("ready", 20s)) << steady.stderr_text();
+  Child top_leak = Child::spawn({memlens_bin(), "top", "1", "25", "-p", std::to_string(leak.pid())},
+                                dir.path(), "top_leak");
+  Child top_steady = Child::spawn({memlens_bin(), "top", "1", "25", "-p", std::to_string(steady.pid())},
+                                  dir.path(), "top_steady");
+  ASSERT_EQ(top_leak.wait(90s), 0) << top_leak.stderr_text();
+  ASSERT_EQ(top_steady.wait(90s), 0) << top_steady.stderr_text();
+  auto last = [](const std::string& out) { return out.substr(out.rfind("memlens top")); };
+  auto leaking = parse_table(last(top_leak.stdout_text()));
+  auto holding = parse_table(last(top_steady.stdout_text()));
+  ASSERT_TRUE(leaking.count(leak.pid())) << top_leak.stdout_text();
+  ASSERT_TRUE(holding.count(steady.pid())) << top_steady.stdout_text();
+  EXPECT_EQ(leaking[leak.pid()].verdict, "leak?") << last(top_leak.stdout_text());
+  EXPECT_NE(holding[steady.pid()].verdict, "leak?") << last(top_steady.stdout_text());
+  EXPECT_NE(holding[steady.pid()].verdict, "-") << last(top_steady.stdout_text());
+  leak.signal(SIGKILL);
+  leak.wait(10s);
+}
+
+// The probes are bounded: with --v8-max 1 and two nodes shown, one has V8 figures, the other `-`, and the
+// header names the one not probed and why.
+TEST(Top, V8ProbesAreBounded) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  RuntimeStyleCgroup cgroup(1ull << 30);
+  Child a = known_heap_node(dir, "a");
+  Child b = known_heap_node(dir, "b");
+  ASSERT_TRUE(a.wait_for_event("ready", 20s)) << a.stderr_text();
+  ASSERT_TRUE(b.wait_for_event("ready", 20s)) << b.stderr_text();
+  ASSERT_TRUE(cgroup.enter(a.pid()));
+  ASSERT_TRUE(cgroup.enter(b.pid()));
+  Child top = Child::spawn({memlens_bin(), "top", "1", "1", "--v8-max", "1", "--container", "5e1f2a3b"},
+                           dir.path(), "top");
+  ASSERT_EQ(top.wait(60s), 0) << top.stderr_text();
+  std::string out = top.stdout_text();
+  auto rows = parse_table(out);
+  ASSERT_TRUE(rows.count(a.pid()) && rows.count(b.pid())) << out;
+  bool a_probed = rows[a.pid()].js_heap != "-", b_probed = rows[b.pid()].js_heap != "-";
+  EXPECT_NE(a_probed, b_probed) << out;
+  pid_t unprobed = a_probed ? b.pid() : a.pid();
+  EXPECT_EQ(rows[unprobed].gc_share, "-") << out;
+  EXPECT_NE(out.find("V8 GC probes: 1 processes"), std::string::npos) << out;
+  EXPECT_NE(out.find("not probed: " + std::to_string(unprobed) + " (at most 1"), std::string::npos) << out;
+  a.signal(SIGKILL);
+  b.signal(SIGKILL);
+  a.wait(10s);
+  b.wait(10s);
 }
 
 // The live view in a real terminal: it draws, a key changes the order, q quits.

@@ -1,5 +1,6 @@
 #include "support/harness.h"
 
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -322,6 +323,27 @@ ResourceUse watch_until_exit(Child& child, std::chrono::milliseconds timeout) {
 }
 
 // Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
+HeldPrograms::HeldPrograms(const std::set<uint32_t>& ids) {
+  for (uint32_t id : ids) {
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd >= 0) fds_[id] = fd;
+  }
+}
+
+HeldPrograms::~HeldPrograms() {
+  for (auto& [id, fd] : fds_) close(fd);
+}
+
+std::map<uint32_t, HeldPrograms::Runs> HeldPrograms::runs() const {
+  std::map<uint32_t, Runs> out;
+  for (const auto& [id, fd] : fds_) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) out[id] = {info.name, info.run_cnt};
+  }
+  return out;
+}
+
 std::set<uint32_t> programs_held_by(pid_t pid) {
   std::set<uint32_t> ids;
   std::error_code ec;

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -136,6 +137,25 @@ struct FoldedFile {
   bool malformed = false;
 };
 FoldedFile read_folded(const std::string& path, const std::string& function = "");
+
+// The programs of a memlens, opened by the test so that their figures stay readable after memlens exits.
+class HeldPrograms {
+ public:
+  explicit HeldPrograms(const std::set<uint32_t>& ids);
+  ~HeldPrograms();
+  HeldPrograms(const HeldPrograms&) = delete;
+  HeldPrograms& operator=(const HeldPrograms&) = delete;
+
+  struct Runs {
+    std::string name;
+    uint64_t count = 0;  // run_cnt (counted while BPF run-time statistics are on)
+  };
+  std::map<uint32_t, Runs> runs() const;
+  size_t size() const { return fds_.size(); }
+
+ private:
+  std::map<uint32_t, int> fds_;
+};
 
 // Ids of the BPF programs a process holds open (its bpf-prog fds), from /proc/PID/fdinfo.
 std::set<uint32_t> programs_held_by(pid_t pid);

@@ -1,0 +1,139 @@
+// V8's GC probes: the start and end of each GC (uprobes on Heap::PerformGarbageCollection, or node's USDT
+// gc__start/gc__done) and V8's heap-used figures around it, one ML_EV_V8_GC event per GC. Included by the
+// core object (bpf/memlens.bpf.c, through v8.bpf.h) and by the GC-only object (bpf/v8_gc.bpf.c) that
+// `memlens top` loads alone. The including object provides reserve_event, submit_event, fill_header and
+// user_stack_id.
+#ifndef MEMLENS_V8_GC_BPF_H
+#define MEMLENS_V8_GC_BPF_H
+#include <bpf/usdt.bpf.h>
+
+// Filled by userspace when it attaches the V8 probes to a process, removed when it stops tracking it: the
+// entry doubles as the tracked-process filter of the allocator probes.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tgid
+  __type(value, struct ml_v8_counters);
+} ml_v8_counters SEC(".maps");
+
+// A GC in progress on a thread, from its start to its end. LRU: a thread that dies in the middle of a GC
+// (the process is exiting) leaves an entry nobody deletes.
+struct ml_v8_gc_pending {
+  __u64 start_ns;
+  __u64 heap_before;
+  __u64 heap_after;
+  __u32 kind;
+  __u32 flags;
+  __u32 depth;     // PerformGarbageCollection re-entered on the same thread (a clone calling the original)
+  __s32 stack_id;  // user stack at the start (what was running when the GC was triggered), -1 if none
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tid
+  __type(value, struct ml_v8_gc_pending);
+} ml_v8_gc_pending SEC(".maps");
+
+static __always_inline struct ml_v8_counters* v8_counters(void) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  return bpf_map_lookup_elem(&ml_v8_counters, &tgid);
+}
+
+// at_entry: the probe is at the function's entry (uprobe), not inside it (USDT).
+static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool at_entry) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_v8_gc_pending* p = bpf_map_lookup_elem(&ml_v8_gc_pending, &tid);
+  if (p) {
+    p->depth += 1;
+    return 0;
+  }
+  struct ml_v8_gc_pending n = {.start_ns = bpf_ktime_get_boot_ns(),
+                               .kind = kind,
+                               .flags = flags,
+                               .stack_id = user_stack_id(ctx, at_entry)};
+  if (bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) != 0)
+    __sync_fetch_and_add(&c->gc_pending_full, 1);
+  return 0;
+}
+
+static __always_inline int v8_gc_finish(void) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c) return 0;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_v8_gc_pending* p = bpf_map_lookup_elem(&ml_v8_gc_pending, &tid);
+  if (!p) {
+    __sync_fetch_and_add(&c->gc_end_unmatched, 1);
+    return 0;
+  }
+  if (p->depth > 0) {
+    p->depth -= 1;
+    return 0;
+  }
+  struct ml_v8_event* e = reserve_event(sizeof(*e));
+  if (e) {
+    fill_header(&e->h, ML_EV_V8_GC);
+    e->start_ns = p->start_ns;
+    e->heap_used_before_bytes = p->heap_before;
+    e->heap_used_after_bytes = p->heap_after;
+    e->kind = p->kind;
+    e->flags = p->flags;
+    e->stack_id = p->stack_id;
+    e->_pad = 0;
+    submit_event(e);
+  }
+  bpf_map_delete_elem(&ml_v8_gc_pending, &tid);
+  return 0;
+}
+
+static __always_inline int v8_heap_figure(__u64 bytes, bool after) {
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  struct ml_v8_gc_pending* p = bpf_map_lookup_elem(&ml_v8_gc_pending, &tid);
+  if (!p) return 0;  // not inside a GC we saw start (or not a tracked process)
+  if (after) {
+    p->heap_after = bytes;
+    p->flags |= ML_V8_GC_HEAP_AFTER;
+  } else {
+    p->heap_before = bytes;
+    p->flags |= ML_V8_GC_HEAP_BEFORE;
+  }
+  return 0;
+}
+
+// Heap::PerformGarbageCollection entry: esi = GarbageCollector.
+SEC("uprobe")
+int ml_v8_gc_start(struct pt_regs* ctx) {
+  return v8_gc_begin(ctx, (__u32)PT_REGS_PARM2(ctx), 0, true);
+}
+
+SEC("uretprobe")
+int ml_v8_gc_end(struct pt_regs* ctx) {
+  return v8_gc_finish();
+}
+
+// The instruction after GCTracer::Start/StopInSafepoint's call to Heap::SizeOfObjects: rax = its result.
+SEC("uprobe")
+int ml_v8_heap_before(struct pt_regs* ctx) {
+  return v8_heap_figure(PT_REGS_RC(ctx), false);
+}
+
+SEC("uprobe")
+int ml_v8_heap_after(struct pt_regs* ctx) {
+  return v8_heap_figure(PT_REGS_RC(ctx), true);
+}
+
+// USDT node:gc__start(int type, int flags, void* isolate) / gc__done(...) (Node <= 18 built --with-dtrace):
+// type is v8::GCType bits, mapped to a kind by userspace. No heap figures on this path.
+SEC("usdt")
+int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) {
+  return v8_gc_begin(ctx, (__u32)type, ML_V8_GC_USDT, false);
+}
+
+SEC("usdt")
+int BPF_USDT(ml_v8_usdt_gc_done, int type, int flags) {
+  return v8_gc_finish();
+}
+
+#endif  // MEMLENS_V8_GC_BPF_H
