@@ -100,6 +100,18 @@ std::vector<std::string> with_perf_map_flags(const std::vector<std::string>& arg
   return out;
 }
 
+// With --js-objects, SIGUSR1 opens node's inspector on the port it was started with, 9229 by default, which
+// another node of the host (a developer's server, a second traced app) may hold. memlens starts this node,
+// so it names a free loopback port for it instead: port 0, the kernel's choice, found from the process's
+// sockets once the inspector listens. Nothing opens before memlens signals.
+std::vector<std::string> with_free_inspector_port(const std::vector<std::string>& argv) {
+  for (const auto& a : argv)
+    if (a.rfind("--inspect", 0) == 0 || a.rfind("--debug-port", 0) == 0) return argv;  // the user chose
+  std::vector<std::string> out = {argv[0], "--inspect-port=127.0.0.1:0"};
+  out.insert(out.end(), argv.begin() + 1, argv.end());
+  return out;
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) {
@@ -117,6 +129,7 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
   std::vector<std::string> command = argv;
   if (opts.perf_map && opts.stacks && is_node_command(argv[0]))
     command = with_perf_map_flags(argv, opts.quiet);
+  if (!opts.js_objects.empty() && is_node_command(argv[0])) command = with_free_inspector_port(command);
   GatedChild child = spawn_gated(command);
   if (child.pid < 0) {
     fmt::print(stderr, "memlens run: cannot start {}: {}\n", argv[0], strerror(errno));
