@@ -30,6 +30,12 @@
 
 namespace memlens::inspector {
 
+// Free memory around the target, for the check before a heap snapshot (-1: no limit / unknown).
+struct SnapshotRoom {
+  int64_t cgroup_free_bytes = -1;  // the target's memory cgroup: effective limit - usage
+  int64_t host_free_bytes = -1;    // MemAvailable
+};
+
 struct CollectorOptions {
   bool sampling_only = false;  // --js-objects=sampling: no forced GCs (and, later, no snapshots)
   bool force = false;          // --js-objects=force: an unknown SIGUSR1 check does not refuse
@@ -47,6 +53,14 @@ struct CollectorOptions {
   uint64_t sampling_interval_bytes = 131072;
   double min_forced_gc_gap_s = 12.0;
   std::function<double()> now_s;  // trace time, callable from any thread
+  // Heap snapshots (full mode only): a baseline this long after the inspector opened, one more when a JS
+  // heap growth is judged (request_full_gc) and one when the trace ends; at most max_snapshots. Each
+  // needs about twice V8's heap used free in the target's cgroup and on the host (room()).
+  bool snapshots = true;
+  double snapshot_baseline_after_s = 5.0;
+  int max_snapshots = 3;
+  double snapshot_room_factor = 2.0;
+  std::function<SnapshotRoom()> room;
 };
 
 class JsObjectsCollector {
