@@ -145,12 +145,14 @@ void reset_peak_rss() {
   }
 }
 
-uint64_t peak_rss_bytes() {
+// A figure of /proc/self/status in bytes ("VmHWM", "VmRSS").
+uint64_t own_status_bytes(const char* field) {
   uint64_t kb = 0;
+  std::string fmt_str = fmt::format("{}: %lu kB", field);
   if (FILE* f = fopen("/proc/self/status", "r")) {
     char line[256];
     while (fgets(line, sizeof(line), f))
-      if (sscanf(line, "VmHWM: %lu kB", &kb) == 1) break;
+      if (sscanf(line, fmt_str.c_str(), &kb) == 1) break;
     fclose(f);
   }
   return kb * 1024;
@@ -181,6 +183,13 @@ class SnapshotTaker {
   }
   int taken() const { return taken_; }
   bool has_baseline() const { return baseline_.has_value(); }
+  uint64_t baseline_heap_used() const { return baseline_heap_used_; }
+  // V8's heap used now (after the full GC of a profile read: what stays live).
+  std::optional<uint64_t> heap_used() {
+    auto usage = session_->call("Runtime.getHeapUsage", nlohmann::json::object(), 5000);
+    if (!usage) return std::nullopt;
+    return usage->value("usedSize", uint64_t{0});
+  }
 
   // Emits a JsHeapSnapshot (and, after the baseline, a JsHeapDiff).
   void take(const std::string& reason, double t_s, const std::function<void(model::JsObjectsEvent)>& emit,
@@ -215,6 +224,7 @@ class SnapshotTaker {
     ++taken_;
     auto stream = std::make_shared<HeapSnapshotStream>();
     reset_peak_rss();
+    snap.memlens_rss_before_bytes = own_status_bytes("VmRSS");
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stream_ = stream;
@@ -231,7 +241,7 @@ class SnapshotTaker {
       std::lock_guard<std::mutex> lock(mutex_);
       stream_.reset();
     }
-    snap.memlens_peak_rss_bytes = peak_rss_bytes();
+    snap.memlens_peak_rss_bytes = own_status_bytes("VmHWM");
     if (!answer) {
       snap.error = fmt::format("heap snapshot failed: {}", answer.error().describe());
     } else if (!parsed) {
@@ -248,6 +258,7 @@ class SnapshotTaker {
     if (!baseline_) {
       baseline_ = summarize(*parsed);
       baseline_t_ = t_s;
+      baseline_heap_used_ = snap.heap_used_bytes;
       return;
     }
     model::JsHeapDiff d = diff(*baseline_, *parsed);
@@ -263,6 +274,7 @@ class SnapshotTaker {
   std::shared_ptr<HeapSnapshotStream> stream_;
   std::optional<HeapSummary> baseline_;
   double baseline_t_ = 0;
+  uint64_t baseline_heap_used_ = 0;
   int taken_ = 0;
 };
 
@@ -566,9 +578,19 @@ void JsObjectsCollector::run() {
         std::lock_guard<std::mutex> lock(mutex_);
         last_gc_s_ = now();
       }
-      // A growth judged: one snapshot to diff against the baseline (one is kept for the trace's end).
-      if (gc && snapshots_on && snapshots.has_baseline() && snapshots.taken() + 1 < opts_.max_snapshots)
-        take_snapshot("JS heap growth judged");
+      // A growth judged (asked for, or the heap live after this read's full GC grew well past the
+      // baseline's): one snapshot to diff against the baseline; one is kept for the trace's end.
+      if (snapshots_on && snapshots.has_baseline() && snapshots.taken() + 1 < opts_.max_snapshots && !stop_) {
+        std::optional<uint64_t> used = gc ? std::nullopt : snapshots.heap_used();
+        uint64_t base = snapshots.baseline_heap_used();
+        double grew = used ? static_cast<double>(*used) - static_cast<double>(base) : 0;
+        if (gc)
+          take_snapshot("JS heap growth judged: " + *gc);
+        else if (grew >= std::max(opts_.snapshot_growth_bytes,
+                                  opts_.snapshot_growth_ratio * static_cast<double>(base)))
+          take_snapshot(fmt::format("JS heap live after a full GC grew by {} since the baseline",
+                                    mib(static_cast<int64_t>(grew))));
+      }
     }
     if (snapshots_on && snapshots.taken() == 0 && mono_s() >= baseline_at && !stop_) {
       take_snapshot("baseline");

@@ -54,12 +54,17 @@ struct CollectorOptions {
   double min_forced_gc_gap_s = 12.0;
   std::function<double()> now_s;  // trace time, callable from any thread
   // Heap snapshots (full mode only): a baseline this long after the inspector opened, one more when a JS
-  // heap growth is judged (request_full_gc) and one when the trace ends; at most max_snapshots. Each
+  // heap growth is judged (request_full_gc, or the growth below) and one when the trace ends (not when the
+  // target exits); at most max_snapshots. Each
   // needs about twice V8's heap used free in the target's cgroup and on the host (room()).
   bool snapshots = true;
   double snapshot_baseline_after_s = 5.0;
   int max_snapshots = 3;
   double snapshot_room_factor = 2.0;
+  // The growth (V8's heap used after a profile read's full GC, over the baseline's) that is judged worth a
+  // snapshot: at least this many bytes and this share of the baseline.
+  double snapshot_growth_bytes = 8.0 * 1024 * 1024;
+  double snapshot_growth_ratio = 0.1;
   std::function<SnapshotRoom()> room;
 };
 

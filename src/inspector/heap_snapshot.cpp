@@ -427,13 +427,27 @@ std::vector<std::string> retainer_path(const HeapSnapshot& s, const BfsTree& tre
                                        size_t max_edges) {
   std::vector<std::string> path;
   if (node >= s.nodes() || tree.parent[node] == BfsTree::kUnreached) return path;
+  bool whole = false;
   for (size_t n = node; n != 0 && path.size() < max_edges; n = tree.parent[n]) {
     size_t from = tree.parent[n];
-    std::string label = s.edge_label(tree.via[n]);
-    // The first step below a GC root category names it: "(module scope)"-like context for the reader.
-    if (from != 0 && tree.parent[from] == 0) label = fmt::format("{} -> {}", s.name(from), label);
-    path.push_back(std::move(label));
+    if (from == 0) {
+      // Below the synthetic root: the root's own name ("global", "(GC roots)"), not the edge's.
+      std::string root(s.name(n));
+      if (auto slash = root.find(" /"); slash != std::string::npos) root.resize(slash);
+      path.push_back(root.empty() ? std::string("(root)") : root);
+      whole = true;
+      break;
+    }
+    uint64_t e = tree.via[n];
+    // A closure's scope: the variables it captured (a module's top-level ones for a function defined there).
+    if (s.type_name(from) == "closure" && s.edge_type_name(e) == "internal" &&
+        s.str(s.edge_name[e]) == "context")
+      path.push_back(s.name(from).empty() ? std::string("(closure scope)")
+                                          : fmt::format("(scope of {})", s.name(from)));
+    else
+      path.push_back(s.edge_label(e));
   }
+  if (!whole) path.push_back("...");
   std::reverse(path.begin(), path.end());
   return path;
 }

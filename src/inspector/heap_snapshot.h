@@ -74,7 +74,7 @@ class HeapSnapshotStream {
   void feed(std::string_view chunk);  // blocks while more than max_queued_bytes wait to be parsed
   void end();                         // no more text will come (an incomplete snapshot is an error)
   Result<HeapSnapshot> parse();       // blocks until the snapshot is complete
-  size_t max_queued_bytes = size_t{16} << 20;
+  size_t max_queued_bytes = size_t{4} << 20;
 
  private:
   class Buf : public std::streambuf {
@@ -129,8 +129,9 @@ struct BfsTree {
   std::vector<uint64_t> via;
 };
 BfsTree bfs(const HeapSnapshot& s);
-// The edge labels from the root to `node` (at most max_edges, the ones nearest the node); empty when
-// unreached.
+// The labels from a root to `node`: the root's name ("global", "(GC roots)"), then each edge's (a property
+// or variable name, [index], "(scope of f)" for a closure's captured variables); "..." first when cut at
+// max_edges (the steps nearest the node are kept); empty when unreached.
 std::vector<std::string> retainer_path(const HeapSnapshot& s, const BfsTree& tree, size_t node,
                                        size_t max_edges);
 

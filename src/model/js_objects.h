@@ -81,11 +81,12 @@ struct JsHeapSnapshot {
   uint64_t json_bytes = 0;  // snapshot text streamed (never held whole)
   uint64_t nodes = 0;
   uint64_t edges = 0;
-  uint64_t heap_used_bytes = 0;         // V8's heap used just before (Runtime.getHeapUsage)
-  uint64_t parsed_bytes = 0;            // memlens's compact arrays for this snapshot
-  uint64_t memlens_peak_rss_bytes = 0;  // memlens's peak RSS while it read the snapshot
-  int64_t cgroup_free_bytes = -1;       // the target's memory cgroup: limit - usage (-1: no limit)
-  int64_t host_free_bytes = -1;         // MemAvailable
+  uint64_t heap_used_bytes = 0;           // V8's heap used just before (Runtime.getHeapUsage)
+  uint64_t parsed_bytes = 0;              // memlens's compact arrays for this snapshot
+  uint64_t memlens_rss_before_bytes = 0;  // memlens's RSS just before
+  uint64_t memlens_peak_rss_bytes = 0;    // memlens's peak RSS while it read the snapshot
+  int64_t cgroup_free_bytes = -1;         // the target's memory cgroup: limit - usage (-1: no limit)
+  int64_t host_free_bytes = -1;           // MemAvailable
 };
 
 // One group of objects (constructor name for objects, function name for closures, else "(type)") that

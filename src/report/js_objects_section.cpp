@@ -130,6 +130,7 @@ json js_objects_section(const model::Process& p) {
               {"edges", sn.edges},
               {"heap_used_bytes", sn.heap_used_bytes},
               {"parsed_bytes", sn.parsed_bytes},
+              {"memlens_rss_before_bytes", sn.memlens_rss_before_bytes},
               {"memlens_peak_rss_bytes", sn.memlens_peak_rss_bytes},
               {"cgroup_free_bytes", sn.cgroup_free_bytes >= 0 ? json(sn.cgroup_free_bytes) : json(nullptr)},
               {"host_free_bytes", sn.host_free_bytes >= 0 ? json(sn.host_free_bytes) : json(nullptr)}};
@@ -178,9 +179,24 @@ std::vector<std::string> js_snapshot_growth_lines(const json& js, size_t limit) 
   std::vector<std::string> out;
   auto d = js.find("diff");
   if (d == js.end() || !d->is_object()) return out;
+  // A path on one line: from the innermost closure scope when there is one (the app's own variable), else
+  // its last steps; report.json has it whole.
+  auto short_path = [](const json& path) {
+    std::vector<std::string> steps;
+    for (const auto& p : path)
+      if (p.is_string()) steps.push_back(p.get<std::string>());
+    size_t from = 0;
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].rfind("(scope", 0) == 0) from = i;
+    std::string text =
+        fmt::format("{}{}", from > 0 ? "... -> " : "",
+                    fmt::join(steps.begin() + static_cast<std::ptrdiff_t>(from), steps.end(), " -> "));
+    if (text.size() > 160) text = "... " + text.substr(text.size() - 156);
+    return text;
+  };
   std::map<std::string, std::string> held_by, where;
   for (const auto& r : js.value("retainers", json::array())) {
-    held_by[r.value("type", "") + "\t" + r.value("group", "")] = r.value("text", "");
+    held_by[r.value("type", "") + "\t" + r.value("group", "")] = short_path(r.value("path", json::array()));
     if (r.contains("location") && r["location"].is_string())
       where[r.value("type", "") + "\t" + r.value("group", "")] = r["location"].get<std::string>();
   }
@@ -190,18 +206,13 @@ std::vector<std::string> js_snapshot_growth_lines(const json& js, size_t limit) 
     std::string line = fmt::format(
         "grows: {} x {} (+{})", g.value("name", ""), g.value("count_delta", int64_t{0}),
         format_bytes(static_cast<uint64_t>(std::max<int64_t>(0, g.value("bytes_delta", int64_t{0})))));
-    if (auto h = held_by.find(key); h != held_by.end() && !h->second.empty()) {
-      std::string path = h->second;
-      if (path.size() > 160) path = "... " + path.substr(path.size() - 156);
-      line += " held by " + path;
-    }
+    if (auto h = held_by.find(key); h != held_by.end() && !h->second.empty()) line += " held by " + h->second;
     if (auto w = where.find(key); w != where.end()) line += " (" + w->second + ")";
     out.push_back(std::move(line));
   }
   for (const auto& c : d->value("collections", json::array())) {
     if (out.size() >= limit + 2) break;
-    std::string path = c.value("text", "");
-    if (path.size() > 160) path = "... " + path.substr(path.size() - 156);
+    std::string path = short_path(c.value("retainer_path", json::array()));
     out.push_back(fmt::format("grows: {} {} -> {} entries, held by {}", c.value("name", ""),
                               c.value("entries_before", uint64_t{0}), c.value("entries_after", uint64_t{0}),
                               path));
@@ -214,19 +225,23 @@ std::string js_snapshots_line(const json& js) {
   if (snaps.empty()) return "";
   size_t ok = 0;
   double max_pause = 0;
-  uint64_t peak = 0;
+  uint64_t peak = 0, growth = 0;
   std::string refused;
   for (const auto& s : snaps) {
     if (s.value("ok", false)) {
       ++ok;
       max_pause = std::max(max_pause, s.value("pause_ms", 0.0));
-      peak = std::max(peak, s.value("memlens_peak_rss_bytes", uint64_t{0}));
+      uint64_t p = s.value("memlens_peak_rss_bytes", uint64_t{0}),
+               b = s.value("memlens_rss_before_bytes", uint64_t{0});
+      peak = std::max(peak, p);
+      growth = std::max(growth, p > b ? p - b : 0);
     } else if (refused.empty()) {
       refused = s.value("error", "");
     }
   }
-  std::string line = fmt::format("heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {}", ok,
-                                 max_pause, format_bytes(peak));
+  std::string line = fmt::format(
+      "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading one)", ok,
+      max_pause, format_bytes(peak), format_bytes(growth));
   if (!refused.empty()) line += "; " + refused;
   return line;
 }

@@ -120,23 +120,25 @@ TEST(HeapSnapshot, StreamedInPiecesEqualsTheWholeFile) {
 }
 
 TEST(HeapSnapshot, FieldLayoutComesFromMeta) {
-  // The same two nodes with the node fields in another order and an extra field.
+  // Three nodes with the node fields in another order and an extra field: root -> Thing -.leaf-> Leaf.
   std::string text =
       R"({"snapshot":{"meta":{"node_fields":["id","extra","name","type","edge_count","self_size"],
     "node_types":[["hidden","object"]],"edge_fields":["to_node","type","name_or_index"],
     "edge_types":[["context","property","weak"]]}},
-    "nodes":[1,0,0,0,1,0, 3,9,1,1,0,48],"edges":[6,1,2],"strings":["root","Thing","field"]})";
+    "nodes":[1,0,0,0,1,0, 3,9,1,1,1,48, 5,0,3,1,0,16],"edges":[6,1,2, 12,1,4],
+    "strings":["root","Thing / x","field","Leaf","leaf"]})";
   std::istringstream in(text);
   auto s = parse_heap_snapshot(in);
   ASSERT_TRUE(s.ok()) << s.error().describe();
-  ASSERT_EQ(s->nodes(), 2u);
+  ASSERT_EQ(s->nodes(), 3u);
   EXPECT_EQ(s->node_id[1], 3u);
-  EXPECT_EQ(s->group(1), "Thing");
+  EXPECT_EQ(s->group(2), "Leaf");
   EXPECT_EQ(s->node_self_size[1], 48u);
   EXPECT_EQ(s->edge_to[0], 1u);
-  EXPECT_EQ(s->edge_label(0), "field");
+  EXPECT_EQ(s->edge_to[1], 2u);
+  EXPECT_EQ(s->edge_label(1), "leaf");
   auto tree = bfs(*s);
-  EXPECT_EQ(retainer_path(*s, tree, 1, 10), std::vector<std::string>{"field"});
+  EXPECT_EQ(retainer_path(*s, tree, 2, 10), (std::vector<std::string>{"Thing", "leaf"}));
 
   std::istringstream bad(R"({"snapshot":{"meta":{"node_fields":["type"]}},"nodes":[1]})");
   auto b = parse_heap_snapshot(bad);
