@@ -175,7 +175,7 @@ class Sax {
         s_.node_name.reserve(n);
         s_.node_id.reserve(n);
         s_.node_self_size.reserve(n);
-        s_.node_edge_count.reserve(n);
+        s_.first_edge.reserve(n + 1);
       } else if (k == "edge_count") {
         s_.edge_type.reserve(n);
         s_.edge_name.reserve(n);
@@ -196,7 +196,7 @@ class Sax {
         else if (f == ns_)
           s_.node_self_size.push_back(static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)));
         else if (f == ne_)
-          s_.node_edge_count.push_back(static_cast<uint32_t>(v));
+          s_.first_edge.push_back(static_cast<uint32_t>(v));  // the edge count, until finished
       } else if (w == Where::kEdges) {
         int f = static_cast<int>(i % edge_fields_.size());
         if (f == et_)
@@ -246,11 +246,18 @@ Result<HeapSnapshot> parse_from(std::istream& in, const uint64_t* consumed = nul
   s.string_end.shrink_to_fit();
   size_t n = s.node_type.size();
   if (s.node_name.size() != n || s.node_id.size() != n || s.node_self_size.size() != n ||
-      s.node_edge_count.size() != n || s.edge_name.size() != s.edge_type.size() ||
+      s.first_edge.size() != n || s.edge_name.size() != s.edge_type.size() ||
       s.edge_to.size() != s.edge_type.size())
     return make_error("the heap snapshot's node or edge list is cut short");
-  s.first_edge.resize(n + 1);
-  for (size_t i = 0; i < n; ++i) s.first_edge[i + 1] = s.first_edge[i] + s.node_edge_count[i];
+  // Edge counts become offsets in place: node i's edges start where the counts before it add up to.
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t count = s.first_edge[i];
+    s.first_edge[i] = static_cast<uint32_t>(total);
+    total += count;
+    if (total > UINT32_MAX) return make_error("the heap snapshot holds more edges than memlens can index");
+  }
+  s.first_edge.push_back(static_cast<uint32_t>(total));
   if (s.first_edge[n] != s.edge_type.size())
     return make_error(fmt::format("the heap snapshot's nodes list {} edges, its edge list holds {}",
                                   s.first_edge[n], s.edge_type.size()));
@@ -331,8 +338,8 @@ uint64_t HeapSnapshot::entries(size_t node) const {
 
 uint64_t HeapSnapshot::bytes_in_memory() const {
   uint64_t b = node_type.capacity() + node_name.capacity() * 4 + node_id.capacity() * 4 +
-               node_self_size.capacity() * 4 + node_edge_count.capacity() * 4 + first_edge.capacity() * 4 +
-               edge_type.capacity() + edge_name.capacity() * 4 + edge_to.capacity() * 4;
+               node_self_size.capacity() * 4 + first_edge.capacity() * 4 + edge_type.capacity() +
+               edge_name.capacity() * 4 + edge_to.capacity() * 4;
   return b + string_data.capacity() + string_end.capacity() * 4;
 }
 
@@ -404,7 +411,7 @@ BfsTree bfs(const HeapSnapshot& s) {
     uint32_t to = s.edge_to[e];
     if (t.parent[to] != BfsTree::kUnreached || s.edge_type_name(e) == "weak") return;
     t.parent[to] = from;
-    t.via[to] = e;
+    t.via[to] = static_cast<uint32_t>(e);
     queue.push_back(to);
   };
   auto run = [&](size_t q) {
@@ -451,6 +458,27 @@ std::vector<std::string> retainer_path(const HeapSnapshot& s, const BfsTree& tre
   std::reverse(path.begin(), path.end());
   return path;
 }
+
+namespace {
+
+// The script a closure's function comes from: closure -shared-> SharedFunctionInfo -script...-> Script,
+// whose node name is the script's name.
+std::string script_of(const HeapSnapshot& s, size_t closure) {
+  auto child = [&](size_t node, std::string_view prefix) -> size_t {
+    for (uint64_t e = s.first_edge[node]; e < s.first_edge[node + 1]; ++e)
+      if (s.edge_type_name(e) == "internal" && s.str(s.edge_name[e]).substr(0, prefix.size()) == prefix)
+        return s.edge_to[e];
+    return SIZE_MAX;
+  };
+  size_t shared = child(closure, "shared");
+  if (shared == SIZE_MAX) return "";
+  size_t script = child(shared, "script");
+  if (script == SIZE_MAX) return "";
+  std::string name(s.name(script));
+  return name.rfind("system /", 0) == 0 ? "" : name;
+}
+
+}  // namespace
 
 model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, const DiffOptions& opts) {
   model::JsHeapDiff out;
@@ -523,8 +551,12 @@ model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, con
     if (k < opts.top_groups && a.representative != SIZE_MAX) {
       g.retainer_path = retainer_path(after, tree, a.representative, opts.max_path_edges);
       if (auto loc = after.locations.find(static_cast<uint32_t>(a.representative));
-          loc != after.locations.end())
-        g.location = fmt::format("script {} line {}", loc->second.script_id, loc->second.line + 1);
+          loc != after.locations.end()) {
+        std::string script = script_of(after, a.representative);
+        g.location = script.empty()
+                         ? fmt::format("script {} line {}", loc->second.script_id, loc->second.line + 1)
+                         : fmt::format("{}:{}", script, loc->second.line + 1);
+      }
     }
     out.groups.push_back(std::move(g));
   }

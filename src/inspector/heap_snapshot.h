@@ -29,7 +29,6 @@ struct HeapSnapshot {
   std::vector<uint32_t> node_name;  // index into strings
   std::vector<uint32_t> node_id;
   std::vector<uint32_t> node_self_size;
-  std::vector<uint32_t> node_edge_count;
   std::vector<uint32_t> first_edge;  // filled by finish: node i's edges are [first_edge[i], first_edge[i+1])
   // Per edge.
   std::vector<uint8_t> edge_type;
@@ -74,7 +73,7 @@ class HeapSnapshotStream {
   void feed(std::string_view chunk);  // blocks while more than max_queued_bytes wait to be parsed
   void end();                         // no more text will come (an incomplete snapshot is an error)
   Result<HeapSnapshot> parse();       // blocks until the snapshot is complete
-  size_t max_queued_bytes = size_t{4} << 20;
+  size_t max_queued_bytes = size_t{1} << 20;
 
  private:
   class Buf : public std::streambuf {
@@ -126,7 +125,7 @@ model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, con
 struct BfsTree {
   static constexpr uint32_t kUnreached = UINT32_MAX;
   std::vector<uint32_t> parent;
-  std::vector<uint64_t> via;
+  std::vector<uint32_t> via;  // edge index
 };
 BfsTree bfs(const HeapSnapshot& s);
 // The labels from a root to `node`: the root's name ("global", "(GC roots)"), then each edge's (a property

@@ -26,7 +26,8 @@ bool in_ci() {
 }
 
 // Writes two snapshots from one node process: `before` with 100 LeakEntry objects in the Map
-// `leakyCache`, `after` with 500 more; an Array and a plain object kept at the same size.
+// `leakyCache` and 100 closures leakyHandler in the array `handlers`, `after` with 500 more of each; an
+// Array and a plain object kept at the same size.
 struct Snapshots {
   fs::path dir, before, after;
   ~Snapshots() {
@@ -42,17 +43,21 @@ std::unique_ptr<Snapshots> write_snapshots(std::string& why) {
   s->before = s->dir / "before.heapsnapshot";
   s->after = s->dir / "after.heapsnapshot";
   std::string script = fmt::format(
-      "const v8 = require('v8');"
-      "class LeakEntry {{ constructor(i) {{ this.i = i; this.payload = 'p'.repeat(64) + i; }} }}"
-      "const leakyCache = new Map(); const steady = []; const table = {{}};"
-      "globalThis.holder = {{ leakyCache, steady, table }};"
+      "const v8 = require('v8');\n"
+      "class LeakEntry {{ constructor(i) {{ this.i = i; this.payload = 'p'.repeat(64) + i; }} }}\n"
+      "function makeHandler(i) {{ return function leakyHandler() {{ return i; }}; }}\n"
+      "const leakyCache = new Map(); const steady = []; const table = {{}}; const handlers = [];\n"
+      "globalThis.holder = {{ leakyCache, steady, table, handlers }};\n"
       "for (let i = 0; i < 100; i++) {{ leakyCache.set('k' + i, new LeakEntry(i)); steady.push({{ i }}); "
-      "table['t' + i] = {{ i }}; }}"
-      "v8.writeHeapSnapshot('{}');"
-      "for (let i = 100; i < 600; i++) leakyCache.set('k' + i, new LeakEntry(i));"
-      "v8.writeHeapSnapshot('{}');",
+      "table['t' + i] = {{ i }}; handlers.push(makeHandler(i)); }}\n"
+      "v8.writeHeapSnapshot('{}');\n"
+      "for (let i = 100; i < 600; i++) {{ leakyCache.set('k' + i, new LeakEntry(i)); "
+      "handlers.push(makeHandler(i)); }}\n"
+      "v8.writeHeapSnapshot('{}');\n",
       s->before.string(), s->after.string());
-  std::string cmd = fmt::format("node -e \"{}\" 2>&1", script);
+  fs::path js = s->dir / "make_snapshots.js";
+  std::ofstream(js) << script;
+  std::string cmd = fmt::format("node {} 2>&1", js.string());
   if (std::system(cmd.c_str()) != 0 || !fs::exists(s->after)) {
     why = "node could not write heap snapshots (is node on PATH?)";
     return nullptr;
@@ -150,7 +155,9 @@ TEST(HeapSnapshotDiff, NamesTheGrowingConstructorItsCollectionAndWhatHoldsIt) {
   REQUIRE_SNAPSHOTS(snaps);
   HeapSnapshot before = parse_file(snaps->before);
   HeapSnapshot after = parse_file(snaps->after);
-  auto d = diff(summarize(before), after);
+  DiffOptions opts;
+  opts.top_groups = opts.max_groups;  // every listed group gets its path (the closures are small)
+  auto d = diff(summarize(before), after, opts);
   ASSERT_FALSE(d.groups.empty());
   auto leak =
       std::find_if(d.groups.begin(), d.groups.end(), [](const auto& g) { return g.name == "LeakEntry"; });
@@ -168,8 +175,25 @@ TEST(HeapSnapshotDiff, NamesTheGrowingConstructorItsCollectionAndWhatHoldsIt) {
   EXPECT_NEAR(static_cast<double>(map->entries_after - map->entries_before), 500.0, 2.0);
   std::string mpath = fmt::format("{}", fmt::join(map->retainer_path, " -> "));
   EXPECT_NE(mpath.find("leakyCache"), std::string::npos) << mpath;
-  // The array and the plain object kept their size: not growing.
-  for (const auto& c : d.collections) EXPECT_EQ(c.name, "Map") << c.name << " reported growing";
+  // The closures: counted apart from objects, located in the script that made them.
+  auto fn = std::find_if(d.groups.begin(), d.groups.end(),
+                         [](const auto& g) { return g.name == "leakyHandler" && g.type == "closure"; });
+  ASSERT_NE(fn, d.groups.end());
+  EXPECT_EQ(fn->count_delta, 500);
+  EXPECT_NE(fn->location.find("make_snapshots.js:"), std::string::npos) << fn->location;
+  std::string fpath = fmt::format("{}", fmt::join(fn->retainer_path, " -> "));
+  EXPECT_NE(fpath.find("handlers"), std::string::npos) << fpath;
+  // The handlers array grew by 500 elements; the other array and the plain object kept their size.
+  bool handlers_grew = false;
+  for (const auto& c : d.collections) {
+    std::string cpath = fmt::format("{}", fmt::join(c.retainer_path, " -> "));
+    EXPECT_TRUE(c.name == "Map" || cpath.find("handlers") != std::string::npos) << c.name << " " << cpath;
+    if (c.name == "Array" && cpath.find("handlers") != std::string::npos) {
+      handlers_grew = true;
+      EXPECT_EQ(c.entries_after - c.entries_before, 500u);
+    }
+  }
+  EXPECT_TRUE(handlers_grew);
 }
 
 }  // namespace
