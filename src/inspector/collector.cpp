@@ -207,8 +207,12 @@ class SnapshotTaker {
     std::string tight;
     if (room.cgroup_free_bytes >= 0 && room.cgroup_free_bytes < need)
       tight = fmt::format("the target's memory cgroup has {} free", mib(room.cgroup_free_bytes));
-    else if (room.host_free_bytes >= 0 && room.host_free_bytes < need)
-      tight = fmt::format("the host has {} available", mib(room.host_free_bytes));
+    else if (int64_t host_need = need + static_cast<int64_t>(opts_.snapshot_reader_factor *
+                                                             static_cast<double>(snap.heap_used_bytes));
+             room.host_free_bytes >= 0 && room.host_free_bytes < host_need)
+      tight = fmt::format(
+          "the host has {} available, and memlens's own reading needs up to about {:.2g}x the heap",
+          mib(room.host_free_bytes), opts_.snapshot_reader_factor);
     if (!usage || !tight.empty()) {
       snap.refused = true;
       snap.error =
