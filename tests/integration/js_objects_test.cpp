@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "report/js_objects_section.h"
+#include "support/cgroup_support.h"
 #include "support/harness.h"
 #include "support/scenario_support.h"
 
@@ -273,6 +274,53 @@ TEST(JsObjects, Snapshots_Node20_LruAtBoundAndChurnShowNoGrowingCollection) {
     if (r->spec.attach) ASSERT_TRUE(js["diff"].is_object()) << js.dump(1);
     if (js["diff"].is_object()) EXPECT_TRUE(js["diff"]["collections"].empty()) << js["diff"].dump(1);
   }
+}
+
+// A target whose memory cgroup leaves less room than a snapshot can need: the snapshot is refused with the
+// figures, nothing is OOM-killed, and the trace goes on (profiles are still read).
+TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const uint64_t limit = uint64_t{160} << 20;
+  LimitedCgroup cgroup("memlens-snapshot-room", limit);
+  std::string script = dir.file("heap.js");
+  std::ofstream(script) << "const held = [];\n"
+                           "for (let i = 0; i < 400000; i++) held.push({ i, s: 'v'.repeat(60) + i });\n"
+                           "globalThis.held = held;\n"
+                           "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n"
+                           "setInterval(() => {}, 1000);\n";
+  Child node = Child::spawn({"sh", "-c",
+                             fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {}",
+                                         cgroup.dir(), node_bin(), script)},
+                            dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
+  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "10", "-q", "-o",
+                          dir.file("out"), "--js-objects"},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
+  std::ifstream in(dir.file("out") + "/report.json");
+  auto report = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  nlohmann::json proc;
+  for (const auto& p : report["processes"])
+    if (p.value("pid", 0) == node.pid()) proc = p;
+  ASSERT_TRUE(proc.is_object()) << report.dump(1).substr(0, 2000);
+  const auto& js = proc["js_objects"];
+  const auto& snaps = js["snapshots"];
+  ASSERT_FALSE(snaps.empty()) << js.dump(1);
+  for (const auto& sn : snaps) {
+    EXPECT_FALSE(sn.value("ok", true)) << sn.dump();
+    EXPECT_TRUE(sn.value("refused", false)) << sn.dump();
+    EXPECT_NE(sn.value("error", "").find("cgroup"), std::string::npos) << sn.dump();
+    ASSERT_TRUE(sn["cgroup_free_bytes"].is_number()) << sn.dump();
+    int64_t free_bytes = sn["cgroup_free_bytes"].get<int64_t>();
+    EXPECT_LT(free_bytes, static_cast<int64_t>(limit));
+    EXPECT_LT(free_bytes, 2 * sn.value("heap_used_bytes", int64_t{0})) << sn.dump();
+  }
+  EXPECT_TRUE(js["diff"].is_null());
+  EXPECT_GE(js.value("profiles", 0), 1) << js.dump(1);  // the trace went on
+  EXPECT_EQ(cgroup.oom_kills(), 0u);
+  EXPECT_TRUE(alive(node.pid()));
 }
 
 TEST(JsObjects, Node20_MapCacheRun_ObjectCacheAttach) {
