@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/clock.h"
+#include "host/cgroup.h"
 #include "inspector/collector.h"
 #include "model/attribution.h"
 
@@ -52,7 +53,15 @@ class JsObjectsExtension final : public TraceExtension {
     co.wait_for_handler_s = opts_.run_mode ? 15.0 : 0.0;
     uint64_t started = trace.info.started_boot_ns;
     co.now_s = [started]() { return (static_cast<double>(boot_ns()) - static_cast<double>(started)) / 1e9; };
-    collector_ = std::make_unique<inspector::JsObjectsCollector>(p.pid(), co);
+    pid_t pid = p.pid();
+    co.room = [pid]() {
+      inspector::SnapshotRoom r;
+      if (auto cg = host::memory_cgroup_of(pid); cg && cg->limit_bytes && cg->usage_bytes)
+        r.cgroup_free_bytes = static_cast<int64_t>(*cg->limit_bytes) - static_cast<int64_t>(*cg->usage_bytes);
+      if (auto h = host::host_memory()) r.host_free_bytes = static_cast<int64_t>(h->available_bytes);
+      return r;
+    };
+    collector_ = std::make_unique<inspector::JsObjectsCollector>(pid, co);
   }
 
   void on_untrack(model::Process& p) override {
@@ -63,7 +72,6 @@ class JsObjectsExtension final : public TraceExtension {
     collector_.reset();
     done_ = true;
   }
-
 
   void on_tick(model::Process& p) override {
     if (collector_ && p.key() == key_) fold(p);

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "inspector/cdp.h"
+#include "inspector/heap_snapshot.h"
 #include "inspector/net.h"
 #include "inspector/signal_check.h"
 #include "inspector/watchdog.h"
@@ -133,6 +134,153 @@ model::JsLiveProfile parse_sampling_profile(const nlohmann::json& result, double
   }
   return out;
 }
+
+namespace {
+
+// memlens's own peak RSS since the last reset_peak_rss() (VmHWM).
+void reset_peak_rss() {
+  if (FILE* f = fopen("/proc/self/clear_refs", "w")) {
+    fputs("5", f);
+    fclose(f);
+  }
+}
+
+// A figure of /proc/self/status in bytes ("VmHWM", "VmRSS").
+uint64_t own_status_bytes(const char* field) {
+  uint64_t kb = 0;
+  std::string fmt_str = fmt::format("{}: %lu kB", field);
+  if (FILE* f = fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (fgets(line, sizeof(line), f))
+      if (sscanf(line, fmt_str.c_str(), &kb) == 1) break;
+    fclose(f);
+  }
+  return kb * 1024;
+}
+
+std::string mib(int64_t bytes) {
+  return fmt::format("{:.0f} MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+}
+
+}  // namespace
+
+// Takes one heap snapshot through `session`, streaming its chunks into the parser (the session's event
+// callback hands them to stream()), and diffs it against the first one.
+class SnapshotTaker {
+ public:
+  explicit SnapshotTaker(const CollectorOptions& opts) : opts_(opts) {}
+  void use(CdpSession* session) { session_ = session; }
+
+  void on_chunk(const nlohmann::json& params) {
+    std::shared_ptr<HeapSnapshotStream> s;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      s = stream_;
+    }
+    if (!s) return;
+    if (auto c = params.find("chunk"); c != params.end() && c->is_string())
+      s->feed(c->get_ref<const std::string&>());
+  }
+  int taken() const { return taken_; }
+  bool has_baseline() const { return baseline_.has_value(); }
+  uint64_t baseline_heap_used() const { return baseline_heap_used_; }
+  // V8's heap used now (after the full GC of a profile read: what stays live).
+  std::optional<uint64_t> heap_used() {
+    auto usage = session_->call("Runtime.getHeapUsage", nlohmann::json::object(), 5000);
+    if (!usage) return std::nullopt;
+    return usage->value("usedSize", uint64_t{0});
+  }
+
+  // Emits a JsHeapSnapshot (and, after the baseline, a JsHeapDiff).
+  void take(const std::string& reason, double t_s, const std::function<void(model::JsObjectsEvent)>& emit,
+            const std::function<double()>& now) {
+    model::JsHeapSnapshot snap;
+    snap.t_s = t_s;
+    snap.reason = reason;
+    auto usage = session_->call("Runtime.getHeapUsage", nlohmann::json::object(), 5000);
+    if (usage) snap.heap_used_bytes = usage->value("usedSize", uint64_t{0});
+    SnapshotRoom room = opts_.room ? opts_.room() : SnapshotRoom{};
+    snap.cgroup_free_bytes = room.cgroup_free_bytes;
+    snap.host_free_bytes = room.host_free_bytes;
+    int64_t need =
+        static_cast<int64_t>(opts_.snapshot_room_factor * static_cast<double>(snap.heap_used_bytes));
+    std::string tight;
+    if (room.cgroup_free_bytes >= 0 && room.cgroup_free_bytes < need)
+      tight = fmt::format("the target's memory cgroup has {} free", mib(room.cgroup_free_bytes));
+    else if (int64_t host_need = need + static_cast<int64_t>(opts_.snapshot_reader_factor *
+                                                             static_cast<double>(snap.heap_used_bytes));
+             room.host_free_bytes >= 0 && room.host_free_bytes < host_need)
+      tight = fmt::format(
+          "the host has {} available, and memlens's own reading needs up to about {:.2g}x the heap",
+          mib(room.host_free_bytes), opts_.snapshot_reader_factor);
+    if (!usage || !tight.empty()) {
+      snap.refused = true;
+      snap.error =
+          usage ? fmt::format(
+                      "heap snapshot not taken: V8's heap holds {} and a snapshot can need about "
+                      "{:.0f}x that, but {}: it could get the target OOM-killed",
+                      mib(static_cast<int64_t>(snap.heap_used_bytes)), opts_.snapshot_room_factor, tight)
+                : fmt::format("heap snapshot not taken: V8's heap usage could not be read ({})",
+                              usage.error().describe());
+      emit(snap);
+      return;
+    }
+    ++taken_;
+    auto stream = std::make_shared<HeapSnapshotStream>();
+    reset_peak_rss();
+    snap.memlens_rss_before_bytes = own_status_bytes("VmRSS");
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stream_ = stream;
+    }
+    Result<HeapSnapshot> parsed = make_error("not parsed");
+    std::thread parser([&]() { parsed = stream->parse(); });
+    double t0 = mono_s();
+    auto answer = session_->call("HeapProfiler.takeHeapSnapshot",
+                                 {{"reportProgress", false}, {"captureNumericValue", false}}, 120000);
+    snap.pause_ms = (mono_s() - t0) * 1000.0;
+    stream->end();
+    parser.join();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stream_.reset();
+    }
+    snap.memlens_peak_rss_bytes = own_status_bytes("VmHWM");
+    if (!answer) {
+      snap.error = fmt::format("heap snapshot failed: {}", answer.error().describe());
+    } else if (!parsed) {
+      snap.error = fmt::format("heap snapshot unreadable: {}", parsed.error().describe());
+    } else {
+      snap.ok = true;
+      snap.json_bytes = parsed->json_bytes;
+      snap.nodes = parsed->nodes();
+      snap.edges = parsed->edge_to.size();
+      snap.parsed_bytes = parsed->bytes_in_memory();
+    }
+    emit(snap);
+    if (!snap.ok) return;
+    if (!baseline_) {
+      baseline_ = summarize(*parsed);
+      baseline_t_ = t_s;
+      baseline_heap_used_ = snap.heap_used_bytes;
+      return;
+    }
+    model::JsHeapDiff d = diff(*baseline_, *parsed);
+    d.t_s = now();
+    d.from_t_s = baseline_t_;
+    emit(std::move(d));
+  }
+
+ private:
+  CdpSession* session_ = nullptr;
+  const CollectorOptions& opts_;
+  std::mutex mutex_;
+  std::shared_ptr<HeapSnapshotStream> stream_;
+  std::optional<HeapSummary> baseline_;
+  double baseline_t_ = 0;
+  uint64_t baseline_heap_used_ = 0;
+  int taken_ = 0;
+};
 
 JsObjectsCollector::JsObjectsCollector(pid_t pid, CollectorOptions opts) : pid_(pid), opts_(std::move(opts)) {
   worker_ = std::thread([this]() { run(); });
@@ -333,7 +481,12 @@ void JsObjectsCollector::run() {
     setsockopt(ws->fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
   CdpSession* session_ptr = nullptr;
-  CdpSession session(std::move(ws), [&](const std::string& method, const nlohmann::json&) {
+  SnapshotTaker snapshots(opts_);  // outlives the session, whose reader thread hands it chunks
+  CdpSession session(std::move(ws), [&](const std::string& method, const nlohmann::json& params) {
+    if (method == "HeapProfiler.addHeapSnapshotChunk") {
+      snapshots.on_chunk(params);
+      return;
+    }
     // The target is exiting and would wait for memlens ("Waiting for the debugger to disconnect"): let
     // it go at once.
     if (method == "NodeRuntime.waitingForDisconnect" || method == "Inspector.detached") {
@@ -349,6 +502,13 @@ void JsObjectsCollector::run() {
     }
   });
   session_ptr = &session;
+  snapshots.use(&session);
+  bool snapshots_on = opts_.snapshots && !opts_.sampling_only && opts_.max_snapshots > 0;
+  double baseline_at = mono_s() + opts_.snapshot_baseline_after_s;
+  auto take_snapshot = [&](const std::string& reason) {
+    snapshots.take(
+        reason, now(), [this](model::JsObjectsEvent e) { emit(std::move(e)); }, [this]() { return now(); });
+  };
   (void)session.call("NodeRuntime.notifyWhenWaitingForDisconnect", {{"enabled", true}}, 5000);
   auto started = session.call("HeapProfiler.startSampling",
                               {{"samplingInterval", opts_.sampling_interval_bytes}}, kCallTimeoutMs);
@@ -392,7 +552,8 @@ void JsObjectsCollector::run() {
                           opts_.profile_max_interval_s);
   };
   while (open_ && session.connected() && !target_exiting_) {
-    double wait = std::max(0.0, std::min(next_profile, next_clients) - mono_s());
+    double next_snapshot = snapshots_on && snapshots.taken() == 0 ? baseline_at : 1e300;
+    double wait = std::max(0.0, std::min({next_profile, next_clients, next_snapshot}) - mono_s());
     if (wait_stop(wait)) break;
     std::optional<std::string> gc;
     {
@@ -417,8 +578,27 @@ void JsObjectsCollector::run() {
       read_profile(gc ? *gc : "sampling profile read (V8 runs a full GC first)",
                    "HeapProfiler.getSamplingProfile");
       next_profile = mono_s() + interval;
-      std::lock_guard<std::mutex> lock(mutex_);
-      last_gc_s_ = now();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        last_gc_s_ = now();
+      }
+      // A growth judged (asked for, or the heap live after this read's full GC grew well past the
+      // baseline's): one snapshot to diff against the baseline; one is kept for the trace's end.
+      if (snapshots_on && snapshots.has_baseline() && snapshots.taken() + 1 < opts_.max_snapshots && !stop_) {
+        std::optional<uint64_t> used = gc ? std::nullopt : snapshots.heap_used();
+        uint64_t base = snapshots.baseline_heap_used();
+        double grew = used ? static_cast<double>(*used) - static_cast<double>(base) : 0;
+        if (gc)
+          take_snapshot("JS heap growth judged: " + *gc);
+        else if (grew >= std::max(opts_.snapshot_growth_bytes,
+                                  opts_.snapshot_growth_ratio * static_cast<double>(base)))
+          take_snapshot(fmt::format("JS heap live after a full GC grew by {} since the baseline",
+                                    mib(static_cast<int64_t>(grew))));
+      }
+    }
+    if (snapshots_on && snapshots.taken() == 0 && mono_s() >= baseline_at && !stop_) {
+      take_snapshot("baseline");
+      if (!snapshots.has_baseline()) snapshots_on = false;  // refused or failed: no diff this trace
     }
   }
 
@@ -435,6 +615,8 @@ void JsObjectsCollector::run() {
     session.disconnect();
     watchdog.dismiss();
   } else {
+    if (open_ && snapshots_on && snapshots.has_baseline() && snapshots.taken() < opts_.max_snapshots)
+      take_snapshot("trace end");
     // One last read that also stops the profiler, so the profile covers the end of the trace.
     if (open_)
       read_profile("final sampling profile read (V8 runs a full GC first)", "HeapProfiler.stopSampling");

@@ -30,6 +30,12 @@
 
 namespace memlens::inspector {
 
+// Free memory around the target, for the check before a heap snapshot (-1: no limit / unknown).
+struct SnapshotRoom {
+  int64_t cgroup_free_bytes = -1;  // the target's memory cgroup: effective limit - usage
+  int64_t host_free_bytes = -1;    // MemAvailable
+};
+
 struct CollectorOptions {
   bool sampling_only = false;  // --js-objects=sampling: no forced GCs (and, later, no snapshots)
   bool force = false;          // --js-objects=force: an unknown SIGUSR1 check does not refuse
@@ -47,6 +53,22 @@ struct CollectorOptions {
   uint64_t sampling_interval_bytes = 131072;
   double min_forced_gc_gap_s = 12.0;
   std::function<double()> now_s;  // trace time, callable from any thread
+  // Heap snapshots (full mode only): a baseline this long after the inspector opened, one more when a JS
+  // heap growth is judged (request_full_gc, or the growth below) and one when the trace ends (not when the
+  // target exits); at most max_snapshots. Each
+  // needs about twice V8's heap used free in the target's cgroup and on the host (room()).
+  bool snapshots = true;
+  double snapshot_baseline_after_s = 5.0;
+  int max_snapshots = 3;
+  double snapshot_room_factor = 2.0;
+  // memlens's own arrays for a snapshot, as a share of V8's heap used: about 1.2 for a heap of small
+  // objects (250 MB heap, 7 M objects: 301 MB), less for larger ones; the host must hold these too.
+  double snapshot_reader_factor = 1.25;
+  // The growth (V8's heap used after a profile read's full GC, over the baseline's) that is judged worth a
+  // snapshot: at least this many bytes and this share of the baseline.
+  double snapshot_growth_bytes = 8.0 * 1024 * 1024;
+  double snapshot_growth_ratio = 0.1;
+  std::function<SnapshotRoom()> room;
 };
 
 class JsObjectsCollector {

@@ -58,6 +58,8 @@ struct Applier {
   }
   void operator()(const JsForcedGc& e) { s.forced_gcs.push_back(e); }
   void operator()(const JsOtherClient& e) { s.other_clients.push_back(e); }
+  void operator()(const JsHeapSnapshot& e) { s.snapshots.push_back(e); }
+  void operator()(const JsHeapDiff& e) { s.diff = e; }
 };
 
 }  // namespace

@@ -69,7 +69,61 @@ struct JsOtherClient {
   std::string peer;  // address:port
 };
 
-using JsObjectsEvent = std::variant<JsInspectorStatus, JsLiveProfile, JsForcedGc, JsOtherClient>;
+// One heap snapshot memlens took (HeapProfiler.takeHeapSnapshot), or refused to take. V8 runs a full GC
+// and writes the snapshot on the app's thread: pause_ms is the time from the request to the last chunk.
+struct JsHeapSnapshot {
+  double t_s = 0;
+  std::string reason;  // "baseline", "growth judged", "trace end"
+  bool ok = false;
+  bool refused = false;  // not taken: too little free memory (error gives the figures)
+  std::string error;
+  double pause_ms = 0;
+  uint64_t json_bytes = 0;  // snapshot text streamed (never held whole)
+  uint64_t nodes = 0;
+  uint64_t edges = 0;
+  uint64_t heap_used_bytes = 0;           // V8's heap used just before (Runtime.getHeapUsage)
+  uint64_t parsed_bytes = 0;              // memlens's compact arrays for this snapshot
+  uint64_t memlens_rss_before_bytes = 0;  // memlens's RSS just before
+  uint64_t memlens_peak_rss_bytes = 0;    // memlens's peak RSS while it read the snapshot
+  int64_t cgroup_free_bytes = -1;         // the target's memory cgroup: limit - usage (-1: no limit)
+  int64_t host_free_bytes = -1;           // MemAvailable
+};
+
+// One group of objects (constructor name for objects, function name for closures, else "(type)") that
+// grew between two snapshots.
+struct JsHeapGroup {
+  std::string type;  // V8's node type: "object", "closure", "string", ...
+  std::string name;
+  uint64_t count = 0;  // in the later snapshot
+  uint64_t bytes = 0;  // self size, in the later snapshot
+  int64_t count_delta = 0;
+  int64_t bytes_delta = 0;
+  uint64_t new_objects = 0;  // ids absent from the earlier snapshot
+  uint64_t new_bytes = 0;
+  std::vector<std::string> retainer_path;  // edge labels from a GC root to a representative new object
+  std::string location;                    // closures: script:line where the snapshot gives it
+};
+
+// A collection (Map, Set, Array, object used as a map, an emitter's listener array) present in both
+// snapshots whose entry count grew.
+struct JsGrowingCollection {
+  std::string type;
+  std::string name;
+  uint64_t id = 0;  // V8's heap object id
+  uint64_t entries_before = 0;
+  uint64_t entries_after = 0;
+  std::vector<std::string> retainer_path;
+};
+
+struct JsHeapDiff {
+  double t_s = 0;
+  double from_t_s = 0;
+  std::vector<JsHeapGroup> groups;  // by bytes delta, largest first
+  std::vector<JsGrowingCollection> collections;
+};
+
+using JsObjectsEvent =
+    std::variant<JsInspectorStatus, JsLiveProfile, JsForcedGc, JsOtherClient, JsHeapSnapshot, JsHeapDiff>;
 
 // ---- state ---------------------------------------------------------------------------------------------
 
@@ -103,6 +157,8 @@ struct JsObjectsState {
 
   std::vector<JsForcedGc> forced_gcs;
   std::vector<JsOtherClient> other_clients;
+  std::vector<JsHeapSnapshot> snapshots;
+  std::optional<JsHeapDiff> diff;  // the latest
 };
 
 // Folds one event into the state.

@@ -1,8 +1,10 @@
 #include "report/js_objects_section.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <map>
 
 #include "analyze/js_live.h"
 #include "analyze/verdicts.h"
@@ -116,7 +118,132 @@ json js_objects_section(const model::Process& p) {
   json clients = json::array();
   for (const auto& c : s.other_clients) clients.push_back({{"t_s", c.t_s}, {"peer", c.peer}});
   j["other_clients"] = std::move(clients);
+  json snaps = json::array();
+  for (const auto& sn : s.snapshots) {
+    json e = {{"t_s", sn.t_s},
+              {"reason", sn.reason},
+              {"ok", sn.ok},
+              {"refused", sn.refused},
+              {"pause_ms", sn.pause_ms},
+              {"json_bytes", sn.json_bytes},
+              {"nodes", sn.nodes},
+              {"edges", sn.edges},
+              {"heap_used_bytes", sn.heap_used_bytes},
+              {"parsed_bytes", sn.parsed_bytes},
+              {"memlens_rss_before_bytes", sn.memlens_rss_before_bytes},
+              {"memlens_peak_rss_bytes", sn.memlens_peak_rss_bytes},
+              {"cgroup_free_bytes", sn.cgroup_free_bytes >= 0 ? json(sn.cgroup_free_bytes) : json(nullptr)},
+              {"host_free_bytes", sn.host_free_bytes >= 0 ? json(sn.host_free_bytes) : json(nullptr)}};
+    if (!sn.error.empty()) e["error"] = sn.error;
+    snaps.push_back(std::move(e));
+  }
+  j["snapshots"] = std::move(snaps);
+  j["diff"] = nullptr;
+  j["retainers"] = json::array();
+  if (s.diff) {
+    json groups = json::array(), collections = json::array(), retainers = json::array();
+    for (const auto& g : s.diff->groups) {
+      groups.push_back({{"type", g.type},
+                        {"name", g.name},
+                        {"count", g.count},
+                        {"bytes", g.bytes},
+                        {"count_delta", g.count_delta},
+                        {"bytes_delta", g.bytes_delta},
+                        {"new_objects", g.new_objects},
+                        {"new_bytes", g.new_bytes}});
+      if (!g.retainer_path.empty())
+        retainers.push_back({{"group", g.name},
+                             {"type", g.type},
+                             {"path", g.retainer_path},
+                             {"text", fmt::format("{}", fmt::join(g.retainer_path, " -> "))},
+                             {"location", g.location.empty() ? json(nullptr) : json(g.location)}});
+    }
+    for (const auto& c : s.diff->collections)
+      collections.push_back({{"type", c.type},
+                             {"name", c.name},
+                             {"id", c.id},
+                             {"entries_before", c.entries_before},
+                             {"entries_after", c.entries_after},
+                             {"retainer_path", c.retainer_path},
+                             {"text", fmt::format("{}", fmt::join(c.retainer_path, " -> "))}});
+    j["diff"] = {{"t_s", s.diff->t_s},
+                 {"from_t_s", s.diff->from_t_s},
+                 {"groups", std::move(groups)},
+                 {"collections", std::move(collections)}};
+    j["retainers"] = std::move(retainers);
+  }
   return j;
+}
+
+std::vector<std::string> js_snapshot_growth_lines(const json& js, size_t limit) {
+  std::vector<std::string> out;
+  auto d = js.find("diff");
+  if (d == js.end() || !d->is_object()) return out;
+  // A path on one line: from the innermost closure scope when there is one (the app's own variable), else
+  // its last steps; report.json has it whole.
+  auto short_path = [](const json& path) {
+    std::vector<std::string> steps;
+    for (const auto& p : path)
+      if (p.is_string()) steps.push_back(p.get<std::string>());
+    size_t from = 0;
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].rfind("(scope", 0) == 0) from = i;
+    std::string text =
+        fmt::format("{}{}", from > 0 ? "... -> " : "",
+                    fmt::join(steps.begin() + static_cast<std::ptrdiff_t>(from), steps.end(), " -> "));
+    if (text.size() > 160) text = "... " + text.substr(text.size() - 156);
+    return text;
+  };
+  std::map<std::string, std::string> held_by, where;
+  for (const auto& r : js.value("retainers", json::array())) {
+    held_by[r.value("type", "") + "\t" + r.value("group", "")] = short_path(r.value("path", json::array()));
+    if (r.contains("location") && r["location"].is_string())
+      where[r.value("type", "") + "\t" + r.value("group", "")] = r["location"].get<std::string>();
+  }
+  for (const auto& g : d->value("groups", json::array())) {
+    if (out.size() >= limit) break;
+    std::string key = g.value("type", "") + "\t" + g.value("name", "");
+    std::string line = fmt::format(
+        "grows: {} x {} (+{})", g.value("name", ""), g.value("count_delta", int64_t{0}),
+        format_bytes(static_cast<uint64_t>(std::max<int64_t>(0, g.value("bytes_delta", int64_t{0})))));
+    if (auto h = held_by.find(key); h != held_by.end() && !h->second.empty()) line += " held by " + h->second;
+    if (auto w = where.find(key); w != where.end()) line += " (" + w->second + ")";
+    out.push_back(std::move(line));
+  }
+  for (const auto& c : d->value("collections", json::array())) {
+    if (out.size() >= limit + 2) break;
+    std::string path = short_path(c.value("retainer_path", json::array()));
+    out.push_back(fmt::format("grows: {} {} -> {} entries, held by {}", c.value("name", ""),
+                              c.value("entries_before", uint64_t{0}), c.value("entries_after", uint64_t{0}),
+                              path));
+  }
+  return out;
+}
+
+std::string js_snapshots_line(const json& js) {
+  const json& snaps = js.value("snapshots", json::array());
+  if (snaps.empty()) return "";
+  size_t ok = 0;
+  double max_pause = 0;
+  uint64_t peak = 0, growth = 0;
+  std::string refused;
+  for (const auto& s : snaps) {
+    if (s.value("ok", false)) {
+      ++ok;
+      max_pause = std::max(max_pause, s.value("pause_ms", 0.0));
+      uint64_t p = s.value("memlens_peak_rss_bytes", uint64_t{0}),
+               b = s.value("memlens_rss_before_bytes", uint64_t{0});
+      peak = std::max(peak, p);
+      growth = std::max(growth, p > b ? p - b : 0);
+    } else if (refused.empty()) {
+      refused = s.value("error", "");
+    }
+  }
+  std::string line = fmt::format(
+      "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading one)", ok,
+      max_pause, format_bytes(peak), format_bytes(growth));
+  if (!refused.empty()) line += "; " + refused;
+  return line;
 }
 
 symbolize::StackProfile js_live_profile_frame(int64_t time_ns, int64_t duration_ns) {

@@ -28,6 +28,13 @@ std::vector<std::string> js_live_top_lines(const model::Process& p, size_t limit
 void append_js_live_samples(const model::Process& p, symbolize::StackProfile& profile);
 symbolize::StackProfile js_live_profile_frame(int64_t time_ns, int64_t duration_ns);
 
+// report.json's js_objects.{snapshots, diff, retainers} (docs/report-schema.md): the growing groups of the
+// last snapshot diff, one line each ("grows: Object x 1200 (+3.1 MiB) held by global -> cache -> ..."),
+// largest first; and one line on the snapshots taken (pauses, memlens's peak RSS) or refused. Empty when
+// there is nothing to say.
+std::vector<std::string> js_snapshot_growth_lines(const nlohmann::json& js_objects, size_t limit);
+std::string js_snapshots_line(const nlohmann::json& js_objects);
+
 // "name (file:line:column)" for a JS frame; "(anonymous)" for an unnamed function.
 std::string js_frame_name(const model::JsFrame& f);
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "analyze/verdicts.h"
+#include "report/js_objects_section.h"
 
 namespace memlens::report {
 
@@ -227,6 +228,9 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
         }
         out += fmt::format("      heaviest {} stack: {}\n", str_or(v, "top_stacks_from"), stack);
       }
+      if (!companion && growing && str_or(v, "category") == "js_heap")
+        for (const auto& line : js_snapshot_growth_lines(object_or_empty(p, "js_objects"), 3))
+          out += "      " + line + "\n";
     }
   }
   for (const auto& p : processes) {
@@ -282,6 +286,7 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
             "           pauses memlens caused: {} full GCs (V8 collects before each profile "
             "read), {:.0f} ms in all, longest {:.0f} ms\n",
             forced.size(), f64_or0(js, "forced_gc_pause_total_ms"), f64_or0(js, "forced_gc_pause_max_ms"));
+      if (std::string line = js_snapshots_line(js); !line.empty()) out += "           " + line + "\n";
       const json& others = js.value("other_clients", json::array());
       if (!others.empty())
         out +=

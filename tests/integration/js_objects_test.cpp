@@ -4,6 +4,7 @@
 // probes see the full GCs memlens caused.
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -18,6 +19,8 @@
 #include <sstream>
 #include <thread>
 
+#include "report/js_objects_section.h"
+#include "support/cgroup_support.h"
 #include "support/harness.h"
 #include "support/scenario_support.h"
 
@@ -90,16 +93,25 @@ bool growing_site_names(const nlohmann::json& js, const std::string& needle) {
   return false;
 }
 
+std::string run_label(const ScenarioRun& r) {
+  return fmt::format("{} ({}{})", r.spec.name, r.spec.attach ? "attach" : "run",
+                     r.spec.node.empty() ? "" : ", " + r.spec.node);
+}
+
+// memlens ran to its end and reported the scenario with a js_objects section.
+void check_reported(const ScenarioRun& r) {
+  ASSERT_EQ(r.memlens_exit, 0) << r.memlens_stderr;
+  ASSERT_FALSE(r.proc.is_null()) << r.memlens_stderr;
+  ASSERT_TRUE(r.proc["js_objects"].is_object());
+}
+
 // The checks every leaking scenario shares: the inspector was open and closed, its profiles name the
 // scenario's leaking function and file, the files exist, every pause memlens caused is reported and the
 // GC probes saw full GCs.
 void check_leak_named(const ScenarioRun& r, const std::string& function) {
-  SCOPED_TRACE(fmt::format("{} ({}{})", r.spec.name, r.spec.attach ? "attach" : "run",
-                           r.spec.node.empty() ? "" : ", " + r.spec.node));
-  ASSERT_EQ(r.memlens_exit, 0) << r.memlens_stderr;
-  ASSERT_FALSE(r.proc.is_null()) << r.memlens_stderr;
+  SCOPED_TRACE(run_label(r));
+  ASSERT_NO_FATAL_FAILURE(check_reported(r));
   const auto& js = r.proc["js_objects"];
-  ASSERT_TRUE(js.is_object());
   ASSERT_TRUE(js.value("was_open", false)) << js.dump(1);
   EXPECT_TRUE(js.value("opened_by_memlens", false));
   EXPECT_EQ(js.value("state", ""), "closed");
@@ -154,6 +166,161 @@ std::pair<std::unique_ptr<ScenarioRun>, std::unique_ptr<ScenarioRun>> run_two(Sc
   finish_scenario(*ra);
   finish_scenario(*rb);
   return {std::move(ra), std::move(rb)};
+}
+
+// ---- heap snapshots: what grows in the JS heap and what holds it. Ground truth: each scenario knows the
+// variable that holds its leak (its cache, its emitter) and reports its size at its end; V8 reports its
+// heap used, against which memlens's own memory while reading a snapshot is held.
+
+std::string path_text(const nlohmann::json& path) {
+  std::vector<std::string> steps;
+  for (const auto& p : path) steps.push_back(p.get<std::string>());
+  return fmt::format("{}", fmt::join(steps, " -> "));
+}
+
+uint64_t final_figure(const ScenarioRun& r, const char* key) {
+  for (const auto& l : r.lines)
+    if (l.value("event", "") == "final" && l.contains(key)) return l.value(key, uint64_t{0});
+  return 0;
+}
+
+// Two snapshots or more were taken, each with its pause measured, and memlens's memory while reading one
+// (its peak RSS over its RSS just before) stayed below the target's heap. The baseline is left out of the
+// memory check: taken 5 s in, its heap of a few MiB is below memlens's fixed cost of a read (buffers,
+// threads, the allocator's arenas), which the later, larger snapshots show does not grow with the heap.
+void check_snapshots(const nlohmann::json& js) {
+  const auto& snaps = js["snapshots"];
+  ASSERT_TRUE(snaps.is_array()) << js.dump(1);
+  size_t ok = 0, memory_checked = 0;
+  for (const auto& s : snaps) {
+    if (!s.value("ok", false)) continue;
+    ++ok;
+    EXPECT_GT(s.value("pause_ms", 0.0), 0.0) << s.dump();
+    EXPECT_GT(s.value("nodes", 0), 1000) << s.dump();
+    uint64_t before = s.value("memlens_rss_before_bytes", uint64_t{0});
+    uint64_t peak = s.value("memlens_peak_rss_bytes", uint64_t{0});
+    ASSERT_GE(peak, before) << s.dump();
+    EXPECT_GT(peak, 0u);
+    if (s.value("reason", "") == "baseline") continue;
+    ++memory_checked;
+    EXPECT_LT(peak - before, s.value("heap_used_bytes", uint64_t{0})) << s.dump();
+  }
+  EXPECT_GE(ok, 2u) << snaps.dump(1);
+  EXPECT_GE(memory_checked, 1u) << snaps.dump(1);
+  EXPECT_LE(snaps.size(), 3u);
+}
+
+// The diff names `holder` (the scenario's variable) on the retainer path of one of the top growing
+// groups and on a collection whose entries grew, by no more than the scenario's own count at its end.
+void check_held_by(const ScenarioRun& r, const std::string& holder, const char* final_key) {
+  SCOPED_TRACE(run_label(r));
+  ASSERT_NO_FATAL_FAILURE(check_reported(r));
+  const auto& js = r.proc["js_objects"];
+  check_snapshots(js);
+  ASSERT_TRUE(js["diff"].is_object()) << js.dump(1);
+  bool named = false;
+  for (const auto& ret : js["retainers"])
+    named = named || path_text(ret["path"]).find(holder) != std::string::npos;
+  EXPECT_TRUE(named) << js["retainers"].dump(1);
+  bool collection = false;
+  uint64_t at_end = final_figure(r, final_key);
+  for (const auto& c : js["diff"]["collections"]) {
+    if (path_text(c["retainer_path"]).find(holder) == std::string::npos) continue;
+    collection = true;
+    EXPECT_GT(c.value("entries_after", uint64_t{0}), c.value("entries_before", uint64_t{0}));
+    if (at_end > 0) EXPECT_LE(c.value("entries_after", uint64_t{0}), at_end + 2) << c.dump();
+  }
+  EXPECT_TRUE(collection) << js["diff"]["collections"].dump(1);
+  // The terminal summary's lines under the JS heap verdict say what grows and what holds it.
+  auto lines = report::js_snapshot_growth_lines(js, 3);
+  std::string all = fmt::format("{}", fmt::join(lines, "\n"));
+  EXPECT_NE(all.find(holder), std::string::npos) << all;
+}
+
+TEST(JsObjects, Snapshots_Node20_ObjectCacheRun_ListenerLeakAttach) {
+  MEMLENS_REQUIRE_TRACING();
+  auto [a, b] = run_two({"js_object_cache_leak", false, 35}, {"js_listener_leak", true, 35});
+  check_held_by(*a, "userCache", "cached");
+  check_held_by(*b, "bus", "listeners");
+}
+
+TEST(JsObjects, Snapshots_Node22_MapCacheRun) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node22, "22");
+  ScenarioSpec s{"js_cache_leak", false, 35, {}, node22};
+  s.memlens_args = {"--js-objects"};
+  auto r = start_scenario(s);
+  finish_scenario(*r);
+  check_held_by(*r, "cache", "cached");
+}
+
+// An LRU cache at its bound (attached once it is full) and churn: no collection grows.
+TEST(JsObjects, Snapshots_Node20_LruAtBoundAndChurnShowNoGrowingCollection) {
+  MEMLENS_REQUIRE_TRACING();
+  ScenarioSpec lru{"lru_cache", true, 30};
+  lru.settle_s = 25;
+  auto [a, b] = run_two(lru, {"js_churn", false, 30});
+  for (const auto* r : {a.get(), b.get()}) {
+    SCOPED_TRACE(r->spec.name);
+    ASSERT_EQ(r->memlens_exit, 0) << r->memlens_stderr;
+    const auto& js = r->proc["js_objects"];
+    ASSERT_TRUE(js.is_object());
+    const auto& snaps = js["snapshots"];
+    ASSERT_FALSE(snaps.empty()) << js.dump(1);
+    for (const auto& s : snaps)
+      if (s.value("ok", false)) EXPECT_GT(s.value("pause_ms", 0.0), 0.0);
+    // Attached, the trace ends before the target: the last snapshot is diffed against the baseline. Run,
+    // the target ends the trace, and a diff exists only when a growth was judged.
+    if (r->spec.attach) ASSERT_TRUE(js["diff"].is_object()) << js.dump(1);
+    if (js["diff"].is_object()) EXPECT_TRUE(js["diff"]["collections"].empty()) << js["diff"].dump(1);
+  }
+}
+
+// A target whose memory cgroup leaves less room than a snapshot can need: the snapshot is refused with the
+// figures, nothing is OOM-killed, and the trace goes on (profiles are still read).
+TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const uint64_t limit = uint64_t{160} << 20;
+  LimitedCgroup cgroup("memlens-snapshot-room", limit);
+  std::string script = dir.file("heap.js");
+  std::ofstream(script) << "const held = [];\n"
+                           "for (let i = 0; i < 400000; i++) held.push({ i, s: 'v'.repeat(60) + i });\n"
+                           "globalThis.held = held;\n"
+                           "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n"
+                           "setInterval(() => {}, 1000);\n";
+  Child node = Child::spawn({"sh", "-c",
+                             fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {}",
+                                         cgroup.dir(), node_bin(), script)},
+                            dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
+  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "10", "-q", "-o",
+                          dir.file("out"), "--js-objects"},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
+  std::ifstream in(dir.file("out") + "/report.json");
+  auto report = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  nlohmann::json proc;
+  for (const auto& p : report["processes"])
+    if (p.value("pid", 0) == node.pid()) proc = p;
+  ASSERT_TRUE(proc.is_object()) << report.dump(1).substr(0, 2000);
+  const auto& js = proc["js_objects"];
+  const auto& snaps = js["snapshots"];
+  ASSERT_FALSE(snaps.empty()) << js.dump(1);
+  for (const auto& sn : snaps) {
+    EXPECT_FALSE(sn.value("ok", true)) << sn.dump();
+    EXPECT_TRUE(sn.value("refused", false)) << sn.dump();
+    EXPECT_NE(sn.value("error", "").find("cgroup"), std::string::npos) << sn.dump();
+    ASSERT_TRUE(sn["cgroup_free_bytes"].is_number()) << sn.dump();
+    int64_t free_bytes = sn["cgroup_free_bytes"].get<int64_t>();
+    EXPECT_LT(free_bytes, static_cast<int64_t>(limit));
+    EXPECT_LT(free_bytes, 2 * sn.value("heap_used_bytes", int64_t{0})) << sn.dump();
+  }
+  EXPECT_TRUE(js["diff"].is_null());
+  EXPECT_GE(js.value("profiles", 0), 1) << js.dump(1);  // the trace went on
+  EXPECT_EQ(cgroup.oom_kills(), 0u);
+  EXPECT_TRUE(alive(node.pid()));
 }
 
 TEST(JsObjects, Node20_MapCacheRun_ObjectCacheAttach) {

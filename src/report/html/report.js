@@ -854,6 +854,39 @@
     const procs = arr(report.processes).filter(isObj);
     if (procs.length) document.title = 'memlens: ' + procs.map(procLabel).join(', ');
   }
+  // js_objects.diff of a process (heap snapshots): the growing groups with their retainer paths, the
+  // collections whose entries grew, and the snapshots' pauses.
+  function renderJsSnapshots(p, root) {
+    const js = isObj(p.js_objects) ? p.js_objects : null;
+    if (!js || (!isObj(js.diff) && !arr(js.snapshots).length)) return;
+    const sec = el('section', {class: 'js-snapshots'}, el('h3', {text: 'What grows in the JS heap: ' + procLabel(p)}));
+    const snaps = arr(js.snapshots).filter(isObj);
+    for (const s of snaps) {
+      sec.append(el('p', {class: s.ok ? 'muted' : 'error', text: 'Heap snapshot (' + String(s.reason || '') + ') at ' +
+        (isNum(s.t_s) ? s.t_s.toFixed(1) : '?') + ' s: ' + (s.ok ? 'pause ' + (isNum(s.pause_ms) ? s.pause_ms.toFixed(0) : '?') +
+        ' ms, ' + fmtCount(s.nodes) + ' objects, memlens peak RSS ' + fmtBytes(s.memlens_peak_rss_bytes) : String(s.error || 'failed'))}));
+    }
+    if (isObj(js.diff)) {
+      const paths = {};
+      for (const r of arr(js.retainers)) if (isObj(r)) paths[String(r.type) + '\t' + String(r.group)] = String(r.text || '');
+      const table = el('table', {class: 'js-growth'});
+      table.append(el('thead', null, el('tr', null, el('th', {text: 'Group'}), el('th', {text: 'Objects +'}),
+        el('th', {text: 'Bytes +'}), el('th', {text: 'New objects'}), el('th', {text: 'Held by'}))));
+      const body = el('tbody');
+      for (const g of arr(js.diff.groups).filter(isObj))
+        body.append(el('tr', null, el('td', {text: String(g.name)}), el('td', {text: fmtCount(g.count_delta)}),
+          el('td', {text: fmtBytes(g.bytes_delta)}), el('td', {text: fmtCount(g.new_objects)}),
+          el('td', {text: paths[String(g.type) + '\t' + String(g.name)] || ''})));
+      for (const c of arr(js.diff.collections).filter(isObj))
+        body.append(el('tr', null, el('td', {text: String(c.name) + ' (collection)'}),
+          el('td', {text: fmtCount(c.entries_before) + ' -> ' + fmtCount(c.entries_after) + ' entries'}),
+          el('td', {text: ''}), el('td', {text: ''}), el('td', {text: String(c.text || '')})));
+      table.append(body);
+      sec.append(table);
+    }
+    root.append(sec);
+  }
+
   function renderProbes(report, root) {
     if (!isObj(report.probes)) return;
     const det = el('details', {id: 'probes'}, el('summary', {text: 'Probes'}));
@@ -887,6 +920,7 @@
     const procs = arr(rep.processes).filter(isObj);
     if (!procs.length) root.append(el('p', {class: 'muted', text: 'No processes in this report.'}));
     for (const p of procs) guard('process ' + procLabel(p), () => renderProcess(p, root));
+    for (const p of procs) guard('JS heap snapshots', () => renderJsSnapshots(p, root));
     guard('flame graphs', () => renderFlames(flames, root));
     guard('probes', () => renderProbes(rep, root));
     window.memlensReport = {flames: registry, ready: true};

@@ -1,0 +1,200 @@
+// Heap snapshots read as a stream, and the diff of two: on snapshots node itself writes
+// (v8.writeHeapSnapshot) from a script that knows what it added between them.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "inspector/heap_snapshot.h"
+
+namespace memlens::inspector {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+// Writes two snapshots from one node process: `before` with 100 LeakEntry objects in the Map
+// `leakyCache` and 100 closures leakyHandler in the array `handlers`, `after` with 500 more of each; an
+// Array and a plain object kept at the same size.
+struct Snapshots {
+  fs::path dir, before, after;
+  ~Snapshots() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+std::unique_ptr<Snapshots> write_snapshots(std::string& why) {
+  auto s = std::make_unique<Snapshots>();
+  s->dir = fs::temp_directory_path() / fmt::format("memlens-heapsnap-{}", getpid());
+  fs::create_directories(s->dir);
+  s->before = s->dir / "before.heapsnapshot";
+  s->after = s->dir / "after.heapsnapshot";
+  std::string script = fmt::format(
+      "const v8 = require('v8');\n"
+      "class LeakEntry {{ constructor(i) {{ this.i = i; this.payload = 'p'.repeat(64) + i; }} }}\n"
+      "function makeHandler(i) {{ return function leakyHandler() {{ return i; }}; }}\n"
+      "const leakyCache = new Map(); const steady = []; const table = {{}}; const handlers = [];\n"
+      "globalThis.holder = {{ leakyCache, steady, table, handlers }};\n"
+      "for (let i = 0; i < 100; i++) {{ leakyCache.set('k' + i, new LeakEntry(i)); steady.push({{ i }}); "
+      "table['t' + i] = {{ i }}; handlers.push(makeHandler(i)); }}\n"
+      "v8.writeHeapSnapshot('{}');\n"
+      "for (let i = 100; i < 600; i++) {{ leakyCache.set('k' + i, new LeakEntry(i)); "
+      "handlers.push(makeHandler(i)); }}\n"
+      "v8.writeHeapSnapshot('{}');\n",
+      s->before.string(), s->after.string());
+  fs::path js = s->dir / "make_snapshots.js";
+  std::ofstream(js) << script;
+  std::string cmd = fmt::format("node {} 2>&1", js.string());
+  if (std::system(cmd.c_str()) != 0 || !fs::exists(s->after)) {
+    why = "node could not write heap snapshots (is node on PATH?)";
+    return nullptr;
+  }
+  return s;
+}
+
+#define REQUIRE_SNAPSHOTS(var)                                 \
+  std::string why_;                                            \
+  auto var = write_snapshots(why_);                            \
+  if (!var) {                                                  \
+    if (in_ci()) FAIL() << why_ << " (CI=true: not skipping)"; \
+    GTEST_SKIP() << why_;                                      \
+  }
+
+HeapSnapshot parse_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  auto r = parse_heap_snapshot(in);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().describe());
+  return r.ok() ? std::move(*r) : HeapSnapshot{};
+}
+
+TEST(HeapSnapshot, StreamedInPiecesEqualsTheWholeFile) {
+  REQUIRE_SNAPSHOTS(snaps);
+  HeapSnapshot whole = parse_file(snaps->before);
+  ASSERT_GT(whole.nodes(), 1000u);
+  EXPECT_EQ(whole.json_bytes, fs::file_size(snaps->before));
+  std::ifstream in(snaps->before, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string all = text.str();
+
+  HeapSnapshotStream stream;
+  stream.max_queued_bytes = 64 << 10;  // the producer waits on the parser
+  std::thread producer([&]() {
+    std::mt19937 rng(7);
+    for (size_t pos = 0; pos < all.size();) {
+      size_t n = std::min<size_t>(all.size() - pos, 1 + rng() % 9000);
+      stream.feed(std::string_view(all).substr(pos, n));
+      pos += n;
+    }
+    stream.end();
+  });
+  auto streamed = stream.parse();
+  producer.join();
+  ASSERT_TRUE(streamed.ok()) << streamed.error().describe();
+  EXPECT_EQ(streamed->nodes(), whole.nodes());
+  EXPECT_EQ(streamed->edge_to, whole.edge_to);
+  EXPECT_EQ(streamed->node_id, whole.node_id);
+  EXPECT_EQ(streamed->string_data, whole.string_data);
+  EXPECT_EQ(streamed->string_end, whole.string_end);
+  EXPECT_EQ(streamed->json_bytes, all.size());
+  // Compact: well below the text it was read from.
+  EXPECT_LT(streamed->bytes_in_memory(), all.size());
+
+  // Cut short: an error, never a partial snapshot.
+  HeapSnapshotStream cut;
+  std::thread half([&]() {
+    cut.feed(std::string_view(all).substr(0, all.size() / 2));
+    cut.end();
+  });
+  auto r = cut.parse();
+  half.join();
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(HeapSnapshot, FieldLayoutComesFromMeta) {
+  // Three nodes with the node fields in another order and an extra field: root -> Thing -.leaf-> Leaf.
+  std::string text =
+      R"({"snapshot":{"meta":{"node_fields":["id","extra","name","type","edge_count","self_size"],
+    "node_types":[["hidden","object"]],"edge_fields":["to_node","type","name_or_index"],
+    "edge_types":[["context","property","weak"]]}},
+    "nodes":[1,0,0,0,1,0, 3,9,1,1,1,48, 5,0,3,1,0,16],"edges":[6,1,2, 12,1,4],
+    "strings":["root","Thing / x","field","Leaf","leaf"]})";
+  std::istringstream in(text);
+  auto s = parse_heap_snapshot(in);
+  ASSERT_TRUE(s.ok()) << s.error().describe();
+  ASSERT_EQ(s->nodes(), 3u);
+  EXPECT_EQ(s->node_id[1], 3u);
+  EXPECT_EQ(s->group(2), "Leaf");
+  EXPECT_EQ(s->node_self_size[1], 48u);
+  EXPECT_EQ(s->edge_to[0], 1u);
+  EXPECT_EQ(s->edge_to[1], 2u);
+  EXPECT_EQ(s->edge_label(1), "leaf");
+  auto tree = bfs(*s);
+  EXPECT_EQ(retainer_path(*s, tree, 2, 10), (std::vector<std::string>{"Thing", "leaf"}));
+
+  std::istringstream bad(R"({"snapshot":{"meta":{"node_fields":["type"]}},"nodes":[1]})");
+  auto b = parse_heap_snapshot(bad);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().describe().find("node and edge fields"), std::string::npos);
+}
+
+TEST(HeapSnapshotDiff, NamesTheGrowingConstructorItsCollectionAndWhatHoldsIt) {
+  REQUIRE_SNAPSHOTS(snaps);
+  HeapSnapshot before = parse_file(snaps->before);
+  HeapSnapshot after = parse_file(snaps->after);
+  DiffOptions opts;
+  opts.top_groups = opts.max_groups;  // every listed group gets its path (the closures are small)
+  auto d = diff(summarize(before), after, opts);
+  ASSERT_FALSE(d.groups.empty());
+  auto leak =
+      std::find_if(d.groups.begin(), d.groups.end(), [](const auto& g) { return g.name == "LeakEntry"; });
+  ASSERT_NE(leak, d.groups.end());
+  EXPECT_LT(leak - d.groups.begin(), 5) << "LeakEntry is not among the top growing groups";
+  EXPECT_EQ(leak->count_delta, 500);  // what the script added
+  EXPECT_EQ(leak->new_objects, 500u);
+  EXPECT_EQ(leak->count, 600u);
+  std::string path = fmt::format("{}", fmt::join(leak->retainer_path, " -> "));
+  EXPECT_NE(path.find("leakyCache"), std::string::npos) << path;
+
+  auto map =
+      std::find_if(d.collections.begin(), d.collections.end(), [](const auto& c) { return c.name == "Map"; });
+  ASSERT_NE(map, d.collections.end());
+  EXPECT_NEAR(static_cast<double>(map->entries_after - map->entries_before), 500.0, 2.0);
+  std::string mpath = fmt::format("{}", fmt::join(map->retainer_path, " -> "));
+  EXPECT_NE(mpath.find("leakyCache"), std::string::npos) << mpath;
+  // The closures: counted apart from objects, located in the script that made them.
+  auto fn = std::find_if(d.groups.begin(), d.groups.end(),
+                         [](const auto& g) { return g.name == "leakyHandler" && g.type == "closure"; });
+  ASSERT_NE(fn, d.groups.end());
+  EXPECT_EQ(fn->count_delta, 500);
+  EXPECT_NE(fn->location.find("make_snapshots.js:"), std::string::npos) << fn->location;
+  std::string fpath = fmt::format("{}", fmt::join(fn->retainer_path, " -> "));
+  EXPECT_NE(fpath.find("handlers"), std::string::npos) << fpath;
+  // The handlers array grew by 500 elements; the other array and the plain object kept their size.
+  bool handlers_grew = false;
+  for (const auto& c : d.collections) {
+    std::string cpath = fmt::format("{}", fmt::join(c.retainer_path, " -> "));
+    EXPECT_TRUE(c.name == "Map" || cpath.find("handlers") != std::string::npos) << c.name << " " << cpath;
+    if (c.name == "Array" && cpath.find("handlers") != std::string::npos) {
+      handlers_grew = true;
+      EXPECT_EQ(c.entries_after - c.entries_before, 500u);
+    }
+  }
+  EXPECT_TRUE(handlers_grew);
+}
+
+}  // namespace
+}  // namespace memlens::inspector
