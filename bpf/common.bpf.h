@@ -59,6 +59,36 @@ struct {
   __type(value, struct ml_user_stack);
 } ml_stack_scratch SEC(".maps");
 
+// JS frames (struct ml_js_proc): the layout of the processes whose V8 metadata is understood, and the
+// function of each JS frame of the stacks that have one. Entries are allocated as stacks with JS frames
+// come, not up front: processes without JS pay no memory.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);  // set by userspace
+  __type(key, __u32);         // tgid
+  __type(value, struct ml_js_proc);
+} ml_js_procs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 16384);  // set by userspace
+  __type(key, __u32);          // stack id (ml_stacks)
+  __type(value, struct ml_js_frames);
+} ml_js_frames SEC(".maps");
+
+struct ml_js_scratch {
+  struct ml_js_frames f;
+  __u32 n;  // JS frames found by the last walk on this CPU
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct ml_js_scratch);
+} ml_js_scratch SEC(".maps");
+
 static __always_inline void count_loss(__u32 reason) {
   __u64* v = bpf_map_lookup_elem(&ml_loss, &reason);
   if (v) *v += 1;  // per-CPU slot: no other writer
@@ -100,11 +130,61 @@ struct ml_walk {
   struct ml_user_stack* s;  // the frames go here (the caller's scratch entry: looked up once)
   __u64 fp, floor, hash;
   __u32 n;
+  const struct ml_js_proc* js;  // the process's V8 frame layout, null when it has none
+  struct ml_js_scratch* jsf;    // the JS frames' functions go here (with js only)
 };
 
 static __always_inline __u64 hash_step(__u64 h, __u64 ip) {
   h = (h ^ ip) * 0xff51afd7ed558ccdULL;
   return h ^ (h >> 32);
+}
+
+// Before a walk: the process's V8 frame layout, if userspace set one, and a cleared place for the JS
+// frames' functions.
+static __always_inline void js_walk_begin(struct ml_walk* w) {
+  __u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+  w->jsf = bpf_map_lookup_elem(&ml_js_scratch, &zero);
+  if (!w->jsf) return;
+  w->jsf->n = 0;
+  w->js = bpf_map_lookup_elem(&ml_js_procs, &tgid);
+  if (!w->js) return;
+  __builtin_memset(&w->jsf->f, 0, sizeof(w->jsf->f));
+  w->jsf->f.pid = tgid;
+}
+
+// The frame whose frame pointer is fp is the one of the last pc recorded (ips[n - 1]). When that pc is in
+// V8's code, the frame's function slot holds its JSFunction (a tagged heap pointer), unless the frame is a
+// typed (stub) frame, whose context slot then holds a Smi frame-type marker. The JSFunction's
+// SharedFunctionInfo identifies the function: kept with the frame, and in the stack's hash, since the same
+// code (an interpreter builtin) runs many functions. Userspace checks the object is one before naming it.
+static __always_inline void js_frame(struct ml_walk* w, __u64 fp) {
+  const struct ml_js_proc* js = w->js;
+  struct ml_js_scratch* jsf = w->jsf;
+  if (!js || !jsf || w->n == 0) return;
+  __u32 i = (w->n - 1) & (ML_MAX_STACK_DEPTH - 1);
+  __u64 pc = w->s->ips[i];
+  bool in_v8 = false;
+  for (__u32 r = 0; r < ML_JS_CODE_RANGES; r++) {
+    if (r >= js->n_ranges) break;
+    if (pc >= js->ranges[r].start && pc < js->ranges[r].end) {
+      in_v8 = true;
+      break;
+    }
+  }
+  if (!in_v8) return;
+  __u64 context = 0, function = 0, sfi = 0;
+  if (bpf_probe_read_user(&context, sizeof(context), (void*)(fp + (__s64)js->off_fp_context)) != 0 ||
+      (context & 3) != 1)
+    return;
+  if (bpf_probe_read_user(&function, sizeof(function), (void*)(fp + (__s64)js->off_fp_function)) != 0 ||
+      (function & 3) != 1)
+    return;
+  if (bpf_probe_read_user(&sfi, sizeof(sfi), (void*)(function - 1 + js->off_function_shared)) != 0 ||
+      (sfi & 3) != 1)
+    return;
+  jsf->f.sfi[i] = sfi - 1;
+  jsf->n++;
+  w->hash = hash_step(w->hash, sfi);
 }
 
 // One frame of the walk: a bpf_loop callback, verified once per program, where a bounded loop inlined in
@@ -114,6 +194,7 @@ static long walk_one_frame(__u64 index, struct ml_walk* w) {
   if (!s || w->n >= ML_MAX_STACK_DEPTH) return 1;
   __u64 fp = w->fp;
   if (fp < w->floor || (fp & 7) != 0 || fp - w->floor > ML_MAX_FRAME_BYTES) return 1;
+  js_frame(w, fp);
   __u64 frame[2];  // saved frame pointer, return address
   if (bpf_probe_read_user(frame, sizeof(frame), (void*)fp) != 0 || frame[1] == 0) return 1;
   s->ips[w->n & (ML_MAX_STACK_DEPTH - 1)] = frame[1];
@@ -128,6 +209,7 @@ static long walk_one_frame(__u64 index, struct ml_walk* w) {
 static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot, __u64 return_address,
                                             struct ml_user_stack* s) {
   struct ml_walk w = {.s = s, .fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
+  js_walk_begin(&w);
   s->ips[0] = regs->ip;
   w.hash = hash_step(w.hash, s->ips[0]);
   w.n = 1;
@@ -143,6 +225,14 @@ static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_s
   s->hash = w.hash;
 }
 
+// With a new stack: the functions of its JS frames, if it has any.
+static __always_inline void js_frames_store(__u32 id) {
+  __u32 zero = 0;
+  struct ml_js_scratch* jsf = bpf_map_lookup_elem(&ml_js_scratch, &zero);
+  if (!jsf || jsf->n == 0) return;
+  if (bpf_map_update_elem(&ml_js_frames, &id, &jsf->f, BPF_NOEXIST) != 0) count_loss(ML_LOSS_JS_FRAMES);
+}
+
 // The id of the user stack of regs (the user registers) in ml_stacks (added if new), or -1 with the
 // reason counted.
 static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 return_slot,
@@ -155,7 +245,10 @@ static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 retur
   __u32 id = (__u32)(s->hash ^ (s->hash >> 31)) & 0x7fffffff;
   struct ml_user_stack* have = bpf_map_lookup_elem(&ml_stacks, &id);
   if (!have) {
-    if (bpf_map_update_elem(&ml_stacks, &id, s, BPF_NOEXIST) == 0) return id;
+    if (bpf_map_update_elem(&ml_stacks, &id, s, BPF_NOEXIST) == 0) {
+      js_frames_store(id);
+      return id;
+    }
     have = bpf_map_lookup_elem(&ml_stacks, &id);  // another CPU added it meanwhile, or the table is full
     if (!have) {
       count_loss(ML_LOSS_STACK);

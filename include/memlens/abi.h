@@ -47,6 +47,7 @@ enum ml_loss_reason {
   ML_LOSS_TRACKED_FULL = 3,  // a new child could not be tracked: the tracked-pid map is full
   // 4: unused (was a per-region fault table)
   ML_LOSS_HOLD_FAILED = 5,  // a new process could not be held (the hold map was full, or no signal)
+  ML_LOSS_JS_FRAMES = 6,    // a stack kept without the function ids of its JS frames (ml_js_frames full)
   ML_LOSS_REASONS = 8,
 };
 
@@ -291,5 +292,32 @@ struct ml_tracked {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_tracked) == 24, "ml_tracked size");
 
+
+// Per-process V8 frame layout for naming JS frames (the ml_js_procs map, keyed by tgid): set by userspace
+// only for processes whose V8 metadata (v8dbg_* symbols) it understands, so the others pay nothing. While
+// walking the stack, a frame whose pc lies in one of the code ranges (V8's embedded builtins, its JIT code)
+// has its function slot read: a tagged JSFunction there gives its SharedFunctionInfo address, kept with the
+// frame (ml_js_frames) and named in userspace.
+#define ML_JS_CODE_RANGES 8
+struct ml_js_code_range {
+  __u64 start, end;  // [start, end)
+};
+struct ml_js_proc {
+  __s32 off_fp_function;      // frame slot of the JSFunction, from the frame pointer (negative)
+  __s32 off_fp_context;       // frame slot of the context, or a Smi frame-type marker in stub frames
+  __u32 off_function_shared;  // JSFunction::shared, from the object's start
+  __u32 n_ranges;             // used entries of ranges
+  struct ml_js_code_range ranges[ML_JS_CODE_RANGES];
+};
+ML_STATIC_ASSERT(sizeof(struct ml_js_proc) == 16 + 16 * ML_JS_CODE_RANGES, "ml_js_proc layout");
+
+// Value of ml_js_frames (key: the stack id): the process that first recorded the stack, and the
+// SharedFunctionInfo address of each frame of that stack (same index as its ips), 0 for frames that are
+// not JS.
+struct ml_js_frames {
+  __u32 pid;
+  __u32 reserved;
+  __u64 sfi[ML_MAX_STACK_DEPTH];
+};
 
 #endif  // MEMLENS_ABI_H

@@ -68,6 +68,8 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_events, opts.ringbuf_bytes);
   // A stack table is memory the kernel pins for the whole run: keep it minimal when stacks are off.
   bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
+  bpf_map__set_max_entries(skel->maps.ml_js_procs, opts.capture_stacks ? opts.max_processes : 1);
+  bpf_map__set_max_entries(skel->maps.ml_js_frames, opts.capture_stacks ? opts.stack_entries : 1);
 
   prepare_uprobe_programs(skel->obj);
   int err = memlens_bpf__load(skel);
@@ -101,7 +103,9 @@ Status BpfSession::load_faults(const SessionOptions& opts) {
   };
   const Shared shared[] = {{f->maps.ml_proc_stats, skel_->maps.ml_proc_stats},
                            {f->maps.ml_loss, skel_->maps.ml_loss},
-                           {f->maps.ml_stacks, skel_->maps.ml_stacks}};
+                           {f->maps.ml_stacks, skel_->maps.ml_stacks},
+                           {f->maps.ml_js_procs, skel_->maps.ml_js_procs},
+                           {f->maps.ml_js_frames, skel_->maps.ml_js_frames}};
   for (const auto& m : shared) {
     int err = bpf_map__reuse_fd(m.theirs, bpf_map__fd(m.ours));
     if (err) {
@@ -300,6 +304,44 @@ std::vector<uint64_t> BpfSession::stack(int32_t stack_id) const {
   while (n < ML_MAX_STACK_DEPTH && ips[n] != 0) ++n;
   ips.resize(n);
   return ips;
+}
+
+Status BpfSession::set_js_layout(pid_t pid, const ml_js_proc& layout) {
+  __u32 key = static_cast<__u32>(pid);
+  if (int err = bpf_map__update_elem(skel_->maps.ml_js_procs, &key, sizeof(key), &layout, sizeof(layout), 0);
+      err != 0)
+    return libbpf_error("cannot set the V8 frame layout of a process", err);
+  return {};
+}
+
+void BpfSession::clear_js_layout(pid_t pid) {
+  __u32 key = static_cast<__u32>(pid);
+  bpf_map__delete_elem(skel_->maps.ml_js_procs, &key, sizeof(key), 0);
+}
+
+std::vector<uint64_t> BpfSession::js_frames(int32_t stack_id) const {
+  if (stack_id < 0) return {};
+  __u32 key = static_cast<__u32>(stack_id);
+  ml_js_frames frames{};
+  if (bpf_map__lookup_elem(skel_->maps.ml_js_frames, &key, sizeof(key), &frames, sizeof(frames), 0) != 0)
+    return {};
+  return {std::begin(frames.sfi), std::end(frames.sfi)};
+}
+
+std::vector<std::pair<int32_t, ml_js_frames>> BpfSession::new_js_stacks(
+    std::unordered_set<int32_t>& seen) const {
+  std::vector<std::pair<int32_t, ml_js_frames>> out;
+  int fd = bpf_map__fd(skel_->maps.ml_js_frames);
+  __u32 key = 0, next = 0;
+  __u32* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (!seen.insert(static_cast<int32_t>(key)).second) continue;
+    ml_js_frames frames{};
+    if (bpf_map_lookup_elem(fd, &key, &frames) == 0) out.emplace_back(static_cast<int32_t>(key), frames);
+  }
+  return out;
 }
 
 int BpfSession::ringbuf_fd() const {

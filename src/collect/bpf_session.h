@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "collect/hold.h"
@@ -101,6 +102,15 @@ class BpfSession {
   uint32_t fault_sample_period() const { return faults_skel_ ? fault_sample_period_ : 0; }
   // User stack of a stack id (innermost first), empty if unknown.
   std::vector<uint64_t> stack(int32_t stack_id) const;
+  // JS frames (struct ml_js_proc): sets or removes the V8 frame layout of a process, whose stacks then
+  // carry the SharedFunctionInfo address of their JS frames (js_frames: same index as stack()'s frames,
+  // 0 where none; empty when the stack has no JS frame).
+  Status set_js_layout(pid_t pid, const ml_js_proc& layout);
+  void clear_js_layout(pid_t pid);
+  std::vector<uint64_t> js_frames(int32_t stack_id) const;
+  // The stacks with JS frames recorded since the last call (those in seen are skipped; the new ones are
+  // added to it), with the process that recorded each: their functions are named while it lives.
+  std::vector<std::pair<int32_t, ml_js_frames>> new_js_stacks(std::unordered_set<int32_t>& seen) const;
 
   // Hands uprobes over to be detached off the caller's thread (see collect/link_reaper.h).
   void retire(UprobeLink link) { reaper_.retire(std::move(link)); }

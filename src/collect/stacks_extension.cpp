@@ -38,6 +38,8 @@ void StacksExtension::refresh(model::Process& p, bool force_maps) {
     (void)it->second.symbolizer->refresh_maps();
     it->second.events_at_refresh = p.events.total();
   }
+  js_.on_maps(p, it->second.symbolizer->maps());
+  js_.scan();
   // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
   // still be attributed to this live process.
   (void)it->second.symbolizer->refresh_perf_map();
@@ -61,7 +63,8 @@ void StacksExtension::on_untrack(model::Process& p) {
 
 void StacksExtension::on_finish(model::Trace&) {}
 
-symbolize::Stack StacksExtension::symbolize_stack(symbolize::ProcessSymbolizer* sym, int32_t stack_id) {
+symbolize::Stack StacksExtension::symbolize_stack(pid_t pid, symbolize::ProcessSymbolizer* sym,
+                                                  int32_t stack_id) {
   std::vector<uint64_t> ips = session_.stack(stack_id);
   if (ips.empty()) return {};
   // Every frame but the innermost is a return address: look up the call instruction before it.
@@ -78,6 +81,7 @@ symbolize::Stack StacksExtension::symbolize_stack(symbolize::ProcessSymbolizer* 
       frames.push_back(std::move(f));
     }
   }
+  js_.name(pid, stack_id, frames);
   std::reverse(frames.begin(), frames.end());  // root first
   return frames;
 }
@@ -86,6 +90,7 @@ void StacksExtension::finalize(model::Process& p) {
   auto it = tracked_.find(p.pid());
   symbolize::ProcessSymbolizer* sym = it == tracked_.end() ? nullptr : it->second.symbolizer.get();
   if (sym) (void)sym->refresh_perf_map();
+  js_.scan(std::chrono::milliseconds(0));
 
   // Page faults: sampled in the kernel, one in fault_sample_period.
   uint32_t period = session_.fault_sample_period();
@@ -112,7 +117,7 @@ void StacksExtension::finalize(model::Process& p) {
     for (const auto& [stack_id, w] : by_stack) {
       if (w.bytes == 0 && w.count == 0) continue;
       auto c = cache.find(stack_id);
-      if (c == cache.end()) c = cache.emplace(stack_id, symbolize_stack(sym, stack_id)).first;
+      if (c == cache.end()) c = cache.emplace(stack_id, symbolize_stack(p.pid(), sym, stack_id)).first;
       symbolize::StackSample s;
       s.stack = c->second;
       s.values = {w.bytes, w.count, w.live_bytes};
@@ -121,9 +126,11 @@ void StacksExtension::finalize(model::Process& p) {
     }
   }
   p.stacks.clear();
-  bool no_js_names = !sym || !sym->perf_map() || sym->perf_map()->size() == 0;
+  bool no_js_names =
+      (!sym || !sym->perf_map() || sym->perf_map()->size() == 0) && !js_.reads_js_frames(p.pid());
   if (sym && no_js_names && !sym->perf_map_problem().empty() && p.comm.find("node") != std::string::npos)
     p.notes.push_back("JS frames are unnamed: " + sym->perf_map_problem());
+  js_.forget(p);
   tracked_.erase(p.pid());
 }
 

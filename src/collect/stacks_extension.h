@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "collect/extension.h"
+#include "collect/js_frame_names.h"
 #include "symbolize/stack_profile.h"
 #include "symbolize/symbolizer.h"
 
@@ -17,7 +18,7 @@ namespace memlens::collect {
 
 class StacksExtension : public TraceExtension {
  public:
-  explicit StacksExtension(BpfSession& session) : session_(session) {}
+  explicit StacksExtension(BpfSession& session) : session_(session), js_(session) {}
   std::string name() const override { return "stacks"; }
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
   void on_untrack(model::Process& p) override;
@@ -37,9 +38,10 @@ class StacksExtension : public TraceExtension {
   };
   void refresh(model::Process& p, bool force_maps);
   void finalize(model::Process& p);
-  symbolize::Stack symbolize_stack(symbolize::ProcessSymbolizer* sym, int32_t stack_id);
+  symbolize::Stack symbolize_stack(pid_t pid, symbolize::ProcessSymbolizer* sym, int32_t stack_id);
 
   BpfSession& session_;
+  JsFrameNames js_;  // JS frames named from V8's metadata, for processes without a perf map
   std::map<pid_t, Tracked> tracked_;
   // kind -> samples, accumulated as processes finish.
   std::map<std::string, std::vector<symbolize::StackSample>> samples_;
