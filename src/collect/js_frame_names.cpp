@@ -23,20 +23,20 @@ std::optional<node::JsFunctionName> parse_perf_map_name(std::string_view s) {
   std::string_view rest = s.substr(space + 1);
   node::JsFunctionName n;
   n.function = fn.empty() ? "(anonymous)" : std::string(fn);
-  // script:line:column
-  auto c2 = rest.rfind(':');
-  auto c1 = c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : rest.rfind(':', c2 - 1);
-  if (c1 == std::string_view::npos) {
-    n.script = std::string(rest);
-    return n;
+  // script:line:column (older V8: script:line): the trailing numbers, the first of them the line.
+  std::vector<uint32_t> numbers;
+  while (numbers.size() < 2) {
+    auto c = rest.rfind(':');
+    if (c == std::string_view::npos || c + 1 == rest.size()) break;
+    std::string_view digits = rest.substr(c + 1);
+    if (!std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) break;
+    uint32_t v = 0;
+    for (char ch : digits) v = v * 10 + static_cast<uint32_t>(ch - '0');
+    numbers.insert(numbers.begin(), v);
+    rest = rest.substr(0, c);
   }
-  n.script = std::string(rest.substr(0, c1));
-  uint32_t line = 0;
-  for (char ch : rest.substr(c1 + 1, c2 - c1 - 1)) {
-    if (ch < '0' || ch > '9') return n;
-    line = line * 10 + static_cast<uint32_t>(ch - '0');
-  }
-  n.line = line;
+  n.script = std::string(rest);
+  if (!numbers.empty()) n.line = numbers.front();
   return n;
 }
 
