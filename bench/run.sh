@@ -32,7 +32,10 @@
 # are printed, the missed ones marked MISSED and repeated on stderr); 1 with a message on stderr when
 # something failed to run.
 #
-# Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts; all by default),
+#   - JS frame reads (bench/js_frames.sh): the kernel's time per event of the page-fault and uprobe
+#     programs with and without reading JS frames for naming them from V8's metadata (no target: shown).
+#
+# Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts,jsframes; all by default),
 # BENCH_FAULT_PAGES (16384) and BENCH_FAULT_ROUNDS (30): the fault loop's size,
 # BENCH_ROUNDS (5), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
 # BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
@@ -346,7 +349,7 @@ ensure_bpftrace() {
 declare -A SAMPLES
 add_sample() { SAMPLES[$1]="${SAMPLES[$1]:-} $2"; }
 
-ONLY=",${BENCH_ONLY:-faults,http,scripts},"
+ONLY=",${BENCH_ONLY:-faults,http,scripts,jsframes},"
 want() { [[ "$ONLY" == *",$1,"* ]]; }
 
 echo "memlens benchmark: $ROUNDS rounds, traced and untraced alternating; $(nproc) CPUs" \
@@ -530,6 +533,10 @@ for name in faults http http_close alloc_heavy buffer_heavy; do
   [ -n "$per" ] || continue
   printf '  %-13s %s s/s (%s over %d runs)\n' "$name" "$(median $per)" "$(list_spread $per)" "$(echo "$per" | wc -l)"
 done
+if want jsframes; then
+  echo
+  bash "$BENCH_DIR/js_frames.sh" "$MEMLENS" || echo "bench: the JS frame cost could not be measured" >&2
+fi
 if ((${#MISSED[@]})); then
   echo
   printf 'bench: target missed: %s\n' "${MISSED[@]}" >&2

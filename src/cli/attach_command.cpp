@@ -11,6 +11,7 @@
 #include "host/node_processes.h"
 #include "host/process_events.h"
 #include "model/attribution.h"
+#include "node/v8_frame_layout.h"
 #include "proc/procfs.h"
 #include "symbolize/perf_map.h"
 
@@ -18,8 +19,8 @@ namespace memlens::cli {
 
 namespace {
 
-// A node started without V8's perf map cannot have its JS frames named, and nothing memlens does from
-// outside changes that: say so at once, with what to do, rather than only in the report.
+// A node started without V8's perf map whose V8 metadata memlens does not understand cannot have its JS
+// frames named: say so at once, with what to do, rather than only in the report.
 void warn_without_perf_map(pid_t pid, const TraceOptions& opts) {
   if (!opts.stacks) return;
   auto exe = proc::read_exe(pid);
@@ -28,6 +29,8 @@ void warn_without_perf_map(pid_t pid, const TraceOptions& opts) {
   if (!reader) return;
   Status s = reader->refresh();
   if (s.ok() || s.error().errno_value != ENOENT) return;
+  // Without a perf map, JS frames are named from V8's metadata when its layout is understood.
+  if (auto maps = proc::read_maps(pid); maps && node::v8_layout_for_process(pid, *maps).layout) return;
   fmt::print(
       stderr,
       "memlens: pid {} writes no perf map ({}): JS frames in stacks will be unnamed (native frames are "

@@ -8,7 +8,9 @@
 #include "collect/bpf_session.h"
 #include "collect/process_probes.h"
 #include "collect/v8_doctor.h"
+#include "elf/elf_file.h"
 #include "memlens.skel.h"
+#include "node/v8_frame_layout.h"
 #include "proc/procfs.h"
 
 namespace memlens::cli {
@@ -25,6 +27,26 @@ struct Printer {
     }
   }
 };
+
+}  // namespace
+
+namespace {
+
+// Whether the JS frames of a binary's processes can be named from V8's metadata (without a perf map).
+void print_js_names(const std::string& what, const Result<node::V8FrameLayout>& layout) {
+  if (layout) {
+    fmt::print(
+        "JS frame names from V8 metadata of {}: understood (function at fp{:+d}, context at fp{:+d}; "
+        "builtins {})\n",
+        what, layout->off_fp_function, layout->off_fp_context,
+        layout->builtins_from_symbols ? "named by the binary" : "not named: its whole code is checked");
+  } else {
+    fmt::print(
+        "JS frame names from V8 metadata of {}: not understood: {} (JS frames keep their addresses "
+        "unless node writes a perf map)\n",
+        what, layout.error().message);
+  }
+}
 
 }  // namespace
 
@@ -116,6 +138,12 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       }
       auto v8 = collect::describe_v8_probes_for_pid(*pid);
       fmt::print("V8 probes of process {}:\n{}", *pid, v8 ? *v8 : "  " + v8.error().describe() + "\n");
+      if (auto maps = proc::read_maps(*pid)) {
+        auto layout = node::v8_layout_for_process(*pid, *maps);
+        print_js_names(layout.binary.empty() ? "process " + std::to_string(*pid) : layout.binary,
+                       layout.layout ? Result<node::V8FrameLayout>(*layout.layout)
+                                     : Result<node::V8FrameLayout>(make_error(layout.error)));
+      }
     }
   }
   if (!binary.empty()) {
@@ -126,6 +154,7 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
     out.line(c);
     auto v8 = collect::describe_v8_probes_for_binary(binary);
     fmt::print("V8 probes of {}:\n{}", binary, v8 ? *v8 : "  " + v8.error().describe() + "\n");
+    if (auto elf = elf::ElfFile::open_path(binary)) print_js_names(binary, node::read_v8_frame_layout(**elf));
   }
 
   if (out.failures == 0) {

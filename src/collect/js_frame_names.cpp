@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 
 #include "collect/bpf_session.h"
 
@@ -53,6 +55,11 @@ void JsFrameNames::compare(Proc& proc, const symbolize::Frame& frame, const node
     proc.first_disagreement = fmt::format("perf map \"{}\", V8 metadata \"{}\"", frame.function, n.label());
 }
 
+JsFrameNames::JsFrameNames(BpfSession& session) : session_(session) {
+  const char* env = getenv("MEMLENS_JS_NAMES");
+  enabled_ = !(env && std::string_view(env) == "0");
+}
+
 void JsFrameNames::push_layout(pid_t pid, Proc& proc) {
   ml_js_proc k{};
   k.off_fp_function = proc.v8.layout->off_fp_function;
@@ -67,6 +74,7 @@ void JsFrameNames::push_layout(pid_t pid, Proc& proc) {
 }
 
 void JsFrameNames::on_maps(model::Process& p, const std::vector<proc::MapEntry>& maps) {
+  if (!enabled_) return;
   Proc& proc = procs_[p.pid()];
   if (!proc.decided) {
     proc.v8 = node::v8_layout_for_process(p.pid(), maps);

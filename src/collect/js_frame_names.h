@@ -29,7 +29,9 @@ class BpfSession;
 
 class JsFrameNames {
  public:
-  explicit JsFrameNames(BpfSession& session) : session_(session) {}
+  // MEMLENS_JS_NAMES=0 in the environment turns the kernel's JS frame reads off (the names then come from
+  // a perf map only): what `make bench` compares against.
+  explicit JsFrameNames(BpfSession& session);
 
   // With the process's current maps: the first time, reads its binary's V8 layout and, when understood,
   // has the kernel read its JS frames (a note says so, or which metadata field is missing); later, keeps
@@ -67,6 +69,7 @@ class JsFrameNames {
   void push_layout(pid_t pid, Proc& proc);
 
   BpfSession& session_;
+  bool enabled_ = true;
   std::map<pid_t, Proc> procs_;
   std::unordered_set<int32_t> seen_;
   std::chrono::steady_clock::time_point last_scan_{};

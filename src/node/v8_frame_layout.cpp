@@ -16,8 +16,7 @@ namespace memlens::node {
 namespace {
 
 constexpr std::string_view kPrefix = "v8dbg_";
-constexpr const char* kBlobCode = "v8_Default_embedded_blob_code_";
-constexpr const char* kBlobCodeSize = "v8_Default_embedded_blob_code_size_";
+constexpr std::string_view kBuiltinsPrefix = "Builtins_";
 
 // The v8dbg_* constants of a binary: each is a 32-bit integer in its data (those equal to zero in .bss).
 class Metadata {
@@ -87,7 +86,7 @@ std::optional<uint32_t> maybe(const Metadata& md, std::initializer_list<std::str
 }  // namespace
 
 Result<V8FrameLayout> read_v8_frame_layout(const elf::ElfFile& elf) {
-  elf.prefetch({kBlobCode, kBlobCodeSize}, {std::string(kPrefix)});
+  elf.prefetch({}, {std::string(kPrefix), std::string(kBuiltinsPrefix)});
   Metadata md(elf);
   if (md.empty()) return make_error("the binary carries no V8 postmortem metadata (no v8dbg_* symbols)");
 
@@ -151,14 +150,17 @@ Result<V8FrameLayout> read_v8_frame_layout(const elf::ElfFile& elf) {
   l.scope_info_ncontextlocals = maybe(md, {"scopeinfo_idx_ncontextlocals"});
   l.scope_info_first_vars = maybe(md, {"scopeinfo_idx_first_vars"});
 
-  auto code = elf.find_symbol(kBlobCode);
-  auto size_sym = elf.find_symbol(kBlobCodeSize);
-  if (code && size_sym) {
-    if (auto size = md.read_u32(size_sym->address); size && *size > 0) {
-      l.builtins_vaddr = code->address;
-      l.builtins_size = *size;
-      l.builtins_from_symbols = true;
-    }
+  // The embedded builtins: the span of the Builtins_* functions (the blob's own bounds are untyped symbols).
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (const auto& b : elf.find_symbols_with_prefix(kBuiltinsPrefix)) {
+    if (!b.is_function) continue;
+    lo = std::min(lo, b.address);
+    hi = std::max(hi, b.address + std::max<uint64_t>(b.size, 1));
+  }
+  if (hi > lo) {
+    l.builtins_vaddr = lo;
+    l.builtins_size = hi - lo;
+    l.builtins_from_symbols = true;
   }
   if (!l.builtins_from_symbols) {
     for (const auto& seg : elf.load_segments())
