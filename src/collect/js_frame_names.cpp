@@ -162,6 +162,11 @@ void JsFrameNames::forget(model::Process& p) {
       note += fmt::format(
           "; of {} frames the perf map names too, {} agree{}", proc.compared, proc.agreed,
           proc.first_disagreement.empty() ? "" : " (first that does not: " + proc.first_disagreement + ")");
+    if (uint64_t full = session_.read_losses()[ML_LOSS_JS_FRAMES]; full > 0)
+      note += fmt::format(
+          "; {} stacks (of every process) were kept without their JS frames' functions: the "
+          "kernel's table was full",
+          full);
     p.notes.push_back(note);
     session_.clear_js_layout(p.pid());
   }
