@@ -46,9 +46,9 @@ struct V8FrameLayout {
   uint16_t first_nonstring_type = 0;
   uint32_t string_representation_mask = 0, string_encoding_mask = 0, one_byte_string_tag = 0;
   uint32_t seq_string_tag = 0, cons_string_tag = 0, sliced_string_tag = 0, thin_string_tag = 0;
-  // The embedded builtins (interpreter entry, bytecode handlers, baseline code run there): their
-  // addresses in the file, when the binary names them (official node executables do; a stripped
-  // libnode does not, and then its whole executable segment stands for them).
+  // The embedded builtins (interpreter entry, bytecode handlers, baseline code run there): the span of
+  // the binary's Builtins_* functions (the official node executables' .symtab has them; a stripped libnode
+  // does not, and then its whole executable segment stands for them).
   uint64_t builtins_vaddr = 0, builtins_size = 0;
   bool builtins_from_symbols = false;
 };
