@@ -55,15 +55,15 @@ one_run() {
   local m=$!
   : >"$stats"
   while kill -0 "$m" 2>/dev/null; do
-    s=$(prog_stats "$m")
-    [ -n "$s" ] && echo "$s" >"$stats"
+    prog_stats "$m" >>"$stats"
     sleep 0.3
   done
   wait "$m" || die "memlens attach failed: $(cat "$WORK/memlens.err")"
   kill "$node_pid" 2>/dev/null
   wait "$node_pid" 2>/dev/null
-  awk '$1 == 7 && $3 > 0 {f = $2 / $3} $1 == 2 && $3 > 0 {u = $2 / $3}
-       END {printf "%.0f %.0f\n", f, u}' "$stats"
+  # The last reading of each type (the one with most runs: at teardown the programs close one by one).
+  awk '$3 > n[$1] {n[$1] = $3; ns[$1] = $2}
+       END {printf "%.0f %.0f\n", n[7] ? ns[7] / n[7] : 0, n[2] ? ns[2] / n[2] : 0}' "$stats"
 }
 
 # The median of the non-zero figures (0: the program did not run in that round, e.g. no fault sampled).

@@ -172,13 +172,16 @@ static __always_inline void js_frame(struct ml_walk* w, __u64 fp) {
     }
   }
   if (!in_v8) return;
-  __u64 context = 0, function = 0, sfi = 0;
-  if (bpf_probe_read_user(&context, sizeof(context), (void*)(fp + (__s64)js->off_fp_context)) != 0 ||
-      (context & 3) != 1)
+  __u64 slots[2] = {0, 0}, context = 0, function = 0, sfi = 0;
+  if (js->off_fp_context == js->off_fp_function + 8) {  // adjacent slots (every V8 so far): one read
+    if (bpf_probe_read_user(slots, sizeof(slots), (void*)(fp + (__s64)js->off_fp_function)) != 0) return;
+    function = slots[0];
+    context = slots[1];
+  } else if (bpf_probe_read_user(&context, sizeof(context), (void*)(fp + (__s64)js->off_fp_context)) != 0 ||
+             bpf_probe_read_user(&function, sizeof(function), (void*)(fp + (__s64)js->off_fp_function)) != 0) {
     return;
-  if (bpf_probe_read_user(&function, sizeof(function), (void*)(fp + (__s64)js->off_fp_function)) != 0 ||
-      (function & 3) != 1)
-    return;
+  }
+  if ((context & 3) != 1 || (function & 3) != 1) return;
   if (bpf_probe_read_user(&sfi, sizeof(sfi), (void*)(function - 1 + js->off_function_shared)) != 0 ||
       (sfi & 3) != 1)
     return;
