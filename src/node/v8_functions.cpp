@@ -11,7 +11,7 @@ namespace memlens::node {
 namespace {
 
 constexpr uint32_t kMaxNameChars = 1024;
-constexpr uint32_t kMaxSourceChars = 16u << 20;  // a script's source read to find its lines, at most
+constexpr uint32_t kMaxSourceChars = 2u << 20;  // a script's source read to find its lines, at most (4 MB)
 constexpr uint32_t kMaxLineEnds = 4u << 20;
 constexpr int kMaxStringDepth = 64;  // cons / sliced / thin strings followed
 constexpr uint32_t kMaxScopeInfoSlots = 256;
