@@ -545,7 +545,8 @@ TEST(AttachAll, SeesNodesShorterThanASecond) {
 }
 
 // A program that embeds Node under another name maps libnode.so only once the loader has run, after its
-// exec: attach --all recognises it all the same, and lists it in the report, traced or missed.
+// exec: attach --all recognises it all the same (from the executable's DT_NEEDED, at the exec), and lists
+// it in the report, traced or missed; so too when it is killed 10 ms after its exec, still in the loader.
 TEST(AttachAll, SeesShortProgramsEmbeddingLibnode) {
   MEMLENS_REQUIRE_TRACING();
   REQUIRE_NODE(run_node, "libnode");
@@ -573,6 +574,13 @@ TEST(AttachAll, SeesShortProgramsEmbeddingLibnode) {
     Child n = Child::spawn({"sh", "-c", run}, dir.path(), "e" + std::to_string(i));
     ASSERT_EQ(n.wait(20s), 0) << n.stderr_text();
     pids.push_back(n.pid());  // the shell execs unshare, which execs the shell that execs the embedder
+  }
+  std::string killed = "export LD_LIBRARY_PATH=" + shell_quote(root + "/usr/lib/x86_64-linux-gnu") +
+                       "; exec timeout -s KILL 0.01 " + shell_quote(embedder) + " -e 0";
+  for (int i = 0; i < 5; ++i) {
+    Child n = Child::spawn({"sh", "-c", killed}, dir.path(), "k" + std::to_string(i));
+    n.wait(20s);  // 137: killed
+    pids.push_back(n.pid());
   }
   ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
   auto report = load_report(dir.file("lib"));
