@@ -163,13 +163,17 @@ std::optional<uint64_t> V8GcProbes::array_buffer_bytes(pid_t pid, double now_s, 
     return std::nullopt;
   };
   if (!at.counter_offset || !at.vptr_file_offset) return fail(at.why_no_allocator);
-  if (at.allocators.empty() && (!at.last_scan_s || now_s - *at.last_scan_s >= kAllocatorRescanS)) {
+  if (at.allocators.empty() && at.scans < kAllocatorScans &&
+      (!at.last_scan_s || now_s - *at.last_scan_s >= kAllocatorRescanS)) {
     at.last_scan_s = now_s;
+    ++at.scans;
     auto found = find_allocators(pid, at.holder_path, *at.vptr_file_offset);
     if (!found) return fail(at.why_no_allocator = found.error().describe());
     for (uint64_t addr : *found) add_allocator(pid, at.allocators, addr);
     if (at.allocators.empty())
-      at.why_no_allocator = "no NodeArrayBufferAllocator object in the process's [heap] yet";
+      at.why_no_allocator =
+          fmt::format("no NodeArrayBufferAllocator object in the process's [heap] ({} of {} scans)", at.scans,
+                      kAllocatorScans);
   }
   if (at.allocators.empty()) return fail(at.why_no_allocator);
   auto bytes = read_allocator_counters(pid, at.allocators, *at.counter_offset);

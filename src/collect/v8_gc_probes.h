@@ -54,10 +54,12 @@ class V8GcProbes {
   std::optional<uint64_t> heap_committed(pid_t pid) const;
   // The live bytes of pid's main ArrayBuffer allocator (memoryUsage().arrayBuffers), read now. The
   // allocator object is looked for in the process's [heap] (where node allocates it at start-up) by its
-  // vtable pointer: at the first call, then again at most every kAllocatorRescanS while not found.
+  // vtable pointer: at the first call, then again every kAllocatorRescanS while not found, at most
+  // kAllocatorScans times (node makes it at start-up: a process past it will not have one later).
   // nullopt, with why in *why_not, when not known.
   std::optional<uint64_t> array_buffer_bytes(pid_t pid, double now_s, std::string* why_not = nullptr);
   static constexpr double kAllocatorRescanS = 10;
+  static constexpr int kAllocatorScans = 3;
 
  private:
   V8GcProbes() = default;
@@ -72,6 +74,7 @@ class V8GcProbes {
     std::string holder_path;                   // the V8 holder as the process maps it
     std::vector<V8Allocator> allocators;
     std::optional<double> last_scan_s;
+    int scans = 0;
     std::string why_no_allocator;
   };
   std::map<pid_t, Attached> procs_;
