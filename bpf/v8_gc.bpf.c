@@ -28,3 +28,23 @@ static __always_inline __s32 user_stack_id(void* ctx, bool at_entry) {
 }
 
 #include "v8_gc.bpf.h"
+
+// V8's committed heap (Heap::CommittedMemory(), what memoryUsage().heapTotal returns) as last computed
+// by the process's main thread: V8 calls it in each GC's prologue and epilogue (and for heap statistics),
+// never per allocation. Keyed by tgid; only processes with an ml_v8_counters entry.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);  // tgid
+  __type(value, __u64);
+} ml_v8_heap_committed SEC(".maps");
+
+SEC("uretprobe")
+int ml_v8_heap_total(struct pt_regs* ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  if ((__u32)id != tgid || !v8_counters()) return 0;  // the main thread's isolate only
+  __u64 bytes = PT_REGS_RC(ctx);
+  bpf_map_update_elem(&ml_v8_heap_committed, &tgid, &bytes, BPF_ANY);
+  return 0;
+}

@@ -150,6 +150,7 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
   take_started();
   if (events) {
     info.discovery_overruns = events->counts().overruns;
+    info.discovery_unclassified = events->counts().unclassified;
     events.reset();  // stops its thread before the report is written
   }
   return session.finish_and_report();

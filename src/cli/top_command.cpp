@@ -70,9 +70,9 @@ std::string render(const host::TopView& view, const TopV8Columns& v8, host::TopS
                  static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
   std::string out = fmt::format(
       "memlens top  host memory {} total, {} available  node processes: {} now, {} started, {} exited "
-      "(from {}; events lost {})  memlens: cpu {:.2f}s rss {}\n",
+      "(from {}; events lost {}; ended before classified {})  memlens: cpu {:.2f}s rss {}\n",
       format_bytes(h.mem_total_bytes), format_bytes(h.mem_available_bytes), h.node_now, h.node_started,
-      h.node_exited, h.lifecycle_source, h.lifecycle_events_lost, cpu_s,
+      h.node_exited, h.lifecycle_source, h.lifecycle_events_lost, h.lifecycle_unclassified, cpu_s,
       format_bytes(static_cast<uint64_t>(self.ru_maxrss) * 1024));
   out += v8.header();
   out += fmt::format(

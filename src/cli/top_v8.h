@@ -1,6 +1,6 @@
 // The V8 columns and the verdict column of `memlens top`: V8's GC probes (collect/v8_gc_probes.h, nothing
 // else) on each Node process the view shows, at most a bounded number of them, and the history the verdict
-// is judged on (RSS at each refresh, heap used after each GC).
+// is judged on (RSS at each refresh, heap used after each GC). Where each column comes from: docs/top.md.
 #pragma once
 
 #include <sys/types.h>
@@ -41,7 +41,10 @@ class TopV8Columns {
     bool probed = false;
     std::string why_not;  // when not probed
     std::optional<uint64_t> heap_used_after_gc;
-    std::optional<double> gc_share;  // of the last interval, 0..1
+    std::optional<uint64_t> heap_committed;  // V8's, at its last GC (or heap statistics call)
+    std::optional<uint64_t> array_buffers;   // the allocator's counter, read at each refresh
+    std::optional<uint64_t> code;            // anonymous executable resident memory, at each refresh
+    std::optional<double> gc_share;          // of the last interval, 0..1
     std::deque<analyze::SeriesPoint> rss;
     std::deque<analyze::GcPoint> gcs;
   };

@@ -51,6 +51,14 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
     return e;
   };
   auto* progs = &skel_->progs;
+  Attached at;
+  at.counter_offset = plan->ab_counter_offset;
+  at.vptr_file_offset = plan->ab_allocator_vptr_file_offset;
+  at.holder_path = plan->path_in_process;
+  if (!at.counter_offset)
+    at.why_no_allocator = plan->ab_counter_skip_reason;
+  else if (!at.vptr_file_offset)
+    at.why_no_allocator = "NodeArrayBufferAllocator's vtable symbol not found in " + plan->host_path;
   const auto* start = plan->find(ProbePurpose::gc_start);
   const auto* end = plan->find(ProbePurpose::gc_end);
   if (start && end && start->found() && end->found()) {
@@ -59,7 +67,8 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
         {end, progs->ml_v8_gc_end},
         {start, progs->ml_v8_gc_start},
         {plan->find(ProbePurpose::heap_used_before), progs->ml_v8_heap_before},
-        {plan->find(ProbePurpose::heap_used_after), progs->ml_v8_heap_after}};
+        {plan->find(ProbePurpose::heap_used_after), progs->ml_v8_heap_after},
+        {plan->find(ProbePurpose::heap_committed), progs->ml_v8_heap_total}};
     for (auto [site, prog] : sites) {
       if (!site || !site->found()) continue;  // heap figures absent: GC times still count
       for (const auto& a : site->points) {
@@ -68,7 +77,8 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
         links.push_back(std::move(*link));
       }
     }
-    procs_[pid] = std::move(links);
+    at.links = std::move(links);
+    procs_[pid] = std::move(at);
     return std::string("uprobes");
   }
   if (plan->find_usdt("node", "gc__start") && plan->find_usdt("node", "gc__done")) {
@@ -79,7 +89,8 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
       if (!l) return fail(make_error(fmt::format("cannot attach USDT node:{}", probe), errno));
       links.emplace_back(l);
     }
-    procs_[pid] = std::move(links);
+    at.links = std::move(links);
+    procs_[pid] = std::move(at);
     return std::string("usdt");
   }
   return fail(make_error("V8's GC functions not found in " + plan->host_path + " (and no node:gc__* USDT)"));
@@ -94,6 +105,7 @@ void V8GcProbes::detach(pid_t pid) {
   if (bpf_map__lookup_elem(skel_->maps.ml_v8_counters, &key, sizeof(key), &c, sizeof(c), 0) == 0)
     unpaired_ += c.gc_end_unmatched + c.gc_pending_full;
   bpf_map__delete_elem(skel_->maps.ml_v8_counters, &key, sizeof(key), 0);
+  bpf_map__delete_elem(skel_->maps.ml_v8_heap_committed, &key, sizeof(key), 0);
   pending_.erase(pid);
 }
 
@@ -120,7 +132,7 @@ std::map<pid_t, std::vector<GcSeen>> V8GcProbes::take_gcs() {
 
 uint64_t V8GcProbes::lost() const {
   uint64_t n = unpaired_;
-  for (const auto& [pid, links] : procs_) {
+  for (const auto& [pid, at] : procs_) {
     uint32_t key = static_cast<uint32_t>(pid);
     ml_v8_counters c{};
     if (bpf_map__lookup_elem(skel_->maps.ml_v8_counters, &key, sizeof(key), &c, sizeof(c), 0) == 0)
@@ -132,6 +144,43 @@ uint64_t V8GcProbes::lost() const {
   if (bpf_map__lookup_elem(skel_->maps.ml_loss, &i, sizeof(i), per_cpu.data(), per_cpu.size() * 8, 0) == 0)
     for (auto v : per_cpu) n += v;
   return n;
+}
+
+std::optional<uint64_t> V8GcProbes::heap_committed(pid_t pid) const {
+  if (!attached(pid)) return std::nullopt;
+  uint32_t key = static_cast<uint32_t>(pid);
+  uint64_t bytes = 0;
+  if (bpf_map__lookup_elem(skel_->maps.ml_v8_heap_committed, &key, sizeof(key), &bytes, sizeof(bytes), 0) !=
+      0)
+    return std::nullopt;
+  return bytes;
+}
+
+std::optional<uint64_t> V8GcProbes::array_buffer_bytes(pid_t pid, double now_s, std::string* why_not) {
+  auto it = procs_.find(pid);
+  if (it == procs_.end()) return std::nullopt;
+  auto& at = it->second;
+  auto fail = [&](std::string why) -> std::optional<uint64_t> {
+    if (why_not) *why_not = std::move(why);
+    return std::nullopt;
+  };
+  if (!at.counter_offset || !at.vptr_file_offset) return fail(at.why_no_allocator);
+  if (at.allocators.empty() && at.scans < kAllocatorScans &&
+      (!at.last_scan_s || now_s - *at.last_scan_s >= kAllocatorRescanS)) {
+    at.last_scan_s = now_s;
+    ++at.scans;
+    auto found = find_allocators(pid, at.holder_path, *at.vptr_file_offset);
+    if (!found) return fail(at.why_no_allocator = found.error().describe());
+    for (uint64_t addr : *found) add_allocator(pid, at.allocators, addr);
+    if (at.allocators.empty())
+      at.why_no_allocator =
+          fmt::format("no NodeArrayBufferAllocator object in the process's [heap] ({} of {} scans)", at.scans,
+                      kAllocatorScans);
+  }
+  if (at.allocators.empty()) return fail(at.why_no_allocator);
+  auto bytes = read_allocator_counters(pid, at.allocators, *at.counter_offset);
+  if (!bytes) return fail("the allocator object is no longer readable");
+  return bytes;
 }
 
 }  // namespace memlens::collect

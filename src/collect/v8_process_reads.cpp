@@ -4,8 +4,10 @@
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "proc/procfs.h"
 
@@ -50,6 +52,43 @@ std::string image_identity(pid_t pid) {
       out += fmt::format("{}:{}:{};", m.dev_major, m.dev_minor, m.inode);
   }
   return out;
+}
+
+Result<std::vector<uint64_t>> find_allocators(pid_t pid, const std::string& holder_path,
+                                              uint64_t vptr_file_offset) {
+  auto maps = proc::read_maps(pid);
+  if (!maps) return maps.error();
+  std::string holder = holder_path;
+  if (holder.empty()) {
+    auto exe = proc::read_exe(pid);
+    if (!exe) return exe.error();
+    holder = *exe;
+  }
+  std::optional<uint64_t> vptr;
+  const proc::MapEntry* heap = nullptr;
+  for (const auto& m : *maps) {
+    if (m.is_file() && m.path == holder && vptr_file_offset >= m.offset &&
+        vptr_file_offset < m.offset + m.size())
+      vptr = m.start + (vptr_file_offset - m.offset);
+    if (m.path == "[heap]") heap = &m;
+  }
+  if (!vptr) return make_error(fmt::format("{} does not map NodeArrayBufferAllocator's vtable", holder));
+  if (!heap) return make_error("the process has no [heap] mapping");
+  // Node allocates its allocator early: scan from the start of [heap], at most kMaxScan bytes.
+  constexpr uint64_t kChunk = 1 << 20, kMaxScan = 256ull << 20;
+  std::vector<uint64_t> found;
+  std::vector<uint64_t> words(kChunk / 8);
+  uint64_t end = std::min(heap->end, heap->start + kMaxScan);
+  for (uint64_t at = heap->start; at < end; at += kChunk) {
+    size_t len = static_cast<size_t>(std::min(kChunk, end - at));
+    iovec local{words.data(), len};
+    iovec remote{reinterpret_cast<void*>(at), len};
+    ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n < 0) return make_error(fmt::format("cannot read [heap] of pid {}", pid), errno);
+    for (size_t i = 0; i < static_cast<size_t>(n) / 8; ++i)
+      if (words[i] == *vptr) found.push_back(at + i * 8);
+  }
+  return found;
 }
 
 void add_allocator(pid_t pid, std::vector<V8Allocator>& allocators, uint64_t addr) {

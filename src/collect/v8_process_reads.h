@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/result.h"
+
 namespace memlens::collect {
 
 // The (device, inode) of every libnode.so mapped into pid; empty when none is (yet).
@@ -27,6 +29,13 @@ struct V8Allocator {
 
 // Adds the allocator object at addr to allocators, unless known or unreadable.
 void add_allocator(pid_t pid, std::vector<V8Allocator>& allocators, uint64_t addr);
+
+// The NodeArrayBufferAllocator objects of pid found without a probe: the 8-byte-aligned words of its [heap]
+// (where node allocates its main allocator at start-up) equal to the allocator's vtable pointer, whose
+// file offset in the V8 holder (mapped at holder_path, "" for the executable) is vptr_file_offset.
+// Empty when none is there (yet); an error when the holder or [heap] is not mapped or not readable.
+Result<std::vector<uint64_t>> find_allocators(pid_t pid, const std::string& holder_path,
+                                              uint64_t vptr_file_offset);
 
 // Sum of the byte counters (at counter_offset in each object) of the allocators that still exist; the
 // others are dropped from the list. nullopt when none can be read (the process is gone: the last figure

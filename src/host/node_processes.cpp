@@ -1,12 +1,17 @@
 #include "host/node_processes.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <cctype>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <tuple>
 
 #include "common/safe_file.h"
+#include "elf/elf_file.h"
 #include "model/attribution.h"
 #include "proc/procfs.h"
 
@@ -55,11 +60,33 @@ bool maps_libnode(pid_t pid) {
   return false;
 }
 
+bool executable_needs_libnode(pid_t pid) {
+  using Identity = std::tuple<dev_t, ino_t, off_t, int64_t>;
+  static std::mutex mu;
+  static std::map<Identity, bool> decided;
+  UniqueFd fd(open(fmt::format("/proc/{}/exe", pid).c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || fstat(fd.get(), &st) != 0) return false;
+  Identity id{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = decided.find(id); it != decided.end()) return it->second;
+  }
+  bool needs = false;
+  if (auto elf = elf::ElfFile::open(fd.get(), fmt::format("/proc/{}/exe", pid)); elf.ok())
+    for (const auto& n : (*elf)->dynamic_info().needed) needs = needs || n.starts_with("libnode.so");
+  std::lock_guard<std::mutex> lock(mu);
+  if (decided.size() >= 1024) decided.clear();
+  decided[id] = needs;
+  return needs;
+}
+
 std::optional<NodeProcess> describe_node_process(pid_t pid) {
   auto st = proc::read_stat(pid);
   if (!st || st->state == 'Z' || st->state == 'X') return std::nullopt;
   auto exe = proc::read_exe(pid);
-  if (!exe || (!model::looks_like_node(*exe) && !maps_libnode(pid))) return std::nullopt;
+  if (!exe || (!model::looks_like_node(*exe) && !executable_needs_libnode(pid) && !maps_libnode(pid)))
+    return std::nullopt;
   return describe(pid, *st, *exe);
 }
 
@@ -99,7 +126,7 @@ std::vector<NodeProcess> NodeProcessFinder::scan() {
     if (it == known_.end() || it->second.exe != *exe) {
       // A new process, or one that exec'd another program since.
       Known k{model::looks_like_node(*exe), *exe};
-      bool libnode = !k.is_node && maps_libnode(pid);
+      bool libnode = !k.is_node && (executable_needs_libnode(pid) || maps_libnode(pid));
       k.is_node = k.is_node || libnode;
       it = known_.insert_or_assign(key, k).first;
     }

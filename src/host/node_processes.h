@@ -29,6 +29,13 @@ struct NodeProcess {
 // A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
 bool maps_libnode(pid_t pid);
 
+// Whether the executable pid runs names libnode.so among the libraries it needs (DT_NEEDED): a program
+// that embeds Node, known from its exec on, before the loader has mapped the library. Decided once per
+// file (device, inode, size, mtime; the last 1024 files): another exec of a program seen before costs one
+// open and fstat of /proc/PID/exe. A program that loads libnode.so with dlopen, or through another library,
+// is not seen here (maps_libnode sees it once it is mapped).
+bool executable_needs_libnode(pid_t pid);
+
 // The Node process pid is now, as a host-wide view lists it; nullopt when it is gone or not Node.
 std::optional<NodeProcess> describe_node_process(pid_t pid);
 

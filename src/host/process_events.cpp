@@ -46,6 +46,22 @@ Result<std::unique_ptr<NodeLifecycleListener>> NodeLifecycleListener::start(bool
   proc_cn_mcast_op op = PROC_CN_MCAST_LISTEN;
   std::memcpy(cn->data, &op, sizeof(op));
   if (send(l->sock_, req, nl->nlmsg_len, 0) < 0) return errno_error("cannot subscribe to process events");
+  // Linux 6.6 and later take a filter with the operation (struct proc_input): exec and exit only, not the
+  // fork of every process and thread nor uid, sid or comm changes, so that the thread wakes up about twice
+  // per program run rather than four times. Older kernels ignore a message of this size and keep sending
+  // every event (filtered here as before).
+  struct {
+    uint32_t mcast_op, event_type;
+  } filter{PROC_CN_MCAST_LISTEN, proc_event::PROC_EVENT_EXEC | proc_event::PROC_EVENT_EXIT};
+  alignas(nlmsghdr) char freq[NLMSG_SPACE(sizeof(cn_msg) + sizeof(filter))] = {};
+  auto* fnl = reinterpret_cast<nlmsghdr*>(freq);
+  fnl->nlmsg_len = NLMSG_LENGTH(sizeof(cn_msg) + sizeof(filter));
+  fnl->nlmsg_type = NLMSG_DONE;
+  auto* fcn = static_cast<cn_msg*>(NLMSG_DATA(fnl));
+  fcn->id = cn->id;
+  fcn->len = sizeof(filter);
+  std::memcpy(fcn->data, &filter, sizeof(filter));
+  (void)send(l->sock_, freq, fnl->nlmsg_len, 0);  // best effort: without it every event still comes
   if (pipe2(l->stop_pipe_, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
   l->thread_ = std::thread([p = l.get()] { p->run(); });
   return l;
@@ -77,23 +93,18 @@ void NodeLifecycleListener::node_started(pid_t tgid, std::string exe, double at_
 }
 
 void NodeLifecycleListener::on_exec(pid_t tgid) {
-  // Read at once: a short process may be gone by the next message.
+  // Read at once: a short process may be gone by the next message. Its executable (not its maps, which
+  // the loader has not filled yet) tells a program embedding Node; a program seen before costs a stat.
   auto exe = proc::read_exe(tgid);
   double now = monotonic_s();
-  std::lock_guard<std::mutex> lock(mu_);
-  bool was_node = live_node_.count(tgid) > 0;
   bool is_node = exe && model::looks_like_node(*exe);
-  if (exe && !is_node && !was_node) {
-    // Perhaps a program embedding Node: its maps tell once the loader has run.
-    if (pending_.size() >= kMaxPending) {
-      pending_.erase(pending_.begin());
-      ++counts_.overruns;
-    }
-    pending_.push_back({tgid, now, *exe});
-  }
-  if (is_node && !was_node) {
-    node_started(tgid, *exe, now, false);
-  } else if (!is_node && was_node) {
+  bool embeds = exe && !is_node && executable_needs_libnode(tgid);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!exe) ++counts_.unclassified;
+  bool was_node = live_node_.count(tgid) > 0;
+  if ((is_node || embeds) && !was_node) {
+    node_started(tgid, *exe, now, embeds);
+  } else if (!is_node && !embeds && was_node) {
     // A Node process that exec'd another program has ended as a Node process.
     ++counts_.exited;
     live_node_.erase(tgid);
@@ -102,33 +113,11 @@ void NodeLifecycleListener::on_exec(pid_t tgid) {
 
 void NodeLifecycleListener::on_exit(pid_t tgid, uint32_t exit_code) {
   std::lock_guard<std::mutex> lock(mu_);
-  // Gone before its maps were read: whether it embedded Node is not known (its maps are gone already).
-  std::erase_if(pending_, [&](const Pending& p) { return p.pid == tgid; });
   if (!live_node_.erase(tgid)) return;
   ++counts_.exited;
   // exit_code is the wait status: the low seven bits are the signal that killed it.
   if ((exit_code & 0x7f) == SIGKILL) {
     killed_.push_back({tgid, monotonic_s()});
-  }
-}
-
-void NodeLifecycleListener::check_pending_libnode(double now_s) {
-  std::vector<Pending> due;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto split = std::find_if(pending_.begin(), pending_.end(),
-                              [&](const Pending& p) { return now_s - p.at_s < kLibnodeCheckDelayS; });
-    due.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(split));
-    pending_.erase(pending_.begin(), split);
-  }
-  for (auto& p : due) {
-    // Read outside the lock: maps of a large program take a while. The exe read again tells a later exec
-    // of the same pid apart (its own pending entry decides that program).
-    if (!maps_libnode(p.pid)) continue;
-    auto exe = proc::read_exe(p.pid);
-    if (!exe || *exe != p.exe) continue;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!live_node_.count(p.pid)) node_started(p.pid, std::move(p.exe), p.at_s, true);
   }
 }
 
@@ -145,22 +134,13 @@ std::vector<NodeKilled> NodeLifecycleListener::take_killed() {
 void NodeLifecycleListener::run() {
   alignas(nlmsghdr) char buf[64 << 10];
   while (true) {
-    int timeout_ms = -1;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!pending_.empty()) {
-        double wait = pending_.front().at_s + kLibnodeCheckDelayS - monotonic_s();
-        timeout_ms = std::max(0, static_cast<int>(wait * 1000) + 1);
-      }
-    }
     pollfd fds[2] = {{sock_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-    int ready = poll(fds, 2, timeout_ms);
+    int ready = poll(fds, 2, -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[1].revents) return;
-    check_pending_libnode(monotonic_s());
     if (!(fds[0].revents & POLLIN)) continue;
     ssize_t n = recv(sock_, buf, sizeof(buf), 0);
     if (n < 0) {

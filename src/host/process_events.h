@@ -24,6 +24,8 @@ struct NodeLifecycleCounts {
   uint64_t started = 0;
   uint64_t exited = 0;
   uint64_t overruns = 0;  // times the kernel dropped messages (socket buffer full): counts are lower bounds
+  // Programs exec'd that ended before their executable could be read: whether they were Node is not known.
+  uint64_t unclassified = 0;
 };
 
 // A Node process that died of SIGKILL: the OOM killer's signal (or anyone's: the caller checks the
@@ -33,8 +35,8 @@ struct NodeKilled {
   double at_monotonic_s = 0;
 };
 
-// A Node process the kernel announced: its exec (a node binary), or, for a program that embeds Node, the
-// first look at its maps after the exec that found libnode.so there (the loader maps it after the exec).
+// A Node process the kernel announced: its exec of a node binary, or of a program that needs libnode.so
+// (DT_NEEDED, read from its executable at the exec, before the loader maps the library).
 struct NodeStarted {
   pid_t pid = 0;
   std::string exe;
@@ -57,17 +59,12 @@ class NodeLifecycleListener {
   // The Node processes started since the last call (with keep_started), in the order they started.
   std::vector<NodeStarted> take_started();
 
-  // How long after an exec a program that is not a node binary has its maps read for libnode.so: the
-  // loader has mapped its libraries by then. A program that exits sooner is not recognised.
-  static constexpr double kLibnodeCheckDelayS = 0.02;
-
  private:
   NodeLifecycleListener() = default;
   void run();
   void on_exec(pid_t tgid);
   void on_exit(pid_t tgid, uint32_t exit_code);
   void node_started(pid_t tgid, std::string exe, double at_s, bool libnode);  // with mu_ held
-  void check_pending_libnode(double now_s);
 
   int sock_ = -1;
   int stop_pipe_[2] = {-1, -1};
@@ -78,15 +75,6 @@ class NodeLifecycleListener {
   std::vector<NodeKilled> killed_;
   bool keep_started_ = false;
   std::vector<NodeStarted> started_;
-  // Programs exec'd that are not node binaries, until their maps are read for libnode.so (exec time,
-  // exe): at most kMaxPending, the oldest dropped (and counted as an overrun) beyond.
-  struct Pending {
-    pid_t pid;
-    double at_s;
-    std::string exe;
-  };
-  std::vector<Pending> pending_;
-  static constexpr size_t kMaxPending = 4096;
 };
 
 }  // namespace memlens::host

@@ -144,6 +144,7 @@ void TopView::refresh(double t_s) {
     host_.node_started = c.started;
     host_.node_exited = c.exited;
     host_.lifecycle_events_lost = c.overruns;
+    host_.lifecycle_unclassified = c.unclassified;
     host_.lifecycle_source = "kernel process events";
   }
   first_ = false;

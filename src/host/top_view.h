@@ -53,7 +53,8 @@ struct HostFigures {
   // Where started/exited come from: the kernel's process events (every one), or the refreshes' scans
   // (a process that lives less than one refresh is missed), with why.
   std::string lifecycle_source;
-  uint64_t lifecycle_events_lost = 0;  // kernel messages dropped (socket overrun)
+  uint64_t lifecycle_events_lost = 0;   // kernel messages dropped (socket overrun)
+  uint64_t lifecycle_unclassified = 0;  // programs that ended before their executable could be read
 };
 
 class TopView {

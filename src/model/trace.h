@@ -37,6 +37,8 @@ struct TraceInfo {
   std::string discovery;
   uint64_t node_started = 0;
   uint64_t discovery_overruns = 0;
+  uint64_t discovery_unclassified =
+      0;  // programs that ended before memlens could tell whether they were Node
   std::vector<MissedProcess> missed_processes;
   std::string started_at;        // RFC 3339, UTC
   uint64_t started_boot_ns = 0;  // CLOCK_BOOTTIME at start: t_s = (event ns - this) / 1e9

@@ -229,6 +229,10 @@ Result<ProbePlan> plan_for_elf(const elf::ElfFile& elf, const std::string& host_
     }
   }
 
+  // Itanium ABI: the vtable pointer an object holds is past the offset-to-top and typeinfo words.
+  if (auto vt = elf.find_symbol(array_buffer_allocator_vtable_symbol()))
+    plan.ab_allocator_vptr_file_offset = elf.vaddr_to_file_offset(vt->address + 16);
+
   for (ProbePurpose purpose : kAllProbePurposes) {
     ProbeSite site;
     switch (purpose) {
@@ -249,6 +253,9 @@ Result<ProbePlan> plan_for_elf(const elf::ElfFile& elf, const std::string& host_
       case ProbePurpose::external_memory_decrease:
       case ProbePurpose::external_memory_update:
         site = entry_site(elf, host_path, purpose, false, /*optional=*/true);
+        break;
+      case ProbePurpose::heap_committed:
+        site = entry_site(elf, host_path, purpose, true, /*optional=*/true);
         break;
       default:
         site = entry_site(elf, host_path, purpose, false);

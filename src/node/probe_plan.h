@@ -61,6 +61,9 @@ struct ProbePlan {
   // first instruction, `lock sub %rdx, DISP(%rdi)`. Empty, with the reason, when Free does not start so.
   std::optional<uint32_t> ab_counter_offset;
   std::string ab_counter_skip_reason;
+  // The value of an allocator object's first word (its vtable pointer) as a file offset of this object,
+  // to find the object in the process's memory without a probe. Empty when the vtable symbol is absent.
+  std::optional<uint64_t> ab_allocator_vptr_file_offset;
 
   const ProbeSite* find(ProbePurpose purpose) const;
   const elf::UsdtProbe* find_usdt(std::string_view provider, std::string_view name) const;

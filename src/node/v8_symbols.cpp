@@ -31,6 +31,8 @@ const std::vector<std::string> kExternalIncrease = {
 const std::vector<std::string> kExternalDecrease = {
     "_ZN2v823ExternalMemoryAccounter8DecreaseEPNS_7IsolateEm"};
 const std::vector<std::string> kExternalUpdate = {"_ZN2v823ExternalMemoryAccounter6UpdateEPNS_7IsolateEl"};
+const std::vector<std::string> kCommittedMemory = {"_ZN2v88internal4Heap15CommittedMemoryEv"};
+const std::string kAllocatorVtable = "_ZTVN4node24NodeArrayBufferAllocatorE";
 
 }  // namespace
 
@@ -60,6 +62,8 @@ std::string_view to_string(ProbePurpose purpose) {
       return "external_memory_decrease";
     case ProbePurpose::external_memory_update:
       return "external_memory_update";
+    case ProbePurpose::heap_committed:
+      return "heap_committed";
   }
   return "unknown";
 }
@@ -89,6 +93,8 @@ const std::vector<std::string>& symbol_variants(ProbePurpose purpose) {
       return kExternalDecrease;
     case ProbePurpose::external_memory_update:
       return kExternalUpdate;
+    case ProbePurpose::heap_committed:
+      return kCommittedMemory;
   }
   static const std::vector<std::string> none;
   return none;
@@ -106,10 +112,10 @@ const std::vector<std::string>& size_of_objects_callers(ProbePurpose purpose) {
 }
 
 std::vector<std::string> catalogue_symbol_names() {
-  std::vector<std::string> names = {kSizeOfObjects};
-  for (const auto* v :
-       {&kPerformGc, &kStartInSafepoint, &kStopInSafepoint, &kAbAllocate, &kAbAllocateUninit, &kAbFree,
-        &kAbRealloc, &kExternalAdjust, &kExternalIncrease, &kExternalDecrease, &kExternalUpdate})
+  std::vector<std::string> names = {kSizeOfObjects, kAllocatorVtable};
+  for (const auto* v : {&kPerformGc, &kStartInSafepoint, &kStopInSafepoint, &kAbAllocate, &kAbAllocateUninit,
+                        &kAbFree, &kAbRealloc, &kExternalAdjust, &kExternalIncrease, &kExternalDecrease,
+                        &kExternalUpdate, &kCommittedMemory})
     names.insert(names.end(), v->begin(), v->end());
   return names;
 }
@@ -118,6 +124,10 @@ const std::vector<std::string>& v8_symbol_prefixes() {
   static const std::vector<std::string> prefixes = {"_ZN2v88internal4Heap",
                                                     "_ZN4node24NodeArrayBufferAllocator", "_ZN2v87Isolate"};
   return prefixes;
+}
+
+const std::string& array_buffer_allocator_vtable_symbol() {
+  return kAllocatorVtable;
 }
 
 }  // namespace memlens::node

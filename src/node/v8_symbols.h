@@ -25,6 +25,8 @@ enum class ProbePurpose {
   external_memory_increase,   // v8::ExternalMemoryAccounter::Increase(Isolate*, size_t) (V8 >= 13): rdx
   external_memory_decrease,   // v8::ExternalMemoryAccounter::Decrease(Isolate*, size_t) (V8 >= 13): rdx
   external_memory_update,     // v8::ExternalMemoryAccounter::Update(Isolate*, int64_t) (V8 >= 13): rdx
+  heap_committed,             // return of v8::internal::Heap::CommittedMemory(): rax = bytes (what
+                              //   memoryUsage().heapTotal returns); called at each GC's prologue/epilogue
 };
 inline constexpr ProbePurpose kAllProbePurposes[] = {
     ProbePurpose::gc_start,
@@ -39,6 +41,7 @@ inline constexpr ProbePurpose kAllProbePurposes[] = {
     ProbePurpose::external_memory_increase,
     ProbePurpose::external_memory_decrease,
     ProbePurpose::external_memory_update,
+    ProbePurpose::heap_committed,
 };
 std::string_view to_string(ProbePurpose purpose);
 
@@ -55,5 +58,8 @@ const std::vector<std::string>& size_of_objects_callers(ProbePurpose purpose);
 // holds V8 or Node's allocator.
 std::vector<std::string> catalogue_symbol_names();
 const std::vector<std::string>& v8_symbol_prefixes();
+
+// The vtable of node::NodeArrayBufferAllocator: an allocator object's first word is its address + 16.
+const std::string& array_buffer_allocator_vtable_symbol();
 
 }  // namespace memlens::node

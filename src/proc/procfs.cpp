@@ -1,10 +1,12 @@
 #include "proc/procfs.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 
@@ -292,6 +294,23 @@ Result<std::vector<SmapsEntry>> read_smaps(pid_t pid) {
   auto text = read_memory_file(pid, "smaps", 256 << 20, nullptr);
   if (!text) return text.error();
   return parse_smaps(*text);
+}
+
+Result<uint64_t> resident_bytes(pid_t pid, uint64_t start, uint64_t end) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  UniqueFd fd(open(fmt::format("/proc/{}/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return make_error(fmt::format("cannot open /proc/{}/pagemap", pid), errno);
+  uint64_t resident = 0;
+  std::vector<uint64_t> entries(4096);
+  for (uint64_t at = start / page; at < (end + page - 1) / page;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(entries.size(), (end + page - 1) / page - at));
+    ssize_t got = pread(fd.get(), entries.data(), n * 8, static_cast<off_t>(at * 8));
+    if (got <= 0) return make_error(fmt::format("cannot read /proc/{}/pagemap", pid), got < 0 ? errno : EIO);
+    for (size_t i = 0; i < static_cast<size_t>(got) / 8; ++i)
+      if (entries[i] >> 63) resident += page;  // bit 63: present in RAM
+    at += static_cast<uint64_t>(got) / 8;
+  }
+  return resident;
 }
 
 Result<Status> read_status(pid_t pid) {

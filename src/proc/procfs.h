@@ -76,6 +76,9 @@ Result<Status> read_status(pid_t pid);
 Result<Stat> read_stat(pid_t pid);
 Result<std::vector<std::string>> read_cmdline(pid_t pid);
 Result<std::string> read_exe(pid_t pid);  // readlink /proc/PID/exe
+// Resident bytes of the pages of [start, end) in pid's address space (their present bits in
+// /proc/PID/pagemap): the Rss smaps would give for those pages, without smaps' walk of every mapping.
+Result<uint64_t> resident_bytes(pid_t pid, uint64_t start, uint64_t end);
 // Start time in ns since boot (CLOCK_BOOTTIME, as the kernel's task->start_boottime); with pid the
 // process identity: a pid reused by a later process has another start time.
 Result<uint64_t> read_start_time_ns(pid_t pid);

@@ -124,6 +124,7 @@ json build_report(const model::Trace& trace, const std::vector<symbolize::StackP
     j["discovery"] = {{"source", info.discovery},
                       {"node_started", info.node_started},
                       {"overruns", info.discovery_overruns},
+                      {"unclassified", info.discovery_unclassified},
                       {"missed", missed}};
   } else
     j["command"] = info.command;

@@ -355,6 +355,11 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
                         ? fmt::format("; the kernel dropped announcements {} times: counts are lower bounds",
                                       u64_or0(discovery, "overruns"))
                         : "");
+    if (u64_or0(discovery, "unclassified") > 0)
+      out += fmt::format(
+          "  {} programs ended before memlens could read which program they ran: any of them may have been "
+          "Node\n",
+          u64_or0(discovery, "unclassified"));
     size_t shown = 0;
     for (const auto& m : missed) {
       if (++shown > 10) {

@@ -25,8 +25,9 @@ namespace fs = std::filesystem;
 struct TopLine {
   int pid = 0, ns_pid = 0;
   std::string container, command, rss, limit;
-  // The V8 columns (after the /proc ones): JS heap used after GC, committed, native, GC time share, verdict.
-  std::string js_heap, js_committed, native, gc_share, verdict;
+  // The V8 columns (after the /proc ones): JS heap used after GC, committed, ArrayBuffers, native, code,
+  // GC time share, verdict.
+  std::string js_heap, js_committed, array_buffers, native, code, gc_share, verdict;
 };
 
 std::string trim(std::string s) {
@@ -57,7 +58,9 @@ std::map<int, TopLine> parse_table(const std::string& text) {
     if (line.size() >= 208) {
       r.js_heap = trim(line.substr(146, 10));
       r.js_committed = trim(line.substr(157, 10));
+      r.array_buffers = trim(line.substr(168, 10));
       r.native = trim(line.substr(179, 10));
+      r.code = trim(line.substr(190, 10));
       r.gc_share = trim(line.substr(201, 5));
       r.verdict = trim(line.substr(207));
     }
@@ -165,17 +168,30 @@ TEST(Top, OneTableListsEveryNodeWithTheKernelsFigures) {
   contained.wait(10s);
 }
 
-// A node that holds a heap of known size and runs a full GC every 100 ms, writing what V8 says of its heap
-// (v8.getHeapStatistics()) after each one.
+// A node that holds a heap of known size and 24 MiB of Buffers (written: resident) and runs a full GC every
+// 100 ms, writing what V8 and node say of its memory after each one (v8.getHeapStatistics(),
+// process.memoryUsage()) and the resident anonymous executable memory of its /proc/self/smaps.
 const char* kKnownHeapJs = R"JS(
 const v8 = require('v8'), fs = require('fs');
-const keep = [];
+const keep = [], buffers = [];
 for (let i = 0; i < 300000; i++) keep.push({ i, s: 'x' + i });
+for (let i = 0; i < 12; i++) buffers.push(Buffer.alloc(2 << 20, 1));
+function anonExecRss() {
+  let exec = false, bytes = 0;
+  for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(l);
+    if (m) exec = m[1].includes('x') && (m[2] === '' || m[2].startsWith('[anon:'));
+    else if (exec && l.startsWith('Rss:')) bytes += parseInt(l.split(/\s+/)[1]) * 1024;
+  }
+  return bytes;
+}
 let told = false;
 setInterval(() => {
   global.gc();
-  const h = v8.getHeapStatistics();
-  fs.writeFileSync(process.argv[2] + '.tmp', JSON.stringify({ used: h.used_heap_size, total: h.total_heap_size, kept: keep.length }));
+  const h = v8.getHeapStatistics(), u = process.memoryUsage();
+  fs.writeFileSync(process.argv[2] + '.tmp', JSON.stringify({ used: h.used_heap_size, total: h.total_heap_size,
+    kept: keep.length + buffers.length, heapTotal: u.heapTotal, arrayBuffers: u.arrayBuffers,
+    anonExecRss: anonExecRss() }));
   fs.renameSync(process.argv[2] + '.tmp', process.argv[2]);
   if (!told) console.log(JSON.stringify({ event: 'ready' }));
   told = true;
@@ -195,8 +211,10 @@ nlohmann::json read_json_file(const std::string& path) {
 
 // The V8 columns against what node says of its own heap: JS heap used (after the last GC) within 10% of
 // V8's used_heap_size after its last gc() (the heap is held constant; the column is rounded to 0.1 MiB);
-// the GC time share of a node that runs a full GC every 100 ms between 0 and 100 and above 0; committed
-// `-` (the GC probes do not see it). Only V8's GC programs are loaded.
+// JS-COMMIT within 5% of memoryUsage().heapTotal; ARRAYBUF within 5% of memoryUsage().arrayBuffers; CODE
+// above 0 and at most the anonymous executable RSS of the node's smaps (plus rounding); the GC time share
+// of a node that runs a full GC every 100 ms between 0 and 100 and above 0. Only V8's GC programs are
+// loaded.
 TEST(Top, V8ColumnsAgreeWithNodesOwnHeapFigures) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
@@ -217,7 +235,16 @@ TEST(Top, V8ColumnsAgreeWithNodesOwnHeapFigures) {
   ASSERT_NE(r.js_heap, "-") << last_table;
   double used_mib = heap["used"].get<double>() / (1 << 20);
   EXPECT_TRUE(within("JS heap used", mib_of(r.js_heap), used_mib, 0.10)) << last_table;
-  EXPECT_EQ(r.js_committed, "-") << last_table;
+  ASSERT_NE(r.js_committed, "-") << last_table;
+  double heap_total_mib = heap["heapTotal"].get<double>() / (1 << 20);
+  EXPECT_TRUE(within("JS heap committed", mib_of(r.js_committed), heap_total_mib, 0.05)) << last_table;
+  ASSERT_NE(r.array_buffers, "-") << last_table;
+  double array_buffers_mib = heap["arrayBuffers"].get<double>() / (1 << 20);
+  EXPECT_TRUE(within("ArrayBuffers", mib_of(r.array_buffers), array_buffers_mib, 0.05)) << last_table;
+  ASSERT_NE(r.code, "-") << last_table;
+  double anon_exec_mib = heap["anonExecRss"].get<double>() / (1 << 20);
+  EXPECT_GT(mib_of(r.code), 0) << last_table;
+  EXPECT_LE(mib_of(r.code), anon_exec_mib * 1.05) << last_table;
   ASSERT_NE(r.gc_share, "-") << last_table;
   double share = std::stod(r.gc_share);
   EXPECT_GT(share, 0) << last_table;
@@ -225,8 +252,10 @@ TEST(Top, V8ColumnsAgreeWithNodesOwnHeapFigures) {
   EXPECT_NE(r.native, "-") << last_table;
   EXPECT_EQ(r.verdict, "-") << "two refreshes are too little history for a verdict:\n" << last_table;
   EXPECT_FALSE(rows.count(sleeper.pid()));
-  std::cout << "JS heap column " << r.js_heap << ", node's used_heap_size " << used_mib << " MiB, GC% "
-            << r.gc_share << "\n";
+  std::cout << "JS heap column " << r.js_heap << ", node's used_heap_size " << used_mib << " MiB; JS-COMMIT "
+            << r.js_committed << ", heapTotal " << heap_total_mib << " MiB; ARRAYBUF " << r.array_buffers
+            << ", arrayBuffers " << array_buffers_mib << " MiB; CODE " << r.code
+            << ", anonymous executable RSS " << anon_exec_mib << " MiB; GC% " << r.gc_share << "\n";
 
   // A node without probes (none allowed here) shows `-` in the V8 columns, and the header says why.
   Child none =
@@ -516,7 +545,8 @@ TEST(AttachAll, SeesNodesShorterThanASecond) {
 }
 
 // A program that embeds Node under another name maps libnode.so only once the loader has run, after its
-// exec: attach --all recognises it all the same, and lists it in the report, traced or missed.
+// exec: attach --all recognises it all the same (from the executable's DT_NEEDED, at the exec), and lists
+// it in the report, traced or missed; so too when it is killed 10 ms after its exec, still in the loader.
 TEST(AttachAll, SeesShortProgramsEmbeddingLibnode) {
   MEMLENS_REQUIRE_TRACING();
   REQUIRE_NODE(run_node, "libnode");
@@ -544,6 +574,13 @@ TEST(AttachAll, SeesShortProgramsEmbeddingLibnode) {
     Child n = Child::spawn({"sh", "-c", run}, dir.path(), "e" + std::to_string(i));
     ASSERT_EQ(n.wait(20s), 0) << n.stderr_text();
     pids.push_back(n.pid());  // the shell execs unshare, which execs the shell that execs the embedder
+  }
+  std::string killed = "export LD_LIBRARY_PATH=" + shell_quote(root + "/usr/lib/x86_64-linux-gnu") +
+                       "; exec timeout -s KILL 0.01 " + shell_quote(embedder) + " -e 0";
+  for (int i = 0; i < 5; ++i) {
+    Child n = Child::spawn({"sh", "-c", killed}, dir.path(), "k" + std::to_string(i));
+    n.wait(20s);  // 137: killed
+    pids.push_back(n.pid());
   }
   ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
   auto report = load_report(dir.file("lib"));

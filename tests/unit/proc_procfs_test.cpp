@@ -1,10 +1,12 @@
 // The /proc parsers against text as the kernel writes it (tests/data/proc, and this process's own files),
 // and against text a traced process can twist: names with spaces and parentheses, malformed lines.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "proc/procfs.h"
 
@@ -173,3 +175,23 @@ TEST(ProcLive, OwnProcessAgreesWithItself) {
 
 }  // namespace
 }  // namespace memlens::proc
+
+// The pagemap's present bits against the kernel's other account of the same pages (mincore): a fresh
+// anonymous mapping with every third page written.
+TEST(ProcLive, ResidentBytesOfARangeAgreeWithMincore) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE)), pages = 48;
+  void* p = mmap(nullptr, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  auto* bytes = static_cast<volatile char*>(p);
+  for (size_t i = 0; i < pages; i += 3) bytes[i * page] = 1;
+  std::vector<unsigned char> in_core(pages);
+  ASSERT_EQ(mincore(p, pages * page, in_core.data()), 0);
+  uint64_t expected = 0;
+  for (unsigned char c : in_core) expected += (c & 1) ? page : 0;
+  auto start = reinterpret_cast<uint64_t>(p);
+  auto r = memlens::proc::resident_bytes(getpid(), start, start + pages * page);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(*r, expected);
+  EXPECT_GT(*r, 0u);
+  munmap(p, pages * page);
+}
