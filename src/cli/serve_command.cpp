@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "analyze/verdicts.h"
@@ -54,6 +55,7 @@ constexpr double kVerdictEveryS = 10;
 constexpr double kStackCopyEveryS = 10;
 constexpr size_t kStackCopies = 61;
 constexpr int kMaxWindowS = 600;
+constexpr double kPruneEveryS = 60;
 constexpr auto kJobWait = std::chrono::seconds(20);
 const std::vector<double> kGcBoundsS = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                         0.05,   0.1,   0.25,   0.5,   1,    2.5};
@@ -195,6 +197,7 @@ class Agent {
     }
     for (const auto& [container, n] : oom_kills_)
       out.sample("memlens_oom_kills_total", {{"container", container}}, n);
+    if (now_s - pruned_at_s_ >= kPruneEveryS) prune_stacks(trace, now_s);
     health_metrics(out, trace, now_s);
     own_metrics(out);
     snap->metrics = out.text();
@@ -294,6 +297,25 @@ class Agent {
     }
   }
 
+  // The stack table keeps only the stacks live processes refer to (every stack of theirs is in p.stacks,
+  // in a mapping or an open fd once the kernel's fault stacks are collected).
+  void prune_stacks(model::Trace& trace, double now_s) {
+    pruned_at_s_ = now_s;
+    auto* stacks = session_.stacks();
+    if (!stacks) return;
+    std::set<int32_t> keep;
+    for (auto* p : trace.processes.live()) {
+      stacks->collect_kernel_stacks(*p);
+      for (const auto& [kind, by_stack] : p->stacks)
+        for (const auto& [id, w] : by_stack) keep.insert(id);
+      for (const auto& m : p->address_space.mappings())
+        if (m.stack_id >= 0) keep.insert(m.stack_id);
+      for (const auto& [fd, e] : p->fds.entries())
+        if (e.stack_id >= 0) keep.insert(e.stack_id);
+    }
+    stacks_pruned_ += collect::prune_stacks(session_.tracer().session(), keep);
+  }
+
   void trim_info(model::TraceInfo& info) {
     if (info.missed_processes.size() > kMissedKept * 2) {
       size_t n = info.missed_processes.size() - kMissedKept;
@@ -337,7 +359,7 @@ class Agent {
 
   // Every family /metrics can show: name, type, help (docs/metrics.md says what each means).
   static void declare(report::PromExposition& out) {
-    static constexpr std::array<std::array<const char*, 3>, 28> kFamilies = {{
+    static constexpr std::array<std::array<const char*, 3>, 29> kFamilies = {{
         {{"memlens_process_resident_memory_bytes", "gauge",
           "Resident set size of the traced process (VmRSS: anon + file + shmem)"}},
         {{"memlens_process_memory_bytes", "gauge",
@@ -368,6 +390,8 @@ class Agent {
         {{"memlens_processes_total", "counter", "Processes memlens has traced since it started"}},
         {{"memlens_bpf_map_entries", "gauge", "Entries in memlens's own BPF maps"}},
         {{"memlens_bpf_map_capacity", "gauge", "Capacity of memlens's own BPF maps"}},
+        {{"memlens_stacks_pruned_total", "counter",
+          "Stacks dropped from the stack table because only ended processes referred to them"}},
         {{"memlens_build_info", "gauge", "memlens's version"}},
         {{"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds."}},
         {{"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."}},
@@ -448,6 +472,7 @@ class Agent {
       out.sample("memlens_bpf_map_entries", {{"map", m.name}}, m.entries);
       out.sample("memlens_bpf_map_capacity", {{"map", m.name}}, m.capacity);
     }
+    out.sample("memlens_stacks_pruned_total", {}, stacks_pruned_);
     out.sample("memlens_build_info", {{"version", MEMLENS_VERSION}}, 1);
   }
 
@@ -485,6 +510,8 @@ class Agent {
   uint64_t forgotten_untraced_ = 0, forgotten_ = 0, missed_dropped_ = 0, unexported_total_ = 0;
   std::vector<collect::MapFill> maps_;
   double maps_read_at_s_ = -1e18;
+  double pruned_at_s_ = 0;
+  uint64_t stacks_pruned_ = 0;
 
   std::mutex snapshot_mutex_;
   std::shared_ptr<const Snapshot> snapshot_ = std::make_shared<Snapshot>();

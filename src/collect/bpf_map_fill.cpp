@@ -35,4 +35,21 @@ std::vector<MapFill> bpf_map_fill(BpfSession& session) {
   return out;
 }
 
+size_t prune_stacks(BpfSession& session, const std::set<int32_t>& keep) {
+  memlens_bpf* skel = session.skeleton();
+  if (!skel) return 0;
+  int fd = bpf_map__fd(skel->maps.ml_stacks);
+  std::vector<uint32_t> drop;
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (!keep.count(static_cast<int32_t>(next))) drop.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  size_t n = 0;
+  for (uint32_t id : drop) n += bpf_map_delete_elem(fd, &id) == 0;
+  return n;
+}
+
 }  // namespace memlens::collect

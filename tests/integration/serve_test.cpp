@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -341,11 +342,16 @@ TEST_F(ServeTest, SoakOfShortLivedProcessesStaysBounded) {
   double missed = counter(after, "memlens_untraced_processes_total", {{"how", "missed"}}) -
                   counter(before, "memlens_untraced_processes_total", {{"how", "missed"}});
   EXPECT_GE(traced + missed, kShort) << "traced " << traced << ", missed " << missed;
-  // No series of a process that is gone.
+  // No series of a process that is gone: one dead when `after` was read (the host's other node processes
+  // come and go too) must be gone from a scrape two sample intervals later.
   std::set<std::string> dead;
   for (const auto& [labels, v] : samples_of(after, "memlens_process_resident_memory_bytes"))
     if (kill(std::stoi(labels.at("pid")), 0) != 0) dead.insert(labels.at("pid"));
-  EXPECT_TRUE(dead.empty()) << dead.size() << " dead processes still have series, e.g. pid " << *dead.begin();
+  std::this_thread::sleep_for(2500ms);
+  std::string later = metrics();
+  for (const auto& pid : dead)
+    EXPECT_TRUE(samples_of(later, "memlens_process_resident_memory_bytes", {{"pid", pid}}).empty())
+        << "pid " << pid << " is gone and still has series";
   EXPECT_LE(counter(after, "memlens_traced_processes"), counter(before, "memlens_traced_processes") + 10);
   // memlens's own memory: what it held before the soak plus a bound that a model of 200 processes kept
   // after their exit would exceed (about 1 MiB each, with their address spaces, stacks and timelines).
@@ -355,6 +361,8 @@ TEST_F(ServeTest, SoakOfShortLivedProcessesStaysBounded) {
   EXPECT_LT(rss_after, rss_before + kBoundBytes)
       << "memlens grew from " << rss_before / 1048576 << " MiB to " << rss_after / 1048576 << " MiB";
   EXPECT_LT(rss_after, 256.0 * 1024 * 1024);
+  std::cout << "soak: " << traced << " processes traced, " << missed << " missed; memlens RSS "
+            << rss_before / 1048576 << " MiB before, " << rss_after / 1048576 << " MiB after\n";
   for (auto& c : long_lived) {
     pid_t pid = c.pid();
     EXPECT_FALSE(
