@@ -106,6 +106,9 @@ class ServeTest : public ::testing::Test {
       auto r = memlens_client().Get("/metrics");
       if (r && r->status == 200 && r->body.find("memlens_build_info") != std::string::npos) break;
     }
+    // ... and until Prometheus has scraped it (its first scrape comes a moment after it starts).
+    for (auto until = Clock::now() + 30s; Clock::now() < until; std::this_thread::sleep_for(200ms))
+      if (prom_value("up{job=\"memlens\"}") == 1.0) break;
   }
   static void TearDownTestSuite() {
     if (prometheus_) prometheus_->signal(SIGTERM), prometheus_->wait(10s);
