@@ -9,6 +9,7 @@
 // histories of long-lived ones are capped.
 #include <fmt/format.h>
 #include <httplib.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ constexpr double kStackCopyEveryS = 10;
 constexpr size_t kStackCopies = 61;
 constexpr int kMaxWindowS = 600;
 constexpr double kPruneEveryS = 60;
+constexpr double kTrimEveryS = 5;
 constexpr auto kJobWait = std::chrono::seconds(20);
 const std::vector<double> kGcBoundsS = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                         0.05,   0.1,   0.25,   0.5,   1,    2.5};
@@ -160,7 +162,11 @@ class Agent {
   void on_sample() {
     model::Trace& trace = session_.trace();
     double now_s = trace.seconds_since_start(boot_ns());
-    drop_exited(trace);
+    if (drop_exited(trace) && now_s - trimmed_at_s_ >= kTrimEveryS) {
+      // The models of processes that ended were freed: give the pages back rather than keep the peak.
+      malloc_trim(0);
+      trimmed_at_s_ = now_s;
+    }
     trim_info(trace.info);
     auto snap = std::make_shared<Snapshot>();
     report::PromExposition out;
@@ -278,7 +284,8 @@ class Agent {
   }
 
   // An exited process leaves the model at the next sample: its series disappear from that scrape on.
-  void drop_exited(model::Trace& trace) {
+  // How many processes it dropped.
+  size_t drop_exited(model::Trace& trace) {
     std::vector<model::ProcessKey> gone;
     for (const auto& p : trace.processes.all())
       if (!p->alive()) gone.push_back(p->key());
@@ -295,6 +302,7 @@ class Agent {
       trace.processes.forget(key);
       ++forgotten_;
     }
+    return gone.size();
   }
 
   // The stack table keeps only the stacks live processes refer to (every stack of theirs is in p.stacks,
@@ -511,6 +519,7 @@ class Agent {
   std::vector<collect::MapFill> maps_;
   double maps_read_at_s_ = -1e18;
   double pruned_at_s_ = 0;
+  double trimmed_at_s_ = -1e18;
   uint64_t stacks_pruned_ = 0;
 
   std::mutex snapshot_mutex_;
