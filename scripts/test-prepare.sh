@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the test-only tools and data, only when they are missing:
 #   - chromium (Debian) to load report.html headless; tmux (Debian) for the terminal view of `top`;
+#   - prometheus and golang-go (Debian) for `memlens serve`: a real scrape, promtool, go tool pprof;
 #   - the npm packages of tests/html (pprof-format, an independent pprof decoder, and playwright-core,
 #     which drives Chromium), into tests/html/node_modules.
 # Idempotent and quick when everything is present: two cheap existence checks, no network.
@@ -38,6 +39,10 @@ install_missing tmux tmux
 # A target in its own network and PID namespaces (--js-objects): unshare, and ip to bring loopback up.
 install_missing unshare util-linux
 install_missing ip iproute2
+# memlens serve is scraped by a real Prometheus (promtool checks the exposition and the alert rules), and
+# its profiles are read by go tool pprof.
+install_missing prometheus prometheus
+install_missing go golang-go
 
 # node_modules is complete when npm's own record of the install is newer than the lock file.
 if [ ! -f "$html/node_modules/.package-lock.json" ] ||

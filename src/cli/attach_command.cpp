@@ -5,6 +5,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/host_wide.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
 #include "common/clock.h"
@@ -73,6 +74,12 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
   install_stop_handlers();
   TraceSession session(opts);
   if (int rc = session.start(); rc != kExitOk) return rc;
+  trace_host_wide(session, filter, opts, nullptr);
+  return session.finish_and_report();
+}
+
+void trace_host_wide(TraceSession& session, const host::TopFilter& filter, const TraceOptions& opts,
+                     const std::function<void()>& each_poll) {
   model::TraceInfo& info = session.trace().info;
   info.host_wide = true;
   // New Node processes as the kernel announces their exec, so one that lives a few milliseconds is traced
@@ -144,6 +151,7 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
           discover();
           next_scan = monotonic_s() + 1;
         }
+        if (each_poll) each_poll();
         return false;
       },
       nullptr);
@@ -153,7 +161,6 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts) 
     info.discovery_unclassified = events->counts().unclassified;
     events.reset();  // stops its thread before the report is written
   }
-  return session.finish_and_report();
 }
 
 }  // namespace memlens::cli

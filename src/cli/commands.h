@@ -56,6 +56,15 @@ struct TopOptions {
   uint32_t v8_max_processes = 32;  // processes that get V8's GC probes (0: none)
 };
 
+struct ServeOptions {
+  std::string listen = "127.0.0.1:9464";
+  host::TopFilter filter;
+  uint32_t max_processes = 200;  // processes whose series /metrics exports (the rest are counted)
+  double interval_s = 1.0;
+  uint32_t fault_sample_period = 0;
+  bool verbose = false;
+};
+
 int run_command(const std::vector<std::string>& argv, const TraceOptions& opts);
 int attach_command(pid_t pid, const TraceOptions& opts);
 // Every Node process of the host (that passes the filter), and those that start while it runs.
@@ -64,5 +73,7 @@ int attach_all_command(const host::TopFilter& filter, const TraceOptions& opts);
 int report_command(const std::string& capture_path, const std::string& out_dir, bool quiet);
 int doctor_command(std::optional<pid_t> pid, const std::string& binary);
 int top_command(const TopOptions& opts);
+// A long-running agent: every Node process of the host, over HTTP (/metrics, /debug/pprof, reports).
+int serve_command(const ServeOptions& opts);
 
 }  // namespace memlens::cli

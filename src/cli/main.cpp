@@ -201,6 +201,35 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0u, 4096u));
   top->footer("Example: memlens top 1 1   (one plain table over one second)");
 
+  ServeOptions serve_opts;
+  pid_t serve_pid = 0;
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Trace every Node process of the host until stopped: Prometheus /metrics, pprof profiles, reports");
+  serve
+      ->add_option(
+          "--listen", serve_opts.listen,
+          "ADDRESS:PORT to serve on; beyond loopback only when given (no authentication: docs/serve.md)")
+      ->capture_default_str();
+  serve->add_option("-p,--pid", serve_pid, "Only this process");
+  serve->add_option("--container", serve_opts.filter.container,
+                    "Only processes of this container (id prefix)");
+  serve->add_option("--cgroup", serve_opts.filter.cgroup, "Only processes whose cgroup path contains this");
+  serve
+      ->add_option("--max-processes", serve_opts.max_processes,
+                   "Export the series of at most this many processes (the others are counted)")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
+  serve->add_option("--interval", serve_opts.interval_s, "Seconds between samples (what /metrics shows)")
+      ->check(positive_seconds(3600.0))
+      ->capture_default_str();
+  serve
+      ->add_option("--fault-sample-period", serve_opts.fault_sample_period,
+                   "Sample one page fault in this many (the page_faults profile); off by default")
+      ->check(CLI::Range(0u, 1u << 20));
+  serve->add_flag("-v,--verbose", serve_opts.verbose, "Show libbpf's messages");
+  serve->footer("Example: memlens serve --listen 127.0.0.1:9464   (then curl http://127.0.0.1:9464/metrics)");
+
   // CLI11 answers a mistyped command with "A subcommand is required": name it and the commands there are.
   std::string known;
   bool is_known = false;
@@ -256,6 +285,11 @@ int main(int argc, char** argv) {
     return doctor_command(pid, doctor_binary);
   }
   if (*fds) return fds_command(fds_pid, fds_opts);
+  if (*serve) {
+    install_libbpf_logging(serve_opts.verbose);
+    if (serve_pid > 0) serve_opts.filter.pid = serve_pid;
+    return serve_command(serve_opts);
+  }
   if (*top) {
     if (!top_args.empty()) {
       if (!std::isfinite(top_args[0]) || top_args[0] < 0.1 || top_args[0] > 3600) {

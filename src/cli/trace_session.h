@@ -31,6 +31,7 @@ class TraceSession {
 
   model::Trace& trace() { return trace_; }
   collect::Tracer& tracer() { return *tracer_; }
+  collect::StacksExtension* stacks() { return stacks_; }  // null without stack capture
 
  private:
   TraceOptions opts_;

@@ -86,12 +86,9 @@ symbolize::Stack StacksExtension::symbolize_stack(pid_t pid, symbolize::ProcessS
   return frames;
 }
 
-void StacksExtension::finalize(model::Process& p) {
-  auto it = tracked_.find(p.pid());
-  symbolize::ProcessSymbolizer* sym = it == tracked_.end() ? nullptr : it->second.symbolizer.get();
-  if (sym) (void)sym->refresh_perf_map();
-  js_.scan(std::chrono::milliseconds(0));
-
+// The fault stacks the kernel sampled since the last call, and the live bytes of the mmap growth stacks,
+// brought into p.stacks.
+void StacksExtension::collect_kernel_stacks(model::Process& p) {
   // Page faults: sampled in the kernel, one in fault_sample_period.
   uint32_t period = session_.fault_sample_period();
   if (period > 0) {
@@ -102,7 +99,7 @@ void StacksExtension::finalize(model::Process& p) {
       w.bytes += static_cast<int64_t>(n * period * kPageBytes);
     }
   }
-  // mmap growth still mapped at the end: the mappings that carry their creating stack.
+  // mmap growth still mapped: the mappings that carry their creating stack.
   if (auto growth = p.stacks.find(model::stack_kind::kMmapGrowth); growth != p.stacks.end()) {
     for (auto& [id, w] : growth->second) w.live_bytes = 0;
     for (const auto& m : p.address_space.mappings())
@@ -110,10 +107,14 @@ void StacksExtension::finalize(model::Process& p) {
         if (auto w = growth->second.find(m.stack_id); w != growth->second.end())
           w->second.live_bytes += static_cast<int64_t>(m.size());
   }
+}
 
+void StacksExtension::symbolize_into(const model::Process& p, const model::StackTable& table,
+                                     symbolize::ProcessSymbolizer* sym,
+                                     std::map<std::string, std::vector<symbolize::StackSample>>& out) {
   std::map<int32_t, symbolize::Stack> cache;
-  for (const auto& [kind, by_stack] : p.stacks) {
-    auto& out = samples_[kind];
+  for (const auto& [kind, by_stack] : table) {
+    auto& samples = out[kind];
     for (const auto& [stack_id, w] : by_stack) {
       if (w.bytes == 0 && w.count == 0) continue;
       auto c = cache.find(stack_id);
@@ -122,9 +123,18 @@ void StacksExtension::finalize(model::Process& p) {
       s.stack = c->second;
       s.values = {w.bytes, w.count, w.live_bytes};
       s.pid = p.pid();
-      out.push_back(std::move(s));
+      samples.push_back(std::move(s));
     }
   }
+}
+
+void StacksExtension::finalize(model::Process& p) {
+  auto it = tracked_.find(p.pid());
+  symbolize::ProcessSymbolizer* sym = it == tracked_.end() ? nullptr : it->second.symbolizer.get();
+  if (sym) (void)sym->refresh_perf_map();
+  js_.scan(std::chrono::milliseconds(0));
+  collect_kernel_stacks(p);
+  symbolize_into(p, p.stacks, sym, samples_);
   p.stacks.clear();
   bool no_js_names =
       (!sym || !sym->perf_map() || sym->perf_map()->size() == 0) && !js_.reads_js_frames(p.pid());
@@ -134,10 +144,47 @@ void StacksExtension::finalize(model::Process& p) {
   tracked_.erase(p.pid());
 }
 
+std::vector<symbolize::StackProfile> StacksExtension::live_profiles(const model::Trace& trace,
+                                                                    model::Process& p,
+                                                                    const model::StackTable* since) {
+  auto it = tracked_.find(p.pid());
+  symbolize::ProcessSymbolizer* sym = it == tracked_.end() ? nullptr : it->second.symbolizer.get();
+  if (sym) (void)sym->refresh_perf_map();
+  js_.scan(std::chrono::milliseconds(0));
+  collect_kernel_stacks(p);
+  model::StackTable table = p.stacks;
+  if (since) {
+    // What accrued since the earlier copy: the counts' differences; live bytes stay as they are now.
+    for (auto& [kind, by_stack] : table) {
+      auto before = since->find(kind);
+      if (before == since->end()) continue;
+      for (auto& [id, w] : by_stack)
+        if (auto b = before->second.find(id); b != before->second.end()) {
+          w.bytes -= b->second.bytes;
+          w.count -= b->second.count;
+        }
+    }
+  }
+  std::map<std::string, std::vector<symbolize::StackSample>> samples;
+  symbolize_into(p, table, sym, samples);
+  return build_profiles(trace, samples, true);
+}
+
+void StacksExtension::forget(pid_t pid) {
+  for (auto& [kind, samples] : samples_)
+    std::erase_if(samples, [pid](const symbolize::StackSample& s) { return s.pid == pid; });
+}
+
 std::vector<symbolize::StackProfile> StacksExtension::profiles(const model::Trace& trace) const {
+  return build_profiles(trace, samples_, false);
+}
+
+std::vector<symbolize::StackProfile> StacksExtension::build_profiles(
+    const model::Trace& trace, const std::map<std::string, std::vector<symbolize::StackSample>>& by_kind,
+    bool keep_empty) {
   std::vector<symbolize::StackProfile> out;
-  for (const auto& [kind, samples] : samples_) {
-    if (samples.empty()) continue;  // nothing of this kind was seen: no empty files
+  for (const auto& [kind, samples] : by_kind) {
+    if (samples.empty() && !keep_empty) continue;  // nothing of this kind was seen: no empty files
     symbolize::StackProfile prof;
     prof.kind = kind;
     bool faults = kind == model::stack_kind::kPageFaults;

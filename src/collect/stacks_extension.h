@@ -30,6 +30,16 @@ class StacksExtension : public TraceExtension {
   // One profile per stack kind, every process's stacks in it (samples carry their pid). Valid after the
   // trace finished.
   std::vector<symbolize::StackProfile> profiles(const model::Trace& trace) const;
+  // The stacks of a live process now, one profile per kind (its samples carry its pid), without finishing
+  // it; with `since`, only what accrued after that earlier copy of its stacks (live bytes stay current).
+  // Every kind the process has stacks of is there, even when nothing accrued since.
+  std::vector<symbolize::StackProfile> live_profiles(const model::Trace& trace, model::Process& p,
+                                                     const model::StackTable* since = nullptr);
+  // Brings the kernel's sampled fault stacks and the live bytes into p.stacks (so a copy of p.stacks is
+  // complete up to now).
+  void collect_kernel_stacks(model::Process& p);
+  // Drops the symbolized stacks of a process that ended (a long-running agent does not keep them).
+  void forget(pid_t pid);
 
  private:
   struct Tracked {
@@ -38,6 +48,12 @@ class StacksExtension : public TraceExtension {
   };
   void refresh(model::Process& p, bool force_maps);
   void finalize(model::Process& p);
+  void symbolize_into(const model::Process& p, const model::StackTable& table,
+                      symbolize::ProcessSymbolizer* sym,
+                      std::map<std::string, std::vector<symbolize::StackSample>>& out);
+  static std::vector<symbolize::StackProfile> build_profiles(
+      const model::Trace& trace, const std::map<std::string, std::vector<symbolize::StackSample>>& by_kind,
+      bool keep_empty);
   symbolize::Stack symbolize_stack(pid_t pid, symbolize::ProcessSymbolizer* sym, int32_t stack_id);
 
   BpfSession& session_;

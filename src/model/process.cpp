@@ -30,6 +30,14 @@ Process* Registry::find_live(pid_t pid) {
   return nullptr;
 }
 
+bool Registry::forget(const ProcessKey& key) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end() || it->second->alive()) return false;
+  std::erase_if(order_, [&](const std::unique_ptr<Process>& p) { return p.get() == it->second; });
+  by_key_.erase(it);
+  return true;
+}
+
 std::vector<Process*> Registry::live() {
   std::vector<Process*> out;
   for (auto& p : order_)

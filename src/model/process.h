@@ -145,6 +145,9 @@ class Registry {
   Process* find_live(pid_t pid);
   const std::vector<std::unique_ptr<Process>>& all() const { return order_; }
   std::vector<Process*> live();
+  // Drops a process that has exited (a long-running agent keeps no model of the dead); false when it is
+  // unknown or still alive.
+  bool forget(const ProcessKey& key);
 
  private:
   std::map<ProcessKey, Process*> by_key_;
