@@ -47,8 +47,13 @@ size_t prune_stacks(BpfSession& session, const std::set<int32_t>& keep) {
     key = next;
     prev = &key;
   }
+  // A stack's JS frames (its SharedFunctionInfo addresses) are kept under the same id: they go with it.
+  int js_fd = bpf_map__fd(skel->maps.ml_js_frames);
   size_t n = 0;
-  for (uint32_t id : drop) n += bpf_map_delete_elem(fd, &id) == 0;
+  for (uint32_t id : drop) {
+    n += bpf_map_delete_elem(fd, &id) == 0;
+    (void)bpf_map_delete_elem(js_fd, &id);
+  }
   return n;
 }
 
