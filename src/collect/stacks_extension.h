@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "collect/extension.h"
+#include "collect/unwind_tables.h"
 #include "symbolize/stack_profile.h"
 #include "symbolize/symbolizer.h"
 
@@ -17,7 +18,7 @@ namespace memlens::collect {
 
 class StacksExtension : public TraceExtension {
  public:
-  explicit StacksExtension(BpfSession& session) : session_(session) {}
+  explicit StacksExtension(BpfSession& session) : session_(session), unwind_(session) {}
   std::string name() const override { return "stacks"; }
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
   void on_untrack(model::Process& p) override;
@@ -40,6 +41,7 @@ class StacksExtension : public TraceExtension {
   symbolize::Stack symbolize_stack(symbolize::ProcessSymbolizer* sym, int32_t stack_id);
 
   BpfSession& session_;
+  UnwindTables unwind_;  // what the kernel unwinds the stacks with
   std::map<pid_t, Tracked> tracked_;
   // kind -> samples, accumulated as processes finish.
   std::map<std::string, std::vector<symbolize::StackSample>> samples_;

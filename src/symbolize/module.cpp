@@ -26,7 +26,7 @@ std::string demangle(std::string_view mangled) {
   return result;
 }
 
-std::shared_ptr<const Module> Module::load(const elf::ElfFile& file) {
+std::shared_ptr<const Module> Module::load(const elf::ElfFile& file, const elf::ElfFile* debug) {
   std::shared_ptr<Module> m(new Module());
   m->path_ = file.display_name();
   m->build_id_ = file.build_id();
@@ -59,7 +59,11 @@ std::shared_ptr<const Module> Module::load(const elf::ElfFile& file) {
   if (dyn.ok()) m->skipped_ += *dyn;
   std::sort(raw.begin(), raw.end(), [](const Raw& a, const Raw& b) { return a.address < b.address; });
   size_t exported = raw.size();
-  auto sym = file.visit_symbols(
+  // A separate debug file's .symtab has every local function (the C library's internals) at the same
+  // addresses: it stands for the stripped file's.
+  const elf::ElfFile& symtab_file = debug ? *debug : file;
+  m->debug_file_ = debug ? debug->display_name() : "";
+  auto sym = symtab_file.visit_symbols(
       [&](const elf::SymbolView& s) {
         if (!s.is_function || s.address == 0) return;
         auto it = std::lower_bound(raw.begin(), raw.begin() + static_cast<ptrdiff_t>(exported), s.address,
@@ -152,6 +156,34 @@ size_t Module::memory_bytes() const {
          segments_.capacity() * sizeof(elf::LoadSegment) + demangled_bytes_;
 }
 
+std::vector<std::string> debug_file_dirs() {
+  // MEMLENS_DEBUG_DIRS (':'-separated) replaces the system's directory, e.g. to see stacks as a host
+  // without debug packages shows them.
+  const char* env = std::getenv("MEMLENS_DEBUG_DIRS");
+  std::string dirs = env ? env : "/usr/lib/debug";
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= dirs.size()) {
+    size_t colon = dirs.find(':', at);
+    if (colon == std::string::npos) colon = dirs.size();
+    if (colon > at) out.push_back(dirs.substr(at, colon - at));
+    at = colon + 1;
+  }
+  return out;
+}
+
+std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file) {
+  // GDB's build-id layout (Debian's -dbg and -dbgsym packages): DIR/.build-id/ab/cdef....debug.
+  const std::string& id = file.build_id();
+  if (id.size() < 4) return nullptr;
+  for (const auto& dir : debug_file_dirs()) {
+    auto debug =
+        elf::ElfFile::open_path(dir + "/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug");
+    if (debug && (*debug)->build_id() == id && (*debug)->has_symtab()) return std::move(*debug);
+  }
+  return nullptr;
+}
+
 Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string& display_name) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return errno_error("cannot stat " + display_name);
@@ -174,7 +206,9 @@ Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string
     }
   }
   // Read outside the lock: a large binary takes a fraction of a second and other lookups need not wait.
-  std::shared_ptr<const Module> module = Module::load(**file);
+  std::unique_ptr<elf::ElfFile> debug;
+  if (!(*file)->has_symtab()) debug = find_debug_file(**file);
+  std::shared_ptr<const Module> module = Module::load(**file, debug.get());
   std::lock_guard<std::mutex> lock(mutex_);
   if (!build_id.empty()) {
     auto [it, inserted] = by_build_id_.emplace(build_id, module);

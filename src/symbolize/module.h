@@ -24,8 +24,9 @@ inline constexpr size_t kMaxDemangleInput = 8192;
 
 class Module {
  public:
-  // Reads the function symbols of file (.dynsym and .symtab) into the compact table.
-  static std::shared_ptr<const Module> load(const elf::ElfFile& file);
+  // Reads the function symbols of file (.dynsym and .symtab) into the compact table; a separate debug file
+  // of it (same build-id) gives the .symtab a stripped file lacks.
+  static std::shared_ptr<const Module> load(const elf::ElfFile& file, const elf::ElfFile* debug = nullptr);
 
   struct Hit {
     uint64_t start = 0;  // symbol address (file's address space)
@@ -44,6 +45,8 @@ class Module {
 
   const std::string& path() const { return path_; }
   const std::string& build_id() const { return build_id_; }
+  // The separate debug file whose symbols were read ("" when none).
+  const std::string& debug_file() const { return debug_file_; }
   size_t symbol_count() const { return entries_.size(); }
   uint64_t skipped_symbols() const { return skipped_; }
   // Heap bytes held by this module (table, names, demangled names so far).
@@ -58,6 +61,7 @@ class Module {
   };
   std::string path_;
   std::string build_id_;
+  std::string debug_file_;
   std::vector<elf::LoadSegment> segments_;
   std::vector<Entry> entries_;  // sorted by address, one per address
   std::string names_;
@@ -66,6 +70,11 @@ class Module {
   mutable std::unordered_map<uint32_t, std::string> demangled_;
   mutable size_t demangled_bytes_ = 0;
 };
+
+// The directories searched for separate debug files by build-id: /usr/lib/debug, or MEMLENS_DEBUG_DIRS.
+std::vector<std::string> debug_file_dirs();
+// The separate debug file of file (by build-id, with a .symtab), nullptr when none is installed.
+std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file);
 
 // Modules shared across processes. A file is looked up by its identity (device, inode, size, mtime) and
 // then by build-id, so the same library in many processes or containers is read once. Thread-safe.
