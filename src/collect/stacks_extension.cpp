@@ -20,6 +20,7 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
   // The new image's own file and the dynamic loader are mapped already: the first stacks can use them.
   if (after_exec) unwind_.forget(p.pid());
   unwind_.update(p.pid());
+  unwind_.preload_needed(p.pid());
   // After exec the old image's symbols are of no use for the stacks to come, but stacks recorded before
   // exec belong to the old image: symbolize those first.
   if (after_exec && tracked_.count(p.pid())) finalize(p);

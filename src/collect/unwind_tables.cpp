@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "elf/cfi_table.h"
+#include "node/library_search.h"
 
 namespace memlens::collect {
 
@@ -69,30 +70,52 @@ Result<UnwindTables::FileTable> UnwindTables::load(const elf::ElfFile& elf, int 
 }
 
 const UnwindTables::FileTable& UnwindTables::table_for(pid_t pid, const proc::MapEntry& m) {
-  static const FileTable kNone;
   std::string identity = fmt::format("{}:{}:{}:{}", m.dev_major, m.dev_minor, m.inode, m.path);
   if (auto k = keys_.find(identity); k != keys_.end()) return files_[k->second];
   auto f = open_mapped(pid, m);
   if (!f) {
     failed_.push_back({m.path, f.error().describe()});
     keys_[identity] = identity;
-    return files_[identity] = kNone;
+    return files_[identity] = FileTable{};
   }
-  auto elf = elf::ElfFile::open(f->fd.get(), m.path);
+  return table_of_file(f->fd.get(), m.path, identity);
+}
+
+const UnwindTables::FileTable& UnwindTables::table_of_file(int fd, const std::string& name,
+                                                           const std::string& identity) {
+  auto elf = elf::ElfFile::open(fd, name);
   if (!elf) {
-    failed_.push_back({m.path, elf.error().describe()});
+    failed_.push_back({name, elf.error().describe()});
     keys_[identity] = identity;
-    return files_[identity] = kNone;
+    return files_[identity] = FileTable{};
   }
   std::string key = (*elf)->build_id().empty() ? identity : "build-id:" + (*elf)->build_id();
   keys_[identity] = key;
   if (auto have = files_.find(key); have != files_.end()) return have->second;
-  auto t = load(**elf, f->fd.get(), m.path);
+  auto t = load(**elf, fd, name);
   if (!t) {
-    failed_.push_back({m.path, t.error().describe()});
-    return files_[key] = kNone;
+    failed_.push_back({name, t.error().describe()});
+    return files_[key] = FileTable{};
   }
   return files_[key] = std::move(*t);
+}
+
+void UnwindTables::preload_needed(pid_t pid) {
+  if (!session_.unwind_rows()) return;
+  auto exe = proc::read_exe(pid);
+  if (!exe) return;
+  auto f = open_in_process_root(pid, *exe, false);
+  if (!f) return;
+  auto elf = elf::ElfFile::open(f->fd.get(), *exe);
+  if (!elf) return;
+  for (const auto& name : (*elf)->dynamic_info().needed) {
+    auto path = node::find_needed_library(pid, *exe, name);
+    if (!path) continue;
+    auto lib = open_in_process_root(pid, *path, false);
+    if (!lib) continue;
+    std::string identity = fmt::format("preload:{}:{}", lib->device, lib->inode);
+    if (!keys_.count(identity)) (void)table_of_file(lib->fd.get(), *path, identity);
+  }
 }
 
 void UnwindTables::update(pid_t pid) {

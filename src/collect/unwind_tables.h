@@ -26,6 +26,10 @@ class UnwindTables {
   // Reads pid's executable mappings and gives the kernel their tables (compiling the files not seen yet).
   // Cheap when nothing changed since the last call.
   void update(pid_t pid);
+  // At exec, before the dynamic loader has mapped anything: compiles the tables of the libraries the new
+  // image needs (where the loader will find them), so that update() has only their mappings to write once
+  // they are mapped, while the process runs on.
+  void preload_needed(pid_t pid);
   // pid exited or exec'd: its mappings are no longer valid.
   void forget(pid_t pid);
   // The tables' figures and the kernel's walk counters, for the report.
@@ -38,6 +42,8 @@ class UnwindTables {
     std::vector<elf::LoadSegment> segments;
   };
   const FileTable& table_for(pid_t pid, const proc::MapEntry& m);
+  // The table of an open file, compiled unless one of the same build-id (else identity) is loaded.
+  const FileTable& table_of_file(int fd, const std::string& name, const std::string& identity);
   Result<FileTable> load(const elf::ElfFile& elf, int fd, const std::string& name);
 
   BpfSession& session_;

@@ -63,6 +63,7 @@ std::shared_ptr<const Module> Module::load(const elf::ElfFile& file, const elf::
   // addresses: it stands for the stripped file's.
   const elf::ElfFile& symtab_file = debug ? *debug : file;
   m->debug_file_ = debug ? debug->display_name() : "";
+  m->has_all_functions_ = symtab_file.has_symtab();
   auto sym = symtab_file.visit_symbols(
       [&](const elf::SymbolView& s) {
         if (!s.is_function || s.address == 0) return;
@@ -102,23 +103,25 @@ std::shared_ptr<const Module> Module::load(const elf::ElfFile& file, const elf::
 }
 
 std::optional<Module::Hit> Module::lookup(uint64_t vaddr) const {
+  auto h = nearest_before(vaddr);
+  // An unsized symbol (hand-written assembly) extends to the next one, within its own segment.
+  if (h && h->size > 0 && vaddr - h->start >= h->size) return std::nullopt;
+  return h;
+}
+
+std::optional<Module::Hit> Module::nearest_before(uint64_t vaddr) const {
   auto it = std::upper_bound(entries_.begin(), entries_.end(), vaddr,
                              [](uint64_t v, const Entry& e) { return v < e.address; });
   if (it == entries_.begin()) return std::nullopt;
   const Entry& e = *(it - 1);
-  if (e.size > 0) {
-    if (vaddr - e.address >= e.size) return std::nullopt;
-  } else {
-    // An unsized symbol (hand-written assembly) extends to the next one, within its own segment.
-    bool inside = false;
-    for (const auto& seg : segments_) {
-      if (e.address >= seg.vaddr && e.address - seg.vaddr < seg.memsz) {
-        inside = vaddr - seg.vaddr < seg.memsz;
-        break;
-      }
+  bool inside = false;
+  for (const auto& seg : segments_) {
+    if (e.address >= seg.vaddr && e.address - seg.vaddr < seg.memsz) {
+      inside = vaddr - seg.vaddr < seg.memsz;
+      break;
     }
-    if (!inside) return std::nullopt;
   }
+  if (!inside) return std::nullopt;
   Hit h;
   h.start = e.address;
   h.size = e.size;

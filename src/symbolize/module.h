@@ -36,6 +36,11 @@ class Module {
   };
   // The function containing vaddr; unsized symbols extend to the next symbol within their segment.
   std::optional<Hit> lookup(uint64_t vaddr) const;
+  // The nearest symbol at or before vaddr in the same segment, whether or not it covers vaddr.
+  std::optional<Hit> nearest_before(uint64_t vaddr) const;
+  // Whether every function of the file has a symbol (a .symtab, its own or a debug file's): a vaddr that no
+  // symbol covers is then not in a function at all.
+  bool has_all_functions() const { return has_all_functions_; }
   // The demangled name of a hit, computed once per symbol and kept (only names actually reported are
   // demangled). Thread-safe.
   std::string demangled(const Hit& hit) const;
@@ -62,6 +67,7 @@ class Module {
   std::string path_;
   std::string build_id_;
   std::string debug_file_;
+  bool has_all_functions_ = false;
   std::vector<elf::LoadSegment> segments_;
   std::vector<Entry> entries_;  // sorted by address, one per address
   std::string names_;

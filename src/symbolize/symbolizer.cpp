@@ -264,6 +264,18 @@ Frame ProcessSymbolizer::symbolize_address(uint64_t address, Batch& batch) {
         f.module = module;
         break;
       }
+      // A stripped file without its debug file: the nearest exported name, said to be only that.
+      if (const Module* mod = module_for(static_cast<size_t>(n.map_index));
+          mod && !mod->has_all_functions()) {
+        auto vaddr = mod->file_offset_to_vaddr(n.file_offset);
+        if (auto hit = vaddr ? mod->nearest_before(*vaddr) : std::nullopt) {
+          f.kind = FrameKind::kNative;
+          f.symbol_offset = *vaddr - hit->start;
+          f.function = fmt::format("{}+0x{:x}", mod->demangled(*hit), f.symbol_offset);
+          f.inexact = true;
+          break;
+        }
+      }
       f.function = fmt::format("{}+0x{:x}", basename_of(m.path), n.file_offset);
       break;
     }
