@@ -70,7 +70,8 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_events, opts.ringbuf_bytes);
   // A stack table is memory the kernel pins for the whole run: keep it minimal when stacks are off.
   bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
-  uint64_t rows = opts.capture_stacks ? opts.unwind_table_bytes / sizeof(ml_unwind_row) : 1;
+  bool tables = opts.capture_stacks && opts.unwind_table_bytes > 0;
+  uint64_t rows = tables ? opts.unwind_table_bytes / sizeof(ml_unwind_row) : 1;
   rows = std::clamp<uint64_t>(rows, 1, uint64_t{1} << 30);
   bpf_map__set_max_entries(skel->maps.ml_unwind_rows, static_cast<uint32_t>(rows));
   bpf_map__set_max_entries(skel->maps.ml_unwind_procs, opts.capture_stacks ? opts.max_processes : 1);
@@ -83,7 +84,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
         "`memlens doctor` for what this kernel lacks)",
         err);
   }
-  if (opts.capture_stacks) {
+  if (tables) {
     size_t bytes = rows * sizeof(ml_unwind_row);
     void* m =
         mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.ml_unwind_rows), 0);

@@ -39,7 +39,7 @@ struct SessionOptions {
   uint32_t stack_entries = 32768;
   // Kernel memory for the unwind tables of every traced file (allocated at load when stacks are on): node's
   // own table takes about 6 MiB, the C library's 0.5 MiB. A file that does not fit is named in the report
-  // and unwound by frame pointers.
+  // and unwound by frame pointers. 0: frame pointers only.
   uint64_t unwind_table_bytes = 32ull
                                 << 20;  // kernel memory: entries x 512 bytes; a full table is counted as loss
   // One page fault in this many (per process, counted by a perf software event) runs the fault program,
