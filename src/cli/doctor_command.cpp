@@ -37,7 +37,7 @@ Check check_unwind_tables(const std::string& libc_path) {
   }
   c.ok = true;
   uint64_t budget = collect::SessionOptions{}.unwind_table_bytes;
-  auto debug = symbolize::find_debug_file(**file);
+  auto debug = symbolize::find_debug_file(**file, libc_path);
   c.detail = fmt::format("{} KiB of the {} MiB budget (--unwind-table-mib); {}",
                          table->rows.size() * sizeof(ml_unwind_row) >> 10, budget >> 20,
                          debug ? "its internal functions are named from " + debug->display_name()

@@ -175,19 +175,59 @@ std::vector<std::string> debug_file_dirs() {
   return out;
 }
 
-std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file) {
-  // GDB's build-id layout (Debian's -dbg and -dbgsym packages): DIR/.build-id/ab/cdef....debug.
+namespace {
+
+// A debug file at path (inside pid's root when pid > 0, else on the host) that belongs to file.
+std::unique_ptr<elf::ElfFile> debug_file_at(const elf::ElfFile& file, const std::string& path, pid_t pid) {
+  auto opened = pid > 0 ? open_in_process_root(pid, path, false) : open_regular_file(path);
+  if (!opened) return nullptr;
+  auto debug = elf::ElfFile::open(opened->fd.get(), path);
+  if (!debug || !(*debug)->has_symtab()) return nullptr;
+  // The build-id proves it is this file's (gdb checks .gnu_debuglink's CRC, which needs a whole read).
+  if (!file.build_id().empty() && (*debug)->build_id() != file.build_id()) return nullptr;
+  return std::move(*debug);
+}
+
+// The name .gnu_debuglink gives ("" when none).
+std::string debuglink_name(const elf::ElfFile& file) {
+  for (const auto& s : file.sections()) {
+    if (s.name != ".gnu_debuglink" || s.size < 5 || s.size > 4096) continue;
+    auto data = file.read_at(s.file_offset, s.size);
+    if (!data) return "";
+    std::string name(data->begin(), data->end());
+    name.resize(std::strlen(name.c_str()));
+    return name.find('/') == std::string::npos ? name : "";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file, const std::string& path, pid_t pid) {
+  // As gdb looks: by build-id (Debian's -dbg and -dbgsym packages: DIR/.build-id/ab/cdef....debug), then the
+  // name .gnu_debuglink gives, beside the file, in its .debug/, and under DIR with the file's directory.
+  // In the process's own root first (a container's debug packages), then on the host.
+  std::vector<std::string> candidates;
   const std::string& id = file.build_id();
-  if (id.size() < 4) return nullptr;
-  for (const auto& dir : debug_file_dirs()) {
-    auto debug =
-        elf::ElfFile::open_path(dir + "/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug");
-    if (debug && (*debug)->build_id() == id && (*debug)->has_symtab()) return std::move(*debug);
+  if (id.size() >= 4)
+    for (const auto& dir : debug_file_dirs())
+      candidates.push_back(dir + "/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug");
+  if (std::string link = debuglink_name(file); !link.empty() && path.rfind('/') != std::string::npos) {
+    std::string dir = path.substr(0, path.rfind('/'));
+    candidates.push_back(dir + "/" + link);
+    candidates.push_back(dir + "/.debug/" + link);
+    for (const auto& d : debug_file_dirs()) candidates.push_back(d + dir + "/" + link);
+  }
+  for (const auto& c : candidates) {
+    if (c == path) continue;
+    if (pid > 0)
+      if (auto d = debug_file_at(file, c, pid)) return d;
+    if (auto d = debug_file_at(file, c, 0)) return d;
   }
   return nullptr;
 }
 
-Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string& display_name) {
+Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string& display_name, pid_t pid) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return errno_error("cannot stat " + display_name);
   std::string identity =
@@ -210,7 +250,7 @@ Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string
   }
   // Read outside the lock: a large binary takes a fraction of a second and other lookups need not wait.
   std::unique_ptr<elf::ElfFile> debug;
-  if (!(*file)->has_symtab()) debug = find_debug_file(**file);
+  if (!(*file)->has_symtab()) debug = find_debug_file(**file, display_name, pid);
   std::shared_ptr<const Module> module = Module::load(**file, debug.get());
   std::lock_guard<std::mutex> lock(mutex_);
   if (!build_id.empty()) {

@@ -3,6 +3,8 @@
 // Modules are shared between processes through ModuleCache, keyed by build-id and by file identity.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -79,15 +81,18 @@ class Module {
 
 // The directories searched for separate debug files by build-id: /usr/lib/debug, or MEMLENS_DEBUG_DIRS.
 std::vector<std::string> debug_file_dirs();
-// The separate debug file of file (by build-id, with a .symtab), nullptr when none is installed.
-std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file);
+// The separate debug file (with a .symtab) of file, found at path in pid's root (0: the host's), by build-id
+// or by .gnu_debuglink; nullptr when none is installed.
+std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file, const std::string& path,
+                                              pid_t pid = 0);
 
 // Modules shared across processes. A file is looked up by its identity (device, inode, size, mtime) and
 // then by build-id, so the same library in many processes or containers is read once. Thread-safe.
 class ModuleCache {
  public:
-  // The module of an open file (fd is only read). display_name is used in messages and Module::path().
-  Result<std::shared_ptr<const Module>> get(int fd, const std::string& display_name);
+  // The module of an open file (fd is only read). display_name is used in messages and Module::path(), and,
+  // with pid (the process that maps it: its root is searched first), to find its debug file.
+  Result<std::shared_ptr<const Module>> get(int fd, const std::string& display_name, pid_t pid = 0);
   size_t size() const;
   size_t memory_bytes() const;
   void clear();

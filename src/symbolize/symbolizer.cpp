@@ -184,7 +184,7 @@ const Module* ProcessSymbolizer::module_for(size_t map_index) {
     module_errors_[key] = why.empty() ? "cannot open the mapped file" : why;
     return nullptr;
   }
-  auto module = options_.cache->get(fd.get(), path);
+  auto module = options_.cache->get(fd.get(), path, pid_);
   if (!module) {
     ++stats_.module_failures;
     module_errors_[key] = module.error().describe();
