@@ -5,11 +5,14 @@
 #include <fmt/format.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+
+#include "elf/elf_file.h"
 
 namespace memlens::elf {
 
@@ -22,6 +25,7 @@ constexpr int kRegRip = 16;  // the return address column
 // More functions than any real file has (node: ~76k): a bound on what a corrupt header makes us read.
 constexpr uint64_t kMaxFunctions = 8u << 20;
 constexpr uint64_t kMaxRows = 32u << 20;
+constexpr uint64_t kMaxHeaderBytes = 12 + kMaxFunctions * 8;
 
 struct ElfCloser {
   void operator()(Elf* e) const { elf_end(e); }
@@ -35,18 +39,20 @@ struct FrameFree {
 
 // The functions' start addresses, sorted, from .eh_frame_hdr's binary-search table (as the loader and
 // libgcc's unwinder use it). Only the encoding every x86-64 toolchain writes is read.
-Result<std::vector<uint64_t>> function_starts(Elf* elf, const std::string& name) {
-  size_t shstrndx = 0;
-  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return make_error(name + ": no section headers", EINVAL);
-  for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
-    GElf_Shdr sh;
-    if (!gelf_getshdr(scn, &sh)) continue;
-    const char* sname = elf_strptr(elf, shstrndx, sh.sh_name);
-    if (!sname || std::strcmp(sname, ".eh_frame_hdr") != 0) continue;
-    Elf_Data* d = elf_rawdata(scn, nullptr);
-    if (!d || !d->d_buf || d->d_size < 12)
-      return make_error(name + ": .eh_frame_hdr is unreadable or truncated", EINVAL);
-    const auto* b = static_cast<const uint8_t*>(d->d_buf);
+Result<std::vector<uint64_t>> function_starts(int fd, const std::string& name) {
+  // The section table through ElfFile (bounded, names read by it): libelf's own section-name lookup lost
+  // memory on corrupt files whose names share a section with other data.
+  auto file = ElfFile::open(fd, name);
+  if (!file) return file.error();
+  for (const auto& sh : (*file)->sections()) {
+    if (sh.name != ".eh_frame_hdr") continue;
+    if (sh.type == SHT_NOBITS || sh.size < 12 || sh.size > kMaxHeaderBytes)
+      return make_error(name + ": .eh_frame_hdr is truncated or implausibly large", EINVAL);
+    std::vector<uint8_t> bytes(sh.size);
+    if (pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(sh.file_offset)) !=
+        static_cast<ssize_t>(bytes.size()))
+      return make_error(name + ": .eh_frame_hdr is unreadable", EINVAL);
+    const uint8_t* b = bytes.data();
     // version 1; eh_frame_ptr pcrel|sdata4; fde_count udata4; table datarel|sdata4.
     if (b[0] != 1 || b[1] != 0x1b || b[2] != 0x03 || b[3] != 0x3b)
       return make_error(fmt::format("{}: .eh_frame_hdr has an encoding memlens does not read "
@@ -55,7 +61,7 @@ Result<std::vector<uint64_t>> function_starts(Elf* elf, const std::string& name)
                         EINVAL);
     uint32_t count;
     std::memcpy(&count, b + 8, 4);
-    if (count > kMaxFunctions || 12 + uint64_t{count} * 8 > d->d_size)
+    if (count > kMaxFunctions || 12 + uint64_t{count} * 8 > bytes.size())
       return make_error(fmt::format("{}: .eh_frame_hdr claims {} functions, more than it holds", name, count),
                         EINVAL);
     std::vector<uint64_t> starts;
@@ -63,7 +69,7 @@ Result<std::vector<uint64_t>> function_starts(Elf* elf, const std::string& name)
     for (uint32_t i = 0; i < count; ++i) {
       int32_t rel;
       std::memcpy(&rel, b + 12 + uint64_t{i} * 8, 4);
-      starts.push_back(sh.sh_addr + static_cast<int64_t>(rel));
+      starts.push_back(sh.address + static_cast<int64_t>(rel));
     }
     return starts;
   }
@@ -164,7 +170,7 @@ Result<CfiTable> compile_cfi(int fd, const std::string& name) {
   GElf_Ehdr eh;
   if (!gelf_getehdr(elf.get(), &eh) || eh.e_machine != EM_X86_64)
     return make_error(name + ": not an x86-64 ELF file", EINVAL);
-  auto starts = function_starts(elf.get(), name);
+  auto starts = function_starts(fd, name);
   if (!starts) return starts.error();
   std::unique_ptr<Dwarf_CFI, CfiCloser> cfi(dwarf_getcfi_elf(elf.get()));
   if (!cfi) return make_error(name + ": .eh_frame is unreadable: " + dwarf_errmsg(-1), EINVAL);
