@@ -22,6 +22,8 @@
 #     the bystander's time per fault while memlens traces an idle node process, against without memlens
 #     (untraced/bystander speed, target >= 0.99), and the traced loop's time per fault against untraced
 #     (target <= 1.02, default settings: stacks on);
+#   - the unwinder's cost (unwind): the fault loop with every fault sampled with its user stack, walked by
+#     frame pointers only and with the unwind tables (per-fault time side by side, no target);
 #   - memlens against bpftrace on alloc-heavy: a bpftrace script doing the same job (user page faults,
 #     mmap and brk entries, each with its user stack) run the same rounds; memlens's overhead (traced /
 #     untraced - 1) over bpftrace's, target <= 0.25 (bpftrace is installed from Debian when missing, and
@@ -35,7 +37,7 @@
 #   - JS frame reads (bench/js_frames.sh): the kernel's time per event of the page-fault and uprobe
 #     programs with and without reading JS frames for naming them from V8's metadata (no target: shown).
 #
-# Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts,jsframes; all by default),
+# Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts,unwind,jsframes; all by default),
 # BENCH_FAULT_PAGES (16384) and BENCH_FAULT_ROUNDS (30): the fault loop's size,
 # BENCH_ROUNDS (5), BENCH_WRK_DURATION (5, seconds), BENCH_WRK_CONNECTIONS (32),
 # BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
@@ -349,7 +351,7 @@ ensure_bpftrace() {
 declare -A SAMPLES
 add_sample() { SAMPLES[$1]="${SAMPLES[$1]:-} $2"; }
 
-ONLY=",${BENCH_ONLY:-faults,http,scripts,jsframes},"
+ONLY=",${BENCH_ONLY:-faults,http,scripts,unwind,jsframes},"
 want() { [[ "$ONLY" == *",$1,"* ]]; }
 
 echo "memlens benchmark: $ROUNDS rounds, traced and untraced alternating; $(nproc) CPUs" \
@@ -360,7 +362,7 @@ if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
   echo "warning: load average $load: other work on this machine makes the ratios noisy"
 fi
 want http && echo "node: $(node --version), wrk -t1 -c$WRK_CONNECTIONS -d${WRK_DURATION}s on 127.0.0.1"
-if want faults; then
+if want faults || want unwind; then
   command -v cc >/dev/null || die "cc not found (the fault loop is built from tests/programs/fault_loop.c)"
   cc -O2 -o "$FAULT_LOOP" "$BENCH_DIR/../tests/programs/fault_loop.c" || die "cannot build the fault loop"
   echo "fault loop: $FAULT_PAGES pages x $FAULT_ROUNDS rounds per run"
@@ -390,6 +392,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
       fi
       add_sample "faults-$mode" "$v"
       line+=$(printf '  faults %s %.0f ns' "$mode" "$v")
+    done
+  fi
+  if want unwind; then
+    # The unwinder's cost: every fault sampled with its user stack (--fault-sample-period 1), walked by
+    # frame pointers only (--unwind-table-mib 0) and with the unwind tables, one run after the other.
+    for mode in fp cfi; do
+      if [ "$mode" = fp ]; then tables=0; else tables=32; fi
+      v=$(fault_ns "$WORK/unwind-$mode-$r.out" measured "$WORK/unwind-$mode-$r.stats" "${PIN_SERVER[@]}" \
+        "$MEMLENS" run -q --fault-sample-period 1 --unwind-table-mib "$tables" -o "$WORK/unwind-$mode-$r" --) || exit 1
+      check_traced unwind "$WORK/unwind-$mode-$r" "$WORK/unwind-$mode-$r.stats"
+      add_sample "unwind-$mode" "$v"
+      line+=$(printf '  every fault with its stack, %s %.0f ns' "$mode" "$v")
     done
   fi
   if want http; then
@@ -482,6 +496,10 @@ if want faults; then
   tf_ratio=$(paired_median faults-traced faults-untraced)
   result "traced per-fault time traced/untraced" "$tf_ratio" "<=" 1.02 \
     "(rounds: $(paired_list faults-traced faults-untraced); medians $(m faults-traced) vs $(m faults-untraced) ns/fault; ranges $(spread faults-traced) vs $(spread faults-untraced))"
+fi
+if want unwind; then
+  printf '  %-52s %s (rounds: %s; every fault sampled with its stack: %s vs %s ns/fault, the difference is the\n    unwind tables'"'"' cost per stack walk)\n' "per-fault time, unwind tables / frame pointers only" \
+    "$(paired_median unwind-cfi unwind-fp)" "$(paired_list unwind-cfi unwind-fp)" "$(m unwind-cfi)" "$(m unwind-fp)"
 fi
 if want http; then
   http_ratio=$(paired_median http-traced http-untraced)

@@ -117,19 +117,46 @@ static __always_inline void fill_header(struct ml_event_header* h, __u32 type) {
 // frame pointer further away, below the last frame, or misaligned is not a caller's frame: the walk ends.
 #define ML_MAX_FRAME_BYTES (8ULL << 20)
 
-// Walks the user stack by its frame pointers into ips (innermost first) and returns the frame count.
-// Not bpf_get_stack: the kernel's walker follows the chain until a read faults, and every chain ends in
-// garbage (glibc's start code leaves rbp = 1 in main's frame), so each capture took a page fault in
-// kernel mode, about half of a capture's cost on the test VM (bpf_stats: accept4's entry program 3.4 us
-// with stacks, 1.0 us without). Here the chain must climb the stack, which ends it before any fault.
-// return_slot: where the caller's return address is when the probe sits before the function has pushed
-// its frame (its first instruction, or a branch equivalent to it: %rsp; further into a wrapper that has
-// taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere. The programs
-// read that return address anyway (the events' caller_ip) and pass it in: it is read once.
+// Unwind tables (see abi.h): rows of every file, sized by userspace (its byte budget) and written by it
+// through a mapping of the array; the executable mappings of each traced process.
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1);  // set by userspace
+  __type(key, __u32);
+  __type(value, struct ml_unwind_row);
+} ml_unwind_rows SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1);  // set by userspace
+  __type(key, __u32);      // tgid
+  __type(value, struct ml_unwind_proc);
+} ml_unwind_procs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ML_UNWIND_STATS);
+  __type(key, __u32);
+  __type(value, __u64);
+} ml_unwind_stats SEC(".maps");
+
+static __always_inline void count_unwind(__u32 stat) {
+  __u64* v = bpf_map_lookup_elem(&ml_unwind_stats, &stat);
+  if (v) *v += 1;  // per-CPU slot: no other writer
+}
+
+// The walk: the registers of the frame being unwound (ip, sp, bp), the frames so far.
+// Not bpf_get_stack: the kernel's walker follows the frame-pointer chain until a read faults, and every
+// chain ends in garbage (glibc's start code leaves rbp = 1 in main's frame), so each capture took a page
+// fault in kernel mode; nor can it unwind code built without frame pointers (Debian's C library).
 struct ml_walk {
-  struct ml_user_stack* s;  // the frames go here (the caller's scratch entry: looked up once)
-  __u64 fp, floor, hash;
+  struct ml_user_stack* s;      // the frames go here (the caller's scratch entry: looked up once)
+  struct ml_unwind_proc* proc;  // the process's executable mappings with tables, NULL when none
+  __u64 ip, sp, bp, hash;
   __u32 n;
+  __u32 ip_is_return;  // ip is a return address: its call is at ip - 1 (a noreturn call may end a function)
   const struct ml_js_proc* js;  // the process's V8 frame layout, null when it has none
   struct ml_js_scratch* jsf;    // the JS frames' functions go here (with js only)
 };
@@ -190,39 +217,180 @@ static __always_inline void js_frame(struct ml_walk* w, __u64 fp) {
   w->hash = hash_step(w->hash, sfi);
 }
 
+// The caller's registers of one frame.
+struct ml_frame_regs {
+  __u64 ip, sp, bp;
+};
+
+// The mapping of the process holding pc (binary search of the sorted mappings), NULL when none.
+static __always_inline struct ml_unwind_mapping* find_mapping(struct ml_unwind_proc* proc, __u64 pc) {
+  __u32 lo = 0, hi = proc->count;
+  if (hi > ML_UNWIND_MAX_MAPPINGS) hi = ML_UNWIND_MAX_MAPPINGS;
+  for (int i = 0; i < 7 && lo < hi; i++) {  // 2^6 > ML_UNWIND_MAX_MAPPINGS
+    __u32 mid = (lo + hi) / 2;
+    if (mid >= ML_UNWIND_MAX_MAPPINGS) return NULL;
+    struct ml_unwind_mapping* m = &proc->m[mid];
+    if (pc < m->start)
+      hi = mid;
+    else if (pc >= m->end)
+      lo = mid + 1;
+    else
+      return m;
+  }
+  return NULL;
+}
+
+// The index of the last row of [first, first + count) starting at or before pc, -1 when none. A global
+// function: the verifier checks it once, on its own, where its loop inlined into the frame step made the
+// step's states multiply past the verifier's limit.
+__noinline long ml_find_row(__u32 first, __u32 count, __u32 pc) {
+  __u32 lo = first, hi = first + count;      // the answer is lo - 1 when the loop ends
+  for (int i = 0; i < 26 && lo < hi; i++) {  // a file holds fewer than 2^25 rows
+    __u32 mid = lo + (hi - lo) / 2;
+    struct ml_unwind_row* r = bpf_map_lookup_elem(&ml_unwind_rows, &mid);
+    if (!r) return -1;
+    if (r->pc <= pc)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == first || lo > first + count) return -1;
+  return lo - 1;
+}
+
+// One frame by the unwind table of w->ip's file. Returns 1 when done (out filled), 0 when there is no
+// usable row (the frame pointer decides), -1 when the walk ends here (its cause counted).
+static __always_inline int unwind_by_table(struct ml_walk* w, struct ml_frame_regs* out) {
+  struct ml_unwind_proc* proc = w->proc;
+  if (!proc) return 0;
+  __u64 pc = w->ip_is_return ? w->ip - 1 : w->ip;
+  struct ml_unwind_mapping* m = find_mapping(proc, pc);
+  if (!m || m->row_count == 0) return 0;
+  __u64 vaddr = pc - m->bias;
+  if (vaddr > 0xffffffffULL) return 0;
+  long at = ml_find_row(m->first_row, m->row_count, (__u32)vaddr);
+  if (at < 0) return 0;
+  __u32 row = (__u32)at;
+  struct ml_unwind_row* r = bpf_map_lookup_elem(&ml_unwind_rows, &row);
+  if (!r || r->cfa_kind == ML_CFA_NONE) return 0;
+  if (r->cfa_kind == ML_CFA_END) {
+    count_unwind(ML_UNWIND_END_OUTERMOST);
+    return -1;
+  }
+  __u64 cfa;
+  if (r->cfa_kind == ML_CFA_RSP)
+    cfa = w->sp + r->cfa_offset;
+  else if (r->cfa_kind == ML_CFA_RBP)
+    cfa = w->bp + r->cfa_offset;
+  else if (r->cfa_kind == ML_CFA_PLT)
+    cfa = w->sp + r->cfa_offset + ((w->ip & 15) >= (__u64)r->rbp_offset ? 8 : 0);
+  else {
+    count_unwind(ML_UNWIND_FP_FALLBACK);
+    return 0;
+  }
+  if (bpf_probe_read_user(&out->ip, sizeof(out->ip), (void*)(cfa - 8)) != 0) {
+    count_unwind(ML_UNWIND_END_UNREADABLE);
+    return -1;
+  }
+  out->bp = w->bp;
+  if (r->rbp_kind == ML_RBP_AT_CFA) {
+    if (bpf_probe_read_user(&out->bp, sizeof(out->bp), (void*)(cfa + r->rbp_offset)) != 0) {
+      count_unwind(ML_UNWIND_END_UNREADABLE);
+      return -1;
+    }
+  } else if (r->rbp_kind == ML_RBP_UNDEFINED) {
+    out->bp = 0;
+  }
+  out->sp = cfa;
+  count_unwind(ML_UNWIND_FRAMES_CFI);
+  return 1;
+}
+
+// One frame by the frame pointer: the saved rbp at [rbp], the return address above it. Returns 1 when
+// done, -1 when the chain does not climb the stack or cannot be read.
+static __always_inline int unwind_by_frame_pointer(struct ml_walk* w, struct ml_frame_regs* out) {
+  __u64 fp = w->bp;
+  if (fp < w->sp || (fp & 7) != 0 || fp - w->sp > ML_MAX_FRAME_BYTES) {
+    count_unwind(ML_UNWIND_END_BAD_FRAME);
+    return -1;
+  }
+  __u64 frame[2];  // saved frame pointer, return address
+  if (bpf_probe_read_user(frame, sizeof(frame), (void*)fp) != 0) {
+    count_unwind(ML_UNWIND_END_UNREADABLE);
+    return -1;
+  }
+  out->bp = frame[0];
+  out->ip = frame[1];
+  out->sp = fp + sizeof(frame);
+  count_unwind(ML_UNWIND_FRAMES_FP);
+  return 1;
+}
+
 // One frame of the walk: a bpf_loop callback, verified once per program, where a bounded loop inlined in
-// every program that captures stacks made loading them 0.6 s slower. Returns 1 to stop.
+// every program that captures stacks made loading them 0.6 s slower. Steps from w's frame to its caller
+// (by table, else by frame pointer) and records the caller. Returns 1 to stop.
 static long walk_one_frame(__u64 index, struct ml_walk* w) {
   struct ml_user_stack* s = w->s;
-  if (!s || w->n >= ML_MAX_STACK_DEPTH) return 1;
-  __u64 fp = w->fp;
-  if (fp < w->floor || (fp & 7) != 0 || fp - w->floor > ML_MAX_FRAME_BYTES) return 1;
-  js_frame(w, fp);
-  __u64 frame[2];  // saved frame pointer, return address
-  if (bpf_probe_read_user(frame, sizeof(frame), (void*)fp) != 0 || frame[1] == 0) return 1;
-  s->ips[w->n & (ML_MAX_STACK_DEPTH - 1)] = frame[1];
-  w->hash = hash_step(w->hash, frame[1]);
+  if (!s) return 1;
+  if (w->n >= ML_MAX_STACK_DEPTH) {
+    count_unwind(ML_UNWIND_END_DEPTH);
+    return 1;
+  }
+  js_frame(w, w->bp);  // before the step: w->bp is still this frame's frame pointer
+  struct ml_frame_regs caller = {};
+  int done = unwind_by_table(w, &caller);
+  if (done == 0) done = unwind_by_frame_pointer(w, &caller);
+  if (done < 0) return 1;
+  if (caller.ip == 0) {  // glibc's outermost frames end the frame-pointer chain with a null return address
+    count_unwind(ML_UNWIND_END_OUTERMOST);
+    return 1;
+  }
+  if (caller.sp <= w->sp || caller.sp - w->sp > ML_MAX_FRAME_BYTES) {
+    count_unwind(ML_UNWIND_END_BAD_FRAME);
+    return 1;
+  }
+  s->ips[w->n & (ML_MAX_STACK_DEPTH - 1)] = caller.ip;
+  w->hash = hash_step(w->hash, caller.ip);
   w->n++;
-  w->floor = fp + sizeof(frame);
-  w->fp = frame[0];
+  w->ip = caller.ip;
+  w->sp = caller.sp;
+  w->bp = caller.bp;
+  w->ip_is_return = 1;
   return 0;
 }
 
 // Fills s (zeroed) with the stack and its hash.
+// return_slot: where the caller's return address is when the probe sits before the function has pushed
+// its frame (its first instruction, or a branch equivalent to it: %rsp; further into a wrapper that has
+// taken stack bytes since: %rsp + those), rbp then still being the caller's; 0 elsewhere. The programs
+// read that return address anyway (the events' caller_ip) and pass it in: it is read once. The caller's
+// frame is then known without a table: its sp is just above the slot.
 static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_slot, __u64 return_address,
                                             struct ml_user_stack* s) {
-  struct ml_walk w = {.s = s, .fp = regs->bp, .floor = regs->sp, .hash = 0x9e3779b97f4a7c15ULL, .n = 0};
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct ml_walk w = {.s = s,
+                      .proc = bpf_map_lookup_elem(&ml_unwind_procs, &tgid),
+                      .ip = regs->ip,
+                      .sp = regs->sp,
+                      .bp = regs->bp,
+                      .hash = 0x9e3779b97f4a7c15ULL,
+                      .n = 1,
+                      .ip_is_return = 0};
+  count_unwind(ML_UNWIND_WALKS);
   js_walk_begin(&w);
   s->ips[0] = regs->ip;
   w.hash = hash_step(w.hash, s->ips[0]);
-  w.n = 1;
   if (return_slot) {
-    if (return_address != 0) {
-      s->ips[1] = return_address;
-      w.hash = hash_step(w.hash, return_address);
-      w.n = 2;
+    if (return_address == 0) {
+      s->hash = w.hash;
+      return;
     }
-    w.floor = return_slot + sizeof(return_address);
+    s->ips[1] = return_address;
+    w.hash = hash_step(w.hash, return_address);
+    w.n = 2;
+    w.ip = return_address;
+    w.sp = return_slot + sizeof(return_address);
+    w.ip_is_return = 1;
   }
   bpf_loop(ML_MAX_STACK_DEPTH, walk_one_frame, &w, 0);
   s->hash = w.hash;

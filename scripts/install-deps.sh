@@ -9,6 +9,7 @@ packages=(
   clang llvm                # BPF compiler and llvm-strip for the BPF objects
   libbpf-dev bpftool        # BPF loading library and the skeleton generator
   libelf-dev zlib1g-dev     # ELF symbol tables (libbpf and symbolize/), gzip for pprof
+  libdw-dev                 # DWARF call-frame information (.eh_frame) for the unwind tables
   libprotobuf-dev protobuf-compiler  # pprof profile.proto: lite runtime and protoc (code generated at build time)
   libfmt-dev                # formatting
   nlohmann-json3-dev        # report.json writer

@@ -16,6 +16,12 @@ status=0
 install_missing() {
   local cmd=$1 pkg=$2
   command -v "$cmd" >/dev/null 2>&1 && return 0
+  install_package "$cmd" "$pkg"
+}
+
+# Installs Debian package $2 ($1 says what is missing).
+install_package() {
+  local cmd=$1 pkg=$2
   if [ "$(id -u)" -ne 0 ]; then
     echo "test-prepare: $cmd is missing; run as root or: sudo apt-get install $pkg" >&2
     status=1
@@ -43,6 +49,8 @@ install_missing ip iproute2
 # its profiles are read by go tool pprof.
 install_missing prometheus prometheus
 install_missing go golang-go
+# The C library's separate debug file: stacks name its internal functions (malloc's sysmalloc, ...).
+dpkg -s libc6-dbg >/dev/null 2>&1 || install_package "the C library's debug file" libc6-dbg
 
 # node_modules is complete when npm's own record of the install is newer than the lock file.
 if [ ! -f "$html/node_modules/.package-lock.json" ] ||

@@ -320,4 +320,55 @@ struct ml_js_frames {
   __u64 sfi[ML_MAX_STACK_DEPTH];
 };
 
+// Unwind tables (bpf/common.bpf.h's walker). Userspace compiles each executable file's CFI (.eh_frame) into
+// rows sorted by pc, all files in one array (ml_unwind_rows); each traced process has its executable
+// file mappings (ml_unwind_procs), each naming its file's rows. A pc in no such mapping (JIT code), or in
+// a file without a table, is unwound by its frame pointer.
+#define ML_UNWIND_MAX_MAPPINGS 48  // executable file mappings per process with a table
+enum ml_cfa_kind {
+  ML_CFA_NONE = 0,         // no CFI covers this pc (a gap between functions): frame pointer
+  ML_CFA_RSP = 1,          // CFA = rsp + cfa_offset
+  ML_CFA_RBP = 2,          // CFA = rbp + cfa_offset
+  ML_CFA_PLT = 3,          // PLT stub: CFA = rsp + cfa_offset + ((pc & 15) >= rbp_offset ? 8 : 0)
+  ML_CFA_END = 4,          // the return address is undefined: the outermost frame (_start, clone3)
+  ML_CFA_UNSUPPORTED = 5,  // a DWARF expression of another shape: frame pointer
+};
+enum ml_rbp_kind {
+  ML_RBP_SAME = 0,       // the caller's rbp is the current rbp
+  ML_RBP_AT_CFA = 1,     // saved at CFA + rbp_offset
+  ML_RBP_UNDEFINED = 2,  // not recoverable (an expression): unknown to the caller
+};
+struct ml_unwind_row {
+  __u32 pc;          // vaddr in the file (ELF addresses) where this row starts
+  __u8 cfa_kind;     // enum ml_cfa_kind
+  __u8 rbp_kind;     // enum ml_rbp_kind
+  __s16 rbp_offset;  // ML_RBP_AT_CFA: offset from the CFA; ML_CFA_PLT: the pc & 15 threshold
+  __s32 cfa_offset;  // the return address is at CFA - 8 in every supported row
+  __u32 _reserved;   // an array map stores values at 8-byte strides: the row takes 16 bytes anyway
+};
+ML_STATIC_ASSERT(sizeof(struct ml_unwind_row) == 16, "ml_unwind_row size");
+struct ml_unwind_mapping {
+  __u64 start, end;  // [start, end) of the executable mapping
+  __u64 bias;        // file vaddr = address - bias
+  __u32 first_row, row_count;  // the file's rows in ml_unwind_rows
+};
+ML_STATIC_ASSERT(sizeof(struct ml_unwind_mapping) == 32, "ml_unwind_mapping size");
+struct ml_unwind_proc {
+  __u32 count;  // mappings in use, sorted by start
+  __u32 _pad;
+  struct ml_unwind_mapping m[ML_UNWIND_MAX_MAPPINGS];
+};
+// What the walks did, per CPU (ml_unwind_stats index): diagnostics shown in report.json's "unwind".
+enum ml_unwind_stat {
+  ML_UNWIND_WALKS = 0,
+  ML_UNWIND_FRAMES_CFI = 1,     // frames stepped by an unwind table
+  ML_UNWIND_FRAMES_FP = 2,      // frames stepped by frame pointer (JIT code, no table)
+  ML_UNWIND_FP_FALLBACK = 3,    // of those, pcs whose table row was unsupported
+  ML_UNWIND_END_OUTERMOST = 4,  // walk ended at a frame whose return address is undefined (complete)
+  ML_UNWIND_END_DEPTH = 5,      // walk cut at ML_MAX_STACK_DEPTH frames
+  ML_UNWIND_END_UNREADABLE = 6,  // a saved register or return address could not be read
+  ML_UNWIND_END_BAD_FRAME = 7,   // the next frame does not climb the stack (frame-pointer chain ended)
+  ML_UNWIND_STATS = 8,
+};
+
 #endif  // MEMLENS_ABI_H

@@ -34,6 +34,7 @@ struct TraceOptions {
   bool verbose = false;
   bool stacks = true;                // capture and symbolize user stacks
   uint32_t fault_sample_period = 0;  // one page fault in this many is sampled (mode, stack)
+  uint32_t unwind_table_mib = 32;    // kernel memory for the unwind tables
   bool perf_map = true;              // run: start node with V8's perf map so JS frames get names
   bool v8 = true;                    // V8 probes (GC, heap, ArrayBuffers)
   bool v8_alloc_probes = false;      // probe every ArrayBuffer allocation/free (exact totals, slower)

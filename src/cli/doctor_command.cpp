@@ -1,5 +1,6 @@
 // memlens doctor: one pass/fail line per requirement, each failure with its remedy. With --pid or
 // --binary, also what that process or binary offers.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -8,14 +9,43 @@
 #include "collect/bpf_session.h"
 #include "collect/process_probes.h"
 #include "collect/v8_doctor.h"
+#include "elf/cfi_table.h"
 #include "elf/elf_file.h"
 #include "memlens.skel.h"
 #include "node/v8_frame_layout.h"
 #include "proc/procfs.h"
+#include "symbolize/module.h"
 
 namespace memlens::cli {
 
 namespace {
+
+// What stacks through the C library (built without frame pointers) will be: its unwind table against the
+// default budget, and whether its debug file names its internal functions.
+Check check_unwind_tables(const std::string& libc_path) {
+  Check c{"unwind tables (C library)"};
+  auto file = elf::ElfFile::open_path(libc_path);
+  if (!file) {
+    c.detail = file.error().describe();
+    return c;
+  }
+  UniqueFd fd(open(libc_path.c_str(), O_RDONLY | O_CLOEXEC));
+  auto table = elf::compile_cfi(fd.get(), libc_path);
+  if (!table) {
+    c.detail = table.error().describe();
+    c.remedy = "stacks through the C library end at its first frame (it has no frame pointers)";
+    return c;
+  }
+  c.ok = true;
+  uint64_t budget = collect::SessionOptions{}.unwind_table_bytes;
+  auto debug = symbolize::find_debug_file(**file, libc_path);
+  c.detail = fmt::format("{} KiB of the {} MiB budget (--unwind-table-mib); {}",
+                         table->rows.size() * sizeof(ml_unwind_row) >> 10, budget >> 20,
+                         debug ? "its internal functions are named from " + debug->display_name()
+                               : "no debug file: its internal functions are named after the nearest "
+                                 "exported symbol (memset+0x41); install libc6-dbg for their names");
+  return c;
+}
 
 struct Printer {
   int failures = 0;
@@ -95,6 +125,7 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       }
       up.remedy = "uprobes need CONFIG_UPROBE_EVENTS and a readable C library";
       out.line(up);
+      if (libc) out.line(check_unwind_tables(libc->path_in_process));
       // Not a failure either way: without it a forked child runs until its probes are attached, and that
       // time is counted as untraced.
       bool fork_holds = collect::BpfSession::kernel_can_signal_task();

@@ -77,6 +77,13 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_di
          "Fault counts are exact either way (the kernel's)")
       ->check(CLI::Range(0u, 1u << 20))
       ->capture_default_str();
+  cmd->add_option(
+         "--unwind-table-mib", o.unwind_table_mib,
+         "Kernel memory for the unwind tables of the traced executables (stacks through code built "
+         "without frame pointers); a file that does not fit is named in report.json's unwind.failed. 0: "
+         "frame pointers only")
+      ->check(CLI::Range(0u, 4096u))
+      ->capture_default_str();
 }
 
 }  // namespace

@@ -121,6 +121,7 @@ int TraceSession::start() {
   to.interval_s = opts_.interval_s;
   to.capture_stacks = opts_.stacks;
   to.fault_sample_period = opts_.fault_sample_period;
+  to.unwind_table_bytes = uint64_t{opts_.unwind_table_mib} << 20;
   to.hold = opts_.hold;
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) return report_kernel_failure("memlens: ", tracer.error());

@@ -6,10 +6,12 @@
 #include <fmt/format.h>
 #include <linux/perf_event.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/clock.h"
@@ -70,6 +72,11 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
   bpf_map__set_max_entries(skel->maps.ml_js_procs, opts.capture_stacks ? opts.max_processes : 1);
   bpf_map__set_max_entries(skel->maps.ml_js_frames, opts.capture_stacks ? opts.stack_entries : 1);
+  bool tables = opts.capture_stacks && opts.unwind_table_bytes > 0;
+  uint64_t rows = tables ? opts.unwind_table_bytes / sizeof(ml_unwind_row) : 1;
+  rows = std::clamp<uint64_t>(rows, 1, uint64_t{1} << 30);
+  bpf_map__set_max_entries(skel->maps.ml_unwind_rows, static_cast<uint32_t>(rows));
+  bpf_map__set_max_entries(skel->maps.ml_unwind_procs, opts.capture_stacks ? opts.max_processes : 1);
 
   prepare_uprobe_programs(skel->obj);
   int err = memlens_bpf__load(skel);
@@ -78,6 +85,14 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
         "cannot load the BPF programs (the kernel verifier refused them, or BTF/CO-RE relocation failed; run "
         "`memlens doctor` for what this kernel lacks)",
         err);
+  }
+  if (tables) {
+    size_t bytes = rows * sizeof(ml_unwind_row);
+    void* m =
+        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.ml_unwind_rows), 0);
+    if (m == MAP_FAILED) return errno_error("cannot map the unwind-table array into memlens");
+    s->unwind_rows_ = static_cast<ml_unwind_row*>(m);
+    s->unwind_row_capacity_ = static_cast<uint32_t>(rows);
   }
   if (opts.hold) {
     if (auto w = s->watchdog_.watch(bpf_map__fd(skel->maps.ml_held)); !w) return w.error();
@@ -105,7 +120,10 @@ Status BpfSession::load_faults(const SessionOptions& opts) {
                            {f->maps.ml_loss, skel_->maps.ml_loss},
                            {f->maps.ml_stacks, skel_->maps.ml_stacks},
                            {f->maps.ml_js_procs, skel_->maps.ml_js_procs},
-                           {f->maps.ml_js_frames, skel_->maps.ml_js_frames}};
+                           {f->maps.ml_js_frames, skel_->maps.ml_js_frames},
+                           {f->maps.ml_unwind_rows, skel_->maps.ml_unwind_rows},
+                           {f->maps.ml_unwind_procs, skel_->maps.ml_unwind_procs},
+                           {f->maps.ml_unwind_stats, skel_->maps.ml_unwind_stats}};
   for (const auto& m : shared) {
     int err = bpf_map__reuse_fd(m.theirs, bpf_map__fd(m.ours));
     if (err) {
@@ -177,6 +195,7 @@ BpfSession::~BpfSession() {
   for (bpf_link* link : fault_events_) bpf_link__destroy(link);
   if (faults_skel_) faults_bpf__destroy(faults_skel_);
   for (auto* l : links_) bpf_link__destroy(l);
+  if (unwind_rows_) munmap(unwind_rows_, size_t{unwind_row_capacity_} * sizeof(ml_unwind_row));
   if (skel_) memlens_bpf__destroy(skel_);
 }
 
@@ -259,18 +278,35 @@ size_t BpfSession::release_all() {
   return release_all_held(bpf_map__fd(skel_->maps.ml_held));
 }
 
-LossCounts BpfSession::read_losses() const {
-  LossCounts total{};
+namespace {
+
+// The per-CPU counters of an array map of N slots, summed over the CPUs.
+template <size_t N>
+std::array<uint64_t, N> sum_per_cpu(const bpf_map* map) {
+  std::array<uint64_t, N> total{};
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return total;
   std::vector<__u64> per_cpu(static_cast<size_t>(ncpu));
-  for (__u32 i = 0; i < ML_LOSS_REASONS; ++i) {
-    if (bpf_map__lookup_elem(skel_->maps.ml_loss, &i, sizeof(i), per_cpu.data(),
-                             per_cpu.size() * sizeof(__u64), 0) != 0)
+  for (__u32 i = 0; i < N; ++i) {
+    if (bpf_map__lookup_elem(map, &i, sizeof(i), per_cpu.data(), per_cpu.size() * sizeof(__u64), 0) != 0)
       continue;
     for (auto v : per_cpu) total[i] += v;
   }
   return total;
+}
+
+}  // namespace
+
+LossCounts BpfSession::read_losses() const {
+  return sum_per_cpu<ML_LOSS_REASONS>(skel_->maps.ml_loss);
+}
+
+int BpfSession::unwind_procs_fd() const {
+  return bpf_map__fd(skel_->maps.ml_unwind_procs);
+}
+
+std::array<uint64_t, ML_UNWIND_STATS> BpfSession::read_unwind_stats() const {
+  return sum_per_cpu<ML_UNWIND_STATS>(skel_->maps.ml_unwind_stats);
 }
 
 std::vector<std::pair<int32_t, uint64_t>> BpfSession::take_fault_stacks(pid_t pid) {

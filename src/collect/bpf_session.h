@@ -37,7 +37,12 @@ struct SessionOptions {
   // twice this in RSS once it has cycled; 4 MiB holds over 40,000 address-space events, and the producer
   // wakes the consumer at 256 KiB pending.
   uint32_t ringbuf_bytes = 4u << 20;
-  uint32_t stack_entries = 32768;  // kernel memory: entries x 512 bytes; a full table is counted as loss
+  uint32_t stack_entries = 32768;
+  // Kernel memory for the unwind tables of every traced file (allocated at load when stacks are on): node's
+  // own table takes about 6 MiB, the C library's 0.5 MiB. A file that does not fit is named in the report
+  // and unwound by frame pointers. 0: frame pointers only.
+  uint64_t unwind_table_bytes = 32ull
+                                << 20;  // kernel memory: entries x 512 bytes; a full table is counted as loss
   // One page fault in this many (per process, counted by a perf software event) runs the fault program,
   // which tells user from kernel mode and, with stacks, records the user stack: the faults' profile is
   // sampled at this period. 0: no fault sampling (the exact counts come from the kernel either way).
@@ -100,6 +105,13 @@ class BpfSession {
   std::vector<std::pair<int32_t, uint64_t>> take_fault_stacks(pid_t pid);
   // The sample period of the faults (0: not sampled).
   uint32_t fault_sample_period() const { return faults_skel_ ? fault_sample_period_ : 0; }
+  // The unwind tables (include/memlens/abi.h): the rows array (mapped into memlens, written in place), its
+  // capacity in rows, and the per-process mappings map. The rows are nullptr when stacks are off.
+  ml_unwind_row* unwind_rows() const { return unwind_rows_; }
+  uint32_t unwind_row_capacity() const { return unwind_row_capacity_; }
+  int unwind_procs_fd() const;
+  // What the stack walks did (enum ml_unwind_stat), summed over the CPUs.
+  std::array<uint64_t, ML_UNWIND_STATS> read_unwind_stats() const;
   // User stack of a stack id (innermost first), empty if unknown.
   std::vector<uint64_t> stack(int32_t stack_id) const;
   // JS frames (struct ml_js_proc): sets or removes the V8 frame layout of a process, whose stacks then
@@ -131,6 +143,8 @@ class BpfSession {
   std::vector<bpf_link*> fault_events_;  // the perf events' links (each owns its event's fd)
   std::vector<bpf_link*> links_;
   uint32_t fault_sample_period_ = 0;
+  ml_unwind_row* unwind_rows_ = nullptr;  // mapping of the rows array, unmapped by the destructor
+  uint32_t unwind_row_capacity_ = 0;
   bool holds_ = false, holds_fork_ = false;
   HoldWatchdog watchdog_;
   LinkReaper reaper_;  // declared last: destroyed (drained) first, while the programs are still loaded

@@ -17,6 +17,10 @@ constexpr uint64_t kPageBytes = 4096;
 
 void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec) {
   if (p.before_command_exec) return;  // memlens's own image: symbolizing starts at the command's exec
+  // The new image's own file and the dynamic loader are mapped already: the first stacks can use them.
+  if (after_exec) unwind_.forget(p.pid());
+  unwind_.update(p.pid());
+  unwind_.preload_needed(p.pid());
   // After exec the old image's symbols are of no use for the stacks to come, but stacks recorded before
   // exec belong to the old image: symbolize those first.
   if (after_exec && tracked_.count(p.pid())) finalize(p);
@@ -35,6 +39,9 @@ void StacksExtension::refresh(model::Process& p, bool force_maps) {
   auto it = tracked_.find(p.pid());
   if (it == tracked_.end()) return;
   if (force_maps || p.events.total() != it->second.events_at_refresh) {
+    // The unwind tables first: until the kernel has them, the stacks through the new libraries end at
+    // their first frame without a frame pointer (the symbolizer only reads).
+    unwind_.update(p.pid());
     (void)it->second.symbolizer->refresh_maps();
     it->second.events_at_refresh = p.events.total();
   }
@@ -58,10 +65,13 @@ void StacksExtension::on_tick(model::Process& p) {
 }
 
 void StacksExtension::on_untrack(model::Process& p) {
+  unwind_.forget(p.pid());
   finalize(p);
 }
 
-void StacksExtension::on_finish(model::Trace&) {}
+void StacksExtension::on_finish(model::Trace& trace) {
+  trace.info.unwind = unwind_.info();
+}
 
 symbolize::Stack StacksExtension::symbolize_stack(pid_t pid, symbolize::ProcessSymbolizer* sym,
                                                   int32_t stack_id) {

@@ -11,6 +11,7 @@
 
 #include "collect/extension.h"
 #include "collect/js_frame_names.h"
+#include "collect/unwind_tables.h"
 #include "symbolize/stack_profile.h"
 #include "symbolize/symbolizer.h"
 
@@ -18,7 +19,7 @@ namespace memlens::collect {
 
 class StacksExtension : public TraceExtension {
  public:
-  explicit StacksExtension(BpfSession& session) : session_(session), js_(session) {}
+  explicit StacksExtension(BpfSession& session) : session_(session), js_(session), unwind_(session) {}
   std::string name() const override { return "stacks"; }
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
   void on_untrack(model::Process& p) override;
@@ -58,6 +59,7 @@ class StacksExtension : public TraceExtension {
 
   BpfSession& session_;
   JsFrameNames js_;  // JS frames named from V8's metadata, for processes without a perf map
+  UnwindTables unwind_;  // what the kernel unwinds the stacks with
   std::map<pid_t, Tracked> tracked_;
   // kind -> samples, accumulated as processes finish.
   std::map<std::string, std::vector<symbolize::StackSample>> samples_;

@@ -28,6 +28,20 @@ struct MissedProcess {
   std::string reason;  // why it was not traced
 };
 
+// The unwind tables of a trace with stacks (collect/unwind_tables.h), and what the kernel's stack walks
+// did with them.
+struct UnwindInfo {
+  bool enabled = false;
+  uint64_t budget_bytes = 0, used_bytes = 0;  // kernel memory for the tables: the cap and what they took
+  uint64_t files = 0;                         // executable files whose table is loaded
+  double compile_ms = 0;                      // time spent compiling them
+  struct Failed {
+    std::string file, reason;  // a file whose frames are unwound by frame pointers, and why
+  };
+  std::vector<Failed> failed;
+  std::map<std::string, uint64_t> walks;  // the kernel's counters (report.json's unwind.walks)
+};
+
 struct TraceInfo {
   std::vector<std::string> command;   // argv of `memlens run`
   std::optional<pid_t> attached_pid;  // `memlens attach`
@@ -51,6 +65,7 @@ struct TraceInfo {
   // Events lost by cause (model/loss.h), per source that counts them ("kernel", "tracer", "v8", "fds"):
   // each source sets its own figures; events_lost() adds them up.
   std::map<std::string, EventLoss> loss_by_source;
+  UnwindInfo unwind;
   uint64_t stacks_lost = 0;  // user stacks the kernel could not record (the events themselves were counted)
   uint64_t events_received = 0;
   bool holding = false;       // new processes were held until their probes were attached

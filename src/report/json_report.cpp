@@ -141,6 +141,16 @@ json build_report(const model::Trace& trace, const std::vector<symbolize::StackP
   j["loss"] = {{"events_lost", lost.total()},     {"events_lost_by_cause", event_loss_json(lost, false)},
                {"stacks_lost", info.stacks_lost}, {"untraced_processes", untraced.processes},
                {"untraced_s", untraced.seconds},  {"missed_processes", info.missed_processes.size()}};
+  if (info.unwind.enabled) {
+    json failed = json::array();
+    for (const auto& f : info.unwind.failed) failed.push_back({{"file", f.file}, {"reason", f.reason}});
+    j["unwind"] = {{"table_budget_bytes", info.unwind.budget_bytes},
+                   {"table_bytes", info.unwind.used_bytes},
+                   {"files", info.unwind.files},
+                   {"compile_ms", info.unwind.compile_ms},
+                   {"failed", failed},
+                   {"walks", info.unwind.walks}};
+  }
   uint64_t held = 0;
   double held_s = 0, held_max_s = 0;
   for (const auto& p : trace.processes.all()) {

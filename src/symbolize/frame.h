@@ -23,6 +23,9 @@ struct Frame {
   uint64_t address = 0;        // absolute virtual address in the process
   uint64_t file_offset = 0;    // normalized: offset of address inside module's file
   uint64_t symbol_offset = 0;  // address - start of the named symbol (0 when unnamed)
+  // Named after the nearest symbol before it, which does not cover it (a stripped file's internal function,
+  // no debug file): function is then "name+0xoffset", never the bare name.
+  bool inexact = false;
 
   // The label used in folded stacks and flame graphs: function, with " [js]" for JS frames.
   std::string label() const;

@@ -26,7 +26,7 @@ std::string demangle(std::string_view mangled) {
   return result;
 }
 
-std::shared_ptr<const Module> Module::load(const elf::ElfFile& file) {
+std::shared_ptr<const Module> Module::load(const elf::ElfFile& file, const elf::ElfFile* debug) {
   std::shared_ptr<Module> m(new Module());
   m->path_ = file.display_name();
   m->build_id_ = file.build_id();
@@ -59,7 +59,12 @@ std::shared_ptr<const Module> Module::load(const elf::ElfFile& file) {
   if (dyn.ok()) m->skipped_ += *dyn;
   std::sort(raw.begin(), raw.end(), [](const Raw& a, const Raw& b) { return a.address < b.address; });
   size_t exported = raw.size();
-  auto sym = file.visit_symbols(
+  // A separate debug file's .symtab has every local function (the C library's internals) at the same
+  // addresses: it stands for the stripped file's.
+  const elf::ElfFile& symtab_file = debug ? *debug : file;
+  m->debug_file_ = debug ? debug->display_name() : "";
+  m->has_all_functions_ = symtab_file.has_symtab();
+  auto sym = symtab_file.visit_symbols(
       [&](const elf::SymbolView& s) {
         if (!s.is_function || s.address == 0) return;
         auto it = std::lower_bound(raw.begin(), raw.begin() + static_cast<ptrdiff_t>(exported), s.address,
@@ -98,23 +103,25 @@ std::shared_ptr<const Module> Module::load(const elf::ElfFile& file) {
 }
 
 std::optional<Module::Hit> Module::lookup(uint64_t vaddr) const {
+  auto h = nearest_before(vaddr);
+  // An unsized symbol (hand-written assembly) extends to the next one, within its own segment.
+  if (h && h->size > 0 && vaddr - h->start >= h->size) return std::nullopt;
+  return h;
+}
+
+std::optional<Module::Hit> Module::nearest_before(uint64_t vaddr) const {
   auto it = std::upper_bound(entries_.begin(), entries_.end(), vaddr,
                              [](uint64_t v, const Entry& e) { return v < e.address; });
   if (it == entries_.begin()) return std::nullopt;
   const Entry& e = *(it - 1);
-  if (e.size > 0) {
-    if (vaddr - e.address >= e.size) return std::nullopt;
-  } else {
-    // An unsized symbol (hand-written assembly) extends to the next one, within its own segment.
-    bool inside = false;
-    for (const auto& seg : segments_) {
-      if (e.address >= seg.vaddr && e.address - seg.vaddr < seg.memsz) {
-        inside = vaddr - seg.vaddr < seg.memsz;
-        break;
-      }
+  bool inside = false;
+  for (const auto& seg : segments_) {
+    if (e.address >= seg.vaddr && e.address - seg.vaddr < seg.memsz) {
+      inside = vaddr - seg.vaddr < seg.memsz;
+      break;
     }
-    if (!inside) return std::nullopt;
   }
+  if (!inside) return std::nullopt;
   Hit h;
   h.start = e.address;
   h.size = e.size;
@@ -152,7 +159,75 @@ size_t Module::memory_bytes() const {
          segments_.capacity() * sizeof(elf::LoadSegment) + demangled_bytes_;
 }
 
-Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string& display_name) {
+std::vector<std::string> debug_file_dirs() {
+  // MEMLENS_DEBUG_DIRS (':'-separated) replaces the system's directory, e.g. to see stacks as a host
+  // without debug packages shows them.
+  const char* env = std::getenv("MEMLENS_DEBUG_DIRS");
+  std::string dirs = env ? env : "/usr/lib/debug";
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= dirs.size()) {
+    size_t colon = dirs.find(':', at);
+    if (colon == std::string::npos) colon = dirs.size();
+    if (colon > at) out.push_back(dirs.substr(at, colon - at));
+    at = colon + 1;
+  }
+  return out;
+}
+
+namespace {
+
+// A debug file at path (inside pid's root when pid > 0, else on the host) that belongs to file.
+std::unique_ptr<elf::ElfFile> debug_file_at(const elf::ElfFile& file, const std::string& path, pid_t pid) {
+  auto opened = pid > 0 ? open_in_process_root(pid, path, false) : open_regular_file(path);
+  if (!opened) return nullptr;
+  auto debug = elf::ElfFile::open(opened->fd.get(), path);
+  if (!debug || !(*debug)->has_symtab()) return nullptr;
+  // The build-id proves it is this file's (gdb checks .gnu_debuglink's CRC, which needs a whole read).
+  if (!file.build_id().empty() && (*debug)->build_id() != file.build_id()) return nullptr;
+  return std::move(*debug);
+}
+
+// The name .gnu_debuglink gives ("" when none).
+std::string debuglink_name(const elf::ElfFile& file) {
+  for (const auto& s : file.sections()) {
+    if (s.name != ".gnu_debuglink" || s.size < 5 || s.size > 4096) continue;
+    auto data = file.read_at(s.file_offset, s.size);
+    if (!data) return "";
+    std::string name(data->begin(), data->end());
+    name.resize(std::strlen(name.c_str()));
+    return name.find('/') == std::string::npos ? name : "";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file, const std::string& path, pid_t pid) {
+  // As gdb looks: by build-id (Debian's -dbg and -dbgsym packages: DIR/.build-id/ab/cdef....debug), then the
+  // name .gnu_debuglink gives, beside the file, in its .debug/, and under DIR with the file's directory.
+  // In the process's own root first (a container's debug packages), then on the host.
+  std::vector<std::string> candidates;
+  const std::string& id = file.build_id();
+  if (id.size() >= 4)
+    for (const auto& dir : debug_file_dirs())
+      candidates.push_back(dir + "/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug");
+  if (std::string link = debuglink_name(file); !link.empty() && path.rfind('/') != std::string::npos) {
+    std::string dir = path.substr(0, path.rfind('/'));
+    candidates.push_back(dir + "/" + link);
+    candidates.push_back(dir + "/.debug/" + link);
+    for (const auto& d : debug_file_dirs()) candidates.push_back(d + dir + "/" + link);
+  }
+  for (const auto& c : candidates) {
+    if (c == path) continue;
+    if (pid > 0)
+      if (auto d = debug_file_at(file, c, pid)) return d;
+    if (auto d = debug_file_at(file, c, 0)) return d;
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string& display_name, pid_t pid) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return errno_error("cannot stat " + display_name);
   std::string identity =
@@ -174,7 +249,9 @@ Result<std::shared_ptr<const Module>> ModuleCache::get(int fd, const std::string
     }
   }
   // Read outside the lock: a large binary takes a fraction of a second and other lookups need not wait.
-  std::shared_ptr<const Module> module = Module::load(**file);
+  std::unique_ptr<elf::ElfFile> debug;
+  if (!(*file)->has_symtab()) debug = find_debug_file(**file, display_name, pid);
+  std::shared_ptr<const Module> module = Module::load(**file, debug.get());
   std::lock_guard<std::mutex> lock(mutex_);
   if (!build_id.empty()) {
     auto [it, inserted] = by_build_id_.emplace(build_id, module);

@@ -3,6 +3,8 @@
 // Modules are shared between processes through ModuleCache, keyed by build-id and by file identity.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,8 +26,9 @@ inline constexpr size_t kMaxDemangleInput = 8192;
 
 class Module {
  public:
-  // Reads the function symbols of file (.dynsym and .symtab) into the compact table.
-  static std::shared_ptr<const Module> load(const elf::ElfFile& file);
+  // Reads the function symbols of file (.dynsym and .symtab) into the compact table; a separate debug file
+  // of it (same build-id) gives the .symtab a stripped file lacks.
+  static std::shared_ptr<const Module> load(const elf::ElfFile& file, const elf::ElfFile* debug = nullptr);
 
   struct Hit {
     uint64_t start = 0;  // symbol address (file's address space)
@@ -35,6 +38,11 @@ class Module {
   };
   // The function containing vaddr; unsized symbols extend to the next symbol within their segment.
   std::optional<Hit> lookup(uint64_t vaddr) const;
+  // The nearest symbol at or before vaddr in the same segment, whether or not it covers vaddr.
+  std::optional<Hit> nearest_before(uint64_t vaddr) const;
+  // Whether every function of the file has a symbol (a .symtab, its own or a debug file's): a vaddr that no
+  // symbol covers is then not in a function at all.
+  bool has_all_functions() const { return has_all_functions_; }
   // The demangled name of a hit, computed once per symbol and kept (only names actually reported are
   // demangled). Thread-safe.
   std::string demangled(const Hit& hit) const;
@@ -44,6 +52,8 @@ class Module {
 
   const std::string& path() const { return path_; }
   const std::string& build_id() const { return build_id_; }
+  // The separate debug file whose symbols were read ("" when none).
+  const std::string& debug_file() const { return debug_file_; }
   size_t symbol_count() const { return entries_.size(); }
   uint64_t skipped_symbols() const { return skipped_; }
   // Heap bytes held by this module (table, names, demangled names so far).
@@ -58,6 +68,8 @@ class Module {
   };
   std::string path_;
   std::string build_id_;
+  std::string debug_file_;
+  bool has_all_functions_ = false;
   std::vector<elf::LoadSegment> segments_;
   std::vector<Entry> entries_;  // sorted by address, one per address
   std::string names_;
@@ -67,12 +79,20 @@ class Module {
   mutable size_t demangled_bytes_ = 0;
 };
 
+// The directories searched for separate debug files by build-id: /usr/lib/debug, or MEMLENS_DEBUG_DIRS.
+std::vector<std::string> debug_file_dirs();
+// The separate debug file (with a .symtab) of file, found at path in pid's root (0: the host's), by build-id
+// or by .gnu_debuglink; nullptr when none is installed.
+std::unique_ptr<elf::ElfFile> find_debug_file(const elf::ElfFile& file, const std::string& path,
+                                              pid_t pid = 0);
+
 // Modules shared across processes. A file is looked up by its identity (device, inode, size, mtime) and
 // then by build-id, so the same library in many processes or containers is read once. Thread-safe.
 class ModuleCache {
  public:
-  // The module of an open file (fd is only read). display_name is used in messages and Module::path().
-  Result<std::shared_ptr<const Module>> get(int fd, const std::string& display_name);
+  // The module of an open file (fd is only read). display_name is used in messages and Module::path(), and,
+  // with pid (the process that maps it: its root is searched first), to find its debug file.
+  Result<std::shared_ptr<const Module>> get(int fd, const std::string& display_name, pid_t pid = 0);
   size_t size() const;
   size_t memory_bytes() const;
   void clear();

@@ -184,7 +184,7 @@ const Module* ProcessSymbolizer::module_for(size_t map_index) {
     module_errors_[key] = why.empty() ? "cannot open the mapped file" : why;
     return nullptr;
   }
-  auto module = options_.cache->get(fd.get(), path);
+  auto module = options_.cache->get(fd.get(), path, pid_);
   if (!module) {
     ++stats_.module_failures;
     module_errors_[key] = module.error().describe();
@@ -263,6 +263,18 @@ Frame ProcessSymbolizer::symbolize_address(uint64_t address, Batch& batch) {
       if (from_perf_map()) {
         f.module = module;
         break;
+      }
+      // A stripped file without its debug file: the nearest exported name, said to be only that.
+      if (const Module* mod = module_for(static_cast<size_t>(n.map_index));
+          mod && !mod->has_all_functions()) {
+        auto vaddr = mod->file_offset_to_vaddr(n.file_offset);
+        if (auto hit = vaddr ? mod->nearest_before(*vaddr) : std::nullopt) {
+          f.kind = FrameKind::kNative;
+          f.symbol_offset = *vaddr - hit->start;
+          f.function = fmt::format("{}+0x{:x}", mod->demangled(*hit), f.symbol_offset);
+          f.inexact = true;
+          break;
+        }
       }
       f.function = fmt::format("{}+0x{:x}", basename_of(m.path), n.file_offset);
       break;

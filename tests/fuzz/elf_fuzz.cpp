@@ -1,10 +1,12 @@
-// Fuzzes the ELF reader and the symbol table built on it: binaries are chosen by the traced process.
+// Fuzzes the ELF reader, the symbol table built on it and the unwind-table compiler (.eh_frame_hdr,
+// .eh_frame through libdw): binaries are chosen by the traced process.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 
+#include "elf/cfi_table.h"
 #include "elf/elf_file.h"
 #include "symbolize/module.h"
 
@@ -22,7 +24,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (auto off = file.vaddr_to_file_offset(0x1000)) (void)file.file_offset_to_vaddr(*off);
       auto module = memlens::symbolize::Module::load(file);
       if (auto hit = module->lookup(0x1000)) (void)module->demangled(*hit);
+      if (auto near = module->nearest_before(0x1000)) (void)module->demangled(*near);
     }
+    (void)memlens::elf::compile_cfi(fd, "fuzz");
   }
   close(fd);
   return 0;

@@ -18,7 +18,7 @@ flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 
 for name in perf_map proc_maps elf capture; do
   echo "fuzz: building $name"
-  "$CXX" "${flags[@]}" "$here/${name}_fuzz.cpp" "${srcs[@]}" -lelf -lfmt -lz -o "$work/${name}_fuzz"
+  "$CXX" "${flags[@]}" "$here/${name}_fuzz.cpp" "${srcs[@]}" -lelf -ldw -lfmt -lz -o "$work/${name}_fuzz"
 done
 
 # Seed corpora: the perf map fixtures, this machine's maps, a small compiled program, a capture with an
@@ -33,6 +33,11 @@ cat /proc/self/maps >"$work/corpus/proc_maps/self"
 printf 'int f(int x){return x+1;}\nint main(){return f(2);}\n' >"$work/seed.c"
 cc -O1 -o "$work/corpus/elf/seed" "$work/seed.c"
 
+# Leaks of system libraries that memlens cannot free (tests/fuzz/lsan.supp): matched by the function that
+# called into the library, which the slow unwinder finds (the fast one stops at a library without frame
+# pointers).
+export LSAN_OPTIONS="suppressions=$here/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 for name in perf_map proc_maps elf capture; do
   echo "fuzz: running $name for ${secs}s"
   (cd "$work" && "./${name}_fuzz" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \

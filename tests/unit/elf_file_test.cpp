@@ -14,6 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include "../common/shell.h"
+
 namespace memlens::elf {
 namespace {
 
@@ -39,16 +41,7 @@ __asm__(".pushsection .note.memlens,\"a\",@note\n"
         ".popsection\n");
 )";
 
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using memlens::testing::run;
 
 // name -> address of the defined symbols nm lists (with -D: the dynamic table only).
 std::map<std::string, uint64_t> nm_symbols(const std::string& path, bool dynamic) {

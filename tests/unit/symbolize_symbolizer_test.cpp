@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../common/shell.h"
 #include "elf/elf_file.h"
 #include "symbolize/symbolizer.h"
 
@@ -72,16 +73,7 @@ int main(int argc, char**) {
 }
 )";
 
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using memlens::testing::run;
 
 // A child process with a pipe to its stdin and from its stdout.
 class Child {

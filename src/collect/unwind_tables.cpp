@@ -1,0 +1,182 @@
+#include "collect/unwind_tables.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "elf/cfi_table.h"
+#include "node/library_search.h"
+
+namespace memlens::collect {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+// The mapped file itself: /proc/PID/map_files names exactly what is mapped (a file replaced or deleted
+// since, one inside a container); the path under the process's root otherwise.
+Result<OpenedFile> open_mapped(pid_t pid, const proc::MapEntry& m) {
+  std::string link = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.start, m.end);
+  int fd = open(link.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    OpenedFile f;
+    f.fd = UniqueFd(fd);
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+      return make_error(m.path + ": not a regular file", EINVAL);
+    f.size = st.st_size;
+    f.device = st.st_dev;
+    f.inode = st.st_ino;
+    return f;
+  }
+  std::string path = m.path;
+  if (m.deleted()) path.resize(path.size() - std::strlen(" (deleted)"));
+  return open_in_process_root(pid, path, false);
+}
+
+}  // namespace
+
+Result<UnwindTables::FileTable> UnwindTables::load(const elf::ElfFile& elf, int fd, const std::string& name) {
+  auto start = std::chrono::steady_clock::now();
+  auto cfi = elf::compile_cfi(fd, name);
+  compile_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (!cfi) return cfi.error();
+  uint32_t capacity = session_.unwind_row_capacity();
+  if (!session_.unwind_rows()) return make_error("stacks are off", EINVAL);
+  if (cfi->rows.size() > capacity - rows_used_)
+    return make_error(
+        fmt::format("its unwind table ({} KiB) does not fit in what is left of the table budget "
+                    "({} of {} KiB): raise --unwind-table-mib",
+                    cfi->rows.size() * sizeof(ml_unwind_row) >> 10,
+                    uint64_t{capacity - rows_used_} * sizeof(ml_unwind_row) >> 10,
+                    uint64_t{capacity} * sizeof(ml_unwind_row) >> 10),
+        ENOSPC);
+  FileTable t;
+  t.ok = true;
+  t.first_row = rows_used_;
+  t.row_count = static_cast<uint32_t>(cfi->rows.size());
+  t.segments = elf.load_segments();
+  // The rows array is mapped into memlens: the kernel reads them as soon as a process's mappings name them.
+  std::memcpy(session_.unwind_rows() + rows_used_, cfi->rows.data(),
+              cfi->rows.size() * sizeof(ml_unwind_row));
+  rows_used_ += t.row_count;
+  return t;
+}
+
+const UnwindTables::FileTable& UnwindTables::table_for(pid_t pid, const proc::MapEntry& m) {
+  std::string identity = fmt::format("{}:{}:{}:{}", m.dev_major, m.dev_minor, m.inode, m.path);
+  if (auto k = keys_.find(identity); k != keys_.end()) return files_[k->second];
+  auto f = open_mapped(pid, m);
+  if (!f) {
+    failed_.push_back({m.path, f.error().describe()});
+    keys_[identity] = identity;
+    return files_[identity] = FileTable{};
+  }
+  return table_of_file(f->fd.get(), m.path, identity);
+}
+
+const UnwindTables::FileTable& UnwindTables::table_of_file(int fd, const std::string& name,
+                                                           const std::string& identity) {
+  auto elf = elf::ElfFile::open(fd, name);
+  if (!elf) {
+    failed_.push_back({name, elf.error().describe()});
+    keys_[identity] = identity;
+    return files_[identity] = FileTable{};
+  }
+  std::string key = (*elf)->build_id().empty() ? identity : "build-id:" + (*elf)->build_id();
+  keys_[identity] = key;
+  if (auto have = files_.find(key); have != files_.end()) return have->second;
+  auto t = load(**elf, fd, name);
+  if (!t) {
+    failed_.push_back({name, t.error().describe()});
+    return files_[key] = FileTable{};
+  }
+  return files_[key] = std::move(*t);
+}
+
+void UnwindTables::preload_needed(pid_t pid) {
+  if (!session_.unwind_rows()) return;
+  auto exe = proc::read_exe(pid);
+  if (!exe) return;
+  auto f = open_in_process_root(pid, *exe, false);
+  if (!f) return;
+  auto elf = elf::ElfFile::open(f->fd.get(), *exe);
+  if (!elf) return;
+  for (const auto& name : (*elf)->dynamic_info().needed) {
+    auto path = node::find_needed_library(pid, *exe, name);
+    if (!path) continue;
+    auto lib = open_in_process_root(pid, *path, false);
+    if (!lib) continue;
+    std::string identity = fmt::format("preload:{}:{}", lib->device, lib->inode);
+    if (!keys_.count(identity)) (void)table_of_file(lib->fd.get(), *path, identity);
+  }
+}
+
+void UnwindTables::update(pid_t pid) {
+  if (!session_.unwind_rows()) return;
+  auto maps = proc::read_maps(pid);
+  if (!maps) return;  // the process is gone: nothing to unwind
+  std::vector<ml_unwind_mapping> mappings;
+  for (const auto& m : *maps) {
+    if (!m.exec || !m.is_file()) continue;
+    const FileTable& t = table_for(pid, m);
+    if (!t.ok) continue;
+    // The segment this mapping holds: file vaddr = address - bias.
+    for (const auto& s : t.segments) {
+      if (!s.exec || m.offset < (s.file_offset & ~(kPage - 1)) || m.offset >= s.file_offset + s.filesz)
+        continue;
+      ml_unwind_mapping u{};
+      u.start = m.start;
+      u.end = m.end;
+      u.bias = m.start - m.offset + s.file_offset - s.vaddr;
+      u.first_row = t.first_row;
+      u.row_count = t.row_count;
+      mappings.push_back(u);
+      break;
+    }
+  }
+  std::sort(mappings.begin(), mappings.end(),
+            [](const ml_unwind_mapping& a, const ml_unwind_mapping& b) { return a.start < b.start; });
+  if (mappings.size() > ML_UNWIND_MAX_MAPPINGS) mappings.resize(ML_UNWIND_MAX_MAPPINGS);
+  auto& written = written_[pid];
+  if (written.size() == mappings.size() &&
+      std::equal(written.begin(), written.end(), mappings.begin(),
+                 [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }))
+    return;
+  ml_unwind_proc value{};
+  value.count = static_cast<uint32_t>(mappings.size());
+  std::copy(mappings.begin(), mappings.end(), value.m);
+  __u32 key = static_cast<__u32>(pid);
+  if (bpf_map_update_elem(session_.unwind_procs_fd(), &key, &value, BPF_ANY) == 0)
+    written = std::move(mappings);
+}
+
+void UnwindTables::forget(pid_t pid) {
+  __u32 key = static_cast<__u32>(pid);
+  bpf_map_delete_elem(session_.unwind_procs_fd(), &key);
+  written_.erase(pid);
+}
+
+model::UnwindInfo UnwindTables::info() const {
+  model::UnwindInfo u;
+  u.enabled = session_.unwind_rows() != nullptr;
+  u.budget_bytes = uint64_t{session_.unwind_row_capacity()} * sizeof(ml_unwind_row);
+  u.used_bytes = uint64_t{rows_used_} * sizeof(ml_unwind_row);
+  for (const auto& [key, t] : files_) u.files += t.ok ? 1 : 0;
+  u.compile_ms = compile_ms_;
+  u.failed = failed_;
+  auto k = session_.read_unwind_stats();
+  const char* names[ML_UNWIND_STATS] = {
+      "walks",          "frames_by_table",      "frames_by_frame_pointer", "unsupported_rows",
+      "ended_complete", "ended_at_depth_limit", "ended_unreadable",        "ended_bad_frame"};
+  for (size_t i = 0; i < ML_UNWIND_STATS; ++i) u.walks[names[i]] = k[i];
+  return u;
+}
+
+}  // namespace memlens::collect

@@ -1,0 +1,58 @@
+// The unwind tables the kernel's stack walker reads (bpf/common.bpf.h): each executable file a traced
+// process maps gets its call-frame information compiled once per run (elf/cfi_table.h, kept by build-id,
+// else by device, inode and mtime) into the shared rows array, within its byte budget; each traced process
+// gets the list of its executable mappings with their file's rows. A file whose table cannot be loaded
+// (no .eh_frame, corrupt, over the budget, unreadable) is named with the reason, and its frames are
+// unwound by frame pointers; so is code with no file (V8's JIT code).
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "collect/bpf_session.h"
+#include "elf/elf_file.h"
+#include "model/trace.h"
+#include "proc/procfs.h"
+
+namespace memlens::collect {
+
+class UnwindTables {
+ public:
+  explicit UnwindTables(BpfSession& session) : session_(session) {}
+
+  // Reads pid's executable mappings and gives the kernel their tables (compiling the files not seen yet).
+  // Cheap when nothing changed since the last call.
+  void update(pid_t pid);
+  // At exec, before the dynamic loader has mapped anything: compiles the tables of the libraries the new
+  // image needs (where the loader will find them), so that update() has only their mappings to write once
+  // they are mapped, while the process runs on.
+  void preload_needed(pid_t pid);
+  // pid exited or exec'd: its mappings are no longer valid.
+  void forget(pid_t pid);
+  // The tables' figures and the kernel's walk counters, for the report.
+  model::UnwindInfo info() const;
+
+ private:
+  struct FileTable {
+    bool ok = false;
+    uint32_t first_row = 0, row_count = 0;
+    std::vector<elf::LoadSegment> segments;
+  };
+  const FileTable& table_for(pid_t pid, const proc::MapEntry& m);
+  // The table of an open file, compiled unless one of the same build-id (else identity) is loaded.
+  const FileTable& table_of_file(int fd, const std::string& name, const std::string& identity);
+  Result<FileTable> load(const elf::ElfFile& elf, int fd, const std::string& name);
+
+  BpfSession& session_;
+  std::map<std::string, FileTable> files_;   // by build-id, else device/inode/mtime
+  std::map<std::string, std::string> keys_;  // "dev:inode:mtime" of a file seen -> its key in files_
+  std::map<pid_t, std::vector<ml_unwind_mapping>> written_;
+  uint32_t rows_used_ = 0;
+  double compile_ms_ = 0;
+  std::vector<model::UnwindInfo::Failed> failed_;
+};
+
+}  // namespace memlens::collect
