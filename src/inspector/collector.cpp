@@ -245,30 +245,37 @@ class SnapshotTaker {
       std::lock_guard<std::mutex> lock(mutex_);
       stream_.reset();
     }
-    snap.memlens_peak_rss_bytes = own_status_bytes("VmHWM");
-    if (!answer) {
-      snap.error = fmt::format("heap snapshot failed: {}", answer.error().describe());
-    } else if (!parsed) {
-      snap.error = fmt::format("heap snapshot unreadable: {}", parsed.error().describe());
-    } else {
+    // The baseline's summary, or the diff against it, while the snapshot is held: memlens's peak covers both.
+    std::optional<model::JsHeapDiff> d;
+    bool first = !baseline_.has_value();
+    if (answer && parsed) {
       snap.ok = true;
       snap.json_bytes = parsed->json_bytes;
       snap.nodes = parsed->nodes();
-      snap.edges = parsed->edge_to.size();
+      snap.edges = parsed->edge_total();
       snap.parsed_bytes = parsed->bytes_in_memory();
+      if (first)
+        baseline_ = summarize(*parsed);
+      else
+        d = diff(*baseline_, *parsed);
+      parsed = make_error("released");
+    }
+    snap.memlens_peak_rss_bytes = own_status_bytes("VmHWM");
+    if (!answer) {
+      snap.error = fmt::format("heap snapshot failed: {}", answer.error().describe());
+    } else if (!snap.ok) {
+      snap.error = fmt::format("heap snapshot unreadable: {}", parsed.error().describe());
     }
     emit(snap);
     if (!snap.ok) return;
-    if (!baseline_) {
-      baseline_ = summarize(*parsed);
+    if (first) {
       baseline_t_ = t_s;
       baseline_heap_used_ = snap.heap_used_bytes;
       return;
     }
-    model::JsHeapDiff d = diff(*baseline_, *parsed);
-    d.t_s = now();
-    d.from_t_s = baseline_t_;
-    emit(std::move(d));
+    d->t_s = now();
+    d->from_t_s = baseline_t_;
+    emit(std::move(*d));
   }
 
  private:

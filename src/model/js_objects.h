@@ -102,6 +102,9 @@ struct JsHeapGroup {
   uint64_t new_bytes = 0;
   std::vector<std::string> retainer_path;  // edge labels from a GC root to a representative new object
   std::string location;                    // closures: script:line where the snapshot gives it
+  // Self sizes of every object that only this group's objects keep reachable (the group's own included):
+  // what freeing the whole group would free. -1 when not computed (see JsHeapDiff::retained_note).
+  int64_t retained_bytes = -1;
 };
 
 // A collection (Map, Set, Array, object used as a map, an emitter's listener array) present in both
@@ -119,6 +122,7 @@ struct JsHeapDiff {
   double t_s = 0;
   double from_t_s = 0;
   std::vector<JsHeapGroup> groups;  // by bytes delta, largest first
+  std::string retained_note;        // why some groups have no retained size ("" when all have one)
   std::vector<JsGrowingCollection> collections;
 };
 
