@@ -245,8 +245,9 @@ std::string js_snapshots_line(const json& js) {
     }
   }
   std::string line = fmt::format(
-      "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading one)", ok,
-      max_pause, format_bytes(peak), format_bytes(growth));
+      "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading and diffing "
+      "one)",
+      ok, max_pause, format_bytes(peak), format_bytes(growth));
   if (!refused.empty()) line += "; " + refused;
   return line;
 }

@@ -170,6 +170,46 @@ TEST(HeapSnapshot, FieldLayoutComesFromMeta) {
   EXPECT_NE(b.error().describe().find("node and edge fields"), std::string::npos);
 }
 
+TEST(HeapSnapshot, NamesKeptAreTheOnesShownAndEdgesDecodeAsWritten) {
+  // root -> Thing; Thing -"7526"-> a string node "payload text", Thing -[3]-> Leaf, Thing -[1000000]-> Leaf,
+  // Thing -"0123"-> Leaf: a name of digits kept as a number, a leading zero kept as text, a string's value
+  // (a node memlens shows only as "(string)") not kept; element indices going up and down.
+  std::string text =
+      R"({"snapshot":{"meta":{"node_fields":["type","name","id","self_size","edge_count"],
+    "node_types":[["hidden","object","string"]],"edge_fields":["type","name_or_index","to_node"],
+    "edge_types":[["element","property","weak"]]},"node_count":4,"edge_count":5},
+    "nodes":[0,0,1,0,1, 1,1,3,40,4, 2,2,5,24,0, 1,3,7,16,0],
+    "edges":[1,1,5, 1,4,10, 0,3,15, 0,1000000,15, 1,5,15],
+    "strings":["root","Thing","payload text","Leaf","7526","0123"]})";
+  std::istringstream in(text);
+  auto s = parse_heap_snapshot(in);
+  ASSERT_TRUE(s.ok()) << s.error().describe();
+  EXPECT_EQ(s->text(4), "7526");
+  EXPECT_NE(s->string_at[4] & HeapSnapshot::kNumeric, 0u);
+  EXPECT_EQ(s->text(5), "0123");
+  EXPECT_EQ(s->text(2), "");  // the string node's value
+  EXPECT_EQ(s->group(2), "(string)");
+  EXPECT_EQ(s->group(3), "Leaf");
+  std::vector<std::string> labels;
+  std::vector<uint32_t> to;
+  HeapSnapshot::Edge e;
+  for (auto it = s->edges(1); it.next(e);) {
+    labels.push_back(s->edge_label(e));
+    to.push_back(e.to);
+  }
+  EXPECT_EQ(labels, (std::vector<std::string>{"\"7526\"", "[3]", "[1000000]", "\"0123\""}));
+  EXPECT_EQ(to, (std::vector<uint32_t>{2, 3, 3, 3}));
+  EXPECT_EQ(s->edge_total(), 5u);
+  // The whole group of Leaf (one object, 16 bytes) retains itself; Thing retains everything below it.
+  auto tree = bfs(*s);
+  std::vector<bool> reachable(s->nodes());
+  for (size_t i = 0; i < s->nodes(); ++i) reachable[i] = tree.parent[i] != BfsTree::kUnreached;
+  std::vector<bool> leaf(s->nodes()), thing(s->nodes());
+  leaf[3] = thing[1] = true;
+  EXPECT_EQ(retained_bytes(*s, reachable, leaf), 16u);
+  EXPECT_EQ(retained_bytes(*s, reachable, thing), 40u + 24u + 16u);
+}
+
 TEST(HeapSnapshotDiff, NamesTheGrowingConstructorItsCollectionAndWhatHoldsIt) {
   REQUIRE_SNAPSHOTS(snaps);
   HeapSnapshot before = parse_file(snaps->before);
