@@ -87,6 +87,10 @@ struct JsHeapSnapshot {
   uint64_t memlens_peak_rss_bytes = 0;    // memlens's peak RSS while it read the snapshot
   int64_t cgroup_free_bytes = -1;         // the target's memory cgroup: limit - usage (-1: no limit)
   int64_t host_free_bytes = -1;           // MemAvailable
+  // The target's RSS just before and its highest while V8 wrote the snapshot (sampled every 50 ms; 0 when
+  // unreadable): what a snapshot of this heap costs the target.
+  uint64_t target_rss_before_bytes = 0;
+  uint64_t target_rss_peak_bytes = 0;
 };
 
 // One group of objects (constructor name for objects, function name for closures, else "(type)") that

@@ -132,6 +132,8 @@ json js_objects_section(const model::Process& p) {
               {"parsed_bytes", sn.parsed_bytes},
               {"memlens_rss_before_bytes", sn.memlens_rss_before_bytes},
               {"memlens_peak_rss_bytes", sn.memlens_peak_rss_bytes},
+              {"target_rss_before_bytes", sn.target_rss_before_bytes},
+              {"target_rss_peak_bytes", sn.target_rss_peak_bytes},
               {"cgroup_free_bytes", sn.cgroup_free_bytes >= 0 ? json(sn.cgroup_free_bytes) : json(nullptr)},
               {"host_free_bytes", sn.host_free_bytes >= 0 ? json(sn.host_free_bytes) : json(nullptr)}};
     if (!sn.error.empty()) e["error"] = sn.error;

@@ -201,6 +201,9 @@ void check_snapshots(const nlohmann::json& js) {
     uint64_t peak = s.value("memlens_peak_rss_bytes", uint64_t{0});
     ASSERT_GE(peak, before) << s.dump();
     EXPECT_GT(peak, 0u);
+    // What V8 writing it cost the target: its RSS sampled from /proc while the request ran.
+    EXPECT_GT(s.value("target_rss_before_bytes", uint64_t{0}), 0u) << s.dump();
+    EXPECT_GE(s.value("target_rss_peak_bytes", uint64_t{0}), s.value("target_rss_before_bytes", uint64_t{0}));
     if (s.value("reason", "") == "baseline") continue;
     ++memory_checked;
     EXPECT_LT(peak - before, s.value("heap_used_bytes", uint64_t{0})) << s.dump();
