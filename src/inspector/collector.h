@@ -61,9 +61,10 @@ struct CollectorOptions {
   double snapshot_baseline_after_s = 5.0;
   int max_snapshots = 3;
   double snapshot_room_factor = 2.0;
-  // memlens's own arrays for a snapshot, as a share of V8's heap used: about 1.2 for a heap of small
-  // objects (250 MB heap, 7 M objects: 301 MB), less for larger ones; the host must hold these too.
-  double snapshot_reader_factor = 1.25;
+    // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
+  // heap used: up to about 0.9 for a heap of small objects (219 MiB heap, 5.4 M objects: +192 MiB), less
+  // for larger objects; the host must hold this too.
+  double snapshot_reader_factor = 1.0;
   // The growth (V8's heap used after a profile read's full GC, over the baseline's) that is judged worth a
   // snapshot: at least this many bytes and this share of the baseline.
   double snapshot_growth_bytes = 8.0 * 1024 * 1024;

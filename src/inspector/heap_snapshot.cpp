@@ -42,8 +42,7 @@ class Sax {
   bool string(std::string& v) {
     switch (top()) {
       case Where::kStrings:
-        s_.string_data.append(v, 0, std::min(v.size(), HeapSnapshot::kMaxString));
-        s_.string_end.push_back(static_cast<uint32_t>(s_.string_data.size()));
+        if (!add_string(stack_.back().index, v)) return false;
         break;
       case Where::kNodeFields:
         node_fields_.push_back(v);
@@ -127,6 +126,7 @@ class Sax {
     return true;
   }
   bool close() {
+    if (top() == Where::kNodes) nodes_done_ = true;
     stack_.pop_back();
     if (stack_.empty()) finished_ = true;
     return true;
@@ -160,26 +160,174 @@ class Sax {
           "self_size, edge_count; type, name_or_index, to_node)";
       return false;
     }
+    auto code = [&](const char* name) {
+      auto it = std::find(s_.edge_types.begin(), s_.edge_types.end(), name);
+      return it == s_.edge_types.end() ? uint8_t{255} : static_cast<uint8_t>(it - s_.edge_types.begin());
+    };
+    s_.t_element = code("element");
+    s_.t_hidden = code("hidden");
+    s_.t_weak = code("weak");
+    s_.t_internal = code("internal");
+    s_.t_property = code("property");
+    s_.t_context = code("context");
+    if (s_.edge_types.size() > 8) {
+      error_ = "the snapshot's meta lists more than 8 edge types";
+      return false;
+    }
+    for (const char* t :
+         {"string", "concatenated string", "sliced string", "number", "heap number", "bigint"})
+      if (auto it = std::find(s_.node_types.begin(), s_.node_types.end(), t); it != s_.node_types.end())
+        unnamed_types_.push_back(static_cast<uint8_t>(it - s_.node_types.begin()));
     layout_ok_ = true;
     return true;
   }
 
+  // A string memlens shows: its index is marked (the strings come after the nodes and edges that name them).
+  void need_string(uint32_t i) {
+    if (i >= needed_.size()) needed_.resize(std::max<size_t>(i + 1, needed_.size() * 2));
+    needed_[i] = true;
+    max_string_ = std::max<int64_t>(max_string_, i);
+  }
+
+  bool add_string(size_t i, const std::string& v) {
+    if (i == 0) {
+      // Strings before the nodes and edges (not V8's order): every one is kept.
+      keep_all_ = !nodes_done_;
+      if (!keep_all_) s_.string_at.reserve(static_cast<size_t>(max_string_ + 1));
+    }
+    if (!keep_all_ && static_cast<int64_t>(i) > max_string_) return true;  // named by nothing memlens reads
+    if (!keep_all_ && (i >= needed_.size() || !needed_[i])) {
+      s_.string_at.push_back(HeapSnapshot::kAbsent);
+      return true;
+    }
+    if (!v.empty() && v.size() <= 9 && (v[0] != '0' || v.size() == 1) &&
+        std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      s_.string_at.push_back(HeapSnapshot::kNumeric | static_cast<uint32_t>(std::stoul(v)));
+      return true;
+    }
+    std::string piece(1, '\0');
+    piece.append(v, 0, std::min(v.size(), HeapSnapshot::kMaxString));
+    piece[0] = static_cast<char>(piece.size() - 1);
+    uint64_t at = s_.string_data.append_unsplit(piece.data(), piece.size());
+    if (at >= HeapSnapshot::kNumeric) {
+      error_ = "the heap snapshot's names take more than 2 GiB";
+      return false;
+    }
+    s_.string_at.push_back(static_cast<uint32_t>(at));
+    return true;
+  }
+
+  static void put_varint(ByteBlocks& out, uint64_t v) {
+    while (v >= 0x80) {
+      out.push(static_cast<uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    out.push(static_cast<uint8_t>(v));
+  }
+  static uint64_t zigzag(int64_t d) {
+    return (static_cast<uint64_t>(d) << 1) ^ static_cast<uint64_t>(d >> 63);
+  }
+
+  // Moves on to the next node's edges: its edge count (held in first_edge until now) becomes its offset.
+  bool begin_node() {
+    size_t n = s_.node_type.size();
+    if (edge_node_ + 1 >= static_cast<int64_t>(n)) {
+      error_ = fmt::format("the heap snapshot's edge list holds more edges than its {} nodes list", n);
+      return false;
+    }
+    ++edge_node_;
+    edges_left_ = s_.first_edge[edge_node_];
+    if (s_.edge_bytes.size() > UINT32_MAX) {
+      error_ = "the heap snapshot's edges take more than 4 GiB in memlens's encoding";
+      return false;
+    }
+    s_.first_edge[edge_node_] = static_cast<uint32_t>(s_.edge_bytes.size());
+    prev_to_ = static_cast<uint32_t>(edge_node_);
+    prev_index_ = 0;
+    return true;
+  }
+
+  bool add_edge(uint64_t type, uint64_t name, uint64_t to_field) {
+    size_t n = s_.node_type.size();
+    if (!nodes_done_) {
+      error_ = "the heap snapshot lists edges before its nodes (not V8's layout)";
+      return false;
+    }
+    if (edge_node_ < 0 && !check_nodes()) return false;
+    while (edges_left_ == 0)
+      if (!begin_node()) return false;
+    --edges_left_;
+    uint64_t to = to_field / node_fields_.size();
+    if (to >= n || type >= 8) {
+      error_ =
+          to >= n ? "a heap snapshot edge points past the node list" : "a heap snapshot edge type is unknown";
+      return false;
+    }
+    uint64_t name_code;
+    if (type == s_.t_element || type == s_.t_hidden) {
+      name_code = zigzag(static_cast<int64_t>(name) - static_cast<int64_t>(prev_index_));
+      prev_index_ = static_cast<uint32_t>(name);
+    } else {
+      name_code = name;
+      need_string(static_cast<uint32_t>(name));
+    }
+    put_varint(s_.edge_bytes, name_code << 3 | type);
+    put_varint(s_.edge_bytes, zigzag(static_cast<int64_t>(to) - static_cast<int64_t>(prev_to_)));
+    prev_to_ = static_cast<uint32_t>(to);
+    ++s_.edge_count;
+    return true;
+  }
+
+  bool check_nodes() {
+    size_t n = s_.node_type.size();
+    if (s_.node_name.size() != n || nodes_encoded_ != n || s_.first_edge.size() != n) {
+      error_ = "the heap snapshot's node list is cut short";
+      return false;
+    }
+    return true;
+  }
+
+ public:
+  // After the whole document: the nodes after the last one with edges get their offsets.
+  bool finish_edges() {
+    if (!nodes_done_) {
+      error_ = "the heap snapshot has no node list";
+      return false;
+    }
+    if (edge_node_ < 0 && !check_nodes()) return false;
+    size_t n = s_.node_type.size();
+    while (edges_left_ == 0 && edge_node_ + 1 < static_cast<int64_t>(n))
+      if (!begin_node()) return false;
+    if (edges_left_ != 0 || edge_node_ + 1 != static_cast<int64_t>(n)) {
+      error_ = "the heap snapshot's nodes list more edges than its edge list holds";
+      return false;
+    }
+    if (s_.edge_bytes.size() > UINT32_MAX) {
+      error_ = "the heap snapshot's edges take more than 4 GiB in memlens's encoding";
+      return false;
+    }
+    s_.first_edge.push_back(static_cast<uint32_t>(s_.edge_bytes.size()));
+    if (!keep_all_ && max_string_ >= static_cast<int64_t>(s_.string_at.size())) {
+      error_ = "a heap snapshot node or edge names a string past the string list";
+      return false;
+    }
+    std::sort(s_.locations.begin(), s_.locations.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    return true;
+  }
+
+ private:
   bool number(uint64_t v) {
     Where w = top();
     if (w == Where::kSnapshot) {
-      // Counts given before the lists: the arrays are sized once (no doubling on the way).
+      // Counts given before the lists: the node arrays are sized once (no doubling on the way).
       const std::string& k = stack_.back().key;
       size_t n = static_cast<size_t>(std::min<uint64_t>(v, uint64_t{1} << 32));
       if (k == "node_count") {
         s_.node_type.reserve(n);
         s_.node_name.reserve(n);
-        s_.node_id.reserve(n);
-        s_.node_self_size.reserve(n);
+
         s_.first_edge.reserve(n + 1);
-      } else if (k == "edge_count") {
-        s_.edge_type.reserve(n);
-        s_.edge_name.reserve(n);
-        s_.edge_to.reserve(n);
       }
     }
     if (w == Where::kNodes || w == Where::kEdges || w == Where::kLocations) {
@@ -192,19 +340,28 @@ class Sax {
         else if (f == nn_)
           s_.node_name.push_back(static_cast<uint32_t>(v));
         else if (f == ni_)
-          s_.node_id.push_back(static_cast<uint32_t>(v));
+          node_[0] = v;
         else if (f == ns_)
-          s_.node_self_size.push_back(static_cast<uint32_t>(std::min<uint64_t>(v, UINT32_MAX)));
+          node_[1] = std::min<uint64_t>(v, UINT32_MAX);
         else if (f == ne_)
-          s_.first_edge.push_back(static_cast<uint32_t>(v));  // the edge count, until finished
+          s_.first_edge.push_back(static_cast<uint32_t>(v));  // the edge count, until its edges are read
+        if (f + 1 == static_cast<int>(node_fields_.size())) {
+          put_varint(s_.node_bytes, zigzag(static_cast<int64_t>(node_[0]) - static_cast<int64_t>(prev_id_)));
+          put_varint(s_.node_bytes, node_[1]);
+          prev_id_ = static_cast<uint32_t>(node_[0]);
+          ++nodes_encoded_;
+          if (!s_.node_type.empty() && !s_.node_name.empty() &&
+              std::find(unnamed_types_.begin(), unnamed_types_.end(), s_.node_type.back()) ==
+                  unnamed_types_.end())
+            need_string(s_.node_name.back());
+        }
       } else if (w == Where::kEdges) {
         int f = static_cast<int>(i % edge_fields_.size());
-        if (f == et_)
-          s_.edge_type.push_back(static_cast<uint8_t>(v));
-        else if (f == en_)
-          s_.edge_name.push_back(static_cast<uint32_t>(v));
-        else if (f == eto_)
-          s_.edge_to.push_back(static_cast<uint32_t>(v / node_fields_.size()));
+        if (f == et_) edge_[0] = v;
+        if (f == en_) edge_[1] = v;
+        if (f == eto_) edge_[2] = v;
+        if (f + 1 == static_cast<int>(edge_fields_.size()) && !add_edge(edge_[0], edge_[1], edge_[2]))
+          return false;
       } else if (lo_ >= 0 && ll_ >= 0) {
         int f = static_cast<int>(i % location_fields_.size());
         if (f == lo_)
@@ -215,7 +372,7 @@ class Sax {
           loc_.line = static_cast<uint32_t>(v);
         else if (f == lc_)
           loc_.column = static_cast<uint32_t>(v);
-        if (f + 1 == static_cast<int>(location_fields_.size())) s_.locations[loc_node_] = loc_;
+        if (f + 1 == static_cast<int>(location_fields_.size())) s_.locations.emplace_back(loc_node_, loc_);
       }
     }
     return value();
@@ -228,6 +385,17 @@ class Sax {
   int lo_ = -1, ll_ = -1, lc_ = -1, ls_ = -1;
   uint32_t loc_node_ = 0;
   HeapSnapshot::Location loc_;
+  std::vector<uint8_t> unnamed_types_;  // node types whose name is their value (strings, numbers)
+  std::vector<bool> needed_;            // string indices memlens shows
+  int64_t max_string_ = -1;
+  bool nodes_done_ = false, keep_all_ = false;
+  uint64_t edge_[3] = {0, 0, 0};
+  uint64_t node_[2] = {0, 0};  // id, self size
+  uint32_t prev_id_ = 0;
+  size_t nodes_encoded_ = 0;
+  int64_t edge_node_ = -1;  // the node whose edges are being read
+  uint64_t edges_left_ = 0;
+  uint32_t prev_to_ = 0, prev_index_ = 0;
 };
 
 // Counts the bytes a stream's buffer hands out.
@@ -238,46 +406,120 @@ Result<HeapSnapshot> parse_from(std::istream& in, const uint64_t* consumed = nul
   bool ok = nlohmann::json::sax_parse(in, &sax, nlohmann::json::input_format_t::json, false);
   if (!ok || !sax.finished_)
     return make_error(sax.error_.empty() ? "the heap snapshot ended before it was complete" : sax.error_);
+  if (!sax.finish_edges()) return make_error(sax.error_);
   if (consumed)
     s.json_bytes = *consumed;
   else if (auto end = in.tellg(); start >= 0 && end >= 0)
     s.json_bytes = static_cast<uint64_t>(end - start);
-  s.string_data.shrink_to_fit();
-  s.string_end.shrink_to_fit();
-  size_t n = s.node_type.size();
-  if (s.node_name.size() != n || s.node_id.size() != n || s.node_self_size.size() != n ||
-      s.first_edge.size() != n || s.edge_name.size() != s.edge_type.size() ||
-      s.edge_to.size() != s.edge_type.size())
-    return make_error("the heap snapshot's node or edge list is cut short");
-  // Edge counts become offsets in place: node i's edges start where the counts before it add up to.
-  uint64_t total = 0;
-  for (size_t i = 0; i < n; ++i) {
-    uint64_t count = s.first_edge[i];
-    s.first_edge[i] = static_cast<uint32_t>(total);
-    total += count;
-    if (total > UINT32_MAX) return make_error("the heap snapshot holds more edges than memlens can index");
-  }
-  s.first_edge.push_back(static_cast<uint32_t>(total));
-  if (s.first_edge[n] != s.edge_type.size())
-    return make_error(fmt::format("the heap snapshot's nodes list {} edges, its edge list holds {}",
-                                  s.first_edge[n], s.edge_type.size()));
-  for (auto to : s.edge_to)
-    if (to >= n) return make_error("a heap snapshot edge points past the node list");
   for (auto nm : s.node_name)
-    if (nm >= s.string_end.size())
+    if (nm >= s.string_at.size())
       return make_error("a heap snapshot node names a string past the string list");
   return s;
 }
 
 }  // namespace
 
+uint64_t ByteBlocks::append_unsplit(const char* p, size_t n) {
+  if (blocks_.empty() || size_ == blocks_.size() * kBlock || (size_ & (kBlock - 1)) + n > kBlock) {
+    size_ = blocks_.size() * kBlock;  // what is left of the last block stays unused
+    blocks_.push_back(std::make_unique<uint8_t[]>(kBlock));
+  }
+  uint64_t at = size_;
+  std::copy(p, p + n, &blocks_[at >> kBlockBits][at & (kBlock - 1)]);
+  size_ += n;
+  return at;
+}
+
+void ByteBlocks::push(uint8_t b) {
+  if (size_ == blocks_.size() * kBlock) blocks_.push_back(std::make_unique<uint8_t[]>(kBlock));
+  blocks_[size_ >> kBlockBits][size_ & (kBlock - 1)] = b;
+  ++size_;
+}
+
+namespace {
+uint64_t read_varint(const ByteBlocks& b, uint64_t& pos, uint64_t end) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; pos < end; shift += 7) {
+    uint8_t byte = b.at(pos++);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) break;
+  }
+  return v;
+}
+int64_t unzigzag(uint64_t z) {
+  return static_cast<int64_t>(z >> 1) ^ -static_cast<int64_t>(z & 1);
+}
+}  // namespace
+
+uint64_t HeapSnapshot::EdgeIter::varint() {
+  return read_varint(s_->edge_bytes, pos_, end_);
+}
+
+bool HeapSnapshot::NodeIter::next(uint32_t& id, uint32_t& self_size) {
+  if (pos_ >= s_->node_bytes.size()) return false;
+  prev_id_ = static_cast<uint32_t>(static_cast<int64_t>(prev_id_) +
+                                   unzigzag(read_varint(s_->node_bytes, pos_, s_->node_bytes.size())));
+  id = prev_id_;
+  self_size = static_cast<uint32_t>(read_varint(s_->node_bytes, pos_, s_->node_bytes.size()));
+  return true;
+}
+
+HeapSnapshot::NodeIter HeapSnapshot::node_values() const {
+  NodeIter it;
+  it.s_ = this;
+  return it;
+}
+
+bool HeapSnapshot::EdgeIter::next(Edge& e) {
+  if (pos_ >= end_) return false;
+  auto unzig = unzigzag;
+  uint64_t v = varint();
+  e.type = static_cast<uint8_t>(v & 7);
+  if (e.type == s_->t_element || e.type == s_->t_hidden) {
+    prev_index_ = static_cast<uint32_t>(static_cast<int64_t>(prev_index_) + unzig(v >> 3));
+    e.name = prev_index_;
+  } else {
+    e.name = static_cast<uint32_t>(v >> 3);
+  }
+  prev_to_ = static_cast<uint32_t>(static_cast<int64_t>(prev_to_) + unzig(varint()));
+  e.to = prev_to_;
+  return true;
+}
+
+HeapSnapshot::EdgeIter HeapSnapshot::edges(size_t node) const {
+  EdgeIter it;
+  it.s_ = this;
+  it.pos_ = first_edge[node];
+  it.end_ = first_edge[node + 1];
+  it.prev_to_ = static_cast<uint32_t>(node);
+  return it;
+}
+
+std::string_view HeapSnapshot::str(uint32_t i) const {
+  if (i >= string_at.size()) return {};
+  uint32_t at = string_at[i];
+  if (at & kNumeric) return {};
+  return string_data.view(at + 1, string_data.at(at));
+}
+
+std::string HeapSnapshot::text(uint32_t i) const {
+  if (i < string_at.size() && string_at[i] != kAbsent && (string_at[i] & kNumeric))
+    return std::to_string(string_at[i] & ~kNumeric);
+  return std::string(str(i));
+}
+
+const HeapSnapshot::Location* HeapSnapshot::location(uint32_t node) const {
+  auto it = std::lower_bound(locations.begin(), locations.end(), node,
+                             [](const auto& l, uint32_t n) { return l.first < n; });
+  return it != locations.end() && it->first == node ? &it->second : nullptr;
+}
+
 std::string_view HeapSnapshot::type_name(size_t node) const {
   uint8_t t = node_type[node];
   return t < node_types.size() ? std::string_view(node_types[t]) : std::string_view("?");
 }
 
-std::string_view HeapSnapshot::edge_type_name(size_t edge) const {
-  uint8_t t = edge_type[edge];
+std::string_view HeapSnapshot::edge_type_name(uint8_t t) const {
   return t < edge_types.size() ? std::string_view(edge_types[t]) : std::string_view("?");
 }
 
@@ -295,11 +537,10 @@ std::string HeapSnapshot::group(size_t node) const {
   return fmt::format("({})", t);
 }
 
-std::string HeapSnapshot::edge_label(size_t edge) const {
-  auto t = edge_type_name(edge);
-  if (t == "element" || t == "hidden") return fmt::format("[{}]", edge_name[edge]);
-  if (edge_name[edge] >= string_end.size()) return "?";
-  std::string n(str(edge_name[edge]));
+std::string HeapSnapshot::edge_label(const Edge& e) const {
+  if (e.type == t_element || e.type == t_hidden) return fmt::format("[{}]", e.name);
+  if (e.name >= string_at.size()) return "?";
+  std::string n = text(e.name);
   bool numeric = !n.empty() && std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (numeric || n.empty()) return fmt::format("\"{}\"", n);
   return n.substr(0, 120);
@@ -309,38 +550,45 @@ std::string HeapSnapshot::group_key(size_t node) const {
   return fmt::format("{}\t{}", type_name(node), group(node));
 }
 
+namespace {
+uint64_t edge_count_of(const HeapSnapshot& s, size_t node) {
+  uint64_t n = 0;
+  HeapSnapshot::Edge e;
+  for (auto it = s.edges(node); it.next(e);) ++n;
+  return n;
+}
+}  // namespace
+
 uint64_t HeapSnapshot::entries(size_t node) const {
   auto t = type_name(node);
   if (t != "object") return 0;
   auto n = name(node);
-  uint64_t count = 0;
-  for (uint64_t e = first_edge[node]; e < first_edge[node + 1]; ++e) {
-    auto et = edge_type_name(e);
-    if (et == "element")
+  bool map = n == "Map", set = n == "Set", array = n == "Array";
+  uint64_t count = 0, own_elements = 0, backing = 0;
+  Edge e;
+  for (auto it = edges(node); it.next(e);) {
+    if (e.type == t_element) {
       ++count;
-    else if (et == "property" && str(edge_name[e]) != "__proto__")
-      ++count;
-    else if (et == "internal" && (n == "Map" || n == "Set") && str(edge_name[e]) == "table") {
-      size_t table = edge_to[e];
-      uint64_t slots = first_edge[table + 1] - first_edge[table];
-      count += n == "Map" ? slots / 2 : slots;
-    } else if (et == "internal" && n == "Array" && str(edge_name[e]) == "elements") {
-      size_t el = edge_to[e];
-      // Elements as element edges of the array itself are counted above; some majors list them here.
-      uint64_t own = 0;
-      for (uint64_t f = first_edge[node]; f < first_edge[node + 1]; ++f)
-        own += edge_type_name(f) == "element";
-      if (own == 0) count += first_edge[el + 1] - first_edge[el];
+      ++own_elements;
+    } else if (e.type == t_property) {
+      if (str(e.name) != "__proto__") ++count;
+    } else if (e.type == t_internal && (map || set) && str(e.name) == "table") {
+      uint64_t slots = edge_count_of(*this, e.to);
+      count += map ? slots / 2 : slots;
+    } else if (e.type == t_internal && array && str(e.name) == "elements") {
+      backing += edge_count_of(*this, e.to);
     }
   }
+  // Elements as element edges of the array itself are counted above; some majors list them in the backing
+  // store only.
+  if (own_elements == 0) count += backing;
   return count;
 }
 
 uint64_t HeapSnapshot::bytes_in_memory() const {
-  uint64_t b = node_type.capacity() + node_name.capacity() * 4 + node_id.capacity() * 4 +
-               node_self_size.capacity() * 4 + first_edge.capacity() * 4 + edge_type.capacity() +
-               edge_name.capacity() * 4 + edge_to.capacity() * 4;
-  return b + string_data.capacity() + string_end.capacity() * 4;
+  uint64_t b = node_type.capacity() + node_name.capacity() * 4 + node_bytes.capacity() +
+               first_edge.capacity() * 4 + edge_bytes.capacity();
+  return b + string_data.capacity() + string_at.capacity() * 4 + locations.capacity() * sizeof(locations[0]);
 }
 
 HeapSnapshotStream::HeapSnapshotStream() : buf_(*this) {}
@@ -386,48 +634,90 @@ Result<HeapSnapshot> parse_heap_snapshot(std::istream& in) {
   return parse_from(in);
 }
 
+bool HeapSummary::has_id(uint32_t id) const {
+  if (!id_bits.empty() || ids.empty()) return id < id_bits.size() && id_bits[id];
+  return std::binary_search(ids.begin(), ids.end(), id);
+}
+
 HeapSummary summarize(const HeapSnapshot& s) {
   HeapSummary out;
-  out.ids.reserve(s.nodes());
-  for (size_t i = 0; i < s.nodes(); ++i) {
+  uint32_t max_id = 0, id = 0, size = 0;
+  for (auto it = s.node_values(); it.next(id, size);) max_id = std::max(max_id, id);
+  // A bit per possible id, or 4 bytes per node: whichever is smaller.
+  bool bits = max_id / 8 < s.nodes() * 4;
+  if (bits)
+    out.id_bits.assign(static_cast<size_t>(max_id) + 1, false);
+  else
+    out.ids.reserve(s.nodes());
+  auto values = s.node_values();
+  for (size_t i = 0; i < s.nodes() && values.next(id, size); ++i) {
     auto& g = out.groups[s.group_key(i)];
     ++g.count;
-    g.size += s.node_self_size[i];
-    out.ids.push_back(s.node_id[i]);
-    if (uint64_t e = s.entries(i); e >= 16) out.entries[s.node_id[i]] = e;
+    g.size += size;
+    if (bits)
+      out.id_bits[id] = true;
+    else
+      out.ids.push_back(id);
+    if (uint64_t e = s.entries(i); e >= 16) out.entries[id] = e;
   }
   std::sort(out.ids.begin(), out.ids.end());
   return out;
 }
 
-BfsTree bfs(const HeapSnapshot& s) {
-  BfsTree t;
-  t.parent.assign(s.nodes(), BfsTree::kUnreached);
-  t.via.assign(s.nodes(), 0);
-  if (s.nodes() == 0) return t;
-  t.parent[0] = 0;
+namespace {
+
+// Breadth-first from the synthetic root over non-weak edges, calling reach(to) for each node not seen yet
+// (and not skipped): the app's own roots first (the global objects the root points to), as DevTools does, so
+// a path goes through the app's variables rather than V8's internal root lists where both reach an object;
+// then the rest ((GC roots), the embedder's roots).
+template <typename Seen, typename Reach>
+void walk(const HeapSnapshot& s, Seen&& seen, Reach&& reach) {
   std::vector<uint32_t> queue;
-  auto reach = [&](uint32_t from, uint64_t e) {
-    uint32_t to = s.edge_to[e];
-    if (t.parent[to] != BfsTree::kUnreached || s.edge_type_name(e) == "weak") return;
-    t.parent[to] = from;
-    t.via[to] = static_cast<uint32_t>(e);
-    queue.push_back(to);
+  queue.reserve(s.nodes());
+  HeapSnapshot::Edge e;
+  auto visit = [&](uint32_t from) {
+    if (seen(e.to) || e.type == s.t_weak) return;
+    reach(from, e.to);
+    queue.push_back(e.to);
   };
   auto run = [&](size_t q) {
     for (; q < queue.size(); ++q)
-      for (uint64_t e = s.first_edge[queue[q]]; e < s.first_edge[queue[q] + 1]; ++e) reach(queue[q], e);
+      for (auto it = s.edges(queue[q]); it.next(e);) visit(queue[q]);
   };
-  // The app's own roots first (the global objects the root points to), as DevTools does, so a path goes
-  // through the app's variables rather than V8's internal root lists where both reach an object; then the
-  // rest ((GC roots), the embedder's roots).
-  for (uint64_t e = s.first_edge[0]; e < s.first_edge[1]; ++e)
-    if (s.type_name(s.edge_to[e]) == "object") reach(0, e);
+  for (auto it = s.edges(0); it.next(e);)
+    if (s.type_name(e.to) == "object") visit(0);
   run(0);
   size_t q = queue.size();
-  for (uint64_t e = s.first_edge[0]; e < s.first_edge[1]; ++e) reach(0, e);
+  for (auto it = s.edges(0); it.next(e);) visit(0);
   run(q);
+}
+
+}  // namespace
+
+BfsTree bfs(const HeapSnapshot& s) {
+  BfsTree t;
+  t.parent.assign(s.nodes(), BfsTree::kUnreached);
+  if (s.nodes() == 0) return t;
+  t.parent[0] = 0;
+  walk(
+      s, [&](uint32_t n) { return t.parent[n] != BfsTree::kUnreached; },
+      [&](uint32_t from, uint32_t to) { t.parent[to] = from; });
   return t;
+}
+
+uint64_t retained_bytes(const HeapSnapshot& s, const std::vector<bool>& reachable,
+                        const std::vector<bool>& group) {
+  if (s.nodes() == 0) return 0;
+  std::vector<bool> seen(s.nodes(), false);
+  seen[0] = true;
+  walk(
+      s, [&](uint32_t n) { return seen[n] || group[n]; }, [&](uint32_t, uint32_t to) { seen[to] = true; });
+  uint64_t bytes = 0;
+  uint32_t id = 0, size = 0;
+  auto values = s.node_values();
+  for (size_t i = 0; i < s.nodes() && values.next(id, size); ++i)
+    if (reachable[i] && !seen[i]) bytes += size;
+  return bytes;
 }
 
 std::vector<std::string> retainer_path(const HeapSnapshot& s, const BfsTree& tree, size_t node,
@@ -445,10 +735,12 @@ std::vector<std::string> retainer_path(const HeapSnapshot& s, const BfsTree& tre
       whole = true;
       break;
     }
-    uint64_t e = tree.via[n];
+    // The edge it was reached through: the parent's first non-weak edge to it.
+    HeapSnapshot::Edge e;
+    for (auto it = s.edges(from); it.next(e);)
+      if (e.to == n && e.type != s.t_weak) break;
     // A closure's scope: the variables it captured (a module's top-level ones for a function defined there).
-    if (s.type_name(from) == "closure" && s.edge_type_name(e) == "internal" &&
-        s.str(s.edge_name[e]) == "context")
+    if (s.type_name(from) == "closure" && e.type == s.t_internal && s.str(e.name) == "context")
       path.push_back(s.name(from).empty() ? std::string("(closure scope)")
                                           : fmt::format("(scope of {})", s.name(from)));
     else
@@ -465,9 +757,9 @@ namespace {
 // whose node name is the script's name.
 std::string script_of(const HeapSnapshot& s, size_t closure) {
   auto child = [&](size_t node, std::string_view prefix) -> size_t {
-    for (uint64_t e = s.first_edge[node]; e < s.first_edge[node + 1]; ++e)
-      if (s.edge_type_name(e) == "internal" && s.str(s.edge_name[e]).substr(0, prefix.size()) == prefix)
-        return s.edge_to[e];
+    HeapSnapshot::Edge e;
+    for (auto it = s.edges(node); it.next(e);)
+      if (e.type == s.t_internal && s.str(e.name).substr(0, prefix.size()) == prefix) return e.to;
     return SIZE_MAX;
   };
   size_t shared = child(closure, "shared");
@@ -486,18 +778,23 @@ model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, con
     std::string type;
     uint64_t count = 0, bytes = 0, new_objects = 0, new_bytes = 0;
     size_t representative = SIZE_MAX;
+    uint32_t representative_size = 0;
   };
   std::unordered_map<std::string, Acc> groups;
-  for (size_t i = 0; i < after.nodes(); ++i) {
+  uint32_t id = 0, size = 0;
+  auto values = after.node_values();
+  for (size_t i = 0; i < after.nodes() && values.next(id, size); ++i) {
     auto& a = groups[after.group_key(i)];
     if (a.type.empty()) a.type = std::string(after.type_name(i));
     ++a.count;
-    a.bytes += after.node_self_size[i];
-    if (!std::binary_search(before.ids.begin(), before.ids.end(), after.node_id[i])) {
+    a.bytes += size;
+    if (!before.has_id(id)) {
       ++a.new_objects;
-      a.new_bytes += after.node_self_size[i];
-      if (a.representative == SIZE_MAX || after.node_self_size[i] > after.node_self_size[a.representative])
+      a.new_bytes += size;
+      if (a.representative == SIZE_MAX || size > a.representative_size) {
         a.representative = i;
+        a.representative_size = size;
+      }
     }
   }
   std::vector<std::pair<std::string, Acc>> ranked;
@@ -521,14 +818,16 @@ model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, con
   // Collections that gained entries.
   struct Grew {
     size_t node;
+    uint32_t id;
     uint64_t before, after;
   };
   std::vector<Grew> grew;
-  for (size_t i = 0; i < after.nodes(); ++i) {
-    auto b = before.entries.find(after.node_id[i]);
+  values = after.node_values();
+  for (size_t i = 0; i < after.nodes() && values.next(id, size); ++i) {
+    auto b = before.entries.find(id);
     if (b == before.entries.end()) continue;
     uint64_t e = after.entries(i);
-    if (e >= b->second + opts.min_collection_growth) grew.push_back({i, b->second, e});
+    if (e >= b->second + opts.min_collection_growth) grew.push_back({i, id, b->second, e});
   }
   std::sort(grew.begin(), grew.end(),
             [](const Grew& x, const Grew& y) { return x.after - x.before > y.after - y.before; });
@@ -550,12 +849,10 @@ model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, con
     g.new_bytes = a.new_bytes;
     if (k < opts.top_groups && a.representative != SIZE_MAX) {
       g.retainer_path = retainer_path(after, tree, a.representative, opts.max_path_edges);
-      if (auto loc = after.locations.find(static_cast<uint32_t>(a.representative));
-          loc != after.locations.end()) {
+      if (const auto* loc = after.location(static_cast<uint32_t>(a.representative))) {
         std::string script = script_of(after, a.representative);
-        g.location = script.empty()
-                         ? fmt::format("script {} line {}", loc->second.script_id, loc->second.line + 1)
-                         : fmt::format("{}:{}", script, loc->second.line + 1);
+        g.location = script.empty() ? fmt::format("script {} line {}", loc->script_id, loc->line + 1)
+                                    : fmt::format("{}:{}", script, loc->line + 1);
       }
     }
     out.groups.push_back(std::move(g));
@@ -564,12 +861,31 @@ model::JsHeapDiff diff(const HeapSummary& before, const HeapSnapshot& after, con
     model::JsGrowingCollection c;
     c.type = std::string(after.type_name(gr.node));
     c.name = std::string(after.name(gr.node));
-    c.id = after.node_id[gr.node];
+    c.id = gr.id;
     c.entries_before = gr.before;
     c.entries_after = gr.after;
     c.retainer_path = retainer_path(after, tree, gr.node, opts.max_path_edges);
     out.collections.push_back(std::move(c));
   }
+
+  // Retained sizes of the top groups, once the tree is let go: which nodes are reachable at all, then per
+  // group a walk that does not enter the group's objects.
+  std::vector<bool> reachable(after.nodes());
+  for (size_t i = 0; i < after.nodes(); ++i) reachable[i] = tree.parent[i] != BfsTree::kUnreached;
+  tree = BfsTree{};
+  size_t k = std::min(opts.retained_groups, ranked.size());
+  std::unordered_map<std::string, size_t> slot;
+  for (size_t i = 0; i < k; ++i) slot.emplace(ranked[i].first, i);
+  std::vector<std::vector<bool>> members(k, std::vector<bool>(after.nodes(), false));
+  if (k > 0)
+    for (size_t i = 0; i < after.nodes(); ++i)
+      if (auto it = slot.find(after.group_key(i)); it != slot.end()) members[it->second][i] = true;
+  for (size_t i = 0; i < k; ++i) {
+    out.groups[i].retained_bytes = static_cast<int64_t>(retained_bytes(after, reachable, members[i]));
+    members[i] = {};
+  }
+  if (ranked.size() > k)
+    out.retained_note = fmt::format("retained size computed for the top {} groups only", k);
   return out;
 }
 

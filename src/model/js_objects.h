@@ -87,6 +87,10 @@ struct JsHeapSnapshot {
   uint64_t memlens_peak_rss_bytes = 0;    // memlens's peak RSS while it read the snapshot
   int64_t cgroup_free_bytes = -1;         // the target's memory cgroup: limit - usage (-1: no limit)
   int64_t host_free_bytes = -1;           // MemAvailable
+  // The target's RSS just before and its highest while V8 wrote the snapshot (sampled every 50 ms; 0 when
+  // unreadable): what a snapshot of this heap costs the target.
+  uint64_t target_rss_before_bytes = 0;
+  uint64_t target_rss_peak_bytes = 0;
 };
 
 // One group of objects (constructor name for objects, function name for closures, else "(type)") that
@@ -102,6 +106,9 @@ struct JsHeapGroup {
   uint64_t new_bytes = 0;
   std::vector<std::string> retainer_path;  // edge labels from a GC root to a representative new object
   std::string location;                    // closures: script:line where the snapshot gives it
+  // Self sizes of every object that only this group's objects keep reachable (the group's own included):
+  // what freeing the whole group would free. -1 when not computed (see JsHeapDiff::retained_note).
+  int64_t retained_bytes = -1;
 };
 
 // A collection (Map, Set, Array, object used as a map, an emitter's listener array) present in both
@@ -119,6 +126,7 @@ struct JsHeapDiff {
   double t_s = 0;
   double from_t_s = 0;
   std::vector<JsHeapGroup> groups;  // by bytes delta, largest first
+  std::string retained_note;        // why some groups have no retained size ("" when all have one)
   std::vector<JsGrowingCollection> collections;
 };
 

@@ -132,6 +132,8 @@ json js_objects_section(const model::Process& p) {
               {"parsed_bytes", sn.parsed_bytes},
               {"memlens_rss_before_bytes", sn.memlens_rss_before_bytes},
               {"memlens_peak_rss_bytes", sn.memlens_peak_rss_bytes},
+              {"target_rss_before_bytes", sn.target_rss_before_bytes},
+              {"target_rss_peak_bytes", sn.target_rss_peak_bytes},
               {"cgroup_free_bytes", sn.cgroup_free_bytes >= 0 ? json(sn.cgroup_free_bytes) : json(nullptr)},
               {"host_free_bytes", sn.host_free_bytes >= 0 ? json(sn.host_free_bytes) : json(nullptr)}};
     if (!sn.error.empty()) e["error"] = sn.error;
@@ -150,7 +152,8 @@ json js_objects_section(const model::Process& p) {
                         {"count_delta", g.count_delta},
                         {"bytes_delta", g.bytes_delta},
                         {"new_objects", g.new_objects},
-                        {"new_bytes", g.new_bytes}});
+                        {"new_bytes", g.new_bytes},
+                        {"retained_bytes", g.retained_bytes >= 0 ? json(g.retained_bytes) : json(nullptr)}});
       if (!g.retainer_path.empty())
         retainers.push_back({{"group", g.name},
                              {"type", g.type},
@@ -166,10 +169,12 @@ json js_objects_section(const model::Process& p) {
                              {"entries_after", c.entries_after},
                              {"retainer_path", c.retainer_path},
                              {"text", fmt::format("{}", fmt::join(c.retainer_path, " -> "))}});
-    j["diff"] = {{"t_s", s.diff->t_s},
-                 {"from_t_s", s.diff->from_t_s},
-                 {"groups", std::move(groups)},
-                 {"collections", std::move(collections)}};
+    j["diff"] = {
+        {"t_s", s.diff->t_s},
+        {"from_t_s", s.diff->from_t_s},
+        {"groups", std::move(groups)},
+        {"collections", std::move(collections)},
+        {"retained_note", s.diff->retained_note.empty() ? json(nullptr) : json(s.diff->retained_note)}};
     j["retainers"] = std::move(retainers);
   }
   return j;
@@ -206,6 +211,8 @@ std::vector<std::string> js_snapshot_growth_lines(const json& js, size_t limit) 
     std::string line = fmt::format(
         "grows: {} x {} (+{})", g.value("name", ""), g.value("count_delta", int64_t{0}),
         format_bytes(static_cast<uint64_t>(std::max<int64_t>(0, g.value("bytes_delta", int64_t{0})))));
+    if (g.contains("retained_bytes") && g["retained_bytes"].is_number())
+      line += fmt::format(", retaining {}", format_bytes(g["retained_bytes"].get<uint64_t>()));
     if (auto h = held_by.find(key); h != held_by.end() && !h->second.empty()) line += " held by " + h->second;
     if (auto w = where.find(key); w != where.end()) line += " (" + w->second + ")";
     out.push_back(std::move(line));
@@ -240,8 +247,9 @@ std::string js_snapshots_line(const json& js) {
     }
   }
   std::string line = fmt::format(
-      "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading one)", ok,
-      max_pause, format_bytes(peak), format_bytes(growth));
+      "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading and diffing "
+      "one)",
+      ok, max_pause, format_bytes(peak), format_bytes(growth));
   if (!refused.empty()) line += "; " + refused;
   return line;
 }

@@ -201,6 +201,9 @@ void check_snapshots(const nlohmann::json& js) {
     uint64_t peak = s.value("memlens_peak_rss_bytes", uint64_t{0});
     ASSERT_GE(peak, before) << s.dump();
     EXPECT_GT(peak, 0u);
+    // What V8 writing it cost the target: its RSS sampled from /proc while the request ran.
+    EXPECT_GT(s.value("target_rss_before_bytes", uint64_t{0}), 0u) << s.dump();
+    EXPECT_GE(s.value("target_rss_peak_bytes", uint64_t{0}), s.value("target_rss_before_bytes", uint64_t{0}));
     if (s.value("reason", "") == "baseline") continue;
     ++memory_checked;
     EXPECT_LT(peak - before, s.value("heap_used_bytes", uint64_t{0})) << s.dump();
@@ -252,6 +255,41 @@ TEST(JsObjects, Snapshots_Node22_MapCacheRun) {
   auto r = start_scenario(s);
   finish_scenario(*r);
   check_held_by(*r, "cache", "cached");
+}
+
+// The oldest and newest majors memlens supports, whose snapshots differ in their meta's field layout (24
+// adds fields to nodes) and in how arrays list their elements: both at once, the Map cache under `run`.
+TEST(JsObjects, Snapshots_Node18_Node24_MapCacheRun) {
+  MEMLENS_REQUIRE_TRACING();
+  REQUIRE_NODE(node18, "18");
+  REQUIRE_NODE(node24, "24");
+  // Twice the default rate: the heap grows past the growth that is judged worth a second snapshot (8 MiB)
+  // well before the run ends, also when the machine is busy.
+  const std::vector<std::string> rate = {"--rate", "400"};
+  auto [a, b] =
+      run_two({"js_cache_leak", false, 35, rate, node18}, {"js_cache_leak", false, 35, rate, node24});
+  check_held_by(*a, "cache", "cached");
+  check_held_by(*b, "cache", "cached");
+  // The cached records (plain objects, among the top growing groups) retain at least their arrays of 256
+  // numbers, held by nothing else: 8 bytes each (Node builds V8 without pointer compression), for as many
+  // records as the cache held at the snapshot.
+  for (const auto* r : {a.get(), b.get()}) {
+    SCOPED_TRACE(run_label(*r));
+    const auto& diff = r->proc["js_objects"]["diff"];
+    uint64_t cached = 0;
+    for (const auto& c : diff["collections"])
+      if (path_text(c["retainer_path"]).find("cache") != std::string::npos)
+        cached = std::max(cached, c.value("entries_after", uint64_t{0}));
+    ASSERT_GT(cached, 0u) << diff.dump(1);
+    bool found = false;
+    for (const auto& g : diff["groups"])
+      if (g.value("type", "") == "object" && g.value("name", "") == "Object") {
+        found = true;
+        ASSERT_TRUE(g["retained_bytes"].is_number()) << g.dump();
+        EXPECT_GE(g["retained_bytes"].get<uint64_t>(), cached * 256 * 8) << g.dump();
+      }
+    EXPECT_TRUE(found) << diff["groups"].dump(1);
+  }
 }
 
 // An LRU cache at its bound (attached once it is full) and churn: no collection grows.

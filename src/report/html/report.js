@@ -871,16 +871,17 @@
       for (const r of arr(js.retainers)) if (isObj(r)) paths[String(r.type) + '\t' + String(r.group)] = String(r.text || '');
       const table = el('table', {class: 'js-growth'});
       table.append(el('thead', null, el('tr', null, el('th', {text: 'Group'}), el('th', {text: 'Objects +'}),
-        el('th', {text: 'Bytes +'}), el('th', {text: 'New objects'}), el('th', {text: 'Held by'}))));
+        el('th', {text: 'Bytes +'}), el('th', {text: 'New objects'}), el('th', {text: 'Retained'}), el('th', {text: 'Held by'}))));
       const body = el('tbody');
       for (const g of arr(js.diff.groups).filter(isObj))
         body.append(el('tr', null, el('td', {text: String(g.name)}), el('td', {text: fmtCount(g.count_delta)}),
           el('td', {text: fmtBytes(g.bytes_delta)}), el('td', {text: fmtCount(g.new_objects)}),
+          el('td', {text: isNum(g.retained_bytes) ? fmtBytes(g.retained_bytes) : ''}),
           el('td', {text: paths[String(g.type) + '\t' + String(g.name)] || ''})));
       for (const c of arr(js.diff.collections).filter(isObj))
         body.append(el('tr', null, el('td', {text: String(c.name) + ' (collection)'}),
           el('td', {text: fmtCount(c.entries_before) + ' -> ' + fmtCount(c.entries_after) + ' entries'}),
-          el('td', {text: ''}), el('td', {text: ''}), el('td', {text: String(c.text || '')})));
+          el('td', {text: ''}), el('td', {text: ''}), el('td', {text: ''}), el('td', {text: String(c.text || '')})));
       table.append(body);
       sec.append(table);
     }
