@@ -61,7 +61,7 @@ struct CollectorOptions {
   double snapshot_baseline_after_s = 5.0;
   int max_snapshots = 3;
   double snapshot_room_factor = 2.0;
-    // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
+  // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
   // heap used: up to about 0.9 for a heap of small objects (219 MiB heap, 5.4 M objects: +192 MiB), less
   // for larger objects; the host must hold this too.
   double snapshot_reader_factor = 1.0;
