@@ -61,8 +61,8 @@ struct CollectorOptions {
   double snapshot_baseline_after_s = 5.0;
   int max_snapshots = 3;
   double snapshot_room_factor = 2.0;
-    // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
-  // heap used: up to about 0.9 for a heap of small objects (219 MiB heap, 5.4 M objects: +192 MiB), less
+  // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
+  // heap used: up to about 0.91 for a heap of small objects (252 MiB heap, 6.5 M objects: +230 MiB), less
   // for larger objects; the host must hold this too.
   double snapshot_reader_factor = 1.0;
   // The growth (V8's heap used after a profile read's full GC, over the baseline's) that is judged worth a
