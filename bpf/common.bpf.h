@@ -205,7 +205,8 @@ static __always_inline void js_frame(struct ml_walk* w, __u64 fp) {
     function = slots[0];
     context = slots[1];
   } else if (bpf_probe_read_user(&context, sizeof(context), (void*)(fp + (__s64)js->off_fp_context)) != 0 ||
-             bpf_probe_read_user(&function, sizeof(function), (void*)(fp + (__s64)js->off_fp_function)) != 0) {
+             bpf_probe_read_user(&function, sizeof(function), (void*)(fp + (__s64)js->off_fp_function)) !=
+                 0) {
     return;
   }
   if ((context & 3) != 1 || (function & 3) != 1) return;

@@ -29,7 +29,7 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
     p.notes.push_back("stacks of this process cannot be symbolized: " + sym.error().describe());
     return;
   }
-  tracked_[p.pid()] = Tracked{std::move(*sym), p.events.total()};
+  tracked_[p.pid()] = Tracked{std::move(*sym), p.events.total(), !after_exec};
 }
 
 // Keeps the maps current while the process lives (after it exits they cannot be read any more): when
@@ -45,14 +45,17 @@ void StacksExtension::refresh(model::Process& p, bool force_maps) {
     (void)it->second.symbolizer->refresh_maps();
     it->second.events_at_refresh = p.events.total();
   }
-  js_.on_maps(p, it->second.symbolizer->maps());
-  js_.scan();
+  if (it->second.image_loaded) {
+    js_.on_maps(p, it->second.symbolizer->maps());
+    js_.scan();
+  }
   // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
   // still be attributed to this live process.
   (void)it->second.symbolizer->refresh_perf_map();
 }
 
 void StacksExtension::on_image_loaded(model::Trace&, model::Process& p) {
+  if (auto it = tracked_.find(p.pid()); it != tracked_.end()) it->second.image_loaded = true;
   refresh(p, true);  // the libraries the dynamic loader mapped since the exec
 }
 

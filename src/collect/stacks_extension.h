@@ -46,6 +46,11 @@ class StacksExtension : public TraceExtension {
   struct Tracked {
     std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer;
     uint64_t events_at_refresh = 0;
+    // Whether the image's libraries are mapped (a process attached to, or a child of fork, has them;
+    // after exec, once the dynamic loader is done). Reading V8's layout from node's symbols takes a while
+    // the first time: done before that, it delays the unwind tables of the libraries the loader maps, and
+    // the first stacks of the new threads end at their first C library frame.
+    bool image_loaded = false;
   };
   void refresh(model::Process& p, bool force_maps);
   void finalize(model::Process& p);
@@ -58,7 +63,7 @@ class StacksExtension : public TraceExtension {
   symbolize::Stack symbolize_stack(pid_t pid, symbolize::ProcessSymbolizer* sym, int32_t stack_id);
 
   BpfSession& session_;
-  JsFrameNames js_;  // JS frames named from V8's metadata, for processes without a perf map
+  JsFrameNames js_;      // JS frames named from V8's metadata, for processes without a perf map
   UnwindTables unwind_;  // what the kernel unwinds the stacks with
   std::map<pid_t, Tracked> tracked_;
   // kind -> samples, accumulated as processes finish.
