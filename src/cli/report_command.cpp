@@ -20,53 +20,52 @@ struct CaptureContents {
   uint64_t malformed_records = 0;  // skipped
 };
 
-std::optional<nlohmann::json> parse_json(const std::string& text) {
+std::optional<nlohmann::json> parse_json(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
 }
 
-CaptureContents contents_of(const collect::Capture& capture) {
-  CaptureContents c;
-  for (const auto& r : capture.records) {
-    switch (r.type) {
-      case collect::kRecordReport:
-      case collect::kRecordReportSnapshot: {
-        auto j = parse_json(r.payload);
-        if (!j)
-          ++c.malformed_records;
-        else
-          (r.type == collect::kRecordReport ? c.final_report : c.snapshot) = std::move(j);
-        break;
-      }
-      case collect::kRecordStackProfile: {
-        auto p = collect::decode_stack_profile(r.payload);
-        if (p)
-          c.profiles.push_back(std::move(*p));
-        else
-          ++c.malformed_records;
-        break;
-      }
-      case collect::kRecordRun:
-        break;
-      default:
-        // The event stream is kept for later analyses; this report is the one taken at record time.
-        if (!collect::is_event_record(r.type)) ++c.unknown_records;
+// Takes what a report needs from each record as the capture is read, a chunk at a time: a large capture
+// costs no more memory than its trace's report and profiles.
+void take(CaptureContents& c, uint16_t type, std::string_view payload) {
+  switch (type) {
+    case collect::kRecordReport:
+    case collect::kRecordReportSnapshot: {
+      auto j = parse_json(payload);
+      if (!j)
+        ++c.malformed_records;
+      else
+        (type == collect::kRecordReport ? c.final_report : c.snapshot) = std::move(j);
+      break;
     }
+    case collect::kRecordStackProfile: {
+      auto p = collect::decode_stack_profile(payload);
+      if (p)
+        c.profiles.push_back(std::move(*p));
+      else
+        ++c.malformed_records;
+      break;
+    }
+    case collect::kRecordRun:
+      break;
+    default:
+      // The event stream is kept for later analyses; this report is the one taken at record time.
+      if (!collect::is_event_record(type)) ++c.unknown_records;
   }
-  return c;
 }
 
 }  // namespace
 
 int report_command(const std::string& capture_path, const std::string& out_dir, bool quiet) {
-  auto capture = collect::read_capture(capture_path);
-  if (!capture) {
-    fmt::print(stderr, "memlens report: {}\n", capture.error().describe());
+  CaptureContents c;
+  auto status = collect::scan_capture_file(
+      capture_path, [&](uint16_t type, std::string_view payload) { take(c, type, payload); });
+  if (!status) {
+    fmt::print(stderr, "memlens report: {}\n", status.error().describe());
     return kExitCapture;
   }
-  const auto& st = capture->status;
-  CaptureContents c = contents_of(*capture);
+  const auto& st = *status;
   bool from_snapshot = !c.final_report.has_value();
   if (from_snapshot && !c.snapshot) {
     fmt::print(stderr,
