@@ -348,9 +348,13 @@ Result<CaptureReadStatus> scan_capture_file(const std::string& path, const Captu
   return st;
 }
 
-Result<Capture> parse_capture(std::string_view bytes) {
+namespace {
+
+// Every record of a capture kept in memory, as scan_fn (a scan with a sink) yields them.
+template <typename ScanFn>
+Result<Capture> keep_all(ScanFn scan_fn) {
   Capture out;
-  auto st = scan_capture(bytes, [&](uint16_t type, std::string_view payload) {
+  auto st = scan_fn([&](uint16_t type, std::string_view payload) {
     out.records.push_back({type, std::string(payload)});
   });
   if (!st) return st.error();
@@ -358,14 +362,14 @@ Result<Capture> parse_capture(std::string_view bytes) {
   return out;
 }
 
+}  // namespace
+
+Result<Capture> parse_capture(std::string_view bytes) {
+  return keep_all([&](const CaptureRecordSink& sink) { return scan_capture(bytes, sink); });
+}
+
 Result<Capture> read_capture(const std::string& path) {
-  Capture out;
-  auto st = scan_capture_file(path, [&](uint16_t type, std::string_view payload) {
-    out.records.push_back({type, std::string(payload)});
-  });
-  if (!st) return st.error();
-  out.status = std::move(*st);
-  return out;
+  return keep_all([&](const CaptureRecordSink& sink) { return scan_capture_file(path, sink); });
 }
 
 }  // namespace memlens::collect
