@@ -13,17 +13,19 @@ namespace memlens::cli {
 namespace {
 
 struct CaptureContents {
-  std::optional<nlohmann::json> final_report;  // the end of the trace
-  std::optional<nlohmann::json> snapshot;      // the last taken during the trace
+  // JSON text, checked as it is read and parsed once at the end: a report is several times larger as a
+  // parsed tree than as text, and a capture holds a snapshot every few seconds.
+  std::optional<std::string> final_report;  // the end of the trace
+  std::optional<std::string> snapshot;      // the last taken during the trace
   std::vector<symbolize::StackProfile> profiles;
   uint64_t unknown_records = 0;    // from a later memlens: skipped
   uint64_t malformed_records = 0;  // skipped
 };
 
-std::optional<nlohmann::json> parse_json(std::string_view text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  return j;
+// Whether text is a JSON object (without building it).
+bool is_json_object(std::string_view text) {
+  auto first = text.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && text[first] == '{' && nlohmann::json::accept(text);
 }
 
 // Takes what a report needs from each record as the capture is read, a chunk at a time: a large capture
@@ -32,11 +34,10 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
   switch (type) {
     case collect::kRecordReport:
     case collect::kRecordReportSnapshot: {
-      auto j = parse_json(payload);
-      if (!j)
+      if (!is_json_object(payload))
         ++c.malformed_records;
       else
-        (type == collect::kRecordReport ? c.final_report : c.snapshot) = std::move(j);
+        (type == collect::kRecordReport ? c.final_report : c.snapshot) = std::string(payload);
       break;
     }
     case collect::kRecordStackProfile: {
@@ -77,7 +78,9 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
                    : "its recording was cut short before the first sample (" + st.stopped_because + ")");
     return kExitCapture;
   }
-  nlohmann::json report = from_snapshot ? std::move(*c.snapshot) : std::move(*c.final_report);
+  nlohmann::json report = nlohmann::json::parse(from_snapshot ? *c.snapshot : *c.final_report);
+  c.snapshot.reset();
+  c.final_report.reset();
   if (from_snapshot) c.profiles.clear();  // the stacks are named only at the end of a trace
   // A capture read in full adds nothing: its report is the live trace's, byte for byte. Otherwise the
   // report says what it lacks.
