@@ -26,6 +26,10 @@ void CaptureRecorder::event(const collect::Event& e) {
   note(writer_.add(collect::event_record_type(e), collect::encode_event(e), collect::RecordClass::kEvent));
 }
 
+void CaptureRecorder::track_start(const collect::TrackStart& t) {
+  note(writer_.add(collect::kRecordTrackStart, collect::encode_track_start(t)));
+}
+
 nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options) {
   nlohmann::json j;
   j["memlens_version"] = MEMLENS_VERSION;

@@ -13,6 +13,7 @@
 
 #include "collect/capture_file.h"
 #include "collect/decode.h"
+#include "collect/trace_builder.h"
 #include "common/result.h"
 #include "model/trace.h"
 #include "symbolize/stack_profile.h"
@@ -34,6 +35,8 @@ class CaptureRecorder {
                                                          nlohmann::json options);
 
   void event(const collect::Event& e);
+  // A process memlens started tracking by itself (the root; attach: its descendants then).
+  void track_start(const collect::TrackStart& t);
   // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a
   // killed memlens loses at most one interval.
   void sample(model::Trace& trace);

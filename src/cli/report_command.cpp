@@ -48,6 +48,7 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
         ++c.malformed_records;
       break;
     }
+    case collect::kRecordTrackStart:
     case collect::kRecordRun:
       break;
     default:

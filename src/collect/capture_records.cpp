@@ -218,6 +218,22 @@ Result<Event> decode_event_record(uint16_t type, std::string_view payload) {
   }
 }
 
+std::string encode_track_start(const TrackStart& t) {
+  Writer w;
+  w.put(t.ts_ns).put(t.pid).put(t.ppid).put(t.start_time_ns);
+  w.put(static_cast<uint8_t>(t.attached_late)).put(static_cast<uint8_t>(t.before_command_exec));
+  return w.take();
+}
+
+Result<TrackStart> decode_track_start(std::string_view payload) {
+  TrackStart t;
+  Reader r(payload);
+  r.get(t.ts_ns).get(t.pid).get(t.ppid).get(t.start_time_ns).get_bool(t.attached_late);
+  r.get_bool(t.before_command_exec);
+  if (!r.ok()) return make_error("a process-tracked record is shorter than its fields", EINVAL);
+  return t;
+}
+
 CaptureEvents capture_events(const Capture& capture) {
   CaptureEvents out;
   for (const auto& r : capture.records) {

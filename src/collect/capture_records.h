@@ -10,6 +10,7 @@
 
 #include "collect/capture_file.h"
 #include "collect/decode.h"
+#include "collect/trace_builder.h"
 #include "common/result.h"
 #include "symbolize/stack_profile.h"
 
@@ -28,6 +29,8 @@ enum CaptureRecordType : uint16_t {
   kRecordReportSnapshot = 34,  // the same, taken during the trace: what a capture cut short reports
   kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
   // 36-47: reserved for the capabilities' own state (V8 inspector objects, unwound frames).
+  // 48-63: what the live host contributes to the model, for a replay of the event stream:
+  kRecordTrackStart = 48,  // memlens started tracking a process by itself (collect/trace_builder.h)
 };
 
 // Whether type is an event record this build reads.
@@ -39,6 +42,10 @@ std::string encode_event(const Event& e);
 
 // The event a record holds. Errors: not an event record type, or a payload shorter than its fields.
 Result<Event> decode_event_record(uint16_t type, std::string_view payload);
+
+// A TrackStart as a record. Errors: a payload shorter than its fields.
+std::string encode_track_start(const TrackStart& t);
+Result<TrackStart> decode_track_start(std::string_view payload);
 
 // The events of a capture, in order, with what could not be read: record types this build does not know
 // (from a later memlens: skipped) and records that are malformed.

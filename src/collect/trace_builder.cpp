@@ -51,6 +51,12 @@ model::Process* TraceBuilder::track(pid_t pid, pid_t ppid, uint64_t start_time_n
   return &p;
 }
 
+model::Process* TraceBuilder::track(const TrackStart& t) {
+  auto* p = track(t.pid, t.ppid, t.start_time_ns, t.attached_late);
+  if (t.before_command_exec) p->before_command_exec = true;
+  return p;
+}
+
 void TraceBuilder::apply(const Event& event) {
   if (const auto* e = std::get_if<ProcEvent>(&event)) {
     apply_proc(*e);

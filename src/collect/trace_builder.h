@@ -47,6 +47,17 @@ class TraceHost {
   virtual bool capability_event(model::Process& p, const Event& e) = 0;
 };
 
+// A process memlens starts tracking by itself rather than from an event: the root of a trace, and in attach
+// mode the descendants it already has. A capture records it where it happened in the event stream.
+struct TrackStart {
+  uint64_t ts_ns = 0;  // CLOCK_BOOTTIME when tracking began
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  uint64_t start_time_ns = 0;
+  bool attached_late = false;
+  bool before_command_exec = false;  // memlens's own child, which then execs the command (run)
+};
+
 class TraceBuilder {
  public:
   TraceBuilder(model::Trace& trace, TraceHost& host) : trace_(trace), host_(host) {}
@@ -57,6 +68,7 @@ class TraceBuilder {
 
   // Starts tracking the process (pid, start time) unless it is tracked already.
   model::Process* track(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
+  model::Process* track(const TrackStart& t);
 
   // Events of a pid no live process has.
   uint64_t unknown_process_events() const { return unknown_process_events_; }

@@ -147,8 +147,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   // The kernel needs the real start_boottime in ns; /proc gives ticks. The key uses ticks either way.
   if (auto s = session_->track(pid, *start); !s) return s;
   root_pid_ = pid;
-  auto* p = builder_.track(pid, ppid, *start, attached_late);
-  p->before_command_exec = !attached_late;
+  auto* p = start_tracking({now_boot_ns(), pid, ppid, *start, attached_late, !attached_late});
   sample_faults(*p, attached_late);
   attach_probes(*p);
   seed_address_space(*p);
@@ -162,7 +161,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
       queue.pop_back();
       auto cs = proc::read_start_time_ns(c);
       if (!cs || !session_->track(c, *cs)) continue;
-      auto* cp = builder_.track(c, pid, *cs, true);
+      auto* cp = start_tracking({now_boot_ns(), c, pid, *cs, true, false});
       sample_faults(*cp, true);
       attach_probes(*cp);
       seed_address_space(*cp);
@@ -171,6 +170,11 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   }
   update_from_kernel(*p);
   return {};
+}
+
+model::Process* Tracer::start_tracking(const TrackStart& t) {
+  if (on_track_start_) on_track_start_(t);
+  return builder_.track(t);
 }
 
 int Tracer::handle_event(const void* data, size_t size) {
