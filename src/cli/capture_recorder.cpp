@@ -26,6 +26,10 @@ void CaptureRecorder::event(const collect::Event& e) {
   note(writer_.add(collect::event_record_type(e), collect::encode_event(e), collect::RecordClass::kEvent));
 }
 
+void CaptureRecorder::host_answer(const collect::HostAnswer& a) {
+  note(writer_.add(collect::host_answer_record_type(a), collect::encode_host_answer(a)));
+}
+
 void CaptureRecorder::track_start(const collect::TrackStart& t) {
   note(writer_.add(collect::kRecordTrackStart, collect::encode_track_start(t)));
 }

@@ -35,6 +35,8 @@ class CaptureRecorder {
                                                          nlohmann::json options);
 
   void event(const collect::Event& e);
+  // What the live host contributed to the model (a process's identity, a sample).
+  void host_answer(const collect::HostAnswer& a);
   // A process memlens started tracking by itself (the root; attach: its descendants then).
   void track_start(const collect::TrackStart& t);
   // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a

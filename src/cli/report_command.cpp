@@ -49,6 +49,8 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
       break;
     }
     case collect::kRecordTrackStart:
+    case collect::kRecordProcessIdentity:
+    case collect::kRecordProcessSample:
     case collect::kRecordRun:
       break;
     default:

@@ -128,6 +128,7 @@ int TraceSession::start() {
   if (recorder_) {
     tracer_->on_event([this](const collect::Event& e) { recorder_->event(e); });
     tracer_->on_track_start([this](const collect::TrackStart& t) { recorder_->track_start(t); });
+    tracer_->on_host_answer([this](const collect::HostAnswer& a) { recorder_->host_answer(a); });
   }
   collect::ExtensionOptions eo;
   eo.v8 = opts_.v8;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -232,6 +233,97 @@ Result<TrackStart> decode_track_start(std::string_view payload) {
   r.get_bool(t.before_command_exec);
   if (!r.ok()) return make_error("a process-tracked record is shorter than its fields", EINVAL);
   return t;
+}
+
+bool is_host_answer_record(uint16_t type) {
+  return type == kRecordProcessIdentity || type == kRecordProcessSample;
+}
+
+uint16_t host_answer_record_type(const HostAnswer& a) {
+  return std::holds_alternative<ProcessIdentity>(a) ? kRecordProcessIdentity : kRecordProcessSample;
+}
+
+namespace {
+
+// The longest command line a record carries, in arguments.
+constexpr uint32_t kMaxArgs = 4096;
+// Attribution categories in one sample, at most.
+constexpr uint32_t kMaxCategories = 256;
+
+std::string encode(const ProcessIdentity& id) {
+  Writer w;
+  w.put(id.pid).put(id.start_time_ns).put(static_cast<uint8_t>(id.new_process));
+  w.put_string(id.comm).put_string(id.exe).put(static_cast<uint32_t>(id.cmdline.size()));
+  for (const auto& a : id.cmdline) w.put_string(a);
+  w.put(id.minflt_at_start).put(id.majflt_at_start).put(id.thread_minflt_at_start);
+  w.put(id.thread_majflt_at_start);
+  return w.take();
+}
+
+std::string encode(const ProcessSample& s) {
+  Writer w;
+  const auto& m = s.sample;
+  w.put(s.pid).put(s.start_time_ns).put(std::bit_cast<uint64_t>(m.t_s));
+  w.put(m.rss.anon_bytes).put(m.rss.file_bytes).put(m.rss.shmem_bytes).put(m.rss.swap_bytes);
+  w.put(m.faults).put(m.events);
+  put_optional(w, m.js_heap_used_bytes);
+  put_optional(w, m.array_buffers_bytes);
+  put_optional(w, m.fds_open);
+  w.put(static_cast<uint32_t>(m.categories.size()));
+  for (const auto& [name, bytes] : m.categories) w.put_string(name).put(bytes);
+  w.put(s.rss_peak_bytes).put(s.minflt).put(s.majflt).put(s.faults_user).put(s.faults_kernel);
+  w.put(s.fault_sample_period).put(static_cast<uint8_t>(s.has_kernel_fault_counts));
+  w.put(s.lost_ring_full).put(s.lost_map_full);
+  return w.take();
+}
+
+}  // namespace
+
+std::string encode_host_answer(const HostAnswer& a) {
+  return std::visit([](const auto& v) { return encode(v); }, a);
+}
+
+Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
+  Reader r(payload);
+  if (type == kRecordProcessIdentity) {
+    ProcessIdentity id;
+    uint32_t argc = 0;
+    r.get(id.pid).get(id.start_time_ns).get_bool(id.new_process);
+    r.get_string(id.comm, kMaxString).get_string(id.exe, kMaxString).get(argc);
+    if (argc > kMaxArgs) r.fail();
+    for (uint32_t i = 0; r.ok() && i < argc; ++i) r.get_string(id.cmdline.emplace_back(), kMaxString);
+    r.get(id.minflt_at_start).get(id.majflt_at_start).get(id.thread_minflt_at_start);
+    r.get(id.thread_majflt_at_start);
+    if (!r.ok()) return make_error("a process identity record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(id)};
+  }
+  if (type == kRecordProcessSample) {
+    ProcessSample s;
+    auto& m = s.sample;
+    uint64_t t_bits = 0;
+    uint32_t n = 0;
+    r.get(s.pid).get(s.start_time_ns).get(t_bits);
+    m.t_s = std::bit_cast<double>(t_bits);
+    r.get(m.rss.anon_bytes).get(m.rss.file_bytes).get(m.rss.shmem_bytes).get(m.rss.swap_bytes);
+    r.get(m.faults).get(m.events);
+    get_optional(r, m.js_heap_used_bytes);
+    get_optional(r, m.array_buffers_bytes);
+    get_optional(r, m.fds_open);
+    r.get(n);
+    if (n > kMaxCategories) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) {
+      std::string name;
+      uint64_t bytes = 0;
+      r.get_string(name, kMaxString).get(bytes);
+      m.categories[name] = bytes;
+    }
+    r.get(s.rss_peak_bytes).get(s.minflt).get(s.majflt).get(s.faults_user).get(s.faults_kernel);
+    r.get(s.fault_sample_period).get_bool(s.has_kernel_fault_counts);
+    r.get(s.lost_ring_full).get(s.lost_map_full);
+    if (!r.ok()) return make_error("a process sample record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(s)};
+  }
+  return make_error(fmt::format("record type {} is not a host record", type), EINVAL);
 }
 
 CaptureEvents capture_events(const Capture& capture) {

@@ -30,7 +30,9 @@ enum CaptureRecordType : uint16_t {
   kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
   // 36-47: reserved for the capabilities' own state (V8 inspector objects, unwound frames).
   // 48-63: what the live host contributes to the model, for a replay of the event stream:
-  kRecordTrackStart = 48,  // memlens started tracking a process by itself (collect/trace_builder.h)
+  kRecordTrackStart = 48,       // memlens started tracking a process by itself (collect/trace_builder.h)
+  kRecordProcessIdentity = 49,  // a process's identity as the host read it (HostAnswer)
+  kRecordProcessSample = 50,    // a process's timeline sample and kernel figures (HostAnswer)
 };
 
 // Whether type is an event record this build reads.
@@ -46,6 +48,13 @@ Result<Event> decode_event_record(uint16_t type, std::string_view payload);
 // A TrackStart as a record. Errors: a payload shorter than its fields.
 std::string encode_track_start(const TrackStart& t);
 Result<TrackStart> decode_track_start(std::string_view payload);
+
+// What the live host contributed, as a record: its type and payload, and back. Errors: not such a record
+// type, or a payload shorter than its fields.
+bool is_host_answer_record(uint16_t type);
+uint16_t host_answer_record_type(const HostAnswer& a);
+std::string encode_host_answer(const HostAnswer& a);
+Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload);
 
 // The events of a capture, in order, with what could not be read: record types this build does not know
 // (from a later memlens: skipped) and records that are malformed.

@@ -1,6 +1,8 @@
 #include "collect/replay.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <variant>
 
 #include "collect/capture_records.h"
 
@@ -12,6 +14,14 @@ void ReplayHost::exited(model::Process& p, int wait_status, double t_s) {
   p.exit_status = decode_wait_status(wait_status);
   p.exited_at_s = t_s;
   p.untraced.end_all(t_s);
+}
+
+void ReplayHost::identity(model::Process& p, bool new_process) {
+  for (const auto& id : identities_)
+    if (id.pid == p.pid() && id.new_process == new_process) {
+      apply_identity(p, id);
+      return;
+    }
 }
 
 Result<ReplayedEvents> replay_events(const std::string& path) {
@@ -28,6 +38,22 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
   if (!first) return first.error();
   ReplayHost host(trace);
   TraceBuilder builder(trace, host);
+  // The host's answers to an event follow it in the capture: an event (or a tracking start) is applied
+  // once the records after it are read, at the next event or sample.
+  std::optional<std::variant<TrackStart, Event>> pending;
+  auto apply_pending = [&]() {
+    if (!pending) return;
+    if (const auto* t = std::get_if<TrackStart>(&*pending)) {
+      host.at(t->ts_ns);
+      builder.track(*t);
+    } else {
+      const auto& e = std::get<Event>(*pending);
+      host.at(event_ts_ns(e));
+      builder.apply(e);
+    }
+    pending.reset();
+    host.clear_answers();
+  };
   auto st = scan_capture_file(path, [&](uint16_t type, std::string_view payload) {
     if (type == kRecordTrackStart) {
       auto t = decode_track_start(payload);
@@ -35,21 +61,39 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
         ++out.malformed_records;
         return;
       }
-      host.at(t->ts_ns);
-      builder.track(*t);
-      return;
+      apply_pending();
+      pending = *t;
+    } else if (is_event_record(type)) {
+      auto e = decode_event_record(type, payload);
+      if (!e) {
+        ++out.malformed_records;
+        return;
+      }
+      apply_pending();
+      ++out.events;
+      pending = std::move(*e);
+    } else if (is_host_answer_record(type)) {
+      auto a = decode_host_answer(type, payload);
+      if (!a) {
+        ++out.malformed_records;
+        return;
+      }
+      if (auto* id = std::get_if<ProcessIdentity>(&*a)) {
+        host.answer(std::move(*id));
+        return;
+      }
+      // A sample is taken between events (or at an exit, after its event): what comes before it applies
+      // first.
+      apply_pending();
+      const auto& s = std::get<ProcessSample>(*a);
+      if (auto* p = trace.processes.find({s.pid, model::start_time_ns_to_ticks(s.start_time_ns)}))
+        apply_sample(*p, s);
+      else
+        ++out.unknown_process_samples;
     }
-    if (!is_event_record(type)) return;
-    auto e = decode_event_record(type, payload);
-    if (!e) {
-      ++out.malformed_records;
-      return;
-    }
-    ++out.events;
-    host.at(event_ts_ns(*e));
-    builder.apply(*e);
   });
   if (!st) return st.error();
+  apply_pending();
   out.status = std::move(*st);
   out.unknown_process_events = builder.unknown_process_events();
   return out;

@@ -1,14 +1,15 @@
 // A capture's event stream applied again, through the same TraceBuilder a live trace uses, with a host that
 // answers from the capture instead of /proc and probes (docs/capture-format.md, "Replay"). The capture holds
-// the events and where memlens started tracking; what else the live host contributes (identity, maps,
-// samples, the capabilities' state) is not in it yet, so the trace rebuilt here holds what the events
-// decide: the processes and their parents, exits, address-space calls and their stacks, GCs, fds.
+// the events, where memlens started tracking, each process's identity as the host read it and its
+// timeline samples; what else the live host contributes (maps, probes' outcomes, the capabilities' end
+// state) is not in it yet.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "collect/capture_file.h"
 #include "collect/trace_builder.h"
@@ -17,8 +18,9 @@
 
 namespace memlens::collect {
 
-// Answers the trace builder from a capture: trace time is the time of the event being applied, and the
-// only figures a process gets are those its events carry.
+// Answers the trace builder from a capture: trace time is the time of the event being applied, a process's
+// identity is what the host answered then (the records after the event), and its exit is what the event
+// says.
 class ReplayHost : public TraceHost {
  public:
   explicit ReplayHost(const model::Trace& trace) : trace_(trace) {}
@@ -26,8 +28,12 @@ class ReplayHost : public TraceHost {
   void at(uint64_t ts_ns) { now_ns_ = ts_ns; }
 
   double now_s() const override { return trace_.seconds_since_start(now_ns_); }
-  void read_new_process(model::Process&) override {}
-  void refresh_identity(model::Process&) override {}
+  // What the host answered for the event or tracking being applied (the records that follow it).
+  void answer(ProcessIdentity id) { identities_.push_back(std::move(id)); }
+  void clear_answers() { identities_.clear(); }
+
+  void read_new_process(model::Process& p) override { identity(p, true); }
+  void refresh_identity(model::Process& p) override { identity(p, false); }
   pid_t parent_of(pid_t) override { return 0; }
   void seed_address_space(model::Process&) override {}
   void attach_probes(model::Process&) override {}
@@ -39,16 +45,20 @@ class ReplayHost : public TraceHost {
   bool capability_event(model::Process&, const Event&) override { return true; }
 
  private:
+  void identity(model::Process& p, bool new_process);
+
   const model::Trace& trace_;
   uint64_t now_ns_ = 0;
+  std::vector<ProcessIdentity> identities_;
 };
 
 struct ReplayedEvents {
   std::unique_ptr<model::Trace> trace;
   CaptureReadStatus status;
   uint64_t events = 0;
-  uint64_t unknown_process_events = 0;  // events of a pid no live process has
-  uint64_t malformed_records = 0;       // event or tracking records that could not be read
+  uint64_t unknown_process_events = 0;   // events of a pid no live process has
+  uint64_t malformed_records = 0;        // event, tracking or host records that could not be read
+  uint64_t unknown_process_samples = 0;  // samples of a process the replay does not know
 };
 
 // Reads the capture at path a chunk at a time (twice: the run's start time first) and applies its events.

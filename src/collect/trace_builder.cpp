@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "collect/fd_events.h"
 #include "memlens/abi.h"
@@ -49,6 +50,65 @@ model::Process* TraceBuilder::track(pid_t pid, pid_t ppid, uint64_t start_time_n
   p.attached_late = attached_late;
   host_.read_new_process(p);
   return &p;
+}
+
+ProcessIdentity identity_of(const model::Process& p, bool new_process) {
+  ProcessIdentity id;
+  id.pid = p.pid();
+  id.start_time_ns = p.start_time_ns;
+  id.new_process = new_process;
+  id.comm = p.comm;
+  id.exe = p.exe;
+  id.cmdline = p.cmdline;
+  id.minflt_at_start = p.minflt_at_start;
+  id.majflt_at_start = p.majflt_at_start;
+  id.thread_minflt_at_start = p.thread_minflt_at_start;
+  id.thread_majflt_at_start = p.thread_majflt_at_start;
+  return id;
+}
+
+void apply_identity(model::Process& p, const ProcessIdentity& id) {
+  p.comm = id.comm;
+  p.exe = id.exe;
+  p.cmdline = id.cmdline;
+  if (!id.new_process) return;
+  p.minflt_at_start = id.minflt_at_start;
+  p.majflt_at_start = id.majflt_at_start;
+  p.thread_minflt_at_start = id.thread_minflt_at_start;
+  p.thread_majflt_at_start = id.thread_majflt_at_start;
+}
+
+namespace {
+
+// The process figures a sample record carries, in one order for both directions.
+template <typename P>
+auto kernel_figures(P& p) {
+  return std::tie(p.rss_peak_bytes, p.minflt, p.majflt, p.faults_user, p.faults_kernel, p.fault_sample_period,
+                  p.has_kernel_fault_counts);
+}
+
+}  // namespace
+
+ProcessSample sample_of(const model::Process& p, const model::Sample& s) {
+  ProcessSample out;
+  out.pid = p.pid();
+  out.start_time_ns = p.start_time_ns;
+  out.sample = s;
+  kernel_figures(out) = kernel_figures(p);
+  if (auto it = p.lost_by_source.find("kernel"); it != p.lost_by_source.end()) {
+    out.lost_ring_full = it->second.ring_full;
+    out.lost_map_full = it->second.map_full;
+  }
+  return out;
+}
+
+void apply_sample(model::Process& p, const ProcessSample& s) {
+  p.rss = s.sample.rss;
+  kernel_figures(p) = kernel_figures(s);
+  auto& lost = p.lost_by_source["kernel"];
+  lost.ring_full = s.lost_ring_full;
+  lost.map_full = s.lost_map_full;
+  p.timeline.push_back(s.sample);
 }
 
 model::Process* TraceBuilder::track(const TrackStart& t) {

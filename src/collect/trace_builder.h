@@ -8,6 +8,8 @@
 
 #include <map>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "collect/decode.h"
 #include "model/process.h"
@@ -57,6 +59,37 @@ struct TrackStart {
   bool attached_late = false;
   bool before_command_exec = false;  // memlens's own child, which then execs the command (run)
 };
+
+// What the live host read of a process when tracking began (its identity and fault counters then), or
+// after an exec (its identity only).
+struct ProcessIdentity {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  bool new_process = false;
+  std::string comm, exe;
+  std::vector<std::string> cmdline;
+  uint64_t minflt_at_start = 0, majflt_at_start = 0;
+  uint64_t thread_minflt_at_start = 0, thread_majflt_at_start = 0;
+};
+ProcessIdentity identity_of(const model::Process& p, bool new_process);
+void apply_identity(model::Process& p, const ProcessIdentity& id);
+
+// A timeline sample of a process as the live host took it (each interval, and at its exit), with the
+// process's kernel figures then.
+struct ProcessSample {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  model::Sample sample;
+  uint64_t rss_peak_bytes = 0, minflt = 0, majflt = 0, faults_user = 0, faults_kernel = 0;
+  uint32_t fault_sample_period = 0;
+  bool has_kernel_fault_counts = false;
+  uint64_t lost_ring_full = 0, lost_map_full = 0;  // the kernel's, for this process
+};
+ProcessSample sample_of(const model::Process& p, const model::Sample& s);
+void apply_sample(model::Process& p, const ProcessSample& s);
+
+// What the live host contributes to the model, as a capture records it for a replay.
+using HostAnswer = std::variant<ProcessIdentity, ProcessSample>;
 
 class TraceBuilder {
  public:

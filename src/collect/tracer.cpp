@@ -88,6 +88,11 @@ void Tracer::sample_faults(model::Process& p, bool all_threads) {
 }
 
 void Tracer::refresh_identity(model::Process& p) {
+  read_identity(p);
+  answered(identity_of(p, false));
+}
+
+void Tracer::read_identity(model::Process& p) {
   if (auto st = proc::read_stat(p.pid())) p.comm = st->comm;
   if (auto exe = proc::read_exe(p.pid())) p.exe = *exe;
   if (auto args = proc::read_cmdline(p.pid())) p.cmdline = std::move(*args);
@@ -200,7 +205,8 @@ void Tracer::read_new_process(model::Process& p) {
       p.thread_majflt_at_start += ts->majflt;
     }
   }
-  refresh_identity(p);
+  read_identity(p);
+  answered(identity_of(p, true));
 }
 
 pid_t Tracer::parent_of(pid_t pid) {
@@ -307,6 +313,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   last.faults = p.minflt + p.majflt;
   last.events = p.events.total();
   for (auto& ext : extensions_) ext->on_sample(p, last);
+  answered(sample_of(p, last));
   p.timeline.push_back(last);
   p.exit_status = decode_wait_status(wait_status);
   p.exited_at_s = t_s;
@@ -374,6 +381,7 @@ void Tracer::sample() {
     s.faults = p->minflt + p->majflt;
     s.events = p->events.total();
     for (auto& ext : extensions_) ext->on_sample(*p, s);
+    answered(sample_of(*p, s));
     p->timeline.push_back(std::move(s));
   }
   check_vanished();
