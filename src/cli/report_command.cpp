@@ -51,6 +51,7 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
     case collect::kRecordTrackStart:
     case collect::kRecordProcessIdentity:
     case collect::kRecordProcessSample:
+    case collect::kRecordAddressSpaceSeed:
     case collect::kRecordRun:
       break;
     default:

@@ -236,11 +236,13 @@ Result<TrackStart> decode_track_start(std::string_view payload) {
 }
 
 bool is_host_answer_record(uint16_t type) {
-  return type == kRecordProcessIdentity || type == kRecordProcessSample;
+  return type >= kRecordProcessIdentity && type <= kRecordAddressSpaceSeed;
 }
 
 uint16_t host_answer_record_type(const HostAnswer& a) {
-  return std::holds_alternative<ProcessIdentity>(a) ? kRecordProcessIdentity : kRecordProcessSample;
+  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity, kRecordProcessSample,
+                                        kRecordAddressSpaceSeed};
+  return kTypes[a.index()];
 }
 
 namespace {
@@ -249,10 +251,13 @@ namespace {
 constexpr uint32_t kMaxArgs = 4096;
 // Attribution categories in one sample, at most.
 constexpr uint32_t kMaxCategories = 256;
+// Mappings in one seed, at most (the kernel's default vm.max_map_count is 65530).
+constexpr uint32_t kMaxMappings = 1u << 20;
 
 std::string encode(const ProcessIdentity& id) {
   Writer w;
   w.put(id.pid).put(id.start_time_ns).put(static_cast<uint8_t>(id.new_process));
+  w.put(std::bit_cast<uint64_t>(id.first_seen_s));
   w.put_string(id.comm).put_string(id.exe).put(static_cast<uint32_t>(id.cmdline.size()));
   for (const auto& a : id.cmdline) w.put_string(a);
   w.put(id.minflt_at_start).put(id.majflt_at_start).put(id.thread_minflt_at_start);
@@ -274,6 +279,22 @@ std::string encode(const ProcessSample& s) {
   w.put(s.rss_peak_bytes).put(s.minflt).put(s.majflt).put(s.faults_user).put(s.faults_kernel);
   w.put(s.fault_sample_period).put(static_cast<uint8_t>(s.has_kernel_fault_counts));
   w.put(s.lost_ring_full).put(s.lost_map_full);
+  w.put(static_cast<uint8_t>(s.at_exit)).put(static_cast<uint8_t>(s.exit_event)).put(s.wait_status);
+  return w.take();
+}
+
+// A mapping's permissions as bits: read, write, exec, shared.
+uint8_t map_bits(const proc::MapEntry& m) {
+  return static_cast<uint8_t>(m.read | m.write << 1 | m.exec << 2 | m.shared << 3);
+}
+
+std::string encode(const AddressSpaceSeed& seed) {
+  Writer w;
+  w.put(seed.pid).put(seed.start_time_ns).put(seed.now_ns).put(static_cast<uint32_t>(seed.maps.size()));
+  for (const auto& m : seed.maps) {
+    w.put(m.start).put(m.end).put(map_bits(m)).put(m.offset).put(m.dev_major).put(m.dev_minor).put(m.inode);
+    w.put_string(m.path);
+  }
   return w.take();
 }
 
@@ -288,7 +309,9 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
   if (type == kRecordProcessIdentity) {
     ProcessIdentity id;
     uint32_t argc = 0;
-    r.get(id.pid).get(id.start_time_ns).get_bool(id.new_process);
+    uint64_t seen_bits = 0;
+    r.get(id.pid).get(id.start_time_ns).get_bool(id.new_process).get(seen_bits);
+    id.first_seen_s = std::bit_cast<double>(seen_bits);
     r.get_string(id.comm, kMaxString).get_string(id.exe, kMaxString).get(argc);
     if (argc > kMaxArgs) r.fail();
     for (uint32_t i = 0; r.ok() && i < argc; ++i) r.get_string(id.cmdline.emplace_back(), kMaxString);
@@ -320,8 +343,28 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     r.get(s.rss_peak_bytes).get(s.minflt).get(s.majflt).get(s.faults_user).get(s.faults_kernel);
     r.get(s.fault_sample_period).get_bool(s.has_kernel_fault_counts);
     r.get(s.lost_ring_full).get(s.lost_map_full);
+    r.get_bool(s.at_exit).get_bool(s.exit_event).get(s.wait_status);
     if (!r.ok()) return make_error("a process sample record is shorter than its fields", EINVAL);
     return HostAnswer{std::move(s)};
+  }
+  if (type == kRecordAddressSpaceSeed) {
+    AddressSpaceSeed seed;
+    uint32_t n = 0;
+    r.get(seed.pid).get(seed.start_time_ns).get(seed.now_ns).get(n);
+    if (n > kMaxMappings) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) {
+      auto& m = seed.maps.emplace_back();
+      uint8_t bits = 0;
+      r.get(m.start).get(m.end).get(bits).get(m.offset).get(m.dev_major).get(m.dev_minor).get(m.inode);
+      r.get_string(m.path, kMaxString);
+      if (bits > 15) r.fail();
+      m.read = bits & 1;
+      m.write = bits & 2;
+      m.exec = bits & 4;
+      m.shared = bits & 8;
+    }
+    if (!r.ok()) return make_error("an address-space seed record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(seed)};
   }
   return make_error(fmt::format("record type {} is not a host record", type), EINVAL);
 }

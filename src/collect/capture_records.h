@@ -30,9 +30,10 @@ enum CaptureRecordType : uint16_t {
   kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
   // 36-47: reserved for the capabilities' own state (V8 inspector objects, unwound frames).
   // 48-63: what the live host contributes to the model, for a replay of the event stream:
-  kRecordTrackStart = 48,       // memlens started tracking a process by itself (collect/trace_builder.h)
-  kRecordProcessIdentity = 49,  // a process's identity as the host read it (HostAnswer)
-  kRecordProcessSample = 50,    // a process's timeline sample and kernel figures (HostAnswer)
+  kRecordTrackStart = 48,        // memlens started tracking a process by itself (collect/trace_builder.h)
+  kRecordProcessIdentity = 49,   // a process's identity as the host read it (HostAnswer)
+  kRecordProcessSample = 50,     // a process's timeline sample and kernel figures (HostAnswer)
+  kRecordAddressSpaceSeed = 51,  // a process's mappings as the host read them (HostAnswer)
 };
 
 // Whether type is an event record this build reads.

@@ -24,6 +24,15 @@ void ReplayHost::identity(model::Process& p, bool new_process) {
     }
 }
 
+void ReplayHost::seed_address_space(model::Process& p) {
+  for (auto it = seeds_.begin(); it != seeds_.end(); ++it)
+    if (it->pid == p.pid()) {
+      p.address_space.seed(it->maps, it->now_ns);
+      seeds_.erase(it);  // an exec seeds again: each answer once
+      return;
+    }
+}
+
 Result<ReplayedEvents> replay_events(const std::string& path) {
   ReplayedEvents out;
   out.trace = std::make_unique<model::Trace>();
@@ -80,6 +89,10 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
       }
       if (auto* id = std::get_if<ProcessIdentity>(&*a)) {
         host.answer(std::move(*id));
+        return;
+      }
+      if (auto* seed = std::get_if<AddressSpaceSeed>(&*a)) {
+        host.answer(std::move(*seed));
         return;
       }
       // A sample is taken between events (or at an exit, after its event): what comes before it applies

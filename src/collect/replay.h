@@ -30,12 +30,16 @@ class ReplayHost : public TraceHost {
   double now_s() const override { return trace_.seconds_since_start(now_ns_); }
   // What the host answered for the event or tracking being applied (the records that follow it).
   void answer(ProcessIdentity id) { identities_.push_back(std::move(id)); }
-  void clear_answers() { identities_.clear(); }
+  void answer(AddressSpaceSeed seed) { seeds_.push_back(std::move(seed)); }
+  void clear_answers() {
+    identities_.clear();
+    seeds_.clear();
+  }
 
   void read_new_process(model::Process& p) override { identity(p, true); }
   void refresh_identity(model::Process& p) override { identity(p, false); }
   pid_t parent_of(pid_t) override { return 0; }
-  void seed_address_space(model::Process&) override {}
+  void seed_address_space(model::Process& p) override;
   void attach_probes(model::Process&) override {}
   void exec_probes(model::Process&, double) override {}
   void finish_hold(model::Process&, const ProcEvent&, double) override {}
@@ -50,6 +54,7 @@ class ReplayHost : public TraceHost {
   const model::Trace& trace_;
   uint64_t now_ns_ = 0;
   std::vector<ProcessIdentity> identities_;
+  std::vector<AddressSpaceSeed> seeds_;
 };
 
 struct ReplayedEvents {

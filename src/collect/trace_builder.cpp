@@ -57,6 +57,7 @@ ProcessIdentity identity_of(const model::Process& p, bool new_process) {
   id.pid = p.pid();
   id.start_time_ns = p.start_time_ns;
   id.new_process = new_process;
+  id.first_seen_s = p.first_seen_s;
   id.comm = p.comm;
   id.exe = p.exe;
   id.cmdline = p.cmdline;
@@ -72,6 +73,7 @@ void apply_identity(model::Process& p, const ProcessIdentity& id) {
   p.exe = id.exe;
   p.cmdline = id.cmdline;
   if (!id.new_process) return;
+  p.first_seen_s = id.first_seen_s;
   p.minflt_at_start = id.minflt_at_start;
   p.majflt_at_start = id.majflt_at_start;
   p.thread_minflt_at_start = id.thread_minflt_at_start;
@@ -109,6 +111,12 @@ void apply_sample(model::Process& p, const ProcessSample& s) {
   lost.ring_full = s.lost_ring_full;
   lost.map_full = s.lost_map_full;
   p.timeline.push_back(s.sample);
+  if (s.at_exit && !s.exit_event && p.alive()) {
+    p.exit_status = decode_wait_status(s.wait_status);
+    p.exited_at_s = s.sample.t_s;
+    p.notes.push_back(kExitWithoutEvent);
+    p.untraced.end_all(s.sample.t_s);
+  }
 }
 
 model::Process* TraceBuilder::track(const TrackStart& t) {

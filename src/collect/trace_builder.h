@@ -14,6 +14,7 @@
 #include "collect/decode.h"
 #include "model/process.h"
 #include "model/trace.h"
+#include "proc/procfs.h"
 
 namespace memlens::collect {
 
@@ -66,6 +67,7 @@ struct ProcessIdentity {
   pid_t pid = 0;
   uint64_t start_time_ns = 0;
   bool new_process = false;
+  double first_seen_s = 0;  // when tracking began (new_process)
   std::string comm, exe;
   std::vector<std::string> cmdline;
   uint64_t minflt_at_start = 0, majflt_at_start = 0;
@@ -84,12 +86,30 @@ struct ProcessSample {
   uint32_t fault_sample_period = 0;
   bool has_kernel_fault_counts = false;
   uint64_t lost_ring_full = 0, lost_map_full = 0;  // the kernel's, for this process
+  // The last sample, taken at its exit: how the exit was seen (its kernel event, or the process found gone
+  // or reaped first) and the wait status then.
+  bool at_exit = false;
+  bool exit_event = false;
+  int32_t wait_status = 0;
 };
 ProcessSample sample_of(const model::Process& p, const model::Sample& s);
+// Appends the sample and sets p's figures; a last sample taken without its kernel exit event marks p exited.
 void apply_sample(model::Process& p, const ProcessSample& s);
 
+// p's mappings as the host read them (when tracking began, at each exec), at its boot time now_ns.
+struct AddressSpaceSeed {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  uint64_t now_ns = 0;
+  std::vector<proc::MapEntry> maps;
+};
+
+// What a process's model notes when its exit was seen without the kernel's exit event.
+inline constexpr const char* kExitWithoutEvent =
+    "exit seen without its kernel event; exit status may be unknown";
+
 // What the live host contributes to the model, as a capture records it for a replay.
-using HostAnswer = std::variant<ProcessIdentity, ProcessSample>;
+using HostAnswer = std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed>;
 
 class TraceBuilder {
  public:

@@ -99,7 +99,11 @@ void Tracer::read_identity(model::Process& p) {
 }
 
 void Tracer::seed_address_space(model::Process& p) {
-  if (auto maps = proc::read_maps(p.pid())) p.address_space.seed(*maps, now_boot_ns());
+  auto maps = proc::read_maps(p.pid());
+  if (!maps) return;
+  uint64_t now = now_boot_ns();
+  p.address_space.seed(*maps, now);
+  if (on_host_answer_) answered(AddressSpaceSeed{p.pid(), p.start_time_ns, now, std::move(*maps)});
 }
 
 void Tracer::attach_probes(model::Process& p) {
@@ -313,11 +317,15 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   last.faults = p.minflt + p.majflt;
   last.events = p.events.total();
   for (auto& ext : extensions_) ext->on_sample(p, last);
-  answered(sample_of(p, last));
+  auto recorded = sample_of(p, last);
+  recorded.at_exit = true;
+  recorded.exit_event = from_kernel_event;
+  recorded.wait_status = wait_status;
+  answered(recorded);
   p.timeline.push_back(last);
   p.exit_status = decode_wait_status(wait_status);
   p.exited_at_s = t_s;
-  if (!from_kernel_event) p.notes.push_back("exit seen without its kernel event; exit status may be unknown");
+  if (!from_kernel_event) p.notes.push_back(kExitWithoutEvent);
   for (auto& ext : extensions_) ext->on_untrack(p);
   p.untraced.end_all(t_s);
   retire_probes(p.pid());

@@ -222,7 +222,7 @@ TEST(GoldenReplay, RunMetadataNamesTheCommandAndItsOptions) {
 // The recorded event stream, applied again through the trace builder with the replay host (the host's
 // answers recorded beside the events: identities, samples), gives what the live trace's own report.json
 // holds of it, written by the same report code: the processes with their parents and exits, identities,
-// address-space calls, GCs, RSS and fault figures, and every timeline sample.
+// mappings, address-space calls, GCs, RSS and fault figures, and every timeline sample.
 TEST(GoldenReplay, EventStreamRebuildsWhatItsEventsAndSamplesDecided) {
   for (const auto& c : golden_cases()) {
     if (c.filename() == "cut_short") continue;  // no live report to compare with
@@ -240,8 +240,9 @@ TEST(GoldenReplay, EventStreamRebuildsWhatItsEventsAndSamplesDecided) {
       auto rebuilt = memlens::report::process_json(*procs[i]);
       const auto& l = live["processes"][i];
       SCOPED_TRACE(procs[i]->pid());
-      for (const char* key : {"pid", "ppid", "start_time_ns", "comm", "exe", "cmdline", "exit_status",
-                              "events", "rss", "rss_bytes", "rss_peak_bytes", "page_faults", "timeline"})
+      for (const char* key : {"pid", "ppid", "start_time_ns", "first_seen_s", "comm", "exe", "cmdline",
+                              "exit_status", "exited_at_s", "mappings", "events", "rss", "rss_bytes",
+                              "rss_peak_bytes", "page_faults", "timeline"})
         EXPECT_EQ(rebuilt.value(key, nlohmann::json()), l.value(key, nlohmann::json())) << key;
       uint64_t live_gcs = l.contains("gc") && !l["gc"].is_null() ? l["gc"]["count"].get<uint64_t>() : 0;
       EXPECT_EQ(procs[i]->v8.gcs.size(), live_gcs);
