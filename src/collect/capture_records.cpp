@@ -338,6 +338,8 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
       std::string name;
       uint64_t bytes = 0;
       r.get_string(name, kMaxString).get(bytes);
+      // Written in order, each once: one encoding per sample.
+      if (!m.categories.empty() && name <= m.categories.rbegin()->first) r.fail();
       m.categories[name] = bytes;
     }
     r.get(s.rss_peak_bytes).get(s.minflt).get(s.majflt).get(s.faults_user).get(s.faults_kernel);
