@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "../common/replay_compare.h"
 #include "support/harness.h"
 
 namespace memlens::testing {
@@ -70,6 +71,8 @@ TEST(Record, ReportWithoutTheBinariesOrPerfMapsGivesTheLiveProfiles) {
   // The JS function's name came from the perf map that is gone.
   EXPECT_NE(slurp(fs::path(replay) / "page_faults.folded").find("allocateReportBuffers"), std::string::npos);
   EXPECT_TRUE(slurp(fs::path(live) / "report.json") == slurp(fs::path(replay) / "report.json"));
+  // The event stream, applied again with the host's recorded answers, rebuilds what the live trace had.
+  expect_replay_rebuilds_live(capture, report);
 }
 
 // memlens killed (SIGKILL) while recording: the capture reports the trace up to its last snapshot and says
