@@ -280,6 +280,7 @@ std::string encode(const ProcessSample& s) {
   w.put(s.fault_sample_period).put(static_cast<uint8_t>(s.has_kernel_fault_counts));
   w.put(s.lost_ring_full).put(s.lost_map_full);
   w.put(static_cast<uint8_t>(s.at_exit)).put(static_cast<uint8_t>(s.exit_event)).put(s.wait_status);
+  w.put(static_cast<uint8_t>(s.figures_only));
   return w.take();
 }
 
@@ -345,7 +346,7 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     r.get(s.rss_peak_bytes).get(s.minflt).get(s.majflt).get(s.faults_user).get(s.faults_kernel);
     r.get(s.fault_sample_period).get_bool(s.has_kernel_fault_counts);
     r.get(s.lost_ring_full).get(s.lost_map_full);
-    r.get_bool(s.at_exit).get_bool(s.exit_event).get(s.wait_status);
+    r.get_bool(s.at_exit).get_bool(s.exit_event).get(s.wait_status).get_bool(s.figures_only);
     if (!r.ok()) return make_error("a process sample record is shorter than its fields", EINVAL);
     return HostAnswer{std::move(s)};
   }

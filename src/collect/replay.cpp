@@ -54,7 +54,8 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
     if (!pending) return;
     if (const auto* t = std::get_if<TrackStart>(&*pending)) {
       host.at(t->ts_ns);
-      builder.track(*t);
+      // The live tracer seeds a process it tracks by itself (the builder seeds those it learns of).
+      if (auto* p = builder.track(*t)) host.seed_address_space(*p);
     } else {
       const auto& e = std::get<Event>(*pending);
       host.at(event_ts_ns(e));

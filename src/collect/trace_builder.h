@@ -91,9 +91,12 @@ struct ProcessSample {
   bool at_exit = false;
   bool exit_event = false;
   int32_t wait_status = 0;
+  // Not a sample: the figures of a process still alive at the end of the trace, read then.
+  bool figures_only = false;
 };
 ProcessSample sample_of(const model::Process& p, const model::Sample& s);
-// Appends the sample and sets p's figures; a last sample taken without its kernel exit event marks p exited.
+// Appends the sample (unless figures_only) and sets p's figures; a last sample taken without its kernel exit
+// event marks p exited.
 void apply_sample(model::Process& p, const ProcessSample& s);
 
 // p's mappings as the host read them (when tracking began, at each exec), at its boot time now_ns.

@@ -441,6 +441,11 @@ void Tracer::finish() {
       p->majflt = st->majflt - std::min(st->majflt, p->majflt_at_start);
       p->has_kernel_fault_counts = true;
     }
+    model::Sample now;
+    now.rss = p->rss;
+    auto figures = sample_of(*p, now);
+    figures.figures_only = true;
+    answered(figures);
   }
   for (auto& ext : extensions_) ext->on_finish(trace_);
   collect_losses();
