@@ -52,6 +52,7 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
     case collect::kRecordProcessIdentity:
     case collect::kRecordProcessSample:
     case collect::kRecordAddressSpaceSeed:
+    case collect::kRecordProcessEndState:
     case collect::kRecordRun:
       break;
     default:

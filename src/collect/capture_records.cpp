@@ -236,12 +236,12 @@ Result<TrackStart> decode_track_start(std::string_view payload) {
 }
 
 bool is_host_answer_record(uint16_t type) {
-  return type >= kRecordProcessIdentity && type <= kRecordAddressSpaceSeed;
+  return type >= kRecordProcessIdentity && type <= kRecordProcessEndState;
 }
 
 uint16_t host_answer_record_type(const HostAnswer& a) {
-  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity, kRecordProcessSample,
-                                        kRecordAddressSpaceSeed};
+  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity, kRecordProcessSample, kRecordAddressSpaceSeed,
+                                        kRecordProcessEndState};
   return kTypes[a.index()];
 }
 
@@ -251,6 +251,8 @@ namespace {
 constexpr uint32_t kMaxArgs = 4096;
 // Attribution categories in one sample, at most.
 constexpr uint32_t kMaxCategories = 256;
+// Notes of one process, at most.
+constexpr uint32_t kMaxNotes = 4096;
 // Mappings in one seed, at most (the kernel's default vm.max_map_count is 65530).
 constexpr uint32_t kMaxMappings = 1u << 20;
 
@@ -295,6 +297,19 @@ std::string encode(const AddressSpaceSeed& seed) {
   for (const auto& m : seed.maps) {
     w.put(m.start).put(m.end).put(map_bits(m)).put(m.offset).put(m.dev_major).put(m.dev_minor).put(m.inode);
     w.put_string(m.path);
+  }
+  return w.take();
+}
+
+std::string encode(const ProcessEndState& s) {
+  Writer w;
+  w.put(s.pid).put(s.start_time_ns).put(static_cast<uint32_t>(s.notes.size()));
+  for (const auto& n : s.notes) w.put_string(n);
+  w.put(s.holds).put(std::bit_cast<uint64_t>(s.held_s)).put(std::bit_cast<uint64_t>(s.untraced_s));
+  w.put_string(s.untraced_reason).put(static_cast<uint32_t>(s.lost_by_source.size()));
+  for (const auto& [source, l] : s.lost_by_source) {
+    w.put_string(source);
+    for (const auto& [cause, n] : l.by_cause()) w.put(n);
   }
   return w.take();
 }
@@ -368,6 +383,29 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     }
     if (!r.ok()) return make_error("an address-space seed record is shorter than its fields", EINVAL);
     return HostAnswer{std::move(seed)};
+  }
+  if (type == kRecordProcessEndState) {
+    ProcessEndState s;
+    uint32_t n = 0, sources = 0;
+    uint64_t held = 0, untraced = 0;
+    r.get(s.pid).get(s.start_time_ns).get(n);
+    if (n > kMaxNotes) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) r.get_string(s.notes.emplace_back(), kMaxString);
+    r.get(s.holds).get(held).get(untraced).get_string(s.untraced_reason, kMaxString).get(sources);
+    s.held_s = std::bit_cast<double>(held);
+    s.untraced_s = std::bit_cast<double>(untraced);
+    if (sources > kMaxCategories) r.fail();
+    for (uint32_t i = 0; r.ok() && i < sources; ++i) {
+      std::string source;
+      model::EventLoss l;
+      r.get_string(source, kMaxString).get(l.ring_full).get(l.map_full).get(l.malformed);
+      r.get(l.unknown_process).get(l.unpaired);
+      // Written in order, each once.
+      if (!s.lost_by_source.empty() && source <= s.lost_by_source.rbegin()->first) r.fail();
+      s.lost_by_source[source] = l;
+    }
+    if (!r.ok()) return make_error("a process end-state record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(s)};
   }
   return make_error(fmt::format("record type {} is not a host record", type), EINVAL);
 }

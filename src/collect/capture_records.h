@@ -34,6 +34,7 @@ enum CaptureRecordType : uint16_t {
   kRecordProcessIdentity = 49,   // a process's identity as the host read it (HostAnswer)
   kRecordProcessSample = 50,     // a process's timeline sample and kernel figures (HostAnswer)
   kRecordAddressSpaceSeed = 51,  // a process's mappings as the host read them (HostAnswer)
+  kRecordProcessEndState = 52,   // notes, holds, untraced time, losses of a process at the end (HostAnswer)
 };
 
 // Whether type is an event record this build reads.

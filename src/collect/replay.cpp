@@ -96,14 +96,20 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
         host.answer(std::move(*seed));
         return;
       }
-      // A sample is taken between events (or at an exit, after its event): what comes before it applies
-      // first.
+      // A sample is taken between events (or at an exit, after its event), an end state at the end: what
+      // comes before it applies first.
       apply_pending();
-      const auto& s = std::get<ProcessSample>(*a);
-      if (auto* p = trace.processes.find({s.pid, model::start_time_ns_to_ticks(s.start_time_ns)}))
-        apply_sample(*p, s);
-      else
+      auto* p = std::visit(
+          [&](const auto& v) {
+            return trace.processes.find({v.pid, model::start_time_ns_to_ticks(v.start_time_ns)});
+          },
+          *a);
+      if (!p)
         ++out.unknown_process_samples;
+      else if (const auto* s = std::get_if<ProcessSample>(&*a))
+        apply_sample(*p, *s);
+      else
+        apply_end_state(*p, std::get<ProcessEndState>(*a));
     }
   });
   if (!st) return st.error();

@@ -63,7 +63,7 @@ struct ReplayedEvents {
   uint64_t events = 0;
   uint64_t unknown_process_events = 0;   // events of a pid no live process has
   uint64_t malformed_records = 0;        // event, tracking or host records that could not be read
-  uint64_t unknown_process_samples = 0;  // samples of a process the replay does not know
+  uint64_t unknown_process_samples = 0;  // samples and end states of a process the replay does not know
 };
 
 // Reads the capture at path a chunk at a time (twice: the run's start time first) and applies its events.

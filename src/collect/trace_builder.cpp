@@ -52,32 +52,39 @@ model::Process* TraceBuilder::track(pid_t pid, pid_t ppid, uint64_t start_time_n
   return &p;
 }
 
+namespace {
+
+// The fields an identity record carries, in one order for both directions.
+template <typename P>
+auto identity_fields(P& p) {
+  return std::tie(p.comm, p.exe, p.cmdline);
+}
+template <typename P>
+auto start_fields(P& p) {
+  return std::tie(p.first_seen_s, p.minflt_at_start, p.majflt_at_start, p.thread_minflt_at_start,
+                  p.thread_majflt_at_start);
+}
+// Those of an end-state record, beside the untraced time.
+template <typename P>
+auto end_fields(P& p) {
+  return std::tie(p.notes, p.holds, p.held_s, p.lost_by_source);
+}
+
+}  // namespace
+
 ProcessIdentity identity_of(const model::Process& p, bool new_process) {
   ProcessIdentity id;
   id.pid = p.pid();
   id.start_time_ns = p.start_time_ns;
   id.new_process = new_process;
-  id.first_seen_s = p.first_seen_s;
-  id.comm = p.comm;
-  id.exe = p.exe;
-  id.cmdline = p.cmdline;
-  id.minflt_at_start = p.minflt_at_start;
-  id.majflt_at_start = p.majflt_at_start;
-  id.thread_minflt_at_start = p.thread_minflt_at_start;
-  id.thread_majflt_at_start = p.thread_majflt_at_start;
+  identity_fields(id) = identity_fields(p);
+  start_fields(id) = start_fields(p);
   return id;
 }
 
 void apply_identity(model::Process& p, const ProcessIdentity& id) {
-  p.comm = id.comm;
-  p.exe = id.exe;
-  p.cmdline = id.cmdline;
-  if (!id.new_process) return;
-  p.first_seen_s = id.first_seen_s;
-  p.minflt_at_start = id.minflt_at_start;
-  p.majflt_at_start = id.majflt_at_start;
-  p.thread_minflt_at_start = id.thread_minflt_at_start;
-  p.thread_majflt_at_start = id.thread_majflt_at_start;
+  identity_fields(p) = identity_fields(id);
+  if (id.new_process) start_fields(p) = start_fields(id);
 }
 
 namespace {
@@ -118,6 +125,23 @@ void apply_sample(model::Process& p, const ProcessSample& s) {
     p.notes.push_back(kExitWithoutEvent);
     p.untraced.end_all(s.sample.t_s);
   }
+}
+
+ProcessEndState end_state_of(const model::Process& p, double end_s) {
+  ProcessEndState s;
+  s.pid = p.pid();
+  s.start_time_ns = p.start_time_ns;
+  end_fields(s) = end_fields(p);
+  s.untraced_s = p.untraced.seconds(end_s);
+  if (p.untraced.any()) s.untraced_reason = p.untraced.reason();
+  return s;
+}
+
+void apply_end_state(model::Process& p, const ProcessEndState& s) {
+  end_fields(p) = end_fields(s);
+  // Closed stretches: their total and their reasons are all a report reads of them.
+  p.untraced = {};
+  if (!s.untraced_reason.empty()) p.untraced.add(s.untraced_s, s.untraced_reason);
 }
 
 model::Process* TraceBuilder::track(const TrackStart& t) {

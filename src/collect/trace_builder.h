@@ -107,12 +107,27 @@ struct AddressSpaceSeed {
   std::vector<proc::MapEntry> maps;
 };
 
+// What the host and the capabilities noted of a process, as it stands at the end of the trace: its notes,
+// holds, the time it ran untraced and why, and its events lost by source.
+struct ProcessEndState {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  std::vector<std::string> notes;
+  uint32_t holds = 0;
+  double held_s = 0;
+  double untraced_s = 0;        // up to its exit, or the end of the trace
+  std::string untraced_reason;  // empty: never untraced
+  std::map<std::string, model::EventLoss> lost_by_source;
+};
+ProcessEndState end_state_of(const model::Process& p, double end_s);
+void apply_end_state(model::Process& p, const ProcessEndState& s);
+
 // What a process's model notes when its exit was seen without the kernel's exit event.
 inline constexpr const char* kExitWithoutEvent =
     "exit seen without its kernel event; exit status may be unknown";
 
 // What the live host contributes to the model, as a capture records it for a replay.
-using HostAnswer = std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed>;
+using HostAnswer = std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState>;
 
 class TraceBuilder {
  public:

@@ -1,7 +1,8 @@
 // A capture's event stream applied again through the trace builder with the replay host (collect/replay),
 // checked against the live trace's own report.json, written by the same report code: what the events and
 // the host's recorded answers decide (processes, parents, identities, exits, mappings, address-space calls,
-// GCs, RSS and fault figures, every timeline sample) must be what the live trace had.
+// GCs, RSS and fault figures, every timeline sample, notes, losses, untraced time, holds) must be what the
+// live trace had.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -30,7 +31,7 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
     SCOPED_TRACE(procs[i]->pid());
     for (const char* key : {"pid", "ppid", "start_time_ns", "first_seen_s", "comm", "exe", "cmdline",
                             "exit_status", "exited_at_s", "mappings", "events", "rss", "rss_bytes",
-                            "rss_peak_bytes", "page_faults", "timeline"})
+                            "rss_peak_bytes", "page_faults", "timeline", "notes", "loss", "hold"})
       EXPECT_EQ(rebuilt.value(key, nlohmann::json()), l.value(key, nlohmann::json())) << key;
     uint64_t live_gcs = l.contains("gc") && !l["gc"].is_null() ? l["gc"]["count"].get<uint64_t>() : 0;
     EXPECT_EQ(procs[i]->v8.gcs.size(), live_gcs);

@@ -227,7 +227,16 @@ std::vector<HostAnswer> host_answers() {
   seed.now_ns = 123;
   seed.maps.push_back({0x1000, 0x3000, true, false, true, false, 0x200, 8, 1, 4242, "/usr/bin/node"});
   seed.maps.push_back({0x7000, 0x8000, true, true, false, true, 0, 0, 0, 0, ""});
-  return {id, s, seed};
+  ProcessEndState end;
+  end.pid = 77;
+  end.notes = {"one", ""};
+  end.holds = 2;
+  end.held_s = 0.1;
+  end.untraced_s = 1e-9;
+  end.untraced_reason = "a; b";
+  end.lost_by_source["kernel"].ring_full = 5;
+  end.lost_by_source["v8"].unpaired = 6;
+  return {id, s, seed, end};
 }
 
 TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
