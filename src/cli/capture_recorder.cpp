@@ -51,6 +51,22 @@ nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& 
   return j;
 }
 
+nlohmann::json trace_end_metadata(const model::TraceInfo& info) {
+  nlohmann::json j;
+  j["duration_s"] = info.duration_s;
+  j["stop_reason"] = info.stop_reason;
+  j["probes_attached"] = info.probes_attached;
+  j["probes_skipped"] = nlohmann::json::array();
+  for (const auto& s : info.probes_skipped)
+    j["probes_skipped"].push_back({{"name", s.name}, {"reason", s.reason}});
+  j["loss_by_source"] = nlohmann::json::object();
+  for (const auto& [source, l] : info.loss_by_source)
+    for (const auto& [cause, n] : l.by_cause()) j["loss_by_source"][source][cause] = n;
+  j["stacks_lost"] = info.stacks_lost;
+  j["events_received"] = info.events_received;
+  return j;
+}
+
 void CaptureRecorder::sample(model::Trace& trace) {
   if (!run_written_) {
     run_written_ = true;
@@ -78,6 +94,7 @@ Status CaptureRecorder::finish(const model::TraceInfo& info, const nlohmann::jso
     run_written_ = true;
     note(writer_.add(collect::kRecordRun, run_metadata(info, options_).dump()));
   }
+  note(writer_.add(collect::kRecordTraceEnd, trace_end_metadata(info).dump()));
   for (const auto& p : profiles)
     note(writer_.add(collect::kRecordStackProfile, collect::encode_stack_profile(p)));
   note(writer_.add(collect::kRecordReport, report.dump()));

@@ -64,5 +64,7 @@ class CaptureRecorder {
 
 // The run's metadata record: what was traced, how, by which memlens on which kernel.
 nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options);
+// The trace-end record: how long the trace ran, why it stopped, its probes and its losses.
+nlohmann::json trace_end_metadata(const model::TraceInfo& info);
 
 }  // namespace memlens::cli

@@ -53,6 +53,7 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
     case collect::kRecordProcessSample:
     case collect::kRecordAddressSpaceSeed:
     case collect::kRecordProcessEndState:
+    case collect::kRecordTraceEnd:
     case collect::kRecordRun:
       break;
     default:

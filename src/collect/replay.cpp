@@ -33,16 +33,66 @@ void ReplayHost::seed_address_space(model::Process& p) {
     }
 }
 
+namespace {
+
+template <typename T>
+void take(const nlohmann::json& j, const char* key, T& to) {
+  if (auto it = j.find(key); it != j.end()) {
+    try {
+      to = it->get<T>();
+    } catch (const nlohmann::json::exception&) {  // of another type: left as it was
+    }
+  }
+}
+
+// The run record (what was traced, when) and the trace-end record (how it ended), into the trace's info.
+void take_run(std::string_view payload, model::TraceInfo& info) {
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object()) return;
+  take(j, "command", info.command);
+  if (j.contains("attached_pid")) take(j, "attached_pid", info.attached_pid.emplace());
+  take(j, "host_wide", info.host_wide);
+  take(j, "started_at", info.started_at);
+  take(j, "started_boot_ns", info.started_boot_ns);
+  take(j, "started_unix_ns", info.started_unix_ns);
+  take(j, "interval_s", info.interval_s);
+  take(j, "kernel", info.kernel);
+  take(j, "holding", info.holding);
+  take(j, "holding_fork", info.holding_fork);
+}
+
+void take_end(std::string_view payload, model::TraceInfo& info) {
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object()) return;
+  take(j, "duration_s", info.duration_s);
+  take(j, "stop_reason", info.stop_reason);
+  take(j, "probes_attached", info.probes_attached);
+  take(j, "stacks_lost", info.stacks_lost);
+  take(j, "events_received", info.events_received);
+  if (auto it = j.find("probes_skipped"); it != j.end() && it->is_array())
+    for (const auto& s : *it)
+      if (s.is_object()) info.probes_skipped.push_back({s.value("name", ""), s.value("reason", "")});
+  if (auto it = j.find("loss_by_source"); it != j.end() && it->is_object())
+    for (const auto& [source, l] : it->items()) {
+      if (!l.is_object()) continue;
+      auto& loss = info.loss_by_source[source];
+      take(l, "ring_full", loss.ring_full);
+      take(l, "map_full", loss.map_full);
+      take(l, "malformed", loss.malformed);
+      take(l, "unknown_process", loss.unknown_process);
+      take(l, "unpaired", loss.unpaired);
+    }
+}
+
+}  // namespace
+
 Result<ReplayedEvents> replay_events(const std::string& path) {
   ReplayedEvents out;
   out.trace = std::make_unique<model::Trace>();
   model::Trace& trace = *out.trace;
   // Trace time counts from the run's start, which its metadata record (written at the first sample) holds.
   auto first = scan_capture_file(path, [&](uint16_t type, std::string_view payload) {
-    if (type != kRecordRun) return;
-    auto j = nlohmann::json::parse(payload, nullptr, false);
-    if (j.is_object() && j.contains("started_boot_ns") && j["started_boot_ns"].is_number_unsigned())
-      trace.info.started_boot_ns = j["started_boot_ns"].get<uint64_t>();
+    if (type == kRecordRun) take_run(payload, trace.info);
   });
   if (!first) return first.error();
   ReplayHost host(trace);
@@ -65,7 +115,10 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
     host.clear_answers();
   };
   auto st = scan_capture_file(path, [&](uint16_t type, std::string_view payload) {
-    if (type == kRecordTrackStart) {
+    if (type == kRecordTraceEnd) {
+      apply_pending();
+      take_end(payload, trace.info);
+    } else if (type == kRecordTrackStart) {
       auto t = decode_track_start(payload);
       if (!t) {
         ++out.malformed_records;
@@ -116,6 +169,10 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
   apply_pending();
   out.status = std::move(*st);
   out.unknown_process_events = builder.unknown_process_events();
+  // What the trace builder counts, it counts again here: the recorded figures give way to the replay's.
+  trace.info.loss_by_source["tracer"].unknown_process = builder.unknown_process_events();
+  for (const auto& [source, n] : builder.malformed_by_source())
+    trace.info.loss_by_source[source].malformed = n;
   return out;
 }
 

@@ -66,6 +66,8 @@ struct ReplayedEvents {
   uint64_t unknown_process_samples = 0;  // samples and end states of a process the replay does not know
 };
 
+// The trace's info comes from the run record and the trace-end record; the events lost that the trace
+// builder counts (of unknown processes, malformed) are its own count of the replayed events.
 // Reads the capture at path a chunk at a time (twice: the run's start time first) and applies its events.
 // Errors: those of reading the capture (scan_capture_file).
 Result<ReplayedEvents> replay_events(const std::string& path);

@@ -2,7 +2,7 @@
 // checked against the live trace's own report.json, written by the same report code: what the events and
 // the host's recorded answers decide (processes, parents, identities, exits, mappings, address-space calls,
 // GCs, RSS and fault figures, every timeline sample, notes, losses, untraced time, holds) must be what the
-// live trace had.
+// live trace had; and of the trace, what it ran, how long and why it stopped, its probes, losses and holds.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -23,6 +23,10 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
   EXPECT_EQ(replayed->malformed_records, 0u);
   EXPECT_EQ(replayed->unknown_process_samples, 0u);
   EXPECT_GT(replayed->events, 0u);
+  auto rebuilt_trace = report::build_report(*replayed->trace);
+  for (const char* key : {"command", "attached_pid", "started_at", "duration_s", "interval_s", "kernel",
+                          "stop_reason", "probes", "loss", "holds", "events_received"})
+    EXPECT_EQ(rebuilt_trace.value(key, nlohmann::json()), live.value(key, nlohmann::json())) << key;
   const auto& procs = replayed->trace->processes.all();
   ASSERT_EQ(procs.size(), live["processes"].size());
   for (size_t i = 0; i < procs.size(); ++i) {
