@@ -54,6 +54,7 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
     case collect::kRecordAddressSpaceSeed:
     case collect::kRecordProcessEndState:
     case collect::kRecordTraceEnd:
+    case collect::kRecordV8EndState:
     case collect::kRecordRun:
       break;
     default:

@@ -236,12 +236,12 @@ Result<TrackStart> decode_track_start(std::string_view payload) {
 }
 
 bool is_host_answer_record(uint16_t type) {
-  return type >= kRecordProcessIdentity && type <= kRecordProcessEndState;
+  return (type >= kRecordProcessIdentity && type <= kRecordProcessEndState) || type == kRecordV8EndState;
 }
 
 uint16_t host_answer_record_type(const HostAnswer& a) {
   static constexpr uint16_t kTypes[] = {kRecordProcessIdentity, kRecordProcessSample, kRecordAddressSpaceSeed,
-                                        kRecordProcessEndState};
+                                        kRecordProcessEndState, kRecordV8EndState};
   return kTypes[a.index()];
 }
 
@@ -314,6 +314,34 @@ std::string encode(const ProcessEndState& s) {
   return w.take();
 }
 
+// The V8 state's fields beside its GCs, in one order for both directions: flags, strings, figures.
+template <typename V>
+auto v8_flags(V& v) {
+  return std::tie(v.probed, v.array_buffers_probed, v.array_buffers_counting,
+                  v.array_buffers_baseline_unknown, v.external_probed);
+}
+template <typename V>
+auto v8_strings(V& v) {
+  return std::tie(v.probe_source, v.holder_path, v.array_buffers_source);
+}
+template <typename V>
+auto v8_figures(V& v) {
+  return std::tie(v.array_buffer_live_bytes, v.array_buffer_peak_bytes, v.array_buffer_allocators,
+                  v.array_buffer_allocated_total, v.array_buffer_freed_total, v.array_buffer_allocations,
+                  v.array_buffer_frees, v.external_adjustments_bytes, v.external_adjustments);
+}
+
+std::string encode(const V8EndState& s) {
+  Writer w;
+  w.put(s.pid).put(s.start_time_ns);
+  std::apply([&](const auto&... b) { (w.put(static_cast<uint8_t>(b)), ...); }, v8_flags(s.v8));
+  std::apply([&](const auto&... str) { (w.put_string(str), ...); }, v8_strings(s.v8));
+  std::apply([&](const auto&... n) { (w.put(n), ...); }, v8_figures(s.v8));
+  put_optional(w, s.v8.heap_used_bytes);
+  put_optional(w, s.v8.heap_size_limit_bytes);
+  return w.take();
+}
+
 }  // namespace
 
 std::string encode_host_answer(const HostAnswer& a) {
@@ -383,6 +411,17 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     }
     if (!r.ok()) return make_error("an address-space seed record is shorter than its fields", EINVAL);
     return HostAnswer{std::move(seed)};
+  }
+  if (type == kRecordV8EndState) {
+    V8EndState s;
+    r.get(s.pid).get(s.start_time_ns);
+    std::apply([&](auto&... b) { (r.get_bool(b), ...); }, v8_flags(s.v8));
+    std::apply([&](auto&... str) { (r.get_string(str, kMaxString), ...); }, v8_strings(s.v8));
+    std::apply([&](auto&... n) { (r.get(n), ...); }, v8_figures(s.v8));
+    get_optional(r, s.v8.heap_used_bytes);
+    get_optional(r, s.v8.heap_size_limit_bytes);
+    if (!r.ok()) return make_error("a V8 end-state record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(s)};
   }
   if (type == kRecordProcessEndState) {
     ProcessEndState s;

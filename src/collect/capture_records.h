@@ -35,7 +35,9 @@ enum CaptureRecordType : uint16_t {
   kRecordProcessSample = 50,     // a process's timeline sample and kernel figures (HostAnswer)
   kRecordAddressSpaceSeed = 51,  // a process's mappings as the host read them (HostAnswer)
   kRecordProcessEndState = 52,   // notes, holds, untraced time, losses of a process at the end (HostAnswer)
-  kRecordTraceEnd = 53,          // the trace's end: duration, stop reason, probes, losses (JSON text)
+  kRecordTraceEnd = 53,
+  kRecordV8EndState = 54,  // what the V8 capability knew of a process at the end, its GCs aside (HostAnswer)
+                           // // the trace's end: duration, stop reason, probes, losses (JSON text)
 };
 
 // Whether type is an event record this build reads.

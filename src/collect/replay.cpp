@@ -161,8 +161,10 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
         ++out.unknown_process_samples;
       else if (const auto* s = std::get_if<ProcessSample>(&*a))
         apply_sample(*p, *s);
+      else if (const auto* e = std::get_if<ProcessEndState>(&*a))
+        apply_end_state(*p, *e);
       else
-        apply_end_state(*p, std::get<ProcessEndState>(*a));
+        apply_v8_end_state(*p, std::get<V8EndState>(*a));
     }
   });
   if (!st) return st.error();

@@ -144,6 +144,18 @@ void apply_end_state(model::Process& p, const ProcessEndState& s) {
   if (!s.untraced_reason.empty()) p.untraced.add(s.untraced_s, s.untraced_reason);
 }
 
+V8EndState v8_end_state_of(const model::Process& p) {
+  V8EndState s{p.pid(), p.start_time_ns, p.v8};
+  s.v8.gcs.clear();
+  return s;
+}
+
+void apply_v8_end_state(model::Process& p, const V8EndState& s) {
+  auto gcs = std::move(p.v8.gcs);
+  p.v8 = s.v8;
+  p.v8.gcs = std::move(gcs);
+}
+
 model::Process* TraceBuilder::track(const TrackStart& t) {
   auto* p = track(t.pid, t.ppid, t.start_time_ns, t.attached_late);
   if (t.before_command_exec) p->before_command_exec = true;

@@ -122,12 +122,22 @@ struct ProcessEndState {
 ProcessEndState end_state_of(const model::Process& p, double end_s);
 void apply_end_state(model::Process& p, const ProcessEndState& s);
 
+// What the V8 capability knew of a process at the end of the trace, its GCs aside (those are events).
+struct V8EndState {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  model::V8State v8;  // gcs left empty
+};
+V8EndState v8_end_state_of(const model::Process& p);
+void apply_v8_end_state(model::Process& p, const V8EndState& s);
+
 // What a process's model notes when its exit was seen without the kernel's exit event.
 inline constexpr const char* kExitWithoutEvent =
     "exit seen without its kernel event; exit status may be unknown";
 
 // What the live host contributes to the model, as a capture records it for a replay.
-using HostAnswer = std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState>;
+using HostAnswer =
+    std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState, V8EndState>;
 
 class TraceBuilder {
  public:

@@ -454,8 +454,10 @@ void Tracer::finish() {
     for (auto& ext : extensions_) ext->on_untrack(*p);
     p->untraced.end_all(trace_.info.duration_s);
   }
-  for (const auto& p : trace_.processes.all())
+  for (const auto& p : trace_.processes.all()) {
     answered(end_state_of(*p, p->exited_at_s.value_or(trace_.info.duration_s)));
+    answered(v8_end_state_of(*p));
+  }
   std::vector<pid_t> pids;
   for (const auto& [pid, probes] : probes_) pids.push_back(pid);
   for (pid_t pid : pids) retire_probes(pid);

@@ -1,8 +1,9 @@
 // A capture's event stream applied again through the trace builder with the replay host (collect/replay),
 // checked against the live trace's own report.json, written by the same report code: what the events and
 // the host's recorded answers decide (processes, parents, identities, exits, mappings, address-space calls,
-// GCs, RSS and fault figures, every timeline sample, notes, losses, untraced time, holds) must be what the
-// live trace had; and of the trace, what it ran, how long and why it stopped, its probes, losses and holds.
+// GCs, RSS and fault figures, every timeline sample, notes, losses, untraced time, holds, V8's GCs and
+// ArrayBuffers) must be what the live trace had; and of the trace, what it ran, how long and why it stopped,
+// its probes, losses and holds.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -33,9 +34,11 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
     auto rebuilt = report::process_json(*procs[i]);
     const auto& l = live["processes"][i];
     SCOPED_TRACE(procs[i]->pid());
-    for (const char* key : {"pid", "ppid", "start_time_ns", "first_seen_s", "comm", "exe", "cmdline",
-                            "exit_status", "exited_at_s", "mappings", "events", "rss", "rss_bytes",
-                            "rss_peak_bytes", "page_faults", "timeline", "notes", "loss", "hold"})
+    for (const char* key : {"pid",          "ppid",    "start_time_ns", "first_seen_s",   "comm",
+                            "exe",          "cmdline", "exit_status",   "exited_at_s",    "mappings",
+                            "events",       "rss",     "rss_bytes",     "rss_peak_bytes", "page_faults",
+                            "timeline",     "notes",   "loss",          "hold",           "gc",
+                            "array_buffers"})
       EXPECT_EQ(rebuilt.value(key, nlohmann::json()), l.value(key, nlohmann::json())) << key;
     uint64_t live_gcs = l.contains("gc") && !l["gc"].is_null() ? l["gc"]["count"].get<uint64_t>() : 0;
     EXPECT_EQ(procs[i]->v8.gcs.size(), live_gcs);

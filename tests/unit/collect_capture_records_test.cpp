@@ -236,7 +236,16 @@ std::vector<HostAnswer> host_answers() {
   end.untraced_reason = "a; b";
   end.lost_by_source["kernel"].ring_full = 5;
   end.lost_by_source["v8"].unpaired = 6;
-  return {id, s, seed, end};
+  V8EndState v8;
+  v8.pid = 77;
+  v8.v8.probed = true;
+  v8.v8.probe_source = "usdt";
+  v8.v8.array_buffers_source = "allocation_probes";
+  v8.v8.heap_size_limit_bytes = 1ull << 32;
+  v8.v8.array_buffer_frees = 11;
+  v8.v8.external_adjustments_bytes = -5;
+  v8.v8.external_probed = true;
+  return {id, s, seed, end, v8};
 }
 
 TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
