@@ -10,6 +10,7 @@
 #include "collect/capture_file.h"
 #include "collect/capture_records.h"
 #include "collect/decode.h"
+#include "collect/replay.h"
 #include "collect/trace_builder.h"
 #include "memlens/abi.h"
 #include "model/trace.h"
@@ -33,22 +34,6 @@ ml_mm_event mm_record(uint32_t type, uint64_t addr, uint64_t i) {
   return e;
 }
 
-// A host that answers nothing: address-space events never reach it.
-class NoHost : public TraceHost {
- public:
-  double now_s() const override { return 0; }
-  void read_new_process(model::Process&) override {}
-  void refresh_identity(model::Process&) override {}
-  pid_t parent_of(pid_t) override { return 0; }
-  void seed_address_space(model::Process&) override {}
-  void attach_probes(model::Process&) override {}
-  void exec_probes(model::Process&, double) override {}
-  void finish_hold(model::Process&, const ProcEvent&, double) override {}
-  void image_loaded(model::Process&) override {}
-  void exited(model::Process&, int, double) override {}
-  bool capability_event(model::Process&, const Event&) override { return true; }
-};
-
 void BM_Decode(benchmark::State& state) {
   auto rec = mm_record(ML_EV_MMAP, 0x7f0000000000, 1);
   for (auto _ : state) benchmark::DoNotOptimize(decode_event(&rec, sizeof rec));
@@ -60,7 +45,7 @@ BENCHMARK(BM_Decode);
 // work is what a busy allocator costs.
 void BM_DecodeAndApply(benchmark::State& state) {
   model::Trace trace;
-  NoHost host;
+  ReplayHost host(trace);  // address-space events never reach the host
   TraceBuilder builder(trace, host);
   builder.track(100, 1, 1'000'000'000, false);
   uint64_t i = 0;

@@ -26,6 +26,14 @@ void CaptureRecorder::event(const collect::Event& e) {
   note(writer_.add(collect::event_record_type(e), collect::encode_event(e), collect::RecordClass::kEvent));
 }
 
+void CaptureRecorder::host_answer(const collect::HostAnswer& a) {
+  note(writer_.add(collect::host_answer_record_type(a), collect::encode_host_answer(a)));
+}
+
+void CaptureRecorder::track_start(const collect::TrackStart& t) {
+  note(writer_.add(collect::kRecordTrackStart, collect::encode_track_start(t)));
+}
+
 nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options) {
   nlohmann::json j;
   j["memlens_version"] = MEMLENS_VERSION;
@@ -40,6 +48,22 @@ nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& 
   j["holding"] = info.holding;
   j["holding_fork"] = info.holding_fork;
   j["options"] = options;
+  return j;
+}
+
+nlohmann::json trace_end_metadata(const model::TraceInfo& info) {
+  nlohmann::json j;
+  j["duration_s"] = info.duration_s;
+  j["stop_reason"] = info.stop_reason;
+  j["probes_attached"] = info.probes_attached;
+  j["probes_skipped"] = nlohmann::json::array();
+  for (const auto& s : info.probes_skipped)
+    j["probes_skipped"].push_back({{"name", s.name}, {"reason", s.reason}});
+  j["loss_by_source"] = nlohmann::json::object();
+  for (const auto& [source, l] : info.loss_by_source)
+    for (const auto& [cause, n] : l.by_cause()) j["loss_by_source"][source][cause] = n;
+  j["stacks_lost"] = info.stacks_lost;
+  j["events_received"] = info.events_received;
   return j;
 }
 
@@ -70,6 +94,7 @@ Status CaptureRecorder::finish(const model::TraceInfo& info, const nlohmann::jso
     run_written_ = true;
     note(writer_.add(collect::kRecordRun, run_metadata(info, options_).dump()));
   }
+  note(writer_.add(collect::kRecordTraceEnd, trace_end_metadata(info).dump()));
   for (const auto& p : profiles)
     note(writer_.add(collect::kRecordStackProfile, collect::encode_stack_profile(p)));
   note(writer_.add(collect::kRecordReport, report.dump()));

@@ -13,6 +13,7 @@
 
 #include "collect/capture_file.h"
 #include "collect/decode.h"
+#include "collect/trace_builder.h"
 #include "common/result.h"
 #include "model/trace.h"
 #include "symbolize/stack_profile.h"
@@ -34,6 +35,10 @@ class CaptureRecorder {
                                                          nlohmann::json options);
 
   void event(const collect::Event& e);
+  // What the live host contributed to the model (a process's identity, a sample).
+  void host_answer(const collect::HostAnswer& a);
+  // A process memlens started tracking by itself (the root; attach: its descendants then).
+  void track_start(const collect::TrackStart& t);
   // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a
   // killed memlens loses at most one interval.
   void sample(model::Trace& trace);
@@ -59,5 +64,7 @@ class CaptureRecorder {
 
 // The run's metadata record: what was traced, how, by which memlens on which kernel.
 nlohmann::json run_metadata(const model::TraceInfo& info, const nlohmann::json& options);
+// The trace-end record: how long the trace ran, why it stopped, its probes and its losses.
+nlohmann::json trace_end_metadata(const model::TraceInfo& info);
 
 }  // namespace memlens::cli

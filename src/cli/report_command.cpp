@@ -13,60 +13,67 @@ namespace memlens::cli {
 namespace {
 
 struct CaptureContents {
-  std::optional<nlohmann::json> final_report;  // the end of the trace
-  std::optional<nlohmann::json> snapshot;      // the last taken during the trace
+  // JSON text, checked as it is read and parsed once at the end: a report is several times larger as a
+  // parsed tree than as text, and a capture holds a snapshot every few seconds.
+  std::optional<std::string> final_report;  // the end of the trace
+  std::optional<std::string> snapshot;      // the last taken during the trace
   std::vector<symbolize::StackProfile> profiles;
   uint64_t unknown_records = 0;    // from a later memlens: skipped
   uint64_t malformed_records = 0;  // skipped
 };
 
-std::optional<nlohmann::json> parse_json(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  return j;
+// Whether text is a JSON object (without building it).
+bool is_json_object(std::string_view text) {
+  auto first = text.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && text[first] == '{' && nlohmann::json::accept(text);
 }
 
-CaptureContents contents_of(const collect::Capture& capture) {
-  CaptureContents c;
-  for (const auto& r : capture.records) {
-    switch (r.type) {
-      case collect::kRecordReport:
-      case collect::kRecordReportSnapshot: {
-        auto j = parse_json(r.payload);
-        if (!j)
-          ++c.malformed_records;
-        else
-          (r.type == collect::kRecordReport ? c.final_report : c.snapshot) = std::move(j);
-        break;
-      }
-      case collect::kRecordStackProfile: {
-        auto p = collect::decode_stack_profile(r.payload);
-        if (p)
-          c.profiles.push_back(std::move(*p));
-        else
-          ++c.malformed_records;
-        break;
-      }
-      case collect::kRecordRun:
-        break;
-      default:
-        // The event stream is kept for later analyses; this report is the one taken at record time.
-        if (!collect::is_event_record(r.type)) ++c.unknown_records;
+// Takes what a report needs from each record as the capture is read, a chunk at a time: a large capture
+// costs no more memory than its trace's report and profiles.
+void take(CaptureContents& c, uint16_t type, std::string_view payload) {
+  switch (type) {
+    case collect::kRecordReport:
+    case collect::kRecordReportSnapshot: {
+      if (!is_json_object(payload))
+        ++c.malformed_records;
+      else
+        (type == collect::kRecordReport ? c.final_report : c.snapshot) = std::string(payload);
+      break;
     }
+    case collect::kRecordStackProfile: {
+      auto p = collect::decode_stack_profile(payload);
+      if (p)
+        c.profiles.push_back(std::move(*p));
+      else
+        ++c.malformed_records;
+      break;
+    }
+    case collect::kRecordTrackStart:
+    case collect::kRecordProcessIdentity:
+    case collect::kRecordProcessSample:
+    case collect::kRecordAddressSpaceSeed:
+    case collect::kRecordProcessEndState:
+    case collect::kRecordTraceEnd:
+    case collect::kRecordV8EndState:
+    case collect::kRecordRun:
+      break;
+    default:
+      // The event stream is kept for later analyses; this report is the one taken at record time.
+      if (!collect::is_event_record(type)) ++c.unknown_records;
   }
-  return c;
 }
 
 }  // namespace
 
 int report_command(const std::string& capture_path, const std::string& out_dir, bool quiet) {
-  auto capture = collect::read_capture(capture_path);
-  if (!capture) {
-    fmt::print(stderr, "memlens report: {}\n", capture.error().describe());
+  CaptureContents c;
+  auto status = collect::scan_capture_file(
+      capture_path, [&](uint16_t type, std::string_view payload) { take(c, type, payload); });
+  if (!status) {
+    fmt::print(stderr, "memlens report: {}\n", status.error().describe());
     return kExitCapture;
   }
-  const auto& st = capture->status;
-  CaptureContents c = contents_of(*capture);
+  const auto& st = *status;
   bool from_snapshot = !c.final_report.has_value();
   if (from_snapshot && !c.snapshot) {
     fmt::print(stderr,
@@ -78,7 +85,9 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
                    : "its recording was cut short before the first sample (" + st.stopped_because + ")");
     return kExitCapture;
   }
-  nlohmann::json report = from_snapshot ? std::move(*c.snapshot) : std::move(*c.final_report);
+  nlohmann::json report = nlohmann::json::parse(from_snapshot ? *c.snapshot : *c.final_report);
+  c.snapshot.reset();
+  c.final_report.reset();
   if (from_snapshot) c.profiles.clear();  // the stacks are named only at the end of a trace
   // A capture read in full adds nothing: its report is the live trace's, byte for byte. Otherwise the
   // report says what it lacks.

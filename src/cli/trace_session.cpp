@@ -126,7 +126,11 @@ int TraceSession::start() {
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) return report_kernel_failure("memlens: ", tracer.error());
   tracer_ = std::move(*tracer);
-  if (recorder_) tracer_->on_event([this](const collect::Event& e) { recorder_->event(e); });
+  if (recorder_) {
+    tracer_->on_event([this](const collect::Event& e) { recorder_->event(e); });
+    tracer_->on_track_start([this](const collect::TrackStart& t) { recorder_->track_start(t); });
+    tracer_->on_host_answer([this](const collect::HostAnswer& a) { recorder_->host_answer(a); });
+  }
   collect::ExtensionOptions eo;
   eo.v8 = opts_.v8;
   eo.v8_alloc_probes = opts_.v8_alloc_probes;

@@ -179,20 +179,67 @@ Status CaptureWriter::close() {
   return {};
 }
 
-Result<Capture> parse_capture(std::string_view bytes) {
-  Capture out;
-  auto& st = out.status;
+namespace {
+
+// Where a reader takes a capture's bytes from: a buffer, or a file read a piece at a time.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  // The n bytes at off (off + n <= size()), valid until the next read.
+  virtual Result<std::string_view> read(uint64_t off, size_t n) = 0;
+};
+
+class BufferSource : public ByteSource {
+ public:
+  explicit BufferSource(std::string_view bytes) : bytes_(bytes) {}
+  uint64_t size() const override { return bytes_.size(); }
+  Result<std::string_view> read(uint64_t off, size_t n) override { return bytes_.substr(off, n); }
+
+ private:
+  std::string_view bytes_;
+};
+
+class FileSource : public ByteSource {
+ public:
+  FileSource(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  uint64_t size() const override { return size_; }
+  Result<std::string_view> read(uint64_t off, size_t n) override {
+    buf_.resize(n);
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd_, buf_.data() + got, n - got, static_cast<off_t>(off + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return errno_error("cannot read the capture");
+      if (r == 0) return make_error("the capture shrank while it was read", EIO);
+      got += static_cast<size_t>(r);
+    }
+    return std::string_view(buf_);
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+  std::string buf_;
+};
+
+Result<CaptureReadStatus> scan(ByteSource& src, const CaptureRecordSink& sink) {
+  CaptureReadStatus st;
   constexpr size_t kFixed = sizeof kCaptureMagic + 2 + 2;
-  if (bytes.size() < kFixed || std::memcmp(bytes.data(), kCaptureMagic, sizeof kCaptureMagic) != 0)
+  auto fixed = src.size() < kFixed ? Result<std::string_view>(std::string_view()) : src.read(0, kFixed);
+  if (!fixed) return fixed.error();
+  if (fixed->size() < kFixed || std::memcmp(fixed->data(), kCaptureMagic, sizeof kCaptureMagic) != 0)
     return make_error("not a memlens capture (no capture header): give a file written by memlens record",
                       EINVAL);
-  st.format_version = get_u16(bytes.data() + sizeof kCaptureMagic);
-  size_t version_len = get_u16(bytes.data() + sizeof kCaptureMagic + 2);
-  if (version_len > kMaxVersionBytes || bytes.size() < kFixed + version_len + 4)
+  st.format_version = get_u16(fixed->data() + sizeof kCaptureMagic);
+  size_t version_len = get_u16(fixed->data() + sizeof kCaptureMagic + 2);
+  if (version_len > kMaxVersionBytes || src.size() < kFixed + version_len + 4)
     return make_error("the capture's header is damaged or cut short: nothing in it can be read", EINVAL);
-  st.memlens_version.assign(bytes.data() + kFixed, version_len);
   size_t header_len = kFixed + version_len;
-  if (get_u32(bytes.data() + header_len) != capture_crc32(bytes.substr(0, header_len)))
+  auto header = src.read(0, header_len + 4);
+  if (!header) return header.error();
+  st.memlens_version.assign(header->data() + kFixed, version_len);
+  if (get_u32(header->data() + header_len) != capture_crc32(header->substr(0, header_len)))
     return make_error("the capture's header is damaged (checksum mismatch): nothing in it can be read",
                       EINVAL);
   if (st.format_version == 0)
@@ -203,22 +250,28 @@ Result<Capture> parse_capture(std::string_view bytes) {
                     "reads formats up to {}: report it with memlens {} or newer",
                     st.memlens_version, st.format_version, kCaptureFormatVersion, st.memlens_version),
         ENOTSUP);
-  size_t off = header_len + 4;
+  uint64_t off = header_len + 4;
+  const uint64_t size = src.size();
   auto stop = [&](std::string why) {
     st.stopped_because = std::move(why);
     st.stopped_at_offset = off;
   };
   std::string raw;
   while (!st.complete) {
-    if (off == bytes.size()) {
+    if (off == size) {
       stop("cut short: it ends without its end record (memlens was killed, or the disk filled up)");
       break;
     }
-    if (bytes.size() - off < kChunkHeaderBytes) {
+    if (size - off < kChunkHeaderBytes) {
       stop("cut short inside a chunk header");
       break;
     }
-    const char* h = bytes.data() + off;
+    auto hv = src.read(off, kChunkHeaderBytes);
+    if (!hv) {
+      stop(hv.error().describe());
+      break;
+    }
+    const char* h = hv->data();
     if (std::memcmp(h, kChunkMagic, sizeof kChunkMagic) != 0) {
       stop(fmt::format("damaged: no chunk where one should start (byte {})", off));
       break;
@@ -228,20 +281,24 @@ Result<Capture> parse_capture(std::string_view bytes) {
       stop(fmt::format("damaged: a chunk header at byte {} gives impossible lengths", off));
       break;
     }
-    if (bytes.size() - off - kChunkHeaderBytes < comp_len) {
+    if (size - off - kChunkHeaderBytes < comp_len) {
       stop("cut short inside a chunk");
       break;
     }
-    std::string_view comp = bytes.substr(off + kChunkHeaderBytes, comp_len);
+    auto comp = src.read(off + kChunkHeaderBytes, comp_len);
+    if (!comp) {
+      stop(comp.error().describe());
+      break;
+    }
     off += kChunkHeaderBytes + comp_len;
     ++st.chunks;
-    if (capture_crc32(comp) != crc) {
+    if (capture_crc32(*comp) != crc) {
       ++st.corrupt_chunks;
       continue;
     }
     raw.assign(raw_len, '\0');
     uLongf got = raw_len;
-    if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &got, reinterpret_cast<const Bytef*>(comp.data()),
+    if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &got, reinterpret_cast<const Bytef*>(comp->data()),
                    comp_len) != Z_OK ||
         got != raw_len) {
       ++st.corrupt_chunks;
@@ -269,20 +326,50 @@ Result<Capture> parse_capture(std::string_view bytes) {
         }
         break;
       }
-      out.records.push_back({type, std::string(payload)});
+      sink(type, payload);
     }
   }
+  return st;
+}
+
+}  // namespace
+
+Result<CaptureReadStatus> scan_capture(std::string_view bytes, const CaptureRecordSink& sink) {
+  BufferSource src(bytes);
+  return scan(src, sink);
+}
+
+Result<CaptureReadStatus> scan_capture_file(const std::string& path, const CaptureRecordSink& sink) {
+  auto f = open_regular_file(path);
+  if (!f) return f.error();
+  FileSource src(f->fd.get(), static_cast<uint64_t>(f->size));
+  auto st = scan(src, sink);
+  if (!st) return make_error(fmt::format("{}: {}", path, st.error().message), st.error().errno_value);
+  return st;
+}
+
+namespace {
+
+// Every record of a capture kept in memory, as scan_fn (a scan with a sink) yields them.
+template <typename ScanFn>
+Result<Capture> keep_all(ScanFn scan_fn) {
+  Capture out;
+  auto st = scan_fn([&](uint16_t type, std::string_view payload) {
+    out.records.push_back({type, std::string(payload)});
+  });
+  if (!st) return st.error();
+  out.status = std::move(*st);
   return out;
 }
 
+}  // namespace
+
+Result<Capture> parse_capture(std::string_view bytes) {
+  return keep_all([&](const CaptureRecordSink& sink) { return scan_capture(bytes, sink); });
+}
+
 Result<Capture> read_capture(const std::string& path) {
-  auto f = open_regular_file(path);
-  if (!f) return f.error();
-  auto data = read_bounded(f->fd.get(), static_cast<size_t>(f->size));
-  if (!data) return data.error();
-  auto c = parse_capture(data->data);
-  if (!c) return make_error(fmt::format("{}: {}", path, c.error().message), c.error().errno_value);
-  return c;
+  return keep_all([&](const CaptureRecordSink& sink) { return scan_capture_file(path, sink); });
 }
 
 }  // namespace memlens::collect

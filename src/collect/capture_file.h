@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -100,8 +101,19 @@ struct Capture {
   std::vector<CaptureRecord> records;  // in file order, the end record excluded
 };
 
-// Reads a capture from its bytes. Errors: not a capture, a newer format version (with what to do). A
-// capture cut short or with damaged chunks is read up to where it can be, and the status says so.
+// Called with each record of a capture in file order, the end record excluded; the payload is valid during
+// the call only.
+using CaptureRecordSink = std::function<void(uint16_t type, std::string_view payload)>;
+// Reads a capture's records one chunk at a time: beyond what sink keeps, memory holds one chunk (at most
+// kMaxChunkBytes inflated) whatever the capture's size. Errors as parse_capture; a capture cut short or with
+// damaged chunks is read up to where it can be, and the status says so.
+Result<CaptureReadStatus> scan_capture(std::string_view bytes, const CaptureRecordSink& sink);
+// The same from the file at path (a regular file, no symlink), read a chunk at a time.
+Result<CaptureReadStatus> scan_capture_file(const std::string& path, const CaptureRecordSink& sink);
+
+// Reads a capture from its bytes, every record kept in memory. Errors: not a capture, a newer format version
+// (with what to do). A capture cut short or with damaged chunks is read up to where it can be, and the status
+// says so.
 Result<Capture> parse_capture(std::string_view bytes);
 // Reads the capture at path (a regular file, no symlink) and parses it.
 Result<Capture> read_capture(const std::string& path);

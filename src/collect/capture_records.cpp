@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -216,6 +217,236 @@ Result<Event> decode_event_record(uint16_t type, std::string_view payload) {
     default:
       return make_error(fmt::format("record type {} is not an event", type), EINVAL);
   }
+}
+
+std::string encode_track_start(const TrackStart& t) {
+  Writer w;
+  w.put(t.ts_ns).put(t.pid).put(t.ppid).put(t.start_time_ns);
+  w.put(static_cast<uint8_t>(t.attached_late)).put(static_cast<uint8_t>(t.before_command_exec));
+  return w.take();
+}
+
+Result<TrackStart> decode_track_start(std::string_view payload) {
+  TrackStart t;
+  Reader r(payload);
+  r.get(t.ts_ns).get(t.pid).get(t.ppid).get(t.start_time_ns).get_bool(t.attached_late);
+  r.get_bool(t.before_command_exec);
+  if (!r.ok()) return make_error("a process-tracked record is shorter than its fields", EINVAL);
+  return t;
+}
+
+bool is_host_answer_record(uint16_t type) {
+  return (type >= kRecordProcessIdentity && type <= kRecordProcessEndState) || type == kRecordV8EndState;
+}
+
+uint16_t host_answer_record_type(const HostAnswer& a) {
+  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity, kRecordProcessSample, kRecordAddressSpaceSeed,
+                                        kRecordProcessEndState, kRecordV8EndState};
+  return kTypes[a.index()];
+}
+
+namespace {
+
+// The longest command line a record carries, in arguments.
+constexpr uint32_t kMaxArgs = 4096;
+// Attribution categories in one sample, at most.
+constexpr uint32_t kMaxCategories = 256;
+// Notes of one process, at most.
+constexpr uint32_t kMaxNotes = 4096;
+// Mappings in one seed, at most (the kernel's default vm.max_map_count is 65530).
+constexpr uint32_t kMaxMappings = 1u << 20;
+
+std::string encode(const ProcessIdentity& id) {
+  Writer w;
+  w.put(id.pid).put(id.start_time_ns).put(static_cast<uint8_t>(id.new_process));
+  w.put(std::bit_cast<uint64_t>(id.first_seen_s));
+  w.put_string(id.comm).put_string(id.exe).put(static_cast<uint32_t>(id.cmdline.size()));
+  for (const auto& a : id.cmdline) w.put_string(a);
+  w.put(id.minflt_at_start).put(id.majflt_at_start).put(id.thread_minflt_at_start);
+  w.put(id.thread_majflt_at_start);
+  return w.take();
+}
+
+std::string encode(const ProcessSample& s) {
+  Writer w;
+  const auto& m = s.sample;
+  w.put(s.pid).put(s.start_time_ns).put(std::bit_cast<uint64_t>(m.t_s));
+  w.put(m.rss.anon_bytes).put(m.rss.file_bytes).put(m.rss.shmem_bytes).put(m.rss.swap_bytes);
+  w.put(m.faults).put(m.events);
+  put_optional(w, m.js_heap_used_bytes);
+  put_optional(w, m.array_buffers_bytes);
+  put_optional(w, m.fds_open);
+  w.put(static_cast<uint32_t>(m.categories.size()));
+  for (const auto& [name, bytes] : m.categories) w.put_string(name).put(bytes);
+  w.put(s.rss_peak_bytes).put(s.minflt).put(s.majflt).put(s.faults_user).put(s.faults_kernel);
+  w.put(s.fault_sample_period).put(static_cast<uint8_t>(s.has_kernel_fault_counts));
+  w.put(s.lost_ring_full).put(s.lost_map_full);
+  w.put(static_cast<uint8_t>(s.at_exit)).put(static_cast<uint8_t>(s.exit_event)).put(s.wait_status);
+  w.put(static_cast<uint8_t>(s.figures_only));
+  return w.take();
+}
+
+// A mapping's permissions as bits: read, write, exec, shared.
+uint8_t map_bits(const proc::MapEntry& m) {
+  return static_cast<uint8_t>(m.read | m.write << 1 | m.exec << 2 | m.shared << 3);
+}
+
+std::string encode(const AddressSpaceSeed& seed) {
+  Writer w;
+  w.put(seed.pid).put(seed.start_time_ns).put(seed.now_ns).put(static_cast<uint32_t>(seed.maps.size()));
+  for (const auto& m : seed.maps) {
+    w.put(m.start).put(m.end).put(map_bits(m)).put(m.offset).put(m.dev_major).put(m.dev_minor).put(m.inode);
+    w.put_string(m.path);
+  }
+  return w.take();
+}
+
+std::string encode(const ProcessEndState& s) {
+  Writer w;
+  w.put(s.pid).put(s.start_time_ns).put(static_cast<uint32_t>(s.notes.size()));
+  for (const auto& n : s.notes) w.put_string(n);
+  w.put(s.holds).put(std::bit_cast<uint64_t>(s.held_s)).put(std::bit_cast<uint64_t>(s.untraced_s));
+  w.put_string(s.untraced_reason).put(static_cast<uint32_t>(s.lost_by_source.size()));
+  for (const auto& [source, l] : s.lost_by_source) {
+    w.put_string(source);
+    for (const auto& [cause, n] : l.by_cause()) w.put(n);
+  }
+  return w.take();
+}
+
+// The V8 state's fields beside its GCs, in one order for both directions: flags, strings, figures.
+template <typename V>
+auto v8_flags(V& v) {
+  return std::tie(v.probed, v.array_buffers_probed, v.array_buffers_counting,
+                  v.array_buffers_baseline_unknown, v.external_probed);
+}
+template <typename V>
+auto v8_strings(V& v) {
+  return std::tie(v.probe_source, v.holder_path, v.array_buffers_source);
+}
+template <typename V>
+auto v8_figures(V& v) {
+  return std::tie(v.array_buffer_live_bytes, v.array_buffer_peak_bytes, v.array_buffer_allocators,
+                  v.array_buffer_allocated_total, v.array_buffer_freed_total, v.array_buffer_allocations,
+                  v.array_buffer_frees, v.external_adjustments_bytes, v.external_adjustments);
+}
+
+std::string encode(const V8EndState& s) {
+  Writer w;
+  w.put(s.pid).put(s.start_time_ns);
+  std::apply([&](const auto&... b) { (w.put(static_cast<uint8_t>(b)), ...); }, v8_flags(s.v8));
+  std::apply([&](const auto&... str) { (w.put_string(str), ...); }, v8_strings(s.v8));
+  std::apply([&](const auto&... n) { (w.put(n), ...); }, v8_figures(s.v8));
+  put_optional(w, s.v8.heap_used_bytes);
+  put_optional(w, s.v8.heap_size_limit_bytes);
+  return w.take();
+}
+
+}  // namespace
+
+std::string encode_host_answer(const HostAnswer& a) {
+  return std::visit([](const auto& v) { return encode(v); }, a);
+}
+
+Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
+  Reader r(payload);
+  if (type == kRecordProcessIdentity) {
+    ProcessIdentity id;
+    uint32_t argc = 0;
+    uint64_t seen_bits = 0;
+    r.get(id.pid).get(id.start_time_ns).get_bool(id.new_process).get(seen_bits);
+    id.first_seen_s = std::bit_cast<double>(seen_bits);
+    r.get_string(id.comm, kMaxString).get_string(id.exe, kMaxString).get(argc);
+    if (argc > kMaxArgs) r.fail();
+    for (uint32_t i = 0; r.ok() && i < argc; ++i) r.get_string(id.cmdline.emplace_back(), kMaxString);
+    r.get(id.minflt_at_start).get(id.majflt_at_start).get(id.thread_minflt_at_start);
+    r.get(id.thread_majflt_at_start);
+    if (!r.ok()) return make_error("a process identity record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(id)};
+  }
+  if (type == kRecordProcessSample) {
+    ProcessSample s;
+    auto& m = s.sample;
+    uint64_t t_bits = 0;
+    uint32_t n = 0;
+    r.get(s.pid).get(s.start_time_ns).get(t_bits);
+    m.t_s = std::bit_cast<double>(t_bits);
+    r.get(m.rss.anon_bytes).get(m.rss.file_bytes).get(m.rss.shmem_bytes).get(m.rss.swap_bytes);
+    r.get(m.faults).get(m.events);
+    get_optional(r, m.js_heap_used_bytes);
+    get_optional(r, m.array_buffers_bytes);
+    get_optional(r, m.fds_open);
+    r.get(n);
+    if (n > kMaxCategories) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) {
+      std::string name;
+      uint64_t bytes = 0;
+      r.get_string(name, kMaxString).get(bytes);
+      // Written in order, each once: one encoding per sample.
+      if (!m.categories.empty() && name <= m.categories.rbegin()->first) r.fail();
+      m.categories[name] = bytes;
+    }
+    r.get(s.rss_peak_bytes).get(s.minflt).get(s.majflt).get(s.faults_user).get(s.faults_kernel);
+    r.get(s.fault_sample_period).get_bool(s.has_kernel_fault_counts);
+    r.get(s.lost_ring_full).get(s.lost_map_full);
+    r.get_bool(s.at_exit).get_bool(s.exit_event).get(s.wait_status).get_bool(s.figures_only);
+    if (!r.ok()) return make_error("a process sample record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(s)};
+  }
+  if (type == kRecordAddressSpaceSeed) {
+    AddressSpaceSeed seed;
+    uint32_t n = 0;
+    r.get(seed.pid).get(seed.start_time_ns).get(seed.now_ns).get(n);
+    if (n > kMaxMappings) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) {
+      auto& m = seed.maps.emplace_back();
+      uint8_t bits = 0;
+      r.get(m.start).get(m.end).get(bits).get(m.offset).get(m.dev_major).get(m.dev_minor).get(m.inode);
+      r.get_string(m.path, kMaxString);
+      if (bits > 15) r.fail();
+      m.read = bits & 1;
+      m.write = bits & 2;
+      m.exec = bits & 4;
+      m.shared = bits & 8;
+    }
+    if (!r.ok()) return make_error("an address-space seed record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(seed)};
+  }
+  if (type == kRecordV8EndState) {
+    V8EndState s;
+    r.get(s.pid).get(s.start_time_ns);
+    std::apply([&](auto&... b) { (r.get_bool(b), ...); }, v8_flags(s.v8));
+    std::apply([&](auto&... str) { (r.get_string(str, kMaxString), ...); }, v8_strings(s.v8));
+    std::apply([&](auto&... n) { (r.get(n), ...); }, v8_figures(s.v8));
+    get_optional(r, s.v8.heap_used_bytes);
+    get_optional(r, s.v8.heap_size_limit_bytes);
+    if (!r.ok()) return make_error("a V8 end-state record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(s)};
+  }
+  if (type == kRecordProcessEndState) {
+    ProcessEndState s;
+    uint32_t n = 0, sources = 0;
+    uint64_t held = 0, untraced = 0;
+    r.get(s.pid).get(s.start_time_ns).get(n);
+    if (n > kMaxNotes) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) r.get_string(s.notes.emplace_back(), kMaxString);
+    r.get(s.holds).get(held).get(untraced).get_string(s.untraced_reason, kMaxString).get(sources);
+    s.held_s = std::bit_cast<double>(held);
+    s.untraced_s = std::bit_cast<double>(untraced);
+    if (sources > kMaxCategories) r.fail();
+    for (uint32_t i = 0; r.ok() && i < sources; ++i) {
+      std::string source;
+      model::EventLoss l;
+      r.get_string(source, kMaxString).get(l.ring_full).get(l.map_full).get(l.malformed);
+      r.get(l.unknown_process).get(l.unpaired);
+      // Written in order, each once.
+      if (!s.lost_by_source.empty() && source <= s.lost_by_source.rbegin()->first) r.fail();
+      s.lost_by_source[source] = l;
+    }
+    if (!r.ok()) return make_error("a process end-state record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(s)};
+  }
+  return make_error(fmt::format("record type {} is not a host record", type), EINVAL);
 }
 
 CaptureEvents capture_events(const Capture& capture) {

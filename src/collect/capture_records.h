@@ -10,6 +10,7 @@
 
 #include "collect/capture_file.h"
 #include "collect/decode.h"
+#include "collect/trace_builder.h"
 #include "common/result.h"
 #include "symbolize/stack_profile.h"
 
@@ -28,6 +29,15 @@ enum CaptureRecordType : uint16_t {
   kRecordReportSnapshot = 34,  // the same, taken during the trace: what a capture cut short reports
   kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
   // 36-47: reserved for the capabilities' own state (V8 inspector objects, unwound frames).
+  // 48-63: what the live host contributes to the model, for a replay of the event stream:
+  kRecordTrackStart = 48,        // memlens started tracking a process by itself (collect/trace_builder.h)
+  kRecordProcessIdentity = 49,   // a process's identity as the host read it (HostAnswer)
+  kRecordProcessSample = 50,     // a process's timeline sample and kernel figures (HostAnswer)
+  kRecordAddressSpaceSeed = 51,  // a process's mappings as the host read them (HostAnswer)
+  kRecordProcessEndState = 52,   // notes, holds, untraced time, losses of a process at the end (HostAnswer)
+  kRecordTraceEnd = 53,
+  kRecordV8EndState = 54,  // what the V8 capability knew of a process at the end, its GCs aside (HostAnswer)
+                           // // the trace's end: duration, stop reason, probes, losses (JSON text)
 };
 
 // Whether type is an event record this build reads.
@@ -39,6 +49,17 @@ std::string encode_event(const Event& e);
 
 // The event a record holds. Errors: not an event record type, or a payload shorter than its fields.
 Result<Event> decode_event_record(uint16_t type, std::string_view payload);
+
+// A TrackStart as a record. Errors: a payload shorter than its fields.
+std::string encode_track_start(const TrackStart& t);
+Result<TrackStart> decode_track_start(std::string_view payload);
+
+// What the live host contributed, as a record: its type and payload, and back. Errors: not such a record
+// type, or a payload shorter than its fields.
+bool is_host_answer_record(uint16_t type);
+uint16_t host_answer_record_type(const HostAnswer& a);
+std::string encode_host_answer(const HostAnswer& a);
+Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload);
 
 // The events of a capture, in order, with what could not be read: record types this build does not know
 // (from a later memlens: skipped) and records that are malformed.

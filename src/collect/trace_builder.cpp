@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "collect/fd_events.h"
 #include "memlens/abi.h"
@@ -49,6 +50,116 @@ model::Process* TraceBuilder::track(pid_t pid, pid_t ppid, uint64_t start_time_n
   p.attached_late = attached_late;
   host_.read_new_process(p);
   return &p;
+}
+
+namespace {
+
+// The fields an identity record carries, in one order for both directions.
+template <typename P>
+auto identity_fields(P& p) {
+  return std::tie(p.comm, p.exe, p.cmdline);
+}
+template <typename P>
+auto start_fields(P& p) {
+  return std::tie(p.first_seen_s, p.minflt_at_start, p.majflt_at_start, p.thread_minflt_at_start,
+                  p.thread_majflt_at_start);
+}
+// Those of an end-state record, beside the untraced time.
+template <typename P>
+auto end_fields(P& p) {
+  return std::tie(p.notes, p.holds, p.held_s, p.lost_by_source);
+}
+
+}  // namespace
+
+ProcessIdentity identity_of(const model::Process& p, bool new_process) {
+  ProcessIdentity id;
+  id.pid = p.pid();
+  id.start_time_ns = p.start_time_ns;
+  id.new_process = new_process;
+  identity_fields(id) = identity_fields(p);
+  start_fields(id) = start_fields(p);
+  return id;
+}
+
+void apply_identity(model::Process& p, const ProcessIdentity& id) {
+  identity_fields(p) = identity_fields(id);
+  if (id.new_process) start_fields(p) = start_fields(id);
+}
+
+namespace {
+
+// The process figures a sample record carries, in one order for both directions.
+template <typename P>
+auto kernel_figures(P& p) {
+  return std::tie(p.rss_peak_bytes, p.minflt, p.majflt, p.faults_user, p.faults_kernel, p.fault_sample_period,
+                  p.has_kernel_fault_counts);
+}
+
+}  // namespace
+
+ProcessSample sample_of(const model::Process& p, const model::Sample& s) {
+  ProcessSample out;
+  out.pid = p.pid();
+  out.start_time_ns = p.start_time_ns;
+  out.sample = s;
+  kernel_figures(out) = kernel_figures(p);
+  if (auto it = p.lost_by_source.find("kernel"); it != p.lost_by_source.end()) {
+    out.lost_ring_full = it->second.ring_full;
+    out.lost_map_full = it->second.map_full;
+  }
+  return out;
+}
+
+void apply_sample(model::Process& p, const ProcessSample& s) {
+  p.rss = s.sample.rss;
+  kernel_figures(p) = kernel_figures(s);
+  auto& lost = p.lost_by_source["kernel"];
+  lost.ring_full = s.lost_ring_full;
+  lost.map_full = s.lost_map_full;
+  if (s.figures_only) return;
+  p.timeline.push_back(s.sample);
+  if (s.at_exit && !s.exit_event && p.alive()) {
+    p.exit_status = decode_wait_status(s.wait_status);
+    p.exited_at_s = s.sample.t_s;
+    p.notes.push_back(kExitWithoutEvent);
+    p.untraced.end_all(s.sample.t_s);
+  }
+}
+
+ProcessEndState end_state_of(const model::Process& p, double end_s) {
+  ProcessEndState s;
+  s.pid = p.pid();
+  s.start_time_ns = p.start_time_ns;
+  end_fields(s) = end_fields(p);
+  s.untraced_s = p.untraced.seconds(end_s);
+  if (p.untraced.any()) s.untraced_reason = p.untraced.reason();
+  return s;
+}
+
+void apply_end_state(model::Process& p, const ProcessEndState& s) {
+  end_fields(p) = end_fields(s);
+  // Closed stretches: their total and their reasons are all a report reads of them.
+  p.untraced = {};
+  if (!s.untraced_reason.empty()) p.untraced.add(s.untraced_s, s.untraced_reason);
+}
+
+V8EndState v8_end_state_of(const model::Process& p) {
+  V8EndState s{p.pid(), p.start_time_ns, p.v8};
+  s.v8.gcs.clear();
+  return s;
+}
+
+void apply_v8_end_state(model::Process& p, const V8EndState& s) {
+  auto gcs = std::move(p.v8.gcs);
+  p.v8 = s.v8;
+  p.v8.gcs = std::move(gcs);
+}
+
+model::Process* TraceBuilder::track(const TrackStart& t) {
+  auto* p = track(t.pid, t.ppid, t.start_time_ns, t.attached_late);
+  if (t.before_command_exec) p->before_command_exec = true;
+  return p;
 }
 
 void TraceBuilder::apply(const Event& event) {

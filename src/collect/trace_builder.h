@@ -8,10 +8,13 @@
 
 #include <map>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "collect/decode.h"
 #include "model/process.h"
 #include "model/trace.h"
+#include "proc/procfs.h"
 
 namespace memlens::collect {
 
@@ -47,6 +50,95 @@ class TraceHost {
   virtual bool capability_event(model::Process& p, const Event& e) = 0;
 };
 
+// A process memlens starts tracking by itself rather than from an event: the root of a trace, and in attach
+// mode the descendants it already has. A capture records it where it happened in the event stream.
+struct TrackStart {
+  uint64_t ts_ns = 0;  // CLOCK_BOOTTIME when tracking began
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  uint64_t start_time_ns = 0;
+  bool attached_late = false;
+  bool before_command_exec = false;  // memlens's own child, which then execs the command (run)
+};
+
+// What the live host read of a process when tracking began (its identity and fault counters then), or
+// after an exec (its identity only).
+struct ProcessIdentity {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  bool new_process = false;
+  double first_seen_s = 0;  // when tracking began (new_process)
+  std::string comm, exe;
+  std::vector<std::string> cmdline;
+  uint64_t minflt_at_start = 0, majflt_at_start = 0;
+  uint64_t thread_minflt_at_start = 0, thread_majflt_at_start = 0;
+};
+ProcessIdentity identity_of(const model::Process& p, bool new_process);
+void apply_identity(model::Process& p, const ProcessIdentity& id);
+
+// A timeline sample of a process as the live host took it (each interval, and at its exit), with the
+// process's kernel figures then.
+struct ProcessSample {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  model::Sample sample;
+  uint64_t rss_peak_bytes = 0, minflt = 0, majflt = 0, faults_user = 0, faults_kernel = 0;
+  uint32_t fault_sample_period = 0;
+  bool has_kernel_fault_counts = false;
+  uint64_t lost_ring_full = 0, lost_map_full = 0;  // the kernel's, for this process
+  // The last sample, taken at its exit: how the exit was seen (its kernel event, or the process found gone
+  // or reaped first) and the wait status then.
+  bool at_exit = false;
+  bool exit_event = false;
+  int32_t wait_status = 0;
+  // Not a sample: the figures of a process still alive at the end of the trace, read then.
+  bool figures_only = false;
+};
+ProcessSample sample_of(const model::Process& p, const model::Sample& s);
+// Appends the sample (unless figures_only) and sets p's figures; a last sample taken without its kernel exit
+// event marks p exited.
+void apply_sample(model::Process& p, const ProcessSample& s);
+
+// p's mappings as the host read them (when tracking began, at each exec), at its boot time now_ns.
+struct AddressSpaceSeed {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  uint64_t now_ns = 0;
+  std::vector<proc::MapEntry> maps;
+};
+
+// What the host and the capabilities noted of a process, as it stands at the end of the trace: its notes,
+// holds, the time it ran untraced and why, and its events lost by source.
+struct ProcessEndState {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  std::vector<std::string> notes;
+  uint32_t holds = 0;
+  double held_s = 0;
+  double untraced_s = 0;        // up to its exit, or the end of the trace
+  std::string untraced_reason;  // empty: never untraced
+  std::map<std::string, model::EventLoss> lost_by_source;
+};
+ProcessEndState end_state_of(const model::Process& p, double end_s);
+void apply_end_state(model::Process& p, const ProcessEndState& s);
+
+// What the V8 capability knew of a process at the end of the trace, its GCs aside (those are events).
+struct V8EndState {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  model::V8State v8;  // gcs left empty
+};
+V8EndState v8_end_state_of(const model::Process& p);
+void apply_v8_end_state(model::Process& p, const V8EndState& s);
+
+// What a process's model notes when its exit was seen without the kernel's exit event.
+inline constexpr const char* kExitWithoutEvent =
+    "exit seen without its kernel event; exit status may be unknown";
+
+// What the live host contributes to the model, as a capture records it for a replay.
+using HostAnswer =
+    std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState, V8EndState>;
+
 class TraceBuilder {
  public:
   TraceBuilder(model::Trace& trace, TraceHost& host) : trace_(trace), host_(host) {}
@@ -57,6 +149,7 @@ class TraceBuilder {
 
   // Starts tracking the process (pid, start time) unless it is tracked already.
   model::Process* track(pid_t pid, pid_t ppid, uint64_t start_time_ns, bool attached_late);
+  model::Process* track(const TrackStart& t);
 
   // Events of a pid no live process has.
   uint64_t unknown_process_events() const { return unknown_process_events_; }

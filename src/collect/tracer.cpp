@@ -89,13 +89,22 @@ void Tracer::sample_faults(model::Process& p, bool all_threads) {
 }
 
 void Tracer::refresh_identity(model::Process& p) {
+  read_identity(p);
+  answered(identity_of(p, false));
+}
+
+void Tracer::read_identity(model::Process& p) {
   if (auto st = proc::read_stat(p.pid())) p.comm = st->comm;
   if (auto exe = proc::read_exe(p.pid())) p.exe = *exe;
   if (auto args = proc::read_cmdline(p.pid())) p.cmdline = std::move(*args);
 }
 
 void Tracer::seed_address_space(model::Process& p) {
-  if (auto maps = proc::read_maps(p.pid())) p.address_space.seed(*maps, now_boot_ns());
+  auto maps = proc::read_maps(p.pid());
+  if (!maps) return;
+  uint64_t now = now_boot_ns();
+  p.address_space.seed(*maps, now);
+  if (on_host_answer_) answered(AddressSpaceSeed{p.pid(), p.start_time_ns, now, std::move(*maps)});
 }
 
 void Tracer::attach_probes(model::Process& p) {
@@ -148,8 +157,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   // The kernel needs the real start_boottime in ns; /proc gives ticks. The key uses ticks either way.
   if (auto s = session_->track(pid, *start); !s) return s;
   root_pid_ = pid;
-  auto* p = builder_.track(pid, ppid, *start, attached_late);
-  p->before_command_exec = !attached_late;
+  auto* p = start_tracking({now_boot_ns(), pid, ppid, *start, attached_late, !attached_late});
   sample_faults(*p, attached_late);
   attach_probes(*p);
   seed_address_space(*p);
@@ -163,7 +171,7 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
       queue.pop_back();
       auto cs = proc::read_start_time_ns(c);
       if (!cs || !session_->track(c, *cs)) continue;
-      auto* cp = builder_.track(c, pid, *cs, true);
+      auto* cp = start_tracking({now_boot_ns(), c, pid, *cs, true, false});
       sample_faults(*cp, true);
       attach_probes(*cp);
       seed_address_space(*cp);
@@ -172,6 +180,11 @@ Status Tracer::track_root(pid_t pid, bool attached_late) {
   }
   update_from_kernel(*p);
   return {};
+}
+
+model::Process* Tracer::start_tracking(const TrackStart& t) {
+  if (on_track_start_) on_track_start_(t);
+  return builder_.track(t);
 }
 
 int Tracer::handle_event(const void* data, size_t size) {
@@ -197,7 +210,8 @@ void Tracer::read_new_process(model::Process& p) {
       p.thread_majflt_at_start += ts->majflt;
     }
   }
-  refresh_identity(p);
+  read_identity(p);
+  answered(identity_of(p, true));
 }
 
 pid_t Tracer::parent_of(pid_t pid) {
@@ -304,10 +318,15 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   last.faults = p.minflt + p.majflt;
   last.events = p.events.total();
   for (auto& ext : extensions_) ext->on_sample(p, last);
+  auto recorded = sample_of(p, last);
+  recorded.at_exit = true;
+  recorded.exit_event = from_kernel_event;
+  recorded.wait_status = wait_status;
+  answered(recorded);
   p.timeline.push_back(last);
   p.exit_status = decode_wait_status(wait_status);
   p.exited_at_s = t_s;
-  if (!from_kernel_event) p.notes.push_back("exit seen without its kernel event; exit status may be unknown");
+  if (!from_kernel_event) p.notes.push_back(kExitWithoutEvent);
   for (auto& ext : extensions_) ext->on_untrack(p);
   p.untraced.end_all(t_s);
   retire_probes(p.pid());
@@ -371,6 +390,7 @@ void Tracer::sample() {
     s.faults = p->minflt + p->majflt;
     s.events = p->events.total();
     for (auto& ext : extensions_) ext->on_sample(*p, s);
+    answered(sample_of(*p, s));
     p->timeline.push_back(std::move(s));
   }
   check_vanished();
@@ -422,6 +442,11 @@ void Tracer::finish() {
       p->majflt = st->majflt - std::min(st->majflt, p->majflt_at_start);
       p->has_kernel_fault_counts = true;
     }
+    model::Sample now;
+    now.rss = p->rss;
+    auto figures = sample_of(*p, now);
+    figures.figures_only = true;
+    answered(figures);
   }
   for (auto& ext : extensions_) ext->on_finish(trace_);
   collect_losses();
@@ -429,6 +454,10 @@ void Tracer::finish() {
   for (auto* p : trace_.processes.live()) {
     for (auto& ext : extensions_) ext->on_untrack(*p);
     p->untraced.end_all(trace_.info.duration_s);
+  }
+  for (const auto& p : trace_.processes.all()) {
+    answered(end_state_of(*p, p->exited_at_s.value_or(trace_.info.duration_s)));
+    answered(v8_end_state_of(*p));
   }
   std::vector<pid_t> pids;
   for (const auto& [pid, probes] : probes_) pids.push_back(pid);

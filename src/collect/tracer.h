@@ -55,6 +55,10 @@ class Tracer : private TraceHost {
   void on_sample(std::function<void(const model::Trace&)> f) { on_sample_ = std::move(f); }
   // Called with each decoded event before it is applied (a recording keeps the event stream).
   void on_event(std::function<void(const Event&)> f) { on_event_ = std::move(f); }
+  // Called with what the host contributes to the model as it does (a recording keeps it for a replay).
+  void on_host_answer(std::function<void(const HostAnswer&)> f) { on_host_answer_ = std::move(f); }
+  // Called when memlens starts tracking a process by itself (track_root), before its events are applied.
+  void on_track_start(std::function<void(const TrackStart&)> f) { on_track_start_ = std::move(f); }
   // The wait status of the root, when the caller reaped it (run mode) before its exit event arrived.
   void set_root_wait_status(int status);
 
@@ -91,6 +95,11 @@ class Tracer : private TraceHost {
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
   void check_vanished();
   void collect_losses();
+  model::Process* start_tracking(const TrackStart& t);
+  void read_identity(model::Process& p);
+  void answered(const HostAnswer& a) {
+    if (on_host_answer_) on_host_answer_(a);
+  }
   // Marks p untraced for `what` from now on with `reason`, unless it is gone (a held process killed
   // before it ran has nothing untraced).
   void untraced_from_now(model::Process& p, const std::string& what, const std::string& reason);
@@ -110,6 +119,8 @@ class Tracer : private TraceHost {
   uint64_t next_tick_ns_ = 0;
   std::function<void(const model::Trace&)> on_sample_;
   std::function<void(const Event&)> on_event_;
+  std::function<void(const TrackStart&)> on_track_start_;
+  std::function<void(const HostAnswer&)> on_host_answer_;
   std::vector<std::unique_ptr<TraceExtension>> extensions_;
 };
 

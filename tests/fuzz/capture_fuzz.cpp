@@ -1,5 +1,6 @@
 // Fuzzes the capture reader (a capture comes from another host: its bytes are input like any other) and
-// the ring-buffer record decoder, and the stack-profile records (frame table and samples).
+// the ring-buffer record decoder, the stack-profile records (frame table and samples), and the records of
+// what the live host answered.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -20,6 +21,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto p = memlens::collect::decode_stack_profile(r.payload);
         if (p && memlens::collect::decode_stack_profile(memlens::collect::encode_stack_profile(*p))
                          ->samples.size() != p->samples.size())
+          __builtin_trap();
+      }
+      if (memlens::collect::is_host_answer_record(r.type)) {
+        auto a = memlens::collect::decode_host_answer(r.type, r.payload);
+        if (a && memlens::collect::encode_host_answer(*a) !=
+                     r.payload.substr(0, memlens::collect::encode_host_answer(*a).size()))
+          __builtin_trap();
+      }
+      if (r.type == memlens::collect::kRecordTrackStart) {
+        auto t = memlens::collect::decode_track_start(r.payload);
+        if (t && memlens::collect::encode_track_start(*t) !=
+                     r.payload.substr(0, memlens::collect::encode_track_start(*t).size()))
           __builtin_trap();
       }
       if (!memlens::collect::is_event_record(r.type)) continue;

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "../common/replay_compare.h"
 #include "support/harness.h"
 
 namespace memlens::testing {
@@ -70,6 +71,30 @@ TEST(Record, ReportWithoutTheBinariesOrPerfMapsGivesTheLiveProfiles) {
   // The JS function's name came from the perf map that is gone.
   EXPECT_NE(slurp(fs::path(replay) / "page_faults.folded").find("allocateReportBuffers"), std::string::npos);
   EXPECT_TRUE(slurp(fs::path(live) / "report.json") == slurp(fs::path(replay) / "report.json"));
+  // The event stream, applied again with the host's recorded answers, rebuilds what the live trace had.
+  expect_replay_rebuilds_live(capture, report);
+}
+
+// Attach mode: memlens tracks a process that already runs (attached late) and keeps it at the end; its
+// capture's event stream, applied again with the host's recorded answers, rebuilds what the live trace had,
+// the figures read at the end of the trace included.
+TEST(Record, AttachedCaptureReplaysToTheLiveFigures) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  Child node = Child::spawn({node_bin(), scenario("long_running"), "--duration", "30"}, dir.path(), "node");
+  auto ready = node.wait_for_event("ready", 20s);
+  ASSERT_TRUE(ready) << node.stderr_text();
+  std::string capture = dir.file("attach.mlcap"), live = dir.file("live");
+  Child m = Child::spawn({memlens_bin(), "record", "-q", "--interval", "0.5", "--duration", "2", "-o",
+                          capture, "--report-dir", live, "--pid", std::to_string(node.pid())},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+  kill(node.pid(), SIGTERM);
+  auto report = load_report(live);
+  ASSERT_FALSE(report["processes"].empty());
+  EXPECT_EQ(report["processes"][0]["attached_late"], true);
+  EXPECT_TRUE(report["processes"][0]["exit_status"].is_null()) << "the process outlived the trace";
+  expect_replay_rebuilds_live(capture, report);
 }
 
 // memlens killed (SIGKILL) while recording: the capture reports the trace up to its last snapshot and says

@@ -200,5 +200,41 @@ TEST_F(CaptureFileTest, MaxSizeIsNeverExceededEventsStopFirst) {
   EXPECT_EQ(events_read + c->status.events_dropped, events_sent);
 }
 
+// The file is read a chunk at a time; what it yields is what reading its bytes whole yields, damaged or not.
+TEST_F(CaptureFileTest, FileReadChunkByChunkYieldsWhatTheWholeBytesYield) {
+  auto w = CaptureWriter::create(path("a.mlcap"), {0, "1"});
+  ASSERT_TRUE(w);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(w->add(static_cast<uint16_t>(300 + i % 3), noise(static_cast<size_t>(i) * 900, i)));
+    if (i % 8 == 7) {
+      ASSERT_TRUE(w->flush());
+    }
+  }
+  ASSERT_TRUE(w->close());
+  std::string bytes = slurp(path("a.mlcap"));
+  std::string corrupt = bytes;
+  corrupt[bytes.size() / 2] ^= 0x5a;
+  for (const std::string& variant : {bytes, bytes.substr(0, bytes.size() * 2 / 3), corrupt}) {
+    auto whole = parse_capture(variant);
+    ASSERT_TRUE(whole) << whole.error().describe();
+    spit(path("v.mlcap"), variant);
+    std::vector<CaptureRecord> streamed;
+    auto st = scan_capture_file(path("v.mlcap"), [&](uint16_t type, std::string_view payload) {
+      streamed.push_back({type, std::string(payload)});
+    });
+    ASSERT_TRUE(st) << st.error().describe();
+    EXPECT_EQ(st->complete, whole->status.complete);
+    EXPECT_EQ(st->chunks, whole->status.chunks);
+    EXPECT_EQ(st->corrupt_chunks, whole->status.corrupt_chunks);
+    EXPECT_EQ(st->stopped_because, whole->status.stopped_because);
+    ASSERT_EQ(streamed.size(), whole->records.size());
+    for (size_t i = 0; i < streamed.size(); ++i) {
+      EXPECT_EQ(streamed[i].type, whole->records[i].type) << i;
+      EXPECT_EQ(streamed[i].payload, whole->records[i].payload) << i;
+    }
+  }
+  EXPECT_FALSE(scan_capture_file(path("absent.mlcap"), [](uint16_t, std::string_view) {}));
+}
+
 }  // namespace
 }  // namespace memlens::collect

@@ -192,5 +192,105 @@ TEST(CaptureRecords, StackProfileRoundTripsWithOneEntryPerFrame) {
     EXPECT_FALSE(decode_stack_profile(payload.substr(0, n))) << n;
 }
 
+std::vector<HostAnswer> host_answers() {
+  ProcessIdentity id;
+  id.pid = 77;
+  id.start_time_ns = 1ull << 50;
+  id.new_process = true;
+  id.first_seen_s = 0.1 + 0.2;  // not exact in binary: its bits must survive
+  id.comm = "node";
+  id.exe = "/usr/bin/node";
+  id.cmdline = {"node", "", "a b"};
+  id.minflt_at_start = 1;
+  id.majflt_at_start = 2;
+  id.thread_minflt_at_start = 3;
+  id.thread_majflt_at_start = 4;
+  ProcessSample s;
+  s.pid = 77;
+  s.start_time_ns = 5;
+  s.sample.t_s = 1.0 / 3;
+  s.sample.rss = {10, 20, 30, 40};
+  s.sample.faults = 50;
+  s.sample.events = 60;
+  s.sample.array_buffers_bytes = 0;  // present and zero, not absent
+  s.sample.fds_open = 7;
+  s.sample.categories = {{"js_heap", 1}, {"code", 2}};
+  s.rss_peak_bytes = 99;
+  s.minflt = 8;
+  s.fault_sample_period = 256;
+  s.has_kernel_fault_counts = true;
+  s.lost_map_full = 3;
+  s.at_exit = true;
+  s.wait_status = 9;
+  AddressSpaceSeed seed;
+  seed.pid = 77;
+  seed.now_ns = 123;
+  seed.maps.push_back({0x1000, 0x3000, true, false, true, false, 0x200, 8, 1, 4242, "/usr/bin/node"});
+  seed.maps.push_back({0x7000, 0x8000, true, true, false, true, 0, 0, 0, 0, ""});
+  ProcessEndState end;
+  end.pid = 77;
+  end.notes = {"one", ""};
+  end.holds = 2;
+  end.held_s = 0.1;
+  end.untraced_s = 1e-9;
+  end.untraced_reason = "a; b";
+  end.lost_by_source["kernel"].ring_full = 5;
+  end.lost_by_source["v8"].unpaired = 6;
+  V8EndState v8;
+  v8.pid = 77;
+  v8.v8.probed = true;
+  v8.v8.probe_source = "usdt";
+  v8.v8.array_buffers_source = "allocation_probes";
+  v8.v8.heap_size_limit_bytes = 1ull << 32;
+  v8.v8.array_buffer_frees = 11;
+  v8.v8.external_adjustments_bytes = -5;
+  v8.v8.external_probed = true;
+  return {id, s, seed, end, v8};
+}
+
+TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
+  for (const auto& a : host_answers()) {
+    uint16_t type = host_answer_record_type(a);
+    EXPECT_TRUE(is_host_answer_record(type));
+    EXPECT_FALSE(is_event_record(type));
+    std::string payload = encode_host_answer(a);
+    auto back = decode_host_answer(type, payload);
+    ASSERT_TRUE(back) << back.error().describe();
+    EXPECT_EQ(back->index(), a.index());
+    EXPECT_EQ(encode_host_answer(*back), payload) << type;
+    for (size_t n = 0; n < payload.size(); ++n)
+      EXPECT_FALSE(decode_host_answer(type, payload.substr(0, n))) << type << " cut at " << n;
+    EXPECT_TRUE(decode_host_answer(type, payload + std::string(8, '\x7f'))) << type;
+  }
+  auto answers = host_answers();
+  auto id = decode_host_answer(kRecordProcessIdentity, encode_host_answer(answers[0]));
+  ASSERT_TRUE(id);
+  EXPECT_EQ(std::get<ProcessIdentity>(*id).cmdline, std::get<ProcessIdentity>(answers[0]).cmdline);
+  EXPECT_EQ(std::get<ProcessIdentity>(*id).first_seen_s, 0.1 + 0.2);
+  auto s = decode_host_answer(kRecordProcessSample, encode_host_answer(answers[1]));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(std::get<ProcessSample>(*s).sample.t_s, 1.0 / 3);
+  EXPECT_EQ(std::get<ProcessSample>(*s).sample.array_buffers_bytes, std::optional<uint64_t>(0));
+  EXPECT_FALSE(std::get<ProcessSample>(*s).sample.js_heap_used_bytes.has_value());
+  auto seed = decode_host_answer(kRecordAddressSpaceSeed, encode_host_answer(answers[2]));
+  ASSERT_TRUE(seed);
+  const auto& maps = std::get<AddressSpaceSeed>(*seed).maps;
+  ASSERT_EQ(maps.size(), 2u);
+  EXPECT_TRUE(maps[0].exec && !maps[0].write && maps[0].path == "/usr/bin/node");
+  EXPECT_TRUE(maps[1].shared && maps[1].write && maps[1].path.empty());
+  EXPECT_FALSE(decode_host_answer(kRecordProcEvent, encode_host_answer(answers[0])));
+}
+
+TEST(CaptureRecords, TrackStartRoundTripsAndIsRefusedCutShort) {
+  TrackStart t{1ull << 60, 10, 9, 1ull << 40, true, false};
+  std::string payload = encode_track_start(t);
+  auto back = decode_track_start(payload);
+  ASSERT_TRUE(back) << back.error().describe();
+  EXPECT_EQ(encode_track_start(*back), payload);
+  EXPECT_TRUE(back->attached_late);
+  EXPECT_FALSE(back->before_command_exec);
+  for (size_t n = 0; n < payload.size(); ++n) EXPECT_FALSE(decode_track_start(payload.substr(0, n))) << n;
+}
+
 }  // namespace
 }  // namespace memlens::collect
