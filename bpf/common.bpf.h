@@ -79,7 +79,8 @@ struct {
 
 struct ml_js_scratch {
   struct ml_js_frames f;
-  __u32 n;  // JS frames found by the last walk on this CPU
+  __u32 n;                       // JS frames found by the last walk on this CPU
+  __u64 fp[ML_MAX_STACK_DEPTH];  // each frame's frame pointer, noted by the walk (0: none)
 };
 
 struct {
@@ -157,8 +158,11 @@ struct ml_walk {
   __u64 ip, sp, bp, hash;
   __u32 n;
   __u32 ip_is_return;  // ip is a return address: its call is at ip - 1 (a noreturn call may end a function)
-  const struct ml_js_proc* js;  // the process's V8 frame layout, null when it has none
-  struct ml_js_scratch* jsf;    // the JS frames' functions go here (with js only)
+  // With a process that has a V8 frame layout: the walk notes each frame's frame pointer in jsf, and a
+  // second pass reads the JS frames' functions. Not in the frame step itself: its branches multiplied
+  // with the unwinder's, and each program that captures stacks took twice as long to load.
+  struct ml_js_scratch* jsf;
+  __u32 has_js;
 };
 
 static __always_inline __u64 hash_step(__u64 h, __u64 ip) {
@@ -170,13 +174,22 @@ static __always_inline __u64 hash_step(__u64 h, __u64 ip) {
 // frames' functions.
 static __always_inline void js_walk_begin(struct ml_walk* w) {
   __u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
-  w->jsf = bpf_map_lookup_elem(&ml_js_scratch, &zero);
-  if (!w->jsf) return;
-  w->jsf->n = 0;
-  w->js = bpf_map_lookup_elem(&ml_js_procs, &tgid);
-  if (!w->js) return;
-  __builtin_memset(&w->jsf->f, 0, sizeof(w->jsf->f));
-  w->jsf->f.pid = tgid;
+  struct ml_js_scratch* jsf = bpf_map_lookup_elem(&ml_js_scratch, &zero);
+  if (!jsf) return;
+  jsf->n = 0;
+  if (!bpf_map_lookup_elem(&ml_js_procs, &tgid)) return;
+  __builtin_memset(&jsf->f, 0, sizeof(jsf->f));
+  __builtin_memset(jsf->fp, 0, sizeof(jsf->fp));
+  jsf->f.pid = tgid;
+  w->jsf = jsf;
+  w->has_js = 1;
+}
+
+// In the frame step, before stepping: the frame pointer of the frame whose pc is ips[n - 1].
+static __always_inline void js_note_frame(struct ml_walk* w) {
+  struct ml_js_scratch* jsf = w->jsf;
+  if (!jsf || w->n == 0) return;
+  jsf->fp[(w->n - 1) & (ML_MAX_STACK_DEPTH - 1)] = w->bp;
 }
 
 // The frame whose frame pointer is fp is the one of the last pc recorded (ips[n - 1]). When that pc is in
@@ -184,12 +197,14 @@ static __always_inline void js_walk_begin(struct ml_walk* w) {
 // typed (stub) frame, whose context slot then holds a Smi frame-type marker. The JSFunction's
 // SharedFunctionInfo identifies the function: kept with the frame, and in the stack's hash, since the same
 // code (an interpreter builtin) runs many functions. Userspace checks the object is one before naming it.
-static __always_inline void js_frame(struct ml_walk* w, __u64 fp) {
-  const struct ml_js_proc* js = w->js;
-  struct ml_js_scratch* jsf = w->jsf;
-  if (!js || !jsf || w->n == 0) return;
-  __u32 i = (w->n - 1) & (ML_MAX_STACK_DEPTH - 1);
-  __u64 pc = w->s->ips[i];
+// The tagged SharedFunctionInfo of the frame whose pc and frame pointer are given, 0 when it is not a JS
+// frame of a process with a layout. A global function: the verifier checks it once, on its own; inlined
+// into the frame step, its branches multiplied with the unwinder's and the stack-capturing programs took
+// seconds to load.
+__noinline __u64 ml_js_frame_function(__u64 pc, __u64 fp) {
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  const struct ml_js_proc* js = bpf_map_lookup_elem(&ml_js_procs, &tgid);
+  if (!js) return 0;
   bool in_v8 = false;
   for (__u32 r = 0; r < ML_JS_CODE_RANGES; r++) {
     if (r >= js->n_ranges) break;
@@ -198,24 +213,38 @@ static __always_inline void js_frame(struct ml_walk* w, __u64 fp) {
       break;
     }
   }
-  if (!in_v8) return;
+  if (!in_v8) return 0;
   __u64 slots[2] = {0, 0}, context = 0, function = 0, sfi = 0;
   if (js->off_fp_context == js->off_fp_function + 8) {  // adjacent slots (every V8 so far): one read
-    if (bpf_probe_read_user(slots, sizeof(slots), (void*)(fp + (__s64)js->off_fp_function)) != 0) return;
+    if (bpf_probe_read_user(slots, sizeof(slots), (void*)(fp + (__s64)js->off_fp_function)) != 0) return 0;
     function = slots[0];
     context = slots[1];
   } else if (bpf_probe_read_user(&context, sizeof(context), (void*)(fp + (__s64)js->off_fp_context)) != 0 ||
              bpf_probe_read_user(&function, sizeof(function), (void*)(fp + (__s64)js->off_fp_function)) !=
                  0) {
-    return;
+    return 0;
   }
-  if ((context & 3) != 1 || (function & 3) != 1) return;
+  if ((context & 3) != 1 || (function & 3) != 1) return 0;
   if (bpf_probe_read_user(&sfi, sizeof(sfi), (void*)(function - 1 + js->off_function_shared)) != 0 ||
       (sfi & 3) != 1)
-    return;
+    return 0;
+  return sfi;
+}
+
+// The second pass, one frame: a bpf_loop callback. Returns 1 to stop.
+static long js_one_frame(__u64 index, struct ml_walk* w) {
+  struct ml_js_scratch* jsf = w->jsf;
+  struct ml_user_stack* s = w->s;
+  if (!jsf || !s) return 1;
+  __u32 i = index & (ML_MAX_STACK_DEPTH - 1);
+  __u64 fp = jsf->fp[i];
+  if (fp == 0) return 0;
+  __u64 sfi = ml_js_frame_function(s->ips[i], fp);
+  if (sfi == 0) return 0;
   jsf->f.sfi[i] = sfi - 1;
   jsf->n++;
   w->hash = hash_step(w->hash, sfi);
+  return 0;
 }
 
 // The caller's registers of one frame.
@@ -337,7 +366,7 @@ static long walk_one_frame(__u64 index, struct ml_walk* w) {
     count_unwind(ML_UNWIND_END_DEPTH);
     return 1;
   }
-  js_frame(w, w->bp);  // before the step: w->bp is still this frame's frame pointer
+  if (w->has_js) js_note_frame(w);  // before the step: w->bp is still this frame's frame pointer
   struct ml_frame_regs caller = {};
   int done = unwind_by_table(w, &caller);
   if (done == 0) done = unwind_by_frame_pointer(w, &caller);
@@ -394,6 +423,7 @@ static __always_inline void walk_user_stack(struct pt_regs* regs, __u64 return_s
     w.ip_is_return = 1;
   }
   bpf_loop(ML_MAX_STACK_DEPTH, walk_one_frame, &w, 0);
+  if (w.has_js) bpf_loop(w.n, js_one_frame, &w, 0);
   s->hash = w.hash;
 }
 

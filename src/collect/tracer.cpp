@@ -357,7 +357,13 @@ void Tracer::check_vanished() {
     auto start = proc::read_start_time_ns(p->pid());
     bool same = start && model::start_time_ns_to_ticks(*start) == p->key().start_time_ticks;
     if (same) {
-      // A zombie has released its memory already; its exit event tells the rest.
+      // A zombie has released its memory already; its exit event tells the rest. One still live here after
+      // the drain exited before the kernel side followed it (while memlens attached) or its event was lost:
+      // /proc still has its wait status. (A leader that called pthread_exit is a zombie too while its other
+      // threads run: num_threads tells them apart.)
+      auto st = proc::read_stat(p->pid());
+      if (st && st->state == 'Z' && st->num_threads <= 1)
+        mark_exited(*p, st->exit_code, trace_.seconds_since_start(now_boot_ns()), false);
       continue;
     }
     // Its exit event was lost (counted by the kernel as ring_full), or it was never followed by the kernel.

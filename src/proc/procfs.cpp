@@ -244,6 +244,8 @@ std::optional<Stat> parse_stat(std::string_view text) {
             parse_num(f[11], st.utime_ticks) && parse_num(f[12], st.stime_ticks) &&
             parse_num(f[19], st.start_time_ticks) && parse_num(f[21], st.rss_pages);
   if (!ok) return std::nullopt;
+  (void)parse_num(f[17], st.num_threads);
+  if (f.size() > 49) (void)parse_num(f[49], st.exit_code);
   return st;
 }
 

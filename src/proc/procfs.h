@@ -66,6 +66,9 @@ struct Stat {
   uint64_t utime_ticks = 0, stime_ticks = 0;
   uint64_t start_time_ticks = 0;  // since boot, in clock ticks (USER_HZ)
   uint64_t rss_pages = 0;
+  uint32_t num_threads = 0;
+  // A zombie's wait status (field 52, Linux 3.5+): what its parent's wait would return; 0 while it runs.
+  int exit_code = 0;
 };
 std::optional<Stat> parse_stat(std::string_view text);
 

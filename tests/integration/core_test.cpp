@@ -151,7 +151,9 @@ TEST(Core, AttachToRunningNode) {
 TEST(Core, TargetExitingMidTraceIsReported) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  Child node = Child::spawn({node_bin(), scenario("exit_midway"), "--duration", "2"}, dir.path(), "node");
+  // Exits 8 s after it is ready: after memlens has attached (loading the programs that walk stacks by
+  // unwind tables takes a few seconds).
+  Child node = Child::spawn({node_bin(), scenario("exit_midway"), "--duration", "8"}, dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 20s)) << node.stderr_text();
   Child m = Child::spawn(
       {memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "30", "-q", "-o", dir.file("out")},

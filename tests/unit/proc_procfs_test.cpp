@@ -2,9 +2,11 @@
 // and against text a traced process can twist: names with spaces and parentheses, malformed lines.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -129,6 +131,29 @@ TEST(ProcStat, CommWithSpacesAndParentheses) {
   EXPECT_EQ(st->stime_ticks, 98u);
   EXPECT_EQ(st->start_time_ticks, 8812345u);
   EXPECT_EQ(st->rss_pages, 46951u);
+  EXPECT_EQ(st->num_threads, 11u);
+  EXPECT_EQ(st->exit_code, 0);  // a kernel older than 3.5 writes no field 52: no wait status
+}
+
+TEST(ProcStat, ZombieCarriesItsWaitStatus) {
+  // A real zombie's stat: a child of this test that exited with status 3.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(3);
+  std::optional<Stat> st;
+  for (int i = 0; i < 500; ++i) {  // until the child is a zombie (its parent has not waited)
+    if (auto r = read_stat(child)) st = *r;
+    if (st && st->state == 'Z') break;
+    usleep(2000);
+  }
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, 'Z');
+  EXPECT_EQ(st->num_threads, 1u);
+  EXPECT_TRUE(WIFEXITED(st->exit_code));
+  EXPECT_EQ(WEXITSTATUS(st->exit_code), 3);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_EQ(status, st->exit_code);  // what the parent's wait returns
 }
 
 TEST(ProcStat, TruncatedOrMalformedIsRefused) {
