@@ -288,12 +288,19 @@ __noinline long ml_find_row(__u32 first, __u32 count, __u32 pc) {
   return lo - 1;
 }
 
-// One frame by the unwind table of w->ip's file. Returns 1 when done (out filled), 0 when there is no
-// usable row (the frame pointer decides), -1 when the walk ends here (its cause counted).
-static __always_inline int unwind_by_table(struct ml_walk* w, struct ml_frame_regs* out) {
-  struct ml_unwind_proc* proc = w->proc;
+// One frame by the unwind table of pc's file (ip: the frame's pc; sp, bp: its registers). Returns 1 when
+// done (out filled), 0 when there is no usable row (the frame pointer decides), -1 when the walk ends here
+// (its cause counted). A global function, checked once by the verifier on its own: inlined into the frame
+// step (a bpf_loop callback, which the verifier walks once per iteration until its states repeat), its
+// branches made every program that captures stacks take several times longer to load. It finds the
+// process's mappings itself (a pointer cannot be passed in).
+__noinline int ml_unwind_by_table(__u64 ip, __u64 sp, __u64 bp, __u32 ip_is_return,
+                                  struct ml_frame_regs* out) {
+  if (!out) return 0;
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct ml_unwind_proc* proc = bpf_map_lookup_elem(&ml_unwind_procs, &tgid);
   if (!proc) return 0;
-  __u64 pc = w->ip_is_return ? w->ip - 1 : w->ip;
+  __u64 pc = ip_is_return ? ip - 1 : ip;
   struct ml_unwind_mapping* m = find_mapping(proc, pc);
   if (!m || m->row_count == 0) return 0;
   __u64 vaddr = pc - m->bias;
@@ -309,11 +316,11 @@ static __always_inline int unwind_by_table(struct ml_walk* w, struct ml_frame_re
   }
   __u64 cfa;
   if (r->cfa_kind == ML_CFA_RSP)
-    cfa = w->sp + r->cfa_offset;
+    cfa = sp + r->cfa_offset;
   else if (r->cfa_kind == ML_CFA_RBP)
-    cfa = w->bp + r->cfa_offset;
+    cfa = bp + r->cfa_offset;
   else if (r->cfa_kind == ML_CFA_PLT)
-    cfa = w->sp + r->cfa_offset + ((w->ip & 15) >= (__u64)r->rbp_offset ? 8 : 0);
+    cfa = sp + r->cfa_offset + ((ip & 15) >= (__u64)r->rbp_offset ? 8 : 0);
   else {
     count_unwind(ML_UNWIND_FP_FALLBACK);
     return 0;
@@ -322,7 +329,7 @@ static __always_inline int unwind_by_table(struct ml_walk* w, struct ml_frame_re
     count_unwind(ML_UNWIND_END_UNREADABLE);
     return -1;
   }
-  out->bp = w->bp;
+  out->bp = bp;
   if (r->rbp_kind == ML_RBP_AT_CFA) {
     if (bpf_probe_read_user(&out->bp, sizeof(out->bp), (void*)(cfa + r->rbp_offset)) != 0) {
       count_unwind(ML_UNWIND_END_UNREADABLE);
@@ -368,7 +375,7 @@ static long walk_one_frame(__u64 index, struct ml_walk* w) {
   }
   if (w->has_js) js_note_frame(w);  // before the step: w->bp is still this frame's frame pointer
   struct ml_frame_regs caller = {};
-  int done = unwind_by_table(w, &caller);
+  int done = w->proc ? ml_unwind_by_table(w->ip, w->sp, w->bp, w->ip_is_return, &caller) : 0;
   if (done == 0) done = unwind_by_frame_pointer(w, &caller);
   if (done < 0) return 1;
   if (caller.ip == 0) {  // glibc's outermost frames end the frame-pointer chain with a null return address
