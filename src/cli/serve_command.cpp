@@ -201,7 +201,11 @@ class Agent {
       if (cg.first) out.sample("memlens_cgroup_memory_limit_bytes", {{"container", container}}, *cg.first);
       if (cg.second) out.sample("memlens_cgroup_memory_usage_bytes", {{"container", container}}, *cg.second);
     }
-    for (const auto& [container, n] : oom_kills_)
+    // 0 for every container with a traced process until a kill is seen: a counter that appears only at its
+    // first increment hides that increment from increase() and rate(), and so from the alert rules.
+    std::map<std::string, uint64_t> kills = oom_kills_;
+    for (const auto& [container, cg] : cgroups) kills.try_emplace(container, 0);
+    for (const auto& [container, n] : kills)
       out.sample("memlens_oom_kills_total", {{"container", container}}, n);
     if (now_s - pruned_at_s_ >= kPruneEveryS) prune_stacks(trace, now_s);
     health_metrics(out, trace, now_s);

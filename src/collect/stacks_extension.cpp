@@ -149,10 +149,15 @@ void StacksExtension::finalize(model::Process& p) {
   collect_kernel_stacks(p);
   symbolize_into(p, p.stacks, sym, samples_);
   p.stacks.clear();
-  bool no_js_names =
-      (!sym || !sym->perf_map() || sym->perf_map()->size() == 0) && !js_.reads_js_frames(p.pid());
-  if (sym && no_js_names && !sym->perf_map_problem().empty() && p.comm.find("node") != std::string::npos)
-    p.notes.push_back("JS frames are unnamed: " + sym->perf_map_problem());
+  bool no_perf_map_names = !sym || !sym->perf_map() || sym->perf_map()->size() == 0;
+  // A perf map that could not be used is said either way (a hostile or broken file is worth knowing of),
+  // with what named the JS frames instead, if anything did.
+  bool from_v8 = js_.reads_js_frames(p.pid());
+  if (sym && no_perf_map_names && !sym->perf_map_problem().empty() &&
+      p.comm.find("node") != std::string::npos && !(from_v8 && sym->perf_map_absent()))
+    p.notes.push_back(from_v8 ? "JS frames are named from V8's metadata, not from the perf map: " +
+                                    sym->perf_map_problem()
+                              : "JS frames are unnamed: " + sym->perf_map_problem());
   js_.forget(p);
   tracked_.erase(p.pid());
 }

@@ -107,6 +107,7 @@ Status ProcessSymbolizer::refresh_perf_map() {
   Status s = perf_map_->refresh();
   if (s.ok()) {
     perf_map_problem_.clear();
+    perf_map_absent_ = false;
     const PerfMapStats& st = perf_map_->map().stats();
     std::string cut =
         fmt::format("it is larger than {} bytes: only its first part was read", options_.perf_map.max_bytes);
@@ -122,7 +123,8 @@ Status ProcessSymbolizer::refresh_perf_map() {
       perf_map_problem_ = fmt::format("perf map {}: {}", perf_map_->path(), cut);
     return s;
   }
-  if (s.error().errno_value == ENOENT)
+  perf_map_absent_ = s.error().errno_value == ENOENT;
+  if (perf_map_absent_)
     perf_map_problem_ = fmt::format(
         "process {} has no perf map ({}): JS frames stay unnamed; start node with --perf-basic-prof "
         "(or --perf-basic-prof-only-functions) to name them",

@@ -77,6 +77,8 @@ class ProcessSymbolizer {
   const std::vector<proc::MapEntry>& maps() const { return maps_; }
   // Empty when a perf map was read; otherwise why there are no JS names, in words for the user.
   const std::string& perf_map_problem() const { return perf_map_problem_; }
+  // The process has no perf map file at all (node started without --perf-basic-prof): not a broken one.
+  bool perf_map_absent() const { return perf_map_absent_; }
   const PerfMap* perf_map() const { return perf_map_ ? &perf_map_->map() : nullptr; }
   const ProcessSymbolizerStats& stats() const { return stats_; }
   // Heap bytes of this process's state (maps, perf map), not counting the shared modules.
@@ -102,6 +104,7 @@ class ProcessSymbolizer {
   std::unordered_map<std::string, std::string> module_errors_;
   std::unique_ptr<PerfMapReader> perf_map_;
   std::string perf_map_problem_;
+  bool perf_map_absent_ = false;
   ProcessSymbolizerStats stats_;
 };
 

@@ -232,6 +232,13 @@ TEST_F(ServeTest, ScrapedFiguresProfilesAndSeriesOfOneProcess) {
   EXPECT_EQ(samples_of(text, "memlens_build_info").size(), 1u);
   EXPECT_FALSE(samples_of(text, "process_cpu_seconds_total").empty());
   EXPECT_FALSE(samples_of(text, "memlens_events_lost_total", {{"cause", "ring_full"}}).empty());
+  // The families of a traced Node process, and the OOM kill counter at 0 before any kill (a counter that
+  // appeared only at its first kill would hide that kill from increase() in the alert rules).
+  for (const char* name :
+       {"memlens_process_open_fds", "memlens_process_open_sockets", "memlens_nodejs_heap_committed_bytes",
+        "memlens_verdict", "memlens_growth_bytes_per_second"})
+    EXPECT_FALSE(samples_of(text, name, {{"pid", spid}}).empty()) << name;
+  EXPECT_FALSE(samples_of(text, "memlens_oom_kills_total").empty());
 
   // Every profile the index lists for it reads in go tool pprof, whole and for the last 5 seconds.
   auto index = memlens_client().Get("/");
