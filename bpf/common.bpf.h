@@ -45,8 +45,10 @@ struct ml_user_stack {
   __u64 hash;                     // of the frames; userspace reads ips only
 };
 
+// Entries are allocated as stacks come: a stack takes 1 KiB, and most traces keep a few thousand.
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(max_entries, 16384);  // set by userspace
   __type(key, __u32);
   __type(value, struct ml_user_stack);
@@ -89,6 +91,18 @@ struct {
   __type(key, __u32);
   __type(value, struct ml_js_scratch);
 } ml_js_scratch SEC(".maps");
+
+// Clears size bytes at p. clang's BPF backend writes a memset out as stores only up to a limit (there is
+// no memset to call): larger ones go in pieces, the loop unrolled at compile time, with a compiler barrier
+// after each so that the optimizer does not merge them back into one.
+#define ML_MEMSET_PIECE 512u
+#define ml_zero(p, size)                                                                               \
+  do {                                                                                                 \
+    _Pragma("unroll") for (__u32 _o = 0; _o < (size); _o += ML_MEMSET_PIECE) {                         \
+      __builtin_memset((char*)(p) + _o, 0, (size)-_o < ML_MEMSET_PIECE ? (size)-_o : ML_MEMSET_PIECE); \
+      asm volatile("" ::: "memory");                                                                   \
+    }                                                                                                  \
+  } while (0)
 
 static __always_inline void count_loss(__u32 reason) {
   __u64* v = bpf_map_lookup_elem(&ml_loss, &reason);
@@ -137,6 +151,13 @@ struct {
 } ml_unwind_procs SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ML_UNWIND_MAX_FILES);
+  __type(key, struct ml_unwind_file_key);
+  __type(value, struct ml_unwind_file);
+} ml_unwind_files SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, ML_UNWIND_STATS);
   __type(key, __u32);
@@ -178,8 +199,8 @@ static __always_inline void js_walk_begin(struct ml_walk* w) {
   if (!jsf) return;
   jsf->n = 0;
   if (!bpf_map_lookup_elem(&ml_js_procs, &tgid)) return;
-  __builtin_memset(&jsf->f, 0, sizeof(jsf->f));
-  __builtin_memset(jsf->fp, 0, sizeof(jsf->fp));
+  ml_zero(&jsf->f, sizeof(jsf->f));
+  ml_zero(jsf->fp, sizeof(jsf->fp));
   jsf->f.pid = tgid;
   w->jsf = jsf;
   w->has_js = 1;
@@ -270,6 +291,42 @@ static __always_inline struct ml_unwind_mapping* find_mapping(struct ml_unwind_p
   return NULL;
 }
 
+// A mapping of the current process that userspace has not listed yet, found in its address space: the
+// file of the VMA holding pc, if its table is loaded (ml_unwind_files).
+struct ml_vma_lookup {
+  struct ml_unwind_mapping m;
+  __u32 found;
+};
+
+static long ml_vma_to_mapping(struct task_struct* task, struct vm_area_struct* vma, struct ml_vma_lookup* l) {
+  struct file* file = BPF_CORE_READ(vma, vm_file);
+  if (!file) return 0;  // anonymous: V8's JIT code, which keeps its frame pointers
+  struct ml_unwind_file_key key = {.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev),
+                                   .ino = BPF_CORE_READ(file, f_inode, i_ino)};
+  struct ml_unwind_file* f = bpf_map_lookup_elem(&ml_unwind_files, &key);
+  if (!f) return 0;
+  __u64 start = BPF_CORE_READ(vma, vm_start), offset = BPF_CORE_READ(vma, vm_pgoff) << 12;
+  if (offset < f->seg_start || offset >= f->seg_end) return 0;
+  l->m.start = start;
+  l->m.end = BPF_CORE_READ(vma, vm_end);
+  l->m.bias = start - offset + f->delta;
+  l->m.first_row = f->first_row;
+  l->m.row_count = f->row_count;
+  l->found = 1;
+  return 0;
+}
+
+// Fills out with the mapping of pc found in the current process's address space; 1 when found. A global
+// function: its helper call and callback are checked once.
+__noinline int ml_mapping_from_kernel(__u64 pc, struct ml_unwind_mapping* out) {
+  if (!out) return 0;
+  struct ml_vma_lookup l = {};
+  if (bpf_find_vma(bpf_get_current_task_btf(), pc, ml_vma_to_mapping, &l, 0) != 0 || !l.found) return 0;
+  *out = l.m;
+  count_unwind(ML_UNWIND_MAPPED_BY_KERNEL);
+  return 1;
+}
+
 // The index of the last row of [first, first + count) starting at or before pc, -1 when none. A global
 // function: the verifier checks it once, on its own, where its loop inlined into the frame step made the
 // step's states multiply past the verifier's limit.
@@ -302,6 +359,8 @@ __noinline int ml_unwind_by_table(__u64 ip, __u64 sp, __u64 bp, __u32 ip_is_retu
   if (!proc) return 0;
   __u64 pc = ip_is_return ? ip - 1 : ip;
   struct ml_unwind_mapping* m = find_mapping(proc, pc);
+  struct ml_unwind_mapping found;
+  if (!m && (proc->flags & ML_UNWIND_PROC_ASK_KERNEL) && ml_mapping_from_kernel(pc, &found) == 1) m = &found;
   if (!m || m->row_count == 0) return 0;
   __u64 vaddr = pc - m->bias;
   if (vaddr > 0xffffffffULL) return 0;
@@ -449,7 +508,7 @@ static __always_inline long capture_user_stack(struct pt_regs* regs, __u64 retur
   __u32 zero = 0;
   struct ml_user_stack* s = bpf_map_lookup_elem(&ml_stack_scratch, &zero);
   if (!s) return -1;
-  __builtin_memset(s, 0, sizeof(*s));
+  ml_zero(s, sizeof(*s));
   walk_user_stack(regs, return_slot, return_address, s);
   __u32 id = (__u32)(s->hash ^ (s->hash >> 31)) & 0x7fffffff;
   struct ml_user_stack* have = bpf_map_lookup_elem(&ml_stacks, &id);

@@ -19,7 +19,7 @@
 #define ML_ABI_VERSION 1
 #define ML_COMM_LEN 16
 #define ML_PATH_LEN 256
-#define ML_MAX_STACK_DEPTH 64
+#define ML_MAX_STACK_DEPTH 128
 
 // Ring-buffer event types. Address-space events come from uprobes on the C library's wrappers of the
 // tracked processes; process events from the sched tracepoints.
@@ -76,8 +76,8 @@ ML_STATIC_ASSERT(sizeof(struct ml_event_header) == 24, "ml_event_header size");
 // mmap/munmap/mremap/brk/madvise, reported when the call returns (result known).
 struct ml_mm_event {
   struct ml_event_header h;
-  __u64 addr;       // mmap: hint; munmap/madvise: start; mremap: old address; brk: requested break
-  __u64 len_bytes;  // mmap/munmap/madvise: length; mremap: old length
+  __u64 addr;           // mmap: hint; munmap/madvise: start; mremap: old address; brk: requested break
+  __u64 len_bytes;      // mmap/munmap/madvise: length; mremap: old length
   __u64 new_len_bytes;  // mremap: new length
   __s64 result;         // mmap/mremap: mapped address or -errno; others: 0 or -1
   __u32 prot;           // mmap: PROT_*
@@ -292,7 +292,6 @@ struct ml_tracked {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_tracked) == 24, "ml_tracked size");
 
-
 // Per-process V8 frame layout for naming JS frames (the ml_js_procs map, keyed by tgid): set by userspace
 // only for processes whose V8 metadata (v8dbg_* symbols) it understands, so the others pay nothing. While
 // walking the stack, a frame whose pc lies in one of the code ranges (V8's embedded builtins, its JIT code)
@@ -348,27 +347,46 @@ struct ml_unwind_row {
 };
 ML_STATIC_ASSERT(sizeof(struct ml_unwind_row) == 16, "ml_unwind_row size");
 struct ml_unwind_mapping {
-  __u64 start, end;  // [start, end) of the executable mapping
-  __u64 bias;        // file vaddr = address - bias
+  __u64 start, end;            // [start, end) of the executable mapping
+  __u64 bias;                  // file vaddr = address - bias
   __u32 first_row, row_count;  // the file's rows in ml_unwind_rows
 };
 ML_STATIC_ASSERT(sizeof(struct ml_unwind_mapping) == 32, "ml_unwind_mapping size");
+// ml_unwind_proc.flags: the process has just exec'd and the dynamic loader is mapping its libraries, whose
+// mappings userspace writes only once it has read them: a pc outside every listed mapping is looked up in
+// the process's address space (its file in ml_unwind_files). Cleared once userspace has the mappings: the
+// lookup would cost for every JIT frame.
+#define ML_UNWIND_PROC_ASK_KERNEL 1u
 struct ml_unwind_proc {
   __u32 count;  // mappings in use, sorted by start
-  __u32 _pad;
+  __u32 flags;  // ML_UNWIND_PROC_*
   struct ml_unwind_mapping m[ML_UNWIND_MAX_MAPPINGS];
 };
+// A file whose table is loaded, by the kernel's own identity of it: the device of its superblock in the
+// kernel's encoding (major << 20 | minor) and its inode. What the walker needs to turn a mapping of it that
+// userspace has not listed yet into an ml_unwind_mapping (see ML_UNWIND_PROC_ASK_KERNEL).
+#define ML_UNWIND_MAX_FILES 1024
+struct ml_unwind_file_key {
+  __u64 dev, ino;
+};
+struct ml_unwind_file {
+  __u64 seg_start, seg_end;    // file offsets of its executable segment: [page-aligned start, end)
+  __u64 delta;                 // that segment's file offset - vaddr: bias = map start - map offset + delta
+  __u32 first_row, row_count;  // its rows in ml_unwind_rows
+};
+ML_STATIC_ASSERT(sizeof(struct ml_unwind_file) == 32, "ml_unwind_file size");
 // What the walks did, per CPU (ml_unwind_stats index): diagnostics shown in report.json's "unwind".
 enum ml_unwind_stat {
   ML_UNWIND_WALKS = 0,
-  ML_UNWIND_FRAMES_CFI = 1,     // frames stepped by an unwind table
-  ML_UNWIND_FRAMES_FP = 2,      // frames stepped by frame pointer (JIT code, no table)
-  ML_UNWIND_FP_FALLBACK = 3,    // of those, pcs whose table row was unsupported
-  ML_UNWIND_END_OUTERMOST = 4,  // walk ended at a frame whose return address is undefined (complete)
-  ML_UNWIND_END_DEPTH = 5,      // walk cut at ML_MAX_STACK_DEPTH frames
-  ML_UNWIND_END_UNREADABLE = 6,  // a saved register or return address could not be read
-  ML_UNWIND_END_BAD_FRAME = 7,   // the next frame does not climb the stack (frame-pointer chain ended)
-  ML_UNWIND_STATS = 8,
+  ML_UNWIND_FRAMES_CFI = 1,        // frames stepped by an unwind table
+  ML_UNWIND_FRAMES_FP = 2,         // frames stepped by frame pointer (JIT code, no table)
+  ML_UNWIND_FP_FALLBACK = 3,       // of those, pcs whose table row was unsupported
+  ML_UNWIND_END_OUTERMOST = 4,     // walk ended at a frame whose return address is undefined (complete)
+  ML_UNWIND_END_DEPTH = 5,         // walk cut at ML_MAX_STACK_DEPTH frames
+  ML_UNWIND_END_UNREADABLE = 6,    // a saved register or return address could not be read
+  ML_UNWIND_END_BAD_FRAME = 7,     // the next frame does not climb the stack (frame-pointer chain ended)
+  ML_UNWIND_MAPPED_BY_KERNEL = 8,  // a frame's mapping found in the address space (not listed yet)
+  ML_UNWIND_STATS = 9,
 };
 
 #endif  // MEMLENS_ABI_H

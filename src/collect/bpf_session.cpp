@@ -77,6 +77,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   rows = std::clamp<uint64_t>(rows, 1, uint64_t{1} << 30);
   bpf_map__set_max_entries(skel->maps.ml_unwind_rows, static_cast<uint32_t>(rows));
   bpf_map__set_max_entries(skel->maps.ml_unwind_procs, opts.capture_stacks ? opts.max_processes : 1);
+  bpf_map__set_max_entries(skel->maps.ml_unwind_files, tables ? ML_UNWIND_MAX_FILES : 1);
 
   prepare_uprobe_programs(skel->obj);
   int err = memlens_bpf__load(skel);
@@ -123,6 +124,7 @@ Status BpfSession::load_faults(const SessionOptions& opts) {
                            {f->maps.ml_js_frames, skel_->maps.ml_js_frames},
                            {f->maps.ml_unwind_rows, skel_->maps.ml_unwind_rows},
                            {f->maps.ml_unwind_procs, skel_->maps.ml_unwind_procs},
+                           {f->maps.ml_unwind_files, skel_->maps.ml_unwind_files},
                            {f->maps.ml_unwind_stats, skel_->maps.ml_unwind_stats}};
   for (const auto& m : shared) {
     int err = bpf_map__reuse_fd(m.theirs, bpf_map__fd(m.ours));
@@ -303,6 +305,10 @@ LossCounts BpfSession::read_losses() const {
 
 int BpfSession::unwind_procs_fd() const {
   return bpf_map__fd(skel_->maps.ml_unwind_procs);
+}
+
+int BpfSession::unwind_files_fd() const {
+  return bpf_map__fd(skel_->maps.ml_unwind_files);
 }
 
 std::array<uint64_t, ML_UNWIND_STATS> BpfSession::read_unwind_stats() const {

@@ -110,6 +110,7 @@ class BpfSession {
   ml_unwind_row* unwind_rows() const { return unwind_rows_; }
   uint32_t unwind_row_capacity() const { return unwind_row_capacity_; }
   int unwind_procs_fd() const;
+  int unwind_files_fd() const;  // ml_unwind_files: each loaded file by the kernel's identity
   // What the stack walks did (enum ml_unwind_stat), summed over the CPUs.
   std::array<uint64_t, ML_UNWIND_STATS> read_unwind_stats() const;
   // User stack of a stack id (innermost first), empty if unknown.

@@ -18,8 +18,11 @@ constexpr uint64_t kPageBytes = 4096;
 void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec) {
   if (p.before_command_exec) return;  // memlens's own image: symbolizing starts at the command's exec
   // The new image's own file and the dynamic loader are mapped already: the first stacks can use them.
+  // After exec, until the image is loaded, the kernel finds the libraries' mappings itself as the loader
+  // makes them: the faults of the loader, the C library's start-up and the first threads come before
+  // memlens has read them.
   if (after_exec) unwind_.forget(p.pid());
-  unwind_.update(p.pid());
+  unwind_.update(p.pid(), after_exec);
   unwind_.preload_needed(p.pid());
   // After exec the old image's symbols are of no use for the stacks to come, but stacks recorded before
   // exec belong to the old image: symbolize those first.
@@ -41,7 +44,7 @@ void StacksExtension::refresh(model::Process& p, bool force_maps) {
   if (force_maps || p.events.total() != it->second.events_at_refresh) {
     // The unwind tables first: until the kernel has them, the stacks through the new libraries end at
     // their first frame without a frame pointer (the symbolizer only reads).
-    unwind_.update(p.pid());
+    unwind_.update(p.pid(), !it->second.image_loaded);
     (void)it->second.symbolizer->refresh_maps();
     it->second.events_at_refresh = p.events.total();
   }

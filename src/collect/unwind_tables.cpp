@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 
 #include "elf/cfi_table.h"
 #include "node/library_search.h"
@@ -91,34 +93,62 @@ const UnwindTables::FileTable& UnwindTables::table_of_file(int fd, const std::st
   }
   std::string key = (*elf)->build_id().empty() ? identity : "build-id:" + (*elf)->build_id();
   keys_[identity] = key;
-  if (auto have = files_.find(key); have != files_.end()) return have->second;
-  auto t = load(**elf, fd, name);
-  if (!t) {
-    failed_.push_back({name, t.error().describe()});
-    return files_[key] = FileTable{};
+  auto have = files_.find(key);
+  if (have == files_.end()) {
+    auto t = load(**elf, fd, name);
+    if (!t) failed_.push_back({name, t.error().describe()});
+    have = files_.emplace(key, t ? std::move(*t) : FileTable{}).first;
   }
-  return files_[key] = std::move(*t);
+  // Another file of the same build-id (a copy, another container's layer) shares the rows, under its own
+  // identity.
+  publish_file(fd, have->second);
+  return have->second;
+}
+
+void UnwindTables::publish_file(int fd, const FileTable& t) {
+  if (!t.ok || files_published_ >= ML_UNWIND_MAX_FILES) return;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return;
+  auto seg = std::find_if(t.segments.begin(), t.segments.end(), [](const auto& s) { return s.exec; });
+  if (seg == t.segments.end()) return;
+  // The kernel's dev_t (MKDEV) is major << 20 | minor, not the C library's encoding.
+  ml_unwind_file_key key{(uint64_t{major(st.st_dev)} << 20) | minor(st.st_dev), st.st_ino};
+  ml_unwind_file value{};
+  value.seg_start = seg->file_offset & ~(kPage - 1);
+  value.seg_end = seg->file_offset + seg->filesz;
+  value.delta = seg->file_offset - seg->vaddr;
+  value.first_row = t.first_row;
+  value.row_count = t.row_count;
+  if (bpf_map_update_elem(session_.unwind_files_fd(), &key, &value, BPF_NOEXIST) == 0) ++files_published_;
 }
 
 void UnwindTables::preload_needed(pid_t pid) {
   if (!session_.unwind_rows()) return;
   auto exe = proc::read_exe(pid);
   if (!exe) return;
-  auto f = open_in_process_root(pid, *exe, false);
-  if (!f) return;
-  auto elf = elf::ElfFile::open(f->fd.get(), *exe);
-  if (!elf) return;
-  for (const auto& name : (*elf)->dynamic_info().needed) {
-    auto path = node::find_needed_library(pid, *exe, name);
-    if (!path) continue;
-    auto lib = open_in_process_root(pid, *path, false);
-    if (!lib) continue;
-    std::string identity = fmt::format("preload:{}:{}", lib->device, lib->inode);
-    if (!keys_.count(identity)) (void)table_of_file(lib->fd.get(), *path, identity);
+  // The libraries the loader will map, and theirs in turn (node's libnode needs libuv, whose threads
+  // allocate too), as many as a Node binary holds.
+  constexpr size_t kMaxObjects = 64;
+  std::vector<std::string> objects = {*exe};
+  std::set<std::string> seen = {*exe};
+  for (size_t i = 0; i < objects.size() && objects.size() < kMaxObjects; ++i) {
+    auto f = open_in_process_root(pid, objects[i], false);
+    if (!f) continue;
+    auto elf = elf::ElfFile::open(f->fd.get(), objects[i]);
+    if (!elf) continue;
+    for (const auto& name : (*elf)->dynamic_info().needed) {
+      auto path = node::find_needed_library(pid, objects[i], name);
+      if (!path || !seen.insert(*path).second) continue;
+      auto lib = open_in_process_root(pid, *path, false);
+      if (!lib) continue;
+      std::string identity = fmt::format("preload:{}:{}", lib->device, lib->inode);
+      if (!keys_.count(identity)) (void)table_of_file(lib->fd.get(), *path, identity);
+      if (objects.size() < kMaxObjects) objects.push_back(*path);
+    }
   }
 }
 
-void UnwindTables::update(pid_t pid) {
+void UnwindTables::update(pid_t pid, bool loader_mapping) {
   if (!session_.unwind_rows()) return;
   auto maps = proc::read_maps(pid);
   if (!maps) return;  // the process is gone: nothing to unwind
@@ -144,17 +174,21 @@ void UnwindTables::update(pid_t pid) {
   std::sort(mappings.begin(), mappings.end(),
             [](const ml_unwind_mapping& a, const ml_unwind_mapping& b) { return a.start < b.start; });
   if (mappings.size() > ML_UNWIND_MAX_MAPPINGS) mappings.resize(ML_UNWIND_MAX_MAPPINGS);
+  uint32_t flags = loader_mapping ? ML_UNWIND_PROC_ASK_KERNEL : 0;
   auto& written = written_[pid];
-  if (written.size() == mappings.size() &&
-      std::equal(written.begin(), written.end(), mappings.begin(),
+  if (written.flags == flags && written.mappings.size() == mappings.size() &&
+      std::equal(written.mappings.begin(), written.mappings.end(), mappings.begin(),
                  [](const auto& a, const auto& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }))
     return;
   ml_unwind_proc value{};
   value.count = static_cast<uint32_t>(mappings.size());
+  value.flags = flags;
   std::copy(mappings.begin(), mappings.end(), value.m);
   __u32 key = static_cast<__u32>(pid);
-  if (bpf_map_update_elem(session_.unwind_procs_fd(), &key, &value, BPF_ANY) == 0)
-    written = std::move(mappings);
+  if (bpf_map_update_elem(session_.unwind_procs_fd(), &key, &value, BPF_ANY) == 0) {
+    written.mappings = std::move(mappings);
+    written.flags = flags;
+  }
 }
 
 void UnwindTables::forget(pid_t pid) {
@@ -172,9 +206,15 @@ model::UnwindInfo UnwindTables::info() const {
   u.compile_ms = compile_ms_;
   u.failed = failed_;
   auto k = session_.read_unwind_stats();
-  const char* names[ML_UNWIND_STATS] = {
-      "walks",          "frames_by_table",      "frames_by_frame_pointer", "unsupported_rows",
-      "ended_complete", "ended_at_depth_limit", "ended_unreadable",        "ended_bad_frame"};
+  const char* names[ML_UNWIND_STATS] = {"walks",
+                                        "frames_by_table",
+                                        "frames_by_frame_pointer",
+                                        "unsupported_rows",
+                                        "ended_complete",
+                                        "ended_at_depth_limit",
+                                        "ended_unreadable",
+                                        "ended_bad_frame",
+                                        "mappings_found_by_kernel"};
   for (size_t i = 0; i < ML_UNWIND_STATS; ++i) u.walks[names[i]] = k[i];
   return u;
 }

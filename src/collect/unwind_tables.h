@@ -24,11 +24,14 @@ class UnwindTables {
   explicit UnwindTables(BpfSession& session) : session_(session) {}
 
   // Reads pid's executable mappings and gives the kernel their tables (compiling the files not seen yet).
-  // Cheap when nothing changed since the last call.
-  void update(pid_t pid);
+  // Cheap when nothing changed since the last call. loader_mapping: the process has just exec'd and its
+  // libraries are being mapped: the kernel looks up what is not listed yet (ML_UNWIND_PROC_ASK_KERNEL);
+  // the next call without it ends that.
+  void update(pid_t pid, bool loader_mapping = false);
   // At exec, before the dynamic loader has mapped anything: compiles the tables of the libraries the new
-  // image needs (where the loader will find them), so that update() has only their mappings to write once
-  // they are mapped, while the process runs on.
+  // image needs, directly or through another library (where the loader will find them), and gives them to
+  // the kernel by file identity: it finds their mappings itself as the loader makes them, until update()
+  // has read them.
   void preload_needed(pid_t pid);
   // pid exited or exec'd: its mappings are no longer valid.
   void forget(pid_t pid);
@@ -45,11 +48,18 @@ class UnwindTables {
   // The table of an open file, compiled unless one of the same build-id (else identity) is loaded.
   const FileTable& table_of_file(int fd, const std::string& name, const std::string& identity);
   Result<FileTable> load(const elf::ElfFile& elf, int fd, const std::string& name);
+  // Gives the kernel the file open at fd (its identity as the kernel names it) with table t.
+  void publish_file(int fd, const FileTable& t);
 
   BpfSession& session_;
   std::map<std::string, FileTable> files_;   // by build-id, else device/inode/mtime
   std::map<std::string, std::string> keys_;  // "dev:inode:mtime" of a file seen -> its key in files_
-  std::map<pid_t, std::vector<ml_unwind_mapping>> written_;
+  struct Written {
+    std::vector<ml_unwind_mapping> mappings;
+    uint32_t flags = 0;
+  };
+  std::map<pid_t, Written> written_;
+  size_t files_published_ = 0;
   uint32_t rows_used_ = 0;
   double compile_ms_ = 0;
   std::vector<model::UnwindInfo::Failed> failed_;

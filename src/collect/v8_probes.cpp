@@ -49,6 +49,8 @@ bpf_program* V8Extension::program_for(node::ProbePurpose purpose) {
       return progs->ml_v8_ext_decrease;
     case ProbePurpose::external_memory_update:
       return progs->ml_v8_ext_update;
+    case ProbePurpose::heap_committed:
+      return nullptr;  // top's own GC probes read it (collect/v8_gc_probes.h), not the tracer
   }
   return nullptr;
 }
