@@ -172,6 +172,10 @@ int BPF_PROG(ml_fork, struct task_struct* parent, struct task_struct* child) {
   } else {
     struct ml_proc_stats s = {.start_time_ns = t.start_time_ns};
     bpf_map_update_elem(&ml_proc_stats, &child_tgid, &s, BPF_ANY);
+    // The child's address space is its parent's: so are its mappings with unwind tables, from its first
+    // instruction (userspace reads the child's own once it has handled this event).
+    struct ml_unwind_proc* mappings = bpf_map_lookup_elem(&ml_unwind_procs, &parent_tgid);
+    if (mappings) bpf_map_update_elem(&ml_unwind_procs, &child_tgid, mappings, BPF_NOEXIST);
   }
 
   // The event first: a child held without userspace knowing would wait for the end of the trace.

@@ -227,8 +227,11 @@ EntryShare entry_share(const std::string& path) {
   for_each_folded(path, [&](const std::string& line, const std::string& stack, int64_t v) {
     std::string root = stack.substr(0, stack.find(';'));
     e.total += v;
-    // The loader's own entry (_start of ld.so) has no symbol: it is named by its file.
-    bool reaches = root.rfind("ld-linux-x86-64.so.2+", 0) == 0;
+    // The loader's own entry (_start of ld.so) has no symbol: it is named by its file; so is the _start of
+    // a stripped executable (the libnode layout's wrapper runs sh and unshare), the only caller of
+    // __libc_start_main.
+    bool reaches =
+        root.rfind("ld-linux-x86-64.so.2+", 0) == 0 || stack.find(";__libc_start_main;") == root.size();
     for (const char* name : kEntries) reaches |= root == name;
     if (reaches)
       e.reaching += v;
