@@ -38,12 +38,14 @@
 #     programs with and without reading JS frames for naming them from V8's metadata (no target: shown).
 #
 #   - heap snapshots (run once per heap, not in rounds: a snapshot of a heap of millions of objects takes
-#     minutes): node holding BENCH_SNAPSHOT_MB (100 and 500) MB of small objects (bench/snapshot_heap.js),
-#     memlens attached with --js-objects for 10 s (a baseline snapshot 5 s after the inspector opens, one
-#     at the trace's end, diffed against it); per snapshot V8's pause and memlens's own peak RSS over its
-#     RSS just before (reading the snapshot, then summarizing or diffing it) against V8's heap used
-#     (target < 1: memlens's memory for a snapshot stays below the target's heap); a heap is skipped, saying
-#     so, when the host lacks the ~40x the heap that V8 itself needs to write such a snapshot.
+#     minutes): node holding a heap of plain objects (bench/snapshot_heap.js), for each of BENCH_SNAPSHOT_HEAPS
+#     (MB:RECORD_BYTES, default "100:0 500:256": 100 MB of objects of one number, the worst case, and 500
+#     MB of records that each hold their own string of 256 characters, as a cache does), memlens attached
+#     with --js-objects for 10 s (a baseline snapshot 5 s after the inspector opens, one at the trace's end,
+#     diffed against it); per snapshot V8's pause and memlens's own peak RSS over its RSS just before
+#     (reading the snapshot, then summarizing or diffing it) against V8's heap used (target < 1: memlens's
+#     memory for a snapshot stays below the target's heap); a heap is skipped, saying so, when the host
+#     lacks what V8 itself needs to write its snapshot (about 1.6 KB per object measured here).
 #
 # Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts,unwind,jsframes,
 # snapshots; all by default),
@@ -546,19 +548,26 @@ fi
 if want snapshots; then
   echo
   echo "Heap snapshots (one run per heap; the machine may be shared, so pauses vary from run to run):"
-    for mb in ${BENCH_SNAPSHOT_MB:-100 500}; do
-    # V8 itself needs far more than the heap to write a snapshot of millions of small objects: node's RSS
-    # rose by about 37x the heap here (1.9 GB for a heap of 49 MiB, past 18 GB for 421 MiB). Run only
-    # when the host has that much available.
+  for heap in ${BENCH_SNAPSHOT_HEAPS:-100:0 500:256}; do
+    mb=${heap%%:*} record_bytes=${heap##*:}
+    # V8 itself needs far more than the heap to write a snapshot of millions of objects, in proportion to
+    # their number: node's RSS rose by about 1.6 KB per object here (1.9 GB for 1.2 M objects in 49 MiB,
+    # past 18 GB for 10 M in 421 MiB). A record is two objects (the object, its string). Run only when
+    # the host has that much available.
+    if ((record_bytes > 0)); then objects=$((mb * 1048576 / (record_bytes + 56) * 2)); else objects=$((mb * 1048576 / 40)); fi
+    need_mb=$((objects * 1600 / 1048576))
     avail_mb=$(awk '/^MemAvailable:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
-    if ((avail_mb < mb * 40)); then
-      result "snapshot ${mb} MB: memlens/heap" "" "<=" 1 \
-        "(not run: V8 needs about $((mb * 40 / 1024)) GB to write this snapshot and the host has $((avail_mb / 1024)) GB available)"
+    label="${mb} MB"
+    ((record_bytes > 0)) && label="${mb} MB of ${record_bytes}-character records"
+    if ((avail_mb < need_mb)); then
+      result "snapshot ${label}: memlens/heap" "" "<=" 1 \
+        "(not run: V8 needs about $((need_mb / 1024)) GB to write this snapshot and the host has $((avail_mb / 1024)) GB available)"
       continue
     fi
-    dir=$WORK/snapshot-$mb
+    dir=$WORK/snapshot-$mb-$record_bytes
     mkdir -p "$dir"
     node --max-old-space-size=$((mb * 4 + 1024)) --expose-gc "$BENCH_DIR/snapshot_heap.js" --mb "$mb" \
+      --record-bytes "$record_bytes" \
       >"$dir/node.out" 2>&1 &
     heap_pid=$!
     for ((i = 0; i < 1800; i++)); do
@@ -566,12 +575,12 @@ if want snapshots; then
       kill -0 "$heap_pid" 2>/dev/null || break
       sleep 0.5
     done
-    grep -q '"ready"' "$dir/node.out" || die "the $mb MB heap did not build: $(tail -3 "$dir/node.out")"
+    grep -q '"ready"' "$dir/node.out" || die "the ${label} heap did not build: $(tail -3 "$dir/node.out")"
     "$MEMLENS" attach "$heap_pid" --duration 10 --js-objects -q -o "$dir/out" >/dev/null 2>"$dir/memlens.err"
     rc=$?
     kill "$heap_pid" 2>/dev/null
     wait "$heap_pid" 2>/dev/null
-    [ "$rc" -eq 0 ] || die "memlens attach on the $mb MB heap failed (exit $rc): $(tail -3 "$dir/memlens.err")"
+    [ "$rc" -eq 0 ] || die "memlens attach on the ${label} heap failed (exit $rc): $(tail -3 "$dir/memlens.err")"
     # One line per snapshot: reason pause_ms heap_used_bytes rss_before_bytes peak_bytes nodes json_bytes
     mapfile -t rows < <(node -e '
       const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -579,12 +588,12 @@ if want snapshots; then
         console.log([s.reason.replace(/ /g, "_"), s.ok ? s.pause_ms : -1, s.heap_used_bytes,
           s.memlens_rss_before_bytes, s.memlens_peak_rss_bytes, s.nodes, s.json_bytes].join(" "));' \
       "$dir/out/report.json")
-    ((${#rows[@]})) || die "the $mb MB heap's report lists no snapshot"
+    ((${#rows[@]})) || die "the ${label} heap's report lists no snapshot"
     for row in "${rows[@]}"; do
       read -r reason pause heap before peak nodes json <<<"$row"
-      [ "$pause" != -1 ] || die "the $reason snapshot of the $mb MB heap failed: see $dir/out/report.json"
+      [ "$pause" != -1 ] || die "the $reason snapshot of the ${label} heap failed: see $dir/out/report.json"
       share=$(awk -v p="$peak" -v b="$before" -v h="$heap" 'BEGIN { printf "%.2f", (p - b) / h }')
-      result "snapshot ${mb} MB ($reason): memlens/heap" "$share" "<=" 1 \
+      result "snapshot ${label} ($reason): memlens/heap" "$share" "<=" 1 \
         "$(awk -v p="$peak" -v b="$before" -v h="$heap" -v t="$pause" -v n="$nodes" -v j="$json" 'BEGIN {
           printf "(pause %.1f s; memlens +%.0f MB (peak %.0f MB) for a heap of %.0f MB, %.1f M objects, %.0f MB of JSON)",
             t / 1000, (p - b) / 1048576, p / 1048576, h / 1048576, n / 1e6, j / 1048576 }')"
