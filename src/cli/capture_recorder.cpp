@@ -64,6 +64,23 @@ nlohmann::json trace_end_metadata(const model::TraceInfo& info) {
     for (const auto& [cause, n] : l.by_cause()) j["loss_by_source"][source][cause] = n;
   j["stacks_lost"] = info.stacks_lost;
   j["events_received"] = info.events_received;
+  if (info.unwind.enabled) {
+    const auto& u = info.unwind;
+    nlohmann::json failed = nlohmann::json::array();
+    for (const auto& f : u.failed) failed.push_back({{"file", f.file}, {"reason", f.reason}});
+    j["unwind"] = {{"budget_bytes", u.budget_bytes}, {"used_bytes", u.used_bytes}, {"files", u.files},
+                   {"compile_ms", u.compile_ms},     {"failed", failed},           {"walks", u.walks}};
+  }
+  if (info.host_wide) {
+    nlohmann::json missed = nlohmann::json::array();
+    for (const auto& m : info.missed_processes)
+      missed.push_back({{"pid", m.pid}, {"exe", m.exe}, {"at_s", m.at_s}, {"reason", m.reason}});
+    j["discovery"] = {{"source", info.discovery},
+                      {"node_started", info.node_started},
+                      {"overruns", info.discovery_overruns},
+                      {"unclassified", info.discovery_unclassified},
+                      {"missed", missed}};
+  }
   return j;
 }
 
@@ -88,7 +105,7 @@ void CaptureRecorder::sample(model::Trace& trace) {
   note(writer_.flush());
 }
 
-Status CaptureRecorder::finish(const model::TraceInfo& info, const nlohmann::json& report,
+Status CaptureRecorder::finish(const model::TraceInfo& info,
                                const std::vector<symbolize::StackProfile>& profiles) {
   if (!run_written_) {
     run_written_ = true;
@@ -97,7 +114,6 @@ Status CaptureRecorder::finish(const model::TraceInfo& info, const nlohmann::jso
   note(writer_.add(collect::kRecordTraceEnd, trace_end_metadata(info).dump()));
   for (const auto& p : profiles)
     note(writer_.add(collect::kRecordStackProfile, collect::encode_stack_profile(p)));
-  note(writer_.add(collect::kRecordReport, report.dump()));
   note(writer_.close());
   if (first_error_) return *first_error_;
   return {};

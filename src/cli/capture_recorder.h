@@ -1,7 +1,7 @@
 // `memlens record`: what a trace writes to its capture (docs/capture-format.md) besides the report files:
-// the decoded event stream as it arrives, the run's metadata, a snapshot of the analysed trace now and
-// then (what a capture cut short reports), and at the end the analysed trace and the named stack profiles
-// that `memlens report` writes its files from.
+// the decoded event stream as it arrives with what the live host answered beside it, the run's metadata,
+// a snapshot of the analysed trace now and then (what a capture cut short reports), and at the end the
+// trace's end and the named stack profiles; `memlens report` rebuilds the trace from them.
 #pragma once
 
 #include <cstdint>
@@ -42,10 +42,9 @@ class CaptureRecorder {
   // After each interval's sample: the run's metadata (once), a snapshot when due, and a flush, so that a
   // killed memlens loses at most one interval.
   void sample(model::Trace& trace);
-  // The analysed trace and its stack profiles, exactly as the report files were written from them, then
-  // the end record. The first write error of the trace, if any.
-  Status finish(const model::TraceInfo& info, const nlohmann::json& report,
-                const std::vector<symbolize::StackProfile>& profiles);
+  // The trace's end and its named stack profiles, then the end record (the processes' end states came
+  // before, from the tracer). The first write error of the trace, if any.
+  Status finish(const model::TraceInfo& info, const std::vector<symbolize::StackProfile>& profiles);
 
   const std::string& path() const { return path_; }
 

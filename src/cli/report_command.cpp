@@ -1,12 +1,17 @@
-// memlens report FILE -o DIR: the report files of a capture (docs/capture-format.md), on any machine: the
-// capture holds the analysed trace and the named stacks, so neither root nor the traced binaries are
-// needed, and two reports of one capture are the same bytes.
+// memlens report FILE -o DIR: the report files of a capture (docs/capture-format.md), on any machine. The
+// trace is rebuilt from the capture's event stream through the trace builder a live trace uses, with what
+// the host and the capabilities recorded of each process, and analysed again; the stacks were named at
+// record time. So neither root nor the traced binaries are needed, and two reports of one capture are the
+// same bytes. A capture without the capabilities' end states (written before memlens recorded them, or
+// cut short before the end of its trace) reports the analysed trace it holds.
 #include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/trace_session.h"
 #include "collect/capture_records.h"
+#include "collect/replay.h"
 #include "common/safe_file.h"
+#include "report/json_report.h"
 
 namespace memlens::cli {
 
@@ -49,17 +54,12 @@ void take(CaptureContents& c, uint16_t type, std::string_view payload) {
       break;
     }
     case collect::kRecordTrackStart:
-    case collect::kRecordProcessIdentity:
-    case collect::kRecordProcessSample:
-    case collect::kRecordAddressSpaceSeed:
-    case collect::kRecordProcessEndState:
     case collect::kRecordTraceEnd:
-    case collect::kRecordV8EndState:
     case collect::kRecordRun:
       break;
     default:
-      // The event stream is kept for later analyses; this report is the one taken at record time.
-      if (!collect::is_event_record(type)) ++c.unknown_records;
+      // The event stream and the host's answers are replayed (collect::replay_events).
+      if (!collect::is_event_record(type) && !collect::is_host_answer_record(type)) ++c.unknown_records;
   }
 }
 
@@ -74,7 +74,15 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
     return kExitCapture;
   }
   const auto& st = *status;
-  bool from_snapshot = !c.final_report.has_value();
+  // Format 2 on: the trace rebuilt from the event stream, once its end and every process's end state were
+  // read. Format 1 held the analysed trace. Either cut short: the last snapshot taken during the trace.
+  std::optional<collect::ReplayedEvents> replayed;
+  if (st.format_version >= 2) {
+    auto r = collect::replay_events(capture_path);
+    if (r && r->trace_end && (r->capability_end_states || r->trace->processes.all().empty()))
+      replayed = std::move(*r);
+  }
+  bool from_snapshot = !replayed && !c.final_report;
   if (from_snapshot && !c.snapshot) {
     fmt::print(stderr,
                "memlens report: {} holds no trace to report: {}\n  remedy: record again, for at least one "
@@ -85,10 +93,19 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
                    : "its recording was cut short before the first sample (" + st.stopped_because + ")");
     return kExitCapture;
   }
-  nlohmann::json report = nlohmann::json::parse(from_snapshot ? *c.snapshot : *c.final_report);
+  nlohmann::json report;
+  if (replayed) {
+    report = report::build_report(*replayed->trace, c.profiles);
+    report["profiles"] = report::profiles_summary(c.profiles);
+    replayed.reset();
+  } else if (from_snapshot) {
+    report = nlohmann::json::parse(*c.snapshot);
+    c.profiles.clear();  // the stacks are named only at the end of a trace
+  } else {
+    report = nlohmann::json::parse(*c.final_report);
+  }
   c.snapshot.reset();
   c.final_report.reset();
-  if (from_snapshot) c.profiles.clear();  // the stacks are named only at the end of a trace
   // A capture read in full adds nothing: its report is the live trace's, byte for byte. Otherwise the
   // report says what it lacks.
   bool whole = !from_snapshot && st.complete && st.corrupt_chunks == 0 && c.malformed_records == 0;

@@ -253,7 +253,7 @@ int TraceSession::finish_and_report() {
   report["profiles"] = report::profiles_summary(profiles);
   int rc = kExitOk;
   if (recorder_) {
-    if (auto st = recorder_->finish(trace_.info, report, profiles); !st) {
+    if (auto st = recorder_->finish(trace_.info, profiles); !st) {
       fmt::print(stderr,
                  "memlens: the capture {} is incomplete: {}\n  remedy: free space or choose another file\n",
                  recorder_->path(), st.error().describe());

@@ -18,8 +18,9 @@
 namespace memlens::collect {
 
 inline constexpr char kCaptureMagic[8] = {'M', 'L', 'C', 'A', 'P', 'T', 'R', '\n'};
-// The format this build writes, and the newest it reads. Older versions are read.
-inline constexpr uint16_t kCaptureFormatVersion = 1;
+// The format this build writes, and the newest it reads. Older versions are read. 2: the report is rebuilt
+// from the event stream and the capabilities' end states (record 36); 1 held the analysed trace (record 33).
+inline constexpr uint16_t kCaptureFormatVersion = 2;
 // Bounds that keep a damaged or hostile capture from costing more than a chunk's worth of memory.
 inline constexpr uint32_t kMaxChunkBytes = 8u << 20;     // raw (uncompressed) bytes in one chunk
 inline constexpr size_t kChunkTargetBytes = 256u << 10;  // the writer closes a chunk past this

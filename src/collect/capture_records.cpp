@@ -8,6 +8,8 @@
 #include <tuple>
 #include <type_traits>
 
+#include "collect/end_state_cbor.h"
+
 namespace memlens::collect {
 
 namespace {
@@ -236,12 +238,14 @@ Result<TrackStart> decode_track_start(std::string_view payload) {
 }
 
 bool is_host_answer_record(uint16_t type) {
-  return (type >= kRecordProcessIdentity && type <= kRecordProcessEndState) || type == kRecordV8EndState;
+  return (type >= kRecordProcessIdentity && type <= kRecordProcessEndState) || type == kRecordV8EndState ||
+         type == kRecordCapabilitiesEndState;
 }
 
 uint16_t host_answer_record_type(const HostAnswer& a) {
-  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity, kRecordProcessSample, kRecordAddressSpaceSeed,
-                                        kRecordProcessEndState, kRecordV8EndState};
+  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity,  kRecordProcessSample,
+                                        kRecordAddressSpaceSeed, kRecordProcessEndState,
+                                        kRecordV8EndState,       kRecordCapabilitiesEndState};
   return kTypes[a.index()];
 }
 
@@ -342,6 +346,10 @@ std::string encode(const V8EndState& s) {
   return w.take();
 }
 
+std::string encode(const CapabilitiesEndState& s) {
+  return encode_capabilities_end_state(s);
+}
+
 }  // namespace
 
 std::string encode_host_answer(const HostAnswer& a) {
@@ -411,6 +419,11 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     }
     if (!r.ok()) return make_error("an address-space seed record is shorter than its fields", EINVAL);
     return HostAnswer{std::move(seed)};
+  }
+  if (type == kRecordCapabilitiesEndState) {
+    auto s = decode_capabilities_end_state(payload);
+    if (!s) return s.error();
+    return HostAnswer{std::move(*s)};
   }
   if (type == kRecordV8EndState) {
     V8EndState s;

@@ -28,7 +28,10 @@ enum CaptureRecordType : uint16_t {
   kRecordReport = 33,          // the analysed trace as report.json holds it, at the end (JSON text)
   kRecordReportSnapshot = 34,  // the same, taken during the trace: what a capture cut short reports
   kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
-  // 36-47: reserved for the capabilities' own state (V8 inspector objects, unwound frames).
+  // The capabilities' state of a process at the end (fd table, attribution, V8's inspector view, stack
+  // tables; a CBOR map, collect/end_state_cbor.h) (HostAnswer).
+  kRecordCapabilitiesEndState = 36,
+  // 37-47: reserved for the capabilities' own state.
   // 48-63: what the live host contributes to the model, for a replay of the event stream:
   kRecordTrackStart = 48,        // memlens started tracking a process by itself (collect/trace_builder.h)
   kRecordProcessIdentity = 49,   // a process's identity as the host read it (HostAnswer)
@@ -37,7 +40,6 @@ enum CaptureRecordType : uint16_t {
   kRecordProcessEndState = 52,   // notes, holds, untraced time, losses of a process at the end (HostAnswer)
   kRecordTraceEnd = 53,
   kRecordV8EndState = 54,  // what the V8 capability knew of a process at the end, its GCs aside (HostAnswer)
-                           // // the trace's end: duration, stop reason, probes, losses (JSON text)
 };
 
 // Whether type is an event record this build reads.

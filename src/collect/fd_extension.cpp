@@ -24,6 +24,7 @@
 #include "memlens.skel.h"
 #include "proc/fd_scan.h"
 #include "proc/procfs.h"
+#include "symbolize/symbolizer.h"
 
 namespace memlens::collect {
 
@@ -175,6 +176,7 @@ class FdExtension : public TraceExtension {
       resolve_sockets(p->fds, p->pid());
     }
     for (const auto& p : trace.processes.all()) copy_stacks(p->fds);
+    for (auto* p : trace.processes.live()) name_stacks(*p);
     // A process whose fd probes did not attach is counted as untraced (its notes say why); the exit
     // snapshot's program, when it did not attach, is in the skipped probes.
   }
@@ -428,6 +430,25 @@ class FdExtension : public TraceExtension {
       if (e.stack_id < 0 || table.stacks.count(e.stack_id)) continue;
       auto ips = session_.stack(e.stack_id);
       if (!ips.empty()) table.stacks[e.stack_id] = std::move(ips);
+    }
+  }
+
+  // Names the opening stacks a report shows (those of the fds open longest) while the process's binaries
+  // and perf map are there: the report of a capture, written anywhere later, names them from the table.
+  static void name_stacks(model::Process& p) {
+    auto& table = p.fds;
+    std::unique_ptr<symbolize::ProcessSymbolizer> sym;
+    for (const auto* e : model::longest_open(table, model::kLongestOpenFds)) {
+      std::pair<int32_t, uint64_t> key{e->stack_id, e->caller_ip};
+      auto addrs = model::opening_addresses(table, *e);
+      if (addrs.empty() || table.stack_labels.count(key)) continue;
+      if (!sym) {
+        auto made = symbolize::ProcessSymbolizer::create(p.pid());
+        if (!made) return;  // gone: its stacks stay addresses
+        sym = std::move(*made);
+      }
+      auto& labels = table.stack_labels[key];
+      for (const auto& f : sym->symbolize(addrs)) labels.push_back(f.label());
     }
   }
 

@@ -72,6 +72,29 @@ void take_end(std::string_view payload, model::TraceInfo& info) {
   if (auto it = j.find("probes_skipped"); it != j.end() && it->is_array())
     for (const auto& s : *it)
       if (s.is_object()) info.probes_skipped.push_back({s.value("name", ""), s.value("reason", "")});
+  if (auto it = j.find("unwind"); it != j.end() && it->is_object()) {
+    auto& u = info.unwind;
+    u.enabled = true;
+    take(*it, "budget_bytes", u.budget_bytes);
+    take(*it, "used_bytes", u.used_bytes);
+    take(*it, "files", u.files);
+    take(*it, "compile_ms", u.compile_ms);
+    take(*it, "walks", u.walks);
+    if (auto f = it->find("failed"); f != it->end() && f->is_array())
+      for (const auto& x : *f)
+        if (x.is_object()) u.failed.push_back({x.value("file", ""), x.value("reason", "")});
+  }
+  if (auto it = j.find("discovery"); it != j.end() && it->is_object()) {
+    take(*it, "source", info.discovery);
+    take(*it, "node_started", info.node_started);
+    take(*it, "overruns", info.discovery_overruns);
+    take(*it, "unclassified", info.discovery_unclassified);
+    if (auto m = it->find("missed"); m != it->end() && m->is_array())
+      for (const auto& x : *m)
+        if (x.is_object())
+          info.missed_processes.push_back(
+              {x.value("pid", pid_t{0}), x.value("exe", ""), x.value("at_s", 0.0), x.value("reason", "")});
+  }
   if (auto it = j.find("loss_by_source"); it != j.end() && it->is_object())
     for (const auto& [source, l] : it->items()) {
       if (!l.is_object()) continue;
@@ -118,6 +141,7 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
     if (type == kRecordTraceEnd) {
       apply_pending();
       take_end(payload, trace.info);
+      out.trace_end = true;
     } else if (type == kRecordTrackStart) {
       auto t = decode_track_start(payload);
       if (!t) {
@@ -163,7 +187,10 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
         apply_sample(*p, *s);
       else if (const auto* e = std::get_if<ProcessEndState>(&*a))
         apply_end_state(*p, *e);
-      else
+      else if (auto* c = std::get_if<CapabilitiesEndState>(&*a)) {
+        apply_capabilities_end_state(*p, std::move(*c));
+        ++out.capability_end_states;
+      } else
         apply_v8_end_state(*p, std::get<V8EndState>(*a));
     }
   });

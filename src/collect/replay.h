@@ -1,8 +1,7 @@
 // A capture's event stream applied again, through the same TraceBuilder a live trace uses, with a host that
 // answers from the capture instead of /proc and probes (docs/capture-format.md, "Replay"). The capture holds
-// the events, where memlens started tracking, each process's identity as the host read it and its
-// timeline samples; what else the live host contributes (maps, probes' outcomes, the capabilities' end
-// state) is not in it yet.
+// the events, where memlens started tracking, each process's identity, mappings and timeline samples as the
+// host read them, and what the host and the capabilities knew of each process at the end of the trace.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +63,10 @@ struct ReplayedEvents {
   uint64_t unknown_process_events = 0;   // events of a pid no live process has
   uint64_t malformed_records = 0;        // event, tracking or host records that could not be read
   uint64_t unknown_process_samples = 0;  // samples and end states of a process the replay does not know
+  // Processes whose capabilities' end state the capture holds: captures written before it was recorded
+  // (and captures cut short) have none, and their reports come from the analysed trace they hold.
+  uint64_t capability_end_states = 0;
+  bool trace_end = false;  // the trace-end record was read
 };
 
 // The trace's info comes from the run record and the trace-end record; the events lost that the trace

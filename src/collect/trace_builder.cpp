@@ -156,6 +156,17 @@ void apply_v8_end_state(model::Process& p, const V8EndState& s) {
   p.v8.gcs = std::move(gcs);
 }
 
+CapabilitiesEndState capabilities_end_state_of(const model::Process& p) {
+  return {p.pid(), p.start_time_ns, p.fds, p.attribution, p.js_objects, p.stacks};
+}
+
+void apply_capabilities_end_state(model::Process& p, CapabilitiesEndState s) {
+  p.fds = std::move(s.fds);
+  p.attribution = std::move(s.attribution);
+  p.js_objects = std::move(s.js_objects);
+  p.stacks = std::move(s.stacks);
+}
+
 model::Process* TraceBuilder::track(const TrackStart& t) {
   auto* p = track(t.pid, t.ppid, t.start_time_ns, t.attached_late);
   if (t.before_command_exec) p->before_command_exec = true;

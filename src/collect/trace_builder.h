@@ -131,13 +131,28 @@ struct V8EndState {
 V8EndState v8_end_state_of(const model::Process& p);
 void apply_v8_end_state(model::Process& p, const V8EndState& s);
 
+// What the capabilities built of a process beyond its events and samples, as it stands at the end of the
+// trace: its fd table (entries, totals, series, opening stacks and their names), the attribution of its
+// resident bytes and its limits, V8's own view (--js-objects) and its stack tables. The fd events are in
+// the capture too, but the table also depends on what /proc listed at each sample.
+struct CapabilitiesEndState {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  model::FdTable fds;
+  model::AttributionState attribution;
+  model::JsObjectsState js_objects;
+  model::StackTable stacks;
+};
+CapabilitiesEndState capabilities_end_state_of(const model::Process& p);
+void apply_capabilities_end_state(model::Process& p, CapabilitiesEndState s);
+
 // What a process's model notes when its exit was seen without the kernel's exit event.
 inline constexpr const char* kExitWithoutEvent =
     "exit seen without its kernel event; exit status may be unknown";
 
 // What the live host contributes to the model, as a capture records it for a replay.
-using HostAnswer =
-    std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState, V8EndState>;
+using HostAnswer = std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState, V8EndState,
+                                CapabilitiesEndState>;
 
 class TraceBuilder {
  public:

@@ -464,6 +464,7 @@ void Tracer::finish() {
   for (const auto& p : trace_.processes.all()) {
     answered(end_state_of(*p, p->exited_at_s.value_or(trace_.info.duration_s)));
     answered(v8_end_state_of(*p));
+    if (on_host_answer_) answered(capabilities_end_state_of(*p));  // a copy of its tables: only to record
   }
   std::vector<pid_t> pids;
   for (const auto& [pid, probes] : probes_) pids.push_back(pid);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <tuple>
 
 namespace memlens::model {
 
@@ -289,6 +290,46 @@ std::vector<int> FdTable::unresolved(size_t max) const {
 void FdTable::record_sample(double t_s) {
   fds_series.emplace_back(t_s, fds_.size());
   sockets_series.emplace_back(t_s, sockets_open());
+}
+
+FdTable::Counters FdTable::counters() const {
+  return {peak_, opened_seen_, opened_unseen_, closed_seen_, closed_unseen_, seeded_total_, unknown_closes_};
+}
+
+void FdTable::restore(std::map<int, FdEntry> entries, const Counters& c) {
+  fds_ = std::move(entries);
+  recent_unseen_closes_.clear();
+  peak_ = c.peak;
+  opened_seen_ = c.opened_seen;
+  opened_unseen_ = c.opened_unseen;
+  closed_seen_ = c.closed_seen;
+  closed_unseen_ = c.closed_unseen;
+  seeded_total_ = c.seeded_total;
+  unknown_closes_ = c.unknown_closes;
+}
+
+std::vector<uint64_t> opening_addresses(const FdTable& table, const FdEntry& e) {
+  if (e.stack_id < 0) return {};
+  auto it = table.stacks.find(e.stack_id);
+  if (it == table.stacks.end() || it->second.empty()) return {};
+  std::vector<uint64_t> addrs = it->second;
+  // A frame-pointer walk from a function's first instruction misses its caller unless the kernel adds
+  // it: the return address read at entry fills the gap.
+  if (e.caller_ip != 0 && (addrs.size() < 2 || addrs[1] != e.caller_ip))
+    addrs.insert(addrs.begin() + 1, e.caller_ip);
+  for (size_t i = 1; i < addrs.size(); ++i) addrs[i] -= 1;
+  return addrs;
+}
+
+std::vector<const FdEntry*> longest_open(const FdTable& table, size_t n) {
+  std::vector<const FdEntry*> all;
+  for (const auto& [fd, e] : table.entries()) all.push_back(&e);
+  auto key = [](const FdEntry* e) { return std::make_tuple(!e->before_tracing, e->opened_at_s, e->fd); };
+  size_t k = std::min(n, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<long>(k), all.end(),
+                    [&](const auto* a, const auto* b) { return key(a) < key(b); });
+  all.resize(k);
+  return all;
 }
 
 }  // namespace memlens::model

@@ -114,6 +114,19 @@ class FdTable {
   // User stacks of the stack ids entries refer to (innermost first), copied from the kernel's table at the
   // end of the trace while it is still loaded.
   std::map<int32_t, std::vector<uint64_t>> stacks;
+  // The frame names of opening stacks (by stack id and caller address, as opening_addresses makes them),
+  // resolved at the end of the trace while the process's binaries are there: a report names them from
+  // here, live or replayed from a capture.
+  std::map<std::pair<int32_t, uint64_t>, std::vector<std::string>> stack_labels;
+
+  // The counters, for a capture to record the table as it stands and a replay to restore it.
+  struct Counters {
+    uint64_t peak = 0, opened_seen = 0, opened_unseen = 0, closed_seen = 0, closed_unseen = 0,
+             seeded_total = 0, unknown_closes = 0;
+  };
+  Counters counters() const;
+  // The table as a capture recorded it: its entries and counters (nothing else is replaced).
+  void restore(std::map<int, FdEntry> entries, const Counters& c);
 
  private:
   void insert(FdEntry e);
@@ -131,6 +144,16 @@ class FdTable {
   uint64_t peak_ = 0, opened_seen_ = 0, opened_unseen_ = 0, closed_seen_ = 0, closed_unseen_ = 0,
            seeded_total_ = 0, unknown_closes_ = 0;
 };
+
+// The addresses of an entry's opening stack, innermost first, each a return address less one (so that it
+// names the call) but the first, where the probe fired; empty when the stack is unknown (a seeded fd, or
+// its capture failed).
+std::vector<uint64_t> opening_addresses(const FdTable& table, const FdEntry& e);
+
+// How many open fds a report lists as open longest (the "longest_open" list of report.json).
+inline constexpr size_t kLongestOpenFds = 20;
+// The open fds that were open longest (seeded ones first, by fd number), at most n.
+std::vector<const FdEntry*> longest_open(const FdTable& table, size_t n);
 
 // The type an fd has, or its best guess when unresolved (a path opened with O_DIRECTORY is a directory,
 // other paths files).

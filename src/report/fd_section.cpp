@@ -14,13 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer_for(const model::Process& p) {
-  if (!p.alive()) return nullptr;
-  auto s = symbolize::ProcessSymbolizer::create(p.pid());
-  if (!s) return nullptr;
-  return std::move(*s);
-}
-
 symbolize::Frame bare_frame(uint64_t address) {
   symbolize::Frame f;
   f.kind = symbolize::FrameKind::kUnknown;
@@ -33,18 +26,8 @@ symbolize::Frame bare_frame(uint64_t address) {
 
 symbolize::Stack fd_opening_stack(const model::FdTable& table, const model::FdEntry& e,
                                   symbolize::ProcessSymbolizer* sym) {
-  if (e.stack_id < 0) return {};
-  auto it = table.stacks.find(e.stack_id);
-  if (it == table.stacks.end() || it->second.empty()) return {};
-  // The first address is where the probe fired (the C library function's entry); the others are return
-  // addresses, named by the call before them.
-  std::vector<uint64_t> addrs = it->second;
-  // A frame-pointer walk from a function's first instruction misses its caller unless the kernel adds
-  // it: the return address read at entry fills the gap.
-  if (e.caller_ip != 0 && (addrs.size() < 2 || addrs[1] != e.caller_ip))
-    addrs.insert(addrs.begin() + 1, e.caller_ip);
-  for (size_t i = 1; i < addrs.size(); ++i) addrs[i] -= 1;
-  if (sym) return sym->symbolize(addrs);
+  auto addrs = model::opening_addresses(table, e);
+  if (sym && !addrs.empty()) return sym->symbolize(addrs);
   symbolize::Stack out;
   for (uint64_t a : addrs) out.push_back(bare_frame(a));
   return out;
@@ -69,28 +52,16 @@ json fd_entry_json(const model::FdTable& table, const model::FdEntry& e, symboli
     j["opened_at"] = e.opened_at_s;
   j["opened_by"] = e.opened_by;
   j["cloexec"] = e.cloexec;
-  auto stack = fd_opening_stack(table, e, sym);
-  if (stack.empty()) {
-    j["stack"] = nullptr;
-  } else {
-    json frames = json::array();
-    for (const auto& f : stack) frames.push_back(valid_utf8(f.label()));
-    j["stack"] = std::move(frames);
-  }
+  // Names resolved at the end of the trace come first: a report (live or of a capture) is written after
+  // the process's binaries may have gone.
+  json frames = json::array();
+  if (auto named = table.stack_labels.find({e.stack_id, e.caller_ip});
+      !sym && named != table.stack_labels.end())
+    for (const auto& label : named->second) frames.push_back(valid_utf8(label));
+  else
+    for (const auto& f : fd_opening_stack(table, e, sym)) frames.push_back(valid_utf8(f.label()));
+  j["stack"] = frames.empty() ? json(nullptr) : std::move(frames);
   return j;
-}
-
-std::vector<const model::FdEntry*> longest_open(const model::FdTable& table, size_t n) {
-  std::vector<const model::FdEntry*> all;
-  for (const auto& [fd, e] : table.entries()) all.push_back(&e);
-  auto key = [](const model::FdEntry* e) {
-    return std::make_tuple(!e->before_tracing, e->opened_at_s, e->fd);
-  };
-  size_t k = std::min(n, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<long>(k), all.end(),
-                    [&](const auto* a, const auto* b) { return key(a) < key(b); });
-  all.resize(k);
-  return all;
 }
 
 json fd_section(const model::Process& p) {
@@ -110,9 +81,9 @@ json fd_section(const model::Process& p) {
   json by_type = json::object();
   for (const auto& [type, n] : t.by_type()) by_type[type] = n;
   j["by_type"] = std::move(by_type);
-  auto sym = symbolizer_for(p);
   json longest = json::array();
-  for (const auto* e : longest_open(t, kLongestOpenFds)) longest.push_back(fd_entry_json(t, *e, sym.get()));
+  for (const auto* e : model::longest_open(t, model::kLongestOpenFds))
+    longest.push_back(fd_entry_json(t, *e, nullptr));
   j["longest_open"] = std::move(longest);
   return j;
 }

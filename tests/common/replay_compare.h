@@ -2,8 +2,9 @@
 // checked against the live trace's own report.json, written by the same report code: what the events and
 // the host's recorded answers decide (processes, parents, identities, exits, mappings, address-space calls,
 // GCs, RSS and fault figures, every timeline sample, notes, losses, untraced time, holds, V8's GCs and
-// ArrayBuffers) must be what the live trace had; and of the trace, what it ran, how long and why it stopped,
-// its probes, losses and holds.
+// ArrayBuffers, and from the capabilities' end state the fd table, the breakdown and V8's inspector view)
+// must be what the live trace had; and of the trace, what it ran, how long and why it stopped, its probes,
+// losses, holds and unwind tables.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -28,6 +29,9 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
   for (const char* key : {"command", "attached_pid", "started_at", "duration_s", "interval_s", "kernel",
                           "stop_reason", "probes", "loss", "holds", "events_received"})
     EXPECT_EQ(rebuilt_trace.value(key, nlohmann::json()), live.value(key, nlohmann::json())) << key;
+  if (replayed->capability_end_states)
+    for (const char* key : {"unwind", "discovery"})
+      EXPECT_EQ(rebuilt_trace.value(key, nlohmann::json()), live.value(key, nlohmann::json())) << key;
   const auto& procs = replayed->trace->processes.all();
   ASSERT_EQ(procs.size(), live["processes"].size());
   for (size_t i = 0; i < procs.size(); ++i) {
@@ -42,6 +46,11 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
       EXPECT_EQ(rebuilt.value(key, nlohmann::json()), l.value(key, nlohmann::json())) << key;
     uint64_t live_gcs = l.contains("gc") && !l["gc"].is_null() ? l["gc"]["count"].get<uint64_t>() : 0;
     EXPECT_EQ(procs[i]->v8.gcs.size(), live_gcs);
+    // What the capabilities built, where the capture holds their end state (captures of earlier memlens
+    // do not: their reports come from the analysed trace they hold).
+    if (replayed->capability_end_states)
+      for (const char* key : {"fds", "breakdown", "js_objects", "oom_kill"})
+        EXPECT_EQ(rebuilt.value(key, nlohmann::json()), l.value(key, nlohmann::json())) << key;
   }
 }
 

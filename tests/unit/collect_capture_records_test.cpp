@@ -2,9 +2,11 @@
 // a record with fields a later version appended is read.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "collect/capture_records.h"
+#include "collect/end_state_cbor.h"
 
 namespace memlens::collect {
 namespace {
@@ -245,7 +247,34 @@ std::vector<HostAnswer> host_answers() {
   v8.v8.array_buffer_frees = 11;
   v8.v8.external_adjustments_bytes = -5;
   v8.v8.external_probed = true;
-  return {id, s, seed, end, v8};
+  CapabilitiesEndState caps;
+  caps.pid = 77;
+  caps.start_time_ns = 5;
+  memlens::model::FdEntry fd;
+  fd.fd = 12;
+  fd.type = memlens::proc::FdType::kSocket;
+  fd.socket = memlens::model::SocketAddress{"inet", "tcp", "127.0.0.1:80", "127.0.0.1:5000", "ESTABLISHED"};
+  fd.opened_at_s = 0.1 + 0.2;
+  fd.stack_id = 3;
+  fd.caller_ip = 0xffffffffffff0000ull;
+  fd.opened_by = "socket";
+  caps.fds.restore({{12, fd}}, {.peak = 9, .opened_seen = 8, .closed_unseen = 1, .unknown_closes = 2});
+  caps.fds.fds_series = {{1.0 / 3, 4}};
+  caps.fds.stacks[3] = {1, 2, 3};
+  caps.fds.stack_labels[{3, fd.caller_ip}] = {"main (app.js:1)", "\xff"};
+  memlens::model::Reconciled r;
+  r.breakdown[memlens::model::Category::code] = 4096;
+  r.rss_bytes = 1ull << 40;
+  caps.attribution.last = r;
+  caps.attribution.limits.cgroup_memory_max_bytes = 768ull << 20;
+  caps.attribution.oom_kill = memlens::model::OomKill{2.5, "host", std::nullopt, "js_heap", -1};
+  caps.js_objects.requested = true;
+  caps.js_objects.stacks = {{{"f", "a.js", 1, 2}}};
+  caps.js_objects.series = {{{0.5, 10, 1}}};
+  caps.js_objects.diff = memlens::model::JsHeapDiff{};
+  caps.js_objects.diff->groups.push_back({.type = "object", .name = "Leak", .bytes_delta = -3});
+  caps.stacks["page_faults"][7] = {1, 2, 3};
+  return {id, s, seed, end, v8, caps};
 }
 
 TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
@@ -260,7 +289,43 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
     EXPECT_EQ(encode_host_answer(*back), payload) << type;
     for (size_t n = 0; n < payload.size(); ++n)
       EXPECT_FALSE(decode_host_answer(type, payload.substr(0, n))) << type << " cut at " << n;
-    EXPECT_TRUE(decode_host_answer(type, payload + std::string(8, '\x7f'))) << type;
+    // Fixed-layout records take bytes a later version appended; the JSON one takes fields it added.
+    if (type == kRecordCapabilitiesEndState) {
+      auto later = nlohmann::json::from_cbor(payload);
+      later["later"] = {1};
+      later["fds"]["later"] = "x";
+      auto bytes = nlohmann::json::to_cbor(later);
+      EXPECT_TRUE(decode_host_answer(type, std::string(bytes.begin(), bytes.end())));
+    } else
+      EXPECT_TRUE(decode_host_answer(type, payload + std::string(8, '\x7f'))) << type;
+  }
+  {
+    auto caps = std::get<CapabilitiesEndState>(host_answers().back());
+    auto back = decode_capabilities_end_state(encode_capabilities_end_state(caps));
+    ASSERT_TRUE(back) << back.error().describe();
+    EXPECT_EQ(back->fds.counters().closed_unseen, 1u);
+    EXPECT_EQ(back->fds.find(12)->socket->remote, "127.0.0.1:5000");
+    EXPECT_EQ(back->fds.find(12)->opened_at_s, 0.1 + 0.2);
+    EXPECT_EQ(back->fds.stack_labels.at({3, 0xffffffffffff0000ull}).at(1), "\xff");
+    EXPECT_EQ(back->attribution.last->rss_bytes, 1ull << 40);
+    EXPECT_FALSE(back->attribution.oom_kill->limit_bytes);
+    EXPECT_EQ(back->js_objects.stack_ids.at(caps.js_objects.stacks[0]), 0u);  // the index, rebuilt
+    EXPECT_EQ(back->js_objects.diff->groups.at(0).bytes_delta, -3);
+    EXPECT_EQ(back->stacks.at("page_faults").at(7).live_bytes, 3);
+    auto cbor = [](const char* text) {
+      auto bytes = nlohmann::json::to_cbor(nlohmann::json::parse(text));
+      return std::string(bytes.begin(), bytes.end());
+    };
+    EXPECT_TRUE(decode_capabilities_end_state(cbor(R"({"pid":1,"start_time_ns":1})")));
+    EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":"x","start_time_ns":1})")));
+    EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":1,"start_time_ns":1,"fds":{"entries":7}})")));
+    EXPECT_FALSE(decode_capabilities_end_state(R"({"pid":1,"start_time_ns":1})"));  // JSON text, not CBOR
+    // A map holding arrays nested a million deep: refused, not a blown stack.
+    std::string deep =
+        "\xa1\x63"
+        "pid" +
+        std::string(1000000, '\x81') + "\x01";
+    EXPECT_FALSE(decode_capabilities_end_state(deep));
   }
   auto answers = host_answers();
   auto id = decode_host_answer(kRecordProcessIdentity, encode_host_answer(answers[0]));
