@@ -4,30 +4,16 @@
 //    processes, so every other program filters on it; at exit, the process's last RSS and fault counts;
 //  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise, attached per tracked
 //    process by userspace): one event per call (mmap and mremap on return, with the result);
-//  - file descriptors (fd.bpf.h) and V8 (v8.bpf.h): uprobes attached per tracked process.
-// Page faults are another object (faults.bpf.c): a program on per-process perf events, which runs for
-// the traced processes' sampled faults only. RSS is read from /proc at each sample (the kernel keeps it
-// per mm): no program runs on the host's page faults or RSS changes.
-// None of it uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
+// The capabilities are objects of their own, loaded only when on, sharing this object's maps
+// (tracked.bpf.h, common.bpf.h; userspace hands them over before their load): file descriptors
+// (fds.bpf.c), V8's GC and ArrayBuffers (v8.bpf.c), page faults (faults.bpf.c: a program on per-process
+// perf events, which runs for the traced processes' sampled faults only). RSS is read from /proc at each
+// sample (the kernel keeps it per mm): no program runs on the host's page faults or RSS changes. None of it
+// uses syscalls:* tracepoints: enabling one puts every syscall of every task on the slow path.
 #include "common.bpf.h"
+#include "tracked.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-// Ring-buffer bytes pending before the consumer is woken; below it, userspace's periodic consume picks
-// events up, which saves a wake-up per event on bursts.
-const volatile __u64 wakeup_bytes = 256 * 1024;
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 4096);  // resized by userspace (--max-processes)
-  __type(key, __u32);         // tgid
-  __type(value, struct ml_tracked);
-} ml_tracked SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 4 * 1024 * 1024);  // set by userspace
-} ml_events SEC(".maps");
 
 // Arguments of an address-space call, kept from entry to return (per thread).
 struct ml_pending {
@@ -44,28 +30,6 @@ struct {
   __type(value, struct ml_pending);
 } ml_pending SEC(".maps");
 
-static __always_inline bool is_tracked(__u32 tgid) {
-  return bpf_map_lookup_elem(&ml_tracked, &tgid) != NULL;
-}
-
-static __always_inline void* reserve_event(__u64 size) {
-  void* e = bpf_ringbuf_reserve(&ml_events, size, 0);
-  if (!e) count_loss(ML_LOSS_RINGBUF_FULL);
-  return e;
-}
-
-static __always_inline void submit_event(void* e) {
-  __u64 pending = bpf_ringbuf_query(&ml_events, BPF_RB_AVAIL_DATA);
-  bpf_ringbuf_submit(e, pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-}
-
-// Process lifecycle events are few and userspace acts on each at once (after exec: attach the V8 probes
-// to the new image while node is still starting): they wake the consumer rather than wait for its next
-// periodic drain (up to 100 ms).
-static __always_inline void submit_event_now(void* e) {
-  bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-}
-
 // Address-space events wake the consumer only when it waits for one (ml_tracked.wake_on_mm_event).
 static __always_inline void submit_mm_event(void* e, __u32 tgid) {
   struct ml_tracked* t = bpf_map_lookup_elem(&ml_tracked, &tgid);
@@ -75,28 +39,6 @@ static __always_inline void submit_mm_event(void* e, __u32 tgid) {
     return;
   }
   submit_event(e);
-}
-
-// The user stack of a uprobe whose caller's return address, read by the program, is at return_slot (ctx:
-// the user registers; the caller's frame pointer still in %rbp): -1 when stacks are off.
-static __always_inline __s32 slot_stack_id(void* ctx, __u64 return_slot, __u64 return_address) {
-  if (!capture_stacks) return -1;
-  return (__s32)capture_user_stack((struct pt_regs*)ctx, return_slot, return_address);
-}
-
-// The same at a function's entry (or a branch equivalent to it): the return address is on top of the stack.
-static __always_inline __s32 entry_stack_id(void* ctx, __u64 return_address) {
-  return slot_stack_id(ctx, PT_REGS_SP((struct pt_regs*)ctx), return_address);
-}
-
-// The same where the program has no use for the return address itself; at_entry false: a probe inside
-// a function (USDT), whose own frame is the innermost in the chain.
-static __always_inline __s32 user_stack_id(void* ctx, bool at_entry) {
-  if (!capture_stacks) return -1;
-  if (!at_entry) return slot_stack_id(ctx, 0, 0);
-  __u64 return_address = 0;
-  bpf_probe_read_user(&return_address, sizeof(return_address), (void*)PT_REGS_SP((struct pt_regs*)ctx));
-  return entry_stack_id(ctx, return_address);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -478,8 +420,3 @@ int ml_madvise_done(struct pt_regs* ctx) {
   return emit_mm_call(ctx, ML_EV_MADVISE, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), advice, false,
                       PT_REGS_SP(ctx) + bpf_get_attach_cookie(ctx));
 }
-
-// ---------------------------------------------------------------------------------------------------------
-// Capabilities in their own files; they use the maps and helpers above.
-#include "fd.bpf.h"
-#include "v8.bpf.h"

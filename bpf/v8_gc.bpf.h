@@ -1,6 +1,6 @@
 // V8's GC probes: the start and end of each GC (uprobes on Heap::PerformGarbageCollection, or node's USDT
 // gc__start/gc__done) and V8's heap-used figures around it, one ML_EV_V8_GC event per GC. Included by the
-// core object (bpf/memlens.bpf.c, through v8.bpf.h) and by the GC-only object (bpf/v8_gc.bpf.c) that
+// tracer's V8 object (bpf/v8.bpf.c, through v8.bpf.h) and by the GC-only object (bpf/v8_gc.bpf.c) that
 // `memlens top` loads alone. The including object provides reserve_event, submit_event, fill_header and
 // user_stack_id.
 #ifndef MEMLENS_V8_GC_BPF_H

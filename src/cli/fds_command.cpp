@@ -140,6 +140,7 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     // Opening stacks go to the shared stack table; page-fault sampling is of no use here.
     to.capture_stacks = true;
     to.fault_sample_period = 0;
+    to.v8 = false;
     auto t = collect::Tracer::create(to, trace);
     if (!t) return report_kernel_failure("memlens fds: ", t.error());
     tracer = std::move(*t);

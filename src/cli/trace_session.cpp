@@ -123,6 +123,8 @@ int TraceSession::start() {
   to.fault_sample_period = opts_.fault_sample_period;
   to.unwind_table_bytes = uint64_t{opts_.unwind_table_mib} << 20;
   to.hold = opts_.hold;
+  to.fds = opts_.fds;
+  to.v8 = opts_.v8;
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) return report_kernel_failure("memlens: ", tracer.error());
   tracer_ = std::move(*tracer);

@@ -16,8 +16,10 @@
 
 #include "common/clock.h"
 #include "faults.skel.h"
+#include "fds.skel.h"
 #include "memlens.skel.h"
 #include "proc/procfs.h"
+#include "v8.skel.h"
 
 namespace memlens::collect {
 
@@ -98,6 +100,16 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   if (opts.hold) {
     if (auto w = s->watchdog_.watch(bpf_map__fd(skel->maps.ml_held)); !w) return w.error();
   }
+  if (opts.fds)
+    if (auto st = s->load_capability(s->fds_skel_, fds_bpf__open_opts, fds_bpf__load, fds_bpf__destroy,
+                                     "file-descriptor", opts.capture_stacks);
+        !st)
+      return st.error();
+  if (opts.v8)
+    if (auto st = s->load_capability(s->v8_skel_, v8_bpf__open_opts, v8_bpf__load, v8_bpf__destroy, "V8",
+                                     opts.capture_stacks);
+        !st)
+      return st.error();
   if (opts.fault_sample_period > 0) {
     if (auto f = s->load_faults(opts); !f) s->faults_unavailable_ = f.error().describe();
   } else {
@@ -106,33 +118,55 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   return s;
 }
 
+Status BpfSession::share_core_maps(bpf_object* obj, const char* what) {
+  // Every map of the same name is the core's (those of common.bpf.h and tracked.bpf.h): one tracked-pid
+  // map, one ring buffer, one stack table.
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, obj) {
+    if (bpf_map__is_internal(m)) continue;  // each object's own .rodata and .bss
+    bpf_map* core = bpf_object__find_map_by_name(skel_->obj, bpf_map__name(m));
+    if (!core) continue;
+    if (int err = bpf_map__reuse_fd(m, bpf_map__fd(core)))
+      return libbpf_error(fmt::format("cannot share the map {} with the {} object", bpf_map__name(m), what),
+                          err);
+  }
+  return {};
+}
+
+// The capability objects: opened, given the core's maps and the options the core has, loaded.
+template <typename Skel>
+Status BpfSession::load_capability(Skel*& out, Skel* (*open)(const bpf_object_open_opts*), int (*load)(Skel*),
+                                   void (*destroy)(Skel*), const char* what, bool capture_stacks) {
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (access(kVmlinuxBtf, R_OK) == 0) open_opts.btf_custom_path = kVmlinuxBtf;
+  Skel* skel = open(&open_opts);
+  if (!skel) return libbpf_error(fmt::format("cannot open the {} BPF object", what), -errno);
+  skel->rodata->capture_stacks = capture_stacks;
+  if (auto st = share_core_maps(skel->obj, what); !st) {
+    destroy(skel);
+    return st;
+  }
+  prepare_uprobe_programs(skel->obj);
+  if (int err = load(skel)) {
+    destroy(skel);
+    return libbpf_error(fmt::format("cannot load the {} BPF programs (the kernel verifier refused them; run "
+                                    "`memlens doctor` for what this kernel lacks)",
+                                    what),
+                        err);
+  }
+  out = skel;
+  return {};
+}
+
 Status BpfSession::load_faults(const SessionOptions& opts) {
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
   if (access(kVmlinuxBtf, R_OK) == 0) open_opts.btf_custom_path = kVmlinuxBtf;
   faults_bpf* f = faults_bpf__open_opts(&open_opts);
   if (!f) return libbpf_error("cannot open the page-fault BPF object", -errno);
   f->rodata->capture_stacks = opts.capture_stacks;
-  // The maps it shares with the core object are the core object's.
-  struct Shared {
-    bpf_map* theirs;
-    bpf_map* ours;
-  };
-  const Shared shared[] = {{f->maps.ml_proc_stats, skel_->maps.ml_proc_stats},
-                           {f->maps.ml_loss, skel_->maps.ml_loss},
-                           {f->maps.ml_stacks, skel_->maps.ml_stacks},
-                           {f->maps.ml_js_procs, skel_->maps.ml_js_procs},
-                           {f->maps.ml_js_frames, skel_->maps.ml_js_frames},
-                           {f->maps.ml_unwind_rows, skel_->maps.ml_unwind_rows},
-                           {f->maps.ml_unwind_procs, skel_->maps.ml_unwind_procs},
-                           {f->maps.ml_unwind_files, skel_->maps.ml_unwind_files},
-                           {f->maps.ml_unwind_stats, skel_->maps.ml_unwind_stats}};
-  for (const auto& m : shared) {
-    int err = bpf_map__reuse_fd(m.theirs, bpf_map__fd(m.ours));
-    if (err) {
-      faults_bpf__destroy(f);
-      return libbpf_error(
-          fmt::format("cannot share the map {} with the page-fault object", bpf_map__name(m.ours)), err);
-    }
+  if (auto st = share_core_maps(f->obj, "page-fault"); !st) {
+    faults_bpf__destroy(f);
+    return st;
   }
   if (!opts.capture_stacks) bpf_map__set_max_entries(f->maps.ml_fault_stacks, 1);
   int err = faults_bpf__load(f);
@@ -196,6 +230,8 @@ BpfSession::~BpfSession() {
   release_all();  // no process stays held (the watchdog sweeps again once memlens has exited)
   for (bpf_link* link : fault_events_) bpf_link__destroy(link);
   if (faults_skel_) faults_bpf__destroy(faults_skel_);
+  if (v8_skel_) v8_bpf__destroy(v8_skel_);
+  if (fds_skel_) fds_bpf__destroy(fds_skel_);
   for (auto* l : links_) bpf_link__destroy(l);
   if (unwind_rows_) munmap(unwind_rows_, size_t{unwind_row_capacity_} * sizeof(ml_unwind_row));
   if (skel_) memlens_bpf__destroy(skel_);
@@ -383,6 +419,15 @@ std::vector<std::pair<int32_t, ml_js_frames>> BpfSession::new_js_stacks(
     ml_js_frames frames{};
     if (bpf_map_lookup_elem(fd, &key, &frames) == 0) out.emplace_back(static_cast<int32_t>(key), frames);
   }
+  return out;
+}
+
+std::vector<bpf_object*> BpfSession::objects() const {
+  std::vector<bpf_object*> out;
+  if (skel_) out.push_back(skel_->obj);
+  if (fds_skel_) out.push_back(fds_skel_->obj);
+  if (v8_skel_) out.push_back(v8_skel_->obj);
+  if (faults_skel_) out.push_back(faults_skel_->obj);
   return out;
 }
 

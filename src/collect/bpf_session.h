@@ -1,8 +1,9 @@
 // The loaded BPF objects, following libbpf-tools: open, configure (rodata, map sizes), load, attach, each
-// step checked. One object per capability: the core (lifecycle, address space, fds, V8: bpf/memlens.bpf.c)
-// and the page faults (bpf/faults.bpf.c), which uses the core's shared maps (bpf_map__reuse_fd before its
-// load). The session owns every link and perf event: destroying it detaches everything. Nothing is
-// pinned, so a memlens killed with SIGKILL leaves nothing behind (the kernel drops links with their fds).
+// step checked. One object per capability, each loaded only when on: the core (lifecycle, address space:
+// bpf/memlens.bpf.c), file descriptors (bpf/fds.bpf.c), V8 (bpf/v8.bpf.c) and page faults
+// (bpf/faults.bpf.c); the others use the core's shared maps (bpf_map__reuse_fd before their load). The
+// session owns every link and perf event: destroying it detaches everything. Nothing is pinned, so a memlens
+// killed with SIGKILL leaves nothing behind (the kernel drops links with their fds).
 #pragma once
 
 #include <sys/types.h>
@@ -24,6 +25,10 @@
 
 struct memlens_bpf;
 struct faults_bpf;
+struct fds_bpf;
+struct v8_bpf;
+struct bpf_object;
+struct bpf_object_open_opts;
 struct ring_buffer;
 struct bpf_link;
 struct bpf_program;
@@ -47,6 +52,9 @@ struct SessionOptions {
   // which tells user from kernel mode and, with stacks, records the user stack: the faults' profile is
   // sampled at this period. 0: no fault sampling (the exact counts come from the kernel either way).
   uint32_t fault_sample_period = 1024;
+  // The capabilities' objects (bpf/fds.bpf.c, bpf/v8.bpf.c), loaded only when on.
+  bool fds = true;
+  bool v8 = true;
   // Hold every new process of the traced tree until its probes are attached (bpf/memlens.bpf.c), with a
   // watchdog that releases them if memlens dies (collect/hold_watchdog.h).
   bool hold = false;
@@ -132,14 +140,26 @@ class BpfSession {
   void drain_retired() { reaper_.drain(); }
 
   memlens_bpf* skeleton() { return skel_; }
+  // The capabilities' objects: null when off.
+  fds_bpf* fds() { return fds_skel_; }
+  v8_bpf* v8() { return v8_skel_; }
+  // Every loaded object, the core first.
+  std::vector<bpf_object*> objects() const;
   int ringbuf_fd() const;
 
  private:
   BpfSession() = default;
   Status load_faults(const SessionOptions& opts);
+  // Hands the core's maps over to obj (every map of the same name) before obj is loaded.
+  Status share_core_maps(bpf_object* obj, const char* what);
+  template <typename Skel>
+  Status load_capability(Skel*& out, Skel* (*open)(const bpf_object_open_opts*), int (*load)(Skel*),
+                         void (*destroy)(Skel*), const char* what, bool capture_stacks);
 
   memlens_bpf* skel_ = nullptr;
   faults_bpf* faults_skel_ = nullptr;
+  fds_bpf* fds_skel_ = nullptr;
+  v8_bpf* v8_skel_ = nullptr;
   std::string faults_unavailable_;       // why fault sampling is off, when it is
   std::vector<bpf_link*> fault_events_;  // the perf events' links (each owns its event's fd)
   std::vector<bpf_link*> links_;

@@ -21,7 +21,7 @@
 #include "collect/wrapper_sites.h"
 #include "common/clock.h"
 #include "elf/elf_file.h"
-#include "memlens.skel.h"
+#include "fds.skel.h"
 #include "proc/fd_scan.h"
 #include "proc/procfs.h"
 #include "symbolize/symbolizer.h"
@@ -78,7 +78,7 @@ class FdExtension : public TraceExtension {
 
   FdExtension(BpfSession& session, bool accept_stacks) : session_(session), accept_stacks_(accept_stacks) {
     // The fd table at each tracked process's exit (bpf/fd.bpf.h): one program for the whole trace.
-    if (bpf_link* l = bpf_program__attach(session_.skeleton()->progs.ml_fd_at_exit))
+    if (bpf_link* l = bpf_program__attach(session_.fds()->progs.ml_fd_at_exit))
       exit_link_ = UprobeLink(l);
     else
       exit_attach_error_ = errno_error("cannot attach the fd exit snapshot (sched_process_exit)").describe();
@@ -253,7 +253,7 @@ class FdExtension : public TraceExtension {
     }
     Links l;
     l.libc = libc;
-    auto* progs = &session_.skeleton()->progs;
+    auto* progs = &session_.fds()->progs;
     std::vector<std::string> failed;
     if (attach_grouped(p.pid(), libc, *targets, l)) {
       p.untraced.end("fds", now_s());
@@ -311,7 +311,7 @@ class FdExtension : public TraceExtension {
   // what holding it costs. The result probes go first (an entry without its result would leave arguments
   // waiting). False, with nothing attached, when a link is refused: attach_to then goes one by one.
   bool attach_grouped(pid_t pid, const MappedObject& libc, const std::vector<Target>& targets, Links& l) {
-    auto* progs = &session_.skeleton()->progs;
+    auto* progs = &session_.fds()->progs;
     struct Group {
       bpf_program* prog;
       bool retprobe;
@@ -383,14 +383,14 @@ class FdExtension : public TraceExtension {
     }
     uint32_t key = static_cast<uint32_t>(p.pid());
     uint8_t one = 1;
-    if (bpf_map__update_elem(session_.skeleton()->maps.ml_fd_watch, &key, sizeof(key), &one, sizeof(one),
+    if (bpf_map__update_elem(session_.fds()->maps.ml_fd_watch, &key, sizeof(key), &one, sizeof(one),
                              BPF_ANY) != 0)
       p.notes.push_back("fds: cannot watch this process's exit (fd watch map full)");
   }
 
   void unwatch_exit(pid_t pid) {
     uint32_t key = static_cast<uint32_t>(pid);
-    auto* maps = &session_.skeleton()->maps;
+    auto* maps = &session_.fds()->maps;
     bpf_map__delete_elem(maps->ml_fd_watch, &key, sizeof(key), 0);
     bpf_map__delete_elem(maps->ml_fd_exit_fds, &key, sizeof(key), 0);
   }
@@ -406,7 +406,7 @@ class FdExtension : public TraceExtension {
     bool found = false;
     for (int attempt = 0; attempt < (wait ? 20 : 1) && !found; ++attempt) {
       if (attempt > 0) usleep(500);
-      found = bpf_map__lookup_elem(session_.skeleton()->maps.ml_fd_exit_fds, &key, sizeof(key), snap.get(),
+      found = bpf_map__lookup_elem(session_.fds()->maps.ml_fd_exit_fds, &key, sizeof(key), snap.get(),
                                    sizeof(*snap), 0) == 0;
     }
     if (!found) return false;
@@ -469,6 +469,7 @@ class FdExtension : public TraceExtension {
 }  // namespace
 
 std::unique_ptr<TraceExtension> make_fd_extension(BpfSession& session, bool accept_stacks) {
+  if (!session.fds()) return nullptr;  // its object was not loaded
   return std::make_unique<FdExtension>(session, accept_stacks);
 }
 

@@ -46,6 +46,8 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
   so.unwind_table_bytes = opts.unwind_table_bytes;
   so.max_processes = opts.max_processes;
   so.hold = opts.hold;
+  so.fds = opts.fds;
+  so.v8 = opts.v8;
   auto session = BpfSession::open_and_load(so);
   if (!session) return session.error();
   t->session_ = std::move(*session);

@@ -28,6 +28,9 @@ struct TracerOptions {
   uint32_t max_processes = 4096;
   // Hold each new process of the traced tree until its probes are attached (bpf/memlens.bpf.c).
   bool hold = true;
+  // Load the capabilities' BPF objects (SessionOptions): off, their extensions cannot be made.
+  bool fds = true;
+  bool v8 = true;
 };
 
 class Tracer : private TraceHost {

@@ -50,8 +50,8 @@ void V8Extension::open_window(model::Trace& trace, model::Process& p, PerProcess
     return;
   }
   for (const auto& a : st.window_points) {
-    auto link = attach_uprobe(session_.skeleton()->progs.ml_v8_ab_window, p.pid(), a.host_path, "",
-                              a.file_offset, false);
+    auto link =
+        attach_uprobe(session_.v8()->progs.ml_v8_ab_window, p.pid(), a.host_path, "", a.file_offset, false);
     if (!link) {
       // A process on its way out has no file to attach to any more: that is no probe failure.
       if (proc::process_running(p.pid()))

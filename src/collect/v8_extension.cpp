@@ -230,6 +230,7 @@ void V8Extension::update_losses() {
 }
 
 std::unique_ptr<TraceExtension> make_v8_extension(BpfSession& session, bool alloc_probes) {
+  if (!session.v8()) return nullptr;  // its object was not loaded
   return std::make_unique<V8Extension>(session, alloc_probes);
 }
 

@@ -19,8 +19,8 @@
 #include "collect/uprobe_link.h"
 #include "collect/v8_ab_window.h"
 #include "collect/v8_process_reads.h"
-#include "memlens.skel.h"
 #include "node/probe_plan.h"
+#include "v8.skel.h"
 
 namespace memlens::collect {
 
@@ -30,7 +30,7 @@ class V8Extension : public TraceExtension {
       : session_(session),
         alloc_probes_(alloc_probes),
         // The BPF programs capture stacks only when the session was loaded with them (rodata).
-        stacks_(session.skeleton()->rodata->capture_stacks) {}
+        stacks_(session.v8()->rodata->capture_stacks) {}
   ~V8Extension() override;
 
   std::string name() const override { return "v8"; }
@@ -85,10 +85,10 @@ class V8Extension : public TraceExtension {
   // Hands links to the session's reaper: a detach waits for grace periods, the drain loop must not.
   void retire(std::vector<UprobeLink>& links);
 
-  int counters_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_counters); }
-  int windows_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_ab_windows); }
-  int allocators_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_allocators); }
-  int ab_stacks_fd() { return bpf_map__fd(session_.skeleton()->maps.ml_v8_ab_stacks); }
+  int counters_fd() { return bpf_map__fd(session_.v8()->maps.ml_v8_counters); }
+  int windows_fd() { return bpf_map__fd(session_.v8()->maps.ml_v8_ab_windows); }
+  int allocators_fd() { return bpf_map__fd(session_.v8()->maps.ml_v8_allocators); }
+  int ab_stacks_fd() { return bpf_map__fd(session_.v8()->maps.ml_v8_ab_stacks); }
 
   // Keys of a per-process map (the pid is the key's first member) that belong to pid.
   template <typename Key>

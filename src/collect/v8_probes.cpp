@@ -24,7 +24,7 @@ void V8Extension::note_skipped(model::Trace& trace, const std::string& name, con
 }
 
 bpf_program* V8Extension::program_for(node::ProbePurpose purpose) {
-  auto* progs = &session_.skeleton()->progs;
+  auto* progs = &session_.v8()->progs;
   switch (purpose) {
     case ProbePurpose::gc_start:
       return progs->ml_v8_gc_start;
@@ -78,7 +78,7 @@ bool V8Extension::attach_site(model::Trace& trace, pid_t pid, const node::ProbeS
 
 bool V8Extension::attach_usdt(model::Trace& trace, model::Process& p, const node::ProbePlan& plan,
                               PerProcess& st) {
-  auto* progs = &session_.skeleton()->progs;
+  auto* progs = &session_.v8()->progs;
   // The return side first, as with the uprobes: a start without its end would wait forever.
   std::pair<const char*, bpf_program*> order[] = {{"gc__done", progs->ml_v8_usdt_gc_done},
                                                   {"gc__start", progs->ml_v8_usdt_gc_start}};
