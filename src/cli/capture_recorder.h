@@ -47,6 +47,9 @@ class CaptureRecorder {
   Status finish(const model::TraceInfo& info, const std::vector<symbolize::StackProfile>& profiles);
 
   const std::string& path() const { return path_; }
+  // Records the size bound (--max-size) dropped so far, by class.
+  uint64_t events_dropped() const { return writer_.events_dropped(); }
+  uint64_t others_dropped() const { return writer_.others_dropped(); }
 
  private:
   CaptureRecorder(std::string path, collect::CaptureWriter writer, nlohmann::json options)

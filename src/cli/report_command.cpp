@@ -108,11 +108,15 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
   c.final_report.reset();
   // A capture read in full adds nothing: its report is the live trace's, byte for byte. Otherwise the
   // report says what it lacks.
-  bool whole = !from_snapshot && st.complete && st.corrupt_chunks == 0 && c.malformed_records == 0;
+  bool bounded = st.events_dropped || st.others_dropped;  // --max-size dropped records
+  bool whole =
+      !from_snapshot && st.complete && st.corrupt_chunks == 0 && c.malformed_records == 0 && !bounded;
   if (!whole || c.unknown_records) {
     nlohmann::json cap;
     cap["complete"] = st.complete;
     if (!st.complete) cap["cut_short"] = st.stopped_because;
+    cap["event_records_dropped_by_size_bound"] = st.events_dropped;
+    cap["other_records_dropped_by_size_bound"] = st.others_dropped;
     cap["reported_from"] = from_snapshot ? "last snapshot taken during the trace" : "end of trace";
     cap["corrupt_chunks"] = st.corrupt_chunks;
     cap["malformed_records"] = c.malformed_records;
@@ -129,6 +133,13 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
     else if (from_snapshot)
       fmt::print(stderr,
                  "memlens report: the capture lost its end of trace: this report is its last snapshot\n");
+    if (bounded)
+      fmt::print(
+          stderr,
+          "memlens report: the capture's size bound (--max-size) dropped {} event record(s) and {} other "
+          "record(s) while recording: the report lacks what they held (figures sampled from /proc are "
+          "kept longest)\n",
+          st.events_dropped, st.others_dropped);
     if (st.corrupt_chunks)
       fmt::print(stderr, "memlens report: {} damaged chunk(s) of the capture skipped\n", st.corrupt_chunks);
     if (c.malformed_records)

@@ -255,7 +255,14 @@ int TraceSession::finish_and_report() {
   report["profiles"] = report::profiles_summary(profiles);
   int rc = kExitOk;
   if (recorder_) {
-    if (auto st = recorder_->finish(trace_.info, profiles); !st) {
+    auto st = recorder_->finish(trace_.info, profiles);
+    if (recorder_->events_dropped() || recorder_->others_dropped())
+      fmt::print(stderr,
+                 "memlens: the capture {} reached its --max-size bound: {} event record(s) and {} other "
+                 "record(s) dropped (its report says so)\n  remedy: a larger --max-size, or a shorter "
+                 "trace\n",
+                 recorder_->path(), recorder_->events_dropped(), recorder_->others_dropped());
+    if (!st) {
       fmt::print(stderr,
                  "memlens: the capture {} is incomplete: {}\n  remedy: free space or choose another file\n",
                  recorder_->path(), st.error().describe());

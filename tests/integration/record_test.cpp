@@ -140,6 +140,32 @@ TEST(Record, CaptureOfAKilledRecordingReportsWhatItHas) {
   EXPECT_GE((*proc)["rss_peak_bytes"].get<double>(), 0.9 * rss_at_1s) << proc->dump().substr(0, 2000);
 }
 
+// --max-size: the capture never passes its bound; the events that did not fit are counted, and both the
+// recording and the report say so (report.json's capture object), while the report still has the process.
+TEST(Record, SizeBoundDropsEventsAndBothCommandsSaySo) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string capture = dir.file("bounded.mlcap");
+  // Each 300 kB Buffer is its own mmap and munmap: tens of thousands of address-space events in 3 s.
+  auto rec =
+      run_shell(shell_quote(memlens_bin()) + " record -q --max-size 128K -o " + shell_quote(capture) +
+                " -- " + shell_quote(node_bin()) +
+                " -e 'const t = Date.now(); while (Date.now() - t < 3000) Buffer.allocUnsafeSlow(300000)' "
+                "2>&1");
+  ASSERT_EQ(rec.exit_code, 0) << rec.output;
+  EXPECT_LE(fs::file_size(capture), 128u << 10);
+  EXPECT_NE(rec.output.find("reached its --max-size bound"), std::string::npos) << rec.output;
+  auto rep = run_shell(shell_quote(memlens_bin()) + " report -q " + shell_quote(capture) + " -o " +
+                       shell_quote(dir.file("out")) + " 2>&1");
+  ASSERT_EQ(rep.exit_code, 0) << rep.output;
+  EXPECT_NE(rep.output.find("size bound (--max-size) dropped"), std::string::npos) << rep.output;
+  auto report = load_report(dir.file("out"));
+  ASSERT_TRUE(report.contains("capture")) << report.dump().substr(0, 1000);
+  EXPECT_GT(report["capture"]["event_records_dropped_by_size_bound"].get<uint64_t>(), 1000u);
+  ASSERT_EQ(report["processes"].size(), 1u);
+  EXPECT_GT(report["processes"][0]["rss_peak_bytes"].get<uint64_t>(), 0u);
+}
+
 // A capture is never written over an existing file (nor through a symbolic link), and record needs a target.
 TEST(Record, RefusesAnExistingCaptureFileAndAMissingTarget) {
   MEMLENS_REQUIRE_TRACING();
