@@ -74,13 +74,17 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
     return kExitCapture;
   }
   const auto& st = *status;
-  // Format 2 on: the trace rebuilt from the event stream, once its end and every process's end state were
-  // read. Format 1 held the analysed trace. Either cut short: the last snapshot taken during the trace.
+  // Format 2 on: the trace rebuilt from the event stream, once its end was read (a process whose end state
+  // could not be read lacks what it held, and the malformed records are counted). Format 1 held the
+  // analysed trace. Either cut short: the last snapshot taken during the trace.
   std::optional<collect::ReplayedEvents> replayed;
   if (st.format_version >= 2) {
     auto r = collect::replay_events(capture_path);
-    if (r && r->trace_end && (r->capability_end_states || r->trace->processes.all().empty()))
+    if (r && r->trace_end) {
+      // Event and host records the replay could not read, and answers for a process it does not know.
+      c.malformed_records += r->malformed_records + r->unknown_process_samples;
       replayed = std::move(*r);
+    }
   }
   bool from_snapshot = !replayed && !c.final_report;
   if (from_snapshot && !c.snapshot) {

@@ -274,6 +274,43 @@ TEST(GoldenReplay, CaptureCutAfterItsEndOfTraceReportsItWhole) {
   }
 }
 
+// A capability end state that cannot be read: the report is still rebuilt from the events and the other
+// records, lacks what only that record held (the breakdown), and counts it as malformed.
+TEST(GoldenReplay, MalformedEndStateIsCountedAndTheRestIsReported) {
+  auto capture = memlens::collect::read_capture((golden_dir() / "fd_leak" / "capture.mlcap").string());
+  ASSERT_TRUE(capture) << capture.error().describe();
+  char tmpl[] = "/tmp/memlens-golden-malformed-XXXXXX";
+  fs::path dir = mkdtemp(tmpl);
+  std::string rewritten = (dir / "capture.mlcap").string();
+  {
+    auto w = memlens::collect::CaptureWriter::create(rewritten, {0, capture->status.memlens_version});
+    ASSERT_TRUE(w) << w.error().describe();
+    size_t spoiled = 0;
+    for (const auto& r : capture->records) {
+      bool spoil = r.type == memlens::collect::kRecordCapabilitiesEndState;
+      spoiled += spoil;
+      ASSERT_TRUE(w->add(r.type, spoil ? std::string("\xa1\x63pi", 4) : r.payload));
+    }
+    ASSERT_EQ(spoiled, 1u);
+    ASSERT_TRUE(w->close());
+  }
+  Scratch s(read_file(rewritten));
+  fs::remove_all(dir);
+  ReportRun r = report(s.dir());
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("1 malformed record"), std::string::npos) << r.stderr_text;
+  auto j = nlohmann::json::parse(read_file(s.dir() / "out" / "report.json"));
+  EXPECT_EQ(j["capture"]["malformed_records"], 1);
+  EXPECT_EQ(j["capture"]["reported_from"], "end of trace");
+  auto live = nlohmann::json::parse(read_file(golden_dir() / "fd_leak" / "expected" / "report.json"));
+  ASSERT_EQ(j["processes"].size(), 1u);
+  const auto& p = j["processes"][0];
+  EXPECT_FALSE(p.contains("breakdown")) << "the attribution was in the spoiled record";
+  EXPECT_TRUE(live["processes"][0].contains("breakdown"));
+  for (const char* key : {"pid", "timeline", "exit_status", "rss_peak_bytes", "gc"})
+    EXPECT_EQ(p.value(key, nlohmann::json()), live["processes"][0].value(key, nlohmann::json())) << key;
+}
+
 TEST(GoldenReplay, CorruptChunkIsSkippedAndCounted) {
   std::string bytes = read_file(golden_dir() / "js_leak" / "capture.mlcap");
   // The first chunk's compressed data: after the header (magic, format, version length, version, crc) and
