@@ -4,6 +4,7 @@
 
 #include "collect/capture_records.h"
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "report/json_report.h"
 
 namespace memlens::cli {
@@ -87,7 +88,7 @@ nlohmann::json trace_end_metadata(const model::TraceInfo& info) {
 void CaptureRecorder::sample(model::Trace& trace) {
   if (!run_written_) {
     run_written_ = true;
-    note(writer_.add(collect::kRecordRun, run_metadata(trace.info, options_).dump()));
+    note(writer_.add(collect::kRecordRun, json_text(run_metadata(trace.info, options_))));
   }
   double now = trace.seconds_since_start(boot_ns());
   if (last_snapshot_s_ < 0 || now - last_snapshot_s_ >= kSnapshotEveryS) {
@@ -100,7 +101,7 @@ void CaptureRecorder::sample(model::Trace& trace) {
     trace.info.stop_reason = std::move(reason);
     report["profiles"] = report::profiles_summary({});
     // Expendable once the size bound stops events: the end of the trace writes the final report.
-    note(writer_.add(collect::kRecordReportSnapshot, report.dump(), collect::RecordClass::kEvent));
+    note(writer_.add(collect::kRecordReportSnapshot, json_text(report), collect::RecordClass::kEvent));
   }
   note(writer_.flush());
 }
@@ -109,9 +110,9 @@ Status CaptureRecorder::finish(const model::TraceInfo& info,
                                const std::vector<symbolize::StackProfile>& profiles) {
   if (!run_written_) {
     run_written_ = true;
-    note(writer_.add(collect::kRecordRun, run_metadata(info, options_).dump()));
+    note(writer_.add(collect::kRecordRun, json_text(run_metadata(info, options_))));
   }
-  note(writer_.add(collect::kRecordTraceEnd, trace_end_metadata(info).dump()));
+  note(writer_.add(collect::kRecordTraceEnd, json_text(trace_end_metadata(info))));
   for (const auto& p : profiles)
     note(writer_.add(collect::kRecordStackProfile, collect::encode_stack_profile(p)));
   note(writer_.close());

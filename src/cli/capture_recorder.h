@@ -50,6 +50,7 @@ class CaptureRecorder {
   // Records the size bound (--max-size) dropped so far, by class.
   uint64_t events_dropped() const { return writer_.events_dropped(); }
   uint64_t others_dropped() const { return writer_.others_dropped(); }
+  uint64_t oversize_dropped() const { return writer_.oversize_dropped(); }
 
  private:
   CaptureRecorder(std::string path, collect::CaptureWriter writer, nlohmann::json options)

@@ -17,6 +17,7 @@
 #include "collect/extensions.h"
 #include "collect/tracer.h"
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "proc/fd_scan.h"
 #include "proc/procfs.h"
 #include "report/fd_section.h"
@@ -197,7 +198,7 @@ int fds_command(pid_t pid, const FdsOptions& opts) {
     nlohmann::json fds = nlohmann::json::array();
     for (const auto& [fd, e] : p->fds.entries()) fds.push_back(report::fd_entry_json(p->fds, e, sym.get()));
     j["fds"] = std::move(fds);
-    fmt::print("{}\n", j.dump());
+    fmt::print("{}\n", json_text(j));
   } else {
     print_table(*p, sym.get(), watched);
   }

@@ -2,8 +2,8 @@
 // trace is rebuilt from the capture's event stream through the trace builder a live trace uses, with what
 // the host and the capabilities recorded of each process, and analysed again; the stacks were named at
 // record time. So neither root nor the traced binaries are needed, and two reports of one capture are the
-// same bytes. A capture without the capabilities' end states (written before memlens recorded them, or
-// cut short before the end of its trace) reports the analysed trace it holds.
+// same bytes. A capture of format 1 reports the analysed trace it holds; one cut short before the end of
+// its trace, the last snapshot taken during it.
 #include <fmt/format.h>
 
 #include "cli/commands.h"
@@ -78,11 +78,16 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
   // could not be read lacks what it held, and the malformed records are counted). Format 1 held the
   // analysed trace. Either cut short: the last snapshot taken during the trace.
   std::optional<collect::ReplayedEvents> replayed;
+  uint64_t unknown_process_records = 0;
   if (st.format_version >= 2) {
     auto r = collect::replay_events(capture_path);
-    if (r && r->trace_end) {
-      // Event and host records the replay could not read, and answers for a process it does not know.
-      c.malformed_records += r->malformed_records + r->unknown_process_samples;
+    if (!r) {  // read once already: the file changed or went since
+      fmt::print(stderr, "memlens report: {}\n", r.error().describe());
+      return kExitCapture;
+    }
+    if (r->trace_end) {
+      c.malformed_records += r->malformed_records;  // event and host records the replay could not read
+      unknown_process_records = r->unknown_process_samples;
       replayed = std::move(*r);
     }
   }
@@ -113,14 +118,16 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
   // A capture read in full adds nothing: its report is the live trace's, byte for byte. Otherwise the
   // report says what it lacks.
   bool bounded = st.events_dropped || st.others_dropped;  // --max-size dropped records
-  bool whole =
-      !from_snapshot && st.complete && st.corrupt_chunks == 0 && c.malformed_records == 0 && !bounded;
+  bool whole = !from_snapshot && st.complete && st.corrupt_chunks == 0 && c.malformed_records == 0 &&
+               !bounded && st.oversize_dropped == 0 && unknown_process_records == 0;
   if (!whole || c.unknown_records) {
     nlohmann::json cap;
     cap["complete"] = st.complete;
     if (!st.complete) cap["cut_short"] = st.stopped_because;
     cap["event_records_dropped_by_size_bound"] = st.events_dropped;
     cap["other_records_dropped_by_size_bound"] = st.others_dropped;
+    cap["records_over_chunk_limit_dropped"] = st.oversize_dropped;
+    cap["records_of_unknown_processes"] = unknown_process_records;
     cap["reported_from"] = from_snapshot ? "last snapshot taken during the trace" : "end of trace";
     cap["corrupt_chunks"] = st.corrupt_chunks;
     cap["malformed_records"] = c.malformed_records;
@@ -144,6 +151,16 @@ int report_command(const std::string& capture_path, const std::string& out_dir, 
           "record(s) while recording: the report lacks what they held (figures sampled from /proc are "
           "kept longest)\n",
           st.events_dropped, st.others_dropped);
+    if (st.oversize_dropped)
+      fmt::print(stderr,
+                 "memlens report: {} record(s) larger than a capture chunk holds ({} MiB) were dropped while "
+                 "recording: the report lacks what they held (a process's whole fd table or JS heap state)\n",
+                 st.oversize_dropped, collect::kMaxChunkBytes >> 20);
+    if (unknown_process_records)
+      fmt::print(stderr,
+                 "memlens report: {} sample or end-state record(s) name a process whose start the capture "
+                 "lacks (its events were dropped): skipped\n",
+                 unknown_process_records);
     if (st.corrupt_chunks)
       fmt::print(stderr, "memlens report: {} damaged chunk(s) of the capture skipped\n", st.corrupt_chunks);
     if (c.malformed_records)

@@ -29,6 +29,7 @@
 #include "cli/trace_session.h"
 #include "collect/bpf_map_fill.h"
 #include "common/clock.h"
+#include "common/json_text.h"
 #include "common/safe_file.h"
 #include "host/cgroup.h"
 #include "host/node_processes.h"
@@ -559,7 +560,7 @@ void Agent::report_job(Job& job, pid_t pid, bool html) {
     job.body = report::render_html(report, profiles);
   } else {
     job.content_type = "application/json";
-    job.body = report.dump(2);
+    job.body = json_text(report, 2);
   }
 }
 

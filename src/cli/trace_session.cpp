@@ -262,6 +262,11 @@ int TraceSession::finish_and_report() {
                  "record(s) dropped (its report says so)\n  remedy: a larger --max-size, or a shorter "
                  "trace\n",
                  recorder_->path(), recorder_->events_dropped(), recorder_->others_dropped());
+    if (recorder_->oversize_dropped())
+      fmt::print(stderr,
+                 "memlens: the capture {} dropped {} record(s) larger than a chunk holds (its report says "
+                 "so)\n",
+                 recorder_->path(), recorder_->oversize_dropped());
     if (!st) {
       fmt::print(stderr,
                  "memlens: the capture {} is incomplete: {}\n  remedy: free space or choose another file\n",

@@ -168,7 +168,7 @@ class BpfSession {
   uint32_t unwind_row_capacity_ = 0;
   bool holds_ = false, holds_fork_ = false;
   HoldWatchdog watchdog_;
-  LinkReaper reaper_;  // declared last: destroyed (drained) first, while the programs are still loaded
+  LinkReaper reaper_;  // drained first thing in the destructor, while the programs are still loaded
 };
 
 }  // namespace memlens::collect

@@ -18,7 +18,8 @@ constexpr size_t kRecordHeaderBytes = 2 + 4;     // type, payload length
 constexpr size_t kMaxVersionBytes = 64;
 // Record type 1 ends a capture (docs/capture-format.md); its payload: the records the size bound dropped.
 constexpr uint16_t kEndRecord = 1;
-constexpr size_t kEndPayloadBytes = 16;
+constexpr size_t kEndPayloadBytes = 24;
+constexpr size_t kEndPayloadBytesV1 = 16;  // without the count of records over the chunk limit
 
 void put_u16(std::string& out, uint16_t v) {
   out.push_back(static_cast<char>(v & 0xff));
@@ -119,8 +120,8 @@ Status CaptureWriter::add(uint16_t type, std::string_view payload, RecordClass c
   if (closed_) return make_error("the capture file is closed");
   if (type == kEndRecord || type == 0) return make_error(fmt::format("record type {} is reserved", type));
   size_t record_bytes = kRecordHeaderBytes + payload.size();
-  if (record_bytes > kMaxChunkBytes) {
-    ++(cls == RecordClass::kEvent ? events_dropped_ : others_dropped_);
+  if (record_bytes > kMaxChunkBytes) {  // larger than a reader takes in one chunk
+    ++oversize_dropped_;
     return {};
   }
   if (pending_.size() + record_bytes > kMaxChunkBytes)
@@ -171,6 +172,7 @@ Status CaptureWriter::close() {
   std::string end;
   put_u64(end, events_dropped_);
   put_u64(end, others_dropped_);
+  put_u64(end, oversize_dropped_);
   put_record(pending_, kEndRecord, end);
   pending_records_ = 1;
   if (auto s = flush(); !s) return s;
@@ -320,10 +322,11 @@ Result<CaptureReadStatus> scan(ByteSource& src, const CaptureRecordSink& sink) {
       r += kRecordHeaderBytes + len;
       if (type == kEndRecord) {
         st.complete = true;
-        if (payload.size() >= kEndPayloadBytes) {
+        if (payload.size() >= kEndPayloadBytesV1) {
           st.events_dropped = get_u64(payload.data());
           st.others_dropped = get_u64(payload.data() + 8);
         }
+        if (payload.size() >= kEndPayloadBytes) st.oversize_dropped = get_u64(payload.data() + 16);
         break;
       }
       sink(type, payload);

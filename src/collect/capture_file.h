@@ -61,6 +61,8 @@ class CaptureWriter {
   // Records dropped by the size bound, by class.
   uint64_t events_dropped() const { return events_dropped_; }
   uint64_t others_dropped() const { return others_dropped_; }
+  // Records larger than a chunk may hold (kMaxChunkBytes), dropped whatever the bound.
+  uint64_t oversize_dropped() const { return oversize_dropped_; }
   // Whether the bound stopped event records (from then on, all are dropped).
   bool events_stopped() const { return events_stopped_; }
   uint64_t bytes_written() const { return written_; }
@@ -78,7 +80,7 @@ class CaptureWriter {
   std::string pending_;  // raw records of the chunk being built
   uint32_t pending_records_ = 0;
   uint64_t written_ = 0;
-  uint64_t events_dropped_ = 0, others_dropped_ = 0;
+  uint64_t events_dropped_ = 0, others_dropped_ = 0, oversize_dropped_ = 0;
   bool events_stopped_ = false;
   bool closed_ = false;
 };
@@ -92,6 +94,7 @@ struct CaptureReadStatus {
   bool complete = false;        // its end record was read
   // Records the writer's size bound dropped (from the end record), by class.
   uint64_t events_dropped = 0, others_dropped = 0;
+  uint64_t oversize_dropped = 0;  // records over the chunk limit the writer dropped
   // Why reading stopped before the end record (cut short, damaged framing), empty when complete.
   std::string stopped_because;
   uint64_t stopped_at_offset = 0;

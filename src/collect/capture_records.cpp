@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -260,6 +261,11 @@ constexpr uint32_t kMaxNotes = 4096;
 // Mappings in one seed, at most (the kernel's default vm.max_map_count is 65530).
 constexpr uint32_t kMaxMappings = 1u << 20;
 
+// A time or duration in seconds as memlens writes it: finite, and within the range of a trace.
+bool finite_time(double s) {
+  return std::isfinite(s) && std::fabs(s) < 1e9;
+}
+
 std::string encode(const ProcessIdentity& id) {
   Writer w;
   w.put(id.pid).put(id.start_time_ns).put(static_cast<uint8_t>(id.new_process));
@@ -364,6 +370,7 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     uint64_t seen_bits = 0;
     r.get(id.pid).get(id.start_time_ns).get_bool(id.new_process).get(seen_bits);
     id.first_seen_s = std::bit_cast<double>(seen_bits);
+    if (!finite_time(id.first_seen_s)) r.fail();
     r.get_string(id.comm, kMaxString).get_string(id.exe, kMaxString).get(argc);
     if (argc > kMaxArgs) r.fail();
     for (uint32_t i = 0; r.ok() && i < argc; ++i) r.get_string(id.cmdline.emplace_back(), kMaxString);
@@ -379,6 +386,7 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     uint32_t n = 0;
     r.get(s.pid).get(s.start_time_ns).get(t_bits);
     m.t_s = std::bit_cast<double>(t_bits);
+    if (!finite_time(m.t_s)) r.fail();  // the analyses sort and fit by time
     r.get(m.rss.anon_bytes).get(m.rss.file_bytes).get(m.rss.shmem_bytes).get(m.rss.swap_bytes);
     r.get(m.faults).get(m.events);
     get_optional(r, m.js_heap_used_bytes);
@@ -446,6 +454,7 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     r.get(s.holds).get(held).get(untraced).get_string(s.untraced_reason, kMaxString).get(sources);
     s.held_s = std::bit_cast<double>(held);
     s.untraced_s = std::bit_cast<double>(untraced);
+    if (!finite_time(s.held_s) || !finite_time(s.untraced_s)) r.fail();
     if (sources > kMaxCategories) r.fail();
     for (uint32_t i = 0; r.ok() && i < sources; ++i) {
       std::string source;

@@ -25,7 +25,7 @@ enum CaptureRecordType : uint16_t {
   kRecordFdEvent = 20,
   // What the end of a trace knows (docs/capture-format.md, "Replay"):
   kRecordRun = 32,             // the run: command or pid, options, memlens version, kernel (JSON text)
-  kRecordReport = 33,          // the analysed trace as report.json holds it, at the end (JSON text)
+  kRecordReport = 33,          // format 1 only: the analysed trace as report.json holds it, at the end
   kRecordReportSnapshot = 34,  // the same, taken during the trace: what a capture cut short reports
   kRecordStackProfile = 35,    // a stack profile with its frame-name table (names resolved at record time)
   // The capabilities' state of a process at the end (fd table, attribution, V8's inspector view, stack

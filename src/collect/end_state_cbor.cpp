@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "collect/record_json.h"
+
 // std::optional as null or its value (this nlohmann release has no serializer of its own for it).
 namespace nlohmann {
 template <typename T>
@@ -165,6 +167,66 @@ class BoundedNesting : public nlohmann::detail::json_sax_dom_parser<nlohmann::js
   size_t depth_ = 0;
 };
 
+// The number of elements at j[first] or j[first][second] (0 when absent or not a container).
+size_t count_at(const nlohmann::json& j, const char* first, const char* second) {
+  const nlohmann::json* v = &j;
+  for (const char* key : {first, second}) {
+    if (!key) break;
+    if (!v->is_object()) return 0;
+    auto it = v->find(key);
+    if (it == v->end()) return 0;
+    v = &*it;
+  }
+  return v->is_structured() ? v->size() : 0;
+}
+
+// What a live trace can hold, with room to spare: a record beyond it was not written by memlens, and its
+// decoded tables could cost many times the record's bytes.
+struct Bound {
+  const char* first;
+  const char* second;  // nullptr: j[first] itself
+  size_t max;
+};
+constexpr Bound kBounds[] = {
+    {"fds", "entries", size_t{1} << 20},  // the kernel's largest fd table (fs.nr_open)
+    {"fds", "stacks", size_t{1} << 16},
+    {"fds", "stack_labels", 1024},
+    {"fds", "fds_series", size_t{1} << 20},
+    {"fds", "sockets_series", size_t{1} << 20},
+    {"js_objects", "stacks", size_t{1} << 16},
+    {"js_objects", "series", size_t{1} << 16},
+    {"js_objects", "last", size_t{1} << 16},
+    {"js_objects", "profile_times", size_t{1} << 16},
+    {"js_objects", "history", size_t{1} << 16},
+    {"js_objects", "forced_gcs", size_t{1} << 16},
+    {"js_objects", "other_clients", size_t{1} << 16},
+    {"js_objects", "snapshots", size_t{1} << 16},
+    {"stacks", nullptr, 64},
+};
+
+// Tables whose parts must agree (the analyses index one by the other), and their sizes.
+std::string check_consistent(const CapabilitiesEndState& s) {
+  const auto& js = s.js_objects;
+  if (js.series.size() != js.stacks.size()) return "js_objects has a series count unlike its stack count";
+  size_t frames = 0;
+  for (const auto& st : js.stacks) frames += st.size();
+  for (const auto& pts : js.series)
+    if (pts.size() > model::kMaxJsLivePointsPerSite)
+      return "a js_objects series is longer than memlens keeps";
+  for (const auto& [id, point] : js.last)
+    if (id >= js.stacks.size()) return "js_objects names a stack it does not have";
+  // The growth analysis keeps a figure per profile for each node of the sites' tree.
+  if (frames > (size_t{1} << 20) || frames * js.profile_times.size() > (size_t{1} << 26))
+    return "js_objects holds more frames and profiles than memlens keeps";
+  for (const auto& [kind, table] : s.stacks)
+    if (table.size() > (size_t{1} << 20)) return "a stack table is larger than memlens keeps";
+  for (const auto& [id, addrs] : s.fds.stacks)
+    if (addrs.size() > 256) return "an fd opening stack is deeper than memlens walks";
+  for (const auto& [key, labels] : s.fds.stack_labels)
+    if (labels.size() > 256) return "an fd opening stack is deeper than memlens walks";
+  return "";
+}
+
 }  // namespace
 
 std::string encode_capabilities_end_state(const CapabilitiesEndState& s) {
@@ -186,6 +248,11 @@ Result<CapabilitiesEndState> decode_capabilities_end_state(std::string_view payl
                                    nlohmann::json::input_format_t::cbor) ||
         !j.is_object())
       return make_error("a capabilities end-state record is not a CBOR map (or nests too deep)", EINVAL);
+    if (!safe_numbers(j))
+      return make_error("a capabilities end-state record holds a number out of range", EINVAL);
+    for (const auto& b : kBounds)
+      if (count_at(j, b.first, b.second) > b.max)
+        return make_error("a capabilities end-state record holds more than memlens keeps", EINVAL);
     CapabilitiesEndState s;
     s.pid = j.at("pid").get<pid_t>();
     s.start_time_ns = j.at("start_time_ns").get<uint64_t>();
@@ -193,6 +260,8 @@ Result<CapabilitiesEndState> decode_capabilities_end_state(std::string_view payl
     s.attribution = j.value("attribution", model::AttributionState{});
     s.js_objects = j.value("js_objects", model::JsObjectsState{});
     s.stacks = j.value("stacks", model::StackTable{});
+    if (auto why = check_consistent(s); !why.empty())
+      return make_error("a capabilities end-state record is inconsistent: " + why, EINVAL);
     return s;
   } catch (const nlohmann::json::exception& e) {
     return make_error(std::string("a capabilities end-state record cannot be read: ") + e.what(), EINVAL);

@@ -14,7 +14,8 @@
 namespace memlens::collect {
 
 std::string encode_capabilities_end_state(const CapabilitiesEndState& s);
-// Errors: not JSON, or a field of the wrong type.
+// Errors: not a CBOR map, nested too deep, a number out of range, more than a live trace holds, tables
+// that disagree, or a field of the wrong type.
 Result<CapabilitiesEndState> decode_capabilities_end_state(std::string_view payload);
 
 }  // namespace memlens::collect

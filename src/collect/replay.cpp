@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "collect/capture_records.h"
+#include "collect/record_json.h"
 
 namespace memlens::collect {
 
@@ -46,9 +47,9 @@ void take(const nlohmann::json& j, const char* key, T& to) {
 }
 
 // The run record (what was traced, when) and the trace-end record (how it ended), into the trace's info.
-void take_run(std::string_view payload, model::TraceInfo& info) {
+bool take_run(std::string_view payload, model::TraceInfo& info) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (!j.is_object()) return;
+  if (!j.is_object() || !safe_numbers(j)) return false;
   take(j, "command", info.command);
   if (j.contains("attached_pid")) take(j, "attached_pid", info.attached_pid.emplace());
   take(j, "host_wide", info.host_wide);
@@ -59,11 +60,13 @@ void take_run(std::string_view payload, model::TraceInfo& info) {
   take(j, "kernel", info.kernel);
   take(j, "holding", info.holding);
   take(j, "holding_fork", info.holding_fork);
+  return true;
 }
 
-void take_end(std::string_view payload, model::TraceInfo& info) {
+// False when the record is not a JSON object or holds a number out of range: nothing taken.
+bool take_end(std::string_view payload, model::TraceInfo& info) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (!j.is_object()) return;
+  if (!j.is_object() || !safe_numbers(j)) return false;
   take(j, "duration_s", info.duration_s);
   take(j, "stop_reason", info.stop_reason);
   take(j, "probes_attached", info.probes_attached);
@@ -71,7 +74,7 @@ void take_end(std::string_view payload, model::TraceInfo& info) {
   take(j, "events_received", info.events_received);
   if (auto it = j.find("probes_skipped"); it != j.end() && it->is_array())
     for (const auto& s : *it)
-      if (s.is_object()) info.probes_skipped.push_back({s.value("name", ""), s.value("reason", "")});
+      if (s.is_object()) info.probes_skipped.push_back({string_at(s, "name"), string_at(s, "reason")});
   if (auto it = j.find("unwind"); it != j.end() && it->is_object()) {
     auto& u = info.unwind;
     u.enabled = true;
@@ -82,7 +85,7 @@ void take_end(std::string_view payload, model::TraceInfo& info) {
     take(*it, "walks", u.walks);
     if (auto f = it->find("failed"); f != it->end() && f->is_array())
       for (const auto& x : *f)
-        if (x.is_object()) u.failed.push_back({x.value("file", ""), x.value("reason", "")});
+        if (x.is_object()) u.failed.push_back({string_at(x, "file"), string_at(x, "reason")});
   }
   if (auto it = j.find("discovery"); it != j.end() && it->is_object()) {
     take(*it, "source", info.discovery);
@@ -91,9 +94,12 @@ void take_end(std::string_view payload, model::TraceInfo& info) {
     take(*it, "unclassified", info.discovery_unclassified);
     if (auto m = it->find("missed"); m != it->end() && m->is_array())
       for (const auto& x : *m)
-        if (x.is_object())
-          info.missed_processes.push_back(
-              {x.value("pid", pid_t{0}), x.value("exe", ""), x.value("at_s", 0.0), x.value("reason", "")});
+        if (x.is_object()) {
+          model::MissedProcess m{0, string_at(x, "exe"), 0, string_at(x, "reason")};
+          take(x, "pid", m.pid);
+          take(x, "at_s", m.at_s);
+          info.missed_processes.push_back(std::move(m));
+        }
   }
   if (auto it = j.find("loss_by_source"); it != j.end() && it->is_object())
     for (const auto& [source, l] : it->items()) {
@@ -105,6 +111,7 @@ void take_end(std::string_view payload, model::TraceInfo& info) {
       take(l, "unknown_process", loss.unknown_process);
       take(l, "unpaired", loss.unpaired);
     }
+  return true;
 }
 
 }  // namespace
@@ -115,7 +122,7 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
   model::Trace& trace = *out.trace;
   // Trace time counts from the run's start, which its metadata record (written at the first sample) holds.
   auto first = scan_capture_file(path, [&](uint16_t type, std::string_view payload) {
-    if (type == kRecordRun) take_run(payload, trace.info);
+    if (type == kRecordRun && !take_run(payload, trace.info)) ++out.malformed_records;
   });
   if (!first) return first.error();
   ReplayHost host(trace);
@@ -140,8 +147,10 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
   auto st = scan_capture_file(path, [&](uint16_t type, std::string_view payload) {
     if (type == kRecordTraceEnd) {
       apply_pending();
-      take_end(payload, trace.info);
-      out.trace_end = true;
+      if (take_end(payload, trace.info))
+        out.trace_end = true;
+      else
+        ++out.malformed_records;
     } else if (type == kRecordTrackStart) {
       auto t = decode_track_start(payload);
       if (!t) {

@@ -63,8 +63,7 @@ struct ReplayedEvents {
   uint64_t unknown_process_events = 0;   // events of a pid no live process has
   uint64_t malformed_records = 0;        // event, tracking or host records that could not be read
   uint64_t unknown_process_samples = 0;  // samples and end states of a process the replay does not know
-  // Processes whose capabilities' end state the capture holds: captures written before it was recorded
-  // (and captures cut short) have none, and their reports come from the analysed trace they hold.
+  // Processes whose capabilities' end state (record 36) was applied.
   uint64_t capability_end_states = 0;
   bool trace_end = false;  // the trace-end record was read
 };

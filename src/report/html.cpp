@@ -4,6 +4,7 @@
 #include <charconv>
 #include <unordered_map>
 
+#include "common/json_text.h"
 #include "common/safe_file.h"
 #include "model/stack_kinds.h"
 #include "report/folded.h"
@@ -36,7 +37,7 @@ void append_array(std::string& out, const Vec& values) {
 
 std::string dump_json(const nlohmann::json& j) {
   // Names and paths from the traced process may hold invalid UTF-8: replace it rather than throw.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json_text(j);
 }
 
 struct TransparentHash {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/json_text.h"
 #include "common/safe_file.h"
 #include "report/breakdown_section.h"
 #include "report/js_objects_section.h"
@@ -191,7 +192,7 @@ json profiles_summary(const std::vector<symbolize::StackProfile>& profiles) {
 }
 
 Status write_report_json(const std::string& dir, const json& report) {
-  return write_file_atomic(dir + "/report.json", report.dump(2) + "\n");
+  return write_file_atomic(dir + "/report.json", json_text(report, 2) + "\n");
 }
 
 }  // namespace memlens::report

@@ -200,6 +200,24 @@ TEST_F(CaptureFileTest, MaxSizeIsNeverExceededEventsStopFirst) {
   EXPECT_EQ(events_read + c->status.events_dropped, events_sent);
 }
 
+// A record larger than a chunk may hold is dropped whatever the bound, and counted apart from the bound's
+// drops, in the writer and in the end record a reader sees.
+TEST_F(CaptureFileTest, RecordOverTheChunkLimitIsCountedApart) {
+  auto w = CaptureWriter::create(path("a.mlcap"), {0, "1"});
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->add(301, std::string(kMaxChunkBytes, 'x')));
+  ASSERT_TRUE(w->add(301, "kept"));
+  EXPECT_EQ(w->oversize_dropped(), 1u);
+  EXPECT_EQ(w->others_dropped(), 0u);
+  ASSERT_TRUE(w->close());
+  auto c = read_capture(path("a.mlcap"));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->status.oversize_dropped, 1u);
+  EXPECT_EQ(c->status.others_dropped, 0u);
+  ASSERT_EQ(c->records.size(), 1u);
+  EXPECT_EQ(c->records[0].payload, "kept");
+}
+
 // The file is read a chunk at a time; what it yields is what reading its bytes whole yields, damaged or not.
 TEST_F(CaptureFileTest, FileReadChunkByChunkYieldsWhatTheWholeBytesYield) {
   auto w = CaptureWriter::create(path("a.mlcap"), {0, "1"});

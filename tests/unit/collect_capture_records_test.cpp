@@ -2,6 +2,7 @@
 // a record with fields a later version appended is read.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -320,6 +321,19 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
     EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":"x","start_time_ns":1})")));
     EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":1,"start_time_ns":1,"fds":{"entries":7}})")));
     EXPECT_FALSE(decode_capabilities_end_state(R"({"pid":1,"start_time_ns":1})"));  // JSON text, not CBOR
+    // Numbers that would be undefined once converted, and tables the analyses index one by the other
+    // that disagree: refused.
+    EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":1e300,"start_time_ns":1})")));
+    auto nan_time = nlohmann::json::parse(R"({"pid":1,"start_time_ns":1,"fds":{"fds_series":[[0.5,1]]}})");
+    nan_time["fds"]["fds_series"][0][0] = std::numeric_limits<double>::quiet_NaN();
+    auto nan_bytes = nlohmann::json::to_cbor(nan_time);
+    EXPECT_FALSE(decode_capabilities_end_state(std::string(nan_bytes.begin(), nan_bytes.end())));
+    EXPECT_FALSE(decode_capabilities_end_state(
+        cbor(R"({"pid":1,"start_time_ns":1,"js_objects":{"stacks":[[{"function":"f"}]],"series":[]}})")));
+    EXPECT_FALSE(decode_capabilities_end_state(cbor(
+        R"({"pid":1,"start_time_ns":1,"js_objects":{"stacks":[],"series":[],"last":[[5,{"bytes":1}]]}})")));
+    EXPECT_TRUE(decode_capabilities_end_state(
+        cbor(R"({"pid":1,"start_time_ns":1,"js_objects":{"stacks":[[{"function":"f"}]],"series":[[]]}})")));
     // A map holding arrays nested a million deep: refused, not a blown stack.
     std::string deep =
         "\xa1\x63"
