@@ -166,6 +166,26 @@ TEST(Record, SizeBoundDropsEventsAndBothCommandsSaySo) {
   EXPECT_GT(report["processes"][0]["rss_peak_bytes"].get<uint64_t>(), 0u);
 }
 
+// A command line that is not UTF-8 (JSON's only encoding): the live report, the capture and its report
+// replace the bad bytes (U+FFFD) instead of stopping, and the replayed report is the live one byte for byte.
+TEST(Record, CommandLineThatIsNotUtf8IsReplacedNotFatal) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string capture = dir.file("bytes.mlcap");
+  auto rec = run_shell(shell_quote(memlens_bin()) + " record -o " + shell_quote(capture) + " --report-dir " +
+                       shell_quote(dir.file("live")) + " -- " + shell_quote(node_bin()) +
+                       " -e 0 $(printf '\\377\\376') 2>&1");
+  ASSERT_EQ(rec.exit_code, 0) << rec.output;
+  EXPECT_NE(rec.output.find("memlens summary"), std::string::npos) << rec.output;
+  auto live = load_report(dir.file("live"));
+  ASSERT_FALSE(live["processes"].empty());
+  EXPECT_EQ(live["processes"][0]["cmdline"].back(), "\xef\xbf\xbd\xef\xbf\xbd");
+  auto rep = run_shell(shell_quote(memlens_bin()) + " report " + shell_quote(capture) + " -o " +
+                       shell_quote(dir.file("out")) + " 2>&1");
+  ASSERT_EQ(rep.exit_code, 0) << rep.output;
+  EXPECT_TRUE(slurp(dir.file("live") + "/report.json") == slurp(dir.file("out") + "/report.json"));
+}
+
 // A capture is never written over an existing file (nor through a symbolic link), and record needs a target.
 TEST(Record, RefusesAnExistingCaptureFileAndAMissingTarget) {
   MEMLENS_REQUIRE_TRACING();
