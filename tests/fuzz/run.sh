@@ -12,7 +12,8 @@ CXX="${CXX_FUZZ:-clang++}"
 
 # The parsers under test are compiled in with coverage; fmt and libelf come from the system.
 srcs=("$root"/src/common/*.cpp "$root"/src/proc/*.cpp "$root"/src/elf/*.cpp "$root"/src/symbolize/*.cpp
-      "$root"/src/collect/capture_file.cpp "$root"/src/collect/capture_records.cpp "$root"/src/collect/decode.cpp)
+      "$root"/src/model/*.cpp "$root"/src/collect/capture_file.cpp "$root"/src/collect/capture_records.cpp
+      "$root"/src/collect/end_state_cbor.cpp "$root"/src/collect/record_json.cpp "$root"/src/collect/decode.cpp)
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root/include")
 
