@@ -42,8 +42,14 @@ std::unique_ptr<TracedRun> run_traced(const std::vector<std::string>& command,
 // Figures of one process checked against what it read about itself just before exiting.
 void expect_matches_ground_truth(const json& proc, const json& final_event) {
   const json& st = final_event["status"];
-  EXPECT_TRUE(within("rss_peak_bytes vs VmHWM", proc["rss_peak_bytes"].get<double>(),
-                     st["vm_hwm"].get<double>(), 0.05));
+  // The scenario's last VmHWM is a lower bound of its peak, not the peak: node still runs its exit path
+  // (exit handlers, heap and thread teardown) after that reading, and memlens's peak is the kernel's
+  // high-water mark as the last thread exits. Measured: 0.2-0.7% above on an idle host, 5.7% (3 MB on a
+  // 54 MB process) under a loaded one. Below the reading is wrong; above it, a few MB of exit path.
+  const double peak = proc["rss_peak_bytes"].get<double>(), hwm = st["vm_hwm"].get<double>();
+  EXPECT_GE(peak, hwm * 0.95) << "rss_peak_bytes " << peak << " below the process's own VmHWM " << hwm;
+  EXPECT_LE(peak, std::max(hwm * 1.05, hwm + 8.0 * (1 << 20)))
+      << "rss_peak_bytes " << peak << " more than the exit path can add to VmHWM " << hwm;
   EXPECT_TRUE(
       within("rss_bytes vs VmRSS", proc["rss_bytes"].get<double>(), st["vm_rss"].get<double>(), 0.05));
   EXPECT_TRUE(within("rss.anon_bytes vs RssAnon", proc["rss"]["anon_bytes"].get<double>(),
