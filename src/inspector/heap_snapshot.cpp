@@ -666,30 +666,75 @@ HeapSummary summarize(const HeapSnapshot& s) {
 
 namespace {
 
+// The nodes reached and not expanded yet: first in, first out while they fit a ring of kRing nodes; beyond it
+// (a heap whose frontier is millions wide: an array of millions of objects) the rest wait as bits, one per
+// node, taken in node order when the ring runs dry. A queue of every node (4 bytes each) would add an eighth
+// or more to what a snapshot of small objects takes; overflowed nodes then leave breadth-first order, so a
+// path through them can be longer than the shortest (still a real path from a root).
+class Frontier {
+ public:
+  static constexpr size_t kRing = size_t{1} << 18;
+  explicit Frontier(size_t nodes) : ring_(std::min(nodes, kRing) + 1), nodes_(nodes) {}
+  void push(uint32_t n) {
+    if (count_ < ring_.size()) {
+      ring_[(head_ + count_++) % ring_.size()] = n;
+      return;
+    }
+    if (waiting_.empty()) waiting_.assign(nodes_, false);
+    waiting_[n] = true;
+    ++waiting_count_;
+  }
+  bool pop(uint32_t& n) {
+    if (count_ == 0 && waiting_count_ > 0) refill();
+    if (count_ == 0) return false;
+    n = ring_[head_];
+    head_ = (head_ + 1) % ring_.size();
+    --count_;
+    return true;
+  }
+
+ private:
+  // Onward from where the last refill stopped, wrapping around: a node that waits behind the cursor is
+  // found on the next turn, and the bits are scanned about once per ring's worth of waiting nodes.
+  void refill() {
+    for (size_t step = 0; step < nodes_ && count_ < ring_.size() && waiting_count_ > 0; ++step) {
+      size_t i = cursor_;
+      cursor_ = cursor_ + 1 == nodes_ ? 0 : cursor_ + 1;
+      if (!waiting_[i]) continue;
+      waiting_[i] = false;
+      --waiting_count_;
+      ring_[(head_ + count_++) % ring_.size()] = static_cast<uint32_t>(i);
+    }
+  }
+  std::vector<uint32_t> ring_;
+  size_t head_ = 0, count_ = 0, cursor_ = 0;
+  std::vector<bool> waiting_;
+  size_t waiting_count_ = 0;
+  size_t nodes_;
+};
+
 // Breadth-first from the synthetic root over non-weak edges, calling reach(to) for each node not seen yet
 // (and not skipped): the app's own roots first (the global objects the root points to), as DevTools does, so
 // a path goes through the app's variables rather than V8's internal root lists where both reach an object;
 // then the rest ((GC roots), the embedder's roots).
 template <typename Seen, typename Reach>
 void walk(const HeapSnapshot& s, Seen&& seen, Reach&& reach) {
-  std::vector<uint32_t> queue;
-  queue.reserve(s.nodes());
+  Frontier frontier(s.nodes());
   HeapSnapshot::Edge e;
   auto visit = [&](uint32_t from) {
     if (seen(e.to) || e.type == s.t_weak) return;
     reach(from, e.to);
-    queue.push_back(e.to);
+    frontier.push(e.to);
   };
-  auto run = [&](size_t q) {
-    for (; q < queue.size(); ++q)
-      for (auto it = s.edges(queue[q]); it.next(e);) visit(queue[q]);
+  auto run = [&]() {
+    for (uint32_t n = 0; frontier.pop(n);)
+      for (auto it = s.edges(n); it.next(e);) visit(n);
   };
   for (auto it = s.edges(0); it.next(e);)
     if (s.type_name(e.to) == "object") visit(0);
-  run(0);
-  size_t q = queue.size();
+  run();
   for (auto it = s.edges(0); it.next(e);) visit(0);
-  run(q);
+  run();
 }
 
 }  // namespace

@@ -210,6 +210,51 @@ TEST(HeapSnapshot, NamesKeptAreTheOnesShownAndEdgesDecodeAsWritten) {
   EXPECT_EQ(retained_bytes(*s, reachable, thing), 40u + 24u + 16u);
 }
 
+// A frontier wider than the walk's ring (an array of 300,000 objects, each holding one more): every node is
+// still reached, each through an edge its parent really has, and the retained sizes stay whole.
+TEST(HeapSnapshot, WalkReachesEveryNodeOfAFrontierWiderThanItsRing) {
+  constexpr uint32_t kLeaves = 300000;
+  static_assert(kLeaves > 262144, "wider than the ring");
+  // Nodes: 0 root, 1 holder object, 2 the array, then per leaf i: 3 + 2i the Leaf, 4 + 2i its Inner.
+  std::string nodes = "0,0,1,0,1, 1,1,3,32,1, 1,2,5,16," + std::to_string(kLeaves);
+  std::string edges = "1,4,5, 1,5,10";  // root -h-> holder -items-> array (to_node is a field offset)
+  for (uint32_t i = 0; i < kLeaves; ++i) {
+    nodes += fmt::format(",1,3,{},24,1,1,6,{},40,0", 7 + 4 * i, 9 + 4 * i);
+    edges += fmt::format(",0,{},{}", i, (3 + 2 * i) * 5);
+  }
+  for (uint32_t i = 0; i < kLeaves; ++i) edges += fmt::format(",1,7,{}", (4 + 2 * i) * 5);
+  // Edges are listed in node order: the root's, the holder's, the array's, then one per Leaf.
+  std::string text = fmt::format(
+      R"json({{"snapshot":{{"meta":{{"node_fields":["type","name","id","self_size","edge_count"],
+    "node_types":[["hidden","object"]],"edge_fields":["type","name_or_index","to_node"],
+    "edge_types":[["element","property","weak"]]}},"node_count":{},"edge_count":{}}},
+    "nodes":[{}],"edges":[{}],"strings":["root","Holder","(array)","Leaf","h","items","Inner","inner"]}})json",
+      3 + 2 * kLeaves, 2 + 2 * kLeaves, nodes, edges);
+  std::istringstream in(text);
+  auto s = parse_heap_snapshot(in);
+  ASSERT_TRUE(s.ok()) << s.error().describe();
+  ASSERT_EQ(s->nodes(), 3 + 2 * kLeaves);
+  auto tree = bfs(*s);
+  std::vector<bool> reachable(s->nodes()), parent_has_edge(s->nodes());
+  HeapSnapshot::Edge e;
+  for (uint32_t from = 0; from < s->nodes(); ++from)
+    for (auto it = s->edges(from); it.next(e);)
+      if (tree.parent[e.to] == from) parent_has_edge[e.to] = true;
+  for (size_t n = 1; n < s->nodes(); ++n) {
+    ASSERT_NE(tree.parent[n], BfsTree::kUnreached) << "node " << n << " not reached";
+    ASSERT_TRUE(parent_has_edge[n]) << "node " << n << "'s parent " << tree.parent[n] << " has no edge to it";
+    reachable[n] = true;
+  }
+  reachable[0] = true;
+  auto path = retainer_path(*s, tree, s->nodes() - 1, 40);
+  EXPECT_EQ(fmt::format("{}", fmt::join(path, " -> ")),
+            fmt::format("Holder -> items -> [{}] -> inner", kLeaves - 1));
+  // The holder retains the array, every Leaf and every Inner.
+  std::vector<bool> holder(s->nodes(), false);
+  holder[1] = true;
+  EXPECT_EQ(retained_bytes(*s, reachable, holder), 32u + 16u + uint64_t{kLeaves} * (24 + 40));
+}
+
 TEST(HeapSnapshotDiff, NamesTheGrowingConstructorItsCollectionAndWhatHoldsIt) {
   REQUIRE_SNAPSHOTS(snaps);
   HeapSnapshot before = parse_file(snaps->before);
