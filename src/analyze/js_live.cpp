@@ -98,7 +98,32 @@ std::vector<double> at_profiles(const model::JsObjectsState& s, uint32_t id) {
 
 }  // namespace
 
-std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th) {
+std::vector<SeriesPoint> heap_after_full_gcs(const model::V8State& v8) {
+  std::vector<SeriesPoint> out;
+  for (const auto& g : v8.gcs)
+    if (g.full() && g.heap_used_after_bytes)
+      out.push_back({g.t_s, static_cast<double>(*g.heap_used_after_bytes)});
+  return out;
+}
+
+namespace {
+
+// Whether the heap's own figures leave room for a family's rise over [from, to]: unknown (too few full GCs
+// in the window) counts as room.
+bool heap_rose_with(std::span<const SeriesPoint> heap, double from, double to, double rise,
+                    const JsLiveThresholds& th) {
+  std::vector<SeriesPoint> in;
+  for (const auto& p : heap)
+    if (p.t_s >= from && p.t_s <= to) in.push_back(p);
+  if (in.size() < th.min_heap_points) return true;
+  Line line = theil_sen(reduce_to_bucket_medians(in, 60));
+  return line.at(to) - line.at(from) >= th.min_heap_share * rise;
+}
+
+}  // namespace
+
+std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th,
+                                           std::span<const SeriesPoint> heap_after_full_gc) {
   std::vector<JsSiteGrowth> out;
   size_t n = s.profile_times.size();
   if (n < th.min_points) return out;
@@ -155,12 +180,14 @@ std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const
   // A family grows when it rises and none of the families above it stays flat: when V8 optimizes a
   // function, what its inlined callees allocated moves to the function's own site, so a cache at its bound
   // refilled from optimized code shows one family rising as its sibling falls, and their parent flat.
+  // And the heap itself grew by a share of it over the window, where its figures say.
   auto accepted = [&](int k) {
     if (k == 0 || !nodes[k].rise) return false;
     double amount = nodes[k].rise->end - nodes[k].rise->start;
     for (int a = nodes[k].parent; a > 0; a = nodes[a].parent)
       if (nodes[a].fitted_rise < 0.5 * amount) return false;
-    return true;
+    return heap_rose_with(heap_after_full_gc, s.profile_times.back() - nodes[k].rise->window,
+                          s.profile_times.back(), amount, th);
   };
   // The deepest growing families first; one whose growth those below it already explain is left out.
   std::vector<int> order;

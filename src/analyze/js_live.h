@@ -5,13 +5,22 @@
 // (Theil-Sen), still rise at the end (not a cache that filled to its bound), and no family above it stays
 // flat (an LRU refilled from optimized code: one family rises as its sibling falls). The deepest growing
 // families are named; one whose growth the families below it explain is left out.
+//
+// The profiler samples only what is allocated once it runs: attached to a process whose cache is at its
+// bound, the cache's sampled live bytes rise while its entries are replaced (sampled entries evicting
+// unsampled ones) though the cache does not grow. So where V8's heap used after full GCs is known (the GC
+// probes; memlens asks for a full GC before each profile read), a family's rise counts only when the heap
+// rose over the same window by a share of it.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
+#include "analyze/trend.h"
 #include "model/js_objects.h"
+#include "model/v8_state.h"
 
 namespace memlens::analyze {
 
@@ -23,6 +32,9 @@ struct JsLiveThresholds {
   double recent_share = 0.4;             // the last part of the window judged for levelling off
   double min_recent_slope_ratio = 0.25;  // its slope against the whole window's
   size_t max_sites = 10;
+  // With the heap's figures: its fitted rise after full GCs over the family's window, against the family's.
+  double min_heap_share = 0.5;
+  size_t min_heap_points = 3;  // full GCs within the window needed to judge
 };
 
 struct JsSiteGrowth {
@@ -46,7 +58,12 @@ struct JsSiteGrowth {
 // Whether a frame is the app's (a script of its own, not node's internals or a V8 builtin).
 bool is_app_frame(const model::JsFrame& f);
 
-// Growing sites, fastest first.
-std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th = {});
+// V8's heap used after each full GC, in trace time.
+std::vector<SeriesPoint> heap_after_full_gcs(const model::V8State& v8);
+
+// Growing sites, fastest first. heap_after_full_gc: heap_after_full_gcs() of the same process, or empty
+// when unknown (then sampled live bytes alone decide).
+std::vector<JsSiteGrowth> growing_js_sites(const model::JsObjectsState& s, const JsLiveThresholds& th = {},
+                                           std::span<const SeriesPoint> heap_after_full_gc = {});
 
 }  // namespace memlens::analyze

@@ -33,7 +33,7 @@ std::string js_frame_name(const model::JsFrame& f) {
 std::vector<std::string> js_live_top_lines(const model::Process& p, size_t limit) {
   std::vector<std::string> out;
   const auto& s = p.js_objects;
-  for (const auto& g : analyze::growing_js_sites(s)) {
+  for (const auto& g : analyze::growing_js_sites(s, {}, analyze::heap_after_full_gcs(p.v8))) {
     if (out.size() >= limit) break;
     const auto& stack = g.stack;
     const model::JsFrame* f = naming_frame(g, stack);
@@ -81,7 +81,7 @@ json js_objects_section(const model::Process& p) {
   for (const auto& h : s.history)
     if (h.state == "unavailable") j["unavailable_reason"] = h.reason;
   json sites = json::array();
-  for (const auto& g : analyze::growing_js_sites(s)) {
+  for (const auto& g : analyze::growing_js_sites(s, {}, analyze::heap_after_full_gcs(p.v8))) {
     const auto& stack = g.stack;
     const model::JsFrame* f = naming_frame(g, stack);
     json frames = json::array();

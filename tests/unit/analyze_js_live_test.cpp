@@ -73,6 +73,39 @@ TEST(JsLive, ChurnAndACacheAtItsBoundAreNotGrowth) {
   EXPECT_TRUE(growing_js_sites(s).empty());
 }
 
+// Attached to a process whose LRU is at its bound: its entries are replaced at a steady rate, so the
+// sampled live bytes of the inserting site rise from nothing to the cache's size over most of the trace
+// (only what is allocated after the profiler started is sampled), while the heap after full GCs stays
+// flat. The same site rising with the heap is a leak.
+TEST(JsLive, ASitesRiseIsGrowthOnlyWhereTheHeapRoseWithIt) {
+  const double mb = 1 << 20;
+  std::vector<JsStack> sites = {{kTimers, kLoop, kLeak}};
+  // 16 MB replaced over 27 s of a 30 s trace: still rising in the last 40% of it.
+  auto s =
+      profiles(sites, 11, [&](size_t, int i) -> double { return std::min(3.0 * i / 27.0, 1.0) * 16 * mb; });
+  std::vector<SeriesPoint> flat, rising;
+  for (int i = 0; i < 11; ++i) {
+    flat.push_back({3.0 * i - 0.1, 60 * mb + (i % 2) * 0.3 * mb});  // a full GC before each profile read
+    rising.push_back({3.0 * i - 0.1, 60 * mb + std::min(3.0 * i / 27.0, 1.0) * 15 * mb});
+  }
+  EXPECT_EQ(growing_js_sites(s).size(), 1u) << "without the heap's figures the rise alone decides";
+  EXPECT_TRUE(growing_js_sites(s, {}, flat).empty()) << "a turnover counted as growth";
+  EXPECT_EQ(growing_js_sites(s, {}, rising).size(), 1u) << "a leak the heap confirms was left out";
+  // Too few full GCs in the window to judge: the rise alone decides.
+  EXPECT_EQ(growing_js_sites(s, {}, std::span(flat).first(2)).size(), 1u);
+}
+
+TEST(JsLive, HeapAfterFullGcsTakesOnlyFullGcsWithAFigure) {
+  model::V8State v8;
+  v8.gcs.push_back({1.0, model::GcKind::kScavenge, 1.0, 10, 5});
+  v8.gcs.push_back({2.0, model::GcKind::kMarkCompact, 5.0, 20, 15});
+  v8.gcs.push_back({3.0, model::GcKind::kMarkCompact, 5.0, 20, std::nullopt});
+  auto h = heap_after_full_gcs(v8);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].t_s, 2.0);
+  EXPECT_EQ(h[0].value, 15.0);
+}
+
 TEST(JsLive, TooFewProfilesJudgeNothing) {
   std::vector<JsStack> sites = {{kTimers, kLoop, kLeak}};
   auto s = profiles(sites, 3, [](size_t, int i) -> double { return i * 10.0 * (1 << 20); });
