@@ -35,12 +35,15 @@ struct TraceOptions {
   bool stacks = true;                // capture and symbolize user stacks
   uint32_t fault_sample_period = 0;  // one page fault in this many is sampled (mode, stack)
   uint32_t unwind_table_mib = 32;    // kernel memory for the unwind tables
-  bool perf_map = true;              // run: start node with V8's perf map so JS frames get names
-  bool v8 = true;                    // V8 probes (GC, heap, ArrayBuffers)
-  bool v8_alloc_probes = false;      // probe every ArrayBuffer allocation/free (exact totals, slower)
-  bool fds = true;                   // file-descriptor tracking
-  std::string fd_stacks;             // --fd-stacks: "accept" probes accept/accept4 too
-  bool hold = true;                  // hold new processes until their probes are attached (docs/probes.md)
+  // run: start node with V8's perf map when JS frames cannot be named from V8's metadata (perf_map), or
+  // always (perf_map_always); --no-perf-map: never.
+  bool perf_map = true;
+  bool perf_map_always = false;
+  bool v8 = true;                // V8 probes (GC, heap, ArrayBuffers)
+  bool v8_alloc_probes = false;  // probe every ArrayBuffer allocation/free (exact totals, slower)
+  bool fds = true;               // file-descriptor tracking
+  std::string fd_stacks;         // --fd-stacks: "accept" probes accept/accept4 too
+  bool hold = true;              // hold new processes until their probes are attached (docs/probes.md)
   // V8's own view through its inspector: "" off, "full", "sampling" (reads once, at the end), "force"
   // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
   std::string js_objects;

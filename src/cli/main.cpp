@@ -105,9 +105,15 @@ int main(int argc, char** argv) {
   run->add_option("--duration", run_duration,
                   "Stop tracing after this many seconds (the command keeps running)")
       ->check(positive_seconds(kMaxDurationS));
-  run->add_flag(
+  auto* run_no_perf_map = run->add_flag(
       "!--no-perf-map", run_opts.perf_map,
-      "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
+      "Never start node with V8's perf map (--perf-basic-prof-only-functions); without it, JS frames are "
+      "named only where memlens understands node's V8 metadata");
+  run->add_flag("--perf-map", run_opts.perf_map_always,
+                "Start node with V8's perf map even where its V8 metadata names JS frames (by default "
+                "only where it does not: the map costs node a write per compiled function and stays "
+                "in /tmp)")
+      ->excludes(run_no_perf_map);
   run->add_option("command", command, "The command and its arguments, after --")->required();
   run->footer("Example: memlens run -o out -- node server.js");
 
@@ -128,9 +134,16 @@ int main(int argc, char** argv) {
   auto* record_pid_opt = record->add_option("--pid", record_pid, "Trace this running process instead");
   record->add_option("--duration", record_duration, "Stop tracing after this many seconds")
       ->check(positive_seconds(kMaxDurationS));
-  record->add_flag(
+  auto* record_no_perf_map = record->add_flag(
       "!--no-perf-map", record_opts.perf_map,
-      "Do not start node with V8's perf map (--perf-basic-prof-only-functions); JS frames stay unnamed");
+      "Never start node with V8's perf map (--perf-basic-prof-only-functions); without it, JS frames are "
+      "named only where memlens understands node's V8 metadata");
+  record
+      ->add_flag("--perf-map", record_opts.perf_map_always,
+                 "Start node with V8's perf map even where its V8 metadata names JS frames (by default "
+                 "only where it does not: the map costs node a write per compiled function and stays "
+                 "in /tmp)")
+      ->excludes(record_no_perf_map);
   auto* record_cmd_opt =
       record->add_option("command", record_command, "The command and its arguments, after --");
   record_pid_opt->excludes(record_cmd_opt);

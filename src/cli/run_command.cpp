@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
 #include "node/probe_plan.h"
+#include "node/v8_frame_layout.h"
 
 namespace memlens::cli {
 
@@ -81,6 +84,16 @@ bool is_node_command(const std::string& arg0) {
          base.rfind("node1", 0) == 0;
 }
 
+// Whether the kernel-side stacks of this node will have their JS frames named from V8's own metadata
+// (collect/js_frame_names.h): then V8's perf map is not needed, and node is spared writing it (a line per
+// compiled function, in a file left in /tmp after it exits).
+bool js_frames_named_from_v8(const std::string& command) {
+  const char* env = getenv("MEMLENS_JS_NAMES");
+  if (env && std::string_view(env) == "0") return false;
+  std::string binary = resolve_command(command);
+  return !binary.empty() && node::v8_layout_problem(binary).empty();
+}
+
 // V8 writes /tmp/perf-PID.map with the name of every JIT-compiled JS function when started with these
 // flags; without the perf map JS frames cannot be named. --logfile=/dev/null: some Node versions otherwise
 // write an isolate-*.log into the working directory, which the user did not ask for.
@@ -127,7 +140,8 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
   session.trace().info.command = argv;
 
   std::vector<std::string> command = argv;
-  if (opts.perf_map && opts.stacks && is_node_command(argv[0]))
+  if (opts.perf_map && opts.stacks && is_node_command(argv[0]) &&
+      (opts.perf_map_always || !js_frames_named_from_v8(argv[0])))
     command = with_perf_map_flags(argv, opts.quiet);
   if (!opts.js_objects.empty() && is_node_command(argv[0])) command = with_free_inspector_port(command);
   GatedChild child = spawn_gated(command);

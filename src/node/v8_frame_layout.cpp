@@ -200,6 +200,13 @@ CachedLayout cached_layout(int fd, const std::string& display_name, uint64_t dev
 
 }  // namespace
 
+std::string v8_layout_problem(const std::string& binary_path) {
+  auto file = open_regular_file(binary_path);
+  if (!file.ok()) return file.error().describe();
+  auto c = cached_layout(file->fd.get(), binary_path, file->device, file->inode);
+  return c.layout ? std::string() : c.error;
+}
+
 ProcessV8Layout v8_layout_for_process(pid_t pid, const std::vector<proc::MapEntry>& maps) {
   ProcessV8Layout out;
   auto exe = proc::read_exe(pid);

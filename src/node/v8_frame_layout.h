@@ -58,6 +58,10 @@ struct V8FrameLayout {
 // addresses).
 Result<V8FrameLayout> read_v8_frame_layout(const elf::ElfFile& elf);
 
+// Why JS frames of a binary's processes could not be named from its V8 metadata ("" when they can): what
+// `run` asks before it starts node, to decide whether V8's perf map is needed for the names.
+std::string v8_layout_problem(const std::string& binary_path);
+
 // The V8 binary a process runs (its executable, or the libnode.so it maps) and its layout. error is set
 // (and layout empty) when no mapped binary carries understood V8 metadata.
 struct ProcessV8Layout {

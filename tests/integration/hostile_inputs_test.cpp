@@ -135,9 +135,11 @@ TEST(HostileInputs, PerfMapReplacedMidTraceKeepsTheNamesLearned) {
   TempDir dir;
   const std::string function = "allocateReportBuffers";  // the scenario's one allocating function
   std::string out = dir.file("out");
-  Child m = Child::spawn({memlens_bin(), "run", "-q", "--no-fds", "--interval", "0.5", "-o", out, "--",
-                          node_bin(), scenario("stacks_buffers"), "--duration", "7"},
-                         dir.path(), "memlens");
+  // Names from the perf map only (MEMLENS_JS_NAMES=0): V8's metadata would name the frames without it.
+  Child m = Child::spawn(
+      {"/usr/bin/env", "MEMLENS_JS_NAMES=0", memlens_bin(), "run", "-q", "--no-fds", "--perf-map",
+       "--interval", "0.5", "-o", out, "--", node_bin(), scenario("stacks_buffers"), "--duration", "7"},
+      dir.path(), "memlens");
   auto ready = m.wait_for_event("ready", 30s);
   ASSERT_TRUE(ready) << m.stderr_text();
   int pid = (*ready)["pid"].get<int>();

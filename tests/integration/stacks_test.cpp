@@ -1,7 +1,7 @@
 // Stack profiles of a real node process, checked against the scenario's own code and against the report:
 // tests/scenarios/stacks_buffers.js allocates every Buffer of its run in one uniquely named JS function,
-// allocateReportBuffers, and writes into each page of it. Under `memlens run` (which starts node with V8's
-// perf map, so JIT frames are named):
+// allocateReportBuffers, and writes into each page of it. Under `memlens run` (JS frames named from V8's
+// metadata by default, from V8's perf map with --perf-map):
 //  - that function must be on the stacks of the array_buffers profile (sampled in windows by the V8
 //    capability) and of the page_faults profile;
 //  - gc_triggers has one stack per GC memlens saw (minus stack captures the kernel reported lost);
@@ -39,13 +39,17 @@ struct StacksRun {
 };
 
 StacksRun run_stacks_scenario(TempDir& dir, const std::string& interval_s, const std::string& duration_s,
-                              std::chrono::seconds timeout) {
+                              std::chrono::seconds timeout, bool perf_map = false) {
   StacksRun r;
   r.out = dir.file("out");
-  Child c = Child::spawn(
-      {memlens_bin(), "run", "-q", "--no-fds", "--fault-sample-period", "1024", "--interval", interval_s,
-       "-o", r.out, "--", node_bin(), scenario("stacks_buffers"), "--duration", duration_s},
-      dir.path(), "memlens");
+  std::vector<std::string> argv = {
+      memlens_bin(), "run",        "-q",       "--no-fds", "--fault-sample-period",
+      "1024",        "--interval", interval_s, "-o",       r.out};
+  if (perf_map) argv.push_back("--perf-map");
+  for (const auto& a :
+       {std::string("--"), node_bin(), scenario("stacks_buffers"), std::string("--duration"), duration_s})
+    argv.push_back(a);
+  Child c = Child::spawn(argv, dir.path(), "memlens");
   if (auto rc = c.wait(timeout); rc != 0) {
     r.problem = (rc ? "memlens exited with " + std::to_string(*rc) : std::string("memlens timed out")) +
                 ": " + c.stderr_text();
@@ -179,7 +183,7 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
 TEST(Stacks, AProcessThatExitsBeforeTheFirstSampleIsStillSymbolized) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
-  StacksRun run = run_stacks_scenario(dir, "30", "1.5", 120s);
+  StacksRun run = run_stacks_scenario(dir, "30", "1.5", 120s, /*perf_map=*/true);
   ASSERT_TRUE(run.proc) << run.problem;
   const std::string& out = run.out;
   const auto& proc = run.proc;
