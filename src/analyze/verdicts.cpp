@@ -279,6 +279,26 @@ void mark_all_companions(std::vector<Verdict>& out, const Thresholds& th) {
 
 // js_heap on heap used after GC: capped by full GCs when there are enough of them, else the raw figures'
 // lower envelope, a leak only where the last full GC proves the growth (docs/verdicts.md).
+// A quiet heap's pages rise in steps, at the GCs that promote what the app kept, and stay flat between:
+// the recent window's fitted slope is near zero whenever it holds a single step near one of its ends,
+// which the plateau test reads as levelling off. Between its ends, though, a staircase still rising rises
+// at the earlier part's pace; a real plateau does not rise at all.
+bool still_rising_in_steps(const std::vector<SeriesPoint>& pts, const Growth& g, const Thresholds& th) {
+  size_t split = 0;  // the last point of the earlier part
+  while (split + 1 < pts.size() && pts[split + 1].t_s <= g.split_t) ++split;
+  if (split < 2 || split + 3 > pts.size()) return false;
+  // Each end as the median of three points, so that one noisy reading does not make or break a step.
+  auto level = [&](size_t last) {
+    std::array<double, 3> v{pts[last - 2].value, pts[last - 1].value, pts[last].value};
+    std::sort(v.begin(), v.end());
+    return v[1];
+  };
+  double first = level(2), at_split = level(split), end = level(pts.size() - 1);
+  double early_rate = (at_split - first) / (pts[split - 1].t_s - pts[1].t_s);
+  double recent_rate = (end - at_split) / (pts[pts.size() - 2].t_s - pts[split - 1].t_s);
+  return early_rate > 0 && recent_rate > th.plateau_slope_ratio * early_rate;
+}
+
 Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* live_out) {
   const CategoryInput& js = input[Category::js_heap];
   std::vector<GcPoint> gcs = input.js_heap_after_gc;
@@ -348,7 +368,7 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     // scavenge every 10 to 30 s). Its heap pages still show whether it grows; growth of pages is never
     // more than unconfirmed.
     Growth rg = judge(js.resident, false, th);
-    if (rg.enough && rg.grows && !rg.levelled) {
+    if (rg.enough && rg.grows && (!rg.levelled || still_rising_in_steps(js.resident, rg, th))) {
       decided = unconfirmed(
           Category::js_heap, Basis::resident, rg, js, th,
           fmt::format(" with only {} GCs in the window, too few to judge heap used after GC", gcs.size()),

@@ -217,6 +217,48 @@ TEST(Verdicts, CrowdedBurstGcsThenFewQuietOnesAreNotALeak) {
   }
 }
 
+// A large, quiet heap that leaks ~28 MB/min: five scavenges in the minute, each promoting what the leak
+// kept, so the heap's resident pages rise in steps of ~6 MB, flat between them. Wherever the last third of
+// the window starts, the growth must not read as levelled off because that third holds one step.
+TEST(Verdicts, QuietHeapWhosePagesRiseInStepsIsUnconfirmedGrowth) {
+  for (double first : {1.0, 3.0, 5.0, 7.0, 9.0, 11.0}) {
+    for (unsigned seed = 1; seed <= 5; ++seed) {
+      std::mt19937 rng(seed);
+      AnalysisInput in;
+      std::vector<double> steps;
+      for (double t = first; t < 60; t += 13) steps.push_back(t);
+      for (double t : steps) in.js_heap_after_gc.push_back({t, 330 * MB + 0.47 * MB * t, false});
+      auto pages = [&](double t) {
+        double v = 352 * MB;
+        for (double s : steps)
+          if (t >= s) v += 6 * MB;
+        return v;
+      };
+      in[Category::js_heap].resident = sampled(pages, 60, 0.05 * MB, rng);
+      in[Category::rss].resident = sampled([&](double t) { return pages(t) + 48 * MB; }, 60, 0.2 * MB, rng);
+      auto vs = analyze(in);
+      const Verdict* js = find(vs, Category::js_heap);
+      ASSERT_NE(js, nullptr);
+      EXPECT_EQ(js->kind, VerdictKind::growth_unconfirmed)
+          << "first step at " << first << " s, seed " << seed << "\n"
+          << dump(vs);
+      // The same steps stopping after 30 s (a cache that filled): the pages have levelled off.
+      AnalysisInput filled = in;
+      auto stopped = [&](double t) { return pages(std::min(t, 30.0)); };
+      filled[Category::js_heap].resident = sampled(stopped, 60, 0.05 * MB, rng);
+      filled.js_heap_after_gc.clear();
+      for (double t : steps)
+        filled.js_heap_after_gc.push_back({t, 330 * MB + 0.47 * MB * std::min(t, 30.0), false});
+      auto fv = analyze(filled);
+      const Verdict* fjs = find(fv, Category::js_heap);
+      ASSERT_NE(fjs, nullptr);
+      EXPECT_NE(fjs->kind, VerdictKind::growth_unconfirmed)
+          << "first step at " << first << " s, seed " << seed << "\n"
+          << dump(fv);
+    }
+  }
+}
+
 TEST(Verdicts, AttachedAfterABurstLiveFallsWhileRssStaysHigh) {
   for (unsigned seed = 1; seed <= kSeeds; ++seed) {
     std::mt19937 rng(seed);
