@@ -21,6 +21,8 @@ struct ml_pending {
   __u64 caller_ip;
   __s32 stack_id;
   __u32 type;
+  __u32 stack_sample_bytes;  // the sampling stack_id was under
+  __u32 _pad;
 };
 
 struct {
@@ -249,15 +251,17 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
 // Address-space calls: uprobes on the C library's wrappers, attached by userspace to each tracked process
 // only (a per-process uprobe costs nothing to other processes). Entry saves the arguments; return emits.
 
+// grows: the bytes the call would add to the address space (its stack is sampled by them).
 static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
-                                         __u64 a4, __u64 a5) {
+                                         __u64 a4, __u64 a5, __u64 grows) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
   __u32 tid = (__u32)id;
   struct ml_pending p = {.args = {a0, a1, a2, a3, a4, a5}, .type = type};
   // At a function's first instruction the return address is at the top of the stack.
-  bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)PT_REGS_SP((struct pt_regs*)ctx));
-  p.stack_id = entry_stack_id(ctx, p.caller_ip);
+  __u64 sp = PT_REGS_SP((struct pt_regs*)ctx);
+  bpf_probe_read_user(&p.caller_ip, sizeof(p.caller_ip), (void*)sp);
+  p.stack_id = growth_stack_id(ctx, sp, p.caller_ip, grows, &p.stack_sample_bytes);
   if (bpf_map_update_elem(&ml_pending, &tid, &p, BPF_ANY) != 0) count_loss(ML_LOSS_PENDING_FULL);
   return 0;
 }
@@ -266,8 +270,9 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
 // A failed call is then reported as done; the model is re-seeded from /proc at exec and reconciled by
 // attribution, and the kernel's RSS figures never depend on these events. Only growth needs its stack
 // (the mmap_growth profile): walking the stack of a call that gives memory back would cost for nothing.
+// grows: the bytes the call adds to the address space (0 for those that give back).
 // return_slot: where the caller's return address is (%rsp at the entry, further on see ml_mmap_done).
-static __always_inline int emit_mm_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows,
+static __always_inline int emit_mm_call(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 grows,
                                         __u64 return_slot) {
   __u64 id = bpf_get_current_pid_tgid();
   if (!is_tracked(id >> 32)) return 0;
@@ -280,12 +285,12 @@ static __always_inline int emit_mm_call(void* ctx, __u32 type, __u64 a0, __u64 a
   e->advice = (__u32)a2;
   e->fd = -1;
   bpf_probe_read_user(&e->caller_ip, sizeof(e->caller_ip), (void*)return_slot);
-  e->stack_id = grows ? slot_stack_id(ctx, return_slot, e->caller_ip) : -1;
+  e->stack_id = growth_stack_id(ctx, return_slot, e->caller_ip, grows, &e->stack_sample_bytes);
   submit_mm_event(e, id >> 32);
   return 0;
 }
 
-static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, bool grows) {
+static __always_inline int emit_at_entry(void* ctx, __u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 grows) {
   return emit_mm_call(ctx, type, a0, a1, a2, grows, PT_REGS_SP((struct pt_regs*)ctx));
 }
 
@@ -313,6 +318,7 @@ static __always_inline int emit_call(__u32 type, long ret) {
     fill_header(&e->h, type);
     e->result = ret;
     e->stack_id = p->stack_id;
+    e->stack_sample_bytes = p->stack_sample_bytes;
     e->caller_ip = p->caller_ip;
     e->fd = -1;
     switch (type) {
@@ -338,7 +344,7 @@ static __always_inline int emit_call(__u32 type, long ret) {
 SEC("uprobe")
 int ml_mmap_enter(struct pt_regs* ctx) {
   return remember_call(ctx, ML_EV_MMAP, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx),
-                       PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), BPF_CORE_READ(ctx, r9));
+                       PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx), BPF_CORE_READ(ctx, r9), PT_REGS_PARM2(ctx));
 }
 SEC("uretprobe")
 int BPF_KRETPROBE(ml_mmap_exit, long ret) {
@@ -357,13 +363,17 @@ int ml_mmap_done(struct pt_regs* ctx) {
   __u64 return_slot = PT_REGS_SP(ctx) + bpf_get_attach_cookie(ctx);
   __u64 caller_ip = 0;
   bpf_probe_read_user(&caller_ip, sizeof(caller_ip), (void*)return_slot);
-  __s32 stack_id = slot_stack_id(ctx, return_slot, caller_ip);
+  long result = (long)PT_REGS_RC(ctx);
+  bool mapped = (unsigned long)result < (unsigned long)-4095L;
+  __u32 every = 0;
+  __s32 stack_id = growth_stack_id(ctx, return_slot, caller_ip, mapped ? PT_REGS_PARM2(ctx) : 0, &every);
   struct ml_mm_event* e = reserve_event(sizeof(*e));
   if (!e) return 0;
   __builtin_memset(e, 0, sizeof(*e));
   fill_header(&e->h, ML_EV_MMAP);
-  e->result = (long)PT_REGS_RC(ctx);
+  e->result = result;
   e->stack_id = stack_id;
+  e->stack_sample_bytes = every;
   e->caller_ip = caller_ip;
   __u64 args[6] = {PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx),
                    ctx->r10,           PT_REGS_PARM5(ctx), ctx->r9};
@@ -374,12 +384,13 @@ int ml_mmap_done(struct pt_regs* ctx) {
 
 SEC("uprobe")
 int BPF_KPROBE(ml_munmap_enter, void* addr, __u64 len) {
-  return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0, false);
+  return emit_at_entry(ctx, ML_EV_MUNMAP, (__u64)addr, len, 0, 0);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(ml_mremap_enter, void* old_addr, __u64 old_len, __u64 new_len, int flags, void* new_addr) {
-  return remember_call(ctx, ML_EV_MREMAP, (__u64)old_addr, old_len, new_len, flags, (__u64)new_addr, 0);
+  return remember_call(ctx, ML_EV_MREMAP, (__u64)old_addr, old_len, new_len, flags, (__u64)new_addr, 0,
+                       new_len > old_len ? new_len - old_len : 0);
 }
 SEC("uretprobe")
 int BPF_KRETPROBE(ml_mremap_exit, long ret) {
@@ -391,8 +402,8 @@ int BPF_KPROBE(ml_brk_enter, void* addr) {
   if (!addr) return 0;  // brk(0) only asks for the current break
   struct task_struct* cur = bpf_get_current_task_btf();
   struct mm_struct* mm = cur->mm;
-  bool grows = !mm || (__u64)addr > mm->brk;
-  return emit_at_entry(ctx, ML_EV_BRK, (__u64)addr, 0, 0, grows);
+  __u64 now = mm ? mm->brk : 0;
+  return emit_at_entry(ctx, ML_EV_BRK, (__u64)addr, 0, 0, (__u64)addr > now ? (__u64)addr - now : 0);
 }
 
 // Only the advice that gives pages back matters to memory accounting.
@@ -408,7 +419,7 @@ static __always_inline bool gives_pages_back(int advice) {
 SEC("uprobe")
 int BPF_KPROBE(ml_madvise_enter, void* addr, __u64 len, int advice) {
   if (!gives_pages_back(advice)) return 0;
-  return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice, false);
+  return emit_at_entry(ctx, ML_EV_MADVISE, (__u64)addr, len, advice, 0);
 }
 
 // madvise in one hit, as ml_mmap_done (the cookie: the wrapper's stack bytes). After the syscall the
@@ -417,6 +428,6 @@ SEC("uprobe")
 int ml_madvise_done(struct pt_regs* ctx) {
   int advice = (int)PT_REGS_PARM3(ctx);
   if (!gives_pages_back(advice) || PT_REGS_RC(ctx) != 0) return 0;
-  return emit_mm_call(ctx, ML_EV_MADVISE, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), advice, false,
+  return emit_mm_call(ctx, ML_EV_MADVISE, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), advice, 0,
                       PT_REGS_SP(ctx) + bpf_get_attach_cookie(ctx));
 }

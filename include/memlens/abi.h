@@ -86,7 +86,9 @@ struct ml_mm_event {
   __u32 advice;         // madvise: MADV_*
   __u64 offset;         // mmap: file offset
   __s32 stack_id;       // user stack at the call (ml_stacks), -1 when not captured
-  __u32 _pad;
+  // With stacks: 0 when every call that grows the address space has its stack; else the mean bytes of
+  // growth per stack (a call growing n bytes has its stack with probability min(1, n / this)).
+  __u32 stack_sample_bytes;
   __u64 caller_ip;  // return address of the call: tells V8's page allocator from malloc from a thread stack
 };
 ML_STATIC_ASSERT(sizeof(struct ml_mm_event) == 96, "ml_mm_event size");

@@ -34,6 +34,8 @@ struct TraceOptions {
   bool verbose = false;
   bool stacks = true;                // capture and symbolize user stacks
   uint32_t fault_sample_period = 0;  // one page fault in this many is sampled (mode, stack)
+  // One mmap_growth stack per this many bytes of address-space growth, on average (0: every call's).
+  uint32_t mmap_sample_bytes = 256u << 10;
   uint32_t unwind_table_mib = 32;    // kernel memory for the unwind tables
   // run: start node with V8's perf map when JS frames cannot be named from V8's metadata (perf_map), or
   // always (perf_map_always); --no-perf-map: never.

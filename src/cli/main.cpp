@@ -78,6 +78,16 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_di
       ->check(CLI::Range(0u, 1u << 20))
       ->capture_default_str();
   cmd->add_option(
+         "--mmap-sample-bytes", o.mmap_sample_bytes,
+         "With stacks: keep the user stack of one address-space call (mmap, brk, mremap that grows) per "
+         "this many bytes of growth on average, at least (more while a process maps memory fast: about "
+         "400 stacks a second per CPU at most); a call this large or larger always has its stack, a "
+         "smaller one with the chance bytes/this, weighed by the inverse in mmap_growth (an unbiased "
+         "estimate). 0: every call's stack (a stack walk per call). The counts of calls and the address "
+         "space are exact either way")
+      ->check(CLI::Range(0u, 1u << 30))
+      ->capture_default_str();
+  cmd->add_option(
          "--unwind-table-mib", o.unwind_table_mib,
          "Kernel memory for the unwind tables of the traced executables (stacks through code built "
          "without frame pointers); a file that does not fit is named in report.json's unwind.failed. 0: "

@@ -95,6 +95,7 @@ int TraceSession::start() {
     nlohmann::json options = {{"interval_s", opts_.interval_s},
                               {"stacks", opts_.stacks},
                               {"fault_sample_period", opts_.fault_sample_period},
+                              {"mmap_sample_bytes", opts_.mmap_sample_bytes},
                               {"perf_map", opts_.perf_map},
                               {"v8", opts_.v8},
                               {"v8_alloc_probes", opts_.v8_alloc_probes},
@@ -121,6 +122,7 @@ int TraceSession::start() {
   to.interval_s = opts_.interval_s;
   to.capture_stacks = opts_.stacks;
   to.fault_sample_period = opts_.fault_sample_period;
+  to.growth_stack_bytes = opts_.mmap_sample_bytes;
   to.unwind_table_bytes = uint64_t{opts_.unwind_table_mib} << 20;
   to.hold = opts_.hold;
   to.fds = opts_.fds;

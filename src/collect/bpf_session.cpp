@@ -68,6 +68,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   s->holds_ = opts.hold;
   s->holds_fork_ = opts.hold && kernel_can_signal_task();
   skel->rodata->hold_new_processes = opts.hold;
+  skel->rodata->growth_stack_bytes = opts.growth_stack_bytes;
   skel->rodata->can_signal_task = s->holds_fork_;
   bpf_map__set_max_entries(skel->maps.ml_events, opts.ringbuf_bytes);
   // A stack table is memory the kernel pins for the whole run: keep it minimal when stacks are off.

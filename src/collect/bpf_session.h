@@ -52,6 +52,9 @@ struct SessionOptions {
   // which tells user from kernel mode and, with stacks, records the user stack: the faults' profile is
   // sampled at this period. 0: no fault sampling (the exact counts come from the kernel either way).
   uint32_t fault_sample_period = 1024;
+  // With stacks: the mean bytes of address-space growth (mmap, brk, mremap) per user stack; 0: every growing
+  // call's stack (model/growth_sampling.h).
+  uint32_t growth_stack_bytes = 0;
   // The capabilities' objects (bpf/fds.bpf.c, bpf/v8.bpf.c), loaded only when on.
   bool fds = true;
   bool v8 = true;

@@ -85,6 +85,7 @@ class Reader {
     return *this;
   }
   bool ok() const { return ok_; }
+  bool at_end() const { return in_.empty(); }
 
  private:
   std::string_view in_;
@@ -119,6 +120,7 @@ std::string encode(const MmEvent& e) {
   Writer w;
   w.put(e.kind).put(e.ts_ns).put(e.pid).put(e.addr).put(e.len_bytes).put(e.new_len_bytes).put(e.result);
   w.put(e.prot).put(e.flags).put(e.fd).put(e.advice).put(e.offset).put(e.stack_id).put(e.caller_ip);
+  w.put(e.stack_sample_bytes);  // last: a capture without it (every stack kept) is read as 0
   return w.take();
 }
 
@@ -192,6 +194,7 @@ Result<Event> decode_event_record(uint16_t type, std::string_view payload) {
       MmEvent e;
       r.get(e.kind).get(e.ts_ns).get(e.pid).get(e.addr).get(e.len_bytes).get(e.new_len_bytes).get(e.result);
       r.get(e.prot).get(e.flags).get(e.fd).get(e.advice).get(e.offset).get(e.stack_id).get(e.caller_ip);
+      if (!r.at_end()) r.get(e.stack_sample_bytes);
       if (r.ok() && static_cast<uint8_t>(e.kind) > static_cast<uint8_t>(MmEvent::Kind::kMadvise))
         return make_error("an address-space event record has an unknown kind", EINVAL);
       return finish(r, e, "address-space event");

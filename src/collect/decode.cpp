@@ -72,6 +72,7 @@ Decoded decode_mm(const ml_event_header& h, const void* data, size_t size) {
   out.advice = e.advice;
   out.offset = e.offset;
   out.stack_id = e.stack_id;
+  out.stack_sample_bytes = e.stack_sample_bytes;
   out.caller_ip = e.caller_ip;
   return Event(out);
 }

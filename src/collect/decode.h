@@ -44,6 +44,9 @@ struct MmEvent {
   uint32_t advice = 0;
   uint64_t offset = 0;
   int32_t stack_id = -1;
+  // 0: a growing call has its stack whenever stacks are on; else stacks are sampled, one per this many
+  // bytes of growth on average (model/growth_sampling.h).
+  uint32_t stack_sample_bytes = 0;
   uint64_t caller_ip = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "collect/extensions.h"
@@ -121,7 +122,7 @@ void StacksExtension::collect_kernel_stacks(model::Process& p) {
     for (const auto& m : p.address_space.mappings())
       if (m.stack_id >= 0)
         if (auto w = growth->second.find(m.stack_id); w != growth->second.end())
-          w->second.live_bytes += static_cast<int64_t>(m.size());
+          w->second.live_bytes += std::llround(static_cast<double>(m.size()) * m.stack_weight);
   }
 }
 

@@ -5,10 +5,12 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 #include "collect/fd_events.h"
 #include "memlens/abi.h"
+#include "model/growth_sampling.h"
 
 namespace memlens::collect {
 
@@ -22,10 +24,14 @@ bool is_error_address(int64_t result) {
   return result < 0 && result > -4096;
 }
 
-void add_growth(model::Process& p, int32_t stack_id, uint64_t bytes) {
-  auto& w = p.stacks[model::stack_kind::kMmapGrowth][stack_id];
-  w.bytes += static_cast<int64_t>(bytes);
-  w.count += 1;
+// A growing call that has its stack: what it stands for in the mmap_growth profile (a sampled call, its
+// bytes and one call times the inverse of its chance). Returns that weight.
+double add_growth(model::Process& p, const MmEvent& e, uint64_t bytes) {
+  double weight = model::growth_stack_weight(bytes, e.stack_sample_bytes);
+  auto& w = p.stacks[model::stack_kind::kMmapGrowth][e.stack_id];
+  w.bytes += std::llround(static_cast<double>(bytes) * weight);
+  w.count += std::llround(weight);
+  return weight;
 }
 
 }  // namespace
@@ -274,6 +280,12 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
 
 void apply_mm_event(model::Process& p, const MmEvent& e) {
   auto& as = p.address_space;
+  // The sampling every growing call was under, kept stack or not.
+  if (e.stack_sample_bytes > 0) {
+    uint32_t& lo = p.growth_stack_sample_min;
+    lo = lo == 0 ? e.stack_sample_bytes : std::min(lo, e.stack_sample_bytes);
+    p.growth_stack_sample_max = std::max(p.growth_stack_sample_max, e.stack_sample_bytes);
+  }
   switch (e.kind) {
     case MmEvent::Kind::kMmap: {
       ++p.events.mmap;
@@ -289,7 +301,7 @@ void apply_mm_event(model::Process& p, const MmEvent& e) {
       m.stack_id = e.stack_id;
       m.caller_ip = e.caller_ip;
       m.created_ns = e.ts_ns;
-      if (e.stack_id >= 0) add_growth(p, e.stack_id, m.size());
+      if (e.stack_id >= 0) m.stack_weight = add_growth(p, e, m.size());
       // The event has the fd, not the path: keep the path of whatever file this range maps now.
       if (!m.anonymous) m.path = fmt::format("[fd {}]", e.fd);
       as.map(std::move(m));
@@ -303,7 +315,7 @@ void apply_mm_event(model::Process& p, const MmEvent& e) {
       ++p.events.mremap;
       if (is_error_address(e.result)) break;
       if (e.stack_id >= 0 && e.new_len_bytes > e.len_bytes)
-        add_growth(p, e.stack_id, page_align_up(e.new_len_bytes) - page_align_up(e.len_bytes));
+        add_growth(p, e, page_align_up(e.new_len_bytes) - page_align_up(e.len_bytes));
       as.remap(e.addr, page_align_up(e.len_bytes), static_cast<uint64_t>(e.result),
                page_align_up(e.new_len_bytes));
       break;
@@ -311,7 +323,7 @@ void apply_mm_event(model::Process& p, const MmEvent& e) {
       ++p.events.brk;
       if (e.result == 0) {
         uint64_t grown = as.set_brk(e.addr, e.ts_ns);
-        if (grown > 0 && e.stack_id >= 0) add_growth(p, e.stack_id, grown);
+        if (grown > 0 && e.stack_id >= 0) add_growth(p, e, grown);
       }
       break;
     case MmEvent::Kind::kMadvise:

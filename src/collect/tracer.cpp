@@ -43,6 +43,7 @@ Result<std::unique_ptr<Tracer>> Tracer::create(const TracerOptions& opts, model:
   SessionOptions so;
   so.capture_stacks = opts.capture_stacks;
   so.fault_sample_period = opts.fault_sample_period;
+  so.growth_stack_bytes = opts.growth_stack_bytes;
   so.unwind_table_bytes = opts.unwind_table_bytes;
   so.max_processes = opts.max_processes;
   so.hold = opts.hold;

@@ -24,6 +24,7 @@ struct TracerOptions {
   double interval_s = 1.0;
   bool capture_stacks = false;
   uint32_t fault_sample_period = 0;
+  uint32_t growth_stack_bytes = 0;  // SessionOptions::growth_stack_bytes
   uint64_t unwind_table_bytes = 32ull << 20;  // SessionOptions::unwind_table_bytes
   uint32_t max_processes = 4096;
   // Hold each new process of the traced tree until its probes are attached (bpf/memlens.bpf.c).

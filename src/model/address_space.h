@@ -16,23 +16,24 @@ namespace memlens::model {
 // resident figures.
 enum class Origin : uint8_t {
   kUnknown,
-  kSeeded,     // present when memlens first read /proc/PID/maps
-  kMmap,       // an mmap call seen while tracing
-  kBrk,        // the brk heap
+  kSeeded,  // present when memlens first read /proc/PID/maps
+  kMmap,    // an mmap call seen while tracing
+  kBrk,     // the brk heap
   kMremap,
 };
 
 struct Mapping {
   uint64_t start = 0;
-  uint64_t end = 0;  // exclusive
-  uint32_t prot = 0;  // PROT_* bits
+  uint64_t end = 0;    // exclusive
+  uint32_t prot = 0;   // PROT_* bits
   uint32_t flags = 0;  // MAP_* bits when known
   bool anonymous = true;
   std::string path;  // file path or pseudo name ("[heap]", "[stack]")
   uint64_t file_offset = 0;
   Origin origin = Origin::kUnknown;
-  int32_t stack_id = -1;  // user stack of the call that created it, -1 when unknown
-  uint64_t caller_ip = 0;  // return address of the mmap call that created it, 0 when unknown
+  int32_t stack_id = -1;    // user stack of the call that created it, -1 when unknown
+  double stack_weight = 1;  // with a sampled stack: how many bytes each of its bytes stands for
+  uint64_t caller_ip = 0;   // return address of the mmap call that created it, 0 when unknown
   uint64_t created_ns = 0;
 
   uint64_t size() const { return end - start; }

@@ -92,6 +92,10 @@ class Process {
   // fault_sample_period runs memlens's fault program (0: not sampled, both 0).
   uint64_t faults_user = 0, faults_kernel = 0;
   uint32_t fault_sample_period = 0;
+  // The mmap_growth stacks' sampling: one stack per this many bytes of growth on average, the least and
+  // the most of the trace (the kernel side coarsens it while a process maps memory fast); 0: every
+  // growing call's stack, or none seen (model/growth_sampling.h).
+  uint32_t growth_stack_sample_min = 0, growth_stack_sample_max = 0;
   // The kernel's own fault counters: at the start of tracking (from /proc), and those taken while
   // tracked (at each sample from /proc, at exit from the BPF side, which folds in every thread).
   uint64_t minflt_at_start = 0, majflt_at_start = 0;

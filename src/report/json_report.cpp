@@ -66,6 +66,10 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
                  {"mremap", p.events.mremap},
                  {"brk", p.events.brk},
                  {"madvise", p.events.madvise}};
+  // Only when sampled: a capture recorded with every stack reads as before.
+  if (p.growth_stack_sample_max > 0)
+    j["mmap_growth_sampling"] = {{"mean_bytes_per_stack_min", p.growth_stack_sample_min},
+                                 {"mean_bytes_per_stack_max", p.growth_stack_sample_max}};
   json timeline = json::array();
   for (const auto& s : p.timeline) {
     json t = {{"t_s", s.t_s},

@@ -304,8 +304,17 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
                          u64_or0(f, "sample_period"), u64_or0(f, "traced_user"), u64_or0(f, "traced_kernel"));
     const json& ev = object_or_empty(p, "events");
     out +=
-        fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}\n", u64_or0(ev, "mmap"),
+        fmt::format("; mmap {} munmap {} mremap {} brk {} madvise {}", u64_or0(ev, "mmap"),
                     u64_or0(ev, "munmap"), u64_or0(ev, "mremap"), u64_or0(ev, "brk"), u64_or0(ev, "madvise"));
+    const json& gs = object_or_empty(p, "mmap_growth_sampling");
+    if (uint64_t lo = u64_or0(gs, "mean_bytes_per_stack_min"), hi = u64_or0(gs, "mean_bytes_per_stack_max");
+        hi)
+      out += lo == hi
+                 ? fmt::format(" (their stacks sampled, one per {} grown)",
+                               format_bytes(static_cast<double>(hi)))
+                 : fmt::format(" (their stacks sampled, one per {} to {} grown)",
+                               format_bytes(static_cast<double>(lo)), format_bytes(static_cast<double>(hi)));
+    out += "\n";
     const json& pl = object_or_empty(p, "loss");
     if (u64_or0(pl, "events_lost") > 0)
       out += fmt::format("           events lost: {}{}\n", u64_or0(pl, "events_lost"),

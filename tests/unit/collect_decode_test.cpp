@@ -14,6 +14,7 @@
 #include "collect/trace_builder.h"
 #include "collect/v8_ab_window.h"
 #include "memlens/abi.h"
+#include "model/growth_sampling.h"
 #include "model/trace.h"
 
 namespace memlens::collect {
@@ -130,6 +131,44 @@ TEST(TraceBuilder, MmapThenPartialMunmapLeavesTheRestAndCountsGrowthByStack) {
   EXPECT_EQ(p.stacks["mmap_growth"][7].bytes, 3 * 4096);
   EXPECT_EQ(p.events.mmap, 1u);
   EXPECT_EQ(p.events.munmap, 1u);
+}
+
+// Sampled stacks (model/growth_sampling.h): a call smaller than the mean stands for mean/size calls and
+// the mean's bytes; one at least as large as the mean, for itself. Live bytes scale with the mapping.
+TEST(TraceBuilder, SampledGrowthStacksWeighByTheInverseOfTheirChance) {
+  model::Trace trace;
+  auto& p = trace.processes.add({100, 1}, 1);
+  auto mmap_event = [](uint64_t at, uint64_t len, uint32_t every, int32_t stack) {
+    ml_mm_event e{};
+    e.h = header(ML_EV_MMAP, 100, 10);
+    e.len_bytes = len;
+    e.result = static_cast<int64_t>(at);
+    e.fd = -1;
+    e.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+    e.stack_id = stack;
+    e.stack_sample_bytes = every;
+    return std::get<MmEvent>(decoded(&e, sizeof e));
+  };
+  apply_mm_event(p, mmap_event(0x10000000, 256 << 10, 1 << 20, 7));   // chance 1/4
+  apply_mm_event(p, mmap_event(0x20000000, 4 << 20, 1 << 20, 7));     // larger than the mean: itself
+  apply_mm_event(p, mmap_event(0x30000000, 256 << 10, 4 << 20, -1));  // not sampled: no stack, mapped
+  const auto& w = p.stacks["mmap_growth"][7];
+  EXPECT_EQ(w.bytes, (1 << 20) + (4 << 20));
+  EXPECT_EQ(w.count, 4 + 1);
+  EXPECT_DOUBLE_EQ(p.address_space.find(0x10000000)->stack_weight, 4.0);
+  EXPECT_DOUBLE_EQ(p.address_space.find(0x20000000)->stack_weight, 1.0);
+  EXPECT_NE(p.address_space.find(0x30000000), nullptr);
+  EXPECT_EQ(p.growth_stack_sample_min, 1u << 20);
+  EXPECT_EQ(p.growth_stack_sample_max, 4u << 20);
+  EXPECT_EQ(p.events.mmap, 3u);
+}
+
+TEST(GrowthSampling, WeightIsTheInverseOfTheChanceAndOneWhenNotSampled) {
+  EXPECT_DOUBLE_EQ(model::growth_stack_weight(4096, 0), 1.0);
+  EXPECT_DOUBLE_EQ(model::growth_stack_weight(4096, 1 << 20), 256.0);
+  EXPECT_DOUBLE_EQ(model::growth_stack_weight(1 << 20, 1 << 20), 1.0);
+  EXPECT_DOUBLE_EQ(model::growth_stack_weight(8 << 20, 1 << 20), 1.0);
+  EXPECT_DOUBLE_EQ(model::growth_stack_weight(0, 1 << 20), 1.0);
 }
 
 TEST(TraceBuilder, FailedMmapIsCountedNotMapped) {
