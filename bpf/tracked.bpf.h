@@ -98,8 +98,8 @@ static __always_inline __u32 growth_sampling_every(__u64 bytes) {
 
 // The stack of an address-space call that grows the address space by `bytes`, when sampled (-1 else);
 // *every: the sampling it was under (ml_mm_event.stack_sample_bytes).
-static __always_inline __s32 growth_stack_id(void* ctx, __u64 return_slot, __u64 return_address,
-                                             __u64 bytes, __u32* every) {
+static __always_inline __s32 growth_stack_id(void* ctx, __u64 return_slot, __u64 return_address, __u64 bytes,
+                                             __u32* every) {
   *every = 0;
   if (!capture_stacks || bytes == 0) return -1;
   __u64 e = growth_sampling_every(bytes);
