@@ -294,8 +294,13 @@ bool still_rising_in_steps(const std::vector<SeriesPoint>& pts, const Growth& g,
     return v[1];
   };
   double first = level(2), at_split = level(split), end = level(pts.size() - 1);
-  double early_rate = (at_split - first) / (pts[split - 1].t_s - pts[1].t_s);
-  double recent_rate = (end - at_split) / (pts[pts.size() - 2].t_s - pts[split - 1].t_s);
+  // Each level stands at its middle point's time; ends that share a time (an earlier part of three points,
+  // or readings taken at once) give no rate.
+  double early_span = pts[split - 1].t_s - pts[1].t_s;
+  double recent_span = pts[pts.size() - 2].t_s - pts[split - 1].t_s;
+  if (!(early_span > 0) || !(recent_span > 0)) return false;
+  double early_rate = (at_split - first) / early_span;
+  double recent_rate = (end - at_split) / recent_span;
   return early_rate > 0 && recent_rate > th.plateau_slope_ratio * early_rate;
 }
 

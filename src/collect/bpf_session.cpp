@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "common/clock.h"
 #include "faults.skel.h"
@@ -90,14 +91,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
         "`memlens doctor` for what this kernel lacks)",
         err);
   }
-  if (tables) {
-    size_t bytes = rows * sizeof(ml_unwind_row);
-    void* m =
-        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel->maps.ml_unwind_rows), 0);
-    if (m == MAP_FAILED) return errno_error("cannot map the unwind-table array into memlens");
-    s->unwind_rows_ = static_cast<ml_unwind_row*>(m);
-    s->unwind_row_capacity_ = static_cast<uint32_t>(rows);
-  }
+  if (tables) s->unwind_row_capacity_ = static_cast<uint32_t>(rows);
   if (opts.hold) {
     if (auto w = s->watchdog_.watch(bpf_map__fd(skel->maps.ml_held)); !w) return w.error();
   }
@@ -234,7 +228,6 @@ BpfSession::~BpfSession() {
   if (v8_skel_) v8_bpf__destroy(v8_skel_);
   if (fds_skel_) fds_bpf__destroy(fds_skel_);
   for (auto* l : links_) bpf_link__destroy(l);
-  if (unwind_rows_) munmap(unwind_rows_, size_t{unwind_row_capacity_} * sizeof(ml_unwind_row));
   if (skel_) memlens_bpf__destroy(skel_);
 }
 
@@ -338,6 +331,23 @@ std::array<uint64_t, N> sum_per_cpu(const bpf_map* map) {
 
 LossCounts BpfSession::read_losses() const {
   return sum_per_cpu<ML_LOSS_REASONS>(skel_->maps.ml_loss);
+}
+
+Result<void> BpfSession::write_unwind_rows(uint32_t first, const ml_unwind_row* rows, size_t n) {
+  if (n == 0) return {};
+  if (first > unwind_row_capacity_ || n > unwind_row_capacity_ - first)
+    return make_error("the rows do not fit in the unwind-table array", ENOSPC);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t begin = size_t{first} * sizeof(ml_unwind_row);
+  size_t end = begin + n * sizeof(ml_unwind_row);
+  size_t map_begin = begin / page * page;
+  size_t map_len = end - map_begin;
+  void* m = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 bpf_map__fd(skel_->maps.ml_unwind_rows), static_cast<off_t>(map_begin));
+  if (m == MAP_FAILED) return errno_error("cannot map the unwind-table array into memlens");
+  std::memcpy(static_cast<char*>(m) + (begin - map_begin), rows, n * sizeof(ml_unwind_row));
+  munmap(m, map_len);
+  return {};
 }
 
 int BpfSession::unwind_procs_fd() const {

@@ -116,10 +116,14 @@ class BpfSession {
   std::vector<std::pair<int32_t, uint64_t>> take_fault_stacks(pid_t pid);
   // The sample period of the faults (0: not sampled).
   uint32_t fault_sample_period() const { return faults_skel_ ? fault_sample_period_ : 0; }
-  // The unwind tables (include/memlens/abi.h): the rows array (mapped into memlens, written in place), its
-  // capacity in rows, and the per-process mappings map. The rows are nullptr when stacks are off.
-  ml_unwind_row* unwind_rows() const { return unwind_rows_; }
+  // The unwind tables (include/memlens/abi.h): whether there is a rows array (not when stacks are off), its
+  // capacity in rows, writing rows into it, and the per-process mappings map.
+  bool has_unwind_rows() const { return unwind_row_capacity_ > 0; }
   uint32_t unwind_row_capacity() const { return unwind_row_capacity_; }
+  // Copies n rows to [first, first + n) of the array through a mapping of those pages only, unmapped
+  // after: the array is kernel memory allocated whole at load, and a mapping of all of it would show
+  // every page in memlens's RSS (the kernel maps them all at once), used or not.
+  Result<void> write_unwind_rows(uint32_t first, const ml_unwind_row* rows, size_t n);
   int unwind_procs_fd() const;
   int unwind_files_fd() const;  // ml_unwind_files: each loaded file by the kernel's identity
   // What the stack walks did (enum ml_unwind_stat), summed over the CPUs.
@@ -167,8 +171,7 @@ class BpfSession {
   std::vector<bpf_link*> fault_events_;  // the perf events' links (each owns its event's fd)
   std::vector<bpf_link*> links_;
   uint32_t fault_sample_period_ = 0;
-  ml_unwind_row* unwind_rows_ = nullptr;  // mapping of the rows array, unmapped by the destructor
-  uint32_t unwind_row_capacity_ = 0;
+  uint32_t unwind_row_capacity_ = 0;  // 0: no rows array
   bool holds_ = false, holds_fork_ = false;
   HoldWatchdog watchdog_;
   LinkReaper reaper_;  // drained first thing in the destructor, while the programs are still loaded

@@ -50,7 +50,7 @@ Result<UnwindTables::FileTable> UnwindTables::load(const elf::ElfFile& elf, int 
   compile_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!cfi) return cfi.error();
   uint32_t capacity = session_.unwind_row_capacity();
-  if (!session_.unwind_rows()) return make_error("stacks are off", EINVAL);
+  if (!session_.has_unwind_rows()) return make_error("stacks are off", EINVAL);
   if (cfi->rows.size() > capacity - rows_used_)
     return make_error(
         fmt::format("its unwind table ({} KiB) does not fit in what is left of the table budget "
@@ -64,9 +64,9 @@ Result<UnwindTables::FileTable> UnwindTables::load(const elf::ElfFile& elf, int 
   t.first_row = rows_used_;
   t.row_count = static_cast<uint32_t>(cfi->rows.size());
   t.segments = elf.load_segments();
-  // The rows array is mapped into memlens: the kernel reads them as soon as a process's mappings name them.
-  std::memcpy(session_.unwind_rows() + rows_used_, cfi->rows.data(),
-              cfi->rows.size() * sizeof(ml_unwind_row));
+  // Written before any process's mappings name them: the kernel reads them from then on.
+  if (auto w = session_.write_unwind_rows(rows_used_, cfi->rows.data(), cfi->rows.size()); !w)
+    return w.error();
   rows_used_ += t.row_count;
   return t;
 }
@@ -123,7 +123,7 @@ void UnwindTables::publish_file(int fd, const FileTable& t) {
 }
 
 void UnwindTables::preload_needed(pid_t pid) {
-  if (!session_.unwind_rows()) return;
+  if (!session_.has_unwind_rows()) return;
   auto exe = proc::read_exe(pid);
   if (!exe) return;
   // The libraries the loader will map, and theirs in turn (node's libnode needs libuv, whose threads
@@ -149,7 +149,7 @@ void UnwindTables::preload_needed(pid_t pid) {
 }
 
 void UnwindTables::update(pid_t pid, bool loader_mapping) {
-  if (!session_.unwind_rows()) return;
+  if (!session_.has_unwind_rows()) return;
   auto maps = proc::read_maps(pid);
   if (!maps) return;  // the process is gone: nothing to unwind
   std::vector<ml_unwind_mapping> mappings;
@@ -199,7 +199,7 @@ void UnwindTables::forget(pid_t pid) {
 
 model::UnwindInfo UnwindTables::info() const {
   model::UnwindInfo u;
-  u.enabled = session_.unwind_rows() != nullptr;
+  u.enabled = session_.has_unwind_rows();
   u.budget_bytes = uint64_t{session_.unwind_row_capacity()} * sizeof(ml_unwind_row);
   u.used_bytes = uint64_t{rows_used_} * sizeof(ml_unwind_row);
   for (const auto& [key, t] : files_) u.files += t.ok ? 1 : 0;
