@@ -1,5 +1,6 @@
 'use strict';
-// expect: growth_then_plateau or stable
+// expect: growth_then_plateau or stable; growth_unconfirmed when V8 runs too few full GCs to tell the evicted
+// entries (old-space garbage) from growth; never leak_suspected
 // A cache with an LRU bound: every simulated request looks up a key from a large key space and, on a miss,
 // inserts a ~4 KB entry; when --max-entries (default 4000) is reached the least recently used entry is
 // evicted. Heap used after GC grows while the cache fills (about 20 s at the default --rate 200 and key
