@@ -381,6 +381,20 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
       g = judge(env, false, th);
     }
   }
+  if (!confirmed && !decided && !has_enough_points(env, th)) {
+    // Pages that shrank at the end (V8 uncommitting its young generation after a scavenge, say) hide
+    // the steps: the few GC figures there are still judge, if they rise steadily (4 strictly rising
+    // figures are the fewest the rise test can find significant), at most unconfirmed.
+    Thresholds few = th;
+    few.min_points = th.min_quiet_gc_points;
+    Growth fg = judge(env, false, few);
+    if (fg.enough && fg.grows && !fg.levelled) {
+      decided = unconfirmed(Category::js_heap, Basis::after_gc, fg, js, th,
+                            fmt::format(" across only {} GCs, too few to tell a plateau", gcs.size()),
+                            confirm_above);
+      g = fg;
+    }
+  }
   if (decided) {
     *live_out = g;
     return *decided;
@@ -500,8 +514,13 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
         Growth cg = judge(ci.resident, false, th);
         if (!cg.enough || cg.growth <= 0) continue;
         explained += cg.growth;
-        live_explains |= o.basis == "heap_used_after_gc" || o.basis == "live_backing_store_bytes";
-        unconfirmed_explains |= o.kind == VerdictKind::growth_unconfirmed;
+        // A live figure too short to judge (a quiet heap's few GCs) says nothing either way: the growth
+        // stays open rather than "nothing live grows".
+        const std::optional<Growth>& live = o.category == Category::js_heap ? js_live : ab_live;
+        bool live_basis = o.basis == "heap_used_after_gc" || o.basis == "live_backing_store_bytes";
+        bool live_unjudged = live_basis && live && !live->enough;
+        live_explains |= live_basis && !live_unjudged;
+        unconfirmed_explains |= o.kind == VerdictKind::growth_unconfirmed || live_unjudged;
         who += fmt::format("{}{} ({})", who.empty() ? "" : ", ", category_name(o.category),
                            format_rate(cg.line.slope, false));
       }

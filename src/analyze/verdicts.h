@@ -99,6 +99,8 @@ struct Thresholds {
   // ... and the full GC must find at least this share of the rise the figures showed up to it still live.
   double min_live_share_of_rise = 0.5;
   size_t envelope_windows = 15;  // windows of the lower envelope of live figures
+  // A quiet heap's GC figures judged on fewer than min_points, when its pages do not settle it.
+  size_t min_quiet_gc_points = 4;
 };
 
 // growth_unconfirmed: heap used after GC rises but no full GC in the window has shown that the rise is live
