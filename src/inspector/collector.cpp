@@ -186,6 +186,9 @@ class SnapshotTaker {
     if (auto c = params.find("chunk"); c != params.end() && c->is_string())
       s->feed(c->get_ref<const std::string&>());
   }
+  // The latest sampling profile's live objects: their mean size gives the heap's object count, which a
+  // snapshot's cost follows.
+  void note_profile(const model::JsLiveProfile& p) { profile_ = profile_objects(p); }
   int taken() const { return taken_; }
   bool has_baseline() const { return baseline_.has_value(); }
   uint64_t baseline_heap_used() const { return baseline_heap_used_; }
@@ -207,22 +210,9 @@ class SnapshotTaker {
     SnapshotRoom room = opts_.room ? opts_.room() : SnapshotRoom{};
     snap.cgroup_free_bytes = room.cgroup_free_bytes;
     snap.host_free_bytes = room.host_free_bytes;
-    int64_t need =
-        static_cast<int64_t>(opts_.snapshot_room_factor * static_cast<double>(snap.heap_used_bytes));
-    // After the first snapshot, what it cost the target, scaled to the heap now, when that is more (a heap
-    // of millions of small objects costs V8 far more than twice the heap to write).
-    std::string measured;
-    if (first_cost_ > 0 && first_heap_ > 0) {
-      auto scaled =
-          static_cast<int64_t>(static_cast<double>(first_cost_) * static_cast<double>(snap.heap_used_bytes) /
-                               static_cast<double>(first_heap_));
-      if (scaled > need) {
-        need = scaled;
-        measured =
-            fmt::format(" (the first snapshot took the target {} more memory for a heap of {})",
-                        mib(static_cast<int64_t>(first_cost_)), mib(static_cast<int64_t>(first_heap_)));
-      }
-    }
+    SnapshotNeed estimate =
+        estimate_snapshot_need(snap.heap_used_bytes, profile_, opts_.snapshot_cost, first_cost_, first_heap_);
+    int64_t need = estimate.bytes;
     std::string tight;
     if (room.cgroup_free_bytes >= 0 && room.cgroup_free_bytes < need)
       tight = fmt::format("the target's memory cgroup has {} free", mib(room.cgroup_free_bytes));
@@ -236,11 +226,9 @@ class SnapshotTaker {
       snap.refused = true;
       snap.error =
           usage ? fmt::format(
-                      "heap snapshot not taken: V8's heap holds {} and a snapshot can need about "
-                      "{}{}, but {}: it could get the target OOM-killed",
-                      mib(static_cast<int64_t>(snap.heap_used_bytes)),
-                      measured.empty() ? fmt::format("{:.0f}x that", opts_.snapshot_room_factor) : mib(need),
-                      measured, tight)
+                      "heap snapshot not taken: V8's heap holds {} and a snapshot of it can need about {} "
+                      "{}, but {}: it could get the target OOM-killed",
+                      mib(static_cast<int64_t>(snap.heap_used_bytes)), mib(need), estimate.basis, tight)
                 : fmt::format("heap snapshot not taken: V8's heap usage could not be read ({})",
                               usage.error().describe());
       emit(snap);
@@ -330,6 +318,7 @@ class SnapshotTaker {
   std::string status_path_;  // the target's /proc/PID/status
   uint64_t first_cost_ = 0;  // the target's RSS growth while V8 wrote the first snapshot
   uint64_t first_heap_ = 0;  // and V8's heap used then
+  ProfileObjects profile_;
   double baseline_t_ = 0;
   uint64_t baseline_heap_used_ = 0;
   int taken_ = 0;
@@ -599,7 +588,11 @@ void JsObjectsCollector::run() {
     g.reason = reason;
     g.ok = prof.ok();
     if (!prof) g.error = prof.error().describe();
-    if (prof) emit(parse_sampling_profile(*prof, t, opts_.sampling_interval_bytes));
+    if (prof) {
+      model::JsLiveProfile parsed = parse_sampling_profile(*prof, t, opts_.sampling_interval_bytes);
+      snapshots.note_profile(parsed);
+      emit(std::move(parsed));
+    }
     emit(g);
     interval = std::clamp(g.pause_ms / 1000.0 / opts_.pause_budget, opts_.profile_min_interval_s,
                           opts_.profile_max_interval_s);

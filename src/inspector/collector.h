@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "inspector/snapshot_room.h"
 #include "model/js_objects.h"
 
 namespace memlens::inspector {
@@ -55,12 +56,12 @@ struct CollectorOptions {
   std::function<double()> now_s;  // trace time, callable from any thread
   // Heap snapshots (full mode only): a baseline this long after the inspector opened, one more when a JS
   // heap growth is judged (request_full_gc, or the growth below) and one when the trace ends (not when the
-  // target exits); at most max_snapshots. Each
-  // needs about twice V8's heap used free in the target's cgroup and on the host (room()).
+  // target exits); at most max_snapshots. Each needs the room snapshot_cost estimates free in the target's
+  // cgroup and on the host (room()).
   bool snapshots = true;
   double snapshot_baseline_after_s = 5.0;
   int max_snapshots = 3;
-  double snapshot_room_factor = 2.0;
+  SnapshotCostModel snapshot_cost;
   // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
   // heap used: up to about 0.91 for a heap of small objects (252 MiB heap, 6.5 M objects: +230 MiB), less
   // for larger objects; the host must hold this too.

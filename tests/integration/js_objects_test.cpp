@@ -361,6 +361,69 @@ TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
   EXPECT_TRUE(alive(node.pid()));
 }
 
+// A heap of a million small objects (about 45 MB): twice the heap fits its cgroup easily, but V8 needs
+// its graph of every object to write a snapshot (about 1.5 KB each). Ground truth first: node writing
+// that snapshot itself in the same cgroup is OOM-killed. memlens, estimating from the object count,
+// refuses with the figures, and nothing is killed.
+TEST(JsObjects, Snapshots_RefusedForAHeapOfManySmallObjectsThatTwiceTheHeapWouldAllow) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const uint64_t limit = uint64_t{400} << 20;
+  LimitedCgroup cgroup("memlens-snapshot-objects", limit);
+  std::string script = dir.file("small.js");
+  std::ofstream(script) << "const held = [];\n"
+                           "for (let i = 0; i < 1000000; i++) held.push({ i });\n"
+                           "globalThis.held = held;\n"
+                           "if (process.argv[2] === '--write') {\n"
+                           "  require('v8').writeHeapSnapshot(process.argv[3]);\n"
+                           "  console.log(JSON.stringify({ event: 'written' }));\n"
+                           "} else {\n"
+                           "  console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n"
+                           "  setInterval(() => {}, 1000);\n"
+                           "}\n";
+  auto in_cgroup = [&](const std::string& args) {
+    return std::vector<std::string>{"sh", "-c",
+                                    fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {} {}",
+                                                cgroup.dir(), node_bin(), script, args)};
+  };
+  Child truth = Child::spawn(in_cgroup("--write " + dir.file("truth.heapsnapshot")), dir.path(), "truth");
+  auto truth_exit = truth.wait(120s);
+  ASSERT_TRUE(truth_exit.has_value());
+  ASSERT_EQ(*truth_exit, 128 + SIGKILL) << "node wrote the snapshot within the cgroup: the test's limit is "
+                                           "too loose to show anything\n"
+                                        << truth.stdout_text() << truth.stderr_text();
+  uint64_t kills_before = cgroup.oom_kills();
+  ASSERT_GE(kills_before, 1u);
+  std::filesystem::remove(dir.file("truth.heapsnapshot"));
+
+  Child node = Child::spawn(in_cgroup(""), dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 60s)) << node.stderr_text();
+  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "10", "-q", "-o",
+                          dir.file("out"), "--js-objects"},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
+  std::ifstream in(dir.file("out") + "/report.json");
+  auto report = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(report.is_object());
+  nlohmann::json proc;
+  for (const auto& p : report["processes"])
+    if (p.value("pid", 0) == node.pid()) proc = p;
+  ASSERT_TRUE(proc.is_object()) << report.dump(1).substr(0, 2000);
+  const auto& snaps = proc["js_objects"]["snapshots"];
+  ASSERT_FALSE(snaps.empty()) << proc["js_objects"].dump(1);
+  for (const auto& sn : snaps) {
+    EXPECT_TRUE(sn.value("refused", false)) << sn.dump();
+    std::string error = sn.value("error", "");
+    EXPECT_NE(error.find("cgroup"), std::string::npos) << error;
+    EXPECT_NE(error.find("M objects"), std::string::npos) << error;
+    // The old rule would have let it through: the cgroup had more than twice the heap free.
+    EXPECT_GT(sn.value("cgroup_free_bytes", int64_t{0}), 2 * sn.value("heap_used_bytes", int64_t{0}))
+        << sn.dump();
+  }
+  EXPECT_EQ(cgroup.oom_kills(), kills_before);
+  EXPECT_TRUE(alive(node.pid()));
+}
+
 TEST(JsObjects, Node20_MapCacheRun_ObjectCacheAttach) {
   MEMLENS_REQUIRE_TRACING();
   auto [a, b] = run_two({"js_cache_leak", false, 30}, {"js_object_cache_leak", true, 30});
