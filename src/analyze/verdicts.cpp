@@ -313,6 +313,11 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
   std::vector<SeriesPoint> env = s.points;
   std::string extra = fmt::format(" across {} GCs ({} full)", s.gc_count, s.full_gc_count);
   bool confirmed = s.full_gc_count >= th.min_full_gcs && judge(env, false, th).enough;
+  // Raw figures no full GC capped can say no more than growth_unconfirmed unless a full GC proves the
+  // growth (by min_proven_growth_bytes at least): the floor that keeps noise from being called a leak
+  // can be lower for them, so that a slow leak in a large heap shows within a minute.
+  Thresholds jt = th;
+  if (!confirmed) jt.min_relative_growth = th.min_relative_growth_unconfirmed;
   std::string note;
   double confirm_above = 0;
   Growth g;
@@ -324,7 +329,7 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     for (const auto& p : gcs) raw.push_back({p.t_s, p.heap_used_after_bytes});
     double span = raw.back().t_s - raw.front().t_s;
     env = lower_envelope(raw, span / static_cast<double>(th.envelope_windows));
-    Growth eg = judge(env, false, th);
+    Growth eg = judge(env, false, jt);
     // The proof must be about the same growth the figures show: a start-up that built a large heap in
     // seconds, followed by a slow rise of garbage, proves the start-up, not the rise.
     LiveGrowthProof proof =
@@ -385,10 +390,20 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     // Pages that shrank at the end (V8 uncommitting its young generation after a scavenge, say) hide
     // the steps: the few GC figures there are still judge, if they rise steadily (4 strictly rising
     // figures are the fewest the rise test can find significant), at most unconfirmed.
-    Thresholds few = th;
+    Thresholds few = jt;
     few.min_points = th.min_quiet_gc_points;
     Growth fg = judge(env, false, few);
-    if (fg.enough && fg.grows && !fg.levelled) {
+    // Too few figures for the plateau test on each side of its split: the latest interval must still rise
+    // at plateau_slope_ratio of the line's pace (a cache that filled has its last figures level).
+    std::vector<SeriesPoint> pts = env;
+    std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
+    bool last_rises = false;
+    if (pts.size() >= 2) {
+      const auto &a = pts[pts.size() - 2], &b = pts.back();
+      last_rises =
+          b.t_s > a.t_s && (b.value - a.value) / (b.t_s - a.t_s) >= th.plateau_slope_ratio * fg.line.slope;
+    }
+    if (fg.enough && fg.grows && !fg.levelled && last_rises) {
       decided = unconfirmed(Category::js_heap, Basis::after_gc, fg, js, th,
                             fmt::format(" across only {} GCs, too few to tell a plateau", gcs.size()),
                             confirm_above);
@@ -399,7 +414,7 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     *live_out = g;
     return *decided;
   }
-  return judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, confirm_above, js, th,
+  return judge_live(Category::js_heap, Basis::after_gc, env, extra, confirmed, note, confirm_above, js, jt,
                     live_out);
 }
 

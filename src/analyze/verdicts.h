@@ -80,7 +80,9 @@ struct Thresholds {
   double min_growth_bytes = 2 * 1024.0 * 1024.0;  // fitted growth over the window, byte categories
   double min_growth_count = 10;                   // fitted growth over the window, fds and sockets
   double min_relative_growth = 0.05;              // fitted growth as a fraction of the fitted start level
-  double significance = 0.95;                     // Mann-Kendall one-sided confidence that the series rises
+  // ... for heap used after GC that no full GC capped (at most growth_unconfirmed without a full GC's proof)
+  double min_relative_growth_unconfirmed = 0.025;
+  double significance = 0.95;        // Mann-Kendall one-sided confidence that the series rises
   double recent_fraction = 1.0 / 3;  // the "recent" window for plateau detection, share of the span
   double min_recent_s = 10;          // ... but never shorter than this
   double plateau_slope_ratio = 0.3;  // recent slope below this share of the earlier slope: levelled off
