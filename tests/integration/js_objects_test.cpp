@@ -314,6 +314,27 @@ TEST(JsObjects, Snapshots_Node20_LruAtBoundAndChurnShowNoGrowingCollection) {
   }
 }
 
+// memlens attach --js-objects for 10 s; the process's entry of the report (null, with the failure
+// recorded, when there is none).
+nlohmann::json attach_with_js_objects(pid_t pid, const TempDir& dir) {
+  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(pid), "--duration", "10", "-q", "-o",
+                          dir.file("out"), "--js-objects"},
+                         dir.path(), "memlens");
+  auto rc = m.wait(90s);
+  EXPECT_EQ(rc, 0) << m.stderr_text();
+  if (rc != 0) return nullptr;
+  std::ifstream in(dir.file("out") + "/report.json");
+  auto report = nlohmann::json::parse(in, nullptr, false);
+  if (!report.is_object()) {
+    ADD_FAILURE() << "no report.json in " << dir.file("out");
+    return nullptr;
+  }
+  for (const auto& p : report["processes"])
+    if (p.value("pid", 0) == pid) return p;
+  ADD_FAILURE() << "no process " << pid << " in the report: " << report.dump(1).substr(0, 2000);
+  return nullptr;
+}
+
 // A target whose memory cgroup leaves less room than a snapshot can need: the snapshot is refused with the
 // figures, nothing is OOM-killed, and the trace goes on (profiles are still read).
 TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
@@ -332,17 +353,8 @@ TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
                                          cgroup.dir(), node_bin(), script)},
                             dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
-  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "10", "-q", "-o",
-                          dir.file("out"), "--js-objects"},
-                         dir.path(), "memlens");
-  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
-  std::ifstream in(dir.file("out") + "/report.json");
-  auto report = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(report.is_object());
-  nlohmann::json proc;
-  for (const auto& p : report["processes"])
-    if (p.value("pid", 0) == node.pid()) proc = p;
-  ASSERT_TRUE(proc.is_object()) << report.dump(1).substr(0, 2000);
+  nlohmann::json proc = attach_with_js_objects(node.pid(), dir);
+  ASSERT_TRUE(proc.is_object());
   const auto& js = proc["js_objects"];
   const auto& snaps = js["snapshots"];
   ASSERT_FALSE(snaps.empty()) << js.dump(1);
@@ -398,17 +410,8 @@ TEST(JsObjects, Snapshots_RefusedForAHeapOfManySmallObjectsThatTwiceTheHeapWould
 
   Child node = Child::spawn(in_cgroup(""), dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 60s)) << node.stderr_text();
-  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(node.pid()), "--duration", "10", "-q", "-o",
-                          dir.file("out"), "--js-objects"},
-                         dir.path(), "memlens");
-  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
-  std::ifstream in(dir.file("out") + "/report.json");
-  auto report = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(report.is_object());
-  nlohmann::json proc;
-  for (const auto& p : report["processes"])
-    if (p.value("pid", 0) == node.pid()) proc = p;
-  ASSERT_TRUE(proc.is_object()) << report.dump(1).substr(0, 2000);
+  nlohmann::json proc = attach_with_js_objects(node.pid(), dir);
+  ASSERT_TRUE(proc.is_object());
   const auto& snaps = proc["js_objects"]["snapshots"];
   ASSERT_FALSE(snaps.empty()) << proc["js_objects"].dump(1);
   for (const auto& sn : snaps) {
