@@ -606,10 +606,16 @@ lost_note=""
 if printf '%s\n' "${LOSS_SUMS[@]}" | grep -q '^missing$'; then lost_note=" (a report has no loss figures)"; fi
 lost=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep -v '^missing$' | awk '{s += $1} END {print s + 0}')
 untraced=$(printf '%s\n' "${LOSS_SUMS[@]}" | grep -v '^missing$' | awk '{s += $2} END {print s + 0}')
-result "events lost (all traced runs)" "$lost" "<=" 0 "$lost_note"
-result "untraced processes (all traced runs)" "$untraced" "<=" 0 ""
-result "memlens peak RSS, MB (max of runs)" "$peak_mb" "<=" 64 \
-  "(runs: $(list_spread $(printf '%s\n' "${TRACED_RSS_KB[@]}" | awk '{printf "%.1f\n", $1 / 1024}')) MB)"
+if ((${#LOSS_SUMS[@]})); then
+  result "events lost (all traced runs)" "$lost" "<=" 0 "$lost_note"
+  result "untraced processes (all traced runs)" "$untraced" "<=" 0 ""
+fi
+if ((${#TRACED_RSS_KB[@]})); then
+  result "memlens peak RSS, MB (max of runs)" "$peak_mb" "<=" 64 \
+    "(runs: $(list_spread $(printf '%s\n' "${TRACED_RSS_KB[@]}" | awk '{printf "%.1f\n", $1 / 1024}')) MB)"
+else
+  echo "  (no traced rounds in this selection: no loss or peak RSS figures)"
+fi
 echo
 echo "memlens's own CPU per traced second (CPU seconds user+system / wall seconds of the run, median and range):"
 for name in faults http http_close alloc_heavy buffer_heavy; do
