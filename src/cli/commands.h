@@ -49,6 +49,8 @@ struct TraceOptions {
   // V8's own view through its inspector: "" off, "full", "sampling" (reads once, at the end), "force"
   // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
   std::string js_objects;
+  int max_snapshots = 3;        // heap snapshots per trace (--js-objects full)
+  bool save_snapshots = false;  // write each snapshot V8 sends into out_dir (mode 0600)
   bool run_mode = false;           // set by `run`: memlens starts the traced command
   std::string capture_path;        // record: the capture file (docs/capture-format.md); empty: none
   uint64_t capture_max_bytes = 0;  // record --max-size (0: no bound)

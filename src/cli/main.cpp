@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <string>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "cli/environment.h"
@@ -69,6 +70,15 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_di
          "(js_live profile) and full GCs that confirm a JS heap growth. --js-objects=sampling reads the "
          "profile only when the trace ends; --js-objects=force overrides an unknown SIGUSR1 check")
       ->check(CLI::IsMember({"full", "sampling", "force"}));
+  cmd->add_option("--max-snapshots", o.max_snapshots,
+                  "With --js-objects: at most this many heap snapshots a trace (a baseline, one when the JS "
+                  "heap grows, one at the end; 0: none)")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  cmd->add_flag("--save-snapshots", o.save_snapshots,
+                "With --js-objects: also write each heap snapshot memlens takes to the report directory "
+                "(heap-PID-N.heapsnapshot, mode 0600, for Chrome DevTools). They hold every string of the "
+                "heap: secrets included");
   cmd->add_option(
          "--fault-sample-period", o.fault_sample_period,
          "Sample one page fault in this many (per process; 1024 is a good start): its mode (user or "
@@ -97,6 +107,19 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_di
 }
 
 }  // namespace
+
+// The snapshot options only mean something with --js-objects (full) and, to save, a report directory:
+// the complaint, or "" when they fit.
+std::string snapshot_options_error(const CLI::App* cmd, const TraceOptions& o, const std::string& out_flag) {
+  bool max_given = cmd->count("--max-snapshots") > 0;
+  if ((o.save_snapshots || max_given) && o.js_objects.empty())
+    return fmt::format("{} needs --js-objects", o.save_snapshots ? "--save-snapshots" : "--max-snapshots");
+  if ((o.save_snapshots || max_given) && o.js_objects == "sampling")
+    return "--js-objects=sampling takes no heap snapshot: use --js-objects";
+  if (o.save_snapshots && o.out_dir.empty())
+    return fmt::format("--save-snapshots needs a directory to write them to ({} DIR)", out_flag);
+  return "";
+}
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -280,6 +303,15 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
+  for (auto [cmd, opts, flag] :
+       {std::tuple{run, &run_opts, "-o"}, std::tuple{record, &record_opts, "--report-dir"},
+        std::tuple{attach, &attach_opts, "-o"}}) {
+    if (!*cmd) continue;
+    if (std::string e = snapshot_options_error(cmd, *opts, flag); !e.empty()) {
+      fmt::print(stderr, "memlens {}: {}\nRun with --help for more information.\n", cmd->get_name(), e);
+      return kExitUsage;
+    }
+  }
   if (*run) {
     install_libbpf_logging(run_opts.verbose);
     if (run_duration > 0) run_opts.duration_s = run_duration;

@@ -102,6 +102,8 @@ int TraceSession::start() {
                               {"fds", opts_.fds},
                               {"fd_stacks", opts_.fd_stacks},
                               {"js_objects", opts_.js_objects},
+                              {"max_snapshots", opts_.max_snapshots},
+                              {"save_snapshots", opts_.save_snapshots},
                               {"hold", opts_.hold},
                               {"max_size_bytes", opts_.capture_max_bytes}};
     if (opts_.duration_s) options["duration_s"] = *opts_.duration_s;
@@ -146,6 +148,8 @@ int TraceSession::start() {
     collect::JsObjectsOptions jo;
     jo.mode = opts_.js_objects;
     jo.run_mode = opts_.run_mode;
+    jo.max_snapshots = opts_.max_snapshots;
+    if (opts_.save_snapshots) jo.snapshot_dir = opts_.out_dir;
     tracer_->add_extension(collect::make_js_objects_extension(jo));
   }
   if (opts_.stacks) {

@@ -80,7 +80,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsHeapSnapshot, t_s, reason, ok,
                                                 json_bytes, nodes, edges, heap_used_bytes, parsed_bytes,
                                                 memlens_rss_before_bytes, memlens_peak_rss_bytes,
                                                 cgroup_free_bytes, host_free_bytes, target_rss_before_bytes,
-                                                target_rss_peak_bytes)
+                                                target_rss_peak_bytes, file, file_error)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsHeapGroup, type, name, count, bytes, count_delta,
                                                 bytes_delta, new_objects, new_bytes, retainer_path, location,
                                                 retained_bytes)

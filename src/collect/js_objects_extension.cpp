@@ -51,6 +51,8 @@ class JsObjectsExtension final : public TraceExtension {
     co.sampling_only = opts_.mode == "sampling";
     co.force = opts_.mode == "force";
     co.wait_for_handler_s = opts_.run_mode ? 15.0 : 0.0;
+    co.max_snapshots = opts_.max_snapshots;
+    co.snapshot_dir = opts_.snapshot_dir;
     uint64_t started = trace.info.started_boot_ns;
     co.now_s = [started]() { return (static_cast<double>(boot_ns()) - static_cast<double>(started)) / 1e9; };
     pid_t pid = p.pid();

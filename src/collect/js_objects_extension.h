@@ -16,6 +16,8 @@ struct JsObjectsOptions {
   std::string mode = "full";  // "full", "sampling" (never pauses the app), "force" (full; overrides an
                               // unknown SIGUSR1 check)
   bool run_mode = false;      // memlens started the process: wait for node's SIGUSR1 handler
+  int max_snapshots = 3;
+  std::string snapshot_dir;  // where to write each snapshot; empty: nowhere
 };
 
 // Growth in heap used after GC since the last full GC (or the lowest figure seen) that asks for a full GC.

@@ -1,5 +1,6 @@
 #include "inspector/collector.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -10,7 +11,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <set>
+#include <utility>
 
 #include "inspector/cdp.h"
 #include "inspector/heap_snapshot.h"
@@ -168,23 +172,86 @@ std::string mib(int64_t bytes) {
 
 }  // namespace
 
+// --save-snapshots: one snapshot's text written as it streams, to a hidden temporary file (mode 0600: it
+// holds every string of the heap) renamed into place only when the snapshot is whole, so that a trace cut
+// short or a full disk leaves no partial file. The first write error stops the writing and is reported;
+// the snapshot itself is still read.
+class SnapshotFile {
+ public:
+  SnapshotFile(const std::string& dir, pid_t pid, int index)
+      : path_(fmt::format("{}/heap-{}-{}.heapsnapshot", dir, pid, index)),
+        tmp_(fmt::format("{}/.heap-{}-{}.heapsnapshot.part", dir, pid, index)) {
+    fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd_ < 0) error_ = fmt::format("cannot create {}: {}", tmp_, strerror(errno));
+  }
+  ~SnapshotFile() { discard(); }
+  SnapshotFile(const SnapshotFile&) = delete;
+  SnapshotFile& operator=(const SnapshotFile&) = delete;
+
+  void write(const std::string& text) {
+    for (size_t done = 0; fd_ >= 0 && done < text.size();) {
+      ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error_ = fmt::format("cannot write {}: {}", tmp_, n < 0 ? strerror(errno) : "no progress");
+        discard();
+        return;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  // The snapshot is whole: the file takes its name. Returns the path, or "" (error() says why).
+  std::string finish() {
+    if (fd_ < 0) return "";
+    if (fsync(fd_) != 0 || close(std::exchange(fd_, -1)) != 0) {
+      error_ = fmt::format("cannot write {}: {}", tmp_, strerror(errno));
+      discard();
+      return "";
+    }
+    if (rename(tmp_.c_str(), path_.c_str()) != 0) {
+      error_ = fmt::format("cannot rename {} to {}: {}", tmp_, path_, strerror(errno));
+      discard();
+      return "";
+    }
+    renamed_ = true;
+    return path_;
+  }
+  // Not whole (failed, unreadable): nothing is left behind.
+  void discard() {
+    if (fd_ >= 0) close(std::exchange(fd_, -1));
+    if (!renamed_ && !tmp_.empty()) unlink(tmp_.c_str());
+    renamed_ = true;  // once
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string path_, tmp_, error_;
+  int fd_ = -1;
+  bool renamed_ = false;
+};
+
 // Takes one heap snapshot through `session`, streaming its chunks into the parser (the session's event
 // callback hands them to stream()), and diffs it against the first one.
 class SnapshotTaker {
  public:
   SnapshotTaker(const CollectorOptions& opts, pid_t pid)
-      : opts_(opts), status_path_(fmt::format("/proc/{}/status", pid)) {}
+      : opts_(opts), pid_(pid), status_path_(fmt::format("/proc/{}/status", pid)) {}
   void use(CdpSession* session) { session_ = session; }
 
   void on_chunk(const nlohmann::json& params) {
     std::shared_ptr<HeapSnapshotStream> s;
+    std::shared_ptr<SnapshotFile> f;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       s = stream_;
+      f = file_;
     }
     if (!s) return;
-    if (auto c = params.find("chunk"); c != params.end() && c->is_string())
-      s->feed(c->get_ref<const std::string&>());
+    if (auto c = params.find("chunk"); c != params.end() && c->is_string()) {
+      const std::string& text = c->get_ref<const std::string&>();
+      s->feed(text);
+      if (f) f->write(text);
+    }
   }
   // The latest sampling profile's live objects: their mean size gives the heap's object count, which a
   // snapshot's cost follows.
@@ -192,6 +259,7 @@ class SnapshotTaker {
   int taken() const { return taken_; }
   bool has_baseline() const { return baseline_.has_value(); }
   uint64_t baseline_heap_used() const { return baseline_heap_used_; }
+  uint64_t last_heap_used() const { return last_heap_used_; }  // at the last snapshot taken
   // V8's heap used now (after the full GC of a profile read: what stays live).
   std::optional<uint64_t> heap_used() {
     auto usage = session_->call("Runtime.getHeapUsage", nlohmann::json::object(), 5000);
@@ -236,11 +304,14 @@ class SnapshotTaker {
     }
     ++taken_;
     auto stream = std::make_shared<HeapSnapshotStream>();
+    std::shared_ptr<SnapshotFile> file;
+    if (!opts_.snapshot_dir.empty()) file = std::make_shared<SnapshotFile>(opts_.snapshot_dir, pid_, taken_);
     reset_peak_rss();
     snap.memlens_rss_before_bytes = own_status_bytes("VmRSS");
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stream_ = stream;
+      file_ = file;
     }
     Result<HeapSnapshot> parsed = make_error("not parsed");
     std::thread parser([&]() { parsed = stream->parse(); });
@@ -275,6 +346,16 @@ class SnapshotTaker {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stream_.reset();
+      file_.reset();
+    }
+    if (file) {
+      if (answer && parsed)
+        snap.file = file->finish();
+      else
+        file->discard();
+      if (snap.file.empty())
+        snap.file_error =
+            file->error().empty() ? "the snapshot was not whole: no file written" : file->error();
     }
     // The baseline's summary, or the diff against it, while the snapshot is held: memlens's peak covers both.
     std::optional<model::JsHeapDiff> d;
@@ -299,6 +380,7 @@ class SnapshotTaker {
     }
     emit(snap);
     if (!snap.ok) return;
+    last_heap_used_ = snap.heap_used_bytes;
     if (first) {
       baseline_t_ = t_s;
       baseline_heap_used_ = snap.heap_used_bytes;
@@ -315,12 +397,15 @@ class SnapshotTaker {
   std::mutex mutex_;
   std::shared_ptr<HeapSnapshotStream> stream_;
   std::optional<HeapSummary> baseline_;
+  pid_t pid_;
   std::string status_path_;  // the target's /proc/PID/status
   uint64_t first_cost_ = 0;  // the target's RSS growth while V8 wrote the first snapshot
   uint64_t first_heap_ = 0;  // and V8's heap used then
   ProfileObjects profile_;
+  std::shared_ptr<SnapshotFile> file_;  // --save-snapshots: where the snapshot being taken is written
   double baseline_t_ = 0;
   uint64_t baseline_heap_used_ = 0;
+  uint64_t last_heap_used_ = 0;
   int taken_ = 0;
 };
 
@@ -632,13 +717,14 @@ void JsObjectsCollector::run() {
       // baseline's): one snapshot to diff against the baseline; one is kept for the trace's end.
       if (snapshots_on && snapshots.has_baseline() && snapshots.taken() + 1 < opts_.max_snapshots && !stop_) {
         std::optional<uint64_t> used = gc ? std::nullopt : snapshots.heap_used();
-        uint64_t base = snapshots.baseline_heap_used();
+        // Since the last snapshot: with more than three asked for, each growth snapshot shows more growth.
+        uint64_t base = snapshots.last_heap_used();
         double grew = used ? static_cast<double>(*used) - static_cast<double>(base) : 0;
         if (gc)
           take_snapshot("JS heap growth judged: " + *gc);
         else if (grew >= std::max(opts_.snapshot_growth_bytes,
                                   opts_.snapshot_growth_ratio * static_cast<double>(base)))
-          take_snapshot(fmt::format("JS heap live after a full GC grew by {} since the baseline",
+          take_snapshot(fmt::format("JS heap live after a full GC grew by {} since the last snapshot",
                                     mib(static_cast<int64_t>(grew))));
       }
     }

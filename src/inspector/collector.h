@@ -61,6 +61,9 @@ struct CollectorOptions {
   bool snapshots = true;
   double snapshot_baseline_after_s = 5.0;
   int max_snapshots = 3;
+  // Where each snapshot's text is written as it streams (heap-PID-N.heapsnapshot, mode 0600, renamed into
+  // place when whole); empty: nowhere.
+  std::string snapshot_dir;
   SnapshotCostModel snapshot_cost;
   // memlens's own memory for a snapshot (reading it, then summarizing or diffing it), as a share of V8's
   // heap used: up to about 0.91 for a heap of small objects (252 MiB heap, 6.5 M objects: +230 MiB), less

@@ -91,6 +91,8 @@ struct JsHeapSnapshot {
   // unreadable): what a snapshot of this heap costs the target.
   uint64_t target_rss_before_bytes = 0;
   uint64_t target_rss_peak_bytes = 0;
+  std::string file;        // --save-snapshots: the file written (empty: none)
+  std::string file_error;  // --save-snapshots: why no file was written
 };
 
 // One group of objects (constructor name for objects, function name for closures, else "(type)") that

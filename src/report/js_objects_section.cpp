@@ -137,6 +137,8 @@ json js_objects_section(const model::Process& p) {
               {"cgroup_free_bytes", sn.cgroup_free_bytes >= 0 ? json(sn.cgroup_free_bytes) : json(nullptr)},
               {"host_free_bytes", sn.host_free_bytes >= 0 ? json(sn.host_free_bytes) : json(nullptr)}};
     if (!sn.error.empty()) e["error"] = sn.error;
+    if (!sn.file.empty()) e["file"] = sn.file;
+    if (!sn.file_error.empty()) e["file_error"] = sn.file_error;
     snaps.push_back(std::move(e));
   }
   j["snapshots"] = std::move(snaps);
@@ -233,8 +235,11 @@ std::string js_snapshots_line(const json& js) {
   size_t ok = 0;
   double max_pause = 0;
   uint64_t peak = 0, growth = 0;
-  std::string refused;
+  std::string refused, file_error;
+  size_t files = 0;
   for (const auto& s : snaps) {
+    if (s.contains("file")) ++files;
+    if (file_error.empty()) file_error = s.value("file_error", "");
     if (s.value("ok", false)) {
       ++ok;
       max_pause = std::max(max_pause, s.value("pause_ms", 0.0));
@@ -250,6 +255,8 @@ std::string js_snapshots_line(const json& js) {
       "heap snapshots: {} taken, longest pause {:.0f} ms, memlens peak RSS {} (+{} while reading and diffing "
       "one)",
       ok, max_pause, format_bytes(peak), format_bytes(growth));
+  if (files > 0) line += fmt::format("; {} written to the report directory (heap-PID-N.heapsnapshot)", files);
+  if (!file_error.empty()) line += "; a snapshot file was not written: " + file_error;
   if (!refused.empty()) line += "; " + refused;
   return line;
 }

@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -314,25 +316,117 @@ TEST(JsObjects, Snapshots_Node20_LruAtBoundAndChurnShowNoGrowingCollection) {
   }
 }
 
-// memlens attach --js-objects for 10 s; the process's entry of the report (null, with the failure
-// recorded, when there is none).
-nlohmann::json attach_with_js_objects(pid_t pid, const TempDir& dir) {
-  Child m = Child::spawn({memlens_bin(), "attach", std::to_string(pid), "--duration", "10", "-q", "-o",
-                          dir.file("out"), "--js-objects"},
-                         dir.path(), "memlens");
+// memlens attach --js-objects (and `more`) for `seconds`, reporting to dir/out; the process's entry of the
+// report (null, with the failure recorded, when there is none).
+nlohmann::json attach_with_js_objects(pid_t pid, const TempDir& dir,
+                                      const std::vector<std::string>& more = {},
+                                      const std::string& out = "out", int seconds = 10) {
+  std::vector<std::string> argv = {
+      memlens_bin(), "attach", std::to_string(pid), "--duration",  std::to_string(seconds),
+      "-q",          "-o",     dir.file(out),       "--js-objects"};
+  argv.insert(argv.end(), more.begin(), more.end());
+  Child m = Child::spawn(argv, dir.path(), "memlens-" + out);
   auto rc = m.wait(90s);
   EXPECT_EQ(rc, 0) << m.stderr_text();
   if (rc != 0) return nullptr;
-  std::ifstream in(dir.file("out") + "/report.json");
+  std::ifstream in(dir.file(out) + "/report.json");
   auto report = nlohmann::json::parse(in, nullptr, false);
   if (!report.is_object()) {
-    ADD_FAILURE() << "no report.json in " << dir.file("out");
+    ADD_FAILURE() << "no report.json in " << dir.file(out);
     return nullptr;
   }
   for (const auto& p : report["processes"])
     if (p.value("pid", 0) == pid) return p;
   ADD_FAILURE() << "no process " << pid << " in the report: " << report.dump(1).substr(0, 2000);
   return nullptr;
+}
+
+// Snapshot files only when asked: --max-snapshots 1 takes the baseline alone and writes nothing of the
+// heap; --save-snapshots writes each snapshot (mode 0600, nothing partial left), and each file is the
+// target's heap: it parses, holds the marker string the script keeps, and has the objects the report says.
+TEST(JsObjects, Snapshots_WrittenOnlyWhenAskedAndAsManyAsAsked) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const std::string marker = fmt::format("memlens-marker-{}", getpid());
+  std::string script = dir.file("held.js");
+  std::ofstream(script) << "const held = [];\n"
+                           "globalThis.marker = ['"
+                        << marker
+                        << "'].join('');\n"
+                           "setInterval(() => { for (let i = 0; i < 500; i++) held.push({ i }); }, 100);\n"
+                           "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n";
+  Child node = Child::spawn({node_bin(), "--inspect-port=0", script}, dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
+
+  nlohmann::json one = attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "1"}, "one", 8);
+  ASSERT_TRUE(one.is_object());
+  ASSERT_EQ(one["js_objects"]["snapshots"].size(), 1u) << one["js_objects"].dump(1);
+  EXPECT_TRUE(one["js_objects"]["snapshots"][0].value("ok", false));
+  EXPECT_TRUE(one["js_objects"]["diff"].is_null());
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("one")))
+    EXPECT_EQ(e.path().string().find("heapsnapshot"), std::string::npos) << e.path();
+
+  nlohmann::json two =
+      attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "2", "--save-snapshots"}, "two", 8);
+  ASSERT_TRUE(two.is_object());
+  const auto& snaps = two["js_objects"]["snapshots"];
+  ASSERT_EQ(snaps.size(), 2u) << two["js_objects"].dump(1);
+  for (size_t i = 0; i < snaps.size(); ++i) {
+    const auto& sn = snaps[i];
+    ASSERT_TRUE(sn.value("ok", false)) << sn.dump();
+    std::string file = sn.value("file", "");
+    EXPECT_EQ(file, dir.file(fmt::format("two/heap-{}-{}.heapsnapshot", node.pid(), i + 1))) << sn.dump();
+    struct stat st {};
+    ASSERT_EQ(stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+    // The file is the heap V8 wrote: node parses it and counts its nodes and the marker.
+    Child check = Child::spawn({node_bin(), "-e",
+                                "const s = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'));"
+                                "console.log(JSON.stringify({ event: 'parsed', nodes: s.nodes.length / "
+                                "s.snapshot.meta.node_fields.length,"
+                                " marker: s.strings.includes(process.argv[2]) }));",
+                                file, marker},
+                               dir.path(), fmt::format("check{}", i));
+    ASSERT_EQ(check.wait(120s), 0) << check.stderr_text();
+    auto parsed = check.wait_for_event("parsed", 5s);
+    ASSERT_TRUE(parsed) << check.stdout_text();
+    EXPECT_EQ((*parsed)["nodes"].get<uint64_t>(), sn.value("nodes", uint64_t{0}));
+    EXPECT_TRUE((*parsed)["marker"].get<bool>());
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("two")))
+    EXPECT_EQ(e.path().string().find(".part"), std::string::npos) << e.path();
+  EXPECT_TRUE(alive(node.pid()));
+}
+
+// A report directory with room for the report but not for a snapshot (a 6 MiB file system): the snapshot
+// is still read and diffed, its file is not written and the report says why, nothing partial is left,
+// and the report is whole.
+TEST(JsObjects, Snapshots_AFullDiskLosesTheFileNotTheTrace) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string script = dir.file("held.js");
+  std::ofstream(script) << "const held = [];\n"
+                           "for (let i = 0; i < 200000; i++) held.push({ i, s: 'v' + i });\n"
+                           "globalThis.held = held;\n"
+                           "setInterval(() => {}, 1000);\n"
+                           "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n";
+  Child node = Child::spawn({node_bin(), "--inspect-port=0", script}, dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
+  std::filesystem::create_directories(dir.file("small"));
+  ASSERT_EQ(mount("tmpfs", dir.file("small").c_str(), "tmpfs", 0, "size=6m"), 0) << strerror(errno);
+  nlohmann::json p =
+      attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "1", "--save-snapshots"}, "small", 8);
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("small")))
+    left.push_back(e.path().filename().string());
+  umount(dir.file("small").c_str());
+  ASSERT_TRUE(p.is_object());
+  const auto& snaps = p["js_objects"]["snapshots"];
+  ASSERT_EQ(snaps.size(), 1u) << p["js_objects"].dump(1);
+  EXPECT_TRUE(snaps[0].value("ok", false)) << snaps[0].dump();
+  EXPECT_FALSE(snaps[0].contains("file")) << snaps[0].dump();
+  EXPECT_NE(snaps[0].value("file_error", "").find("No space left"), std::string::npos) << snaps[0].dump();
+  for (const auto& name : left) EXPECT_EQ(name.find("heap"), std::string::npos) << name;
 }
 
 // A target whose memory cgroup leaves less room than a snapshot can need: the snapshot is refused with the
