@@ -153,13 +153,20 @@ void apply_end_state(model::Process& p, const ProcessEndState& s) {
 V8EndState v8_end_state_of(const model::Process& p) {
   V8EndState s{p.pid(), p.start_time_ns, p.v8};
   s.v8.gcs.clear();
+  s.v8.gcs_thinned = {};
+  s.v8.gc_stride = 1;
+  s.v8.gc_partial_seen = 0;
   return s;
 }
 
+// The GCs themselves come from the event stream, replayed; the end state holds the rest.
 void apply_v8_end_state(model::Process& p, const V8EndState& s) {
-  auto gcs = std::move(p.v8.gcs);
+  model::V8State replayed = std::move(p.v8);
   p.v8 = s.v8;
-  p.v8.gcs = std::move(gcs);
+  p.v8.gcs = std::move(replayed.gcs);
+  p.v8.gcs_thinned = std::move(replayed.gcs_thinned);
+  p.v8.gc_stride = replayed.gc_stride;
+  p.v8.gc_partial_seen = replayed.gc_partial_seen;
 }
 
 CapabilitiesEndState capabilities_end_state_of(const model::Process& p) {
@@ -342,7 +349,7 @@ void apply_gc_event(const model::Trace& trace, model::Process& p, const GcEvent&
     g.heap_used_after_bytes = e.heap_used_after_bytes;
     p.v8.heap_used_bytes = *e.heap_used_after_bytes;
   }
-  p.v8.gcs.push_back(g);
+  model::record_gc(p.v8, g);
   // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known.
   if (e.stack_id >= 0) {
     auto& w = p.stacks[model::stack_kind::kGcTriggers][e.stack_id];

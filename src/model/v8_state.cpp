@@ -51,9 +51,57 @@ double percentile(const std::vector<double>& sorted, double q) {
 
 }  // namespace
 
-GcSummary summarize_gcs(const std::vector<GcEvent>& gcs) {
+namespace {
+
+void count_thinned(GcTotals& t, const GcEvent& e) {
+  ++t.count;
+  ++t.by_kind[gc_kind_name(e.kind)];
+  t.pause_total_ms += e.pause_ms;
+  t.pause_max_ms = std::max(t.pause_max_ms, e.pause_ms);
+  if (e.t_s >= t.last_t_s && e.heap_used_after_bytes) {
+    t.last_t_s = e.t_s;
+    t.last_heap_used_after_bytes = e.heap_used_after_bytes;
+  }
+}
+
+// Every other GC the predicate picks, thinned out of the list.
+template <typename Pick>
+void thin_every_other(V8State& v8, Pick pick) {
+  std::vector<GcEvent> kept;
+  kept.reserve(v8.gcs.size());
+  size_t nth = 0;
+  for (const auto& e : v8.gcs) {
+    if (pick(e) && nth++ % 2 == 1)
+      count_thinned(v8.gcs_thinned, e);
+    else
+      kept.push_back(e);
+  }
+  v8.gcs = std::move(kept);
+}
+
+}  // namespace
+
+void record_gc(V8State& v8, const GcEvent& g) {
+  // Past the first thinning, GCs other than full GCs are kept one in gc_stride, so the list stays as dense
+  // over the trace's start as over its end.
+  if (!g.full() && v8.gc_stride > 1 && v8.gc_partial_seen++ % v8.gc_stride != 0) {
+    count_thinned(v8.gcs_thinned, g);
+    return;
+  }
+  v8.gcs.push_back(g);
+  if (v8.gcs.size() < kMaxGcEventsKept) return;
+  thin_every_other(v8, [](const GcEvent& e) { return !e.full(); });
+  v8.gc_stride *= 2;
+  // Full GCs most of the list (a trace of days): every other one of them too, the oldest first thinned.
+  if (v8.gcs.size() >= kMaxGcEventsKept * 3 / 4) thin_every_other(v8, [](const GcEvent&) { return true; });
+}
+
+GcSummary summarize_gcs(const V8State& v8) {
+  const auto& gcs = v8.gcs;
   GcSummary s;
-  s.count = gcs.size();
+  s.count = gcs.size() + v8.gcs_thinned.count;
+  s.by_kind = v8.gcs_thinned.by_kind;
+  s.pause_total_ms = v8.gcs_thinned.pause_total_ms;
   std::vector<double> pauses;
   pauses.reserve(gcs.size());
   for (const auto& g : gcs) {
@@ -62,9 +110,13 @@ GcSummary summarize_gcs(const std::vector<GcEvent>& gcs) {
     pauses.push_back(g.pause_ms);
     if (g.heap_used_after_bytes) s.heap_used_after_last_gc_bytes = g.heap_used_after_bytes;
   }
+  const auto& t = v8.gcs_thinned;
+  if (t.last_heap_used_after_bytes && (gcs.empty() || t.last_t_s > gcs.back().t_s))
+    s.heap_used_after_last_gc_bytes = t.last_heap_used_after_bytes;
   std::sort(pauses.begin(), pauses.end());
+  s.pause_max_ms = v8.gcs_thinned.pause_max_ms;
   if (!pauses.empty()) {
-    s.pause_max_ms = pauses.back();
+    s.pause_max_ms = std::max(s.pause_max_ms, pauses.back());
     s.pause_p50_ms = percentile(pauses, 0.50);
     s.pause_p99_ms = percentile(pauses, 0.99);
   }

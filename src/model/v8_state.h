@@ -23,11 +23,29 @@ struct GcEvent {
   bool full() const { return kind == GcKind::kMarkCompact; }
 };
 
+// GCs thinned out of V8State::gcs: still counted, with their pauses.
+struct GcTotals {
+  uint64_t count = 0;
+  std::map<std::string, uint64_t> by_kind;  // gc_kind_name -> count
+  double pause_total_ms = 0, pause_max_ms = 0;
+  double last_t_s = 0;  // the newest thinned GC with a heap figure, and that figure
+  std::optional<uint64_t> last_heap_used_after_bytes;
+};
+
+// GC events kept per process (about 3 MB): a server scavenging 130 times a second for an hour would keep
+// 470,000. Past it every other scavenge is thinned out, evenly over the trace, so the after-GC series keeps
+// its shape (the verdicts reduce it to 600 points anyway) and every full GC stays; from then on GCs other
+// than full GCs are kept one in a stride that doubles at each thinning, so the density stays even.
+inline constexpr size_t kMaxGcEventsKept = size_t{1} << 16;
+
 struct V8State {
   bool probed = false;       // V8 GC probes are attached to this process
   std::string probe_source;  // "uprobes" or "usdt"
   std::string holder_path;   // the ELF object holding V8 (node or libnode.so), as the process sees it
-  std::vector<GcEvent> gcs;
+  std::vector<GcEvent> gcs;  // add with record_gc
+  GcTotals gcs_thinned;
+  uint64_t gc_stride = 1;                   // GCs other than full GCs are kept one in this many
+  uint64_t gc_partial_seen = 0;             // GCs other than full GCs seen since the stride grew past 1
   std::optional<uint64_t> heap_used_bytes;  // after the last GC
   std::optional<uint64_t> heap_size_limit_bytes;
 
@@ -58,13 +76,17 @@ struct V8State {
 GcKind gc_kind_from_collector(uint32_t collector);
 GcKind gc_kind_from_gc_type(uint32_t gc_type_bits);
 
-// The figures the report and the live line show for a process's GCs.
+// Appends a GC, thinning the list when it is full (kMaxGcEventsKept).
+void record_gc(V8State& v8, const GcEvent& g);
+
+// The figures the report and the live line show for a process's GCs: counts, total and longest pause over
+// every GC (thinned ones included); the percentiles over the GCs kept.
 struct GcSummary {
   uint64_t count = 0;
   std::map<std::string, uint64_t> by_kind;  // gc_kind_name -> count
   double pause_total_ms = 0, pause_max_ms = 0, pause_p50_ms = 0, pause_p99_ms = 0;
   std::optional<uint64_t> heap_used_after_last_gc_bytes;
 };
-GcSummary summarize_gcs(const std::vector<GcEvent>& gcs);
+GcSummary summarize_gcs(const V8State& v8);
 
 }  // namespace memlens::model

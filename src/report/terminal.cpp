@@ -160,7 +160,7 @@ void LiveView::update(const model::Trace& trace) {
     if (cur.js_heap_used_bytes) line += fmt::format("  heap {}", format_bytes(*cur.js_heap_used_bytes));
     if (cur.array_buffers_bytes) line += fmt::format("  ab {}", format_bytes(*cur.array_buffers_bytes));
     if (p->v8.probed) {
-      auto gc = model::summarize_gcs(p->v8.gcs);
+      auto gc = model::summarize_gcs(p->v8);
       line += fmt::format("  gc {} ({:.0f} ms)", gc.count, gc.pause_total_ms);
     }
     if (cur.fds_open) line += fmt::format("  fds {}", *cur.fds_open);

@@ -8,7 +8,7 @@ using nlohmann::json;
 json v8_gc_section(const model::Process& p) {
   const auto& v8 = p.v8;
   if (!v8.probed) return nullptr;
-  auto s = model::summarize_gcs(v8.gcs);
+  auto s = model::summarize_gcs(v8);
   json by_kind = json::object();
   for (const auto& [kind, n] : s.by_kind) by_kind[kind] = n;
   json events = json::array();
@@ -32,6 +32,7 @@ json v8_gc_section(const model::Process& p) {
   // Set by --max-old-space-size (command line or NODE_OPTIONS); V8's own default is not guessed.
   j["heap_limit_bytes"] = v8.heap_size_limit_bytes ? json(*v8.heap_size_limit_bytes) : json(nullptr);
   j["events"] = std::move(events);
+  if (v8.gcs_thinned.count > 0) j["events_thinned"] = v8.gcs_thinned.count;
   return j;
 }
 
