@@ -124,7 +124,7 @@ void apply_sample(model::Process& p, const ProcessSample& s) {
   lost.ring_full = s.lost_ring_full;
   lost.map_full = s.lost_map_full;
   if (s.figures_only) return;
-  p.timeline.push_back(s.sample);
+  model::add_sample(p, s.sample);
   if (s.at_exit && !s.exit_event && p.alive()) {
     p.exit_status = decode_wait_status(s.wait_status);
     p.exited_at_s = s.sample.t_s;

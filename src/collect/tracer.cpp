@@ -326,7 +326,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   recorded.exit_event = from_kernel_event;
   recorded.wait_status = wait_status;
   answered(recorded);
-  p.timeline.push_back(last);
+  model::add_sample(p, last);
   p.exit_status = decode_wait_status(wait_status);
   p.exited_at_s = t_s;
   if (!from_kernel_event) p.notes.push_back(kExitWithoutEvent);
@@ -400,7 +400,7 @@ void Tracer::sample() {
     s.events = p->events.total();
     for (auto& ext : extensions_) ext->on_sample(*p, s);
     answered(sample_of(*p, s));
-    p->timeline.push_back(std::move(s));
+    model::add_sample(*p, std::move(s));
   }
   check_vanished();
   collect_losses();

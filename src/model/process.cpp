@@ -12,6 +12,30 @@ uint64_t start_time_ns_to_ticks(uint64_t ns) {
   return ns / ns_per_tick;
 }
 
+void add_sample(Process& p, Sample s) {
+  auto& tl = p.timeline;
+  // Every sample but the newest sits on the stride: the newest replaces one that does not.
+  if (!tl.empty() && !p.timeline_last_on_stride) {
+    tl.pop_back();
+    ++p.timeline_thinned;
+  }
+  p.timeline_last_on_stride = p.timeline_seen++ % p.timeline_stride == 0;
+  tl.push_back(std::move(s));
+  if (tl.size() < kMaxTimelineSamples) return;
+  // Position i holds the sample seen i strides in: the even positions are on the doubled stride.
+  std::vector<Sample> kept;
+  kept.reserve(tl.size() / 2 + 1);
+  for (size_t i = 0; i < tl.size(); ++i) {
+    if (i % 2 == 0 || i + 1 == tl.size())
+      kept.push_back(std::move(tl[i]));
+    else
+      ++p.timeline_thinned;
+  }
+  p.timeline_last_on_stride = (tl.size() - 1) % 2 == 0 && p.timeline_last_on_stride;
+  tl = std::move(kept);
+  p.timeline_stride *= 2;
+}
+
 Process& Registry::add(ProcessKey key, pid_t ppid) {
   if (auto* p = find(key)) return *p;
   order_.push_back(std::make_unique<Process>(key, ppid));

@@ -60,10 +60,19 @@ struct StackWeights {
 // Keyed by stack kind (model/stack_kinds.h).
 using StackTable = std::map<std::string, std::map<int32_t, StackWeights>>;
 
+// Samples kept per process (about 13 MB at most: four and a half hours at the default interval). Past it
+// every other sample is thinned out and from then on one in a stride that doubles at each thinning is
+// kept, the newest always: a trace of days keeps an even timeline for the verdicts and the charts.
+inline constexpr size_t kMaxTimelineSamples = 16384;
+
 struct EventCounts {
   uint64_t mmap = 0, munmap = 0, mremap = 0, brk = 0, madvise = 0;
   uint64_t total() const { return mmap + munmap + mremap + brk + madvise; }
 };
+
+class Process;
+// Appends a sample to the process's timeline, thinning it when it is full (kMaxTimelineSamples).
+void add_sample(Process& p, Sample s);
 
 class Process {
  public:
@@ -116,7 +125,11 @@ class Process {
   StackTable stacks;  // kind -> stack id -> weights; symbolized when the process ends or the trace does
   AttributionState attribution;  // resident bytes per category, limits (attribution extension)
   EventCounts events;
-  std::vector<Sample> timeline;
+  std::vector<Sample> timeline;   // add with add_sample
+  uint64_t timeline_thinned = 0;  // samples left out of it (kMaxTimelineSamples)
+  uint64_t timeline_stride = 1;
+  uint64_t timeline_seen = 0;
+  bool timeline_last_on_stride = true;
   std::vector<std::string> notes;  // things the user should know about this process's figures
 
   // Loss accounting (model/loss.h): this process's events lost (the causes that are per process: ring_full,

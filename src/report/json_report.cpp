@@ -90,6 +90,7 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
     timeline.push_back(std::move(t));
   }
   j["timeline"] = std::move(timeline);
+  if (p.timeline_thinned > 0) j["timeline_thinned"] = p.timeline_thinned;
   if (auto gc = v8_gc_section(p); !gc.is_null()) j["gc"] = std::move(gc);
   if (auto ab = v8_array_buffers_section(p); !ab.is_null()) j["array_buffers"] = std::move(ab);
   if (auto fds = fd_section(p); !fds.is_null()) j["fds"] = std::move(fds);
