@@ -4,9 +4,10 @@ namespace memlens::model {
 
 namespace {
 
-void thin(std::vector<JsLivePoint>& pts, uint64_t& dropped) {
+template <typename T>
+void thin(std::vector<T>& pts, uint64_t& dropped) {
   if (pts.size() < kMaxJsLivePointsPerSite) return;
-  std::vector<JsLivePoint> kept;
+  std::vector<T> kept;
   kept.reserve(pts.size() / 2 + 1);
   for (size_t i = 0; i < pts.size(); ++i)
     if (i % 2 == 0 || i + 1 == pts.size()) kept.push_back(pts[i]);
@@ -28,6 +29,8 @@ struct Applier {
     s.sampling_interval_bytes = e.sampling_interval_bytes;
     ++s.profiles;
     s.profile_times.push_back(e.t_s);
+    uint64_t times_dropped = 0;  // a time stands for its profile, not a point of any site's
+    thin(s.profile_times, times_dropped);
     std::vector<bool> seen(s.stacks.size(), false);
     s.last.clear();
     std::map<uint32_t, JsLivePoint> now;

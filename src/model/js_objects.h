@@ -158,7 +158,7 @@ struct JsObjectsState {
   std::vector<JsStack> stacks;
   std::map<JsStack, uint32_t> stack_ids;
   std::vector<std::vector<JsLivePoint>> series;  // by stack id
-  std::vector<double> profile_times;             // t_s of every profile applied
+  std::vector<double> profile_times;             // t_s of the profiles applied (thinned as the series are)
   uint64_t sampling_interval_bytes = 0;
   uint64_t profiles = 0;
   // The last profile, whole: what js_live.folded/.pb.gz show.
