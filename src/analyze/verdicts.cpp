@@ -519,7 +519,7 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
       // that no full GC has collected yet, say) is not a leak of its own. Growth nothing accounts for
       // stays a suspected leak: it may sit in a category the caller did not fill.
       double explained = 0;
-      bool any_leak = false, live_explains = false, unconfirmed_explains = false;
+      bool any_leak = false, live_explains = false, unconfirmed_explains = false, unjudged_explains = false;
       std::string who;
       for (const auto& o : out) {
         if (is_count_category(o.category)) continue;
@@ -535,22 +535,30 @@ std::vector<Verdict> analyze(const AnalysisInput& input, const Thresholds& th) {
         bool live_basis = o.basis == "heap_used_after_gc" || o.basis == "live_backing_store_bytes";
         bool live_unjudged = live_basis && live && !live->enough;
         live_explains |= live_basis && !live_unjudged;
-        unconfirmed_explains |= o.kind == VerdictKind::growth_unconfirmed || live_unjudged;
+        unconfirmed_explains |= o.kind == VerdictKind::growth_unconfirmed;
+        unjudged_explains |= live_unjudged;
         who += fmt::format("{}{} ({})", who.empty() ? "" : ", ", category_name(o.category),
                            format_rate(cg.line.slope, false));
       }
-      if (!any_leak && explained >= 0.5 * g.growth && unconfirmed_explains) {
+      if (!any_leak && explained >= 0.5 * g.growth && (unconfirmed_explains || unjudged_explains)) {
         // Growth in a category whose live figure may be growing: neither a leak of its own nor "nothing
         // live grows".
         Verdict r = base_verdict(Category::rss, Basis::resident, g, rss);
         r.kind = VerdictKind::growth_unconfirmed;
         r.confidence = 0.5 * clamp01(g.rise_confidence) * duration_weight(g, th);
-        r.evidence = fmt::format(
-            "RSS grew from {} to {} ({}) over {}, in {}, where growth no full GC has confirmed as live yet",
-            format_bytes(g.start), format_bytes(g.end), format_rate(g.line.slope, false),
-            format_duration(g.span), who);
-        r.headline = fmt::format("RSS growing {}, with a JS heap growth not yet confirmed",
-                                 format_rate(g.line.slope, false));
+        r.evidence =
+            fmt::format("RSS grew from {} to {} ({}) over {}, in {}, where {}", format_bytes(g.start),
+                        format_bytes(g.end), format_rate(g.line.slope, false), format_duration(g.span), who,
+                        unconfirmed_explains
+                            ? "growth no full GC has confirmed as live yet"
+                            : "the live figures have too little data yet to tell live growth from garbage");
+        r.headline = unconfirmed_explains
+                         ? fmt::format("RSS growing {}, with a JS heap growth not yet confirmed",
+                                       format_rate(g.line.slope, false))
+                         : fmt::format(
+                               "RSS growing {}; too little data yet to tell if live "
+                               "memory grows",
+                               format_rate(g.line.slope, false));
         v = r;
       } else if (!any_leak && explained >= 0.5 * g.growth) {
         Verdict r = base_verdict(Category::rss, Basis::resident, g, rss);

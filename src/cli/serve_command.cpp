@@ -340,6 +340,9 @@ class Agent {
   }
 
   void trim_process(model::Process& p, ProcessState& st) {
+    // serve keeps the newest GCs itself, after counting them: the model's own thinning would remove GCs
+    // before they are counted.
+    p.v8.thin_gcs = false;
     keep_last(p.timeline, kTimelineSamples);
     keep_last(p.fds.fds_series, kFdSeriesKept);
     keep_last(p.fds.sockets_series, kFdSeriesKept);

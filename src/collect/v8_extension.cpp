@@ -41,7 +41,7 @@ void V8Extension::forget_previous_figures(model::Process& p) {
     p.notes.push_back(
         fmt::format("V8 figures before an exec ({} GCs) belonged to the previous program and "
                     "were dropped; the timeline keeps its samples",
-                    v8.gcs.size()));
+                    v8.gcs.size() + v8.gcs_thinned.count));
   model::V8State fresh;
   fresh.probed = v8.probed;
   fresh.probe_source = v8.probe_source;

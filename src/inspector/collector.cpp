@@ -172,62 +172,94 @@ std::string mib(int64_t bytes) {
 
 }  // namespace
 
-// --save-snapshots: one snapshot's text written as it streams, to a hidden temporary file (mode 0600: it
-// holds every string of the heap) renamed into place only when the snapshot is whole, so that a trace cut
-// short or a full disk leaves no partial file. The first write error stops the writing and is reported;
-// the snapshot itself is still read.
+// --save-snapshots: one snapshot's text written as it streams, mode 0600 (it holds every string of the
+// heap), into a file with no name (O_TMPFILE) that gets its name only when the snapshot is whole: a trace
+// cut short, memlens killed, or a full disk leaves nothing. Where the file system has no O_TMPFILE, a hidden
+// `.part` file created anew (O_EXCL) stands in, removed on failure. The first write error stops the
+// writing and is reported; the snapshot itself is still read. The reader thread writes while the
+// collector's thread may give up on a snapshot that timed out: a mutex keeps them apart.
 class SnapshotFile {
  public:
   SnapshotFile(const std::string& dir, pid_t pid, int index)
-      : path_(fmt::format("{}/heap-{}-{}.heapsnapshot", dir, pid, index)),
+      : dir_(dir),
+        path_(fmt::format("{}/heap-{}-{}.heapsnapshot", dir, pid, index)),
         tmp_(fmt::format("{}/.heap-{}-{}.heapsnapshot.part", dir, pid, index)) {
-    fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd_ < 0) error_ = fmt::format("cannot create {}: {}", tmp_, strerror(errno));
+    fd_ = open(dir_.c_str(), O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      anonymous_ = false;
+      unlink(tmp_.c_str());  // a stale one, from a memlens killed without O_TMPFILE
+      fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
+    if (fd_ < 0) error_ = fmt::format("cannot create a file in {}: {}", dir_, strerror(errno));
   }
   ~SnapshotFile() { discard(); }
   SnapshotFile(const SnapshotFile&) = delete;
   SnapshotFile& operator=(const SnapshotFile&) = delete;
 
   void write(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
     for (size_t done = 0; fd_ >= 0 && done < text.size();) {
       ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        error_ = fmt::format("cannot write {}: {}", tmp_, n < 0 ? strerror(errno) : "no progress");
-        discard();
+        fail(fmt::format("cannot write {}: {}", path_, n < 0 ? strerror(errno) : "no progress"));
         return;
       }
       done += static_cast<size_t>(n);
     }
   }
-  // The snapshot is whole: the file takes its name. Returns the path, or "" (error() says why).
+  // The snapshot is whole: the file takes its name (replacing an older one). Returns the path, or ""
+  // (error() says why).
   std::string finish() {
+    std::lock_guard<std::mutex> lock(mutex_);
     if (fd_ < 0) return "";
-    if (fsync(fd_) != 0 || close(std::exchange(fd_, -1)) != 0) {
-      error_ = fmt::format("cannot write {}: {}", tmp_, strerror(errno));
-      discard();
+    if (fsync(fd_) != 0) {
+      fail(fmt::format("cannot write {}: {}", path_, strerror(errno)));
       return "";
     }
+    if (anonymous_) {
+      // A name for the nameless file, then the final name in one step.
+      unlink(tmp_.c_str());
+      std::string self = fmt::format("/proc/self/fd/{}", fd_);
+      if (linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        fail(fmt::format("cannot name {}: {}", path_, strerror(errno)));
+        return "";
+      }
+    }
+    close(std::exchange(fd_, -1));
     if (rename(tmp_.c_str(), path_.c_str()) != 0) {
-      error_ = fmt::format("cannot rename {} to {}: {}", tmp_, path_, strerror(errno));
-      discard();
+      fail(fmt::format("cannot rename {} to {}: {}", tmp_, path_, strerror(errno)));
+      unlink(tmp_.c_str());
       return "";
     }
-    renamed_ = true;
+    done_ = true;
     return path_;
   }
-  // Not whole (failed, unreadable): nothing is left behind.
+  // Not whole (failed, unreadable, timed out): nothing is left behind.
   void discard() {
-    if (fd_ >= 0) close(std::exchange(fd_, -1));
-    if (!renamed_ && !tmp_.empty()) unlink(tmp_.c_str());
-    renamed_ = true;  // once
+    std::lock_guard<std::mutex> lock(mutex_);
+    drop();
   }
-  const std::string& error() const { return error_; }
+  std::string error() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return error_;
+  }
 
  private:
-  std::string path_, tmp_, error_;
+  void fail(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+    drop();
+  }
+  void drop() {
+    if (fd_ >= 0) close(std::exchange(fd_, -1));
+    if (!anonymous_ && !done_) unlink(tmp_.c_str());
+    done_ = true;
+  }
+  mutable std::mutex mutex_;
+  std::string dir_, path_, tmp_, error_;
   int fd_ = -1;
-  bool renamed_ = false;
+  bool anonymous_ = true;  // O_TMPFILE: no name until whole
+  bool done_ = false;
 };
 
 // Takes one heap snapshot through `session`, streaming its chunks into the parser (the session's event
@@ -256,6 +288,9 @@ class SnapshotTaker {
   // The latest sampling profile's live objects: their mean size gives the heap's object count, which a
   // snapshot's cost follows.
   void note_profile(const model::JsLiveProfile& p) { profile_ = profile_objects(p); }
+  bool profile_gives_mean() const { return profile_.bytes >= opts_.snapshot_cost.min_profile_bytes; }
+  // The last snapshot was refused on an estimate made with the assumed mean object size.
+  bool last_refusal_assumed_mean() const { return last_refusal_assumed_mean_; }
   int taken() const { return taken_; }
   bool has_baseline() const { return baseline_.has_value(); }
   uint64_t baseline_heap_used() const { return baseline_heap_used_; }
@@ -290,8 +325,10 @@ class SnapshotTaker {
       tight = fmt::format(
           "the host has {} available, and memlens's own reading needs up to about {:.2g}x the heap",
           mib(room.host_free_bytes), opts_.snapshot_reader_factor);
+    last_refusal_assumed_mean_ = false;
     if (!usage || !tight.empty()) {
       snap.refused = true;
+      last_refusal_assumed_mean_ = usage && !estimate.measured && !estimate.mean_from_profile;
       snap.error =
           usage ? fmt::format(
                       "heap snapshot not taken: V8's heap holds {} and a snapshot of it can need about {} "
@@ -402,6 +439,7 @@ class SnapshotTaker {
   uint64_t first_cost_ = 0;  // the target's RSS growth while V8 wrote the first snapshot
   uint64_t first_heap_ = 0;  // and V8's heap used then
   ProfileObjects profile_;
+  bool last_refusal_assumed_mean_ = false;
   std::shared_ptr<SnapshotFile> file_;  // --save-snapshots: where the snapshot being taken is written
   double baseline_t_ = 0;
   uint64_t baseline_heap_used_ = 0;
@@ -632,6 +670,9 @@ void JsObjectsCollector::run() {
   snapshots.use(&session);
   bool snapshots_on = opts_.snapshots && !opts_.sampling_only && opts_.max_snapshots > 0;
   double baseline_at = mono_s() + opts_.snapshot_baseline_after_s;
+  // A baseline refused on an assumed mean object size (the profile held too little yet) is tried once more
+  // when a profile read gives the mean: the estimate may then allow it.
+  enum class Baseline { due, waiting_for_profile, settled } baseline = Baseline::due;
   auto take_snapshot = [&](const std::string& reason) {
     snapshots.take(
         reason, now(), [this](model::JsObjectsEvent e) { emit(std::move(e)); }, [this]() { return now(); });
@@ -683,7 +724,7 @@ void JsObjectsCollector::run() {
                           opts_.profile_max_interval_s);
   };
   while (open_ && session.connected() && !target_exiting_) {
-    double next_snapshot = snapshots_on && snapshots.taken() == 0 ? baseline_at : 1e300;
+    double next_snapshot = snapshots_on && baseline == Baseline::due ? baseline_at : 1e300;
     double wait = std::max(0.0, std::min({next_profile, next_clients, next_snapshot}) - mono_s());
     if (wait_stop(wait)) break;
     std::optional<std::string> gc;
@@ -713,8 +754,14 @@ void JsObjectsCollector::run() {
         std::lock_guard<std::mutex> lock(mutex_);
         last_gc_s_ = now();
       }
+      if (snapshots_on && baseline == Baseline::waiting_for_profile && snapshots.profile_gives_mean() &&
+          !stop_) {
+        take_snapshot("baseline, again: the sampling profile now gives the heap's mean object size");
+        baseline = Baseline::settled;
+        if (!snapshots.has_baseline()) snapshots_on = false;
+      }
       // A growth judged (asked for, or the heap live after this read's full GC grew well past the
-      // baseline's): one snapshot to diff against the baseline; one is kept for the trace's end.
+      // last snapshot's): one snapshot to diff against the baseline; one is kept for the trace's end.
       if (snapshots_on && snapshots.has_baseline() && snapshots.taken() + 1 < opts_.max_snapshots && !stop_) {
         std::optional<uint64_t> used = gc ? std::nullopt : snapshots.heap_used();
         // Since the last snapshot: with more than three asked for, each growth snapshot shows more growth.
@@ -728,9 +775,13 @@ void JsObjectsCollector::run() {
                                     mib(static_cast<int64_t>(grew))));
       }
     }
-    if (snapshots_on && snapshots.taken() == 0 && mono_s() >= baseline_at && !stop_) {
+    if (snapshots_on && baseline == Baseline::due && mono_s() >= baseline_at && !stop_) {
       take_snapshot("baseline");
-      if (!snapshots.has_baseline()) snapshots_on = false;  // refused or failed: no diff this trace
+      baseline = snapshots.has_baseline()                ? Baseline::settled
+                 : snapshots.last_refusal_assumed_mean() ? Baseline::waiting_for_profile
+                                                         : Baseline::settled;
+      // Refused or failed for good: no diff this trace.
+      if (baseline == Baseline::settled && !snapshots.has_baseline()) snapshots_on = false;
     }
   }
 

@@ -1,7 +1,7 @@
 // What a heap snapshot will cost the target, estimated before V8 writes it, so that memlens can refuse one
 // that could get the target OOM-killed. V8 builds its own graph of every object and edge of the heap to
 // write a snapshot: its cost follows the number of objects far more than their bytes (measured with Node
-// 20: 0.4 to 1.3 KB per object whatever its size, so 29 times the heap for one of 46-byte objects and 1.5
+// 20: 0.4 to 1.5 KB per object whatever its size, so 29 times the heap for one of 46-byte objects and 1.5
 // times for one of 1 KB arrays; README). The object count is estimated from the heap's bytes
 // and the mean size of the live objects V8's sampling heap profiler has seen.
 #pragma once

@@ -89,7 +89,7 @@ void record_gc(V8State& v8, const GcEvent& g) {
     return;
   }
   v8.gcs.push_back(g);
-  if (v8.gcs.size() < kMaxGcEventsKept) return;
+  if (!v8.thin_gcs || v8.gcs.size() < kMaxGcEventsKept) return;
   thin_every_other(v8, [](const GcEvent& e) { return !e.full(); });
   v8.gc_stride *= 2;
   // Full GCs most of the list (a trace of days): every other one of them too, the oldest first thinned.
@@ -119,6 +119,27 @@ GcSummary summarize_gcs(const V8State& v8) {
     s.pause_max_ms = std::max(s.pause_max_ms, pauses.back());
     s.pause_p50_ms = percentile(pauses, 0.50);
     s.pause_p99_ms = percentile(pauses, 0.99);
+  }
+  if (v8.gc_stride > 1 && !gcs.empty()) {
+    // Thinned: a kept GC other than a full GC stands for gc_stride of them (full GCs for themselves), so
+    // that the percentiles do not drift toward full GCs' pauses as the list thins.
+    std::vector<std::pair<double, double>> weighted;  // pause, weight
+    weighted.reserve(gcs.size());
+    double total = 0;
+    for (const auto& g : gcs) {
+      double w = g.full() ? 1.0 : static_cast<double>(v8.gc_stride);
+      weighted.emplace_back(g.pause_ms, w);
+      total += w;
+    }
+    std::sort(weighted.begin(), weighted.end());
+    auto at = [&](double q) {
+      double seen = 0;
+      for (const auto& [pause, w] : weighted)
+        if ((seen += w) >= q * total) return pause;
+      return weighted.back().first;
+    };
+    s.pause_p50_ms = at(0.50);
+    s.pause_p99_ms = at(0.99);
   }
   return s;
 }

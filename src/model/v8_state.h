@@ -34,8 +34,9 @@ struct GcTotals {
 
 // GC events kept per process (about 3 MB): a server scavenging 130 times a second for an hour would keep
 // 470,000. Past it every other scavenge is thinned out, evenly over the trace, so the after-GC series keeps
-// its shape (the verdicts reduce it to 600 points anyway) and every full GC stays; from then on GCs other
-// than full GCs are kept one in a stride that doubles at each thinning, so the density stays even.
+// its shape (the verdicts reduce it to 600 points anyway) and every full GC stays (unless full GCs fill
+// most of the list: then every other one of them too); from then on GCs other than full GCs are kept one in
+// a stride that doubles at each thinning, so the density stays even.
 inline constexpr size_t kMaxGcEventsKept = size_t{1} << 16;
 
 struct V8State {
@@ -44,8 +45,9 @@ struct V8State {
   std::string holder_path;   // the ELF object holding V8 (node or libnode.so), as the process sees it
   std::vector<GcEvent> gcs;  // add with record_gc
   GcTotals gcs_thinned;
-  uint64_t gc_stride = 1;                   // GCs other than full GCs are kept one in this many
-  uint64_t gc_partial_seen = 0;             // GCs other than full GCs seen since the stride grew past 1
+  bool thin_gcs = true;          // false: the owner bounds `gcs` itself (serve counts, then keeps the last)
+  uint64_t gc_stride = 1;        // GCs other than full GCs are kept one in this many
+  uint64_t gc_partial_seen = 0;  // GCs other than full GCs seen since the stride grew past 1
   std::optional<uint64_t> heap_used_bytes;  // after the last GC
   std::optional<uint64_t> heap_size_limit_bytes;
 

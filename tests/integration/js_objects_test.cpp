@@ -358,7 +358,7 @@ TEST(JsObjects, Snapshots_WrittenOnlyWhenAskedAndAsManyAsAsked) {
   Child node = Child::spawn({node_bin(), "--inspect-port=0", script}, dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
 
-  nlohmann::json one = attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "1"}, "one", 8);
+  nlohmann::json one = attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "1"}, "one", 12);
   ASSERT_TRUE(one.is_object());
   ASSERT_EQ(one["js_objects"]["snapshots"].size(), 1u) << one["js_objects"].dump(1);
   EXPECT_TRUE(one["js_objects"]["snapshots"][0].value("ok", false));
@@ -367,7 +367,7 @@ TEST(JsObjects, Snapshots_WrittenOnlyWhenAskedAndAsManyAsAsked) {
     EXPECT_EQ(e.path().string().find("heapsnapshot"), std::string::npos) << e.path();
 
   nlohmann::json two =
-      attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "2", "--save-snapshots"}, "two", 8);
+      attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "2", "--save-snapshots"}, "two", 12);
   ASSERT_TRUE(two.is_object());
   const auto& snaps = two["js_objects"]["snapshots"];
   ASSERT_EQ(snaps.size(), 2u) << two["js_objects"].dump(1);
@@ -415,7 +415,7 @@ TEST(JsObjects, Snapshots_AFullDiskLosesTheFileNotTheTrace) {
   std::filesystem::create_directories(dir.file("small"));
   ASSERT_EQ(mount("tmpfs", dir.file("small").c_str(), "tmpfs", 0, "size=6m"), 0) << strerror(errno);
   nlohmann::json p =
-      attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "1", "--save-snapshots"}, "small", 8);
+      attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "1", "--save-snapshots"}, "small", 12);
   std::vector<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(dir.file("small")))
     left.push_back(e.path().filename().string());

@@ -955,7 +955,8 @@ TEST(NodeRecordings, Node22IntervalClosureLeakAndPromotedSawtooth) {
   }
 }
 
-// The slow leak in a large heap under attach (js_large_heap_slow.js, recorded with memlens attach): five
+// The slow leak in a large heap under attach (js_large_heap_slow.js, recorded with memlens attach; its last
+// two GCs, at 54.9 and 59.3 s, left out of the recording, as in the run where V8 ran five): five
 // scavenges in the window, and the heap's pages shrink at its end (V8 giving back young-generation pages),
 // so neither the GC figures (fewer than min_points) nor the pages (levelled) are enough on their own
 // terms. The five figures rise steadily: growth_unconfirmed, and RSS never "nothing live grows".
@@ -994,11 +995,15 @@ TEST(NodeRecordings, SlowLeakInALargeHeapShowsWithinAMinuteWhateverItsGcs) {
   }
 }
 
-// Too few GCs to judge at all (three, from 8 s): RSS that grew in the JS heap is an open question, not
-// memory "not yet reclaimed".
+// Too few GCs to judge at all (three), the pages levelling at the end: RSS that grew in the JS heap is an
+// open question, not memory "not yet reclaimed".
 TEST(NodeRecordings, UnjudgedHeapFiguresNeverExplainRssGrowthAsNotALeak) {
   Recording r = load("node20_memlens_large_heap_slow_attach.series");
-  auto vs = analyze(input_between(r, 8, 58));
+  // From 8 s to 58 s, without the GC at 50.6 s.
+  AnalysisInput in = input_between(r, 8, 58);
+  std::erase_if(in.js_heap_after_gc, [](const GcPoint& g) { return g.t_s > 50 && g.t_s < 51; });
+  ASSERT_EQ(in.js_heap_after_gc.size(), 3u);
+  auto vs = analyze(in);
   const Verdict* v = find(vs, Category::js_heap);
   ASSERT_NE(v, nullptr);
   ASSERT_EQ(v->confidence, 0) << dump(vs);  // not enough data
