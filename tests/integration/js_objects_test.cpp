@@ -429,6 +429,40 @@ TEST(JsObjects, Snapshots_AFullDiskLosesTheFileNotTheTrace) {
   for (const auto& name : left) EXPECT_EQ(name.find("heap"), std::string::npos) << name;
 }
 
+// A heap of 1 KB arrays (about 100 MB) in a cgroup with a few hundred MB free: on the assumed 64-byte mean
+// the baseline would need about 2.4 GB and is refused; the app keeps allocating the same arrays (0.5 MB a
+// second, so that the profile holds less than the 4 MiB that give a mean when the baseline is due), and
+// once the sampling profile gives the mean (about 1 KB), the baseline is tried again and taken, within what
+// the cgroup had, and nothing is OOM-killed.
+TEST(JsObjects, Snapshots_ABaselineRefusedOnTheAssumedMeanIsTakenOnceTheProfileGivesIt) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const uint64_t limit = uint64_t{640} << 20;
+  LimitedCgroup cgroup("memlens-snapshot-retry", limit);
+  std::string script = dir.file("arrays.js");
+  std::ofstream(script)
+      << "const held = [];\n"
+         "for (let i = 0; i < 100000; i++) held.push(new Array(128).fill(i));\n"
+         "setInterval(() => { for (let i = 0; i < 50; i++) held.push(new Array(128).fill(i)); }, "
+         "100);\n"
+         "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n";
+  Child node = Child::spawn({"sh", "-c",
+                             fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {}",
+                                         cgroup.dir(), node_bin(), script)},
+                            dir.path(), "node");
+  ASSERT_TRUE(node.wait_for_event("ready", 60s)) << node.stderr_text();
+  nlohmann::json p = attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "2"}, "out", 25);
+  ASSERT_TRUE(p.is_object());
+  const auto& snaps = p["js_objects"]["snapshots"];
+  ASSERT_GE(snaps.size(), 2u) << p["js_objects"].dump(1);
+  EXPECT_TRUE(snaps[0].value("refused", false)) << snaps[0].dump();
+  EXPECT_NE(snaps[0].value("error", "").find("assumed"), std::string::npos) << snaps[0].dump();
+  EXPECT_EQ(snaps[1].value("reason", "").find("baseline, again"), 0u) << snaps[1].dump();
+  EXPECT_TRUE(snaps[1].value("ok", false)) << snaps[1].dump();
+  EXPECT_EQ(cgroup.oom_kills(), 0u);
+  EXPECT_TRUE(alive(node.pid()));
+}
+
 // A target whose memory cgroup leaves less room than a snapshot can need: the snapshot is refused with the
 // figures, nothing is OOM-killed, and the trace goes on (profiles are still read).
 TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
