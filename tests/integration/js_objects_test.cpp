@@ -576,6 +576,8 @@ TEST(JsObjects, Node22_MapCacheAttach_ObjectCacheRun) {
       run_two({"js_cache_leak", true, 30, {}, node22}, {"js_object_cache_leak", false, 30, {}, node22});
   check_leak_named(*a, "");
   check_leak_named(*b, "rememberUser");
+  // Attached, the trace ends before the target: the end snapshot's diff names what holds the cache.
+  check_held_by(*a, "cache", "cached");
 }
 
 TEST(JsObjects, Node22_ListenerLeakRun_IntervalClosureAttach) {
