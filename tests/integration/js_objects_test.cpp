@@ -316,6 +316,14 @@ TEST(JsObjects, Snapshots_Node20_LruAtBoundAndChurnShowNoGrowingCollection) {
   }
 }
 
+// node running `script` (with `args`) inside `cgroup`, its inspector on a free port.
+std::vector<std::string> node_in_cgroup(const LimitedCgroup& cgroup, const std::string& script,
+                                        const std::string& args = "") {
+  return {"sh", "-c",
+          fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {} {}", cgroup.dir(), node_bin(),
+                      script, args)};
+}
+
 // memlens attach --js-objects (and `more`) for `seconds`, reporting to dir/out; the process's entry of the
 // report (null, with the failure recorded, when there is none).
 nlohmann::json attach_with_js_objects(pid_t pid, const TempDir& dir,
@@ -446,10 +454,7 @@ TEST(JsObjects, Snapshots_ABaselineRefusedOnTheAssumedMeanIsTakenOnceTheProfileG
          "setInterval(() => { for (let i = 0; i < 50; i++) held.push(new Array(128).fill(i)); }, "
          "100);\n"
          "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n";
-  Child node = Child::spawn({"sh", "-c",
-                             fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {}",
-                                         cgroup.dir(), node_bin(), script)},
-                            dir.path(), "node");
+  Child node = Child::spawn(node_in_cgroup(cgroup, script), dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 60s)) << node.stderr_text();
   nlohmann::json p = attach_with_js_objects(node.pid(), dir, {"--max-snapshots", "2"}, "out", 25);
   ASSERT_TRUE(p.is_object());
@@ -476,10 +481,7 @@ TEST(JsObjects, Snapshots_RefusedInATightCgroupAndTheTraceGoesOn) {
                            "globalThis.held = held;\n"
                            "console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n"
                            "setInterval(() => {}, 1000);\n";
-  Child node = Child::spawn({"sh", "-c",
-                             fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {}",
-                                         cgroup.dir(), node_bin(), script)},
-                            dir.path(), "node");
+  Child node = Child::spawn(node_in_cgroup(cgroup, script), dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 30s)) << node.stderr_text();
   nlohmann::json proc = attach_with_js_objects(node.pid(), dir);
   ASSERT_TRUE(proc.is_object());
@@ -521,12 +523,8 @@ TEST(JsObjects, Snapshots_RefusedForAHeapOfManySmallObjectsThatTwiceTheHeapWould
                            "  console.log(JSON.stringify({ event: 'ready', pid: process.pid }));\n"
                            "  setInterval(() => {}, 1000);\n"
                            "}\n";
-  auto in_cgroup = [&](const std::string& args) {
-    return std::vector<std::string>{"sh", "-c",
-                                    fmt::format("echo $$ > {}/cgroup.procs && exec {} --inspect-port=0 {} {}",
-                                                cgroup.dir(), node_bin(), script, args)};
-  };
-  Child truth = Child::spawn(in_cgroup("--write " + dir.file("truth.heapsnapshot")), dir.path(), "truth");
+  Child truth = Child::spawn(node_in_cgroup(cgroup, script, "--write " + dir.file("truth.heapsnapshot")),
+                             dir.path(), "truth");
   auto truth_exit = truth.wait(120s);
   ASSERT_TRUE(truth_exit.has_value());
   ASSERT_EQ(*truth_exit, 128 + SIGKILL) << "node wrote the snapshot within the cgroup: the test's limit is "
@@ -536,7 +534,7 @@ TEST(JsObjects, Snapshots_RefusedForAHeapOfManySmallObjectsThatTwiceTheHeapWould
   ASSERT_GE(kills_before, 1u);
   std::filesystem::remove(dir.file("truth.heapsnapshot"));
 
-  Child node = Child::spawn(in_cgroup(""), dir.path(), "node");
+  Child node = Child::spawn(node_in_cgroup(cgroup, script), dir.path(), "node");
   ASSERT_TRUE(node.wait_for_event("ready", 60s)) << node.stderr_text();
   nlohmann::json proc = attach_with_js_objects(node.pid(), dir);
   ASSERT_TRUE(proc.is_object());
