@@ -4,7 +4,9 @@
 // program dispatching on an attach cookie): each reads a different register and does different work, so
 // every program stays short, and nothing depends on cookies (kernel >= 5.15).
 //
-// Cost: a uprobe hit is a breakpoint trap (about 18 us on the test VM). GC probes fire a few times per GC.
+// Cost: a uprobe hit is a breakpoint trap: about 10 us on the test VM where the kernel steps the
+// instruction out of line, 0.8 us where it emulates it (a call, a push: docs/v8-probes.md). GC probes fire a
+// few times per GC.
 // ArrayBuffer allocations can be hundreds of thousands per second, so by default no probe stays on them:
 // ml_v8_ab_window is attached only during short sampling windows (it learns where the allocator objects
 // are, whose byte counter userspace then reads from the process's memory, and samples allocation stacks).

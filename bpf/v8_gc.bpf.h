@@ -26,6 +26,8 @@ struct ml_v8_gc_pending {
   __u32 flags;
   __u32 depth;     // PerformGarbageCollection re-entered on the same thread (a clone calling the original)
   __s32 stack_id;  // user stack at the start (what was running when the GC was triggered), -1 if none
+  __u32 stack_weight;  // GCs that stack stands for (ml_v8_event.stack_weight)
+  __u32 _pad;
 };
 
 struct {
@@ -40,6 +42,22 @@ static __always_inline struct ml_v8_counters* v8_counters(void) {
   return bpf_map_lookup_elem(&ml_v8_counters, &tgid);
 }
 
+// Whether this GC's trigger stack is walked, and how many GCs it then stands for (ML_V8_GC_STACK_GAP_NS).
+// Threads of one process race on the counters; at worst a GC is weighed twice or not at all.
+static __always_inline __u32 v8_gc_stack_weight(struct ml_v8_counters* c, __u32 kind, __u32 flags,
+                                                __u64 now) {
+  bool full = (flags & ML_V8_GC_USDT) ? (kind & 4) != 0 : kind == 1;
+  if (full) return 1;
+  if (now - c->gc_stack_ns < ML_V8_GC_STACK_GAP_NS) {
+    __sync_fetch_and_add(&c->gcs_unstacked, 1);
+    return 0;
+  }
+  c->gc_stack_ns = now;
+  __u64 weight = c->gcs_unstacked + 1;
+  c->gcs_unstacked = 0;
+  return weight > 0xffffffffull ? 0xffffffffu : (__u32)weight;
+}
+
 // at_entry: the probe is at the function's entry (uprobe), not inside it (USDT).
 static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool at_entry) {
   struct ml_v8_counters* c = v8_counters();
@@ -50,10 +68,14 @@ static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool 
     p->depth += 1;
     return 0;
   }
-  struct ml_v8_gc_pending n = {.start_ns = bpf_ktime_get_boot_ns(),
+  __u64 now = bpf_ktime_get_boot_ns();
+  __u32 weight = v8_gc_stack_weight(c, kind, flags, now);
+  __s32 stack_id = weight ? user_stack_id(ctx, at_entry) : -1;
+  struct ml_v8_gc_pending n = {.start_ns = now,
                                .kind = kind,
                                .flags = flags,
-                               .stack_id = user_stack_id(ctx, at_entry)};
+                               .stack_id = stack_id,
+                               .stack_weight = stack_id >= 0 ? weight : 0};
   if (bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) != 0)
     __sync_fetch_and_add(&c->gc_pending_full, 1);
   return 0;
@@ -81,7 +103,7 @@ static __always_inline int v8_gc_finish(void) {
     e->kind = p->kind;
     e->flags = p->flags;
     e->stack_id = p->stack_id;
-    e->_pad = 0;
+    e->stack_weight = p->stack_weight;
     submit_event(e);
   }
   bpf_map_delete_elem(&ml_v8_gc_pending, &tid);
@@ -122,6 +144,35 @@ int ml_v8_heap_before(struct pt_regs* ctx) {
 SEC("uprobe")
 int ml_v8_heap_after(struct pt_regs* ctx) {
   return v8_heap_figure(PT_REGS_RC(ctx), true);
+}
+
+// The value of x86 register `reg` (0 rax .. 15 r15) in the probed thread. Every register is loaded: the
+// verifier refuses a context access at a computed offset, which a switch compiles to.
+static __always_inline __u64 v8_register(struct pt_regs* r, __u32 reg) {
+  __u64 v[16] = {r->ax, r->cx, r->dx,  r->bx,  r->sp,  r->bp,  r->si,  r->di,
+                 r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15};
+  return v[reg & 15];
+}
+
+// The same figures at the call after GCTracer stored them (an instruction the kernel emulates: one trap
+// rather than two): the word at the process's heap_slot_disp[i](heap_slot_base[i]).
+static __always_inline int v8_heap_figure_in_slot(struct pt_regs* ctx, __u32 i) {
+  struct ml_v8_counters* c = v8_counters();
+  if (!c || i > 1) return 0;
+  __u64 bytes = 0;
+  __u64 addr = v8_register(ctx, c->heap_slot_base[i]) + (__s64)c->heap_slot_disp[i];
+  if (bpf_probe_read_user(&bytes, sizeof(bytes), (void*)addr) != 0) return 0;
+  return v8_heap_figure(bytes, i == 1);
+}
+
+SEC("uprobe")
+int ml_v8_heap_before_slot(struct pt_regs* ctx) {
+  return v8_heap_figure_in_slot(ctx, 0);
+}
+
+SEC("uprobe")
+int ml_v8_heap_after_slot(struct pt_regs* ctx) {
+  return v8_heap_figure_in_slot(ctx, 1);
 }
 
 // USDT node:gc__start(int type, int flags, void* isolate) / gc__done(...) (Node <= 18 built --with-dtrace):

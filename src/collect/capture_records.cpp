@@ -130,6 +130,7 @@ std::string encode(const GcEvent& e) {
   put_optional(w, e.heap_used_before_bytes);
   put_optional(w, e.heap_used_after_bytes);
   w.put(e.stack_id);
+  w.put(e.stack_weight);  // last: a capture without it (every GC's stack kept) is read as 1
   return w.take();
 }
 
@@ -205,6 +206,8 @@ Result<Event> decode_event_record(uint16_t type, std::string_view payload) {
       get_optional(r, e.heap_used_before_bytes);
       get_optional(r, e.heap_used_after_bytes);
       r.get(e.stack_id);
+      if (!r.at_end()) r.get(e.stack_weight);
+      if (r.ok() && e.stack_weight == 0) return make_error("a GC event record weighs its stack 0", EINVAL);
       return finish(r, e, "GC event");
     }
     case kRecordArrayBufferNotice: {

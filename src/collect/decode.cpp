@@ -89,6 +89,7 @@ Decoded decode_gc(const ml_event_header& h, const void* data, size_t size) {
   if (e.flags & ML_V8_GC_HEAP_BEFORE) out.heap_used_before_bytes = e.heap_used_before_bytes;
   if (e.flags & ML_V8_GC_HEAP_AFTER) out.heap_used_after_bytes = e.heap_used_after_bytes;
   out.stack_id = e.stack_id;
+  out.stack_weight = e.stack_weight ? e.stack_weight : 1;
   return Event(out);
 }
 

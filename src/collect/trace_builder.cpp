@@ -156,6 +156,7 @@ V8EndState v8_end_state_of(const model::Process& p) {
   s.v8.gcs_thinned = {};
   s.v8.gc_stride = 1;
   s.v8.gc_partial_seen = 0;
+  s.v8.trigger_stacks = s.v8.trigger_stack_gcs = 0;
   return s;
 }
 
@@ -167,6 +168,8 @@ void apply_v8_end_state(model::Process& p, const V8EndState& s) {
   p.v8.gcs_thinned = std::move(replayed.gcs_thinned);
   p.v8.gc_stride = replayed.gc_stride;
   p.v8.gc_partial_seen = replayed.gc_partial_seen;
+  p.v8.trigger_stacks = replayed.trigger_stacks;
+  p.v8.trigger_stack_gcs = replayed.trigger_stack_gcs;
 }
 
 CapabilitiesEndState capabilities_end_state_of(const model::Process& p) {
@@ -350,13 +353,17 @@ void apply_gc_event(const model::Trace& trace, model::Process& p, const GcEvent&
     p.v8.heap_used_bytes = *e.heap_used_after_bytes;
   }
   model::record_gc(p.v8, g);
-  // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known.
+  // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known. A
+  // young-generation GC's stack is sampled (ML_V8_GC_STACK_GAP_NS) and stands for stack_weight GCs.
   if (e.stack_id >= 0) {
     auto& w = p.stacks[model::stack_kind::kGcTriggers][e.stack_id];
-    w.count += 1;
+    const int64_t weight = e.stack_weight;
+    w.count += weight;
+    p.v8.trigger_stacks += 1;
+    p.v8.trigger_stack_gcs += e.stack_weight;
     if (g.heap_used_before_bytes && g.heap_used_after_bytes &&
         *g.heap_used_before_bytes > *g.heap_used_after_bytes)
-      w.bytes += static_cast<int64_t>(*g.heap_used_before_bytes - *g.heap_used_after_bytes);
+      w.bytes += weight * static_cast<int64_t>(*g.heap_used_before_bytes - *g.heap_used_after_bytes);
   }
 }
 

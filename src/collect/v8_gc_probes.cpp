@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "collect/v8_heap_slots.h"
 #include "memlens/abi.h"
 #include "node/probe_plan.h"
 #include "v8_gc.skel.h"
@@ -41,7 +42,7 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
   auto plan = node::plan_for_pid(pid);
   if (!plan) return plan.error();
   uint32_t key = static_cast<uint32_t>(pid);
-  ml_v8_counters zero{};
+  ml_v8_counters zero = initial_v8_counters(*plan);
   if (bpf_map__update_elem(skel_->maps.ml_v8_counters, &key, sizeof(key), &zero, sizeof(zero), BPF_ANY) != 0)
     return make_error("cannot add to ml_v8_counters", errno);
   std::vector<UprobeLink> links;
@@ -72,7 +73,10 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
     for (auto [site, prog] : sites) {
       if (!site || !site->found()) continue;  // heap figures absent: GC times still count
       for (const auto& a : site->points) {
-        auto link = attach_uprobe(prog, pid, a.host_path, "", a.file_offset, a.retprobe);
+        bpf_program* p = prog;
+        if (site->purpose == ProbePurpose::heap_used_before || site->purpose == ProbePurpose::heap_used_after)
+          p = heap_figure_program(*progs, a, site->purpose == ProbePurpose::heap_used_after);
+        auto link = attach_uprobe(p, pid, a.host_path, "", a.file_offset, a.retprobe);
         if (!link) return fail(link.error());
         links.push_back(std::move(*link));
       }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "collect/v8_extension.h"
+#include "collect/v8_heap_slots.h"
 #include "common/clock.h"
 
 namespace memlens::collect {
@@ -64,7 +65,10 @@ bool V8Extension::attach_site(model::Trace& trace, pid_t pid, const node::ProbeS
   }
   std::vector<UprobeLink> made;
   for (const auto& a : site.points) {
-    auto link = attach_uprobe(program_for(site.purpose), pid, a.host_path, "", a.file_offset, a.retprobe);
+    bpf_program* prog = program_for(site.purpose);
+    if (site.purpose == ProbePurpose::heap_used_before || site.purpose == ProbePurpose::heap_used_after)
+      prog = heap_figure_program(session_.v8()->progs, a, site.purpose == ProbePurpose::heap_used_after);
+    auto link = attach_uprobe(prog, pid, a.host_path, "", a.file_offset, a.retprobe);
     if (!link) {
       note_skipped(trace, name, fmt::format("pid {}: {}", pid, link.error().describe()));
       return false;
@@ -118,7 +122,7 @@ void V8Extension::attach(model::Trace& trace, model::Process& p, PerProcess& st)
 
   // The counters entry first: it is what lets the probes count for this process.
   uint32_t key = static_cast<uint32_t>(p.pid());
-  ml_v8_counters zero{};
+  ml_v8_counters zero = initial_v8_counters(*plan);
   if (bpf_map_update_elem(counters_fd(), &key, &zero, BPF_ANY) != 0) {
     note_skipped(
         trace, "v8",

@@ -71,6 +71,162 @@ std::optional<uint32_t> decode_lock_sub_rdx_from_rdi(const uint8_t* p, size_t n)
   return std::nullopt;
 }
 
+namespace {
+
+constexpr uint8_t kRax = 0, kRsp = 4, kRbp = 5;
+
+// One instruction of the forms rax_stored_until_next_call knows.
+struct MovForm {
+  size_t length = 0;
+  bool is_call = false;
+  std::optional<uint8_t> writes_reg;  // a register it writes
+  bool stores = false;                // it writes memory at [mem_base + mem_disp], store_bytes long
+  uint8_t mem_base = 0, store_bytes = 0;
+  int32_t mem_disp = 0;
+  std::optional<uint8_t> stored_reg;  // the register a store writes to memory
+};
+
+// ModRM memory operand [base + disp] (no index, not rip-relative); nullopt for any other.
+struct MemOperand {
+  uint8_t base;
+  int32_t disp;
+  size_t length;  // ModRM, SIB and displacement bytes
+};
+std::optional<MemOperand> base_disp_operand(const uint8_t* p, size_t n, bool rex_b) {
+  if (n == 0) return std::nullopt;
+  uint8_t mod = p[0] >> 6, rm = p[0] & 7;
+  if (mod == 3) return std::nullopt;
+  size_t len = 1;
+  uint8_t base = rm;
+  if (rm == 4) {  // SIB: only "no index" with a base register (how %rsp and %r12 are addressed)
+    if (n < 2) return std::nullopt;
+    uint8_t sib = p[1], index = (sib >> 3) & 7;
+    base = sib & 7;
+    if (index != 4 || (mod == 0 && base == 5)) return std::nullopt;
+    ++len;
+  } else if (mod == 0 && rm == 5) {
+    return std::nullopt;  // rip-relative
+  }
+  int32_t disp = 0;
+  if (mod == 1) {
+    if (len + 1 > n) return std::nullopt;
+    disp = static_cast<int8_t>(p[len]);
+    len += 1;
+  } else if (mod == 2) {
+    if (len + 4 > n) return std::nullopt;
+    std::memcpy(&disp, p + len, sizeof disp);
+    len += 4;
+  }
+  return MemOperand{static_cast<uint8_t>(base | (rex_b ? 8 : 0)), disp, len};
+}
+
+std::optional<MovForm> decode_mov_form(const uint8_t* p, size_t n) {
+  if (n == 0) return std::nullopt;
+  MovForm f;
+  if (p[0] == 0xE8) {
+    if (n < 5) return std::nullopt;
+    f.length = 5;
+    f.is_call = true;
+    return f;
+  }
+  size_t i = 0;
+  uint8_t rex = 0;
+  if ((p[0] & 0xF0) == 0x40) rex = p[i++];
+  if (i + 2 > n) return std::nullopt;
+  bool w = rex & 8, r = rex & 4, x = rex & 2, b = rex & 1;
+  if (x) return std::nullopt;  // an index register: not a form known here
+  uint8_t op = p[i++];
+  uint8_t modrm = p[i];
+  uint8_t reg = static_cast<uint8_t>(((modrm >> 3) & 7) | (r ? 8 : 0));
+  bool reg_operand = (modrm >> 6) == 3;
+  switch (op) {
+    case 0x89:  // mov r/m, reg
+    case 0x8B:  // mov reg, r/m
+    case 0x8D:  // lea reg, m
+    {
+      if (op != 0x8D && !w) return std::nullopt;  // 32-bit moves: not seen, not handled
+      if (reg_operand) {
+        if (op == 0x8D) return std::nullopt;
+        uint8_t rm = static_cast<uint8_t>((modrm & 7) | (b ? 8 : 0));
+        f.length = i + 1;
+        f.writes_reg = op == 0x89 ? rm : reg;
+        return f;
+      }
+      auto m = base_disp_operand(p + i, n - i, b);
+      if (!m) return std::nullopt;
+      f.length = i + m->length;
+      if (op == 0x89) {
+        f.stores = true;
+        f.mem_base = m->base;
+        f.mem_disp = m->disp;
+        f.store_bytes = 8;
+        f.stored_reg = reg;
+      } else {
+        f.writes_reg = reg;
+      }
+      return f;
+    }
+    case 0xC7: {  // mov r/m, imm32 (movl, or movq sign-extended with REX.W)
+      if (reg_operand || ((modrm >> 3) & 7) != 0) return std::nullopt;
+      auto m = base_disp_operand(p + i, n - i, b);
+      if (!m || i + m->length + 4 > n) return std::nullopt;
+      f.length = i + m->length + 4;
+      f.stores = true;
+      f.mem_base = m->base;
+      f.mem_disp = m->disp;
+      f.store_bytes = w ? 8 : 4;
+      return f;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::optional<StoredResult> rax_stored_until_next_call(const uint8_t* code, size_t n, size_t at) {
+  constexpr int kMaxInstructions = 16;
+  std::optional<StoredResult> slot;
+  bool rax_live = true;  // %rax still holds the value (before it is stored)
+  size_t i = at;
+  for (int k = 0; k < kMaxInstructions && i < n; ++k) {
+    auto f = decode_mov_form(code + i, n - i);
+    if (!f) return std::nullopt;
+    if (f->is_call) {
+      if (!slot) return std::nullopt;
+      slot->call_offset = i;
+      return slot;
+    }
+    if (f->stores) {
+      if (!slot && rax_live && f->stored_reg == kRax && f->store_bytes == 8 && f->mem_base != kRsp) {
+        slot = StoredResult{0, f->mem_base, f->mem_disp};
+      } else if (slot) {
+        bool frame_store = f->mem_base == kRbp || f->mem_base == kRsp;
+        bool slot_in_frame = slot->base == kRbp || slot->base == kRsp;
+        if (f->mem_base == slot->base) {
+          int64_t lo = f->mem_disp, hi = lo + f->store_bytes;
+          if (lo < static_cast<int64_t>(slot->disp) + 8 && hi > slot->disp) return std::nullopt;
+        } else if (!frame_store || slot_in_frame) {
+          return std::nullopt;  // through another pointer: it might alias the slot
+        }
+      }
+    }
+    if (f->writes_reg) {
+      if (slot && *f->writes_reg == slot->base) return std::nullopt;
+      if (*f->writes_reg == kRax && !slot) rax_live = false;
+    }
+    if (!slot && !rax_live) return std::nullopt;
+    i += f->length;
+  }
+  return std::nullopt;
+}
+
+const char* x86_register_name(uint8_t reg) {
+  static const char* const kNames[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                       "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+  return reg < 16 ? kNames[reg] : "?";
+}
+
 std::optional<uint64_t> call_rel32_target(const uint8_t* code, size_t n, size_t at, uint64_t code_vaddr) {
   if (at + 5 > n || code[at] != 0xE8) return std::nullopt;
   int32_t rel;

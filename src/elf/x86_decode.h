@@ -33,6 +33,24 @@ std::optional<uint64_t> call_rel32_target(const uint8_t* code, size_t n, size_t 
 std::vector<uint64_t> offsets_after_calls_to(const uint8_t* code, size_t n, uint64_t code_vaddr,
                                              uint64_t target_vaddr);
 
+// Where the value %rax holds at code[at] (a function's result, just after the call that returned it) can
+// still be read at the next `call rel32`: the call is an instruction the kernel's uprobes emulate (a hit
+// is one trap, ~0.8 us on a virtual machine), where most instructions are stepped out of line (a second
+// trap, ~10 us). The code up to that call must store %rax to DISP(%BASE) with a 64-bit mov and then
+// neither write BASE nor store over the slot: only the forms compilers emit there are known (64-bit mov
+// and lea between registers and memory, movl/movq of an immediate to memory), anything else (a branch, an
+// instruction this decoder does not know, a store through another register that might alias the slot)
+// gives nullopt. base is the x86 register number (0 rax .. 7 rdi, 8 r8 .. 15 r15).
+struct StoredResult {
+  size_t call_offset = 0;  // offset in code of the call where the slot is read
+  uint8_t base = 0;
+  int32_t disp = 0;
+};
+std::optional<StoredResult> rax_stored_until_next_call(const uint8_t* code, size_t n, size_t at);
+
+// "rax", "rbx", ... "r15" for x86 register numbers 0-15, "?" beyond.
+const char* x86_register_name(uint8_t reg);
+
 // The memory slot read by the first `jmp *rel32(%rip)` (ff 25) of code that starts at code_vaddr (a PLT
 // stub, possibly after endbr64 / bnd prefixes), nullopt when there is none.
 std::optional<uint64_t> rip_indirect_jump_slot(const uint8_t* code, size_t n, uint64_t code_vaddr);

@@ -94,8 +94,9 @@ ProbeSite entry_site(const elf::ElfFile& elf, const std::string& host_path, Prob
 }
 
 // heap_used_before/after: the instruction after GCTracer::Start/StopInSafepoint's call to
-// Heap::SizeOfObjects, where rax holds the figure --trace-gc prints. Heap::SizeOfObjects itself is also
-// called outside GCs (heap statistics), so its return probe alone would need per-thread state.
+// Heap::SizeOfObjects, where rax holds the figure --trace-gc prints, or better the next call, where the
+// GCTracer's event holds it (below). Heap::SizeOfObjects itself is also called outside GCs (heap
+// statistics), so its return probe alone would need per-thread state.
 ProbeSite call_site(const elf::ElfFile& elf, const std::string& host_path, ProbePurpose purpose) {
   const auto& caller_variants = size_of_objects_callers(purpose);
   ProbeSite site{purpose, {}, "", false};
@@ -107,6 +108,7 @@ ProbeSite call_site(const elf::ElfFile& elf, const std::string& host_path, Probe
     site.skip_reason = "symbol not found: tried " + join(tried);
     return site;
   }
+  std::vector<AttachPoint> slot_points;
   for (const auto& caller : callers) {
     if (caller.size == 0) continue;
     auto code = read_code(elf, caller.address, caller.size);
@@ -127,13 +129,36 @@ ProbeSite call_site(const elf::ElfFile& elf, const std::string& host_path, Probe
     }
     if (after.empty()) continue;
     // One call per function in every verified build; the first is the one that fills the GC event.
-    auto off = elf.vaddr_to_file_offset(caller.address + after.front());
+    uint64_t at = after.front();
+    auto off = elf.vaddr_to_file_offset(caller.address + at);
     if (!off) continue;
-    site.points.push_back(
-        AttachPoint{host_path, *off, caller.name, after.front(), table_of(caller), false,
-                    "instruction after the call to v8::internal::Heap::SizeOfObjects(): rax "
-                    "holds its result"});
+    site.points.push_back(AttachPoint{host_path, *off, caller.name, at, table_of(caller), false,
+                                      "instruction after the call to v8::internal::Heap::SizeOfObjects(): "
+                                      "rax holds its result"});
+    // That instruction is stepped out of line by the kernel (a second trap: ~10 us a hit on a virtual
+    // machine). V8 stores the result in the GCTracer's event and calls on, and a call is emulated (~0.8
+    // us): where the code in between is known not to touch the slot, read it at the call.
+    auto stored = elf::rax_stored_until_next_call(bytes, code->size(), at);
+    auto call_off = stored ? elf.vaddr_to_file_offset(caller.address + stored->call_offset) : std::nullopt;
+    if (call_off) {
+      AttachPoint slot = site.points.back();
+      slot.file_offset = *call_off;
+      slot.offset_in_symbol = stored->call_offset;
+      slot.value_base = stored->base;
+      slot.value_disp = stored->disp;
+      slot.why_inside = fmt::format(
+          "the call after GCTracer stores v8::internal::Heap::SizeOfObjects()'s result at {:#x}(%{}), "
+          "which holds it there (a call is emulated: one trap)",
+          stored->disp, elf::x86_register_name(stored->base));
+      slot_points.push_back(std::move(slot));
+    }
   }
+  // Every point of a purpose reads the figure the same way (one program, one slot per process).
+  bool same_slots = !slot_points.empty() && slot_points.size() == site.points.size();
+  for (const auto& p : slot_points)
+    same_slots = same_slots && p.value_base == slot_points.front().value_base &&
+                 p.value_disp == slot_points.front().value_disp;
+  if (same_slots) site.points = std::move(slot_points);
   if (site.points.empty() && site.skip_reason.empty())
     site.skip_reason = fmt::format("no call to {} found in {} (inlined in this build)",
                                    size_of_objects_symbol(), callers.front().name);
@@ -181,9 +206,12 @@ std::string ProbePlan::describe() const {
       continue;
     }
     for (const auto& a : p.points)
-      out += fmt::format("  {}: found {} {}+{:#x} at file offset {:#x} ({})\n", to_string(p.purpose),
+      out += fmt::format("  {}: found {} {}+{:#x} at file offset {:#x} ({}{})\n", to_string(p.purpose),
                          a.table == SymbolTable::dynsym ? ".dynsym" : ".symtab", a.symbol, a.offset_in_symbol,
-                         a.file_offset, a.retprobe ? "return" : (a.offset_in_symbol ? "inside" : "entry"));
+                         a.file_offset, a.retprobe ? "return" : (a.offset_in_symbol ? "inside" : "entry"),
+                         a.value_base ? fmt::format(", reads {:#x}(%{})", a.value_disp,
+                                                    elf::x86_register_name(*a.value_base))
+                                      : "");
   }
   if (ab_counter_offset)
     out += fmt::format("  array_buffer_counter: allocator + {:#x} (from NodeArrayBufferAllocator::Free)\n",

@@ -34,6 +34,11 @@ struct AttachPoint {
   SymbolTable table = SymbolTable::dynsym;
   bool retprobe = false;
   std::string why_inside;  // why the point is not the function entry, "" when it is
+  // Where the figure is read at this point, when not from a register the program knows: the 64-bit word
+  // at value_disp(value_base), value_base an x86 register number (heap_used_before/after at the call
+  // after V8 stored SizeOfObjects()'s result; elf::rax_stored_until_next_call).
+  std::optional<uint8_t> value_base;
+  int32_t value_disp = 0;
 };
 
 struct ProbeSite {

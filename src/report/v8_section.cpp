@@ -33,6 +33,10 @@ json v8_gc_section(const model::Process& p) {
   j["heap_limit_bytes"] = v8.heap_size_limit_bytes ? json(*v8.heap_size_limit_bytes) : json(nullptr);
   j["events"] = std::move(events);
   if (v8.gcs_thinned.count > 0) j["events_thinned"] = v8.gcs_thinned.count;
+  // Only when sampling left GCs without a stack of their own: the gc_triggers profile's counts are then
+  // estimates (each kept stack weighs the GCs it stands for).
+  if (v8.trigger_stack_gcs > v8.trigger_stacks)
+    j["trigger_stacks"] = {{"stacks", v8.trigger_stacks}, {"gcs", v8.trigger_stack_gcs}};
   return j;
 }
 

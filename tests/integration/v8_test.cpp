@@ -147,6 +147,15 @@ void check_scenario_run(const std::string& node, const std::string& target, bool
       ADD_FAILURE() << "GC " << i << ": heap used after " << after / kMiB << " MB vs --trace-gc "
                     << t.after_mb << " MB: " << t.text;
     }
+    // The figure before the GC too (read where V8 stored it, docs/v8-probes.md): what --trace-gc prints
+    // left of the arrow.
+    ASSERT_TRUE(e["heap_used_before_bytes"].is_number()) << "GC " << i << " has no heap figure before";
+    double before = e["heap_used_before_bytes"].get<double>(), expected_before = t.before_mb * kMiB;
+    if (std::fabs(before - expected_before) > std::max(0.02 * expected_before, 0.1 * kMiB)) {
+      ++heap_mismatches;
+      ADD_FAILURE() << "GC " << i << ": heap used before " << before / kMiB << " MB vs --trace-gc "
+                    << t.before_mb << " MB: " << t.text;
+    }
     EXPECT_GE(e["pause_ms"].get<double>(), 0.0);
   }
   EXPECT_EQ(heap_mismatches, 0u);

@@ -48,7 +48,8 @@ std::vector<Event> one_of_each() {
   g.kind = 4;
   g.usdt = true;
   g.heap_used_after_bytes = 1234;
-  g.stack_id = -1;
+  g.stack_id = 3;
+  g.stack_weight = 7;
   ArrayBufferNotice n{11, 9, 2, 0x5555};
   FdEvent f;
   f.ts_ns = 12;
@@ -88,6 +89,7 @@ TEST(CaptureRecords, EveryEventKindRoundTrips) {
   const auto& g = std::get<GcEvent>(*gc);
   EXPECT_FALSE(g.heap_used_before_bytes);
   EXPECT_EQ(g.heap_used_after_bytes, 1234u);
+  EXPECT_EQ(g.stack_weight, 7u);
 }
 
 TEST(CaptureRecords, CutShortIsRefusedLongerIsRead) {
@@ -95,14 +97,20 @@ TEST(CaptureRecords, CutShortIsRefusedLongerIsRead) {
     uint16_t type = event_record_type(e);
     std::string payload = encode_event(e);
     // An address-space record may end before its last field (stack_sample_bytes), as captures written
-    // before it do: read as 0, every stack kept.
-    size_t optional_tail = type == kRecordMmEvent ? sizeof(uint32_t) : 0;
+    // before it do: read as 0, every stack kept. A GC record may end before its stack's weight: read as 1,
+    // every GC's stack kept.
+    size_t optional_tail = type == kRecordMmEvent || type == kRecordGcEvent ? sizeof(uint32_t) : 0;
     for (size_t n = 0; n < payload.size(); ++n) {
       auto cut = decode_event_record(type, payload.substr(0, n));
       if (optional_tail && n == payload.size() - optional_tail) {
         ASSERT_TRUE(cut) << cut.error().describe();
-        EXPECT_EQ(std::get<MmEvent>(*cut).stack_sample_bytes, 0u);
-        EXPECT_EQ(std::get<MmEvent>(*cut).caller_ip, std::get<MmEvent>(e).caller_ip);
+        if (type == kRecordMmEvent) {
+          EXPECT_EQ(std::get<MmEvent>(*cut).stack_sample_bytes, 0u);
+          EXPECT_EQ(std::get<MmEvent>(*cut).caller_ip, std::get<MmEvent>(e).caller_ip);
+        } else {
+          EXPECT_EQ(std::get<GcEvent>(*cut).stack_weight, 1u);
+          EXPECT_EQ(std::get<GcEvent>(*cut).stack_id, std::get<GcEvent>(e).stack_id);
+        }
         continue;
       }
       EXPECT_FALSE(cut) << type << " cut at " << n;
@@ -111,6 +119,15 @@ TEST(CaptureRecords, CutShortIsRefusedLongerIsRead) {
     ASSERT_TRUE(longer);
     EXPECT_TRUE(same(e, *longer));
   }
+}
+
+TEST(CaptureRecords, AGcStackWeighingNothingIsRefused) {
+  GcEvent g;
+  g.stack_id = 2;
+  g.stack_weight = 0;
+  auto back = decode_event_record(kRecordGcEvent, encode_event(Event(g)));
+  ASSERT_FALSE(back);
+  EXPECT_NE(back.error().describe().find("weighs its stack 0"), std::string::npos) << back.error().describe();
 }
 
 TEST(CaptureRecords, UnknownKindsAndTypesAreRefused) {

@@ -207,6 +207,31 @@ TEST(TraceBuilder, GcEventAddsItsPauseHeapAndTriggerWeight) {
   EXPECT_EQ(p.stacks["gc_triggers"][4].count, 1);
 }
 
+// A scavenge's trigger stack is sampled in the kernel (ML_V8_GC_STACK_GAP_NS): the one kept weighs the GCs
+// it stands for, in count and in freed bytes, and the process says how many GCs its stacks stand for.
+TEST(TraceBuilder, SampledGcStackWeighsTheGcsItStandsFor) {
+  model::Trace trace;
+  auto& p = trace.processes.add({100, 1}, 1);
+  ml_v8_event e{};
+  e.h = header(ML_EV_V8_GC, 100, 2'000'000);
+  e.start_ns = 1'000'000;
+  e.kind = 0;  // scavenge
+  e.flags = ML_V8_GC_HEAP_BEFORE | ML_V8_GC_HEAP_AFTER;
+  e.heap_used_before_bytes = 12 << 20;
+  e.heap_used_after_bytes = 10 << 20;
+  e.stack_id = 6;
+  e.stack_weight = 5;
+  apply_gc_event(trace, p, std::get<GcEvent>(decoded(&e, sizeof e)));
+  e.stack_id = -1;  // an unstacked one: counted as a GC, in no stack
+  e.stack_weight = 0;
+  apply_gc_event(trace, p, std::get<GcEvent>(decoded(&e, sizeof e)));
+  EXPECT_EQ(p.v8.gcs.size(), 2u);
+  EXPECT_EQ(p.stacks["gc_triggers"][6].count, 5);
+  EXPECT_EQ(p.stacks["gc_triggers"][6].bytes, static_cast<int64_t>(5 * (2 << 20)));
+  EXPECT_EQ(p.v8.trigger_stacks, 1u);
+  EXPECT_EQ(p.v8.trigger_stack_gcs, 5u);
+}
+
 TEST(TraceBuilder, GcWithoutHeapFiguresKeepsThemUnknown) {
   model::Trace trace;
   auto& p = trace.processes.add({100, 1}, 1);

@@ -83,3 +83,60 @@ TEST(X86Decode, PltStubSlot) {
 
 }  // namespace
 }  // namespace memlens::elf
+
+namespace memlens::elf {
+namespace {
+
+// GCTracer::StopInSafepoint of Node 20's official build, from the instruction after its call to
+// Heap::SizeOfObjects: lea -0x30(%rbp),%rdi; mov %rax,0x40(%rbx); mov (%rbx),%rax; mov 0x928(%rax),%rax;
+// mov 0x20(%rax),%rax; mov %rax,0x50(%rbx); movl $0x2,-0x28(%rbp); mov (%rbx),%rax; mov %rax,-0x30(%rbp);
+// call PagedSpaceIterator::Next.
+const std::vector<uint8_t> kNode20StopInSafepoint = {
+    0x48, 0x8d, 0x7d, 0xd0, 0x48, 0x89, 0x43, 0x40, 0x48, 0x8b, 0x03, 0x48, 0x8b, 0x80, 0x28, 0x09,
+    0x00, 0x00, 0x48, 0x8b, 0x40, 0x20, 0x48, 0x89, 0x43, 0x50, 0xc7, 0x45, 0xd8, 0x02, 0x00, 0x00,
+    0x00, 0x48, 0x8b, 0x03, 0x48, 0x89, 0x45, 0xd0, 0xe8, 0xbb, 0x95, 0x01, 0x00, 0x48, 0x85, 0xc0};
+// The same in Node 22 (V8 12.4), the object in %r12 (a SIB byte in every operand).
+const std::vector<uint8_t> kNode22StartInSafepoint = {
+    0x48, 0x8d, 0x7d, 0xc0, 0x49, 0x89, 0x44, 0x24, 0x38, 0x49, 0x8b, 0x04, 0x24, 0x48, 0x8b, 0x80, 0xf8,
+    0x06, 0x00, 0x00, 0x48, 0x8b, 0x40, 0x28, 0x49, 0x89, 0x44, 0x24, 0x48, 0xc7, 0x45, 0xc8, 0x02, 0x00,
+    0x00, 0x00, 0x49, 0x8b, 0x04, 0x24, 0x48, 0x89, 0x45, 0xc0, 0xe8, 0xab, 0xe1, 0x01, 0x00};
+
+TEST(RaxStoredUntilNextCall, FindsV8sStoreOfTheHeapFigureAndTheCallAfterIt) {
+  auto s20 = rax_stored_until_next_call(kNode20StopInSafepoint.data(), kNode20StopInSafepoint.size(), 0);
+  ASSERT_TRUE(s20);
+  EXPECT_EQ(s20->base, 3);  // rbx
+  EXPECT_EQ(s20->disp, 0x40);
+  EXPECT_EQ(s20->call_offset, 40u);
+  auto s22 = rax_stored_until_next_call(kNode22StartInSafepoint.data(), kNode22StartInSafepoint.size(), 0);
+  ASSERT_TRUE(s22);
+  EXPECT_EQ(s22->base, 12);  // r12
+  EXPECT_EQ(s22->disp, 0x38);
+  EXPECT_EQ(s22->call_offset, 44u);
+}
+
+TEST(RaxStoredUntilNextCall, GivesUpWhereTheSlotMightNotHoldTheValueAtTheCall) {
+  auto changed = [](std::vector<uint8_t> code, size_t at, std::vector<uint8_t> bytes) {
+    std::copy(bytes.begin(), bytes.end(), code.begin() + static_cast<long>(at));
+    return rax_stored_until_next_call(code.data(), code.size(), 0);
+  };
+  // The store at 0x50(%rbx) moved onto the slot: mov %rax,0x40(%rbx).
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 22, {0x48, 0x89, 0x43, 0x40}));
+  // A 4-byte immediate store overlapping the slot's high half: movl $2,0x44(%rbx).
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 26, {0xc7, 0x43, 0x44}));
+  // The base register written: mov (%rbx),%rbx instead of mov (%rbx),%rax.
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 8, {0x48, 0x8b, 0x1b}));
+  // A store through another pointer, which might alias the slot: mov %rax,0x20(%rax).
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 22, {0x48, 0x89, 0x40, 0x20}));
+  // %rax overwritten before it is stored: mov (%rbx),%rax first.
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 0, {0x48, 0x8b, 0x03, 0x90}));
+  // A branch before the call (jne rel8): the straight line ends.
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 33, {0x75, 0x10, 0x90}));
+  // No store of %rax at all: the lea, then the call.
+  std::vector<uint8_t> no_store = {0x48, 0x8d, 0x7d, 0xd0, 0xe8, 0, 0, 0, 0};
+  EXPECT_FALSE(rax_stored_until_next_call(no_store.data(), no_store.size(), 0));
+  // Truncated before the call's displacement.
+  EXPECT_FALSE(rax_stored_until_next_call(kNode20StopInSafepoint.data(), 42, 0));
+}
+
+}  // namespace
+}  // namespace memlens::elf

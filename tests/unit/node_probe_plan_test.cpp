@@ -1,5 +1,6 @@
 // Probe planning against the real Node binaries of scripts/fetch-node.sh (skipped with a reason when the
 // cache is missing, failing under CI=true), stripped copies of them, and the USDT test program.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "elf/elf_file.h"
+#include "elf/x86_decode.h"
 #include "node/probe_plan.h"
 
 namespace fs = std::filesystem;
@@ -98,7 +100,32 @@ void check_points_against_file(const ProbePlan& plan, const std::string& binary)
       auto sym_off = (*elf)->vaddr_to_file_offset(sym);
       ASSERT_TRUE(sym_off.has_value());
       EXPECT_EQ(p.file_offset, *sym_off + p.offset_in_symbol) << to_string(site.purpose);
-      if (site.purpose == ProbePurpose::heap_used_before || site.purpose == ProbePurpose::heap_used_after) {
+      if ((site.purpose == ProbePurpose::heap_used_before || site.purpose == ProbePurpose::heap_used_after) &&
+          p.value_base) {
+        // The point is a call after the code stored SizeOfObjects()'s result at the slot it reads: in
+        // objdump's disassembly from the function's start to the point, a call to SizeOfObjects, then
+        // `mov %rax,DISP(%REG)`, then nothing but the point's call writes %REG or branches.
+        std::string dis =
+            run(fmt::format("objdump -d --no-show-raw-insn --start-address={:#x} --stop-address={:#x} {}",
+                            sym, sym + p.offset_in_symbol + 5, binary));
+        std::string reg = std::string("%") + memlens::elf::x86_register_name(*p.value_base);
+        std::string store = fmt::format("mov    %rax,{:#x}({})", p.value_disp, reg);
+        auto called = dis.rfind("<_ZN2v88internal4Heap13SizeOfObjectsEv");
+        ASSERT_NE(called, std::string::npos) << dis;
+        auto stored = dis.find(store, called);
+        ASSERT_NE(stored, std::string::npos) << store << " not after the call in:\n" << dis;
+        std::istringstream lines(dis.substr(stored));
+        std::string line, last;
+        std::getline(lines, line);  // the store
+        while (std::getline(lines, line)) {
+          if (line.find(':') == std::string::npos || line.find('\t') == std::string::npos) continue;
+          last = line;
+          EXPECT_EQ(line.find("," + reg), std::string::npos) << reg << " written before the point: " << line;
+          EXPECT_EQ(line.find("\tj"), std::string::npos) << "a branch before the point: " << line;
+        }
+        EXPECT_NE(last.find("call"), std::string::npos) << "the point is not a call: " << last;
+      } else if (site.purpose == ProbePurpose::heap_used_before ||
+                 site.purpose == ProbePurpose::heap_used_after) {
         // The point follows a `call rel32` to Heap::SizeOfObjects.
         std::string call = read_bytes(binary, p.file_offset - 5, 5);
         ASSERT_EQ(call.size(), 5u);

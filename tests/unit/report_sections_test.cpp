@@ -52,6 +52,19 @@ TEST(ArrayBuffersSection, ExactWhenEveryAllocationIsCounted) {
   EXPECT_EQ(j["totals_exact"], true);
 }
 
+TEST(GcSection, SaysWhenTriggerStacksStandForMoreGcsThanThemselves) {
+  model::Process p({1, 1}, 0);
+  p.v8.probed = true;
+  p.v8.trigger_stacks = 3;
+  p.v8.trigger_stack_gcs = 3;  // every GC with its own stack: nothing sampled away, nothing to say
+  EXPECT_FALSE(v8_gc_section(p).contains("trigger_stacks"));
+  p.v8.trigger_stack_gcs = 40;
+  auto gc = v8_gc_section(p);
+  ASSERT_TRUE(gc.contains("trigger_stacks")) << gc.dump();
+  EXPECT_EQ(gc["trigger_stacks"]["stacks"], 3);
+  EXPECT_EQ(gc["trigger_stacks"]["gcs"], 40);
+}
+
 TEST(MemoryLimit, TheCgroupsLimitAgainstItsWholeUsageElseTheHosts) {
   model::ProcessLimits l;
   l.host_memory_bytes = 8ull << 30;

@@ -1,0 +1,34 @@
+// Where a process's heap-figure probes read V8's heap used (node/probe_plan: AttachPoint::value_base), as
+// the V8 BPF objects (tracer and `top`) want it: in the process's ml_v8_counters, with the program that
+// reads a slot rather than %rax.
+#pragma once
+
+#include "memlens/abi.h"
+#include "node/probe_plan.h"
+
+namespace memlens::collect {
+
+// A process's counters before its probes attach: zero, and the slot of each heap-figure site that reads
+// one (index 0 before the GC, 1 after).
+inline ml_v8_counters initial_v8_counters(const node::ProbePlan& plan) {
+  ml_v8_counters c{};
+  const node::ProbePurpose purposes[] = {node::ProbePurpose::heap_used_before,
+                                         node::ProbePurpose::heap_used_after};
+  for (int i = 0; i < 2; ++i) {
+    const auto* site = plan.find(purposes[i]);
+    if (!site || !site->found() || !site->points.front().value_base) continue;
+    c.heap_slot_base[i] = *site->points.front().value_base;
+    c.heap_slot_disp[i] = site->points.front().value_disp;
+  }
+  return c;
+}
+
+// The program for a heap-figure point: the slot reader where the point has a slot (every point of a site
+// agrees), else the one reading %rax.
+template <typename Progs>
+bpf_program* heap_figure_program(const Progs& progs, const node::AttachPoint& point, bool after) {
+  if (point.value_base) return after ? progs.ml_v8_heap_after_slot : progs.ml_v8_heap_before_slot;
+  return after ? progs.ml_v8_heap_after : progs.ml_v8_heap_before;
+}
+
+}  // namespace memlens::collect
