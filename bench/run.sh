@@ -486,7 +486,7 @@ spread() { # spread KEY: "min-max" of the samples
 # are a pair that saw the same machine, so a round on which the whole machine was slower (it happens: the
 # same untraced HTTP run gives 55,000 to 69,000 req/s from one round to the next here) cancels out in its
 # own ratio instead of being matched against another round's run.
-paired_ratios() { # paired_ratios NUMERATOR-KEY DENOMINATOR-KEY: one ratio per round
+paired_ratios() { # paired_ratios NUMERATOR-KEY DENOMINATOR-KEY: one ratio per pair (a round has one, keep-alive HTTP several)
   local -a a=(${SAMPLES[$1]}) b=(${SAMPLES[$2]})
   local i
   for ((i = 0; i < ${#a[@]}; i++)); do ratio "${a[$i]}" "${b[$i]}"; echo; done
@@ -523,7 +523,7 @@ if want http; then
   http_ratio=$(paired_median http-traced http-untraced)
   http_close_ratio=$(paired_median http_close-traced http_close-untraced)
   result "HTTP keep-alive traced/untraced" "$http_ratio" ">=" 0.99 \
-    "(rounds: $(paired_list http-traced http-untraced); medians $(m http-traced) vs $(m http-untraced) req/s; ranges $(spread http-traced) vs $(spread http-untraced))"
+    "(pairs: $(paired_list http-traced http-untraced); medians $(m http-traced) vs $(m http-untraced) req/s; ranges $(spread http-traced) vs $(spread http-untraced))"
   result "HTTP, a connection per request" "$http_close_ratio" ">=" 0.97 \
     "(rounds: $(paired_list http_close-traced http_close-untraced); medians $(m http_close-traced) vs $(m http_close-untraced) req/s; ranges $(spread http_close-traced) vs $(spread http_close-untraced))"
   if [ -n "$BARE_UPROBE" ]; then

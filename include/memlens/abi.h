@@ -114,10 +114,10 @@ ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 80, "ml_proc_event size");
 #define ML_V8_GC_HEAP_AFTER 0x2   // heap_used_after_bytes is set
 #define ML_V8_GC_USDT 0x4         // from USDT: kind is v8::GCType bits (1 scavenge, 2 minor MC, 4 MC)
 
-// The trigger stack of a young-generation GC is walked for at most one GC of a process in this long: a
-// server scavenges a hundred times a second, and the walk costs more than the rest of the GC's probes
-// together. The stacked GC stands for itself and the unstacked ones since the last (stack_weight). Full
-// GCs, a few a minute, always have their stack.
+// The trigger stack of a young-generation GC is walked for at most one GC of a thread (an isolate) in this
+// long: a server scavenges a hundred times a second, and the walk costs more than the rest of the GC's
+// probes together. The stacked GC stands for itself and the thread's unstacked ones since the last
+// (stack_weight). Full GCs, a few a minute, always have their stack.
 #define ML_V8_GC_STACK_GAP_NS 50000000ull
 struct ml_v8_event {
   struct ml_event_header h;      // ts_ns: end of the GC
@@ -192,15 +192,13 @@ struct ml_v8_counters {
   __u64 external_adjustments;
   __u64 gc_end_unmatched;  // a GC end with no start remembered for its thread (counted as lost)
   __u64 gc_pending_full;   // a GC start that could not be remembered (counted as lost)
-  __u64 gc_stack_ns;       // the start of the latest young-generation GC whose stack was walked
-  __u64 gcs_unstacked;     // young-generation GCs since then without a stack of their own
   // Set by userspace when it attaches ml_v8_heap_{before,after}_slot: the heap figure is the word at
   // heap_slot_disp[i](register heap_slot_base[i]) (x86 numbering: 3 rbx, 5 rbp, 12-15 r12-r15...), i = 0
   // before the GC, 1 after (node/probe_plan: AttachPoint::value_base).
   __u32 heap_slot_base[2];
   __s32 heap_slot_disp[2];
 };
-ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 104, "ml_v8_counters size");
+ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 88, "ml_v8_counters size");
 
 // fd events (ML_EV_FD_OPEN, ML_EV_FD_CLOSE): uprobes on the C library's fd wrappers. The kind says which
 // wrapper fired; userspace interprets the raw arguments (flags, cmd) per kind. The attach cookie of each

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "collect/fd_events.h"
@@ -362,8 +363,15 @@ void apply_gc_event(const model::Trace& trace, model::Process& p, const GcEvent&
     p.v8.trigger_stacks += 1;
     p.v8.trigger_stack_gcs += e.stack_weight;
     if (g.heap_used_before_bytes && g.heap_used_after_bytes &&
-        *g.heap_used_before_bytes > *g.heap_used_after_bytes)
-      w.bytes += weight * static_cast<int64_t>(*g.heap_used_before_bytes - *g.heap_used_after_bytes);
+        *g.heap_used_before_bytes > *g.heap_used_after_bytes) {
+      // Saturated: a damaged capture may hold any weight and any figures.
+      const uint64_t diff = *g.heap_used_before_bytes - *g.heap_used_after_bytes;
+      int64_t freed = 0;
+      if (diff > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+          __builtin_mul_overflow(weight, static_cast<int64_t>(diff), &freed) ||
+          __builtin_add_overflow(w.bytes, freed, &w.bytes))
+        w.bytes = std::numeric_limits<int64_t>::max();
+    }
   }
 }
 

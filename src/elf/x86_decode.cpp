@@ -184,8 +184,16 @@ std::optional<MovForm> decode_mov_form(const uint8_t* p, size_t n) {
 
 }  // namespace
 
+// Whether the function keeps %rbp as its frame pointer: `push %rbp; mov %rsp,%rbp` first (after endbr64).
+bool frame_pointer_prologue(const uint8_t* code, size_t n) {
+  static const uint8_t kEndbr64[] = {0xF3, 0x0F, 0x1E, 0xFA}, kPrologue[] = {0x55, 0x48, 0x89, 0xE5};
+  size_t i = n >= 4 && std::memcmp(code, kEndbr64, 4) == 0 ? 4 : 0;
+  return n >= i + 4 && std::memcmp(code + i, kPrologue, 4) == 0;
+}
+
 std::optional<StoredResult> rax_stored_until_next_call(const uint8_t* code, size_t n, size_t at) {
   constexpr int kMaxInstructions = 16;
+  const bool rbp_is_frame = frame_pointer_prologue(code, n);
   std::optional<StoredResult> slot;
   bool rax_live = true;  // %rax still holds the value (before it is stored)
   size_t i = at;
@@ -201,8 +209,9 @@ std::optional<StoredResult> rax_stored_until_next_call(const uint8_t* code, size
       if (!slot && rax_live && f->stored_reg == kRax && f->store_bytes == 8 && f->mem_base != kRsp) {
         slot = StoredResult{0, f->mem_base, f->mem_disp};
       } else if (slot) {
-        bool frame_store = f->mem_base == kRbp || f->mem_base == kRsp;
-        bool slot_in_frame = slot->base == kRbp || slot->base == kRsp;
+        auto in_frame = [&](uint8_t reg) { return reg == kRsp || (reg == kRbp && rbp_is_frame); };
+        bool frame_store = in_frame(f->mem_base);
+        bool slot_in_frame = in_frame(slot->base);
         if (f->mem_base == slot->base) {
           int64_t lo = f->mem_disp, hi = lo + f->store_bytes;
           if (lo < static_cast<int64_t>(slot->disp) + 8 && hi > slot->disp) return std::nullopt;

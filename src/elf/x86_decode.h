@@ -40,7 +40,12 @@ std::vector<uint64_t> offsets_after_calls_to(const uint8_t* code, size_t n, uint
 // neither write BASE nor store over the slot: only the forms compilers emit there are known (64-bit mov
 // and lea between registers and memory, movl/movq of an immediate to memory), anything else (a branch, an
 // instruction this decoder does not know, a store through another register that might alias the slot)
-// gives nullopt. base is the x86 register number (0 rax .. 7 rdi, 8 r8 .. 15 r15).
+// gives nullopt. %rbp counts as the frame (a store there cannot alias an object) only where the function
+// starts with `push %rbp; mov %rsp,%rbp`. That no branch lands between the store and the call is assumed,
+// as the instruction right after a call is assumed to be reached from it: x86 code cannot be told apart
+// from data by a byte scan, and the builds memlens knows are checked with objdump's disassembly instead
+// (tests/unit/node_probe_plan_test.cpp). code is the whole function from its first byte; base is the x86
+// register number (0 rax .. 7 rdi, 8 r8 .. 15 r15).
 struct StoredResult {
   size_t call_offset = 0;  // offset in code of the call where the slot is read
   uint8_t base = 0;

@@ -13,9 +13,9 @@ namespace memlens::node {
 enum class ProbePurpose {
   gc_start,          // entry of Heap::PerformGarbageCollection: rdi = Heap*, esi = GarbageCollector (kind)
   gc_end,            // return of the same function (pause = end - start on the same thread)
-  heap_used_before,  // instruction after GCTracer::StartInSafepoint's call to Heap::SizeOfObjects: rax =
-                     // bytes
-  heap_used_after,   // instruction after GCTracer::StopInSafepoint's call to Heap::SizeOfObjects: rax = bytes
+  heap_used_before,  // GCTracer::StartInSafepoint after its call to Heap::SizeOfObjects: the next call, where
+                     // the slot V8 stored the bytes in holds them, or the instruction after it: rax = bytes
+  heap_used_after,   // the same in GCTracer::StopInSafepoint
   array_buffer_alloc,         // NodeArrayBufferAllocator::Allocate(size_t) entry: rsi = bytes
   array_buffer_alloc_uninit,  // NodeArrayBufferAllocator::AllocateUninitialized(size_t) entry: rsi = bytes
   array_buffer_free,          // NodeArrayBufferAllocator::Free(void*, size_t): rsi = data, rdx = bytes

@@ -4,7 +4,8 @@
 // metadata by default, from V8's perf map with --perf-map):
 //  - that function must be on the stacks of the array_buffers profile (sampled in windows by the V8
 //    capability) and of the page_faults profile;
-//  - gc_triggers has one stack per GC memlens saw (minus stack captures the kernel reported lost);
+//  - gc_triggers accounts for every GC memlens saw: young-generation GCs' stacks sampled and weighed by the
+//    GCs they stand for (minus the last 50 ms, and stack captures the kernel reported lost);
 //  - every <kind>.pb.gz, decoded by pprof-format (tests/html/pprof-summary.js), has sample totals equal
 //    to report.json's profiles[].totals, and every <kind>.folded sums to the total of the first sample type;
 //  - report.html loads in headless Chromium without console errors, with one flame graph per profile whose
@@ -134,31 +135,36 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
   }
 
   // The GC trigger stacks account for every GC: a young-generation GC's stack is sampled, at most one per
-  // 50 ms (ML_V8_GC_STACK_GAP_NS), weighing the GCs since the last stacked one. Short of gc.count only by
-  // the GCs after the last stacked one (within 50 ms of the last GC) and by stack captures the kernel could
-  // not make (counted as lost; each stood for at most the GCs of a 50-ms span).
+  // 50 ms of a thread (ML_V8_GC_STACK_GAP_NS), weighing the GCs since the thread's last stacked one; a full
+  // GC has its own. Short of gc.count only by the young GCs after the last stacked one (within 50 ms of the
+  // last young GC) and by stack captures the kernel could not make (counted as lost; a lost capture's GCs
+  // go to the next young GC's stack, so only the last one's can be missing).
   int64_t gcs = (*proc)["gc"]["count"].get<int64_t>();
   int64_t triggers = profiles["gc_triggers"]["totals"]["count"].get<int64_t>();
   int64_t lost = report["loss"]["stacks_lost"].get<int64_t>();
   ASSERT_GT(gcs, 0);
   const json& gc_events = (*proc)["gc"]["events"];
   ASSERT_EQ(gc_events.size(), static_cast<size_t>(gcs)) << "no GC thinned out in a short trace";
-  std::vector<double> starts;
-  for (const auto& g : gc_events) starts.push_back(g["t_s"].get<double>());
-  std::sort(starts.begin(), starts.end());
+  std::vector<double> young;
+  for (const auto& g : gc_events)
+    if (g["kind"] != "mark_compact") young.push_back(g["t_s"].get<double>());
+  std::sort(young.begin(), young.end());
   int64_t tail = 0, densest = 0;
-  for (size_t i = 0, j = 0; i < starts.size(); ++i) {
-    while (starts[i] - starts[j] > 0.05) ++j;
+  for (size_t i = 0, j = 0; i < young.size(); ++i) {
+    while (young[i] - young[j] > 0.05) ++j;
     densest = std::max<int64_t>(densest, static_cast<int64_t>(i - j + 1));
-    if (starts.back() - starts[i] <= 0.05) ++tail;
+    if (young.back() - young[i] <= 0.05) ++tail;
   }
   EXPECT_LE(triggers, gcs);
-  EXPECT_GE(triggers + tail + lost * densest, gcs)
-      << "tail " << tail << ", lost " << lost << ", at most " << densest << " GCs in 50 ms";
-  if ((*proc)["gc"].contains("trigger_stacks")) {
-    EXPECT_EQ((*proc)["gc"]["trigger_stacks"]["gcs"].get<int64_t>(), triggers);
-    EXPECT_LT((*proc)["gc"]["trigger_stacks"]["stacks"].get<int64_t>(), triggers);
-  }
+  EXPECT_GE(triggers + tail + (lost > 0 ? densest : 0), gcs)
+      << "tail " << tail << ", lost " << lost << ", at most " << densest << " young GCs in 50 ms";
+  // This scenario scavenges far more often than every 50 ms: sampling left GCs out, and the report says so
+  // with the counts the profile has.
+  ASSERT_GT(densest, 2) << "the scenario no longer scavenges densely: it does not test the sampling";
+  ASSERT_TRUE((*proc)["gc"].contains("trigger_stacks")) << (*proc)["gc"].dump().substr(0, 400);
+  EXPECT_EQ((*proc)["gc"]["trigger_stacks"]["gcs"].get<int64_t>(), triggers);
+  EXPECT_LT((*proc)["gc"]["trigger_stacks"]["stacks"].get<int64_t>(), triggers / 2)
+      << "fewer stack walks than half the GCs";
   std::cout << "gc_triggers: " << triggers << " of " << gcs << " GCs ("
             << ((*proc)["gc"].contains("trigger_stacks") ? (*proc)["gc"]["trigger_stacks"].dump()
                                                          : "every stack")

@@ -91,34 +91,46 @@ namespace {
 // Heap::SizeOfObjects: lea -0x30(%rbp),%rdi; mov %rax,0x40(%rbx); mov (%rbx),%rax; mov 0x928(%rax),%rax;
 // mov 0x20(%rax),%rax; mov %rax,0x50(%rbx); movl $0x2,-0x28(%rbp); mov (%rbx),%rax; mov %rax,-0x30(%rbp);
 // call PagedSpaceIterator::Next.
+// Preceded here by the function's frame-pointer prologue (push %rbp; mov %rsp,%rbp), 4 bytes.
 const std::vector<uint8_t> kNode20StopInSafepoint = {
-    0x48, 0x8d, 0x7d, 0xd0, 0x48, 0x89, 0x43, 0x40, 0x48, 0x8b, 0x03, 0x48, 0x8b, 0x80, 0x28, 0x09,
-    0x00, 0x00, 0x48, 0x8b, 0x40, 0x20, 0x48, 0x89, 0x43, 0x50, 0xc7, 0x45, 0xd8, 0x02, 0x00, 0x00,
-    0x00, 0x48, 0x8b, 0x03, 0x48, 0x89, 0x45, 0xd0, 0xe8, 0xbb, 0x95, 0x01, 0x00, 0x48, 0x85, 0xc0};
+    0x55, 0x48, 0x89, 0xe5, 0x48, 0x8d, 0x7d, 0xd0, 0x48, 0x89, 0x43, 0x40, 0x48,
+    0x8b, 0x03, 0x48, 0x8b, 0x80, 0x28, 0x09, 0x00, 0x00, 0x48, 0x8b, 0x40, 0x20,
+    0x48, 0x89, 0x43, 0x50, 0xc7, 0x45, 0xd8, 0x02, 0x00, 0x00, 0x00, 0x48, 0x8b,
+    0x03, 0x48, 0x89, 0x45, 0xd0, 0xe8, 0xbb, 0x95, 0x01, 0x00, 0x48, 0x85, 0xc0};
 // The same in Node 22 (V8 12.4), the object in %r12 (a SIB byte in every operand).
 const std::vector<uint8_t> kNode22StartInSafepoint = {
-    0x48, 0x8d, 0x7d, 0xc0, 0x49, 0x89, 0x44, 0x24, 0x38, 0x49, 0x8b, 0x04, 0x24, 0x48, 0x8b, 0x80, 0xf8,
-    0x06, 0x00, 0x00, 0x48, 0x8b, 0x40, 0x28, 0x49, 0x89, 0x44, 0x24, 0x48, 0xc7, 0x45, 0xc8, 0x02, 0x00,
-    0x00, 0x00, 0x49, 0x8b, 0x04, 0x24, 0x48, 0x89, 0x45, 0xc0, 0xe8, 0xab, 0xe1, 0x01, 0x00};
+    0x55, 0x48, 0x89, 0xe5, 0x48, 0x8d, 0x7d, 0xc0, 0x49, 0x89, 0x44, 0x24, 0x38, 0x49,
+    0x8b, 0x04, 0x24, 0x48, 0x8b, 0x80, 0xf8, 0x06, 0x00, 0x00, 0x48, 0x8b, 0x40, 0x28,
+    0x49, 0x89, 0x44, 0x24, 0x48, 0xc7, 0x45, 0xc8, 0x02, 0x00, 0x00, 0x00, 0x49, 0x8b,
+    0x04, 0x24, 0x48, 0x89, 0x45, 0xc0, 0xe8, 0xab, 0xe1, 0x01, 0x00};
 
 TEST(RaxStoredUntilNextCall, FindsV8sStoreOfTheHeapFigureAndTheCallAfterIt) {
-  auto s20 = rax_stored_until_next_call(kNode20StopInSafepoint.data(), kNode20StopInSafepoint.size(), 0);
+  auto s20 = rax_stored_until_next_call(kNode20StopInSafepoint.data(), kNode20StopInSafepoint.size(), 4);
   ASSERT_TRUE(s20);
   EXPECT_EQ(s20->base, 3);  // rbx
   EXPECT_EQ(s20->disp, 0x40);
-  EXPECT_EQ(s20->call_offset, 40u);
-  auto s22 = rax_stored_until_next_call(kNode22StartInSafepoint.data(), kNode22StartInSafepoint.size(), 0);
+  EXPECT_EQ(s20->call_offset, 44u);
+  auto s22 = rax_stored_until_next_call(kNode22StartInSafepoint.data(), kNode22StartInSafepoint.size(), 4);
   ASSERT_TRUE(s22);
   EXPECT_EQ(s22->base, 12);  // r12
   EXPECT_EQ(s22->disp, 0x38);
-  EXPECT_EQ(s22->call_offset, 44u);
+  EXPECT_EQ(s22->call_offset, 48u);
 }
 
 TEST(RaxStoredUntilNextCall, GivesUpWhereTheSlotMightNotHoldTheValueAtTheCall) {
+  // Offsets below are from the instruction after the call (4 bytes into the vector).
   auto changed = [](std::vector<uint8_t> code, size_t at, std::vector<uint8_t> bytes) {
-    std::copy(bytes.begin(), bytes.end(), code.begin() + static_cast<long>(at));
-    return rax_stored_until_next_call(code.data(), code.size(), 0);
+    std::copy(bytes.begin(), bytes.end(), code.begin() + static_cast<long>(at + 4));
+    return rax_stored_until_next_call(code.data(), code.size(), 4);
   };
+  // Unchanged, it is found (the cases below fail for their change alone).
+  EXPECT_TRUE(changed(kNode20StopInSafepoint, 0, {0x48, 0x8d, 0x7d, 0xd0}));
+  // Without the frame-pointer prologue %rbp may point anywhere: its stores might alias the slot.
+  {
+    std::vector<uint8_t> no_frame = kNode20StopInSafepoint;
+    no_frame[0] = no_frame[1] = no_frame[2] = no_frame[3] = 0x90;
+    EXPECT_FALSE(rax_stored_until_next_call(no_frame.data(), no_frame.size(), 4));
+  }
   // The store at 0x50(%rbx) moved onto the slot: mov %rax,0x40(%rbx).
   EXPECT_FALSE(changed(kNode20StopInSafepoint, 22, {0x48, 0x89, 0x43, 0x40}));
   // A 4-byte immediate store overlapping the slot's high half: movl $2,0x44(%rbx).
@@ -127,15 +139,15 @@ TEST(RaxStoredUntilNextCall, GivesUpWhereTheSlotMightNotHoldTheValueAtTheCall) {
   EXPECT_FALSE(changed(kNode20StopInSafepoint, 8, {0x48, 0x8b, 0x1b}));
   // A store through another pointer, which might alias the slot: mov %rax,0x20(%rax).
   EXPECT_FALSE(changed(kNode20StopInSafepoint, 22, {0x48, 0x89, 0x40, 0x20}));
-  // %rax overwritten before it is stored: mov (%rbx),%rax first.
-  EXPECT_FALSE(changed(kNode20StopInSafepoint, 0, {0x48, 0x8b, 0x03, 0x90}));
+  // %rax overwritten before it is stored: mov 0x8(%rbx),%rax in place of the lea.
+  EXPECT_FALSE(changed(kNode20StopInSafepoint, 0, {0x48, 0x8b, 0x43, 0x08}));
   // A branch before the call (jne rel8): the straight line ends.
   EXPECT_FALSE(changed(kNode20StopInSafepoint, 33, {0x75, 0x10, 0x90}));
   // No store of %rax at all: the lea, then the call.
-  std::vector<uint8_t> no_store = {0x48, 0x8d, 0x7d, 0xd0, 0xe8, 0, 0, 0, 0};
-  EXPECT_FALSE(rax_stored_until_next_call(no_store.data(), no_store.size(), 0));
+  std::vector<uint8_t> no_store = {0x55, 0x48, 0x89, 0xe5, 0x48, 0x8d, 0x7d, 0xd0, 0xe8, 0, 0, 0, 0};
+  EXPECT_FALSE(rax_stored_until_next_call(no_store.data(), no_store.size(), 4));
   // Truncated before the call's displacement.
-  EXPECT_FALSE(rax_stored_until_next_call(kNode20StopInSafepoint.data(), 42, 0));
+  EXPECT_FALSE(rax_stored_until_next_call(kNode20StopInSafepoint.data(), 46, 4));
 }
 
 }  // namespace

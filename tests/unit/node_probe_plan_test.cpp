@@ -18,6 +18,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "elf/elf_file.h"
 #include "elf/x86_decode.h"
@@ -102,28 +104,62 @@ void check_points_against_file(const ProbePlan& plan, const std::string& binary)
       EXPECT_EQ(p.file_offset, *sym_off + p.offset_in_symbol) << to_string(site.purpose);
       if ((site.purpose == ProbePurpose::heap_used_before || site.purpose == ProbePurpose::heap_used_after) &&
           p.value_base) {
-        // The point is a call after the code stored SizeOfObjects()'s result at the slot it reads: in
-        // objdump's disassembly from the function's start to the point, a call to SizeOfObjects, then
-        // `mov %rax,DISP(%REG)`, then nothing but the point's call writes %REG or branches.
+        // The point is a call after the code stored SizeOfObjects()'s result at the slot it reads. In
+        // objdump's disassembly of the whole function: a call to SizeOfObjects, then `mov %rax,DISP(%REG)`,
+        // then up to the point's call nothing writes %REG (64 or 32 bits) or the slot, or branches; and no
+        // branch anywhere in the function lands after the store up to the call (the planner assumes it).
         std::string dis =
-            run(fmt::format("objdump -d --no-show-raw-insn --start-address={:#x} --stop-address={:#x} {}",
-                            sym, sym + p.offset_in_symbol + 5, binary));
+            run(fmt::format("objdump -d --no-show-raw-insn --start-address={:#x} --stop-address={:#x} {} | "
+                            "awk 'NR > 7 && /^[0-9a-f]+ <.*>:$/ {{exit}} {{print}}'",
+                            sym, sym + 0x4000, binary));
         std::string reg = std::string("%") + memlens::elf::x86_register_name(*p.value_base);
-        std::string store = fmt::format("mov    %rax,{:#x}({})", p.value_disp, reg);
-        auto called = dis.rfind("<_ZN2v88internal4Heap13SizeOfObjectsEv");
-        ASSERT_NE(called, std::string::npos) << dis;
-        auto stored = dis.find(store, called);
-        ASSERT_NE(stored, std::string::npos) << store << " not after the call in:\n" << dis;
-        std::istringstream lines(dis.substr(stored));
-        std::string line, last;
-        std::getline(lines, line);  // the store
-        while (std::getline(lines, line)) {
-          if (line.find(':') == std::string::npos || line.find('\t') == std::string::npos) continue;
-          last = line;
-          EXPECT_EQ(line.find("," + reg), std::string::npos) << reg << " written before the point: " << line;
-          EXPECT_EQ(line.find("\tj"), std::string::npos) << "a branch before the point: " << line;
+        static const std::map<std::string, std::string> k32 = {
+            {"%rbx", "%ebx"},  {"%rbp", "%ebp"},  {"%r12", "%r12d"}, {"%r13", "%r13d"},
+            {"%r14", "%r14d"}, {"%r15", "%r15d"}, {"%rsi", "%esi"},  {"%rdi", "%edi"}};
+        std::string reg32 = k32.count(reg) ? k32.at(reg) : reg;
+        std::string slot = fmt::format("{:#x}({})", p.value_disp, reg);
+        uint64_t point = sym + p.offset_in_symbol;
+        uint64_t store_at = 0;
+        std::vector<std::pair<uint64_t, std::string>> insns;
+        std::istringstream in(dis);
+        std::string line;
+        while (std::getline(in, line)) {
+          std::smatch m;
+          static const std::regex insn(R"(^\s*([0-9a-f]+):\s+(.*)$)");
+          if (std::regex_match(line, m, insn)) insns.emplace_back(std::stoull(m[1], nullptr, 16), m[2]);
         }
-        EXPECT_NE(last.find("call"), std::string::npos) << "the point is not a call: " << last;
+        for (size_t i = 0; i < insns.size() && insns[i].first < point; ++i)
+          if (insns[i].second.find("<_ZN2v88internal4Heap13SizeOfObjectsEv") != std::string::npos) {
+            for (size_t j = i + 1; j < insns.size() && insns[j].first < point; ++j)
+              if (insns[j].second.starts_with("mov    %rax," + slot)) {
+                store_at = insns[j].first;
+                break;
+              }
+          }
+        ASSERT_NE(store_at, 0u) << "no mov %rax," << slot << " after a call to SizeOfObjects before "
+                                << std::hex << point << ":\n"
+                                << dis;
+        bool reached = false;
+        for (const auto& [addr, text] : insns) {
+          if (addr > store_at && addr < point) {
+            EXPECT_EQ(text.find("," + reg), std::string::npos) << reg << " written: " << text;
+            EXPECT_EQ(text.find("," + reg32), std::string::npos) << reg32 << " written: " << text;
+            EXPECT_FALSE(text.ends_with("," + slot)) << "the slot written: " << text;
+            EXPECT_FALSE(text.starts_with("j")) << "a branch before the point: " << text;
+          }
+          if (addr == point) {
+            reached = true;
+            EXPECT_TRUE(text.starts_with("call")) << "the point is not a call: " << text;
+          }
+          static const std::regex branch(R"(^(j[a-z]+|call)\s+([0-9a-f]+) <)");
+          std::smatch m;
+          if (std::regex_search(text, m, branch)) {
+            uint64_t target = std::stoull(m[2], nullptr, 16);
+            EXPECT_FALSE(target > store_at && target <= point)
+                << "a branch at " << std::hex << addr << " lands between the store and the point: " << text;
+          }
+        }
+        EXPECT_TRUE(reached) << "no instruction starts at the point " << std::hex << point;
       } else if (site.purpose == ProbePurpose::heap_used_before ||
                  site.purpose == ProbePurpose::heap_used_after) {
         // The point follows a `call rel32` to Heap::SizeOfObjects.
@@ -157,6 +193,10 @@ TEST_P(RealNode, AllRequiredProbesFoundAndConsistentWithTheFile) {
   for (ProbePurpose p : kRequired)
     EXPECT_TRUE(plan->find(p)->found()) << to_string(p) << ": " << plan->find(p)->skip_reason;
   check_points_against_file(*plan, bin.string());
+  // Every official build reads the heap figures where V8 stored them, at a call (one trap, not two).
+  for (ProbePurpose p : {ProbePurpose::heap_used_before, ProbePurpose::heap_used_after})
+    for (const auto& a : plan->find(p)->points)
+      EXPECT_TRUE(a.value_base.has_value()) << to_string(p) << ": " << a.why_inside;
 
   // Which table: readelf --dyn-syms is the ground truth for what .dynsym exports.
   std::string dyn = run("readelf --dyn-syms -W " + bin.string() + " | grep -c 'PerformGarbageCollection'");
