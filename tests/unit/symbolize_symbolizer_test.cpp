@@ -437,14 +437,44 @@ TEST_F(SymbolizerTest, ModulesAreSharedAcrossProcesses) {
   EXPECT_EQ(cache_->memory_bytes(), bytes_after_first);
 }
 
+// A stopped child whose /tmp/perf-PID.map does not exist: node processes of other tests leave theirs
+// behind, and pids are reused, so this test's own pid may have one.
+struct ChildWithoutPerfMap {
+  pid_t pid = -1;
+  ChildWithoutPerfMap() {
+    for (int i = 0; i < 64 && pid < 0; ++i) {
+      pid_t c = fork();
+      if (c == 0) {
+        pause();
+        _exit(0);
+      }
+      if (c < 0) return;
+      if (!std::filesystem::exists("/tmp/perf-" + std::to_string(c) + ".map")) {
+        pid = c;
+      } else {
+        kill(c, SIGKILL);
+        waitpid(c, nullptr, 0);
+      }
+    }
+  }
+  ~ChildWithoutPerfMap() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
 TEST_F(SymbolizerTest, NoPerfMapSaysHowToGetJsNames) {
-  auto s = ProcessSymbolizer::create(getpid(), options());
+  ChildWithoutPerfMap child;
+  ASSERT_GT(child.pid, 0) << "no pid without a perf map in 64 forks";
+  auto s = ProcessSymbolizer::create(child.pid, options());
   ASSERT_TRUE(s.ok());
   EXPECT_NE((*s)->perf_map_problem().find("--perf-basic-prof"), std::string::npos)
       << (*s)->perf_map_problem();
   ProcessSymbolizerOptions off = options();
   off.use_perf_map = false;
-  auto s2 = ProcessSymbolizer::create(getpid(), off);
+  auto s2 = ProcessSymbolizer::create(child.pid, off);
   ASSERT_TRUE(s2.ok());
   EXPECT_NE((*s2)->perf_map_problem().find("disabled"), std::string::npos);
   EXPECT_FALSE(ProcessSymbolizer::create(0x7ffffff0, options()).ok());
