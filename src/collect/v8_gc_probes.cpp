@@ -74,10 +74,8 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
     for (auto [site, prog] : sites) {
       if (!site || !site->found()) continue;  // heap figures absent: GC times still count
       for (const auto& a : site->points) {
-        bpf_program* p = prog;
-        if (site->purpose == ProbePurpose::heap_used_before || site->purpose == ProbePurpose::heap_used_after)
-          p = heap_figure_program(*progs, a, site->purpose == ProbePurpose::heap_used_after);
-        auto link = attach_uprobe(p, pid, a.host_path, "", a.file_offset, a.retprobe);
+        auto link = attach_uprobe(program_for_point(*progs, site->purpose, a, prog), pid, a.host_path, "",
+                                  a.file_offset, a.retprobe);
         if (!link) return fail(link.error());
         links.push_back(std::move(*link));
       }

@@ -23,12 +23,16 @@ inline ml_v8_counters initial_v8_counters(const node::ProbePlan& plan) {
   return c;
 }
 
-// The program for a heap-figure point: the slot reader where the point has a slot (every point of a site
-// agrees), else the one reading %rax.
+// The program for one point of a site: for a heap figure, the slot reader where the point has a slot
+// (every point of a site agrees), else the one reading %rax; for any other purpose, `other`.
 template <typename Progs>
-bpf_program* heap_figure_program(const Progs& progs, const node::AttachPoint& point, bool after) {
-  if (point.value_base) return after ? progs.ml_v8_heap_after_slot : progs.ml_v8_heap_before_slot;
-  return after ? progs.ml_v8_heap_after : progs.ml_v8_heap_before;
+bpf_program* program_for_point(const Progs& progs, node::ProbePurpose purpose, const node::AttachPoint& point,
+                               bpf_program* other) {
+  if (purpose == node::ProbePurpose::heap_used_before)
+    return point.value_base ? progs.ml_v8_heap_before_slot : progs.ml_v8_heap_before;
+  if (purpose == node::ProbePurpose::heap_used_after)
+    return point.value_base ? progs.ml_v8_heap_after_slot : progs.ml_v8_heap_after;
+  return other;
 }
 
 }  // namespace memlens::collect

@@ -65,9 +65,7 @@ bool V8Extension::attach_site(model::Trace& trace, pid_t pid, const node::ProbeS
   }
   std::vector<UprobeLink> made;
   for (const auto& a : site.points) {
-    bpf_program* prog = program_for(site.purpose);
-    if (site.purpose == ProbePurpose::heap_used_before || site.purpose == ProbePurpose::heap_used_after)
-      prog = heap_figure_program(session_.v8()->progs, a, site.purpose == ProbePurpose::heap_used_after);
+    bpf_program* prog = program_for_point(session_.v8()->progs, site.purpose, a, program_for(site.purpose));
     auto link = attach_uprobe(prog, pid, a.host_path, "", a.file_offset, a.retprobe);
     if (!link) {
       note_skipped(trace, name, fmt::format("pid {}: {}", pid, link.error().describe()));
