@@ -69,8 +69,9 @@ nlohmann::json trace_end_metadata(const model::TraceInfo& info) {
     const auto& u = info.unwind;
     nlohmann::json failed = nlohmann::json::array();
     for (const auto& f : u.failed) failed.push_back({{"file", f.file}, {"reason", f.reason}});
-    j["unwind"] = {{"budget_bytes", u.budget_bytes}, {"used_bytes", u.used_bytes}, {"files", u.files},
-                   {"compile_ms", u.compile_ms},     {"failed", failed},           {"walks", u.walks}};
+    j["unwind"] = {{"budget_bytes", u.budget_bytes},    {"used_bytes", u.used_bytes}, {"files", u.files},
+                   {"compile_ms", u.compile_ms},        {"failed", failed},           {"walks", u.walks},
+                   {"prepared_files", u.prepared_files}};
   }
   if (info.host_wide) {
     nlohmann::json missed = nlohmann::json::array();

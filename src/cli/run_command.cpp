@@ -156,11 +156,10 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
     return rc;
   };
   if (int rc = session.track_root(child.pid, false); rc != kExitOk) return abandon(rc);
-  // Plan the V8 probes of node's binary while the child still waits: planning reads the whole symbol
-  // table, and done at the exec it would compete with the command's start for the CPU. The plan is kept
-  // for the exec (and for any other process running the same file).
-  if (opts.v8 && is_node_command(argv[0]))
-    if (std::string binary = resolve_command(argv[0]); !binary.empty()) (void)node::plan_for_binary(binary);
+  // While the child still waits: the work that depends only on the file it will run (its V8 probes'
+  // plan, its and its libraries' unwind tables), so that none of it competes with the command's start.
+  if (std::string binary = resolve_command(argv[0]); !binary.empty())
+    session.tracer().prepare_exec(child.pid, binary);
 
   char go = 1;
   if (write(child.gate_fd, &go, 1) != 1) return abandon(kExitFailure);

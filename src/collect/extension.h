@@ -23,6 +23,10 @@ class TraceExtension {
   // memlens started tracking p (root, forked child), or p exec'd a new image (after_exec): attach what
   // this extension needs for it. Failures are recorded in the trace's skipped probes, never fatal.
   virtual void on_track(model::Trace& trace, model::Process& p, bool after_exec) = 0;
+  // Process pid, which memlens holds before its exec (memlens run), will run the file at path (as memlens
+  // sees it: pid shares memlens's root): do the work that depends only on that file now, while nothing
+  // waits on it, rather than at the exec, where it would compete with the command's start for the CPU.
+  virtual void prepare_exec(pid_t, const std::string&) {}
   // p's first address-space call after an exec was seen: the dynamic loader is done, every library the
   // new image needs is mapped (a libnode.so that was not there at the exec event).
   virtual void on_image_loaded(model::Trace&, model::Process&) {}

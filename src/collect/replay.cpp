@@ -82,6 +82,7 @@ bool take_end(std::string_view payload, model::TraceInfo& info) {
     take(*it, "used_bytes", u.used_bytes);
     take(*it, "files", u.files);
     take(*it, "compile_ms", u.compile_ms);
+    take(*it, "prepared_files", u.prepared_files);
     take(*it, "walks", u.walks);
     if (auto f = it->find("failed"); f != it->end() && f->is_array())
       for (const auto& x : *f)

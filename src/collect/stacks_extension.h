@@ -22,6 +22,7 @@ class StacksExtension : public TraceExtension {
   explicit StacksExtension(BpfSession& session) : session_(session), js_(session), unwind_(session) {}
   std::string name() const override { return "stacks"; }
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
+  void prepare_exec(pid_t pid, const std::string& path) override { unwind_.prepare_image(pid, path); }
   void on_untrack(model::Process& p) override;
   void on_image_loaded(model::Trace& trace, model::Process& p) override;
   void on_sample(model::Process& p, model::Sample& s) override;

@@ -24,7 +24,7 @@ struct TracerOptions {
   double interval_s = 1.0;
   bool capture_stacks = false;
   uint32_t fault_sample_period = 0;
-  uint32_t growth_stack_bytes = 0;  // SessionOptions::growth_stack_bytes
+  uint32_t growth_stack_bytes = 0;            // SessionOptions::growth_stack_bytes
   uint64_t unwind_table_bytes = 32ull << 20;  // SessionOptions::unwind_table_bytes
   uint32_t max_processes = 4096;
   // Hold each new process of the traced tree until its probes are attached (bpf/memlens.bpf.c).
@@ -69,6 +69,11 @@ class Tracer : private TraceHost {
   BpfSession& session() { return *session_; }
   // Adds a capability (before track_root). The tracer owns it.
   void add_extension(std::unique_ptr<TraceExtension> ext) { extensions_.push_back(std::move(ext)); }
+  // Process pid, which memlens holds at its gate, will exec path: every extension prepares for it
+  // (TraceExtension::prepare_exec).
+  void prepare_exec(pid_t pid, const std::string& path) {
+    for (auto& ext : extensions_) ext->prepare_exec(pid, path);
+  }
 
   // Ring-buffer callback entry (public for the C callback trampoline).
   int handle_event(const void* data, size_t size);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "elf/cfi_table.h"
@@ -91,7 +92,14 @@ const UnwindTables::FileTable& UnwindTables::table_of_file(int fd, const std::st
     keys_[identity] = identity;
     return files_[identity] = FileTable{};
   }
-  std::string key = (*elf)->build_id().empty() ? identity : "build-id:" + (*elf)->build_id();
+  // Without a build-id, the file itself (device and inode as stat names them), however it was reached (a
+  // mapping, the preload of an image): the same file is compiled once.
+  std::string key = "build-id:" + (*elf)->build_id();
+  if ((*elf)->build_id().empty()) {
+    struct stat st {};
+    key = fstat(fd, &st) == 0 ? fmt::format("file:{}:{}:{}", st.st_dev, st.st_ino, st.st_mtim.tv_sec)
+                              : identity;
+  }
   keys_[identity] = key;
   auto have = files_.find(key);
   if (have == files_.end()) {
@@ -126,26 +134,67 @@ void UnwindTables::preload_needed(pid_t pid) {
   if (!session_.has_unwind_rows()) return;
   auto exe = proc::read_exe(pid);
   if (!exe) return;
+  preload_image(pid, *exe);
+}
+
+void UnwindTables::prepare_image(pid_t pid, const std::string& path) {
+  if (!session_.has_unwind_rows() || path.empty()) return;
+  // From its exec on, until update() has read its mappings, the kernel finds them itself (the files
+  // below are given to it by identity): its first stacks are walked with the tables too.
+  ml_unwind_proc value{};
+  value.flags = ML_UNWIND_PROC_ASK_KERNEL;
+  __u32 key = static_cast<__u32>(pid);
+  if (bpf_map_update_elem(session_.unwind_procs_fd(), &key, &value, BPF_ANY) == 0)
+    written_[pid] = Written{{}, ML_UNWIND_PROC_ASK_KERNEL};
+  std::error_code ec;
+  std::string absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+  if (ec) return;
+  pid_t self = getpid();
+  auto f = open_in_process_root(self, absolute, false);
+  if (!f) return;
+  if (table_of_file(f->fd.get(), absolute, fmt::format("preload:{}:{}", f->device, f->inode)).ok)
+    prepared_.push_back(absolute);
+  for (auto& p : preload_image(self, absolute)) prepared_.push_back(std::move(p));
+}
+
+std::vector<std::string> UnwindTables::preload_image(pid_t pid, const std::string& exe) {
+  std::vector<std::string> loaded;
+  auto exe_file = open_in_process_root(pid, exe, false);
+  if (!exe_file) return loaded;
+  std::string library_path = node::ld_library_path(pid);
+  // Once per image file and library path: the libraries' tables are given to the kernel by file identity,
+  // for every process that maps them, so the next exec of the same file (node's child processes, the
+  // exec of a command prepared before it ran) has nothing to do here.
+  if (!images_preloaded_.insert(fmt::format("{}:{}:{}", exe_file->device, exe_file->inode, library_path))
+           .second)
+    return loaded;
   // The libraries the loader will map, and theirs in turn (node's libnode needs libuv, whose threads
   // allocate too), as many as a Node binary holds.
   constexpr size_t kMaxObjects = 64;
-  std::vector<std::string> objects = {*exe};
-  std::set<std::string> seen = {*exe};
+  std::vector<std::string> objects = {exe};
+  std::set<std::string> seen = {exe};
   for (size_t i = 0; i < objects.size() && objects.size() < kMaxObjects; ++i) {
-    auto f = open_in_process_root(pid, objects[i], false);
+    auto f = i == 0 ? std::move(exe_file) : open_in_process_root(pid, objects[i], false);
     if (!f) continue;
     auto elf = elf::ElfFile::open(f->fd.get(), objects[i]);
     if (!elf) continue;
-    for (const auto& name : (*elf)->dynamic_info().needed) {
-      auto path = node::find_needed_library(pid, objects[i], name);
-      if (!path || !seen.insert(*path).second) continue;
-      auto lib = open_in_process_root(pid, *path, false);
+    auto dyn = (*elf)->dynamic_info();
+    std::vector<std::string> paths;
+    // The executable's dynamic loader, which the kernel maps with it and which runs first.
+    if (i == 0 && !dyn.interpreter.empty()) paths.push_back(dyn.interpreter);
+    for (const auto& name : dyn.needed)
+      if (auto path = node::find_library(pid, objects[i], dyn.search_path, library_path, name))
+        paths.push_back(std::move(*path));
+    for (auto& path : paths) {
+      if (!seen.insert(path).second) continue;
+      auto lib = open_in_process_root(pid, path, false);
       if (!lib) continue;
       std::string identity = fmt::format("preload:{}:{}", lib->device, lib->inode);
-      if (!keys_.count(identity)) (void)table_of_file(lib->fd.get(), *path, identity);
-      if (objects.size() < kMaxObjects) objects.push_back(*path);
+      if (!keys_.count(identity) && table_of_file(lib->fd.get(), path, identity).ok) loaded.push_back(path);
+      if (objects.size() < kMaxObjects) objects.push_back(std::move(path));
     }
   }
+  return loaded;
 }
 
 void UnwindTables::update(pid_t pid, bool loader_mapping) {
@@ -204,6 +253,7 @@ model::UnwindInfo UnwindTables::info() const {
   u.used_bytes = uint64_t{rows_used_} * sizeof(ml_unwind_row);
   for (const auto& [key, t] : files_) u.files += t.ok ? 1 : 0;
   u.compile_ms = compile_ms_;
+  u.prepared_files = prepared_;
   u.failed = failed_;
   auto k = session_.read_unwind_stats();
   const char* names[ML_UNWIND_STATS] = {"walks",

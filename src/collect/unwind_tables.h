@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,11 @@ class UnwindTables {
   // the kernel by file identity: it finds their mappings itself as the loader makes them, until update()
   // has read them.
   void preload_needed(pid_t pid);
+  // Before process pid, which memlens started and holds, execs the file at path (in memlens's own root,
+  // which pid shares): compiles the tables of that file, its dynamic loader and the libraries it needs, so
+  // that none of this competes with the command's start for the CPU (node's table takes about a tenth of a
+  // second), and lets the kernel find pid's mappings of them from the exec on.
+  void prepare_image(pid_t pid, const std::string& path);
   // pid exited or exec'd: its mappings are no longer valid.
   void forget(pid_t pid);
   // The tables' figures and the kernel's walk counters, for the report.
@@ -47,6 +53,9 @@ class UnwindTables {
   const FileTable& table_for(pid_t pid, const proc::MapEntry& m);
   // The table of an open file, compiled unless one of the same build-id (else identity) is loaded.
   const FileTable& table_of_file(int fd, const std::string& name, const std::string& identity);
+  // The libraries image exe (a path in pid's root) needs, and its dynamic loader, compiled and given to the
+  // kernel (preload_needed); returns the paths of those compiled now.
+  std::vector<std::string> preload_image(pid_t pid, const std::string& exe);
   Result<FileTable> load(const elf::ElfFile& elf, int fd, const std::string& name);
   // Gives the kernel the file open at fd (its identity as the kernel names it) with table t.
   void publish_file(int fd, const FileTable& t);
@@ -59,9 +68,11 @@ class UnwindTables {
     uint32_t flags = 0;
   };
   std::map<pid_t, Written> written_;
+  std::set<std::string> images_preloaded_;  // "device:inode:LD_LIBRARY_PATH" of each image walked
   size_t files_published_ = 0;
   uint32_t rows_used_ = 0;
   double compile_ms_ = 0;
+  std::vector<std::string> prepared_;  // files compiled by prepare_image, before their command ran
   std::vector<model::UnwindInfo::Failed> failed_;
 };
 

@@ -42,6 +42,9 @@ class V8Extension : public TraceExtension {
   static void forget_previous_figures(model::Process& p);
 
   void on_track(model::Trace& trace, model::Process& p, bool after_exec) override;
+  // Plans the file's probes: planning reads its whole symbol table (node's: a few hundred thousand
+  // symbols). The plan is kept for the exec, and for any other process running the same file.
+  void prepare_exec(pid_t, const std::string& path) override { (void)node::plan_for_binary(path); }
 
   // A libnode.so is mapped by the dynamic loader after the exec event: attach as soon as it is there,
   // before node's start-up collects its first garbage, rather than at the next sample.

@@ -460,6 +460,16 @@ ElfFile::DynamicInfo ElfFile::dynamic_info() const {
   }
   // ld.so ignores DT_RPATH when DT_RUNPATH is present.
   out.search_path = runpath.empty() ? std::move(rpath) : std::move(runpath);
+  for (const SectionInfo& s : sections_) {
+    if (s.name != ".interp" || s.type != SHT_PROGBITS || s.size < 2 || s.size > ElfLimits::kMaxNameBytes)
+      continue;
+    auto bytes = read_at(s.file_offset, s.size);
+    if (!bytes) break;
+    std::string_view v(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    v = v.substr(0, v.find('\0'));
+    if (!v.empty() && v.front() == '/') out.interpreter = v;
+    break;
+  }
   return out;
 }
 

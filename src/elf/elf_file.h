@@ -116,6 +116,7 @@ class ElfFile {
   struct DynamicInfo {
     std::vector<std::string> needed;
     std::vector<std::string> search_path;
+    std::string interpreter;  // the dynamic loader an executable names (.interp); "" for a library
   };
   DynamicInfo dynamic_info() const;
   std::optional<uint64_t> section_address(std::string_view name) const;  // sh_addr, e.g. ".stapsdt.base"

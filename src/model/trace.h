@@ -35,6 +35,7 @@ struct UnwindInfo {
   uint64_t budget_bytes = 0, used_bytes = 0;  // kernel memory for the tables: the cap and what they took
   uint64_t files = 0;                         // executable files whose table is loaded
   double compile_ms = 0;                      // time spent compiling them
+  std::vector<std::string> prepared_files;    // memlens run: compiled before the command started
   struct Failed {
     std::string file, reason;  // a file whose frames are unwound by frame pointers, and why
   };

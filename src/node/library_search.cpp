@@ -11,6 +11,38 @@
 
 namespace memlens::node {
 
+std::string ld_library_path(pid_t pid) {
+  auto env = read_text_file(fmt::format("/proc/{}/environ", pid), 1 << 20);
+  return env ? std::string(proc::environ_value(*env, "LD_LIBRARY_PATH")) : std::string();
+}
+
+std::optional<std::string> find_library(pid_t pid, const std::string& object_in_process,
+                                        const std::vector<std::string>& object_search_path,
+                                        std::string_view library_path, std::string_view name) {
+  std::vector<std::string> dirs;
+  while (!library_path.empty()) {
+    size_t colon = library_path.find(':');
+    if (colon != 0) dirs.emplace_back(library_path.substr(0, colon));
+    if (colon == std::string_view::npos) break;
+    library_path.remove_prefix(colon + 1);
+  }
+  std::string origin = object_in_process.substr(0, object_in_process.rfind('/'));
+  for (std::string d : object_search_path) {
+    for (const char* token : {"$ORIGIN", "${ORIGIN}"})
+      if (auto at = d.find(token); at != std::string::npos) d.replace(at, std::strlen(token), origin);
+    dirs.push_back(d);
+  }
+  for (const char* d : {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/lib64",
+                        "/usr/lib64", "/lib", "/usr/lib"})
+    dirs.emplace_back(d);
+  for (const auto& d : dirs) {
+    if (d.empty() || d.front() != '/') continue;  // a relative entry depends on the loader's cwd: skip it
+    std::string path = d + "/" + std::string(name);
+    if (open_in_process_root(pid, path, /*no_symlinks=*/false).ok()) return path;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> find_needed_library(pid_t pid, const std::string& exe_in_process,
                                                std::string_view name_prefix) {
   auto file = open_in_process_root(pid, exe_in_process, /*no_symlinks=*/false);
@@ -22,32 +54,7 @@ std::optional<std::string> find_needed_library(pid_t pid, const std::string& exe
   for (const auto& n : dyn.needed)
     if (n.starts_with(name_prefix)) name = n;
   if (name.empty()) return std::nullopt;
-  std::vector<std::string> dirs;
-  auto add_list = [&](std::string_view list) {
-    while (!list.empty()) {
-      size_t colon = list.find(':');
-      if (colon != 0) dirs.emplace_back(list.substr(0, colon));
-      if (colon == std::string_view::npos) break;
-      list.remove_prefix(colon + 1);
-    }
-  };
-  if (auto env = read_text_file(fmt::format("/proc/{}/environ", pid), 1 << 20))
-    add_list(proc::environ_value(*env, "LD_LIBRARY_PATH"));
-  std::string origin = exe_in_process.substr(0, exe_in_process.rfind('/'));
-  for (std::string d : dyn.search_path) {
-    for (const char* token : {"$ORIGIN", "${ORIGIN}"})
-      if (auto at = d.find(token); at != std::string::npos) d.replace(at, std::strlen(token), origin);
-    dirs.push_back(d);
-  }
-  for (const char* d : {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/lib64",
-                        "/usr/lib64", "/lib", "/usr/lib"})
-    dirs.emplace_back(d);
-  for (const auto& d : dirs) {
-    if (d.empty() || d.front() != '/') continue;  // a relative entry depends on the loader's cwd: skip it
-    std::string path = d + "/" + name;
-    if (open_in_process_root(pid, path, /*no_symlinks=*/false).ok()) return path;
-  }
-  return std::nullopt;
+  return find_library(pid, exe_in_process, dyn.search_path, ld_library_path(pid), name);
 }
 
 }  // namespace memlens::node

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace memlens::node {
 
@@ -15,5 +16,13 @@ namespace memlens::node {
 // directories of a multiarch Debian system. nullopt when the executable needs none or it is nowhere.
 std::optional<std::string> find_needed_library(pid_t pid, const std::string& exe_in_process,
                                                std::string_view name_prefix);
+
+// The same search for one DT_NEEDED name of an object already read: object_search_path is its RUNPATH
+// (or RPATH), library_path the process's LD_LIBRARY_PATH (ld_library_path()).
+std::optional<std::string> find_library(pid_t pid, const std::string& object_in_process,
+                                        const std::vector<std::string>& object_search_path,
+                                        std::string_view library_path, std::string_view name);
+// pid's LD_LIBRARY_PATH ("" when unset or unreadable).
+std::string ld_library_path(pid_t pid);
 
 }  // namespace memlens::node

@@ -156,6 +156,7 @@ json build_report(const model::Trace& trace, const std::vector<symbolize::StackP
                    {"compile_ms", info.unwind.compile_ms},
                    {"failed", failed},
                    {"walks", info.unwind.walks}};
+    if (!info.unwind.prepared_files.empty()) j["unwind"]["prepared_files"] = info.unwind.prepared_files;
   }
   uint64_t held = 0;
   double held_s = 0, held_max_s = 0;

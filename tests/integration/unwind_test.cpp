@@ -7,6 +7,8 @@
 //  - the mmap_growth bytes under the whole chain are at least the rounds' own mappings (3 x 1 MiB each),
 //    the sampled page_faults bytes under it at least 90% of the pages the rounds' memsets touch;
 //  - report.json's unwind section names the tables' memory (under the budget) and the walks.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -281,6 +283,47 @@ void expect_node_stacks_reach_entries(const std::string& node, const std::string
 TEST(UnwindNode, Node20StacksReachAThreadEntry) {
   MEMLENS_REQUIRE_TRACING();
   expect_node_stacks_reach_entries(node_bin(), "node " + std::string("20"));
+}
+
+// memlens run compiles the tables of what the command will run before letting it start, so that this work
+// (a tenth of a second for node) does not take the CPU from the command's own start-up, and its first
+// stacks are walked with them. Ground truth: the executable files node itself sees mapped
+// (/proc/self/maps), each the same file (device and inode) as one report.json lists as prepared.
+TEST(UnwindNode, TablesOfWhatTheCommandMapsAreCompiledBeforeItStarts) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  std::string out = dir.file("out"), maps = dir.file("maps.txt");
+  Child c = Child::spawn(
+      {memlens_bin(), "run", "-q", "--no-fds", "--no-v8", "-o", out, "--", node_bin(), "-e",
+       "const fs = require('fs'); fs.writeFileSync(process.argv[1], fs.readFileSync('/proc/self/maps'))",
+       maps},
+      dir.path(), "memlens");
+  auto rc = c.wait(60s);
+  ASSERT_EQ(rc, 0) << c.stderr_text();
+  json report = load_report(out);
+  ASSERT_TRUE(report.contains("unwind")) << report.dump().substr(0, 2000);
+  json prepared = report["unwind"].value("prepared_files", json::array());
+  std::cout << "prepared: " << prepared.dump() << "\n";
+  auto identity = [](const std::string& path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 ? std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)
+                                        : std::string();
+  };
+  std::set<std::string> prepared_ids;
+  for (const auto& f : prepared) prepared_ids.insert(identity(f.get<std::string>()));
+  std::ifstream in(maps);
+  std::string line;
+  std::set<std::string> mapped;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, dev, inode, path;
+    fields >> range >> perms >> offset >> dev >> inode >> path;
+    if (perms.size() == 4 && perms[2] == 'x' && !path.empty() && path.front() == '/') mapped.insert(path);
+  }
+  ASSERT_GE(mapped.size(), 2u) << "node's maps name no executable files: " << maps;
+  for (const auto& path : mapped)
+    EXPECT_TRUE(prepared_ids.count(identity(path)))
+        << path << " is mapped executable by node but its table was not compiled before node started";
 }
 
 class UnwindNodeBuilds : public ::testing::TestWithParam<std::string> {};
