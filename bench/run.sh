@@ -535,16 +535,19 @@ if want scripts; then
   alloc_ratio=$(paired_median alloc-untraced alloc-traced)
   result "alloc-heavy run time untraced/traced" "$alloc_ratio" ">=" 0.97 \
     "(rounds: $(paired_list alloc-untraced alloc-traced); medians $(m alloc-untraced) vs $(m alloc-traced) s; ranges $(spread alloc-untraced) vs $(spread alloc-traced))"
-  # Overheads per round (run time / untraced - 1), memlens's over bpftrace's.
+  # Overheads per round (run time / untraced - 1), each side's median, and memlens's median over
+  # bpftrace's. Not the median of the per-round quotients: memlens's overhead (a percent or two) is below
+  # the run-to-run spread of the untraced time (several percent), so one round's quotient is mostly that
+  # noise over bpftrace's overhead (anywhere from 0 to near 1 within one run), while each side's median
+  # is robust to it.
   mapfile -t ml_over < <(paired_ratios alloc-traced alloc-untraced | awk '{printf "%.4f\n", $1 - 1}')
   mapfile -t bt_over < <(paired_ratios alloc-bpftrace alloc-untraced | awk '{printf "%.4f\n", $1 - 1}')
-  over=()
-  for ((i = 0; i < ${#ml_over[@]}; i++)); do
-    over+=("$(awk -v a="${ml_over[$i]}" -v b="${bt_over[$i]}" 'BEGIN { if (b > 0) printf "%.3f", (a < 0 ? 0 : a) / b; else print "nan" }')")
-  done
-  over_ratio=$(median "${over[@]}")
+  ml_over_median=$(median "${ml_over[@]}")
+  bt_over_median=$(median "${bt_over[@]}")
+  over_ratio=$(awk -v a="$ml_over_median" -v b="$bt_over_median" \
+    'BEGIN { if (b > 0) printf "%.3f", (a < 0 ? 0 : a) / b; else print "nan" }')
   result "overhead memlens/bpftrace (alloc)" "$over_ratio" "<=" 0.25 \
-    "(rounds: ${over[*]}; overheads memlens $(median "${ml_over[@]}") [$(list_spread "${ml_over[@]}")], bpftrace $(median "${bt_over[@]}") [$(list_spread "${bt_over[@]}")])"
+    "(median overheads: memlens $ml_over_median (rounds ${ml_over[*]}), bpftrace $bt_over_median (rounds ${bt_over[*]}))"
   alloc_js_ratio=$(paired_median alloc-untraced alloc-jsobjects)
   result "  with --js-objects=sampling too" "$alloc_js_ratio" ">=" 0.90 \
     "(rounds: $(paired_list alloc-untraced alloc-jsobjects); median $(m alloc-jsobjects) s: V8's sampling heap profiler on top of the tracing)"
