@@ -50,7 +50,8 @@
 # Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts,unwind,jsframes,
 # snapshots; all by default),
 # BENCH_FAULT_PAGES (16384) and BENCH_FAULT_ROUNDS (30): the fault loop's size,
-# BENCH_ROUNDS (5), BENCH_HTTP_KEEPALIVE_PAIRS (3: keep-alive pairs a round), BENCH_WRK_DURATION (5,
+# BENCH_ROUNDS (5), BENCH_HTTP_KEEPALIVE_PAIRS (3: keep-alive pairs a round), BENCH_ALLOC_SETS (3:
+# alloc-heavy sets a round, each untraced, traced, bpftrace and --js-objects), BENCH_WRK_DURATION (5,
 # seconds), BENCH_WRK_CONNECTIONS (32),
 # BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
 # with taskset when it exists and the machine has at least 2 CPUs; BENCH_KEEP=1 keeps the work directory.
@@ -73,6 +74,7 @@ command -v perl >/dev/null || die "perl not found"
 
 ROUNDS=${BENCH_ROUNDS:-5}
 HTTP_KEEPALIVE_PAIRS=${BENCH_HTTP_KEEPALIVE_PAIRS:-3}
+ALLOC_SETS=${BENCH_ALLOC_SETS:-3}
 WRK_DURATION=${BENCH_WRK_DURATION:-5}
 WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-32}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
@@ -444,16 +446,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
   fi
   if want scripts; then
-    # bpftrace takes its turn at each place in the order over the rounds.
-    case $((r % 3)) in
-      1) amodes=(untraced traced bpftrace) ;;
-      2) amodes=(traced bpftrace untraced) ;;
-      *) amodes=(bpftrace untraced traced) ;;
-    esac
-    for mode in "${amodes[@]}" jsobjects; do
-      v=$(script_round alloc_heavy "$mode" "$r") || exit 1
-      add_sample "alloc-$mode" "$v"
-      line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
+    # ALLOC_SETS sets a round of untraced, traced and bpftrace runs back to back (and one with
+    # --js-objects=sampling): the same untraced run varies by 10% or more from run to run here (its CPU
+    # time as much as its wall time: the machine's speed, not preemption), and the targets are a few
+    # percent, so five sets cannot resolve them. Each takes its turn at each place in the order.
+    for k in $(seq "$ALLOC_SETS"); do
+      case $(((r * ALLOC_SETS + k) % 3)) in
+        1) amodes=(untraced traced bpftrace) ;;
+        2) amodes=(traced bpftrace untraced) ;;
+        *) amodes=(bpftrace untraced traced) ;;
+      esac
+      for mode in "${amodes[@]}" jsobjects; do
+        v=$(script_round alloc_heavy "$mode" "$r.$k") || exit 1
+        add_sample "alloc-$mode" "$v"
+        line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
+      done
     done
     for mode in "${modes[@]}"; do
       v=$(script_round buffer_heavy "$mode" "$r") || exit 1
@@ -534,7 +541,7 @@ fi
 if want scripts; then
   alloc_ratio=$(paired_median alloc-untraced alloc-traced)
   result "alloc-heavy run time untraced/traced" "$alloc_ratio" ">=" 0.97 \
-    "(rounds: $(paired_list alloc-untraced alloc-traced); medians $(m alloc-untraced) vs $(m alloc-traced) s; ranges $(spread alloc-untraced) vs $(spread alloc-traced))"
+    "(sets: $(paired_list alloc-untraced alloc-traced); medians $(m alloc-untraced) vs $(m alloc-traced) s; ranges $(spread alloc-untraced) vs $(spread alloc-traced))"
   # Overheads per round (run time / untraced - 1), each side's median, and memlens's median over
   # bpftrace's. Not the median of the per-round quotients: memlens's overhead (a percent or two) is below
   # the run-to-run spread of the untraced time (several percent), so one round's quotient is mostly that
@@ -547,10 +554,10 @@ if want scripts; then
   over_ratio=$(awk -v a="$ml_over_median" -v b="$bt_over_median" \
     'BEGIN { if (b > 0) printf "%.3f", (a < 0 ? 0 : a) / b; else print "nan" }')
   result "overhead memlens/bpftrace (alloc)" "$over_ratio" "<=" 0.25 \
-    "(median overheads: memlens $ml_over_median (rounds ${ml_over[*]}), bpftrace $bt_over_median (rounds ${bt_over[*]}))"
+    "(median overheads: memlens $ml_over_median (sets ${ml_over[*]}), bpftrace $bt_over_median (sets ${bt_over[*]}))"
   alloc_js_ratio=$(paired_median alloc-untraced alloc-jsobjects)
   result "  with --js-objects=sampling too" "$alloc_js_ratio" ">=" 0.90 \
-    "(rounds: $(paired_list alloc-untraced alloc-jsobjects); median $(m alloc-jsobjects) s: V8's sampling heap profiler on top of the tracing)"
+    "(sets: $(paired_list alloc-untraced alloc-jsobjects); median $(m alloc-jsobjects) s: V8's sampling heap profiler on top of the tracing)"
   buffer_ratio=$(paired_median buffer-untraced buffer-traced)
   result "Buffer-heavy run time untraced/traced" "$buffer_ratio" ">=" 0.90 \
     "(rounds: $(paired_list buffer-untraced buffer-traced); medians $(m buffer-untraced) vs $(m buffer-traced) s; ranges $(spread buffer-untraced) vs $(spread buffer-traced))"
