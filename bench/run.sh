@@ -513,7 +513,7 @@ result() {
 }
 
 echo
-echo "Results (median of the per-round ratios; keep-alive: of every pair)  measured      target"
+echo "Results (median of the per-round ratios; keep-alive and alloc-heavy: of every pair or set)  measured      target"
 if want faults; then
   by_ratio=$(paired_median bystander-without bystander-with)
   result "bystander per-fault speed with/without" "$by_ratio" ">=" 0.99 \
@@ -542,9 +542,9 @@ if want scripts; then
   alloc_ratio=$(paired_median alloc-untraced alloc-traced)
   result "alloc-heavy run time untraced/traced" "$alloc_ratio" ">=" 0.97 \
     "(sets: $(paired_list alloc-untraced alloc-traced); medians $(m alloc-untraced) vs $(m alloc-traced) s; ranges $(spread alloc-untraced) vs $(spread alloc-traced))"
-  # Overheads per round (run time / untraced - 1), each side's median, and memlens's median over
-  # bpftrace's. Not the median of the per-round quotients: memlens's overhead (a percent or two) is below
-  # the run-to-run spread of the untraced time (several percent), so one round's quotient is mostly that
+  # Overheads per set (run time / untraced - 1), each side's median, and memlens's median over
+  # bpftrace's. Not the median of the per-set quotients: memlens's overhead (a percent or two) is below
+  # the run-to-run spread of the untraced time (several percent), so one set's quotient is mostly that
   # noise over bpftrace's overhead (anywhere from 0 to near 1 within one run), while each side's median
   # is robust to it.
   mapfile -t ml_over < <(paired_ratios alloc-traced alloc-untraced | awk '{printf "%.4f\n", $1 - 1}')

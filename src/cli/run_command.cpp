@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,7 +16,6 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
-#include "node/probe_plan.h"
 #include "node/v8_frame_layout.h"
 
 namespace memlens::cli {
@@ -59,19 +59,21 @@ GatedChild spawn_gated(const std::vector<std::string>& argv) {
   return {pid, gate[1], err[0]};
 }
 
-// The file execvp will run for arg0: arg0 itself when it has a slash, else the first executable match on
-// PATH. "" when none.
+// The file execvp will run for arg0: arg0 itself when it has a slash, else the first executable regular
+// file of that name on PATH (the C library's default, /bin:/usr/bin, when PATH is unset). "" when none.
 std::string resolve_command(const std::string& arg0) {
   if (arg0.find('/') != std::string::npos) return arg0;
   const char* path = getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::string dirs = path ? path : "/bin:/usr/bin";
   size_t start = 0;
   while (start <= dirs.size()) {
     size_t end = dirs.find(':', start);
     if (end == std::string::npos) end = dirs.size();
     std::string dir = dirs.substr(start, end - start);
     std::string candidate = (dir.empty() ? "." : dir) + "/" + arg0;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    struct stat st {};
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0)
+      return candidate;
     start = end + 1;
   }
   return "";

@@ -1,6 +1,7 @@
 #include "collect/unwind_tables.h"
 
 #include <bpf/bpf.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -97,7 +98,8 @@ const UnwindTables::FileTable& UnwindTables::table_of_file(int fd, const std::st
   std::string key = "build-id:" + (*elf)->build_id();
   if ((*elf)->build_id().empty()) {
     struct stat st {};
-    key = fstat(fd, &st) == 0 ? fmt::format("file:{}:{}:{}", st.st_dev, st.st_ino, st.st_mtim.tv_sec)
+    key = fstat(fd, &st) == 0 ? fmt::format("file:{}:{}:{}:{}.{}", st.st_dev, st.st_ino, st.st_size,
+                                            st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
                               : identity;
   }
   keys_[identity] = key;
@@ -146,15 +148,23 @@ void UnwindTables::prepare_image(pid_t pid, const std::string& path) {
   __u32 key = static_cast<__u32>(pid);
   if (bpf_map_update_elem(session_.unwind_procs_fd(), &key, &value, BPF_ANY) == 0)
     written_[pid] = Written{{}, ML_UNWIND_PROC_ASK_KERNEL};
+  // The file itself, as the process will see it after the exec (/proc/PID/exe): the loader expands
+  // $ORIGIN from there, not from a symbolic link that led to it (nvm's, alternatives').
   std::error_code ec;
-  std::string absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+  std::string real = std::filesystem::canonical(path, ec).string();
   if (ec) return;
   pid_t self = getpid();
-  auto f = open_in_process_root(self, absolute, false);
+  auto f = open_in_process_root(self, real, false);
   if (!f) return;
-  if (table_of_file(f->fd.get(), absolute, fmt::format("preload:{}:{}", f->device, f->inode)).ok)
-    prepared_.push_back(absolute);
-  for (auto& p : preload_image(self, absolute)) prepared_.push_back(std::move(p));
+  // A script (npm, a shell wrapper) runs its interpreter, which memlens meets at its own exec: nothing
+  // to prepare, and nothing to report as failed.
+  char magic[4] = {};
+  if (pread(f->fd.get(), magic, sizeof(magic), 0) != static_cast<ssize_t>(sizeof(magic)) ||
+      std::memcmp(magic, ELFMAG, SELFMAG) != 0)
+    return;
+  if (table_of_file(f->fd.get(), real, fmt::format("preload:{}:{}", f->device, f->inode)).ok)
+    prepared_.push_back(real);
+  for (auto& p : preload_image(self, real)) prepared_.push_back(std::move(p));
 }
 
 std::vector<std::string> UnwindTables::preload_image(pid_t pid, const std::string& exe) {
@@ -162,10 +172,15 @@ std::vector<std::string> UnwindTables::preload_image(pid_t pid, const std::strin
   auto exe_file = open_in_process_root(pid, exe, false);
   if (!exe_file) return loaded;
   std::string library_path = node::ld_library_path(pid);
-  // Once per image file and library path: the libraries' tables are given to the kernel by file identity,
-  // for every process that maps them, so the next exec of the same file (node's child processes, the
-  // exec of a command prepared before it ran) has nothing to do here.
-  if (!images_preloaded_.insert(fmt::format("{}:{}:{}", exe_file->device, exe_file->inode, library_path))
+  // Once per image file, root and library path: the libraries' tables are given to the kernel by file
+  // identity, for every process that maps them, so the next exec of the same file (node's child
+  // processes, the exec of a command prepared before it ran) has nothing to do here. A container with the
+  // same file bind-mounted has its own root, and its own libraries.
+  struct stat root {};
+  if (stat(fmt::format("/proc/{}/root/", pid).c_str(), &root) != 0) return loaded;
+  if (!images_preloaded_
+           .insert(fmt::format("{}:{}:{}:{}:{}", exe_file->device, exe_file->inode, root.st_dev, root.st_ino,
+                               library_path))
            .second)
     return loaded;
   // The libraries the loader will map, and theirs in turn (node's libnode needs libuv, whose threads

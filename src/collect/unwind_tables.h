@@ -51,7 +51,8 @@ class UnwindTables {
     std::vector<elf::LoadSegment> segments;
   };
   const FileTable& table_for(pid_t pid, const proc::MapEntry& m);
-  // The table of an open file, compiled unless one of the same build-id (else identity) is loaded.
+  // The table of an open file, compiled unless one of the same build-id (else the same file: device,
+  // inode, size and mtime) is loaded.
   const FileTable& table_of_file(int fd, const std::string& name, const std::string& identity);
   // The libraries image exe (a path in pid's root) needs, and its dynamic loader, compiled and given to the
   // kernel (preload_needed); returns the paths of those compiled now.
@@ -61,14 +62,14 @@ class UnwindTables {
   void publish_file(int fd, const FileTable& t);
 
   BpfSession& session_;
-  std::map<std::string, FileTable> files_;   // by build-id, else device/inode/mtime
-  std::map<std::string, std::string> keys_;  // "dev:inode:mtime" of a file seen -> its key in files_
+  std::map<std::string, FileTable> files_;   // by build-id, else device/inode/size/mtime
+  std::map<std::string, std::string> keys_;  // identity of a file seen (a mapping's, a preload's) -> key
   struct Written {
     std::vector<ml_unwind_mapping> mappings;
     uint32_t flags = 0;
   };
   std::map<pid_t, Written> written_;
-  std::set<std::string> images_preloaded_;  // "device:inode:LD_LIBRARY_PATH" of each image walked
+  std::set<std::string> images_preloaded_;  // each image walked: its file, the root, LD_LIBRARY_PATH
   size_t files_published_ = 0;
   uint32_t rows_used_ = 0;
   double compile_ms_ = 0;

@@ -150,7 +150,9 @@ Status ElfFile::load_headers() {
   if (elf_getphdrnum(elf, &phnum) == 0) {
     for (size_t i = 0; i < phnum && i < ElfLimits::kMaxSections; ++i) {
       GElf_Phdr ph;
-      if (!gelf_getphdr(elf, static_cast<int>(i), &ph) || ph.p_type != PT_LOAD) continue;
+      if (!gelf_getphdr(elf, static_cast<int>(i), &ph)) continue;
+      if (ph.p_type == PT_INTERP) interp_ = {ph.p_offset, ph.p_filesz};
+      if (ph.p_type != PT_LOAD) continue;
       load_segments_.push_back(
           LoadSegment{ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz, (ph.p_flags & PF_X) != 0});
     }
@@ -460,15 +462,13 @@ ElfFile::DynamicInfo ElfFile::dynamic_info() const {
   }
   // ld.so ignores DT_RPATH when DT_RUNPATH is present.
   out.search_path = runpath.empty() ? std::move(rpath) : std::move(runpath);
-  for (const SectionInfo& s : sections_) {
-    if (s.name != ".interp" || s.type != SHT_PROGBITS || s.size < 2 || s.size > ElfLimits::kMaxNameBytes)
-      continue;
-    auto bytes = read_at(s.file_offset, s.size);
-    if (!bytes) break;
-    std::string_view v(reinterpret_cast<const char*>(bytes->data()), bytes->size());
-    v = v.substr(0, v.find('\0'));
-    if (!v.empty() && v.front() == '/') out.interpreter = v;
-    break;
+  // PT_INTERP, as the kernel reads it (a file without section headers has it too).
+  if (interp_ && interp_->second >= 2 && interp_->second <= ElfLimits::kMaxNameBytes) {
+    if (auto bytes = read_at(interp_->first, interp_->second)) {
+      std::string_view v(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+      v = v.substr(0, v.find('\0'));
+      if (!v.empty() && v.front() == '/') out.interpreter = v;
+    }
   }
   return out;
 }

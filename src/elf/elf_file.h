@@ -116,7 +116,7 @@ class ElfFile {
   struct DynamicInfo {
     std::vector<std::string> needed;
     std::vector<std::string> search_path;
-    std::string interpreter;  // the dynamic loader an executable names (.interp); "" for a library
+    std::string interpreter;  // the dynamic loader the file names (PT_INTERP): an executable's; "" if none
   };
   DynamicInfo dynamic_info() const;
   std::optional<uint64_t> section_address(std::string_view name) const;  // sh_addr, e.g. ".stapsdt.base"
@@ -143,6 +143,7 @@ class ElfFile {
   bool has_symtab_ = false, has_dynsym_ = false;
   uint64_t device_ = 0, inode_ = 0, file_size_ = 0;
   std::vector<LoadSegment> load_segments_;
+  std::optional<std::pair<uint64_t, uint64_t>> interp_;  // PT_INTERP's file offset and size
   std::vector<SectionInfo> sections_;
 
   mutable std::once_flag symbols_once_;  // symbols are loaded lazily, safely from any thread

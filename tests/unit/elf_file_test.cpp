@@ -301,12 +301,21 @@ TEST_F(ElfFileTest, DynamicSectionNeededAndRunpath) {
   EXPECT_NE(std::find(dyn.needed.begin(), dyn.needed.end(), "libc.so.6"), dyn.needed.end());
   EXPECT_NE(std::find(dyn.needed.begin(), dyn.needed.end(), "libm.so.6"), dyn.needed.end());
   EXPECT_EQ(dyn.search_path, (std::vector<std::string>{"$ORIGIN/../lib", "/opt/x"}));
-  // A static program has no dynamic section at all.
+  // The dynamic loader, as readelf reads PT_INTERP: "[Requesting program interpreter: /lib64/ld-...]".
+  std::string interp = run("readelf -lW " + path + " | sed -n 's/.*program interpreter: \\(.*\\)]/\\1/p'");
+  while (!interp.empty() && (interp.back() == '\n' || interp.back() == ' ')) interp.pop_back();
+  ASSERT_FALSE(interp.empty()) << "readelf names no interpreter";
+  EXPECT_EQ(dyn.interpreter, interp);
+  // A shared object has none.
+  std::string lib = build("libneeds.so", "-fPIC -shared");
+  if (!lib.empty()) EXPECT_EQ((*ElfFile::open_path(lib))->dynamic_info().interpreter, "");
+  // A static program has no dynamic section at all, and no interpreter.
   std::string st = build("static", "-static");
   if (!st.empty()) {
     auto s = ElfFile::open_path(st);
     ASSERT_TRUE(s.ok());
     EXPECT_TRUE((*s)->dynamic_info().needed.empty());
+    EXPECT_EQ((*s)->dynamic_info().interpreter, "");
   }
 }
 
