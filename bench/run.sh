@@ -50,7 +50,7 @@
 # Settings (environment): BENCH_ONLY (a comma-separated subset of faults,http,scripts,unwind,jsframes,
 # snapshots; all by default),
 # BENCH_FAULT_PAGES (16384) and BENCH_FAULT_ROUNDS (30): the fault loop's size,
-# BENCH_ROUNDS (5), BENCH_HTTP_KEEPALIVE_PAIRS (3: keep-alive pairs a round), BENCH_ALLOC_SETS (3:
+# BENCH_ROUNDS (5), BENCH_HTTP_KEEPALIVE_PAIRS (5: keep-alive pairs a round), BENCH_ALLOC_SETS (3:
 # alloc-heavy sets a round, each untraced, traced, bpftrace and --js-objects), BENCH_WRK_DURATION (5,
 # seconds), BENCH_WRK_CONNECTIONS (32),
 # BENCH_SERVER_CPU (0) and BENCH_WRK_CPU (1): CPUs that the server (and memlens) and wrk are pinned to
@@ -73,7 +73,7 @@ command -v wrk >/dev/null || die "wrk not found (Debian package wrk; scripts/ins
 command -v perl >/dev/null || die "perl not found"
 
 ROUNDS=${BENCH_ROUNDS:-5}
-HTTP_KEEPALIVE_PAIRS=${BENCH_HTTP_KEEPALIVE_PAIRS:-3}
+HTTP_KEEPALIVE_PAIRS=${BENCH_HTTP_KEEPALIVE_PAIRS:-5}
 ALLOC_SETS=${BENCH_ALLOC_SETS:-3}
 WRK_DURATION=${BENCH_WRK_DURATION:-5}
 WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-32}
