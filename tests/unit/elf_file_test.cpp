@@ -308,7 +308,9 @@ TEST_F(ElfFileTest, DynamicSectionNeededAndRunpath) {
   EXPECT_EQ(dyn.interpreter, interp);
   // A shared object has none.
   std::string lib = build("libneeds.so", "-fPIC -shared");
-  if (!lib.empty()) EXPECT_EQ((*ElfFile::open_path(lib))->dynamic_info().interpreter, "");
+  if (!lib.empty()) {
+    EXPECT_EQ((*ElfFile::open_path(lib))->dynamic_info().interpreter, "");
+  }
   // A static program has no dynamic section at all, and no interpreter.
   std::string st = build("static", "-static");
   if (!st.empty()) {
