@@ -10,6 +10,7 @@ packages=(
   libbpf-dev bpftool        # BPF loading library and the skeleton generator
   libelf-dev zlib1g-dev     # ELF symbol tables (libbpf and symbolize/), gzip for pprof
   libdw-dev                 # DWARF call-frame information (.eh_frame) for the unwind tables
+  libmnl-dev                # netlink: the target's sockets from the kernel's sock_diag
   libprotobuf-dev protobuf-compiler  # pprof profile.proto: lite runtime and protoc (code generated at build time)
   libfmt-dev                # formatting
   nlohmann-json3-dev        # report.json writer

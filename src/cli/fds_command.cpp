@@ -20,6 +20,7 @@
 #include "common/json_text.h"
 #include "proc/fd_scan.h"
 #include "proc/procfs.h"
+#include "proc/sock_diag.h"
 #include "report/fd_section.h"
 
 namespace memlens::cli {

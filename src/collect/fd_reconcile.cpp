@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "proc/fd_scan.h"
 #include "proc/procfs.h"
+#include "proc/sock_diag.h"
 
 namespace memlens::collect {
 

@@ -41,12 +41,6 @@ struct Endpoint {
   std::string address() const { return fmt::format("{}:{}", host, port); }
 };
 
-std::string connect_host(const std::string& listen_address) {
-  if (listen_address == "0.0.0.0") return "127.0.0.1";
-  if (listen_address == "::") return "::1";
-  return listen_address;
-}
-
 // Asks the inspector at host:port (in pid's namespace) for its target list; the first node target's
 // WebSocket path.
 Result<Endpoint> query_target(pid_t pid, const std::string& host, uint16_t port) {
@@ -597,9 +591,9 @@ void JsObjectsCollector::run() {
     if (!found) {
       // Someone else may hold the port in the target's namespace.
       std::string why = "no inspector started within 5 s of SIGUSR1";
-      if (auto all = namespace_tcp_sockets(pid_))
+      if (auto all = namespace_listening_sockets(pid_))
         for (const auto& s : *all)
-          if (s.state == kTcpListen && s.local_port == expected_port)
+          if (s.local_port == expected_port)
             why = fmt::format(
                 "port {} is taken in the target's network namespace, so its inspector could not start "
                 "(start the app with --inspect-port=<free port>)",
@@ -735,12 +729,10 @@ void JsObjectsCollector::run() {
     if (mono_s() >= next_clients) {
       next_clients = mono_s() + 2.0;
       // Other connections to the inspector's port, the target's side of them.
-      if (auto all = namespace_tcp_sockets(pid_)) {
-        auto mine = socket_inodes(pid_);
-        for (const auto& s : *all)
-          if (s.state == kTcpEstablished && s.local_port == endpoint->port && s.remote_port != my_port &&
-              std::binary_search(mine.begin(), mine.end(), s.inode)) {
-            std::string peer = fmt::format("{}:{}", s.remote_address, s.remote_port);
+      if (auto theirs = connections_to_port(pid_, endpoint->port)) {
+        for (const auto& s : *theirs)
+          if (s.remote_port != my_port) {
+            std::string peer = fmt::format("{}:{}", unmapped(s.remote_address), s.remote_port);
             if (clients_seen.insert(peer).second) emit(model::JsOtherClient{now(), peer});
           }
       }

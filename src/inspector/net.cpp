@@ -2,58 +2,21 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-#include <sstream>
-#include <thread>
-
-#include "common/safe_file.h"
+#include <cstdio>
 
 namespace memlens::inspector {
 
 namespace {
 
-std::string hex_to_address(const std::string& hex, bool ipv6) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (!ipv6 && hex.size() == 8) {
-    uint32_t a = static_cast<uint32_t>(std::stoul(hex, nullptr, 16));
-    in_addr in{};
-    in.s_addr = a;  // the kernel prints the address in host byte order of the 32-bit word
-    inet_ntop(AF_INET, &in, buf, sizeof(buf));
-    return buf;
-  }
-  if (ipv6 && hex.size() == 32) {
-    in6_addr in6{};
-    for (int w = 0; w < 4; ++w) {
-      uint32_t word = static_cast<uint32_t>(std::stoul(hex.substr(w * 8, 8), nullptr, 16));
-      memcpy(&in6.s6_addr[w * 4], &word, 4);
-    }
-    inet_ntop(AF_INET6, &in6, buf, sizeof(buf));
-    std::string s = buf;
-    if (s.starts_with("::ffff:")) return s.substr(7);  // v4-mapped
-    return s;
-  }
-  return hex;
-}
-
-bool parse_endpoint(const std::string& field, bool ipv6, std::string& addr, uint16_t& port) {
-  auto colon = field.find(':');
-  if (colon == std::string::npos) return false;
-  try {
-    addr = hex_to_address(field.substr(0, colon), ipv6);
-    port = static_cast<uint16_t>(std::stoul(field.substr(colon + 1), nullptr, 16));
-  } catch (...) {
-    return false;
-  }
-  return true;
+bool is_v6(const std::string& address) {
+  return address.find(':') != std::string::npos;
 }
 
 void set_timeouts(int fd, int timeout_ms) {
@@ -62,13 +25,11 @@ void set_timeouts(int fd, int timeout_ms) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-Result<int> connect_here(const std::string& address, uint16_t port, int timeout_ms) {
-  bool v6 = address.find(':') != std::string::npos;
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno_error("socket");
+// Connects fd (a stream socket of address's family); closes it when that fails.
+Result<int> connect_socket(int fd, const std::string& address, uint16_t port, int timeout_ms) {
   set_timeouts(fd, timeout_ms);
   int rc;
-  if (v6) {
+  if (is_v6(address)) {
     sockaddr_in6 sa{};
     sa.sin6_family = AF_INET6;
     sa.sin6_port = htons(port);
@@ -89,49 +50,17 @@ Result<int> connect_here(const std::string& address, uint16_t port, int timeout_
   return fd;
 }
 
-}  // namespace
-
-std::vector<TcpSocket> parse_proc_net_tcp(const std::string& text, bool ipv6) {
+Result<std::vector<TcpSocket>> owned_by(pid_t pid, Result<std::vector<TcpSocket>> sockets) {
+  if (!sockets) return sockets.error();
+  if (sockets->empty()) return sockets;
+  auto mine = socket_inodes(pid);
   std::vector<TcpSocket> out;
-  std::istringstream in(text);
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
-    if (!(ls >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode)) continue;
-    TcpSocket s;
-    s.ipv6 = ipv6;
-    if (!parse_endpoint(local, ipv6, s.local_address, s.local_port)) continue;
-    if (!parse_endpoint(remote, ipv6, s.remote_address, s.remote_port)) continue;
-    try {
-      s.state = static_cast<int>(std::stoul(st, nullptr, 16));
-      s.inode = std::stoull(inode);
-    } catch (...) {
-      continue;
-    }
-    out.push_back(std::move(s));
-  }
+  for (auto& s : *sockets)
+    if (std::binary_search(mine.begin(), mine.end(), s.inode)) out.push_back(std::move(s));
   return out;
 }
 
-Result<std::vector<TcpSocket>> namespace_tcp_sockets(pid_t pid) {
-  std::vector<TcpSocket> all;
-  bool any = false;
-  Error last;
-  for (bool v6 : {false, true}) {
-    auto text = read_text_file(fmt::format("/proc/{}/net/{}", pid, v6 ? "tcp6" : "tcp"), 16 << 20);
-    if (!text) {
-      last = text.error();
-      continue;
-    }
-    any = true;
-    auto part = parse_proc_net_tcp(*text, v6);
-    all.insert(all.end(), part.begin(), part.end());
-  }
-  if (!any) return last;
-  return all;
-}
+}  // namespace
 
 std::vector<uint64_t> socket_inodes(pid_t pid) {
   std::vector<uint64_t> out;
@@ -152,39 +81,48 @@ std::vector<uint64_t> socket_inodes(pid_t pid) {
   return out;
 }
 
+Result<std::vector<TcpSocket>> namespace_listening_sockets(pid_t pid) {
+  proc::InetQuery q;
+  q.states = proc::tcp_state_bit(proc::kTcpListen);
+  return proc::inet_sockets(pid, q);
+}
+
 Result<std::vector<TcpSocket>> listening_sockets(pid_t pid) {
-  auto all = namespace_tcp_sockets(pid);
-  if (!all) return all.error();
-  auto mine = socket_inodes(pid);
-  std::vector<TcpSocket> out;
-  for (auto& s : *all)
-    if (s.state == kTcpListen && std::binary_search(mine.begin(), mine.end(), s.inode)) out.push_back(s);
-  return out;
+  return owned_by(pid, namespace_listening_sockets(pid));
+}
+
+Result<std::vector<TcpSocket>> connections_to_port(pid_t pid, uint16_t port) {
+  proc::InetQuery q;
+  q.states = proc::tcp_state_bit(proc::kTcpEstablished);
+  q.local_port = port;
+  return owned_by(pid, proc::inet_sockets(pid, q));
+}
+
+std::string unmapped(const std::string& address) {
+  if (address.starts_with("::ffff:") && address.find('.') != std::string::npos) return address.substr(7);
+  return address;
+}
+
+std::string connect_host(const std::string& listen_address) {
+  if (listen_address == "0.0.0.0") return "127.0.0.1";
+  if (listen_address == "::") return "::1";
+  return unmapped(listen_address);
 }
 
 Result<int> connect_in_namespace_here(int netns_fd, const std::string& address, uint16_t port,
                                       int timeout_ms) {
   if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0)
     return errno_error("cannot enter the target's network namespace");
-  return connect_here(address, port, timeout_ms);
+  int fd = socket(is_v6(address) ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno_error("socket");
+  return connect_socket(fd, address, port, timeout_ms);
 }
 
 Result<int> connect_in_namespace(pid_t pid, const std::string& address, uint16_t port, int timeout_ms) {
-  struct stat mine {
-  }, theirs{};
-  std::string ns_path = fmt::format("/proc/{}/ns/net", pid);
-  if (stat("/proc/self/ns/net", &mine) == 0 && stat(ns_path.c_str(), &theirs) == 0 &&
-      mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)
-    return connect_here(address, port, timeout_ms);
-  int ns = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (ns < 0) return errno_error(fmt::format("cannot open {}", ns_path));
-  // setns of a network namespace changes only the calling thread: a short-lived thread enters it, and the
-  // socket it creates stays in that namespace.
-  Result<int> result = make_error("not run");
-  std::thread t([&]() { result = connect_in_namespace_here(ns, address, port, timeout_ms); });
-  t.join();
-  close(ns);
-  return result;
+  auto fd =
+      proc::socket_in_namespace(pid, is_v6(address) ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!fd) return fd.error();
+  return connect_socket(*fd, address, port, timeout_ms);
 }
 
 }  // namespace memlens::inspector

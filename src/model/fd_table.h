@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "proc/fd_scan.h"
+#include "proc/sock_diag.h"
 
 namespace memlens::model {
 

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/text.h"
+
 namespace memlens::node {
 
 namespace {
@@ -46,16 +48,7 @@ void scan(const std::vector<std::string_view>& args, bool stop_at_script, std::o
 std::optional<uint64_t> heap_limit_from_flags(const std::vector<std::string>& argv,
                                               std::string_view node_options) {
   std::optional<uint64_t> limit;
-  std::vector<std::string_view> opts;
-  size_t i = 0;
-  while (i < node_options.size()) {
-    while (i < node_options.size() && (node_options[i] == ' ' || node_options[i] == '\t')) ++i;
-    size_t j = i;
-    while (j < node_options.size() && node_options[j] != ' ' && node_options[j] != '\t') ++j;
-    if (j > i) opts.push_back(node_options.substr(i, j - i));
-    i = j;
-  }
-  scan(opts, false, limit);
+  scan(split_ws(node_options), false, limit);
   std::vector<std::string_view> args;
   for (size_t k = 1; k < argv.size(); ++k) args.push_back(argv[k]);
   scan(args, true, limit);

@@ -1,8 +1,7 @@
 // A process's open file descriptors as /proc shows them: /proc/PID/fd (readlink, stat through the magic
-// link), /proc/PID/fdinfo (flags), and the socket tables of the process's network namespace
-// (/proc/PID/net/{tcp,tcp6,udp,udp6,unix}) to name a socket's family, protocol and addresses by inode.
-// Everything here is text the kernel writes, but link targets and unix socket paths are chosen by the
-// traced process: parsers never trust them.
+// link) and /proc/PID/fdinfo (flags). Sockets are named by inode in proc/sock_diag.h.
+// Everything here is text the kernel writes, but link targets are chosen by the traced process: parsers
+// never trust them.
 #pragma once
 
 #include <sys/types.h>
@@ -11,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -75,24 +73,5 @@ Result<std::vector<ProcFd>> scan_fds(pid_t pid, const FdScanOptions& opts = {});
 Result<std::vector<int>> list_fds(pid_t pid, size_t max_fds);
 // One fd of pid; an error when it is not open.
 Result<ProcFd> read_fd(pid_t pid, int fd, bool read_fdinfo = false);
-
-// A socket as the process's network namespace lists it.
-struct SocketEntry {
-  uint64_t inode = 0;
-  std::string family;    // "inet", "inet6", "unix"
-  std::string protocol;  // "tcp", "udp" (inet); "stream", "dgram", "seqpacket" (unix)
-  std::string local;     // "127.0.0.1:8080", "[::1]:443", unix path ("@name" for abstract), "" unknown
-  std::string remote;    // "" when unconnected
-  std::string state;     // tcp: "LISTEN", "ESTABLISHED", ...; unix: "unconnected", "connected", ...
-};
-
-// /proc/net/tcp, tcp6, udp, udp6 text (protocol names what the file holds); malformed lines are skipped.
-std::vector<SocketEntry> parse_net_inet(std::string_view text, bool v6, std::string_view protocol);
-// /proc/net/unix text.
-std::vector<SocketEntry> parse_net_unix(std::string_view text);
-
-// Every socket of pid's network namespace, by inode (read through /proc/PID/net, so the namespace is the
-// process's own). A table that cannot be read is skipped.
-std::unordered_map<uint64_t, SocketEntry> read_sockets(pid_t pid);
 
 }  // namespace memlens::proc

@@ -1,5 +1,5 @@
 // What the inspector module reads without a target: node's inspector options, the SIGUSR1 handler's
-// owner from its symbol, /proc/net/tcp, and V8's sampling heap profile.
+// owner from its symbol, the inspector's address, and V8's sampling heap profile.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -42,33 +42,16 @@ TEST(Sigusr1Handler, OwnerFromAddressAndSymbol) {
   EXPECT_EQ(classify_handler(0x1234, "my_handler"), HandlerOwner::kUnknown);
 }
 
-// One line of /proc/net/tcp{,6}: the fields memlens reads, then the kernel's usual tail.
-std::string tcp_line(int sl, const std::string& local, const std::string& remote, const char* state,
-                     int inode) {
-  return fmt::format(
-      "{:4}: {} {} {} 00000000:00000000 00:00000000 00000000     0        0 {} 1 0 20 4 30 10 -1\n", sl,
-      local, remote, state, inode);
-}
-
-TEST(ProcNetTcp, ListeningAndEstablishedSockets) {
-  std::string header =
-      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-  auto s = parse_proc_net_tcp(header + tcp_line(0, "0100007F:240D", "00000000:0000", "0A", 4242) +
-                                  tcp_line(1, "0100007F:240D", "0100007F:D431", "01", 4343),
-                              false);
-  ASSERT_EQ(s.size(), 2u);
-  EXPECT_EQ(s[0].local_address, "127.0.0.1");
-  EXPECT_EQ(s[0].local_port, 9229);
-  EXPECT_EQ(s[0].state, kTcpListen);
-  EXPECT_EQ(s[0].inode, 4242u);
-  EXPECT_EQ(s[1].state, kTcpEstablished);
-  EXPECT_EQ(s[1].remote_port, 0xD431);
-  auto s6 = parse_proc_net_tcp(header + tcp_line(0, "00000000000000000000000001000000:240D",
-                                                 "00000000000000000000000000000000:0000", "0A", 777),
-                               true);
-  ASSERT_EQ(s6.size(), 1u);
-  EXPECT_EQ(s6[0].local_address, "::1");
-  EXPECT_EQ(s6[0].local_port, 9229);
+// Where memlens connects for a listener's address, and how a peer's address is shown.
+TEST(InspectorAddress, WildcardsAndMappedAddresses) {
+  EXPECT_EQ(connect_host("0.0.0.0"), "127.0.0.1");
+  EXPECT_EQ(connect_host("::"), "::1");
+  EXPECT_EQ(connect_host("::ffff:127.0.0.1"), "127.0.0.1");
+  EXPECT_EQ(connect_host("::1"), "::1");
+  EXPECT_EQ(connect_host("127.0.0.2"), "127.0.0.2");
+  EXPECT_EQ(unmapped("::ffff:10.1.2.3"), "10.1.2.3");
+  EXPECT_EQ(unmapped("::ffff:1"), "::ffff:1");  // not a v4-mapped address
+  EXPECT_EQ(unmapped("fe80::1"), "fe80::1");
 }
 
 TEST(SamplingProfile, SitesWithLiveBytesAndTheirStacks) {

@@ -1,5 +1,4 @@
-// /proc fd parsing: fixtures for the socket tables and fdinfo, and the live process checked against
-// fds it opens itself.
+// /proc fd parsing: a fixture for fdinfo, and the live process checked against fds it opens itself.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -22,39 +21,6 @@ std::string fixture(const std::string& name) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-TEST(FdScan, ParsesTcpTable) {
-  auto s = parse_net_inet(fixture("tcp.txt"), false, "tcp");
-  ASSERT_EQ(s.size(), 2u);  // the garbage line is skipped
-  EXPECT_EQ(s[0].inode, 41234u);
-  EXPECT_EQ(s[0].local, "127.0.0.1:8080");
-  EXPECT_EQ(s[0].remote, "");
-  EXPECT_EQ(s[0].state, "LISTEN");
-  EXPECT_EQ(s[0].family, "inet");
-  EXPECT_EQ(s[1].local, "127.0.0.1:50000");
-  EXPECT_EQ(s[1].remote, "127.0.0.1:8080");
-  EXPECT_EQ(s[1].state, "ESTABLISHED");
-}
-
-TEST(FdScan, ParsesTcp6Table) {
-  auto s = parse_net_inet(fixture("tcp6.txt"), true, "tcp");
-  ASSERT_EQ(s.size(), 1u);
-  EXPECT_EQ(s[0].local, "[::1]:443");
-  EXPECT_EQ(s[0].family, "inet6");
-  EXPECT_EQ(s[0].inode, 51000u);
-}
-
-TEST(FdScan, ParsesUnixTable) {
-  auto s = parse_net_unix(fixture("unix.txt"));
-  ASSERT_EQ(s.size(), 3u);
-  EXPECT_EQ(s[0].local, "/run/my app.sock");  // a path with a space
-  EXPECT_EQ(s[0].protocol, "stream");
-  EXPECT_EQ(s[0].state, "unconnected");
-  EXPECT_EQ(s[1].local, "");
-  EXPECT_EQ(s[1].state, "connected");
-  EXPECT_EQ(s[2].protocol, "dgram");
-  EXPECT_EQ(s[2].local, "@abstract");
 }
 
 TEST(FdScan, ParsesFdinfo) {
@@ -82,8 +48,7 @@ TEST(FdScan, ClassifiesTargets) {
   EXPECT_EQ(bracket_inode("/x"), 0u);
 }
 
-// The live process: fds opened here are listed with the right type and flags, and a listening TCP socket
-// is found in the namespace's table with its address.
+// The live process: fds opened here are listed with the right type and flags.
 TEST(FdScan, LiveSelf) {
   int file = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   int dir = open("/", O_RDONLY | O_DIRECTORY);
@@ -97,8 +62,6 @@ TEST(FdScan, LiveSelf) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(bind(lsock, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   ASSERT_EQ(listen(lsock, 1), 0);
-  socklen_t len = sizeof(a);
-  ASSERT_EQ(getsockname(lsock, reinterpret_cast<sockaddr*>(&a), &len), 0);
 
   auto fds = scan_fds(getpid());
   ASSERT_TRUE(fds) << fds.error().describe();
@@ -121,13 +84,6 @@ TEST(FdScan, LiveSelf) {
   for (int fd = 0; fd < 4096; ++fd)
     if (fcntl(fd, F_GETFD) >= 0) ++n;
   EXPECT_EQ(fds->size(), n);
-
-  auto sockets = read_sockets(getpid());
-  auto it = sockets.find(find(lsock)->inode);
-  ASSERT_NE(it, sockets.end());
-  EXPECT_EQ(it->second.local, "127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
-  EXPECT_EQ(it->second.state, "LISTEN");
-  EXPECT_EQ(it->second.protocol, "tcp");
 
   for (int fd : {file, dir, ev, pfd[0], pfd[1], lsock}) close(fd);
   EXPECT_FALSE(read_fd(getpid(), file));
