@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "cli/trace_session.h"
+#include "common/text.h"
 #include "node/v8_frame_layout.h"
 
 namespace memlens::cli {
@@ -64,17 +65,11 @@ GatedChild spawn_gated(const std::vector<std::string>& argv) {
 std::string resolve_command(const std::string& arg0) {
   if (arg0.find('/') != std::string::npos) return arg0;
   const char* path = getenv("PATH");
-  std::string dirs = path ? path : "/bin:/usr/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string dir = dirs.substr(start, end - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + arg0;
+  for (auto dir : split(path ? path : "/bin:/usr/bin", ':')) {
+    std::string candidate = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + arg0;
     struct stat st {};
     if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0)
       return candidate;
-    start = end + 1;
   }
   return "";
 }
@@ -89,10 +84,9 @@ bool is_node_command(const std::string& arg0) {
 // Whether the kernel-side stacks of this node will have their JS frames named from V8's own metadata
 // (collect/js_frame_names.h): then V8's perf map is not needed, and node is spared writing it (a line per
 // compiled function, in a file left in /tmp after it exits).
-bool js_frames_named_from_v8(const std::string& command) {
+bool js_frames_named_from_v8(const std::string& binary) {
   const char* env = getenv("MEMLENS_JS_NAMES");
   if (env && std::string_view(env) == "0") return false;
-  std::string binary = resolve_command(command);
   return !binary.empty() && node::v8_layout_problem(binary).empty();
 }
 
@@ -141,9 +135,11 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
   if (int rc = session.start(); rc != kExitOk) return rc;
   session.trace().info.command = argv;
 
+  // The file the command will run ("" when none: then the exec fails and says so).
+  std::string binary = resolve_command(argv[0]);
   std::vector<std::string> command = argv;
   if (opts.perf_map && opts.stacks && is_node_command(argv[0]) &&
-      (opts.perf_map_always || !js_frames_named_from_v8(argv[0])))
+      (opts.perf_map_always || !js_frames_named_from_v8(binary)))
     command = with_perf_map_flags(argv, opts.quiet);
   if (!opts.js_objects.empty() && is_node_command(argv[0])) command = with_free_inspector_port(command);
   GatedChild child = spawn_gated(command);
@@ -160,8 +156,7 @@ int run_command(const std::vector<std::string>& argv, const TraceOptions& opts) 
   if (int rc = session.track_root(child.pid, false); rc != kExitOk) return abandon(rc);
   // While the child still waits: the work that depends only on the file it will run (its V8 probes'
   // plan, its and its libraries' unwind tables), so that none of it competes with the command's start.
-  if (std::string binary = resolve_command(argv[0]); !binary.empty())
-    session.tracer().prepare_exec(child.pid, binary);
+  if (!binary.empty()) session.tracer().prepare_exec(child.pid, binary);
 
   char go = 1;
   if (write(child.gate_fd, &go, 1) != 1) return abandon(kExitFailure);

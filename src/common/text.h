@@ -21,6 +21,18 @@ inline std::vector<std::string_view> split_ws(std::string_view line) {
   return out;
 }
 
+// The parts of s between each sep, empty parts kept ("a::b" is "a", "", "b"; "" is one empty part).
+inline std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  while (true) {
+    size_t i = s.find(sep);
+    out.push_back(s.substr(0, i));
+    if (i == std::string_view::npos) break;
+    s.remove_prefix(i + 1);
+  }
+  return out;
+}
+
 // Calls fn with each line of text, without its newline.
 template <typename Fn>
 void for_each_line(std::string_view text, Fn fn) {

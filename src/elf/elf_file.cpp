@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace memlens::elf {
 
 namespace {
@@ -428,13 +430,9 @@ ElfFile::DynamicInfo ElfFile::dynamic_info() const {
   Elf_Scn* scn = nullptr;
   size_t seen = 0;
   std::vector<std::string> runpath, rpath;
-  auto split = [](std::string_view s, std::vector<std::string>& into) {
-    while (!s.empty()) {
-      size_t colon = s.find(':');
-      if (colon != 0) into.emplace_back(s.substr(0, colon));
-      if (colon == std::string_view::npos) break;
-      s.remove_prefix(colon + 1);
-    }
+  auto split_path = [](std::string_view s, std::vector<std::string>& into) {
+    for (auto dir : split(s, ':'))
+      if (!dir.empty()) into.emplace_back(dir);
   };
   while ((scn = elf_nextscn(elf, scn)) != nullptr && seen++ < ElfLimits::kMaxSections) {
     GElf_Shdr shdr;
@@ -455,8 +453,8 @@ ElfFile::DynamicInfo ElfFile::dynamic_info() const {
       std::string_view v(s, strnlen(s, ElfLimits::kMaxNameBytes + 1));
       if (v.empty() || v.size() > ElfLimits::kMaxNameBytes) continue;
       if (dyn.d_tag == DT_NEEDED && out.needed.size() < 1024) out.needed.emplace_back(v);
-      if (dyn.d_tag == DT_RUNPATH) split(v, runpath);
-      if (dyn.d_tag == DT_RPATH) split(v, rpath);
+      if (dyn.d_tag == DT_RUNPATH) split_path(v, runpath);
+      if (dyn.d_tag == DT_RPATH) split_path(v, rpath);
     }
     break;  // one dynamic section
   }

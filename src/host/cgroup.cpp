@@ -8,31 +8,11 @@
 #include <vector>
 
 #include "common/safe_file.h"
+#include "common/text.h"
 
 namespace memlens::host {
 
 namespace {
-
-template <typename F>
-void for_each_line(std::string_view text, F&& f) {
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    f(text.substr(0, nl));
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  while (true) {
-    size_t i = s.find(sep);
-    out.push_back(s.substr(0, i));
-    if (i == std::string_view::npos) break;
-    s.remove_prefix(i + 1);
-  }
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

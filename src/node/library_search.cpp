@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/safe_file.h"
+#include "common/text.h"
 #include "elf/elf_file.h"
 #include "proc/procfs.h"
 
@@ -20,12 +21,8 @@ std::optional<std::string> find_library(pid_t pid, const std::string& object_in_
                                         const std::vector<std::string>& object_search_path,
                                         std::string_view library_path, std::string_view name) {
   std::vector<std::string> dirs;
-  while (!library_path.empty()) {
-    size_t colon = library_path.find(':');
-    if (colon != 0) dirs.emplace_back(library_path.substr(0, colon));
-    if (colon == std::string_view::npos) break;
-    library_path.remove_prefix(colon + 1);
-  }
+  for (auto dir : split(library_path, ':'))
+    if (!dir.empty()) dirs.emplace_back(dir);
   std::string origin = object_in_process.substr(0, object_in_process.rfind('/'));
   for (std::string d : object_search_path) {
     for (const char* token : {"$ORIGIN", "${ORIGIN}"})
