@@ -81,6 +81,7 @@ Result<void> dump(mnl_socket* nl, nlmsghdr* request, OnMessage on_message) {
   uint32_t portid = mnl_socket_get_portid(nl);
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;  // a signal memlens handles (its stop signals)
     if (n < 0) return errno_error("sock_diag answer");
     int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), request->nlmsg_seq, portid, callback, &context);
     if (rc == MNL_CB_ERROR) return errno_error("sock_diag answer");
@@ -228,12 +229,53 @@ bool parse_proc_endpoint(std::string_view field, bool v6, std::string& address, 
   return !address.empty();
 }
 
+// One sock_diag socket in pid's namespace for several questions; when it cannot be had, or a question
+// fails, the /proc/PID/net tables answer.
+class SocketAsker {
+ public:
+  explicit SocketAsker(pid_t pid) : pid_(pid), nl_(open_diag(pid)) {}
+
+  Result<std::vector<InetSocket>> inet(const InetQuery& query, SocketSource* source) {
+    if (query.protocol != "tcp" && query.protocol != "udp")
+      return make_error(fmt::format("no socket table for protocol '{}'", query.protocol), EINVAL);
+    if (nl_) {
+      std::vector<InetSocket> out;
+      auto v4 = dump_inet(nl_->get(), AF_INET, query, out);
+      auto v6 = v4 ? dump_inet(nl_->get(), AF_INET6, query, out) : v4;
+      if (v4 && v6) {
+        if (source) *source = SocketSource::kSockDiag;
+        return out;
+      }
+    }
+    if (source) *source = SocketSource::kProcNet;
+    return inet_from_proc(pid_, query);
+  }
+
+  Result<std::vector<SocketEntry>> unix_sockets(SocketSource* source) {
+    if (nl_) {
+      std::vector<SocketEntry> out;
+      if (dump_unix(nl_->get(), out)) {
+        if (source) *source = SocketSource::kSockDiag;
+        return out;
+      }
+    }
+    if (source) *source = SocketSource::kProcNet;
+    auto text = read_text_file(fmt::format("/proc/{}/net/unix", pid_), 64 << 20);
+    if (!text) return text.error();
+    return parse_net_unix(*text);
+  }
+
+ private:
+  pid_t pid_;
+  Result<MnlSocket> nl_;
+};
+
 }  // namespace
 
 const char* tcp_state_name(unsigned st) {
-  static const char* names[] = {"",          "ESTABLISHED", "SYN_SENT",    "SYN_RECV",   "FIN_WAIT1",
-                                "FIN_WAIT2", "TIME_WAIT",   "CLOSE",       "CLOSE_WAIT", "LAST_ACK",
-                                "LISTEN",    "CLOSING",     "NEW_SYN_RECV"};
+  static const char* names[] = {"",          "ESTABLISHED", "SYN_SENT",     "SYN_RECV",      "FIN_WAIT1",
+                                "FIN_WAIT2", "TIME_WAIT",   "CLOSE",        "CLOSE_WAIT",    "LAST_ACK",
+                                "LISTEN",    "CLOSING",     "NEW_SYN_RECV", "BOUND_INACTIVE"};
   return st < sizeof(names) / sizeof(names[0]) ? names[st] : "";
 }
 
@@ -244,50 +286,33 @@ Result<int> socket_in_namespace(pid_t pid, int domain, int type, int protocol) {
     return fd;
   }
   std::string ns_path = fmt::format("/proc/{}/ns/net", pid);
-  int ns = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (ns < 0) return errno_error(fmt::format("cannot open {}", ns_path));
+  UniqueFd ns(open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (ns.get() < 0) return errno_error(fmt::format("cannot open {}", ns_path));
   Result<int> result = make_error("not run");
-  std::thread t([&]() {
-    if (setns(ns, CLONE_NEWNET) != 0) {
-      result = errno_error("cannot enter the target's network namespace");
-      return;
-    }
-    int fd = socket(domain, type, protocol);
-    result = fd < 0 ? Result<int>(errno_error("socket")) : Result<int>(fd);
-  });
-  t.join();
-  close(ns);
+  try {
+    std::thread t([&]() {
+      if (setns(ns.get(), CLONE_NEWNET) != 0) {
+        result = errno_error("cannot enter the target's network namespace");
+        return;
+      }
+      int fd = socket(domain, type, protocol);
+      result = fd < 0 ? Result<int>(errno_error("socket")) : Result<int>(fd);
+    });
+    t.join();
+  } catch (const std::system_error& e) {
+    return make_error(
+        fmt::format("cannot start a thread to enter the target's network namespace: {}", e.what()),
+        e.code().value());
+  }
   return result;
 }
 
 Result<std::vector<InetSocket>> inet_sockets(pid_t pid, const InetQuery& query, SocketSource* source) {
-  if (query.protocol != "tcp" && query.protocol != "udp")
-    return make_error(fmt::format("no socket table for protocol '{}'", query.protocol), EINVAL);
-  if (auto nl = open_diag(pid)) {
-    std::vector<InetSocket> out;
-    auto v4 = dump_inet(nl->get(), AF_INET, query, out);
-    auto v6 = v4 ? dump_inet(nl->get(), AF_INET6, query, out) : v4;
-    if (v4 && v6) {
-      if (source) *source = SocketSource::kSockDiag;
-      return out;
-    }
-  }
-  if (source) *source = SocketSource::kProcNet;
-  return inet_from_proc(pid, query);
+  return SocketAsker(pid).inet(query, source);
 }
 
 Result<std::vector<SocketEntry>> unix_sockets(pid_t pid, SocketSource* source) {
-  if (auto nl = open_diag(pid)) {
-    std::vector<SocketEntry> out;
-    if (dump_unix(nl->get(), out)) {
-      if (source) *source = SocketSource::kSockDiag;
-      return out;
-    }
-  }
-  if (source) *source = SocketSource::kProcNet;
-  auto text = read_text_file(fmt::format("/proc/{}/net/unix", pid), 64 << 20);
-  if (!text) return text.error();
-  return parse_net_unix(*text);
+  return SocketAsker(pid).unix_sockets(source);
 }
 
 std::vector<InetSocket> parse_proc_net_inet(std::string_view text, bool v6, std::string_view protocol) {
@@ -357,17 +382,24 @@ std::vector<SocketEntry> parse_net_unix(std::string_view text) {
   return out;
 }
 
-std::unordered_map<uint64_t, SocketEntry> read_sockets(pid_t pid) {
+std::unordered_map<uint64_t, SocketEntry> read_sockets(pid_t pid, SocketSource* source) {
   std::unordered_map<uint64_t, SocketEntry> out;
+  SocketAsker ask(pid);
+  SocketSource each = SocketSource::kSockDiag;
+  if (source) *source = SocketSource::kSockDiag;
   for (const char* protocol : {"tcp", "udp"}) {
     InetQuery q;
     q.protocol = protocol;
     if (q.protocol == "tcp") q.states = kTcpStatesWithInode;
-    if (auto sockets = inet_sockets(pid, q))
+    auto sockets = ask.inet(q, &each);
+    if (source && each == SocketSource::kProcNet) *source = SocketSource::kProcNet;
+    if (sockets)
       for (const auto& s : *sockets)
         if (s.inode != 0) out.emplace(s.inode, describe(s));
   }
-  if (auto sockets = unix_sockets(pid))
+  auto sockets = ask.unix_sockets(&each);
+  if (source && each == SocketSource::kProcNet) *source = SocketSource::kProcNet;
+  if (sockets)
     for (auto& s : *sockets)
       if (s.inode != 0) out.emplace(s.inode, std::move(s));
   return out;

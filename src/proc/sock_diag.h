@@ -26,14 +26,16 @@ constexpr uint8_t kTcpClose = 7;
 constexpr uint8_t kTcpListen = 10;
 constexpr uint8_t kTcpSynRecv = 3;
 constexpr uint8_t kTcpNewSynRecv = 12;
+constexpr uint8_t kTcpBoundInactive = 13;  // bound, neither listening nor connected (sock_diag only)
 constexpr uint32_t tcp_state_bit(uint8_t state) {
   return 1u << state;
 }
 constexpr uint32_t kAllTcpStates = ~0u;
-// States in which a socket may be held by an fd: not TIME_WAIT or a request not yet accepted (their inode
-// is 0). The fd table asks for these only.
-constexpr uint32_t kTcpStatesWithInode =
-    ~(tcp_state_bit(kTcpTimeWait) | tcp_state_bit(kTcpSynRecv) | tcp_state_bit(kTcpNewSynRecv));
+// States in which a socket may be held by an fd: not TIME_WAIT, which has no inode (a TIME_WAIT entry
+// still in FIN_WAIT2 is sent, with inode 0, and dropped by the callers that want inodes). SYN_RECV stays:
+// a TCP Fast Open connection is accepted in that state; the kernel then sends pending requests too, with
+// inode 0. The fd table asks for these only.
+constexpr uint32_t kTcpStatesWithInode = ~tcp_state_bit(kTcpTimeWait);
 
 // A socket as the fd table names it.
 struct SocketEntry {
@@ -81,9 +83,9 @@ SocketEntry describe(const InetSocket& s);
 // /proc/net/unix text (the fallback of unix_sockets).
 std::vector<SocketEntry> parse_net_unix(std::string_view text);
 
-// Every socket of pid's network namespace that an fd can hold, by inode: TCP (not TIME_WAIT or pending
-// requests), UDP and unix. A table that cannot be read is skipped.
-std::unordered_map<uint64_t, SocketEntry> read_sockets(pid_t pid);
+// Every socket of pid's network namespace that an fd can hold, by inode: TCP (not TIME_WAIT), UDP and
+// unix. A table that cannot be read is skipped. source, when given, says kProcNet if any table fell back.
+std::unordered_map<uint64_t, SocketEntry> read_sockets(pid_t pid, SocketSource* source = nullptr);
 
 // The name of a TCP state ("LISTEN", "ESTABLISHED", ...), "" when unknown.
 const char* tcp_state_name(unsigned state);

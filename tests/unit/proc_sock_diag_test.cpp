@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,10 +195,11 @@ TEST(SockDiag, NamesThisProcessSocketsAsProcNetDoes) {
   ASSERT_EQ(bind(ud, reinterpret_cast<sockaddr*>(&named), sizeof(named)), 0);
   fds.push_back(ud);
 
+  // Each table from sock_diag, none from the /proc fallback (which would make this compare /proc with
+  // itself): this kernel has tcp_diag, udp_diag and unix_diag.
   SocketSource source = SocketSource::kProcNet;
-  ASSERT_TRUE(inet_sockets(getpid(), InetQuery{}, &source));
-  EXPECT_EQ(source, SocketSource::kSockDiag) << "this kernel has sock_diag: the /proc/net fallback ran";
-  auto diag = read_sockets(getpid());
+  auto diag = read_sockets(getpid(), &source);
+  EXPECT_EQ(source, SocketSource::kSockDiag) << "a table fell back to /proc/self/net";
   auto truth = from_proc_net(getpid());
   for (int fd : fds) {
     uint64_t ino = inode_of(fd);
@@ -215,6 +217,25 @@ TEST(SockDiag, NamesThisProcessSocketsAsProcNetDoes) {
   EXPECT_EQ(diag[inode_of(ux)].state, "listening");
   EXPECT_EQ(diag[inode_of(pair[0])].state, "connected");
   EXPECT_EQ(diag[inode_of(ud)].local, path);
+  // A TCP socket bound and nothing more: /proc/self/net/tcp leaves it out; sock_diag names it on kernels
+  // that keep such sockets in a table it walks (6.8 and later).
+  int bound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in here{};
+  here.sin_family = AF_INET;
+  here.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(bound, reinterpret_cast<sockaddr*>(&here), sizeof(here)), 0);
+  utsname u{};
+  int major = 0, minor = 0;
+  ASSERT_EQ(uname(&u), 0);
+  ASSERT_EQ(sscanf(u.release, "%d.%d", &major, &minor), 2);
+  EXPECT_FALSE(from_proc_net(getpid()).count(inode_of(bound)));
+  if (major > 6 || (major == 6 && minor >= 8)) {
+    auto again = read_sockets(getpid());
+    ASSERT_TRUE(again.count(inode_of(bound)));
+    EXPECT_EQ(again[inode_of(bound)].state, "CLOSE");  // its sk_state; the filter matched it as bound
+    EXPECT_EQ(again[inode_of(bound)].local, fmt::format("127.0.0.1:{}", port_of(bound)));
+  }
+  close(bound);
   for (int fd : fds) close(fd);
   unlink(path.c_str());
 }
@@ -244,13 +265,17 @@ TEST(SockDiag, StateMaskLeavesOutTimeWait) {
     if (!in_proc) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(in_proc) << "the closed connection never reached TIME_WAIT in /proc/self/net/tcp";
-  auto all = inet_sockets(getpid(), InetQuery{});
+  SocketSource source = SocketSource::kProcNet;
+  auto all = inet_sockets(getpid(), InetQuery{}, &source);
   ASSERT_TRUE(all) << all.error().describe();
+  EXPECT_EQ(source, SocketSource::kSockDiag);
   EXPECT_TRUE(time_wait_in(*all));
   InetQuery with_inode;
   with_inode.states = kTcpStatesWithInode;
-  auto held = inet_sockets(getpid(), with_inode);
+  source = SocketSource::kProcNet;
+  auto held = inet_sockets(getpid(), with_inode, &source);
   ASSERT_TRUE(held);
+  EXPECT_EQ(source, SocketSource::kSockDiag);
   EXPECT_FALSE(time_wait_in(*held));
   for (const auto& s : *held) EXPECT_NE(s.state, kTcpTimeWait);
   // The listener is still there in the narrower answer.
@@ -278,8 +303,11 @@ TEST(SockDiag, PortFilterKeepsOnlyThatLocalPort) {
   InetQuery q;
   q.states = tcp_state_bit(kTcpEstablished);
   q.local_port = port;
-  auto got = inet_sockets(getpid(), q);
+  SocketSource source = SocketSource::kProcNet;
+  auto got = inet_sockets(getpid(), q, &source);
   ASSERT_TRUE(got) << got.error().describe();
+  // The kernel ran the port filter: a bytecode it refused would have fallen back to /proc.
+  EXPECT_EQ(source, SocketSource::kSockDiag);
   std::set<uint64_t> got_inodes;
   for (const auto& s : *got) {
     EXPECT_EQ(s.local_port, port);
@@ -323,6 +351,16 @@ TEST(SockDiag, AsksInTheTargetsNetworkNamespace) {
     (void)!read(to_child[0], &c, 1);
     _exit(0);
   }
+  // However the test ends, the child is let go and reaped.
+  struct Release {
+    int to_parent[2], to_child[2];
+    pid_t child;
+    ~Release() {
+      (void)!write(to_child[1], "x", 1);
+      waitpid(child, nullptr, 0);
+      for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) close(fd);
+    }
+  } release{{to_parent[0], to_parent[1]}, {to_child[0], to_child[1]}, child};
   uint64_t answer[2] = {};
   ASSERT_EQ(read(to_parent[0], answer, sizeof(answer)), static_cast<ssize_t>(sizeof(answer)));
   ASSERT_NE(answer[0], 0u) << "the child could not make a namespace and listen in it";
@@ -330,8 +368,10 @@ TEST(SockDiag, AsksInTheTargetsNetworkNamespace) {
     InetQuery q;
     q.states = tcp_state_bit(kTcpListen);
     std::set<std::pair<uint64_t, uint16_t>> out;
-    if (auto got = inet_sockets(pid, q))
+    SocketSource source = SocketSource::kProcNet;
+    if (auto got = inet_sockets(pid, q, &source))
       for (const auto& s : *got) out.insert({s.inode, s.local_port});
+    EXPECT_EQ(source, SocketSource::kSockDiag) << "pid " << pid;
     return out;
   };
   std::pair<uint64_t, uint16_t> theirs{answer[0], static_cast<uint16_t>(answer[1])};
@@ -357,10 +397,6 @@ TEST(SockDiag, AsksInTheTargetsNetworkNamespace) {
   EXPECT_EQ(sock_ns.st_ino, child_ns.st_ino);
   close(ns);
   close(*made);
-  (void)!write(to_child[1], "x", 1);
-  int status = 0;
-  waitpid(child, &status, 0);
-  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) close(fd);
 }
 
 // A process that is gone: a clear error, not an empty answer.
