@@ -76,6 +76,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsInspectorStatus, t_s, state, r
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsLivePoint, t_s, bytes, objects)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsForcedGc, t_s, pause_ms, reason, ok, error)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsOtherClient, t_s, peer)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsForcedGcTotals, count, failed, pause_total_ms, pause_max_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsHeapSnapshot, t_s, reason, ok, refused, error, pause_ms,
                                                 json_bytes, nodes, edges, heap_used_bytes, parsed_bytes,
                                                 memlens_rss_before_bytes, memlens_peak_rss_bytes,
@@ -105,8 +106,10 @@ void to_json(nlohmann::json& j, const JsObjectsState& s) {
        {"profiles", s.profiles},
        {"last", s.last},
        {"points_dropped", s.points_dropped},
+       {"forced_gc_totals", s.forced_gc_totals},
        {"forced_gcs", s.forced_gcs},
        {"other_clients", s.other_clients},
+       {"other_clients_total", s.other_clients_total},
        {"snapshots", s.snapshots},
        {"diff", s.diff}};
 }
@@ -130,6 +133,13 @@ void from_json(const nlohmann::json& j, JsObjectsState& s) {
   s.points_dropped = j.value("points_dropped", s.points_dropped);
   s.forced_gcs = j.value("forced_gcs", s.forced_gcs);
   s.other_clients = j.value("other_clients", s.other_clients);
+  // A capture written before the totals were kept listed every forced GC and client: count the lists.
+  if (auto it = j.find("forced_gc_totals"); it != j.end()) {
+    s.forced_gc_totals = it->get<JsForcedGcTotals>();
+  } else {
+    for (const auto& g : s.forced_gcs) s.forced_gc_totals.add(g);
+  }
+  s.other_clients_total = j.value("other_clients_total", uint64_t{s.other_clients.size()});
   s.snapshots = j.value("snapshots", s.snapshots);
   if (auto it = j.find("diff"); it != j.end()) s.diff = it->get<std::optional<JsHeapDiff>>();
   for (uint32_t id = 0; id < s.stacks.size(); ++id) s.stack_ids.emplace(s.stacks[id], id);

@@ -733,6 +733,8 @@ void JsObjectsCollector::run() {
         for (const auto& s : *theirs)
           if (s.remote_port != my_port) {
             std::string peer = fmt::format("{}:{}", unmapped(s.remote_address), s.remote_port);
+            // Bounded: a client that reconnects again and again comes from a new port each time.
+            if (clients_seen.size() >= 4096) clients_seen.clear();
             if (clients_seen.insert(peer).second) emit(model::JsOtherClient{now(), peer});
           }
       }

@@ -1,5 +1,7 @@
 #include "model/js_objects.h"
 
+#include <algorithm>
+
 namespace memlens::model {
 
 namespace {
@@ -59,13 +61,28 @@ struct Applier {
         thin(s.series[id], s.points_dropped);
       }
   }
-  void operator()(const JsForcedGc& e) { s.forced_gcs.push_back(e); }
-  void operator()(const JsOtherClient& e) { s.other_clients.push_back(e); }
+  void operator()(const JsForcedGc& e) {
+    s.forced_gc_totals.add(e);
+    s.forced_gcs.push_back(e);
+    if (s.forced_gcs.size() > kMaxForcedGcsListed)
+      s.forced_gcs.erase(s.forced_gcs.begin(), s.forced_gcs.end() - kMaxForcedGcsListed);
+  }
+  void operator()(const JsOtherClient& e) {
+    ++s.other_clients_total;
+    if (s.other_clients.size() < kMaxOtherClientsListed) s.other_clients.push_back(e);
+  }
   void operator()(const JsHeapSnapshot& e) { s.snapshots.push_back(e); }
   void operator()(const JsHeapDiff& e) { s.diff = e; }
 };
 
 }  // namespace
+
+void JsForcedGcTotals::add(const JsForcedGc& g) {
+  ++count;
+  if (!g.ok) ++failed;
+  pause_total_ms += g.pause_ms;
+  pause_max_ms = std::max(pause_max_ms, g.pause_ms);
+}
 
 void apply(JsObjectsState& s, const JsObjectsEvent& e) {
   std::visit(Applier{s}, e);

@@ -63,6 +63,14 @@ struct JsForcedGc {
   std::string error;
 };
 
+struct JsForcedGcTotals {
+  uint64_t count = 0;
+  uint64_t failed = 0;
+  double pause_total_ms = 0;
+  double pause_max_ms = 0;
+  void add(const JsForcedGc& g);
+};
+
 // Another client connected to the inspector while memlens had it open.
 struct JsOtherClient {
   double t_s = 0;
@@ -165,8 +173,13 @@ struct JsObjectsState {
   std::vector<std::pair<uint32_t, JsLivePoint>> last;
   uint64_t points_dropped = 0;  // thinned out of long series to bound memory (counted, never silent)
 
+  // Every forced GC is counted; the latest kMaxForcedGcsListed are kept one by one (one every few seconds
+  // for as long as memlens runs would grow without bound).
+  JsForcedGcTotals forced_gc_totals;
   std::vector<JsForcedGc> forced_gcs;
+  // The first kMaxOtherClientsListed other clients, one by one, and how many there were in all.
   std::vector<JsOtherClient> other_clients;
+  uint64_t other_clients_total = 0;
   std::vector<JsHeapSnapshot> snapshots;
   std::optional<JsHeapDiff> diff;  // the latest
 };
@@ -176,5 +189,7 @@ void apply(JsObjectsState& s, const JsObjectsEvent& e);
 
 // At most this many points per site: longer series are thinned by dropping every other point.
 constexpr size_t kMaxJsLivePointsPerSite = 512;
+constexpr size_t kMaxForcedGcsListed = 256;
+constexpr size_t kMaxOtherClientsListed = 64;
 
 }  // namespace memlens::model

@@ -104,20 +104,20 @@ json js_objects_section(const model::Process& p) {
   }
   j["growing_sites"] = std::move(sites);
   json gcs = json::array();
-  double total = 0, max = 0;
   for (const auto& g : s.forced_gcs) {
     json e = {{"t_s", g.t_s}, {"pause_ms", g.pause_ms}, {"reason", g.reason}, {"ok", g.ok}};
     if (!g.ok) e["error"] = g.error;
     gcs.push_back(std::move(e));
-    total += g.pause_ms;
-    max = std::max(max, g.pause_ms);
   }
   j["forced_gcs"] = std::move(gcs);
-  j["forced_gc_pause_total_ms"] = total;
-  j["forced_gc_pause_max_ms"] = max;
+  j["forced_gc_count"] = s.forced_gc_totals.count;
+  j["forced_gc_failed"] = s.forced_gc_totals.failed;
+  j["forced_gc_pause_total_ms"] = s.forced_gc_totals.pause_total_ms;
+  j["forced_gc_pause_max_ms"] = s.forced_gc_totals.pause_max_ms;
   json clients = json::array();
   for (const auto& c : s.other_clients) clients.push_back({{"t_s", c.t_s}, {"peer", c.peer}});
   j["other_clients"] = std::move(clients);
+  j["other_clients_total"] = s.other_clients_total;
   json snaps = json::array();
   for (const auto& sn : s.snapshots) {
     json e = {{"t_s", sn.t_s},

@@ -16,7 +16,8 @@ namespace memlens::report {
 // {requested, mode, state, reason, address, opened_by_memlens, sigusr1_handler, profiles,
 //  sampling_interval_bytes, growing_sites: [{function, url, line, column, stack, rate_bytes_per_s,
 //  first_bytes, last_bytes, window_s, live_bytes, live_objects}], forced_gcs: [{t_s, pause_ms, reason, ok,
-//  error?}], forced_gc_pause_total_ms, forced_gc_pause_max_ms, other_clients: [{t_s, peer}],
+//  error?}] (the latest), forced_gc_count, forced_gc_failed, forced_gc_pause_total_ms,
+//  forced_gc_pause_max_ms, other_clients: [{t_s, peer}] (the first), other_clients_total,
 //  points_dropped}. Null when --js-objects was not asked for this process.
 nlohmann::json js_objects_section(const model::Process& p);
 

@@ -280,17 +280,14 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
             js.value("address", std::string()),
             js.value("opened_by_memlens", false) ? "opened and closed by memlens" : "already open: left open",
             u64_or0(js, "profiles"));
-      const json& forced = js.value("forced_gcs", json::array());
-      if (!forced.empty())
+      if (uint64_t forced = u64_or0(js, "forced_gc_count"); forced > 0)
         out += fmt::format(
             "           pauses memlens caused: {} full GCs (V8 collects before each profile "
             "read), {:.0f} ms in all, longest {:.0f} ms\n",
-            forced.size(), f64_or0(js, "forced_gc_pause_total_ms"), f64_or0(js, "forced_gc_pause_max_ms"));
+            forced, f64_or0(js, "forced_gc_pause_total_ms"), f64_or0(js, "forced_gc_pause_max_ms"));
       if (std::string line = js_snapshots_line(js); !line.empty()) out += "           " + line + "\n";
-      const json& others = js.value("other_clients", json::array());
-      if (!others.empty())
-        out +=
-            fmt::format("           other inspector clients while memlens had it open: {}\n", others.size());
+      if (uint64_t others = u64_or0(js, "other_clients_total"); others > 0)
+        out += fmt::format("           other inspector clients while memlens had it open: {}\n", others);
     }
     const json& fds = object_or_empty(p, "fds");
     if (!fds.empty())

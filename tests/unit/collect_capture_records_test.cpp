@@ -303,6 +303,9 @@ std::vector<HostAnswer> host_answers() {
   caps.js_objects.series = {{{0.5, 10, 1}}};
   caps.js_objects.diff = memlens::model::JsHeapDiff{};
   caps.js_objects.diff->groups.push_back({.type = "object", .name = "Leak", .bytes_delta = -3});
+  for (int i = 0; i < 300; ++i)  // more than are listed: the totals count what the list dropped
+    memlens::model::apply(caps.js_objects,
+                          memlens::model::JsForcedGc{1.0 * i, 2.0, "profile read", true, ""});
   caps.stacks["page_faults"][7] = {1, 2, 3};
   return {id, s, seed, end, v8, caps};
 }
@@ -341,12 +344,24 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
     EXPECT_FALSE(back->attribution.oom_kill->limit_bytes);
     EXPECT_EQ(back->js_objects.stack_ids.at(caps.js_objects.stacks[0]), 0u);  // the index, rebuilt
     EXPECT_EQ(back->js_objects.diff->groups.at(0).bytes_delta, -3);
+    EXPECT_EQ(back->js_objects.forced_gc_totals.count, 300u);
+    EXPECT_DOUBLE_EQ(back->js_objects.forced_gc_totals.pause_total_ms, 600.0);
+    EXPECT_EQ(back->js_objects.forced_gcs.size(), memlens::model::kMaxForcedGcsListed);
     EXPECT_EQ(back->stacks.at("page_faults").at(7).live_bytes, 3);
     auto cbor = [](const char* text) {
       auto bytes = nlohmann::json::to_cbor(nlohmann::json::parse(text));
       return std::string(bytes.begin(), bytes.end());
     };
     EXPECT_TRUE(decode_capabilities_end_state(cbor(R"({"pid":1,"start_time_ns":1})")));
+    // A capture from before the totals were kept: its lists are counted.
+    auto older = decode_capabilities_end_state(cbor(
+        R"({"pid":1,"start_time_ns":1,"js_objects":{"stacks":[],"series":[],"forced_gcs":[{"t_s":1,"pause_ms":4},{"t_s":4,"pause_ms":6,"ok":false}],"other_clients":[{"t_s":2,"peer":"127.0.0.1:5"}]}})"));
+    ASSERT_TRUE(older) << older.error().describe();
+    EXPECT_EQ(older->js_objects.forced_gc_totals.count, 2u);
+    EXPECT_EQ(older->js_objects.forced_gc_totals.failed, 1u);
+    EXPECT_DOUBLE_EQ(older->js_objects.forced_gc_totals.pause_total_ms, 10.0);
+    EXPECT_DOUBLE_EQ(older->js_objects.forced_gc_totals.pause_max_ms, 6.0);
+    EXPECT_EQ(older->js_objects.other_clients_total, 1u);
     EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":"x","start_time_ns":1})")));
     EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":1,"start_time_ns":1,"fds":{"entries":7}})")));
     EXPECT_FALSE(decode_capabilities_end_state(R"({"pid":1,"start_time_ns":1})"));  // JSON text, not CBOR
