@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "common/clock.h"
@@ -90,6 +91,7 @@ class AttributionExtension final : public TraceExtension {
 
   void on_untrack(model::Process& p) override {
     next_read_s_.erase(p.key());
+    oom_counters_pending_.erase(p.key());
     if (p.exit_status == 128 + SIGKILL) note_oom_kill(p);
   }
 
@@ -100,10 +102,14 @@ class AttributionExtension final : public TraceExtension {
       if (measure(p, s.t_s, ab)) it->second = s.t_s + p.attribution.interval_s;
     }
     fill_sample(p, s);
-    // The counters as they were at the latest sample: a kill between it and the exit raises them. (A
-    // process that has exited still gets its last sample, before on_untrack: keep the earlier reading.)
+    // The counters as they were one sample ago, a reading the process has lived past: a kill after it
+    // raises them. Not this sample's: the OOM killer counts its kill before the victim is gone, so a
+    // victim still tearing down its memory reads as running with the kill already counted. (A process
+    // that has exited still gets its last sample, before on_untrack: keep the earlier reading.)
     if (p.alive() && proc::process_running(p.pid())) {
-      p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
+      auto& pending = oom_counters_pending_[p.key()];
+      if (pending) p.attribution.oom_counters_before = *pending;
+      pending = read_oom_counters(p.attribution.limits);
       read_memory_usage(p.attribution.limits, s.t_s);
     }
   }
@@ -189,6 +195,7 @@ class AttributionExtension final : public TraceExtension {
   AttributionOptions opts_;
   model::Trace* trace_ = nullptr;
   std::map<model::ProcessKey, double> next_read_s_;
+  std::map<model::ProcessKey, std::optional<model::OomCounters>> oom_counters_pending_;
 };
 
 }  // namespace
