@@ -24,9 +24,6 @@ constexpr uint8_t kTcpEstablished = 1;
 constexpr uint8_t kTcpTimeWait = 6;
 constexpr uint8_t kTcpClose = 7;
 constexpr uint8_t kTcpListen = 10;
-constexpr uint8_t kTcpSynRecv = 3;
-constexpr uint8_t kTcpNewSynRecv = 12;
-constexpr uint8_t kTcpBoundInactive = 13;  // bound, neither listening nor connected (sock_diag only)
 constexpr uint32_t tcp_state_bit(uint8_t state) {
   return 1u << state;
 }
