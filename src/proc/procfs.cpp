@@ -181,6 +181,12 @@ std::optional<Status> parse_status(std::string_view text) {
       any = true;
       return;
     }
+    if (key == "SigPnd" || key == "ShdPnd") {
+      uint64_t mask = 0;
+      auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), mask, 16);
+      if (ec == std::errc()) (key == "SigPnd" ? s.sig_pending : s.shared_sig_pending) = mask;
+      return;
+    }
     if (key == "NSpid") {
       // One pid per namespace level, outermost first: the last is the pid the process sees itself as.
       std::string_view inner =
@@ -245,6 +251,7 @@ std::optional<Stat> parse_stat(std::string_view text) {
             parse_num(f[19], st.start_time_ticks) && parse_num(f[21], st.rss_pages);
   if (!ok) return std::nullopt;
   (void)parse_num(f[17], st.num_threads);
+  (void)parse_num(f[6], st.flags);
   if (f.size() > 49) (void)parse_num(f[49], st.exit_code);
   return st;
 }
@@ -418,6 +425,25 @@ bool process_running(pid_t pid) {
   // A leader that called pthread_exit is a zombie while its other threads run on in the same address
   // space: the process lives as long as one of its threads does.
   return !state_is_dead(st->state) || live_thread_dir(pid).has_value();
+}
+
+bool process_dying(pid_t pid) {
+  constexpr uint64_t kSigkillBit = 1ull << (SIGKILL - 1);
+  constexpr uint64_t kPfExiting = 0x4;  // include/linux/sched.h
+  auto status = read_status(pid);
+  if (!status) return true;
+  if ((status->sig_pending | status->shared_sig_pending) & kSigkillBit) return true;
+  // Exiting: no thread left that is neither dead nor exiting. Each thread is looked at, the leader too: a
+  // leader that called pthread_exit is dead and exiting while the process runs on in its other threads,
+  // and a thread in do_exit keeps its R or D state while it gives back its memory.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    auto text = read_text_file(e.path().string() + "/stat", 4096);
+    if (!text) continue;
+    auto st = parse_stat(*text);
+    if (st && !state_is_dead(st->state) && !(st->flags & kPfExiting)) return false;
+  }
+  return true;
 }
 
 std::string kernel_release() {

@@ -54,6 +54,9 @@ struct Status {
   uid_t uid = 0;
   uint64_t vm_rss = 0, vm_hwm = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0, vm_swap = 0, vm_size = 0;
   uint32_t threads = 0;
+  // Signals pending, as bit masks (bit N-1 for signal N): for the leader thread alone (SigPnd) and for
+  // the whole process (ShdPnd, where kill(2) and the OOM killer queue theirs).
+  uint64_t sig_pending = 0, shared_sig_pending = 0;
 };
 std::optional<Status> parse_status(std::string_view text);
 
@@ -67,6 +70,7 @@ struct Stat {
   uint64_t start_time_ticks = 0;  // since boot, in clock ticks (USER_HZ)
   uint64_t rss_pages = 0;
   uint32_t num_threads = 0;
+  uint64_t flags = 0;  // the leader task's PF_* flags (field 9)
   // A zombie's wait status (field 52, Linux 3.5+): what its parent's wait would return; 0 while it runs.
   int exit_code = 0;
 };
@@ -95,6 +99,10 @@ bool process_exists(pid_t pid);
 // Exists and is not exiting: a zombie (or a process in its exit) answers kill(0) but has no address space,
 // no /proc/PID/root and no maps any more.
 bool process_running(pid_t pid);
+// Whether the process is on its way out or gone: SIGKILL pending for it (kill(2) and the OOM killer send
+// one before anything else happens), its leader exiting or dead with no thread left, or nothing left to
+// read. A SIGKILL already counted somewhere (an OOM kill) was sent before this returns false.
+bool process_dying(pid_t pid);
 std::string kernel_release();
 
 }  // namespace memlens::proc

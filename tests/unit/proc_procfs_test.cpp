@@ -1,6 +1,7 @@
 // The /proc parsers against text as the kernel writes it (tests/data/proc, and this process's own files),
 // and against text a traced process can twist: names with spaces and parentheses, malformed lines.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +115,8 @@ TEST(ProcStatus, FieldsInBytes) {
   EXPECT_EQ(s->vm_swap, 512u * 1024);
   EXPECT_EQ(s->vm_size, 1241000u * 1024);
   EXPECT_EQ(s->threads, 11u);
+  EXPECT_EQ(s->sig_pending, 0u);
+  EXPECT_EQ(s->shared_sig_pending, 1u << (SIGKILL - 1));  // hexadecimal, "0000000000000100"
   EXPECT_EQ(s->rss_anon + s->rss_file + s->rss_shmem, s->vm_rss);
   EXPECT_FALSE(parse_status("garbage without fields"));
 }
@@ -132,7 +135,8 @@ TEST(ProcStat, CommWithSpacesAndParentheses) {
   EXPECT_EQ(st->start_time_ticks, 8812345u);
   EXPECT_EQ(st->rss_pages, 46951u);
   EXPECT_EQ(st->num_threads, 11u);
-  EXPECT_EQ(st->exit_code, 0);  // a kernel older than 3.5 writes no field 52: no wait status
+  EXPECT_EQ(st->flags, 0x400000u);  // field 9: PF_RANDOMIZE alone, not PF_EXITING
+  EXPECT_EQ(st->exit_code, 0);      // a kernel older than 3.5 writes no field 52: no wait status
 }
 
 TEST(ProcStat, ZombieCarriesItsWaitStatus) {
@@ -197,6 +201,70 @@ TEST(ProcLive, OwnProcessAgreesWithItself) {
   EXPECT_FALSE(process_exists(0x3fffffff));
   EXPECT_FALSE(process_running(0x3fffffff));
 }
+
+// A process that ends with 512 MiB to give back is dying at every look from the moment it is killed
+// (SIGKILL pending) or calls exit (PF_EXITING) through its teardown, until it is a zombie: the window in
+// which the OOM killer has already counted its kill. Before that it is not dying.
+class ProcDying : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ProcDying, FromTheKillOrExitThroughTheTeardown) {
+  const bool killed = GetParam();
+  constexpr size_t kBytes = 512u << 20;
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto* mem =
+        static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (mem == MAP_FAILED) _exit(2);
+    for (size_t i = 0; i < kBytes; i += 4096) mem[i] = 1;
+    char c = 1;
+    if (write(ready[1], &c, 1) != 1) _exit(2);
+    if (read(go[0], &c, 1) != 1) _exit(2);  // the parent says when to exit (or kills)
+    _exit(0);
+  }
+  close(ready[1]);
+  close(go[0]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  EXPECT_FALSE(process_dying(child)) << "a live process that has just written its memory";
+  if (killed)
+    ASSERT_EQ(kill(child, SIGKILL), 0);
+  else
+    ASSERT_EQ(write(go[1], &c, 1), 1);
+  // A kill is pending when kill(2) returns; an exit starts when the child gets to run, after which it
+  // must read as dying at every look.
+  bool seen_dying = killed;
+  int looks_before_zombie = 0, not_dying = 0;
+  for (int i = 0; i < 200000; ++i) {
+    auto st = read_stat(child);
+    if (!st || st->state == 'Z') break;
+    // Read after the stat: a zombie by now counts as dying, rightly.
+    bool dying = process_dying(child);
+    seen_dying = seen_dying || dying;
+    if (!seen_dying) continue;
+    ++looks_before_zombie;
+    if (!dying) ++not_dying;
+  }
+  EXPECT_GT(looks_before_zombie, 0) << "the teardown of 512 MiB was over before the first look at it";
+  EXPECT_EQ(not_dying, 0) << "of " << looks_before_zombie << " looks before it was a zombie";
+  EXPECT_TRUE(process_dying(child)) << "a zombie";
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(process_dying(child)) << "reaped: gone";
+  if (killed)
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  else
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  close(ready[0]);
+  close(go[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ends, ProcDying, ::testing::Bool(), [](const ::testing::TestParamInfo<bool>& i) {
+  return i.param ? "Sigkill" : "Exit";
+});
 
 }  // namespace
 }  // namespace memlens::proc
