@@ -85,6 +85,7 @@ class AttributionExtension final : public TraceExtension {
     trace_ = &trace;
     p.attribution.limits = read_limits(p.pid());
     p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
+    oom_counters_pending_.erase(p.key());  // an exec starts over
     p.attribution.interval_s = opts_.min_interval_s;
     next_read_s_[p.key()] = 0;  // the first sample measures
   }
@@ -102,16 +103,17 @@ class AttributionExtension final : public TraceExtension {
       if (measure(p, s.t_s, ab)) it->second = s.t_s + p.attribution.interval_s;
     }
     fill_sample(p, s);
-    // The counters as they were one sample ago, a reading the process has lived past: a kill after it
-    // raises them. Not this sample's: the OOM killer counts its kill before the victim is gone, so a
-    // victim still tearing down its memory reads as running with the kill already counted. (A process
-    // that has exited still gets its last sample, before on_untrack: keep the earlier reading.)
-    if (p.alive() && proc::process_running(p.pid())) {
-      auto& pending = oom_counters_pending_[p.key()];
-      if (pending) p.attribution.oom_counters_before = *pending;
-      pending = read_oom_counters(p.attribution.limits);
-      read_memory_usage(p.attribution.limits, s.t_s);
-    }
+    if (!p.alive()) return;
+    // The OOM killer counts its kill a moment before it sends its SIGKILL, so a reading of the counters
+    // may already hold the kill of a process that does not look dying yet. A reading becomes the baseline
+    // one sample later, when the process was then found not dying: had it held the process's kill, the
+    // SIGKILL would have been sent long before. A victim still tearing down its memory is dying (SIGKILL
+    // pending, exiting) however long that takes, and its baseline stays from before the kill.
+    if (proc::process_dying(p.pid())) return;
+    auto& pending = oom_counters_pending_[p.key()];
+    if (pending) p.attribution.oom_counters_before = *pending;
+    pending = read_oom_counters(p.attribution.limits);
+    read_memory_usage(p.attribution.limits, s.t_s);
   }
 
   void on_finish(model::Trace& trace) override {
@@ -125,16 +127,13 @@ class AttributionExtension final : public TraceExtension {
   }
 
  private:
-  // A SIGKILL with an OOM-kill counter that covers the process risen since the last sample: the OOM
-  // killer's doing (its own signal). The cgroup is read through the exited process's last known path.
+  // A SIGKILL with an OOM-kill counter that covers the process risen since its baseline: the OOM killer's
+  // doing (its own signal). The cgroup is read through the exited process's last known path.
   void note_oom_kill(model::Process& p) {
     auto& st = p.attribution;
-    model::OomCounters now = read_oom_counters(st.limits);
-    auto rose = [](std::optional<uint64_t> before, std::optional<uint64_t> after) {
-      return before && after && *after > *before;
-    };
-    bool by_cgroup = rose(st.oom_counters_before.cgroup, now.cgroup);
-    if (!by_cgroup && !rose(st.oom_counters_before.host, now.host)) return;
+    model::OomKillSeenBy seen = model::oom_kill_seen_by(st.oom_counters_before, read_oom_counters(st.limits));
+    if (seen == model::OomKillSeenBy::kNone) return;
+    bool by_cgroup = seen == model::OomKillSeenBy::kCgroup;
     model::OomKill k;
     k.at_s = p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(boot_ns()) : 0);
     k.scope =

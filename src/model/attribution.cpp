@@ -321,4 +321,11 @@ std::optional<uint64_t> parse_nofile_soft_limit(std::string_view text) {
   return parse_u64(soft);
 }
 
+OomKillSeenBy oom_kill_seen_by(const OomCounters& before, const OomCounters& after) {
+  if (before.cgroup && after.cgroup)
+    return *after.cgroup > *before.cgroup ? OomKillSeenBy::kCgroup : OomKillSeenBy::kNone;
+  if (before.host && after.host && *after.host > *before.host) return OomKillSeenBy::kHost;
+  return OomKillSeenBy::kNone;
+}
+
 }  // namespace memlens::model

@@ -137,6 +137,13 @@ struct OomCounters {
   std::optional<uint64_t> host;    // /proc/vmstat oom_kill
 };
 
+// Which counter says that a process that ended with SIGKILL was OOM-killed, from the counters of its
+// baseline and after its exit: its memory cgroup's when it can be read (the kernel counts every OOM kill,
+// the host-wide ones too, in the victim's own cgroup), the host's only when the cgroup's cannot (it counts
+// the kills of every process of the host).
+enum class OomKillSeenBy { kNone, kCgroup, kHost };
+OomKillSeenBy oom_kill_seen_by(const OomCounters& before, const OomCounters& after);
+
 // What attribution keeps per process (in model::Process::attribution).
 struct AttributionState {
   std::optional<Reconciled> last;  // the latest measurement
@@ -149,7 +156,9 @@ struct AttributionState {
   double read_ms_max = 0;
   double interval_s = 0;  // current interval between smaps reads (adapts to their cost)
   ProcessLimits limits;
-  OomCounters oom_counters_before;  // at the latest sample
+  // The OOM-kill counters of a sample that a later sample found the process alive and not dying after: they
+  // hold no kill of it (the kernel counts an OOM kill a moment before it sends its SIGKILL).
+  OomCounters oom_counters_before;
   std::optional<OomKill> oom_kill;
 };
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <thread>
 
 #include "support/cgroup_support.h"
@@ -60,6 +61,51 @@ INSTANTIATE_TEST_SUITE_P(
              "n: [i, i + 1, i + 2] }); }, 125);",
              "js_heap"}),
     [](const ::testing::TestParamInfo<Leak>& info) { return std::string(info.param.name); });
+
+// The OOM killer ends another process of the same cgroup (one memlens does not trace), then a user's
+// `kill -9` ends the traced node: a SIGKILL with the cgroup's OOM-kill counter risen since tracking
+// began, but not since the node's last sample. That is no OOM kill of the node.
+TEST(OomKill, ASiblingsKillThenAUsersSigkillIsNotReportedAsOne) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  LimitedCgroup cgroup("memlens-oom-sibling-" + std::to_string(getpid()), 192ull << 20);
+  std::string join =
+      "echo $$ > " + cgroup.dir() + "/cgroup.procs && exec " + shell_quote(node_bin()) + " -e ";
+  Child m = Child::spawn({memlens_bin(), "run", "--interval", "0.5", "-o", dir.file("out"), "--", "sh", "-c",
+                          join + shell_quote("setInterval(() => {}, 1000);")},
+                         dir.path(), "m");
+  // The traced node, once it is in the cgroup and running node.
+  pid_t traced = 0;
+  for (int i = 0; i < 100 && traced == 0; ++i) {
+    std::this_thread::sleep_for(100ms);
+    std::ifstream procs(cgroup.dir() + "/cgroup.procs");
+    pid_t pid = 0;
+    std::ifstream comm;
+    if (procs >> pid) comm.open("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    if (comm >> name && name.rfind("node", 0) == 0) traced = pid;
+  }
+  ASSERT_NE(traced, 0) << "the traced node never joined the cgroup: " << m.stderr_text();
+  std::this_thread::sleep_for(2s);  // traced, sampled
+  Child sibling = Child::spawn(
+      {"sh", "-c",
+       join + shell_quote("const a = []; setInterval(() => { a.push(Buffer.alloc(2 << 20, 1)); }, 125);")},
+      dir.path(), "sibling");
+  ASSERT_EQ(sibling.wait(120s), 128 + SIGKILL) << "the sibling was never OOM-killed";
+  ASSERT_EQ(cgroup.oom_kills(), 1u) << "the kernel's own count of OOM kills in the cgroup";
+  ASSERT_EQ(kill(traced, 0), 0) << "the OOM killer chose the traced node, not the sibling";
+  std::this_thread::sleep_for(2s);  // four samples at 0.5 s since the sibling's kill
+  ASSERT_EQ(kill(traced, SIGKILL), 0);
+  EXPECT_EQ(m.wait(30s), 128 + SIGKILL) << m.stderr_text();
+  EXPECT_EQ(cgroup.oom_kills(), 1u) << "a user's kill is no OOM kill";
+  EXPECT_EQ(m.stderr_text().find("killed by the OOM killer"), std::string::npos) << m.stderr_text();
+  json report = load_report(dir.file("out"));
+  ASSERT_TRUE(report.is_object()) << m.stderr_text();
+  ASSERT_EQ(report["processes"].size(), 1u);
+  const json& p = report["processes"][0];
+  EXPECT_EQ(p["exit_status"], 128 + SIGKILL);
+  EXPECT_FALSE(p.contains("oom_kill")) << p["oom_kill"].dump();
+}
 
 // Under `top`, the OOM kill of a node memlens did not start is shown with its last figures.
 TEST(OomKillUnderTop, ANodeKilledWhileTheViewRunsIsListed) {

@@ -253,5 +253,25 @@ TEST(Attribution, HeuristicsOnARealNodeProcessMatchItsOwnFigures) {
   EXPECT_LT(b[Category::other_anon], b.total() / 20);
 }
 
+// Which counter shows a SIGKILL to be an OOM kill: the cgroup's whenever it was read at both ends, even
+// when the host's rose (another process of the host was OOM-killed); the host's only without it.
+TEST(OomKillSeenBy, TheCgroupsCounterDecidesWhenItCanBeRead) {
+  auto counters = [](std::optional<uint64_t> cgroup, std::optional<uint64_t> host) {
+    OomCounters c;
+    c.cgroup = cgroup;
+    c.host = host;
+    return c;
+  };
+  EXPECT_EQ(oom_kill_seen_by(counters(2, 7), counters(3, 8)), OomKillSeenBy::kCgroup);
+  EXPECT_EQ(oom_kill_seen_by(counters(2, 7), counters(3, 7)), OomKillSeenBy::kCgroup);
+  EXPECT_EQ(oom_kill_seen_by(counters(2, 7), counters(2, 9)), OomKillSeenBy::kNone) << "someone else's";
+  EXPECT_EQ(oom_kill_seen_by(counters(2, 7), counters(2, 7)), OomKillSeenBy::kNone);
+  EXPECT_EQ(oom_kill_seen_by(counters(std::nullopt, 7), counters(std::nullopt, 8)), OomKillSeenBy::kHost);
+  EXPECT_EQ(oom_kill_seen_by(counters(2, 7), counters(std::nullopt, 8)), OomKillSeenBy::kHost)
+      << "the cgroup gone with its last process";
+  EXPECT_EQ(oom_kill_seen_by(counters(std::nullopt, 7), counters(std::nullopt, 7)), OomKillSeenBy::kNone);
+  EXPECT_EQ(oom_kill_seen_by(counters(std::nullopt, std::nullopt), counters(1, 1)), OomKillSeenBy::kNone);
+}
+
 }  // namespace
 }  // namespace memlens::model
