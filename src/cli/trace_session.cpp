@@ -213,6 +213,17 @@ void TraceSession::loop(const std::function<bool()>& poll_child, const std::func
         fmt::print(stderr, "memlens: pid {}: another client connected to the inspector memlens uses: {}\n",
                    p->pid(), js.other_clients[clients].peer);
       }
+      // Past the clients listed one by one, their number: said when it first passes them, then each time
+      // it doubles (a client that reconnects every few seconds is not a line every few seconds).
+      if (js.other_clients_total > clients &&
+          (clients == js.other_clients.size() || js.other_clients_total >= 2 * clients)) {
+        live.clear();
+        fmt::print(stderr,
+                   "memlens: pid {}: {} other clients connected to the inspector memlens uses so far (the "
+                   "first {} are listed)\n",
+                   p->pid(), js.other_clients_total, js.other_clients.size());
+        clients = js.other_clients_total;
+      }
     }
   };
   while (true) {

@@ -691,7 +691,7 @@ void JsObjectsCollector::run() {
     open_ = true;
   }
 
-  std::set<std::string> clients_seen;
+  std::set<std::string> clients_connected;
   // V8 runs a full GC before every sampling-profile read (so that the profile holds live objects only):
   // each read is a pause memlens causes, measured and reported, and paced to the pause budget. In sampling
   // mode the profile is read once, when the trace ends.
@@ -729,14 +729,16 @@ void JsObjectsCollector::run() {
     if (mono_s() >= next_clients) {
       next_clients = mono_s() + 2.0;
       // Other connections to the inspector's port, the target's side of them.
-      if (auto theirs = connections_to_port(pid_, endpoint->port)) {
-        for (const auto& s : *theirs)
-          if (s.remote_port != my_port) {
-            std::string peer = fmt::format("{}:{}", unmapped(s.remote_address), s.remote_port);
-            // Bounded: a client that reconnects again and again comes from a new port each time.
-            if (clients_seen.size() >= 4096) clients_seen.clear();
-            if (clients_seen.insert(peer).second) emit(model::JsOtherClient{now(), peer});
-          }
+      // A client is new when it was not connected at the last check: the set holds only connections
+      // that are open now, so it stays as small as the target's fds however many come and go.
+      if (auto theirs = other_connections_to_port(pid_, endpoint->port, my_port)) {
+        std::set<std::string> connected;
+        for (const auto& s : *theirs) {
+          std::string peer = fmt::format("{}:{}", unmapped(s.remote_address), s.remote_port);
+          if (!clients_connected.count(peer)) emit(model::JsOtherClient{now(), peer});
+          connected.insert(std::move(peer));
+        }
+        clients_connected = std::move(connected);
       }
     }
     // A full GC asked for (growth unconfirmed) is a profile read now: the same pause, and the data too.

@@ -1,7 +1,6 @@
 #include "inspector/net.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -9,7 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
+
+#include "proc/fd_scan.h"
 
 namespace memlens::inspector {
 
@@ -53,33 +53,15 @@ Result<int> connect_socket(int fd, const std::string& address, uint16_t port, in
 Result<std::vector<TcpSocket>> owned_by(pid_t pid, Result<std::vector<TcpSocket>> sockets) {
   if (!sockets) return sockets.error();
   if (sockets->empty()) return sockets;
-  auto mine = socket_inodes(pid);
+  auto mine = proc::socket_inodes(pid);
+  if (!mine) return mine.error();
   std::vector<TcpSocket> out;
   for (auto& s : *sockets)
-    if (std::binary_search(mine.begin(), mine.end(), s.inode)) out.push_back(std::move(s));
+    if (std::binary_search(mine->begin(), mine->end(), s.inode)) out.push_back(std::move(s));
   return out;
 }
 
 }  // namespace
-
-std::vector<uint64_t> socket_inodes(pid_t pid) {
-  std::vector<uint64_t> out;
-  std::string dir = fmt::format("/proc/{}/fd", pid);
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    char buf[64];
-    ssize_t n = readlinkat(dirfd(d), e->d_name, buf, sizeof(buf) - 1);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    unsigned long long ino = 0;
-    if (sscanf(buf, "socket:[%llu]", &ino) == 1) out.push_back(ino);
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 Result<std::vector<TcpSocket>> namespace_listening_sockets(pid_t pid) {
   proc::InetQuery q;
@@ -91,11 +73,15 @@ Result<std::vector<TcpSocket>> listening_sockets(pid_t pid) {
   return owned_by(pid, namespace_listening_sockets(pid));
 }
 
-Result<std::vector<TcpSocket>> connections_to_port(pid_t pid, uint16_t port) {
+Result<std::vector<TcpSocket>> other_connections_to_port(pid_t pid, uint16_t port,
+                                                         uint16_t except_remote_port) {
   proc::InetQuery q;
   q.states = proc::tcp_state_bit(proc::kTcpEstablished);
   q.local_port = port;
-  return owned_by(pid, proc::inet_sockets(pid, q));
+  auto sockets = proc::inet_sockets(pid, q);
+  if (sockets)
+    std::erase_if(*sockets, [&](const TcpSocket& s) { return s.remote_port == except_remote_port; });
+  return owned_by(pid, std::move(sockets));
 }
 
 std::string unmapped(const std::string& address) {

@@ -16,14 +16,15 @@ namespace memlens::inspector {
 
 using TcpSocket = proc::InetSocket;
 
-// Inodes of the sockets pid holds open, sorted.
-std::vector<uint64_t> socket_inodes(pid_t pid);
 // The listening TCP sockets of pid's network namespace, whoever owns them.
 Result<std::vector<TcpSocket>> namespace_listening_sockets(pid_t pid);
 // The listening sockets pid owns.
 Result<std::vector<TcpSocket>> listening_sockets(pid_t pid);
-// pid's established connections whose local port is port: the other clients of a server pid runs.
-Result<std::vector<TcpSocket>> connections_to_port(pid_t pid, uint16_t port);
+// pid's established connections whose local port is port, but for the one from except_remote_port
+// (memlens's own): the other clients of a server pid runs. pid's fds are listed only when the kernel
+// names such a connection in pid's namespace.
+Result<std::vector<TcpSocket>> other_connections_to_port(pid_t pid, uint16_t port,
+                                                         uint16_t except_remote_port);
 
 // An IPv4 address written as v4-mapped IPv6 ("::ffff:127.0.0.1") as IPv4; any other address as it is.
 std::string unmapped(const std::string& address);

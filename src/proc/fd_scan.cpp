@@ -167,4 +167,23 @@ Result<std::vector<ProcFd>> scan_fds(pid_t pid, const FdScanOptions& opts) {
   return out;
 }
 
+Result<std::vector<uint64_t>> socket_inodes(pid_t pid) {
+  std::vector<uint64_t> out;
+  std::string dir = fmt::format("/proc/{}/fd", pid);
+  DIR* d = opendir(dir.c_str());
+  if (!d) return errno_error("cannot list " + dir);
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char buf[64];
+    ssize_t n = readlinkat(dirfd(d), e->d_name, buf, sizeof(buf) - 1);
+    if (n <= 0) continue;
+    std::string_view target(buf, static_cast<size_t>(n));
+    if (target.starts_with("socket:"))
+      if (uint64_t ino = bracket_inode(target)) out.push_back(ino);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace memlens::proc

@@ -71,6 +71,9 @@ Result<std::vector<ProcFd>> scan_fds(pid_t pid, const FdScanOptions& opts = {});
 // The numbers of pid's open fds, sorted: readdir of /proc/PID/fd only (no readlink), cheap enough for
 // every sample. An error with E2BIG when more than max_fds are open (the listing would be incomplete).
 Result<std::vector<int>> list_fds(pid_t pid, size_t max_fds);
+// The inodes of pid's sockets, sorted: a readlink of each fd and nothing more. An error when the fds
+// cannot be listed (not an empty list: the caller would take every socket for gone).
+Result<std::vector<uint64_t>> socket_inodes(pid_t pid);
 // One fd of pid; an error when it is not open.
 Result<ProcFd> read_fd(pid_t pid, int fd, bool read_fdinfo = false);
 

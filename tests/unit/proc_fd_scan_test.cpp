@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -84,6 +85,19 @@ TEST(FdScan, LiveSelf) {
   for (int fd = 0; fd < 4096; ++fd)
     if (fcntl(fd, F_GETFD) >= 0) ++n;
   EXPECT_EQ(fds->size(), n);
+
+  // The socket inodes are exactly those of the fds scan_fds calls sockets, each the socket's own st_ino.
+  std::vector<uint64_t> sockets;
+  for (const auto& f : *fds)
+    if (f.type == FdType::kSocket) sockets.push_back(f.inode);
+  std::sort(sockets.begin(), sockets.end());
+  auto inodes = socket_inodes(getpid());
+  ASSERT_TRUE(inodes) << inodes.error().describe();
+  EXPECT_EQ(*inodes, sockets);
+  struct stat st {};
+  ASSERT_EQ(fstat(lsock, &st), 0);
+  EXPECT_TRUE(std::binary_search(sockets.begin(), sockets.end(), st.st_ino));
+  EXPECT_FALSE(socket_inodes(0x3fffffff)) << "a pid that cannot exist: an error, not no sockets";
 
   for (int fd : {file, dir, ev, pfd[0], pfd[1], lsock}) close(fd);
   EXPECT_FALSE(read_fd(getpid(), file));
