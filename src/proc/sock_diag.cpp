@@ -235,9 +235,15 @@ class SocketAsker {
  public:
   explicit SocketAsker(pid_t pid) : pid_(pid), nl_(open_diag(pid)) {}
 
-  Result<std::vector<InetSocket>> inet(const InetQuery& query, SocketSource* source) {
+  static Result<void> check_protocol(const InetQuery& query) {
     if (query.protocol != "tcp" && query.protocol != "udp")
       return make_error(fmt::format("no socket table for protocol '{}'", query.protocol), EINVAL);
+    return {};
+  }
+
+  Result<std::vector<InetSocket>> inet(const InetQuery& query, SocketSource* source) {
+    if (auto ok = check_protocol(query); !ok) return ok.error();
+    reopen_if_stale();
     if (nl_) {
       std::vector<InetSocket> out;
       auto v4 = dump_inet(nl_->get(), AF_INET, query, out);
@@ -246,18 +252,21 @@ class SocketAsker {
         if (source) *source = SocketSource::kSockDiag;
         return out;
       }
+      stale_ = true;
     }
     if (source) *source = SocketSource::kProcNet;
     return inet_from_proc(pid_, query);
   }
 
   Result<std::vector<SocketEntry>> unix_sockets(SocketSource* source) {
+    reopen_if_stale();
     if (nl_) {
       std::vector<SocketEntry> out;
       if (dump_unix(nl_->get(), out)) {
         if (source) *source = SocketSource::kSockDiag;
         return out;
       }
+      stale_ = true;
     }
     if (source) *source = SocketSource::kProcNet;
     auto text = read_text_file(fmt::format("/proc/{}/net/unix", pid_), 64 << 20);
@@ -266,8 +275,17 @@ class SocketAsker {
   }
 
  private:
+  // A dump that failed partway may leave its answer unread on the socket: the next question, if any, gets
+  // a fresh one, or the /proc tables when none can be had.
+  void reopen_if_stale() {
+    if (!stale_) return;
+    nl_ = open_diag(pid_);
+    stale_ = false;
+  }
+
   pid_t pid_;
   Result<MnlSocket> nl_;
+  bool stale_ = false;
 };
 
 }  // namespace
@@ -308,6 +326,7 @@ Result<int> socket_in_namespace(pid_t pid, int domain, int type, int protocol) {
 }
 
 Result<std::vector<InetSocket>> inet_sockets(pid_t pid, const InetQuery& query, SocketSource* source) {
+  if (auto ok = SocketAsker::check_protocol(query); !ok) return ok.error();  // before a socket is made
   return SocketAsker(pid).inet(query, source);
 }
 
