@@ -140,6 +140,10 @@ void from_json(const nlohmann::json& j, JsObjectsState& s) {
     for (const auto& g : s.forced_gcs) s.forced_gc_totals.add(g);
   }
   s.other_clients_total = j.value("other_clients_total", uint64_t{s.other_clients.size()});
+  // Whatever wrote the capture, the state holds no more than a live trace would.
+  if (s.forced_gcs.size() > kMaxForcedGcsListed)
+    s.forced_gcs.erase(s.forced_gcs.begin(), s.forced_gcs.end() - kMaxForcedGcsListed);
+  if (s.other_clients.size() > kMaxOtherClientsListed) s.other_clients.resize(kMaxOtherClientsListed);
   s.snapshots = j.value("snapshots", s.snapshots);
   if (auto it = j.find("diff"); it != j.end()) s.diff = it->get<std::optional<JsHeapDiff>>();
   for (uint32_t id = 0; id < s.stacks.size(); ++id) s.stack_ids.emplace(s.stacks[id], id);

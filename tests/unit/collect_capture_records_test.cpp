@@ -362,6 +362,30 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
     EXPECT_DOUBLE_EQ(older->js_objects.forced_gc_totals.pause_total_ms, 10.0);
     EXPECT_DOUBLE_EQ(older->js_objects.forced_gc_totals.pause_max_ms, 6.0);
     EXPECT_EQ(older->js_objects.other_clients_total, 1u);
+    {
+      // An older capture of a long trace: every forced GC and client listed. Counted in full, then held
+      // as a live trace would hold them (the latest forced GCs, the first clients).
+      nlohmann::json long_one = {{"pid", 1}, {"start_time_ns", 1}};
+      auto& js = long_one["js_objects"];
+      js["stacks"] = nlohmann::json::array();
+      js["series"] = nlohmann::json::array();
+      for (int i = 0; i < 1000; ++i) {
+        js["forced_gcs"].push_back({{"t_s", i}, {"pause_ms", 1}});
+        js["other_clients"].push_back({{"t_s", i}, {"peer", "127.0.0.1:" + std::to_string(1000 + i)}});
+      }
+      auto bytes = nlohmann::json::to_cbor(long_one);
+      auto back_long = decode_capabilities_end_state(std::string(bytes.begin(), bytes.end()));
+      ASSERT_TRUE(back_long) << back_long.error().describe();
+      const auto& j = back_long->js_objects;
+      EXPECT_EQ(j.forced_gc_totals.count, 1000u);
+      EXPECT_DOUBLE_EQ(j.forced_gc_totals.pause_total_ms, 1000.0);
+      ASSERT_EQ(j.forced_gcs.size(), memlens::model::kMaxForcedGcsListed);
+      EXPECT_EQ(j.forced_gcs.front().t_s, 1000.0 - memlens::model::kMaxForcedGcsListed);
+      EXPECT_EQ(j.forced_gcs.back().t_s, 999.0);
+      EXPECT_EQ(j.other_clients_total, 1000u);
+      ASSERT_EQ(j.other_clients.size(), memlens::model::kMaxOtherClientsListed);
+      EXPECT_EQ(j.other_clients.front().peer, "127.0.0.1:1000");
+    }
     EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":"x","start_time_ns":1})")));
     EXPECT_FALSE(decode_capabilities_end_state(cbor(R"({"pid":1,"start_time_ns":1,"fds":{"entries":7}})")));
     EXPECT_FALSE(decode_capabilities_end_state(R"({"pid":1,"start_time_ns":1})"));  // JSON text, not CBOR
