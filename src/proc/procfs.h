@@ -99,9 +99,9 @@ bool process_exists(pid_t pid);
 // Exists and is not exiting: a zombie (or a process in its exit) answers kill(0) but has no address space,
 // no /proc/PID/root and no maps any more.
 bool process_running(pid_t pid);
-// Whether the process is on its way out or gone: SIGKILL pending for it (kill(2) and the OOM killer send
-// one before anything else happens), its leader exiting or dead with no thread left, or nothing left to
-// read. A SIGKILL already counted somewhere (an OOM kill) was sent before this returns false.
+// Whether the process is on its way out or gone: SIGKILL pending for it (kill(2) and the OOM killer queue
+// it for the whole process, where it stays until the process is reaped), no thread left that is neither
+// dead nor exiting (PF_EXITING), or nothing left to read.
 bool process_dying(pid_t pid);
 std::string kernel_release();
 
