@@ -209,6 +209,26 @@ static __always_inline void record_exit_rss(struct task_struct* p, struct ml_pro
   s->rss_updates += 1;
 }
 
+// The tracked processes the OOM killer has chosen (value: CLOCK_BOOTTIME of its choice), until their exit.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, __u32);  // tgid
+  __type(value, __u64);
+} ml_oom_victims SEC(".maps");
+
+// The OOM killer's choice (mm/oom_kill.c mark_oom_victim, after it sent its SIGKILL): runs at OOM kills
+// only. The victim's task is the tracepoint's argument since Linux 6.8 (its pid before); userspace loads
+// this program only where it is the task.
+SEC("tp_btf/mark_victim")
+int BPF_PROG(ml_oom_victim, struct task_struct* victim) {
+  __u32 tgid = BPF_CORE_READ(victim, tgid);
+  if (!is_tracked(tgid)) return 0;
+  __u64 now = bpf_ktime_get_boot_ns();
+  bpf_map_update_elem(&ml_oom_victims, &tgid, &now, BPF_ANY);
+  return 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(ml_exit, struct task_struct* p) {
   __u32 tgid = BPF_CORE_READ(p, tgid);
@@ -226,6 +246,8 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
   // Only the last thread's exit ends the process: signal->live has dropped to zero by then.
   if (BPF_CORE_READ(p, signal, live.counter) != 0) return 0;
   if (s) record_exit_rss(p, s);
+  bool oom_victim = bpf_map_lookup_elem(&ml_oom_victims, &tgid) != 0;
+  if (oom_victim) bpf_map_delete_elem(&ml_oom_victims, &tgid);
 
   struct ml_proc_event* e = reserve_event(sizeof(*e));
   if (e) {
@@ -233,6 +255,7 @@ int BPF_PROG(ml_exit, struct task_struct* p) {
     fill_header(&e->h, ML_EV_EXIT);
     e->h.pid = tgid;
     e->exit_code = BPF_CORE_READ(p, exit_code);
+    if (oom_victim) e->flags |= ML_PROC_OOM_VICTIM;
     // The process's start, not this thread's: the last thread to exit need not be the first one.
     e->start_time_ns = BPF_CORE_READ(p, group_leader, start_boottime);
     if (s) {

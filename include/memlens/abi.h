@@ -55,6 +55,7 @@ enum ml_loss_reason {
 #define ML_PROC_HELD 0x1         // stopped (SIGSTOP) before its first instruction; userspace releases it
 #define ML_PROC_HOLD_FAILED 0x2  // it should have been held and was not (hold_error says why): it runs on
 #define ML_PROC_UNTRACKED 0x4    // fork: the tracked-process map is full, the child is not followed
+#define ML_PROC_OOM_VICTIM 0x8   // exit: the kernel's OOM killer chose it (tracepoint oom:mark_victim)
 
 // A process the kernel holds (ml_held map, keyed by tgid) until userspace has attached its probes and
 // sends SIGCONT. The entry is what lets the watchdog (collect/hold_watchdog.h) release it if memlens dies.
@@ -102,7 +103,7 @@ struct ml_proc_event {
   __u64 minflt;         // exit: minor faults of the threads that exited while tracked, each its whole count
   __u64 majflt;         // exit: major faults likewise (userspace takes off what live threads had at tracking)
   char comm[ML_COMM_LEN];
-  __u32 flags;       // fork, exec: ML_PROC_*
+  __u32 flags;       // ML_PROC_*
   __s32 hold_error;  // with ML_PROC_HOLD_FAILED: the negative errno of the step that failed
 };
 ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 80, "ml_proc_event size");

@@ -127,11 +127,16 @@ class AttributionExtension final : public TraceExtension {
   }
 
  private:
-  // A SIGKILL with an OOM-kill counter that covers the process risen since its baseline: the OOM killer's
-  // doing (its own signal). The cgroup is read through the exited process's last known path.
+  // A SIGKILL that the kernel marked as the OOM killer's on the exit event, where it marks them; else one
+  // with an OOM-kill counter that covers the process risen since its baseline. The counters say which
+  // limit it ran into either way. The cgroup is read through the exited process's last known path.
   void note_oom_kill(model::Process& p) {
     auto& st = p.attribution;
     model::OomKillSeenBy seen = model::oom_kill_seen_by(st.oom_counters_before, read_oom_counters(st.limits));
+    bool marks = opts_.oom_victims_marked && opts_.oom_victims_marked() && p.oom_victim_marked.has_value();
+    if (marks && !*p.oom_victim_marked) return;  // another process's kill raised the counters, if any
+    if (marks && seen == model::OomKillSeenBy::kNone)
+      seen = st.limits.cgroup_memory_max_bytes ? model::OomKillSeenBy::kCgroup : model::OomKillSeenBy::kHost;
     if (seen == model::OomKillSeenBy::kNone) return;
     bool by_cgroup = seen == model::OomKillSeenBy::kCgroup;
     model::OomKill k;

@@ -4,6 +4,7 @@
 // extensions so that the V8 figures (live backing stores) of the same sample are already filled.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "collect/extension.h"
@@ -15,6 +16,9 @@ struct AttributionOptions {
   double max_interval_s = 30.0;  // ... and at least this often
   // The share of one CPU the reads may take: the interval grows to read_ms / budget when a read is slow.
   double cpu_budget = 0.01;
+  // Whether the kernel marks the OOM killer's victims on their exit events (BpfSession::marks_oom_victims,
+  // known once the probes are attached): then the mark decides, else the OOM-kill counters do.
+  std::function<bool()> oom_victims_marked;
 };
 
 std::unique_ptr<TraceExtension> make_attribution_extension(const AttributionOptions& opts = {});

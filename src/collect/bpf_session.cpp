@@ -43,6 +43,23 @@ bool BpfSession::kernel_can_signal_task() {
   return found;
 }
 
+bool BpfSession::kernel_marks_oom_victim_task() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  // typedef void (*btf_trace_mark_victim)(void*, struct task_struct*, uid_t): its second parameter.
+  bool task = false;
+  int id = btf__find_by_name_kind(vmlinux, "btf_trace_mark_victim", BTF_KIND_TYPEDEF);
+  const btf_type* t = id > 0 ? btf__type_by_id(vmlinux, id) : nullptr;
+  if (t) t = btf__type_by_id(vmlinux, t->type);  // the pointer
+  if (t && btf_is_ptr(t)) t = btf__type_by_id(vmlinux, t->type);
+  if (t && btf_is_func_proto(t) && btf_vlen(t) >= 2) {
+    const btf_type* arg = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, btf_params(t)[1].type));
+    task = arg && btf_is_ptr(arg);
+  }
+  btf__free(vmlinux);
+  return task;
+}
+
 Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptions& opts) {
   std::unique_ptr<BpfSession> s(new BpfSession());
   if (opts.hold) {
@@ -83,6 +100,8 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_unwind_procs, opts.capture_stacks ? opts.max_processes : 1);
   bpf_map__set_max_entries(skel->maps.ml_unwind_files, tables ? ML_UNWIND_MAX_FILES : 1);
 
+  s->marks_oom_victims_ = kernel_marks_oom_victim_task();
+  bpf_program__set_autoload(skel->progs.ml_oom_victim, s->marks_oom_victims_);
   prepare_uprobe_programs(skel->obj);
   int err = memlens_bpf__load(skel);
   if (err) {
@@ -242,10 +261,18 @@ Result<std::vector<ProbeStatus>> BpfSession::attach_kernel_probes() {
       {p->ml_fork, "sched:sched_process_fork", true},
       {p->ml_exec, "sched:sched_process_exec", true},
       {p->ml_exit, "sched:sched_process_exit", true},
+      {p->ml_oom_victim, "oom:mark_victim", false},
   };
   std::vector<ProbeStatus> out;
   for (const auto& w : wants) {
+    if (!bpf_program__autoload(w.prog)) {
+      out.push_back({w.name, false,
+                     "not loaded: this kernel's tracepoint does not pass the victim's task (Linux 6.8+); "
+                     "OOM kills are told from the OOM-kill counters alone"});
+      continue;
+    }
     bpf_link* link = bpf_program__attach(w.prog);
+    if (w.prog == p->ml_oom_victim) marks_oom_victims_ = link != nullptr;
     if (!link) {
       int e = errno;
       if (w.required)

@@ -107,6 +107,11 @@ class BpfSession {
   // which holding a forked child needs.
   static bool kernel_can_signal_task();
   bool holds_fork() const { return holds_ && holds_fork_; }
+  // Whether the kernel's oom:mark_victim tracepoint passes the victim's task (Linux 6.8+; its pid before):
+  // only then is the OOM killer's choice of a tracked process marked on its exit event.
+  static bool kernel_marks_oom_victim_task();
+  // Whether that mark is being made: the program is attached. Then an exit event without it is no OOM kill.
+  bool marks_oom_victims() const { return marks_oom_victims_; }
   // Releases pid (held since the kernel stopped the process that started at start_time_ns) and forgets
   // the hold.
   ReleaseOutcome release(pid_t pid, uint64_t start_time_ns);
@@ -173,6 +178,7 @@ class BpfSession {
   uint32_t fault_sample_period_ = 0;
   uint32_t unwind_row_capacity_ = 0;  // 0: no rows array
   bool holds_ = false, holds_fork_ = false;
+  bool marks_oom_victims_ = false;
   HoldWatchdog watchdog_;
   LinkReaper reaper_;  // drained first thing in the destructor, while the programs are still loaded
 };

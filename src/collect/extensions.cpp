@@ -1,6 +1,7 @@
 #include "collect/extensions.h"
 
 #include "collect/attribution_extension.h"
+#include "collect/bpf_session.h"
 
 namespace memlens::collect {
 
@@ -12,7 +13,11 @@ std::vector<std::unique_ptr<TraceExtension>> default_extensions(BpfSession& sess
   if (opts.fds)
     if (auto e = make_fd_extension(session, opts.fd_accept_stacks)) out.push_back(std::move(e));
   // Last: its on_sample reads the figures the others put on the same sample (live backing stores).
-  if (opts.attribution) out.push_back(make_attribution_extension({}));
+  if (opts.attribution) {
+    AttributionOptions a;
+    a.oom_victims_marked = [&session]() { return session.marks_oom_victims(); };
+    out.push_back(make_attribution_extension(a));
+  }
   return out;
 }
 

@@ -286,6 +286,7 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
     return;
   }
   apply_exit_faults(*p, e);
+  p->oom_victim_marked = (e.flags & ML_PROC_OOM_VICTIM) != 0;
   host_.exited(*p, e.exit_code, t_s);
 }
 

@@ -116,6 +116,8 @@ class Process {
 
   std::optional<int> exit_status;  // wait status decoded: exit code, or 128+signal
   std::optional<double> exited_at_s;
+  // From its exit event, when the kernel marks OOM victims: whether the OOM killer chose it.
+  std::optional<bool> oom_victim_marked;
   bool alive() const { return !exit_status.has_value() && !exited_at_s.has_value(); }
 
   AddressSpace address_space;
