@@ -77,6 +77,24 @@ TEST_F(TraceBuilderTest, ForkExecMapExitFollowOneProcessThroughItsLife) {
                                                   "release 101", "identity 101", "seed 101", "exec 101",
                                                   "release 101", "loaded 101", "exited 101"}));
   EXPECT_EQ(builder.unknown_process_events(), 0u);
+  EXPECT_EQ(child->oom_victim_marked, false) << "an exit event without the kernel's OOM mark";
+}
+
+// The kernel's mark of the OOM killer's victim, carried by the exit event, is kept; a process with no
+// exit event has no word either way.
+TEST_F(TraceBuilderTest, TheOomKillersMarkOnAnExitEventIsKept) {
+  auto* victim = builder.track(200, 1, kStart, false);
+  auto* other = builder.track(201, 1, kStart, false);
+  ASSERT_TRUE(victim && other);
+  EXPECT_FALSE(victim->oom_victim_marked.has_value());
+  auto exit = proc(ProcEvent::Kind::kExit, 200, 3.0, 0.0);
+  exit.start_time_ns = victim->start_time_ns;
+  exit.exit_code = 9;
+  exit.flags = ML_PROC_OOM_VICTIM;
+  builder.apply(exit);
+  EXPECT_EQ(victim->oom_victim_marked, true);
+  EXPECT_EQ(victim->exit_status, 128 + 9);
+  EXPECT_FALSE(other->oom_victim_marked.has_value());
 }
 
 TEST_F(TraceBuilderTest, ExitOfAProcessWhoseForkWasLostIsCountedUntracedForItsWholeLife) {
