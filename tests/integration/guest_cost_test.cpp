@@ -26,9 +26,11 @@ using nlohmann::json;
 
 // Programs memlens may run for a process it does not trace: they filter on the tracked-process map at the
 // fork, exec and exit of every task of the host (docs/probes.md): the core's lifecycle and the fd table's
-// copy at exit.
+// copy at exit, and the OOM killer's choice of a victim (an OOM kill anywhere on the host, as another test
+// may cause at the same time).
 bool host_wide_lifecycle(const std::string& name) {
-  return name == "ml_fork" || name == "ml_exec" || name == "ml_exit" || name == "ml_fd_at_exit";
+  return name == "ml_fork" || name == "ml_exec" || name == "ml_exit" || name == "ml_fd_at_exit" ||
+         name == "ml_oom_victim";
 }
 
 uint64_t runs_of(const std::map<uint32_t, HeldPrograms::Runs>& runs, const std::string& name) {
