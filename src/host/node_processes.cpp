@@ -60,20 +60,22 @@ bool maps_libnode(pid_t pid) {
   return false;
 }
 
-bool executable_needs_libnode(pid_t pid) {
+namespace {
+
+// Whether the open executable names libnode.so among its DT_NEEDED, decided once per file.
+bool needs_libnode(int fd, const std::string& what) {
   using Identity = std::tuple<dev_t, ino_t, off_t, int64_t>;
   static std::mutex mu;
   static std::map<Identity, bool> decided;
-  UniqueFd fd(open(fmt::format("/proc/{}/exe", pid).c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
-  if (!fd || fstat(fd.get(), &st) != 0) return false;
+  if (fstat(fd, &st) != 0) return false;
   Identity id{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
   {
     std::lock_guard<std::mutex> lock(mu);
     if (auto it = decided.find(id); it != decided.end()) return it->second;
   }
   bool needs = false;
-  if (auto elf = elf::ElfFile::open(fd.get(), fmt::format("/proc/{}/exe", pid)); elf.ok())
+  if (auto elf = elf::ElfFile::open(fd, what); elf.ok())
     for (const auto& n : (*elf)->dynamic_info().needed) needs = needs || n.starts_with("libnode.so");
   std::lock_guard<std::mutex> lock(mu);
   if (decided.size() >= 1024) decided.clear();
@@ -81,13 +83,28 @@ bool executable_needs_libnode(pid_t pid) {
   return needs;
 }
 
+}  // namespace
+
+Result<Executable> read_executable(pid_t pid) {
+  std::string link = fmt::format("/proc/{}/exe", pid);
+  UniqueFd fd(open(link.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errno_error("cannot open " + link);
+  // The path of the file opened, not of /proc/PID/exe read once more: the process may have exec'd since.
+  auto path = proc::read_link(fmt::format("/proc/self/fd/{}", fd.get()));
+  if (!path) return path.error();
+  Executable e;
+  e.path = std::move(*path);
+  e.is_node = model::looks_like_node(e.path);
+  e.needs_libnode = !e.is_node && needs_libnode(fd.get(), link);
+  return e;
+}
+
 std::optional<NodeProcess> describe_node_process(pid_t pid) {
   auto st = proc::read_stat(pid);
   if (!st || st->state == 'Z' || st->state == 'X') return std::nullopt;
-  auto exe = proc::read_exe(pid);
-  if (!exe || (!model::looks_like_node(*exe) && !executable_needs_libnode(pid) && !maps_libnode(pid)))
-    return std::nullopt;
-  return describe(pid, *st, *exe);
+  auto exe = read_executable(pid);
+  if (!exe || (!exe->runs_node() && !maps_libnode(pid))) return std::nullopt;
+  return describe(pid, *st, exe->path);
 }
 
 std::string short_command(const std::vector<std::string>& argv, size_t max_chars) {
@@ -125,13 +142,13 @@ std::vector<NodeProcess> NodeProcessFinder::scan() {
     auto it = known_.find(key);
     if (it == known_.end() || it->second.exe != *exe) {
       // A new process, or one that exec'd another program since.
-      Known k{model::looks_like_node(*exe), *exe};
-      bool libnode = !k.is_node && (executable_needs_libnode(pid) || maps_libnode(pid));
-      k.is_node = k.is_node || libnode;
+      auto look = read_executable(pid);
+      if (!look) continue;
+      Known k{look->runs_node() || maps_libnode(pid), look->path};
       it = known_.insert_or_assign(key, k).first;
     }
     if (!it->second.is_node) continue;
-    NodeProcess p = describe(pid, *st, *exe);
+    NodeProcess p = describe(pid, *st, it->second.exe);
     found.push_back(std::move(p));
   }
   // Forget processes that are gone: the cache stays as large as the host's process table.

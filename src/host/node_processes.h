@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "host/cgroup.h"
 
 namespace memlens::host {
@@ -29,12 +30,21 @@ struct NodeProcess {
 // A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
 bool maps_libnode(pid_t pid);
 
-// Whether the executable pid runs names libnode.so among the libraries it needs (DT_NEEDED): a program
-// that embeds Node, known from its exec on, before the loader has mapped the library. Decided once per
-// file (device, inode, size, mtime; the last 1024 files): another exec of a program seen before costs one
-// open and fstat of /proc/PID/exe. A program that loads libnode.so with dlopen, or through another library,
-// is not seen here (maps_libnode sees it once it is mapped).
-bool executable_needs_libnode(pid_t pid);
+// The executable a process runs, as one look at one file: its path and whether it is Node. A process can
+// exec between two reads of /proc/PID/exe (a shell that execs node), and two reads would pair one
+// program's path with another program's verdict.
+struct Executable {
+  std::string path;
+  bool is_node = false;        // a node binary, by its name
+  bool needs_libnode = false;  // names libnode.so among the libraries it needs (DT_NEEDED)
+  bool runs_node() const { return is_node || needs_libnode; }
+};
+
+// The executable pid runs now. A program that embeds Node is known from its exec on, before the loader has
+// mapped libnode.so. Its DT_NEEDED is decided once per file (device, inode, size, mtime; the last 1024
+// files): another exec of a program seen before costs one open, fstat and readlink. A program that loads
+// libnode.so with dlopen, or through another library, is not seen here (maps_libnode sees it once mapped).
+Result<Executable> read_executable(pid_t pid);
 
 // The Node process pid is now, as a host-wide view lists it; nullopt when it is gone or not Node.
 std::optional<NodeProcess> describe_node_process(pid_t pid);

@@ -95,16 +95,15 @@ void NodeLifecycleListener::node_started(pid_t tgid, std::string exe, double at_
 void NodeLifecycleListener::on_exec(pid_t tgid) {
   // Read at once: a short process may be gone by the next message. Its executable (not its maps, which
   // the loader has not filled yet) tells a program embedding Node; a program seen before costs a stat.
-  auto exe = proc::read_exe(tgid);
+  auto exe = read_executable(tgid);
   double now = monotonic_s();
-  bool is_node = exe && model::looks_like_node(*exe);
-  bool embeds = exe && !is_node && executable_needs_libnode(tgid);
+  bool runs_node = exe && exe->runs_node();
   std::lock_guard<std::mutex> lock(mu_);
   if (!exe) ++counts_.unclassified;
   bool was_node = live_node_.count(tgid) > 0;
-  if ((is_node || embeds) && !was_node) {
-    node_started(tgid, *exe, now, embeds);
-  } else if (!is_node && !embeds && was_node) {
+  if (runs_node && !was_node) {
+    node_started(tgid, exe->path, now, exe->needs_libnode);
+  } else if (!runs_node && was_node) {
     // A Node process that exec'd another program has ended as a Node process.
     ++counts_.exited;
     live_node_.erase(tgid);

@@ -360,12 +360,15 @@ Result<std::vector<std::string>> read_cmdline(pid_t pid) {
   return args;
 }
 
-Result<std::string> read_exe(pid_t pid) {
-  std::string link = fmt::format("/proc/{}/exe", pid);
+Result<std::string> read_link(const std::string& path) {
   char buf[4096];
-  ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf) - 1);
-  if (n < 0) return errno_error("cannot read " + link);
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf) - 1);
+  if (n < 0) return errno_error("cannot read " + path);
   return std::string(buf, static_cast<size_t>(n));
+}
+
+Result<std::string> read_exe(pid_t pid) {
+  return read_link(fmt::format("/proc/{}/exe", pid));
 }
 
 Result<uint64_t> read_start_time_ns(pid_t pid) {

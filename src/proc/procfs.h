@@ -82,7 +82,8 @@ Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);
 Result<Status> read_status(pid_t pid);
 Result<Stat> read_stat(pid_t pid);
 Result<std::vector<std::string>> read_cmdline(pid_t pid);
-Result<std::string> read_exe(pid_t pid);  // readlink /proc/PID/exe
+Result<std::string> read_link(const std::string& path);  // readlink (up to 4,095 bytes)
+Result<std::string> read_exe(pid_t pid);                 // readlink /proc/PID/exe
 // Resident bytes of the pages of [start, end) in pid's address space (their present bits in
 // /proc/PID/pagemap): the Rss smaps would give for those pages, without smaps' walk of every mapping.
 Result<uint64_t> resident_bytes(pid_t pid, uint64_t start, uint64_t end);
