@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -213,10 +214,21 @@ TEST_F(ServeTest, ScrapedFiguresProfilesAndSeriesOfOneProcess) {
   EXPECT_EQ(target["health"], "up");
   EXPECT_EQ(target["lastError"], "");
 
-  // RSS as Prometheus stored it, against VmRSS read at the same moment (the holder's memory is steady).
-  auto scraped = prom_value("memlens_process_resident_memory_bytes{pid=\"" + spid + "\"}");
+  // RSS as Prometheus stored it, against VmRSS, once VmRSS holds still (within 1%) across the 3 s in which
+  // memlens samples it and Prometheus scrapes it: the holder's heap still settles after "ready".
+  std::optional<double> scraped;
+  uint64_t before = 0, after = 0;
+  for (auto until = Clock::now() + 40s; Clock::now() < until;) {
+    before = vm_rss_bytes(pid);
+    std::this_thread::sleep_for(3s);
+    scraped = prom_value("memlens_process_resident_memory_bytes{pid=\"" + spid + "\"}");
+    after = vm_rss_bytes(pid);
+    if (std::abs(static_cast<double>(after) - static_cast<double>(before)) <=
+        0.01 * static_cast<double>(after))
+      break;
+  }
   ASSERT_TRUE(scraped);
-  EXPECT_TRUE(within("scraped RSS vs VmRSS", *scraped, vm_rss_bytes(pid), 0.05));
+  EXPECT_TRUE(within("scraped RSS vs VmRSS", *scraped, after, 0.05)) << "VmRSS 3 s before: " << before;
   auto categories = prom_value("sum(memlens_process_memory_bytes{pid=\"" + spid + "\"})");
   auto rss_now = prom_value("memlens_process_resident_memory_bytes{pid=\"" + spid + "\"}");
   ASSERT_TRUE(categories && rss_now);
