@@ -128,7 +128,7 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       if (libc) out.line(check_unwind_tables(libc->path_in_process));
       // Not a failure either way: without it a forked child runs until its probes are attached, and that
       // time is counted as untraced.
-      bool fork_holds = collect::BpfSession::kernel_can_signal_task();
+      bool fork_holds = collect::BpfSession::read_kernel_facts().can_signal_task;
       out.line({"holding new processes", true,
                 fork_holds
                     ? "at fork and at exec, until their probes are attached"

@@ -35,29 +35,22 @@ Error libbpf_error(const std::string& what, long err) {
 
 }  // namespace
 
-bool BpfSession::kernel_can_signal_task() {
+BpfSession::KernelFacts BpfSession::read_kernel_facts() {
+  KernelFacts facts;
   btf* vmlinux = btf__load_vmlinux_btf();
-  if (!vmlinux) return false;
-  bool found = btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
-  btf__free(vmlinux);
-  return found;
-}
-
-bool BpfSession::kernel_marks_oom_victim_task() {
-  btf* vmlinux = btf__load_vmlinux_btf();
-  if (!vmlinux) return false;
+  if (!vmlinux) return facts;
+  facts.can_signal_task = btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
   // typedef void (*btf_trace_mark_victim)(void*, struct task_struct*, uid_t): its second parameter.
-  bool task = false;
   int id = btf__find_by_name_kind(vmlinux, "btf_trace_mark_victim", BTF_KIND_TYPEDEF);
   const btf_type* t = id > 0 ? btf__type_by_id(vmlinux, id) : nullptr;
   if (t) t = btf__type_by_id(vmlinux, t->type);  // the pointer
   if (t && btf_is_ptr(t)) t = btf__type_by_id(vmlinux, t->type);
   if (t && btf_is_func_proto(t) && btf_vlen(t) >= 2) {
     const btf_type* arg = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, btf_params(t)[1].type));
-    task = arg && btf_is_ptr(arg);
+    facts.marks_oom_victim_task = arg && btf_is_ptr(arg);
   }
   btf__free(vmlinux);
-  return task;
+  return facts;
 }
 
 Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptions& opts) {
@@ -83,8 +76,9 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_tracked, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_proc_stats, opts.max_processes);
   bpf_map__set_max_entries(skel->maps.ml_held, opts.max_processes);
+  KernelFacts kernel = read_kernel_facts();
   s->holds_ = opts.hold;
-  s->holds_fork_ = opts.hold && kernel_can_signal_task();
+  s->holds_fork_ = opts.hold && kernel.can_signal_task;
   skel->rodata->hold_new_processes = opts.hold;
   skel->rodata->growth_stack_bytes = opts.growth_stack_bytes;
   skel->rodata->can_signal_task = s->holds_fork_;
@@ -100,7 +94,7 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_unwind_procs, opts.capture_stacks ? opts.max_processes : 1);
   bpf_map__set_max_entries(skel->maps.ml_unwind_files, tables ? ML_UNWIND_MAX_FILES : 1);
 
-  s->marks_oom_victims_ = kernel_marks_oom_victim_task();
+  s->marks_oom_victims_ = kernel.marks_oom_victim_task;
   bpf_program__set_autoload(skel->progs.ml_oom_victim, s->marks_oom_victims_);
   prepare_uprobe_programs(skel->obj);
   int err = memlens_bpf__load(skel);

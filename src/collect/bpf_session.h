@@ -103,13 +103,17 @@ class BpfSession {
   // Holds (see SessionOptions::hold). Whether new processes are held, and forks too (the kernel can signal
   // another task from BPF: Linux 6.13+; else only exec'd images are held).
   bool holds_exec() const { return holds_; }
-  // Whether the kernel has the BPF function that signals another task (bpf_send_signal_task, Linux 6.13),
-  // which holding a forked child needs.
-  static bool kernel_can_signal_task();
+  // What the kernel's BTF says it can do, read in one pass (the BTF is megabytes to parse).
+  struct KernelFacts {
+    // It has the BPF function that signals another task (bpf_send_signal_task, Linux 6.13), which
+    // holding a forked child needs.
+    bool can_signal_task = false;
+    // Its oom:mark_victim tracepoint passes the victim's task (Linux 6.8+; its pid before): only then is
+    // the OOM killer's choice of a tracked process marked on its exit event.
+    bool marks_oom_victim_task = false;
+  };
+  static KernelFacts read_kernel_facts();
   bool holds_fork() const { return holds_ && holds_fork_; }
-  // Whether the kernel's oom:mark_victim tracepoint passes the victim's task (Linux 6.8+; its pid before):
-  // only then is the OOM killer's choice of a tracked process marked on its exit event.
-  static bool kernel_marks_oom_victim_task();
   // Whether that mark is being made: the program is attached. Then an exit event without it is no OOM kill.
   bool marks_oom_victims() const { return marks_oom_victims_; }
   // Releases pid (held since the kernel stopped the process that started at start_time_ns) and forgets
