@@ -85,14 +85,14 @@ class AttributionExtension final : public TraceExtension {
     trace_ = &trace;
     p.attribution.limits = read_limits(p.pid());
     p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
-    oom_counters_pending_.erase(p.key());  // an exec starts over
+    oom_baselines_.insert_or_assign(p.key(), model::OomCounterBaseline(p.attribution.oom_counters_before));
     p.attribution.interval_s = opts_.min_interval_s;
     next_read_s_[p.key()] = 0;  // the first sample measures
   }
 
   void on_untrack(model::Process& p) override {
     next_read_s_.erase(p.key());
-    oom_counters_pending_.erase(p.key());
+    oom_baselines_.erase(p.key());
     if (p.exit_status == 128 + SIGKILL) note_oom_kill(p);
   }
 
@@ -104,15 +104,12 @@ class AttributionExtension final : public TraceExtension {
     }
     fill_sample(p, s);
     if (!p.alive()) return;
-    // The OOM killer counts its kill a moment before it sends its SIGKILL, so a reading of the counters
-    // may already hold the kill of a process that does not look dying yet. A reading becomes the baseline
-    // one sample later, when the process was then found not dying: had it held the process's kill, the
-    // SIGKILL would have been sent long before. A victim still tearing down its memory is dying (SIGKILL
-    // pending, exiting) however long that takes, and its baseline stays from before the kill.
-    if (proc::process_dying(p.pid())) return;
-    auto& pending = oom_counters_pending_[p.key()];
-    if (pending) p.attribution.oom_counters_before = *pending;
-    pending = read_oom_counters(p.attribution.limits);
+    // The baseline an OOM kill is judged against moves only while the process is not dying.
+    auto& baseline = oom_baselines_[p.key()];
+    if (!baseline.observe(read_oom_counters(p.attribution.limits),
+                          [&] { return proc::process_dying(p.pid()); }))
+      return;
+    p.attribution.oom_counters_before = baseline.baseline();
     read_memory_usage(p.attribution.limits, s.t_s);
   }
 
@@ -199,7 +196,7 @@ class AttributionExtension final : public TraceExtension {
   AttributionOptions opts_;
   model::Trace* trace_ = nullptr;
   std::map<model::ProcessKey, double> next_read_s_;
-  std::map<model::ProcessKey, std::optional<model::OomCounters>> oom_counters_pending_;
+  std::map<model::ProcessKey, model::OomCounterBaseline> oom_baselines_;
 };
 
 }  // namespace

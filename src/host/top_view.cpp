@@ -50,28 +50,24 @@ TopView::TopView(TopFilter filter) : filter_(std::move(filter)) {
     host_.lifecycle_source = "scans of /proc (" + listener.error().describe() + ")";
 }
 
-// A SIGKILL'd Node process whose cgroup (or the host) counted one more OOM kill than at the refresh
-// before: the OOM killer's. Its row of that refresh is what it looked like last.
-void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now) {
-  std::optional<uint64_t> host_kills = host_oom_kills();
+// A SIGKILL'd Node process whose cgroup (or, where that cannot be read, the host) counted more OOM kills
+// than its baseline: the OOM killer's. Its row of the refresh before is what it looked like last.
+void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now, std::optional<uint64_t> host_kills) {
   for (const auto& k : lifecycle_->take_killed()) {
     auto before =
         std::find_if(rows_.begin(), rows_.end(), [&](const TopRow& r) { return r.process.pid == k.pid; });
     if (before == rows_.end()) continue;  // not seen by a refresh: nothing to say of it
     // Its cgroup's counter now: another process of the same cgroup, still listed, reads it too.
-    std::optional<uint64_t> cgroup_kills;
+    model::OomCounters after{std::nullopt, host_kills};
     for (const auto& r : now)
-      if (r.process.cgroup_path == before->process.cgroup_path) cgroup_kills = r.oom_kills;
-    if (!cgroup_kills && !before->process.cgroup_path.empty())
-      cgroup_kills =
+      if (r.process.cgroup_path == before->process.cgroup_path) after.cgroup = r.oom_kills;
+    if (!after.cgroup && !before->process.cgroup_path.empty())
+      after.cgroup =
           oom_kills_in(host_cgroup_mounts().memory_v1.empty() ? "v2" : "v1", before->process.cgroup_path);
-    bool by_cgroup = cgroup_kills && before->oom_kills && *cgroup_kills > *before->oom_kills;
-    bool by_host = host_kills && last_host_oom_kills_ && *host_kills > *last_host_oom_kills_;
-    if (!by_cgroup && !by_host) continue;
+    if (model::oom_kill_seen_by(before->oom_kills_before, after) == model::OomKillSeenBy::kNone) continue;
     oom_kills_.push_back({*before, t_s});
     if (oom_kills_.size() > kOomKillsKept) oom_kills_.erase(oom_kills_.begin());
   }
-  last_host_oom_kills_ = host_kills;
 }
 
 bool TopFilter::matches(const NodeProcess& p) const {
@@ -84,6 +80,7 @@ bool TopFilter::matches(const NodeProcess& p) const {
 void TopView::refresh(double t_s) {
   std::vector<TopRow> rows;
   std::set<std::pair<pid_t, uint64_t>> now;
+  std::optional<uint64_t> host_kills = host_oom_kills();
   for (auto& p : finder_.scan()) {
     if (!filter_.matches(p)) continue;
     auto status = proc::read_status(p.pid);
@@ -115,6 +112,12 @@ void TopView::refresh(double t_s) {
       r.seconds_to_limit =
           used >= *r.limit_bytes ? 0.0 : static_cast<double>(*r.limit_bytes - used) / *r.growth_bytes_per_s;
     }
+    model::OomCounters kills{r.oom_kills, host_kills};
+    if (h.rss.size() == 1)
+      h.oom_kills = model::OomCounterBaseline(kills);
+    else
+      h.oom_kills.observe(kills, [&] { return proc::process_dying(p.pid); });
+    r.oom_kills_before = h.oom_kills.baseline();
     auto fds = count_fds(p.pid);
     r.fds = fds.fds;
     r.sockets = fds.sockets;
@@ -133,7 +136,7 @@ void TopView::refresh(double t_s) {
     ++host_.node_exited;
     it = history_.erase(it);
   }
-  if (lifecycle_) note_oom_kills(t_s, rows);
+  if (lifecycle_) note_oom_kills(t_s, rows, host_kills);
   if (lifecycle_) {
     // The Node processes already running when the view began have their exits counted too. Only those:
     // a process a later scan finds has its exec event on the way, and marking it known first would keep

@@ -14,6 +14,7 @@
 
 #include "host/node_processes.h"
 #include "host/process_events.h"
+#include "model/attribution.h"
 
 namespace memlens::host {
 
@@ -26,6 +27,7 @@ struct TopRow {
   std::optional<uint64_t> cgroup_usage_bytes;
   std::optional<double> seconds_to_limit;  // when growing and limited: (limit - cgroup usage) / growth
   std::optional<uint64_t> oom_kills;       // in its cgroup
+  model::OomCounters oom_kills_before;     // what its SIGKILL would be judged against (its cgroup's, host's)
   uint32_t fds = 0, sockets = 0;
 };
 
@@ -69,10 +71,10 @@ class TopView {
  private:
   struct History {
     std::deque<std::pair<double, uint64_t>> rss;  // (t, bytes), the last minute
+    model::OomCounterBaseline oom_kills;
   };
-  void note_oom_kills(double t_s, const std::vector<TopRow>& now);
+  void note_oom_kills(double t_s, const std::vector<TopRow>& now, std::optional<uint64_t> host_kills);
   static constexpr size_t kOomKillsKept = 5;
-  std::optional<uint64_t> last_host_oom_kills_;
 
   TopFilter filter_;
   NodeProcessFinder finder_;

@@ -135,6 +135,7 @@ struct OomKill {
 struct OomCounters {
   std::optional<uint64_t> cgroup;  // memory.oom_control / memory.events oom_kill of its memory cgroup
   std::optional<uint64_t> host;    // /proc/vmstat oom_kill
+  bool operator==(const OomCounters&) const = default;
 };
 
 // Which counter says that a process that ended with SIGKILL was OOM-killed, from the counters of its
@@ -143,6 +144,34 @@ struct OomCounters {
 // the kills of every process of the host).
 enum class OomKillSeenBy { kNone, kCgroup, kHost };
 OomKillSeenBy oom_kill_seen_by(const OomCounters& before, const OomCounters& after);
+
+// The counters a process's SIGKILL is judged against, kept from sample to sample. The OOM killer counts
+// its kill a moment before it sends its SIGKILL (mm/oom_kill.c), so a reading may already hold the kill of
+// a process that does not look dying yet: a reading becomes the baseline one sample later, and only if
+// the process was not dying then (had the reading held its kill, the SIGKILL would have been sent long
+// before). A victim still tearing down its memory is dying however long that takes, and its baseline
+// stays from before its kill.
+class OomCounterBaseline {
+ public:
+  explicit OomCounterBaseline(OomCounters first = {}) : baseline_(first) {}
+  // One sample's reading. `dying` is asked only when the baseline would move: most samples see no OOM
+  // kill anywhere, and the look at the process costs a read of its status and of every thread's stat.
+  // False when it was found dying: nothing moved, and the reading is not kept.
+  template <typename DyingCheck>
+  bool observe(const OomCounters& now, DyingCheck&& dying) {
+    if (pending_ && *pending_ != baseline_) {
+      if (dying()) return false;
+      baseline_ = *pending_;
+    }
+    pending_ = now;
+    return true;
+  }
+  const OomCounters& baseline() const { return baseline_; }
+
+ private:
+  OomCounters baseline_;
+  std::optional<OomCounters> pending_;
+};
 
 // What attribution keeps per process (in model::Process::attribution).
 struct AttributionState {

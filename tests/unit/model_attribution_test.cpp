@@ -273,5 +273,41 @@ TEST(OomKillSeenBy, TheCgroupsCounterDecidesWhenItCanBeRead) {
   EXPECT_EQ(oom_kill_seen_by(counters(std::nullopt, std::nullopt), counters(1, 1)), OomKillSeenBy::kNone);
 }
 
+// The baseline moves one sample behind the readings, and never while the process is dying: a reading
+// taken after the OOM killer counted a kill but before its SIGKILL showed (the kernel's order) does not
+// become the baseline of the victim that is then dying, however many samples its teardown takes.
+TEST(OomCounterBaseline, MovesOneSampleLateAndNeverWhileDying) {
+  auto counters = [](uint64_t cgroup) {
+    OomCounters c;
+    c.cgroup = cgroup;
+    c.host = cgroup + 10;
+    return c;
+  };
+  int dying_asked = 0;
+  bool dying = false;
+  auto ask = [&] {
+    ++dying_asked;
+    return dying;
+  };
+  OomCounterBaseline b(counters(0));
+  EXPECT_TRUE(b.observe(counters(0), ask));
+  EXPECT_TRUE(b.observe(counters(0), ask));
+  EXPECT_EQ(dying_asked, 0) << "nothing would move: no look at the process";
+  EXPECT_TRUE(b.observe(counters(1), ask));  // the kill counted; no SIGKILL seen yet
+  EXPECT_EQ(b.baseline(), counters(0)) << "a reading is adopted one sample late";
+  dying = true;
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(b.observe(counters(1), ask));
+  EXPECT_EQ(dying_asked, 5);
+  EXPECT_EQ(oom_kill_seen_by(b.baseline(), counters(1)), OomKillSeenBy::kCgroup);
+
+  // Another process's kill, seen by one that lives on: adopted a sample later.
+  OomCounterBaseline survivor(counters(0));
+  dying = false;
+  EXPECT_TRUE(survivor.observe(counters(1), ask));
+  EXPECT_TRUE(survivor.observe(counters(1), ask));
+  EXPECT_EQ(survivor.baseline(), counters(1));
+  EXPECT_EQ(oom_kill_seen_by(survivor.baseline(), counters(1)), OomKillSeenBy::kNone);
+}
+
 }  // namespace
 }  // namespace memlens::model
