@@ -6,7 +6,9 @@
 // the ratio measures the cost per allocation, not a trace's one-off costs (at 1 GB, 0.7 s, memlens's first
 // smaps read of the grown process, about 10 ms, was 1.4% of the run on its own).
 // Usage: node bench/alloc_heavy.js [--total-mb N] [--result-file PATH]
-// Prints (or writes to the result file) {"workload":"alloc_heavy","elapsed_s":..,"touched_mb":..}.
+// Prints (or writes to the result file) {"workload":"alloc_heavy","elapsed_s":..,"touched_mb":..,
+// "started_epoch_s":..,"ended_epoch_s":..}: the wall-clock ends of the timed work, against which
+// bench/run.sh takes a tracer's work done meanwhile.
 const fs = require('fs');
 
 let totalMb = 4096;
@@ -19,6 +21,7 @@ for (let i = 2; i < process.argv.length; i++) {
 
 const MB = 1024 * 1024;
 const start = process.hrtime.bigint();
+const startedEpochS = Date.now() / 1000;
 let jsBytes = 0;
 let bufBytes = 0;
 const jsWindow = new Array(262144);
@@ -61,6 +64,8 @@ const result = JSON.stringify({
   elapsed_s: elapsed,
   touched_mb: Math.round((jsBytes + bufBytes) / MB),
   js_window: jsWindow.length,
+  started_epoch_s: startedEpochS,
+  ended_epoch_s: Date.now() / 1000,
 });
 if (resultFile) fs.writeFileSync(resultFile, result);
 else console.log(result);

@@ -29,6 +29,11 @@
 #     mmap and brk entries, each with its user stack) run the same rounds; memlens's overhead (traced /
 #     untraced - 1) over bpftrace's, target <= 0.25 (bpftrace is installed from Debian when missing, and
 #     tracefs mounted at /sys/kernel/tracing);
+#   - the same comparison and the alloc-heavy row again, accounted rather than timed (one memlens and one
+#     bpftrace run a round, kernel.bpf_stats_enabled on only then): each tracer's own CPU time, its BPF
+#     programs' run time and its uprobe traps (run count times one trap's cost, bench/uprobe_trap.c) over
+#     the workload's timed span; same targets (work memlens/bpftrace <= 0.25; 1 - memlens's work / the
+#     traced run time >= 0.97);
 #   - memlens's own CPU seconds per traced second and peak RSS (VmHWM) in every traced run.
 #
 # Exit status: 0 when every measurement ran and met its target; 2 when a target is missed (the figures
@@ -91,6 +96,7 @@ fi
 
 WORK=$(mktemp -d /tmp/memlens-bench.XXXXXX) || die "mktemp failed"
 cleanup() {
+  [ -n "${OLD_BPF_STATS:-}" ] && echo "$OLD_BPF_STATS" >/proc/sys/kernel/bpf_stats_enabled
   if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -116,6 +122,32 @@ if ($pid == 0) {
 $SIG{TERM} = $SIG{INT} = sub { kill "TERM", $pid; };
 my $tck = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 my ($hwm, $cpu) = (0, 0);
+# With MEASURE_SERIES=FILE, every 100 ms: "time cpu_s bpf_run_ns bpf_runs uprobe_runs" of the child, its
+# BPF programs summed from /proc/PID/fdinfo (run time and count need kernel.bpf_stats_enabled; uprobe
+# programs are of type 2, kprobe).
+my ($series, $iter) = (undef, 0);
+if ($ENV{MEASURE_SERIES}) { open $series, ">", $ENV{MEASURE_SERIES} or die "$ENV{MEASURE_SERIES}: $!"; }
+sub bpf_sample {
+  my ($ns, $runs, $uprobe_runs) = (0, 0, 0);
+  if (opendir my $d, "/proc/$pid/fd") {
+    for my $fd (readdir $d) {
+      next unless $fd =~ /^\d+$/;
+      my $l = readlink "/proc/$pid/fd/$fd";
+      next unless defined $l && $l eq "anon_inode:bpf-prog";
+      open my $fi, "<", "/proc/$pid/fdinfo/$fd" or next;
+      my ($type, $t, $c) = (0, 0, 0);
+      while (<$fi>) {
+        $type = $1 if /^prog_type:\s+(\d+)/;
+        $t = $1 if /^run_time_ns:\s+(\d+)/;
+        $c = $1 if /^run_cnt:\s+(\d+)/;
+      }
+      close $fi;
+      $ns += $t; $runs += $c; $uprobe_runs += $c if $type == 2;
+    }
+    closedir $d;
+  }
+  printf $series "%.3f %.3f %d %d %d\n", time, $cpu, $ns, $runs, $uprobe_runs;
+}
 while (1) {
   my $state = "?";
   if (open my $f, "<", "/proc/$pid/stat") {
@@ -128,12 +160,14 @@ while (1) {
     }
   }
   last if $state eq "Z" || $state eq "X" || $state eq "?";
+  bpf_sample() if $series && $iter++ % 5 == 0;
   if (open my $f, "<", "/proc/$pid/status") {
     while (<$f>) { $hwm = $1 if /^VmHWM:\s+(\d+)/ && $1 > $hwm; }
     close $f;
   }
   sleep 0.02;
 }
+close $series if $series;
 waitpid($pid, 0);
 my $st = $?;
 my $rc = ($st & 127) ? 128 + ($st & 127) : ($st >> 8);
@@ -379,6 +413,46 @@ BPFTRACE_SCRIPT="tracepoint:exceptions:page_fault_user /pid == cpid/ { @faults[u
 uprobe:$LIBC_PATH:mmap /pid == cpid/ { @mmap[ustack] = count(); }
 uprobe:$LIBC_PATH:brk /pid == cpid/ { @brk[ustack] = count(); }"
 
+# --- the tracers' work, accounted ---------------------------------------------------------------------
+# The timed rows above compare run times, and the same untraced run varies by more than the targets from
+# one run to the next here. The work a tracer adds can also be counted, free of the machine's speed: its
+# own CPU time (pinned to the workload's CPU, it takes that time from the workload), its BPF programs' run
+# time (kernel.bpf_stats_enabled, on only during these runs), and the breakpoint traps of its uprobes,
+# which that run time does not include: the uprobe programs' run count times the cost of one trap on this
+# machine (bench/uprobe_trap.c, measured once). Each taken over the workload's own timed span (from its
+# result file), not the tracer's start-up or its report. A uretprobe without an entry program traps twice
+# per run: counted once here (memlens has one, on a V8 function called once per GC; bpftrace none).
+TRAP_NS=""
+OLD_BPF_STATS=""
+
+accounted_run() { # accounted_run MODE ROUND -> prints "WORK_S ELAPSED_S CPU_S BPF_S UPROBE_RUNS"
+  local mode=$1 r=$2 out="$WORK/acct-$1-$2" result="$WORK/acct-$1-$2.result" rc started ended elapsed
+  local -a cmd
+  rm -f "$result"
+  if [ "$mode" = traced ]; then
+    cmd=("$MEMLENS" run -q -o "$out" -- node "$BENCH_DIR/alloc_heavy.js" --result-file "$result")
+  else
+    cmd=(bpftrace -e "$BPFTRACE_SCRIPT" -c "$(command -v node) $BENCH_DIR/alloc_heavy.js --result-file $result")
+  fi
+  echo 1 >/proc/sys/kernel/bpf_stats_enabled || die "cannot enable kernel.bpf_stats_enabled"
+  MEASURE_SERIES="$out.series" measured "$out.stats" "${PIN_SERVER[@]}" "${cmd[@]}" >"$out.log" 2>&1
+  rc=$?
+  echo "$OLD_BPF_STATS" >/proc/sys/kernel/bpf_stats_enabled
+  [ "$rc" -eq 0 ] || die "accounted $mode run, round $r: exit status $rc (see $out.log)"
+  [ -s "$result" ] || die "accounted $mode run, round $r: no result (see $out.log)"
+  started=$(json_field "$result" started_epoch_s)
+  ended=$(json_field "$result" ended_epoch_s)
+  elapsed=$(json_field "$result" elapsed_s)
+  # The first and last readings inside the timed span, scaled up to the whole span.
+  awk -v s="$started" -v e="$ended" -v el="$elapsed" -v trap="$TRAP_NS" '
+    $1 >= s && !a { a = 1; t0 = $1; c0 = $2; n0 = $3; u0 = $5 }
+    $1 <= e { t1 = $1; c1 = $2; n1 = $3; u1 = $5 }
+    END {
+      if (!a || t1 <= t0) { print "nan nan nan nan nan"; exit }
+      k = (e - s) / (t1 - t0); cpu = (c1 - c0) * k; bpf = (n1 - n0) * k / 1e9; up = (u1 - u0) * k
+      printf "%.4f %.3f %.4f %.4f %.0f\n", cpu + bpf + up * trap / 1e9, el, cpu, bpf, up }' "$out.series"
+}
+
 ensure_bpftrace() {
   if ! command -v bpftrace >/dev/null; then
     echo "bench: installing bpftrace (Debian package) for the reference measurement"
@@ -410,6 +484,18 @@ if want faults || want unwind; then
   echo "fault loop: $FAULT_PAGES pages x $FAULT_ROUNDS rounds per run"
 fi
 want scripts && ensure_bpftrace && echo "bpftrace: $(bpftrace --version 2>&1 | head -1)"
+if want scripts; then
+  if [ -w /proc/sys/kernel/bpf_stats_enabled ] && command -v cc >/dev/null; then
+    OLD_BPF_STATS=$(cat /proc/sys/kernel/bpf_stats_enabled)
+    cc -O2 -o "$WORK/uprobe_trap" "$BENCH_DIR/uprobe_trap.c" || die "cannot build bench/uprobe_trap.c"
+    "${PIN_SERVER[@]}" "$WORK/uprobe_trap" >"$WORK/uprobe_trap.out" 2>&1 ||
+      die "the uprobe trap could not be measured: $(cat "$WORK/uprobe_trap.out")"
+    TRAP_NS=$(sed -n 's/.*"trap_ns":\([0-9.]*\).*/\1/p' "$WORK/uprobe_trap.out")
+    echo "one uprobe trap, no program: $TRAP_NS ns ($(cat "$WORK/uprobe_trap.out"))"
+  else
+    echo "the tracers' work is not accounted: no writable kernel.bpf_stats_enabled, or no cc"
+  fi
+fi
 echo
 
 # Each workload's traced and untraced runs see the same machine: the servers at once, the scripts and the
@@ -489,6 +575,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
         line+=$(printf '  alloc %s %.3f s' "$mode" "$v")
       done
     done
+    if [ -n "$TRAP_NS" ]; then
+      if ((r % 2)); then amodes=(traced bpftrace); else amodes=(bpftrace traced); fi
+      for mode in "${amodes[@]}"; do
+        v=$(accounted_run "$mode" "$r") || exit 1
+        read -r work elapsed cpu bpf uprobes <<<"$v"
+        add_sample "acct-$mode-work" "$work"
+        add_sample "acct-$mode-elapsed" "$elapsed"
+        add_sample "acct-$mode-cpu" "$cpu"
+        add_sample "acct-$mode-bpf" "$bpf"
+        add_sample "acct-$mode-uprobes" "$uprobes"
+        line+=$(printf '  accounted %s %.3f s of work in %.3f s' "$mode" "$work" "$elapsed")
+      done
+    fi
     for mode in "${modes[@]}"; do
       v=$(script_round buffer_heavy "$mode" "$r") || exit 1
       add_sample "buffer-$mode" "$v"
@@ -582,6 +681,14 @@ if want scripts; then
     'BEGIN { if (b > 0) printf "%.3f", (a < 0 ? 0 : a) / b; else print "nan" }')
   result "overhead memlens/bpftrace (alloc)" "$over_ratio" "<=" 0.25 \
     "(median overheads: memlens $ml_over_median (sets ${ml_over[*]}), bpftrace $bt_over_median (sets ${bt_over[*]}))"
+  if [ -n "$TRAP_NS" ]; then
+    acct_ratio=$(median $(paired_ratios acct-traced-work acct-bpftrace-work))
+    result "  accounted: work memlens/bpftrace" "$acct_ratio" "<=" 0.25 \
+      "(rounds: $(paired_list acct-traced-work acct-bpftrace-work); medians memlens: own CPU $(m acct-traced-cpu) s, BPF $(m acct-traced-bpf) s, $(m acct-traced-uprobes) uprobe runs; bpftrace: own CPU $(m acct-bpftrace-cpu) s, BPF $(m acct-bpftrace-bpf) s, $(m acct-bpftrace-uprobes) uprobe runs; a trap $TRAP_NS ns)"
+    mapfile -t acct_speed < <(paired_ratios acct-traced-work acct-traced-elapsed | awk '{printf "%.4f\n", 1 - $1}')
+    result "  accounted: alloc-heavy speed" "$(median "${acct_speed[@]}")" ">=" 0.97 \
+      "(rounds: ${acct_speed[*]}: 1 - memlens's work / the traced run time)"
+  fi
   alloc_js_ratio=$(paired_median alloc-untraced alloc-jsobjects)
   result "  with --js-objects=sampling too" "$alloc_js_ratio" ">=" 0.90 \
     "(sets: $(paired_list alloc-untraced alloc-jsobjects); median $(m alloc-jsobjects) s: V8's sampling heap profiler on top of the tracing)"
