@@ -154,15 +154,15 @@ OomKillSeenBy oom_kill_seen_by(const OomCounters& before, const OomCounters& aft
 class OomCounterBaseline {
  public:
   explicit OomCounterBaseline(OomCounters first = {}) : baseline_(first) {}
-  // One sample's reading. `dying` is asked only when the baseline would move: most samples see no OOM
-  // kill anywhere, and the look at the process costs a read of its status and of every thread's stat.
-  // False when it was found dying: nothing moved, and the reading is not kept.
+  // One sample's reading. `dying` is asked only when a reading differs from the baseline: most samples
+  // see no OOM kill anywhere, and the look at the process costs a read of its status and of every
+  // thread's stat. False when it was found dying: nothing moved, the reading is not kept, and the caller
+  // keeps its other figures from before the kill too (the cgroup's usage).
   template <typename DyingCheck>
   bool observe(const OomCounters& now, DyingCheck&& dying) {
-    if (pending_ && *pending_ != baseline_) {
-      if (dying()) return false;
-      baseline_ = *pending_;
-    }
+    bool moved = (pending_ && *pending_ != baseline_) || now != baseline_;
+    if (moved && dying()) return false;
+    if (pending_) baseline_ = *pending_;
     pending_ = now;
     return true;
   }

@@ -296,8 +296,20 @@ TEST(OomCounterBaseline, MovesOneSampleLateAndNeverWhileDying) {
   EXPECT_TRUE(b.observe(counters(1), ask));  // the kill counted; no SIGKILL seen yet
   EXPECT_EQ(b.baseline(), counters(0)) << "a reading is adopted one sample late";
   dying = true;
+  dying_asked = 0;
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(b.observe(counters(1), ask));
   EXPECT_EQ(dying_asked, 5);
+  EXPECT_EQ(b.baseline(), counters(0));
+
+  // Killed between two samples: the first reading with the kill already finds it dying, and its other
+  // figures are kept from before (observe says so).
+  OomCounterBaseline victim(counters(0));
+  dying = false;
+  EXPECT_TRUE(victim.observe(counters(0), ask));
+  dying = true;
+  EXPECT_FALSE(victim.observe(counters(1), ask));
+  EXPECT_FALSE(victim.observe(counters(1), ask));
+  EXPECT_EQ(victim.baseline(), counters(0));
   EXPECT_EQ(oom_kill_seen_by(b.baseline(), counters(1)), OomKillSeenBy::kCgroup);
 
   // Another process's kill, seen by one that lives on: adopted a sample later.
