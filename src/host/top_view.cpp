@@ -51,19 +51,24 @@ TopView::TopView(TopFilter filter) : filter_(std::move(filter)) {
 }
 
 // A SIGKILL'd Node process whose cgroup (or, where that cannot be read, the host) counted more OOM kills
-// than its baseline: the OOM killer's. Its row of the refresh before is what it looked like last.
-void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now, std::optional<uint64_t> host_kills) {
-  for (const auto& k : lifecycle_->take_killed()) {
+// than its baseline: the OOM killer's. Its row of the refresh before is what it looked like last. The
+// counters are read after the kills are taken: the kernel counts a kill before its SIGKILL, so each kill
+// taken is in them.
+void TopView::note_oom_kills(double t_s, const std::vector<TopRow>& now) {
+  auto killed = lifecycle_->take_killed();
+  if (killed.empty()) return;
+  std::optional<uint64_t> host_kills = host_oom_kills();
+  for (const auto& k : killed) {
     auto before =
         std::find_if(rows_.begin(), rows_.end(), [&](const TopRow& r) { return r.process.pid == k.pid; });
     if (before == rows_.end()) continue;  // not seen by a refresh: nothing to say of it
-    // Its cgroup's counter now: another process of the same cgroup, still listed, reads it too.
     model::OomCounters after{std::nullopt, host_kills};
-    for (const auto& r : now)
-      if (r.process.cgroup_path == before->process.cgroup_path) after.cgroup = r.oom_kills;
-    if (!after.cgroup && !before->process.cgroup_path.empty())
+    if (!before->process.cgroup_path.empty())
       after.cgroup =
           oom_kills_in(host_cgroup_mounts().memory_v1.empty() ? "v2" : "v1", before->process.cgroup_path);
+    // A cgroup removed with its last process: another process of it listed now read it during the scan.
+    for (const auto& r : now)
+      if (!after.cgroup && r.process.cgroup_path == before->process.cgroup_path) after.cgroup = r.oom_kills;
     if (model::oom_kill_seen_by(before->oom_kills_before, after) == model::OomKillSeenBy::kNone) continue;
     oom_kills_.push_back({*before, t_s});
     if (oom_kills_.size() > kOomKillsKept) oom_kills_.erase(oom_kills_.begin());
@@ -136,7 +141,7 @@ void TopView::refresh(double t_s) {
     ++host_.node_exited;
     it = history_.erase(it);
   }
-  if (lifecycle_) note_oom_kills(t_s, rows, host_kills);
+  if (lifecycle_) note_oom_kills(t_s, rows);
   if (lifecycle_) {
     // The Node processes already running when the view began have their exits counted too. Only those:
     // a process a later scan finds has its exec event on the way, and marking it known first would keep

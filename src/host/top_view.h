@@ -73,7 +73,7 @@ class TopView {
     std::deque<std::pair<double, uint64_t>> rss;  // (t, bytes), the last minute
     model::OomCounterBaseline oom_kills;
   };
-  void note_oom_kills(double t_s, const std::vector<TopRow>& now, std::optional<uint64_t> host_kills);
+  void note_oom_kills(double t_s, const std::vector<TopRow>& now);
   static constexpr size_t kOomKillsKept = 5;
 
   TopFilter filter_;
