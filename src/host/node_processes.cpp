@@ -87,23 +87,44 @@ bool needs_libnode(int fd, const std::string& what) {
 
 Result<Executable> read_executable(pid_t pid) {
   std::string link = fmt::format("/proc/{}/exe", pid);
-  UniqueFd fd(open(link.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errno_error("cannot open " + link);
-  // The path of the file opened, not of /proc/PID/exe read once more: the process may have exec'd since.
-  auto path = proc::read_link(fmt::format("/proc/self/fd/{}", fd.get()));
-  if (!path) return path.error();
   Executable e;
-  e.path = std::move(*path);
-  e.is_node = model::looks_like_node(e.path);
-  e.needs_libnode = !e.is_node && needs_libnode(fd.get(), link);
+  struct stat st {};
+  UniqueFd fd(open(link.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    // An executable memlens may run but not read (exec-only, a root-squashed mount): its name alone.
+    if (errno != EACCES && errno != EPERM) return errno_error("cannot open " + link);
+    auto path = proc::read_exe(pid);
+    if (!path) return path.error();
+    if (stat(link.c_str(), &st) != 0) return errno_error("cannot stat " + link);
+    e.path = std::move(*path);
+    e.is_node = model::looks_like_node(e.path);
+  } else {
+    // The path of the file opened, not /proc/PID/exe read once more: the process may have exec'd since.
+    auto path = proc::read_link(fmt::format("/proc/self/fd/{}", fd.get()));
+    if (!path) return path.error();
+    if (fstat(fd.get(), &st) != 0) return errno_error("cannot stat " + link);
+    e.path = std::move(*path);
+    e.is_node = model::looks_like_node(e.path);
+    e.needs_libnode = !e.is_node && needs_libnode(fd.get(), link);
+  }
+  e.device = st.st_dev;
+  e.inode = st.st_ino;
   return e;
+}
+
+bool maps_libnode(pid_t pid, const Executable& exe) {
+  if (!maps_libnode(pid)) return false;
+  // Its maps were read after its executable: the same program only if it has not exec'd between.
+  struct stat st {};
+  return stat(fmt::format("/proc/{}/exe", pid).c_str(), &st) == 0 && st.st_dev == exe.device &&
+         st.st_ino == exe.inode;
 }
 
 std::optional<NodeProcess> describe_node_process(pid_t pid) {
   auto st = proc::read_stat(pid);
   if (!st || st->state == 'Z' || st->state == 'X') return std::nullopt;
   auto exe = read_executable(pid);
-  if (!exe || (!exe->runs_node() && !maps_libnode(pid))) return std::nullopt;
+  if (!exe || (!exe->runs_node() && !maps_libnode(pid, *exe))) return std::nullopt;
   return describe(pid, *st, exe->path);
 }
 
@@ -144,7 +165,7 @@ std::vector<NodeProcess> NodeProcessFinder::scan() {
       // A new process, or one that exec'd another program since.
       auto look = read_executable(pid);
       if (!look) continue;
-      Known k{look->runs_node() || maps_libnode(pid), look->path};
+      Known k{look->runs_node() || maps_libnode(pid, *look), look->path};
       it = known_.insert_or_assign(key, k).first;
     }
     if (!it->second.is_node) continue;

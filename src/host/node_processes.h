@@ -37,6 +37,8 @@ struct Executable {
   std::string path;
   bool is_node = false;        // a node binary, by its name
   bool needs_libnode = false;  // names libnode.so among the libraries it needs (DT_NEEDED)
+  dev_t device = 0;            // the file, to tell whether the process still runs it
+  ino_t inode = 0;
   bool runs_node() const { return is_node || needs_libnode; }
 };
 
@@ -45,6 +47,10 @@ struct Executable {
 // files): another exec of a program seen before costs one open, fstat and readlink. A program that loads
 // libnode.so with dlopen, or through another library, is not seen here (maps_libnode sees it once mapped).
 Result<Executable> read_executable(pid_t pid);
+
+// Whether pid maps libnode.so (a program that loads it later, with dlopen) and still runs exe, the
+// executable read before its maps.
+bool maps_libnode(pid_t pid, const Executable& exe);
 
 // The Node process pid is now, as a host-wide view lists it; nullopt when it is gone or not Node.
 std::optional<NodeProcess> describe_node_process(pid_t pid);
