@@ -122,13 +122,24 @@ if ($pid == 0) {
 $SIG{TERM} = $SIG{INT} = sub { kill "TERM", $pid; };
 my $tck = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 my ($hwm, $cpu) = (0, 0);
-# With MEASURE_SERIES=FILE, every 100 ms: "time cpu_s bpf_run_ns bpf_runs uprobe_runs" of the child, its
-# BPF programs summed from /proc/PID/fdinfo (run time and count need kernel.bpf_stats_enabled; uprobe
-# programs are of type 2, kprobe).
+# With MEASURE_SERIES=FILE, every 100 ms: "time cpu_s bpf_run_ns bpf_runs uprobe_runs" of the child: its
+# CPU time in nanoseconds summed over its threads (/proc/PID/task/TID/schedstat: the clock ticks of
+# /proc/PID/stat are 10 ms, too coarse here), its BPF programs summed from /proc/PID/fdinfo (run time and
+# count need kernel.bpf_stats_enabled; uprobe programs are of type 2, kprobe).
 my ($series, $iter) = (undef, 0);
 if ($ENV{MEASURE_SERIES}) { open $series, ">", $ENV{MEASURE_SERIES} or die "$ENV{MEASURE_SERIES}: $!"; }
 sub bpf_sample {
-  my ($ns, $runs, $uprobe_runs) = (0, 0, 0);
+  my ($ns, $runs, $uprobe_runs, $on_cpu) = (0, 0, 0, 0);
+  if (opendir my $t, "/proc/$pid/task") {
+    for my $tid (readdir $t) {
+      next unless $tid =~ /^\d+$/;
+      open my $f, "<", "/proc/$pid/task/$tid/schedstat" or next;
+      my $line = <$f>;
+      close $f;
+      $on_cpu += (split " ", $line)[0] if defined $line;
+    }
+    closedir $t;
+  }
   if (opendir my $d, "/proc/$pid/fd") {
     for my $fd (readdir $d) {
       next unless $fd =~ /^\d+$/;
@@ -146,7 +157,7 @@ sub bpf_sample {
     }
     closedir $d;
   }
-  printf $series "%.3f %.3f %d %d %d\n", time, $cpu, $ns, $runs, $uprobe_runs;
+  printf $series "%.3f %.6f %d %d %d\n", time, $on_cpu / 1e9, $ns, $runs, $uprobe_runs;
 }
 while (1) {
   my $state = "?";
@@ -426,7 +437,10 @@ TRAP_NS=""
 OLD_BPF_STATS=""
 
 accounted_run() { # accounted_run MODE ROUND -> prints "WORK_S ELAPSED_S CPU_S BPF_S UPROBE_RUNS"
-  local mode=$1 r=$2 out="$WORK/acct-$1-$2" result="$WORK/acct-$1-$2.result" rc started ended elapsed
+  # Not named *-traced-*: these runs, with the statistics on, stay out of the traced runs' figures.
+  local mode=$1 r=$2 rc started ended elapsed v out result
+  out="$WORK/accounted-${1/traced/memlens}-$2"
+  result="$out.result"
   local -a cmd
   rm -f "$result"
   if [ "$mode" = traced ]; then
@@ -444,13 +458,15 @@ accounted_run() { # accounted_run MODE ROUND -> prints "WORK_S ELAPSED_S CPU_S B
   ended=$(json_field "$result" ended_epoch_s)
   elapsed=$(json_field "$result" elapsed_s)
   # The first and last readings inside the timed span, scaled up to the whole span.
-  awk -v s="$started" -v e="$ended" -v el="$elapsed" -v trap="$TRAP_NS" '
+  v=$(awk -v s="$started" -v e="$ended" -v el="$elapsed" -v trap="$TRAP_NS" '
     $1 >= s && !a { a = 1; t0 = $1; c0 = $2; n0 = $3; u0 = $5 }
     $1 <= e { t1 = $1; c1 = $2; n1 = $3; u1 = $5 }
     END {
-      if (!a || t1 <= t0) { print "nan nan nan nan nan"; exit }
+      if (!a || t1 <= t0) exit
       k = (e - s) / (t1 - t0); cpu = (c1 - c0) * k; bpf = (n1 - n0) * k / 1e9; up = (u1 - u0) * k
-      printf "%.4f %.3f %.4f %.4f %.0f\n", cpu + bpf + up * trap / 1e9, el, cpu, bpf, up }' "$out.series"
+      printf "%.4f %.3f %.4f %.4f %.0f\n", cpu + bpf + up * trap / 1e9, el, cpu, bpf, up }' "$out.series")
+  [ -n "$v" ] || die "accounted $mode run, round $r: fewer than two readings within the workload's span (see $out.series)"
+  echo "$v"
 }
 
 ensure_bpftrace() {
