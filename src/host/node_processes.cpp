@@ -52,6 +52,9 @@ NodeProcess describe(pid_t pid, const proc::Stat& st, const std::string& exe) {
 
 }  // namespace
 
+namespace {
+
+// A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
 bool maps_libnode(pid_t pid) {
   auto maps = proc::read_maps(pid);
   if (!maps) return false;
@@ -60,15 +63,11 @@ bool maps_libnode(pid_t pid) {
   return false;
 }
 
-namespace {
-
 // Whether the open executable names libnode.so among its DT_NEEDED, decided once per file.
-bool needs_libnode(int fd, const std::string& what) {
+bool needs_libnode(int fd, const struct stat& st, const std::string& what) {
   using Identity = std::tuple<dev_t, ino_t, off_t, int64_t>;
   static std::mutex mu;
   static std::map<Identity, bool> decided;
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return false;
   Identity id{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -105,7 +104,7 @@ Result<Executable> read_executable(pid_t pid) {
     if (fstat(fd.get(), &st) != 0) return errno_error("cannot stat " + link);
     e.path = std::move(*path);
     e.is_node = model::looks_like_node(e.path);
-    e.needs_libnode = !e.is_node && needs_libnode(fd.get(), link);
+    e.needs_libnode = !e.is_node && needs_libnode(fd.get(), st, link);
   }
   e.device = st.st_dev;
   e.inode = st.st_ino;

@@ -27,9 +27,6 @@ struct NodeProcess {
   std::optional<ContainerRef> container;
 };
 
-// A program embedding Node (Debian's nodejs, Electron-like hosts) maps libnode.so.
-bool maps_libnode(pid_t pid);
-
 // The executable a process runs, as one look at one file: its path and whether it is Node. A process can
 // exec between two reads of /proc/PID/exe (a shell that execs node), and two reads would pair one
 // program's path with another program's verdict.

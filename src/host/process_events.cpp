@@ -94,7 +94,8 @@ void NodeLifecycleListener::node_started(pid_t tgid, std::string exe, double at_
 
 void NodeLifecycleListener::on_exec(pid_t tgid) {
   // Read at once: a short process may be gone by the next message. Its executable (not its maps, which
-  // the loader has not filled yet) tells a program embedding Node; a program seen before costs a stat.
+  // the loader has not filled yet) tells a program embedding Node; a program seen before costs an open,
+  // a readlink and an fstat.
   auto exe = read_executable(tgid);
   double now = monotonic_s();
   bool runs_node = exe && exe->runs_node();
