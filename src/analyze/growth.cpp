@@ -102,6 +102,26 @@ Retention check_retention(const Growth& live, const Growth& resident, bool count
   return r;
 }
 
+std::optional<ProvenGrowth> proven_live_growth(const LiveGrowthProof& p, double slope, double threshold,
+                                               const Thresholds& th) {
+  if (!p.has_full_gc || p.released) return std::nullopt;
+  // A full GC that freed most of the rise the figures showed up to it shows old space filling with
+  // garbage, whatever else grew meanwhile (a start-up, then promoted garbage).
+  auto keeps_the_rise = [&](double from_bytes) {
+    return p.full_bytes - from_bytes >= th.min_live_share_of_rise * (p.before_full_bytes - from_bytes);
+  };
+  if (p.proven_bytes >= std::max(th.min_proven_growth_bytes, threshold) && keeps_the_rise(p.from_bytes))
+    return ProvenGrowth{false, p.from_t_s, p.from_bytes, p.full_t_s, p.full_bytes};
+  if (!p.has_earlier_full) return std::nullopt;
+  ProvenGrowth between{true, p.earlier_full_t_s, p.earlier_full_bytes, p.full_t_s, p.full_bytes};
+  double floor = std::max(
+      {th.min_growth_between_full_gcs_bytes, threshold, th.min_relative_growth * p.earlier_full_bytes});
+  if (between.bytes() >= floor && between.rate() >= th.min_pace_share_between_full_gcs * slope &&
+      keeps_the_rise(p.earlier_full_bytes))
+    return between;
+  return std::nullopt;
+}
+
 std::vector<SeriesPoint> lower_envelope(std::span<const SeriesPoint> points, double width_s) {
   std::vector<SeriesPoint> out;
   if (points.empty() || !(width_s > 0)) return {points.begin(), points.end()};

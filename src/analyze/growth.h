@@ -3,6 +3,7 @@
 // and whether resident memory kept what a live figure gave back. Internal to analyze/.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "analyze/trend.h"
@@ -41,6 +42,19 @@ bool has_enough_points(const std::vector<SeriesPoint>& pts, const Thresholds& th
 double clamp01(double x);
 // Weight for short windows: a verdict over twice the minimum duration is worth its full confidence.
 double duration_weight(const Growth& g, const Thresholds& th);
+
+// Live JS heap growth that a proof from full GCs settles as a leak (docs/verdicts.md, "Growth a full GC
+// proves"): the last full GC against an earlier after-GC figure by the proven-growth minimum, or against an
+// earlier full GC by the smaller floor at the figures' pace.
+struct ProvenGrowth {
+  bool between_full_gcs = false;  // both ends are full GCs' figures
+  double from_t_s = 0, from_bytes = 0, to_t_s = 0, to_bytes = 0;
+  double bytes() const { return to_bytes - from_bytes; }
+  double rate() const { return bytes() / (to_t_s - from_t_s); }
+};
+// `slope`: the after-GC figures' fitted rate; `threshold`: their growth floor.
+std::optional<ProvenGrowth> proven_live_growth(const LiveGrowthProof& p, double slope, double threshold,
+                                               const Thresholds& th);
 
 // The live figure of a category (heap used after GC, live backing stores) against its resident bytes:
 // resident memory that rose while the live figure did not, or that stayed while the live figure fell, is

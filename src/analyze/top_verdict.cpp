@@ -19,11 +19,7 @@ std::string top_verdict(std::span<const SeriesPoint> rss, std::span<const GcPoin
     if (h.grows && !h.peaked) {
       LiveGrowthProof proof =
           prove_live_growth(after_gc, th.proof_rate_factor * std::max(h.line.slope, 0.0), h.threshold);
-      double rise_shown = proof.before_full_bytes - proof.from_bytes;
-      bool proven = proof.has_full_gc && !proof.released &&
-                    proof.proven_bytes >= std::max(th.min_proven_growth_bytes, h.threshold) &&
-                    proof.proven_bytes >= th.min_live_share_of_rise * rise_shown;
-      return proven ? "leak?" : "grow?";
+      return proven_live_growth(proof, h.line.slope, h.threshold, th) ? "leak?" : "grow?";
     }
   }
   return r.grows && !r.peaked ? "grow?" : "stable";

@@ -335,11 +335,7 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     LiveGrowthProof proof =
         prove_live_growth(gcs, th.proof_rate_factor * std::max(eg.line.slope, 0.0), eg.threshold);
     double needed = std::max(th.min_proven_growth_bytes, eg.threshold);
-    // A full GC that freed most of what the figures had risen by shows a rise of garbage, whatever else
-    // grew meanwhile (a start-up, then old space filling with promoted garbage).
-    double rise_shown = proof.before_full_bytes - proof.from_bytes;
-    bool proven = proof.has_full_gc && !proof.released && proof.proven_bytes >= needed &&
-                  proof.proven_bytes >= th.min_live_share_of_rise * rise_shown;
+    std::optional<ProvenGrowth> proven = proven_live_growth(proof, eg.line.slope, eg.threshold, th);
     double lowest = std::min_element(raw.begin(), raw.end(), [](const auto& a, const auto& b) {
                       return a.value < b.value;
                     })->value;
@@ -349,15 +345,22 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
     extra = fmt::format(" across {} GCs", raw.size());
     if (proven) {
       confirmed = true;
-      extra += fmt::format(
-          "; the full GC at {} found {} live, {} more than the {} heap used after the GC at {}: garbage "
-          "cannot raise a full GC's figure, so live objects grew by at least that much",
-          format_duration(proof.full_t_s), format_bytes(proof.full_bytes), format_bytes(proof.proven_bytes),
-          format_bytes(proof.from_bytes), format_duration(proof.from_t_s));
+      if (proven->between_full_gcs)
+        extra += fmt::format(
+            "; the full GCs at {} and {} found {} and {} live: full GCs count live objects only, so live "
+            "objects grew by {} between them ({}, {:.0f}% of the pace of the figures)",
+            format_duration(proven->from_t_s), format_duration(proven->to_t_s),
+            format_bytes(proven->from_bytes), format_bytes(proven->to_bytes), format_bytes(proven->bytes()),
+            format_rate(proven->rate(), false), 100 * proven->rate() / eg.line.slope);
+      else
+        extra += fmt::format(
+            "; the full GC at {} found {} live, {} more than the {} heap used after the GC at {}: garbage "
+            "cannot raise a full GC's figure, so live objects grew by at least that much",
+            format_duration(proven->to_t_s), format_bytes(proven->to_bytes), format_bytes(proven->bytes()),
+            format_bytes(proven->from_bytes), format_duration(proven->from_t_s));
       // The proven rate is the live growth; the figures' own early part may hold a start-up jump that
       // no plateau test should compare the recent rise with.
-      double proven_rate = proof.proven_bytes / (proof.full_t_s - proof.from_t_s);
-      if (eg.grows && eg.recent_slope > th.plateau_slope_ratio * proven_rate) {
+      if (eg.grows && eg.recent_slope > th.plateau_slope_ratio * proven->rate()) {
         decided = leak(Category::js_heap, Basis::after_gc, eg, js, extra);
         g = eg;
       }

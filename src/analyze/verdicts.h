@@ -100,6 +100,12 @@ struct Thresholds {
   double proof_rate_factor = 3;
   // ... and the full GC must find at least this share of the rise the figures showed up to it still live.
   double min_live_share_of_rise = 0.5;
+  // Two full GCs measure the live growth between them itself, not a bound on it: the floor is this (above
+  // the 1 MB by which full GCs of a steady heap differ) and the relative floor of the earlier one's figure,
+  // when that growth keeps at least `min_pace_share_between_full_gcs` of the after-GC figures' own rate
+  // (a start-up over before the earlier full GC shows none between them).
+  double min_growth_between_full_gcs_bytes = 3 * 1024.0 * 1024.0;
+  double min_pace_share_between_full_gcs = 0.5;
   size_t envelope_windows = 15;  // windows of the lower envelope of live figures
   // A quiet heap's GC figures judged on fewer than min_points, when its pages do not settle it.
   size_t min_quiet_gc_points = 4;

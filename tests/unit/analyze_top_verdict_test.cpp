@@ -45,6 +45,18 @@ TEST(TopVerdict, HeapRiseProvenByFullGcsIsALeak) {
   EXPECT_EQ(top_verdict(line(60, 100 * kMiB, 1 * kMiB), gcs(60, 20 * kMiB, 1 * kMiB, 3)), "leak?");
 }
 
+// Two full GCs early in the history (at 4 and 14 s) 5 MiB apart at the figures' own pace: under the 16 MiB
+// one full GC must prove against the lowest figure, but two measure the live growth between them.
+TEST(TopVerdict, HeapRiseBetweenTwoFullGcsIsALeak) {
+  std::vector<GcPoint> h = gcs(60, 20 * kMiB, 0.5 * kMiB, 0);
+  for (auto& g : h) g.full = g.t_s == 4 || g.t_s == 14;
+  EXPECT_EQ(top_verdict(line(60, 100 * kMiB, 1 * kMiB), h), "leak?");
+  // The same two full GCs finding no growth between them prove nothing.
+  for (auto& g : h)
+    if (g.t_s == 14) g.heap_used_after_bytes = 22 * kMiB;
+  EXPECT_EQ(top_verdict(line(60, 100 * kMiB, 1 * kMiB), h), "grow?");
+}
+
 TEST(TopVerdict, HeapRiseWithoutAFullGcIsOnlyGrowth) {
   EXPECT_EQ(top_verdict(line(60, 100 * kMiB, 0), gcs(60, 20 * kMiB, 1 * kMiB, 0)), "grow?");
 }
