@@ -92,6 +92,7 @@ class AttributionExtension final : public TraceExtension {
 
   void on_untrack(model::Process& p) override {
     next_read_s_.erase(p.key());
+    figures_at_read_.erase(p.key());
     oom_baselines_.erase(p.key());
     if (p.exit_status == 128 + SIGKILL) note_oom_kill(p);
   }
@@ -100,7 +101,16 @@ class AttributionExtension final : public TraceExtension {
     auto it = next_read_s_.find(p.key());
     if (it != next_read_s_.end() && s.t_s >= it->second) {
       std::optional<uint64_t> ab = live_array_buffers(p, &s);
-      if (measure(p, s.t_s, ab)) it->second = s.t_s + p.attribution.interval_s;
+      ResidentFigures now{s.rss, ab.value_or(0)};
+      auto& at_read = figures_at_read_[p.key()];
+      if (p.attribution.last && s.t_s - p.attribution.last_at_s < opts_.max_interval_s && at_read &&
+          unchanged(*at_read, now)) {
+        ++p.attribution.reads_skipped_unchanged;
+        it->second = s.t_s + p.attribution.interval_s;
+      } else if (measure(p, s.t_s, ab)) {
+        it->second = s.t_s + p.attribution.interval_s;
+        at_read = now;
+      }
     }
     fill_sample(p, s);
     if (!p.alive()) return;
@@ -143,6 +153,23 @@ class AttributionExtension final : public TraceExtension {
     if (by_cgroup) k.limit_bytes = st.limits.cgroup_memory_max_bytes;
     std::tie(k.grew_most, k.grew_most_bytes) = largest_growth(p);
     st.oom_kill = k;
+  }
+
+  // What a breakdown is a split of: when none of it moved, neither did the split, to within the tolerance.
+  struct ResidentFigures {
+    model::RssFigures rss;
+    uint64_t array_buffers = 0;
+  };
+
+  bool unchanged(const ResidentFigures& then, const ResidentFigures& now) const {
+    double tolerance =
+        std::max(opts_.unchanged_bytes, opts_.unchanged_share * static_cast<double>(then.rss.total()));
+    auto moved = [&](uint64_t a, uint64_t b) {
+      return static_cast<double>(a > b ? a - b : b - a) > tolerance;
+    };
+    return !moved(then.rss.anon_bytes, now.rss.anon_bytes) &&
+           !moved(then.rss.file_bytes, now.rss.file_bytes) &&
+           !moved(then.rss.shmem_bytes, now.rss.shmem_bytes) && !moved(then.array_buffers, now.array_buffers);
   }
 
   static std::optional<uint64_t> live_array_buffers(const model::Process& p, const model::Sample* s) {
@@ -196,6 +223,7 @@ class AttributionExtension final : public TraceExtension {
   AttributionOptions opts_;
   model::Trace* trace_ = nullptr;
   std::map<model::ProcessKey, double> next_read_s_;
+  std::map<model::ProcessKey, std::optional<ResidentFigures>> figures_at_read_;
   std::map<model::ProcessKey, model::OomCounterBaseline> oom_baselines_;
 };
 

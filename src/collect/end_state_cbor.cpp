@@ -67,8 +67,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessLimits, cgroup_memory_max
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomKill, at_s, scope, limit_bytes, grew_most, grew_most_bytes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomCounters, cgroup, host)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AttributionState, last, last_at_s, last_process_age_s,
-                                                final_read, reads, read_failures, read_ms_total, read_ms_max,
-                                                interval_s, limits, oom_counters_before, oom_kill)
+                                                final_read, reads, reads_skipped_unchanged, read_failures,
+                                                read_ms_total, read_ms_max, interval_s, limits,
+                                                oom_counters_before, oom_kill)
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsFrame, function, url, line, column)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsInspectorStatus, t_s, state, reason, address,

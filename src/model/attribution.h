@@ -180,6 +180,7 @@ struct AttributionState {
   double last_process_age_s = 0;   // seconds since the process started, at that measurement
   bool final_read = false;         // `last` was taken at the end of the trace (or just before exit)
   uint64_t reads = 0;
+  uint64_t reads_skipped_unchanged = 0;  // due reads left out: the resident figures had not moved
   uint64_t read_failures = 0;
   double read_ms_total = 0;
   double read_ms_max = 0;

@@ -31,6 +31,7 @@ nlohmann::json breakdown_section(const model::Process& p) {
       {"process_age_s", st.last_process_age_s},
       {"final_read", st.final_read},
       {"smaps_reads", st.reads},
+      {"smaps_reads_skipped_unchanged", st.reads_skipped_unchanged},
       {"smaps_read_failures", st.read_failures},
       {"smaps_read_ms_avg", st.reads ? st.read_ms_total / static_cast<double>(st.reads) : 0.0},
       {"smaps_read_ms_max", st.read_ms_max},

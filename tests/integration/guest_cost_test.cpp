@@ -131,6 +131,84 @@ TEST(GuestCost, UntracedFaultLoopRunsNoMemlensProgramAndTracedSamplesMatchTheKer
   close(stats);
 }
 
+// A traced process whose resident figures stay put is not walked every interval: smaps is read again only
+// when its anonymous, file-backed or shared RSS, or its live ArrayBuffer bytes, moved by more than the
+// tolerance (1 MiB or 0.5% of the RSS), or after 30 s. The Node process here idles for its first 14 s,
+// then keeps 4 MiB Buffers at 2 a second for 8 s. A read shows in the timeline as a change of the
+// categories, which are constant between reads. Checked against the kernel's RSS counters of the same
+// samples: every read after the first had a moved figure to justify it, and no sample more than 5 s after a
+// read (two intervals and a half) differs from that read's figures by more than the tolerance.
+TEST(GuestCost, SteadyProcessIsNotWalkedAgainUntilItsResidentFiguresMove) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  const std::string script =
+      "const t0 = Date.now(), kept = [];"
+      "setTimeout(() => { const grow = setInterval(() => { kept.push(Buffer.alloc(4 << 20, 1));"
+      "  if (Date.now() - t0 > 22000) { clearInterval(grow); setTimeout(() => process.exit(0), 2000); } },"
+      "  500); }, 14000);"
+      "setInterval(() => {}, 1000);";
+  Child m = Child::spawn({memlens_bin(), "run", "-q", "-o", dir.file("out"), "--", node_bin(), "-e", script},
+                         dir.path(), "memlens");
+  ASSERT_EQ(m.wait(90s), 0) << m.stderr_text();
+  json report = load_report(dir.file("out"));
+  const json* proc = nullptr;
+  for (const auto& p : report["processes"])
+    if (!proc || p["timeline"].size() > (*proc)["timeline"].size()) proc = &p;
+  ASSERT_NE(proc, nullptr);
+  const json& method = (*proc)["breakdown"]["method"];
+
+  struct Figures {
+    double t_s, anon, file, shmem, array_buffers;
+  };
+  auto figures = [](const json& s) {
+    return Figures{s["t_s"].get<double>(), s.value("anon_bytes", 0.0), s.value("file_bytes", 0.0),
+                   s.value("shmem_bytes", 0.0), s.value("array_buffers_bytes", 0.0)};
+  };
+  auto tolerance = [](const Figures& f) {
+    return std::max(1024.0 * 1024.0, 0.005 * (f.anon + f.file + f.shmem));
+  };
+  auto moved = [&](const Figures& a, const Figures& b) {
+    double tol = tolerance(a);
+    return std::fabs(a.anon - b.anon) > tol || std::fabs(a.file - b.file) > tol ||
+           std::fabs(a.shmem - b.shmem) > tol || std::fabs(a.array_buffers - b.array_buffers) > tol;
+  };
+  auto categories = [](const json& s) {
+    json c = s.value("categories", json::object());
+    c.erase("unexplained_bytes");
+    return c;
+  };
+  std::optional<Figures> at_read;
+  json last_categories;
+  size_t reads = 0, growing_reads = 0;
+  for (const auto& s : (*proc)["timeline"]) {
+    json c = categories(s);
+    if (c.empty()) continue;
+    Figures f = figures(s);
+    if (c != last_categories) {
+      ++reads;
+      if (at_read)
+        EXPECT_TRUE(moved(*at_read, f) || f.t_s - at_read->t_s >= 30)
+            << "smaps read at " << f.t_s << " s with no figure moved since the read at " << at_read->t_s
+            << " s";
+      growing_reads += f.t_s > 14;
+      at_read = f;
+      last_categories = c;
+    } else {
+      ASSERT_TRUE(at_read);
+      if (f.t_s - at_read->t_s > 5)
+        EXPECT_FALSE(moved(*at_read, f))
+            << "at " << f.t_s << " s the figures had moved since the read at " << at_read->t_s
+            << " s, and no read followed: anon " << at_read->anon << " -> " << f.anon << ", array buffers "
+            << at_read->array_buffers << " -> " << f.array_buffers;
+    }
+  }
+  // Reads while the Buffers grow (8 s, one due every 2 s), and reads left out while the process idled (most
+  // of its first 14 s).
+  EXPECT_GE(growing_reads, 3u) << method.dump();
+  EXPECT_GE(method.value("smaps_reads_skipped_unchanged", 0), 3) << method.dump();
+  EXPECT_LE(reads, method.value("smaps_reads", 0)) << method.dump();
+}
+
 // A process the traced one forks carries the sampling event from its fork on (inherited): its samples
 // match its own fault count too.
 TEST(GuestCost, ForkedChildInheritsFaultSampling) {
