@@ -18,11 +18,7 @@ LiveGrowthProof prove_live_growth(std::span<const GcPoint> gcs, double max_rate,
     double dt = p.full_t_s - gcs[i].t_s;
     double grew = p.full_bytes - gcs[i].heap_used_after_bytes;
     if (dt <= 0 || grew > max_rate * dt) continue;
-    if (gcs[i].full && (!p.has_earlier_full || grew > p.full_bytes - p.earlier_full_bytes)) {
-      p.has_earlier_full = true;
-      p.earlier_full_t_s = gcs[i].t_s;
-      p.earlier_full_bytes = gcs[i].heap_used_after_bytes;
-    }
+    if (gcs[i].full) p.earlier_fulls.push_back(gcs[i]);
     if (!p.has_full_gc || grew > p.proven_bytes) {
       p.has_full_gc = true;
       p.from_t_s = gcs[i].t_s;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 namespace memlens::analyze {
 
@@ -25,10 +26,9 @@ struct LiveGrowthProof {
   // below it found most of the rise to be garbage.
   double before_full_bytes = 0;
   double proven_bytes = 0;  // full_bytes - from_bytes: live growth at least this large
-  // The earlier full GC that shows the most growth up to the last one, within the same rate bound. Both
+  // The earlier full GCs of the window, within the same rate bound of the last one, in time order. Both
   // figures are live bytes, so their difference is the live growth between them itself, not a bound.
-  bool has_earlier_full = false;
-  double earlier_full_t_s = 0, earlier_full_bytes = 0;
+  std::vector<GcPoint> earlier_fulls;
   // An after-GC figure after the full GC fell below full_bytes by more than the tolerance given: live
   // objects the full GC counted were freed since, so the growth is over (a burst), not a leak.
   bool released = false;

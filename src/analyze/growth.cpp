@@ -112,14 +112,18 @@ std::optional<ProvenGrowth> proven_live_growth(const LiveGrowthProof& p, double 
   };
   if (p.proven_bytes >= std::max(th.min_proven_growth_bytes, threshold) && keeps_the_rise(p.from_bytes))
     return ProvenGrowth{false, p.from_t_s, p.from_bytes, p.full_t_s, p.full_bytes};
-  if (!p.has_earlier_full) return std::nullopt;
-  ProvenGrowth between{true, p.earlier_full_t_s, p.earlier_full_bytes, p.full_t_s, p.full_bytes};
-  double floor = std::max(
-      {th.min_growth_between_full_gcs_bytes, threshold, th.min_relative_growth * p.earlier_full_bytes});
-  if (between.bytes() >= floor && between.rate() >= th.min_pace_share_between_full_gcs * slope &&
-      keeps_the_rise(p.earlier_full_bytes))
-    return between;
-  return std::nullopt;
+  // Of the earlier full GCs that pass, the one that shows the most growth (a longer stretch may hold a
+  // flat start that slows its pace below the figures').
+  std::optional<ProvenGrowth> best;
+  for (const GcPoint& earlier : p.earlier_fulls) {
+    ProvenGrowth between{true, earlier.t_s, earlier.heap_used_after_bytes, p.full_t_s, p.full_bytes};
+    double floor = std::max(
+        {th.min_growth_between_full_gcs_bytes, threshold, th.min_relative_growth * between.from_bytes});
+    bool passes = between.bytes() >= floor && between.rate() >= th.min_pace_share_between_full_gcs * slope &&
+                  keeps_the_rise(between.from_bytes);
+    if (passes && (!best || between.bytes() > best->bytes())) best = between;
+  }
+  return best;
 }
 
 std::vector<SeriesPoint> lower_envelope(std::span<const SeriesPoint> points, double width_s) {

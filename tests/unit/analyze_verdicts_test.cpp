@@ -903,6 +903,7 @@ TEST(NodeRecordings, JsLeakWithTwoEarlyFullGcsIsALeak) {
   std::stable_sort(r.gcs.begin(), r.gcs.end(), [](const auto& a, const auto& b) { return a.t_s < b.t_s; });
   auto vs = judged_between(r, 0, 56, 2);
   const Verdict* v = find(vs, Category::js_heap);
+  ASSERT_NE(v, nullptr) << dump(vs);
   EXPECT_EQ(v->kind, VerdictKind::leak_suspected) << dump(vs);
   EXPECT_THAT(v->evidence, HasSubstr("the full GCs at 9s and 19s found"));
   expect_possible_figures(vs);
@@ -910,7 +911,9 @@ TEST(NodeRecordings, JsLeakWithTwoEarlyFullGcsIsALeak) {
   Recording one = r;
   std::erase_if(one.gcs, [](const GcPoint& g) { return g.full && g.t_s > 19; });
   auto us = judged_between(one, 0, 56, 1);
-  EXPECT_EQ(find(us, Category::js_heap)->kind, VerdictKind::growth_unconfirmed) << dump(us);
+  const Verdict* u = find(us, Category::js_heap);
+  ASSERT_NE(u, nullptr) << dump(us);
+  EXPECT_EQ(u->kind, VerdictKind::growth_unconfirmed) << dump(us);
 }
 
 // Healthy heaps (steady garbage, a burst, request contexts promoted and dying in old space, a large heap
