@@ -87,7 +87,8 @@ class AttributionExtension final : public TraceExtension {
     p.attribution.oom_counters_before = read_oom_counters(p.attribution.limits);
     oom_baselines_.insert_or_assign(p.key(), model::OomCounterBaseline(p.attribution.oom_counters_before));
     p.attribution.interval_s = opts_.min_interval_s;
-    next_read_s_[p.key()] = 0;  // the first sample measures
+    next_read_s_[p.key()] = 0;        // the first sample measures
+    figures_at_read_.erase(p.key());  // after an exec, whatever the figures: another program's mappings
   }
 
   void on_untrack(model::Process& p) override {
@@ -101,7 +102,7 @@ class AttributionExtension final : public TraceExtension {
     auto it = next_read_s_.find(p.key());
     if (it != next_read_s_.end() && s.t_s >= it->second) {
       std::optional<uint64_t> ab = live_array_buffers(p, &s);
-      ResidentFigures now{s.rss, ab.value_or(0)};
+      ResidentFigures now{s.rss, ab.value_or(0), p.v8.probed};
       auto& at_read = figures_at_read_[p.key()];
       if (p.attribution.last && s.t_s - p.attribution.last_at_s < opts_.max_interval_s && at_read &&
           unchanged(*at_read, now)) {
@@ -142,11 +143,14 @@ class AttributionExtension final : public TraceExtension {
     model::OomKillSeenBy seen = model::oom_kill_seen_by(st.oom_counters_before, read_oom_counters(st.limits));
     bool marks = opts_.oom_victims_marked && opts_.oom_victims_marked() && p.oom_victim_marked.has_value();
     if (marks && !*p.oom_victim_marked) return;  // another process's kill raised the counters, if any
-    if (marks && seen == model::OomKillSeenBy::kNone)
+    bool counted = seen != model::OomKillSeenBy::kNone;
+    if (marks && !counted)
       seen = st.limits.cgroup_memory_max_bytes ? model::OomKillSeenBy::kCgroup : model::OomKillSeenBy::kHost;
     if (seen == model::OomKillSeenBy::kNone) return;
     bool by_cgroup = seen == model::OomKillSeenBy::kCgroup;
     model::OomKill k;
+    k.decided_by = marks ? "kernel" : "counters";
+    k.scope_counted = counted;
     k.at_s = p.exited_at_s.value_or(trace_ ? trace_->seconds_since_start(boot_ns()) : 0);
     k.scope =
         by_cgroup ? fmt::format("cgroup {} {}", st.limits.cgroup_version, st.limits.cgroup_path) : "host";
@@ -156,9 +160,13 @@ class AttributionExtension final : public TraceExtension {
   }
 
   // What a breakdown is a split of: when none of it moved, neither did the split, to within the tolerance.
+  // Bytes can still move between categories at an unchanged RSS (a heap that grew as malloc gave back as
+  // much): max_interval_s bounds how long that goes unseen. V8's probes attaching changes how the
+  // mappings are read (code ranges, the V8 host), so it is a change too.
   struct ResidentFigures {
     model::RssFigures rss;
     uint64_t array_buffers = 0;
+    bool v8_probed = false;
   };
 
   bool unchanged(const ResidentFigures& then, const ResidentFigures& now) const {
@@ -169,7 +177,8 @@ class AttributionExtension final : public TraceExtension {
     };
     return !moved(then.rss.anon_bytes, now.rss.anon_bytes) &&
            !moved(then.rss.file_bytes, now.rss.file_bytes) &&
-           !moved(then.rss.shmem_bytes, now.rss.shmem_bytes) && !moved(then.array_buffers, now.array_buffers);
+           !moved(then.rss.shmem_bytes, now.rss.shmem_bytes) &&
+           !moved(then.array_buffers, now.array_buffers) && then.v8_probed == now.v8_probed;
   }
 
   static std::optional<uint64_t> live_array_buffers(const model::Process& p, const model::Sample* s) {
