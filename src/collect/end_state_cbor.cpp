@@ -64,7 +64,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessLimits, cgroup_memory_max
                                                 cgroup_version, cgroup_limit_set_at, nofile_soft,
                                                 cgroup_usage_bytes, host_memory_bytes,
                                                 host_memory_available_bytes, memory_read_at_s)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomKill, at_s, scope, limit_bytes, grew_most, grew_most_bytes)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomKill, at_s, scope, limit_bytes, grew_most, grew_most_bytes,
+                                                decided_by, scope_counted)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomCounters, cgroup, host)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AttributionState, last, last_at_s, last_process_age_s,
                                                 final_read, reads, reads_skipped_unchanged, read_failures,

@@ -129,6 +129,12 @@ struct OomKill {
   // The category that grew most between the first and the last breakdown memlens took, and by how much.
   std::string grew_most;
   int64_t grew_most_bytes = 0;
+  // What decided that the OOM killer killed it: "kernel" (its oom:mark_victim named the process) or
+  // "counters" (an OOM-kill counter covering the process rose while it died of a SIGKILL).
+  std::string decided_by;
+  // Whether a counter's rise showed the scope. The kernel's mark alone does not say which limit was hit:
+  // then the scope is the process's cgroup when it has a memory limit, else the host.
+  bool scope_counted = true;
 };
 
 // OOM-kill counters memlens compares at a process's exit.

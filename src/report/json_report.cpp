@@ -103,7 +103,9 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
                      {"scope", k->scope},
                      {"limit_bytes", k->limit_bytes ? json(*k->limit_bytes) : json(nullptr)},
                      {"grew_most", k->grew_most.empty() ? json(nullptr) : json(k->grew_most)},
-                     {"grew_most_bytes", k->grew_most_bytes}};
+                     {"grew_most_bytes", k->grew_most_bytes},
+                     {"decided_by", k->decided_by.empty() ? json(nullptr) : json(k->decided_by)},
+                     {"scope_counted", k->scope_counted}};
   }
   if (!p.notes.empty()) j["notes"] = p.notes;
   // Loss accounting (docs/report-schema.md): events of this process lost, and the time it ran untraced.

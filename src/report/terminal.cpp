@@ -115,6 +115,8 @@ std::string oom_kill_line(uint64_t pid, const std::string& comm, const json& kil
   std::string line =
       fmt::format("pid {} {}: killed by the OOM killer at {:.1f} s ({}{})", pid, comm, f64_or0(kill, "t_s"),
                   str_or(kill, "scope"), limit ? ", limit " + format_bytes(*limit) : std::string());
+  if (kill.contains("scope_counted") && kill["scope_counted"] == false)
+    line += "; no OOM-kill counter rose, so the scope is where a limit is set";
   std::string grew = str_or(kill, "grew_most");
   if (!grew.empty())
     line += fmt::format("; {} grew most, by {} while traced", grew,

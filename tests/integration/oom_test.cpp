@@ -49,6 +49,12 @@ TEST_P(OomKill, IsReportedWithTheCategoryThatGrew) {
   EXPECT_EQ(k["limit_bytes"], 192ull << 20);
   EXPECT_EQ(k["grew_most"], GetParam().category) << k.dump();
   EXPECT_EQ(p["exit_status"], 128 + SIGKILL);
+  // The kernel's mark decides where memlens could attach its probe; either way the cgroup's own counter
+  // rose (checked above), so the scope was counted, not inferred.
+  bool marks = false;
+  for (const auto& probe : report["probes"]["attached"]) marks |= probe == "oom:mark_victim";
+  EXPECT_EQ(k["decided_by"], marks ? "kernel" : "counters") << k.dump();
+  EXPECT_EQ(k["scope_counted"], true) << k.dump();
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -297,7 +297,9 @@ std::vector<HostAnswer> host_answers() {
   r.rss_bytes = 1ull << 40;
   caps.attribution.last = r;
   caps.attribution.limits.cgroup_memory_max_bytes = 768ull << 20;
-  caps.attribution.oom_kill = memlens::model::OomKill{2.5, "host", std::nullopt, "js_heap", -1};
+  caps.attribution.oom_kill =
+      memlens::model::OomKill{2.5, "host", std::nullopt, "js_heap", -1, "kernel", false};
+  caps.attribution.reads_skipped_unchanged = 9;
   caps.js_objects.requested = true;
   caps.js_objects.stacks = {{{"f", "a.js", 1, 2}}};
   caps.js_objects.series = {{{0.5, 10, 1}}};
@@ -342,6 +344,9 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
     EXPECT_EQ(back->fds.stack_labels.at({3, 0xffffffffffff0000ull}).at(1), "\xff");
     EXPECT_EQ(back->attribution.last->rss_bytes, 1ull << 40);
     EXPECT_FALSE(back->attribution.oom_kill->limit_bytes);
+    EXPECT_EQ(back->attribution.oom_kill->decided_by, "kernel");
+    EXPECT_FALSE(back->attribution.oom_kill->scope_counted);
+    EXPECT_EQ(back->attribution.reads_skipped_unchanged, 9u);
     EXPECT_EQ(back->js_objects.stack_ids.at(caps.js_objects.stacks[0]), 0u);  // the index, rebuilt
     EXPECT_EQ(back->js_objects.diff->groups.at(0).bytes_delta, -3);
     EXPECT_EQ(back->js_objects.forced_gc_totals.count, 300u);
