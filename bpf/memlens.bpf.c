@@ -290,8 +290,9 @@ static __always_inline int remember_call(void* ctx, __u32 type, __u64 a0, __u64 
 }
 
 // For calls whose result is almost always 0 (munmap, madvise, brk): one probe at entry instead of two.
-// A failed call is then reported as done; the model is re-seeded from /proc at exec and reconciled by
-// attribution, and the kernel's RSS figures never depend on these events. Only growth needs its stack
+// A failed call is then reported as done: the model keeps the hole until it is next seeded from /proc (at
+// exec); the breakdown's resident bytes come from smaps and the RSS figures from the kernel, never from
+// these events. Only growth needs its stack
 // (the mmap_growth profile): walking the stack of a call that gives memory back would cost for nothing.
 // grows: the bytes the call adds to the address space (0 for those that give back).
 // return_slot: where the caller's return address is (%rsp at the entry, further on see ml_mmap_done).

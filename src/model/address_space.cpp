@@ -81,8 +81,8 @@ uint64_t AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
     }
     return 0;
   }
-  // No heap yet: the first brk creates it. Its start is not known from the event; the next reconcile with
-  // /proc/PID/maps gives the exact range, so record only the growth from here on.
+  // No heap yet: the first brk creates it. Its start is not known from the event, so the model learns the
+  // heap's range only when it is next seeded from /proc/PID/maps (after an exec).
   (void)now_ns;
   return 0;
 }

@@ -1,6 +1,6 @@
-// A process's mappings as an interval map, kept current from mmap/munmap/mremap/brk events and re-seeded
-// from /proc/PID/maps (at attach, after exec, and whenever the model is reconciled). A partial munmap
-// splits a mapping, as the kernel does.
+// A process's mappings as an interval map, kept current from mmap/munmap/mremap/brk events and seeded from
+// /proc/PID/maps at attach and after exec (nothing reconciles it in between). A partial munmap splits a
+// mapping, as the kernel does.
 #pragma once
 
 #include <cstdint>
