@@ -33,42 +33,60 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
     p.notes.push_back("stacks of this process cannot be symbolized: " + sym.error().describe());
     return;
   }
-  tracked_[p.pid()] = Tracked{std::move(*sym), p.events.total(), !after_exec};
+  Tracked t;
+  t.symbolizer = std::move(*sym);
+  t.events_at_refresh = p.events.total();
+  t.file_mmaps_at_refresh = p.events.file_mmap;
+  t.image_loaded = !after_exec;
+  t.loaded_at = std::chrono::steady_clock::now();
+  tracked_[p.pid()] = std::move(t);
 }
 
-// Keeps the maps current while the process lives (after it exits they cannot be read any more): when
-// it has made address-space calls since the last read, or when asked. A process that lives less than an
-// interval is read at its image's load and at the ticks, not only at samples it may never have.
-void StacksExtension::refresh(model::Process& p, bool force_maps) {
+// Keeps the maps current while the process lives (after it exits they cannot be read any more). A read
+// of /proc/PID/maps costs about as much as the process has mappings, and a Node process allocating makes
+// address-space calls all the time: at a tick (every 0.2 s), only a file mapped since (a library: stacks
+// through it need its unwind table and symbols now) is a reason, or any call in the first seconds after
+// the image loaded (V8 commits its code space, and a process may not live to its first sample); at a
+// sample, any address-space call since. The maps are read once for the unwinder, the symbolizer and V8's
+// code ranges.
+void StacksExtension::refresh(model::Process& p, Moment moment) {
+  constexpr auto kYoung = std::chrono::seconds(2);
   auto it = tracked_.find(p.pid());
   if (it == tracked_.end()) return;
-  if (force_maps || p.events.total() != it->second.events_at_refresh) {
-    // The unwind tables first: until the kernel has them, the stacks through the new libraries end at
-    // their first frame without a frame pointer (the symbolizer only reads).
-    unwind_.update(p.pid(), !it->second.image_loaded);
-    (void)it->second.symbolizer->refresh_maps();
-    it->second.events_at_refresh = p.events.total();
+  Tracked& t = it->second;
+  bool moved = p.events.total() != t.events_at_refresh;
+  bool due =
+      moment == Moment::kImageLoaded || p.events.file_mmap != t.file_mmaps_at_refresh ||
+      (moved && (moment == Moment::kSample || std::chrono::steady_clock::now() - t.loaded_at < kYoung));
+  if (due) {
+    t.events_at_refresh = p.events.total();
+    t.file_mmaps_at_refresh = p.events.file_mmap;
+    // The symbolizer only reads; the unwinder gives the kernel the tables of what is new.
+    if (t.symbolizer->refresh_maps().ok()) unwind_.update(p.pid(), t.symbolizer->maps(), !t.image_loaded);
   }
-  if (it->second.image_loaded) {
-    js_.on_maps(p, it->second.symbolizer->maps());
+  if (t.image_loaded) {
+    js_.on_maps(p, t.symbolizer->maps());
     js_.scan();
   }
   // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
   // still be attributed to this live process.
-  (void)it->second.symbolizer->refresh_perf_map();
+  (void)t.symbolizer->refresh_perf_map();
 }
 
 void StacksExtension::on_image_loaded(model::Trace&, model::Process& p) {
-  if (auto it = tracked_.find(p.pid()); it != tracked_.end()) it->second.image_loaded = true;
-  refresh(p, true);  // the libraries the dynamic loader mapped since the exec
+  if (auto it = tracked_.find(p.pid()); it != tracked_.end()) {
+    it->second.image_loaded = true;
+    it->second.loaded_at = std::chrono::steady_clock::now();
+  }
+  refresh(p, Moment::kImageLoaded);  // the libraries the dynamic loader mapped since the exec
 }
 
 void StacksExtension::on_sample(model::Process& p, model::Sample&) {
-  refresh(p, false);
+  refresh(p, Moment::kSample);
 }
 
 void StacksExtension::on_tick(model::Process& p) {
-  refresh(p, false);
+  refresh(p, Moment::kTick);
 }
 
 void StacksExtension::on_untrack(model::Process& p) {

@@ -4,6 +4,7 @@
 // address-space calls), and its stacks are symbolized the moment it exits or the trace ends.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,13 +48,18 @@ class StacksExtension : public TraceExtension {
   struct Tracked {
     std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer;
     uint64_t events_at_refresh = 0;
+    uint64_t file_mmaps_at_refresh = 0;
+    // When its image was loaded: V8 commits its code space then, and a process may live less than a
+    // sample period.
+    std::chrono::steady_clock::time_point loaded_at;
     // Whether the image's libraries are mapped (a process attached to, or a child of fork, has them;
     // after exec, once the dynamic loader is done). Reading V8's layout from node's symbols takes a while
     // the first time: done before that, it delays the unwind tables of the libraries the loader maps, and
     // the first stacks of the new threads end at their first C library frame.
     bool image_loaded = false;
   };
-  void refresh(model::Process& p, bool force_maps);
+  enum class Moment { kImageLoaded, kSample, kTick };
+  void refresh(model::Process& p, Moment moment);
   void finalize(model::Process& p);
   void symbolize_into(const model::Process& p, const model::StackTable& table,
                       symbolize::ProcessSymbolizer* sym,

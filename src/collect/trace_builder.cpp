@@ -315,7 +315,10 @@ void apply_mm_event(model::Process& p, const MmEvent& e) {
       m.created_ns = e.ts_ns;
       if (e.stack_id >= 0) m.stack_weight = add_growth(p, e, m.size());
       // The event has the fd, not the path: keep the path of whatever file this range maps now.
-      if (!m.anonymous) m.path = fmt::format("[fd {}]", e.fd);
+      if (!m.anonymous) {
+        m.path = fmt::format("[fd {}]", e.fd);
+        ++p.events.file_mmap;
+      }
       as.map(std::move(m));
       break;
     }

@@ -216,8 +216,13 @@ void UnwindTables::update(pid_t pid, bool loader_mapping) {
   if (!session_.has_unwind_rows()) return;
   auto maps = proc::read_maps(pid);
   if (!maps) return;  // the process is gone: nothing to unwind
+  update(pid, *maps, loader_mapping);
+}
+
+void UnwindTables::update(pid_t pid, const std::vector<proc::MapEntry>& maps, bool loader_mapping) {
+  if (!session_.has_unwind_rows()) return;
   std::vector<ml_unwind_mapping> mappings;
-  for (const auto& m : *maps) {
+  for (const auto& m : maps) {
     if (!m.exec || !m.is_file()) continue;
     const FileTable& t = table_for(pid, m);
     if (!t.ok) continue;

@@ -29,6 +29,8 @@ class UnwindTables {
   // libraries are being mapped: the kernel looks up what is not listed yet (ML_UNWIND_PROC_ASK_KERNEL);
   // the next call without it ends that.
   void update(pid_t pid, bool loader_mapping = false);
+  // The same from maps the caller has just read.
+  void update(pid_t pid, const std::vector<proc::MapEntry>& maps, bool loader_mapping);
   // At exec, before the dynamic loader has mapped anything: compiles the tables of the libraries the new
   // image needs, directly or through another library (where the loader will find them), and gives them to
   // the kernel by file identity: it finds their mappings itself as the loader makes them, until update()

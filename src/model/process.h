@@ -67,6 +67,9 @@ inline constexpr size_t kMaxTimelineSamples = 16384;
 
 struct EventCounts {
   uint64_t mmap = 0, munmap = 0, mremap = 0, brk = 0, madvise = 0;
+  // Of mmap, those that mapped a file: what can bring new code (libraries), which the unwinder and the
+  // symbolizer must read at once; anonymous ones can wait for the next sample. Not reported.
+  uint64_t file_mmap = 0;
   uint64_t total() const { return mmap + munmap + mremap + brk + madvise; }
 };
 
