@@ -113,12 +113,16 @@ void JsFrameNames::scan(std::chrono::milliseconds min_interval) {
   auto now = std::chrono::steady_clock::now();
   if (now - last_scan_ < min_interval) return;
   last_scan_ = now;
+  for (auto& [pid, proc] : procs_)
+    if (proc.names) proc.names->begin_batch();
   for (const auto& [stack_id, frames] : session_.new_js_stacks(seen_)) {
     auto it = procs_.find(static_cast<pid_t>(frames.pid));
     if (it == procs_.end() || !it->second.names) continue;
     it->second.stacks[stack_id] =
         resolve(it->second, reinterpret_cast<const uint64_t*>(frames.sfi), ML_MAX_STACK_DEPTH);
   }
+  for (auto& [pid, proc] : procs_)
+    if (proc.names) proc.names->end_batch();
 }
 
 void JsFrameNames::name(pid_t pid, int32_t stack_id, std::vector<symbolize::Frame>& frames) {

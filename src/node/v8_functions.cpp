@@ -276,9 +276,10 @@ std::optional<JsFunctionName> V8FunctionNames::read_function(uint64_t sfi, uint6
 }
 
 std::optional<JsFunctionName> V8FunctionNames::resolve(uint64_t sfi) {
+  auto it = sfis_.find(sfi);
+  if (in_batch_ && it != sfis_.end() && it->second.batch == batch_) return it->second.name;
   auto type = instance_type(sfi);
   auto nosi = read_word(sfi + l_.sfi_name_or_scope_info);
-  auto it = sfis_.find(sfi);
   if (!type || !nosi) return it != sfis_.end() ? it->second.name : std::nullopt;  // gone: what was read
   if (*type != l_.type_shared_function_info) {
     ++stats_.not_function;
@@ -286,11 +287,15 @@ std::optional<JsFunctionName> V8FunctionNames::resolve(uint64_t sfi) {
     return std::nullopt;
   }
   if (it != sfis_.end()) {
-    if (it->second.name_or_scope_info == *nosi) return it->second.name;
+    if (it->second.name_or_scope_info == *nosi) {
+      it->second.batch = batch_;
+      return it->second.name;
+    }
     ++stats_.revalidated;
   }
   Entry e;
   e.name_or_scope_info = *nosi;
+  e.batch = batch_;
   e.name = read_function(sfi, *nosi);
   if (e.name) ++stats_.resolved;
   auto name = e.name;

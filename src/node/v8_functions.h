@@ -43,6 +43,14 @@ class V8FunctionNames {
   // The name of the function whose SharedFunctionInfo is at sfi (its untagged address), read now and
   // cached; nullopt when that is not a SharedFunctionInfo (or the process is gone and it was never read).
   std::optional<JsFunctionName> resolve(uint64_t sfi);
+  // Starts a batch of resolves taken as one instant (a scan of the new stacks): a function checked once in
+  // the batch is not read again in it. The same functions are on most stacks of a process, and each check
+  // is three reads of its memory.
+  void begin_batch() {
+    ++batch_;
+    in_batch_ = true;
+  }
+  void end_batch() { in_batch_ = false; }
   // From the cache only (after the process exited).
   std::optional<JsFunctionName> cached(uint64_t sfi) const;
 
@@ -53,6 +61,7 @@ class V8FunctionNames {
   struct Entry {
     uint64_t name_or_scope_info = 0;  // the raw field when read: a cheap identity for re-validation
     std::optional<JsFunctionName> name;
+    uint64_t batch = 0;  // the batch it was last checked in
   };
   bool read(uint64_t addr, void* out, size_t n) const;
   std::optional<uint64_t> read_word(uint64_t addr) const;
@@ -70,6 +79,8 @@ class V8FunctionNames {
   std::unordered_map<uint64_t, Entry> sfis_;
   std::unordered_map<uint64_t, std::vector<uint32_t>> scripts_;  // script address -> line ends
   V8FunctionStats stats_;
+  uint64_t batch_ = 0;
+  bool in_batch_ = false;  // outside a batch every resolve checks the process's memory
 };
 
 }  // namespace memlens::node

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
 #include <algorithm>
@@ -59,6 +61,13 @@ Result<std::unique_ptr<ProcessSymbolizer>> ProcessSymbolizer::create(pid_t pid,
   auto start = proc::read_start_time_ns(pid);
   if (!start) return start.error();
   s->start_time_ns_ = *start;
+  // Opened after the start time was read: the pid may have been reused in between, so it is kept only
+  // when the process it holds has that start time.
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (pidfd) {
+    auto again = proc::read_start_time_ns(pid);
+    if (again && *again == *start) s->pidfd_ = std::move(pidfd);
+  }
   auto maps = proc::read_maps(pid);
   if (!maps) return maps.error();
   s->maps_ = std::move(*maps);
@@ -80,7 +89,13 @@ std::unique_ptr<ProcessSymbolizer> ProcessSymbolizer::from_maps(pid_t pid, std::
 }
 
 bool ProcessSymbolizer::same_process_alive() const {
-  if (start_time_ns_ == ~0ull || !proc::process_exists(pid_)) return false;
+  if (start_time_ns_ == ~0ull) return false;
+  if (pidfd_) {
+    // Not readable: it has not exited. Once it has, /proc says whether it is still there (a zombie is).
+    pollfd p{pidfd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) return true;
+  }
+  if (!proc::process_exists(pid_)) return false;
   auto now = proc::read_start_time_ns(pid_);
   return now.ok() && *now == start_time_ns_;
 }

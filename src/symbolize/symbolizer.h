@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/safe_file.h"
 #include "proc/procfs.h"
 #include "symbolize/frame.h"
 #include "symbolize/module.h"
@@ -97,6 +98,9 @@ class ProcessSymbolizer {
 
   pid_t pid_;
   uint64_t start_time_ns_ = 0;  // identity of the process; 0 when unknown
+  // The same process, held from create(): while it has not exited, it is alive without reading /proc
+  // (the liveness is asked at every refresh). Empty when it could not be opened.
+  UniqueFd pidfd_;
   ProcessSymbolizerOptions options_;
   std::vector<proc::MapEntry> maps_;
   // Keyed by "path\ninode": the same file mapped several times (one per segment) is loaded once.
