@@ -36,7 +36,7 @@ struct TraceOptions {
   uint32_t fault_sample_period = 0;  // one page fault in this many is sampled (mode, stack)
   // One mmap_growth stack per this many bytes of address-space growth, on average (0: every call's).
   uint32_t mmap_sample_bytes = 256u << 10;
-  uint32_t unwind_table_mib = 32;    // kernel memory for the unwind tables
+  uint32_t unwind_table_mib = 32;  // kernel memory for the unwind tables
   // run: start node with V8's perf map when JS frames cannot be named from V8's metadata (perf_map), or
   // always (perf_map_always); --no-perf-map: never.
   bool perf_map = true;
@@ -45,12 +45,13 @@ struct TraceOptions {
   bool v8_alloc_probes = false;  // probe every ArrayBuffer allocation/free (exact totals, slower)
   bool fds = true;               // file-descriptor tracking
   std::string fd_stacks;         // --fd-stacks: "accept" probes accept/accept4 too
+  bool unmap_probes = false;     // --unmap-probes: probe munmap and madvise too
   bool hold = true;              // hold new processes until their probes are attached (docs/probes.md)
   // V8's own view through its inspector: "" off, "full", "sampling" (reads once, at the end), "force"
   // (full, and an unknown SIGUSR1 check does not refuse). See README "JS objects".
   std::string js_objects;
-  int max_snapshots = 3;        // heap snapshots per trace (--js-objects full)
-  bool save_snapshots = false;  // write each snapshot V8 sends into out_dir (mode 0600)
+  int max_snapshots = 3;           // heap snapshots per trace (--js-objects full)
+  bool save_snapshots = false;     // write each snapshot V8 sends into out_dir (mode 0600)
   bool run_mode = false;           // set by `run`: memlens starts the traced command
   std::string capture_path;        // record: the capture file (docs/capture-format.md); empty: none
   uint64_t capture_max_bytes = 0;  // record --max-size (0: no bound)

@@ -115,7 +115,7 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       auto libc = collect::find_libc(getpid());
       Check up{"uprobe attach (libc mmap, own process)"};
       if (libc) {
-        auto probes = collect::attach_process_probes(*session, getpid(), *libc);
+        auto probes = collect::attach_process_probes(*session, getpid(), *libc, true);
         up.ok = probes.ok();
         up.detail =
             probes ? fmt::format("{} probes attached on {}", probes->attached_count(), libc->path_in_process)
@@ -162,7 +162,7 @@ int doctor_command(std::optional<pid_t> pid, const std::string& binary) {
       c.remedy = "address-space calls are traced through the C library; a static binary is not supported";
       out.line(c);
       if (libc && session) {
-        auto probes = collect::attach_process_probes(*session, *pid, *libc);
+        auto probes = collect::attach_process_probes(*session, *pid, *libc, true);
         out.line({"address-space uprobes on the process", probes.ok(),
                   probes ? fmt::format("{} attached", probes->attached_count()) : probes.error().describe(),
                   "check that the process's C library is readable"});

@@ -57,6 +57,11 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_di
                   "request). Without it accepted sockets are found in /proc at each sample, and the fd "
                   "totals are lower bounds")
       ->check(CLI::IsMember({"accept"}));
+  cmd->add_flag("--unmap-probes", o.unmap_probes,
+                "Also trace munmap and madvise: exact counts of both, and an unmapped range leaves the "
+                "mmap_growth live bytes at once (a trap per call: an allocating Node process makes more of "
+                "them than of all other address-space calls). Without it unmapped ranges are found in "
+                "/proc/PID/maps at each sample, and neither call is counted");
   cmd->add_flag("!--no-stacks", o.stacks, "Do not capture user stacks (no flame graphs or profiles)");
   cmd->add_flag("!--no-hold", o.hold,
                 "Do not stop new processes (SIGSTOP) until their probes are attached: they run at once, and "

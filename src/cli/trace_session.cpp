@@ -101,6 +101,7 @@ int TraceSession::start() {
                               {"v8_alloc_probes", opts_.v8_alloc_probes},
                               {"fds", opts_.fds},
                               {"fd_stacks", opts_.fd_stacks},
+                              {"unmap_probes", opts_.unmap_probes},
                               {"js_objects", opts_.js_objects},
                               {"max_snapshots", opts_.max_snapshots},
                               {"save_snapshots", opts_.save_snapshots},
@@ -129,6 +130,7 @@ int TraceSession::start() {
   to.hold = opts_.hold;
   to.fds = opts_.fds;
   to.v8 = opts_.v8;
+  to.unmap_probes = opts_.unmap_probes;
   auto tracer = collect::Tracer::create(to, trace_);
   if (!tracer) return report_kernel_failure("memlens: ", tracer.error());
   tracer_ = std::move(*tracer);

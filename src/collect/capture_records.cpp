@@ -246,13 +246,13 @@ Result<TrackStart> decode_track_start(std::string_view payload) {
 
 bool is_host_answer_record(uint16_t type) {
   return (type >= kRecordProcessIdentity && type <= kRecordProcessEndState) || type == kRecordV8EndState ||
-         type == kRecordCapabilitiesEndState;
+         type == kRecordCapabilitiesEndState || type == kRecordAddressSpaceUnmapped;
 }
 
 uint16_t host_answer_record_type(const HostAnswer& a) {
-  static constexpr uint16_t kTypes[] = {kRecordProcessIdentity,  kRecordProcessSample,
-                                        kRecordAddressSpaceSeed, kRecordProcessEndState,
-                                        kRecordV8EndState,       kRecordCapabilitiesEndState};
+  static constexpr uint16_t kTypes[] = {
+      kRecordProcessIdentity, kRecordProcessSample,        kRecordAddressSpaceSeed,    kRecordProcessEndState,
+      kRecordV8EndState,      kRecordCapabilitiesEndState, kRecordAddressSpaceUnmapped};
   return kTypes[a.index()];
 }
 
@@ -314,6 +314,13 @@ std::string encode(const AddressSpaceSeed& seed) {
     w.put(m.start).put(m.end).put(map_bits(m)).put(m.offset).put(m.dev_major).put(m.dev_minor).put(m.inode);
     w.put_string(m.path);
   }
+  return w.take();
+}
+
+std::string encode(const AddressSpaceUnmapped& u) {
+  Writer w;
+  w.put(u.pid).put(u.start_time_ns).put(u.now_ns).put(static_cast<uint32_t>(u.ranges.size()));
+  for (const auto& [start, len] : u.ranges) w.put(start).put(len);
   return w.take();
 }
 
@@ -433,6 +440,18 @@ Result<HostAnswer> decode_host_answer(uint16_t type, std::string_view payload) {
     }
     if (!r.ok()) return make_error("an address-space seed record is shorter than its fields", EINVAL);
     return HostAnswer{std::move(seed)};
+  }
+  if (type == kRecordAddressSpaceUnmapped) {
+    AddressSpaceUnmapped u;
+    uint32_t n = 0;
+    r.get(u.pid).get(u.start_time_ns).get(u.now_ns).get(n);
+    if (n > kMaxMappings) r.fail();
+    for (uint32_t i = 0; r.ok() && i < n; ++i) {
+      auto& [start, len] = u.ranges.emplace_back();
+      r.get(start).get(len);
+    }
+    if (!r.ok()) return make_error("an address-space unmapped record is shorter than its fields", EINVAL);
+    return HostAnswer{std::move(u)};
   }
   if (type == kRecordCapabilitiesEndState) {
     auto s = decode_capabilities_end_state(payload);

@@ -40,6 +40,7 @@ enum CaptureRecordType : uint16_t {
   kRecordProcessEndState = 52,   // notes, holds, untraced time, losses of a process at the end (HostAnswer)
   kRecordTraceEnd = 53,
   kRecordV8EndState = 54,  // what the V8 capability knew of a process at the end, its GCs aside (HostAnswer)
+  kRecordAddressSpaceUnmapped = 55,  // ranges a process unmapped, found in /proc at a sample (HostAnswer)
 };
 
 // Whether type is an event record this build reads.

@@ -54,7 +54,8 @@ Result<MappedObject> find_libc(pid_t pid) {
   return make_error(fmt::format("process {} has no C library mapped (statically linked?)", pid), ENOENT);
 }
 
-Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, const MappedObject& libc) {
+Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, const MappedObject& libc,
+                                            bool unmaps) {
   auto* p = &session.skeleton()->progs;
   struct Want {
     const char* func;
@@ -67,7 +68,9 @@ Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, cons
   // (collect/wrapper_sites.h: an emulated branch instead of a single-stepped first instruction). munmap
   // and brk stay at their entry: a munmap reported after the fact could come after another thread's
   // mmap of the same addresses. mprotect is not probed: V8 calls it for every page it commits, and what
-  // it changes shows in the kernel's RSS counters anyway.
+  // it changes shows in the kernel's RSS counters anyway. munmap and madvise only when asked: they give
+  // memory back, which the kernel's counters and /proc/PID/maps show, and an allocating Node process
+  // makes more of them than of all the others (docs/probes.md).
   const Want wants[] = {
       {"mmap", p->ml_mmap_enter, p->ml_mmap_exit, p->ml_mmap_done},
       {"mremap", p->ml_mremap_enter, p->ml_mremap_exit, nullptr},
@@ -78,6 +81,8 @@ Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, cons
   ProcessProbes probes;
   probes.libc_ = libc;
   for (const auto& w : wants) {
+    bool frees = std::string_view(w.func) == "munmap" || std::string_view(w.func) == "madvise";
+    if (frees && !unmaps) continue;
     std::string name = fmt::format("libc:{}", w.func);
     if (w.one_hit) {
       const OneHitSites& sites = one_hit_sites(libc, w.func);

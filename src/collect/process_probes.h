@@ -1,5 +1,5 @@
 // The uprobes memlens attaches to one tracked process: the C library's address-space wrappers (mmap,
-// munmap, mremap, brk, madvise). They are attached for that process only, so other processes on
+// mremap, brk; munmap and madvise when asked). They are attached for that process only, so other processes on
 // the host never pay for them. Destroying a ProcessProbes detaches them.
 #pragma once
 
@@ -32,14 +32,16 @@ class ProcessProbes {
   std::vector<UprobeLink> take_links() { return std::move(links_); }
 
  private:
-  friend Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid,
-                                                     const MappedObject& libc);
+  friend Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, const MappedObject& libc,
+                                                     bool unmaps);
   MappedObject libc_;
   std::vector<UprobeLink> links_;
   std::vector<ProbeStatus> statuses_;
 };
 
-// Attaches every address-space probe to pid on the given C library. Fails only when none attaches.
-Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, const MappedObject& libc);
+// Attaches the address-space probes to pid on the given C library: mmap, mremap and brk, and with unmaps
+// munmap and madvise. Fails only when none attaches.
+Result<ProcessProbes> attach_process_probes(BpfSession& session, pid_t pid, const MappedObject& libc,
+                                            bool unmaps);
 
 }  // namespace memlens::collect

@@ -183,8 +183,8 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
         host.answer(std::move(*seed));
         return;
       }
-      // A sample is taken between events (or at an exit, after its event), an end state at the end: what
-      // comes before it applies first.
+      // A sample (and the unmapped ranges found at it) is taken between events (or at an exit, after its
+      // event), an end state at the end: what comes before it applies first.
       apply_pending();
       auto* p = std::visit(
           [&](const auto& v) {
@@ -200,7 +200,9 @@ Result<ReplayedEvents> replay_events(const std::string& path) {
       else if (auto* c = std::get_if<CapabilitiesEndState>(&*a)) {
         apply_capabilities_end_state(*p, std::move(*c));
         ++out.capability_end_states;
-      } else
+      } else if (const auto* u = std::get_if<AddressSpaceUnmapped>(&*a))
+        apply_unmapped(*p, *u);
+      else
         apply_v8_end_state(*p, std::get<V8EndState>(*a));
     }
   });

@@ -290,6 +290,10 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
   host_.exited(*p, e.exit_code, t_s);
 }
 
+void apply_unmapped(model::Process& p, const AddressSpaceUnmapped& u) {
+  for (const auto& [start, len] : u.ranges) p.address_space.unmap(start, len);
+}
+
 void apply_mm_event(model::Process& p, const MmEvent& e) {
   auto& as = p.address_space;
   // The sampling every growing call was under, kept stack or not.

@@ -107,6 +107,17 @@ struct AddressSpaceSeed {
   std::vector<proc::MapEntry> maps;
 };
 
+// The ranges the live host found unmapped at a sample that p's model still held (model::AddressSpace::
+// unmapped_in), at its boot time now_ns: without munmap's probe (--unmap-probes), how the model learns of
+// unmaps. Each range is (start, length).
+struct AddressSpaceUnmapped {
+  pid_t pid = 0;
+  uint64_t start_time_ns = 0;
+  uint64_t now_ns = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+};
+void apply_unmapped(model::Process& p, const AddressSpaceUnmapped& u);
+
 // What the host and the capabilities noted of a process, as it stands at the end of the trace: its notes,
 // holds, the time it ran untraced and why, and its events lost by source.
 struct ProcessEndState {
@@ -152,7 +163,7 @@ inline constexpr const char* kExitWithoutEvent =
 
 // What the live host contributes to the model, as a capture records it for a replay.
 using HostAnswer = std::variant<ProcessIdentity, ProcessSample, AddressSpaceSeed, ProcessEndState, V8EndState,
-                                CapabilitiesEndState>;
+                                CapabilitiesEndState, AddressSpaceUnmapped>;
 
 class TraceBuilder {
  public:

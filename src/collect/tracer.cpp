@@ -107,6 +107,7 @@ void Tracer::seed_address_space(model::Process& p) {
   if (!maps) return;
   uint64_t now = now_boot_ns();
   p.address_space.seed(*maps, now);
+  unmap_looks_[p.pid()] = UnmapLook{p.events.total(), 0};  // the next sample looks again
   if (on_host_answer_) answered(AddressSpaceSeed{p.pid(), p.start_time_ns, now, std::move(*maps)});
 }
 
@@ -134,7 +135,7 @@ void Tracer::attach_libc_probes(model::Process& p) {
     untraced_from_now(p, kAddressSpace, "address-space calls not traced: " + libc.error().describe());
     return;
   }
-  auto probes = attach_process_probes(*session_, p.pid(), *libc);
+  auto probes = attach_process_probes(*session_, p.pid(), *libc, opts_.unmap_probes);
   if (!probes) {
     untraced_from_now(p, kAddressSpace, probes.error().describe());
     return;
@@ -270,13 +271,15 @@ void Tracer::finish_hold(model::Process& p, const ProcEvent& e, double ran_since
   p.untraced.add(now - ran_since_s, reason);
 }
 
-void Tracer::update_from_kernel(model::Process& p) {
+std::optional<uint64_t> Tracer::update_from_kernel(model::Process& p) {
   auto s = session_->read_stats(p.pid());
+  std::optional<uint64_t> vm_size;
   // RSS and faults of a live process are the kernel's own per-process figures, read from /proc at each
   // sample (no program runs on the host's page faults or RSS changes). Once it has exited, the exit
   // program's last reading of its mm and its threads' fault counters.
   auto st = p.alive() ? proc::read_status(p.pid()) : Result<proc::Status>(make_error("exited", ESRCH));
   if (st && st->vm_rss > 0) {
+    vm_size = st->vm_size;
     p.rss.anon_bytes = st->rss_anon;
     p.rss.file_bytes = st->rss_file;
     p.rss.shmem_bytes = st->rss_shmem;
@@ -296,7 +299,7 @@ void Tracer::update_from_kernel(model::Process& p) {
     p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, s->rss_peak_bytes);
   }
   p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, p.rss.total());
-  if (!s) return;
+  if (!s) return vm_size;
   auto& lost = p.lost_by_source["kernel"];
   lost.ring_full = s->lost_ring_full;
   lost.map_full = s->lost_map_full;
@@ -304,6 +307,22 @@ void Tracer::update_from_kernel(model::Process& p) {
   p.fault_sample_period = session_->fault_sample_period();
   p.faults_user = s->faults_user * p.fault_sample_period;
   p.faults_kernel = s->faults_kernel * p.fault_sample_period;
+  return vm_size;
+}
+
+void Tracer::find_unmapped(model::Process& p, std::optional<uint64_t> vm_size) {
+  if (opts_.unmap_probes || !vm_size) return;
+  auto look = unmap_looks_.find(p.pid());
+  if (look != unmap_looks_.end() && look->second.vm_size == *vm_size &&
+      look->second.events == p.events.total())
+    return;  // an unmap shrinks the virtual size; a map is an event
+  auto maps = proc::read_maps(p.pid());
+  if (!maps || maps->empty()) return;  // gone, or a zombie: its model stays as it last was
+  unmap_looks_[p.pid()] = UnmapLook{p.events.total(), *vm_size};
+  AddressSpaceUnmapped u{p.pid(), p.start_time_ns, now_boot_ns(), p.address_space.unmapped_in(*maps)};
+  if (u.ranges.empty()) return;
+  apply_unmapped(p, u);
+  answered(u);
 }
 
 void Tracer::exited(model::Process& p, int wait_status, double t_s) {
@@ -334,6 +353,7 @@ void Tracer::mark_exited(model::Process& p, int wait_status, double t_s, bool fr
   p.untraced.end_all(t_s);
   retire_probes(p.pid());
   libc_check_pending_.erase(p.pid());
+  unmap_looks_.erase(p.pid());
   session_->forget_stats(p.pid());
   session_->untrack(p.pid());
   if (p.pid() == root_pid_) root_exited_ = true;
@@ -392,7 +412,7 @@ void Tracer::sample() {
       }
       if (libc) libc_check_pending_.erase(p->pid());
     }
-    update_from_kernel(*p);
+    find_unmapped(*p, update_from_kernel(*p));
     model::Sample s;
     s.t_s = t_s;
     s.rss = p->rss;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "collect/bpf_session.h"
 #include "collect/decode.h"
@@ -32,6 +33,9 @@ struct TracerOptions {
   // Load the capabilities' BPF objects (SessionOptions): off, their extensions cannot be made.
   bool fds = true;
   bool v8 = true;
+  // Probe munmap and madvise too (--unmap-probes): exact counts of both, and the model loses an unmapped
+  // range at once. Off, unmaps are found in /proc/PID/maps at samples (find_unmapped).
+  bool unmap_probes = false;
 };
 
 class Tracer : private TraceHost {
@@ -98,7 +102,11 @@ class Tracer : private TraceHost {
   void attach_libc_probes(model::Process& p);
   void retire_probes(pid_t pid);
   void sample();
-  void update_from_kernel(model::Process& p);
+  // Returns the process's virtual size (VmSize) when /proc gave it.
+  std::optional<uint64_t> update_from_kernel(model::Process& p);
+  // Without munmap's probe: at a sample where p's virtual size or its address-space calls moved since the
+  // last look, takes the ranges it no longer maps out of its model (and records them for a replay).
+  void find_unmapped(model::Process& p, std::optional<uint64_t> vm_size);
   // Starts fault sampling of a process that inherits no sampling event (see BpfSession::sample_faults).
   void sample_faults(model::Process& p, bool all_threads);
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);
@@ -122,6 +130,11 @@ class Tracer : private TraceHost {
   std::map<pid_t, ProcessProbes> probes_;  // by live pid
   // After exec: confirm the probes sit on the new image's libc (the trace time of the exec).
   std::map<pid_t, double> libc_check_pending_;
+  struct UnmapLook {
+    uint64_t events = 0;
+    uint64_t vm_size = 0;
+  };
+  std::map<pid_t, UnmapLook> unmap_looks_;  // by live pid, since its last seed
   pid_t root_pid_ = 0;
   bool root_exited_ = false;
   uint64_t next_sample_ns_ = 0;

@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+
 namespace memlens::model {
 
 void AddressSpace::seed(const std::vector<proc::MapEntry>& maps, uint64_t now_ns) {
@@ -42,6 +44,33 @@ void AddressSpace::unmap(uint64_t start, uint64_t len) {
   split_at(end);
   auto it = by_start_.lower_bound(start);
   while (it != by_start_.end() && it->first < end) it = by_start_.erase(it);
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> AddressSpace::unmapped_in(
+    const std::vector<proc::MapEntry>& maps) const {
+  std::vector<std::pair<uint64_t, uint64_t>> gone;  // (start, end)
+  auto add = [&](uint64_t start, uint64_t end) {
+    if (start >= end) return;
+    if (!gone.empty() && gone.back().second == start)
+      gone.back().second = end;
+    else
+      gone.emplace_back(start, end);
+  };
+  size_t i = 0;  // the first kernel mapping that may still cover what comes next
+  for (const auto& [start, m] : by_start_) {
+    uint64_t at = m.start;
+    while (at < m.end) {
+      while (i < maps.size() && maps[i].end <= at) ++i;
+      if (i == maps.size() || maps[i].start >= m.end) {
+        add(at, m.end);
+        break;
+      }
+      add(at, std::max(at, maps[i].start));  // the hole before the kernel's next mapping
+      at = std::max(at, std::min(m.end, maps[i].end));
+    }
+  }
+  for (auto& [start, end] : gone) end -= start;  // (start, length)
+  return gone;
 }
 
 void AddressSpace::map(Mapping m) {

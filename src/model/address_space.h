@@ -1,11 +1,13 @@
-// A process's mappings as an interval map, kept current from mmap/munmap/mremap/brk events and seeded from
-// /proc/PID/maps at attach and after exec (nothing reconciles it in between). A partial munmap splits a
-// mapping, as the kernel does.
+// A process's mappings as an interval map, kept current from mmap/mremap/brk events (and munmap's, when
+// probed), seeded from /proc/PID/maps at attach and after exec, and rid of what the process unmapped by
+// comparing it with /proc/PID/maps at samples (unmapped_in). A partial munmap splits a mapping, as the
+// kernel does.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proc/procfs.h"
@@ -56,6 +58,11 @@ class AddressSpace {
   void remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len);
   // brk moved the end of the heap to new_end. Returns the bytes the heap grew by (0 if it shrank).
   uint64_t set_brk(uint64_t new_end, uint64_t now_ns);
+
+  // The ranges this model holds that maps (a read of /proc/PID/maps, sorted by address) does not: what the
+  // process unmapped since the model learned of them, merged and in address order. Each is meant for
+  // unmap(); the mappings still there keep their stacks and callers.
+  std::vector<std::pair<uint64_t, uint64_t>> unmapped_in(const std::vector<proc::MapEntry>& maps) const;
 
   MappingTotals totals() const;
   const Mapping* find(uint64_t addr) const;

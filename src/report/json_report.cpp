@@ -27,7 +27,7 @@ json event_loss_json(const model::EventLoss& lost, bool per_process) {
 }
 
 json process_json(const model::Process& p, const std::vector<symbolize::StackProfile>& profiles,
-                  double trace_end_s) {
+                  double trace_end_s, bool unmaps_probed) {
   json j;
   j["pid"] = p.pid();
   j["ppid"] = p.ppid();
@@ -60,12 +60,13 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
   faults["minor_before_tracking"] = p.minflt_at_start;
   faults["major_before_tracking"] = p.majflt_at_start;
   j["page_faults"] = faults;
-  // mprotect is not probed (docs/probes.md): no count that would always read 0.
+  // mprotect is not probed (docs/probes.md): no count that would always read 0; munmap and madvise only
+  // with --unmap-probes (null without).
   j["events"] = {{"mmap", p.events.mmap},
-                 {"munmap", p.events.munmap},
+                 {"munmap", unmaps_probed ? json(p.events.munmap) : json(nullptr)},
                  {"mremap", p.events.mremap},
                  {"brk", p.events.brk},
-                 {"madvise", p.events.madvise}};
+                 {"madvise", unmaps_probed ? json(p.events.madvise) : json(nullptr)}};
   // Only when sampled: a capture recorded with every stack reads as before.
   if (p.growth_stack_sample_max > 0)
     j["mmap_growth_sampling"] = {{"mean_bytes_per_stack_min", p.growth_stack_sample_min},
@@ -175,9 +176,16 @@ json build_report(const model::Trace& trace, const std::vector<symbolize::StackP
                 {"max_s", held_max_s}};
   j["events_received"] = info.events_received;
   json procs = json::array();
-  for (const auto& p : trace.processes.all()) procs.push_back(process_json(*p, profiles, info.duration_s));
+  for (const auto& p : trace.processes.all())
+    procs.push_back(process_json(*p, profiles, info.duration_s, unmaps_probed(info)));
   j["processes"] = std::move(procs);
   return j;
+}
+
+bool unmaps_probed(const model::TraceInfo& info) {
+  // Counted only when probed: a trace (or a capture) without the probe has no count to give.
+  const auto& attached = info.probes_attached;
+  return std::find(attached.begin(), attached.end(), "libc:munmap") != attached.end();
 }
 
 json profiles_summary(const std::vector<symbolize::StackProfile>& profiles) {

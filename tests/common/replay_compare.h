@@ -35,7 +35,7 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
   const auto& procs = replayed->trace->processes.all();
   ASSERT_EQ(procs.size(), live["processes"].size());
   for (size_t i = 0; i < procs.size(); ++i) {
-    auto rebuilt = report::process_json(*procs[i]);
+    auto rebuilt = report::process_json(*procs[i], {}, 0, report::unmaps_probed(replayed->trace->info));
     const auto& l = live["processes"][i];
     SCOPED_TRACE(procs[i]->pid());
     for (const char* key : {"pid",          "ppid",    "start_time_ns", "first_seen_s",   "comm",

@@ -220,6 +220,57 @@ TEST(GuestCost, SteadyProcessIsNotWalkedAgainUntilItsResidentFiguresMove) {
   EXPECT_LE(reads, method.value("smaps_reads", 0)) << method.dump();
 }
 
+// munmap and madvise are not probed by default: the ranges a process unmapped leave the model when a
+// sample finds them gone from /proc/PID/maps. A C program maps 32 regions of 1 MiB (each call's stack kept:
+// above --mmap-sample-bytes), gives 23.5 of them back and waits 3 s: the mmap_growth live bytes under its
+// mapping function are what it kept, by default (from /proc, recorded in the capture and replayed alike)
+// and with --unmap-probes (from the events, which are counted then and only then).
+TEST(GuestCost, UnmappedRangesLeaveTheLiveBytesWithOrWithoutTheUnmapProbes) {
+  MEMLENS_REQUIRE_TRACING();
+  TempDir dir;
+  struct Case {
+    std::string name;
+    std::vector<std::string> flags;
+  };
+  for (const Case& c : {Case{"default", {}}, Case{"probed", {"--unmap-probes"}}}) {
+    SCOPED_TRACE(c.name);
+    std::string live = dir.file(c.name + "-live"), capture = dir.file(c.name + ".mlcap");
+    std::vector<std::string> argv = {memlens_bin(), "record", "-q", "-o", capture, "--report-dir", live};
+    argv.insert(argv.end(), c.flags.begin(), c.flags.end());
+    argv.insert(argv.end(), {"--", test_program("map_then_unmap"), "3"});
+    Child m = Child::spawn(argv, dir.path(), "memlens-" + c.name);
+    ASSERT_EQ(m.wait(60s), 0) << m.stderr_text();
+    std::optional<json> truth;
+    for (const auto& l : json_lines(m.stdout_text()))
+      if (l.value("event", "") == "unmapped") truth = l;
+    ASSERT_TRUE(truth.has_value()) << m.stdout_text();
+    auto rep = run_shell(shell_quote(memlens_bin()) + " report -q " + shell_quote(capture) + " -o " +
+                         shell_quote(dir.file(c.name + "-replayed")) + " 2>&1");
+    ASSERT_EQ(rep.exit_code, 0) << rep.output;
+    for (const std::string& out : {live, dir.file(c.name + "-replayed")}) {
+      SCOPED_TRACE(out);
+      json summary = pprof_summary(out + "/mmap_growth.pb.gz", "map_region");
+      ASSERT_FALSE(summary.is_null());
+      const json& types = summary["sample_types"];
+      ASSERT_EQ(types.size(), 3u) << types.dump();
+      ASSERT_EQ(types[2]["type"], "live_bytes") << types.dump();
+      const json& under = summary["matching"]["totals"];
+      EXPECT_EQ(std::stoll(under[0].get<std::string>()), (*truth)["mapped"].get<long long>())
+          << summary.dump();
+      EXPECT_EQ(std::stoll(under[2].get<std::string>()), (*truth)["kept"].get<long long>()) << summary.dump();
+      json report = load_report(out);
+      ASSERT_EQ(report["processes"].size(), 1u);
+      const json& ev = report["processes"][0]["events"];
+      if (c.flags.empty()) {
+        EXPECT_TRUE(ev["munmap"].is_null()) << ev.dump();
+        EXPECT_TRUE(ev["madvise"].is_null()) << ev.dump();
+      } else {
+        EXPECT_GE(ev["munmap"].get<int>(), 25) << ev.dump();  // 24 whole regions and a half
+      }
+    }
+  }
+}
+
 // A process the traced one forks carries the sampling event from its fork on (inherited): its samples
 // match its own fault count too.
 TEST(GuestCost, ForkedChildInheritsFaultSampling) {

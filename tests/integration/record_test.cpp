@@ -146,10 +146,11 @@ TEST(Record, SizeBoundDropsEventsAndBothCommandsSaySo) {
   MEMLENS_REQUIRE_TRACING();
   TempDir dir;
   std::string capture = dir.file("bounded.mlcap");
-  // Each 300 kB Buffer is its own mmap and munmap: tens of thousands of address-space events in 3 s.
+  // Each 300 kB Buffer is its own mmap and munmap (probed: --unmap-probes): tens of thousands of
+  // address-space events in 3 s.
   auto rec =
-      run_shell(shell_quote(memlens_bin()) + " record -q --max-size 128K -o " + shell_quote(capture) +
-                " -- " + shell_quote(node_bin()) +
+      run_shell(shell_quote(memlens_bin()) + " record -q --unmap-probes --max-size 128K -o " +
+                shell_quote(capture) + " -- " + shell_quote(node_bin()) +
                 " -e 'const t = Date.now(); while (Date.now() - t < 3000) Buffer.allocUnsafeSlow(300000)' "
                 "2>&1");
   ASSERT_EQ(rec.exit_code, 0) << rec.output;

@@ -309,7 +309,12 @@ std::vector<HostAnswer> host_answers() {
     memlens::model::apply(caps.js_objects,
                           memlens::model::JsForcedGc{1.0 * i, 2.0, "profile read", true, ""});
   caps.stacks["page_faults"][7] = {1, 2, 3};
-  return {id, s, seed, end, v8, caps};
+  AddressSpaceUnmapped unmapped;
+  unmapped.pid = 77;
+  unmapped.start_time_ns = 5;
+  unmapped.now_ns = 124;
+  unmapped.ranges = {{0x7000, 0x1000}, {0x7fff0000, 1ull << 33}};
+  return {id, s, seed, end, v8, caps, unmapped};
 }
 
 TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
@@ -335,7 +340,7 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
       EXPECT_TRUE(decode_host_answer(type, payload + std::string(8, '\x7f'))) << type;
   }
   {
-    auto caps = std::get<CapabilitiesEndState>(host_answers().back());
+    auto caps = std::get<CapabilitiesEndState>(host_answers()[5]);
     auto back = decode_capabilities_end_state(encode_capabilities_end_state(caps));
     ASSERT_TRUE(back) << back.error().describe();
     EXPECT_EQ(back->fds.counters().closed_unseen, 1u);
@@ -431,6 +436,10 @@ TEST(CaptureRecords, HostAnswersRoundTripAndAreRefusedCutShort) {
   EXPECT_TRUE(maps[0].exec && !maps[0].write && maps[0].path == "/usr/bin/node");
   EXPECT_TRUE(maps[1].shared && maps[1].write && maps[1].path.empty());
   EXPECT_FALSE(decode_host_answer(kRecordProcEvent, encode_host_answer(answers[0])));
+  auto unmapped = decode_host_answer(kRecordAddressSpaceUnmapped, encode_host_answer(answers[6]));
+  ASSERT_TRUE(unmapped);
+  EXPECT_EQ(std::get<AddressSpaceUnmapped>(*unmapped).ranges,
+            std::get<AddressSpaceUnmapped>(answers[6]).ranges);
 }
 
 TEST(CaptureRecords, TrackStartRoundTripsAndIsRefusedCutShort) {

@@ -134,6 +134,38 @@ TEST(AddressSpace, SeedReplacesEverything) {
   EXPECT_EQ(ms[0].prot, static_cast<uint32_t>(PROT_READ | PROT_EXEC));
 }
 
+proc::MapEntry kernel_map(uint64_t start, uint64_t end) {
+  proc::MapEntry e;
+  e.start = start;
+  e.end = end;
+  e.read = e.write = true;
+  return e;
+}
+
+// What /proc/PID/maps no longer has is what the process unmapped: whole mappings, parts of one, and holes
+// in a range the kernel merged from several mappings; what is still there keeps its stack.
+TEST(AddressSpace, UnmappedInFindsWhatTheKernelNoLongerMaps) {
+  using R = std::vector<std::pair<uint64_t, uint64_t>>;
+  AddressSpace as;
+  as.map(anon(0x10000, 4, 1));  // still mapped, merged by the kernel with the next
+  as.map(anon(0x14000, 4, 2));  // its second half gone
+  as.map(anon(0x20000, 8, 3));  // gone whole
+  as.map(anon(0x30000, 8, 4));  // a hole in its middle
+  as.map(anon(0x40000, 2, 5));  // gone, and nothing the kernel maps after it
+  std::vector<proc::MapEntry> maps = {kernel_map(0x1000, 0x2000),    // not in the model: left alone
+                                      kernel_map(0x10000, 0x16000),  // covers 1 and half of 2
+                                      kernel_map(0x30000, 0x32000), kernel_map(0x36000, 0x38000)};
+  R gone = as.unmapped_in(maps);
+  EXPECT_EQ(gone, (R{{0x16000, 0x2000}, {0x20000, 8 * kPage}, {0x32000, 0x4000}, {0x40000, 2 * kPage}}));
+  for (const auto& [start, len] : gone) as.unmap(start, len);
+  EXPECT_EQ(ranges(as), (R{{0x10000, 0x14000}, {0x14000, 0x16000}, {0x30000, 0x32000}, {0x36000, 0x38000}}));
+  std::vector<int32_t> stacks;
+  for (const auto& m : as.mappings()) stacks.push_back(m.stack_id);
+  EXPECT_EQ(stacks, (std::vector<int32_t>{1, 2, 4, 4}));
+  EXPECT_TRUE(as.unmapped_in(maps).empty());  // nothing more once applied
+  EXPECT_EQ(as.unmapped_in({}).size(), 3u);   // nothing mapped: all of it, merged where it touches
+}
+
 TEST(Registry, APidReusedByALaterProcessIsAnotherProcess) {
   Registry r;
   Process& first = r.add({100, 5000}, 1);
