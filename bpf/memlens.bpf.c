@@ -2,8 +2,9 @@
 //  - process lifecycle (sched fork/exec/exit, BTF tracepoints, the only programs that run for every task
 //    of the host, at its fork, exec and exit only): the tracked-pid map follows fork and forgets exited
 //    processes, so every other program filters on it; at exit, the process's last RSS and fault counts;
-//  - address-space calls (uprobes on the C library's mmap/munmap/mremap/brk/madvise, attached per tracked
-//    process by userspace): one event per call (mmap and mremap on return, with the result);
+//  - address-space calls (uprobes on the C library's mmap/mremap/brk, and munmap/madvise when asked,
+//    attached per tracked process by userspace): one event per call (mmap and mremap on return, with the
+//    result);
 // The capabilities are objects of their own, loaded only when on, sharing this object's maps
 // (tracked.bpf.h, common.bpf.h; userspace hands them over before their load): file descriptors
 // (fds.bpf.c), V8's GC and ArrayBuffers (v8.bpf.c), page faults (faults.bpf.c: a program on per-process

@@ -38,31 +38,49 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
   t.events_at_refresh = p.events.total();
   t.file_mmaps_at_refresh = p.events.file_mmap;
   t.image_loaded = !after_exec;
-  t.loaded_at = std::chrono::steady_clock::now();
+  t.loaded_at = t.refreshed_at = std::chrono::steady_clock::now();
   tracked_[p.pid()] = std::move(t);
 }
 
 // Keeps the maps current while the process lives (after it exits they cannot be read any more). A read
 // of /proc/PID/maps costs about as much as the process has mappings, and a Node process allocating makes
-// address-space calls all the time: at a tick (every 0.2 s), only a file mapped since (a library: stacks
-// through it need its unwind table and symbols now) is a reason, or any call in the first seconds after
-// the image loaded (V8 commits its code space, and a process may not live to its first sample); at a
-// sample, any address-space call since. The maps are read once for the unwinder, the symbolizer and V8's
-// code ranges.
+// address-space calls all the time, so the maps are read once for the unwinder, the symbolizer and V8's
+// code ranges, and not at every tick:
+//  - at a tick (every 0.2 s): in the first 2 s after the image loaded (the loader maps libraries, V8
+//    commits its code space, and the process may not live to its first sample), and when a file was
+//    mapped through the C library since;
+//  - at a sample: when the address-space calls or the virtual size moved (a library the dynamic loader
+//    maps itself, at dlopen, moves the size), and at least every 5 s (V8 commits code pages with
+//    mprotect, which moves neither). The tracer's own read of the sample is used when it made one.
 void StacksExtension::refresh(model::Process& p, Moment moment) {
   constexpr auto kYoung = std::chrono::seconds(2);
+  constexpr auto kStale = std::chrono::seconds(5);
   auto it = tracked_.find(p.pid());
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
-  bool moved = p.events.total() != t.events_at_refresh;
-  bool due =
-      moment == Moment::kImageLoaded || p.events.file_mmap != t.file_mmaps_at_refresh ||
-      (moved && (moment == Moment::kSample || std::chrono::steady_clock::now() - t.loaded_at < kYoung));
+  auto now = std::chrono::steady_clock::now();
+  bool due = false;
+  switch (moment) {
+    case Moment::kImageLoaded:
+      due = true;
+      break;
+    case Moment::kTick:
+      due = now - t.loaded_at < kYoung || p.events.file_mmap != t.file_mmaps_at_refresh;
+      break;
+    case Moment::kSample:
+      due = p.maps_at_sample || p.events.total() != t.events_at_refresh ||
+            p.vm_size_bytes != t.vm_size_at_refresh || now - t.refreshed_at >= kStale;
+      break;
+  }
   if (due) {
     t.events_at_refresh = p.events.total();
     t.file_mmaps_at_refresh = p.events.file_mmap;
+    t.vm_size_at_refresh = p.vm_size_bytes;
+    t.refreshed_at = now;
     // The symbolizer only reads; the unwinder gives the kernel the tables of what is new.
-    if (t.symbolizer->refresh_maps().ok()) unwind_.update(p.pid(), t.symbolizer->maps(), !t.image_loaded);
+    Status read = moment == Moment::kSample && p.maps_at_sample ? t.symbolizer->use_maps(*p.maps_at_sample)
+                                                                : t.symbolizer->refresh_maps();
+    if (read.ok()) unwind_.update(p.pid(), t.symbolizer->maps(), !t.image_loaded);
   }
   if (t.image_loaded) {
     js_.on_maps(p, t.symbolizer->maps());

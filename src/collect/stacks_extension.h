@@ -1,7 +1,7 @@
 // Turns the stack ids that processes accumulated (model::Process::stacks, filled by the core and by other
 // capabilities) into symbolized stack profiles. Symbols are read while a process lives: its maps and V8's
-// perf map are kept current (once its image is loaded, then a few times a second while it makes
-// address-space calls), and its stacks are symbolized the moment it exits or the trace ends.
+// perf map are kept current (once its image is loaded, then as it maps more: see refresh), and its stacks
+// are symbolized the moment it exits or the trace ends.
 #pragma once
 
 #include <chrono>
@@ -49,6 +49,8 @@ class StacksExtension : public TraceExtension {
     std::unique_ptr<symbolize::ProcessSymbolizer> symbolizer;
     uint64_t events_at_refresh = 0;
     uint64_t file_mmaps_at_refresh = 0;
+    uint64_t vm_size_at_refresh = 0;
+    std::chrono::steady_clock::time_point refreshed_at;
     // When its image was loaded: V8 commits its code space then, and a process may live less than a
     // sample period.
     std::chrono::steady_clock::time_point loaded_at;

@@ -291,7 +291,7 @@ void TraceBuilder::apply_proc(const ProcEvent& e) {
 }
 
 void apply_unmapped(model::Process& p, const AddressSpaceUnmapped& u) {
-  for (const auto& [start, len] : u.ranges) p.address_space.unmap(start, len);
+  p.address_space.take_out(u.ranges);
 }
 
 void apply_mm_event(model::Process& p, const MmEvent& e) {

@@ -271,15 +271,14 @@ void Tracer::finish_hold(model::Process& p, const ProcEvent& e, double ran_since
   p.untraced.add(now - ran_since_s, reason);
 }
 
-std::optional<uint64_t> Tracer::update_from_kernel(model::Process& p) {
+void Tracer::update_from_kernel(model::Process& p) {
   auto s = session_->read_stats(p.pid());
-  std::optional<uint64_t> vm_size;
   // RSS and faults of a live process are the kernel's own per-process figures, read from /proc at each
   // sample (no program runs on the host's page faults or RSS changes). Once it has exited, the exit
   // program's last reading of its mm and its threads' fault counters.
   auto st = p.alive() ? proc::read_status(p.pid()) : Result<proc::Status>(make_error("exited", ESRCH));
   if (st && st->vm_rss > 0) {
-    vm_size = st->vm_size;
+    p.vm_size_bytes = st->vm_size;
     p.rss.anon_bytes = st->rss_anon;
     p.rss.file_bytes = st->rss_file;
     p.rss.shmem_bytes = st->rss_shmem;
@@ -299,7 +298,7 @@ std::optional<uint64_t> Tracer::update_from_kernel(model::Process& p) {
     p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, s->rss_peak_bytes);
   }
   p.rss_peak_bytes = std::max<uint64_t>(p.rss_peak_bytes, p.rss.total());
-  if (!s) return vm_size;
+  if (!s) return;
   auto& lost = p.lost_by_source["kernel"];
   lost.ring_full = s->lost_ring_full;
   lost.map_full = s->lost_map_full;
@@ -307,19 +306,31 @@ std::optional<uint64_t> Tracer::update_from_kernel(model::Process& p) {
   p.fault_sample_period = session_->fault_sample_period();
   p.faults_user = s->faults_user * p.fault_sample_period;
   p.faults_kernel = s->faults_kernel * p.fault_sample_period;
-  return vm_size;
 }
 
-void Tracer::find_unmapped(model::Process& p, std::optional<uint64_t> vm_size) {
-  if (opts_.unmap_probes || !vm_size) return;
+bool Tracer::munmap_probed(pid_t pid) const {
+  auto it = probes_.find(pid);
+  if (it == probes_.end()) return false;
+  const auto& st = it->second.statuses();
+  return std::any_of(st.begin(), st.end(),
+                     [](const ProbeStatus& s) { return s.attached && s.name == "libc:munmap"; });
+}
+
+void Tracer::find_unmapped(model::Process& p) {
+  // Without munmap's probe (not asked for, or it would not attach to this process).
+  if (p.vm_size_bytes == 0 || munmap_probed(p.pid())) return;
   auto look = unmap_looks_.find(p.pid());
-  if (look != unmap_looks_.end() && look->second.vm_size == *vm_size &&
+  if (look != unmap_looks_.end() && look->second.vm_size == p.vm_size_bytes &&
       look->second.events == p.events.total())
     return;  // an unmap shrinks the virtual size; a map is an event
   auto maps = proc::read_maps(p.pid());
   if (!maps || maps->empty()) return;  // gone, or a zombie: its model stays as it last was
-  unmap_looks_[p.pid()] = UnmapLook{p.events.total(), *vm_size};
+  unmap_looks_[p.pid()] = UnmapLook{p.events.total(), p.vm_size_bytes};
+  // An mmap whose event is not applied yet is not in the model: it cannot look unmapped. An mremap that
+  // moved a mapping, or a brk, before this read and whose event comes after: the model handles both
+  // (AddressSpace::unmapped_in, take_out).
   AddressSpaceUnmapped u{p.pid(), p.start_time_ns, now_boot_ns(), p.address_space.unmapped_in(*maps)};
+  p.maps_at_sample = std::make_shared<const std::vector<proc::MapEntry>>(std::move(*maps));
   if (u.ranges.empty()) return;
   apply_unmapped(p, u);
   answered(u);
@@ -412,13 +423,15 @@ void Tracer::sample() {
       }
       if (libc) libc_check_pending_.erase(p->pid());
     }
-    find_unmapped(*p, update_from_kernel(*p));
+    update_from_kernel(*p);
+    find_unmapped(*p);
     model::Sample s;
     s.t_s = t_s;
     s.rss = p->rss;
     s.faults = p->minflt + p->majflt;
     s.events = p->events.total();
     for (auto& ext : extensions_) ext->on_sample(*p, s);
+    p->maps_at_sample.reset();
     answered(sample_of(*p, s));
     model::add_sample(*p, std::move(s));
   }
@@ -466,6 +479,8 @@ void Tracer::finish() {
   ring_buffer__consume(ring_);
   for (auto* p : trace_.processes.live()) {
     update_from_kernel(*p);
+    find_unmapped(*p);  // what it unmapped since the last sample leaves the live bytes of the report
+    p->maps_at_sample.reset();
     if (auto st = proc::read_stat(p->pid())) {
       p->minflt = st->minflt - std::min(st->minflt, p->minflt_at_start);
       p->majflt = st->majflt - std::min(st->majflt, p->majflt_at_start);

@@ -102,11 +102,12 @@ class Tracer : private TraceHost {
   void attach_libc_probes(model::Process& p);
   void retire_probes(pid_t pid);
   void sample();
-  // Returns the process's virtual size (VmSize) when /proc gave it.
-  std::optional<uint64_t> update_from_kernel(model::Process& p);
+  void update_from_kernel(model::Process& p);
   // Without munmap's probe: at a sample where p's virtual size or its address-space calls moved since the
-  // last look, takes the ranges it no longer maps out of its model (and records them for a replay).
-  void find_unmapped(model::Process& p, std::optional<uint64_t> vm_size);
+  // last look, takes the ranges it no longer maps out of its model (and records them for a replay); the
+  // maps read are the sample's (Process::maps_at_sample).
+  void find_unmapped(model::Process& p);
+  bool munmap_probed(pid_t pid) const;
   // Starts fault sampling of a process that inherits no sampling event (see BpfSession::sample_faults).
   void sample_faults(model::Process& p, bool all_threads);
   void mark_exited(model::Process& p, int wait_status, double t_s, bool from_kernel_event);

@@ -8,6 +8,7 @@ namespace memlens::model {
 
 void AddressSpace::seed(const std::vector<proc::MapEntry>& maps, uint64_t now_ns) {
   by_start_.clear();
+  taken_out_.clear();
   for (const auto& e : maps) {
     Mapping m;
     m.start = e.start;
@@ -58,6 +59,7 @@ std::vector<std::pair<uint64_t, uint64_t>> AddressSpace::unmapped_in(
   };
   size_t i = 0;  // the first kernel mapping that may still cover what comes next
   for (const auto& [start, m] : by_start_) {
+    if (m.origin == Origin::kBrk) continue;
     uint64_t at = m.start;
     while (at < m.end) {
       while (i < maps.size() && maps[i].end <= at) ++i;
@@ -73,6 +75,17 @@ std::vector<std::pair<uint64_t, uint64_t>> AddressSpace::unmapped_in(
   return gone;
 }
 
+void AddressSpace::take_out(const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  taken_out_.clear();
+  for (const auto& [start, len] : ranges) {
+    split_at(start);
+    split_at(start + len);
+    for (auto it = by_start_.lower_bound(start); it != by_start_.end() && it->first < start + len;
+         it = by_start_.erase(it))
+      taken_out_.push_back(std::move(it->second));
+  }
+}
+
 void AddressSpace::map(Mapping m) {
   if (m.end <= m.start) return;
   unmap(m.start, m.end - m.start);
@@ -81,6 +94,9 @@ void AddressSpace::map(Mapping m) {
 
 void AddressSpace::remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr, uint64_t new_len) {
   const Mapping* src = find(old_addr);
+  if (!src)
+    for (const auto& t : taken_out_)
+      if (t.start <= old_addr && old_addr < t.end) src = &t;
   Mapping m;
   if (src) m = *src;
   m.origin = Origin::kMremap;

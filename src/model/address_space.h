@@ -60,9 +60,14 @@ class AddressSpace {
   uint64_t set_brk(uint64_t new_end, uint64_t now_ns);
 
   // The ranges this model holds that maps (a read of /proc/PID/maps, sorted by address) does not: what the
-  // process unmapped since the model learned of them, merged and in address order. Each is meant for
-  // unmap(); the mappings still there keep their stacks and callers.
+  // process unmapped since the model learned of them, merged and in address order, (start, length) each,
+  // for take_out(). The brk heap is left out: brk is always probed, and its event comes at the call's entry,
+  // before the kernel has moved the break.
   std::vector<std::pair<uint64_t, uint64_t>> unmapped_in(const std::vector<proc::MapEntry>& maps) const;
+  // Unmaps those ranges; the mappings still there keep their stacks and callers. What was taken out is
+  // kept until the next call: an mremap that moved a mapping before /proc was read, and whose event comes
+  // after, still finds where its pages came from (remap).
+  void take_out(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
 
   MappingTotals totals() const;
   const Mapping* find(uint64_t addr) const;
@@ -73,6 +78,7 @@ class AddressSpace {
   // Cuts the mappings that straddle `at` in two, so [.., at) and [at, ..) are separate entries.
   void split_at(uint64_t at);
   std::map<uint64_t, Mapping> by_start_;
+  std::vector<Mapping> taken_out_;  // by the last take_out
 };
 
 }  // namespace memlens::model

@@ -100,6 +100,10 @@ class Process {
   // Latest kernel figures.
   RssFigures rss;
   uint64_t rss_peak_bytes = 0;
+  uint64_t vm_size_bytes = 0;  // the virtual size (VmSize) at the last sample of the live host; not reported
+  // /proc/PID/maps as the live host read it at this sample, for the extensions' on_sample (they need not
+  // read it again); empty otherwise, and between samples.
+  std::shared_ptr<const std::vector<proc::MapEntry>> maps_at_sample;
   // Faults taken in user mode and in kernel mode (on user memory), estimated from samples: one fault in
   // fault_sample_period runs memlens's fault program (0: not sampled, both 0).
   uint64_t faults_user = 0, faults_kernel = 0;

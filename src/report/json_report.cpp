@@ -60,13 +60,10 @@ json process_json(const model::Process& p, const std::vector<symbolize::StackPro
   faults["minor_before_tracking"] = p.minflt_at_start;
   faults["major_before_tracking"] = p.majflt_at_start;
   j["page_faults"] = faults;
-  // mprotect is not probed (docs/probes.md): no count that would always read 0; munmap and madvise only
-  // with --unmap-probes (null without).
-  j["events"] = {{"mmap", p.events.mmap},
-                 {"munmap", unmaps_probed ? json(p.events.munmap) : json(nullptr)},
-                 {"mremap", p.events.mremap},
-                 {"brk", p.events.brk},
-                 {"madvise", unmaps_probed ? json(p.events.madvise) : json(nullptr)}};
+  // mprotect is not probed (docs/probes.md): no count that would always read 0. munmap and madvise are
+  // probed only with --unmap-probes: without, none is seen, and unmaps_probed says so.
+  j["events"] = {{"mmap", p.events.mmap}, {"munmap", p.events.munmap},   {"mremap", p.events.mremap},
+                 {"brk", p.events.brk},   {"madvise", p.events.madvise}, {"unmaps_probed", unmaps_probed}};
   // Only when sampled: a capture recorded with every stack reads as before.
   if (p.growth_stack_sample_max > 0)
     j["mmap_growth_sampling"] = {{"mean_bytes_per_stack_min", p.growth_stack_sample_min},

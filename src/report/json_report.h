@@ -16,7 +16,7 @@ inline constexpr int kSchemaVersion = 2;
 nlohmann::json build_report(const model::Trace& trace,
                             const std::vector<symbolize::StackProfile>& profiles = {});
 // trace_end_s: the trace time at its end (a process still running is counted untraced up to it);
-// unmaps_probed: munmap and madvise were probed (--unmap-probes), so their counts are known.
+// unmaps_probed: munmap and madvise were probed (--unmap-probes), so their counts mean something.
 nlohmann::json process_json(const model::Process& p,
                             const std::vector<symbolize::StackProfile>& profiles = {}, double trace_end_s = 0,
                             bool unmaps_probed = true);

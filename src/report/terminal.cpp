@@ -302,13 +302,12 @@ std::string render_summary(const json& report, const std::vector<std::string>& f
       out += fmt::format(" (sampled 1 in {}: ~{} in user mode, ~{} in kernel mode)",
                          u64_or0(f, "sample_period"), u64_or0(f, "traced_user"), u64_or0(f, "traced_kernel"));
     const json& ev = object_or_empty(p, "events");
+    // munmap and madvise are seen only with --unmap-probes: no 0 that is not one.
+    bool unmaps = !ev.contains("unmaps_probed") || ev["unmaps_probed"] != false;
     out += fmt::format("; mmap {}", u64_or0(ev, "mmap"));
-    // munmap and madvise are counted only with --unmap-probes (null otherwise): no 0 that is not one.
-    if (ev.contains("munmap") && !ev["munmap"].is_null())
-      out += fmt::format(" munmap {}", u64_or0(ev, "munmap"));
+    if (unmaps) out += fmt::format(" munmap {}", u64_or0(ev, "munmap"));
     out += fmt::format(" mremap {} brk {}", u64_or0(ev, "mremap"), u64_or0(ev, "brk"));
-    if (ev.contains("madvise") && !ev["madvise"].is_null())
-      out += fmt::format(" madvise {}", u64_or0(ev, "madvise"));
+    if (unmaps) out += fmt::format(" madvise {}", u64_or0(ev, "madvise"));
     const json& gs = object_or_empty(p, "mmap_growth_sampling");
     if (uint64_t lo = u64_or0(gs, "mean_bytes_per_stack_min"), hi = u64_or0(gs, "mean_bytes_per_stack_max");
         hi)

@@ -153,11 +153,16 @@ Status ProcessSymbolizer::refresh_maps() {
   if (!same_process_alive()) return make_error(fmt::format("process {} is gone", pid_), ESRCH);
   auto maps = proc::read_maps(pid_);
   if (!maps) return maps.error();
+  return use_maps(std::move(*maps));
+}
+
+Status ProcessSymbolizer::use_maps(std::vector<proc::MapEntry> maps) {
+  if (!same_process_alive()) return make_error(fmt::format("process {} is gone", pid_), ESRCH);
   // A process that has exited but is not reaped yet (a zombie) shows empty maps: keep the last real
   // snapshot, it is what its recorded stacks refer to.
-  if (maps->empty()) return make_error(fmt::format("process {} has exited (no mappings left)", pid_), ESRCH);
+  if (maps.empty()) return make_error(fmt::format("process {} has exited (no mappings left)", pid_), ESRCH);
   ++stats_.maps_refreshes;
-  maps_ = std::move(*maps);
+  maps_ = std::move(maps);
   return {};
 }
 

@@ -65,6 +65,8 @@ class ProcessSymbolizer {
   // Re-reads /proc/PID/maps (libraries loaded since). Fails, keeping the old snapshot, once the process
   // is gone or its pid belongs to another process.
   Status refresh_maps();
+  // The same from maps the caller read of this process just now.
+  Status use_maps(std::vector<proc::MapEntry> maps);
   // Reads what V8 appended to the perf map since the last call.
   Status refresh_perf_map();
   // Loads the symbols of every executable file mapping now; returns how many modules are loaded.

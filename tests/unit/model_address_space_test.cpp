@@ -166,6 +166,29 @@ TEST(AddressSpace, UnmappedInFindsWhatTheKernelNoLongerMaps) {
   EXPECT_EQ(as.unmapped_in({}).size(), 3u);   // nothing mapped: all of it, merged where it touches
 }
 
+// /proc is read while events are still on their way: an mremap that moved a mapping before the read has
+// its event applied after the range was taken out, and the moved pages keep their stack; the brk heap,
+// whose event comes before the kernel moves the break, is never taken out.
+TEST(AddressSpace, TakenOutRangesStillFeedAnMremapAndTheHeapStays) {
+  AddressSpace as;
+  as.map(anon(0x20000, 8, 3));
+  proc::MapEntry heap = kernel_map(0x800000, 0x900000);
+  heap.path = "[heap]";
+  as.seed({heap, kernel_map(0x20000, 0x28000)}, 1);
+  as.map(anon(0x20000, 8, 3));
+  std::vector<proc::MapEntry> now = {kernel_map(0x50000, 0x58000)};  // moved there, heap not grown yet
+  auto gone = as.unmapped_in(now);
+  using R = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ(gone, (R{{0x20000, 8 * kPage}}));
+  as.take_out(gone);
+  as.remap(0x20000, 8 * kPage, 0x50000, 8 * kPage);
+  const Mapping* moved = as.find(0x50000);
+  ASSERT_NE(moved, nullptr);
+  EXPECT_EQ(moved->stack_id, 3);
+  EXPECT_EQ(moved->origin, Origin::kMremap);
+  ASSERT_NE(as.find(0x800000), nullptr);  // the heap stays
+}
+
 TEST(Registry, APidReusedByALaterProcessIsAnotherProcess) {
   Registry r;
   Process& first = r.add({100, 5000}, 1);
