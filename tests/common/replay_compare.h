@@ -37,6 +37,9 @@ inline void expect_replay_rebuilds_live(const std::string& capture_path, const n
   for (size_t i = 0; i < procs.size(); ++i) {
     auto rebuilt = report::process_json(*procs[i], {}, 0, report::unmaps_probed(replayed->trace->info));
     const auto& l = live["processes"][i];
+    // Reports of earlier memlens, which always probed munmap and madvise, do not say so.
+    if (l.contains("events") && !l["events"].contains("unmaps_probed"))
+      rebuilt["events"].erase("unmaps_probed");
     SCOPED_TRACE(procs[i]->pid());
     for (const char* key : {"pid",          "ppid",    "start_time_ns", "first_seen_s",   "comm",
                             "exe",          "cmdline", "exit_status",   "exited_at_s",    "mappings",
