@@ -204,15 +204,18 @@ int Tracer::handle_event(const void* data, size_t size) {
 }
 
 void Tracer::read_new_process(model::Process& p) {
-  if (auto st = proc::read_stat(p.pid())) {
-    p.minflt_at_start = st->minflt;
-    p.majflt_at_start = st->majflt;
-  }
+  // The threads first, the process after: a fault taken between the two reads then counts in the
+  // process's baseline, not only in the threads' (whose exit figure it comes off). Read the other way round,
+  // the exit count plus minor_before_tracking would fall short of the process's own count.
   for (pid_t tid : proc::list_threads(p.pid())) {
     if (auto ts = proc::read_thread_stat(p.pid(), tid)) {
       p.thread_minflt_at_start += ts->minflt;
       p.thread_majflt_at_start += ts->majflt;
     }
+  }
+  if (auto st = proc::read_stat(p.pid())) {
+    p.minflt_at_start = st->minflt;
+    p.majflt_at_start = st->majflt;
   }
   read_identity(p);
   answered(identity_of(p, true));
