@@ -79,6 +79,15 @@ struct {
   __type(value, struct ml_js_frames);
 } ml_js_frames SEC(".maps");
 
+// The ids of the stacks just added to ml_js_frames, in order: userspace names their functions while the
+// process lives without walking the whole table at every look. When it is full a push fails and nothing
+// is lost: userspace, finding it full, walks the table once.
+struct {
+  __uint(type, BPF_MAP_TYPE_QUEUE);
+  __uint(max_entries, 4096);  // set by userspace
+  __type(value, __u32);       // stack id
+} ml_js_new SEC(".maps");
+
 struct ml_js_scratch {
   struct ml_js_frames f;
   __u32 n;                       // JS frames found by the last walk on this CPU
@@ -498,7 +507,11 @@ static __always_inline void js_frames_store(__u32 id) {
   __u32 zero = 0;
   struct ml_js_scratch* jsf = bpf_map_lookup_elem(&ml_js_scratch, &zero);
   if (!jsf || jsf->n == 0) return;
-  if (bpf_map_update_elem(&ml_js_frames, &id, &jsf->f, BPF_NOEXIST) != 0) count_loss(ML_LOSS_JS_FRAMES);
+  if (bpf_map_update_elem(&ml_js_frames, &id, &jsf->f, BPF_NOEXIST) != 0) {
+    count_loss(ML_LOSS_JS_FRAMES);
+    return;
+  }
+  bpf_map_push_elem(&ml_js_new, &id, 0);
 }
 
 // The id of the user stack of regs (the user registers) in ml_stacks (added if new), or -1 with the

@@ -27,6 +27,9 @@ namespace memlens::collect {
 namespace {
 
 constexpr const char* kVmlinuxBtf = "/sys/kernel/btf/vmlinux";
+// New JS stacks announced between two looks (0.2 s apart): more than this is a burst that a walk of the
+// whole table answers.
+constexpr uint32_t kJsNewCapacity = 4096;
 
 Error libbpf_error(const std::string& what, long err) {
   int e = err < 0 ? static_cast<int>(-err) : errno;
@@ -87,6 +90,8 @@ Result<std::unique_ptr<BpfSession>> BpfSession::open_and_load(const SessionOptio
   bpf_map__set_max_entries(skel->maps.ml_stacks, opts.capture_stacks ? opts.stack_entries : 1);
   bpf_map__set_max_entries(skel->maps.ml_js_procs, opts.capture_stacks ? opts.max_processes : 1);
   bpf_map__set_max_entries(skel->maps.ml_js_frames, opts.capture_stacks ? opts.stack_entries : 1);
+  bpf_map__set_max_entries(skel->maps.ml_js_new,
+                           opts.capture_stacks ? std::min<uint32_t>(opts.stack_entries, kJsNewCapacity) : 1);
   bool tables = opts.capture_stacks && opts.unwind_table_bytes > 0;
   uint64_t rows = tables ? opts.unwind_table_bytes / sizeof(ml_unwind_row) : 1;
   rows = std::clamp<uint64_t>(rows, 1, uint64_t{1} << 30);
@@ -442,14 +447,27 @@ std::vector<std::pair<int32_t, ml_js_frames>> BpfSession::new_js_stacks(
     std::unordered_set<int32_t>& seen) const {
   std::vector<std::pair<int32_t, ml_js_frames>> out;
   int fd = bpf_map__fd(skel_->maps.ml_js_frames);
+  auto take = [&](__u32 key) {
+    if (!seen.insert(static_cast<int32_t>(key)).second) return;
+    ml_js_frames frames{};
+    if (bpf_map_lookup_elem(fd, &key, &frames) == 0) out.emplace_back(static_cast<int32_t>(key), frames);
+  };
+  // The kernel side announces each new stack in ml_js_new. Having held as many as it can (it may have
+  // refused some since), the queue sends us through the whole table once.
+  int queue = bpf_map__fd(skel_->maps.ml_js_new);
+  uint32_t capacity = bpf_map__max_entries(skel_->maps.ml_js_new), popped = 0;
+  __u32 id = 0;
+  while (bpf_map_lookup_and_delete_elem(queue, nullptr, &id) == 0) {
+    ++popped;
+    take(id);
+  }
+  if (popped < capacity) return out;
   __u32 key = 0, next = 0;
   __u32* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     key = next;
     prev = &key;
-    if (!seen.insert(static_cast<int32_t>(key)).second) continue;
-    ml_js_frames frames{};
-    if (bpf_map_lookup_elem(fd, &key, &frames) == 0) out.emplace_back(static_cast<int32_t>(key), frames);
+    take(key);
   }
   return out;
 }

@@ -23,6 +23,7 @@ Result<std::unique_ptr<V8GcProbes>> V8GcProbes::open_and_load() {
   bpf_map__set_max_entries(p->skel_->maps.ml_stacks, 1);
   bpf_map__set_max_entries(p->skel_->maps.ml_js_procs, 1);
   bpf_map__set_max_entries(p->skel_->maps.ml_js_frames, 1);
+  bpf_map__set_max_entries(p->skel_->maps.ml_js_new, 1);
   bpf_map__set_max_entries(p->skel_->maps.ml_v8_gc_sampling, 1);
   prepare_uprobe_programs(p->skel_->obj);
   if (int err = v8_gc_bpf__load(p->skel_); err != 0)
