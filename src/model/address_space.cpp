@@ -9,6 +9,7 @@ namespace memlens::model {
 void AddressSpace::seed(const std::vector<proc::MapEntry>& maps, uint64_t now_ns) {
   by_start_.clear();
   taken_out_.clear();
+  heap_known_ = false;
   for (const auto& e : maps) {
     Mapping m;
     m.start = e.start;
@@ -77,6 +78,7 @@ std::vector<std::pair<uint64_t, uint64_t>> AddressSpace::unmapped_in(
 
 void AddressSpace::take_out(const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
   taken_out_.clear();
+  taken_out_this_interval_ = true;
   for (const auto& [start, len] : ranges) {
     split_at(start);
     split_at(start + len);
@@ -86,8 +88,14 @@ void AddressSpace::take_out(const std::vector<std::pair<uint64_t, uint64_t>>& ra
   }
 }
 
+void AddressSpace::on_sample() {
+  if (!taken_out_this_interval_) taken_out_.clear();
+  taken_out_this_interval_ = false;
+}
+
 void AddressSpace::map(Mapping m) {
   if (m.end <= m.start) return;
+  if (m.path == "[heap]") heap_known_ = false;
   unmap(m.start, m.end - m.start);
   by_start_[m.start] = std::move(m);
 }
@@ -106,29 +114,46 @@ void AddressSpace::remap(uint64_t old_addr, uint64_t old_len, uint64_t new_addr,
   map(std::move(m));
 }
 
-uint64_t AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
-  for (auto& [start, m] : by_start_) {
-    if (m.path != "[heap]") continue;
-    if (new_end <= m.start) {
-      by_start_.erase(start);
-      return 0;
-    }
-    uint64_t old_end = m.end;
-    if (new_end < old_end) {
-      m.end = new_end;
-    } else if (new_end > old_end) {
-      uint64_t s = m.start;
-      Mapping grown = m;
-      grown.end = new_end;
-      unmap(old_end, new_end - old_end);
-      by_start_[s] = std::move(grown);
-      return new_end - old_end;
-    }
-    return 0;
+std::map<uint64_t, Mapping>::iterator AddressSpace::heap() {
+  if (heap_known_) {
+    if (!heap_start_) return by_start_.end();
+    auto it = by_start_.find(*heap_start_);
+    if (it != by_start_.end() && it->second.path == "[heap]") return it;
   }
+  // Not looked for yet, or unmapped or split since: look once.
+  heap_known_ = true;
+  heap_start_.reset();
+  for (auto it = by_start_.begin(); it != by_start_.end(); ++it)
+    if (it->second.path == "[heap]") {
+      heap_start_ = it->first;
+      return it;
+    }
+  return by_start_.end();
+}
+
+uint64_t AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
+  auto it = heap();
   // No heap yet: the first brk creates it. Its start is not known from the event, so the model learns the
   // heap's range only when it is next seeded from /proc/PID/maps (after an exec).
   (void)now_ns;
+  if (it == by_start_.end()) return 0;
+  Mapping& m = it->second;
+  if (new_end <= m.start) {
+    by_start_.erase(it);
+    heap_start_.reset();
+    return 0;
+  }
+  uint64_t old_end = m.end;
+  if (new_end < old_end) {
+    m.end = new_end;
+  } else if (new_end > old_end) {
+    uint64_t s = m.start;
+    Mapping grown = m;
+    grown.end = new_end;
+    unmap(old_end, new_end - old_end);
+    by_start_[s] = std::move(grown);
+    return new_end - old_end;
+  }
   return 0;
 }
 

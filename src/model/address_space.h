@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,9 +66,13 @@ class AddressSpace {
   // before the kernel has moved the break.
   std::vector<std::pair<uint64_t, uint64_t>> unmapped_in(const std::vector<proc::MapEntry>& maps) const;
   // Unmaps those ranges; the mappings still there keep their stacks and callers. What was taken out is
-  // kept until the next call: an mremap that moved a mapping before /proc was read, and whose event comes
-  // after, still finds where its pages came from (remap).
+  // kept for one sample interval: an mremap that moved a mapping before /proc was read, and whose event
+  // comes after, still finds where its pages came from (remap); a much later mremap of a range the model
+  // never had does not inherit a long-gone mapping's stack.
   void take_out(const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
+  // A sample was taken: what the previous interval's take_out kept is forgotten (the same point live and
+  // in a replay, so both keep the same).
+  void on_sample();
 
   MappingTotals totals() const;
   const Mapping* find(uint64_t addr) const;
@@ -77,8 +82,15 @@ class AddressSpace {
  private:
   // Cuts the mappings that straddle `at` in two, so [.., at) and [at, ..) are separate entries.
   void split_at(uint64_t at);
+  // The brk heap's entry (the first "[heap]" mapping by address), found once and checked on use: a brk
+  // event does not walk every mapping. heap_known_ false: not looked for since the mappings changed in a
+  // way that may have made one (a seed, a map of a heap range).
+  std::map<uint64_t, Mapping>::iterator heap();
   std::map<uint64_t, Mapping> by_start_;
+  std::optional<uint64_t> heap_start_;
+  bool heap_known_ = false;
   std::vector<Mapping> taken_out_;  // by the last take_out
+  bool taken_out_this_interval_ = false;
 };
 
 }  // namespace memlens::model

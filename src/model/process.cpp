@@ -13,6 +13,7 @@ uint64_t start_time_ns_to_ticks(uint64_t ns) {
 }
 
 void add_sample(Process& p, Sample s) {
+  p.address_space.on_sample();
   auto& tl = p.timeline;
   // Every sample but the newest sits on the stride: the newest replaces one that does not.
   if (!tl.empty() && !p.timeline_last_on_stride) {

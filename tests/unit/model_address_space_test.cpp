@@ -117,6 +117,50 @@ TEST(AddressSpace, BrkGrowsAndShrinksTheHeap) {
   EXPECT_EQ(as.size(), 0u);
 }
 
+TEST(AddressSpace, BrkFollowsTheHeapThroughUnmapsRemapsAndSeeds) {
+  AddressSpace as;
+  proc::MapEntry heap;
+  heap.start = 0x600000;
+  heap.end = 0x600000 + 16 * kPage;
+  heap.read = heap.write = true;
+  heap.path = "[heap]";
+  as.seed({heap}, 1);
+  EXPECT_EQ(as.set_brk(heap.end + kPage, 2), kPage);  // found, then remembered
+  // Its head unmapped: the rest (split off, still "[heap]") is the heap now.
+  as.unmap(heap.start, 4 * kPage);
+  EXPECT_EQ(as.set_brk(heap.end + 3 * kPage, 3), 2 * kPage);
+  EXPECT_EQ(as.find(heap.start + 4 * kPage)->end, heap.end + 3 * kPage);
+  // All of it unmapped: no heap, and a brk grows nothing.
+  as.unmap(heap.start, 64 * kPage);
+  EXPECT_EQ(as.set_brk(heap.end + 8 * kPage, 4), 0u);
+  EXPECT_EQ(as.size(), 0u);
+  // A new image's heap, from a seed: found again.
+  proc::MapEntry other = heap;
+  other.start = 0x900000;
+  other.end = 0x900000 + 2 * kPage;
+  as.seed({other}, 5);
+  EXPECT_EQ(as.set_brk(other.end + kPage, 6), kPage);
+  // Moved by mremap (its path goes with it): the brk follows it to its new place.
+  as.remap(other.start, 3 * kPage, 0xa00000, 3 * kPage);
+  EXPECT_EQ(as.set_brk(0xa00000 + 5 * kPage, 7), 2 * kPage);
+  EXPECT_EQ(as.find(0xa00000)->end, 0xa00000 + 5 * kPage);
+}
+
+TEST(AddressSpace, TakenOutRangesAreForgottenAfterOneSampleInterval) {
+  AddressSpace as;
+  as.map(anon(0x20000, 8, 3));
+  as.take_out(as.unmapped_in({}));
+  as.on_sample();                                    // the sample of the look that took it out
+  as.remap(0x20000, 8 * kPage, 0x50000, 8 * kPage);  // its event came late: the stack is still known
+  EXPECT_EQ(as.find(0x50000)->stack_id, 3);
+  as.map(anon(0x30000, 8, 4));
+  as.take_out(as.unmapped_in({}));
+  as.on_sample();
+  as.on_sample();                                    // a whole interval later
+  as.remap(0x30000, 8 * kPage, 0x60000, 8 * kPage);  // a mapping the model no longer knows
+  EXPECT_EQ(as.find(0x60000)->stack_id, -1);
+}
+
 TEST(AddressSpace, SeedReplacesEverything) {
   AddressSpace as;
   as.map(anon(0x70000, 4));
