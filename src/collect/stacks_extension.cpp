@@ -38,7 +38,7 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
   t.events_at_refresh = p.events.total();
   t.file_mmaps_at_refresh = p.events.file_mmap;
   t.image_loaded = !after_exec;
-  t.loaded_at = t.refreshed_at = std::chrono::steady_clock::now();
+  t.refreshed_at = std::chrono::steady_clock::now();
   tracked_[p.pid()] = std::move(t);
 }
 
@@ -46,9 +46,9 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
 // of /proc/PID/maps costs about as much as the process has mappings, and a Node process allocating makes
 // address-space calls all the time, so the maps are read once for the unwinder, the symbolizer and V8's
 // code ranges, and not at every tick:
-//  - at a tick (every 0.2 s): in the first 2 s after the image loaded (the loader maps libraries, V8
-//    commits its code space, and the process may not live to its first sample), and when a file was
-//    mapped through the C library since;
+//  - at a tick (every 0.2 s): in the first 2 s after an exec's image loaded (the loader maps libraries,
+//    V8 commits its code space, and the process may not live to its first sample; a process attached to
+//    or forked is past that), and when a file was mapped through the C library since;
 //  - at a sample: when the address-space calls or the virtual size moved (a library the dynamic loader
 //    maps itself, at dlopen, moves the size), and at least every 5 s (V8 commits code pages with
 //    mprotect, which moves neither). The tracer's own read of the sample is used when it made one.
@@ -59,13 +59,14 @@ void StacksExtension::refresh(model::Process& p, Moment moment) {
   if (it == tracked_.end()) return;
   Tracked& t = it->second;
   auto now = std::chrono::steady_clock::now();
+  bool young = t.loaded_at && now - *t.loaded_at < kYoung;
   bool due = false;
   switch (moment) {
     case Moment::kImageLoaded:
       due = true;
       break;
     case Moment::kTick:
-      due = now - t.loaded_at < kYoung || p.events.file_mmap != t.file_mmaps_at_refresh;
+      due = young || p.events.file_mmap != t.file_mmaps_at_refresh;
       break;
     case Moment::kSample:
       due = p.maps_at_sample || p.events.total() != t.events_at_refresh ||
@@ -87,8 +88,10 @@ void StacksExtension::refresh(model::Process& p, Moment moment) {
     js_.scan();
   }
   // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
-  // still be attributed to this live process.
-  (void)t.symbolizer->refresh_perf_map();
+  // still be attributed to this live process. A process without one (most: it takes a node flag) is
+  // looked at again at its samples, and at every tick while young (node writes it as it starts).
+  if (!t.symbolizer->perf_map_absent() || young || moment != Moment::kTick)
+    (void)t.symbolizer->refresh_perf_map();
 }
 
 void StacksExtension::on_image_loaded(model::Trace&, model::Process& p) {

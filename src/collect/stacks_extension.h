@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,9 +52,9 @@ class StacksExtension : public TraceExtension {
     uint64_t file_mmaps_at_refresh = 0;
     uint64_t vm_size_at_refresh = 0;
     std::chrono::steady_clock::time_point refreshed_at;
-    // When its image was loaded: V8 commits its code space then, and a process may live less than a
-    // sample period.
-    std::chrono::steady_clock::time_point loaded_at;
+    // When its image was loaded after an exec: V8 commits its code space then, and a process may live
+    // less than a sample period. None for a process attached to or forked.
+    std::optional<std::chrono::steady_clock::time_point> loaded_at;
     // Whether the image's libraries are mapped (a process attached to, or a child of fork, has them;
     // after exec, once the dynamic loader is done). Reading V8's layout from node's symbols takes a while
     // the first time: done before that, it delays the unwind tables of the libraries the loader maps, and

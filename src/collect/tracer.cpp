@@ -328,6 +328,10 @@ void Tracer::find_unmapped(model::Process& p) {
     return;  // an unmap shrinks the virtual size; a map is an event
   auto maps = proc::read_maps(p.pid());
   if (!maps || maps->empty()) return;  // gone, or a zombie: its model stays as it last was
+  // Read after the maps: the same start time makes them this process's, not those of a later process that
+  // reuses its pid (its exit event lost).
+  auto start = proc::read_start_time_ns(p.pid());
+  if (!start || model::start_time_ns_to_ticks(*start) != p.key().start_time_ticks) return;
   unmap_looks_[p.pid()] = UnmapLook{p.events.total(), p.vm_size_bytes};
   // An mmap whose event is not applied yet is not in the model: it cannot look unmapped. An mremap that
   // moved a mapping, or a brk, before this read and whose event comes after: the model handles both

@@ -150,7 +150,9 @@ Status ProcessSymbolizer::refresh_perf_map() {
 }
 
 Status ProcessSymbolizer::refresh_maps() {
-  if (!same_process_alive()) return make_error(fmt::format("process {} is gone", pid_), ESRCH);
+  // use_maps asks whether the process is still this one, after the read (which makes the read this
+  // process's); a symbolizer of recorded maps never reads that pid's files.
+  if (start_time_ns_ == ~0ull) return make_error(fmt::format("process {} is gone", pid_), ESRCH);
   auto maps = proc::read_maps(pid_);
   if (!maps) return maps.error();
   return use_maps(std::move(*maps));
