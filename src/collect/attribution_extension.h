@@ -16,7 +16,9 @@ struct AttributionOptions {
   double min_interval_s = 2.0;   // smaps is read at most this often per process
   double max_interval_s = 30.0;  // ... and at least this often
   // The share of one CPU the reads may take: the interval grows to read_ms / budget when a read is slow.
-  double cpu_budget = 0.01;
+  // Half a per cent: a node process of 100 MB (a read of about 5 ms) is still read at the 2 s floor, one of
+  // 1 GB (about 50 ms) every 10 s.
+  double cpu_budget = 0.005;
   // A read walks every page table of the process (11 ms at 230 MB), so a process whose resident figures
   // (anonymous, file, shared; live ArrayBuffer bytes) have each moved by less than this since the last read
   // keeps that read's breakdown until max_interval_s: a steady service is not walked every few seconds to
