@@ -304,6 +304,20 @@ bool still_rising_in_steps(const std::vector<SeriesPoint>& pts, const Growth& g,
   return early_rate > 0 && recent_rate > th.plateau_slope_ratio * early_rate;
 }
 
+// A full GC in the recent part frees the old-space garbage the earlier figures held: they drop, and the
+// recent window's fitted slope reads the drop as levelling off. Where the figures from that full GC on
+// rise again at plateau_slope_ratio of the earlier part's pace, what dropped was garbage and the growth
+// goes on: no plateau. (A cache that filled stays level after the full GC.)
+bool rises_again_after_full_gc(const std::vector<GcPoint>& gcs, const Growth& g, const Thresholds& th) {
+  auto last_full = std::find_if(gcs.rbegin(), gcs.rend(), [](const GcPoint& p) { return p.full; });
+  if (last_full == gcs.rend() || last_full->t_s <= g.split_t) return false;
+  std::vector<SeriesPoint> after;
+  for (const auto& p : gcs)
+    if (p.t_s >= last_full->t_s) after.push_back({p.t_s, p.heap_used_after_bytes});
+  if (after.size() < 3 || !(after.back().t_s - after.front().t_s > 0)) return false;
+  return g.early_slope > 0 && theil_sen(after).slope > th.plateau_slope_ratio * g.early_slope;
+}
+
 Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* live_out) {
   const CategoryInput& js = input[Category::js_heap];
   std::vector<GcPoint> gcs = input.js_heap_after_gc;
@@ -411,6 +425,16 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
                             fmt::format(" across only {} GCs, too few to tell a plateau", gcs.size()),
                             confirm_above);
       g = fg;
+    }
+  }
+  if (!confirmed && !decided) {
+    Growth lg = judge(env, false, jt);
+    if (lg.enough && lg.grows && lg.levelled && rises_again_after_full_gc(gcs, lg, th)) {
+      decided =
+          unconfirmed(Category::js_heap, Basis::after_gc, lg, js, th,
+                      note + "; the full GC near the end freed garbage, and the figures after it rise again",
+                      confirm_above);
+      g = lg;
     }
   }
   if (decided) {

@@ -835,6 +835,38 @@ TEST(NodeRecordings, SlowLeakInALargeHeapIsUnconfirmedUntilAFullGcProvesIt) {
   expect_possible_figures(vs);
 }
 
+// The same slow leak when V8 runs a full GC late in the window (a loaded machine, or V8's memory reducer,
+// may): the full GC frees the promoted garbage, the figures drop by it, and the recent window's slope reads
+// the drop as levelling off. The figures after it rise again at the leak's pace: growth, not a plateau.
+TEST(NodeRecordings, SlowLeakWhoseFiguresDropAtALateFullGcAndRiseAgainIsNoPlateau) {
+  Recording r = load("node20_large_heap_slow.series");
+  constexpr double kFullAt = 121, kGarbage = 12 * MB;
+  std::optional<GcPoint> full;
+  for (auto& g : r.gcs) {
+    if (g.t_s < kFullAt) continue;
+    if (!full) {
+      full = g;
+      full->full = true;
+      full->t_s -= 0.01;
+    }
+    g.heap_used_after_bytes -= kGarbage;
+  }
+  ASSERT_TRUE(full.has_value());
+  full->heap_used_after_bytes -= kGarbage;
+  r.gcs.insert(std::find_if(r.gcs.begin(), r.gcs.end(), [&](const GcPoint& g) { return g.t_s >= full->t_s; }),
+               *full);
+  auto vs = judged_between(r, 76, 136, 2);
+  const Verdict* v = find(vs, Category::js_heap);
+  ASSERT_NE(v, nullptr) << dump(vs);
+  EXPECT_THAT(v->kind, ::testing::AnyOf(VerdictKind::growth_unconfirmed, VerdictKind::leak_suspected))
+      << dump(vs);
+  // Nor does the RSS grow into something that is not live.
+  const Verdict* rss = find(vs, Category::rss);
+  ASSERT_NE(rss, nullptr) << dump(vs);
+  EXPECT_NE(rss->kind, VerdictKind::retained_not_leak) << dump(vs);
+  expect_possible_figures(vs);
+}
+
 // Its healthy twin (--healthy): each record is kept 30 s, promoted, and dropped, so old space fills with
 // garbage at the same rate; the full GC at 83 s finds 334 MB after scavenges showed 354 MB. Never a leak,
 // from any start.
