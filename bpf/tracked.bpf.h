@@ -57,7 +57,7 @@ static __always_inline __s32 slot_stack_id(void* ctx, __u64 return_slot, __u64 r
 // growth rate of the CPU's last window so that stack walks stay near growth_stacks_per_s per CPU however
 // fast a process maps memory: each walk costs the traced thread about 10-15 us.
 const volatile __u32 growth_stack_bytes = 0;
-const volatile __u32 growth_stacks_per_s = 400;
+const volatile __u32 growth_stacks_per_s = 100;
 #define ML_GROWTH_WINDOW_NS 100000000ull  // 100 ms
 #define ML_GROWTH_EVERY_MAX (1u << 30)
 
