@@ -100,13 +100,19 @@ TEST(AddressSpace, MremapMovesAndResizes) {
   EXPECT_EQ(ms[0].stack_id, 3);  // still the creator's
 }
 
-TEST(AddressSpace, BrkGrowsAndShrinksTheHeap) {
-  AddressSpace as;
+// The brk heap as /proc/PID/maps lists it.
+proc::MapEntry heap_entry(uint64_t start, uint64_t pages) {
   proc::MapEntry heap;
-  heap.start = 0x600000;
-  heap.end = 0x600000 + 33 * kPage;
+  heap.start = start;
+  heap.end = start + pages * kPage;
   heap.read = heap.write = true;
   heap.path = "[heap]";
+  return heap;
+}
+
+TEST(AddressSpace, BrkGrowsAndShrinksTheHeap) {
+  AddressSpace as;
+  proc::MapEntry heap = heap_entry(0x600000, 33);
   as.seed({heap}, 1);
   ASSERT_EQ(as.mappings()[0].origin, Origin::kBrk);
   EXPECT_EQ(as.set_brk(heap.end + 10 * kPage, 2), 10 * kPage);
@@ -119,11 +125,7 @@ TEST(AddressSpace, BrkGrowsAndShrinksTheHeap) {
 
 TEST(AddressSpace, BrkFollowsTheHeapThroughUnmapsRemapsAndSeeds) {
   AddressSpace as;
-  proc::MapEntry heap;
-  heap.start = 0x600000;
-  heap.end = 0x600000 + 16 * kPage;
-  heap.read = heap.write = true;
-  heap.path = "[heap]";
+  proc::MapEntry heap = heap_entry(0x600000, 16);
   as.seed({heap}, 1);
   EXPECT_EQ(as.set_brk(heap.end + kPage, 2), kPage);  // found, then remembered
   // Its head unmapped: the rest (split off, still "[heap]") is the heap now.
@@ -135,9 +137,7 @@ TEST(AddressSpace, BrkFollowsTheHeapThroughUnmapsRemapsAndSeeds) {
   EXPECT_EQ(as.set_brk(heap.end + 8 * kPage, 4), 0u);
   EXPECT_EQ(as.size(), 0u);
   // A new image's heap, from a seed: found again.
-  proc::MapEntry other = heap;
-  other.start = 0x900000;
-  other.end = 0x900000 + 2 * kPage;
+  proc::MapEntry other = heap_entry(0x900000, 2);
   as.seed({other}, 5);
   EXPECT_EQ(as.set_brk(other.end + kPage, 6), kPage);
   // Moved by mremap (its path goes with it): the brk follows it to its new place.
