@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <span>
 
 #include "analyze/growth.h"
@@ -305,15 +306,22 @@ bool still_rising_in_steps(const std::vector<SeriesPoint>& pts, const Growth& g,
 }
 
 // A full GC in the recent part frees the old-space garbage the earlier figures held: they drop, and the
-// recent window's fitted slope reads the drop as levelling off. Where the figures from that full GC on
-// rise again at plateau_slope_ratio of the earlier part's pace, what dropped was garbage and the growth
-// goes on: no plateau. (A cache that filled stays level after the full GC.)
+// recent window's fitted slope reads the drop as levelling off. The growth goes on, not levels off, when
+// both hold:
+//  - the full GC found more live than the lowest figure before it in the window, by the growth that counts
+//    (garbage cannot raise a full GC's figure: live objects grew). Old space filling with garbage, or a
+//    cache at its bound evicting into it, drops back to where it was;
+//  - the figures from that full GC on rise again at plateau_slope_ratio of the earlier part's pace.
 bool rises_again_after_full_gc(const std::vector<GcPoint>& gcs, const Growth& g, const Thresholds& th) {
   auto last_full = std::find_if(gcs.rbegin(), gcs.rend(), [](const GcPoint& p) { return p.full; });
   if (last_full == gcs.rend() || last_full->t_s <= g.split_t) return false;
+  double lowest_before = std::numeric_limits<double>::infinity();
   std::vector<SeriesPoint> after;
-  for (const auto& p : gcs)
+  for (const auto& p : gcs) {
+    if (p.t_s < last_full->t_s) lowest_before = std::min(lowest_before, p.heap_used_after_bytes);
     if (p.t_s >= last_full->t_s) after.push_back({p.t_s, p.heap_used_after_bytes});
+  }
+  if (!(last_full->heap_used_after_bytes >= lowest_before + g.threshold)) return false;
   if (after.size() < 3 || !(after.back().t_s - after.front().t_s > 0)) return false;
   return g.early_slope > 0 && theil_sen(after).slope > th.plateau_slope_ratio * g.early_slope;
 }
@@ -430,10 +438,11 @@ Verdict judge_js_heap(const AnalysisInput& input, const Thresholds& th, Growth* 
   if (!confirmed && !decided) {
     Growth lg = judge(env, false, jt);
     if (lg.enough && lg.grows && lg.levelled && rises_again_after_full_gc(gcs, lg, th)) {
-      decided =
-          unconfirmed(Category::js_heap, Basis::after_gc, lg, js, th,
-                      note + "; the full GC near the end freed garbage, and the figures after it rise again",
-                      confirm_above);
+      decided = unconfirmed(Category::js_heap, Basis::after_gc, lg, js, th,
+                            note +
+                                "; the full GC near the end found live objects grown, freed garbage, and the "
+                                "figures after it rise again",
+                            confirm_above);
       g = lg;
     }
   }

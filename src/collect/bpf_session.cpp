@@ -448,9 +448,12 @@ std::vector<std::pair<int32_t, ml_js_frames>> BpfSession::new_js_stacks(
   std::vector<std::pair<int32_t, ml_js_frames>> out;
   int fd = bpf_map__fd(skel_->maps.ml_js_frames);
   auto take = [&](__u32 key) {
-    if (!seen.insert(static_cast<int32_t>(key)).second) return;
+    if (seen.count(static_cast<int32_t>(key))) return;
     ml_js_frames frames{};
-    if (bpf_map_lookup_elem(fd, &key, &frames) == 0) out.emplace_back(static_cast<int32_t>(key), frames);
+    if (bpf_map_lookup_elem(fd, &key, &frames) != 0)
+      return;  // pruned since: not seen, named if it comes back
+    seen.insert(static_cast<int32_t>(key));
+    out.emplace_back(static_cast<int32_t>(key), frames);
   };
   // The kernel side announces each new stack in ml_js_new. Having held as many as it can (it may have
   // refused some since), the queue sends us through the whole table once.

@@ -140,7 +140,7 @@ uint64_t AddressSpace::set_brk(uint64_t new_end, uint64_t now_ns) {
   Mapping& m = it->second;
   if (new_end <= m.start) {
     by_start_.erase(it);
-    heap_start_.reset();
+    heap_known_ = false;  // a piece split off it earlier, if any, is the heap now
     return 0;
   }
   uint64_t old_end = m.end;

@@ -84,7 +84,7 @@ class AddressSpace {
   void split_at(uint64_t at);
   // The brk heap's entry (the first "[heap]" mapping by address), found once and checked on use: a brk
   // event does not walk every mapping. heap_known_ false: not looked for since the mappings changed in a
-  // way that may have made one (a seed, a map of a heap range).
+  // way that may have made one (a seed, a map of a heap range, a brk below the heap that removed it).
   std::map<uint64_t, Mapping>::iterator heap();
   std::map<uint64_t, Mapping> by_start_;
   std::optional<uint64_t> heap_start_;
