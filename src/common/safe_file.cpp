@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 namespace memlens {
@@ -83,21 +84,20 @@ Result<OpenedFile> open_regular_file(const std::string& path) {
 
 Result<BoundedRead> read_bounded(int fd, size_t max_bytes) {
   BoundedRead out;
-  size_t chunk = 64 << 10;
+  // Through a buffer left uninitialized, appended: growing the string first would clear each chunk
+  // before the read overwrites it, and most reads here are of /proc files of a few hundred bytes, read
+  // at every sample. 64 KiB a read: a large /proc file (smaps) is rendered afresh at every read call.
+  constexpr size_t kChunk = 64 << 10;
+  std::unique_ptr<char[]> chunk(new char[kChunk]);
   while (out.data.size() < max_bytes) {
-    size_t want = std::min(chunk, max_bytes - out.data.size());
-    size_t old = out.data.size();
-    out.data.resize(old + want);
-    ssize_t n = ::read(fd, out.data.data() + old, want);
+    size_t want = std::min(kChunk, max_bytes - out.data.size());
+    ssize_t n = ::read(fd, chunk.get(), want);
     if (n < 0) {
-      if (errno == EINTR) {
-        out.data.resize(old);
-        continue;
-      }
+      if (errno == EINTR) continue;
       return errno_error("read failed");
     }
-    out.data.resize(old + static_cast<size_t>(n));
     if (n == 0) return out;
+    out.data.append(chunk.get(), static_cast<size_t>(n));
   }
   char probe;
   ssize_t n = ::read(fd, &probe, 1);
