@@ -190,13 +190,15 @@ class AttributionExtension final : public TraceExtension {
   bool measure(model::Process& p, double t_s, std::optional<uint64_t> array_buffers) {
     auto& st = p.attribution;
     double t0 = (monotonic_s() * 1e3);
-    auto smaps = proc::read_smaps(p.pid());
+    auto read = proc::read_resident(p.pid());
     double ms = (monotonic_s() * 1e3) - t0;
-    // A process that has exited (or a zombie, whose smaps is empty) keeps its last measurement.
-    if (!smaps || smaps->empty()) {
+    // A process that has exited (or a zombie, whose maps are empty) keeps its last measurement.
+    if (!read || read->entries.empty()) {
       ++st.read_failures;
       return false;
     }
+    const std::vector<proc::SmapsEntry>* smaps = &read->entries;
+    st.read_by_scan = read->by_scan;
     ++st.reads;
     st.read_ms_total += ms;
     st.read_ms_max = std::max(st.read_ms_max, ms);
@@ -207,7 +209,7 @@ class AttributionExtension final : public TraceExtension {
     for (const auto& e : *smaps) maps.push_back(e.map);
     bool node_exe = p.v8.probed || model::looks_like_node(p.exe);
     model::AttributionInput in;
-    in.smaps = &*smaps;
+    in.smaps = smaps;
     in.model = &p.address_space;
     in.code = model::CodeRanges::from_maps(maps, p.exe, node_exe);
     in.v8_host = node_exe || !in.code.v8_host.empty();

@@ -69,7 +69,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomKill, at_s, scope, limit_byte
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OomCounters, cgroup, host)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AttributionState, last, last_at_s, last_process_age_s,
                                                 final_read, reads, reads_skipped_unchanged, read_failures,
-                                                read_ms_total, read_ms_max, interval_s, limits,
+                                                read_ms_total, read_ms_max, interval_s, read_by_scan, limits,
                                                 oom_counters_before, oom_kill)
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JsFrame, function, url, line, column)

@@ -191,6 +191,8 @@ struct AttributionState {
   double read_ms_total = 0;
   double read_ms_max = 0;
   double interval_s = 0;  // current interval between smaps reads (adapts to their cost)
+  // The resident bytes of the mappings came from maps and PAGEMAP_SCAN (proc::read_resident), not smaps.
+  bool read_by_scan = false;
   ProcessLimits limits;
   // The OOM-kill counters of a sample that a later sample found the process alive and not dying after: they
   // hold no kill of it (the kernel counts an OOM kill a moment before it sends its SIGKILL).

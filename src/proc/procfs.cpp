@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <filesystem>
 
 #include "common/safe_file.h"
+#include "proc/page_scan.h"
 
 namespace memlens::proc {
 
@@ -280,29 +282,63 @@ std::optional<std::string> live_thread_dir(pid_t pid) {
 }
 
 // /proc/PID/<file> with the process's memory figures; for a dead leader, the same file of a live thread.
-// marker: what the file holds only while there is an address space (null: any content).
-Result<std::string> read_memory_file(pid_t pid, const char* file, size_t max_bytes, const char* marker) {
-  auto text = read_text_file(fmt::format("/proc/{}/{}", pid, file), max_bytes);
+// marker: what the file holds only while there is an address space (null: any content). dir: the
+// directory it was read from.
+struct MemoryFile {
+  std::string text, dir;
+};
+Result<MemoryFile> read_memory_file(pid_t pid, const char* file, size_t max_bytes, const char* marker) {
+  std::string dir = fmt::format("/proc/{}", pid);
+  auto text = read_text_file(dir + "/" + file, max_bytes);
   if (!text) return proc_error(pid, file, text.error());
   bool has_memory = marker ? text->find(marker) != std::string::npos : !text->empty();
-  if (has_memory) return text;
-  if (auto dir = live_thread_dir(pid))
-    if (auto alt = read_text_file(*dir + "/" + file, max_bytes)) return alt;
-  return text;
+  if (has_memory) return MemoryFile{std::move(*text), std::move(dir)};
+  if (auto live = live_thread_dir(pid))
+    if (auto alt = read_text_file(*live + "/" + file, max_bytes)) return MemoryFile{std::move(*alt), *live};
+  return MemoryFile{std::move(*text), std::move(dir)};
 }
 
 }  // namespace
 
 Result<std::vector<MapEntry>> read_maps(pid_t pid) {
-  auto text = read_memory_file(pid, "maps", 64 << 20, nullptr);
-  if (!text) return text.error();
-  return parse_maps(*text);
+  auto f = read_memory_file(pid, "maps", 64 << 20, nullptr);
+  if (!f) return f.error();
+  return parse_maps(f->text);
 }
 
 Result<std::vector<SmapsEntry>> read_smaps(pid_t pid) {
-  auto text = read_memory_file(pid, "smaps", 256 << 20, nullptr);
-  if (!text) return text.error();
-  return parse_smaps(*text);
+  auto f = read_memory_file(pid, "smaps", 256 << 20, nullptr);
+  if (!f) return f.error();
+  return parse_smaps(f->text);
+}
+
+Result<ResidentRead> read_resident(pid_t pid) {
+  // Once the kernel has answered that it has no PAGEMAP_SCAN, smaps at once.
+  static std::atomic<bool> no_scan{false};
+  if (!no_scan.load(std::memory_order_relaxed)) {
+    auto f = read_memory_file(pid, "maps", 64 << 20, nullptr);
+    if (!f) return f.error();
+    std::vector<MapEntry> maps = parse_maps(f->text);
+    // The address space's user half: [vsyscall] lies above it, where the scan refuses to look (it has
+    // nothing resident of the process's own).
+    uint64_t start = 0, end = 0;
+    for (const auto& m : maps) {
+      if (m.path == "[vsyscall]") continue;
+      if (end == 0) start = m.start;
+      end = std::max(end, m.end);
+    }
+    if (end == 0) return ResidentRead{resident_by_mapping(std::move(maps), {}), true};
+    UniqueFd fd(::open((f->dir + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return proc_error(pid, "pagemap", errno_error("cannot open"));
+    auto present = scan_present(fd.get(), start, end);
+    if (present) return ResidentRead{resident_by_mapping(std::move(maps), *present), true};
+    if (present.error().errno_value != ENOTTY && present.error().errno_value != EINVAL)
+      return proc_error(pid, "pagemap", present.error());
+    no_scan.store(true, std::memory_order_relaxed);
+  }
+  auto smaps = read_smaps(pid);
+  if (!smaps) return smaps.error();
+  return ResidentRead{std::move(*smaps), false};
 }
 
 Result<uint64_t> resident_bytes(pid_t pid, uint64_t start, uint64_t end) {
@@ -325,7 +361,7 @@ Result<uint64_t> resident_bytes(pid_t pid, uint64_t start, uint64_t end) {
 Result<Status> read_status(pid_t pid) {
   auto text = read_memory_file(pid, "status", 4 << 20, "VmRSS:");
   if (!text) return text.error();
-  auto s = parse_status(*text);
+  auto s = parse_status(text->text);
   if (!s) return make_error(fmt::format("cannot parse /proc/{}/status", pid), EINVAL);
   return *s;
 }

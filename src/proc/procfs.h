@@ -79,6 +79,13 @@ std::optional<Stat> parse_stat(std::string_view text);
 // Reading a live process. Errors say whether the process is gone (ESRCH/ENOENT).
 Result<std::vector<MapEntry>> read_maps(pid_t pid);
 Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);
+// Each mapping with its resident bytes, smaps's Rss: through /proc/PID/maps and PAGEMAP_SCAN where the
+// kernel has it (proc/page_scan.h; only map and rss are set then), else smaps itself. by_scan: which.
+struct ResidentRead {
+  std::vector<SmapsEntry> entries;
+  bool by_scan = false;
+};
+Result<ResidentRead> read_resident(pid_t pid);
 Result<Status> read_status(pid_t pid);
 Result<Stat> read_stat(pid_t pid);
 Result<std::vector<std::string>> read_cmdline(pid_t pid);

@@ -20,7 +20,7 @@ nlohmann::json breakdown_section(const model::Process& p) {
     by_basis[std::string(model::basis_name(static_cast<model::Basis>(i)))] = r.breakdown.bytes_by_basis[i];
   // Details live in a nested object so that every number at the top level is a category's bytes.
   nlohmann::json m = {
-      {"source", "smaps"},
+      {"source", st.read_by_scan ? "pagemap_scan" : "smaps"},
       {"rss_bytes", r.rss_bytes},
       {"smaps_rss_bytes", r.breakdown.smaps_rss_bytes},
       {"overshoot_bytes", r.overshoot_bytes},
@@ -42,7 +42,9 @@ nlohmann::json breakdown_section(const model::Process& p) {
   if (exited_since && p.exited_at_s) m["before_exit_s"] = std::max(0.0, *p.exited_at_s - st.last_at_s);
   if (r.overshoot_bytes > 0)
     m["note"] =
-        "the categories exceed the RSS by overshoot_bytes (smaps and the RSS counters were read at different "
+        "the categories exceed the RSS by overshoot_bytes (the mappings' resident bytes and the RSS counters "
+        "were "
+        "read at different "
         "moments); unexplained_bytes is clamped to 0";
   j["method"] = std::move(m);
   return j;
