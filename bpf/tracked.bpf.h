@@ -55,9 +55,9 @@ static __always_inline __s32 slot_stack_id(void* ctx, __u64 return_slot, __u64 r
 // stack by the inverse (model/growth_sampling.h), so the profile's totals stay unbiased. `every` is at
 // least growth_stack_bytes (set by userspace before load; 0: every call's stack), and rises with the
 // growth rate of the CPU's last window so that stack walks stay near growth_stacks_per_s per CPU however
-// fast a process maps memory: each walk costs the traced thread about 10-15 us.
+// fast a process maps memory: each walk costs the traced thread about 30 us (unwind tables, JS frames).
 const volatile __u32 growth_stack_bytes = 0;
-const volatile __u32 growth_stacks_per_s = 100;
+const volatile __u32 growth_stacks_per_s = 50;
 #define ML_GROWTH_WINDOW_NS 100000000ull  // 100 ms
 #define ML_GROWTH_EVERY_MAX (1u << 30)
 

@@ -43,11 +43,15 @@ static __always_inline struct ml_v8_counters* v8_counters(void) {
 }
 
 // Per thread (each isolate collects on its own thread, so a worker's GCs are weighed apart from the main
-// thread's): when its latest young-generation GC stack was walked, and its GCs since without a stack of
-// their own. LRU: an exited thread's entry is evicted.
-struct ml_v8_gc_sampling {
+// thread's) and per kind (a full GC frees far more than a scavenge: one stands only for its own kind):
+// when its latest GC stack of the kind was walked, and its GCs of the kind since without a stack of their
+// own. LRU: an exited thread's entry is evicted.
+struct ml_v8_gc_clock {
   __u64 stacked_ns;
   __u64 unstacked;
+};
+struct ml_v8_gc_sampling {
+  struct ml_v8_gc_clock young, full;
 };
 
 struct {
@@ -57,14 +61,14 @@ struct {
   __type(value, struct ml_v8_gc_sampling);
 } ml_v8_gc_sampling SEC(".maps");
 
-// Whether this GC's trigger stack is walked (its weight: the GCs it stands for, ML_V8_GC_STACK_GAP_NS), 0
-// when it is not. *s: the thread's sampling state to give the weight back to if the walk fails.
+// Whether this GC's trigger stack is walked (its weight: the GCs of its kind it stands for,
+// ML_V8_GC_STACK_GAP_NS and ML_V8_GC_FULL_STACK_GAP_NS), 0 when it is not. *s: the thread's clock for the
+// GC's kind, to give the weight back to if the walk fails.
 static __always_inline __u32 v8_gc_stack_weight(__u32 tid, __u32 kind, __u32 flags, __u64 now,
-                                                struct ml_v8_gc_sampling** s) {
+                                                struct ml_v8_gc_clock** s) {
   *s = 0;
   if (!capture_stacks) return 0;
   bool full = (flags & ML_V8_GC_USDT) ? (kind & 4) != 0 : kind == 1;
-  if (full) return 1;
   struct ml_v8_gc_sampling* st = bpf_map_lookup_elem(&ml_v8_gc_sampling, &tid);
   if (!st) {
     struct ml_v8_gc_sampling fresh = {};
@@ -72,14 +76,15 @@ static __always_inline __u32 v8_gc_stack_weight(__u32 tid, __u32 kind, __u32 fla
     st = bpf_map_lookup_elem(&ml_v8_gc_sampling, &tid);
     if (!st) return 1;  // no state to sample with: this GC's own stack
   }
-  *s = st;
-  if (st->stacked_ns && now - st->stacked_ns < ML_V8_GC_STACK_GAP_NS) {
-    st->unstacked += 1;
+  struct ml_v8_gc_clock* c = full ? &st->full : &st->young;
+  *s = c;
+  if (c->stacked_ns && now - c->stacked_ns < (full ? ML_V8_GC_FULL_STACK_GAP_NS : ML_V8_GC_STACK_GAP_NS)) {
+    c->unstacked += 1;
     return 0;
   }
-  st->stacked_ns = now;
-  __u64 weight = st->unstacked + 1;
-  st->unstacked = 0;
+  c->stacked_ns = now;
+  __u64 weight = c->unstacked + 1;
+  c->unstacked = 0;
   return weight > 0xffffffffull ? 0xffffffffu : (__u32)weight;
 }
 
@@ -94,7 +99,7 @@ static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool 
     return 0;
   }
   __u64 now = bpf_ktime_get_boot_ns();
-  struct ml_v8_gc_sampling* sampling;
+  struct ml_v8_gc_clock* sampling;
   __u32 weight = v8_gc_stack_weight(tid, kind, flags, now, &sampling);
   __s32 stack_id = weight ? user_stack_id(ctx, at_entry) : -1;
   struct ml_v8_gc_pending n = {.start_ns = now,
@@ -105,7 +110,7 @@ static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool 
   bool remembered = bpf_map_update_elem(&ml_v8_gc_pending, &tid, &n, BPF_ANY) == 0;
   if (!remembered) __sync_fetch_and_add(&c->gc_pending_full, 1);
   // A walk that failed (counted as a lost stack) or a GC that cannot be remembered: the GCs the stack was
-  // to stand for go to the thread's next young-generation GC, which walks again.
+  // to stand for go to the thread's next GC of the kind, which walks again.
   if (sampling && weight && (stack_id < 0 || !remembered)) {
     sampling->unstacked += weight;
     sampling->stacked_ns = 0;

@@ -118,8 +118,12 @@ ML_STATIC_ASSERT(sizeof(struct ml_proc_event) == 80, "ml_proc_event size");
 // The trigger stack of a young-generation GC is walked for at most one GC of a thread (an isolate) in this
 // long: a server scavenges a hundred times a second, and the walk costs more than the rest of the GC's
 // probes together. The stacked GC stands for itself and the thread's unstacked ones since the last
-// (stack_weight). Full GCs, a few a minute, always have their stack.
-#define ML_V8_GC_STACK_GAP_NS 50000000ull
+// (stack_weight): at most 5 walks a second a thread, the gc_triggers profile's resolution in time.
+#define ML_V8_GC_STACK_GAP_NS 200000000ull
+// The same for full GCs (mark-compact), on their own clock and weights: a few a minute in a service, each
+// with its own stack; an allocation storm can force several a second, each walk of their deep stacks
+// costing close to 0.1 ms.
+#define ML_V8_GC_FULL_STACK_GAP_NS 1000000000ull
 struct ml_v8_event {
   struct ml_event_header h;      // ts_ns: end of the GC
   __u64 start_ns;                // CLOCK_BOOTTIME at its start: pause = h.ts_ns - start_ns

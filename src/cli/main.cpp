@@ -96,7 +96,7 @@ void add_trace_options(CLI::App* cmd, TraceOptions& o, const std::string& out_di
          "--mmap-sample-bytes", o.mmap_sample_bytes,
          "With stacks: keep the user stack of one address-space call (mmap, brk, mremap that grows) per "
          "this many bytes of growth on average, at least (more while a process maps memory fast: about "
-         "100 stacks a second per CPU at most); a call this large or larger always has its stack, a "
+         "50 stacks a second per CPU at most); a call this large or larger always has its stack, a "
          "smaller one with the chance bytes/this, weighed by the inverse in mmap_growth (an unbiased "
          "estimate). 0: every call's stack (a stack walk per call). The counts of calls and the address "
          "space are exact either way")

@@ -363,7 +363,8 @@ void apply_gc_event(const model::Trace& trace, model::Process& p, const GcEvent&
   }
   model::record_gc(p.v8, g);
   // What was running when the GC was triggered; its weight in bytes is what the GC freed, when known. A
-  // young-generation GC's stack is sampled (ML_V8_GC_STACK_GAP_NS) and stands for stack_weight GCs.
+  // GC's stack is sampled (ML_V8_GC_STACK_GAP_NS, ML_V8_GC_FULL_STACK_GAP_NS) and stands for stack_weight
+  // GCs of its kind.
   if (e.stack_id >= 0) {
     auto& w = p.stacks[model::stack_kind::kGcTriggers][e.stack_id];
     const int64_t weight = e.stack_weight;

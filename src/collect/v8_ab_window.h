@@ -1,10 +1,12 @@
 // When one process's ArrayBuffer sampling windows open and close (docs/v8-probes.md). Pure timing: the V8
 // extension attaches and detaches the window's probes as this says.
 //
-// While a window is open every allocation is a breakpoint trap (about 18 us here, 25 us with its stack), so
-// a window ends after kWindowAllocations allocations or its time, whichever comes first: at most ~6 ms of
-// traps per window in Buffer-heavy code, where a 200 ms window alone would cost almost 200 ms. Its end
-// costs as much again: detaching takes the kernel 40 to 100 ms, and allocations trap until then. Windows
+// While a window is open every allocation is a breakpoint trap (about 7 us here, 30 us with its stack), so
+// a window ends after kWindowAllocations allocations or its time, whichever comes first: at most ~2 ms of
+// traps per window in Buffer-heavy code, where a 200 ms window alone would cost almost 200 ms. 64 stacks
+// every 5 s is about 770 a minute: enough to rank the sites that allocate backing stores, and the walks
+// were the largest part of memlens's kernel work on the allocation benchmark at 256 (docs/benchmarks.md). Its
+// end costs as much again: detaching takes the kernel 40 to 100 ms, and allocations trap until then. Windows
 // that sample stacks: every 5 s. Windows that only look for the allocators of new worker threads: every
 // 10 s, closed at the first allocation seen.
 #pragma once
@@ -16,7 +18,7 @@ namespace memlens::collect {
 class AbWindow {
  public:
   static constexpr uint64_t kMsNs = 1000000;
-  static constexpr uint32_t kWindowAllocations = 256;
+  static constexpr uint32_t kWindowAllocations = 64;
   static constexpr uint64_t kStackWindowNs = 200 * kMsNs, kStackWindowPeriodNs = 5000 * kMsNs;
   static constexpr uint64_t kFindWindowNs = 100 * kMsNs, kFindWindowPeriodNs = 10000 * kMsNs;
 

@@ -45,8 +45,9 @@ struct V8State {
   std::string holder_path;   // the ELF object holding V8 (node or libnode.so), as the process sees it
   std::vector<GcEvent> gcs;  // add with record_gc
   GcTotals gcs_thinned;
-  // GC trigger stacks kept (gc_triggers profile) and the GCs they stand for: a young-generation GC's stack
-  // is sampled, at most one per ML_V8_GC_STACK_GAP_NS a process, and weighs the GCs since the last.
+  // GC trigger stacks kept (gc_triggers profile) and the GCs they stand for: a GC's stack is sampled, at
+  // most one per ML_V8_GC_STACK_GAP_NS (full GCs: ML_V8_GC_FULL_STACK_GAP_NS) a thread, and weighs the
+  // GCs of its kind since the last.
   uint64_t trigger_stacks = 0, trigger_stack_gcs = 0;
   bool thin_gcs = true;          // false: the owner bounds `gcs` itself (serve counts, then keeps the last)
   uint64_t gc_stride = 1;        // GCs other than full GCs are kept one in this many

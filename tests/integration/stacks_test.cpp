@@ -4,8 +4,8 @@
 // metadata by default, from V8's perf map with --perf-map):
 //  - that function must be on the stacks of the array_buffers profile (sampled in windows by the V8
 //    capability) and of the page_faults profile;
-//  - gc_triggers accounts for every GC memlens saw: young-generation GCs' stacks sampled and weighed by the
-//    GCs they stand for (minus the last 50 ms, and stack captures the kernel reported lost);
+//  - gc_triggers accounts for every GC memlens saw: GCs' stacks sampled and weighed by the GCs of their kind
+//    they stand for (minus each kind's last gap, and stack captures the kernel reported lost);
 //  - every <kind>.pb.gz, decoded by pprof-format (tests/html/pprof-summary.js), has sample totals equal
 //    to report.json's profiles[].totals, and every <kind>.folded sums to the total of the first sample type;
 //  - report.html loads in headless Chromium without console errors, with one flame graph per profile whose
@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "memlens/abi.h"
 #include "support/harness.h"
 
 namespace memlens::testing {
@@ -134,31 +135,39 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
     EXPECT_GT(under, 0.5 * all) << "bytes under " << kFunction << ": " << under << " of " << all;
   }
 
-  // The GC trigger stacks account for every GC: a young-generation GC's stack is sampled, at most one per
-  // 50 ms of a thread (ML_V8_GC_STACK_GAP_NS), weighing the GCs since the thread's last stacked one; a full
-  // GC has its own. Short of gc.count only by the young GCs after the last stacked one (within 50 ms of the
-  // last young GC) and by stack captures the kernel could not make (counted as lost; a lost capture's GCs
-  // go to the next young GC's stack, so only the last one's can be missing).
+  // The GC trigger stacks account for every GC: a GC's stack is sampled, at most one per
+  // ML_V8_GC_STACK_GAP_NS of a thread for young-generation GCs and one per ML_V8_GC_FULL_STACK_GAP_NS for
+  // full GCs, weighing the GCs of its kind since the thread's last stacked one. Short of gc.count only by
+  // the GCs of each kind after its last stacked one (within the gap of the kind's last GC) and by stack
+  // captures the kernel could not make (counted as lost; a lost capture's GCs go to the next stack of
+  // the kind, so only the last one's can be missing).
   int64_t gcs = (*proc)["gc"]["count"].get<int64_t>();
   int64_t triggers = profiles["gc_triggers"]["totals"]["count"].get<int64_t>();
   int64_t lost = report["loss"]["stacks_lost"].get<int64_t>();
   ASSERT_GT(gcs, 0);
   const json& gc_events = (*proc)["gc"]["events"];
   ASSERT_EQ(gc_events.size(), static_cast<size_t>(gcs)) << "no GC thinned out in a short trace";
-  std::vector<double> young;
+  std::vector<double> young, full;
   for (const auto& g : gc_events)
-    if (g["kind"] != "mark_compact") young.push_back(g["t_s"].get<double>());
-  std::sort(young.begin(), young.end());
-  int64_t tail = 0, densest = 0;
-  for (size_t i = 0, j = 0; i < young.size(); ++i) {
-    while (young[i] - young[j] > 0.05) ++j;
-    densest = std::max<int64_t>(densest, static_cast<int64_t>(i - j + 1));
-    if (young.back() - young[i] <= 0.05) ++tail;
-  }
+    (g["kind"] == "mark_compact" ? full : young).push_back(g["t_s"].get<double>());
+  const double gap_s = ML_V8_GC_STACK_GAP_NS / 1e9, full_gap_s = ML_V8_GC_FULL_STACK_GAP_NS / 1e9;
+  // The GCs of one kind within its gap of the last (the tail), and the most within one gap (densest).
+  auto unstacked_at_most = [](std::vector<double> t, double gap, int64_t& tail, int64_t& densest) {
+    std::sort(t.begin(), t.end());
+    for (size_t i = 0, j = 0; i < t.size(); ++i) {
+      while (t[i] - t[j] > gap) ++j;
+      densest = std::max<int64_t>(densest, static_cast<int64_t>(i - j + 1));
+      if (t.back() - t[i] <= gap) ++tail;
+    }
+  };
+  int64_t tail = 0, densest = 0, full_tail = 0, full_densest = 0;
+  unstacked_at_most(young, gap_s, tail, densest);
+  unstacked_at_most(full, full_gap_s, full_tail, full_densest);
   EXPECT_LE(triggers, gcs);
-  EXPECT_GE(triggers + tail + (lost > 0 ? densest : 0), gcs)
-      << "tail " << tail << ", lost " << lost << ", at most " << densest << " young GCs in 50 ms";
-  // This scenario scavenges far more often than every 50 ms: sampling left GCs out, and the report says so
+  EXPECT_GE(triggers + tail + full_tail + (lost > 0 ? densest + full_densest : 0), gcs)
+      << "tail " << tail << " young and " << full_tail << " full, lost " << lost << ", at most " << densest
+      << " young GCs in " << gap_s << " s, " << full_densest << " full GCs in " << full_gap_s << " s";
+  // This scenario scavenges far more often than once a gap: sampling left GCs out, and the report says so
   // with the counts the profile has.
   ASSERT_GT(densest, 2) << "the scenario no longer scavenges densely: it does not test the sampling";
   ASSERT_TRUE((*proc)["gc"].contains("trigger_stacks")) << (*proc)["gc"].dump().substr(0, 400);
