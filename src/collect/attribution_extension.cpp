@@ -190,7 +190,8 @@ class AttributionExtension final : public TraceExtension {
   bool measure(model::Process& p, double t_s, std::optional<uint64_t> array_buffers) {
     auto& st = p.attribution;
     double t0 = (monotonic_s() * 1e3);
-    auto read = proc::read_resident(p.pid());
+    // The sample's own read of the maps, when the tracer made one (the look for unmapped ranges).
+    auto read = proc::read_resident(p.pid(), p.maps_at_sample.get());
     double ms = (monotonic_s() * 1e3) - t0;
     // A process that has exited (or a zombie, whose maps are empty) keeps its last measurement.
     if (!read || read->entries.empty()) {

@@ -48,7 +48,9 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
 // code ranges, and not at every tick:
 //  - at a tick (every 0.2 s): in the first 2 s after an exec's image loaded (the loader maps libraries,
 //    V8 commits its code space, and the process may not live to its first sample; a process attached to
-//    or forked is past that), and when a file was mapped through the C library since;
+//    or forked is past that), at 0.2, 0.4, 0.8 and 1.6 s (once the time since the last read is half the
+//    time since the load: early changes are seen early, and the window costs four reads rather than ten);
+//    and when a file was mapped through the C library since;
 //  - at a sample: when the address-space calls or the virtual size moved (a library the dynamic loader
 //    maps itself, at dlopen, moves the size), and at least every 5 s (V8 commits code pages with
 //    mprotect, which moves neither). The tracer's own read of the sample is used when it made one.
@@ -60,13 +62,14 @@ void StacksExtension::refresh(model::Process& p, Moment moment) {
   Tracked& t = it->second;
   auto now = std::chrono::steady_clock::now();
   bool young = t.loaded_at && now - *t.loaded_at < kYoung;
+  bool young_due = young && 2 * (now - t.refreshed_at) >= now - *t.loaded_at;
   bool due = false;
   switch (moment) {
     case Moment::kImageLoaded:
       due = true;
       break;
     case Moment::kTick:
-      due = young || p.events.file_mmap != t.file_mmaps_at_refresh;
+      due = young_due || p.events.file_mmap != t.file_mmaps_at_refresh;
       break;
     case Moment::kSample:
       due = p.maps_at_sample || p.events.total() != t.events_at_refresh ||
@@ -89,8 +92,8 @@ void StacksExtension::refresh(model::Process& p, Moment moment) {
   }
   // V8 appends to its perf map as it compiles; read what is new (incremental, cheap) while the file can
   // still be attributed to this live process. A process without one (most: it takes a node flag) is
-  // looked at again at its samples, and at every tick while young (node writes it as it starts).
-  if (!t.symbolizer->perf_map_absent() || young || moment != Moment::kTick)
+  // looked at again at its samples, and at the young window's reads (node writes it as it starts).
+  if (!t.symbolizer->perf_map_absent() || (young && due) || moment != Moment::kTick)
     (void)t.symbolizer->refresh_perf_map();
 }
 

@@ -312,28 +312,53 @@ Result<std::vector<SmapsEntry>> read_smaps(pid_t pid) {
   return parse_smaps(f->text);
 }
 
-Result<ResidentRead> read_resident(pid_t pid) {
+namespace {
+
+// maps (read just before) with the resident bytes of each, from pagemap in dir; an error with ENOTTY or
+// EINVAL where the kernel has no PAGEMAP_SCAN.
+Result<std::vector<SmapsEntry>> scan_resident(pid_t pid, const std::string& dir, std::vector<MapEntry> maps) {
+  // The address space's user half: [vsyscall] lies above it, where the scan refuses to look (it has
+  // nothing resident of the process's own).
+  uint64_t start = 0, end = 0;
+  for (const auto& m : maps) {
+    if (m.path == "[vsyscall]") continue;
+    if (end == 0) start = m.start;
+    end = std::max(end, m.end);
+  }
+  if (end == 0) return resident_by_mapping(std::move(maps), {});
+  UniqueFd fd(::open((dir + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return proc_error(pid, "pagemap", errno_error("cannot open"));
+  auto present = scan_present(fd.get(), start, end);
+  if (!present) return present.error();
+  return resident_by_mapping(std::move(maps), *present);
+}
+
+bool scan_unsupported(const Error& e) {
+  return e.errno_value == ENOTTY || e.errno_value == EINVAL;
+}
+
+}  // namespace
+
+Result<ResidentRead> read_resident(pid_t pid, const std::vector<MapEntry>* maps) {
   // Once the kernel has answered that it has no PAGEMAP_SCAN, smaps at once.
   static std::atomic<bool> no_scan{false};
   if (!no_scan.load(std::memory_order_relaxed)) {
-    auto f = read_memory_file(pid, "maps", 64 << 20, nullptr);
-    if (!f) return f.error();
-    std::vector<MapEntry> maps = parse_maps(f->text);
-    // The address space's user half: [vsyscall] lies above it, where the scan refuses to look (it has
-    // nothing resident of the process's own).
-    uint64_t start = 0, end = 0;
-    for (const auto& m : maps) {
-      if (m.path == "[vsyscall]") continue;
-      if (end == 0) start = m.start;
-      end = std::max(end, m.end);
+    std::optional<Error> failed;
+    if (maps && !maps->empty()) {
+      // The caller's maps came from /proc/PID, unless the leader has exited (then they came through a
+      // live thread, whose pagemap the fresh read below finds).
+      auto r = scan_resident(pid, fmt::format("/proc/{}", pid), *maps);
+      if (r) return ResidentRead{std::move(*r), true};
+      failed = r.error();
     }
-    if (end == 0) return ResidentRead{resident_by_mapping(std::move(maps), {}), true};
-    UniqueFd fd(::open((f->dir + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return proc_error(pid, "pagemap", errno_error("cannot open"));
-    auto present = scan_present(fd.get(), start, end);
-    if (present) return ResidentRead{resident_by_mapping(std::move(maps), *present), true};
-    if (present.error().errno_value != ENOTTY && present.error().errno_value != EINVAL)
-      return proc_error(pid, "pagemap", present.error());
+    if (!failed || !scan_unsupported(*failed)) {
+      auto f = read_memory_file(pid, "maps", 64 << 20, nullptr);
+      if (!f) return f.error();
+      auto r = scan_resident(pid, f->dir, parse_maps(f->text));
+      if (r) return ResidentRead{std::move(*r), true};
+      failed = r.error();
+    }
+    if (!scan_unsupported(*failed)) return proc_error(pid, "pagemap", *failed);
     no_scan.store(true, std::memory_order_relaxed);
   }
   auto smaps = read_smaps(pid);

@@ -85,7 +85,8 @@ struct ResidentRead {
   std::vector<SmapsEntry> entries;
   bool by_scan = false;
 };
-Result<ResidentRead> read_resident(pid_t pid);
+// maps: the process's maps if just read (spares a read), else null.
+Result<ResidentRead> read_resident(pid_t pid, const std::vector<MapEntry>* maps = nullptr);
 Result<Status> read_status(pid_t pid);
 Result<Stat> read_stat(pid_t pid);
 Result<std::vector<std::string>> read_cmdline(pid_t pid);

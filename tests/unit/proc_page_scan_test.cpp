@@ -84,11 +84,18 @@ TEST(ProcLive, ResidentByScanEqualsSmapsRssOfAStoppedProcess) {
   ASSERT_EQ(waitpid(child, &status, WUNTRACED), child);
   ASSERT_TRUE(WIFSTOPPED(status));
   auto scanned = read_resident(child);
+  auto maps = read_maps(child);
+  ASSERT_TRUE(maps) << maps.error().describe();
+  auto with_maps = read_resident(child, &*maps);  // the maps the caller has just read
   auto smaps = read_smaps(child);
   kill(child, SIGKILL);
   waitpid(child, &status, 0);
   ASSERT_TRUE(scanned) << scanned.error().describe();
+  ASSERT_TRUE(with_maps) << with_maps.error().describe();
   ASSERT_TRUE(smaps) << smaps.error().describe();
+  ASSERT_EQ(with_maps->entries.size(), scanned->entries.size());
+  for (size_t i = 0; i < scanned->entries.size(); ++i)
+    EXPECT_EQ(with_maps->entries[i].rss, scanned->entries[i].rss);
   EXPECT_EQ(scanned->by_scan, kernel_has_pagemap_scan()) << kernel_release();
   ASSERT_EQ(scanned->entries.size(), smaps->size());
   uint64_t total = 0;
