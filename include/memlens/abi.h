@@ -132,7 +132,7 @@ struct ml_v8_event {
   __u32 kind;                    // uprobes: V8's GarbageCollector (0 scavenge, 1 mark-compact, 2 minor MC)
   __u32 flags;                   // ML_V8_GC_*
   __s32 stack_id;                // user stack of the thread at the GC's start (ml_stacks), -1 when none
-  __u32 stack_weight;            // GCs that stack stands for (ML_V8_GC_STACK_GAP_NS), 0 when none
+  __u32 stack_weight;  // GCs of its kind that stack stands for (ML_V8_GC_*STACK_GAP_NS), 0 when none
 };
 ML_STATIC_ASSERT(sizeof(struct ml_v8_event) == 64, "ml_v8_event size");
 

@@ -431,7 +431,7 @@ class Agent {
     out.sample("memlens_process_resident_memory_bytes", base, rss);
     if (const auto& last = p.attribution.last) {
       // The latest breakdown set against the RSS exported with it: unexplained is what the categories
-      // (read from smaps up to 30 s before, while the resident figures stayed within 1 MiB or 0.5% of them:
+      // (the resident read up to 30 s before, while the resident figures stayed within 1 MiB or 0.5% of them:
       // docs/attribution.md) do not account for.
       model::Reconciled r = model::reconcile(last->breakdown, rss);
       for (auto c : model::kAttributionCategories)

@@ -1,4 +1,5 @@
-// Attribution as a tracing capability: reads each tracked process's /proc/PID/smaps every few seconds
+// Attribution as a tracing capability: reads the resident bytes of each tracked process's mappings
+// (proc::read_resident: PAGEMAP_SCAN, or /proc/PID/smaps) every few seconds
 // (less often when reading it is expensive, or while its resident figures stay put), splits the resident
 // bytes into categories with model/attribution.h, and puts the categories on every timeline sample.
 // Registered last among the extensions so that the V8 figures (live backing stores) of the same sample are

@@ -59,7 +59,7 @@ struct GcEvent {
   bool usdt = false;
   std::optional<uint64_t> heap_used_before_bytes, heap_used_after_bytes;
   int32_t stack_id = -1;
-  uint32_t stack_weight = 1;  // GCs the stack stands for: young-generation GCs' stacks are sampled
+  uint32_t stack_weight = 1;  // GCs of its kind the stack stands for: GCs' stacks are sampled
 };
 
 // An ArrayBuffer sampling window's notice (struct ml_v8_ab_notice).

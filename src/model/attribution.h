@@ -1,8 +1,8 @@
 // Attribution: which category every resident byte of a process belongs to. The kernel's per-mapping
-// resident figures (/proc/PID/smaps) say how much of each mapping is in memory; the model's mappings say
-// who created each one (the return address of the mmap call, its flags); what neither tells is guessed
-// from the mapping's shape (size, alignment, guard pages). The rules and their limits are in
-// docs/attribution.md.
+// resident figures (smaps's Rss, read through PAGEMAP_SCAN or smaps) say how much of each mapping is in
+// memory; the model's mappings say who created each one (the return address of the mmap call, its flags);
+// what neither tells is guessed from the mapping's shape (size, alignment, guard pages). The rules and their
+// limits are in docs/attribution.md.
 #pragma once
 
 #include <array>
@@ -95,7 +95,7 @@ struct Reconciled {
   Breakdown breakdown;
   uint64_t rss_bytes = 0;
   uint64_t unexplained_bytes = 0;
-  // When the categories exceed the RSS (smaps and the RSS counters read at different moments), the
+  // When the categories exceed the RSS (the resident read and the RSS counters at different moments), the
   // excess: unexplained is then 0 and this says by how much the categories overshoot.
   uint64_t overshoot_bytes = 0;
 };
@@ -190,7 +190,7 @@ struct AttributionState {
   uint64_t read_failures = 0;
   double read_ms_total = 0;
   double read_ms_max = 0;
-  double interval_s = 0;  // current interval between smaps reads (adapts to their cost)
+  double interval_s = 0;  // current interval between resident reads (adapts to their cost)
   // The resident bytes of the mappings came from maps and PAGEMAP_SCAN (proc::read_resident), not smaps.
   bool read_by_scan = false;
   ProcessLimits limits;

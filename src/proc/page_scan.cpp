@@ -67,6 +67,10 @@ std::vector<SmapsEntry> resident_by_mapping(std::vector<MapEntry> maps,
     SmapsEntry e;
     e.map = std::move(m);
     while (r < present.size() && present[r].end <= e.map.start) ++r;
+    if (e.map.path.starts_with("/anon_hugepage")) {  // MAP_HUGETLB; a file on hugetlbfs is not told apart
+      out.push_back(std::move(e));
+      continue;
+    }
     // A run may cross into the next mapping (the kernel joins runs across mappings): it is not consumed here.
     for (size_t k = r; k < present.size() && present[k].start < e.map.end; ++k) {
       if (present[k].zero_page) continue;

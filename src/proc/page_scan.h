@@ -1,7 +1,8 @@
 // The pages of a process that are resident, by mapping, through the kernel's PAGEMAP_SCAN ioctl on
-// /proc/PID/pagemap (Linux 6.7): the Rss that /proc/PID/smaps gives each mapping, for about a quarter of
-// its cost. smaps walks the same page tables but also works out, page by page, the proportional, shared
-// and referenced figures, and prints two dozen lines a mapping; memlens uses only the Rss.
+// /proc/PID/pagemap (Linux 6.7; memlens uses it from 6.16, procfs.cpp says why): the Rss that
+// /proc/PID/smaps gives each mapping, for a fifth to a quarter of its cost. smaps walks the same page
+// tables but also works out, page by page, the proportional, shared and referenced figures, and prints two
+// dozen lines a mapping; memlens uses only the Rss.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,8 @@ struct PresentRange {
 Result<std::vector<PresentRange>> scan_present(int pagemap_fd, uint64_t start, uint64_t end);
 
 // Each mapping of maps (in address order, as /proc/PID/maps lists them) with its resident bytes: the
-// present runs inside it, the zero page left out. Only map and rss are set.
+// present runs inside it, the zero page left out; none for an anonymous hugetlb mapping, whose pages smaps
+// and the RSS count apart (its *_Hugetlb lines). Only map and rss are set.
 std::vector<SmapsEntry> resident_by_mapping(std::vector<MapEntry> maps,
                                             const std::vector<PresentRange>& present);
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
 
 #include "common/safe_file.h"
@@ -314,9 +314,21 @@ Result<std::vector<SmapsEntry>> read_smaps(pid_t pid) {
 
 namespace {
 
-// maps (read just before) with the resident bytes of each, from pagemap in dir; an error with ENOTTY or
-// EINVAL where the kernel has no PAGEMAP_SCAN.
-Result<std::vector<SmapsEntry>> scan_resident(pid_t pid, const std::string& dir, std::vector<MapEntry> maps) {
+// Whether this kernel's PAGEMAP_SCAN gives what smaps gives: from 6.16. Before, a huge zero page came back
+// present (smaps leaves it out; fixed in June 2025), and the pagemap of a process whose leader has exited
+// could be opened without an address space, which the ioctl then dereferenced.
+bool scan_like_smaps() {
+  static const bool ok = [] {
+    unsigned major = 0, minor = 0;
+    return std::sscanf(kernel_release().c_str(), "%u.%u", &major, &minor) == 2 &&
+           (major > 6 || (major == 6 && minor >= 16));
+  }();
+  return ok;
+}
+
+// maps (read just before) with the resident bytes of each, from the pagemap in dir. ESRCH: no address
+// space there (the process is gone, or dir is an exited leader's).
+Result<std::vector<SmapsEntry>> scan_resident(const std::string& dir, std::vector<MapEntry> maps) {
   // The address space's user half: [vsyscall] lies above it, where the scan refuses to look (it has
   // nothing resident of the process's own).
   uint64_t start = 0, end = 0;
@@ -327,39 +339,43 @@ Result<std::vector<SmapsEntry>> scan_resident(pid_t pid, const std::string& dir,
   }
   if (end == 0) return resident_by_mapping(std::move(maps), {});
   UniqueFd fd(::open((dir + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return proc_error(pid, "pagemap", errno_error("cannot open"));
+  if (!fd) return errno_error("cannot open " + dir + "/pagemap");
+  // The address space is the one the open found, if any: a pagemap without one reads as empty.
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t entry = 0;
+  ssize_t n = ::pread(fd.get(), &entry, sizeof(entry), static_cast<off_t>(start / page * sizeof(entry)));
+  if (n < 0) return errno_error("cannot read " + dir + "/pagemap");
+  if (n != sizeof(entry)) return make_error(dir + " has no address space", ESRCH);
   auto present = scan_present(fd.get(), start, end);
   if (!present) return present.error();
   return resident_by_mapping(std::move(maps), *present);
 }
 
-bool scan_unsupported(const Error& e) {
-  return e.errno_value == ENOTTY || e.errno_value == EINVAL;
+bool gone(const Error& e) {
+  return e.errno_value == ESRCH || e.errno_value == ENOENT;
 }
 
 }  // namespace
 
 Result<ResidentRead> read_resident(pid_t pid, const std::vector<MapEntry>* maps) {
-  // Once the kernel has answered that it has no PAGEMAP_SCAN, smaps at once.
-  static std::atomic<bool> no_scan{false};
-  if (!no_scan.load(std::memory_order_relaxed)) {
+  if (scan_like_smaps()) {
     std::optional<Error> failed;
     if (maps && !maps->empty()) {
-      // The caller's maps came from /proc/PID, unless the leader has exited (then they came through a
-      // live thread, whose pagemap the fresh read below finds).
-      auto r = scan_resident(pid, fmt::format("/proc/{}", pid), *maps);
+      auto r = scan_resident(fmt::format("/proc/{}", pid), *maps);
       if (r) return ResidentRead{std::move(*r), true};
       failed = r.error();
     }
-    if (!failed || !scan_unsupported(*failed)) {
+    // Read afresh: for a leader that has exited, the maps and the pagemap of a live thread.
+    if (!failed || gone(*failed)) {
       auto f = read_memory_file(pid, "maps", 64 << 20, nullptr);
       if (!f) return f.error();
-      auto r = scan_resident(pid, f->dir, parse_maps(f->text));
+      auto r = scan_resident(f->dir, parse_maps(f->text));
       if (r) return ResidentRead{std::move(*r), true};
       failed = r.error();
+      if (gone(*failed)) return proc_error(pid, "pagemap", *failed);
     }
-    if (!scan_unsupported(*failed)) return proc_error(pid, "pagemap", *failed);
-    no_scan.store(true, std::memory_order_relaxed);
+    // Whatever else stops the scan leaves smaps for this read: pagemap is its owner's alone, where smaps
+    // is anyone's who may trace the process; a kernel may refuse the call.
   }
   auto smaps = read_smaps(pid);
   if (!smaps) return smaps.error();

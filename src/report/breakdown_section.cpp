@@ -43,9 +43,7 @@ nlohmann::json breakdown_section(const model::Process& p) {
   if (r.overshoot_bytes > 0)
     m["note"] =
         "the categories exceed the RSS by overshoot_bytes (the mappings' resident bytes and the RSS counters "
-        "were "
-        "read at different "
-        "moments); unexplained_bytes is clamped to 0";
+        "were read at different moments); unexplained_bytes is clamped to 0";
   j["method"] = std::move(m);
   return j;
 }

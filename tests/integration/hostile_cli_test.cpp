@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -120,6 +121,18 @@ TEST(HostileCli, ALeaderThatExitedWhileItsThreadsRunIsTraced) {
   auto p = report_process(report, prog.pid());
   ASSERT_TRUE(p);
   EXPECT_GT((*p)["rss_bytes"].get<uint64_t>(), 0u);
+  // Its mappings' resident pages are read through the live thread (the leader has no address space):
+  // from 6.16 by PAGEMAP_SCAN, through that thread's pagemap.
+  const json& method = (*p)["breakdown"]["method"];
+  EXPECT_EQ(method["smaps_read_failures"].get<uint64_t>(), 0u) << method.dump();
+  EXPECT_GT(method["smaps_reads"].get<uint64_t>(), 0u) << method.dump();
+  EXPECT_GT(method["smaps_rss_bytes"].get<uint64_t>(), 0u) << method.dump();
+  struct utsname u {};
+  unsigned major = 0, minor = 0;
+  ASSERT_EQ(uname(&u), 0);
+  ASSERT_EQ(sscanf(u.release, "%u.%u", &major, &minor), 2) << u.release;
+  EXPECT_EQ(method["source"], major > 6 || (major == 6 && minor >= 16) ? "pagemap_scan" : "smaps")
+      << u.release;
 }
 
 // Output directories that cannot take the report are refused before tracing, not after it.

@@ -140,7 +140,8 @@ TEST(Stacks, ProfilesNameTheAllocatingJsFunctionAndAgreeWithTheReport) {
   // full GCs, weighing the GCs of its kind since the thread's last stacked one. Short of gc.count only by
   // the GCs of each kind after its last stacked one (within the gap of the kind's last GC) and by stack
   // captures the kernel could not make (counted as lost; a lost capture's GCs go to the next stack of
-  // the kind, so only the last one's can be missing).
+  // the kind, so only the last one's can be missing). The clocks are per thread: the scenario has one
+  // isolate, whose GCs all start on its main thread, so the process's GCs are that thread's.
   int64_t gcs = (*proc)["gc"]["count"].get<int64_t>();
   int64_t triggers = profiles["gc_triggers"]["totals"]["count"].get<int64_t>();
   int64_t lost = report["loss"]["stacks_lost"].get<int64_t>();

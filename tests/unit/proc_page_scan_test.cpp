@@ -42,12 +42,16 @@ TEST(PageScan, RunsAreSharedOutByMappingAndTheZeroPageIsLeftOut) {
   EXPECT_EQ(e[2].rss, 0x1000u);
   EXPECT_EQ(e[3].rss, 0u);
   EXPECT_EQ(resident_by_mapping(maps, {})[1].rss, 0u);
+  // Huge pages of hugetlb are not in smaps's Rss, nor in the RSS.
+  maps[2].path = "/anon_hugepage (deleted)";
+  EXPECT_EQ(resident_by_mapping(maps, present)[2].rss, 0u);
 }
 
-bool kernel_has_pagemap_scan() {
+// The kernels whose scan memlens uses (procfs.cpp).
+bool kernel_scans_like_smaps() {
   unsigned major = 0, minor = 0;
   return std::sscanf(kernel_release().c_str(), "%u.%u", &major, &minor) == 2 &&
-         (major > 6 || (major == 6 && minor >= 7));
+         (major > 6 || (major == 6 && minor >= 16));
 }
 
 // A child with anonymous pages written, read only (the zero page, and with transparent huge pages the huge
@@ -96,7 +100,7 @@ TEST(ProcLive, ResidentByScanEqualsSmapsRssOfAStoppedProcess) {
   ASSERT_EQ(with_maps->entries.size(), scanned->entries.size());
   for (size_t i = 0; i < scanned->entries.size(); ++i)
     EXPECT_EQ(with_maps->entries[i].rss, scanned->entries[i].rss);
-  EXPECT_EQ(scanned->by_scan, kernel_has_pagemap_scan()) << kernel_release();
+  EXPECT_EQ(scanned->by_scan, kernel_scans_like_smaps()) << kernel_release();
   ASSERT_EQ(scanned->entries.size(), smaps->size());
   uint64_t total = 0;
   for (size_t i = 0; i < smaps->size(); ++i) {
