@@ -337,17 +337,25 @@ Result<std::vector<SmapsEntry>> scan_resident(const std::string& dir, std::vecto
     if (end == 0) start = m.start;
     end = std::max(end, m.end);
   }
-  if (end == 0) return resident_by_mapping(std::move(maps), {});
+  if (end == 0) return make_error(dir + " has no address space", ESRCH);  // a zombie's maps are empty
   UniqueFd fd(::open((dir + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return errno_error("cannot open " + dir + "/pagemap");
-  // The address space is the one the open found, if any: a pagemap without one reads as empty.
+  // The address space is the one the open found, if any, and a pagemap whose address space is gone (or
+  // was never there) reads as empty. Read before the scan, none is dereferenced; read after it, the
+  // address space was still in use all along (its users never rise again from none): a scan that raced
+  // the process's exit, and saw its pages go, is not taken for a reading.
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  uint64_t entry = 0;
-  ssize_t n = ::pread(fd.get(), &entry, sizeof(entry), static_cast<off_t>(start / page * sizeof(entry)));
-  if (n < 0) return errno_error("cannot read " + dir + "/pagemap");
-  if (n != sizeof(entry)) return make_error(dir + " has no address space", ESRCH);
+  auto in_use = [&]() -> memlens::Status {
+    uint64_t entry = 0;
+    ssize_t n = ::pread(fd.get(), &entry, sizeof(entry), static_cast<off_t>(start / page * sizeof(entry)));
+    if (n < 0) return errno_error("cannot read " + dir + "/pagemap");
+    if (n != sizeof(entry)) return make_error(dir + " has no address space", ESRCH);
+    return {};
+  };
+  if (auto s = in_use(); !s.ok()) return s.error();
   auto present = scan_present(fd.get(), start, end);
   if (!present) return present.error();
+  if (auto s = in_use(); !s.ok()) return s.error();
   return resident_by_mapping(std::move(maps), *present);
 }
 
@@ -362,6 +370,9 @@ Result<ResidentRead> read_resident(pid_t pid, const std::vector<MapEntry>* maps)
     std::optional<Error> failed;
     if (maps && !maps->empty()) {
       auto r = scan_resident(fmt::format("/proc/{}", pid), *maps);
+      // A leader that has exited has no address space: the caller's maps came through a live thread.
+      if (!r && gone(r.error()))
+        if (auto live = live_thread_dir(pid)) r = scan_resident(*live, *maps);
       if (r) return ResidentRead{std::move(*r), true};
       failed = r.error();
     }

@@ -79,8 +79,9 @@ std::optional<Stat> parse_stat(std::string_view text);
 // Reading a live process. Errors say whether the process is gone (ESRCH/ENOENT).
 Result<std::vector<MapEntry>> read_maps(pid_t pid);
 Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);
-// Each mapping with its resident bytes, smaps's Rss: through /proc/PID/maps and PAGEMAP_SCAN where the
-// kernel has it (proc/page_scan.h; only map and rss are set then), else smaps itself. by_scan: which.
+// Each mapping with its resident bytes, smaps's Rss: from Linux 6.16 through /proc/PID/maps and
+// PAGEMAP_SCAN (proc/page_scan.h; only map and rss are set then), else, and for a read the scan is
+// refused, smaps itself. by_scan: which. ESRCH: the process has no address space (gone, or a zombie).
 struct ResidentRead {
   std::vector<SmapsEntry> entries;
   bool by_scan = false;
