@@ -205,14 +205,19 @@ class AttributionExtension final : public TraceExtension {
     st.read_ms_max = std::max(st.read_ms_max, ms);
     st.interval_s = std::clamp(ms / 1000.0 / opts_.cpu_budget, opts_.min_interval_s, opts_.max_interval_s);
 
-    std::vector<proc::MapEntry> maps;
-    maps.reserve(smaps->size());
-    for (const auto& e : *smaps) maps.push_back(e.map);
+    // A scan of the sample's maps measured exactly those mappings: their code ranges need no copy.
+    const std::vector<proc::MapEntry>* maps = read->of_given_maps ? p.maps_at_sample.get() : nullptr;
+    std::vector<proc::MapEntry> read_maps;
+    if (!maps) {
+      read_maps.reserve(smaps->size());
+      for (const auto& e : *smaps) read_maps.push_back(e.map);
+      maps = &read_maps;
+    }
     bool node_exe = p.v8.probed || model::looks_like_node(p.exe);
     model::AttributionInput in;
     in.smaps = smaps;
     in.model = &p.address_space;
-    in.code = model::CodeRanges::from_maps(maps, p.exe, node_exe);
+    in.code = model::CodeRanges::from_maps(*maps, p.exe, node_exe);
     in.v8_host = node_exe || !in.code.v8_host.empty();
     in.array_buffer_live_bytes = array_buffers;
     st.last = model::reconcile(model::attribute(in), p.rss.total());

@@ -15,6 +15,10 @@
 
 namespace memlens::collect {
 
+// How often on_tick runs: often enough to read a process that lives a fraction of a second, seldom enough
+// to cost nothing.
+inline constexpr uint64_t kTickNs = 200'000'000;
+
 class TraceExtension {
  public:
   virtual ~TraceExtension() = default;
@@ -40,7 +44,7 @@ class TraceExtension {
 
   // Fills this extension's figures of sample s (taken now for p).
   virtual void on_sample(model::Process& p, model::Sample& s) = 0;
-  // A few times a second (Tracer::kTickNs), for each live process, between samples: for what must be
+  // Every kTickNs, for each live process, between samples: for what must be
   // read while a process lives, even one that exits before its first sample.
   virtual void on_tick(model::Process&) {}
   // End of trace: final figures while the processes that live are still readable.

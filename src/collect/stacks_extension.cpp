@@ -49,8 +49,9 @@ void StacksExtension::on_track(model::Trace&, model::Process& p, bool after_exec
 //  - at a tick (every 0.2 s): in the first 2 s after an exec's image loaded (the loader maps libraries,
 //    V8 commits its code space, and the process may not live to its first sample; a process attached to
 //    or forked is past that), at doubling gaps: once the time since the last read is half the time since
-//    the load, and at least 150 ms (about 0.2, 0.6 and 1.4 s after it, or four reads when the first
-//    tick comes late): early changes are seen early, and the window costs three or four reads, not ten;
+//    the load, and at least three quarters of a tick (about 0.2, 0.6 and 1.4 s after it, or four reads
+//    when the first tick comes late): early changes are seen early, and the window costs three or four
+//    reads, not ten;
 //    and when a file was mapped through the C library since;
 //  - at a sample: when the address-space calls or the virtual size moved (a library the dynamic loader
 //    maps itself, at dlopen, moves the size), and at least every 5 s (V8 commits code pages with
@@ -63,7 +64,8 @@ void StacksExtension::refresh(model::Process& p, Moment moment) {
   Tracked& t = it->second;
   auto now = std::chrono::steady_clock::now();
   bool young = t.loaded_at && now - *t.loaded_at < kYoung;
-  constexpr auto kTickGap = std::chrono::milliseconds(150);  // a tick is 0.2 s, give or take
+  // Three quarters of a tick: a tick that comes a little early still reads.
+  constexpr auto kTickGap = std::chrono::nanoseconds(kTickNs * 3 / 4);
   bool young_due =
       young && now - t.refreshed_at >= kTickGap && 2 * (now - t.refreshed_at) >= now - *t.loaded_at;
   bool due = false;

@@ -40,10 +40,6 @@ struct TracerOptions {
 
 class Tracer : private TraceHost {
  public:
-  // How often the extensions' on_tick runs: often enough to read a process that lives a fraction of a
-  // second, seldom enough to cost nothing.
-  static constexpr uint64_t kTickNs = 200'000'000;
-
   // Loads the BPF programs and attaches the kernel-side probes.
   static Result<std::unique_ptr<Tracer>> create(const TracerOptions& opts, model::Trace& trace);
   ~Tracer();

@@ -373,7 +373,7 @@ Result<ResidentRead> read_resident(pid_t pid, const std::vector<MapEntry>* maps)
       // A leader that has exited has no address space: the caller's maps came through a live thread.
       if (!r && gone(r.error()))
         if (auto live = live_thread_dir(pid)) r = scan_resident(*live, *maps);
-      if (r) return ResidentRead{std::move(*r), true};
+      if (r) return ResidentRead{std::move(*r), true, true};
       failed = r.error();
     }
     // Read afresh: for a leader that has exited, the maps and the pagemap of a live thread.

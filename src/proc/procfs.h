@@ -85,6 +85,7 @@ Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);
 struct ResidentRead {
   std::vector<SmapsEntry> entries;
   bool by_scan = false;
+  bool of_given_maps = false;  // entries are the caller's maps, one for one, in their order
 };
 // maps: the process's maps if just read (spares a read), else null.
 Result<ResidentRead> read_resident(pid_t pid, const std::vector<MapEntry>* maps = nullptr);

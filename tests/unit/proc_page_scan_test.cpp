@@ -101,6 +101,11 @@ TEST(ProcLive, ResidentByScanEqualsSmapsRssOfAStoppedProcess) {
   for (size_t i = 0; i < scanned->entries.size(); ++i)
     EXPECT_EQ(with_maps->entries[i].rss, scanned->entries[i].rss);
   EXPECT_EQ(scanned->by_scan, kernel_scans_like_smaps()) << kernel_release();
+  // Only a scan of the caller's maps may have its entries taken for those maps.
+  EXPECT_FALSE(scanned->of_given_maps);
+  EXPECT_EQ(with_maps->of_given_maps, with_maps->by_scan);
+  ASSERT_EQ(with_maps->entries.size(), maps->size());
+  for (size_t i = 0; i < maps->size(); ++i) EXPECT_EQ(with_maps->entries[i].map.start, (*maps)[i].start);
   ASSERT_EQ(scanned->entries.size(), smaps->size());
   uint64_t total = 0;
   for (size_t i = 0; i < smaps->size(); ++i) {
