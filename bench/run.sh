@@ -399,43 +399,76 @@ wait_started() {
   awk -v h="$halves" 'BEGIN { printf "%.1f\n", 3 + h / 2 }'
 }
 
+# Gated fault loops: a loop started with gate_loop reads one byte from the gate (a fifo) before each block
+# of rounds. The bench holds the gate open for writing on fd 9 (open_gate), which no process it starts
+# inherits ("9>&-"): when the bench exits, however, the loops read end-of-file and exit, and so does a
+# memlens waiting for one.
+open_gate() { # open_gate FIFO
+  mkfifo "$1" || die "cannot make $1"
+  exec 9<>"$1"
+}
+gate_loop() { # gate_loop FIFO [BLOCKS]: sets GATED to the command of the fault loop, gated (run it with 9>&-)
+  GATED=("${PIN_SERVER[@]}" sh -c 'exec "$0" "$1" "$2" 3 "$4" 3<"$3"' "$FAULT_LOOP" "$FAULT_PAGES" "$FAULT_ROUNDS"
+    "$1" "${2:-1}")
+}
+wait_ready() { # wait_ready LOG PID: until the loop writing LOG says ready (it waits at its gate) or PID dies
+  until grep -q '^ready' "$1" 2>/dev/null; do
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+}
+# stop_jobs: stops the background jobs of the calling (sub)shell and the processes memlens traces for them.
+stop_jobs() {
+  local j
+  for j in $(jobs -p); do
+    pkill -TERM -P "$j" 2>/dev/null
+    kill -TERM "$j" 2>/dev/null
+  done
+}
+
 bystander_round() { # bystander_round ROUND -> prints "WITH_NS WITHOUT_NS" for each pair, one per line
   local r=$1 k mode pid loop_pid blocks=0 gate="$WORK/bystander-$r.gate" log="$WORK/bystander-$r.loop"
   local -a with_blocks=() without_blocks=() figures=()
-  mkfifo "$gate" || die "cannot make $gate"
-  "${PIN_SERVER[@]}" sh -c 'exec "$0" "$1" "$2" 3 "$4" 3<>"$3"' "$FAULT_LOOP" "$FAULT_PAGES" "$FAULT_ROUNDS" \
-    "$gate" $((2 * BYSTANDER_PAIRS)) >"$log" 2>&1 &
+  open_gate "$gate"
+  gate_loop "$gate" $((2 * BYSTANDER_PAIRS))
+  "${GATED[@]}" >"$log" 2>&1 9>&- &
   loop_pid=$!
+  wait_ready "$log" "$loop_pid" || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
+  # The kernel frees what a memlens held (its maps, the unwind tables) in deferred work after it exits: a
+  # block started at once pays for that, not for tracing, at up to 1.3x its time per fault here. So every
+  # block starts 3 s or more after the last memlens exited, this round's or the last workload's.
+  sleep 3
   for ((k = 1; k <= BYSTANDER_PAIRS; k++)); do
     local -a modes=(with without)
     (((r + k) % 2)) && modes=(without with)
     for mode in "${modes[@]}"; do
       if [ "$mode" = with ]; then
         "${PIN_WRK[@]}" "$MEMLENS" run -q -o "$WORK/bystander-$r.$k" -- \
-          node -e 'setTimeout(() => {}, 600000)' >"$WORK/bystander-$r.$k.log" 2>&1 &
+          node -e 'setTimeout(() => {}, 600000)' >"$WORK/bystander-$r.$k.log" 2>&1 9>&- &
         pid=$!
         wait_started "$pid" >"$WORK/bystander-$r.$k.waited"
-        kill -0 "$pid" 2>/dev/null || die "bystander round $r: memlens exited early (see $WORK/bystander-$r.$k.log)"
+        kill -0 "$pid" 2>/dev/null ||
+          { stop_jobs; die "bystander round $r: memlens exited early (see $WORK/bystander-$r.$k.log)"; }
       fi
       blocks=$((blocks + 1))
-      printf x >"$gate"
+      printf x >&9
       # One line per block, printed as it ends.
       while [ "$(grep -c cpu_ns_per_fault "$log")" -lt "$blocks" ]; do
-        kill -0 "$loop_pid" 2>/dev/null || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
+        kill -0 "$loop_pid" 2>/dev/null ||
+          { stop_jobs; die "bystander round $r: the fault loop failed: $(tail -3 "$log")"; }
         sleep 0.05
       done
       if [ "$mode" = with ]; then
         with_blocks+=("$blocks")
         pkill -TERM -P "$pid" node 2>/dev/null # the traced node: memlens then writes its report and exits
         wait "$pid"
-        # The kernel frees what memlens held (its maps, the unwind tables) in deferred work after it exits:
-        # a block started at once pays for that, not for tracing, at up to 1.3x its time per fault here.
         sleep 3
       else
         without_blocks+=("$blocks")
       fi
     done
   done
+  exec 9>&-
   wait "$loop_pid" || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
   mapfile -t figures < <(sed -n 's/.*"cpu_ns_per_fault":\([0-9.]*\).*/\1/p' "$log")
   for ((k = 0; k < BYSTANDER_PAIRS; k++)); do
@@ -444,36 +477,43 @@ bystander_round() { # bystander_round ROUND -> prints "WITH_NS WITHOUT_NS" for e
 }
 
 # The traced fault loop: the traced loop (memlens run, default settings) and an untraced one run at the same
-# time, both pinned to the server CPU, like the HTTP servers. Run one after the other, the same untraced loop
-# gives 0.85 to 1.15 of its own time per fault from one run to the next here, far more than the 2% to be
-# resolved; two untraced loops sharing the CPU every moment stay within 1-2% of each other. Both loops wait
-# on a pipe until memlens's start-up (loading, the image's unwind tables) is over, then start at once: the
-# figure is what tracing costs each fault, not start-up. memlens runs on the wrk CPU, as beside the
-# bystander, so what it does to the traced loop (its /proc reads of it) is all that separates the two.
+# time, both pinned to the server CPU with memlens, like the HTTP servers. Run one after the other, the
+# same untraced loop gives 0.85 to 1.15 of its own time per fault from one run to the next here, far more
+# than the 2% to be resolved; two untraced loops sharing the CPU every moment stay within 1-2% of each
+# other. Both loops wait at a gate until memlens's start-up (loading, the image's unwind tables) is over,
+# then start at once: the figure is what tracing costs each fault, not start-up. What memlens costs every
+# process of the host alike (the bystander's share) slows both loops and is not in this figure: the
+# results print it with that share too.
 FAULT_PAIRS=${BENCH_FAULT_PAIRS:-3}
 
-traced_fault_pair() { # traced_fault_pair ID -> prints "TRACED_NS UNTRACED_NS"
-  local id=$1 out="$WORK/faults-traced-$1" gate="$WORK/faults-$1.gate" pid memlens_pid untraced_pid
-  mkfifo "$gate" || die "cannot make $gate"
-  # Read-write opens: the loops' shells open the pipe without waiting for a writer, and the loops block in
-  # their read of it until the two bytes come.
-  measured "$out.stats" "${PIN_WRK[@]}" "$MEMLENS" run -q -o "$out" -- \
-    "${PIN_SERVER[@]}" sh -c 'exec "$0" "$1" "$2" 3 3<>"$3"' "$FAULT_LOOP" "$FAULT_PAGES" "$FAULT_ROUNDS" "$gate" \
-    >"$out.out" 2>&1 &
-  pid=$!
-  "${PIN_SERVER[@]}" sh -c 'exec "$0" "$1" "$2" 3 3<>"$3"' "$FAULT_LOOP" "$FAULT_PAGES" "$FAULT_ROUNDS" "$gate" \
-    >"$WORK/faults-untraced-$id.out" 2>&1 &
+traced_fault_pair() { # traced_fault_pair NAME ID [MEMLENS OPTION...] -> prints "TRACED_NS UNTRACED_NS"
+  local name=$1 id=$2 pid memlens_pid="" untraced_pid traced_ns untraced_ns i
+  shift 2
+  local out="$WORK/$name-traced-$id" untraced_out="$WORK/$name-untraced-$id.out" gate="$WORK/$name-$id.gate"
+  open_gate "$gate"
+  gate_loop "$gate"
+  perl -e "$MEASURE_PL" "$out.stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q "$@" -o "$out" -- "${GATED[@]}" \
+    >"$out.out" 2>&1 9>&- &
+  pid=$! # perl, the sampler; memlens is its child
+  "${GATED[@]}" >"$untraced_out" 2>&1 9>&- &
   untraced_pid=$!
-  sleep 0.5
-  memlens_pid=$(pgrep -o -P "$pid")
-  [ -n "$memlens_pid" ] || die "traced fault loop $id: memlens did not start (see $out.out)"
+  for ((i = 0; i < 200 && ${#memlens_pid} == 0; i++)); do
+    sleep 0.05
+    memlens_pid=$(pgrep -o -P "$pid")
+  done
+  [ -n "$memlens_pid" ] || { stop_jobs; die "$name pair $id: memlens did not start (see $out.out)"; }
   wait_started "$memlens_pid" >"$out.waited"
-  kill -0 "$memlens_pid" 2>/dev/null || die "traced fault loop $id: memlens exited early (see $out.out)"
-  printf xy >"$gate"
-  wait "$untraced_pid" || die "untraced fault loop $id failed: $(tail -3 "$WORK/faults-untraced-$id.out")"
-  wait "$pid" || die "traced fault loop $id failed: $(tail -3 "$out.out")"
-  check_traced faults "$out" "$out.stats"
-  echo "$(fault_figure "$out.out") $(fault_figure "$WORK/faults-untraced-$id.out")"
+  # Both loops at their gate, so that each takes one byte.
+  wait_ready "$out.out" "$memlens_pid" && wait_ready "$untraced_out" "$untraced_pid" ||
+    { stop_jobs; die "$name pair $id: a loop or memlens exited early (see $out.out, $untraced_out)"; }
+  printf xy >&9
+  exec 9>&-
+  wait "$untraced_pid" || die "$name pair $id: the untraced loop failed: $(tail -3 "$untraced_out")"
+  wait "$pid" || die "$name pair $id failed: $(tail -3 "$out.out")"
+  check_traced "$name" "$out" "$out.stats"
+  traced_ns=$(fault_figure "$out.out") || exit 1
+  untraced_ns=$(fault_figure "$untraced_out") || exit 1
+  echo "$traced_ns $untraced_ns"
 }
 
 # --- bpftrace, the reference ------------------------------------------------------------------------
@@ -575,8 +615,8 @@ if want scripts; then
 fi
 echo
 
-# Each workload's traced and untraced runs see the same machine: the servers at once, the scripts and the
-# fault loops one directly after the other.
+# Each workload's traced and untraced runs see the same machine: the servers and the traced fault loops
+# at once, the scripts back to back, the bystander's blocks in one loop process.
 for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then modes=(untraced traced); else modes=(traced untraced); fi
   line="round $r:"
@@ -588,12 +628,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
       line+=$(printf '  bystander %.0f vs %.0f ns/fault' "$with_ns" "$without_ns")
     done <<<"$v"
     for ((k = 1; k <= FAULT_PAIRS; k++)); do
-      v=$(traced_fault_pair "$r.$k") || exit 1
+      v=$(traced_fault_pair faults "$r.$k") || exit 1
       read -r traced_ns untraced_ns <<<"$v"
       add_sample faults-traced "$traced_ns"
       add_sample faults-untraced "$untraced_ns"
       line+=$(printf '  faults traced %.0f vs untraced %.0f ns' "$traced_ns" "$untraced_ns")
     done
+    # Fault sampling on (off by default): what the traced process pays for it beyond a bystander.
+    v=$(traced_fault_pair sampled "$r" --fault-sample-period 1024) || exit 1
+    read -r traced_ns untraced_ns <<<"$v"
+    add_sample sampled-traced "$traced_ns"
+    add_sample sampled-untraced "$untraced_ns"
+    line+=$(printf '  sampled %.0f vs %.0f ns' "$traced_ns" "$untraced_ns")
   fi
   if want unwind; then
     # The unwinder's cost: every fault sampled with its user stack (--fault-sample-period 1), walked by
@@ -712,14 +758,21 @@ result() {
 }
 
 echo
-echo "Results (median of the per-round ratios; keep-alive and alloc-heavy: of every pair or set)  measured      target"
+echo "Results (median of the per-round ratios; fault loops, keep-alive and alloc-heavy: of every pair or set)  measured      target"
 if want faults; then
   by_ratio=$(paired_median bystander-without bystander-with)
   result "bystander per-fault speed with/without" "$by_ratio" ">=" 0.99 \
     "(pairs: $(paired_list bystander-without bystander-with); medians $(m bystander-with) vs $(m bystander-without) ns/fault; ranges $(spread bystander-with) vs $(spread bystander-without); each loop started $(list_spread $(cat "$WORK"/bystander-*.waited)) s after memlens)"
   tf_ratio=$(paired_median faults-traced faults-untraced)
-  result "traced per-fault time traced/untraced" "$tf_ratio" "<=" 1.02 \
+  result "traced per-fault time, beside untraced" "$tf_ratio" "<=" 1.02 \
     "(pairs side by side: $(paired_list faults-traced faults-untraced); medians $(m faults-traced) vs $(m faults-untraced) ns/fault; ranges $(spread faults-traced) vs $(spread faults-untraced); each pair started $(list_spread $(cat "$WORK"/faults-traced-*.waited)) s after memlens)"
+  # Side by side, what memlens costs every process alike slows both loops: with the bystander's share,
+  # the traced loop against no memlens at all.
+  printf '  %-52s %s (the row above over the bystander speed)\n' "traced per-fault time, against no memlens" \
+    "$(awk -v t="$tf_ratio" -v b="$by_ratio" 'BEGIN { if (b > 0) printf "%.3f", t / b; else print "nan" }')"
+  printf '  %-52s %s (pairs: %s; medians %s vs %s ns/fault; no target: off by default; the software event\n    it opens slows every fault of the host, the untraced loop too: see docs/probes.md)\n' \
+    "with --fault-sample-period 1024, beside untraced" "$(paired_median sampled-traced sampled-untraced)" \
+    "$(paired_list sampled-traced sampled-untraced)" "$(m sampled-traced)" "$(m sampled-untraced)"
 fi
 if want unwind; then
   printf '  %-52s %s (rounds: %s; every fault sampled with its stack: %s vs %s ns/fault, the difference is the\n    unwind tables'"'"' cost per stack walk)\n' "per-fault time, unwind tables / frame pointers only" \
@@ -842,7 +895,8 @@ else
 fi
 echo
 echo "memlens's own CPU per traced second (CPU seconds user+system / wall seconds of the run, median and range):"
-for name in faults http http_close alloc_heavy buffer_heavy; do
+# (Not the fault loops: their memlens waits seconds at the gate with the loops.)
+for name in http http_close alloc_heavy buffer_heavy; do
   per=$(printf '%s\n' "${TRACED_CPU[@]}" | awk -v n="$name" '$1 == n && $3 > 0 { printf "%.4f\n", $2 / $3 }')
   [ -n "$per" ] || continue
   printf '  %-13s %s s/s (%s over %d runs)\n' "$name" "$(median $per)" "$(list_spread $per)" "$(echo "$per" | wc -l)"

@@ -9,8 +9,9 @@
 // (what the faults cost it, free of the time other work on a busy machine takes the CPU away), M and J
 // the kernel's fault counters of the process (getrusage) at the end.
 // With BLOCKS, it runs BLOCKS blocks of ROUNDS rounds, each after its own byte from WAIT_FD, and prints
-// that line after each block (N, X and C of the block): one process measured under changing conditions
-// (a tracer started and stopped between blocks) keeps its own pages and mapping from block to block.
+// that line after each block (N, X and C of the block; M and J stay the process's totals): one process
+// measured under changing conditions (a tracer started and stopped between blocks) keeps its own pages
+// and mapping from block to block. End of file on WAIT_FD before a block ends it (exit status 1).
 // No stdio and no malloc after the mapping: the loop's faults are the process's faults.
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ static void write_all(const char* s, size_t n) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    write_all("usage: fault_loop PAGES ROUNDS [WAIT_FD]\n", 41);
+    static const char usage[] = "usage: fault_loop PAGES ROUNDS [WAIT_FD [BLOCKS]]\n";
+    write_all(usage, sizeof usage - 1);
     return 2;
   }
   long pages = atol(argv[1]), rounds = atol(argv[2]);
@@ -55,7 +57,7 @@ int main(int argc, char** argv) {
   for (long b = 0; b < blocks; ++b) {
     if (argc > 3) {
       char c;
-      if (read(atoi(argv[3]), &c, 1) < 0) return 1;
+      if (read(atoi(argv[3]), &c, 1) != 1) return 1;  // end of file: whoever would release it is gone
     }
     struct rusage ru0;
     getrusage(RUSAGE_SELF, &ru0);
