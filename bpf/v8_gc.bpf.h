@@ -20,6 +20,7 @@ struct {
 // (the process is exiting) leaves an entry nobody deletes.
 struct ml_v8_gc_pending {
   __u64 start_ns;
+  __u64 heap;  // v8::internal::Heap* the GC runs on, when the figures are read at its end (else 0)
   __u64 heap_before;
   __u64 heap_after;
   __u32 kind;
@@ -89,7 +90,7 @@ static __always_inline __u32 v8_gc_stack_weight(__u32 tid, __u32 kind, __u32 fla
 }
 
 // at_entry: the probe is at the function's entry (uprobe), not inside it (USDT).
-static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool at_entry) {
+static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool at_entry, __u64 heap) {
   struct ml_v8_counters* c = v8_counters();
   if (!c) return 0;
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -103,6 +104,7 @@ static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool 
   __u32 weight = v8_gc_stack_weight(tid, kind, flags, now, &sampling);
   __s32 stack_id = weight ? user_stack_id(ctx, at_entry) : -1;
   struct ml_v8_gc_pending n = {.start_ns = now,
+                               .heap = c->heap_tracer_offset ? heap : 0,
                                .kind = kind,
                                .flags = flags,
                                .stack_id = stack_id,
@@ -118,6 +120,23 @@ static __always_inline int v8_gc_begin(void* ctx, __u32 kind, __u32 flags, bool 
   return 0;
 }
 
+// Both heap figures from the GC's tracer (ml_v8_counters.heap_tracer_offset), read as the GC ends.
+static __always_inline void v8_heap_figures_from_tracer(struct ml_v8_counters* c,
+                                                        struct ml_v8_gc_pending* p) {
+  __u64 tracer = 0, heap_of_tracer = 0, before = 0, after = 0;
+  if (bpf_probe_read_user(&tracer, sizeof(tracer), (void*)(p->heap + c->heap_tracer_offset)) != 0 ||
+      bpf_probe_read_user(&heap_of_tracer, sizeof(heap_of_tracer), (void*)tracer) != 0 ||
+      heap_of_tracer != p->heap ||
+      bpf_probe_read_user(&before, sizeof(before), (void*)(tracer + (__s64)c->heap_slot_disp[0])) != 0 ||
+      bpf_probe_read_user(&after, sizeof(after), (void*)(tracer + (__s64)c->heap_slot_disp[1])) != 0) {
+    __sync_fetch_and_add(&c->heap_figures_unread, 1);
+    return;
+  }
+  p->heap_before = before;
+  p->heap_after = after;
+  p->flags |= ML_V8_GC_HEAP_BEFORE | ML_V8_GC_HEAP_AFTER;
+}
+
 static __always_inline int v8_gc_finish(void) {
   struct ml_v8_counters* c = v8_counters();
   if (!c) return 0;
@@ -131,6 +150,7 @@ static __always_inline int v8_gc_finish(void) {
     p->depth -= 1;
     return 0;
   }
+  if (p->heap) v8_heap_figures_from_tracer(c, p);
   struct ml_v8_event* e = reserve_event(sizeof(*e));
   if (e) {
     fill_header(&e->h, ML_EV_V8_GC);
@@ -161,10 +181,10 @@ static __always_inline int v8_heap_figure(__u64 bytes, bool after) {
   return 0;
 }
 
-// Heap::PerformGarbageCollection entry: esi = GarbageCollector.
+// Heap::PerformGarbageCollection entry: rdi = the Heap, esi = GarbageCollector.
 SEC("uprobe")
 int ml_v8_gc_start(struct pt_regs* ctx) {
-  return v8_gc_begin(ctx, (__u32)PT_REGS_PARM2(ctx), 0, true);
+  return v8_gc_begin(ctx, (__u32)PT_REGS_PARM2(ctx), 0, true, PT_REGS_PARM1(ctx));
 }
 
 SEC("uretprobe")
@@ -216,7 +236,7 @@ int ml_v8_heap_after_slot(struct pt_regs* ctx) {
 // type is v8::GCType bits, mapped to a kind by userspace. No heap figures on this path.
 SEC("usdt")
 int BPF_USDT(ml_v8_usdt_gc_start, int type, int flags) {
-  return v8_gc_begin(ctx, (__u32)type, ML_V8_GC_USDT, false);
+  return v8_gc_begin(ctx, (__u32)type, ML_V8_GC_USDT, false, 0);
 }
 
 SEC("usdt")

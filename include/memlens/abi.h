@@ -202,8 +202,15 @@ struct ml_v8_counters {
   // before the GC, 1 after (node/probe_plan: AttachPoint::value_base).
   __u32 heap_slot_base[2];
   __s32 heap_slot_disp[2];
+  // Set by userspace when the GC end probe reads both figures instead, with no probe of their own
+  // (node/probe_plan: HeapFiguresInTracer): the GCTracer is the word at heap_tracer_offset of the Heap
+  // (%rdi at PerformGarbageCollection's entry) and the figures are at heap_slot_disp[i] of the tracer.
+  // 0: the heap_used probes read them.
+  __u32 heap_tracer_offset;
+  __u32 _pad0;
+  __u64 heap_figures_unread;  // GCs whose end found no tracer pointing back at their heap: no figures
 };
-ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 88, "ml_v8_counters size");
+ML_STATIC_ASSERT(sizeof(struct ml_v8_counters) == 104, "ml_v8_counters size");
 
 // fd events (ML_EV_FD_OPEN, ML_EV_FD_CLOSE): uprobes on the C library's fd wrappers. The kind says which
 // wrapper fired; userspace interprets the raw arguments (flags, cmd) per kind. The attach cookie of each

@@ -215,6 +215,19 @@ void V8Extension::read_counters(model::Process& p, PerProcess& st) {
   }
   v8.external_adjustments_bytes = c.external_delta_bytes;
   v8.external_adjustments = c.external_adjustments;
+  if (c.heap_figures_unread > 0) {
+    // Such GCs are in the history without figures; the note says how many and why.
+    constexpr std::string_view kUnread = "V8 GC: heap figures unread for ";
+    std::string note = fmt::format(
+        "{}{} GC(s): the GCTracer at Heap + {:#x} could not be read or did not point back at that heap",
+        kUnread, c.heap_figures_unread, c.heap_tracer_offset);
+    auto it =
+        std::find_if(p.notes.begin(), p.notes.end(), [&](const auto& n) { return n.starts_with(kUnread); });
+    if (it == p.notes.end())
+      p.notes.push_back(std::move(note));
+    else
+      *it = std::move(note);
+  }
 }
 
 void V8Extension::update_losses() {

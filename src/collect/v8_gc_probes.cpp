@@ -74,6 +74,9 @@ Result<std::string> V8GcProbes::attach(pid_t pid) {
         {plan->find(ProbePurpose::heap_committed), progs->ml_v8_heap_total}};
     for (auto [site, prog] : sites) {
       if (!site || !site->found()) continue;  // heap figures absent: GC times still count
+      bool heap_figure =
+          site->purpose == ProbePurpose::heap_used_before || site->purpose == ProbePurpose::heap_used_after;
+      if (heap_figure && heap_figures_at_gc_end(*plan)) continue;  // the end probe reads them
       for (const auto& a : site->points) {
         auto link = attach_uprobe(program_for_point(*progs, site->purpose, a, prog), pid, a.host_path, "",
                                   a.file_offset, a.retprobe);

@@ -8,10 +8,23 @@
 
 namespace memlens::collect {
 
-// A process's counters before its probes attach: zero, and the slot of each heap-figure site that reads
-// one (index 0 before the GC, 1 after).
+// Whether the GC end probe reads the heap figures (node::HeapFiguresInTracer): the heap_used sites are then
+// not attached.
+inline bool heap_figures_at_gc_end(const node::ProbePlan& plan) {
+  return plan.heap_figures_in_tracer.has_value();
+}
+
+// A process's counters before its probes attach: zero, and where the heap figures are read: in the GC's
+// tracer at its end, or else the slot of each heap-figure site that reads one (index 0 before the GC, 1
+// after).
 inline ml_v8_counters initial_v8_counters(const node::ProbePlan& plan) {
   ml_v8_counters c{};
+  if (const auto& t = plan.heap_figures_in_tracer) {
+    c.heap_tracer_offset = t->tracer_offset;
+    c.heap_slot_disp[0] = t->before_disp;
+    c.heap_slot_disp[1] = t->after_disp;
+    return c;
+  }
   const node::ProbePurpose purposes[] = {node::ProbePurpose::heap_used_before,
                                          node::ProbePurpose::heap_used_after};
   for (int i = 0; i < 2; ++i) {

@@ -138,8 +138,10 @@ void V8Extension::attach(model::Trace& trace, model::Process& p, PerProcess& st)
          attach_site(trace, p.pid(), *site(ProbePurpose::gc_start), st);
     if (gc) {
       p.v8.probe_source = "uprobes";
-      for (auto purpose : {ProbePurpose::heap_used_before, ProbePurpose::heap_used_after})
-        if (site(purpose)) attach_site(trace, p.pid(), *site(purpose), st);
+      // Where the GC end probe reads the heap figures, they need no probe of their own (`doctor` says which).
+      if (!heap_figures_at_gc_end(*plan))
+        for (auto purpose : {ProbePurpose::heap_used_before, ProbePurpose::heap_used_after})
+          if (site(purpose)) attach_site(trace, p.pid(), *site(purpose), st);
       if (usdt)
         p.notes.push_back(
             "V8 GC: USDT node:gc__start/gc__done present but not used: the uprobes on "

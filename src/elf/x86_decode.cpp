@@ -84,6 +84,7 @@ struct MovForm {
   uint8_t mem_base = 0, store_bytes = 0;
   int32_t mem_disp = 0;
   std::optional<uint8_t> stored_reg;  // the register a store writes to memory
+  bool loads = false;                 // a 64-bit mov from memory at [mem_base + mem_disp]
 };
 
 // ModRM memory operand [base + disp] (no index, not rip-relative); nullopt for any other.
@@ -163,6 +164,9 @@ std::optional<MovForm> decode_mov_form(const uint8_t* p, size_t n) {
         f.stored_reg = reg;
       } else {
         f.writes_reg = reg;
+        f.loads = op == 0x8B;
+        f.mem_base = m->base;
+        f.mem_disp = m->disp;
       }
       return f;
     }
@@ -228,6 +232,96 @@ std::optional<StoredResult> rax_stored_until_next_call(const uint8_t* code, size
     i += f->length;
   }
   return std::nullopt;
+}
+
+namespace {
+
+constexpr uint8_t kRdi = 7;
+
+bool callee_saved(uint8_t reg) {
+  return reg == 3 || reg == kRbp || reg >= 12;
+}
+
+// Length of a prologue instruction that touches neither %rdi nor a callee-saved register other than by
+// saving it: endbr64, push, and sub/add of an immediate to %rsp. 0 for anything else.
+size_t stack_setup_length(const uint8_t* p, size_t n) {
+  static const uint8_t kEndbr64[] = {0xF3, 0x0F, 0x1E, 0xFA};
+  if (n >= 4 && std::memcmp(p, kEndbr64, 4) == 0) return 4;
+  if (n >= 1 && p[0] >= 0x50 && p[0] <= 0x57) return 1;
+  if (n >= 2 && p[0] == 0x41 && p[1] >= 0x50 && p[1] <= 0x57) return 2;
+  bool alu_rsp = n >= 3 && p[0] == 0x48 && (p[2] == 0xEC || p[2] == 0xC4);  // sub/add $imm,%rsp
+  if (alu_rsp && p[1] == 0x83 && n >= 4) return 4;
+  if (alu_rsp && p[1] == 0x81 && n >= 7) return 7;
+  return 0;
+}
+
+// A 32-bit `mov %reg,%reg` (89 /r, no REX.W): the register it writes, nullopt for any other instruction.
+std::optional<uint8_t> mov32_register_write(const uint8_t* p, size_t n, size_t* length) {
+  size_t i = 0;
+  uint8_t rex = 0;
+  if (n > 0 && (p[0] & 0xF0) == 0x40) rex = p[i++];
+  if (rex & 8 || i + 2 > n || p[i] != 0x89 || (p[i + 1] >> 6) != 3) return std::nullopt;
+  *length = i + 2;
+  return static_cast<uint8_t>((p[i + 1] & 7) | (rex & 1 ? 8 : 0));
+}
+
+}  // namespace
+
+PrologueFacts prologue_facts(const uint8_t* code, size_t n) {
+  constexpr int kMaxInstructions = 24;
+  PrologueFacts facts;
+  bool rdi_is_this = true;
+  size_t i = 0;
+  for (int k = 0; k < kMaxInstructions && i < n; ++k) {
+    if (size_t len = stack_setup_length(code + i, n - i)) {
+      i += len;
+      continue;
+    }
+    size_t len32 = 0;
+    if (auto written = mov32_register_write(code + i, n - i, &len32)) {
+      if (*written == kRdi) rdi_is_this = false;
+      if (*written == facts.this_register) facts.this_register.reset();
+      i += len32;
+      continue;
+    }
+    auto f = decode_mov_form(code + i, n - i);
+    if (!f || f->is_call) break;
+    if (f->loads && f->mem_disp == 0 &&
+        ((f->mem_base == kRdi && rdi_is_this) || f->mem_base == facts.this_register))
+      facts.reads_first_word_of_this = true;
+    if (f->writes_reg) {
+      bool copies_this = !f->loads && f->length >= 3 && code[i + f->length - 2] == 0x89 &&
+                         ((code[i + f->length - 1] >> 3) & 7) == kRdi && !(code[i] & 4) && rdi_is_this;
+      if (*f->writes_reg == facts.this_register) facts.this_register.reset();
+      if (copies_this && callee_saved(*f->writes_reg)) facts.this_register = *f->writes_reg;
+      if (*f->writes_reg == kRdi) rdi_is_this = false;
+    }
+    i += f->length;
+  }
+  return facts;
+}
+
+std::optional<LoadedRegister> rdi_loaded_for_call(const uint8_t* code, size_t n, size_t call_at) {
+  constexpr size_t kMaxBack = 32;
+  constexpr int kMaxInstructions = 4;
+  if (call_at >= n || code[call_at] != 0xE8) return std::nullopt;
+  std::optional<LoadedRegister> found;
+  for (size_t back = 1; back <= kMaxBack && back <= call_at; ++back) {
+    size_t i = call_at - back;
+    auto first = decode_mov_form(code + i, call_at - i);
+    if (!first || !first->loads || first->writes_reg != kRdi) continue;
+    LoadedRegister candidate{first->mem_base, first->mem_disp};
+    i += first->length;
+    for (int k = 1; k < kMaxInstructions && i < call_at; ++k) {
+      auto f = decode_mov_form(code + i, call_at - i);
+      if (!f || f->is_call || f->writes_reg == kRdi) break;
+      i += f->length;
+    }
+    if (i != call_at) continue;
+    if (found && (found->base != candidate.base || found->disp != candidate.disp)) return std::nullopt;
+    found = candidate;
+  }
+  return found;
 }
 
 const char* x86_register_name(uint8_t reg) {

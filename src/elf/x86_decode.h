@@ -53,6 +53,28 @@ struct StoredResult {
 };
 std::optional<StoredResult> rax_stored_until_next_call(const uint8_t* code, size_t n, size_t at);
 
+// What a function's prologue (its instructions up to the first call, or to the first this decoder does
+// not know) shows about `this`, its first argument (%rdi at the entry).
+struct PrologueFacts {
+  // The callee-saved register `mov %rdi,%REG` copied `this` into, when nothing in the prologue wrote it
+  // after: it holds `this` for the rest of the function (callees preserve it), unless the function body
+  // reuses it, which only the disassembly of a known build can rule out.
+  std::optional<uint8_t> this_register;
+  bool reads_first_word_of_this = false;  // a 64-bit load from 0(%rdi) or 0(this_register) while they hold it
+};
+PrologueFacts prologue_facts(const uint8_t* code, size_t n);
+
+// The `mov DISP(%BASE),%rdi` whose value %rdi holds at the `call rel32` at code[call_at] (the argument a
+// member function is called on): the instructions in between must be 64-bit movs and leas that write
+// neither %rdi nor anything else this decoder cannot follow. A byte scan cannot tell where an instruction
+// starts, so every start up to 32 bytes before the call is tried: nullopt when none decodes so, or when two
+// give different operands.
+struct LoadedRegister {
+  uint8_t base = 0;
+  int32_t disp = 0;
+};
+std::optional<LoadedRegister> rdi_loaded_for_call(const uint8_t* code, size_t n, size_t call_at);
+
 // "rax", "rbx", ... "r15" for x86 register numbers 0-15, "?" beyond.
 const char* x86_register_name(uint8_t reg);
 

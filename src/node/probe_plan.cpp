@@ -93,6 +93,28 @@ ProbeSite entry_site(const elf::ElfFile& elf, const std::string& host_path, Prob
   return site;
 }
 
+// Offsets in code (a function at vaddr code_vaddr) of its `call rel32`s to any of callees: direct, or
+// through a PLT stub that jumps through the GOT slot of a callee's name (a shared library's calls).
+std::vector<uint64_t> calls_to(const elf::ElfFile& elf, const uint8_t* code, size_t n, uint64_t code_vaddr,
+                               const std::vector<elf::Symbol>& callees) {
+  std::vector<uint64_t> out;
+  std::vector<uint64_t> slots;
+  for (const auto& c : callees)
+    if (auto slot = elf::plt_got_slot(elf, c.name)) slots.push_back(*slot);
+  for (size_t i = 0; i + 5 <= n; ++i) {
+    auto target = elf::call_rel32_target(code, n, i, code_vaddr);
+    if (!target) continue;
+    bool direct =
+        std::any_of(callees.begin(), callees.end(), [&](const auto& c) { return c.address == *target; });
+    bool through_plt = !direct && !slots.empty() && elf::in_plt(elf, *target) &&
+                       std::any_of(slots.begin(), slots.end(), [&](uint64_t slot) {
+                         return elf::plt_stub_uses_slot(elf, *target, slot);
+                       });
+    if (direct || through_plt) out.push_back(i);
+  }
+  return out;
+}
+
 // heap_used_before/after: the instruction after GCTracer::Start/StopInSafepoint's call to
 // Heap::SizeOfObjects, where rax holds the figure --trace-gc prints, or better the next call, where the
 // GCTracer's event holds it (below). Heap::SizeOfObjects itself is also called outside GCs (heap
@@ -117,16 +139,8 @@ ProbeSite call_site(const elf::ElfFile& elf, const std::string& host_path, Probe
       continue;
     }
     const uint8_t* bytes = code->data();
-    auto after = elf::offsets_after_calls_to(bytes, code->size(), caller.address, callee->address);
-    if (after.empty()) {
-      // Through the PLT (shared library): every call whose target stub jumps through SizeOfObjects' slot.
-      auto slot = elf::plt_got_slot(elf, size_of_objects_symbol());
-      for (size_t i = 0; slot && i + 5 <= code->size(); ++i) {
-        auto target = elf::call_rel32_target(bytes, code->size(), i, caller.address);
-        if (target && elf::in_plt(elf, *target) && elf::plt_stub_uses_slot(elf, *target, *slot))
-          after.push_back(i + 5);
-      }
-    }
+    std::vector<uint64_t> after = calls_to(elf, bytes, code->size(), caller.address, {*callee});
+    for (auto& at : after) at += 5;
     if (after.empty()) continue;
     // One call per function in every verified build; the first is the one that fills the GC event.
     uint64_t at = after.front();
@@ -164,6 +178,64 @@ ProbeSite call_site(const elf::ElfFile& elf, const std::string& host_path, Probe
                                    size_of_objects_symbol(), callers.front().name);
   if (!site.points.empty()) site.skip_reason.clear();
   return site;
+}
+
+// Where each GC's heap figures can be read at its end (ProbePlan::heap_figures_in_tracer), or why not.
+// Each fact the reading relies on is checked in this build's code: GCTracer::Start/StopInSafepoint store
+// the figures at their slot through `this` and find their heap in their first word; every
+// PerformGarbageCollection passes both of them the same field of its own `this`, the Heap.
+Result<HeapFiguresInTracer> figures_in_tracer(const elf::ElfFile& elf, const ProbePlan& plan) {
+  const ProbePurpose figures[] = {ProbePurpose::heap_used_before, ProbePurpose::heap_used_after};
+  int32_t disp[2] = {0, 0};
+  std::vector<elf::Symbol> tracer_calls[2];
+  for (int i = 0; i < 2; ++i) {
+    const ProbeSite* site = plan.find(figures[i]);
+    if (!site || !site->found() || !site->points.front().value_base)
+      return make_error(fmt::format("{} is not read from a slot of GCTracer's event", to_string(figures[i])));
+    const uint8_t base = *site->points.front().value_base;
+    disp[i] = site->points.front().value_disp;
+    tracer_calls[i] = resolve(elf, size_of_objects_callers(figures[i]));
+    for (const auto& fn : tracer_calls[i]) {
+      auto code = read_code(elf, fn.address, fn.size);
+      if (!code.ok()) return code.error();
+      auto facts = elf::prologue_facts(code->data(), code->size());
+      if (facts.this_register != base)
+        return make_error(
+            fmt::format("{} stores the figure through %{}, which its prologue does not show to be "
+                        "`this`",
+                        fn.name, elf::x86_register_name(base)));
+      if (!facts.reads_first_word_of_this)
+        return make_error(fmt::format("{} does not read its heap from its first word", fn.name));
+    }
+  }
+  const ProbeSite* gc = plan.find(ProbePurpose::gc_start);
+  if (!gc || !gc->found()) return make_error("no PerformGarbageCollection to read them at");
+  std::optional<int32_t> tracer_offset;
+  for (const auto& point : gc->points) {
+    auto fn = elf.find_symbol(point.symbol);
+    if (!fn || fn->size == 0) return make_error(point.symbol + ": no size in the symbol table");
+    auto code = read_code(elf, fn->address, fn->size);
+    if (!code.ok()) return code.error();
+    auto facts = elf::prologue_facts(code->data(), code->size());
+    if (!facts.this_register)
+      return make_error(fn->name + ": its prologue keeps `this` in no callee-saved register");
+    for (int i = 0; i < 2; ++i) {
+      auto calls = calls_to(elf, code->data(), code->size(), fn->address, tracer_calls[i]);
+      if (calls.empty())
+        return make_error(fmt::format("{} calls no {}", fn->name, tracer_calls[i].front().name));
+      for (uint64_t at : calls) {
+        auto arg = elf::rdi_loaded_for_call(code->data(), code->size(), at);
+        if (!arg || arg->base != *facts.this_register || arg->disp <= 0)
+          return make_error(fmt::format("{}+{:#x}: the tracer it calls {} on is not a field of its `this`",
+                                        fn->name, at, tracer_calls[i].front().name));
+        if (tracer_offset && *tracer_offset != arg->disp)
+          return make_error(fmt::format("{} finds the tracer at two offsets ({:#x}, {:#x})", fn->name,
+                                        *tracer_offset, arg->disp));
+        tracer_offset = arg->disp;
+      }
+    }
+  }
+  return HeapFiguresInTracer{static_cast<uint32_t>(*tracer_offset), disp[0], disp[1]};
 }
 
 }  // namespace
@@ -213,6 +285,15 @@ std::string ProbePlan::describe() const {
                                                     elf::x86_register_name(*a.value_base))
                                       : "");
   }
+  if (heap_figures_in_tracer)
+    out += fmt::format(
+        "  heap figures: read at each GC's end, GCTracer at Heap + {:#x}, used before the GC at its {:#x}, "
+        "after at {:#x} (the heap_used probes are not attached)\n",
+        heap_figures_in_tracer->tracer_offset, heap_figures_in_tracer->before_disp,
+        heap_figures_in_tracer->after_disp);
+  else
+    out +=
+        fmt::format("  heap figures: read by the heap_used probes: {}\n", heap_figures_in_tracer_skip_reason);
   if (ab_counter_offset)
     out += fmt::format("  array_buffer_counter: allocator + {:#x} (from NodeArrayBufferAllocator::Free)\n",
                        *ab_counter_offset);
@@ -308,6 +389,10 @@ Result<ProbePlan> plan_for_elf(const elf::ElfFile& elf, const std::string& host_
     }
     plan.probes.push_back(std::move(site));
   }
+  if (auto f = figures_in_tracer(elf, plan); f.ok())
+    plan.heap_figures_in_tracer = *f;
+  else
+    plan.heap_figures_in_tracer_skip_reason = f.error().message;
   return plan;
 }
 

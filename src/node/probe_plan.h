@@ -49,6 +49,17 @@ struct ProbeSite {
   bool found() const { return !points.empty(); }
 };
 
+// Where each GC's heap figures (heap used before and after it, what --trace-gc prints) can be read when
+// it ends, with no probe of their own: PerformGarbageCollection calls GCTracer::StartInSafepoint and
+// StopInSafepoint, which store the figures in the tracer's current event, and nothing replaces that event
+// before PerformGarbageCollection returns (docs/v8-probes.md). The tracer is the word at tracer_offset of
+// the Heap (PerformGarbageCollection's `this`, %rdi at its entry), and its own first word points back at
+// the Heap, which the probe checks before it reads.
+struct HeapFiguresInTracer {
+  uint32_t tracer_offset = 0;
+  int32_t before_disp = 0, after_disp = 0;  // of each figure in the tracer
+};
+
 struct ProbePlan {
   std::string host_path;           // the ELF object holding V8, as libbpf can open it
   std::string path_in_process;     // its path as the process sees it ("" when planned from a binary path)
@@ -69,6 +80,10 @@ struct ProbePlan {
   // The value of an allocator object's first word (its vtable pointer) as a file offset of this object,
   // to find the object in the process's memory without a probe. Empty when the vtable symbol is absent.
   std::optional<uint64_t> ab_allocator_vptr_file_offset;
+  // When set, the GC end probe reads the heap figures and the heap_used probes are not attached (two traps
+  // a GC instead of four). Empty, with the reason, when this build's code does not show it safe.
+  std::optional<HeapFiguresInTracer> heap_figures_in_tracer;
+  std::string heap_figures_in_tracer_skip_reason;
 
   const ProbeSite* find(ProbePurpose purpose) const;
   const elf::UsdtProbe* find_usdt(std::string_view provider, std::string_view name) const;

@@ -150,5 +150,70 @@ TEST(RaxStoredUntilNextCall, GivesUpWhereTheSlotMightNotHoldTheValueAtTheCall) {
   EXPECT_FALSE(rax_stored_until_next_call(kNode20StopInSafepoint.data(), 46, 4));
 }
 
+// GCTracer::StartInSafepoint's prologue in Node 22 (V8 12.4), up to its first call: push %rbp; mov %rsp,%rbp;
+// push %r15; push %r14; push %r13; mov %rsi,%r13; push %r12; mov %rdi,%r12; push %rbx; sub $0x28,%rsp;
+// mov (%rdi),%rdi; call Heap::EmbedderAllocationCounter.
+const std::vector<uint8_t> kNode22StartInSafepointPrologue = {
+    0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x49, 0x89, 0xf5, 0x41, 0x54, 0x49,
+    0x89, 0xfc, 0x53, 0x48, 0x83, 0xec, 0x28, 0x48, 0x8b, 0x3f, 0xe8, 0x71, 0x08, 0x02, 0x00};
+// Heap::PerformGarbageCollection's prologue in Node 22: 32-bit moves of the other arguments, `this` in %r12,
+// then `test %esi,%esi` (a form the prologue scan does not follow).
+const std::vector<uint8_t> kNode22PerformGcPrologue = {0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x49, 0x89, 0xcf,
+                                                       0x41, 0x56, 0x41, 0x89, 0xd6, 0x41, 0x55, 0x41, 0x89,
+                                                       0xf5, 0x41, 0x54, 0x49, 0x89, 0xfc, 0x53, 0x89, 0xf3,
+                                                       0x48, 0x81, 0xec, 0x28, 0x01, 0x00, 0x00, 0x85, 0xf6};
+
+TEST(PrologueFacts, FindsTheRegisterThatKeepsThisAndAReadOfItsFirstWord) {
+  auto tracer =
+      prologue_facts(kNode22StartInSafepointPrologue.data(), kNode22StartInSafepointPrologue.size());
+  EXPECT_EQ(tracer.this_register, 12);  // r12
+  EXPECT_TRUE(tracer.reads_first_word_of_this);
+  auto heap = prologue_facts(kNode22PerformGcPrologue.data(), kNode22PerformGcPrologue.size());
+  EXPECT_EQ(heap.this_register, 12);
+  EXPECT_FALSE(heap.reads_first_word_of_this);
+}
+
+TEST(PrologueFacts, ForgetsThisWhereItsRegisterIsWrittenOrWasNotThis) {
+  auto with = [](std::vector<uint8_t> code, size_t at, std::vector<uint8_t> bytes) {
+    std::copy(bytes.begin(), bytes.end(), code.begin() + static_cast<long>(at));
+    return prologue_facts(code.data(), code.size());
+  };
+  // push %rbx replaced by a 32-bit write of %r12d (mov %esi,%r12d, 41 89 f4 over push %rbx; sub's REX).
+  auto overwritten = with(kNode22PerformGcPrologue, 24, {0x41, 0x89, 0xf4});
+  EXPECT_FALSE(overwritten.this_register);
+  // %rdi written before it is copied: mov %rcx,%rdi in place of mov %rcx,%r15 (the copy is no longer `this`).
+  auto rdi_first = with(kNode22PerformGcPrologue, 6, {0x48, 0x89, 0xcf});
+  EXPECT_FALSE(rdi_first.this_register);
+  // A copy into a register callees may clobber (mov %rdi,%rcx) does not keep `this`.
+  auto scratch = with(kNode22StartInSafepointPrologue, 15, {0x48, 0x89, 0xf9});
+  EXPECT_FALSE(scratch.this_register);
+  // The first word read after %rdi was overwritten is not `this`'s: mov (%rdi),%rdi after mov %rsi,%rdi.
+  auto moved = with(kNode22StartInSafepointPrologue, 19, {0x48, 0x89, 0xf7, 0x90});
+  EXPECT_FALSE(moved.reads_first_word_of_this);
+}
+
+// Heap::PerformGarbageCollection's call of GCTracer::StopInSafepoint in Node 22: call TimeTicks::Now;
+// mov 0x6c8(%r12),%rdi; mov %rax,%rsi; mov %rax,%r14; call StopInSafepoint (at offset 19).
+const std::vector<uint8_t> kNode22StopInSafepointCall = {0xe8, 0x34, 0x0e, 0x5b, 0x01, 0x49, 0x8b, 0xbc,
+                                                         0x24, 0xc8, 0x06, 0x00, 0x00, 0x48, 0x89, 0xc6,
+                                                         0x49, 0x89, 0xc6, 0xe8, 0x91, 0xc5, 0xfc, 0xff};
+
+TEST(RdiLoadedForCall, FindsTheFieldACallIsMadeOn) {
+  auto arg = rdi_loaded_for_call(kNode22StopInSafepointCall.data(), kNode22StopInSafepointCall.size(), 19);
+  ASSERT_TRUE(arg);
+  EXPECT_EQ(arg->base, 12);
+  EXPECT_EQ(arg->disp, 0x6c8);
+  // Not a call there.
+  EXPECT_FALSE(rdi_loaded_for_call(kNode22StopInSafepointCall.data(), kNode22StopInSafepointCall.size(), 16));
+  // %rdi written after the load: mov %rax,%rdi in place of mov %rax,%rsi.
+  auto rewritten = kNode22StopInSafepointCall;
+  rewritten[15] = 0xc7;
+  EXPECT_FALSE(rdi_loaded_for_call(rewritten.data(), rewritten.size(), 19));
+  // An instruction the scan does not know between the load and the call (test %eax,%eax; nop).
+  auto unknown = kNode22StopInSafepointCall;
+  unknown[13] = 0x85, unknown[14] = 0xc0, unknown[15] = 0x90;
+  EXPECT_FALSE(rdi_loaded_for_call(unknown.data(), unknown.size(), 19));
+}
+
 }  // namespace
 }  // namespace memlens::elf

@@ -78,7 +78,7 @@ uint64_t nm_address(const std::string& binary, const std::string& symbol) {
     std::string line;
     while (std::getline(in, line)) {
       auto sp = line.rfind(' ');
-      if (sp != std::string::npos)
+      if (sp != std::string::npos && line[0] != ' ')  // an undefined weak symbol has no address
         it->second.emplace(line.substr(sp + 1), std::stoull(line.substr(0, 16), nullptr, 16));
     }
   }
@@ -179,6 +179,107 @@ void check_points_against_file(const ProbePlan& plan, const std::string& binary)
   }
 }
 
+// Lines "ADDR: TEXT" of objdump's disassembly of the function at sym (up to the next symbol).
+std::vector<std::pair<uint64_t, std::string>> disassembly(const std::string& binary, uint64_t sym) {
+  std::string dis =
+      run(fmt::format("objdump -d --no-show-raw-insn --start-address={:#x} --stop-address={:#x} {} | "
+                      "awk 'NR > 7 && /^[0-9a-f]+ <.*>:$/ {{exit}} {{print}}'",
+                      sym, sym + 0x4000, binary));
+  std::vector<std::pair<uint64_t, std::string>> insns;
+  std::istringstream in(dis);
+  std::string line;
+  static const std::regex insn(R"(^\s*([0-9a-f]+):\s+(.*)$)");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, insn)) insns.emplace_back(std::stoull(m[1], nullptr, 16), m[2]);
+  }
+  return insns;
+}
+
+// Instructions of insns that write reg (64 or 32 bits) other than by popping it.
+std::vector<std::string> writes_of(const std::vector<std::pair<uint64_t, std::string>>& insns,
+                                   const std::string& reg) {
+  static const std::map<std::string, std::string> k32 = {{"rbx", "ebx"},  {"rbp", "ebp"},  {"r12", "r12d"},
+                                                         {"r13", "r13d"}, {"r14", "r14d"}, {"r15", "r15d"}};
+  std::vector<std::string> out;
+  for (const auto& [addr, text] : insns)
+    if (text.ends_with(",%" + reg) || (k32.count(reg) && text.ends_with(",%" + k32.at(reg))))
+      out.push_back(fmt::format("{:x}: {}", addr, text));
+  return out;
+}
+
+// The heap figures read at each GC's end (HeapFiguresInTracer), against objdump's disassembly: every
+// PerformGarbageCollection the plan probes keeps its `this` in one register that nothing else writes, and
+// calls GCTracer::Start/StopInSafepoint on `mov TRACER(%REG),%rdi`; each of those stores its figure
+// through its own `this`, kept the same way, at the displacement the plan reads.
+void check_heap_figures_in_tracer(const ProbePlan& plan, const std::string& binary) {
+  ASSERT_TRUE(plan.heap_figures_in_tracer.has_value()) << plan.heap_figures_in_tracer_skip_reason;
+  const auto& t = *plan.heap_figures_in_tracer;
+  for (const auto& point : plan.find(ProbePurpose::gc_start)->points) {
+    auto insns = disassembly(binary, nm_address(binary, point.symbol));
+    ASSERT_FALSE(insns.empty()) << point.symbol << " in " << binary;
+    std::smatch m;
+    std::string reg;
+    for (size_t i = 0; i < insns.size() && i < 16 && reg.empty(); ++i)
+      if (std::regex_match(insns[i].second, m, std::regex(R"(mov\s+%rdi,%(\w+))"))) reg = m[1];
+    ASSERT_FALSE(reg.empty()) << point.symbol << ": no mov %rdi,%REG in its prologue";
+    // The register may be reused once the tracer calls are made: up to the last of them nothing but the
+    // prologue's copy writes it (the planner assumes so; the probe checks the tracer's heap too).
+    uint64_t last_call = 0;
+    for (const auto& [addr, text] : insns)
+      if (text.find("GCTracer15StopInSafepoint") != std::string::npos) last_call = std::max(last_call, addr);
+    auto writes = writes_of(insns, reg);
+    for (size_t i = 1; i < writes.size(); ++i)
+      EXPECT_GT(std::stoull(writes[i], nullptr, 16), last_call)
+          << point.symbol << " writes %" << reg << " before its last tracer call: " << writes[i];
+    int calls[2] = {0, 0};
+    for (size_t i = 0; i < insns.size(); ++i) {
+      const std::string& text = insns[i].second;
+      int which = text.find("GCTracer16StartInSafepoint") != std::string::npos  ? 0
+                  : text.find("GCTracer15StopInSafepoint") != std::string::npos ? 1
+                                                                                : -1;
+      if (which < 0 || !text.starts_with("call")) continue;
+      ++calls[which];
+      std::string load = fmt::format("mov    {:#x}(%{}),%rdi", t.tracer_offset, reg);
+      bool loaded = false;
+      for (size_t back = 1; back <= 4 && back <= i && !loaded; ++back) {
+        const std::string& before = insns[i - back].second;
+        if (before == load) loaded = true;
+        if (before.ends_with(",%rdi") || before.starts_with("call") || before.starts_with("j")) break;
+      }
+      EXPECT_TRUE(loaded) << point.symbol << ": no `" << load << "` before " << text;
+    }
+    EXPECT_GE(calls[0], 1) << point.symbol << " calls no StartInSafepoint";
+    EXPECT_GE(calls[1], 1) << point.symbol << " calls no StopInSafepoint";
+  }
+  const std::pair<ProbePurpose, int32_t> figures[] = {{ProbePurpose::heap_used_before, t.before_disp},
+                                                      {ProbePurpose::heap_used_after, t.after_disp}};
+  for (auto [purpose, disp] : figures) {
+    for (const auto& point : plan.find(purpose)->points) {
+      ASSERT_TRUE(point.value_base.has_value());
+      EXPECT_EQ(point.value_disp, disp);
+      auto insns = disassembly(binary, nm_address(binary, point.symbol));
+      std::string reg = memlens::elf::x86_register_name(*point.value_base);
+      auto writes = writes_of(insns, reg);
+      ASSERT_FALSE(writes.empty()) << point.symbol;
+      EXPECT_NE(writes.front().find("mov    %rdi,%" + reg), std::string::npos) << writes.front();
+      // Up to the store of the figure nothing else writes the register.
+      uint64_t store = 0;
+      for (const auto& [addr, text] : insns)
+        if (!store && text == fmt::format("mov    %rax,{:#x}(%{})", disp, reg)) store = addr;
+      ASSERT_NE(store, 0u) << point.symbol << ": no store of the figure through %" << reg;
+      for (size_t i = 1; i < writes.size(); ++i)
+        EXPECT_GT(std::stoull(writes[i], nullptr, 16), store) << point.symbol << ": " << writes[i];
+      bool heap_read = false;
+      for (const auto& [addr, text] : insns) {
+        if (addr >= store) break;
+        if (text == "mov    (%rdi),%rdi" || text == "mov    (%" + reg + "),%rdi") heap_read = true;
+      }
+      EXPECT_TRUE(heap_read) << point.symbol << " does not read its heap from its first word";
+    }
+  }
+}
+
 class RealNode : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(RealNode, AllRequiredProbesFoundAndConsistentWithTheFile) {
@@ -193,10 +294,12 @@ TEST_P(RealNode, AllRequiredProbesFoundAndConsistentWithTheFile) {
   for (ProbePurpose p : kRequired)
     EXPECT_TRUE(plan->find(p)->found()) << to_string(p) << ": " << plan->find(p)->skip_reason;
   check_points_against_file(*plan, bin.string());
-  // Every official build reads the heap figures where V8 stored them, at a call (one trap, not two).
+  // Every official build reads the heap figures where V8 stored them, at a call (one trap, not two), and
+  // better at the GC's end (no trap of their own).
   for (ProbePurpose p : {ProbePurpose::heap_used_before, ProbePurpose::heap_used_after})
     for (const auto& a : plan->find(p)->points)
       EXPECT_TRUE(a.value_base.has_value()) << to_string(p) << ": " << a.why_inside;
+  check_heap_figures_in_tracer(*plan, bin.string());
 
   // Which table: readelf --dyn-syms is the ground truth for what .dynsym exports.
   std::string dyn = run("readelf --dyn-syms -W " + bin.string() + " | grep -c 'PerformGarbageCollection'");
@@ -339,6 +442,8 @@ TEST(NodeProbePlan, LibnodeLayoutPicksTheSharedLibrary) {
   EXPECT_FALSE(plan->has_symtab);
   for (ProbePurpose p : kRequired)
     EXPECT_TRUE(plan->find(p)->found()) << to_string(p) << ": " << plan->find(p)->skip_reason;
+  // The file itself by its own path (host_path went with the killed process's /proc entry).
+  check_heap_figures_in_tracer(*plan, plan->path_in_process);
 }
 
 }  // namespace
