@@ -32,8 +32,9 @@
 #     tracefs mounted at /sys/kernel/tracing);
 #   - the same comparison and the alloc-heavy row again, accounted rather than timed (one memlens and one
 #     bpftrace run a round, kernel.bpf_stats_enabled on only then): each tracer's own CPU time, its BPF
-#     programs' run time and its uprobe traps (run count times one trap's cost, bench/uprobe_trap.c) over
-#     the workload's timed span; same targets (work memlens/bpftrace <= 0.25; 1 - memlens's work / the
+#     programs' run time and its uprobe traps (each program's runs times the cost of a hit at its sites:
+#     bench/uprobe_sites.c finds them, bench/uprobe_trap.c measures each kind) over the workload's timed
+#     span; same targets (work memlens/bpftrace <= 0.25; 1 - memlens's work / the
 #     traced run time >= 0.97);
 #   - memlens's own CPU seconds per traced second and peak RSS (VmHWM) in every traced run.
 #
@@ -125,14 +126,18 @@ if ($pid == 0) {
 $SIG{TERM} = $SIG{INT} = sub { kill "TERM", $pid; };
 my $tck = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 my ($hwm, $cpu) = (0, 0);
-# With MEASURE_SERIES=FILE, every 100 ms: "time cpu_s bpf_run_ns bpf_runs uprobe_runs" of the child: its
-# CPU time in nanoseconds summed over its threads (/proc/PID/task/TID/schedstat: the clock ticks of
-# /proc/PID/stat are 10 ms, too coarse here), its BPF programs summed from /proc/PID/fdinfo (run time and
-# count need kernel.bpf_stats_enabled; uprobe programs are of type 2, kprobe).
-my ($series, $iter) = (undef, 0);
+# With MEASURE_SERIES=FILE, every 100 ms: "time cpu_s bpf_run_ns bpf_runs uprobe_runs ID:RUNS,..." of the
+# child: its CPU time in nanoseconds summed over its threads (/proc/PID/task/TID/schedstat: the clock ticks
+# of /proc/PID/stat are 10 ms, too coarse here), its BPF programs summed from /proc/PID/fdinfo (run time
+# and count need kernel.bpf_stats_enabled; uprobe programs are of type 2, kprobe), and the runs of each
+# uprobe program by its id. With MEASURE_SITES=FILE too, every second: where those programs are attached
+# (the output of the command in MEASURE_SITES_TOOL, bench/uprobe_sites.c, appended).
+my ($series, $iter, $samples) = (undef, 0, 0);
 if ($ENV{MEASURE_SERIES}) { open $series, ">", $ENV{MEASURE_SERIES} or die "$ENV{MEASURE_SERIES}: $!"; }
 sub bpf_sample {
-  my ($ns, $runs, $uprobe_runs, $on_cpu) = (0, 0, 0, 0);
+  my ($ns, $runs, $uprobe_runs, $on_cpu, @per_prog) = (0, 0, 0, 0);
+  system("$ENV{MEASURE_SITES_TOOL} $pid >>$ENV{MEASURE_SITES} 2>/dev/null")
+    if $ENV{MEASURE_SITES} && $samples++ % 10 == 5;
   if (opendir my $t, "/proc/$pid/task") {
     for my $tid (readdir $t) {
       next unless $tid =~ /^\d+$/;
@@ -149,18 +154,21 @@ sub bpf_sample {
       my $l = readlink "/proc/$pid/fd/$fd";
       next unless defined $l && $l eq "anon_inode:bpf-prog";
       open my $fi, "<", "/proc/$pid/fdinfo/$fd" or next;
-      my ($type, $t, $c) = (0, 0, 0);
+      my ($type, $t, $c, $id) = (0, 0, 0, 0);
       while (<$fi>) {
         $type = $1 if /^prog_type:\s+(\d+)/;
         $t = $1 if /^run_time_ns:\s+(\d+)/;
         $c = $1 if /^run_cnt:\s+(\d+)/;
+        $id = $1 if /^prog_id:\s+(\d+)/;
       }
       close $fi;
-      $ns += $t; $runs += $c; $uprobe_runs += $c if $type == 2;
+      $ns += $t; $runs += $c;
+      if ($type == 2) { $uprobe_runs += $c; push @per_prog, "$id:$c"; }
     }
     closedir $d;
   }
-  printf $series "%.3f %.6f %d %d %d\n", time, $on_cpu / 1e9, $ns, $runs, $uprobe_runs;
+  printf $series "%.3f %.6f %d %d %d %s\n", time, $on_cpu / 1e9, $ns, $runs, $uprobe_runs,
+    @per_prog ? join(",", @per_prog) : "-";
 }
 while (1) {
   my $state = "?";
@@ -532,42 +540,74 @@ uprobe:$LIBC_PATH:brk /pid == cpid/ { @brk[ustack] = count(); }"
 # one run to the next here. The work a tracer adds can also be counted, free of the machine's speed: its
 # own CPU time (pinned to the workload's CPU, it takes that time from the workload), its BPF programs' run
 # time (kernel.bpf_stats_enabled, on only during these runs), and the breakpoint traps of its uprobes,
-# which that run time does not include: the uprobe programs' run count times the cost of one trap on this
-# machine (bench/uprobe_trap.c, measured once). Each taken over the workload's own timed span (from its
-# result file), not the tracer's start-up or its report. A uretprobe without an entry program traps twice
-# per run: counted once here (memlens has one, on a V8 function called once per GC; bpftrace none).
+# which that run time does not include. Each taken over the workload's own timed span (from its result
+# file), not the tracer's start-up or its report.
+#
+# A trap's cost depends on the instruction under the probe (bench/uprobe_trap.c, measured once on this
+# machine): the kernel emulates a call, jump, branch or push in one exception and single-steps any other
+# instruction out of line, at about ten times the cost here; a return probe adds its return through the
+# kernel's trampoline. Each uprobe program's runs are charged at the dearest of the sites it is attached
+# at (bench/uprobe_sites.c, read every second during the run): a program attached at a stepped and an
+# emulated site pays the stepped price for every run. A return probe whose function entry another
+# program probes shares that entry's trap (one breakpoint, two programs): it pays the return alone. A
+# program whose sites were never seen (attached and detached between two readings) pays the stepped price.
 TRAP_NS=""
+TRAP_EMULATED_NS=""
+TRAP_RETURN_NS=""
 OLD_BPF_STATS=""
 
-accounted_run() { # accounted_run MODE ROUND -> prints "WORK_S ELAPSED_S CPU_S BPF_S UPROBE_RUNS"
+accounted_run() { # accounted_run MODE ROUND -> prints "WORK_S ELAPSED_S CPU_S BPF_S UPROBE_RUNS TRAPS_S UNPLACED_RUNS"
   # Not named *-traced-*: these runs, with the statistics on, stay out of the traced runs' figures.
   local mode=$1 r=$2 rc started ended elapsed v out result
   out="$WORK/accounted-${1/traced/memlens}-$2"
   result="$out.result"
   local -a cmd
-  rm -f "$result"
+  rm -f "$result" "$out.sites"
   if [ "$mode" = traced ]; then
     cmd=("$MEMLENS" run -q -o "$out" -- node "$BENCH_DIR/alloc_heavy.js" --result-file "$result")
   else
     cmd=(bpftrace -e "$BPFTRACE_SCRIPT" -c "$(command -v node) $BENCH_DIR/alloc_heavy.js --result-file $result")
   fi
   echo 1 >/proc/sys/kernel/bpf_stats_enabled || die "cannot enable kernel.bpf_stats_enabled"
-  MEASURE_SERIES="$out.series" measured "$out.stats" "${PIN_SERVER[@]}" "${cmd[@]}" >"$out.log" 2>&1
+  MEASURE_SERIES="$out.series" MEASURE_SITES="$out.sites" MEASURE_SITES_TOOL="$WORK/uprobe_sites" \
+    measured "$out.stats" "${PIN_SERVER[@]}" "${cmd[@]}" >"$out.log" 2>&1
   rc=$?
   echo "$OLD_BPF_STATS" >/proc/sys/kernel/bpf_stats_enabled
   [ "$rc" -eq 0 ] || die "accounted $mode run, round $r: exit status $rc (see $out.log)"
   [ -s "$result" ] || die "accounted $mode run, round $r: no result (see $out.log)"
+  touch "$out.sites"
   started=$(json_field "$result" started_epoch_s)
   ended=$(json_field "$result" ended_epoch_s)
   elapsed=$(json_field "$result" elapsed_s)
   # The first and last readings inside the timed span, scaled up to the whole span.
-  v=$(awk -v s="$started" -v e="$ended" -v el="$elapsed" -v trap="$TRAP_NS" '
-    $1 >= s && !a { a = 1; t0 = $1; c0 = $2; n0 = $3; u0 = $5 }
-    $1 <= e { t1 = $1; c1 = $2; n1 = $3; u1 = $5 }
+  v=$(awk -v s="$started" -v e="$ended" -v el="$elapsed" -v stepped="$TRAP_NS" -v emulated="$TRAP_EMULATED_NS" \
+    -v ret="$TRAP_RETURN_NS" -v sites="$out.sites" '
+    BEGIN {
+      # Sites: "PROG_ID KIND CLASS OFFSET PATH".
+      while ((getline line < sites) > 0) {
+        split(line, f, " ")
+        n++; id[n] = f[1]; kind[n] = f[2]; class[n] = f[3]; at[n] = f[5] " " f[4]
+        if (f[2] == "entry") entry_at[at[n]] = 1
+      }
+      for (i = 1; i <= n; i++) {
+        c = class[i] == "emulated" ? emulated : stepped
+        if (kind[i] == "return") c = ret + (entry_at[at[i]] ? 0 : c)
+        if (!(id[i] in cost) || c > cost[id[i]]) cost[id[i]] = c
+      }
+    }
+    $1 >= s && !a { a = 1; t0 = $1; c0 = $2; n0 = $3; u0 = $5; p0 = $6 }
+    $1 <= e { t1 = $1; c1 = $2; n1 = $3; u1 = $5; p1 = $6 }
     END {
       if (!a || t1 <= t0) exit
       k = (e - s) / (t1 - t0); cpu = (c1 - c0) * k; bpf = (n1 - n0) * k / 1e9; up = (u1 - u0) * k
-      printf "%.4f %.3f %.4f %.4f %.0f\n", cpu + bpf + up * trap / 1e9, el, cpu, bpf, up }' "$out.series")
+      np = split(p0, q, ","); for (i = 1; i <= np; i++) { split(q[i], x, ":"); before[x[1]] = x[2] }
+      np = split(p1, q, ",")
+      for (i = 1; i <= np; i++) {
+        split(q[i], x, ":"); runs = (x[2] - before[x[1]]) * k
+        if (x[1] in cost) traps += runs * cost[x[1]]; else { traps += runs * stepped; unplaced += runs }
+      }
+      printf "%.4f %.3f %.4f %.4f %.0f %.4f %.0f\n", cpu + bpf + traps / 1e9, el, cpu, bpf, up, traps / 1e9, unplaced
+    }' "$out.series")
   [ -n "$v" ] || die "accounted $mode run, round $r: fewer than two readings within the workload's span (see $out.series)"
   echo "$v"
 }
@@ -607,10 +647,17 @@ if want scripts; then
   if [ -w /proc/sys/kernel/bpf_stats_enabled ] && command -v cc >/dev/null; then
     OLD_BPF_STATS=$(cat /proc/sys/kernel/bpf_stats_enabled)
     cc -O2 -o "$WORK/uprobe_trap" "$BENCH_DIR/uprobe_trap.c" || die "cannot build bench/uprobe_trap.c"
+    cc -O2 -o "$WORK/uprobe_sites" "$BENCH_DIR/uprobe_sites.c" || die "cannot build bench/uprobe_sites.c"
     "${PIN_SERVER[@]}" "$WORK/uprobe_trap" >"$WORK/uprobe_trap.out" 2>&1 ||
       die "the uprobe trap could not be measured: $(cat "$WORK/uprobe_trap.out")"
-    TRAP_NS=$(sed -n 's/.*"trap_ns":\([0-9.]*\).*/\1/p' "$WORK/uprobe_trap.out")
-    echo "one uprobe trap, no program: $TRAP_NS ns ($(cat "$WORK/uprobe_trap.out"))"
+    trap_figure() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$WORK/uprobe_trap.out"; }
+    TRAP_NS=$(trap_figure trap_ns)
+    TRAP_EMULATED_NS=$(trap_figure emulated_ns)
+    TRAP_RETURN_NS=$(trap_figure return_ns)
+    [ -n "$TRAP_NS" ] && [ -n "$TRAP_EMULATED_NS" ] && [ -n "$TRAP_RETURN_NS" ] ||
+      die "bench/uprobe_trap.c printed no figures: $(cat "$WORK/uprobe_trap.out")"
+    echo "one uprobe hit, no program: $TRAP_NS ns stepped, $TRAP_EMULATED_NS ns emulated, a return" \
+      "$TRAP_RETURN_NS ns more ($(cat "$WORK/uprobe_trap.out"))"
   else
     echo "the tracers' work is not accounted: no writable kernel.bpf_stats_enabled, or no cc"
   fi
@@ -703,8 +750,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
       if ((r % 2)); then amodes=(traced bpftrace); else amodes=(bpftrace traced); fi
       for mode in "${amodes[@]}"; do
         v=$(accounted_run "$mode" "$r") || exit 1
-        read -r work elapsed cpu bpf uprobes <<<"$v"
+        read -r work elapsed cpu bpf uprobes traps unplaced <<<"$v"
         add_sample "acct-$mode-work" "$work"
+        add_sample "acct-$mode-traps" "$traps"
+        add_sample "acct-$mode-unplaced" "$unplaced"
         add_sample "acct-$mode-elapsed" "$elapsed"
         add_sample "acct-$mode-cpu" "$cpu"
         add_sample "acct-$mode-bpf" "$bpf"
@@ -815,7 +864,7 @@ if want scripts; then
   if [ -n "$TRAP_NS" ]; then
     acct_ratio=$(median $(paired_ratios acct-traced-work acct-bpftrace-work))
     result "  accounted: work memlens/bpftrace" "$acct_ratio" "<=" 0.25 \
-      "(rounds: $(paired_list acct-traced-work acct-bpftrace-work); medians memlens: own CPU $(m acct-traced-cpu) s, BPF $(m acct-traced-bpf) s, $(m acct-traced-uprobes) uprobe runs; bpftrace: own CPU $(m acct-bpftrace-cpu) s, BPF $(m acct-bpftrace-bpf) s, $(m acct-bpftrace-uprobes) uprobe runs; a trap $TRAP_NS ns)"
+      "(rounds: $(paired_list acct-traced-work acct-bpftrace-work); medians memlens: own CPU $(m acct-traced-cpu) s, BPF $(m acct-traced-bpf) s, $(m acct-traced-uprobes) uprobe runs, traps $(m acct-traced-traps) s ($(m acct-traced-unplaced) runs at sites unseen); bpftrace: own CPU $(m acct-bpftrace-cpu) s, BPF $(m acct-bpftrace-bpf) s, $(m acct-bpftrace-uprobes) uprobe runs, traps $(m acct-bpftrace-traps) s ($(m acct-bpftrace-unplaced) unseen); a hit $TRAP_NS ns stepped, $TRAP_EMULATED_NS ns emulated, a return $TRAP_RETURN_NS ns more)"
     mapfile -t acct_speed < <(paired_ratios acct-traced-work acct-traced-elapsed | awk '{printf "%.4f\n", 1 - $1}')
     result "  accounted: alloc-heavy speed" "$(median "${acct_speed[@]}")" ">=" 0.97 \
       "(rounds: ${acct_speed[*]}: 1 - memlens's work / the traced run time)"

@@ -1,48 +1,72 @@
 // uprobe_trap [CALLS] [ROUNDS]: what one uprobe hit costs the probed process on this machine, with no BPF
-// program: the breakpoint trap, the kernel's uprobe dispatch and the return to the probed code.
+// program: the breakpoint trap, the kernel's uprobe dispatch and the return to the probed code, for each
+// kind of site a tracer's probes sit on.
 //
-// It calls a small function of its own CALLS times (200,000) with no probe, then with a counting uprobe on
-// it (a perf event of the kernel's uprobe PMU in this process), ROUNDS times (7) alternating, and measures
-// its own CPU time (user + system) per call. Prints
-// {"trap_ns":T,"plain_ns":P,"probed_ns":Q,"hits":H}: T the median over the rounds of (probed - plain) per
-// call, H the hits the kernel counted in the last probed round (CALLS, or the probe did not fire).
+// The kernel runs a few instructions itself at a uprobe (calls, jumps, conditional branches, push, nop):
+// one exception a hit. Every other instruction is copied out of line and single-stepped: two exceptions.
+// A return probe adds the return through the kernel's trampoline to its entry's hit. This program calls
+// three small functions of its own CALLS times (50,000) each: one that starts with a move (stepped, as the
+// entry of the C library's mmap, munmap and brk), one with a push (emulated, as most function entries
+// with a frame pointer), one with a jump (emulated, as the branches after a syscall). It measures its own
+// CPU time per call with no probe, then with a counting uprobe (a perf event of the kernel's uprobe PMU in
+// this process), and with a return probe on the first one, ROUNDS times (7) in alternating order. Prints
+// {"trap_ns":S,"emulated_ns":E,"return_ns":R,"push_ns":P,"branch_ns":B,"plain_ns":N,"hits":H}: the
+// medians over the rounds of (probed - plain) per call, S the stepped site, E the larger of the two
+// emulated ones (P and B), R the return probe's hit less the stepped entry's, H the hits the kernel
+// counted in the last probed round of each kind (the smallest: CALLS, or a probe did not fire).
 //
-// The probe sits on the function's first instruction, an ordinary one (a load), which the kernel runs out
-// of line and single-steps: two exceptions a hit, as at the entry of the C library's mmap, munmap and brk
-// (a move each). A probe on a branch, which the kernel emulates in one trap, costs less.
-//
-// bench/run.sh multiplies the uprobe programs' run counts by T to account for the traps of a tracer that
-// its programs' run time (kernel.bpf_stats_enabled) does not include.
+// bench/run.sh charges each uprobe program's runs with the cost of the sites it is attached at
+// (bench/uprobe_sites.c) to account for the traps of a tracer, which its programs' run time
+// (kernel.bpf_stats_enabled) does not include.
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-static volatile uint64_t sink;
+static volatile uint64_t memlens_bench_sink;
 
-__attribute__((noipa)) void memlens_bench_probed(uint64_t x) { sink += x * 3 + 1; }
+uint64_t memlens_bench_total;  // what the probed functions add to
+void memlens_bench_stepped(uint64_t x);
+void memlens_bench_pushed(uint64_t x);
+void memlens_bench_branched(uint64_t x);
+// Written out so that the first instruction of each is the kind it names, whatever the compiler does.
+__asm__(
+    ".text\n"
+    ".globl memlens_bench_stepped\n.type memlens_bench_stepped,@function\nmemlens_bench_stepped:\n"
+    "  mov memlens_bench_total(%rip), %rax\n  add %rdi, %rax\n  mov %rax, memlens_bench_total(%rip)\n  ret\n"
+    ".size memlens_bench_stepped, .-memlens_bench_stepped\n"
+    ".globl memlens_bench_pushed\n.type memlens_bench_pushed,@function\nmemlens_bench_pushed:\n"
+    "  push %rbp\n  mov memlens_bench_total(%rip), %rax\n  add %rdi, %rax\n"
+    "  mov %rax, memlens_bench_total(%rip)\n  pop %rbp\n  ret\n"
+    ".size memlens_bench_pushed, .-memlens_bench_pushed\n"
+    ".globl memlens_bench_branched\n.type memlens_bench_branched,@function\nmemlens_bench_branched:\n"
+    "  jmp 1f\n1:\n  mov memlens_bench_total(%rip), %rax\n  add %rdi, %rax\n"
+    "  mov %rax, memlens_bench_total(%rip)\n  ret\n"
+    ".size memlens_bench_branched, .-memlens_bench_branched\n");
+
+typedef void (*probed_fn)(uint64_t);
 
 static double cpu_ns(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
-         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static double per_call_ns(long calls) {
+static double per_call_ns(probed_fn volatile fn, long calls) {
   double t0 = cpu_ns();
-  for (long i = 0; i < calls; i++) memlens_bench_probed((uint64_t)i);
+  for (long i = 0; i < calls; i++) fn((uint64_t)i);
+  memlens_bench_sink = memlens_bench_total;
   return (cpu_ns() - t0) / (double)calls;
 }
 
-// The file offset of the function in this executable: where the uprobe PMU wants it.
-static int function_offset(const char* exe, uint64_t* offset) {
-  uintptr_t addr = (uintptr_t)&memlens_bench_probed;
+// The file offset of fn in this executable: where the uprobe PMU wants it.
+static int function_offset(const char* exe, probed_fn fn, uint64_t* offset) {
+  uintptr_t addr = (uintptr_t)fn;
   FILE* maps = fopen("/proc/self/maps", "r");
   if (!maps) return -1;
   char line[4096];
@@ -66,8 +90,22 @@ static int compare(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
+static double median(double* v, int n) {
+  qsort(v, (size_t)n, sizeof(double), compare);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int read_int_file(const char* path, const char* format, int* value) {
+  FILE* f = fopen(path, "r");
+  int ok = f && fscanf(f, format, value) == 1;
+  if (f) fclose(f);
+  return ok ? 0 : -1;
+}
+
+enum { kStepped, kPushed, kBranched, kReturn, kKinds };
+
 int main(int argc, char** argv) {
-  long calls = argc > 1 ? atol(argv[1]) : 200000;
+  long calls = argc > 1 ? atol(argv[1]) : 50000;
   int rounds = argc > 2 ? atoi(argv[2]) : 7;
   if (calls <= 0 || rounds <= 0 || rounds > 99) {
     fprintf(stderr, "usage: uprobe_trap [CALLS] [ROUNDS (1-99)]\n");
@@ -80,53 +118,62 @@ int main(int argc, char** argv) {
     return 1;
   }
   exe[n] = '\0';
-  uint64_t offset = 0;
-  if (function_offset(exe, &offset) != 0) {
-    fprintf(stderr, "uprobe_trap: the probed function is not in a mapping of %s\n", exe);
-    return 1;
-  }
-  FILE* t = fopen("/sys/bus/event_source/devices/uprobe/type", "r");
-  int type = -1;
-  if (!t || fscanf(t, "%d", &type) != 1) {
+  int type = -1, retprobe_bit = -1;
+  if (read_int_file("/sys/bus/event_source/devices/uprobe/type", "%d", &type) != 0) {
     fprintf(stderr, "uprobe_trap: no uprobe PMU (/sys/bus/event_source/devices/uprobe/type)\n");
     return 1;
   }
-  fclose(t);
+  if (read_int_file("/sys/bus/event_source/devices/uprobe/format/retprobe", "config:%d", &retprobe_bit) != 0) {
+    fprintf(stderr, "uprobe_trap: the uprobe PMU has no retprobe format bit\n");
+    return 1;
+  }
+  const probed_fn fns[kKinds] = {memlens_bench_stepped, memlens_bench_pushed, memlens_bench_branched,
+                                 memlens_bench_stepped};
+  uint64_t offsets[kKinds];
+  for (int k = 0; k < kKinds; k++)
+    if (function_offset(exe, fns[k], &offsets[k]) != 0) {
+      fprintf(stderr, "uprobe_trap: a probed function is not in a mapping of %s\n", exe);
+      return 1;
+    }
 
-  double diffs[99], plain_sum = 0, probed_sum = 0;
-  uint64_t hits = 0;
-  per_call_ns(calls);  // warm: the page of the loop and the function are resident
+  double diffs[kKinds][99], plain_all[99];
+  uint64_t least_hits = UINT64_MAX;
+  for (int k = 0; k < kKinds; k++) per_call_ns(fns[k], calls);  // warm: the code and data are resident
   for (int r = 0; r < rounds; r++) {
-    struct perf_event_attr attr;
-    memset(&attr, 0, sizeof(attr));
-    attr.size = sizeof(attr);
-    attr.type = (uint32_t)type;
-    attr.config1 = (uint64_t)(uintptr_t)exe;
-    attr.config2 = offset;
-    double plain = 0, probed = 0;
-    for (int k = 0; k < 2; k++) {
-      int with_probe = (r + k) % 2;
-      if (!with_probe) {
-        plain = per_call_ns(calls);
-        continue;
-      }
+    double plain[kKinds], probed[kKinds];
+    for (int k = 0; k < kKinds; k++) plain[k] = per_call_ns(fns[k], calls);
+    // Every other round the other way round, so that a drift in the machine's speed cancels out.
+    for (int i = 0; i < kKinds; i++) {
+      int k = r % 2 ? kKinds - 1 - i : i;
+      struct perf_event_attr attr;
+      memset(&attr, 0, sizeof(attr));
+      attr.size = sizeof(attr);
+      attr.type = (uint32_t)type;
+      attr.config = k == kReturn ? 1ull << retprobe_bit : 0;
+      attr.config1 = (uint64_t)(uintptr_t)exe;
+      attr.config2 = offsets[k];
       int fd = (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
       if (fd < 0) {
-        fprintf(stderr, "uprobe_trap: perf_event_open at %s+%#lx: %s\n", exe, (unsigned long)offset,
+        fprintf(stderr, "uprobe_trap: perf_event_open at %s+%#lx: %s\n", exe, (unsigned long)offsets[k],
                 strerror(errno));
         return 1;
       }
-      probed = per_call_ns(calls);
+      probed[k] = per_call_ns(fns[k], calls);
+      uint64_t hits = 0;
       if (read(fd, &hits, sizeof(hits)) != (ssize_t)sizeof(hits)) hits = 0;
       close(fd);
+      if (hits < least_hits) least_hits = hits;
     }
-    diffs[r] = probed - plain;
-    plain_sum += plain;
-    probed_sum += probed;
+    for (int k = 0; k < kKinds; k++) diffs[k][r] = probed[k] - plain[k];
+    diffs[kReturn][r] -= diffs[kStepped][r];
+    plain_all[r] = plain[kStepped];
   }
-  qsort(diffs, (size_t)rounds, sizeof(double), compare);
-  double median = rounds % 2 ? diffs[rounds / 2] : (diffs[rounds / 2 - 1] + diffs[rounds / 2]) / 2;
-  printf("{\"trap_ns\":%.1f,\"plain_ns\":%.2f,\"probed_ns\":%.1f,\"hits\":%llu}\n", median, plain_sum / rounds,
-         probed_sum / rounds, (unsigned long long)hits);
-  return hits == (uint64_t)calls ? 0 : 1;
+  double m[kKinds];
+  for (int k = 0; k < kKinds; k++) m[k] = median(diffs[k], rounds);
+  printf(
+      "{\"trap_ns\":%.1f,\"emulated_ns\":%.1f,\"return_ns\":%.1f,\"push_ns\":%.1f,\"branch_ns\":%.1f,"
+      "\"plain_ns\":%.2f,\"hits\":%llu}\n",
+      m[kStepped], m[kPushed] > m[kBranched] ? m[kPushed] : m[kBranched], m[kReturn], m[kPushed], m[kBranched],
+      median(plain_all, rounds), (unsigned long long)least_hits);
+  return least_hits == (uint64_t)calls ? 0 : 1;
 }
