@@ -375,9 +375,13 @@ fault_ns() { # fault_ns LOG [PREFIX...]: CPU ns (user + system) per fault of one
   fault_figure "$log"
 }
 
-fault_figure() { # fault_figure LOG: the CPU ns per fault a fault loop printed in LOG
+fault_figures() { # fault_figures LOG: the CPU ns per fault of every block a fault loop printed in LOG
+  sed -n 's/.*"cpu_ns_per_fault":\([0-9.]*\).*/\1/p' "$1"
+}
+
+fault_figure() { # fault_figure LOG: the CPU ns per fault a fault loop printed last in LOG
   local ns
-  ns=$(sed -n 's/.*"cpu_ns_per_fault":\([0-9.]*\).*/\1/p' "$1" | tail -1)
+  ns=$(fault_figures "$1" | tail -1)
   [ -n "$ns" ] || die "fault loop printed no figure (see $1)"
   echo "$ns"
 }
@@ -409,7 +413,7 @@ wait_started() {
   awk -v h="$halves" 'BEGIN { printf "%.1f\n", 3 + h / 2 }'
 }
 
-# Gated fault loops: a loop started with gate_loop reads one byte from the gate (a fifo) before each block
+# Gated fault loops: the loop of gated_command reads one byte from the gate (a fifo) before each block
 # of rounds. The bench holds the gate open for writing on fd 9 (open_gate), which no process it starts
 # inherits ("9>&-"): when the bench exits, however, the loops read end-of-file and exit, and so does a
 # memlens waiting for one.
@@ -417,7 +421,8 @@ open_gate() { # open_gate FIFO
   mkfifo "$1" || die "cannot make $1"
   exec 9<>"$1"
 }
-gate_loop() { # gate_loop FIFO [BLOCKS]: sets GATED to the command of the fault loop, gated (run it with 9>&-)
+# A command with its quoting cannot be printed and read back: gated_command sets the array GATED instead.
+gated_command() { # gated_command FIFO [BLOCKS]: GATED = the command of the fault loop, gated (run it with 9>&-)
   GATED=("${PIN_SERVER[@]}" sh -c 'exec "$0" "$1" "$2" 3 "$4" 3<"$3"' "$FAULT_LOOP" "$FAULT_PAGES" "$FAULT_ROUNDS"
     "$1" "${2:-1}")
 }
@@ -440,7 +445,7 @@ bystander_round() { # bystander_round ROUND -> prints "WITH_NS WITHOUT_NS" for e
   local r=$1 k mode pid loop_pid blocks=0 gate="$WORK/bystander-$r.gate" log="$WORK/bystander-$r.loop"
   local -a with_blocks=() without_blocks=() figures=()
   open_gate "$gate"
-  gate_loop "$gate" $((2 * BYSTANDER_PAIRS))
+  gated_command "$gate" $((2 * BYSTANDER_PAIRS))
   "${GATED[@]}" >"$log" 2>&1 9>&- &
   loop_pid=$!
   wait_ready "$log" "$loop_pid" || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
@@ -480,7 +485,7 @@ bystander_round() { # bystander_round ROUND -> prints "WITH_NS WITHOUT_NS" for e
   done
   exec 9>&-
   wait "$loop_pid" || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
-  mapfile -t figures < <(sed -n 's/.*"cpu_ns_per_fault":\([0-9.]*\).*/\1/p' "$log")
+  mapfile -t figures < <(fault_figures "$log")
   for ((k = 0; k < BYSTANDER_PAIRS; k++)); do
     echo "${figures[$((with_blocks[k] - 1))]} ${figures[$((without_blocks[k] - 1))]}"
   done
@@ -501,7 +506,7 @@ traced_fault_pair() { # traced_fault_pair NAME ID [MEMLENS OPTION...] -> prints 
   shift 2
   local out="$WORK/$name-traced-$id" untraced_out="$WORK/$name-untraced-$id.out" gate="$WORK/$name-$id.gate"
   open_gate "$gate"
-  gate_loop "$gate"
+  gated_command "$gate"
   perl -e "$MEASURE_PL" "$out.stats" "${PIN_SERVER[@]}" "$MEMLENS" run -q "$@" -o "$out" -- "${GATED[@]}" \
     >"$out.out" 2>&1 9>&- &
   pid=$! # perl, the sampler; memlens is its child

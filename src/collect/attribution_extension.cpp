@@ -191,7 +191,8 @@ class AttributionExtension final : public TraceExtension {
     auto& st = p.attribution;
     double t0 = (monotonic_s() * 1e3);
     // The sample's own read of the maps, when the tracer made one (the look for unmapped ranges).
-    auto read = proc::read_resident(p.pid(), p.maps_at_sample.get());
+    const std::vector<proc::MapEntry>* sample_maps = p.maps_at_sample.get();
+    auto read = proc::read_resident(p.pid(), sample_maps);
     double ms = (monotonic_s() * 1e3) - t0;
     // A process that has exited (or a zombie, whose maps are empty) keeps its last measurement.
     if (!read || read->entries.empty()) {
@@ -206,7 +207,7 @@ class AttributionExtension final : public TraceExtension {
     st.interval_s = std::clamp(ms / 1000.0 / opts_.cpu_budget, opts_.min_interval_s, opts_.max_interval_s);
 
     // A scan of the sample's maps measured exactly those mappings: their code ranges need no copy.
-    const std::vector<proc::MapEntry>* maps = read->of_given_maps ? p.maps_at_sample.get() : nullptr;
+    const std::vector<proc::MapEntry>* maps = read->of_given_maps ? sample_maps : nullptr;
     std::vector<proc::MapEntry> read_maps;
     if (!maps) {
       read_maps.reserve(smaps->size());
