@@ -72,7 +72,12 @@ static void print_multi_link(int link_fd) {
   attr.info.bpf_fd = (uint32_t)link_fd;
   attr.info.info_len = sizeof(info);
   attr.info.info = (uint64_t)(uintptr_t)&info;
-  if (bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) != 0 || info.type != kLinkTypeUprobeMulti || info.count == 0) return;
+  if (bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) != 0 || info.type != kLinkTypeUprobeMulti) return;
+  if (info.count == 0) {
+    fprintf(stderr, "uprobe_sites: uprobe_multi link %u tells no sites (Linux < 6.8): program %u unplaced\n",
+            info.id, info.prog_id);
+    return;
+  }
   uint32_t count = info.count, prog_id = info.prog_id;
   char path[4096];
   uint64_t* offsets = calloc(count, sizeof(uint64_t));

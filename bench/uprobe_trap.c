@@ -9,11 +9,12 @@
 // entry of the C library's mmap, munmap and brk), one with a push (emulated, as most function entries
 // with a frame pointer), one with a jump (emulated, as the branches after a syscall). It measures its own
 // CPU time per call with no probe, then with a counting uprobe (a perf event of the kernel's uprobe PMU in
-// this process), and with a return probe on the first one, ROUNDS times (7) in alternating order. Prints
+// this process), and with a return probe on the second one, ROUNDS times (7) in alternating order. Prints
 // {"trap_ns":S,"emulated_ns":E,"return_ns":R,"push_ns":P,"branch_ns":B,"plain_ns":N,"hits":H}: the
 // medians over the rounds of (probed - plain) per call, S the stepped site, E the larger of the two
-// emulated ones (P and B), R the return probe's hit less the stepped entry's, H the hits the kernel
-// counted in the last probed round of each kind (the smallest: CALLS, or a probe did not fire).
+// emulated ones (P and B), R the return probe's hit less the emulated entry's in the same round (a
+// difference of two small figures: it can come out a little below zero), H the fewest hits the kernel
+// counted in any probed run (CALLS, or a probe did not fire).
 //
 // bench/run.sh charges each uprobe program's runs with the cost of the sites it is attached at
 // (bench/uprobe_sites.c) to account for the traps of a tracer, which its programs' run time
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const probed_fn fns[kKinds] = {memlens_bench_stepped, memlens_bench_pushed, memlens_bench_branched,
-                                 memlens_bench_stepped};
+                                 memlens_bench_pushed};
   uint64_t offsets[kKinds];
   for (int k = 0; k < kKinds; k++)
     if (function_offset(exe, fns[k], &offsets[k]) != 0) {
@@ -165,7 +166,7 @@ int main(int argc, char** argv) {
       if (hits < least_hits) least_hits = hits;
     }
     for (int k = 0; k < kKinds; k++) diffs[k][r] = probed[k] - plain[k];
-    diffs[kReturn][r] -= diffs[kStepped][r];
+    diffs[kReturn][r] -= diffs[kPushed][r];
     plain_all[r] = plain[kStepped];
   }
   double m[kKinds];

@@ -199,7 +199,8 @@ struct ml_v8_counters {
   __u64 gc_pending_full;   // a GC start that could not be remembered (counted as lost)
   // Set by userspace when it attaches ml_v8_heap_{before,after}_slot: the heap figure is the word at
   // heap_slot_disp[i](register heap_slot_base[i]) (x86 numbering: 3 rbx, 5 rbp, 12-15 r12-r15...), i = 0
-  // before the GC, 1 after (node/probe_plan: AttachPoint::value_base).
+  // before the GC, 1 after (node/probe_plan: AttachPoint::value_base). heap_slot_disp serves the GC end's
+  // read too (below).
   __u32 heap_slot_base[2];
   __s32 heap_slot_disp[2];
   // Set by userspace when the GC end probe reads both figures instead, with no probe of their own

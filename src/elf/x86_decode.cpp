@@ -84,6 +84,7 @@ struct MovForm {
   uint8_t mem_base = 0, store_bytes = 0;
   int32_t mem_disp = 0;
   std::optional<uint8_t> stored_reg;  // the register a store writes to memory
+  std::optional<uint8_t> copied_reg;  // the source of a 64-bit mov between registers
   bool loads = false;                 // a 64-bit mov from memory at [mem_base + mem_disp]
 };
 
@@ -151,6 +152,7 @@ std::optional<MovForm> decode_mov_form(const uint8_t* p, size_t n) {
         uint8_t rm = static_cast<uint8_t>((modrm & 7) | (b ? 8 : 0));
         f.length = i + 1;
         f.writes_reg = op == 0x89 ? rm : reg;
+        f.copied_reg = op == 0x89 ? reg : rm;
         return f;
       }
       auto m = base_disp_operand(p + i, n - i, b);
@@ -290,8 +292,7 @@ PrologueFacts prologue_facts(const uint8_t* code, size_t n) {
         ((f->mem_base == kRdi && rdi_is_this) || f->mem_base == facts.this_register))
       facts.reads_first_word_of_this = true;
     if (f->writes_reg) {
-      bool copies_this = !f->loads && f->length >= 3 && code[i + f->length - 2] == 0x89 &&
-                         ((code[i + f->length - 1] >> 3) & 7) == kRdi && !(code[i] & 4) && rdi_is_this;
+      bool copies_this = f->copied_reg == kRdi && rdi_is_this;
       if (*f->writes_reg == facts.this_register) facts.this_register.reset();
       if (copies_this && callee_saved(*f->writes_reg)) facts.this_register = *f->writes_reg;
       if (*f->writes_reg == kRdi) rdi_is_this = false;

@@ -210,6 +210,14 @@ Result<HeapFiguresInTracer> figures_in_tracer(const elf::ElfFile& elf, const Pro
   }
   const ProbeSite* gc = plan.find(ProbePurpose::gc_start);
   if (!gc || !gc->found()) return make_error("no PerformGarbageCollection to read them at");
+  // The tracer swaps its event with the previous one where a cycle ends (a young GC that interrupted a
+  // full one gives the full cycle's event back): in every build checked its callers do, after it returns.
+  // A PerformGarbageCollection that ended a cycle itself could return with another event in place.
+  std::vector<elf::Symbol> cycle_ends;
+  for (auto& s : elf.find_symbols_with_prefix("_ZN2v88internal8GCTracer"))
+    if (s.is_function && s.address != 0 && s.name.find("Stop") != std::string::npos &&
+        s.name.find("Cycle") != std::string::npos)
+      cycle_ends.push_back(std::move(s));
   std::optional<int32_t> tracer_offset;
   for (const auto& point : gc->points) {
     auto fn = elf.find_symbol(point.symbol);
@@ -219,6 +227,9 @@ Result<HeapFiguresInTracer> figures_in_tracer(const elf::ElfFile& elf, const Pro
     auto facts = elf::prologue_facts(code->data(), code->size());
     if (!facts.this_register)
       return make_error(fn->name + ": its prologue keeps `this` in no callee-saved register");
+    if (!cycle_ends.empty() && !calls_to(elf, code->data(), code->size(), fn->address, cycle_ends).empty())
+      return make_error(fn->name +
+                        " ends a GC cycle itself: its tracer's event may be another GC's at its return");
     for (int i = 0; i < 2; ++i) {
       auto calls = calls_to(elf, code->data(), code->size(), fn->address, tracer_calls[i]);
       if (calls.empty())

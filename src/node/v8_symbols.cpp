@@ -121,7 +121,7 @@ std::vector<std::string> catalogue_symbol_names() {
 }
 
 const std::vector<std::string>& v8_symbol_prefixes() {
-  static const std::vector<std::string> prefixes = {"_ZN2v88internal4Heap",
+  static const std::vector<std::string> prefixes = {"_ZN2v88internal4Heap", "_ZN2v88internal8GCTracer",
                                                     "_ZN4node24NodeArrayBufferAllocator", "_ZN2v87Isolate"};
   return prefixes;
 }

@@ -178,7 +178,7 @@ TEST(PrologueFacts, ForgetsThisWhereItsRegisterIsWrittenOrWasNotThis) {
     std::copy(bytes.begin(), bytes.end(), code.begin() + static_cast<long>(at));
     return prologue_facts(code.data(), code.size());
   };
-  // push %rbx replaced by a 32-bit write of %r12d (mov %esi,%r12d, 41 89 f4 over push %rbx; sub's REX).
+  // A 32-bit write of %r12d after the copy (mov %esi,%r12d, 41 89 f4 over push %rbx; mov %esi,%ebx).
   auto overwritten = with(kNode22PerformGcPrologue, 24, {0x41, 0x89, 0xf4});
   EXPECT_FALSE(overwritten.this_register);
   // %rdi written before it is copied: mov %rcx,%rdi in place of mov %rcx,%r15 (the copy is no longer `this`).
@@ -187,9 +187,18 @@ TEST(PrologueFacts, ForgetsThisWhereItsRegisterIsWrittenOrWasNotThis) {
   // A copy into a register callees may clobber (mov %rdi,%rcx) does not keep `this`.
   auto scratch = with(kNode22StartInSafepointPrologue, 15, {0x48, 0x89, 0xf9});
   EXPECT_FALSE(scratch.this_register);
-  // The first word read after %rdi was overwritten is not `this`'s: mov (%rdi),%rdi after mov %rsi,%rdi.
-  auto moved = with(kNode22StartInSafepointPrologue, 19, {0x48, 0x89, 0xf7, 0x90});
+  // The first word read after %rdi was overwritten is not `this`'s: mov %rsi,%rdi; push %rbx in place of
+  // push %rbx; sub $0x28,%rsp (then push %rbx again), before mov (%rdi),%rdi. With %rdi left alone (five
+  // push %rbx, bytes the scan follows) the read is seen: the change alone is what hides it.
+  auto moved = with(kNode22StartInSafepointPrologue, 18, {0x48, 0x89, 0xf7, 0x53, 0x53});
+  EXPECT_EQ(moved.this_register, 12);
   EXPECT_FALSE(moved.reads_first_word_of_this);
+  auto kept = with(kNode22StartInSafepointPrologue, 18, {0x53, 0x53, 0x53, 0x53, 0x53});
+  EXPECT_TRUE(kept.reads_first_word_of_this);
+  // A lea whose displacement ends in the bytes of `mov %rdi,%REG` (lea 0x3f890000(%rax),%rbx) copies no
+  // register.
+  auto lea = with(kNode22StartInSafepointPrologue, 15, {0x48, 0x8d, 0x98, 0x00, 0x00, 0x89, 0x3f, 0x53});
+  EXPECT_FALSE(lea.this_register);
 }
 
 // Heap::PerformGarbageCollection's call of GCTracer::StopInSafepoint in Node 22: call TimeTicks::Now;

@@ -196,15 +196,29 @@ std::vector<std::pair<uint64_t, std::string>> disassembly(const std::string& bin
   return insns;
 }
 
-// Instructions of insns that write reg (64 or 32 bits) other than by popping it.
+// Instructions of insns that write reg or a part of it (the destination is AT&T's last operand; one-operand
+// forms and xchg write theirs too), other than by popping it.
 std::vector<std::string> writes_of(const std::vector<std::pair<uint64_t, std::string>>& insns,
                                    const std::string& reg) {
-  static const std::map<std::string, std::string> k32 = {{"rbx", "ebx"},  {"rbp", "ebp"},  {"r12", "r12d"},
-                                                         {"r13", "r13d"}, {"r14", "r14d"}, {"r15", "r15d"}};
+  static const std::map<std::string, std::vector<std::string>> kParts = {
+      {"rbx", {"ebx", "bx", "bl", "bh"}}, {"rbp", {"ebp", "bp", "bpl"}},
+      {"r12", {"r12d", "r12w", "r12b"}},  {"r13", {"r13d", "r13w", "r13b"}},
+      {"r14", {"r14d", "r14w", "r14b"}},  {"r15", {"r15d", "r15w", "r15b"}}};
+  std::vector<std::string> names = {reg};
+  if (kParts.count(reg)) names.insert(names.end(), kParts.at(reg).begin(), kParts.at(reg).end());
+  static const std::regex one_operand(R"(^(inc|dec|neg|not|set[a-z]+|bswap)[a-z]*\s+%(\w+)$)");
   std::vector<std::string> out;
-  for (const auto& [addr, text] : insns)
-    if (text.ends_with(",%" + reg) || (k32.count(reg) && text.ends_with(",%" + k32.at(reg))))
-      out.push_back(fmt::format("{:x}: {}", addr, text));
+  for (const auto& [addr, text] : insns) {
+    if (text.starts_with("cmp") || text.starts_with("test") || text.starts_with("bt"))
+      continue;  // reads only
+    std::smatch m;
+    bool one = std::regex_match(text, m, one_operand);
+    bool writes = false;
+    for (const auto& name : names)
+      writes = writes || text.ends_with(",%" + name) || (one && m[2] == name) ||
+               (text.starts_with("xchg") && text.find("%" + name + ",") != std::string::npos);
+    if (writes) out.push_back(fmt::format("{:x}: {}", addr, text));
+  }
   return out;
 }
 
