@@ -400,9 +400,11 @@ fault_figure() { # fault_figure LOG: the CPU ns per fault a fault loop printed l
 # The bystander: while memlens traces an idle node process (memlens and node on the wrk CPU, so that only
 # what the kernel makes other processes pay is measured), the fault loop runs untraced on the server CPU.
 # One loop's CPU time per fault varies by up to 30% from one run to the next on a virtual machine, and by
-# about 5% from one block of rounds to the next within one process: so one loop process a round runs
-# 2 x BYSTANDER_PAIRS gated blocks, and each pair is two of its blocks, one while memlens runs (its own
-# memlens, started before the block and stopped after) and one without, the order alternating pair by pair.
+# about 5% from one block of rounds to the next within one process, drifting over seconds: so one loop
+# process a round runs 2 x BYSTANDER_PAIRS + 1 gated blocks, alternately without memlens and with one
+# (its own memlens, started before the block and stopped after), beginning and ending without. Each block
+# with memlens is weighed against the mean of the blocks without it just before and after it: a drift
+# that is linear over the three cancels out.
 BYSTANDER_PAIRS=${BENCH_BYSTANDER_PAIRS:-3}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
@@ -454,9 +456,9 @@ stop_jobs() {
 
 bystander_round() { # bystander_round ROUND -> prints "WITH_NS WITHOUT_NS" for each pair, one per line
   local r=$1 k mode pid loop_pid blocks=0 gate="$WORK/bystander-$r.gate" log="$WORK/bystander-$r.loop"
-  local -a with_blocks=() without_blocks=() figures=()
+  local -a figures=()
   open_gate "$gate"
-  gated_command "$gate" $((2 * BYSTANDER_PAIRS))
+  gated_command "$gate" $((2 * BYSTANDER_PAIRS + 1))
   "${GATED[@]}" >"$log" 2>&1 9>&- &
   loop_pid=$!
   wait_ready "$log" "$loop_pid" || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
@@ -464,41 +466,38 @@ bystander_round() { # bystander_round ROUND -> prints "WITH_NS WITHOUT_NS" for e
   # block started at once pays for that, not for tracing, at up to 1.3x its time per fault here. So every
   # block starts 3 s or more after the last memlens exited, this round's or the last workload's.
   sleep 3
-  for ((k = 1; k <= BYSTANDER_PAIRS; k++)); do
-    local -a modes=(with without)
-    (((r + k) % 2)) && modes=(without with)
-    for mode in "${modes[@]}"; do
-      if [ "$mode" = with ]; then
-        "${PIN_WRK[@]}" "$MEMLENS" run -q -o "$WORK/bystander-$r.$k" -- \
-          node -e 'setTimeout(() => {}, 600000)' >"$WORK/bystander-$r.$k.log" 2>&1 9>&- &
-        pid=$!
-        wait_started "$pid" >"$WORK/bystander-$r.$k.waited"
-        kill -0 "$pid" 2>/dev/null ||
-          { stop_jobs; die "bystander round $r: memlens exited early (see $WORK/bystander-$r.$k.log)"; }
-      fi
-      blocks=$((blocks + 1))
-      printf x >&9
-      # One line per block, printed as it ends.
-      while [ "$(grep -c cpu_ns_per_fault "$log")" -lt "$blocks" ]; do
-        kill -0 "$loop_pid" 2>/dev/null ||
-          { stop_jobs; die "bystander round $r: the fault loop failed: $(tail -3 "$log")"; }
-        sleep 0.05
-      done
-      if [ "$mode" = with ]; then
-        with_blocks+=("$blocks")
-        pkill -TERM -P "$pid" node 2>/dev/null # the traced node: memlens then writes its report and exits
-        wait "$pid"
-        sleep 3
-      else
-        without_blocks+=("$blocks")
-      fi
+  # Blocks 1, 3, ... 2 x BYSTANDER_PAIRS + 1 without memlens, 2, 4, ... with.
+  for ((k = 1; k <= 2 * BYSTANDER_PAIRS + 1; k++)); do
+    mode=without
+    ((k % 2)) || mode=with
+    if [ "$mode" = with ]; then
+      "${PIN_WRK[@]}" "$MEMLENS" run -q -o "$WORK/bystander-$r.$k" -- \
+        node -e 'setTimeout(() => {}, 600000)' >"$WORK/bystander-$r.$k.log" 2>&1 9>&- &
+      pid=$!
+      wait_started "$pid" >"$WORK/bystander-$r.$k.waited"
+      kill -0 "$pid" 2>/dev/null ||
+        { stop_jobs; die "bystander round $r: memlens exited early (see $WORK/bystander-$r.$k.log)"; }
+    fi
+    blocks=$((blocks + 1))
+    printf x >&9
+    # One line per block, printed as it ends.
+    while [ "$(grep -c cpu_ns_per_fault "$log")" -lt "$blocks" ]; do
+      kill -0 "$loop_pid" 2>/dev/null ||
+        { stop_jobs; die "bystander round $r: the fault loop failed: $(tail -3 "$log")"; }
+      sleep 0.05
     done
+    if [ "$mode" = with ]; then
+      pkill -TERM -P "$pid" node 2>/dev/null # the traced node: memlens then writes its report and exits
+      wait "$pid"
+      sleep 3
+    fi
   done
   exec 9>&-
   wait "$loop_pid" || die "bystander round $r: the fault loop failed: $(tail -3 "$log")"
   mapfile -t figures < <(fault_figures "$log")
-  for ((k = 0; k < BYSTANDER_PAIRS; k++)); do
-    echo "${figures[$((with_blocks[k] - 1))]} ${figures[$((without_blocks[k] - 1))]}"
+  [ "${#figures[@]}" -eq $((2 * BYSTANDER_PAIRS + 1)) ] || die "bystander round $r: ${#figures[@]} blocks (see $log)"
+  for ((k = 1; k < 2 * BYSTANDER_PAIRS + 1; k += 2)); do
+    awk -v w="${figures[k]}" -v a="${figures[k - 1]}" -v b="${figures[k + 1]}" 'BEGIN { printf "%s %.1f\n", w, (a + b) / 2 }'
   done
 }
 
@@ -833,7 +832,7 @@ echo "Results (median of the per-round ratios; fault loops, keep-alive and alloc
 if want faults; then
   by_ratio=$(paired_median bystander-without bystander-with)
   result "bystander per-fault speed with/without" "$by_ratio" ">=" 0.99 \
-    "(pairs: $(paired_list bystander-without bystander-with); medians $(m bystander-with) vs $(m bystander-without) ns/fault; ranges $(spread bystander-with) vs $(spread bystander-without); each loop started $(list_spread $(cat "$WORK"/bystander-*.waited)) s after memlens)"
+    "(each block with memlens against the mean of its neighbours without: $(paired_list bystander-without bystander-with); medians $(m bystander-with) vs $(m bystander-without) ns/fault; ranges $(spread bystander-with) vs $(spread bystander-without); each loop started $(list_spread $(cat "$WORK"/bystander-*.waited)) s after memlens)"
   tf_ratio=$(paired_median faults-traced faults-untraced)
   result "traced per-fault time, beside untraced" "$tf_ratio" "<=" 1.02 \
     "(pairs side by side: $(paired_list faults-traced faults-untraced); medians $(m faults-traced) vs $(m faults-untraced) ns/fault; ranges $(spread faults-traced) vs $(spread faults-untraced); each pair started $(list_spread $(cat "$WORK"/faults-traced-*.waited)) s after memlens)"
